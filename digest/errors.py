@@ -1,0 +1,42 @@
+"""The exception hierarchy. Every message says what is wrong, where (file, key, line) and how to fix it.
+
+    DigestError
+     +-- ConfigError        config.toml or a profile file is invalid
+     |    +-- ProfileError  one profile file is invalid (the other users go on)
+     +-- ParseError         an email looked like a paper alert but could not be parsed
+     +-- StoreError         the database is unusable (e.g. written by a newer version)
+     +-- DeliveryError      a digest could not be delivered (SMTP or outbox)
+     +-- TokenError         a feedback link or reply token is altered, forged, expired or for another user
+"""
+
+
+class DigestError(Exception):
+    """Base class: the CLI prints the message on one line and exits non-zero."""
+
+    exit_code = 1
+
+
+class ConfigError(DigestError):
+    exit_code = 2
+
+
+class ProfileError(ConfigError):
+    pass
+
+
+class ParseError(DigestError):
+    pass
+
+
+class StoreError(DigestError):
+    pass
+
+
+class DeliveryError(DigestError):
+    def __init__(self, message: str, *, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class TokenError(DigestError):
+    pass

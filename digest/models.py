@@ -1,0 +1,121 @@
+"""Small frozen data objects shared by every module. No I/O here.
+
+A paper's stable id is its key everywhere: ``arxiv:<id without version>``, else ``doi:<lower-cased doi>``,
+else ``title:<hash of the normalised title>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field, replace
+
+_ARXIV_VERSION = re.compile(r"v\d+$")
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def normalise_arxiv_id(value: str | None) -> str | None:
+    """``arXiv:2401.01234v2`` -> ``2401.01234``; old-style ``hep-th/9901001v1`` -> ``hep-th/9901001``."""
+    if not value:
+        return None
+    value = value.strip()
+    value = re.sub(r"^(arxiv:)", "", value, flags=re.IGNORECASE)
+    value = _ARXIV_VERSION.sub("", value)
+    return value or None
+
+
+def normalise_doi(value: str | None) -> str | None:
+    """DOIs are case-insensitive: keep them lower-cased, without a resolver prefix or trailing punctuation."""
+    if not value:
+        return None
+    value = value.strip()
+    value = re.sub(r"^(https?://(dx\.)?doi\.org/|doi:\s*)", "", value, flags=re.IGNORECASE)
+    value = value.rstrip(".,;)]}>")
+    return value.lower() or None
+
+
+def normalise_title(title: str) -> str:
+    """Case-, accent- and punctuation-insensitive form of a title, for matching the same paper across senders."""
+    text = unicodedata.normalize("NFKD", title)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = text.replace("…", " ").lower()
+    return " ".join(_NON_WORD.sub(" ", text).split())
+
+
+def paper_id(arxiv_id: str | None, doi: str | None, title: str) -> str:
+    """The stable id: arXiv id without version, else DOI lower-cased, else a hash of the normalised title."""
+    arxiv = normalise_arxiv_id(arxiv_id)
+    if arxiv:
+        return f"arxiv:{arxiv}"
+    d = normalise_doi(doi)
+    if d:
+        return f"doi:{d}"
+    digest = hashlib.sha1(normalise_title(title).encode("utf-8")).hexdigest()[:16]
+    return f"title:{digest}"
+
+
+@dataclass(frozen=True)
+class Paper:
+    """One paper as a parser found it in one email (or as the store keeps it after merging)."""
+
+    title: str
+    authors: tuple[str, ...] = ()
+    abstract: str | None = None
+    snippet: str | None = None
+    url: str | None = None
+    arxiv_id: str | None = None
+    doi: str | None = None
+    source: str = "generic"
+    section: str | None = None
+    published: str | None = None  # ISO date
+    venue: str | None = None
+    categories: tuple[str, ...] = ()
+    comments: str | None = None
+
+    def __post_init__(self) -> None:
+        # normalise ids once, so every module can compare them directly
+        object.__setattr__(self, "arxiv_id", normalise_arxiv_id(self.arxiv_id))
+        object.__setattr__(self, "doi", normalise_doi(self.doi))
+        object.__setattr__(self, "authors", tuple(self.authors))
+        object.__setattr__(self, "categories", tuple(self.categories))
+
+    @property
+    def id(self) -> str:
+        return paper_id(self.arxiv_id, self.doi, self.title)
+
+    @property
+    def text(self) -> str:
+        """What the embedder reads: the title, then the abstract (or the snippet when that is all we have)."""
+        body = self.abstract or self.snippet or ""
+        return f"{self.title}. {body}".strip() if body else self.title
+
+    def to_json(self) -> dict:
+        """The `digest parse --json` record."""
+        data = asdict(self)
+        data["authors"] = list(self.authors)
+        data["categories"] = list(self.categories)
+        return {"id": self.id, **data}
+
+    def with_(self, **changes) -> Paper:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ScoredPaper:
+    """A paper with the score that ranked it and the human-readable reason built from the same numbers."""
+
+    paper: Paper
+    score: float
+    reason: str
+    facet: str | None = None
+    details: dict = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Vote:
+    user: str
+    paper_id: str
+    value: int  # +1 thumbs up, -1 thumbs down
+    via: str = "web"
+    created_at: str | None = None
