@@ -1,0 +1,291 @@
+"""User profiles: ``profiles/NAME.toml``, edited by hand. The file stem is the user's id.
+
+Loading is pure (text -> Profile). Every problem is a ``ProfileError`` naming the file, the key, the line
+where we can find it, and the fix. A broken file never stops the other users: ``load_profiles`` returns the
+good profiles, the errors, and falls back to the last good text of a broken file when it is given one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ProfileError
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_SEND_AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_USER = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+# key -> (example shown in errors, type check)
+TOP_KEYS = {
+    "name": '"Ada Lovelace"',
+    "email": '"ada@example.org"',
+    "timezone": '"Europe/London"',
+    "send_at": '"07:30"',
+    "frequency": '"daily"  (or "weekdays", "weekly:mon", "weekly:mon,thu")',
+    "max_items": "12",
+    "relevance_floor": "0.35",
+    "quiet_day": '"note"  (or "skip")',
+    "paused": "false",
+    "interests": '[{ label = "Protein design", description = "diffusion models for protein structure" }]',
+    "seeds": '[{ arxiv = "2106.09685" }, { doi = "10.1038/s41586-021-03819-2" }, { title = "..." }]',
+    "boost": '{ keywords = ["diffusion"], authors = ["Yann LeCun"] }',
+    "mute": '{ keywords = ["survey"], authors = [] }',
+}
+INTEREST_KEYS = {"label": '"Protein design"', "description": '"diffusion models for protein structure"', "weight": "1.0"}
+SEED_KEYS = {"arxiv": '"2106.09685"', "doi": '"10.1038/s41586-021-03819-2"', "title": '"Attention is all you need"',
+             "abstract": '"The dominant sequence transduction models ..."'}
+LIST_KEYS = {"keywords": '["diffusion", "sparse attention"]', "authors": '["Yann LeCun"]'}
+
+
+@dataclass(frozen=True)
+class Interest:
+    label: str
+    description: str
+    weight: float = 1.0
+
+    @property
+    def text(self) -> str:
+        return f"{self.label}: {self.description}" if self.description else self.label
+
+
+@dataclass(frozen=True)
+class Seed:
+    arxiv: str | None = None
+    doi: str | None = None
+    title: str | None = None
+    abstract: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.title or (f"arXiv:{self.arxiv}" if self.arxiv else f"doi:{self.doi}")
+
+
+@dataclass(frozen=True)
+class Profile:
+    user: str
+    name: str
+    email: str
+    timezone: str = "UTC"
+    send_at: str = "07:00"
+    frequency: str = "daily"
+    max_items: int = 12
+    relevance_floor: float | None = None
+    quiet_day: str = "note"
+    paused: bool = False
+    interests: tuple[Interest, ...] = ()
+    seeds: tuple[Seed, ...] = ()
+    boost_keywords: tuple[str, ...] = ()
+    boost_authors: tuple[str, ...] = ()
+    mute_keywords: tuple[str, ...] = ()
+    mute_authors: tuple[str, ...] = ()
+    path: str = field(default="", compare=False)
+
+    @property
+    def send_days(self) -> tuple[int, ...]:
+        """Weekday numbers (Mon=0) on which a digest is due."""
+        return frequency_days(self.frequency)
+
+
+def frequency_days(frequency: str) -> tuple[int, ...]:
+    if frequency == "daily":
+        return tuple(range(7))
+    if frequency == "weekdays":
+        return tuple(range(5))
+    if frequency.startswith("weekly:"):
+        days = [d.strip() for d in frequency.split(":", 1)[1].split(",")]
+        if days and all(d in WEEKDAYS for d in days):
+            return tuple(sorted({WEEKDAYS.index(d) for d in days}))
+    raise ValueError(frequency)
+
+
+def _line_of(text: str, key: str) -> int | None:
+    for number, line in enumerate(text.splitlines(), 1):
+        if re.match(rf"\s*(\[+\s*)?{re.escape(key)}\s*(=|\]\])", line):
+            return number
+    return None
+
+
+class _Checker:
+    """Collects the location of a problem so every message reads `file:line: key: what, e.g. example`."""
+
+    def __init__(self, path: str, text: str):
+        self.path, self.text = path, text
+
+    def fail(self, key: str, problem: str, example: str | None = None) -> ProfileError:
+        line = _line_of(self.text, key.split(".")[-1].split("[")[0])
+        where = f"{self.path}:{line}" if line else self.path
+        hint = f"; for example: {key.split('.')[-1].split('[')[0]} = {example}" if example else ""
+        return ProfileError(f"{where}: {key}: {problem}{hint}")
+
+    def unknown(self, table: Mapping, allowed: Mapping[str, str], prefix: str = "") -> None:
+        for key in table:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                fix = f'did you mean "{close[0]}"?' if close else f"allowed keys: {', '.join(allowed)}"
+                raise self.fail(f"{prefix}{key}", f"unknown key ({fix})")
+
+    def string(self, table: Mapping, key: str, example: str, prefix: str = "", required: bool = False) -> str | None:
+        value = table.get(key)
+        if value is None:
+            if required:
+                raise self.fail(prefix + key, "is required", example)
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(prefix + key, f"must be a non-empty string (got {value!r})", example)
+        return value.strip()
+
+    def strings(self, table: Mapping, key: str, prefix: str) -> tuple[str, ...]:
+        value = table.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise self.fail(prefix + key, f"must be a list of strings (got {value!r})", LIST_KEYS[key])
+        return tuple(v.strip() for v in value)
+
+
+def parse_profile(text: str, path: str | Path) -> Profile:
+    """Validate one profile file's text. Raises ProfileError naming the file, key, line and the fix."""
+    path = str(path)
+    user = Path(path).stem
+    check = _Checker(path, text)
+    if not _USER.match(user):
+        raise ProfileError(f"{path}: the file name must be a short lower-case user id like profiles/ada.toml")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path}: not valid TOML: {exc}; check quotes and brackets on that line") from None
+    check.unknown(data, TOP_KEYS)
+
+    email = check.string(data, "email", TOP_KEYS["email"], required=True)
+    if not _EMAIL.match(email):
+        raise check.fail("email", f"must be an email address (got {email!r})", TOP_KEYS["email"])
+    name = check.string(data, "name", TOP_KEYS["name"]) or user
+    timezone = check.string(data, "timezone", TOP_KEYS["timezone"]) or "UTC"
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise check.fail("timezone", f"unknown IANA time zone {timezone!r}", TOP_KEYS["timezone"]) from None
+    send_at = check.string(data, "send_at", TOP_KEYS["send_at"]) or "07:00"
+    if not _SEND_AT.match(send_at):
+        raise check.fail("send_at", f'must look like "07:30", 24-hour HH:MM (got {send_at!r})', TOP_KEYS["send_at"])
+    frequency = check.string(data, "frequency", TOP_KEYS["frequency"]) or "daily"
+    try:
+        frequency_days(frequency)
+    except ValueError:
+        raise check.fail("frequency", f"unknown frequency {frequency!r}", TOP_KEYS["frequency"]) from None
+    max_items = data.get("max_items", 12)
+    if not isinstance(max_items, int) or isinstance(max_items, bool) or not 1 <= max_items <= 100:
+        raise check.fail("max_items", f"must be a whole number from 1 to 100 (got {max_items!r})", TOP_KEYS["max_items"])
+    floor = data.get("relevance_floor")
+    if floor is not None and (isinstance(floor, bool) or not isinstance(floor, int | float) or not 0 <= floor <= 1):
+        raise check.fail("relevance_floor", f"must be a number from 0 to 1 (got {floor!r})", TOP_KEYS["relevance_floor"])
+    quiet_day = check.string(data, "quiet_day", TOP_KEYS["quiet_day"]) or "note"
+    if quiet_day not in ("note", "skip"):
+        raise check.fail("quiet_day", f'must be "note" or "skip" (got {quiet_day!r})', TOP_KEYS["quiet_day"])
+    paused = data.get("paused", False)
+    if not isinstance(paused, bool):
+        raise check.fail("paused", f"must be true or false (got {paused!r})", TOP_KEYS["paused"])
+
+    interests = []
+    raw_interests = data.get("interests", [])
+    if not isinstance(raw_interests, list):
+        raise check.fail("interests", "must be a list of [[interests]] tables", TOP_KEYS["interests"])
+    for i, item in enumerate(raw_interests):
+        prefix = f"interests[{i}]."
+        if not isinstance(item, dict):
+            raise check.fail(f"interests[{i}]", "must be a table with label and description", TOP_KEYS["interests"])
+        check.unknown(item, INTEREST_KEYS, prefix)
+        label = check.string(item, "label", INTEREST_KEYS["label"], prefix, required=True)
+        description = check.string(item, "description", INTEREST_KEYS["description"], prefix) or ""
+        weight = item.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight <= 5:
+            raise check.fail(prefix + "weight", f"must be a number above 0 and at most 5 (got {weight!r})",
+                             INTEREST_KEYS["weight"])
+        interests.append(Interest(label, description, float(weight)))
+
+    seeds = []
+    raw_seeds = data.get("seeds", [])
+    if not isinstance(raw_seeds, list):
+        raise check.fail("seeds", "must be a list of [[seeds]] tables", TOP_KEYS["seeds"])
+    for i, item in enumerate(raw_seeds):
+        prefix = f"seeds[{i}]."
+        if not isinstance(item, dict):
+            raise check.fail(f"seeds[{i}]", "must be a table with arxiv, doi or title", TOP_KEYS["seeds"])
+        check.unknown(item, SEED_KEYS, prefix)
+        seed = Seed(*(check.string(item, k, SEED_KEYS[k], prefix) for k in ("arxiv", "doi", "title", "abstract")))
+        if not (seed.arxiv or seed.doi or seed.title):
+            raise check.fail(f"seeds[{i}]", "needs an arxiv id, a doi or a title", TOP_KEYS["seeds"])
+        seeds.append(seed)
+    if not interests and not seeds:
+        raise ProfileError(f"{path}: add at least one [[interests]] entry or one [[seeds]] paper, for example:\n"
+                           '[[interests]]\nlabel = "Protein design"\ndescription = "diffusion models for proteins"')
+
+    lists = {}
+    for table_key in ("boost", "mute"):
+        table = data.get(table_key, {})
+        if not isinstance(table, dict):
+            raise check.fail(table_key, "must be a table", TOP_KEYS[table_key])
+        check.unknown(table, LIST_KEYS, f"{table_key}.")
+        for key in LIST_KEYS:
+            lists[f"{table_key}_{key}"] = check.strings(table, key, f"{table_key}.")
+
+    return Profile(user=user, name=name, email=email, timezone=timezone, send_at=send_at, frequency=frequency,
+                   max_items=max_items, relevance_floor=None if floor is None else float(floor),
+                   quiet_day=quiet_day, paused=paused, interests=tuple(interests), seeds=tuple(seeds),
+                   path=path, **lists)
+
+
+def load_profile(path: Path) -> Profile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ProfileError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read ({exc.strerror})") from None
+    return parse_profile(text, path)
+
+
+@dataclass(frozen=True)
+class LoadedProfiles:
+    profiles: dict[str, Profile]
+    errors: list[ProfileError]
+    texts: dict[str, str]          # the text of every profile that loaded (to keep as its last good version)
+    stale: tuple[str, ...] = ()    # users served from their last good version because the file is broken now
+
+
+def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -> LoadedProfiles:
+    """Load every ``*.toml`` in ``directory``. A broken file is reported and, if ``last_good`` has an earlier
+    text for that user, that version keeps serving."""
+    profiles: dict[str, Profile] = {}
+    errors: list[ProfileError] = []
+    texts: dict[str, str] = {}
+    stale = []
+    if not directory.is_dir():
+        raise ProfileError(f"{directory}: profiles directory not found; create it or set profiles_dir in config.toml")
+    emails: dict[str, str] = {}
+    for path in sorted(directory.glob("*.toml")):
+        try:
+            text = path.read_text(encoding="utf-8")
+            profile = parse_profile(text, path)
+            if profile.email.lower() in emails:
+                raise ProfileError(f"{path}: email: {profile.email} is already used by "
+                                   f"profiles/{emails[profile.email.lower()]}.toml; each user needs their own address")
+            emails[profile.email.lower()] = profile.user
+            profiles[profile.user] = profile
+            texts[profile.user] = text
+        except (ProfileError, UnicodeDecodeError, OSError) as exc:
+            err = exc if isinstance(exc, ProfileError) else ProfileError(f"{path}: cannot read: {exc}")
+            errors.append(err)
+            previous = (last_good or {}).get(path.stem)
+            if previous is not None:
+                try:
+                    profiles[path.stem] = parse_profile(previous, path)
+                    stale.append(path.stem)
+                except ProfileError:
+                    pass
+    return LoadedProfiles(profiles, errors, texts, tuple(stale))
