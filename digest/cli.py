@@ -1,0 +1,290 @@
+"""The command line: a thin layer that wires the library together and turns DigestErrors into one line.
+
+Heavy imports (torch via the embedder) happen inside the commands that need the model, so `digest --help`,
+`digest check` and `digest parse` start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import DigestError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class DigestGroup(click.Group):
+    """Prints DigestErrors as one clear line with a non-zero exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DigestError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def _settings(ctx: click.Context, **overrides):
+    from .config import load_settings
+
+    settings = load_settings(ctx.obj["config"], **overrides)
+    logging.basicConfig(level=ctx.obj.get("log_level") or settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return settings
+
+
+def _store(settings):
+    from .store import Store
+
+    return Store(settings.db_path)
+
+
+def _embedder(settings):
+    from .embed import Embedder
+
+    return Embedder(settings.model.name, batch_size=settings.model.batch_size, offline=settings.model.offline)
+
+
+def _load_profile(settings, name: str):
+    from .profiles import load_profile
+
+    path = Path(name)
+    if not path.suffix:
+        path = settings.profiles_path / f"{name}.toml"
+    if not path.exists():
+        raise DigestError(f"{path}: profile not found; profiles live in {settings.profiles_path}/NAME.toml")
+    return load_profile(path)
+
+
+@click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config", type=click.Path(dir_okay=False), envvar="DIGEST_CONFIG",
+              help="Path to config.toml (default: $DIGEST_CONFIG, else ./config.toml, else built-in defaults).")
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), default=None)
+@click.version_option(package_name="digest")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None, log_level: str | None) -> None:
+    """digest: your paper alerts, read, ranked and sent as one personal digest."""
+    ctx.ensure_object(dict)
+    ctx.obj.update(config=config, log_level=log_level)
+
+
+def _print_ingest(report) -> None:
+    click.echo(f"emails read: {report.emails} ({report.alerts} alerts, {report.duplicates} already seen, "
+               f"{report.not_alerts} not paper alerts, {report.failed} failed)")
+    click.echo(f"papers: {report.new} new, {report.merged} merged")
+    for error in report.errors:
+        click.secho(f"  skipped: {error}", fg="yellow")
+
+
+@cli.command()
+@click.option("--data-dir", default="demo-data", show_default=True, type=click.Path(file_okay=False),
+              help="Where the demo keeps its SQLite database and outbox.")
+@click.option("--inbox", default=str(REPO / "sample_inbox"), show_default=True, type=click.Path(exists=True),
+              help="The sample inbox to ingest (a folder of .eml files or a Maildir).")
+@click.option("--profiles", "profiles_dir", default=str(REPO / "profiles"), show_default=True,
+              type=click.Path(exists=True, file_okay=False))
+@click.pass_context
+def demo(ctx: click.Context, data_dir: str, inbox: str, profiles_dir: str) -> None:
+    """Run the whole job on embedded defaults: ingest the sample inbox, embed, rank, write digests.
+
+    Needs no configuration. Digests go to DATA_DIR/outbox as .eml (and .html for viewing).
+
+    Example:
+
+        digest demo && open demo-data/outbox/*.html
+    """
+    from .pipeline import deliver_all, embed_new, ingest_paths, load_user_profiles
+
+    settings = _settings(ctx, data_dir=data_dir, profiles_dir=profiles_dir)
+    store = _store(settings)
+    report = ingest_paths(store, [Path(inbox)])
+    _print_ingest(report)
+    click.echo(f"papers in store: {store.count_papers()}")
+    embedder = _embedder(settings)
+    click.echo(f"embedded: {embed_new(store, embedder, settings)}")
+    loaded = load_user_profiles(store, settings)
+    for error in loaded.errors:
+        click.secho(f"profile error: {error}", fg="red", err=True)
+    outbox = settings.data_path / "outbox"
+    deliveries = deliver_all(store, embedder, settings, loaded.profiles.values(), outbox=outbox)
+    click.echo(f"digests: {sum(d.status == 'written' for d in deliveries)} written")
+    for d in deliveries:
+        _print_delivery(d)
+    if any(d.status in ("failed", "retry") for d in deliveries):
+        sys.exit(1)
+
+
+def _print_delivery(d) -> None:
+    if d.status in ("written", "sent"):
+        where = f" -> {d.path} (+ {d.path.with_suffix('.html')})" if d.path else ""
+        click.echo(f"  {d.user}: {d.items} papers {d.status}{where}")
+    elif d.status == "already":
+        where = f" ({d.path})" if d.path else ""
+        click.echo(f"  {d.user}: already delivered for this period, not sent again{where}")
+    elif d.status == "dry-run":
+        click.echo(f"  {d.user}: would send {d.items} papers: {d.subject}")
+    else:
+        extra = f": {d.error}" if d.error else ""
+        click.secho(f"  {d.user}: {d.status}{extra}", fg="red" if d.status in ("failed", "retry") else None)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.pass_context
+def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
+    """Store the papers of alert emails: .eml files, mboxes, Maildirs, or folders of them.
+
+    Example:
+
+        digest ingest ~/Mail/alerts/ saved-alert.eml
+    """
+    from .pipeline import ingest_paths
+
+    settings = _settings(ctx)
+    store = _store(settings)
+    report = ingest_paths(store, paths)
+    _print_ingest(report)
+    if report.failed:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line per paper.")
+def parse(paths: tuple[Path, ...], as_json: bool) -> None:
+    """Print the papers found in emails, without storing anything.
+
+    PATH may be an .eml, an mbox, a Maildir, a folder, or a bare .html/.txt body.
+
+    Example:
+
+        digest parse --json alert.eml | jq .title
+    """
+    from .errors import ParseError
+    from .parse import iter_raw_messages, parse_message
+
+    failed = 0
+    for path in paths:
+        for label, raw in iter_raw_messages(path):
+            try:
+                parsed = parse_message(raw)
+            except ParseError as exc:
+                failed += 1
+                click.secho(f"{label}: {exc}", fg="red", err=True)
+                continue
+            if as_json:
+                for paper in parsed.papers:
+                    record = paper.to_json()
+                    click.echo(json.dumps(record, ensure_ascii=False))
+            else:
+                click.echo(f"{label}: {parsed.kind or 'not a paper alert'}, {len(parsed.papers)} papers")
+                for paper in parsed.papers:
+                    ident = paper.arxiv_id or paper.doi or ""
+                    click.echo(f"  - {paper.title}  [{ident}]")
+    if failed:
+        sys.exit(1)
+
+
+@cli.command(name="rank")
+@click.argument("profile")
+@click.option("--limit", default=20, show_default=True, help="How many candidates to show.")
+@click.pass_context
+def rank_cmd(ctx: click.Context, profile: str, limit: int) -> None:
+    """Preview a user's ranking: score, title and why, without sending anything.
+
+    PROFILE is a user name (profiles/NAME.toml) or a path to a profile file. Picked items are marked ✓.
+
+    Example:
+
+        digest rank ada --limit 10
+    """
+    from .pipeline import rank_user
+
+    settings = _settings(ctx)
+    store = _store(settings)
+    prof = _load_profile(settings, profile)
+    result = rank_user(store, _embedder(settings), settings, prof)
+    for note in result.notes:
+        click.secho(f"note: {note}", fg="yellow")
+    picked = {id(i.paper) for i in result.ranking.picked}
+    click.echo(f"{prof.user}: {len(result.ranking.picked)} picked of {result.n_candidates} candidates "
+               f"(floor {result.ranking.floor:.2f})")
+    click.echo(f"{'':2}{'score':>6}  title / why")
+    for item in result.ranking.scored[:limit]:
+        mark = "✓" if id(item.paper) in picked else " "
+        title = " ".join(item.paper.title.split())
+        click.echo(f"{mark:2}{item.score:6.2f}  {title[:100]}")
+        click.echo(f"{'':10}why: {item.reason}")
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Show what would go out; send and record nothing.")
+@click.option("--outbox", type=click.Path(file_okay=False, path_type=Path),
+              help="Write complete .eml files to this folder instead of using SMTP.")
+@click.option("--user", "users", multiple=True, help="Only this user (repeatable).")
+@click.pass_context
+def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[str, ...]) -> None:
+    """Send every due digest once (one per user and period).
+
+    Example:
+
+        digest send --dry-run
+        digest send --outbox /tmp/digests --user ada
+    """
+    from .pipeline import deliver_all, embed_new, load_user_profiles
+
+    settings = _settings(ctx)
+    store = _store(settings)
+    loaded = load_user_profiles(store, settings)
+    for error in loaded.errors:
+        click.secho(f"profile error: {error}", fg="red", err=True)
+    profiles = [p for u, p in loaded.profiles.items() if not users or u in users]
+    unknown = set(users) - set(loaded.profiles)
+    if unknown:
+        raise DigestError(f"no profile for {', '.join(sorted(unknown))} in {settings.profiles_path}/")
+    if outbox is None and settings.outbox:
+        outbox = Path(settings.outbox)
+    embedder = _embedder(settings)
+    embed_new(store, embedder, settings)
+    deliveries = deliver_all(store, embedder, settings, profiles, outbox=outbox, dry_run=dry_run)
+    for d in deliveries:
+        _print_delivery(d)
+    if any(d.status in ("failed", "retry") for d in deliveries):
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--profiles", "profiles_dir", type=click.Path(path_type=Path),
+              help="Profiles directory to check (default: profiles_dir from the config).")
+@click.pass_context
+def check(ctx: click.Context, profiles_dir: Path | None) -> None:
+    """Validate config.toml and every profile; print each problem with its file and key.
+
+    Example:
+
+        digest check --profiles profiles/
+    """
+    from .profiles import load_profiles
+
+    settings = _settings(ctx)
+    click.echo(f"config: {settings.source}: ok")
+    directory = profiles_dir or settings.profiles_path
+    loaded = load_profiles(directory)
+    for user, profile in sorted(loaded.profiles.items()):
+        click.echo(f"profile {user}: ok ({len(profile.interests)} interests, {len(profile.seeds)} seeds, "
+                   f"{profile.frequency} at {profile.send_at} {profile.timezone})")
+    for error in loaded.errors:
+        click.secho(f"error: {error}", fg="red")
+    if loaded.errors:
+        sys.exit(1)
+    if not loaded.profiles:
+        raise DigestError(f"{directory}: no profiles (*.toml) found; copy profiles/ada.toml as a start")
+
+
+def main() -> None:
+    cli(prog_name="digest")

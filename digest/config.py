@@ -1,0 +1,250 @@
+"""Settings: ``config.toml`` read once into frozen dataclasses.
+
+The path comes from ``--config`` or ``DIGEST_CONFIG``; with no file, the embedded defaults are used (the
+demo needs none). Unknown keys and wrong types are ``ConfigError``s that name the key and show a valid
+example. Secrets (IMAP/SMTP passwords, the link-signing key) are never stored in the settings: each section
+names an environment variable or a file, read only when the secret is needed, wrapped in ``Secret`` whose
+repr is ``'**********'``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+class Secret:
+    """A value that never shows itself in logs, reprs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def read_secret(what: str, env: str, file: str, *, required: bool = True) -> Secret | None:
+    """A secret from the environment variable ``env`` or, failing that, from ``file`` (first line)."""
+    if env and os.environ.get(env):
+        return Secret(os.environ[env])
+    if file:
+        try:
+            return Secret(Path(file).expanduser().read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise ConfigError(f"{what}: cannot read the secret file {file} ({exc.strerror}); "
+                              f"fix the path or set the environment variable {env}") from None
+    if required:
+        raise ConfigError(f"{what}: no secret given; set the environment variable {env} "
+                          f"or point the *_file key in config.toml to a file holding it")
+    return None
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    name: str = "all-MiniLM-L6-v2"
+    batch_size: int = 32
+    offline: bool = True
+
+
+@dataclass(frozen=True)
+class RankingSettings:
+    candidate_days: int = 7
+    background_size: int = 1000
+    default_max_items: int = 12
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    host: str = ""
+    port: int = 993
+    security: str = "tls"
+    username: str = ""
+    password_env: str = "DIGEST_IMAP_PASSWORD"
+    password_file: str = ""
+    ca_file: str = ""
+    folders: list[str] = field(default_factory=lambda: ["INBOX"])
+    mark: str = "flag"
+    processed_flag: str = "$Digested"
+    processed_folder: str = "Digested"
+    quarantine_flag: str = "$DigestFailed"
+    quarantine_folder: str = "Digest-Failed"
+    max_message_bytes: int = 20_000_000
+    timeout: float = 30.0
+    idle: bool = False
+    poll_minutes: float = 15.0
+
+    def password(self) -> Secret:
+        return read_secret("imap.password", self.password_env, self.password_file)
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = ""
+    port: int = 465
+    security: str = "tls"
+    username: str = ""
+    password_env: str = "DIGEST_SMTP_PASSWORD"
+    password_file: str = ""
+    ca_file: str = ""
+    from_addr: str = "digest@localhost"
+    from_name: str = "digest"
+    timeout: float = 30.0
+    retries: int = 3
+    retry_backoff: float = 2.0
+
+    def password(self) -> Secret | None:
+        return read_secret("smtp.password", self.password_env, self.password_file, required=bool(self.username))
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8025
+    base_url: str = "http://127.0.0.1:8025"
+    secret_key_env: str = "DIGEST_SECRET_KEY"
+    secret_key_file: str = ""
+    token_max_age_days: int = 60
+    rate_limit_per_minute: int = 60
+    max_body_bytes: int = 8192
+    reply_address: str = ""
+
+    def secret_key(self, data_dir: Path | None = None) -> Secret:
+        secret = read_secret("web.secret_key", self.secret_key_env, self.secret_key_file, required=False)
+        if secret:
+            return secret
+        if data_dir is not None:
+            # no key configured: make one once and keep it in the data dir (mode 600), so links keep working
+            path = data_dir / "secret.key"
+            if not path.exists():
+                data_dir.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(os.urandom(32).hex())
+            return Secret(path.read_text().strip())
+        raise ConfigError(f"web.secret_key: set the environment variable {self.secret_key_env} or secret_key_file")
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    grace_minutes: int = 180
+    poll_before_send: bool = True
+    shutdown_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: str = "data"
+    profiles_dir: str = "profiles"
+    outbox: str = ""
+    log_level: str = "INFO"
+    model: ModelSettings = field(default_factory=ModelSettings)
+    ranking: RankingSettings = field(default_factory=RankingSettings)
+    imap: ImapSettings = field(default_factory=ImapSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    source: str = field(default="(defaults)", compare=False)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser()
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_path / "digest.db"
+
+    @property
+    def profiles_path(self) -> Path:
+        return Path(self.profiles_dir).expanduser()
+
+
+_CHOICES = {
+    ("imap", "security"): ("tls", "starttls", "plain"),
+    ("smtp", "security"): ("tls", "starttls", "plain"),
+    ("imap", "mark"): ("flag", "move"),
+    ("", "log_level"): ("DEBUG", "INFO", "WARNING", "ERROR"),
+}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def _build(cls, table: dict, section: str, source: str):
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    defaults = cls()
+    values = {}
+    for key, value in table.items():
+        where = f"{section}.{key}" if section else key
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f'did you mean "{close[0]}"?' if close else f"known keys: {', '.join(fields)}"
+            raise ConfigError(f"{source}: unknown key {where} ({hint})")
+        default = getattr(defaults, key)
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: [{key}] must be a table, for example:\n[{key}]\n"
+                                  + "\n".join(f"{k} = {_toml_value(v)}" for k, v in dataclasses.asdict(default).items()))
+            values[key] = _build(type(default), value, key, source)
+            continue
+        example = f"{key} = {_toml_value(default if default != '' else 'value')}"
+        ok = isinstance(value, type(default)) and not (isinstance(value, bool) and not isinstance(default, bool))
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if isinstance(default, list):
+            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        if not ok:
+            raise ConfigError(f"{source}: {where} has the wrong type ({type(value).__name__}); for example: {example}")
+        choices = _CHOICES.get((section, key))
+        if choices and value not in choices:
+            raise ConfigError(f"{source}: {where} must be one of {', '.join(choices)} (got {value!r})")
+        values[key] = value
+    return cls(**values)
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read ``config.toml`` (``path``, else ``$DIGEST_CONFIG``, else ./config.toml if present, else defaults)."""
+    explicit = path or os.environ.get("DIGEST_CONFIG")
+    candidate = Path(explicit) if explicit else Path("config.toml")
+    table: dict = {}
+    source = "(defaults)"
+    if candidate.exists():
+        source = str(candidate)
+        try:
+            table = tomllib.loads(candidate.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{candidate}: not valid TOML: {exc}") from None
+    elif explicit:
+        raise ConfigError(f"{candidate}: config file not found; copy config.example.toml to {candidate}")
+    table = {**table, **{k: v for k, v in overrides.items() if v is not None}}
+    settings = _build(Settings, table, "", source)
+    for section in (settings.imap, settings.smtp):
+        name = "imap" if section is settings.imap else "smtp"
+        if section.security == "plain" and section.host not in ("", "localhost", "127.0.0.1", "::1"):
+            raise ConfigError(f"{source}: {name}.security = \"plain\" is only allowed for localhost "
+                              f"(host is {section.host!r}); use \"tls\" or \"starttls\"")
+    return dataclasses.replace(settings, source=source)

@@ -1,0 +1,301 @@
+"""The main job, wired from the pure parts: ingest -> embed -> rank -> render -> deliver.
+
+Each step takes its resources (store, embedder, settings) as arguments; the CLI, the scheduler and the
+tests call these functions. One user's failure never stops the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import zoneinfo
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from email.utils import make_msgid
+from pathlib import Path
+
+import numpy as np
+
+from .config import Settings
+from .embed import Embedder, cached_vectors
+from .errors import DeliveryError, DigestError, ParseError
+from .models import Paper
+from .profiles import LoadedProfiles, Profile, load_profiles
+from .rank import Anchor, Ranking, build_signals, rank
+from .render import item_context, render_digest
+from .send import build_message, send_message, write_outbox
+from .store import Store
+from .tokens import make_token
+
+log = logging.getLogger(__name__)
+
+
+# -- ingest ------------------------------------------------------------------------------------------------
+@dataclass
+class IngestReport:
+    emails: int = 0
+    alerts: int = 0
+    not_alerts: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    new: int = 0
+    merged: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: IngestReport) -> None:
+        for name in ("emails", "alerts", "not_alerts", "duplicates", "failed", "new", "merged"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors.extend(other.errors)
+
+
+def ingest_raw(store: Store, raw: bytes, *, mailbox: str, uidvalidity: int = 0, uid: int = 0,
+               label: str = "") -> tuple[str, IngestReport]:
+    """Parse one message and record it with its papers in one transaction.
+
+    Returns the message's status ('ingested', 'not_alert', 'duplicate' or 'failed') and the counts.
+    A message already ingested under the same Message-ID (another folder, a new UIDVALIDITY) adds nothing.
+    """
+    from .parse import parse_message  # parsing needs no model: keep torch out of this import path
+
+    report = IngestReport(emails=1)
+    if uid:
+        seen = store.message_seen(mailbox, uidvalidity, uid)
+        if seen and seen["status"] in ("ingested", "not_alert", "duplicate"):
+            report.duplicates = 1
+            return "seen", report
+    try:
+        parsed = parse_message(raw)
+    except ParseError as exc:
+        report.failed = 1
+        report.errors.append(f"{label or mailbox}: {exc}")
+        store.record_message(mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, message_id=None, status="failed",
+                             error=str(exc))
+        return "failed", report
+    if parsed.kind is None:
+        report.not_alerts = 1
+        store.record_message(mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, message_id=parsed.message_id,
+                             subject=parsed.subject, sender=parsed.sender, status="not_alert")
+        return "not_alert", report
+    if parsed.message_id and store.message_by_message_id(parsed.message_id):
+        report.duplicates = 1
+        store.record_message(mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, message_id=parsed.message_id,
+                             subject=parsed.subject, sender=parsed.sender, kind=parsed.kind, status="duplicate")
+        return "duplicate", report
+    _, outcome = store.record_message(mailbox=mailbox, uidvalidity=uidvalidity, uid=uid,
+                                      message_id=parsed.message_id, subject=parsed.subject, sender=parsed.sender,
+                                      kind=parsed.kind, status="ingested", papers=parsed.papers)
+    report.alerts, report.new, report.merged = 1, outcome.new, outcome.merged
+    return "ingested", report
+
+
+def ingest_paths(store: Store, paths: Iterable[Path]) -> IngestReport:
+    """Ingest .eml files, mboxes, Maildirs or folders of them (local files: the mailbox is 'file:<path>')."""
+    from .parse import iter_raw_messages
+
+    total = IngestReport()
+    for path in paths:
+        if not path.exists():
+            total.errors.append(f"{path}: no such file or folder")
+            total.failed += 1
+            continue
+        for label, raw in iter_raw_messages(path):
+            # local files have no IMAP UID: a hash of the content stands in, so re-reading a file is a no-op
+            pseudo_uid = int(hashlib.sha256(raw).hexdigest()[:12], 16)
+            _, report = ingest_raw(store, raw, mailbox=f"file:{label}", uid=pseudo_uid, label=label)
+            total.add(report)
+    return total
+
+
+# -- embed -------------------------------------------------------------------------------------------------
+def embed_papers(store: Store, embedder: Embedder, papers: Sequence[Paper]) -> tuple[np.ndarray, int]:
+    """Vectors for papers (rows in order), embedding only those whose text the store has not seen."""
+    return cached_vectors(store, embedder, [p.text for p in papers])
+
+
+def candidate_since(settings: Settings, now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return (now - timedelta(days=settings.ranking.candidate_days)).isoformat(timespec="seconds")
+
+
+def embed_new(store: Store, embedder: Embedder, settings: Settings) -> int:
+    """Embed every recent paper once (whatever the number of users). Returns how many were embedded now."""
+    papers = [p for _, p in store.papers_since(candidate_since(settings))]
+    return embed_papers(store, embedder, papers)[1] if papers else 0
+
+
+# -- rank --------------------------------------------------------------------------------------------------
+@dataclass
+class UserRanking:
+    profile: Profile
+    ranking: Ranking
+    paper_ids: dict[int, str]  # id(ScoredPaper.paper) -> stable id
+    n_candidates: int
+    notes: list[str] = field(default_factory=list)
+
+    def id_of(self, paper: Paper) -> str:
+        return self.paper_ids.get(id(paper), paper.id)
+
+
+def profile_anchors(store: Store, profile: Profile) -> tuple[list[Anchor], list[str], list[str]]:
+    """What the user said (facets, seeds) and taught (votes), as anchors with the text to embed for each."""
+    anchors, texts, notes = [], [], []
+    for interest in profile.interests:
+        anchors.append(Anchor("facet", interest.label, interest.weight))
+        texts.append(interest.text)
+    for seed in profile.seeds:
+        known = store.find_paper(arxiv_id=seed.arxiv, doi=seed.doi, title=seed.title)
+        if known is not None:
+            anchors.append(Anchor("seed", " ".join(known.title.split())))
+            texts.append(known.text)
+        elif seed.title:
+            anchors.append(Anchor("seed", seed.title))
+            texts.append(f"{seed.title}. {seed.abstract}" if seed.abstract else seed.title)
+        else:
+            notes.append(f"{profile.path}: seed {seed.label} is not in the store yet; add its title to the seed "
+                         "so it can be used before the paper arrives in an alert")
+    votes = store.votes(profile.user)
+    voted = store.get_papers([v.paper_id for v in votes])
+    for vote in votes:
+        paper = voted.get(store.resolve_id(vote.paper_id))
+        if paper is None:
+            continue
+        anchors.append(Anchor("liked" if vote.value > 0 else "disliked", " ".join(paper.title.split())))
+        texts.append(paper.text)
+    return anchors, texts, notes
+
+
+def rank_user(store: Store, embedder: Embedder, settings: Settings, profile: Profile, *,
+              today: date | None = None, now: datetime | None = None) -> UserRanking:
+    """Rank this user's candidates: recent papers never sent to them."""
+    candidates = store.candidate_papers(profile.user, candidate_since(settings, now))
+    anchors, texts, notes = profile_anchors(store, profile)
+    anchor_vecs, _ = cached_vectors(store, embedder, texts)
+    signals = build_signals(profile, anchors, anchor_vecs)
+    papers = [p for _, p in candidates]
+    if papers:
+        cand_vecs, _ = embed_papers(store, embedder, papers)
+        # the rest of the world, to calibrate this user's scores against
+        background = [p for _, p in store.random_papers(settings.ranking.background_size)]
+        background_vecs = embed_papers(store, embedder, background)[0] if background else None
+    else:
+        cand_vecs, background_vecs = np.zeros((0, anchor_vecs.shape[1] if anchor_vecs.size else 1)), None
+    ranking = rank(signals, cand_vecs, papers, max_items=profile.max_items, floor=profile.relevance_floor,
+                   today=today, background_vecs=background_vecs)
+    ids = {id(p): pid for pid, p in candidates}
+    return UserRanking(profile, ranking, ids, len(candidates), notes)
+
+
+# -- deliver -----------------------------------------------------------------------------------------------
+def local_period(profile: Profile, now: datetime | None = None) -> str:
+    """The digest period is the user's local calendar date."""
+    now = now or datetime.now(UTC)
+    return now.astimezone(zoneinfo.ZoneInfo(profile.timezone)).date().isoformat()
+
+
+@dataclass
+class Delivery:
+    user: str
+    status: str  # sent | written | quiet | skipped | already | retry | failed | dry-run
+    items: int = 0
+    path: Path | None = None
+    error: str | None = None
+    subject: str = ""
+
+
+def _links(settings: Settings, profile: Profile, paper_id: str | None, action: str) -> str:
+    key = settings.web.secret_key(settings.data_path)
+    token = make_token(key, profile.user, action, paper_id)
+    base = settings.web.base_url.rstrip("/")
+    return f"{base}/unsubscribe/{token}" if action == "unsubscribe" else f"{base}/vote/{token}"
+
+
+def compose(settings: Settings, store: Store, user_ranking: UserRanking, period: str):
+    """Render the digest of one ranking: returns (rendered, context)."""
+    profile = user_ranking.profile
+    items = []
+    for item in user_ranking.ranking.picked:
+        pid = user_ranking.id_of(item.paper)
+        items.append(item_context(item, store.paper_sources(pid), _links(settings, profile, pid, "up"),
+                                  _links(settings, profile, pid, "down")))
+    context = {
+        "date": date.fromisoformat(period), "items": items, "quiet": not items,
+        "n_candidates": user_ranking.n_candidates, "profile_file": profile.path or f"profiles/{profile.user}.toml",
+        "unsubscribe_url": _links(settings, profile, None, "unsubscribe"), "user": profile.name,
+        "reply_address": settings.web.reply_address,
+    }
+    return render_digest(context), context
+
+
+def deliver_user(store: Store, embedder: Embedder, settings: Settings, profile: Profile, *,
+                 outbox: Path | None = None, dry_run: bool = False, now: datetime | None = None,
+                 send: Callable | None = None) -> Delivery:
+    """Claim (user, period), rank, render and deliver one digest exactly once."""
+    period = local_period(profile, now)
+    if dry_run:
+        user_ranking = rank_user(store, embedder, settings, profile, now=now)
+        rendered, _ = compose(settings, store, user_ranking, period)
+        return Delivery(profile.user, "dry-run", len(user_ranking.ranking.picked), subject=rendered.subject)
+    digest_id = store.claim_digest(profile.user, period)
+    if digest_id is None:
+        row = store.digest_for(profile.user, period)
+        return Delivery(profile.user, "already", row["n_items"] or 0, Path(row["path"]) if row["path"] else None)
+    try:
+        user_ranking = rank_user(store, embedder, settings, profile, today=date.fromisoformat(period), now=now)
+        picked = user_ranking.ranking.picked
+        if not picked and profile.quiet_day == "skip":
+            store.save_digest_items(digest_id, [], [], n_candidates=user_ranking.n_candidates)
+            store.mark_digest(digest_id, "skipped")
+            return Delivery(profile.user, "skipped")
+        rendered, context = compose(settings, store, user_ranking, period)
+        domain = (settings.smtp.from_addr.rsplit("@", 1)[-1]) or "localhost"
+        message_id = make_msgid(idstring=f"digest.{profile.user}.{period}", domain=domain)
+        store.save_digest_items(digest_id, picked, [user_ranking.id_of(i.paper) for i in picked],
+                                n_candidates=user_ranking.n_candidates, subject=rendered.subject,
+                                message_id=message_id)
+        msg = build_message(rendered, sender=settings.smtp.from_addr, sender_name=settings.smtp.from_name,
+                            to=profile.email, to_name=profile.name, message_id=message_id,
+                            unsubscribe_url=context["unsubscribe_url"],
+                            reply_to=settings.web.reply_address or None)
+        if outbox is not None:
+            path = write_outbox(msg, rendered.html, outbox, f"{profile.user}-{period}")
+            store.mark_digest(digest_id, "sent", path=str(path))
+            return Delivery(profile.user, "written", len(picked), path, subject=rendered.subject)
+        import asyncio
+
+        asyncio.run((send or send_message)(msg, settings.smtp))
+        store.mark_digest(digest_id, "sent")
+        return Delivery(profile.user, "sent", len(picked), subject=rendered.subject)
+    except DeliveryError as exc:
+        status = "failed" if exc.permanent else "retry"
+        store.mark_digest(digest_id, status, error=str(exc))
+        store.log_event("ERROR", "send", str(exc), user=profile.user)
+        return Delivery(profile.user, status, error=str(exc))
+    except Exception as exc:  # one user's failure never blocks the others; the claim is retried next run
+        store.mark_digest(digest_id, "retry", error=f"{type(exc).__name__}: {exc}")
+        store.log_event("ERROR", "send", f"{type(exc).__name__}: {exc}", user=profile.user)
+        log.exception("digest for %s failed", profile.user)
+        return Delivery(profile.user, "retry", error=str(exc))
+
+
+def load_user_profiles(store: Store, settings: Settings) -> LoadedProfiles:
+    """Load profiles, falling back to the last good text of broken files; remember the good texts."""
+    loaded = load_profiles(settings.profiles_path, store.profile_texts())
+    store.save_profile_texts(loaded.texts)
+    for error in loaded.errors:
+        store.log_event("ERROR", "profiles", str(error))
+    return loaded
+
+
+def deliver_all(store: Store, embedder: Embedder, settings: Settings, profiles: Iterable[Profile], *,
+                outbox: Path | None = None, dry_run: bool = False, now: datetime | None = None) -> list[Delivery]:
+    out = []
+    for profile in profiles:
+        if profile.paused:
+            out.append(Delivery(profile.user, "paused"))
+            continue
+        try:
+            out.append(deliver_user(store, embedder, settings, profile, outbox=outbox, dry_run=dry_run, now=now))
+        except DigestError as exc:
+            out.append(Delivery(profile.user, "failed", error=str(exc)))
+    return out

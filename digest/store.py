@@ -1,0 +1,508 @@
+"""The store: the only module that speaks SQL. One SQLite file (WAL), sqlite-utils, versioned migrations.
+
+Tables
+  papers           one row per paper, keyed by its stable id; merged across emails, richest metadata kept
+  paper_aliases    old id -> current id, when a paper known by title hash later shows its arXiv id or DOI
+  paper_messages   which ingested message brought which paper (and as what source/section)
+  messages         every message seen: mailbox, UIDVALIDITY, UID, Message-ID, status, error
+  poll_state       per mailbox: UIDVALIDITY and the highest UID processed
+  embeddings       (model, content hash) -> vector
+  votes            the current vote of a user on a paper (+1/-1); vote_events keeps every change
+  digests          one row per (user, period): claimed before anything goes out; status and error
+  digest_items     the papers of a digest with score, reason and facet
+  sent_papers      the ledger: a paper is never sent to the same user twice
+  profile_texts    the last good text of each profile file
+  events           recent errors and notable events, for `digest status`
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import sqlite_utils
+
+from .errors import StoreError
+from .models import Paper, ScoredPaper, Vote, normalise_title
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    db["papers"].create({
+        "id": str, "title": str, "title_key": str, "authors": str, "abstract": str, "snippet": str,
+        "url": str, "arxiv_id": str, "doi": str, "sources": str, "section": str, "published": str,
+        "venue": str, "categories": str, "comments": str, "first_seen": str, "updated_at": str,
+    }, pk="id", not_null={"title", "title_key", "first_seen"})
+    db["papers"].create_index(["title_key"])
+    db["papers"].create_index(["first_seen"])
+    db["papers"].create_index(["arxiv_id"])
+    db["papers"].create_index(["doi"])
+    db["paper_aliases"].create({"alias": str, "paper_id": str}, pk="alias")
+    db["messages"].create({
+        "id": int, "mailbox": str, "uidvalidity": int, "uid": int, "message_id": str, "subject": str,
+        "sender": str, "kind": str, "status": str, "error": str, "n_papers": int, "received_at": str,
+        "processed_at": str,
+    }, pk="id", not_null={"mailbox", "status"})
+    db["messages"].create_index(["mailbox", "uidvalidity", "uid"], unique=True)
+    db["messages"].create_index(["message_id"])
+    db["paper_messages"].create({"paper_id": str, "message": int, "source": str, "section": str},
+                                pk=("paper_id", "message"))
+    db["poll_state"].create({"mailbox": str, "uidvalidity": int, "last_uid": int, "last_poll_at": str,
+                             "last_result": str}, pk="mailbox")
+    db["embeddings"].create({"model": str, "content_hash": str, "dim": int, "vector": bytes},
+                            pk=("model", "content_hash"))
+    db["votes"].create({"user": str, "paper_id": str, "value": int, "via": str, "created_at": str,
+                        "updated_at": str}, pk=("user", "paper_id"))
+    db["vote_events"].create({"id": int, "user": str, "paper_id": str, "value": int, "via": str, "at": str},
+                             pk="id")
+    db["digests"].create({
+        "id": int, "user": str, "period": str, "status": str, "claimed_by": str, "claimed_at": str,
+        "attempts": int, "message_id": str, "subject": str, "n_candidates": int, "n_items": int,
+        "error": str, "sent_at": str, "path": str,
+    }, pk="id", not_null={"user", "period", "status"})
+    db["digests"].create_index(["user", "period"], unique=True)
+    db["digest_items"].create({"digest_id": int, "rank": int, "paper_id": str, "score": float, "reason": str,
+                               "facet": str, "details": str}, pk=("digest_id", "paper_id"))
+    db["sent_papers"].create({"user": str, "paper_id": str, "digest_id": int, "sent_at": str},
+                             pk=("user", "paper_id"))
+    db["profile_texts"].create({"user": str, "text": str, "saved_at": str}, pk="user")
+    db["events"].create({"id": int, "at": str, "level": str, "component": str, "user": str, "message": str},
+                        pk="id")
+    db["events"].create_index(["at"])
+
+
+MIGRATIONS = [_migration_1]
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    new: int
+    merged: int
+    paper_ids: tuple[str, ...]
+
+
+def _richer(old: str | None, new: str | None) -> str | None:
+    if not old:
+        return new
+    if not new:
+        return old
+    return new if len(new) > len(old) else old
+
+
+class Store:
+    """All persistent state. Open one per process (or per thread); every write is one transaction."""
+
+    def __init__(self, path: str | Path | None):
+        if path is None:
+            self.db = sqlite_utils.Database(memory=True)
+            self.path = None
+        else:
+            self.path = Path(path)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=30000")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    # -- schema -----------------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: written by a newer digest (schema {version} > {SCHEMA_VERSION}); "
+                             "upgrade digest or point data_dir elsewhere")
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            with self.db.conn:
+                MIGRATIONS[number - 1](self.db)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+
+    # -- raw writes: sqlite-utils' write helpers commit on their own, which would split our transactions ----
+    def _insert(self, table: str, record: dict, *, replace: bool = False, ignore: bool = False) -> int:
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE" if ignore else "INSERT"
+        cols = ", ".join(f"[{c}]" for c in record)
+        marks = ", ".join("?" * len(record))
+        return self.db.execute(f"{verb} INTO [{table}] ({cols}) VALUES ({marks})", list(record.values())).lastrowid
+
+    def _update(self, table: str, where: str, args: Sequence, changes: dict) -> None:
+        sets = ", ".join(f"[{c}] = ?" for c in changes)
+        self.db.execute(f"UPDATE [{table}] SET {sets} WHERE {where}", [*changes.values(), *args])
+
+    # -- papers -----------------------------------------------------------------------------------------
+    def _row_to_paper(self, row: dict) -> Paper:
+        return Paper(title=row["title"], authors=tuple(json.loads(row["authors"] or "[]")),
+                     abstract=row["abstract"], snippet=row["snippet"], url=row["url"], arxiv_id=row["arxiv_id"],
+                     doi=row["doi"], source=(json.loads(row["sources"] or "[]") or ["generic"])[0],
+                     section=row["section"], published=row["published"], venue=row["venue"],
+                     categories=tuple(json.loads(row["categories"] or "[]")), comments=row["comments"])
+
+    def resolve_id(self, pid: str) -> str:
+        row = self.db.execute("SELECT paper_id FROM paper_aliases WHERE alias = ?", [pid]).fetchone()
+        return row[0] if row else pid
+
+    def _find_existing(self, paper: Paper) -> dict | None:
+        """The stored paper this one is a copy of: same id, same arXiv id or DOI, or the same title."""
+        table = self.db["papers"]
+        pid = self.resolve_id(paper.id)
+        rows = list(table.rows_where("id = ?", [pid], limit=1))
+        if not rows and paper.arxiv_id:
+            rows = list(table.rows_where("arxiv_id = ?", [paper.arxiv_id], limit=1))
+        if not rows and paper.doi:
+            rows = list(table.rows_where("doi = ?", [paper.doi], limit=1))
+        key = normalise_title(paper.title)
+        if not rows and len(key) >= 12:
+            rows = list(table.rows_where("title_key = ?", [key], limit=1))
+            if not rows and paper.title.rstrip().endswith(("…", "...")) and len(key) >= 30:
+                # Scholar truncates long titles: a truncated title matches the full one it begins
+                rows = list(table.rows_where("title_key LIKE ? ESCAPE '\\'",
+                                             [key.replace("%", r"\%").replace("_", r"\_") + "%"], limit=1))
+        if rows and (paper.arxiv_id and rows[0]["arxiv_id"] and paper.arxiv_id != rows[0]["arxiv_id"]
+                     or paper.doi and rows[0]["doi"] and paper.doi != rows[0]["doi"]):
+            return None  # same title, different ids: two papers
+        return rows[0] if rows else None
+
+    def _merge(self, row: dict, paper: Paper) -> dict:
+        """Keep the richest metadata of both copies (an abstract beats a snippet, full titles beat truncated)."""
+        merged = dict(row)
+        old_title_truncated = row["title"].rstrip().endswith(("…", "..."))
+        new_title_truncated = paper.title.rstrip().endswith(("…", "..."))
+        if (old_title_truncated and not new_title_truncated) or (paper.source == "arxiv" and not new_title_truncated):
+            merged["title"] = paper.title
+        old_authors = json.loads(row["authors"] or "[]")
+        if len(paper.authors) > len(old_authors) or (paper.source == "arxiv" and paper.authors):
+            merged["authors"] = json.dumps(list(paper.authors), ensure_ascii=False)
+        merged["abstract"] = _richer(row["abstract"], paper.abstract)
+        merged["snippet"] = _richer(row["snippet"], paper.snippet)
+        merged["arxiv_id"] = row["arxiv_id"] or paper.arxiv_id
+        merged["doi"] = row["doi"] or paper.doi
+        if not row["url"] or "scholar.google" in (row["url"] or "") and paper.url:
+            merged["url"] = paper.url or row["url"]
+        sources = json.loads(row["sources"] or "[]")
+        if paper.source not in sources:
+            sources.append(paper.source)
+        merged["sources"] = json.dumps(sources)
+        for key in ("published", "venue", "comments", "section"):
+            merged[key] = row[key] or getattr(paper, key)
+        if not json.loads(row["categories"] or "[]") and paper.categories:
+            merged["categories"] = json.dumps(list(paper.categories))
+        merged["title_key"] = normalise_title(merged["title"])
+        return merged
+
+    def _rekey(self, old: str, new: str) -> None:
+        """A paper known by a weaker id (title hash) now has a stronger one: move every reference."""
+        for table, column in (("paper_messages", "paper_id"), ("votes", "paper_id"), ("vote_events", "paper_id"),
+                              ("digest_items", "paper_id"), ("sent_papers", "paper_id")):
+            self.db.execute(f"UPDATE OR IGNORE {table} SET {column} = ? WHERE {column} = ?", [new, old])
+            self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", [old])
+        self.db.execute("UPDATE papers SET id = ? WHERE id = ?", [new, old])
+        self._insert("paper_aliases", {"alias": old, "paper_id": new}, replace=True)
+        self.db.execute("UPDATE paper_aliases SET paper_id = ? WHERE paper_id = ?", [new, old])
+
+    def add_papers(self, papers: Iterable[Paper], message: int | None = None) -> IngestOutcome:
+        """Insert or merge papers (one transaction). Returns how many were new and how many merged."""
+        new = merged = 0
+        ids = []
+        now = utcnow()
+        with self.db.conn:
+            for paper in papers:
+                row = self._find_existing(paper)
+                if row is None:
+                    record = {
+                        "id": paper.id, "title": paper.title, "title_key": normalise_title(paper.title),
+                        "authors": json.dumps(list(paper.authors), ensure_ascii=False), "abstract": paper.abstract,
+                        "snippet": paper.snippet, "url": paper.url, "arxiv_id": paper.arxiv_id, "doi": paper.doi,
+                        "sources": json.dumps([paper.source]), "section": paper.section,
+                        "published": paper.published, "venue": paper.venue,
+                        "categories": json.dumps(list(paper.categories)), "comments": paper.comments,
+                        "first_seen": now, "updated_at": now,
+                    }
+                    self._insert("papers", record)
+                    pid = paper.id
+                    new += 1
+                else:
+                    record = self._merge(row, paper)
+                    pid = row["id"]
+                    stronger = Paper(record["title"], arxiv_id=record["arxiv_id"], doi=record["doi"]).id
+                    if stronger != pid and not pid.startswith("arxiv:"):
+                        if not self.db.execute("SELECT 1 FROM papers WHERE id = ?", [stronger]).fetchone():
+                            self._rekey(pid, stronger)
+                            pid = stronger
+                    record["id"] = pid
+                    if record != {**row, "id": pid}:
+                        record["updated_at"] = now
+                    self._update("papers", "id = ?", [pid], {k: v for k, v in record.items() if k != "id"})
+                    merged += 1
+                ids.append(pid)
+                if message is not None:
+                    self._insert("paper_messages", {"paper_id": pid, "message": message, "source": paper.source,
+                                                    "section": paper.section}, replace=True)
+        return IngestOutcome(new, merged, tuple(ids))
+
+    def get_papers(self, ids: Sequence[str]) -> dict[str, Paper]:
+        ids = [self.resolve_id(i) for i in ids]
+        out = {}
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk:chunk + 500]
+            marks = ",".join("?" * len(part))
+            for row in self.db.query(f"SELECT * FROM papers WHERE id IN ({marks})", part):
+                out[row["id"]] = self._row_to_paper(row)
+        return out
+
+    def paper_sources(self, pid: str) -> list[str]:
+        row = self.db.execute("SELECT sources FROM papers WHERE id = ?", [self.resolve_id(pid)]).fetchone()
+        return json.loads(row[0]) if row else []
+
+    def find_paper(self, *, arxiv_id: str | None = None, doi: str | None = None,
+                   title: str | None = None) -> Paper | None:
+        probe = Paper(title or "", arxiv_id=arxiv_id, doi=doi)
+        row = self._find_existing(probe) if (arxiv_id or doi or title) else None
+        return self._row_to_paper(row) if row else None
+
+    def papers_since(self, since: str) -> list[tuple[str, Paper]]:
+        rows = self.db.query("SELECT * FROM papers WHERE first_seen >= ? ORDER BY first_seen, id", [since])
+        return [(r["id"], self._row_to_paper(r)) for r in rows]
+
+    def candidate_papers(self, user: str, since: str) -> list[tuple[str, Paper]]:
+        """Papers first seen since ``since`` that were never sent to ``user``."""
+        rows = self.db.query(
+            "SELECT * FROM papers WHERE first_seen >= ? AND id NOT IN "
+            "(SELECT paper_id FROM sent_papers WHERE user = ?) ORDER BY first_seen, id", [since, user])
+        return [(r["id"], self._row_to_paper(r)) for r in rows]
+
+    def random_papers(self, n: int, exclude: Iterable[str] = ()) -> list[tuple[str, Paper]]:
+        """A sample of the store, the 'rest of the world' for calibrating a user's scores."""
+        excluded = set(exclude)
+        rows = self.db.query("SELECT * FROM papers ORDER BY random() LIMIT ?", [n + len(excluded)])
+        return [(r["id"], self._row_to_paper(r)) for r in rows if r["id"] not in excluded][:n]
+
+    def count_papers(self) -> int:
+        return self.db["papers"].count
+
+    # -- messages ---------------------------------------------------------------------------------------
+    def message_seen(self, mailbox: str, uidvalidity: int, uid: int) -> dict | None:
+        rows = list(self.db["messages"].rows_where("mailbox = ? AND uidvalidity = ? AND uid = ?",
+                                                   [mailbox, uidvalidity, uid], limit=1))
+        return rows[0] if rows else None
+
+    def message_by_message_id(self, message_id: str) -> dict | None:
+        if not message_id:
+            return None
+        rows = list(self.db["messages"].rows_where("message_id = ? AND status IN ('ingested', 'feedback')",
+                                                   [message_id], limit=1))
+        return rows[0] if rows else None
+
+    def record_message(self, *, mailbox: str, uidvalidity: int = 0, uid: int = 0, message_id: str | None,
+                       subject: str = "", sender: str = "", kind: str | None = None, status: str,
+                       error: str | None = None, papers: Sequence[Paper] = ()) -> tuple[int, IngestOutcome]:
+        """Record a message and (in the same transaction) its papers. Idempotent per (mailbox, uidvalidity, uid)."""
+        with self.db.conn:
+            existing = self.message_seen(mailbox, uidvalidity, uid) if uid else None
+            record = {"mailbox": mailbox, "uidvalidity": uidvalidity, "uid": uid, "message_id": message_id,
+                      "subject": subject, "sender": sender, "kind": kind, "status": status, "error": error,
+                      "n_papers": len(papers), "processed_at": utcnow()}
+            if existing:
+                self._update("messages", "id = ?", [existing["id"]], record)
+                row_id = existing["id"]
+            else:
+                if not uid:
+                    # local files have no UID: key them by a negative running number
+                    record["uid"] = -(self.db.execute(
+                        "SELECT COUNT(*) FROM messages WHERE mailbox = ?", [mailbox]).fetchone()[0] + 1)
+                row_id = self._insert("messages", {**record, "received_at": utcnow()})
+            outcome = self.add_papers(papers, message=row_id) if papers else IngestOutcome(0, 0, ())
+        return row_id, outcome
+
+    def messages(self, status: str | None = None) -> list[dict]:
+        where = "status = ?" if status else None
+        return list(self.db["messages"].rows_where(where, [status] if status else [], order_by="id"))
+
+    def poll_state(self, mailbox: str) -> dict | None:
+        rows = list(self.db["poll_state"].rows_where("mailbox = ?", [mailbox]))
+        return rows[0] if rows else None
+
+    def set_poll_state(self, mailbox: str, *, uidvalidity: int | None = None, last_uid: int | None = None,
+                       result: str | None = None) -> None:
+        current = self.poll_state(mailbox) or {"mailbox": mailbox, "uidvalidity": None, "last_uid": 0}
+        if uidvalidity is not None:
+            current["uidvalidity"] = uidvalidity
+        if last_uid is not None:
+            current["last_uid"] = last_uid
+        current["last_poll_at"] = utcnow()
+        if result is not None:
+            current["last_result"] = result
+        with self.db.conn:
+            self._insert("poll_state", current, replace=True)
+
+    # -- embeddings -------------------------------------------------------------------------------------
+    def get_vectors(self, model: str, hashes: set[str]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        items = list(hashes)
+        for chunk in range(0, len(items), 500):
+            part = items[chunk:chunk + 500]
+            marks = ",".join("?" * len(part))
+            for h, blob in self.db.execute(
+                    f"SELECT content_hash, vector FROM embeddings WHERE model = ? AND content_hash IN ({marks})",
+                    [model, *part]):
+                out[h] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def put_vectors(self, model: str, vectors: dict[str, np.ndarray]) -> None:
+        with self.db.conn:
+            for h, v in vectors.items():
+                self._insert("embeddings", {"model": model, "content_hash": h, "dim": int(v.shape[0]),
+                                            "vector": np.asarray(v, dtype=np.float32).tobytes()}, replace=True)
+
+    def count_vectors(self, model: str | None = None) -> int:
+        return self.db["embeddings"].count_where("model = ?", [model]) if model else self.db["embeddings"].count
+
+    # -- votes ------------------------------------------------------------------------------------------
+    def record_vote(self, user: str, paper_id: str, value: int, via: str = "web") -> bool:
+        """Set the user's vote on a paper (the last choice wins). Returns False if nothing changed."""
+        if value not in (1, -1):
+            raise ValueError("vote must be +1 or -1")
+        pid = self.resolve_id(paper_id)
+        with self.db.conn:
+            row = self.db.execute("SELECT value FROM votes WHERE user = ? AND paper_id = ?", [user, pid]).fetchone()
+            if row and row[0] == value:
+                return False
+            now = utcnow()
+            if row:
+                self._update("votes", "user = ? AND paper_id = ?", [user, pid],
+                             {"value": value, "via": via, "updated_at": now})
+            else:
+                self._insert("votes", {"user": user, "paper_id": pid, "value": value, "via": via,
+                                       "created_at": now, "updated_at": now})
+            self._insert("vote_events", {"user": user, "paper_id": pid, "value": value, "via": via, "at": now})
+        return True
+
+    def undo_vote(self, user: str, paper_id: str, via: str = "web") -> bool:
+        pid = self.resolve_id(paper_id)
+        with self.db.conn:
+            cursor = self.db.execute("DELETE FROM votes WHERE user = ? AND paper_id = ?", [user, pid])
+            if cursor.rowcount:
+                self._insert("vote_events", {"user": user, "paper_id": pid, "value": 0, "via": via, "at": utcnow()})
+        return bool(cursor.rowcount)
+
+    def get_vote(self, user: str, paper_id: str) -> int:
+        row = self.db.execute("SELECT value FROM votes WHERE user = ? AND paper_id = ?",
+                              [user, self.resolve_id(paper_id)]).fetchone()
+        return row[0] if row else 0
+
+    def votes(self, user: str) -> list[Vote]:
+        rows = self.db.query("SELECT * FROM votes WHERE user = ? ORDER BY updated_at, paper_id", [user])
+        return [Vote(r["user"], r["paper_id"], r["value"], r["via"], r["updated_at"]) for r in rows]
+
+    # -- digests and the sent ledger ---------------------------------------------------------------------
+    def claim_digest(self, user: str, period: str, *, stale_after: timedelta = timedelta(minutes=30)) -> int | None:
+        """Claim the (user, period) digest before anything goes out. Returns the digest id, or None when it is
+        already sent or being sent by a live run. A claim left by a run that died (older than
+        ``stale_after``) or one whose transient failure left it in 'retry' is taken over, so it is retried."""
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        now = datetime.now(UTC)
+        with self.db.conn:
+            if not self.db.conn.in_transaction:
+                self.db.execute("BEGIN IMMEDIATE")  # two processes claiming at once: one waits, then sees the row
+            row = self.db.execute("SELECT id, status, claimed_at FROM digests WHERE user = ? AND period = ?",
+                                  [user, period]).fetchone()
+            if row is None:
+                return self._insert("digests", {"user": user, "period": period, "status": "claimed",
+                                                "claimed_by": owner, "claimed_at": now.isoformat(timespec="seconds"),
+                                                "attempts": 1})
+            digest_id, status, claimed_at = row
+            if status in ("sent", "skipped", "failed"):
+                return None  # done, or refused permanently: never again for this period
+            if status == "claimed" and claimed_at and now - datetime.fromisoformat(claimed_at) < stale_after:
+                return None
+            self.db.execute("UPDATE digests SET status = 'claimed', claimed_by = ?, claimed_at = ?, "
+                            "attempts = attempts + 1 WHERE id = ?", [owner, now.isoformat(timespec="seconds"),
+                                                                       digest_id])
+            return digest_id
+
+    def save_digest_items(self, digest_id: int, items: Sequence[ScoredPaper], paper_ids: Sequence[str], *,
+                          n_candidates: int, subject: str = "", message_id: str = "") -> None:
+        with self.db.conn:
+            self.db.execute("DELETE FROM digest_items WHERE digest_id = ?", [digest_id])
+            for i, (item, pid) in enumerate(zip(items, paper_ids, strict=True)):
+                self._insert("digest_items", {"digest_id": digest_id, "rank": i + 1, "paper_id": pid,
+                                              "score": item.score, "reason": item.reason, "facet": item.facet,
+                                              "details": json.dumps(item.details, ensure_ascii=False)})
+            self._update("digests", "id = ?", [digest_id], {"n_candidates": n_candidates, "n_items": len(items),
+                                                            "subject": subject, "message_id": message_id})
+
+    def digest_items(self, digest_id: int) -> list[dict]:
+        return list(self.db.query("SELECT * FROM digest_items WHERE digest_id = ? ORDER BY rank", [digest_id]))
+
+    def mark_digest(self, digest_id: int, status: str, *, error: str | None = None, path: str | None = None) -> None:
+        """Finish a digest. On 'sent', its papers enter the ledger in the same transaction."""
+        now = utcnow()
+        with self.db.conn:
+            changes = {"status": status, "error": error}
+            if path:
+                changes["path"] = path
+            if status == "sent":
+                changes["sent_at"] = now
+                user = self.db.execute("SELECT user FROM digests WHERE id = ?", [digest_id]).fetchone()[0]
+                self.db.execute(
+                    "INSERT OR IGNORE INTO sent_papers (user, paper_id, digest_id, sent_at) "
+                    "SELECT ?, paper_id, digest_id, ? FROM digest_items WHERE digest_id = ?", [user, now, digest_id])
+            self._update("digests", "id = ?", [digest_id], changes)
+
+    def digest(self, digest_id: int) -> dict:
+        return self.db["digests"].get(digest_id)
+
+    def digest_for(self, user: str, period: str) -> dict | None:
+        rows = list(self.db["digests"].rows_where("user = ? AND period = ?", [user, period]))
+        return rows[0] if rows else None
+
+    def digests(self, user: str | None = None, status: str | None = None) -> list[dict]:
+        clauses, args = [], []
+        if user:
+            clauses.append("user = ?")
+            args.append(user)
+        if status:
+            clauses.append("status = ?")
+            args.append(status)
+        return list(self.db["digests"].rows_where(" AND ".join(clauses) or None, args, order_by="id"))
+
+    def sent_paper_ids(self, user: str) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT paper_id FROM sent_papers WHERE user = ?", [user])}
+
+    # -- profiles and events ----------------------------------------------------------------------------
+    def save_profile_texts(self, texts: dict[str, str]) -> None:
+        with self.db.conn:
+            for user, text in texts.items():
+                self._insert("profile_texts", {"user": user, "text": text, "saved_at": utcnow()}, replace=True)
+
+    def profile_texts(self) -> dict[str, str]:
+        return {r["user"]: r["text"] for r in self.db["profile_texts"].rows}
+
+    def log_event(self, level: str, component: str, message: str, user: str | None = None) -> None:
+        with self.db.conn:
+            self._insert("events", {"at": utcnow(), "level": level, "component": component, "user": user,
+                                    "message": message})
+
+    def recent_events(self, limit: int = 10, level: str | None = None) -> list[dict]:
+        where = "level = ?" if level else None
+        return list(self.db["events"].rows_where(where, [level] if level else [], order_by="id desc", limit=limit))
