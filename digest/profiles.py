@@ -129,6 +129,9 @@ class _Checker:
             if key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1)
                 fix = f'did you mean "{close[0]}"?' if close else f"allowed keys: {', '.join(allowed)}"
+                if prefix and key in TOP_KEYS:
+                    # a classic TOML slip: a top-level key written below a [table] belongs to that table
+                    fix = f"{key} is a top-level key: move it above the first [table] or [[table]] line"
                 raise self.fail(f"{prefix}{key}", f"unknown key ({fix})")
 
     def string(self, table: Mapping, key: str, example: str, prefix: str = "", required: bool = False) -> str | None:

@@ -1,0 +1,38 @@
+# digest: `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch comes in as a dependency of sentence-transformers; the constraints file pins the CPU wheel
+PIP_INSTALL := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
+
+.PHONY: demo test lint install install-dev servers bench-quality clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP_INSTALL) -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP_INSTALL) -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+demo: install
+	$(BIN)/digest demo
+
+lint: install-dev
+	$(BIN)/ruff check digest tests benchmarks
+
+test: install-dev lint
+	$(BIN)/python -m pytest -q
+
+bench-quality: install
+	$(BIN)/python benchmarks/quality.py $(BENCH_ARGS)
+
+clean:
+	rm -rf demo-data .pytest_cache .ruff_cache

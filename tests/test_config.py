@@ -1,0 +1,83 @@
+import pytest
+
+from digest.config import Secret, load_settings, read_secret
+from digest.errors import ConfigError
+
+
+def test_defaults_apply_when_no_file_exists(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DIGEST_CONFIG", raising=False)
+    settings = load_settings()
+    assert settings.source == "(defaults)"
+    assert settings.imap.security == "tls"
+    assert settings.db_path.name == "digest.db"
+
+
+def test_the_example_config_is_valid_and_complete():
+    settings = load_settings("config.example.toml")
+    assert settings.web.port == 8025
+    assert settings.smtp.retries == 3
+
+
+def test_unknown_key_is_named_with_a_suggestion(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[smtp]\nhots = "mail.example.org"\n')
+    with pytest.raises(ConfigError, match=r'unknown key smtp\.hots \(did you mean "host"\?\)'):
+        load_settings(path)
+
+
+def test_wrong_type_names_the_key_and_shows_an_example(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[imap]\nport = "993"\n')
+    with pytest.raises(ConfigError, match=r"imap\.port has the wrong type \(str\); for example: port = 993"):
+        load_settings(path)
+
+
+def test_plain_transport_is_refused_for_a_remote_host(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[smtp]\nhost = "smtp.example.org"\nsecurity = "plain"\n')
+    with pytest.raises(ConfigError, match="only allowed for localhost"):
+        load_settings(path)
+
+
+def test_config_path_comes_from_the_environment(tmp_path, monkeypatch):
+    path = tmp_path / "c.toml"
+    path.write_text('data_dir = "/tmp/elsewhere"\n')
+    monkeypatch.setenv("DIGEST_CONFIG", str(path))
+    assert load_settings().data_dir == "/tmp/elsewhere"
+
+
+def test_settings_are_frozen():
+    settings = load_settings("config.example.toml")
+    with pytest.raises(AttributeError):
+        settings.data_dir = "x"
+
+
+def test_secrets_never_show_in_reprs(monkeypatch, tmp_path):
+    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "hunter2")
+    path = tmp_path / "c.toml"
+    path.write_text('[smtp]\nhost = "localhost"\nusername = "me"\n')
+    settings = load_settings(path)
+    secret = settings.smtp.password()
+    assert secret.reveal() == "hunter2"
+    assert "hunter2" not in repr(secret) and "hunter2" not in str(secret)
+    assert "hunter2" not in repr(settings)
+
+
+def test_secret_from_a_file_and_missing_secret_explains_the_fix(tmp_path, monkeypatch):
+    monkeypatch.delenv("X_PW", raising=False)
+    file = tmp_path / "pw"
+    file.write_text("s3cret\n")
+    assert read_secret("imap.password", "X_PW", str(file)).reveal() == "s3cret"
+    with pytest.raises(ConfigError, match="set the environment variable X_PW"):
+        read_secret("imap.password", "X_PW", "")
+    assert repr(Secret("x")) == "Secret('**********')"
+
+
+def test_generated_secret_key_is_kept_in_the_data_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv("DIGEST_SECRET_KEY", raising=False)
+    settings = load_settings(None, data_dir=str(tmp_path))
+    first = settings.web.secret_key(tmp_path).reveal()
+    assert len(first) == 64
+    assert settings.web.secret_key(tmp_path).reveal() == first
+    assert oct((tmp_path / "secret.key").stat().st_mode & 0o777) == "0o600"

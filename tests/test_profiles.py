@@ -1,0 +1,91 @@
+from pathlib import Path
+
+import pytest
+
+from digest.errors import ProfileError
+from digest.profiles import frequency_days, load_profile, load_profiles, parse_profile
+
+GOOD = '''name = "Ada"
+email = "ada@example.org"
+timezone = "Europe/London"
+send_at = "07:30"
+frequency = "weekly:mon,thu"
+
+[[interests]]
+label = "Speculative decoding"
+description = "faster LLM inference"
+weight = 2
+'''
+
+
+def test_the_example_profiles_are_valid():
+    for path in Path("profiles").glob("*.toml"):
+        profile = load_profile(path)
+        assert profile.interests and profile.seeds
+    assert len(list(Path("profiles").glob("*.toml"))) >= 2
+
+
+def test_a_good_profile_parses_with_defaults(tmp_path):
+    profile = parse_profile(GOOD, tmp_path / "ada.toml")
+    assert profile.user == "ada"
+    assert profile.send_days == (0, 3)
+    assert profile.interests[0].weight == 2.0
+    assert profile.max_items == 12 and profile.quiet_day == "note" and not profile.paused
+
+
+@pytest.mark.parametrize("text, message", [
+    (GOOD.replace("send_at", "sendat"), r'ada\.toml:4: sendat: unknown key \(did you mean "send_at"\?\)'),
+    (GOOD.replace('"07:30"', '"7h"'), r'ada\.toml:4: send_at: must look like "07:30".*got \'7h\''),
+    (GOOD.replace("Europe/London", "Mars/Olympus"), r"ada\.toml:3: timezone: unknown IANA time zone"),
+    (GOOD.replace("weekly:mon,thu", "fortnightly"), r"frequency: unknown frequency"),
+    (GOOD.replace("weight = 2", "weight = -1"), r"interests\[0\]\.weight: must be a number above 0"),
+    (GOOD.replace("label =", "lable ="), r'interests\[0\]\.lable: unknown key \(did you mean "label"\?\)'),
+    (GOOD.replace('email = "ada@example.org"\n', ""), r"email: is required"),
+    ("max_items = 0\n" + GOOD, r"max_items: must be a whole number from 1 to 100"),
+    ("relevance_floor = 3\n" + GOOD, r"relevance_floor: must be a number from 0 to 1"),
+    (GOOD + "paused = true\n", r"interests\[0\]\.paused: unknown key \(paused is a top-level key: move it above"),
+    (GOOD + "[boost]\nkeywords = \"diffusion\"\n", r"boost\.keywords: must be a list of strings"),
+    (GOOD + "[[seeds]]\nabstract = \"only an abstract\"\n", r"seeds\[0\]: needs an arxiv id, a doi or a title"),
+    ('name = "x\n', r"not valid TOML: .*line 1"),
+])
+def test_errors_name_file_key_line_and_fix(tmp_path, text, message):
+    with pytest.raises(ProfileError, match=message):
+        parse_profile(text, tmp_path / "ada.toml")
+
+
+def test_a_profile_needs_an_interest_or_a_seed(tmp_path):
+    with pytest.raises(ProfileError, match=r"add at least one \[\[interests\]\]"):
+        parse_profile('email = "a@b.org"\n', tmp_path / "a.toml")
+
+
+def test_frequencies():
+    assert frequency_days("daily") == tuple(range(7))
+    assert frequency_days("weekdays") == (0, 1, 2, 3, 4)
+    assert frequency_days("weekly:sun") == (6,)
+    with pytest.raises(ValueError):
+        frequency_days("weekly:funday")
+
+
+def test_a_broken_file_does_not_stop_the_others_and_its_last_good_version_serves(tmp_path):
+    (tmp_path / "ada.toml").write_text(GOOD)
+    (tmp_path / "bob.toml").write_text(GOOD.replace("ada@", "bob@"))
+    first = load_profiles(tmp_path)
+    assert set(first.profiles) == {"ada", "bob"} and not first.errors
+
+    (tmp_path / "bob.toml").write_text(GOOD.replace("ada@", "bob@").replace("07:30", "7.30"))
+    second = load_profiles(tmp_path, last_good=first.texts)
+    assert set(second.profiles) == {"ada", "bob"}
+    assert second.stale == ("bob",)
+    assert second.profiles["bob"].send_at == "07:30"
+    assert len(second.errors) == 1 and "bob.toml" in str(second.errors[0])
+
+    third = load_profiles(tmp_path)  # no last good version known: bob is left out, ada still served
+    assert set(third.profiles) == {"ada"}
+
+
+def test_two_profiles_with_the_same_address_are_refused(tmp_path):
+    (tmp_path / "ada.toml").write_text(GOOD)
+    (tmp_path / "twin.toml").write_text(GOOD)
+    loaded = load_profiles(tmp_path)
+    assert set(loaded.profiles) == {"ada"}
+    assert "already used by profiles/ada.toml" in str(loaded.errors[0])

@@ -1,0 +1,143 @@
+import sqlite3
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from digest.errors import StoreError
+from digest.models import Paper, ScoredPaper, paper_id
+from digest.store import SCHEMA_VERSION, Store
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "digest.db")
+    yield s
+    s.close()
+
+
+def test_a_new_file_gets_the_current_schema_in_wal_mode(tmp_path):
+    store = Store(tmp_path / "d.db")
+    assert store.schema_version == SCHEMA_VERSION
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_database_from_a_newer_version_is_refused(tmp_path):
+    path = tmp_path / "d.db"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer digest"):
+        Store(path)
+
+
+def test_stable_ids_prefer_arxiv_then_doi_then_title():
+    assert paper_id("arXiv:2401.01234v3", "10.1/X", "T") == "arxiv:2401.01234"
+    assert paper_id(None, "https://doi.org/10.1038/ABC", "T") == "doi:10.1038/abc"
+    assert paper_id(None, None, "Deep  Learning!") == paper_id(None, None, "deep learning")
+
+
+def test_the_same_paper_from_three_senders_is_one_richer_paper(store):
+    scholar = Paper("Gated Sparse Attention: Combining…", authors=("A Shen",), snippet="The computational …",
+                    url="https://arxiv.org/pdf/2601.15305", arxiv_id="2601.15305", source="google_scholar")
+    arxiv = Paper("Gated Sparse Attention: Combining Efficiency with Training Stability",
+                  authors=("Alfred Shen", "Aaron Shen"), abstract="The computational burden of attention ...",
+                  arxiv_id="2601.15305v2", source="arxiv", section="new")
+    hf = Paper("Gated Sparse Attention: Combining Efficiency with Training Stability", arxiv_id="2601.15305",
+               source="hf")
+    first = store.add_papers([scholar])
+    second = store.add_papers([arxiv, hf])
+    assert (first.new, second.new, second.merged) == (1, 0, 2)
+    assert store.count_papers() == 1
+    paper = store.get_papers(["arxiv:2601.15305"])["arxiv:2601.15305"]
+    assert paper.abstract.startswith("The computational burden")
+    assert paper.title.endswith("Training Stability")
+    assert paper.authors == ("Alfred Shen", "Aaron Shen")
+    assert store.paper_sources("arxiv:2601.15305") == ["google_scholar", "arxiv", "hf"]
+
+
+def test_a_title_only_paper_is_rekeyed_when_its_arxiv_id_shows_up_and_keeps_its_votes(store):
+    bare = Paper("Learning to Represent Programs with Graphs", source="generic")
+    old_id = store.add_papers([bare]).paper_ids[0]
+    assert old_id.startswith("title:")
+    store.record_vote("ada", old_id, 1)
+    store.add_papers([Paper("Learning to represent programs with graphs", arxiv_id="1711.00740", source="arxiv")])
+    assert store.count_papers() == 1
+    assert store.resolve_id(old_id) == "arxiv:1711.00740"
+    assert [v.paper_id for v in store.votes("ada")] == ["arxiv:1711.00740"]
+    assert store.get_vote("ada", old_id) == 1
+
+
+def test_a_truncated_scholar_title_matches_the_full_title(store):
+    store.add_papers([Paper("Inference and analysis of cell-cell communication using CellChat", doi="10.1038/x")])
+    out = store.add_papers([Paper("Inference and analysis of cell-cell communication …", source="google_scholar")])
+    assert out.merged == 1 and store.count_papers() == 1
+
+
+def test_same_title_with_different_arxiv_ids_stays_two_papers(store):
+    store.add_papers([Paper("Introduction", arxiv_id="2401.00001"), Paper("Introduction", arxiv_id="2401.00002")])
+    assert store.count_papers() == 2
+
+
+def test_vectors_round_trip_by_model_and_hash(store):
+    vec = np.arange(4, dtype=np.float32)
+    store.put_vectors("m", {"h1": vec})
+    assert np.array_equal(store.get_vectors("m", {"h1", "h2"})["h1"], vec)
+    assert store.get_vectors("other-model", {"h1"}) == {}
+
+
+def test_votes_are_idempotent_last_choice_wins_and_undo_is_logged(store):
+    assert store.record_vote("ada", "arxiv:1", 1) is True
+    assert store.record_vote("ada", "arxiv:1", 1) is False
+    assert store.record_vote("ada", "arxiv:1", -1) is True
+    assert [v.value for v in store.votes("ada")] == [-1]
+    assert store.undo_vote("ada", "arxiv:1") is True
+    assert store.votes("ada") == []
+    events = [r["value"] for r in store.db["vote_events"].rows]
+    assert events == [1, -1, 0]
+
+
+def test_a_digest_is_claimed_once_and_its_papers_enter_the_ledger_only_when_sent(store):
+    ids = store.add_papers([Paper("A paper", arxiv_id="2401.00001"), Paper("B paper", arxiv_id="2401.00002")])
+    digest_id = store.claim_digest("ada", "2026-11-28")
+    assert digest_id is not None
+    assert store.claim_digest("ada", "2026-11-28") is None  # a live claim: an overlapping run skips it
+    items = [ScoredPaper(Paper("A paper"), 0.9, "why"), ScoredPaper(Paper("B paper"), 0.8, "why")]
+    store.save_digest_items(digest_id, items, ids.paper_ids, n_candidates=2)
+    assert store.sent_paper_ids("ada") == set()
+    store.mark_digest(digest_id, "sent")
+    assert store.sent_paper_ids("ada") == set(ids.paper_ids)
+    assert store.claim_digest("ada", "2026-11-28") is None
+    assert store.candidate_papers("ada", "2000-01-01") == []
+    assert len(store.candidate_papers("bob", "2000-01-01")) == 2
+
+
+def test_a_stale_claim_or_a_transient_failure_is_retried_but_a_permanent_one_is_not(store):
+    first = store.claim_digest("ada", "p1")
+    assert store.claim_digest("ada", "p1", stale_after=timedelta(seconds=-1)) == first  # the claimer died
+    store.mark_digest(first, "retry", error="451 try later")
+    assert store.claim_digest("ada", "p1") == first
+    store.mark_digest(first, "failed", error="550 no such user")
+    assert store.claim_digest("ada", "p1") is None
+    assert store.digest(first)["attempts"] == 3
+
+
+def test_messages_are_recorded_once_per_uid(store):
+    row, outcome = store.record_message(mailbox="INBOX", uidvalidity=7, uid=3, message_id="<m@x>", status="ingested",
+                                        papers=[Paper("A paper", arxiv_id="2401.00001")])
+    again, _ = store.record_message(mailbox="INBOX", uidvalidity=7, uid=3, message_id="<m@x>", status="ingested",
+                                    papers=[Paper("A paper", arxiv_id="2401.00001")])
+    assert row == again and outcome.new == 1
+    assert store.message_by_message_id("<m@x>")["uid"] == 3
+    assert store.db["paper_messages"].count == 1
+
+
+def test_profile_texts_and_events_persist(tmp_path):
+    store = Store(tmp_path / "d.db")
+    store.save_profile_texts({"ada": "email = 'a@b.c'"})
+    store.log_event("ERROR", "send", "boom", user="ada")
+    store.close()
+    again = Store(tmp_path / "d.db")
+    assert again.profile_texts() == {"ada": "email = 'a@b.c'"}
+    assert again.recent_events()[0]["message"] == "boom"
