@@ -204,7 +204,7 @@ def split_authors(text: str | None) -> list[str]:
     text = re.sub(r"\s+(and|&)\s+", ", ", text)
     names: list[str] = []
     for raw in text.split(","):
-        name = clean_space(raw).strip(" .;…").strip()
+        name = clean_space(raw).strip(" ;…").strip()
         name = re.sub(r"(\.\.\.|…)$", "", name).strip()
         if not name or name.lower() in ("et al", "and", "others"):
             continue
@@ -220,6 +220,8 @@ _LINK_WORDS = {
     "view article", "read more", "download", "doi", "arxiv", "paper", "this paper", "article", "website",
     "view abstract", "full article", "read paper", "more", "source", "preprint",
 }
+_DANGLING = {"is", "are", "was", "at", "in", "on", "of", "the", "a", "an", "to", "for", "and", "or", "see", "here",
+             "by", "from", "with", "this", "my", "our"}
 _NOT_TITLE_START = re.compile(
     r"^(hi|hello|dear|thanks|thank you|best|regards|cheers|sent from|on .* wrote|my|our|see|check|please|"
     r"click|read|download|view|visit|here|this is|from:|to:|subject:|date:|cc:)\b",
@@ -240,6 +242,9 @@ def is_meaningful_title(text: str | None) -> bool:
     if re.search(r"https?://|www\.|@|\b10\.\d{4,9}/", text):
         return False
     if _NOT_TITLE_START.match(text) or text.endswith((":", ",")):
+        return False
+    last = re.findall(r"\w+", text.lower())[-1:] or [""]
+    if last[0] in _DANGLING:  # "my latest paper is <a>here</a>": a sentence cut at the link
         return False
     words = re.findall(r"[^\W\d_]{2,}", text)
     letters = sum(ch.isalpha() for ch in text)

@@ -57,13 +57,10 @@ def _from_html(html: str) -> list[Paper]:
         arxiv, doi = _ids(target)
         if not (arxiv or doi):
             continue
+        # only the link text: the text around a link is too often a sentence ("my paper is <a>here</a>");
+        # plain-text alternatives and "Title <url>" lines are handled by _from_text
         title = text_of(a)
-        if not is_meaningful_title(title):
-            # the text around the link in its block (e.g. "<b>Title</b> <a>[pdf]</a>")
-            parent = a.find_parent(["p", "li", "td", "div"])
-            around = text_of(parent).replace(title, " ") if parent is not None else ""
-            title = around if is_meaningful_title(around) else ""
-        if title:
+        if is_meaningful_title(title):
             papers.append(_make(title, arxiv, doi, target))
     return papers
 
