@@ -241,7 +241,8 @@ def _parse_bodies(text: str | None, html: str | None, *, sender: str, subject: s
     body = Body(text=text, html=html, subject=subject, date=date)
     kind = kind_of_sender(sender) if sender else None
     if kind is not None:
-        return kind, _run(kind, body, sender=sender, strict=True)
+        papers = _run(kind, body, sender=sender, strict=True)
+        return (kind, papers) if papers else (None, [])  # administrative mail of an alert sender
     for inner in attached:  # forwarded as an attachment: the inner mail has its own From
         inner_kind, papers = _parse_msg(inner)
         if inner_kind is not None:

@@ -155,6 +155,15 @@ def test_broken_arxiv_mail_raises_parse_error():
         parse_message(msg.as_bytes())
 
 
+def test_administrative_mail_from_an_alert_sender_is_not_an_alert():
+    msg = EmailMessage()
+    msg["From"] = "Google Scholar Alerts <scholaralerts-noreply@google.com>"
+    msg["Subject"] = "Confirm your Google Scholar alert"
+    msg.set_content("Click to confirm")
+    parsed = parse_message(msg.as_bytes())
+    assert parsed.kind is None and parsed.papers == []
+
+
 # ---------------------------------------------------------------- Google Scholar
 
 
