@@ -1,0 +1,379 @@
+"""Paper-alert emails -> papers. Pure: bytes in, :class:`ParsedMessage` out, no I/O except
+:func:`iter_raw_messages`, which only reads the mail files it is given.
+
+Routing: the ``From`` address (case-insensitive) picks the sender family; mail from an unknown sender is
+checked for a forwarded original (``message/rfc822`` attachment, or an inline Gmail/Outlook/Apple Mail
+forward header block whose ``From:`` names the original sender), then recognised by its content (DOM
+markers, listing layout). Anything else goes to the generic parser; if that finds nothing the mail is not
+a paper alert (``kind=None``).
+
+A mail from a known alert sender that yields no papers raises :class:`~digest.errors.ParseError`, unless its
+subject says it is an administrative message (subscription confirmations and the like).
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import email.utils
+import mailbox
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import Message
+from pathlib import Path
+
+from .errors import ParseError
+from .models import Paper
+from .parsers import arxiv, biorxiv, generic, hf, journals, scholar
+from .parsers.common import Body, html_to_text
+
+__all__ = ["ParsedMessage", "parse_message", "parse_text", "iter_raw_messages"]
+
+
+@dataclass(frozen=True)
+class ParsedMessage:
+    kind: str | None  # 'arxiv', 'google_scholar', 'nature', 'cellpress', 'aha', 'biorxiv', 'hf', 'generic'
+    papers: list[Paper] = field(default_factory=list)
+    subject: str = ""
+    sender: str = ""  # bare address, lower-cased
+    message_id: str | None = None
+    date: str | None = None  # ISO 8601 of the Date header
+
+
+_PARSERS: dict[str, Callable[[Body], list[Paper]]] = {
+    "arxiv": arxiv.parse,
+    "google_scholar": scholar.parse,
+    "nature": journals.parse_nature,
+    "cellpress": journals.parse_cellpress,
+    "aha": journals.parse_aha,
+    "biorxiv": biorxiv.parse,
+    "hf": hf.parse,
+}
+_LABELS = {
+    "arxiv": "arXiv listing", "google_scholar": "Google Scholar alert", "nature": "Nature Portfolio alert",
+    "cellpress": "Cell Press alert", "aha": "AHA Journals alert", "biorxiv": "bioRxiv/medRxiv alert",
+    "hf": "Hugging Face papers mail",
+}
+# subjects of administrative mail from alert senders: not an alert, so no error when they hold no papers
+_ADMIN_SUBJECT = re.compile(
+    r"confirm|verify|verification|welcome|subscription|subscribed|unsubscribe|password|account|help", re.I)
+
+
+def kind_of_sender(address: str) -> str | None:
+    """The sender family of a bare, lower-cased address, or None."""
+    domain = address.rpartition("@")[2]
+    if domain == arxiv.SENDER_DOMAIN:
+        return "arxiv"
+    if address in scholar.SENDERS:
+        return "google_scholar"
+    if address in biorxiv.SENDERS:
+        return "biorxiv"
+    if domain.endswith(journals.NATURE_DOMAINS):
+        return "nature"
+    if domain.endswith(journals.CELLPRESS_DOMAINS):
+        return "cellpress"
+    if domain.endswith(journals.AHA_DOMAINS):
+        return "aha"
+    if domain.endswith(hf.SENDER_DOMAINS):
+        return "hf"
+    return None
+
+
+def kind_of_content(text: str | None, html: str | None) -> str | None:
+    """Recognise a body without a (known) sender, from DOM markers and layouts."""
+    if html:
+        if scholar.looks_like(html):
+            return "google_scholar"
+        if journals.looks_like_nature(html):
+            return "nature"
+        if journals.looks_like_aha(html):
+            return "aha"
+        if journals.looks_like_cellpress(html):
+            return "cellpress"
+    plain = text if text is not None else (html_to_text(html) if html else "")
+    if arxiv.looks_like(plain):
+        return "arxiv"
+    if biorxiv.looks_like(plain):
+        return "biorxiv"
+    if hf.looks_like(plain) or (html and hf.looks_like(html)):
+        return "hf"
+    return None
+
+
+# ---------------------------------------------------------------- MIME
+
+
+def _decode_part(part: Message) -> str:
+    """A text part's content, tolerant of missing, wrong or unknown charsets."""
+    payload = part.get_payload(decode=True)
+    if payload is None:
+        payload = part.get_payload()
+        return payload if isinstance(payload, str) else ""
+    charset = part.get_content_charset() or "utf-8"
+    for candidate in (charset, "utf-8"):
+        try:
+            return payload.decode(candidate)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return payload.decode("cp1252", errors="replace")
+
+
+@dataclass
+class _Parts:
+    text: list[str] = field(default_factory=list)
+    html: list[str] = field(default_factory=list)
+    attached: list[Message] = field(default_factory=list)
+
+
+def _collect(msg: Message, parts: _Parts) -> _Parts:
+    ctype = msg.get_content_type()
+    if ctype == "message/rfc822":
+        inner = msg.get_payload()
+        parts.attached.extend(m for m in (inner if isinstance(inner, list) else [inner]) if m is not None)
+    elif msg.is_multipart():
+        for sub in msg.get_payload():
+            _collect(sub, parts)
+    elif ctype in ("text/plain", "text/html", "text/x-html") or (msg.get_content_maintype() == "text"
+                                                                and not msg.get_filename()):
+        (parts.html if "html" in ctype else parts.text).append(_decode_part(msg))
+    return parts
+
+
+def _header(msg: Message, name: str) -> str:
+    try:
+        value = msg.get(name)
+    except Exception:  # malformed headers must not break parsing
+        return ""
+    return " ".join(str(value).split()) if value is not None else ""
+
+
+def _address(value: str) -> str:
+    return email.utils.parseaddr(value)[1].strip().lower()
+
+
+def _date(value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+# ---------------------------------------------------------------- inline forwards
+
+_FORWARD_MARK = re.compile(
+    r"^[>\s]*(-{5,}\s*Forwarded message\s*-{5,}|Begin forwarded message:|-{3,}\s*Original Message\s*-{3,}|"
+    r"-{5,}\s*Weitergeleitete Nachricht\s*-{5,}|-{5,}\s*Message transféré\s*-{5,})\s*$",
+    re.I | re.M,
+)
+_FWD_HEADER = re.compile(r"^[>\s]*\*?(From|Von|De|Date|Sent|Datum|Subject|Betreff|Objet|To|An|À|Cc)\*?:\s*(.*)$", re.I)
+
+
+@dataclass
+class _Forward:
+    sender: str
+    subject: str
+    date: datetime | None
+    text: str
+
+
+def _inline_forward(text: str) -> _Forward | None:
+    """The original sender, subject, date and body of an inline-forwarded mail, if the text has one."""
+    m = _FORWARD_MARK.search(text)
+    if not m:
+        return None
+    lines = text[m.end():].lstrip("\r\n").splitlines()
+    headers: dict[str, str] = {}
+    i = 0
+    while i < len(lines):
+        hm = _FWD_HEADER.match(lines[i])
+        if hm:
+            key = hm.group(1).lower()
+            key = {"von": "from", "de": "from", "sent": "date", "datum": "date", "betreff": "subject",
+                   "objet": "subject"}.get(key, key)
+            headers.setdefault(key, hm.group(2).strip())
+        elif lines[i].strip() and headers:
+            break
+        i += 1
+    body = "\n".join(lines[i:])
+    # a forward of a forward, or quoted with "> ": strip one quoting level when most lines carry it
+    quoted = [x for x in body.splitlines() if x.strip()]
+    if quoted and sum(x.startswith(">") for x in quoted) > 0.8 * len(quoted):
+        body = "\n".join(re.sub(r"^> ?", "", x) for x in body.splitlines())
+    sender = headers.get("from", "")
+    # Outlook writes "From: Name [mailto:x@y]"; Gmail "Name <x@y>"
+    address = re.search(r"[\w.+-]+@[\w-]+(\.[\w-]+)+", sender)
+    return _Forward(
+        sender=address.group(0).lower() if address else "",
+        subject=headers.get("subject", ""),
+        date=_date(headers.get("date", "")),
+        text=body,
+    )
+
+
+# ---------------------------------------------------------------- dispatch
+
+
+def _run(kind: str, body: Body, *, sender: str, strict: bool) -> list[Paper]:
+    try:
+        papers = _PARSERS[kind](body)
+    except ParseError:
+        raise
+    except Exception as exc:  # a parser bug on odd input: report it as a parse error of this mail
+        raise ParseError(f"{_LABELS[kind]} from {sender or 'unknown sender'} "
+                         f"(subject {body.subject!r}) could not be parsed: {exc!r}") from exc
+    if not papers and kind in ("nature", "cellpress", "aha", "hf"):
+        papers = generic.parse(body)  # e.g. a Nature issue alert without DOIs, an HF mail of another layout
+    if not papers and strict and not _ADMIN_SUBJECT.search(body.subject or ""):
+        raise ParseError(
+            f"{_LABELS[kind]} from {sender or 'unknown sender'} (subject {body.subject!r}) contains no papers: "
+            f"the layout may have changed. Save the mail as .eml and check it with `digest parse FILE`."
+        )
+    return papers
+
+
+def _parse_bodies(text: str | None, html: str | None, *, sender: str, subject: str,
+                  date: datetime | None, attached: list[Message] = ()) -> tuple[str | None, list[Paper]]:
+    """(kind, papers) for the given bodies; the heart of :func:`parse_message` and :func:`parse_text`."""
+    body = Body(text=text, html=html, subject=subject, date=date)
+    kind = kind_of_sender(sender) if sender else None
+    if kind is not None:
+        papers = _run(kind, body, sender=sender, strict=True)
+        return (kind, papers) if papers else (None, [])  # administrative mail of an alert sender
+    for inner in attached:  # forwarded as an attachment: the inner mail has its own From
+        inner_kind, papers = _parse_msg(inner)
+        if inner_kind is not None:
+            return inner_kind, papers
+    plain = text if text is not None else (html_to_text(html) if html else None)
+    forward = _inline_forward(plain) if plain else None
+    if forward is not None:
+        inner_kind = kind_of_sender(forward.sender) if forward.sender else None
+        inner_kind = inner_kind or kind_of_content(forward.text, html)
+        if inner_kind is not None:
+            inner_body = Body(text=forward.text, html=html, subject=forward.subject or subject,
+                              date=forward.date or date)
+            papers = _run(inner_kind, inner_body, sender=forward.sender, strict=bool(forward.sender))
+            if papers:
+                return inner_kind, papers
+    kind = kind_of_content(text, html)
+    if kind is not None:
+        papers = _run(kind, body, sender=sender, strict=False)
+        if papers:
+            return kind, papers
+    papers = generic.parse(body)
+    return ("generic", papers) if papers else (None, [])
+
+
+def _parse_msg(msg: Message) -> tuple[str | None, list[Paper]]:
+    parts = _collect(msg, _Parts())
+    text = "\n".join(parts.text) if parts.text else None
+    html = "\n".join(parts.html) if parts.html else None
+    return _parse_bodies(text, html, sender=_address(_header(msg, "from")), subject=_header(msg, "subject"),
+                         date=_date(_header(msg, "date")), attached=parts.attached)
+
+
+def parse_message(raw: bytes) -> ParsedMessage:
+    """Parse one RFC 822 message.
+
+    Raises ParseError when the mail comes from a known alert sender but yields no papers; returns
+    ``kind=None`` with no papers for mail that is not a paper alert.
+
+    Example::
+
+        parsed = parse_message(Path("alert.eml").read_bytes())
+        for paper in parsed.papers:
+            print(paper.id, paper.title)
+    """
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    kind, papers = _parse_msg(msg)
+    date = _date(_header(msg, "date"))
+    message_id = _header(msg, "message-id") or None
+    return ParsedMessage(kind=kind, papers=papers, subject=_header(msg, "subject"),
+                         sender=_address(_header(msg, "from")), message_id=message_id,
+                         date=date.isoformat() if date else None)
+
+
+def parse_text(body: str, *, content_type: str = "text/plain") -> ParsedMessage:
+    """Parse a bare body (.txt or .html, no headers), recognised by its content."""
+    is_html = "html" in content_type.lower()
+    kind, papers = _parse_bodies(None if is_html else body, body if is_html else None,
+                                 sender="", subject="", date=None)
+    return ParsedMessage(kind=kind, papers=papers, subject="", sender="", message_id=None, date=None)
+
+
+# ---------------------------------------------------------------- files
+
+_MAIL_SUFFIXES = {".eml", ".msg", ".mbox", ".txt", ".html", ".htm", ".mail"}
+_HEADER_LINE = re.compile(rb"^[A-Za-z][A-Za-z0-9-]*:[ \t]")
+
+
+def _is_maildir(path: Path) -> bool:
+    return path.is_dir() and (path / "cur").is_dir() and (path / "new").is_dir()
+
+
+def _looks_like_message(data: bytes) -> bool:
+    """True when a .txt/.html file starts with RFC 822 headers (From/Subject/Date) then a blank line."""
+    head = data[:4096].replace(b"\r\n", b"\n")
+    block, sep, _ = head.partition(b"\n\n")
+    lines = block.split(b"\n") if sep else []
+    if not lines or not _HEADER_LINE.match(lines[0]):
+        return False
+    names = {ln.split(b":", 1)[0].lower() for ln in lines if _HEADER_LINE.match(ln)}
+    return bool(names & {b"from", b"subject", b"date", b"message-id"}) and all(
+        _HEADER_LINE.match(ln) or ln[:1] in (b" ", b"\t") for ln in lines)
+
+
+def wrap_body(data: bytes, *, html: bool) -> bytes:
+    """A minimal RFC 822 message around a bare body, so parse_message can read it (detection by content)."""
+    subtype = "html" if html else "plain"
+    return (f"MIME-Version: 1.0\r\nContent-Type: text/{subtype}; charset=utf-8\r\n"
+            f"Content-Transfer-Encoding: 8bit\r\n\r\n").encode() + data
+
+
+def _iter_file(path: Path) -> Iterator[tuple[str, bytes]]:
+    data = path.read_bytes()
+    suffix = path.suffix.lower()
+    if suffix == ".mbox" or data.startswith(b"From "):
+        box = mailbox.mbox(str(path), create=False)
+        try:
+            for n, key in enumerate(box.iterkeys()):
+                yield f"{path}#{n}", box.get_bytes(key)
+        finally:
+            box.close()
+    elif suffix in (".html", ".htm", ".txt") and not _looks_like_message(data):
+        yield str(path), wrap_body(data, html=suffix != ".txt" or data.lstrip()[:1] == b"<")
+    else:
+        yield str(path), data
+
+
+def iter_raw_messages(path: Path) -> Iterator[tuple[str, bytes]]:
+    """(label, raw bytes) for every message in PATH: an .eml file, an mbox file, a Maildir, a folder
+    (recursing into .eml/.mbox/.txt/.html files and Maildirs) or a bare .html/.txt body (wrapped)."""
+    path = Path(path)
+    if _is_maildir(path):
+        box = mailbox.Maildir(str(path), factory=None, create=False)
+        for key in sorted(box.iterkeys()):
+            yield f"{path}/{key}", box.get_bytes(key)
+        return
+    if path.is_dir():
+        for child in sorted(path.iterdir()):
+            if child.name.startswith("."):
+                continue
+            if child.is_dir():
+                yield from iter_raw_messages(child)
+            elif child.suffix.lower() in _MAIL_SUFFIXES:
+                yield from _iter_file(child)
+        return
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    yield from _iter_file(path)
+
+
+def parse_file(path: Path) -> Iterator[tuple[str, ParsedMessage]]:
+    """Convenience for the CLI: parse every message found in PATH."""
+    for label, raw in iter_raw_messages(path):
+        yield label, parse_message(raw)
+

@@ -1,0 +1,195 @@
+"""arXiv daily listing mails (``no-reply@arXiv.org``) and bare listing text.
+
+The body is a sequence of entries ``\\\\`` / ``arXiv:<id>`` / metadata / ``\\\\`` / abstract / ``\\\\ ( url , size)``.
+Sections are switched by rule lines: ``%-%-`` (cross-lists), ``%%--%%--`` (replacements), ``%%%---`` (end).
+We walk the lines with a small state machine rather than splitting on ``^arXiv:``, because abstracts can
+contain a line that starts with ``arXiv:`` (FORMATS.md trap a).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+
+from ..models import Paper
+from .common import ARXIV_ID, Body, arxiv_url, clean_space, split_authors, tex_to_unicode
+
+SENDER_DOMAIN = "arxiv.org"
+SUBJECT_RE = re.compile(r"daily Subj-class mailing|daily .*received", re.I)
+
+_ID_LINE = re.compile(rf"^(?:arXiv:|Paper(?:\s*\(\*cross-listing\*\))?:)\s*({ARXIV_ID})(.*)$", re.I)
+_END_LINE = re.compile(r"^\\\\\s*\(\s*(\S+)")
+_RULE_CROSS = re.compile(r"^(%-){8,}")
+_RULE_REPLACED = re.compile(r"^(%%--){5,}")
+_RULE_END = re.compile(r"^(%%%---){4,}")
+_DASHES = re.compile(r"^-{40,}$")
+_FIELDS = (
+    "Date", "Title", "Authors", "Categories", "Comments", "MSC-class", "ACM-class", "Journal-ref",
+    "Report-no", "DOI", "License", "Proxy", "From", "Subj-class",
+)
+_FIELD_LINE = re.compile(rf"^({'|'.join(re.escape(f) for f in _FIELDS)}):\s?(.*)$")
+_WINDOW = re.compile(r"received from .*?\bto\s+\w{3}\s+(\d{1,2})\s+(\w{3})\s+(\d{2,4})", re.I)
+_MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+
+
+def looks_like(text: str) -> bool:
+    """A listing body: the arXiv frame, or at least one ``\\\\`` + ``arXiv:<id>`` entry with a Title."""
+    if "Send any comments regarding submissions directly to submitter" in text:
+        return True
+    return bool(re.search(rf"^\\\\\s*\n\s*arXiv:{ARXIV_ID}", _normalise(text), re.M)) and "Title:" in text
+
+
+def _normalise(text: str) -> str:
+    # hand-copied bodies turn the 2-space indent into NBSP (trap d); CRLF and CR from the wire
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
+
+
+def announcement_date(text: str, mail_date: datetime | None) -> str | None:
+    """The listing date: the weekday after the end of the ``received from ... to ...`` window, else the Date."""
+    m = _WINDOW.search(text)
+    if m and m.group(2).lower()[:3] in _MONTHS:
+        year = int(m.group(3))
+        year = year + 2000 if year < 100 else year
+        try:
+            day = date(year, _MONTHS.index(m.group(2).lower()[:3]) + 1, int(m.group(1)))
+        except ValueError:
+            day = None
+        if day is not None:
+            day += timedelta(days=1)
+            while day.weekday() >= 5:  # Friday's window is announced on Monday
+                day += timedelta(days=1)
+            return day.isoformat()
+    if mail_date is not None:
+        return mail_date.date().isoformat()
+    m = re.search(r"^Date:\s*\w{3},\s+(\d{1,2})\s+(\w{3})\s+(\d{2,4})\s+\d", text, re.M)
+    if m and m.group(2).lower()[:3] in _MONTHS:  # listing files begin with their own Date: line
+        year = int(m.group(3))
+        year = year + 2000 if year < 100 else year
+        return date(year, _MONTHS.index(m.group(2).lower()[:3]) + 1, int(m.group(1))).isoformat()
+    return None
+
+
+def _entry_to_paper(arxiv_id: str, fields: dict[str, str], abstract: list[str], section: str,
+                    url: str | None, published: str | None) -> Paper:
+    def field(name: str) -> str | None:
+        value = clean_space(fields.get(name))
+        return value or None
+
+    title = tex_to_unicode(field("Title")) or arxiv_id
+    authors = [tex_to_unicode(a) or a for a in split_authors(tex_to_unicode(field("Authors")))]
+    abstract_text = tex_to_unicode(" ".join(abstract)) if abstract else None
+    comments = tex_to_unicode(field("Comments"))
+    extra = [f"{k}: {field(k)}" for k in ("Journal-ref", "MSC-class", "ACM-class", "Report-no") if field(k)]
+    if extra:
+        comments = "; ".join(([comments] if comments else []) + extra)
+    categories = tuple((field("Categories") or "").split())
+    return Paper(
+        title=title,
+        authors=tuple(authors),
+        abstract=abstract_text or None,
+        url=url if url and "arxiv.org/abs/" in url else arxiv_url(arxiv_id),
+        arxiv_id=arxiv_id,
+        doi=(field("DOI") or "").split()[0] if field("DOI") else None,
+        source="arxiv",
+        section=section,
+        published=published,
+        venue=field("Journal-ref"),
+        categories=categories,
+        comments=comments,
+    )
+
+
+def parse_entries(text: str, mail_date: datetime | None = None) -> list[Paper]:
+    """Every entry of every section, in order, duplicates included (see :func:`parse`)."""
+    text = _normalise(text)
+    published = announcement_date(text, mail_date)
+    lines = [line.rstrip() for line in text.split("\n")]
+    papers: list[Paper] = []
+    section = "new"
+    i, n = 0, len(lines)
+
+    def next_nonblank(j: int) -> int:
+        while j < n and not lines[j].strip():
+            j += 1
+        return j
+
+    while i < n:
+        line = lines[i].strip()
+        if _RULE_END.match(line):
+            break
+        if _RULE_REPLACED.match(line):
+            section = "replaced"
+        elif _RULE_CROSS.match(line):
+            section = "cross"
+        elif line == "\\\\":
+            j = next_nonblank(i + 1)
+            m = _ID_LINE.match(lines[j].strip()) if j < n else None
+            if m:
+                i = _read_entry(lines, j, m, section, published, papers)
+                continue
+        i += 1
+    return papers
+
+
+def _read_entry(lines: list[str], j: int, m: re.Match, section: str, published: str | None,
+                papers: list[Paper]) -> int:
+    """Read one entry whose id line is ``lines[j]``; append it and return the index after it."""
+    n = len(lines)
+    arxiv_id = m.group(1)
+    fields: dict[str, str] = {}
+    current: str | None = None
+    k = j + 1
+    # metadata, until the "\\" that opens the abstract or the "\\ ( url" that closes an abstract-less entry
+    while k < n:
+        raw = lines[k]
+        stripped = raw.strip()
+        if stripped == "\\\\" or _END_LINE.match(stripped) or _DASHES.match(stripped):
+            break
+        fm = _FIELD_LINE.match(raw)
+        if stripped.lower().startswith("replaced with revised version"):
+            current = "Date"
+            fields["Date"] = stripped
+        elif fm and not raw[:1].isspace():
+            current = fm.group(1)
+            fields[current] = fm.group(2)
+        elif stripped and current:
+            fields[current] += " " + stripped  # wrapped field: join with one space
+        k += 1
+    abstract: list[str] = []
+    url = None
+    if k < n and lines[k].strip() == "\\\\":
+        k += 1
+        while k < n:
+            stripped = lines[k].strip()
+            if _END_LINE.match(stripped) or _DASHES.match(stripped) or _RULE_CROSS.match(stripped) \
+                    or _RULE_REPLACED.match(stripped) or _RULE_END.match(stripped):
+                break
+            if stripped:
+                abstract.append(stripped)
+            k += 1
+    if k < n:
+        em = _END_LINE.match(lines[k].strip())
+        if em:
+            url = em.group(1)
+            k += 1
+    papers.append(_entry_to_paper(arxiv_id, fields, abstract, section, url, published))
+    return k
+
+
+def parse(body: Body) -> list[Paper]:
+    """Papers of a listing mail, deduplicated by id keeping the first (richest: new before replaced) one."""
+    text = body.text
+    if text is None and body.html:
+        from .common import html_to_text
+
+        text = html_to_text(body.html)
+    if not text:
+        return []
+    seen: set[str] = set()
+    out = []
+    for paper in parse_entries(text, body.date):
+        if paper.arxiv_id in seen:
+            continue
+        seen.add(paper.arxiv_id)
+        out.append(paper)
+    return out

@@ -1,0 +1,66 @@
+"""bioRxiv / medRxiv alerts (``openRxiv-mailer@alerts.highwire.org``, ``cshljnls-mailer@alerts.highwire.org``).
+
+Each entry ends with a line ``bioRxiv posted 22 January 2026 doi:10.64898/...``; the authors are the line
+before it and the title the line before those. We read the text part, or the HTML turned into one line per
+block, so both the plain and the HTML alternative work. Both the old ``10.1101`` and the 2026 openRxiv
+``10.64898`` prefixes occur.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..models import Paper
+from .common import Body, clean_space, doi_url, html_to_text, iso_date, split_authors
+
+SENDERS = {"openrxiv-mailer@alerts.highwire.org", "cshljnls-mailer@alerts.highwire.org"}
+_POSTED = re.compile(
+    r"\b(bioRxiv|medRxiv)\s+posted\s+(?P<date>\d{1,2}\s+\w+\s+\d{4}|\w+\s+\d{1,2},?\s+\d{4})?.*?"
+    r"doi:?\s*(?:https?://doi\.org/)?(?P<doi>10\.\d{4,9}/[^\s<>\"]+)",
+    re.I,
+)
+_JUNK = re.compile(r"^(\[?abstract\]?|\[pdf\]|\[abstract\]\s*\[(full text|pdf)\].*|-+|---)$", re.I)
+
+
+def looks_like(text: str) -> bool:
+    return bool(_POSTED.search(text))
+
+
+def _entries(text: str) -> list[Paper]:
+    lines = [clean_space(line) for line in text.replace("\r\n", "\n").split("\n")]
+    papers: list[Paper] = []
+    seen: set[str] = set()
+    for i, line in enumerate(lines):
+        m = _POSTED.search(line)
+        if not m:
+            continue
+        doi = m.group("doi").rstrip(".")
+        if doi.lower() in seen:
+            continue
+        before = [x for x in lines[max(0, i - 12):i] if x and not _JUNK.match(x)]
+        # text before "bioRxiv posted" on the same line (some layouts print it inline) is the author list
+        inline = clean_space(line[: m.start()])
+        authors_line = inline or (before.pop() if before else "")
+        title = before.pop() if before else ""
+        if not title:
+            continue
+        seen.add(doi.lower())
+        papers.append(Paper(
+            title=title,
+            authors=tuple(split_authors(authors_line)),
+            url=doi_url(doi),
+            doi=doi,
+            source="biorxiv" if m.group(1).lower() == "biorxiv" else "medrxiv",
+            published=iso_date(m.group("date")),
+            venue=m.group(1),
+        ))
+    return papers
+
+
+def parse(body: Body) -> list[Paper]:
+    candidates = []
+    if body.text:
+        candidates.append(_entries(body.text))
+    if body.html:
+        candidates.append(_entries(html_to_text(body.html)))
+    return max(candidates, key=len, default=[])

@@ -1,0 +1,271 @@
+"""Helpers shared by the sender parsers: the body a parser receives, TeX and HTML to text, link unwrapping,
+id extraction from URLs, author splitting and the "is this a real title" rule. Pure functions, no I/O."""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from bs4 import BeautifulSoup, NavigableString
+
+ARXIV_NEW_ID = r"\d{4}\.\d{4,5}"
+ARXIV_OLD_ID = r"[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7}"
+ARXIV_ID = rf"(?:{ARXIV_NEW_ID}|{ARXIV_OLD_ID})(?:v\d+)?"
+# DOI suffixes may contain almost anything; stop at whitespace, quotes, angle brackets and URL query/fragment
+DOI_RE = re.compile(r"\b(10\.\d{4,9}/[^\s\"'<>?#&]+)")
+
+_ARXIV_URL = re.compile(rf"arxiv\.org/(?:abs|pdf|html)/({ARXIV_ID})", re.I)
+_HF_URL = re.compile(rf"huggingface\.co/papers/({ARXIV_NEW_ID})", re.I)
+
+
+@dataclass(frozen=True)
+class Body:
+    """What a parser reads: the decoded text and/or HTML of one message, plus the headers it may need."""
+
+    text: str | None = None
+    html: str | None = None
+    subject: str = ""
+    date: datetime | None = None
+
+
+def clean_space(text: str | None) -> str:
+    """Collapse every run of whitespace (including NBSP and zero-width marks) into one space."""
+    if not text:
+        return ""
+    text = text.replace("\u200b", "").replace("\u202a", "").replace("\u202c", "").replace("\ufeff", "")
+    return " ".join(text.split())
+
+
+# ---------------------------------------------------------------- TeX
+
+_MATH = re.compile(r"(\$\$.+?\$\$|\$[^$]+\$)", re.S)
+_latex_converter = None
+
+
+def _converter():
+    # built lazily: constructing the pylatexenc context is not free and most texts need no conversion
+    global _latex_converter
+    if _latex_converter is None:
+        from pylatexenc.latex2text import LatexNodes2Text
+
+        _latex_converter = LatexNodes2Text(math_mode="verbatim", strict_latex_spaces=False)
+    return _latex_converter
+
+
+def _tex_segment(text: str) -> str:
+    if "\\" not in text and "{" not in text:
+        return text
+    # In TeX `%` starts a comment and `&`/`#` are special; abstracts use them literally, so escape them
+    # first or pylatexenc would drop the rest of the line.
+    protected = re.sub(r"(?<!\\)([%&#])", r"\\\1", text)
+    try:
+        out = _converter().latex_to_text(protected)
+    except Exception:  # pylatexenc raises assorted errors on broken TeX: keep the raw text then
+        return text
+    return out.replace("\xa0", " ")
+
+
+def tex_to_unicode(text: str | None) -> str | None:
+    """TeX accents and simple macros to Unicode (``Aur\\'elien`` -> ``Aurélien``); ``$...$`` math is kept as is."""
+    if text is None:
+        return None
+    parts = _MATH.split(text)
+    out = [part if i % 2 else _tex_segment(part) for i, part in enumerate(parts)]
+    return unicodedata.normalize("NFC", clean_space("".join(out)))
+
+
+# ---------------------------------------------------------------- HTML
+
+_BLOCK_TAGS = (
+    "p", "div", "br", "tr", "td", "th", "li", "ul", "ol", "table", "tbody", "h1", "h2", "h3", "h4", "h5",
+    "h6", "blockquote", "section", "article", "header", "footer", "hr", "pre", "dd", "dt",
+)
+
+
+def soup_of(html: str) -> BeautifulSoup:
+    return BeautifulSoup(html, "html.parser")
+
+
+def html_to_text(html: str) -> str:
+    """Readable text of an HTML body: one line per block element, inline elements kept on their line."""
+    soup = soup_of(html)
+    for tag in soup(["style", "script", "head", "title"]):
+        tag.decompose()
+    for tag in soup.find_all(_BLOCK_TAGS):
+        tag.insert_before(NavigableString("\n"))
+        tag.insert_after(NavigableString("\n"))
+    lines = [clean_space(line) for line in soup.get_text("").splitlines()]
+    text = "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def text_of(node) -> str:
+    return clean_space(html_lib.unescape(node.get_text(" ", strip=True))) if node is not None else ""
+
+
+# ---------------------------------------------------------------- links and ids
+
+
+def unwrap_url(url: str) -> str:
+    """The real target behind the redirect wrappers of Scholar, Elsevier, Outlook and Google."""
+    url = html_lib.unescape(url.strip())
+    parts = urlsplit(url)
+    host = parts.netloc.lower()
+    query = parse_qs(parts.query)
+    if re.match(r"(www\.)?scholar\.google\.[a-z.]+$", host) and parts.path.rstrip("/") == "/scholar_url":
+        target = query.get("url", [None])[0]
+        if target:
+            return target
+    if host.endswith("notification.elsevier.com") and "/CL0/" in parts.path:
+        m = re.search(r"/CL0/([^/]+)/\d+/", url)
+        if m:
+            return strip_tracking(unquote(m.group(1)))
+    if host.endswith("safelinks.protection.outlook.com") and "url" in query:
+        return query["url"][0]
+    if host in ("www.google.com", "google.com") and parts.path == "/url" and ("q" in query or "url" in query):
+        return (query.get("q") or query.get("url"))[0]
+    return url
+
+
+def strip_tracking(url: str) -> str:
+    """Drop mail-campaign parameters (Elsevier ``dgcid``, ``utm_*``) from a URL."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    kept = [p for p in parts.query.split("&") if not re.match(r"(dgcid|utm_[a-z]+)=", p, re.I)]
+    return parts._replace(query="&".join(kept)).geturl()
+
+
+def arxiv_id_from_url(url: str | None) -> str | None:
+    if not url:
+        return None
+    m = _ARXIV_URL.search(url) or _HF_URL.search(url)
+    if not m:
+        return None
+    return re.sub(r"\.pdf$", "", m.group(1))
+
+
+def doi_from_url(url: str | None) -> str | None:
+    """A DOI recovered from a publisher URL, where the path carries one (or Nature's article id)."""
+    if not url:
+        return None
+    url = unquote(url)
+    parts = urlsplit(url)
+    host = parts.netloc.lower()
+    path = parts.path
+    if host.endswith("nature.com"):
+        m = re.match(r"/articles/([a-z0-9][a-z0-9.\-]+)", path)
+        if m and not m.group(1).startswith("10."):
+            return "10.1038/" + re.sub(r"\.pdf$", "", m.group(1))
+    if host.endswith(("biorxiv.org", "medrxiv.org")):
+        m = re.search(r"/content/(10\.\d+/[\d.]+?)(?:v\d+)?(?:\.full|\.abstract|\.pdf|\.full\.pdf|\.article-\w+)*$", path)
+        if m:
+            return m.group(1)
+    query = parse_qs(parts.query)
+    for key in ("doi", "id"):
+        for value in query.get(key, []):
+            if value.startswith("10."):
+                return value
+    m = DOI_RE.search(path)
+    if not m:
+        return None
+    doi = m.group(1)
+    doi = re.sub(r"(/(full|abstract|pdf|epdf|html|meta|fulltext|summary)|\.pdf|\.full|\.abstract)+/?$", "", doi)
+    return doi.rstrip("/.")
+
+
+def doi_url(doi: str) -> str:
+    return f"https://doi.org/{doi}"
+
+
+def arxiv_url(arxiv_id: str) -> str:
+    bare = re.sub(r"v\d+$", "", arxiv_id)
+    return f"https://arxiv.org/abs/{bare}"
+
+
+# ---------------------------------------------------------------- people and titles
+
+_SUFFIX = re.compile(r"^(jr\.?|sr\.?|ii|iii|iv|phd|md)$", re.I)
+
+
+def split_authors(text: str | None) -> list[str]:
+    """``A, B and C`` / ``A, B, and C`` / ``A & B`` -> names; parenthesised affiliations are removed first."""
+    if not text:
+        return []
+    text = clean_space(text)
+    previous = None
+    while previous != text:  # innermost parentheses first, so nested affiliation lists go too
+        previous = text
+        text = re.sub(r"\([^()]*\)", " ", text)
+    text = re.sub(r"\s+(and|&)\s+", ", ", text)
+    names: list[str] = []
+    for raw in text.split(","):
+        name = clean_space(raw).strip(" ;…").strip()
+        name = re.sub(r"(\.\.\.|…)$", "", name).strip()
+        if not name or name.lower() in ("et al", "and", "others"):
+            continue
+        if names and _SUFFIX.match(name):
+            names[-1] = f"{names[-1]}, {name}"  # "Alan S Brown, Jr." is one person
+            continue
+        names.append(name)
+    return names
+
+
+_LINK_WORDS = {
+    "here", "link", "this link", "click here", "pdf", "html", "full text", "fulltext", "abstract", "view",
+    "view article", "read more", "download", "doi", "arxiv", "paper", "this paper", "article", "website",
+    "view abstract", "full article", "read paper", "more", "source", "preprint",
+}
+_DANGLING = {"is", "are", "was", "at", "in", "on", "of", "the", "a", "an", "to", "for", "and", "or", "see", "here",
+             "by", "from", "with", "this", "my", "our"}
+_NOT_TITLE_START = re.compile(
+    r"^(hi|hello|dear|thanks|thank you|best|regards|cheers|sent from|on .* wrote|my|our|see|check|please|"
+    r"click|read|download|view|visit|here|this is|from:|to:|subject:|date:|cc:)\b",
+    re.I,
+)
+
+
+def is_meaningful_title(text: str | None) -> bool:
+    """A rule against junk papers: at least 3 words and 15 letters, not a link label, greeting or URL.
+
+    "here", "PDF", "Best regards" or "https://doi.org/..." are not titles; "Attention as an RNN" is.
+    """
+    if not text:
+        return False
+    text = clean_space(text)
+    if text.lower().strip(" .:!»›>") in _LINK_WORDS:
+        return False
+    if re.search(r"https?://|www\.|@|\b10\.\d{4,9}/", text):
+        return False
+    if _NOT_TITLE_START.match(text) or text.endswith((":", ",")):
+        return False
+    last = re.findall(r"\w+", text.lower())[-1:] or [""]
+    if last[0] in _DANGLING:  # "my latest paper is <a>here</a>": a sentence cut at the link
+        return False
+    words = re.findall(r"[^\W\d_]{2,}", text)
+    letters = sum(ch.isalpha() for ch in text)
+    return len(words) >= 3 and letters >= 15 and len(text) <= 400
+
+
+_MONTHS = {m: i for i, m in enumerate(
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
+
+
+def iso_date(text: str | None) -> str | None:
+    """``22 January 2026`` / ``January 22, 2026`` / ``2026-01-22`` -> ``2026-01-22``."""
+    if not text:
+        return None
+    m = re.search(r"\b(\d{4})-(\d{2})-(\d{2})\b", text)
+    if m:
+        return m.group(0)
+    m = re.search(r"\b(\d{1,2})\s+([A-Za-z]{3,9})\.?,?\s+(\d{4})\b", text)
+    if m and m.group(2)[:3].lower() in _MONTHS:
+        return f"{int(m.group(3)):04d}-{_MONTHS[m.group(2)[:3].lower()]:02d}-{int(m.group(1)):02d}"
+    m = re.search(r"\b([A-Za-z]{3,9})\.?\s+(\d{1,2}),?\s+(\d{4})\b", text)
+    if m and m.group(1)[:3].lower() in _MONTHS:
+        return f"{int(m.group(3)):04d}-{_MONTHS[m.group(1)[:3].lower()]:02d}-{int(m.group(2)):02d}"
+    return None

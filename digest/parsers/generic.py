@@ -1,0 +1,114 @@
+"""Fallback for any other mail: papers found through arXiv ids, DOIs and paper links.
+
+A found id becomes a paper only with a meaningful title (``common.is_meaningful_title``): the link text,
+else the text before the link on its line, else the previous line. So a signature with one DOI behind
+"here" gives nothing. A forwarded page of title + abstract paragraphs needs at least two such pairs.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..models import Paper
+from .common import (
+    ARXIV_ID,
+    Body,
+    arxiv_id_from_url,
+    arxiv_url,
+    clean_space,
+    doi_from_url,
+    doi_url,
+    html_to_text,
+    is_meaningful_title,
+    soup_of,
+    text_of,
+    unwrap_url,
+)
+from .hf import pairs_from_blocks
+
+_PAPER_HOST = re.compile(
+    r"(arxiv\.org/(abs|pdf)/|doi\.org/10\.|biorxiv\.org/content/|medrxiv\.org/content/|huggingface\.co/papers/|"
+    r"/doi/(abs/|full/|pdf/)?10\.|link\.springer\.com/(article|chapter)/|nature\.com/articles/|"
+    r"openreview\.net/(forum|pdf)\?id=|aclanthology\.org/)",
+    re.I,
+)
+_URL = re.compile(r"https?://[^\s<>\"')\]]+")
+_BARE_ARXIV = re.compile(rf"\barXiv:\s?({ARXIV_ID})", re.I)
+_BARE_DOI = re.compile(r"\b(?:doi:\s?|DOI:\s?)(10\.\d{4,9}/[^\s\"'<>]+)", re.I)
+
+
+def _ids(url: str) -> tuple[str | None, str | None]:
+    arxiv = arxiv_id_from_url(url)
+    return arxiv, None if arxiv else doi_from_url(url)
+
+
+def _make(title: str, arxiv: str | None, doi: str | None, url: str | None) -> Paper:
+    if url is None or not _PAPER_HOST.search(url):
+        url = arxiv_url(arxiv) if arxiv else doi_url(doi) if doi else url
+    return Paper(title=clean_space(title).strip(" -:|•"), arxiv_id=arxiv, doi=doi, url=url, source="generic")
+
+
+def _from_html(html: str) -> list[Paper]:
+    papers = []
+    for a in soup_of(html).find_all("a", href=True):
+        target = unwrap_url(a["href"])
+        if not _PAPER_HOST.search(target):
+            continue
+        arxiv, doi = _ids(target)
+        if not (arxiv or doi):
+            continue
+        # only the link text: the text around a link is too often a sentence ("my paper is <a>here</a>");
+        # plain-text alternatives and "Title <url>" lines are handled by _from_text
+        title = text_of(a)
+        if is_meaningful_title(title):
+            papers.append(_make(title, arxiv, doi, target))
+    return papers
+
+
+def _from_text(text: str) -> list[Paper]:
+    lines = [clean_space(x) for x in text.replace("\r\n", "\n").split("\n")]
+    papers = []
+    for i, line in enumerate(lines):
+        found: list[tuple[str | None, str | None, str | None, int]] = []
+        for m in _URL.finditer(line):
+            url = unwrap_url(m.group(0).rstrip(".,;"))
+            if _PAPER_HOST.search(url):
+                arxiv, doi = _ids(url)
+                if arxiv or doi:
+                    found.append((arxiv, doi, url, m.start()))
+        for m in _BARE_ARXIV.finditer(line):
+            found.append((m.group(1), None, None, m.start()))
+        for m in _BARE_DOI.finditer(line):
+            found.append((None, m.group(1).rstrip(".,;"), None, m.start()))
+        for arxiv, doi, url, start in found:
+            before = clean_space(_URL.sub(" ", line[:start])).strip(" -:|•[](<>")
+            before = re.sub(r"(arXiv|doi)\s*$", "", before, flags=re.I).strip(" -:|•[](")
+            prev = next((x for x in reversed(lines[max(0, i - 2):i]) if x), "")
+            title = before if is_meaningful_title(before) else prev if is_meaningful_title(prev) else ""
+            if title:
+                papers.append(_make(title, arxiv, doi, url))
+    return papers
+
+
+def _dedup(papers: list[Paper]) -> list[Paper]:
+    seen: set[str] = set()
+    out = []
+    for p in papers:
+        if p.id not in seen:
+            seen.add(p.id)
+            out.append(p)
+    return out
+
+
+def parse(body: Body) -> list[Paper]:
+    text = body.text or (html_to_text(body.html) if body.html else "")
+    linked = _from_html(body.html) if body.html else []
+    linked += _from_text(text)
+    pairs = pairs_from_blocks(text, source="generic")
+    if len(pairs) < 2:
+        pairs = []
+    # prefer the richer title+abstract records, then add linked papers not already there
+    titles = {clean_space(p.title).lower() for p in pairs}
+    out = pairs + [p for p in linked if clean_space(p.title).lower() not in titles]
+    return _dedup(out)
+

@@ -1,0 +1,143 @@
+"""Hugging Face daily/trending papers: the mails, and a trending page a user forwards as text.
+
+Two shapes:
+- links ``huggingface.co/papers/<arXiv id>`` (mails, HTML pages): the link text is the title and the id is
+  the arXiv id;
+- a copied page: blocks of ``title`` / optional metadata lines (``Published on ...``, ``Submitted by ...``,
+  upvote counts) / ``abstract`` paragraph (see ``/work/shared/seed/hf-trending-papers.txt``).
+The block reader is shared with the generic parser, which asks for at least two pairs.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..models import Paper
+from .common import (
+    ARXIV_ID,
+    ARXIV_NEW_ID,
+    Body,
+    arxiv_url,
+    clean_space,
+    html_to_text,
+    is_meaningful_title,
+    soup_of,
+    text_of,
+)
+
+SENDER_DOMAINS = ("huggingface.co",)
+_HF_LINK = re.compile(rf"huggingface\.co/papers/({ARXIV_NEW_ID})", re.I)
+_ID_IN_TEXT = re.compile(rf"(?:huggingface\.co/papers/|arxiv\.org/(?:abs|pdf)/|arXiv:\s?)({ARXIV_ID})", re.I)
+# lines of a copied paper card that are neither title nor abstract
+_META = re.compile(
+    r"^(published on\b.*|submitted by\b.*|upvotes?\b.*|\d[\d,.]*k?|·|•|\+\s?\d+|#\d+.*|"
+    r"\d+ (authors?|comments?|upvotes?|likes?)\b.*|authors?:.*|github\b.*|arxiv page|pdf|"
+    r"view (arxiv|pdf|paper).*|add to collection|community|(daily|trending) papers|"
+    r"https?://\S+|\S+/\S+ · .*|\d+ (days?|hours?|minutes?) ago|"
+    r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* \d{1,2}(, \d{4})?)$",
+    re.I,
+)
+
+
+def looks_like(text: str) -> bool:
+    return bool(_HF_LINK.search(text)) or bool(
+        re.search(r"trending papers|daily papers|byAK and the research community", text, re.I))
+
+
+def _is_abstract(block: str) -> bool:
+    """A paragraph of prose: long, with sentences."""
+    return len(block) >= 250 or (len(block) >= 120 and bool(re.search(r"[.!?]\s+[A-Z]", block))
+                                 and block.rstrip().endswith((".", "!", "?", ")")))
+
+
+def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
+    """Papers from ``title`` then ``abstract`` paragraphs, with metadata lines in between skipped."""
+    text = text.replace("\r\n", "\n").replace("\u00a0", " ")
+    blocks: list[list[str]] = []
+    for raw in re.split(r"\n\s*\n", text):
+        lines = [clean_space(x) for x in raw.split("\n") if clean_space(x)]
+        if lines:
+            blocks.append(lines)
+    papers: list[Paper] = []
+    title: str | None = None
+    ident: str | None = None
+    abstract: list[str] = []
+
+    def flush() -> None:
+        if title and abstract:
+            papers.append(Paper(title=title, abstract=" ".join(abstract), arxiv_id=ident,
+                                url=arxiv_url(ident) if ident else None, source=source))
+
+    for lines in blocks:
+        ids = [m.group(1) for line in lines for m in [_ID_IN_TEXT.search(line)] if m]
+        content = [x for x in lines if not _META.match(x)]
+        joined = " ".join(content)
+        if not content:
+            if ids and title and not abstract:
+                ident = ids[0]
+            continue
+        if _is_abstract(joined):
+            if title:
+                abstract.append(joined)
+            continue
+        # a short block: the title of the next paper (the last short block before an abstract wins)
+        flush()
+        title, abstract = None, []
+        candidate = content[-1] if len(content) > 1 and len(content[-1]) > 10 else joined
+        if is_meaningful_title(candidate) or (source == "hf" and len(re.findall(r"\w+", candidate)) >= 2
+                                             and not re.search(r"https?://|@", candidate)):
+            title, ident = candidate, (ids[0] if ids else None)
+    flush()
+    return papers
+
+
+def _from_links(html: str) -> list[Paper]:
+    soup = soup_of(html)
+    best: dict[str, str] = {}
+    order: list[str] = []
+    for a in soup.find_all("a", href=True):
+        m = _HF_LINK.search(a["href"])
+        if not m:
+            continue
+        ident = m.group(1)
+        if ident not in best:
+            order.append(ident)
+            best[ident] = ""
+        label = text_of(a)
+        # several links per card (title, thumbnail, "upvote"): keep the longest text that reads as a title
+        if len(label) > len(best[ident]) and not re.fullmatch(r"[\d\s.,k+]*|view|read|upvote", label, re.I):
+            best[ident] = label
+    return [Paper(title=best[i], arxiv_id=i, url=arxiv_url(i), source="hf") for i in order if best[i]]
+
+
+def _from_text_links(text: str) -> list[Paper]:
+    """Plain-text mails: ``Title`` on the line of, or the line before, a ``huggingface.co/papers/<id>`` URL."""
+    lines = [clean_space(x) for x in text.replace("\r\n", "\n").split("\n")]
+    papers: list[Paper] = []
+    seen: set[str] = set()
+    for i, line in enumerate(lines):
+        m = _HF_LINK.search(line)
+        if not m or m.group(1) in seen:
+            continue
+        before = clean_space(re.sub(r"[<(\[]?https?://\S+", "", line)).strip(" -:|[]()")
+        prev = next((x for x in reversed(lines[max(0, i - 3):i]) if x), "")
+        title = before if is_meaningful_title(before) else prev if is_meaningful_title(prev) else ""
+        if title:
+            seen.add(m.group(1))
+            papers.append(Paper(title=title, arxiv_id=m.group(1), url=arxiv_url(m.group(1)), source="hf"))
+    return papers
+
+
+def parse(body: Body) -> list[Paper]:
+    text = body.text or (html_to_text(body.html) if body.html else "")
+    blocks = pairs_from_blocks(text, source="hf")
+    links = _from_links(body.html) if body.html else _from_text_links(text)
+    if not blocks:
+        return links
+    # enrich the page's title/abstract pairs with ids from the links, matched by title
+    by_title = {clean_space(p.title).lower(): p for p in links}
+    merged = []
+    for p in blocks:
+        link = by_title.pop(clean_space(p.title).lower(), None)
+        merged.append(p.with_(arxiv_id=link.arxiv_id, url=link.url) if link and not p.arxiv_id else p)
+    return merged + list(by_title.values())

@@ -1,0 +1,131 @@
+"""Google Scholar alerts (``scholaralerts-noreply@google.com``, ``scholarcitations-noreply@google.com``).
+
+One paper per ``a.gse_alrt_title`` (a DOM selector: the class name also appears in the <style> block).
+The title link is ``scholar.google.<tld>/scholar_url?url=<target>&...``; the byline below it is
+``authors<NBSP>- venue, year``; the ``gse_alrt_sni`` div is a truncated snippet (never an abstract).
+
+Decision: ``section`` stays None (it is an arXiv notion); the alert type ("new citations", "related
+research", ...) goes into ``comments`` as ``Google Scholar: <type>``, plus ``Cites: <title>`` when given.
+``venue`` keeps the byline's venue and year as written (``Physiotherapy Theory and Practice, 2026``);
+the year alone is not a date, so ``published`` is None.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+from ..models import Paper
+from .common import (
+    Body,
+    arxiv_id_from_url,
+    clean_space,
+    doi_from_url,
+    soup_of,
+    split_authors,
+    text_of,
+    unwrap_url,
+)
+
+SENDERS = {"scholaralerts-noreply@google.com", "scholarcitations-noreply@google.com"}
+_SCHOLAR_LINK = re.compile(r"scholar\.google\.[a-z.]+/(scholar_url\?|citations\?[^\"']*view_citation)", re.I)
+_TAG = re.compile(r"^\s*\[(PDF|HTML|CITATION|BOOK|B|C|DOC|PS)\]\s*", re.I)
+_FOLT = {
+    "art": "new articles",
+    "rel": "new related research",
+    "cit": "new citations",
+    "kw": "new citations",
+    "kw-top": "new results",
+}
+
+
+def looks_like(html: str) -> bool:
+    return "gse_alrt_title" in html or bool(_SCHOLAR_LINK.search(html))
+
+
+def _alert_type(subject: str, hrefs: list[str]) -> str | None:
+    for href in hrefs:
+        folt = parse_qs(urlsplit(href).query).get("folt")
+        if folt and folt[0] in _FOLT:
+            return _FOLT[folt[0]]
+    if " - " in subject:  # "<Name> - new citations", localized too ("neue Ergebnisse")
+        return clean_space(subject.rsplit(" - ", 1)[1]) or None
+    m = re.search(r"\bnew citations\b", subject, re.I)
+    return "new citations" if m else None
+
+
+def _split_byline(byline: str) -> tuple[list[str], str | None]:
+    """``A Author, B Author…\\xa0- Venue, 2026`` -> (authors, ``Venue, 2026``); venue may be missing."""
+    byline = byline.replace("\u2011", "-").strip()
+    m = re.search(r"\xa0-\s|\s-\s|\xa0-$", byline)
+    if m:
+        authors, venue = byline[: m.start()], byline[m.end():]
+    elif re.fullmatch(r"(?:19|20)\d{2}", byline):
+        authors, venue = "", byline
+    else:
+        authors, venue = byline, ""
+    return split_authors(authors), clean_space(venue).strip(" -") or None
+
+
+def _following_blocks(h3):
+    """The sibling elements after the title's <h3>, up to the next <h3> (the next paper)."""
+    node = h3.find_next_sibling()
+    while node is not None and node.name != "h3":
+        yield node
+        node = node.find_next_sibling()
+
+
+def parse(body: Body) -> list[Paper]:
+    if not body.html:
+        return []
+    soup = soup_of(body.html)
+    anchors = soup.select("a.gse_alrt_title")
+    if not anchors:
+        # forwarded copies (Gmail, Outlook) may drop the class attribute: fall back to title links in <h3>
+        anchors = [a for a in soup.select("h3 a[href]") if _SCHOLAR_LINK.search(a["href"])]
+    kind = _alert_type(body.subject, [a.get("href", "") for a in anchors])
+    papers = []
+    for a in anchors:
+        href = a.get("href", "")
+        target = unwrap_url(href)
+        title = text_of(a)
+        h3 = a.find_parent("h3")
+        tag_text = ""
+        if h3 is not None:
+            span = h3.find("span")
+            tag_text = text_of(span) if span is not None and span is not a else ""
+        tag = _TAG.match(title) or _TAG.match(tag_text)
+        title = _TAG.sub("", title).strip()
+        if not title or "cleardot.gif" in target:
+            continue
+        byline = snippet = cites = None
+        container = h3 if h3 is not None else a
+        for block in _following_blocks(container):
+            classes = block.get("class") or []
+            if "gse_alrt_sni" in classes:
+                snippet = text_of(block)
+            elif block.name == "div" and byline is None and not block.find("table") and text_of(block):
+                byline = block.get_text("")
+            elif block.name == "table" and "Cites:" in block.get_text():
+                cites = clean_space(block.get_text(" ").split("Cites:", 1)[1])
+        authors, venue = _split_byline(byline or "")
+        is_citation = bool(tag and tag.group(1).upper() == "CITATION") or "view_citation" in target
+        comments = "; ".join(
+            x for x in [f"Google Scholar: {kind}" if kind else None,
+                        f"[{tag.group(1).upper()}]" if tag else None,
+                        f"Cites: {cites}" if cites else None] if x
+        ) or None
+        papers.append(
+            Paper(
+                title=title,
+                authors=tuple(authors),
+                snippet=snippet or None,
+                url=target,
+                arxiv_id=None if is_citation else arxiv_id_from_url(target),
+                doi=None if is_citation else doi_from_url(target),
+                source="google_scholar",
+                venue=venue,
+                comments=comments,
+            )
+        )
+    return papers

@@ -1,0 +1,419 @@
+"""Parsers against the real fixture mails in tests/fixtures/emails (provenance in its README.md)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import mailbox
+import re
+from collections import Counter
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from digest.errors import ParseError
+from digest.parse import iter_raw_messages, parse_message, parse_text
+from digest.parsers import arxiv
+
+FIXTURES = Path(__file__).parent / "fixtures" / "emails"
+MANIFEST = {row["file"]: row for row in json.loads((FIXTURES / "MANIFEST.json").read_text())}
+ARXIV_FILES = [f for f, row in MANIFEST.items() if row["kind"] == "arxiv_daily"]
+SCHOLAR_FILES = [f for f, row in MANIFEST.items() if row["kind"] == "google_scholar"]
+NATURE = "other/nature_portfolio_toc/landau-19be46b0e6699e12-nature-medicine-contents-volume-32-number-1.html"
+CELL = "other/cellpress/landau-19be68deae8c8a9c-cell-january-22-2026-volume-189-issue-2.html"
+AHA = "other/aha_journals_atypon/landau-19be4d80d8f5e8e9-these-new-articles-for-circulation-are-available-o.html"
+BIORXIV = "other/biorxiv/landau-19be862ec2035233-biorxiv-subject-collection-alert.txt"
+JCCR = "arxiv/jccr-cs-daily-2024-11-07.eml"
+
+
+def parse_fixture(name: str):
+    """Parse a fixture the way the product reads files: through iter_raw_messages."""
+    [(label, raw)] = list(iter_raw_messages(FIXTURES / name))
+    return parse_message(raw)
+
+
+def by_title(papers, start: str):
+    [paper] = [p for p in papers if p.title.startswith(start)]
+    return paper
+
+
+# ---------------------------------------------------------------- arXiv
+
+
+@pytest.mark.parametrize("name", ARXIV_FILES)
+def test_arxiv_section_counts_match_manifest(name):
+    # MANIFEST counts entries per section, duplicates included; parse_message then dedups by id
+    raw = (FIXTURES / name).read_bytes().decode()
+    entries = arxiv.parse_entries(raw)
+    counts = Counter(p.section for p in entries)
+    expected = MANIFEST[name]["entry_counts_heuristic"]
+    assert {s: counts.get(s, 0) for s in ("new", "cross", "replaced")} == expected
+    parsed = parse_fixture(name)
+    assert parsed.kind == "arxiv"
+    assert len(parsed.papers) == len({p.arxiv_id for p in entries})
+    assert all(p.url == f"https://arxiv.org/abs/{p.arxiv_id}" and p.title and p.authors for p in parsed.papers)
+
+
+def test_arxiv_duplicate_entry_is_kept_once_with_its_first_section():
+    papers = parse_fixture("arxiv/zhaohengz-cs-daily-body-2019-07-16.txt").papers
+    dup = [p for p in papers if p.arxiv_id == "1907.06064"]
+    assert len(dup) == 1 and dup[0].section == "new" and dup[0].abstract
+
+
+def test_arxiv_fields_are_joined_and_split():
+    parsed = parse_fixture(JCCR)
+    assert parsed.sender == "no-reply@arxiv.org" and parsed.subject.startswith("cs daily Subj-class mailing")
+    p = by_title(parsed.papers, "Unlocking the Archives")
+    assert p.title == ("Unlocking the Archives: Using Large Language Models to Transcribe Handwritten "
+                       "Historical Documents")
+    assert p.authors[-2:] == ("Isabella Murray", "Elizabeth Spence")  # ", and" form
+    assert "John McConnell" in p.authors  # the author list wraps inside "John / McConnell"
+    assert p.categories == ("cs.CV", "cs.CL", "cs.DL", "cs.LG") and p.comments == "29 Pages, 11 Tables, 2 Figures"
+    assert p.abstract.startswith("This study demonstrates") and "\n" not in p.abstract
+    assert "7% and Word Error Rates" in p.abstract  # a TeX comment char must not eat the rest of the line
+    assert p.published == "2024-11-07" and p.section == "new"
+
+
+def test_arxiv_tex_accents_become_unicode():
+    authors = {a for p in parse_fixture(JCCR).papers for a in p.authors}
+    assert {"Aurélien Colin", "Zorah Lähner", "Tomáš Karella"} <= authors
+    assert not any("\\" in a for a in authors)
+
+
+def test_arxiv_replacement_has_no_abstract_and_and_separated_authors():
+    papers = parse_fixture("arxiv/arxivbrowse-q-fin-new-2023-03-17.txt").papers
+    replaced = [p for p in papers if p.section == "replaced"]
+    assert len(replaced) == 3 and all(p.abstract is None for p in replaced)
+    p = by_title(papers, "A parsimonious neural network approach")
+    assert p.authors == ("Pieter M. van Staden", "Peter A. Forsyth", "Yuying Li")
+    assert p.published == "2023-03-17"
+    crp = by_title(papers, "Robust utility maximization")
+    assert "MSC-class: 60G65, 91B16, 93E20" in crp.comments
+
+
+def test_arxiv_empty_sections_rules_on_consecutive_lines():
+    papers = parse_fixture("arxiv/arxivbrowse-math-AG-new-2023-06-09-EDITED-fake-entries.txt").papers
+    assert [(p.arxiv_id, p.section) for p in papers] == [("2306.77777", "cross"), ("2204.88888", "replaced")]
+    assert papers[0].authors == ("Ben Hayes", "Srivatsav Kunnawalkam Elayavalli")
+
+
+HAND_MADE = """\
+------------------------------------------------------------------------------
+ received from  Thu 22 Jan 26 19:00:00 GMT  to  Fri 23 Jan 26 19:00:00 GMT
+------------------------------------------------------------------------------
+\\\\
+arXiv:2601.00001
+Date: Mon, 12 Jan 2026 20:33:39 GMT   (215kb)
+
+Title: On the Caf\\'e of Erd\\H{o}s:
+\u00a0 a study with $O(n^2)$ cost
+Authors: Ad\\`ele Dupont (Univ. Paris (Sorbonne)), J. Smith and K. Lee
+Categories: math.CO cs.DM
+DOI: 10.1000/xyz.123
+\\\\
+  We revisit a previous result [see
+arXiv:2601.00638], this work extends it to 100% of cases.
+\\\\ ( https://arxiv.org/abs/2601.00001 ,  215kb)
+------------------------------------------------------------------------------
+\\\\
+arXiv:math/0601001v2
+Date: Mon, 12 Jan 2026 20:33:39 GMT   (15kb)
+
+Title: An old-style identifier {\\em with} $\\alpha$
+Authors: Bad TeX {\\unknownmacro
+Categories: math.AG
+\\\\
+  Short abstract.
+\\\\ ( https://arxiv.org/abs/math/0601001 ,  15kb)
+%%%---%%%---%%%---%%%---%%%---%%%---%%%---%%%---%%%---%%%---%%%---%%%---%%%---
+"""
+
+
+def test_arxiv_line_starting_with_arxiv_inside_an_abstract_does_not_start_an_entry():
+    parsed = parse_text(HAND_MADE)
+    assert parsed.kind == "arxiv"
+    first, second = parsed.papers
+    assert len(parsed.papers) == 2
+    assert first.abstract == "We revisit a previous result [see arXiv:2601.00638], this work extends it to 100% of cases."
+    assert first.title == "On the Café of Erdős: a study with $O(n^2)$ cost"  # NBSP-indented continuation
+    assert first.authors == ("Adèle Dupont", "J. Smith", "K. Lee")
+    assert first.doi == "10.1000/xyz.123"
+    assert first.published == "2026-01-26"  # a Friday window is announced on Monday
+    assert second.arxiv_id == "math/0601001" and second.url == "https://arxiv.org/abs/math/0601001"
+    assert second.title == "An old-style identifier with $\\alpha$"
+    assert second.authors  # broken TeX does not crash
+
+
+def test_broken_arxiv_mail_raises_parse_error():
+    msg = EmailMessage()
+    msg["From"] = "send mail ONLY to cs <no-reply@arXiv.org>"
+    msg["Subject"] = "cs daily Subj-class mailing 20000080 1"
+    msg.set_content("garbage \x00 that is not a listing\n" * 5)
+    with pytest.raises(ParseError, match=r"arXiv listing from no-reply@arxiv.org .*contains no papers"):
+        parse_message(msg.as_bytes())
+
+
+def test_administrative_mail_from_an_alert_sender_is_not_an_alert():
+    msg = EmailMessage()
+    msg["From"] = "Google Scholar Alerts <scholaralerts-noreply@google.com>"
+    msg["Subject"] = "Confirm your Google Scholar alert"
+    msg.set_content("Click to confirm")
+    parsed = parse_message(msg.as_bytes())
+    assert parsed.kind is None and parsed.papers == []
+
+
+# ---------------------------------------------------------------- Google Scholar
+
+
+@pytest.mark.parametrize("name", SCHOLAR_FILES)
+def test_scholar_items_match_manifest_and_links_are_unwrapped(name):
+    parsed = parse_fixture(name)
+    assert parsed.kind == "google_scholar"
+    assert len(parsed.papers) == MANIFEST[name]["articles_heuristic"]
+    for p in parsed.papers:
+        assert "scholar_url" not in p.url and p.url.startswith("http")
+        assert p.title and not p.title.startswith("[") and p.abstract is None
+        assert p.authors and not any("…" in a for a in p.authors)
+
+
+def test_scholar_pdf_item_gives_arxiv_id_and_byline():
+    parsed = parse_fixture("google_scholar/bzz-16ef14516c65fd3c.eml")
+    assert parsed.sender == "scholaralerts-noreply@google.com"
+    p = parsed.papers[0]
+    assert p.title == "Using Sequence-to-Sequence Learning for Repairing C Vulnerabilities"
+    assert p.url == "https://arxiv.org/pdf/1912.02015" and p.arxiv_id == "1912.02015"
+    assert p.authors == ("Z Chen", "S Kommrusch", "M Monperrus")
+    assert p.venue == "arXiv preprint arXiv:1912.02015, 2019"
+    assert p.snippet.startswith("Software vulnerabilities affect all businesses") and "[PDF]" in p.comments
+    assert p.published is None
+
+
+def test_scholar_citation_item_keeps_citations_url_without_doi():
+    [p] = parse_fixture("google_scholar/ucfchps-pair-citation-tag-schellhase.eml").papers
+    assert p.title.startswith("Exploring Job Satisfaction and Intention to Leave")
+    assert "view_op=view_citation" in p.url and p.doi is None and p.snippet is None
+    assert p.authors == ("KC Schellhase", "A Weston", "A Layne", "M Ulan")
+    assert p.venue == "International Journal of …, 2026"
+
+
+def test_scholar_non_latin_title_kept_and_doi_from_target():
+    [p] = parse_fixture("google_scholar/ucfchps-alert-nonlatin-title-stout.eml").papers
+    assert p.title == "痛みの定量化: 運動科学における疼痛評価の方法論的レビュー"
+    [q] = parse_fixture("google_scholar/ucfchps-alert-single-hanney-olecranon.eml").papers
+    assert q.doi == "10.1080/09593985.2026.2699338" and q.venue == "Physiotherapy Theory and Practice, 2026"
+    assert q.authors == ("MJ Kolber", "WJ Hanney")
+
+
+def test_scholar_bare_html_dois_from_publisher_paths():
+    papers = parse_fixture("google_scholar/landau-19be71e5ca65b0b2-cheng-li-new-related-research.html").papers
+    dois = {p.doi for p in papers}
+    assert {"10.1038/s41380-025-03417-y", "10.1186/s13287-025-04776-7", "10.64898/2026.01.12.698990",
+            "10.64898/2026.01.09.26343806"} <= dois
+    cites = parse_fixture("google_scholar/landau-19bc03358e94bbaf-inference-and-analysis-of-cell-cell-communication-.html")
+    assert "10.1371/journal.pbio.3003594" in {p.doi for p in cites.papers}
+    assert all((p.comments or "").startswith("Google Scholar: new citations") for p in cites.papers)
+
+
+# ---------------------------------------------------------------- journals and preprint servers
+
+
+def dois_in(name: str) -> set[str]:
+    text = (FIXTURES / name).read_text()
+    return {d.lower().rstrip(".") for d in re.findall(r"(?:doi:|doi\.org/)\s*(10\.\d{4,9}/[^\s<\"]+)", text)}
+
+
+@pytest.mark.parametrize(("name", "kind"), [(NATURE, "nature"), (AHA, "aha"), (BIORXIV, "biorxiv")])
+def test_every_article_doi_is_found(name, kind):
+    parsed = parse_fixture(name)
+    assert parsed.kind == kind
+    assert {p.doi for p in parsed.papers} == dois_in(name)
+    assert all(p.title and p.url == f"https://doi.org/{p.doi}" or p.url.lower() == f"https://doi.org/{p.doi}"
+               for p in parsed.papers)
+
+
+def test_nature_toc_fields():
+    papers = parse_fixture(NATURE).papers
+    assert len(papers) == 54 and not any(p.title.startswith("In this Issue") for p in papers)
+    p = by_title(papers, "Is addiction the next frontier")
+    assert p.authors == ("Natalie Healey",) and p.published == "2025-12-08" and p.venue == "Nature Medicine"
+    assert sum(1 for p in papers if p.authors) >= 50
+
+
+def test_aha_item_has_authors():
+    [p] = parse_fixture(AHA).papers
+    assert p.title.startswith("2026 Heart Disease and Stroke Statistics") and "  " not in p.title
+    assert p.authors[0] == "Latha P. Palaniappan" and p.authors[-1] == "Sadiya S. Khan"
+
+
+def test_biorxiv_entries():
+    papers = parse_fixture(BIORXIV).papers
+    assert len(papers) == 38 and all(p.authors and p.published for p in papers)
+    p = by_title(papers, "Widespread Regulatory Turnover")
+    assert p.authors == ("Alexis Morrissey", "Alan S Brown, Jr.", "Jianyu Yang", "Shaun Mahony")
+    assert p.doi == "10.64898/2026.01.21.700947" and p.published == "2026-01-22"
+
+
+def test_cellpress_unwraps_click_links():
+    parsed = parse_fixture(CELL)
+    assert parsed.kind == "cellpress"
+    papers = parsed.papers
+    targets = set(re.findall(r"fulltext%2F(S0092-8674\(\d\d\)\d{5}-[\dX])", (FIXTURES / CELL).read_text()))
+    assert {re.search(r"fulltext/(\S+)", p.url).group(1) for p in papers} == targets
+    assert all("dgcid" not in p.url and "elsevier.com/CL0" not in p.url for p in papers)
+    p = by_title(papers, "Mammalian genome writing")
+    assert p.authors[0] == "Sudarshan Pinglay" and len(p.authors) == 6  # the TOC entry, not "Pinglay et al."
+    assert p.doi is None
+
+
+# ---------------------------------------------------------------- Hugging Face and generic
+
+
+def test_hf_trending_page_gives_94_papers_with_abstracts():
+    [(label, raw)] = list(iter_raw_messages(FIXTURES / "hf-trending-papers.txt"))
+    parsed = parse_message(raw)
+    assert parsed.kind == "hf" and len(parsed.papers) == 94
+    assert all(p.abstract and len(p.abstract) > 200 for p in parsed.papers)
+    assert parsed.papers[0].title == "InstantDrag: Improving Interactivity in Drag-based Image Editing"
+    assert parsed.papers[0].abstract.startswith("Drag-based image editing has recently gained popularity")
+    assert parsed.papers[-1].title == "Attention as an RNN"
+
+
+def test_hf_page_forwarded_inline_with_metadata_and_links():
+    text = (FIXTURES / "hf-trending-papers.txt").read_text()
+    blocks = text.split("\n\n")
+    # a user copied the page with card metadata and one paper link, and forwarded it from Gmail
+    blocks.insert(blocks.index("InstantDrag: Improving Interactivity in Drag-based Image Editing") + 1,
+                  "Published on Sep 13, 2024\nSubmitted by akhaliq\nUpvote\n23\nhttps://huggingface.co/papers/2409.08857")
+    msg = EmailMessage()
+    msg["From"] = "Me <me@example.org>"
+    msg["Subject"] = "Fwd: Trending Papers"
+    msg.set_content("FYI\n\n---------- Forwarded message ---------\nFrom: Someone <s@example.com>\n"
+                    "Subject: papers\n\n" + "\n\n".join(blocks))
+    parsed = parse_message(msg.as_bytes())
+    assert parsed.kind == "hf" and len(parsed.papers) == 94
+    assert parsed.papers[0].arxiv_id == "2409.08857" and parsed.papers[0].abstract.startswith("Drag-based")
+
+
+def test_generic_mail_with_paper_links():
+    msg = EmailMessage()
+    msg["From"] = "Colleague <c@uni.example>"
+    msg["Subject"] = "two papers"
+    msg.set_content("Hi Ana,\n\nHave a look at these:\n"
+                    "Scaling Laws for Neural Language Models https://arxiv.org/abs/2001.08361v1\n"
+                    "Deep residual learning for image recognition\nhttps://doi.org/10.1109/CVPR.2016.90\n\nBest,\nC.")
+    parsed = parse_message(msg.as_bytes())
+    assert parsed.kind == "generic"
+    assert [(p.title, p.arxiv_id, p.doi) for p in parsed.papers] == [
+        ("Scaling Laws for Neural Language Models", "2001.08361", None),
+        ("Deep residual learning for image recognition", None, "10.1109/cvpr.2016.90"),
+    ]
+
+
+def test_ordinary_mail_with_a_doi_in_the_signature_is_not_an_alert():
+    msg = EmailMessage()
+    msg["From"] = "Bob <bob@example.org>"
+    msg["Subject"] = "lunch?"
+    msg.set_content("Lunch at noon?\n\nBob\nMy latest paper: https://doi.org/10.1000/182\n")
+    msg.add_alternative('<p>Lunch at noon?</p><p>Bob<br>My latest paper is <a href="https://doi.org/10.1000/182">'
+                        'here</a></p>', subtype="html")
+    parsed = parse_message(msg.as_bytes())
+    assert parsed.kind is None and parsed.papers == []
+
+
+# ---------------------------------------------------------------- MIME variants
+
+
+def scholar_reference():
+    return parse_fixture("google_scholar/bzz-16ef1451727eb505.eml").papers
+
+
+def scholar_html() -> str:
+    msg = email.message_from_bytes((FIXTURES / "google_scholar/bzz-16ef1451727eb505.eml").read_bytes(),
+                                   policy=email.policy.default)
+    return msg.get_body(("html",)).get_content()
+
+
+def test_scholar_base64_multipart_alternative_gives_same_papers():
+    msg = EmailMessage()
+    msg["From"] = "Google Scholar Alerts <ScholarAlerts-NoReply@google.com>"
+    msg["Subject"] = "Uri Alon - new citations"
+    msg.set_content("Scholar alert: see the HTML version")
+    msg.add_alternative(scholar_html(), subtype="html", cte="base64")
+    raw = msg.as_bytes()
+    assert b"Content-Transfer-Encoding: base64" in raw
+    assert parse_message(raw).papers == scholar_reference()
+
+
+def test_scholar_forwarded_as_attachment_gives_same_papers():
+    original = (FIXTURES / "google_scholar/bzz-16ef1451727eb505.eml").read_bytes()
+    msg = EmailMessage()
+    msg["From"] = "Me <me@example.org>"
+    msg["Subject"] = "Fwd: Uri Alon - new citations"
+    msg.set_content("see attached")
+    msg.add_attachment(email.message_from_bytes(original, policy=email.policy.default))
+    parsed = parse_message(msg.as_bytes())
+    assert parsed.kind == "google_scholar" and parsed.papers == scholar_reference()
+
+
+@pytest.mark.parametrize("mark", [
+    "---------- Forwarded message ---------\nFrom: send mail ONLY to cs <no-reply@arXiv.org>\n"
+    "Date: Thu, Nov 7, 2024 at 6:45 AM\nSubject: cs daily Subj-class mailing 20000080 1\nTo: <me@example.org>\n",
+    "Begin forwarded message:\n\nFrom: no-reply@arXiv.org\nSubject: cs daily Subj-class mailing 20000080 1\n"
+    "Date: 7 November 2024 at 06:45:57 CET\n",
+])
+def test_arxiv_forwarded_inline_gives_same_papers(mark):
+    reference = parse_fixture(JCCR).papers
+    original = email.message_from_bytes((FIXTURES / JCCR).read_bytes(), policy=email.policy.default)
+    msg = EmailMessage()
+    msg["From"] = "Me <me@example.org>"
+    msg["Subject"] = "Fwd: cs daily"
+    msg.set_content("worth a look\n\n" + mark + "\n" + original.get_content())
+    parsed = parse_message(msg.as_bytes())
+    assert parsed.kind == "arxiv" and parsed.sender == "me@example.org"
+    assert parsed.papers == reference
+
+
+def test_wrong_charset_does_not_break_parsing():
+    body = HAND_MADE.encode("utf-8")
+    raw = b"From: no-reply@arxiv.org\nSubject: cs daily Subj-class mailing 1\nContent-Type: text/plain; charset=x-bogus\n\n"
+    parsed = parse_message(raw + body)
+    assert len(parsed.papers) == 2
+
+
+# ---------------------------------------------------------------- reading mail files
+
+
+def test_iter_raw_messages_reads_mbox_maildir_folder_and_bare_bodies(tmp_path):
+    eml = (FIXTURES / "google_scholar/ucfchps-alert-single-hanney-olecranon.eml").read_bytes()
+    box = mailbox.mbox(str(tmp_path / "alerts.mbox"))
+    box.add(eml)
+    box.add((FIXTURES / JCCR).read_bytes())
+    box.close()
+    labels = [label for label, _ in iter_raw_messages(tmp_path / "alerts.mbox")]
+    assert labels == [f"{tmp_path / 'alerts.mbox'}#0", f"{tmp_path / 'alerts.mbox'}#1"]
+    kinds = [parse_message(raw).kind for _, raw in iter_raw_messages(tmp_path / "alerts.mbox")]
+    assert kinds == ["google_scholar", "arxiv"]
+
+    md = mailbox.Maildir(str(tmp_path / "Maildir"))
+    md.add(eml)
+    md.close()
+    [(label, raw)] = list(iter_raw_messages(tmp_path / "Maildir"))
+    assert parse_message(raw).papers[0].doi == "10.1080/09593985.2026.2699338"
+
+    nested = tmp_path / "nested"
+    nested.mkdir()
+    (nested / "page.html").write_bytes((FIXTURES / AHA).read_bytes())
+    (nested / "notes.md").write_text("ignored")
+    everything = list(iter_raw_messages(tmp_path))
+    assert len(everything) == 4  # 2 mbox members + 1 Maildir message + 1 bare body
+    bare = [raw for label, raw in everything if label.endswith("page.html")][0]
+    parsed = parse_message(bare)
+    assert parsed.kind == "aha" and parsed.sender == "" and len(parsed.papers) == 1
+
+
+def test_listing_file_with_its_own_headers_is_read_as_a_message():
+    [(label, raw)] = list(iter_raw_messages(FIXTURES / "arxiv/arxivbrowse-q-fin-new-2023-03-17.txt"))
+    parsed = parse_message(raw)
+    assert parsed.subject.startswith("q-fin daily 13 new") and parsed.date.startswith("2023-03-17")
