@@ -106,16 +106,25 @@ if [ ! -s "$D/tls/cert.pem" ] || [ ! -s "$D/tls/key.pem" ]; then
 fi
 
 # passwd-file shared by Dovecot (passdb + userdb) and the SMTP relay (AUTH, RCPT checks).
+# Dovecot reads one file per user (users.d/<address>): its passwd-file driver re-checks a file at
+# most once per second, so a user appended to a shared file right after a lookup stays unknown for
+# up to 1 s; a new file is read at once. etc/users holds all lines (the relay reads that one).
 users_file="$D/etc/users"
+rm -rf "$D/etc/users.d"
+mkdir -p "$D/etc/users.d"
 : >"$users_file.new"
 for u in $USERS; do
   addr=${u%%:*} pw=${u#*:}
   [ "$addr" != "$u" ] && [ -n "$pw" ] || die "MAILTEST_USERS entry '$u' must look like addr:password"
-  printf '%s:{PLAIN}%s:%s:%s::%s/mail/%s::\n' "$addr" "$pw" "$MUID" "$MGID" "$D" "$addr" >>"$users_file.new"
+  case "$addr" in */*|.*) die "MAILTEST_USERS: bad address '$addr'" ;; esac
+  line=$(printf '%s:{PLAIN}%s:%s:%s::%s/mail/%s::' "$addr" "$pw" "$MUID" "$MGID" "$D" "$addr")
+  echo "$line" >>"$users_file.new"
+  echo "$line" >"$D/etc/users.d/${addr,,}"
 done
 mv "$users_file.new" "$users_file"
 # The auth process runs as the unprivileged 'dovecot' user; these are throwaway test passwords.
-chmod 644 "$users_file"
+chmod 755 "$D/etc/users.d"
+chmod 644 "$users_file" "$D"/etc/users.d/*
 
 if [ "$(id -u)" = 0 ]; then
   login_chroot="" anvil_chroot="" internal="# (started as root: internal services run as the packaged dovecot/dovenull users)"
@@ -148,11 +157,11 @@ auth_mechanisms = plain login
 auth_failure_delay = 0
 passdb {
   driver = passwd-file
-  args = scheme=PLAIN $users_file
+  args = scheme=PLAIN $D/etc/users.d/%Lu
 }
 userdb {
   driver = passwd-file
-  args = $users_file
+  args = $D/etc/users.d/%Lu
 }
 first_valid_uid = 1
 
