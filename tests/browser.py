@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from mailserver import MailServerError, ensure_installed
 
 # P20/P21: root needs --no-sandbox; /dev/shm detection in the wrapper is broken here; no network
@@ -175,7 +174,9 @@ class Browser:
         deadline = time.monotonic() + self.timeout
         while True:
             if self._driver is not None and self._driver.poll() is not None:
-                raise BrowserError(f"chromedriver exited with {self._driver.returncode}: {self._driver_log()}")
+                raise BrowserError(
+                    f"chromedriver exited with {self._driver.returncode}: {self._driver_log()}"
+                )
             try:
                 if self._request("GET", "/status", timeout=2).get("ready"):
                     return
@@ -255,7 +256,9 @@ class Browser:
         return self._cmd("POST", "/element", {"using": "css selector", "value": css})[ELEMENT_KEY]
 
     def find_all(self, css: str) -> list[str]:
-        return [e[ELEMENT_KEY] for e in self._cmd("POST", "/elements", {"using": "css selector", "value": css})]
+        return [
+            e[ELEMENT_KEY] for e in self._cmd("POST", "/elements", {"using": "css selector", "value": css})
+        ]
 
     def click(self, element: str) -> None:
         self._cmd("POST", f"/element/{self._element(element)}/click", {})

@@ -229,9 +229,7 @@ class MailServers:
         client.login(address, self.users[address])
         return client
 
-    def append(
-        self, address: str, raw: bytes, folder: str = "INBOX", flags: tuple | list = ()
-    ) -> int | None:
+    def append(self, address: str, raw: bytes, folder: str = "INBOX", flags: tuple | list = ()) -> int | None:
         """APPEND raw to address's folder (created if missing); return the new UID if reported."""
         with self.imap(address) as client:
             if folder.upper() != "INBOX" and not client.folder_exists(folder):
@@ -301,7 +299,9 @@ class MailServers:
         self._master_pidfile.unlink(missing_ok=True)
         with (self.dir / "log" / "dovecot.stderr").open("ab") as log:
             # P5: never hand the daemon our stdio
-            proc = subprocess.run([DOVECOT, "-c", self.conf], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            proc = subprocess.run(
+                [DOVECOT, "-c", self.conf], stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
         if proc.returncode != 0:
             raise MailServerError(f"dovecot failed to start again; see {self.dir}/log/dovecot.stderr")
         wait_greeting(self.host, self.imap_port, b"* OK", timeout)
@@ -367,7 +367,9 @@ def start_mail_servers(python: str = sys.executable, attempts: int = 5, **env: s
         workdir = tempfile.mkdtemp(prefix="mt-", dir="/tmp")
         ports = pick_free_ports(len(PORT_NAMES))
         script_env = dict(os.environ, MAILTEST_DIR=workdir, MAILTEST_PYTHON=python, MAILTEST_INSTALL="no")
-        script_env.update({f"MAILTEST_{name}_PORT": str(port) for name, port in zip(PORT_NAMES, ports)})
+        script_env.update(
+            {f"MAILTEST_{name}_PORT": str(port) for name, port in zip(PORT_NAMES, ports, strict=True)}
+        )
         script_env.update(env)
         proc = subprocess.run(
             ["bash", str(TOOLS / "start-mail-servers.sh")],

@@ -114,7 +114,13 @@ def test_starttls_and_imaps_trust_the_test_ca(mail_servers):
 @mail
 def test_imaps_rejects_the_cert_without_the_test_ca(mail_servers):
     with pytest.raises(ssl.SSLCertVerificationError):
-        IMAPClient("localhost", port=mail_servers.imaps_port, ssl=True, ssl_context=ssl.create_default_context(), timeout=10)
+        IMAPClient(
+            "localhost",
+            port=mail_servers.imaps_port,
+            ssl=True,
+            ssl_context=ssl.create_default_context(),
+            timeout=10,
+        )
 
 
 # ---- SMTP ----------------------------------------------------------------------------------

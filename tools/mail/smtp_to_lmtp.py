@@ -233,7 +233,7 @@ class Relay:
             replies = await lmtp_deliver(
                 self.args.lmtp_host, self.args.lmtp_port, mail_from, envelope.rcpt_tos, received + data
             )
-        except (OSError, asyncio.TimeoutError, RuntimeError) as exc:
+        except (TimeoutError, OSError, RuntimeError) as exc:
             print(f"smtp_to_lmtp: LMTP delivery failed: {exc!r}", file=sys.stderr)
             return "451 4.3.0 Local delivery failed, try again later"
         failed = [r for r in replies if not r.startswith("2")]
