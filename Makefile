@@ -28,7 +28,10 @@ demo: install
 lint: install-dev
 	$(BIN)/ruff check digest tests benchmarks
 
+# the real-server tests need Dovecot and Chromium from Debian (a quick no-op once installed);
+# tests/conftest.py starts and stops the loopback IMAP/SMTP servers itself
 test: install-dev lint
+	bash tools/mail/install.sh --browser
 	$(BIN)/python -m pytest -q
 
 bench-quality: install

@@ -32,6 +32,8 @@ class DigestGroup(click.Group):
 def _settings(ctx: click.Context, **overrides):
     from .config import load_settings
 
+    if ctx.obj.get("data_dir") and "data_dir" not in overrides:
+        overrides["data_dir"] = ctx.obj["data_dir"]
     settings = load_settings(ctx.obj["config"], **overrides)
     logging.basicConfig(level=ctx.obj.get("log_level") or settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -64,13 +66,18 @@ def _load_profile(settings, name: str):
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config", type=click.Path(dir_okay=False), envvar="DIGEST_CONFIG",
               help="Path to config.toml (default: $DIGEST_CONFIG, else ./config.toml, else built-in defaults).")
+@click.option("--data-dir", type=click.Path(file_okay=False), envvar="DIGEST_DATA_DIR",
+              help="Override data_dir from the config (where digest.db lives).")
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), default=None)
 @click.version_option(package_name="digest")
 @click.pass_context
-def cli(ctx: click.Context, config: str | None, log_level: str | None) -> None:
-    """digest: your paper alerts, read, ranked and sent as one personal digest."""
+def cli(ctx: click.Context, config: str | None, data_dir: str | None, log_level: str | None) -> None:
+    """digest: your paper alerts, read, ranked and sent as one personal digest.
+
+    Start with `digest demo`; then copy config.example.toml to config.toml and profiles/ada.toml to your own.
+    """
     ctx.ensure_object(dict)
-    ctx.obj.update(config=config, log_level=log_level)
+    ctx.obj.update(config=config, data_dir=data_dir, log_level=log_level)
 
 
 def _print_ingest(report) -> None:
@@ -100,7 +107,7 @@ def demo(ctx: click.Context, data_dir: str, inbox: str, profiles_dir: str) -> No
     """
     from .pipeline import deliver_all, embed_new, ingest_paths, load_user_profiles
 
-    settings = _settings(ctx, data_dir=data_dir, profiles_dir=profiles_dir)
+    settings = _settings(ctx, data_dir=ctx.obj.get("data_dir") or data_dir, profiles_dir=profiles_dir)
     store = _store(settings)
     report = ingest_paths(store, [Path(inbox)])
     _print_ingest(report)
