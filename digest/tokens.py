@@ -24,8 +24,9 @@ from .errors import TokenError
 SALT = "digest.feedback.v1"
 ACTIONS = ("up", "down", "unsubscribe")
 VOTE_VALUES = {"up": 1, "down": -1}
-# what a token looks like (base64url payload, timestamp and signature joined by dots), for finding one in text
-TOKEN_RE = re.compile(r"[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{16,}")
+# what a token looks like: base64url payload (a leading "." if itsdangerous compressed it), timestamp and
+# signature joined by dots; used to find a token in text and to refuse anything else before verifying
+TOKEN_RE = re.compile(r"\.?[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{16,}")
 
 
 class InvalidToken(TokenError):
@@ -87,13 +88,17 @@ def read_token(key: Secret, token: str, *, max_age_days: float | None) -> TokenD
     Raises ``InvalidToken`` / ``ExpiredToken`` with a message fit to show the person who clicked.
     """
     max_age = None if max_age_days is None else max_age_days * 86400
+    invalid = InvalidToken("This link is not valid: it was altered, cut short in copying, "
+                           "or was not made by this digest.")
+    if not TOKEN_RE.fullmatch(token):
+        # itsdangerous' base64 decoding skips characters outside the alphabet, so "token + junk" would verify
+        raise invalid
     try:
         data, issued = _serializer(key).loads(token, max_age=max_age, return_timestamp=True)
     except SignatureExpired:
         raise ExpiredToken("This link has expired. Use the links in a more recent digest.") from None
     except (BadSignature, BadData, UnicodeError, ValueError):
-        raise InvalidToken("This link is not valid: it was altered, cut short in copying, "
-                           "or was not made by this digest.") from None
+        raise invalid from None
     if (not isinstance(data, dict) or data.get("a") not in ACTIONS or not isinstance(data.get("u"), str)
             or not (data.get("p") is None or isinstance(data.get("p"), str))):
         raise InvalidToken("This link is not valid.")
