@@ -306,6 +306,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
     Example:
 
+    \b
         digest serve --port 8025
         curl -s http://127.0.0.1:8025/healthz
     """
@@ -329,6 +330,7 @@ def votes(ctx: click.Context, user: str, history: bool) -> None:
 
     Example:
 
+    \b
         digest votes ada
         digest votes ada --history
     """
@@ -350,7 +352,8 @@ def votes(ctx: click.Context, user: str, history: bool) -> None:
         click.echo(f"  {marks[value]:4} {(at or '')[:16].replace('T', ' ')}  {via:5}  {title[:90]}")
     pause = store.pause_of(user)
     if pause:
-        click.secho(f"{user}'s digests are paused since {pause['paused_at']} ({pause['via']}); "
+        since = pause["paused_at"][:16].replace("T", " ")
+        click.secho(f"{user}'s digests are paused since {since} UTC ({pause['via']}); "
                     f"`digest resume {user}` turns them back on", fg="yellow")
 
 

@@ -26,6 +26,7 @@ only if the sender is the address in that user's profile; anything else is recor
 from __future__ import annotations
 
 import collections
+import contextlib
 import email
 import email.policy
 import functools
@@ -581,15 +582,27 @@ def create_app(settings: Settings, *, key: Secret | None = None) -> Starlette:
     return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
 
 
-def build_server(settings: Settings, host: str | None = None, port: int | None = None, **config: Any):
-    """A ``uvicorn.Server`` for the app, to ``await server.serve()`` in an existing asyncio loop."""
+def build_server(settings: Settings, host: str | None = None, port: int | None = None, *,
+                 handle_signals: bool = True, **config: Any):
+    """A ``uvicorn.Server`` for the app: ``server.run()``, or ``await server.serve()`` in a running loop.
+
+    Inside a process that handles SIGTERM itself (the scheduler), pass ``handle_signals=False`` and stop
+    the server with ``server.should_exit = True``; otherwise uvicorn takes SIGINT/SIGTERM while it runs
+    (and re-raises them after its graceful shutdown). Extra keywords go to ``uvicorn.Config``.
+    """
     import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):
+            yield
 
     options = {"host": host or settings.web.host, "port": port if port is not None else settings.web.port,
                # tokens are bearer credentials in the URL path: no access log, so they never land in logs
                "access_log": False, "server_header": False, "proxy_headers": True, "limit_concurrency": 100,
                "log_level": settings.log_level.lower(), "lifespan": "off", **config}
-    return uvicorn.Server(uvicorn.Config(create_app(settings), **options))
+    server_class = uvicorn.Server if handle_signals else QuietServer
+    return server_class(uvicorn.Config(create_app(settings), **options))
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:

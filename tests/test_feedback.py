@@ -413,6 +413,32 @@ def test_digest_serve_runs_the_app_and_stops_on_sigterm(tmp_path):
             proc.wait()
 
 
+def test_an_embedded_server_leaves_signal_handling_to_its_host_process(tmp_path):
+    """The scheduler runs the app inside its own asyncio loop and owns SIGTERM."""
+    import asyncio
+
+    (tmp_path / "profiles").mkdir()
+    _write_config(tmp_path / "config.toml", tmp_path, "http://127.0.0.1:1")
+    settings = load_settings(tmp_path / "config.toml")
+
+    async def host_process():
+        server = build_server(settings, "127.0.0.1", 0, handle_signals=False)
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.01)
+        during = signal.getsignal(signal.SIGTERM)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        async with httpx.AsyncClient() as client:
+            status = (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+        return during, status
+
+    before = signal.getsignal(signal.SIGTERM)
+    during, status = asyncio.run(host_process())
+    assert status == 200 and during is before
+
+
 # ---- votes are kept ---------------------------------------------------------------------------------------
 def test_votes_survive_a_restart_and_a_profile_edit(tmp_path):
     (tmp_path / "profiles").mkdir()
