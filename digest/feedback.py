@@ -156,10 +156,12 @@ def _fresh_text(msg: EmailMessage) -> str:
 
 
 def _message_ids(msg: EmailMessage) -> list[str]:
+    """The Message-IDs a reply refers to, nearest parent first, with and without their angle brackets."""
     ids = []
     for header in ("In-Reply-To", "References"):
-        ids.extend(re.findall(r"<[^<>\s]+>", str(msg.get(header) or "")))
-    return list(dict.fromkeys(reversed(ids)))  # the nearest parent first
+        ids.extend(re.findall(r"<[^<>\s]+>", _header(msg, header)))
+    ids = list(dict.fromkeys(reversed(ids)))
+    return ids + [i.strip("<>") for i in ids]
 
 
 def _user_address(store: Store, settings: Settings, user: str) -> str | None:

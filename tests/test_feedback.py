@@ -502,6 +502,66 @@ def test_a_mailto_link_carries_the_token_in_its_subject():
     assert "Send this email as it is" in query["body"][0]
 
 
+def _replies_setup(tmp_path) -> tuple[Settings, Store, list[str]]:
+    """A store holding one sent digest of three items for ada (Message-ID <d1@example.test>)."""
+    from digest.models import ScoredPaper
+
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "ada.toml").write_text('email = "Ada@Example.test"\n[[interests]]\nlabel = "x"\n')
+    _write_config(tmp_path / "config.toml", tmp_path, "http://127.0.0.1:1")
+    settings = load_settings(tmp_path / "config.toml")
+    store = Store(settings.db_path)
+    papers = [Paper(f"Paper number {i} about graphs", arxiv_id=f"2501.1000{i}") for i in range(3)]
+    pids = list(store.add_papers(papers).paper_ids)
+    digest_id = store.claim_digest("ada", "2025-03-03")
+    store.save_digest_items(digest_id, [ScoredPaper(p, 0.5, "why") for p in papers], pids, n_candidates=3,
+                            message_id="<d1@example.test>")
+    store.mark_digest(digest_id, "sent")
+    return settings, store, pids
+
+
+def _raw_reply(sender: str, body: str, *, html: bool = False, subject: str = "Re: digest",
+               message_id: str = "<r1@example.test>") -> bytes:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = sender, "replies@example.test", subject, message_id
+    msg["In-Reply-To"] = "<d1@example.test>"
+    msg.set_content(body, subtype="html" if html else "plain")
+    return msg.as_bytes()
+
+
+def test_an_html_only_reply_counts_the_votes_above_the_quote_and_the_sender_case_does_not_matter(tmp_path):
+    settings, store, pids = _replies_setup(tmp_path)
+    html = ("<div>+1</div><div>-3<br></div><div class='gmail_quote'>On Mon, digest wrote:"
+            "<blockquote>+2 1. Paper number 0</blockquote></div>")
+    status, report = ingest_raw(store, _raw_reply("ada@EXAMPLE.test", html, html=True), mailbox="INBOX", uid=7,
+                                settings=settings)
+    assert (status, report.feedback) == ("feedback", 1)
+    assert {v.paper_id: v.value for v in store.votes("ada")} == {pids[0]: 1, pids[2]: -1}
+    # the same message again (same UID, or the same Message-ID in another folder) changes nothing
+    assert ingest_raw(store, _raw_reply("ada@example.test", "-1"), mailbox="INBOX", uid=7,
+                      settings=settings)[0] == "seen"
+    assert ingest_raw(store, _raw_reply("ada@example.test", "-1"), mailbox="Archive", uid=1,
+                      settings=settings)[0] == "duplicate"
+    assert store.get_vote("ada", pids[0]) == 1
+
+
+def test_an_expired_token_or_a_missing_item_number_is_recorded_with_its_reason(tmp_path):
+    settings, store, pids = _replies_setup(tmp_path)
+    key = settings.web.secret_key(settings.data_path)
+    with time_machine.travel(datetime.now(UTC) - timedelta(days=settings.web.token_max_age_days + 1)):
+        old = make_token(key, "ada", "up", pids[1])
+    stale = _raw_reply("ada@example.test", "", subject=f"👍 More like this: x [vote:{old}]", message_id="<r2@x>")
+    assert ingest_raw(store, stale, mailbox="INBOX", uid=1, settings=settings)[0] == "feedback_rejected"
+    partly = _raw_reply("ada@example.test", "+2 +9", message_id="<r3@x>")
+    assert ingest_raw(store, partly, mailbox="INBOX", uid=2, settings=settings)[0] == "feedback"
+    errors = {m["uid"]: m["error"] for m in store.messages()}
+    assert "expired" in errors[1]
+    assert errors[2] == "no item 9 in the digest of 2025-03-03 (3 items)"
+    assert {v.paper_id: v.value for v in store.votes("ada")} == {pids[1]: 1}
+    # without settings (no key to check tokens with) ingest_raw does not look for feedback
+    assert ingest_raw(store, partly.replace(b"<r3@x>", b"<r4@x>"), mailbox="INBOX", uid=3)[0] == "not_alert"
+
+
 # ---- the end-to-end paths with real mail, a real browser and the real model --------------------------------
 TOPIC = [
     ("Graph neural networks for molecular property prediction",
