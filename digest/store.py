@@ -514,7 +514,6 @@ class Store:
         where = "level = ?" if level else None
         return list(self.db["events"].rows_where(where, [level] if level else [], order_by="id desc", limit=limit))
 
-
     # -- feedback (owner: feedback): pauses, batched votes, digests by Message-ID --------------------------
     def pause_user(self, user: str, *, via: str = "web", reason: str = "") -> bool:
         """Pause a user's digests (an unsubscribe). Returns False if they were paused already."""
