@@ -331,6 +331,9 @@ def poll(ctx: click.Context, folders: tuple[str, ...], once: bool, rescan: bool)
     from .ingest import idle_wait, poll_all
 
     settings = _settings(ctx)
+    if not ctx.obj.get("log_level"):
+        # the per-folder lines below say what the poller would log at INFO; keep its warnings and errors
+        logging.getLogger("digest.ingest").setLevel(logging.WARNING)
     store = _store(settings)
     if once:
         report = poll_all(store, settings, folders=folders or None, rescan=rescan)

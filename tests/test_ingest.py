@@ -5,7 +5,11 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -446,3 +450,34 @@ def test_digest_poll_fails_with_one_line_on_a_wrong_password_or_an_unreachable_s
     assert result.exit_code == 1
     assert f"error: imap: cannot reach {account.servers.host}:{closed_port} (Connection refused)" in result.output
     assert "gave up after 4 attempts" in result.output and "Traceback" not in result.output
+
+
+def test_digest_poll_watch_ingests_mail_as_it_arrives_and_stops_on_sigterm(account):
+    account.configure(idle=True, poll_minutes=10.0)
+    proc = subprocess.Popen([sys.executable, "-m", "digest", "--config", account.settings.source, "poll", "--watch"],
+                            cwd=Path(__file__).parent.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines = []
+    watchdog = threading.Timer(60, proc.kill)  # never hang the suite: a stuck watcher ends the reads below
+    watchdog.start()
+
+    def read_until(text):
+        for line in proc.stdout:
+            lines.append(line.decode())
+            if text in lines[-1]:
+                return True
+        return False
+
+    try:
+        assert read_until("INBOX: 0 fetched"), "".join(lines)
+        account.append(ALERTS[3])  # IDLE sees it; the watcher polls at once
+        assert read_until("INBOX: 1 fetched, 1 ingested"), "".join(lines)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, "".join(lines)
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert lines[0].startswith("watching INBOX on ") and "(IMAP IDLE)" in lines[0]
+    assert "Traceback" not in "".join(lines)
