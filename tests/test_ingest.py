@@ -481,3 +481,17 @@ def test_digest_poll_watch_ingests_mail_as_it_arrives_and_stops_on_sigterm(accou
             proc.wait()
     assert lines[0].startswith("watching INBOX on ") and "(IMAP IDLE)" in lines[0]
     assert "Traceback" not in "".join(lines)
+
+
+@pytest.mark.parametrize("imap, message", [
+    ({"processed_flag": "Digested by me"}, "imap.processed_flag = 'Digested by me' is not a valid IMAP keyword"),
+    ({"mark": "move", "folders": ["INBOX", "Digested"]}, "imap.folders includes 'Digested', where mark = \"move\""),
+    ({"host": ""}, "imap.host is not set"),
+])
+def test_settings_the_poller_cannot_work_with_are_refused_before_connecting(tmp_path, imap, message):
+    values = {"host": "imap.example.org", "username": "alerts@example.org", **imap}
+    config = tmp_path / "config.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n[imap]\n' + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()))
+    with pytest.raises(ConfigError) as caught:
+        poll_all(Store(None), load_settings(config))
+    assert str(caught.value).startswith(f"{config}: ") and message in str(caught.value)
