@@ -167,6 +167,7 @@ def _server_text(exc: BaseException) -> str:
     """imaplib's error text without its Python reprs: "login failed: b'[AUTH...] x'" -> "[AUTH...] x"."""
     text = str(exc.args[0] if exc.args else exc)
     text = re.sub(r"""\bb(['"])(.*?)\1""", r"\2", text)
+    text = re.sub(r"\s*\(\d+\.\d+(?: \+ \d+\.\d+)* secs\)", "", text)  # Dovecot's timings
     return re.sub(r"^(?:\w+ failed|command: \w+ =>): ", "", text).strip()
 
 
@@ -249,6 +250,11 @@ def connect(settings: Settings) -> IMAPClient:
         raise MailboxError(f"imap: TLS with {where} failed ({exc.reason or exc}); check imap.port and "
                            "imap.security: implicit TLS (security = \"tls\") is usually port 993, STARTTLS "
                            "(security = \"starttls\") port 143") from None
+    except TimeoutError:
+        _close(client)
+        hint = "" if imap.security == "tls" else (
+            "; a port that expects TLS at once (like 993) needs security = \"tls\"")
+        raise _Lost(f"cannot reach {where} (no answer within imap.timeout = {imap.timeout:g} s{hint})") from None
     except (OSError, imaplib.IMAP4.abort) as exc:
         _close(client)
         raise _Lost(f"cannot reach {where} ({_describe(exc)})") from None
