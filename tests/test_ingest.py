@@ -14,7 +14,6 @@ import threading
 import time
 from pathlib import Path
 
-import certifi
 import pytest
 from click.testing import CliRunner
 
@@ -282,8 +281,12 @@ def test_starttls_implicit_tls_and_plain_on_localhost_all_work(account):
             client.logout()
 
 
-def test_an_untrusted_certificate_fails_with_a_clear_error(account):
-    account.configure(ca_file=certifi.where())  # real CAs, but not the one that signed the test server
+def test_an_untrusted_certificate_fails_with_a_clear_error(account, tmp_path):
+    other_ca = tmp_path / "other-ca.pem"  # a real CA certificate, but not the one that signed the server's
+    subprocess.run(["openssl", "req", "-x509", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-keyout", str(tmp_path / "other-ca.key"), "-out", str(other_ca), "-days", "2",
+                    "-subj", "/CN=Some Other CA"], check=True, capture_output=True)
+    account.configure(ca_file=str(other_ca))
     with pytest.raises(MailboxError) as wrong_ca:
         account.poll()
     assert f"the TLS certificate of {account.servers.host}:{account.servers.imaps_port}" in str(wrong_ca.value)
