@@ -1,7 +1,7 @@
 """Measure `digest poll` against the loopback Dovecot: a first pass over N alerts, then an incremental pass.
 
-    .venv/bin/python tools/bench_poll.py [N]          # N real alert fixtures (unique Message-IDs), default 300
-    .venv/bin/python tools/bench_poll.py N personal   # N short personal mails: the poller's own overhead
+    .venv/bin/python benchmarks/poll.py [N]          # N real alert fixtures (unique Message-IDs), default 300
+    .venv/bin/python benchmarks/poll.py N personal   # N short personal mails: the poller's own overhead
 
 Starts its own servers (tests/mailserver.py), so nothing outside a temp dir is touched.
 """
