@@ -262,6 +262,9 @@ def deliver_user(store: Store, embedder: Embedder, settings: Settings, profile: 
                  send: Callable | None = None) -> Delivery:
     """Claim (user, period), rank, render and deliver one digest exactly once."""
     period = local_period(profile, now)
+    if store.pause_of(profile.user) is not None:
+        # unsubscribed by a link: nothing goes out until `digest resume USER`, whichever job calls this
+        return Delivery(profile.user, "paused")
     if dry_run:
         user_ranking = rank_user(store, embedder, settings, profile, now=now)
         rendered, _ = compose(settings, store, user_ranking, period)

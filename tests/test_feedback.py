@@ -348,6 +348,9 @@ def test_one_click_unsubscribe_pauses_the_user_until_they_resume(live, encoding)
         assert "your digests are paused" in response.text and f"digest resume {user}" in response.text
         assert live.store.pause_of(user)["via"] == "one-click"
         assert [d.status for d in deliver_all(live.store, None, live.settings, [profile])] == ["paused"]
+        # a job that delivers one reader directly (the scheduler) is stopped too, before any ranking
+        assert deliver_user(live.store, None, live.settings, profile).status == "paused"
+        assert live.store.digests(user) == []
         assert client.post(live.path(unsub), content=b"List-Unsubscribe=One-Click",
                            headers={"content-type": "application/x-www-form-urlencoded"}).status_code == 200
         # the page offers the way back
