@@ -127,17 +127,34 @@ def demo(ctx: click.Context, data_dir: str, inbox: str, profiles_dir: str) -> No
 
 
 def _print_delivery(d) -> None:
+    """One line per user (plus the titles on a dry run): what went out, or why nothing did."""
     if d.status in ("written", "sent"):
-        where = f" -> {d.path} (+ {d.path.with_suffix('.html')})" if d.path else ""
-        click.echo(f"  {d.user}: {d.items} papers {d.status}{where}")
+        where = f" -> {d.path} (+ {d.path.with_suffix('.html')})" if d.path else f" to {d.to}"
+        tries = f" (after {d.attempts} attempts)" if d.attempts > 1 else ""
+        click.echo(f"  {d.user}: {d.items} papers {d.status}{where}{tries}")
     elif d.status == "already":
-        where = f" ({d.path})" if d.path else ""
-        click.echo(f"  {d.user}: already delivered for this period, not sent again{where}")
+        if d.error:
+            click.echo(f"  {d.user}: refused earlier for this period, not tried again: {d.error}")
+        else:
+            where = f" ({d.path})" if d.path else ""
+            click.echo(f"  {d.user}: already delivered for this period, not sent again{where}")
+    elif d.status == "busy":
+        click.echo(f"  {d.user}: another run is sending this digest; left to it ({d.error})")
     elif d.status == "dry-run":
-        click.echo(f"  {d.user}: would send {d.items} papers: {d.subject}")
+        click.echo(f"  {d.user}: would send {d.items} papers to {d.to}: {d.subject}")
+        for number, title in enumerate(d.titles, 1):
+            click.echo(f"      {number}. {title}")
+    elif d.status == "skipped":
+        click.echo(f"  {d.user}: quiet day, nothing sent (quiet_day = \"skip\")")
+    elif d.status == "paused":
+        click.echo(f"  {d.user}: paused (paused = true in the profile)")
+    elif d.status == "retry":
+        click.secho(f"  {d.user}: not sent, the next run retries it: {d.error}", fg="red")
+    elif d.status == "failed":
+        click.secho(f"  {d.user}: refused, not retried for this period: {d.error}", fg="red")
     else:
         extra = f": {d.error}" if d.error else ""
-        click.secho(f"  {d.user}: {d.status}{extra}", fg="red" if d.status in ("failed", "retry") else None)
+        click.echo(f"  {d.user}: {d.status}{extra}")
 
 
 @cli.command()
@@ -236,7 +253,11 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int) -> None:
 @click.option("--user", "users", multiple=True, help="Only this user (repeatable).")
 @click.pass_context
 def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[str, ...]) -> None:
-    """Send every due digest once (one per user and period).
+    """Send every due digest once (one per user and local calendar day).
+
+    A digest already sent for the user's current day is never sent again; one that failed for a transient
+    reason is retried (same papers, same Message-ID). --dry-run ranks and renders but sends and records
+    nothing; --outbox writes complete .eml files (and .html to look at) instead of using SMTP.
 
     Example:
 

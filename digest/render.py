@@ -51,7 +51,7 @@ def _env(directory: str, autoescape: bool) -> jinja2.Environment:
 
 def short_authors(authors: Sequence[str], limit: int = 3) -> str:
     """``A, B, C et al. (7 authors)``; empty when the alert named nobody (better nothing than a placeholder)."""
-    names = [" ".join(a.split()) for a in authors if a and a.strip()]
+    names = [shorten(a, 80) for a in authors if a and a.strip()]
     if len(names) <= limit:
         return ", ".join(names)
     return ", ".join(names[:limit]) + f" et al. ({len(names)} authors)"
