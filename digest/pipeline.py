@@ -260,7 +260,7 @@ class _ClaimLost(Exception):
 
 def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, profile: Profile, *,
                  outbox: Path | None = None, dry_run: bool = False, now: datetime | None = None,
-                 send: Callable | None = None, ranker: Callable[[], UserRanking] | None = None) -> Delivery:
+                 send: Callable | None = None, ranker: Callable[[Profile], UserRanking] | None = None) -> Delivery:
     """Claim (user, period), rank, render and deliver one digest exactly once.
 
     The order is what makes it exactly once (docs/delivery.md): claim the row; rank and save the picked
@@ -272,7 +272,7 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
 
     def ranking() -> UserRanking:
         if ranker is not None:
-            return ranker()
+            return ranker(profile)
         return rank_user(store, embedder, settings, profile, today=date.fromisoformat(period), now=now)
 
     if dry_run:
@@ -355,15 +355,19 @@ def load_user_profiles(store: Store, settings: Settings) -> LoadedProfiles:
     return loaded
 
 
-def deliver_all(store: Store, embedder: Embedder, settings: Settings, profiles: Iterable[Profile], *,
-                outbox: Path | None = None, dry_run: bool = False, now: datetime | None = None) -> list[Delivery]:
+def deliver_all(store: Store, embedder: Embedder | None, settings: Settings, profiles: Iterable[Profile], *,
+                outbox: Path | None = None, dry_run: bool = False, now: datetime | None = None,
+                ranker: Callable[[Profile], UserRanking] | None = None) -> list[Delivery]:
+    """Deliver every profile's digest for its current period, one after the other; a failure is reported in
+    that user's Delivery and never stops the others."""
     out = []
     for profile in profiles:
         if profile.paused:
             out.append(Delivery(profile.user, "paused"))
             continue
         try:
-            out.append(deliver_user(store, embedder, settings, profile, outbox=outbox, dry_run=dry_run, now=now))
+            out.append(deliver_user(store, embedder, settings, profile, outbox=outbox, dry_run=dry_run, now=now,
+                                    ranker=ranker))
         except DigestError as exc:
             out.append(Delivery(profile.user, "failed", error=str(exc)))
     return out
