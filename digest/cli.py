@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .errors import DigestError
+from .errors import ConfigError, DigestError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -267,6 +267,12 @@ def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[st
     from .pipeline import deliver_all, embed_new, load_user_profiles
 
     settings = _settings(ctx)
+    if outbox is None and settings.outbox:
+        outbox = Path(settings.outbox)
+    if outbox is None and not dry_run and not settings.smtp.host:
+        where = "the built-in defaults (no config.toml)" if settings.source == "(defaults)" else settings.source
+        raise ConfigError(f"smtp.host is not set in {where}, so digests cannot be sent; set [smtp] host "
+                          "(see config.example.toml), or write them to files with --outbox DIR")
     store = _store(settings)
     loaded = load_user_profiles(store, settings)
     for error in loaded.errors:
@@ -275,8 +281,6 @@ def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[st
     unknown = set(users) - set(loaded.profiles)
     if unknown:
         raise DigestError(f"no profile for {', '.join(sorted(unknown))} in {settings.profiles_path}/")
-    if outbox is None and settings.outbox:
-        outbox = Path(settings.outbox)
     embedder = _embedder(settings)
     embed_new(store, embedder, settings)
     deliveries = deliver_all(store, embedder, settings, profiles, outbox=outbox, dry_run=dry_run)
