@@ -38,7 +38,7 @@ from pathlib import Path
 import aiosmtplib
 
 from .config import SmtpSettings
-from .errors import DeliveryError
+from .errors import ConfigError, DeliveryError
 from .render import Rendered
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ def _tls_hint(settings: SmtpSettings, exc: BaseException) -> str:
     return f"TLS with {_where(settings)} failed: {text}"
 
 
-async def _attempt(data: bytes, sender: str, recipients: list[str], settings: SmtpSettings,
+async def _attempt(data: bytes, sender: str, recipients: list[str], settings: SmtpSettings, password: str,
                    before_data: Callable[[], object] | None) -> str:
     """One SMTP session: connect, (STARTTLS), (AUTH), MAIL, RCPT, DATA. Returns the reply to DATA."""
     security = settings.security
@@ -174,8 +174,7 @@ async def _attempt(data: bytes, sender: str, recipients: list[str], settings: Sm
                 await client.starttls()
             if settings.username:
                 stage = "AUTH"
-                password = settings.password()
-                await client.login(settings.username, password.reveal() if password else "")
+                await client.login(settings.username, password)
             stage = "MAIL FROM"
             await client.mail(sender)
             stage = "RCPT TO"
@@ -239,13 +238,18 @@ async def send_message(msg: EmailMessage, settings: SmtpSettings, *,
     """
     if not settings.host:
         raise DeliveryError("smtp.host is not set in config.toml; set [smtp] host, or use --outbox DIR")
+    try:
+        secret = settings.password()  # read once per message, never logged
+    except ConfigError as exc:
+        raise DeliveryError(f"cannot log in to {settings.host}: {exc}") from None
+    password = secret.reveal() if secret else ""
     sender = msg["From"].addresses[0].addr_spec
     recipients = [a.addr_spec for a in msg["To"].addresses]
     data = message_bytes(msg)
     attempts = max(1, settings.retries + 1)
     for attempt in range(1, attempts + 1):
         try:
-            reply = await _attempt(data, sender, recipients, settings, before_data)
+            reply = await _attempt(data, sender, recipients, settings, password, before_data)
         except _Final as exc:
             log.error("SMTP to %s: %s", ", ".join(recipients), exc)
             raise DeliveryError(str(exc), permanent=exc.permanent, attempts=attempt) from None

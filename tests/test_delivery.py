@@ -11,6 +11,7 @@ import email
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ from digest.models import Paper, ScoredPaper
 from digest.pipeline import UserRanking, deliver_user, local_period
 from digest.profiles import load_profile
 from digest.rank import Ranking
-from digest.store import Store, owner_state
+from digest.store import Store, claim_owner, owner_state
 from digest.tokens import read_token
 
 pytestmark = pytest.mark.mail
@@ -368,6 +369,31 @@ def test_overlapping_runs_send_one_copy(mail_servers, setup):
     statuses = sorted(h.communicate(timeout=60)[0].strip() for h in helpers)
     assert statuses.count("sent") == 1 and set(statuses) <= {"sent", "busy", "already"}, statuses
     assert len(inbox(mail_servers, address)) == 1
+
+
+def test_yesterdays_unsent_digest_is_superseded_and_its_papers_come_today(mail_servers, setup):
+    config, address = setup
+    mail_servers.set_faults({address: ["451 4.3.0 later"] * 3})
+    assert run(config).status == "retry"
+    settings, store, profile = open_run(config)
+    today = deliver_user(store, None, settings, profile, now=NOW.replace(day=29), ranker=fixed_ranker(store))
+    assert (today.status, today.items) == ("sent", 5)
+    yesterday = store.digest_for("ada", "2026-11-28")
+    assert yesterday["status"] == "superseded" and "2026-11-29" in yesterday["error"]
+    assert len(inbox(mail_servers, address)) == 1
+
+
+def test_who_holds_a_claim_is_checked_not_guessed():
+    host, boot, pid, start, _ = claim_owner().split(":")
+    assert (host, int(pid)) == (socket.gethostname(), os.getpid()) and start.isdigit()
+    assert owner_state(f"{host}:{boot}:{pid}:{start}:x") == "alive"
+    assert owner_state(f"{host}:{boot}:{pid}:{int(start) + 1}:x") == "dead"  # the pid now names another process
+    assert owner_state(f"{host}:{'f' * 8}:{pid}:{start}:x") == "dead"  # the host rebooted since
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    assert owner_state(f"{host}:{boot}:{dead.stdout.strip()}::x") == "dead"
+    assert owner_state(f"{host}:{pid}:nonce") == "alive"  # the first format, host:pid:nonce
+    assert owner_state(f"elsewhere:{boot}:{pid}:{start}:x") == "unknown"
+    assert owner_state("") == "unknown"
 
 
 # -- the real thing: `digest send` with the real model ---------------------------------------------------------

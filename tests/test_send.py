@@ -213,3 +213,11 @@ def test_plain_smtp_to_localhost_works_when_configured(server_without_starttls):
     recorder, port = server_without_starttls
     _send(_message("ada@example.test"), SmtpSettings(host="127.0.0.1", port=port, security="plain"))
     assert len(recorder.messages) == 1
+
+
+def test_a_missing_password_is_reported_before_connecting(mail_servers, monkeypatch):
+    monkeypatch.delenv("DIGEST_TEST_SMTP_PASSWORD", raising=False)
+    settings = _settings(mail_servers, username="digest@example.test", password_env="DIGEST_TEST_SMTP_PASSWORD")
+    with pytest.raises(DeliveryError) as info:
+        _send(_message("x@example.test"), settings)
+    assert "DIGEST_TEST_SMTP_PASSWORD" in str(info.value) and info.value.attempts == 0
