@@ -208,13 +208,13 @@ def _viewport(browser, width: int, height: int = 900) -> None:
     browser.set_window_size(width + width - inner[0], height + height - inner[1])
 
 
-def full_page_screenshot(browser, url, out: Path, width: int, dark: bool = False) -> Path:
-    """Load url at width CSS px, grow the window to the page's height, and save a PNG of the whole page."""
+def full_page_screenshot(browser, url, out: Path, width: int, dark: bool = False, max_height: int = 5000) -> Path:
+    """Load url at width CSS px, grow the window to the page's height (up to max_height), save a PNG."""
     _emulate_dark(browser, dark)
     _viewport(browser, width)
     browser.get(url)
     height = browser.execute("return document.documentElement.scrollHeight")
-    _viewport(browser, width, min(height, 8000))
+    _viewport(browser, width, min(height, max_height))
     out.parent.mkdir(parents=True, exist_ok=True)
     return browser.screenshot(out)
 
@@ -268,7 +268,8 @@ def test_hostile_text_runs_no_script_and_shows_as_text(page_browser, hostile_pag
 
 @pytest.mark.browser
 def test_the_card_turns_dark_in_dark_mode(page_browser, hostile_page):
-    full_page_screenshot(page_browser, hostile_page, SHOTS / "render-hostile-phone-dark.png", 375, dark=True)
+    full_page_screenshot(page_browser, hostile_page, SHOTS / "render-hostile-phone-dark.png", 375, dark=True,
+                         max_height=1600)
     colours = page_browser.execute(
         "const s = e => getComputedStyle(document.querySelector(e));"
         "return [s('.card').backgroundColor, s('.title').color, s('.text').color];")
