@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 _WIRE = policy.SMTP.clone(max_line_length=998)
 _FILE = policy.default.clone(max_line_length=998)
 MAX_BACKOFF = 60.0
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 def build_message(rendered: Rendered, *, sender: str, sender_name: str, to: str, to_name: str = "",
@@ -238,6 +239,10 @@ async def send_message(msg: EmailMessage, settings: SmtpSettings, *,
     """
     if not settings.host:
         raise DeliveryError("smtp.host is not set in config.toml; set [smtp] host, or use --outbox DIR")
+    if settings.security == "plain" and settings.host not in LOOPBACK:
+        # load_settings refuses this already; settings built in code must not get around it either
+        raise DeliveryError(f'smtp.security = "plain" is only allowed for localhost (host is {settings.host!r}); '
+                            'use "tls" or "starttls"')
     try:
         secret = settings.password()  # read once per message, never logged
     except ConfigError as exc:

@@ -221,3 +221,9 @@ def test_a_missing_password_is_reported_before_connecting(mail_servers, monkeypa
     with pytest.raises(DeliveryError) as info:
         _send(_message("x@example.test"), settings)
     assert "DIGEST_TEST_SMTP_PASSWORD" in str(info.value) and info.value.attempts == 0
+
+
+def test_plain_smtp_is_refused_for_any_host_but_localhost():
+    settings = SmtpSettings(host="smtp.example.org", port=25, security="plain")
+    with pytest.raises(DeliveryError, match='"plain" is only allowed for localhost'):
+        _send(_message("x@example.test"), settings)
