@@ -221,6 +221,16 @@ def _links(settings: Settings, profile: Profile, paper_id: str | None, action: s
     return f"{base}/unsubscribe/{token}" if action == "unsubscribe" else f"{base}/vote/{token}"
 
 
+def _display_path(path: str) -> str:
+    """The profile file as the user would type it: relative to the working directory when inside it."""
+    if not path:
+        return ""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path
+
+
 def compose(settings: Settings, store: Store, user_ranking: UserRanking, period: str):
     """Render the digest of one ranking: returns (rendered, context)."""
     profile = user_ranking.profile
@@ -231,7 +241,7 @@ def compose(settings: Settings, store: Store, user_ranking: UserRanking, period:
                                   _links(settings, profile, pid, "down")))
     context = {
         "date": date.fromisoformat(period), "items": items, "quiet": not items,
-        "n_candidates": user_ranking.n_candidates, "profile_file": profile.path or f"profiles/{profile.user}.toml",
+        "n_candidates": user_ranking.n_candidates, "profile_file": _display_path(profile.path) or f"profiles/{profile.user}.toml",
         "unsubscribe_url": _links(settings, profile, None, "unsubscribe"), "user": profile.name,
         "reply_address": settings.web.reply_address,
     }
