@@ -349,7 +349,8 @@ def test_one_click_unsubscribe_pauses_the_user_until_they_resume(live, encoding)
         assert live.store.pause_of(user)["via"] == "one-click"
         assert [d.status for d in deliver_all(live.store, None, live.settings, [profile])] == ["paused"]
         # a job that delivers one reader directly (the scheduler) is stopped too, before any ranking
-        assert deliver_user(live.store, None, live.settings, profile).status == "paused"
+        direct = deliver_user(live.store, None, live.settings, profile)
+        assert direct.status == "paused" and f"digest resume {user}" in direct.error
         assert live.store.digests(user) == []
         assert client.post(live.path(unsub), content=b"List-Unsubscribe=One-Click",
                            headers={"content-type": "application/x-www-form-urlencoded"}).status_code == 200
@@ -705,10 +706,13 @@ def test_votes_sent_by_email_are_recorded_and_a_stranger_is_ignored(live, mail_s
     items = [row["paper_id"] for row in live.store.digest_items(live.store.digest_for("quinn", period)["id"])]
     stranger, _ = mail_servers.new_user("stranger")
 
-    # 1. a mailto: link (what a click on "👎 by email" opens), sent from the reader's own address
-    title = live.store.get_papers([items[1]])[items[1]].title
-    mailto = urlsplit(_links(digest.settings, digest.profile, items[1], "down", title=title))
+    # 1. item 2's "−2" mailto: link in the delivered email (what the reader's mail program opens), sent from
+    #    the reader's own address as it is
+    mailtos = {text: href for text, href in _html_links(message) if href.startswith("mailto:")}
+    assert {"+1", "−1", "+2", "−2"} <= set(mailtos), mailtos.keys()
+    mailto = urlsplit(mailtos["−2"])
     query = parse_qs(mailto.query)
+    assert query["subject"][0].startswith("👎 Less like this: ")
     assert unquote(mailto.path) == digest.reply_address
     _send(mail_servers, digest.address, digest.reply_address, query["subject"][0], query["body"][0])
     # 2. a plain reply to the digest: "+1 -3" above the quoted digest
