@@ -130,6 +130,9 @@ class Setup:
         self.libraries = [[i for i in lib if i not in bg] for lib in users]
         eligible = [u for u, lib in enumerate(self.libraries) if len(lib) >= MIN_ITEMS]
         self.users = sorted(rng.choice(eligible, min(n_users, len(eligible)), replace=False).tolist())
+        # the online protocol draws its own users among all with enough items for ten days of batches
+        heavy = [u for u, lib in enumerate(self.libraries) if len(lib) >= ONLINE_ITEMS]
+        self.online_users = sorted(rng.choice(heavy, min(n_users, len(heavy)), replace=False).tolist())
         self.readers: dict[int, list[int]] = {}
         for u, lib in enumerate(self.libraries):
             for i in lib:
@@ -178,7 +181,7 @@ def run_static(setup: Setup, methods: dict[str, Method], k: int, hard: bool, see
 
 
 def run_online(setup: Setup, methods: dict[str, Method], seed: int, max_users: int | None) -> dict[str, dict]:
-    users = [u for u in setup.users if len(setup.libraries[u]) >= ONLINE_ITEMS][:max_users]
+    users = setup.online_users[:max_users]
     results: dict[str, dict[str, list[float]]] = {m: {} for m in methods}
     for u in users:
         rng = np.random.default_rng([seed, u, 2])

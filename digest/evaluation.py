@@ -67,6 +67,7 @@ def score(seed_texts: Sequence[str], feedback: Sequence[tuple[str, int]], candid
     signals = build_signals(profile, anchors, vectors)
     background = embed(list(background_texts)) if background_texts else None
     papers = [Paper(title=t) for t in candidate_texts]
-    ranking = rank(signals, dim_probe, papers, max_items=len(papers), background_vecs=background)
+    ranking = rank(signals, dim_probe, papers, max_items=len(papers), background_vecs=background,
+                   background_texts=list(background_texts) if background_texts else None)
     by_paper = {id(s.paper): s.score for s in ranking.scored}
     return [float(by_paper[id(p)]) for p in papers]

@@ -56,6 +56,9 @@ CLASSIFIER_C = 1.0
 DISLIKE_WEIGHT = 3.0    # a thumbs-down counts as this many background negatives
 DISLIKE_START = 3.0     # a candidate closer than this (anchor z) to a thumbs-down is pushed down...
 DISLIKE_SLOPE = 0.5     # ...by this much per sigma beyond it, in combined-z units
+W_LEXICAL = 0.5         # the TF-IDF channel (needs background texts)
+HUB_WEIGHT = 0.0        # hubness correction: minus this times a paper's mean cosine to its HUB_K nearest background
+HUB_K = 10
 MIN_BACKGROUND = 30     # below this many background rows, fall back to PRIOR_* for the anchor calibration
 PRIOR_MEAN, PRIOR_STD = 0.05, 0.10   # cosine of random title pairs with all-MiniLM-L6-v2
 MIN_STD = 1e-3
@@ -120,6 +123,7 @@ class _Channels:
     knn: np.ndarray             # per candidate, background-standardised
     classifier: np.ndarray | None
     penalty: np.ndarray         # dislike penalty, combined-z units
+    lexical: np.ndarray | None
     z: np.ndarray               # final calibrated relevance before boosts
 
 
@@ -138,6 +142,11 @@ def _knn(zw: np.ndarray) -> np.ndarray:
     k = min(KNN_TOP, zw.shape[1])
     top = -np.partition(-zw, k - 1, axis=1)[:, :k]
     return top.mean(axis=1)
+
+
+def _hubness(sims: np.ndarray) -> np.ndarray:
+    k = min(HUB_K, sims.shape[1])
+    return -np.partition(-sims, k - 1, axis=1)[:, :k].mean(axis=1)
 
 
 def _fit_classifier(pos: np.ndarray, pos_w: np.ndarray, neg: np.ndarray, neg_w: np.ndarray):
@@ -177,8 +186,29 @@ def _classifier_channel(signals: UserSignals, cand: np.ndarray, bg: np.ndarray,
     return cand_scores, bg_scores
 
 
-def compute_channels(signals: UserSignals, cand_vecs: np.ndarray,
-                     background_vecs: np.ndarray | None = None) -> _Channels:
+def _lexical_channel(signals: UserSignals, cand_texts: Sequence[str],
+                     background_texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """TF-IDF cosine to the weighted centroid of the positive anchors' texts (their labels), for candidates and
+    background; the IDF comes from the background plus the candidates, i.e. this user's world today."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    pos = signals.rows("facet", "seed", "liked")
+    if len(pos) == 0 or W_LEXICAL == 0:
+        return None
+    vectorizer = TfidfVectorizer(sublinear_tf=True, stop_words="english")
+    try:
+        matrix = vectorizer.fit_transform(list(background_texts) + list(cand_texts))
+    except ValueError:  # nothing but stop words
+        return None
+    weights = np.array([signals.anchors[i].weight for i in pos])
+    centroid = vectorizer.transform([signals.anchors[i].label for i in pos]).T @ weights
+    scores = np.asarray(matrix @ centroid).ravel()
+    return scores[len(background_texts):], scores[: len(background_texts)]
+
+
+def compute_channels(signals: UserSignals, cand_vecs: np.ndarray, background_vecs: np.ndarray | None = None,
+                     cand_texts: Sequence[str] | None = None,
+                     background_texts: Sequence[str] | None = None) -> _Channels:
     """The calibrated relevance of every candidate (see the module docstring), as pure numpy."""
     cand = np.asarray(cand_vecs, dtype=np.float32)
     n = len(cand)
@@ -188,6 +218,12 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray,
     sims = cand @ anchors.T if len(signals.anchors) else np.zeros((n, 0), dtype=np.float32)
     if len(bg) >= MIN_BACKGROUND:
         bg_sims = bg @ anchors.T if len(signals.anchors) else np.zeros((len(bg), 0), dtype=np.float32)
+        if HUB_WEIGHT:
+            # papers close to everything (generic titles) look close to every seed too: discount them (CSLS)
+            sims = sims - HUB_WEIGHT * _hubness(cand @ bg.T)[:, None]
+            bg_bg = bg @ bg.T
+            np.fill_diagonal(bg_bg, -1.0)
+            bg_sims = bg_sims - HUB_WEIGHT * _hubness(bg_bg)[:, None]
         mu, sd = bg_sims.mean(axis=0), np.maximum(bg_sims.std(axis=0), MIN_STD)
     else:
         bg_sims = None
@@ -217,6 +253,15 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray,
             comb_c = comb_c + W_CLASSIFIER * classifier
             comb_b = comb_b + W_CLASSIFIER * _standardise(fitted[1], fitted[1])
 
+    lexical = None
+    if comb_b is not None and cand_texts is not None and background_texts is not None \
+            and len(background_texts) >= MIN_BACKGROUND:
+        fitted_lex = _lexical_channel(signals, cand_texts, background_texts)
+        if fitted_lex is not None:
+            lexical = _standardise(fitted_lex[0], fitted_lex[1])
+            comb_c = comb_c + W_LEXICAL * lexical
+            comb_b = comb_b + W_LEXICAL * _standardise(fitted_lex[1], fitted_lex[1])
+
     def dislike_penalty(z: np.ndarray | None) -> np.ndarray:
         if z is None or len(neg) == 0:
             return np.zeros(0 if z is None else len(z))
@@ -231,7 +276,7 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray,
         z = _standardise(comb_c, comb_b)
     else:
         z = comb_c
-    return _Channels(anchor_z, sims, knn, classifier, penalty, z)
+    return _Channels(anchor_z, sims, knn, classifier, penalty, lexical=lexical, z=z)
 
 
 def _recency(paper: Paper, today: date | None) -> float:
@@ -245,11 +290,12 @@ def _recency(paper: Paper, today: date | None) -> float:
 
 
 def score_papers(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[Paper],
-                 today: date | None = None, background_vecs: np.ndarray | None = None) -> list[ScoredPaper]:
+                 today: date | None = None, background_vecs: np.ndarray | None = None,
+                 background_texts: Sequence[str] | None = None) -> list[ScoredPaper]:
     """Score every candidate (same order as ``papers``) on the calibrated scale of the module docstring."""
     if not papers:
         return []
-    ch = compute_channels(signals, cand_vecs, background_vecs)
+    ch = compute_channels(signals, cand_vecs, background_vecs, [p.text for p in papers], background_texts)
     weights = np.array([a.weight for a in signals.anchors], dtype=np.float32)
     pos = signals.rows("facet", "seed", "liked")
     neg = signals.rows("disliked")
@@ -259,6 +305,8 @@ def score_papers(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[P
         details: dict = {"z": round(float(ch.z[i]), 3), "knn_z": round(float(ch.knn[i]), 3)}
         if ch.classifier is not None:
             details["classifier_z"] = round(float(ch.classifier[i]), 3)
+        if ch.lexical is not None:
+            details["lexical_z"] = round(float(ch.lexical[i]), 3)
         reasons = []
         facet = None
         if len(facets):
@@ -349,15 +397,16 @@ def select(scored: Sequence[ScoredPaper], cand_vecs: np.ndarray, max_items: int,
 
 def rank(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[Paper], *, max_items: int,
          floor: float | None = None, today: date | None = None,
-         background_vecs: np.ndarray | None = None) -> Ranking:
+         background_vecs: np.ndarray | None = None, background_texts: Sequence[str] | None = None) -> Ranking:
     """The production ranking path: score every candidate, then pick a diverse best set above the floor.
 
     ``floor`` is on the calibrated scale (a profile's ``relevance_floor``); ``background_vecs`` are random
     papers of the store to calibrate against (without them, the anchors fall back to a fixed prior and the
-    classifier channel is off).
+    classifier channel is off); ``background_texts`` (the same papers' texts) turn on the TF-IDF channel.
     """
     floor = DEFAULT_FLOOR if floor is None else floor
-    scored = score_papers(signals, cand_vecs, papers, today=today, background_vecs=background_vecs)
+    scored = score_papers(signals, cand_vecs, papers, today=today, background_vecs=background_vecs,
+                          background_texts=background_texts)
     picked = select(scored, cand_vecs, max_items, floor)
     order = sorted(range(len(scored)), key=lambda i: -scored[i].score)
     return Ranking(picked, [scored[i] for i in order], floor)
