@@ -264,6 +264,10 @@ def profiles_snapshot(directory: Path) -> tuple | None:
         return None
 
 
+def _papers(n: int) -> str:
+    return "a quiet-day note (no papers)" if n == 0 else "1 paper" if n == 1 else f"{n} papers"
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if not isinstance(exc, DigestError) else text
@@ -309,6 +313,8 @@ class Daemon:
         self._reported_errors: set[str] = set()
         self._reported_skips: set[tuple[str, str]] = set()
         self._snapshot: tuple | None = None
+        self._stopped = asyncio.Event()
+        self.ready = asyncio.Event()             # set once the start-up catch-up has run
         self._lock = RunLock(settings.data_path)
         self._lock.acquire()
         try:
@@ -361,7 +367,6 @@ class Daemon:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
         loop = asyncio.get_running_loop()
-        self._stopped = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig)
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its per-run lines would drown ours
@@ -371,9 +376,10 @@ class Daemon:
         self._release_dead_claims()
         self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC, job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": max(60, int(self.grace.total_seconds()))})
-        # the model loads first (errors are fatal: nothing could be ranked); every other unit queues behind it
+        # the model loads first (errors are fatal: nothing could be ranked), then the catch-up runs; every other
+        # unit queues behind them on the work lock
         self._lock_work = asyncio.Lock()
-        loop.create_task(self._unit("load model", self._load_model, fatal=True))
+        loop.create_task(self._start_up())
         now = datetime.now(UTC)
         if self.poll is not None:
             self.scheduler.add_job(self._poll_job, "interval", minutes=s.imap.poll_minutes, id="poll",
@@ -384,7 +390,7 @@ class Daemon:
             why = "imap.host is not set" if not s.imap.host else "no IMAP poller in this build"
             log.info("job=poll: off (%s); add papers with `digest ingest`", why)
         self.scheduler.add_job(self._sweep_job, "interval", minutes=SWEEP_MINUTES, id="sweep", name="catch-up",
-                               next_run_time=now)
+                               next_run_time=now + timedelta(minutes=SWEEP_MINUTES))
         self.scheduler.add_job(self._watch_job, "interval", seconds=WATCH_SECONDS, id="watch", name="profiles")
         self._apply_profiles(self.profiles, initial=True)
         self.scheduler.start()
@@ -394,9 +400,25 @@ class Daemon:
         await self._stopped.wait()
         return await self._shutdown(web_task)
 
-    def _load_model(self) -> None:
-        dimension = self.embedder.dimension  # loads it
-        log.info("job=model: %s loaded (%d dimensions)", self.embedder.name, dimension)
+    async def _start_up(self) -> None:
+        """Load the model, then the start-up catch-up; then say what comes next."""
+        if not await self._unit("load model", self._load_model, fatal=True):
+            return
+        await self._sweep_job()
+        if self.stopping:
+            return
+        upcoming = sorted((next_send(p, datetime.now(UTC)), u) for u, p in self.profiles.items() if not p.paused)
+        first = f"next digest: {upcoming[0][1]} {describe_time(upcoming[0][0])}" if upcoming else "no digests due"
+        log.info("job=start: ready; %d users, %s", len(self.profiles), first)
+        self.ready.set()
+
+    def _load_model(self) -> bool:
+        # a daemon's output is a log: no progress bars from the model libraries (read when they are imported)
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        vector = self.embedder.encode(["warm-up"])  # loads the model once; every digest shares it
+        log.info("job=model: %s loaded (%d dimensions)", self.embedder.name, vector.shape[1])
+        return True
 
     # -- stop ----------------------------------------------------------------------------------------------
     def request_stop(self, sig: int | None = None, exit_code: int | None = None) -> None:
@@ -411,7 +433,7 @@ class Daemon:
             return
         self.stopping = True
         self.stop_event.set()
-        what = signal.Signals(sig).name if sig is not None else "fatal error"
+        what = signal.Signals(sig).name if sig is not None else "fatal error" if self.exit_code else "stop requested"
         log.info("job=stop: %s: no new work; waiting up to %gs for %s", what,
                  self.settings.schedule.shutdown_timeout, self.current or "nothing (idle)")
         if self.scheduler is not None and self.scheduler.running:
@@ -420,6 +442,11 @@ class Daemon:
 
     async def _shutdown(self, web_task: asyncio.Task | None) -> int:
         timeout = self.settings.schedule.shutdown_timeout
+        if self.current == "load model":
+            # nothing to save while the model loads, and the model library cannot be interrupted: go now
+            log.info("job=stop: stopped while loading the model")
+            self._close()
+            self._hard_exit(self.exit_code)
         try:
             async with asyncio.timeout(timeout):
                 if self._current_future is not None:
@@ -558,9 +585,9 @@ class Daemon:
         d = deliver_user(self.work_store, self.embedder, self.settings, profile, outbox=self.outbox, now=due_at)
         prefix = f"job=send user={user} period={period}:"
         if d.status == "sent":
-            log.info("%s sent %d papers to %s (%s)", prefix, d.items, profile.email, when)
+            log.info("%s sent %s to %s (%s)", prefix, _papers(d.items), profile.email, when)
         elif d.status == "written":
-            log.info("%s wrote %d papers to %s (%s)", prefix, d.items, d.path, when)
+            log.info("%s wrote %s to %s (%s)", prefix, _papers(d.items), d.path, when)
         elif d.status == "skipped":
             log.info('%s nothing cleared the floor; no email (quiet_day = "skip")', prefix)
         elif d.status == "already":
@@ -597,24 +624,26 @@ class Daemon:
         with contextlib.suppress(Exception):
             self.loop_store.log_event("WARNING", "schedule", message, user=c.user)
 
-    def _due_now(self) -> list[CatchUp]:
+    def _due_now(self) -> list[tuple[CatchUp, str | None]]:
         now = datetime.now(UTC)
         out = []
         for user, profile in sorted(self.profiles.items()):
             if profile.paused:
                 continue
-            c = due_catch_up(profile, now, self.loop_store.last_done_period(user), self.grace)
+            last_period = self.loop_store.last_done_period(user)
+            c = due_catch_up(profile, now, last_period, self.grace)
             if c is not None:
-                out.append(c)
+                out.append((c, last_period))
         return out
 
     async def _sweep_job(self) -> None:
         """Catch-up: at start, after a profile change, and every SWEEP_MINUTES: a digest due within the grace
         window and not done (downtime, a transient failure, a run that died) is sent; an older one is skipped
         and logged."""
-        for c in self._due_now():
+        for c, last_period in self._due_now():
             if not c.send:
-                self._report_skip(c)
+                if last_period is not None:  # a user who never had a digest missed nothing worth a warning
+                    self._report_skip(c)
                 continue
             if self.stopping:
                 return
