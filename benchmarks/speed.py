@@ -1,0 +1,95 @@
+"""Throughput of each stage of the main job, measured in one run and printed (no assertions).
+
+    .venv/bin/python benchmarks/speed.py [--repeat 3]
+
+Figures: CLI start-up (as a ratio to a bare interpreter start), parsing (messages/s and papers/s over the
+sample inbox), storing (papers/s into a fresh SQLite file), embedding (texts/s cold, and a cached pass as a
+ratio), ranking (ms per user for the demo's candidates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def timed(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    bare = timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), args.repeat)
+    helps = timed(lambda: subprocess.run([sys.executable, "-m", "digest", "--help"], check=True,
+                                         capture_output=True), args.repeat)
+    print(f"cli start-up: digest --help {helps * 1000:.0f} ms = {helps / bare:.1f}x a bare python start "
+          f"({bare * 1000:.0f} ms)")
+
+    from digest.parse import iter_raw_messages, parse_message
+
+    raws = [raw for _, raw in iter_raw_messages(REPO / "sample_inbox")]
+    papers = []
+
+    def parse_all():
+        papers.clear()
+        for raw in raws:
+            papers.extend(parse_message(raw).papers)
+
+    t = timed(parse_all, args.repeat)
+    print(f"parse: {len(raws)} messages, {len(papers)} papers in {t * 1000:.0f} ms "
+          f"({len(raws) / t:.0f} messages/s, {len(papers) / t:.0f} papers/s)")
+
+    from digest.store import Store
+
+    def store_all():
+        with tempfile.TemporaryDirectory() as tmp:
+            store = Store(Path(tmp) / "d.db")
+            store.add_papers(papers)
+            store.close()
+
+    t = timed(store_all, args.repeat)
+    print(f"store: {len(papers)} papers into a fresh SQLite file in {t * 1000:.0f} ms ({len(papers) / t:.0f} papers/s)")
+
+    from digest.config import load_settings
+    from digest.embed import Embedder, cached_vectors
+    from digest.pipeline import load_user_profiles, rank_user
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings("/dev/null", data_dir=tmp, profiles_dir=str(REPO / "profiles"))
+        store = Store(settings.db_path)
+        store.add_papers(papers)
+        embedder = Embedder(settings.model.name)
+        started = time.perf_counter()
+        embedder.encode(["warm-up"])
+        load = time.perf_counter() - started
+        texts = [p.text for _, p in store.papers_since("2000-01-01")]
+        started = time.perf_counter()
+        _, n = cached_vectors(store, embedder, texts)
+        cold = time.perf_counter() - started
+        cached = timed(lambda: cached_vectors(store, embedder, texts), args.repeat)
+        print(f"embed: model load {load:.1f} s; {n} texts cold in {cold:.1f} s ({n / cold:.0f} texts/s); "
+              f"cached pass {cached * 1000:.0f} ms = {cold / cached:.0f}x faster")
+        profiles = load_user_profiles(store, settings).profiles
+        for user, profile in profiles.items():
+            t = timed(lambda p=profile: rank_user(store, embedder, settings, p), args.repeat)
+            result = rank_user(store, embedder, settings, profile)
+            print(f"rank {user}: {result.n_candidates} candidates in {t * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The main job end to end on embedded defaults, with the real model and a real SQLite file."""
+
+import email
+import email.policy
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from digest.config import load_settings
+from digest.embed import Embedder
+from digest.pipeline import deliver_all, embed_new, ingest_paths, load_user_profiles
+from digest.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.model
+
+
+def _demo(data_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "digest", "--config", "/dev/null", "demo", "--data-dir",
+                           str(data_dir)], capture_output=True, text=True, cwd=REPO, timeout=600)
+
+
+def test_the_demo_writes_one_digest_per_profile_and_a_second_run_embeds_nothing(tmp_path):
+    first = _demo(tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "emails read: 6 (6 alerts" in first.stdout
+    embedded = [line for line in first.stdout.splitlines() if line.startswith("embedded: ")]
+    assert embedded and int(embedded[0].split()[1]) > 300
+    outbox = tmp_path / "outbox"
+    profiles = sorted(p.stem for p in (REPO / "profiles").glob("*.toml"))
+    for user in profiles:
+        emls = list(outbox.glob(f"{user}-*.eml"))
+        htmls = list(outbox.glob(f"{user}-*.html"))
+        assert len(emls) == 1 and len(htmls) == 1, user
+        msg = email.message_from_bytes(emls[0].read_bytes(), policy=email.policy.default)
+        assert msg.get_content_type() == "multipart/alternative"
+        assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+        assert msg["To"].addresses[0].addr_spec.endswith("@example.org")
+
+    second = _demo(tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "embedded: 0" in second.stdout.splitlines()
+    assert "papers: 0 new, 0 merged" in second.stdout
+    assert "already delivered for this period" in second.stdout
+    assert sorted(p.name for p in outbox.iterdir()) == sorted(p.name for p in outbox.iterdir() if p.suffix in (".eml", ".html"))
+    assert len(list(outbox.glob("*.eml"))) == len(profiles)
+
+
+def test_papers_already_sent_are_never_repeated_in_the_next_digest(tmp_path):
+    settings = load_settings("/dev/null", data_dir=str(tmp_path), profiles_dir=str(REPO / "profiles"))
+    store = Store(settings.db_path)
+    ingest_paths(store, [REPO / "sample_inbox"])
+    embedder = Embedder(settings.model.name)
+    assert embed_new(store, embedder, settings) > 0
+    profiles = list(load_user_profiles(store, settings).profiles.values())
+    today = datetime.now(UTC)
+    day1 = deliver_all(store, embedder, settings, profiles, outbox=tmp_path / "out", now=today)
+    day2 = deliver_all(store, embedder, settings, profiles, outbox=tmp_path / "out", now=today + timedelta(days=1))
+    for profile in profiles:
+        digests = store.digests(user=profile.user)
+        assert len(digests) == 2
+        first, second = ({i["paper_id"] for i in store.digest_items(d["id"])} for d in digests)
+        assert first and not first & second
+    assert all(d.status == "written" for d in day1)
+    assert all(d.status in ("written", "skipped") for d in day2)
