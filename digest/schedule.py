@@ -264,6 +264,20 @@ def profiles_snapshot(directory: Path) -> tuple | None:
         return None
 
 
+def describe_poll(report: Any) -> str:
+    """One line for a poll report (``ingest.PollReport``: one summary per folder)."""
+    summary = getattr(report, "summary", None)
+    if callable(summary):
+        return summary()
+    folders = getattr(report, "folders", None)
+    if folders is not None:
+        parts = [f.summary() for f in folders]
+        if getattr(report, "error", None) and not parts:
+            parts.append(f"error: {report.error}")
+        return "; ".join(parts) or "nothing to read"
+    return str(report)
+
+
 def _papers(n: int) -> str:
     return "a quiet-day note (no papers)" if n == 0 else "1 paper" if n == 1 else f"{n} papers"
 
@@ -274,8 +288,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 # -- the daemon ---------------------------------------------------------------------------------------------
-PollFn = Callable[..., Any]         # poll(store, settings, *, stop: threading.Event) -> report
-WaitFn = Callable[..., Any]         # wait_for_mail(settings, *, stop: threading.Event) -> bool (IMAP IDLE)
+PollFn = Callable[..., Any]  # poll(store, settings, *, stop: threading.Event) -> report (ingest.poll_all)
+WaitFn = Callable[..., Any]  # wait(settings, timeout, *, stop, since: last report) -> bool (ingest.idle_wait)
 
 
 class Daemon:
@@ -308,6 +322,7 @@ class Daemon:
         self.stopping = False
         self.stop_event = threading.Event()      # seen by the poller between messages
         self.last_poll_started: datetime | None = None
+        self.last_poll_report: Any = None
         self.current: str | None = None          # the unit of work running now, for shutdown logs
         self._current_future: asyncio.Future | None = None
         self._reported_errors: set[str] = set()
@@ -418,7 +433,16 @@ class Daemon:
         os.environ.setdefault("TQDM_DISABLE", "1")
         vector = self.embedder.encode(["warm-up"])  # loads the model once; every digest shares it
         log.info("job=model: %s loaded (%d dimensions)", self.embedder.name, vector.shape[1])
+        self._embed_new("papers stored while the daemon was not running")
         return True
+
+    def _embed_new(self, what: str) -> None:
+        """Embed new papers as they arrive (worker thread), so a digest at its send time only ranks."""
+        from .pipeline import embed_new
+
+        count = embed_new(self.work_store, self.embedder, self.settings)
+        if count:
+            log.info("job=embed: %d %s embedded", count, what)
 
     # -- stop ----------------------------------------------------------------------------------------------
     def request_stop(self, sig: int | None = None, exit_code: int | None = None) -> None:
@@ -519,12 +543,15 @@ class Daemon:
         self.last_poll_started = datetime.now(UTC)
         try:
             report = self.poll(self.work_store, self.settings, stop=self.stop_event)
-        except Exception as exc:  # the poller records its own errors; this is the one it did not expect
+        except Exception as exc:  # e.g. the account cannot be used as configured: say so at every poll
             log.error("job=poll (%s): failed: %s", reason, _one_line(exc))
             self.work_store.log_event("ERROR", "poll", _one_line(exc))
             return
-        summary = getattr(report, "summary", None)
-        log.info("job=poll (%s): %s", reason, summary() if callable(summary) else report)
+        self.last_poll_report = report
+        level = logging.INFO if getattr(report, "ok", True) else logging.WARNING
+        log.log(level, "job=poll (%s): %s", reason, describe_poll(report))
+        if getattr(report, "new_papers", 1) and not self.stop_event.is_set():
+            self._embed_new("new papers")
 
     async def _poll_job(self, reason: str = "interval") -> None:
         await self._unit(f"poll ({reason})", self._poll_blocking, reason)
@@ -537,7 +564,8 @@ class Daemon:
 
             def wait(future=future):
                 try:
-                    result, error = self.wait_for_mail(self.settings, stop=self.stop_event), None
+                    result, error = self.wait_for_mail(self.settings, self.settings.imap.poll_minutes * 60,
+                                                       stop=self.stop_event, since=self.last_poll_report), None
                 except Exception as exc:
                     result, error = None, exc
 
@@ -557,8 +585,8 @@ class Daemon:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopped.wait(), 60)
                 continue
-            if arrived and not self.stopping:
-                await self._poll_job("idle")
+            if arrived and not self.stopping:  # a timeout needs no poll: the interval job polls anyway
+                await self._poll_job("new mail")
 
     def _deliver_blocking(self, user: str, due_at: datetime) -> None:
         """Poll (if the last poll started before the send time), then deliver one digest (worker thread)."""
