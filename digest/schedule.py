@@ -417,7 +417,7 @@ class Daemon:
 
     async def _start_up(self) -> None:
         """Load the model, then the start-up catch-up; then say what comes next."""
-        if not await self._unit("load model", self._load_model, fatal=True):
+        if not await self._unit("model", self._load_model, fatal=True):
             return
         await self._sweep_job()
         if self.stopping:
@@ -466,7 +466,7 @@ class Daemon:
 
     async def _shutdown(self, web_task: asyncio.Task | None) -> int:
         timeout = self.settings.schedule.shutdown_timeout
-        if self.current == "load model":
+        if self.current == "model":
             # nothing to save while the model loads, and the model library cannot be interrupted: go now
             log.info("job=stop: stopped while loading the model")
             self._close()
@@ -511,32 +511,33 @@ class Daemon:
         os._exit(code)
 
     # -- units of work -------------------------------------------------------------------------------------
-    async def _unit(self, label: str, fn: Callable, *args, fatal: bool = False):
+    async def _unit(self, label: str, fn: Callable, *args, fatal: bool = False, user: str | None = None):
         """Run one unit of blocking work in the worker thread, one at a time. Returns its result (None when
         skipped because the daemon is stopping, or when it failed: failures are logged, never raised)."""
+        failed: BaseException | None = None
         async with self._lock_work:
             if self.stopping:
                 return None
             loop = asyncio.get_running_loop()
-            self.current = label
+            self.current = f"{label} user={user}" if user else label
             future = loop.run_in_executor(self._executor, functools.partial(fn, *args))
             self._current_future = future
             try:
                 # shielded: if this job is cancelled the thread still runs, and shutdown waits for it
                 return await asyncio.shield(future)
             except Exception as exc:
-                log.error("job=%s: failed: %s", label, _one_line(exc))
-                log.debug("job=%s", label, exc_info=True)
-                component = label.split()[0]
+                failed = exc
+                log.error("job=%s: failed: %s", self.current, _one_line(exc))
+                log.debug("job=%s", self.current, exc_info=True)
                 with contextlib.suppress(Exception):
-                    self.loop_store.log_event("ERROR", component, f"{label}: {_one_line(exc)}")
-                if fatal:
-                    self.request_stop(exit_code=exc.exit_code if isinstance(exc, DigestError) else 1)
-                return None
+                    self.loop_store.log_event("ERROR", label.split()[0], _one_line(exc), user=user)
             finally:
                 if future.done():
                     self.current = None
                     self._current_future = None
+        if fatal and failed is not None:
+            self.request_stop(exit_code=failed.exit_code if isinstance(failed, DigestError) else 1)
+        return None
 
     def _poll_blocking(self, reason: str) -> None:
         """One pass over the mailbox (worker thread)."""
@@ -637,7 +638,7 @@ class Daemon:
         if now - due > self.grace:
             self._report_skip(CatchUp(user, period_of(profile, due), due, now - due, send=False))
             return
-        await self._unit(f"send {user}", self._deliver_blocking, user, due)
+        await self._unit("send", self._deliver_blocking, user, due, user=user)
 
     def _report_skip(self, c: CatchUp) -> None:
         if (c.user, c.period) in self._reported_skips:
@@ -682,7 +683,7 @@ class Daemon:
             if c.late.total_seconds() >= 60:
                 log.info("job=catch-up user=%s period=%s: due %s %s (%s), within the grace window: sending now",
                          c.user, c.period, f"{local:%H:%M}", profile.timezone, describe_delta(-c.late))
-            await self._unit(f"send {c.user}", self._deliver_blocking, c.user, c.due_at)
+            await self._unit("send", self._deliver_blocking, c.user, c.due_at, user=c.user)
 
     # -- profiles ------------------------------------------------------------------------------------------
     def _read_profiles(self, store: Store):

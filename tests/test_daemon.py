@@ -305,8 +305,7 @@ def test_a_stop_lets_the_running_poll_finish_and_starts_no_new_work(home, embedd
         daemon = Daemon(settings, embedder=embedder, poll=slow_poll)
 
         async def scenario():
-            await until(lambda: daemon.current and "before ada's digest" in daemon.current
-                        or "started" in polls)
+            await until(lambda: "started" in polls)
             daemon.request_stop(signal.SIGTERM)
 
         assert drive(daemon, scenario) == 0
@@ -508,3 +507,14 @@ def test_kill_9_in_the_middle_of_a_send_loses_nothing_and_sends_once_after_resta
     row = db.digest_for("ben", period)
     assert row["status"] == "sent" and row["attempts"] == 2
     assert ALERT_TITLE in text_of(mail_servers.messages(ben)[0][2])
+
+
+def test_a_model_that_cannot_load_stops_the_daemon_with_a_config_error(home):
+    tmp_path, config = home
+    config.write_text(config.read_text().replace("[web]", f'[model]\nname = "{tmp_path / "no-model"}"\n[web]'))
+    daemon = Daemon(load_settings(config))
+
+    async def scenario():
+        await until(lambda: daemon.stopping, timeout=120)
+
+    assert drive(daemon, scenario) == 2
