@@ -293,17 +293,85 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
         raise DigestError(f"{directory}: no profiles (*.toml) found; copy profiles/ada.toml as a start")
 
 
+# ---- poll: the IMAP poller (owner: poller) ---------------------------------------------------------------
+def _print_poll(report) -> None:
+    for folder in report.folders:
+        click.echo(folder.summary())
+        for problem in folder.problems:
+            click.secho(f"  {problem}", fg="yellow")
+
+
+@cli.command()
+@click.option("--folder", "folders", multiple=True,
+              help="Poll this folder instead of imap.folders (repeatable).")
+@click.option("--once/--watch", default=True, show_default=True,
+              help="One pass and exit, or keep polling: with IMAP IDLE if imap.idle = true, else every "
+                   "imap.poll_minutes.")
+@click.option("--rescan", is_flag=True,
+              help="Look at every unmarked message again, not only those after the last UID read "
+                   "(e.g. after raising imap.max_message_bytes). Nothing is stored twice.")
+@click.pass_context
+def poll(ctx: click.Context, folders: tuple[str, ...], once: bool, rescan: bool) -> None:
+    """Read new paper alerts from the IMAP mailbox into the store.
+
+    Mail is read with BODY.PEEK (never marked as read). Alerts are flagged imap.processed_flag (or moved to
+    imap.processed_folder with mark = "move") once their papers are stored; alerts that cannot be parsed
+    are quarantined; other mail is left alone. Prints one line per folder; exits 1 on a connection, login
+    or folder error.
+
+    Example:
+
+        DIGEST_IMAP_PASSWORD=... digest poll
+        digest poll --folder INBOX --folder Alerts
+        digest poll --watch
+    """
+    import signal
+    import threading
+
+    from .ingest import idle_wait, poll_all
+
+    settings = _settings(ctx)
+    if not ctx.obj.get("log_level"):
+        # the per-folder lines below say what the poller would log at INFO; keep its warnings and errors
+        logging.getLogger("digest.ingest").setLevel(logging.WARNING)
+    store = _store(settings)
+    if once:
+        report = poll_all(store, settings, folders=folders or None, rescan=rescan)
+        _print_poll(report)
+        if report.error:  # folder errors are on their folder's line; a connection that gave up gets its own
+            click.secho(f"error: {report.error}", fg="red", err=True)
+        if not report.ok:
+            sys.exit(1)
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    wait = settings.imap.poll_minutes * 60
+    click.echo(f"watching {', '.join(folders or settings.imap.folders)} on {settings.imap.host} "
+               f"({'IMAP IDLE' if settings.imap.idle else f'every {settings.imap.poll_minutes:g} min'}); "
+               "Ctrl-C to stop")
+    while not stop.is_set():
+        report = poll_all(store, settings, stop=stop, folders=folders or None, rescan=rescan)
+        rescan = False
+        _print_poll(report)
+        if report.error:
+            click.secho(f"error: {report.error}", fg="red", err=True)
+        if stop.is_set():
+            break
+        if settings.imap.idle:
+            idle_wait(settings, wait, stop=stop, folder=(folders or settings.imap.folders)[0], since=report)
+        else:
+            stop.wait(wait)
+
+
 # -- the daemon and its status (owner: scheduler) --------------------------------------------------------------
 def _daemon_parts(settings) -> dict:
-    """The outside pieces of `digest run`: the IMAP poller and the feedback web app, when this build has them."""
+    """The outside pieces of `digest run`: the IMAP poller and the feedback web app."""
     import importlib.util
 
-    parts: dict = {}
-    if settings.imap.host and importlib.util.find_spec("digest.ingest") is not None:
-        from . import ingest
+    from .ingest import idle_wait, poll_all
 
-        parts["poll"] = ingest.poll_all
-        parts["wait_for_mail"] = getattr(ingest, "idle_wait", None)
+    parts: dict = {"poll": poll_all, "wait_for_mail": idle_wait}
     if settings.web.enabled and importlib.util.find_spec("digest.feedback") is not None:
         from .feedback import create_app
 

@@ -4,6 +4,7 @@
      +-- ConfigError        config.toml or a profile file is invalid
      |    +-- ProfileError  one profile file is invalid (the other users go on)
      +-- ParseError         an email looked like a paper alert but could not be parsed
+     +-- MailboxError       the IMAP server refused us: login, TLS, STARTTLS, a folder (see ingest.py)
      +-- StoreError         the database is unusable (e.g. written by a newer version)
      +-- DeliveryError      a digest could not be delivered (SMTP or outbox)
      +-- TokenError         a feedback link or reply token is altered, forged, expired or for another user
@@ -26,6 +27,10 @@ class ProfileError(ConfigError):
 
 class ParseError(DigestError):
     pass
+
+
+class MailboxError(DigestError):
+    """The IMAP account cannot be used as configured (login, TLS, STARTTLS, folder). Not retried."""
 
 
 class StoreError(DigestError):

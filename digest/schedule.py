@@ -384,7 +384,11 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig)
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its per-run lines would drown ours
+        # one line per event: APScheduler's per-run lines would drown ours, and the poller's own summary line
+        # repeats the one we log with the job's reason (its warnings and errors still show)
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        if not log.isEnabledFor(logging.DEBUG):
+            logging.getLogger("digest.ingest").setLevel(logging.WARNING)
         s = self.settings
         log.info("job=start: data %s, profiles %s, config %s", s.db_path.resolve(), s.profiles_path.resolve(),
                  s.source)

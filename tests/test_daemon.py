@@ -8,11 +8,13 @@ the real Dovecot + SMTP servers.
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.policy import default
@@ -32,6 +34,7 @@ from digest.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 ALERT = REPO / "sample_inbox" / "02-scholar-allamanis-related-research.eml"  # 3 papers: quick to embed
+SECOND_ALERT = REPO / "sample_inbox" / "03-scholar-cell-cell-communication-citations.eml"
 ALERT_TITLE = "Personalized Code Recommendation"  # one of its papers, picked for a code-ML profile
 
 pytestmark = pytest.mark.model
@@ -353,13 +356,13 @@ def free_port() -> int:
 class DigestRun:
     """``python -m digest --config CONFIG run`` as a subprocess, with its log in a file."""
 
-    def __init__(self, config: Path, log_path: Path):
-        self.log_path = log_path
-        self.start_at = log_path.stat().st_size if log_path.exists() else 0
-        with log_path.open("ab") as handle:
-            self.proc = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(config), "run"],
+    def __init__(self, service: "Service"):
+        self.log_path = service.log_path
+        self.start_at = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as handle:
+            self.proc = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(service.config), "run"],
                                          cwd=REPO, stdin=subprocess.DEVNULL, stdout=handle,
-                                         stderr=subprocess.STDOUT)
+                                         stderr=subprocess.STDOUT, env=service.env)
 
     def log(self) -> str:
         """This run's part of the log."""
@@ -390,22 +393,43 @@ class DigestRun:
             raise AssertionError(f"digest run did not stop within {timeout} s of SIGTERM:\n{self.log()}") from None
 
 
-def status(config: Path) -> str:
-    result = subprocess.run([sys.executable, "-m", "digest", "--config", str(config), "status"], cwd=REPO,
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+@dataclass
+class Service:
+    root: Path
+    config: Path
+    env: dict
+    alerts: str  # the IMAP account digest reads its alerts from
+    log_path: Path
+
+    def status(self) -> str:
+        result = subprocess.run([sys.executable, "-m", "digest", "--config", str(self.config), "status"],
+                                cwd=REPO, capture_output=True, text=True, timeout=60, env=self.env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    @property
+    def store(self) -> Store:
+        return Store(self.root / "data" / "digest.db")
 
 
 @pytest.fixture
 def service(tmp_path, mail_servers):
-    """A data dir, profiles and config.toml for a real `digest run` against the loopback servers."""
+    """A real `digest run` setup: alerts in an IMAP mailbox (read over TLS), digests sent over SMTP
+    (STARTTLS) through the relay into the users' own mailboxes."""
     (tmp_path / "profiles").mkdir()
+    alerts, password = mail_servers.new_user("alerts")
+    mail_servers.append(alerts, ALERT.read_bytes())
     config = tmp_path / "config.toml"
     config.write_text(f"""
 data_dir = "{tmp_path / 'data'}"
 profiles_dir = "{tmp_path / 'profiles'}"
 log_level = "INFO"
+[imap]
+host = "127.0.0.1"
+port = {mail_servers.imaps_port}
+security = "tls"
+ca_file = "{mail_servers.ca_cert}"
+username = "{alerts}"
 [smtp]
 host = "127.0.0.1"
 port = {mail_servers.smtp_port}
@@ -420,11 +444,9 @@ enabled = false
 grace_minutes = 30
 shutdown_timeout = 20
 """)
-    # the papers are in the store already (the IMAP poller is exercised by its own tests)
-    store = Store(tmp_path / "data" / "digest.db")
-    ingest_paths(store, [ALERT])
-    store.close()
-    return tmp_path, config
+    env = {**os.environ, "DIGEST_IMAP_PASSWORD": password}
+    env.pop("DIGEST_CONFIG", None)
+    return Service(tmp_path, config, env, alerts, tmp_path / "run.log")
 
 
 def local_minute(tz: str, delta: timedelta) -> datetime:
@@ -437,39 +459,49 @@ def local_minute(tz: str, delta: timedelta) -> datetime:
 @pytest.mark.mail
 def test_digest_run_sends_each_digest_once_on_time_stops_on_sigterm_and_sends_nothing_after_restart(
         service, mail_servers):
-    tmp_path, config = service
+    profiles = service.root / "profiles"
     ada, _ = mail_servers.new_user("ada")
     cat, _ = mail_servers.new_user("cat")
-    # ada (Kolkata, +05:30) is due at the next whole minute at least 40 s away: sent by her cron job, on time;
-    # cat (St John's, -03:30 or -02:30) was due two minutes before the start: sent by the catch-up at start
-    ada_due = local_minute("Asia/Kolkata", timedelta(seconds=40))
+    # cat (St John's, -03:30 or -02:30) was due three minutes before the start: sent by the catch-up
     cat_due = local_minute("America/St_Johns", timedelta(minutes=-3))
-    write_profile(tmp_path / "profiles", "ada", tz="Asia/Kolkata", send_at=f"{ada_due:%H:%M}", email=ada)
-    write_profile(tmp_path / "profiles", "cat", tz="America/St_Johns", send_at=f"{cat_due:%H:%M}", email=cat)
-    log_path = tmp_path / "run.log"
+    write_profile(profiles, "cat", tz="America/St_Johns", send_at=f"{cat_due:%H:%M}", email=cat)
 
-    run = DigestRun(config, log_path)
+    run = DigestRun(service)
     run.wait_for_log("job=start: ready")
     [(_, _, cat_mail)] = run.wait_for(lambda: mail_servers.messages(cat), "cat's digest")
+    assert ALERT_TITLE in text_of(cat_mail)  # read from IMAP by the poller at start
     assert "job=catch-up user=cat" in run.log()
+    [(_, flags, _)] = mail_servers.messages(service.alerts)
+    assert b"$Digested" in flags  # the alert is marked processed (and never deleted)
+
+    # a new alert arrives, then ada (Kolkata, +05:30) is added, due at the next whole minute at least 20 s
+    # away: her cron job polls first, so the new alert is in the store before her digest is ranked
+    mail_servers.append(service.alerts, SECOND_ALERT.read_bytes())
+    ada_due = local_minute("Asia/Kolkata", timedelta(seconds=20))
+    write_profile(profiles, "ada", tz="Asia/Kolkata", send_at=f"{ada_due:%H:%M}", email=ada)
+    run.wait_for_log("job=profiles user=ada: scheduled: daily at")
     [(_, _, ada_mail)] = run.wait_for(lambda: mail_servers.messages(ada), "ada's digest",
                                       timeout=(ada_due - datetime.now(UTC)).total_seconds() + 120)
     sent_at = parsedate_to_datetime(message_from_bytes(ada_mail)["Date"])
     assert ada_due <= sent_at < ada_due + timedelta(minutes=2), (sent_at, ada_due)
-    for raw in (ada_mail, cat_mail):
-        assert ALERT_TITLE in text_of(raw)
     assert f"job=send user=ada period={ada_due:%Y-%m-%d}: sent" in run.log()
+    assert "job=poll (before ada's digest): INBOX: 1 fetched, 1 ingested" in run.log()
+    store = service.store
+    [second] = [m for m in store.messages("ingested") if "cell" in (m["subject"] or "").lower()]
+    assert second["processed_at"] <= store.digest_for("ada", f"{ada_due:%Y-%m-%d}")["claimed_at"]
+
     assert run.stop(timeout=20 + 10) == 0
     assert "job=stop: stopped cleanly" in run.log()
     assert "Traceback" not in run.log()
 
-    out = status(config)
+    out = service.status()
     assert "daemon: not running" in out
     assert f"last: {ada_due:%Y-%m-%d} sent" in out and f"last: {cat_due:%Y-%m-%d} sent" in out
-    next_ada = next_send(load_profile(tmp_path / "profiles" / "ada.toml"), datetime.now(UTC))
+    next_ada = next_send(load_profile(profiles / "ada.toml"), datetime.now(UTC))
     assert f"next: {next_ada:%a %Y-%m-%d} {ada_due:%H:%M} IST ({next_ada.astimezone(UTC):%H:%M} UTC)" in out
+    assert "last poll: imap://" in out and "1 ingested" in out
 
-    again = DigestRun(config, log_path)
+    again = DigestRun(service)
     again.wait_for_log("job=start: ready")
     assert again.stop(timeout=30) == 0
     assert "job=send" not in again.log() and "job=catch-up" not in again.log()
@@ -478,35 +510,37 @@ def test_digest_run_sends_each_digest_once_on_time_stops_on_sigterm_and_sends_no
 
 @pytest.mark.mail
 def test_kill_9_in_the_middle_of_a_send_loses_nothing_and_sends_once_after_restart(service, mail_servers):
-    tmp_path, config = service
     ben, _ = mail_servers.new_user("ben")
     due = local_minute("UTC", timedelta(minutes=-2))
-    write_profile(tmp_path / "profiles", "ben", tz="UTC", send_at=f"{due:%H:%M}", email=ben)
+    write_profile(service.root / "profiles", "ben", tz="UTC", send_at=f"{due:%H:%M}", email=ben)
     # the relay answers "try later" to ben for a while: the daemon is inside its SMTP retries when killed
     refusals = ["451 4.3.0 try later"] * 20
     mail_servers.set_faults({ben: refusals})
-    log_path = tmp_path / "run.log"
     try:
-        run = DigestRun(config, log_path)
+        run = DigestRun(service)
         run.wait_for(lambda: len(mail_servers.faults().get(ben, [])) < len(refusals), "a refused SMTP attempt")
         run.proc.kill()
         run.proc.wait()
     finally:
         mail_servers.clear_faults()
-    db = Store(tmp_path / "data" / "digest.db")
+    store = service.store
     period = f"{due:%Y-%m-%d}"
-    assert db.digest_for("ben", period)["status"] == "claimed"  # claimed, not sent: the send was cut
+    assert store.digest_for("ben", period)["status"] == "claimed"  # claimed, not sent: the send was cut
     assert mail_servers.messages(ben) == []
-    assert "pending: 1" in status(config)
+    assert store.count_papers() == 3  # the alert read before the kill is stored ...
+    [(_, flags, _)] = mail_servers.messages(service.alerts)
+    assert b"$Digested" in flags  # ... and marked, so it is not read again
+    assert "pending: 1" in service.status()
 
-    again = DigestRun(config, log_path)
+    again = DigestRun(service)
     again.wait_for(lambda: mail_servers.messages(ben), "ben's digest after the restart")
     assert f"job=recover user=ben period={period}" in again.log()
     assert again.stop(timeout=30) == 0
     assert len(mail_servers.messages(ben)) == 1
-    row = db.digest_for("ben", period)
+    row = store.digest_for("ben", period)
     assert row["status"] == "sent" and row["attempts"] == 2
     assert ALERT_TITLE in text_of(mail_servers.messages(ben)[0][2])
+    assert store.count_papers() == 3 and len(store.messages()) == 1  # nothing read or stored twice
 
 
 def test_a_model_that_cannot_load_stops_the_daemon_with_a_config_error(home):

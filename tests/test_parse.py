@@ -322,6 +322,15 @@ def test_ordinary_mail_with_a_doi_in_the_signature_is_not_an_alert():
     assert parsed.kind is None and parsed.papers == []
 
 
+def test_a_personal_mail_mentioning_an_arxiv_link_in_prose_is_not_an_alert():
+    msg = EmailMessage()
+    msg["From"] = "Bob <bob@example.org>"
+    msg["Subject"] = "lunch"
+    msg.set_content("Are you free for lunch on Friday? I read https://arxiv.org/abs/2401.01234 and liked it.\n")
+    parsed = parse_message(msg.as_bytes())
+    assert parsed.kind is None and parsed.papers == []
+
+
 # ---------------------------------------------------------------- MIME variants
 
 

@@ -83,6 +83,8 @@ def _from_text(text: str) -> list[Paper]:
         for arxiv, doi, url, start in found:
             before = clean_space(_URL.sub(" ", line[:start])).strip(" -:|•[](<>")
             before = re.sub(r"(arXiv|doi)\s*$", "", before, flags=re.I).strip(" -:|•[](")
+            # prose before a link ("Free for lunch? I read <url>"): only the last sentence can be a title
+            before = re.split(r"(?<=[.?!])\s+(?=\S)", before)[-1]
             prev = next((x for x in reversed(lines[max(0, i - 2):i]) if x), "")
             title = before if is_meaningful_title(before) else prev if is_meaningful_title(prev) else ""
             if title:

@@ -1,0 +1,764 @@
+"""The IMAP poller: the only module that speaks IMAP.
+
+Public surface (the CLI and the scheduler call these; nothing else here is public):
+
+``poll_all(store, settings, *, stop=None, folders=None, rescan=False, progress=None) -> PollReport``
+    One pass over every configured folder (or ``folders``). Synchronous. Never raises for a problem with
+    one message. Raises :class:`~digest.errors.ConfigError` (no host, no password, bad folder settings) or
+    :class:`~digest.errors.MailboxError` (login refused, untrusted certificate, no STARTTLS) when the
+    account cannot be used as configured. Network trouble is retried a few times with backoff and then
+    reported in ``PollReport.error``: the next pass resumes exactly where this one stopped.
+``idle_wait(settings, timeout, *, stop=None, folder=None, since=None) -> bool``
+    Wait with IMAP IDLE until new mail arrives in ``folder`` (default: the first configured folder), at most
+    ``timeout`` seconds, renewing the IDLE every 25 minutes. True: new mail (or the connection broke), so
+    poll now. False: the timeout passed or ``stop`` was set.
+``connect(settings) -> IMAPClient``
+    A logged-in client, TLS as configured (for diagnostics).
+
+The rules, and why the order of the steps matters:
+
+* Reading changes nothing: bodies are fetched with ``BODY.PEEK[]``, so ``\\Seen`` is never set.
+* A message is marked processed (the keyword ``imap.processed_flag``, or a MOVE to ``imap.processed_folder``)
+  only after :func:`~digest.pipeline.ingest_raw` has committed it with its papers. A crash between the two
+  leaves an unmarked message whose row says 'ingested': the next pass marks it without fetching it again.
+* Incremental by UID: ``poll_state`` keeps (UIDVALIDITY, highest UID handled) per folder, and the mark
+  moves one message at a time after the message is handled, so a pass that is cut short resumes where it
+  stopped. A new UIDVALIDITY rescans the folder; the store recognises messages by Message-ID and papers by
+  id, so nothing is duplicated.
+* Mail that is not a paper alert is never touched. An alert that cannot be parsed is recorded with its
+  error and quarantined (``imap.quarantine_flag`` or ``imap.quarantine_folder``); the others go on.
+  Nothing is ever deleted.
+* A message larger than ``imap.max_message_bytes`` (its RFC822.SIZE, asked for before any body) is recorded
+  as 'skipped' with the reason and not fetched, now or later (``digest poll --rescan`` reconsiders it).
+* Certificates are always verified (``imap.ca_file`` for a private CA) and STARTTLS is never skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import email.policy
+import email.utils
+import fcntl
+import imaplib
+import logging
+import os
+import re
+import sqlite3
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from .config import ImapSettings, Settings
+from .errors import ConfigError, MailboxError, StoreError
+from .pipeline import IngestReport, ingest_raw
+from .store import Store
+
+__all__ = ["FolderReport", "PollReport", "connect", "idle_wait", "mailbox_key", "poll_all"]
+
+log = logging.getLogger(__name__)
+
+FETCH_BATCH = 200  # UIDs per metadata FETCH (RFC822.SIZE FLAGS): small responses even for a huge folder
+BODY_BATCH = 20  # messages per BODY.PEEK[] FETCH ...
+BODY_BATCH_BYTES = 8_000_000  # ... and at most about this many bytes of them
+RETRIES = 3  # reconnections per pass before giving up until the next pass
+BACKOFF = 2.0  # seconds before the first reconnection; doubles each time
+LOCK_WAIT = 120.0  # seconds to wait for another poll of the same database to finish
+IDLE_RENEW = 25 * 60  # servers may end an IDLE after 30 minutes (RFC 2177): renew well before
+
+PROCESSED = ("ingested", "duplicate", "feedback")  # statuses whose papers (or vote) are committed
+_ATOM = re.compile(r"[^\s(){%*\"\\\]]+")  # what an IMAP keyword may look like (RFC 3501 atom)
+
+
+class _Lost(Exception):
+    """The connection could not be made or broke (network, server restart): retried, then reported."""
+
+
+class _FolderError(Exception):
+    """This folder cannot be polled as configured (missing, read-only, refuses keywords); the others go on."""
+
+
+# -- reports -----------------------------------------------------------------------------------------------
+@dataclass
+class FolderReport:
+    """What one pass did in one folder."""
+
+    folder: str
+    mailbox: str  # the key of this folder in the store (see mailbox_key)
+    uidvalidity: int | None = None
+    uidnext: int | None = None  # as seen when the folder was selected (idle_wait uses it, see since=)
+    fetched: int = 0  # bodies downloaded
+    ingested: int = 0
+    duplicates: int = 0  # alerts already stored under the same Message-ID (another folder, a rescan)
+    feedback: int = 0  # replies carrying votes (recorded by ingest_raw, marked like alerts)
+    not_alerts: int = 0
+    failed: int = 0  # could not be parsed: recorded and quarantined
+    skipped: int = 0  # larger than imap.max_message_bytes
+    marked: int = 0  # processed messages flagged or moved, including ones an earlier pass had committed
+    new_papers: int = 0
+    merged_papers: int = 0
+    rescanned: bool = False  # UIDVALIDITY changed: the whole folder was looked at again
+    stopped: bool = False  # the stop event ended the pass early
+    error: str | None = None
+    problems: list[str] = field(default_factory=list)  # one line per quarantined or skipped message
+
+    def summary(self) -> str:
+        """One line for the CLI and the log."""
+        counts = [f"{self.fetched} fetched", f"{self.ingested} ingested"]
+        if self.duplicates:
+            counts.append(f"{self.duplicates} already known")
+        if self.feedback:
+            counts.append(f"{self.feedback} feedback replies")
+        counts += [f"{self.not_alerts} not alerts", f"{self.failed} failed (quarantined)",
+                   f"{self.skipped} skipped (too large)"]
+        line = f"{self.folder}: {', '.join(counts)}; {self.new_papers} new papers"
+        if self.merged_papers:
+            line += f" ({self.merged_papers} merged)"
+        if self.rescanned:
+            line += "; UIDVALIDITY changed, folder rescanned"
+        if self.stopped:
+            line += "; stopped early"
+        if self.error:
+            line += f"; error: {self.error}"
+        return line
+
+
+@dataclass
+class PollReport:
+    """What one pass did. ``error`` is set when the connection gave up (the pass stopped there)."""
+
+    folders: list[FolderReport] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(f.error is None for f in self.folders)
+
+    @property
+    def errors(self) -> list[str]:
+        found = [f.error for f in self.folders if f.error]
+        return found if found or not self.error else [self.error]
+
+    @property
+    def new_papers(self) -> int:
+        return sum(f.new_papers for f in self.folders)
+
+    @property
+    def ingested(self) -> int:
+        return sum(f.ingested for f in self.folders)
+
+    def folder(self, name: str) -> FolderReport | None:
+        return next((f for f in self.folders if f.folder == name), None)
+
+
+# -- connecting --------------------------------------------------------------------------------------------
+def mailbox_key(imap: ImapSettings, folder: str) -> str:
+    """How the store names a folder: per account, so a changed account never reuses another's UIDs."""
+    return f"imap://{imap.username}@{imap.host}/{folder}"
+
+
+def _server_text(exc: BaseException) -> str:
+    """imaplib's error text without its Python reprs: "login failed: b'[AUTH...] x'" -> "[AUTH...] x"."""
+    text = str(exc.args[0] if exc.args else exc)
+    text = re.sub(r"""\bb(['"])(.*?)\1""", r"\2", text)
+    text = re.sub(r"\s*\(\d+\.\d+(?: \+ \d+\.\d+)* secs\)", "", text)  # Dovecot's timings
+    return re.sub(r"^(?:\w+ failed|command: \w+ =>): ", "", text).strip()
+
+
+def _password_hint(imap: ImapSettings) -> str:
+    if imap.password_env and os.environ.get(imap.password_env):
+        return f"the password in ${imap.password_env}"
+    if imap.password_file:
+        return f"the password in {imap.password_file} (imap.password_file)"
+    return f"the password (${imap.password_env} or imap.password_file)"
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext:
+    """Verification always on: the system CAs, or imap.ca_file for a private CA. Never weakened."""
+    ca_file = settings.imap.ca_file
+    try:
+        return ssl.create_default_context(cafile=str(Path(ca_file).expanduser()) if ca_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+        raise ConfigError(f"{settings.source}: imap.ca_file = {ca_file!r} cannot be used ({reason}); "
+                          "point it to the PEM certificate of the CA that signed the server's certificate") from None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no answer within imap.timeout"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return _server_text(exc) or type(exc).__name__
+
+
+def _close(client: IMAPClient | None) -> None:
+    """Log out politely if the connection still works; otherwise just drop it."""
+    if client is None:
+        return
+    try:
+        client.logout()
+    except Exception:  # noqa: BLE001 - a broken connection cannot log out; closing is all that is left
+        with contextlib.suppress(Exception):
+            client.shutdown()
+
+
+def connect(settings: Settings) -> IMAPClient:
+    """Connect and log in as configured: implicit TLS or STARTTLS (never skipped), certificate verified.
+
+    Raises ConfigError / MailboxError for what retrying cannot fix, and ``_Lost`` (internal) for the network.
+    """
+    imap = settings.imap
+    _check_account(settings)
+    where = f"{imap.host}:{imap.port}"
+    password = imap.password()  # ConfigError naming the env var or file when there is none
+    context = _tls_context(settings) if imap.security != "plain" else None
+    client = None
+    try:
+        client = IMAPClient(imap.host, port=imap.port, ssl=imap.security == "tls", ssl_context=context,
+                            timeout=imap.timeout)
+        if imap.security == "starttls":
+            if not client.has_capability("STARTTLS"):
+                raise MailboxError(
+                    f"imap: {where} does not offer STARTTLS, and imap.security = \"starttls\" never logs in "
+                    "without TLS; use security = \"tls\" with the server's implicit-TLS port (usually 993)")
+            client.starttls(context)
+        client.login(imap.username, password.reveal())
+    except MailboxError:
+        _close(client)
+        raise
+    except LoginError as exc:
+        _close(client)
+        raise MailboxError(f"imap: login failed for {imap.username} at {where}: {_server_text(exc)}; "
+                           f"check imap.username and {_password_hint(imap)}") from None
+    except ssl.SSLCertVerificationError as exc:
+        _close(client)
+        fix = (f"imap.ca_file = {imap.ca_file!r} did not sign it: point imap.ca_file to the CA that did"
+               if imap.ca_file else
+               "if the server uses a private CA or a self-signed certificate, set imap.ca_file to that CA's "
+               "certificate (PEM)")
+        raise MailboxError(f"imap: the TLS certificate of {where} is not trusted "
+                           f"({exc.verify_message or exc.reason}); {fix}") from None
+    except ssl.SSLError as exc:
+        _close(client)
+        raise MailboxError(f"imap: TLS with {where} failed ({exc.reason or exc}); check imap.port and "
+                           "imap.security: implicit TLS (security = \"tls\") is usually port 993, STARTTLS "
+                           "(security = \"starttls\") port 143") from None
+    except TimeoutError:
+        _close(client)
+        hint = "" if imap.security == "tls" else (
+            "; a port that expects TLS at once (like 993) needs security = \"tls\"")
+        raise _Lost(f"cannot reach {where} (no answer within imap.timeout = {imap.timeout:g} s{hint})") from None
+    except (OSError, imaplib.IMAP4.abort) as exc:
+        _close(client)
+        raise _Lost(f"cannot reach {where} ({_describe(exc)})") from None
+    except IMAPClientError as exc:
+        _close(client)
+        raise MailboxError(f"imap: {where} refused the session: {_server_text(exc)}") from None
+    log.debug("imap: logged in as %s at %s (%s)", imap.username, where, imap.security)
+    return client
+
+
+def _check_account(settings: Settings) -> None:
+    imap, source = settings.imap, settings.source
+    if not imap.host:
+        raise ConfigError(f"{source}: imap.host is not set; to read alerts from a mailbox, add to [imap] "
+                          'host = "imap.example.org" and username = "alerts@example.org"')
+    if not imap.username:
+        raise ConfigError(f'{source}: imap.username is not set; for example: username = "alerts@example.org"')
+
+
+def _check_settings(settings: Settings, folders: Sequence[str]) -> None:
+    imap, source = settings.imap, settings.source
+    _check_account(settings)
+    if not folders:
+        raise ConfigError(f'{source}: imap.folders is empty; for example: folders = ["INBOX"]')
+    for key in ("processed_flag", "quarantine_flag"):
+        value = getattr(imap, key)
+        if not _ATOM.fullmatch(value) or value.startswith("\\"):
+            raise ConfigError(f"{source}: imap.{key} = {value!r} is not a valid IMAP keyword; use a word "
+                              'without spaces or brackets, for example "$Digested"')
+    if imap.mark == "move":
+        for name in folders:
+            if name in (imap.processed_folder, imap.quarantine_folder):
+                raise ConfigError(f"{source}: imap.folders includes {name!r}, where mark = \"move\" puts the "
+                                  "mail it has read; poll other folders or rename imap.processed_folder / "
+                                  "imap.quarantine_folder")
+
+
+class _Session:
+    """One lazily (re)opened connection for a pass, and what we learnt about the server on it."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._client: IMAPClient | None = None
+        self.known_folders: set[str] = set()
+
+    def client(self) -> IMAPClient:
+        if self._client is None:
+            self._client = connect(self.settings)
+            self.known_folders = set()
+        return self._client
+
+    def drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.shutdown()
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        _close(client)
+
+
+def _sleep(stop: threading.Event | None, seconds: float) -> bool:
+    """Sleep, waking early when stop is set. True if stopped."""
+    if stop is None:
+        time.sleep(seconds)
+        return False
+    return stop.wait(seconds)
+
+
+@contextlib.contextmanager
+def _poll_lock(store: Store, stop: threading.Event | None, wait: float) -> Iterator[bool]:
+    """One poll per database at a time (the scheduler and a manual `digest poll` may overlap)."""
+    if store.path is None:
+        yield True
+        return
+    path = store.path.with_name(store.path.name + ".poll.lock")
+    with open(path, "a+") as handle:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline or _sleep(stop, 0.2):
+                    yield False
+                    return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# -- one pass ----------------------------------------------------------------------------------------------
+Progress = Callable[[str, int, str], None]
+
+
+def poll_all(store: Store, settings: Settings, *, stop: threading.Event | None = None,
+             folders: Sequence[str] | None = None, rescan: bool = False, progress: Progress | None = None,
+             retries: int | None = None, backoff: float | None = None,
+             lock_wait: float | None = None) -> PollReport:
+    """One pass over the configured folders (or ``folders``): ingest new alerts, mark them, quarantine failures.
+
+    ``rescan`` forgets the UID high-water marks (not the store): every unmarked message is looked at again,
+    which re-reads skipped messages after ``imap.max_message_bytes`` was raised. ``progress(folder, uid,
+    status)`` is called after each fetched message is committed and before it is marked on the server.
+    ``stop`` ends the pass after the current message. ``retries``, ``backoff`` and ``lock_wait`` default to
+    the module's RETRIES, BACKOFF and LOCK_WAIT.
+    """
+    retries = RETRIES if retries is None else retries
+    backoff = BACKOFF if backoff is None else backoff
+    lock_wait = LOCK_WAIT if lock_wait is None else lock_wait
+    imap = settings.imap
+    names = list(folders) if folders else list(imap.folders)
+    _check_settings(settings, names)
+    report = PollReport()
+    with _poll_lock(store, stop, lock_wait) as locked:
+        if not locked:
+            report.error = (f"another poll of {store.path} is still running; this pass was skipped "
+                            "(the next one will read what it leaves)")
+            log.warning("imap: %s", report.error)
+            return report
+        if rescan:
+            for name in names:
+                if store.poll_state(mailbox_key(imap, name)):
+                    store.set_poll_state(mailbox_key(imap, name), last_uid=0)
+        session = _Session(settings)
+        try:
+            for name in names:
+                if stop is not None and stop.is_set():
+                    break
+                folder = FolderReport(name, mailbox_key(imap, name))
+                report.folders.append(folder)
+                _poll_with_retries(session, store, settings, folder, report, stop, progress, retries, backoff)
+                store.set_poll_state(folder.mailbox, result=folder.summary())
+                (log.warning if folder.error else log.info)("imap: %s", folder.summary())
+                if report.error:
+                    store.log_event("ERROR", "poll", report.error)
+                    break
+                if folder.error:
+                    store.log_event("ERROR", "poll", f"{name}: {folder.error}")
+        finally:
+            session.close()
+    return report
+
+
+def _poll_with_retries(session: _Session, store: Store, settings: Settings, folder: FolderReport,
+                       report: PollReport, stop: threading.Event | None, progress: Progress | None,
+                       retries: int, backoff: float) -> None:
+    failures = 0
+    while True:
+        try:
+            _poll_folder(session, store, settings, folder, stop, progress)
+            return
+        except (_Lost, OSError, imaplib.IMAP4.abort) as exc:
+            # the server went away or the network broke: what is committed is committed, and every
+            # message is marked only after its commit, so starting the folder again is always safe
+            session.drop()
+            failures += 1
+            reason = str(exc) if isinstance(exc, _Lost) else f"connection to {settings.imap.host} lost " \
+                                                              f"({_describe(exc)})"
+            if failures > retries:
+                report.error = folder.error = (f"imap: {reason}; gave up after {failures} attempts "
+                                               "(the next poll resumes where this one stopped)")
+                return
+            delay = backoff * 2 ** (failures - 1)
+            log.warning("imap: %s; reconnecting in %.1f s (attempt %d of %d)", reason, delay, failures, retries)
+            if _sleep(stop, delay):
+                folder.stopped = True
+                return
+        except _FolderError as exc:
+            folder.error = str(exc)
+            return
+
+
+def _poll_folder(session: _Session, store: Store, settings: Settings, folder: FolderReport,
+                 stop: threading.Event | None, progress: Progress | None) -> None:
+    imap = settings.imap
+    client = session.client()
+    try:
+        info = client.select_folder(folder.folder)
+    except imaplib.IMAP4.abort:
+        raise
+    except IMAPClientError as exc:
+        raise _FolderError(f"cannot open folder {folder.folder!r} on {imap.host}: {_server_text(exc)}; "
+                           f"check imap.folders (the server has: {_folder_list(client)})") from None
+    if info.get(b"READ-ONLY"):
+        raise _FolderError(f"folder {folder.folder!r} is read-only for {imap.username}, so read mail cannot be "
+                           "marked; give the account write access or poll another folder")
+    uidvalidity = int(info[b"UIDVALIDITY"])
+    folder.uidvalidity, folder.uidnext = uidvalidity, info.get(b"UIDNEXT")
+    state = store.poll_state(folder.mailbox)
+    last = 0
+    if state and state["uidvalidity"] == uidvalidity:
+        last = state["last_uid"] or 0
+    else:
+        if state and state["uidvalidity"] is not None:
+            # the server renumbered the folder (restored, migrated, recreated): our UIDs mean nothing now.
+            # Look at every unmarked message again; Message-IDs and paper ids keep the store free of copies.
+            folder.rescanned = True
+            message = (f"{folder.folder}: UIDVALIDITY changed ({state['uidvalidity']} -> {uidvalidity}); "
+                       "rescanning the folder")
+            log.warning("imap: %s", message)
+            store.log_event("WARNING", "poll", message)
+        store.set_poll_state(folder.mailbox, uidvalidity=uidvalidity, last_uid=0)
+    if imap.mark == "flag":
+        _check_keywords(info, imap, folder.folder)
+    criteria: list[str] = ["UID", f"{last + 1}:*"]
+    if imap.mark == "flag":
+        # marked mail is skipped by the server itself; the high-water mark skips what we left untouched
+        criteria += ["NOT", "KEYWORD", imap.processed_flag, "NOT", "KEYWORD", imap.quarantine_flag]
+    # "UID n:*" also matches the last message when n is past it (RFC 3501): filter on our side
+    uids = sorted(uid for uid in client.search(criteria) if uid > last)
+    log.debug("imap: %s: %d messages to look at after UID %d", folder.folder, len(uids), last)
+    walker = _Walker(session, client, store, settings, folder, uidvalidity, progress)
+    for start in range(0, len(uids), FETCH_BATCH):
+        if not walker.walk(uids[start:start + FETCH_BATCH], stop):
+            folder.stopped = True
+            return
+    if folder.uidnext and folder.uidnext - 1 > walker.last_uid(last):
+        # every message below UIDNEXT (as of SELECT) was in the search above and is handled now
+        store.set_poll_state(folder.mailbox, last_uid=folder.uidnext - 1)
+
+
+def _folder_list(client: IMAPClient) -> str:
+    try:
+        return ", ".join(sorted(name for _, _, name in client.list_folders())) or "no folders"
+    except IMAPClientError:
+        return "unknown"
+
+
+def _check_keywords(info: dict, imap: ImapSettings, name: str) -> None:
+    allowed = set(info.get(b"PERMANENTFLAGS", ()))
+    if b"\\*" in allowed:
+        return
+    for flag in (imap.processed_flag, imap.quarantine_flag):
+        if flag.encode() not in allowed:
+            raise _FolderError(f"folder {name!r} does not keep the keyword {flag} (its PERMANENTFLAGS are "
+                               f"{' '.join(f.decode() for f in sorted(allowed)) or 'empty'}); set imap.mark = "
+                               "\"move\" to move read mail to imap.processed_folder instead")
+
+
+class _Walker:
+    """Handles the messages of one folder in UID order, fetching bodies in modest batches."""
+
+    def __init__(self, session: _Session, client: IMAPClient, store: Store, settings: Settings,
+                 folder: FolderReport, uidvalidity: int, progress: Progress | None):
+        self.session, self.client, self.store, self.settings = session, client, store, settings
+        self.imap = settings.imap
+        self.folder, self.uidvalidity, self.progress = folder, uidvalidity, progress
+        self._last: int | None = None
+
+    def last_uid(self, default: int) -> int:
+        return self._last if self._last is not None else default
+
+    def _advance(self, uid: int) -> None:
+        # the high-water mark moves only once this message is fully handled (committed and marked)
+        self.store.set_poll_state(self.folder.mailbox, last_uid=uid)
+        self._last = uid
+
+    def walk(self, uids: list[int], stop: threading.Event | None) -> bool:
+        """Handle these UIDs in order. False if stop was set."""
+        meta = self.client.fetch(uids, ["RFC822.SIZE", "FLAGS"])
+        plan: list[tuple[int, str, int]] = []  # (uid, action, size)
+        for uid in uids:
+            item = meta.get(uid)
+            if item is None:
+                continue  # expunged since the search
+            size = int(item.get(b"RFC822.SIZE") or 0)
+            flags = {f.decode() if isinstance(f, bytes) else f for f in item.get(b"FLAGS", ())}
+            seen = self.store.message_seen(self.folder.mailbox, self.uidvalidity, uid)
+            status = seen["status"] if seen else None
+            if status in PROCESSED:
+                # committed by an earlier pass that died before marking it: mark it now, no fetch needed
+                plan.append((uid, "mark" if self.imap.processed_flag not in flags else "done", size))
+            elif status == "not_alert":
+                plan.append((uid, "done", size))
+            elif size > self.imap.max_message_bytes:
+                plan.append((uid, "done" if status == "skipped" else "skip", size))
+            else:
+                plan.append((uid, "fetch", size))  # new, or failed before (parse it again)
+        bodies: dict[int, bytes] = {}
+        for index, (uid, action, size) in enumerate(plan):
+            if stop is not None and stop.is_set():
+                return False
+            if action == "mark":
+                self._mark_processed(uid)
+            elif action == "skip":
+                self._record_oversize(uid, size)
+            elif action == "fetch":
+                if uid not in bodies:
+                    bodies.update(self._fetch_bodies([p for p in plan[index:] if p[1] == "fetch"]))
+                raw = bodies.pop(uid, None)
+                if raw is None:
+                    continue  # expunged meanwhile; nothing to record
+                self._handle(uid, raw)
+            self._advance(uid)
+        return True
+
+    def _fetch_bodies(self, pending: list[tuple[int, str, int]]) -> dict[int, bytes]:
+        batch, total = [], 0
+        for uid, _, size in pending:
+            if batch and (len(batch) >= BODY_BATCH or total + size > BODY_BATCH_BYTES):
+                break
+            batch.append(uid)
+            total += size
+        # BODY.PEEK[]: RFC822 or BODY[] would set \Seen on the user's mail
+        data = self.client.fetch(batch, ["BODY.PEEK[]"])
+        return {uid: data[uid][b"BODY[]"] for uid in batch if uid in data and b"BODY[]" in data[uid]}
+
+    def _handle(self, uid: int, raw: bytes) -> None:
+        folder = self.folder
+        folder.fetched += 1
+        label = f"{folder.folder} UID {uid}"
+        try:
+            status, report = ingest_raw(self.store, raw, mailbox=folder.mailbox, uidvalidity=self.uidvalidity,
+                                        uid=uid, label=label)
+        except (sqlite3.Error, StoreError):
+            raise  # the database itself is unusable: not a problem of this message
+        except Exception as exc:  # noqa: BLE001 - a parser bug must not stop the other messages
+            log.exception("imap: %s: the parser crashed", label)
+            error = f"the parser crashed: {type(exc).__name__}: {exc}"
+            self.store.record_message(mailbox=folder.mailbox, uidvalidity=self.uidvalidity, uid=uid,
+                                      message_id=None, status="failed", error=error)
+            status, report = "failed", IngestReport(emails=1, failed=1, errors=[f"{label}: {error}"])
+        if status == "seen":  # recorded meanwhile (another process): act on what the store says
+            seen = self.store.message_seen(folder.mailbox, self.uidvalidity, uid)
+            status = seen["status"] if seen else "seen"
+        if status == "ingested":
+            folder.ingested += 1
+        elif status == "duplicate":
+            folder.duplicates += 1
+        elif status == "feedback":
+            folder.feedback += 1
+        elif status == "not_alert":
+            folder.not_alerts += 1
+        elif status == "failed":
+            folder.failed += 1
+            folder.problems.extend(f"quarantined: {e}" for e in report.errors)
+        folder.new_papers += report.new
+        folder.merged_papers += report.merged
+        log.debug("imap: %s: %s (%d new papers, %d merged)", label, status, report.new, report.merged)
+        if self.progress is not None:
+            self.progress(folder.folder, uid, status)
+        if status in PROCESSED:
+            self._mark_processed(uid)
+        elif status == "failed":
+            self._quarantine(uid)
+            self.store.log_event("WARNING", "poll", f"quarantined {label}: {'; '.join(report.errors)}")
+
+    # -- marking: only ever after the commit ------------------------------------------------------------
+    def _mark_processed(self, uid: int) -> None:
+        if self.imap.mark == "flag":
+            self.client.add_flags([uid], [self.imap.processed_flag], silent=True)
+        else:
+            self._move(uid, self.imap.processed_folder)
+        self.folder.marked += 1
+
+    def _quarantine(self, uid: int) -> None:
+        if self.imap.mark == "flag":
+            self.client.add_flags([uid], [self.imap.quarantine_flag], silent=True)
+        else:
+            self._move(uid, self.imap.quarantine_folder)
+
+    def _move(self, uid: int, target: str) -> None:
+        client = self.client
+        if target not in self.session.known_folders:
+            if not client.folder_exists(target):
+                client.create_folder(target)
+                with contextlib.suppress(IMAPClientError):
+                    client.subscribe_folder(target)  # so mail clients show it
+                log.info("imap: created folder %s", target)
+            self.session.known_folders.add(target)
+        try:
+            if client.has_capability("MOVE"):
+                client.move([uid], target)
+            elif client.has_capability("UIDPLUS"):
+                # COPY + \Deleted + UID EXPUNGE of this one UID is a move: never EXPUNGE the user's other mail
+                client.copy([uid], target)
+                client.add_flags([uid], ["\\Deleted"], silent=True)
+                client.uid_expunge([uid])
+            else:
+                raise _FolderError(f"{self.imap.host} supports neither MOVE nor UIDPLUS, so mail cannot be moved "
+                                   "safely; set imap.mark = \"flag\"")
+        except imaplib.IMAP4.abort:
+            raise
+        except IMAPClientError as exc:
+            raise _FolderError(f"cannot move UID {uid} from {self.folder.folder!r} to {target!r}: "
+                               f"{_server_text(exc)}") from None
+
+    def _record_oversize(self, uid: int, size: int) -> None:
+        """Record why we do not read it (with its headers, so `digest status` can say which mail it was)."""
+        folder, limit = self.folder, self.imap.max_message_bytes
+        headers = b""
+        data = self.client.fetch([uid], ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID SUBJECT FROM)]"]).get(uid, {})
+        for key, value in data.items():
+            if key.startswith(b"BODY[HEADER") and isinstance(value, bytes):
+                headers = value
+        msg = email.message_from_bytes(headers, policy=email.policy.default)
+        subject = str(msg.get("Subject", "") or "")
+        sender = email.utils.parseaddr(str(msg.get("From", "") or ""))[1].lower()
+        error = (f"message is {size:,} bytes, over imap.max_message_bytes = {limit:,}; raise the limit and run "
+                 "`digest poll --rescan` to read it")
+        self.store.record_message(mailbox=folder.mailbox, uidvalidity=self.uidvalidity, uid=uid,
+                                  message_id=str(msg.get("Message-ID", "") or "").strip() or None,
+                                  subject=subject, sender=sender, status="skipped", error=error)
+        folder.skipped += 1
+        problem = f"{folder.folder} UID {uid} ({subject or 'no subject'}): {error}"
+        folder.problems.append(f"skipped: {problem}")
+        log.warning("imap: skipped %s", problem)
+        self.store.log_event("WARNING", "poll", f"skipped {problem}")
+
+
+# -- IDLE --------------------------------------------------------------------------------------------------
+def idle_wait(settings: Settings, timeout: float, *, stop: threading.Event | None = None,
+              folder: str | None = None, since: PollReport | None = None) -> bool:
+    """Wait for new mail with IMAP IDLE, at most ``timeout`` seconds. True: new mail, poll now.
+
+    Watches ``folder`` (default: the first of imap.folders; IDLE watches one folder per connection: other
+    folders are read by the next poll). ``since``, the report of the poll that just ran, closes the gap
+    between that poll and the IDLE: if the folder's UIDNEXT grew meanwhile, this returns True at once.
+    Returns True when the connection breaks (poll to see what changed), False when the timeout passes or
+    ``stop`` is set. A server without IDLE, or one that cannot be reached, just waits out the timeout.
+    Raises MailboxError / ConfigError like :func:`poll_all` when the account cannot be used as configured.
+    """
+    imap = settings.imap
+    name = folder or (imap.folders[0] if imap.folders else "INBOX")
+    deadline = time.monotonic() + timeout
+    try:
+        client = connect(settings)
+    except _Lost as exc:
+        log.warning("imap: %s; next poll in %.0f s", exc, timeout)
+        _sleep(stop, timeout)
+        return False
+    try:
+        try:
+            info = client.select_folder(name, readonly=True)
+            before = since.folder(name) if since is not None else None
+            if (before is not None and before.uidnext and info.get(b"UIDNEXT")
+                    and (info.get(b"UIDVALIDITY") != before.uidvalidity or info[b"UIDNEXT"] > before.uidnext)):
+                return True  # mail arrived between that poll's SELECT and now
+            if not client.has_capability("IDLE"):
+                log.info("imap: %s does not support IDLE; polling every %.0f s instead", imap.host, timeout)
+                _sleep(stop, max(0.0, deadline - time.monotonic()))
+                return False
+        except (OSError, imaplib.IMAP4.abort) as exc:
+            log.info("imap: connection to %s lost (%s)", imap.host, _describe(exc))
+            return True
+        except IMAPClientError as exc:
+            raise MailboxError(f"imap: cannot watch folder {name!r} on {imap.host}: {_server_text(exc)}; "
+                               "check imap.folders") from None
+        return _idle(client, name, deadline, stop)
+    finally:
+        _close(client)
+
+
+def _new_mail(responses: Sequence) -> bool:
+    return any(len(r) > 1 and r[1] == b"EXISTS" for r in responses)
+
+
+def _idle(client: IMAPClient, name: str, deadline: float, stop: threading.Event | None) -> bool:
+    """IDLE on the selected folder until EXISTS, the deadline or stop; renewed every IDLE_RENEW seconds."""
+    host = client.host
+    idling = False
+    try:
+        client.idle()
+        idling = True
+        renew_at = time.monotonic() + IDLE_RENEW
+        while True:
+            now = time.monotonic()
+            if (stop is not None and stop.is_set()) or now >= deadline:
+                return False
+            if now >= renew_at:
+                # DONE and NOOP both carry what changed meanwhile: look at it, or that mail waits a whole poll
+                idling = False
+                if _new_mail(client.idle_done()[1]) or _new_mail(client.noop()[1]):
+                    return True
+                client.idle()
+                idling = True
+                renew_at = time.monotonic() + IDLE_RENEW
+            # short slices when a stop event is given, so a shutdown is not held up by the IDLE
+            wait = min(deadline - now, renew_at - now, 1.0 if stop is not None else deadline - now)
+            started = time.monotonic()
+            responses = client.idle_check(timeout=wait)
+            if _new_mail(responses):
+                log.debug("imap: IDLE: new mail in %s", name)
+                return True
+            if any(r[0] == b"BYE" for r in responses):
+                idling = False
+                return True
+            if not responses and time.monotonic() - started < wait / 2:
+                # the socket was readable but held no line: the server closed the connection
+                idling = False
+                log.info("imap: IDLE connection to %s closed by the server", host)
+                return True
+    except (OSError, imaplib.IMAP4.abort) as exc:
+        idling = False
+        log.info("imap: IDLE connection to %s lost (%s)", host, _describe(exc))
+        return True
+    except IMAPClientError as exc:
+        # e.g. an EXISTS that raced the IDLE command itself: whatever it was, a poll will sort it out
+        log.info("imap: IDLE on %s ended: %s", host, _server_text(exc))
+        return True
+    finally:
+        if idling:
+            with contextlib.suppress(Exception):
+                client.idle_done()

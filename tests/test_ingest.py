@@ -1,0 +1,500 @@
+"""The IMAP poller against the real loopback Dovecot (fixture ``mail_servers``), with real alert emails."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from digest import ingest
+from digest.cli import cli
+from digest.config import load_settings
+from digest.errors import ConfigError, MailboxError
+from digest.ingest import connect, idle_wait, mailbox_key, poll_all
+from digest.pipeline import ingest_raw
+from digest.store import Store
+
+pytestmark = pytest.mark.mail
+
+FIXTURES = Path(__file__).parent / "fixtures" / "emails"
+ALERT_FILES = [
+    "arxiv/jccr-cs-daily-2024-11-07.eml",  # 180 papers, 231 KB
+    "google_scholar/bzz-16ef14516c65fd3c.eml",
+    "google_scholar/bzz-16ef1451727eb505.eml",
+    "google_scholar/ucfchps-alert-nonlatin-title-stout.eml",
+    "google_scholar/ucfchps-alert-single-hanney-olecranon.eml",
+    "google_scholar/ucfchps-pair-citation-tag-schellhase.eml",
+    "google_scholar/ucfchps-pair-normal-tag-mangum.eml",
+]
+ALERTS = [(FIXTURES / name).read_bytes() for name in ALERT_FILES]
+PERSONAL = (b"From: Grace Hopper <grace@example.org>\r\nTo: reader@example.org\r\nSubject: Lunch on Friday?\r\n"
+            b"Message-ID: <lunch-1@example.org>\r\nDate: Fri, 07 Nov 2024 10:00:00 +0000\r\n\r\n"
+            b"Are you free for lunch on Friday? The new place on Main Street has good soup.\r\n")
+# an alert from arXiv whose body is garbage: the parser must refuse it, and the poller quarantine it
+MALFORMED = (b"From: no-reply@arxiv.org\r\nTo: reader@example.org\r\nSubject: cs daily Subj-class mailing 9 1\r\n"
+             b"Message-ID: <garbled-1@arxiv.org>\r\nDate: Thu, 07 Nov 2024 05:45:00 +0000\r\n\r\n"
+             b"\x01\x02 %%% this listing was truncated in transit %%% \xff\r\n")
+
+FLAG, FAILED = "$Digested", "$DigestFailed"
+
+
+def reference_paper_count(raws) -> int:
+    """How many distinct papers the alerts hold, read from files into a fresh store (no IMAP involved)."""
+    store = Store(None)
+    for i, raw in enumerate(raws, 1):
+        ingest_raw(store, raw, mailbox="file:reference", uid=i)
+    return store.count_papers()
+
+
+EXPECTED_PAPERS = reference_paper_count(ALERTS)
+
+
+def make_settings(tmp_path, servers, address, password, monkeypatch, **imap):
+    """A real config.toml pointing at the loopback Dovecot, with the password in an environment variable."""
+    values = {"host": servers.host, "port": servers.imaps_port, "security": "tls", "username": address,
+              "ca_file": servers.ca_cert, "timeout": 10.0, **imap}
+    lines = [f"data_dir = {json.dumps(str(tmp_path / 'data'))}", "[imap]"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+    path = tmp_path / "config.toml"
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("DIGEST_IMAP_PASSWORD", password)
+    return load_settings(path)
+
+
+@pytest.fixture
+def account(mail_servers, tmp_path, monkeypatch):
+    """A fresh mailbox, settings for it, and a store in tmp_path."""
+    address, password = mail_servers.new_user("poll")
+
+    class Account:
+        servers = mail_servers
+
+        def __init__(self):
+            self.address, self.password = address, password
+            self.settings = self.configure()
+            self.store = Store(self.settings.db_path)
+
+        def configure(self, **imap):
+            self.settings = make_settings(tmp_path, mail_servers, address, password, monkeypatch, **imap)
+            return self.settings
+
+        def append(self, raw, folder="INBOX", flags=()):
+            return mail_servers.append(address, raw, folder, flags)
+
+        def flags(self, folder="INBOX"):
+            """uid -> set of flags, as the server has them."""
+            return {uid: {f.decode() if isinstance(f, bytes) else f for f in flags}
+                    for uid, flags, _ in mail_servers.messages(address, folder)}
+
+        def poll(self, **kwargs):
+            kwargs.setdefault("backoff", 0.05)
+            return poll_all(self.store, self.settings, **kwargs)
+
+    return Account()
+
+
+def fill_inbox(account, folder="INBOX"):
+    """The real alerts, one personal mail and one garbled alert; returns their UIDs by role."""
+    uids = {"alerts": [account.append(raw, folder) for raw in ALERTS]}
+    uids["personal"] = account.append(PERSONAL, folder)
+    uids["malformed"] = account.append(MALFORMED, folder)
+    return uids
+
+
+# -- the normal pass ---------------------------------------------------------------------------------------
+def test_a_poll_stores_the_papers_flags_only_the_alerts_and_quarantines_the_garbled_one(account):
+    uids = fill_inbox(account)
+    report = account.poll()
+
+    assert report.ok, report.errors
+    inbox = report.folder("INBOX")
+    assert (inbox.fetched, inbox.ingested, inbox.not_alerts, inbox.failed, inbox.skipped) == (9, 7, 1, 1, 0)
+    assert account.store.count_papers() == inbox.new_papers == EXPECTED_PAPERS
+    flags = account.flags()
+    for uid in uids["alerts"]:
+        assert flags[uid] == {FLAG}, "an alert is marked processed, and never marked as read"
+    assert flags[uids["personal"]] == set(), "mail that is not an alert is not touched at all"
+    assert flags[uids["malformed"]] == {FAILED}
+    failed = account.store.messages("failed")
+    assert len(failed) == 1 and failed[0]["uid"] == uids["malformed"]
+    assert "contains no papers" in failed[0]["error"]
+    assert any("quarantined: INBOX UID" in p and "contains no papers" in p for p in inbox.problems)
+
+
+def test_a_second_poll_fetches_nothing_and_a_third_only_the_new_mail(account, monkeypatch):
+    # small batches, so a few messages already cross several FETCH boundaries
+    monkeypatch.setattr(ingest, "FETCH_BATCH", 3)
+    monkeypatch.setattr(ingest, "BODY_BATCH", 2)
+    fill_inbox(account)
+    assert account.poll().folder("INBOX").ingested == 7
+    rows = len(account.store.messages())
+
+    second = account.poll().folder("INBOX")
+    assert (second.fetched, second.ingested, second.new_papers) == (0, 0, 0)
+    assert len(account.store.messages()) == rows
+
+    new_alert = ALERTS[2].replace(b"Message-ID: <", b"Message-ID: <resent-", 1)
+    uid = account.append(new_alert)
+    third = account.poll().folder("INBOX")
+    assert (third.fetched, third.duplicates) == (1, 0)
+    assert third.ingested == 1 and third.new_papers == 0, "same papers, so they merge into the stored ones"
+    assert account.flags()[uid] == {FLAG}
+    assert account.store.count_papers() == EXPECTED_PAPERS
+
+
+def test_the_stop_event_ends_the_pass_after_the_current_message_and_the_next_pass_resumes(account):
+    fill_inbox(account)
+    stop = threading.Event()
+    first = account.poll(stop=stop, progress=lambda folder, uid, status: stop.set())
+    assert first.folder("INBOX").stopped and first.folder("INBOX").fetched == 1
+    rest = account.poll().folder("INBOX")
+    assert rest.fetched == 8 and rest.ingested == 6
+    assert account.store.count_papers() == EXPECTED_PAPERS
+
+
+# -- crashes and renumbering -------------------------------------------------------------------------------
+def test_killing_the_server_mid_poll_loses_nothing_and_duplicates_nothing(account):
+    uids = fill_inbox(account)
+    servers = account.servers
+    committed = []
+
+    def crash_after_the_first_commit(folder, uid, status):
+        # the message and its papers are committed but not yet flagged on the server: the worst moment
+        committed.append(uid)
+        if len(committed) == 1:
+            servers.kill_dovecot()
+
+    try:
+        broken = account.poll(progress=crash_after_the_first_commit, retries=2)
+    finally:
+        servers.start_dovecot()
+    assert not broken.ok
+    assert "gave up after 3 attempts" in broken.error and "next poll resumes" in broken.error
+    assert committed == [uids["alerts"][0]]
+    assert account.flags()[uids["alerts"][0]] == set(), "the flag is set only after the commit, and it never came"
+
+    again = account.poll()
+    assert again.ok, again.errors
+    inbox = again.folder("INBOX")
+    assert inbox.fetched == 8, "the committed message is flagged without being fetched again"
+    assert inbox.marked == 7
+    flags = account.flags()
+    assert all(flags[uid] == {FLAG} for uid in uids["alerts"])
+    assert flags[uids["personal"]] == set() and flags[uids["malformed"]] == {FAILED}
+    assert account.store.count_papers() == EXPECTED_PAPERS
+    rows = account.store.messages()
+    assert sorted(r["uid"] for r in rows) == sorted([*uids["alerts"], uids["personal"], uids["malformed"]])
+
+
+def test_a_new_uidvalidity_rescans_the_folder_without_duplicates(account):
+    account.configure(folders=["Alerts"])
+    fill_inbox(account, "Alerts")
+    first = account.poll().folder("Alerts")
+    assert first.ingested == 7
+
+    # the server "restores" the folder: same messages, no flags, new UIDVALIDITY
+    with account.servers.imap(account.address) as client:
+        client.delete_folder("Alerts")
+        client.create_folder("Alerts")
+    fill_inbox(account, "Alerts")
+    second = account.poll().folder("Alerts")
+    assert second.uidvalidity != first.uidvalidity
+    assert second.rescanned
+    assert (second.fetched, second.ingested, second.duplicates, second.new_papers) == (9, 0, 7, 0)
+    assert account.store.count_papers() == EXPECTED_PAPERS
+    assert sum(1 for f in account.flags("Alerts").values() if f == {FLAG}) == 7
+    state = account.store.poll_state(mailbox_key(account.settings.imap, "Alerts"))
+    assert state["uidvalidity"] == second.uidvalidity
+
+
+def test_a_missing_folder_is_reported_and_the_other_folders_are_still_polled(account):
+    account.configure(folders=["Nope", "INBOX"])
+    account.append(ALERTS[1])
+    report = account.poll()
+    assert not report.ok
+    assert "cannot open folder 'Nope'" in report.folder("Nope").error
+    assert "check imap.folders (the server has: INBOX" in report.folder("Nope").error
+    assert report.folder("INBOX").ingested == 1
+
+
+# -- move mode ---------------------------------------------------------------------------------------------
+def test_move_mode_moves_processed_mail_to_its_folder_and_keeps_it_unread(account):
+    account.configure(mark="move")
+    uids = fill_inbox(account)
+    report = account.poll()
+    assert report.ok, report.errors
+
+    inbox = account.servers.messages(account.address, "INBOX")
+    assert [raw for _, _, raw in inbox] == [PERSONAL], "only the personal mail stays"
+    assert inbox[0][0] == uids["personal"] and inbox[0][1] == ()
+    moved = account.servers.messages(account.address, "Digested")
+    assert sorted(raw for _, _, raw in moved) == sorted(ALERTS)
+    assert all(b"\\Seen" not in flags for _, flags, _ in moved)
+    quarantined = account.servers.messages(account.address, "Digest-Failed")
+    assert [raw for _, _, raw in quarantined] == [MALFORMED]
+    assert account.store.count_papers() == EXPECTED_PAPERS
+    assert account.poll().folder("INBOX").fetched == 0
+
+
+# -- size limit --------------------------------------------------------------------------------------------
+def test_an_oversize_message_is_skipped_with_its_reason_and_read_after_the_limit_is_raised(account):
+    account.configure(max_message_bytes=100_000)  # the arXiv listing is 231 KB
+    big = account.append(ALERTS[0])
+    small = account.append(ALERTS[1])
+    first = account.poll().folder("INBOX")
+    assert (first.fetched, first.ingested, first.skipped) == (1, 1, 1)
+    row = account.store.messages("skipped")[0]
+    assert row["uid"] == big and row["subject"].startswith("cs daily Subj-class mailing")
+    assert "over imap.max_message_bytes = 100,000" in row["error"] and "--rescan" in row["error"]
+    assert account.flags() == {big: set(), small: {FLAG}}
+    assert account.poll().folder("INBOX").skipped == 0, "not looked at again on every poll"
+
+    account.configure(max_message_bytes=1_000_000)
+    rescan = account.poll(rescan=True).folder("INBOX")
+    assert (rescan.fetched, rescan.ingested) == (1, 1)
+    assert account.flags()[big] == {FLAG}
+    assert account.store.count_papers() == reference_paper_count(ALERTS[:2])
+
+
+# -- TLS, STARTTLS, login --------------------------------------------------------------------------------
+def test_starttls_implicit_tls_and_plain_on_localhost_all_work(account):
+    account.append(ALERTS[3])
+    for security, port in (("starttls", account.servers.imap_port), ("plain", account.servers.imap_port),
+                           ("tls", account.servers.imaps_port)):
+        account.configure(security=security, port=port)
+        client = connect(account.settings)
+        try:
+            assert client.select_folder("INBOX", readonly=True)[b"EXISTS"] == 1
+            assert (client._imap._tls_established or client.ssl) == (security != "plain")
+        finally:
+            client.logout()
+
+
+def test_an_untrusted_certificate_fails_with_a_clear_error(account, tmp_path):
+    other_ca = tmp_path / "other-ca.pem"  # a real CA certificate, but not the one that signed the server's
+    subprocess.run(["openssl", "req", "-x509", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-keyout", str(tmp_path / "other-ca.key"), "-out", str(other_ca), "-days", "2",
+                    "-subj", "/CN=Some Other CA"], check=True, capture_output=True)
+    account.configure(ca_file=str(other_ca))
+    with pytest.raises(MailboxError) as wrong_ca:
+        account.poll()
+    assert f"the TLS certificate of {account.servers.host}:{account.servers.imaps_port}" in str(wrong_ca.value)
+    assert "not trusted" in str(wrong_ca.value) and "point imap.ca_file to the CA" in str(wrong_ca.value)
+
+    account.configure(ca_file="", security="starttls", port=account.servers.imap_port)
+    with pytest.raises(MailboxError) as no_ca:
+        account.poll()
+    assert "set imap.ca_file to that CA's certificate" in str(no_ca.value)
+
+    account.configure(security="tls", port=account.servers.imap_port)  # implicit TLS on the plain port
+    with pytest.raises(MailboxError) as wrong_port:
+        account.poll()
+    assert "check imap.port and imap.security" in str(wrong_port.value)
+
+
+def test_a_wrong_password_gives_a_clear_error_without_the_password(account, monkeypatch):
+    monkeypatch.setenv("DIGEST_IMAP_PASSWORD", "not-the-password")
+    with pytest.raises(MailboxError) as caught:
+        account.poll()
+    message = str(caught.value)
+    host = f"{account.servers.host}:{account.servers.imaps_port}"
+    assert message.startswith(f"imap: login failed for {account.address} at {host}: [AUTHENTICATIONFAILED]")
+    assert message.endswith("check imap.username and the password in $DIGEST_IMAP_PASSWORD")
+    assert "not-the-password" not in message and "b'" not in message
+
+
+def test_a_missing_password_names_the_environment_variable(account, monkeypatch):
+    monkeypatch.delenv("DIGEST_IMAP_PASSWORD")
+    with pytest.raises(ConfigError, match=r"set the environment variable DIGEST_IMAP_PASSWORD"):
+        account.poll()
+
+
+class NoStarttlsServer(threading.Thread):
+    """A minimal IMAP greeter that does not offer STARTTLS (Dovecot here always does). Records commands."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.commands: list[bytes] = []
+
+    def run(self):
+        conn, _ = self.listener.accept()
+        with conn, conn.makefile("rb") as lines:
+            conn.sendall(b"* OK fake IMAP ready\r\n")
+            for line in lines:
+                self.commands.append(line)
+                tag, _, rest = line.partition(b" ")
+                if rest.upper().startswith(b"CAPABILITY"):
+                    conn.sendall(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + b" OK done\r\n")
+                elif rest.upper().startswith(b"LOGOUT"):
+                    conn.sendall(b"* BYE bye\r\n" + tag + b" OK done\r\n")
+                    break
+                else:
+                    conn.sendall(tag + b" OK done\r\n")
+        self.listener.close()
+
+
+def test_starttls_that_the_server_does_not_offer_fails_before_the_password_is_sent(tmp_path, monkeypatch):
+    server = NoStarttlsServer()
+    server.start()
+    config = tmp_path / "config.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n[imap]\nhost = "127.0.0.1"\nport = {server.port}\n'
+                      'security = "starttls"\nusername = "alerts@example.org"\n')
+    monkeypatch.setenv("DIGEST_IMAP_PASSWORD", "hunter2-secret")
+    with pytest.raises(MailboxError, match=r"does not offer STARTTLS.*never logs in without TLS"):
+        poll_all(Store(None), load_settings(config))
+    server.join(10)
+    assert server.commands, "the client talked to the fake server"
+    assert not any(b"LOGIN" in c.upper() or b"hunter2" in c for c in server.commands)
+
+
+def test_log_lines_never_contain_the_password(account, caplog, monkeypatch):
+    caplog.set_level(logging.DEBUG)
+    account.append(ALERTS[4])
+    assert account.poll().ok
+    monkeypatch.setenv("DIGEST_IMAP_PASSWORD", "wrong-" + account.password)
+    with pytest.raises(MailboxError):
+        account.poll()
+    assert "LOGIN" in caplog.text, "the IMAP protocol log was captured (redacted by imapclient)"
+    assert account.password not in caplog.text
+
+
+# -- one poll at a time ------------------------------------------------------------------------------------
+def test_a_poll_waits_for_another_poll_of_the_same_database_and_then_gives_up_cleanly(account):
+    lock_path = account.settings.db_path.with_name("digest.db.poll.lock")
+    with open(lock_path, "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        report = account.poll(lock_wait=0.3)
+    assert not report.ok and "another poll of" in report.error and not report.folders
+
+
+# -- IDLE --------------------------------------------------------------------------------------------------
+def test_idle_wait_returns_true_when_mail_arrives_and_false_when_nothing_does(account):
+    report = account.poll()
+    assert idle_wait(account.settings, 1.5, since=report) is False
+
+    result = {}
+    waiter = threading.Thread(target=lambda: result.update(new=idle_wait(account.settings, 60, since=report)))
+    waiter.start()
+    time.sleep(0.5)
+    account.append(ALERTS[5])  # before the IDLE began (caught by since=) or during it (EXISTS): True either way
+    waiter.join(60)
+    assert result == {"new": True}
+    assert account.poll().folder("INBOX").ingested == 1
+
+
+def test_idle_wait_keeps_renewing_its_idle_and_stops_on_the_stop_event(account, monkeypatch):
+    monkeypatch.setattr(ingest, "IDLE_RENEW", 0.5)  # servers drop an IDLE after ~29 minutes; renew often here
+    report = account.poll()
+    result = {}
+    waiter = threading.Thread(target=lambda: result.update(new=idle_wait(account.settings, 30, since=report)))
+    waiter.start()
+    time.sleep(2.0)  # several renewals
+    account.append(ALERTS[6])
+    waiter.join(30)
+    assert result == {"new": True}
+
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    assert idle_wait(account.settings, 30, stop=stop) is False
+    assert stop.is_set()
+
+
+def test_idle_wait_returns_true_when_the_server_goes_away(account):
+    servers = account.servers
+    result = {}
+    waiter = threading.Thread(target=lambda: result.update(new=idle_wait(account.settings, 60)))
+    waiter.start()
+    time.sleep(1.0)
+    try:
+        servers.kill_dovecot()
+        waiter.join(60)
+    finally:
+        servers.start_dovecot()
+    assert result == {"new": True}
+
+
+# -- the command --------------------------------------------------------------------------------------------
+def test_digest_poll_prints_one_line_per_folder(account):
+    fill_inbox(account)
+    result = CliRunner().invoke(cli, ["--config", account.settings.source, "poll"])
+    assert result.exit_code == 0, result.output
+    assert ("INBOX: 9 fetched, 7 ingested, 1 not alerts, 1 failed (quarantined), 0 skipped (too large); "
+            f"{EXPECTED_PAPERS} new papers") in result.output
+    assert "quarantined: INBOX UID" in result.output
+    again = CliRunner().invoke(cli, ["--config", account.settings.source, "poll", "--once"])
+    assert "INBOX: 0 fetched, 0 ingested" in again.output
+
+
+def test_digest_poll_fails_with_one_line_on_a_wrong_password_or_an_unreachable_server(account, monkeypatch):
+    monkeypatch.setenv("DIGEST_IMAP_PASSWORD", "nope")
+    result = CliRunner().invoke(cli, ["--config", account.settings.source, "poll"])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"error: imap: login failed for {account.address}")
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+
+    monkeypatch.setattr(ingest, "BACKOFF", 0.01)
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        closed_port = probe.getsockname()[1]
+    account.configure(port=closed_port)
+    result = CliRunner().invoke(cli, ["--config", account.settings.source, "poll"])
+    assert result.exit_code == 1
+    assert f"error: imap: cannot reach {account.servers.host}:{closed_port} (Connection refused)" in result.output
+    assert "gave up after 4 attempts" in result.output and "Traceback" not in result.output
+
+
+def test_digest_poll_watch_ingests_mail_as_it_arrives_and_stops_on_sigterm(account):
+    account.configure(idle=True, poll_minutes=10.0)
+    proc = subprocess.Popen([sys.executable, "-m", "digest", "--config", account.settings.source, "poll", "--watch"],
+                            cwd=Path(__file__).parent.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines = []
+    watchdog = threading.Timer(60, proc.kill)  # never hang the suite: a stuck watcher ends the reads below
+    watchdog.start()
+
+    def read_until(text):
+        for line in proc.stdout:
+            lines.append(line.decode())
+            if text in lines[-1]:
+                return True
+        return False
+
+    try:
+        assert read_until("INBOX: 0 fetched"), "".join(lines)
+        account.append(ALERTS[3])  # IDLE sees it; the watcher polls at once
+        assert read_until("INBOX: 1 fetched, 1 ingested"), "".join(lines)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, "".join(lines)
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert lines[0].startswith("watching INBOX on ") and "(IMAP IDLE)" in lines[0]
+    assert "Traceback" not in "".join(lines)
+
+
+@pytest.mark.parametrize("imap, message", [
+    ({"processed_flag": "Digested by me"}, "imap.processed_flag = 'Digested by me' is not a valid IMAP keyword"),
+    ({"mark": "move", "folders": ["INBOX", "Digested"]}, "imap.folders includes 'Digested', where mark = \"move\""),
+    ({"host": ""}, "imap.host is not set"),
+])
+def test_settings_the_poller_cannot_work_with_are_refused_before_connecting(tmp_path, imap, message):
+    values = {"host": "imap.example.org", "username": "alerts@example.org", **imap}
+    config = tmp_path / "config.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n[imap]\n' + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()))
+    with pytest.raises(ConfigError) as caught:
+        poll_all(Store(None), load_settings(config))
+    assert str(caught.value).startswith(f"{config}: ") and message in str(caught.value)
