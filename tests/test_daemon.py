@@ -543,6 +543,18 @@ def test_kill_9_in_the_middle_of_a_send_loses_nothing_and_sends_once_after_resta
     assert store.count_papers() == 3 and len(store.messages()) == 1  # nothing read or stored twice
 
 
+@pytest.mark.mail
+def test_with_imap_idle_new_mail_is_read_within_seconds_and_sigterm_still_stops_at_once(service, mail_servers):
+    service.config.write_text(service.config.read_text().replace("[smtp]", "idle = true\n[smtp]"))
+    run = DigestRun(service)
+    run.wait_for_log("job=start: ready")
+    run.wait_for_log("job=poll (interval): INBOX: 1 fetched, 1 ingested")  # the alert already there
+    mail_servers.append(service.alerts, SECOND_ALERT.read_bytes())
+    run.wait_for_log("job=poll (new mail): INBOX: 1 fetched, 1 ingested", timeout=30)  # not in 15 minutes
+    assert run.stop(timeout=20) == 0  # the IDLE connection does not hold the stop up
+    assert service.store.count_papers() == 13
+
+
 def test_a_model_that_cannot_load_stops_the_daemon_with_a_config_error(home):
     tmp_path, config = home
     config.write_text(config.read_text().replace("[web]", f'[model]\nname = "{tmp_path / "no-model"}"\n[web]'))
