@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .errors import DigestError
+from .errors import ConfigError, DigestError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -127,17 +127,34 @@ def demo(ctx: click.Context, data_dir: str, inbox: str, profiles_dir: str) -> No
 
 
 def _print_delivery(d) -> None:
+    """One line per user (plus the titles on a dry run): what went out, or why nothing did."""
     if d.status in ("written", "sent"):
-        where = f" -> {d.path} (+ {d.path.with_suffix('.html')})" if d.path else ""
-        click.echo(f"  {d.user}: {d.items} papers {d.status}{where}")
+        where = f" -> {d.path} (+ {d.path.with_suffix('.html')})" if d.path else f" to {d.to}"
+        tries = f" (after {d.attempts} attempts)" if d.attempts > 1 else ""
+        click.echo(f"  {d.user}: {d.items} papers {d.status}{where}{tries}")
     elif d.status == "already":
-        where = f" ({d.path})" if d.path else ""
-        click.echo(f"  {d.user}: already delivered for this period, not sent again{where}")
+        if d.error:
+            click.echo(f"  {d.user}: refused earlier for this period, not tried again: {d.error}")
+        else:
+            where = f" ({d.path})" if d.path else ""
+            click.echo(f"  {d.user}: already delivered for this period, not sent again{where}")
+    elif d.status == "busy":
+        click.echo(f"  {d.user}: another run is sending this digest; left to it ({d.error})")
     elif d.status == "dry-run":
-        click.echo(f"  {d.user}: would send {d.items} papers: {d.subject}")
+        click.echo(f"  {d.user}: would send {d.items} papers to {d.to}: {d.subject}")
+        for number, title in enumerate(d.titles, 1):
+            click.echo(f"      {number}. {title}")
+    elif d.status == "skipped":
+        click.echo(f"  {d.user}: quiet day, nothing sent (quiet_day = \"skip\")")
+    elif d.status == "paused":
+        click.echo(f"  {d.user}: paused (paused = true in the profile)")
+    elif d.status == "retry":
+        click.secho(f"  {d.user}: not sent, the next run retries it: {d.error}", fg="red")
+    elif d.status == "failed":
+        click.secho(f"  {d.user}: refused, not retried for this period: {d.error}", fg="red")
     else:
         extra = f": {d.error}" if d.error else ""
-        click.secho(f"  {d.user}: {d.status}{extra}", fg="red" if d.status in ("failed", "retry") else None)
+        click.echo(f"  {d.user}: {d.status}{extra}")
 
 
 @cli.command()
@@ -236,7 +253,11 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int) -> None:
 @click.option("--user", "users", multiple=True, help="Only this user (repeatable).")
 @click.pass_context
 def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[str, ...]) -> None:
-    """Send every due digest once (one per user and period).
+    """Send every due digest once (one per user and local calendar day).
+
+    A digest already sent for the user's current day is never sent again; one that failed for a transient
+    reason is retried (same papers, same Message-ID). --dry-run ranks and renders but sends and records
+    nothing; --outbox writes complete .eml files (and .html to look at) instead of using SMTP.
 
     Example:
 
@@ -246,6 +267,12 @@ def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[st
     from .pipeline import deliver_all, embed_new, load_user_profiles
 
     settings = _settings(ctx)
+    if outbox is None and settings.outbox:
+        outbox = Path(settings.outbox)
+    if outbox is None and not dry_run and not settings.smtp.host:
+        where = "the built-in defaults (no config.toml)" if settings.source == "(defaults)" else settings.source
+        raise ConfigError(f"smtp.host is not set in {where}, so digests cannot be sent; set [smtp] host "
+                          "(see config.example.toml), or write them to files with --outbox DIR")
     store = _store(settings)
     loaded = load_user_profiles(store, settings)
     for error in loaded.errors:
@@ -254,8 +281,6 @@ def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[st
     unknown = set(users) - set(loaded.profiles)
     if unknown:
         raise DigestError(f"no profile for {', '.join(sorted(unknown))} in {settings.profiles_path}/")
-    if outbox is None and settings.outbox:
-        outbox = Path(settings.outbox)
     embedder = _embedder(settings)
     embed_new(store, embedder, settings)
     deliveries = deliver_all(store, embedder, settings, profiles, outbox=outbox, dry_run=dry_run)

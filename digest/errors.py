@@ -38,9 +38,13 @@ class StoreError(DigestError):
 
 
 class DeliveryError(DigestError):
-    def __init__(self, message: str, *, permanent: bool = False):
+    """``permanent``: the server refused the message (5xx), so it is not tried again for this period.
+    ``attempts``: how many SMTP sessions were tried before giving up (0 when none could start)."""
+
+    def __init__(self, message: str, *, permanent: bool = False, attempts: int = 0):
         super().__init__(message)
         self.permanent = permanent
+        self.attempts = attempts
 
 
 class TokenError(DigestError):

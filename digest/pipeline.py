@@ -7,6 +7,7 @@ tests call these functions. One user's failure never stops the others.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import zoneinfo
 from collections.abc import Callable, Iterable, Sequence
@@ -20,12 +21,12 @@ import numpy as np
 from .config import Settings
 from .embed import Embedder, cached_vectors
 from .errors import DeliveryError, DigestError, ParseError
-from .models import Paper
+from .models import Paper, ScoredPaper
 from .profiles import LoadedProfiles, Profile, load_profiles
 from .rank import Anchor, Ranking, build_signals, rank
 from .render import item_context, render_digest
 from .send import build_message, send_message, write_outbox
-from .store import Store
+from .store import DIGEST_DONE, Store
 from .tokens import make_token
 
 log = logging.getLogger(__name__)
@@ -195,12 +196,22 @@ def local_period(profile: Profile, now: datetime | None = None) -> str:
 
 @dataclass
 class Delivery:
+    """What happened to one user's digest in this run.
+
+    status: sent | written (outbox) | skipped (quiet day, quiet_day = "skip") | already (done for this period)
+    | busy (another live run holds the claim) | retry (transient failure: the next run tries again)
+    | failed (refused permanently: not tried again for this period) | paused | dry-run
+    """
+
     user: str
-    status: str  # sent | written | quiet | skipped | already | retry | failed | dry-run
+    status: str
     items: int = 0
     path: Path | None = None
     error: str | None = None
     subject: str = ""
+    to: str = ""
+    attempts: int = 0
+    titles: tuple[str, ...] = ()
 
 
 def _links(settings: Settings, profile: Profile, paper_id: str | None, action: str) -> str:
@@ -208,6 +219,16 @@ def _links(settings: Settings, profile: Profile, paper_id: str | None, action: s
     token = make_token(key, profile.user, action, paper_id)
     base = settings.web.base_url.rstrip("/")
     return f"{base}/unsubscribe/{token}" if action == "unsubscribe" else f"{base}/vote/{token}"
+
+
+def _display_path(path: str) -> str:
+    """The profile file as the user would type it: relative to the working directory when inside it."""
+    if not path:
+        return ""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path
 
 
 def compose(settings: Settings, store: Store, user_ranking: UserRanking, period: str):
@@ -220,62 +241,119 @@ def compose(settings: Settings, store: Store, user_ranking: UserRanking, period:
                                   _links(settings, profile, pid, "down")))
     context = {
         "date": date.fromisoformat(period), "items": items, "quiet": not items,
-        "n_candidates": user_ranking.n_candidates, "profile_file": profile.path or f"profiles/{profile.user}.toml",
+        "n_candidates": user_ranking.n_candidates, "profile_file": _display_path(profile.path) or f"profiles/{profile.user}.toml",
         "unsubscribe_url": _links(settings, profile, None, "unsubscribe"), "user": profile.name,
         "reply_address": settings.web.reply_address,
     }
     return render_digest(context), context
 
 
-def deliver_user(store: Store, embedder: Embedder, settings: Settings, profile: Profile, *,
+def _frozen_ranking(store: Store, profile: Profile, row: dict) -> UserRanking:
+    """The ranking a digest was composed from, rebuilt from its saved items: every retry of one digest sends
+    the same papers under the same Message-ID, whatever arrived or was voted on meanwhile."""
+    rows = store.digest_items(row["id"])
+    papers = store.get_papers([r["paper_id"] for r in rows])
+    picked, ids = [], {}
+    for r in rows:
+        pid = store.resolve_id(r["paper_id"])
+        paper = papers.get(pid)
+        if paper is None:  # cannot happen while papers are never deleted; skip rather than fail the digest
+            continue
+        picked.append(ScoredPaper(paper, r["score"], r["reason"] or "", r["facet"], json.loads(r["details"] or "{}")))
+        ids[id(paper)] = pid
+    return UserRanking(profile, Ranking(picked=picked), ids, row["n_candidates"] or 0)
+
+
+class _ClaimLost(Exception):
+    """Another run took this digest over while we were composing it: leave the sending to that run."""
+
+
+def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, profile: Profile, *,
                  outbox: Path | None = None, dry_run: bool = False, now: datetime | None = None,
-                 send: Callable | None = None) -> Delivery:
-    """Claim (user, period), rank, render and deliver one digest exactly once."""
+                 send: Callable | None = None, ranker: Callable[[Profile], UserRanking] | None = None) -> Delivery:
+    """Claim (user, period), rank, render and deliver one digest exactly once.
+
+    The order is what makes it exactly once (docs/delivery.md): claim the row; rank and save the picked
+    papers with a Message-ID (from then on the digest is frozen: a retry resends the same items under the
+    same Message-ID); mark 'sending' right before SMTP DATA; mark 'sent' after the 250 reply, which also
+    enters the papers into the sent ledger. ``ranker`` replaces ``rank_user`` (tests, previews).
+    """
     period = local_period(profile, now)
+
+    def ranking() -> UserRanking:
+        if ranker is not None:
+            return ranker(profile)
+        return rank_user(store, embedder, settings, profile, today=date.fromisoformat(period), now=now)
+
     if dry_run:
-        user_ranking = rank_user(store, embedder, settings, profile, now=now)
-        rendered, _ = compose(settings, store, user_ranking, period)
-        return Delivery(profile.user, "dry-run", len(user_ranking.ranking.picked), subject=rendered.subject)
+        row = store.digest_for(profile.user, period)
+        if row and row["status"] in DIGEST_DONE:
+            return Delivery(profile.user, "already", row["n_items"] or 0, error=row["error"], to=profile.email)
+        user_ranking = _frozen_ranking(store, profile, row) if row and row["message_id"] else ranking()
+        rendered, context = compose(settings, store, user_ranking, period)
+        return Delivery(profile.user, "dry-run", len(context["items"]), subject=rendered.subject, to=profile.email,
+                        titles=tuple(i["title"] for i in context["items"]))
     digest_id = store.claim_digest(profile.user, period)
     if digest_id is None:
         row = store.digest_for(profile.user, period)
-        return Delivery(profile.user, "already", row["n_items"] or 0, Path(row["path"]) if row["path"] else None)
+        if row["status"] in DIGEST_DONE:
+            return Delivery(profile.user, "already", row["n_items"] or 0, Path(row["path"]) if row["path"] else None,
+                            error=row["error"] if row["status"] == "failed" else None, to=profile.email)
+        return Delivery(profile.user, "busy", error=f"being sent by {row['claimed_by']} since {row['claimed_at']}")
+    for old in store.supersede_unsent(profile.user, period):
+        log.info("%s: the unsent digest of %s is superseded by %s", profile.user, old, period)
     try:
-        user_ranking = rank_user(store, embedder, settings, profile, today=date.fromisoformat(period), now=now)
+        row = store.digest(digest_id)
+        if row["message_id"]:
+            user_ranking, message_id = _frozen_ranking(store, profile, row), row["message_id"]
+        else:
+            user_ranking, message_id = ranking(), None
         picked = user_ranking.ranking.picked
         if not picked and profile.quiet_day == "skip":
             store.save_digest_items(digest_id, [], [], n_candidates=user_ranking.n_candidates)
             store.mark_digest(digest_id, "skipped")
-            return Delivery(profile.user, "skipped")
+            return Delivery(profile.user, "skipped", to=profile.email)
         rendered, context = compose(settings, store, user_ranking, period)
-        domain = (settings.smtp.from_addr.rsplit("@", 1)[-1]) or "localhost"
-        message_id = make_msgid(idstring=f"digest.{profile.user}.{period}", domain=domain)
-        store.save_digest_items(digest_id, picked, [user_ranking.id_of(i.paper) for i in picked],
-                                n_candidates=user_ranking.n_candidates, subject=rendered.subject,
-                                message_id=message_id)
+        if message_id is None:
+            domain = (settings.smtp.from_addr.rsplit("@", 1)[-1]) or "localhost"
+            message_id = make_msgid(idstring=f"digest.{profile.user}.{period}", domain=domain)
+            # saving the items with the Message-ID freezes the digest: retries resend exactly these papers
+            store.save_digest_items(digest_id, picked, [user_ranking.id_of(i.paper) for i in picked],
+                                    n_candidates=user_ranking.n_candidates, subject=rendered.subject,
+                                    message_id=message_id)
         msg = build_message(rendered, sender=settings.smtp.from_addr, sender_name=settings.smtp.from_name,
                             to=profile.email, to_name=profile.name, message_id=message_id,
                             unsubscribe_url=context["unsubscribe_url"],
                             reply_to=settings.web.reply_address or None)
+        done = Delivery(profile.user, "written" if outbox is not None else "sent", len(picked),
+                        subject=rendered.subject, to=profile.email, titles=tuple(i["title"] for i in context["items"]))
         if outbox is not None:
-            path = write_outbox(msg, rendered.html, outbox, f"{profile.user}-{period}")
-            store.mark_digest(digest_id, "sent", path=str(path))
-            return Delivery(profile.user, "written", len(picked), path, subject=rendered.subject)
+            done.path = write_outbox(msg, rendered.html, outbox, f"{profile.user}-{period}")
+            store.mark_digest(digest_id, "sent", path=str(done.path))
+            return done
+
+        def before_data() -> None:
+            if not store.mark_sending(digest_id):
+                raise _ClaimLost(f"digest {digest_id} was taken over by another run before DATA; not sent")
+
         import asyncio
 
-        asyncio.run((send or send_message)(msg, settings.smtp))
+        result = asyncio.run((send or send_message)(msg, settings.smtp, before_data=before_data))
         store.mark_digest(digest_id, "sent")
-        return Delivery(profile.user, "sent", len(picked), subject=rendered.subject)
+        done.attempts = getattr(result, "attempts", 1)
+        return done
     except DeliveryError as exc:
         status = "failed" if exc.permanent else "retry"
         store.mark_digest(digest_id, status, error=str(exc))
         store.log_event("ERROR", "send", str(exc), user=profile.user)
-        return Delivery(profile.user, status, error=str(exc))
+        return Delivery(profile.user, status, error=str(exc), to=profile.email, attempts=exc.attempts)
+    except _ClaimLost as exc:
+        return Delivery(profile.user, "busy", error=str(exc), to=profile.email)
     except Exception as exc:  # one user's failure never blocks the others; the claim is retried next run
         store.mark_digest(digest_id, "retry", error=f"{type(exc).__name__}: {exc}")
         store.log_event("ERROR", "send", f"{type(exc).__name__}: {exc}", user=profile.user)
         log.exception("digest for %s failed", profile.user)
-        return Delivery(profile.user, "retry", error=str(exc))
+        return Delivery(profile.user, "retry", error=str(exc), to=profile.email)
 
 
 def load_user_profiles(store: Store, settings: Settings) -> LoadedProfiles:
@@ -287,15 +365,19 @@ def load_user_profiles(store: Store, settings: Settings) -> LoadedProfiles:
     return loaded
 
 
-def deliver_all(store: Store, embedder: Embedder, settings: Settings, profiles: Iterable[Profile], *,
-                outbox: Path | None = None, dry_run: bool = False, now: datetime | None = None) -> list[Delivery]:
+def deliver_all(store: Store, embedder: Embedder | None, settings: Settings, profiles: Iterable[Profile], *,
+                outbox: Path | None = None, dry_run: bool = False, now: datetime | None = None,
+                ranker: Callable[[Profile], UserRanking] | None = None) -> list[Delivery]:
+    """Deliver every profile's digest for its current period, one after the other; a failure is reported in
+    that user's Delivery and never stops the others."""
     out = []
     for profile in profiles:
         if profile.paused:
             out.append(Delivery(profile.user, "paused"))
             continue
         try:
-            out.append(deliver_user(store, embedder, settings, profile, outbox=outbox, dry_run=dry_run, now=now))
+            out.append(deliver_user(store, embedder, settings, profile, outbox=outbox, dry_run=dry_run, now=now,
+                                    ranker=ranker))
         except DigestError as exc:
             out.append(Delivery(profile.user, "failed", error=str(exc)))
     return out

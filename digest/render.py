@@ -1,16 +1,25 @@
 """Rendering: one context dict -> subject, plain text and HTML (CSS inlined for mail clients).
 
-Pure: no I/O beyond reading the templates. Paper text comes from the outside world and is untrusted; the
-HTML environment autoescapes everything.
+Pure: no I/O beyond reading the templates. Paper text and links come from the outside world and are
+untrusted: the HTML environment autoescapes everything, and a link is used only if it is http(s).
+
+The context (built by ``pipeline.compose``)::
+
+    date, date_label, items, quiet, n_candidates, profile_file, unsubscribe_url, user, reply_address
+    items[i]: title, url, authors, sources, text, reason, score, up_url, down_url, reply_up, reply_down
+
+``reply_up`` / ``reply_down`` (mailto links) and ``reply_address`` may be empty: then they are not shown.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 import css_inline
 import jinja2
@@ -20,6 +29,9 @@ from .models import Paper, ScoredPaper
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SOURCE_NAMES = {"arxiv": "arXiv", "google_scholar": "Google Scholar", "hf": "Hugging Face", "nature": "Nature",
                 "cellpress": "Cell Press", "aha": "AHA Journals", "biorxiv": "bioRxiv", "generic": "email"}
+TEXT_LIMIT = 280  # characters of abstract/snippet per item: three or four lines on a desktop, a glance on a phone
+TITLE_LIMIT = 300  # a "title" longer than this is a parser accident, not something to show in full
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -31,59 +43,98 @@ class Rendered:
 
 @functools.cache
 def _env(directory: str, autoescape: bool) -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(directory), autoescape=autoescape,
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(directory), autoescape=autoescape,
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters["plural"] = lambda n, word: f"{n} {word}" + ("" if n == 1 else "s")
+    return env
 
 
 def short_authors(authors: Sequence[str], limit: int = 3) -> str:
-    names = [a for a in authors if a]
-    if not names:
-        return "Unknown authors"
+    """``A, B, C et al. (7 authors)``; empty when the alert named nobody (better nothing than a placeholder)."""
+    names = [shorten(a, 80) for a in authors if a and a.strip()]
     if len(names) <= limit:
         return ", ".join(names)
     return ", ".join(names[:limit]) + f" et al. ({len(names)} authors)"
 
 
-def shorten(text: str | None, limit: int = 420) -> str:
+def shorten(text: str | None, limit: int = TEXT_LIMIT) -> str:
+    """Whitespace collapsed, cut at a word boundary (or mid-word for one huge token) with an ellipsis."""
     if not text:
         return ""
     text = " ".join(text.split())
     if len(text) <= limit:
         return text
-    cut = text[:limit].rsplit(" ", 1)[0]
-    return cut + "…"
+    cut = text[:limit]
+    if " " in cut[limit // 2:]:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:.-") + "…"
+
+
+def safe_url(url: str | None) -> str:
+    """The URL if it is an absolute http(s) link, else ''. Alert emails are untrusted: no javascript:, data:,
+    relative or malformed links reach a digest."""
+    if not url:
+        return ""
+    url = url.strip()
+    if _CONTROL.search(url) or " " in url:
+        return ""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    return url if parts.scheme.lower() in ("http", "https") and parts.netloc else ""
 
 
 def paper_url(paper: Paper) -> str:
+    """Where the title links to: the arXiv abstract page, the alert's own link, the DOI, else a Scholar search
+    for the title (so every item can be opened, even from an alert that carried no link)."""
     if paper.arxiv_id:
-        return f"https://arxiv.org/abs/{paper.arxiv_id}"
-    if paper.url:
-        return paper.url
+        return f"https://arxiv.org/abs/{quote(paper.arxiv_id, safe='/.')}"
+    url = safe_url(paper.url)
+    if url:
+        return url
     if paper.doi:
-        return f"https://doi.org/{paper.doi}"
-    return ""
+        return f"https://doi.org/{quote(paper.doi, safe='/.()-_;:')}"
+    return "https://scholar.google.com/scholar?q=" + quote(" ".join(paper.title.split()), safe="")
 
 
-def item_context(item: ScoredPaper, sources: Sequence[str], up_url: str, down_url: str) -> dict:
+def item_context(item: ScoredPaper, sources: Sequence[str], up_url: str, down_url: str, *,
+                 reply_up: str = "", reply_down: str = "") -> dict:
+    """The template context of one picked paper (every value a plain string or number)."""
     paper = item.paper
     return {
-        "title": " ".join(paper.title.split()),
+        "title": shorten(paper.title, TITLE_LIMIT) or "(untitled)",
         "url": paper_url(paper),
         "authors": short_authors(paper.authors),
-        "sources": ", ".join(SOURCE_NAMES.get(s, s) for s in sources),
+        "sources": ", ".join(dict.fromkeys(SOURCE_NAMES.get(s, s) for s in sources)),
         "text": shorten(paper.abstract or paper.snippet),
         "reason": item.reason,
         "score": item.score,
         "up_url": up_url,
         "down_url": down_url,
+        "reply_up": reply_up,
+        "reply_down": reply_down,
     }
+
+
+def _preheader(items: Sequence[dict], quiet: bool) -> str:
+    """The preview line mail apps show under the subject: the first titles, not the header boilerplate."""
+    if quiet or not items:
+        return "Nothing cleared your relevance bar today."
+    return shorten(" · ".join(i["title"] for i in items[:3]), 150)
 
 
 def render_digest(context: dict, templates: Path = TEMPLATES) -> Rendered:
     """Fill subject.txt, digest.txt and digest.html from one context dict; inline the HTML's CSS."""
-    ctx = {"reply_address": "", **context}
-    if isinstance(ctx.get("date"), date):
-        ctx.setdefault("date_label", ctx["date"].strftime("%a %d %b %Y"))
+    items = [{"reply_up": "", "reply_down": "", **item} for item in context.get("items", [])]
+    ctx = {"reply_address": "", "user": "", **context, "items": items}
+    day = ctx.get("date")
+    if isinstance(day, date):
+        ctx.setdefault("date_label", f"{day:%a} {day.day} {day:%b %Y}")
+        ctx.setdefault("date_short", f"{day:%a} {day.day} {day:%b}")
+    ctx.setdefault("date_short", ctx.get("date_label", ""))
+    ctx.setdefault("quiet", not items)
+    ctx["preheader"] = _preheader(items, ctx["quiet"])
     text_env = _env(str(templates), False)
     html_env = _env(str(templates), True)
     subject = " ".join(text_env.get_template("subject.txt").render(ctx).split())

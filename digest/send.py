@@ -1,9 +1,22 @@
-"""Delivery: the only module that speaks SMTP. Builds the MIME message and sends it, or writes it to an
+"""Delivery: the only module that speaks SMTP. Builds the MIME message, and sends it or writes it to an
 outbox folder as a complete ``.eml`` (plus the ``.html`` for viewing).
 
-Transient failures (4xx replies, disconnects, timeouts) are retried a bounded number of times with backoff;
-permanent ones (5xx) raise ``DeliveryError(permanent=True)`` carrying the server's reply. TLS is explicit
-configuration and is never silently downgraded.
+What a failure does (``send_message``)::
+
+    4xx reply, disconnect, timeout, refused connection   transient: retried here, a bounded number of times
+                                                         with exponential backoff; then DeliveryError
+    5xx reply to MAIL FROM, RCPT TO or DATA              permanent: DeliveryError(permanent=True) carrying
+                                                         the server's reply; never retried
+    TLS/certificate problem, STARTTLS not offered,       configuration: DeliveryError at once (retrying
+    AUTH refused                                         cannot help); not permanent, so the digest is sent
+                                                         by the next run once the configuration is fixed
+
+TLS is explicit configuration and never silently downgraded: ``security = "starttls"`` against a server that
+does not offer STARTTLS fails; ``"plain"`` is accepted only for localhost (``config.load_settings``).
+
+The caller learns the one moment that matters for exactly-once delivery through ``before_data``: it is
+called right before the DATA command of every attempt. Before it, nothing can have been delivered; after
+it, until the 250 reply, a crash or disconnect leaves the outcome unknown (see docs/delivery.md).
 """
 
 from __future__ import annotations
@@ -13,7 +26,10 @@ import logging
 import os
 import ssl
 import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -22,21 +38,34 @@ from pathlib import Path
 import aiosmtplib
 
 from .config import SmtpSettings
-from .errors import DeliveryError
+from .errors import ConfigError, DeliveryError
 from .render import Rendered
 
 log = logging.getLogger(__name__)
 
+# Bodies are encoded (quoted-printable/base64, 76-char lines) when the message is built; headers are folded
+# when it is serialised. The default 78-char folding would RFC 2047-encode a long URL in List-Unsubscribe
+# (it has no place to fold), which mail clients then cannot use: allow long header lines instead (RFC 5322
+# permits up to 998).
+_WIRE = policy.SMTP.clone(max_line_length=998)
+_FILE = policy.default.clone(max_line_length=998)
+MAX_BACKOFF = 60.0
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
 
 def build_message(rendered: Rendered, *, sender: str, sender_name: str, to: str, to_name: str = "",
-                  message_id: str | None = None, unsubscribe_url: str | None = None,
+                  message_id: str | None = None, date: datetime | None = None, unsubscribe_url: str | None = None,
                   unsubscribe_mailto: str | None = None, reply_to: str | None = None) -> EmailMessage:
-    """A multipart/alternative message, text first, with a unique Message-ID and one-click unsubscribe."""
+    """A multipart/alternative message, text first, with a Message-ID and one-click unsubscribe (RFC 8058).
+
+    Pass the same ``message_id`` for every attempt at one digest, so a copy that did arrive twice is
+    recognisably the same message.
+    """
     msg = EmailMessage()
     msg["Subject"] = rendered.subject
     msg["From"] = Address(display_name=sender_name, addr_spec=sender)
     msg["To"] = Address(display_name=to_name, addr_spec=to) if to_name else to
-    msg["Date"] = format_datetime(datetime.now(UTC))
+    msg["Date"] = format_datetime(date or datetime.now(UTC))
     msg["Message-ID"] = message_id or make_msgid(domain=sender.rsplit("@", 1)[-1])
     if reply_to:
         msg["Reply-To"] = reply_to
@@ -45,10 +74,17 @@ def build_message(rendered: Rendered, *, sender: str, sender_name: str, to: str,
         msg["List-Unsubscribe"] = ", ".join(targets)
         if unsubscribe_url:
             msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    # a machine-made message: no vacation auto-replies back to it
     msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
     msg.set_content(rendered.text)
     msg.add_alternative(rendered.html, subtype="html")
     return msg
+
+
+def message_bytes(msg: EmailMessage, *, for_file: bool = False) -> bytes:
+    """The message as it goes on the wire (CRLF) or into a file (LF), with unfolded long URLs."""
+    return msg.as_bytes(policy=_FILE if for_file else _WIRE)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -64,69 +100,172 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def write_outbox(msg: EmailMessage, html: str, outbox: Path, stem: str) -> Path:
-    """Write ``stem.eml`` (the complete message) and ``stem.html`` into ``outbox``; returns the .eml path."""
+    """Write ``stem.eml`` (the complete message) and ``stem.html`` into ``outbox``; returns the .eml path.
+
+    Both writes are atomic (temp file + rename): a crash leaves the old file or the new one, never half.
+    The files are private (mode 600): their feedback links act for the user.
+    """
     eml = outbox / f"{stem}.eml"
-    _atomic_write(eml, msg.as_bytes())
+    _atomic_write(eml, message_bytes(msg, for_file=True))
     _atomic_write(outbox / f"{stem}.html", html.encode("utf-8"))
     return eml
 
 
+# -- SMTP --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SendResult:
+    reply: str  # the server's reply to DATA, e.g. "250 2.0.0 Ok: queued as 4Xyz"
+    attempts: int
+
+
+class _Transient(Exception):
+    """An attempt failed in a way that another attempt may fix."""
+
+
+class _Final(Exception):
+    """An attempt failed in a way that no retry in this run can fix."""
+
+    def __init__(self, message: str, *, permanent: bool):
+        super().__init__(message)
+        self.permanent = permanent
+
+
 def _tls_context(settings: SmtpSettings) -> ssl.SSLContext:
+    # certificate and host name are always checked; a private CA is added with smtp.ca_file, never bypassed
     return ssl.create_default_context(cafile=settings.ca_file or None)
 
 
-async def _send_once(msg: EmailMessage, settings: SmtpSettings) -> str:
-    password = settings.password()
+def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
+    return f"{exc.code} {' '.join(str(exc.message).split())}"
+
+
+def _where(settings: SmtpSettings) -> str:
+    return f"{settings.host}:{settings.port} (smtp.security = \"{settings.security}\")"
+
+
+def _tls_hint(settings: SmtpSettings, exc: BaseException) -> str:
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text.lower():
+        return (f"TLS certificate of {settings.host} could not be verified ({text}); if the server uses a private "
+                "CA, set smtp.ca_file to its certificate")
+    if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text.lower():
+        return (f"{_where(settings)}: the server did not answer with TLS; implicit TLS is usually port 465 "
+                "(security = \"tls\"), STARTTLS port 587 (security = \"starttls\")")
+    return f"TLS with {_where(settings)} failed: {text}"
+
+
+async def _attempt(data: bytes, sender: str, recipients: list[str], settings: SmtpSettings, password: str,
+                   before_data: Callable[[], object] | None) -> str:
+    """One SMTP session: connect, (STARTTLS), (AUTH), MAIL, RCPT, DATA. Returns the reply to DATA."""
+    security = settings.security
     client = aiosmtplib.SMTP(hostname=settings.host, port=settings.port, timeout=settings.timeout,
-                             use_tls=settings.security == "tls",
-                             start_tls=True if settings.security == "starttls" else False,
-                             tls_context=_tls_context(settings) if settings.security != "plain" else None)
-    async with client:
-        if settings.username:
-            await client.login(settings.username, password.reveal() if password else "")
-        errors, reply = await client.send_message(msg)
-    if errors:
-        raise aiosmtplib.SMTPRecipientsRefused(
-            [aiosmtplib.SMTPRecipientRefused(code, text, rcpt) for rcpt, (code, text) in errors.items()])
-    return reply
+                             use_tls=security == "tls", start_tls=False,
+                             tls_context=_tls_context(settings) if security != "plain" else None)
+    stage = "connect"
+    try:
+        try:
+            await client.connect()
+            if security == "starttls":
+                stage = "STARTTLS"
+                await client.ehlo()
+                if not client.supports_extension("starttls"):
+                    # never fall back to sending the password and the mail in the clear
+                    raise _Final(f"{_where(settings)} does not offer STARTTLS, so nothing was sent; fix the port "
+                                 "or set security = \"tls\" for a server with implicit TLS", permanent=False)
+                await client.starttls()
+            if settings.username:
+                stage = "AUTH"
+                await client.login(settings.username, password)
+            stage = "MAIL FROM"
+            await client.mail(sender)
+            stage = "RCPT TO"
+            for rcpt in recipients:
+                await client.rcpt(rcpt)
+            if before_data is not None:
+                before_data()
+            stage = "DATA"
+            response = await client.data(data)
+        except ssl.SSLError as exc:
+            raise _Final(_tls_hint(settings, exc), permanent=False) from None
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            if 400 <= exc.code < 500:
+                raise _Transient(f"{stage}: {_reply(exc)}") from None
+            raise _Final(f"{settings.host} refused the login of {settings.username!r}: {_reply(exc)}; check "
+                         f"smtp.username and the password in ${settings.password_env} or smtp.password_file",
+                         permanent=False) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            if 400 <= exc.code < 500:
+                raise _Transient(f"{stage}: {_reply(exc)}") from None
+            if stage in ("MAIL FROM", "RCPT TO", "DATA"):
+                raise _Final(f"{stage} refused: {_reply(exc)}", permanent=True) from None
+            raise _Final(f"{_where(settings)} refused {stage}: {_reply(exc)}", permanent=False) from None
+        except aiosmtplib.SMTPConnectError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ssl.SSLError):
+                raise _Final(_tls_hint(settings, cause), permanent=False) from None
+            raise _Transient(f"{stage}: {exc}") from None
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, TimeoutError, OSError) as exc:
+            raise _Transient(f"{stage}: {type(exc).__name__}: {exc}") from None
+        except aiosmtplib.SMTPException as exc:
+            text = str(exc)
+            if stage in ("STARTTLS", "AUTH"):
+                raise _Final(f"{_where(settings)}: {stage} failed: {text}; nothing was sent",
+                             permanent=False) from None
+            raise _Transient(f"{stage}: {text}") from None
+        except UnicodeEncodeError:
+            raise _Final(f"{stage}: non-ASCII addresses are not supported ({sender} -> {recipients})",
+                         permanent=True) from None
+    finally:
+        await _close(client)
+    return f"{response.code} {' '.join(response.message.split())}"
 
 
-def _is_permanent(exc: Exception) -> bool:
-    code = getattr(exc, "code", None)
-    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
-        return all(500 <= r.code < 600 for r in exc.recipients)
-    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
-        return True
-    return isinstance(code, int) and 500 <= code < 600
+async def _close(client: aiosmtplib.SMTP) -> None:
+    """QUIT politely; the message is already accepted (or not): nothing here can change the outcome."""
+    if client.is_connected:
+        try:
+            await client.quit()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            client.close()
 
 
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
-        return "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
-    code = getattr(exc, "code", None)
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return f"{code} {message}" if isinstance(code, int) and code > 0 else message
+async def send_message(msg: EmailMessage, settings: SmtpSettings, *,
+                       before_data: Callable[[], object] | None = None,
+                       sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> SendResult:
+    """Send ``msg`` to its To address with bounded retries on transient failures.
 
-
-async def send_message(msg: EmailMessage, settings: SmtpSettings, *, sleep=asyncio.sleep) -> str:
-    """Send with bounded retries on transient failures. Returns the server's final reply."""
+    ``before_data`` runs right before each DATA command (the caller records 'sending'); if it raises, the
+    attempt stops before anything is transmitted. Raises ``DeliveryError`` (``permanent``, ``attempts``).
+    """
     if not settings.host:
         raise DeliveryError("smtp.host is not set in config.toml; set [smtp] host, or use --outbox DIR")
+    if settings.security == "plain" and settings.host not in LOOPBACK:
+        # load_settings refuses this already; settings built in code must not get around it either
+        raise DeliveryError(f'smtp.security = "plain" is only allowed for localhost (host is {settings.host!r}); '
+                            'use "tls" or "starttls"')
+    try:
+        secret = settings.password()  # read once per message, never logged
+    except ConfigError as exc:
+        raise DeliveryError(f"cannot log in to {settings.host}: {exc}") from None
+    password = secret.reveal() if secret else ""
+    sender = msg["From"].addresses[0].addr_spec
+    recipients = [a.addr_spec for a in msg["To"].addresses]
+    data = message_bytes(msg)
     attempts = max(1, settings.retries + 1)
     for attempt in range(1, attempts + 1):
         try:
-            reply = await _send_once(msg, settings)
-            log.info("sent %s to %s: %s", msg["Message-ID"], msg["To"], reply)
-            return str(reply)
-        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-            if _is_permanent(exc):
-                raise DeliveryError(f"SMTP refused permanently: {_describe(exc)}", permanent=True) from None
-            if isinstance(exc, ssl.SSLError | aiosmtplib.SMTPConnectError) and "certificate" in str(exc).lower():
-                raise DeliveryError(f"TLS certificate check failed for {settings.host}: {exc}; set smtp.ca_file "
-                                    "to the server's CA", permanent=True) from None
+            reply = await _attempt(data, sender, recipients, settings, password, before_data)
+        except _Final as exc:
+            log.error("SMTP to %s: %s", ", ".join(recipients), exc)
+            raise DeliveryError(str(exc), permanent=exc.permanent, attempts=attempt) from None
+        except _Transient as exc:
             if attempt == attempts:
-                raise DeliveryError(f"SMTP failed {attempts} times, last: {_describe(exc)}") from None
-            delay = settings.retry_backoff * 2 ** (attempt - 1)
-            log.warning("SMTP attempt %d/%d failed (%s); retrying in %.1fs", attempt, attempts, _describe(exc), delay)
+                raise DeliveryError(f"SMTP failed {attempts} times, last: {exc}", attempts=attempt) from None
+            delay = min(MAX_BACKOFF, settings.retry_backoff * 2 ** (attempt - 1))
+            log.warning("SMTP attempt %d/%d to %s failed (%s); retrying in %.1f s", attempt, attempts,
+                        ", ".join(recipients), exc, delay)
             await sleep(delay)
+            continue
+        log.info("sent %s to %s: %s", msg["Message-ID"], ", ".join(recipients), reply)
+        return SendResult(reply, attempt)
     raise AssertionError("unreachable")

@@ -87,6 +87,57 @@ def _migration_1(db: sqlite_utils.Database) -> None:
 MIGRATIONS = [_migration_1]
 
 
+DIGEST_DONE = ("sent", "skipped", "failed", "superseded")  # a digest in one of these is never sent again
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+    except OSError:
+        return ""
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of a live process (clock ticks since boot), '' where /proc is missing, None if it is
+    gone or a zombie. Comparing it tells a live claimer from a new process that happens to reuse its pid."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        if Path("/proc/self/stat").exists():
+            return None
+        try:  # no /proc (macOS): existence only
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return ""
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def claim_owner() -> str:
+    """Who holds a claim: ``host:boot:pid:start:nonce`` (nonce: two claims by one process differ)."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{_boot_id()}:{pid}:{_process_start(pid) or ''}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_state(owner: str) -> str:
+    """'alive', 'dead' (provably: same host, process gone, pid reused, or host rebooted) or 'unknown'
+    (another host, or an unreadable owner)."""
+    parts = owner.split(":")
+    if len(parts) == 3:  # the first format: host:pid:nonce
+        parts = [parts[0], "", parts[1], "", parts[2]]
+    if len(parts) != 5 or parts[0] != socket.gethostname() or not parts[2].isdigit():
+        return "unknown"
+    host_boot, pid, start = parts[1], int(parts[2]), parts[3]
+    if host_boot and _boot_id() and host_boot != _boot_id():
+        return "dead"  # the machine restarted since the claim
+    current = _process_start(pid)
+    if current is None or (start and current and current != start):
+        return "dead"
+    return "alive"
+
+
 @dataclass(frozen=True)
 class IngestOutcome:
     new: int
@@ -417,27 +468,46 @@ class Store:
     # -- digests and the sent ledger ---------------------------------------------------------------------
     def claim_digest(self, user: str, period: str, *, stale_after: timedelta = timedelta(minutes=30)) -> int | None:
         """Claim the (user, period) digest before anything goes out. Returns the digest id, or None when it is
-        already sent or being sent by a live run. A claim left by a run that died (older than
-        ``stale_after``) or one whose transient failure left it in 'retry' is taken over, so it is retried."""
-        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        done (sent, skipped, refused permanently, superseded) or being sent by a live run.
+
+        A claim ('claimed' or 'sending') is taken over at once when its owner is provably dead: same host and
+        its process is gone (or the host rebooted since); never while that process lives, however long it
+        takes. A claim from another host cannot be checked, so it is taken over only after ``stale_after``.
+        A digest left in 'retry' by a transient failure is taken over by the next run.
+        """
+        owner = claim_owner()
         now = datetime.now(UTC)
         with self.db.conn:
             if not self.db.conn.in_transaction:
                 self.db.execute("BEGIN IMMEDIATE")  # two processes claiming at once: one waits, then sees the row
-            row = self.db.execute("SELECT id, status, claimed_at FROM digests WHERE user = ? AND period = ?",
-                                  [user, period]).fetchone()
+            row = self.db.execute("SELECT id, status, claimed_by, claimed_at FROM digests WHERE user = ? AND "
+                                  "period = ?", [user, period]).fetchone()
             if row is None:
-                return self._insert("digests", {"user": user, "period": period, "status": "claimed",
-                                                "claimed_by": owner, "claimed_at": now.isoformat(timespec="seconds"),
-                                                "attempts": 1})
-            digest_id, status, claimed_at = row
-            if status in ("sent", "skipped", "failed"):
-                return None  # done, or refused permanently: never again for this period
-            if status == "claimed" and claimed_at and now - datetime.fromisoformat(claimed_at) < stale_after:
+                digest_id = self._insert("digests", {"user": user, "period": period, "status": "claimed",
+                                                     "claimed_by": owner,
+                                                     "claimed_at": now.isoformat(timespec="seconds"), "attempts": 1})
+                self._claim_owners[digest_id] = owner
+                return digest_id
+            digest_id, status, claimed_by, claimed_at = row
+            if status in DIGEST_DONE:
                 return None
-            self.db.execute("UPDATE digests SET status = 'claimed', claimed_by = ?, claimed_at = ?, "
-                            "attempts = attempts + 1 WHERE id = ?", [owner, now.isoformat(timespec="seconds"),
-                                                                       digest_id])
+            if status in ("claimed", "sending"):
+                state = owner_state(claimed_by or "")
+                if state == "alive":
+                    return None
+                if state == "unknown" and claimed_at and now - datetime.fromisoformat(claimed_at) < stale_after:
+                    return None
+            changes = {"status": "claimed", "claimed_by": owner, "claimed_at": now.isoformat(timespec="seconds")}
+            if status == "sending":
+                # the previous owner died between 'sending' and 'sent': the server may or may not have the message
+                note = (f"run {claimed_by} died while sending; resending with the same Message-ID (a copy may "
+                        "already have arrived)")
+                changes["error"] = note
+                self._insert("events", {"at": utcnow(), "level": "WARNING", "component": "send", "user": user,
+                                        "message": f"digest {period}: {note}"})
+            self._update("digests", "id = ?", [digest_id], changes)
+            self.db.execute("UPDATE digests SET attempts = attempts + 1 WHERE id = ?", [digest_id])
+            self._claim_owners[digest_id] = owner
             return digest_id
 
     def save_digest_items(self, digest_id: int, items: Sequence[ScoredPaper], paper_ids: Sequence[str], *,
@@ -454,20 +524,32 @@ class Store:
     def digest_items(self, digest_id: int) -> list[dict]:
         return list(self.db.query("SELECT * FROM digest_items WHERE digest_id = ? ORDER BY rank", [digest_id]))
 
-    def mark_digest(self, digest_id: int, status: str, *, error: str | None = None, path: str | None = None) -> None:
-        """Finish a digest. On 'sent', its papers enter the ledger in the same transaction."""
+    def mark_digest(self, digest_id: int, status: str, *, error: str | None = None, path: str | None = None) -> bool:
+        """Finish a digest. On 'sent', its papers enter the ledger in the same transaction.
+
+        'sent' is always recorded (it is the truth). Any other status is recorded only while this store still
+        holds the claim, so a run whose claim was taken over cannot overwrite the new owner's state.
+        Returns whether the row changed.
+        """
         now = utcnow()
         with self.db.conn:
             changes = {"status": status, "error": error}
             if path:
                 changes["path"] = path
+            where, args = "id = ?", [digest_id]
             if status == "sent":
                 changes["sent_at"] = now
                 user = self.db.execute("SELECT user FROM digests WHERE id = ?", [digest_id]).fetchone()[0]
                 self.db.execute(
                     "INSERT OR IGNORE INTO sent_papers (user, paper_id, digest_id, sent_at) "
                     "SELECT ?, paper_id, digest_id, ? FROM digest_items WHERE digest_id = ?", [user, now, digest_id])
-            self._update("digests", "id = ?", [digest_id], changes)
+            elif digest_id in self._claim_owners:
+                where, args = "id = ? AND claimed_by = ?", [digest_id, self._claim_owners[digest_id]]
+            sets = ", ".join(f"[{c}] = ?" for c in changes)
+            cursor = self.db.execute(f"UPDATE digests SET {sets} WHERE {where}", [*changes.values(), *args])
+        if status in DIGEST_DONE or status == "retry":
+            self._claim_owners.pop(digest_id, None)
+        return cursor.rowcount == 1
 
     def digest(self, digest_id: int) -> dict:
         return self.db["digests"].get(digest_id)
@@ -488,6 +570,40 @@ class Store:
 
     def sent_paper_ids(self, user: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT paper_id FROM sent_papers WHERE user = ?", [user])}
+
+    # -- delivery: claim owners and the 'sending' state (owner: delivery) -----------------------------------
+    @property
+    def _claim_owners(self) -> dict[int, str]:
+        """digest id -> the owner string of the claims this Store made (to check it still holds them)."""
+        return self.__dict__.setdefault("_owners", {})
+
+    def mark_sending(self, digest_id: int) -> bool:
+        """Record 'sending' right before SMTP DATA: from here until 'sent' the outcome is unknown if we crash.
+        Returns False (and changes nothing) if this store no longer holds the claim: then do not send."""
+        owner = self._claim_owners.get(digest_id)
+        if owner is None:
+            return False
+        with self.db.conn:
+            cursor = self.db.execute(
+                "UPDATE digests SET status = 'sending' WHERE id = ? AND claimed_by = ? AND status IN "
+                "('claimed', 'sending')", [digest_id, owner])
+        return cursor.rowcount == 1
+
+    def supersede_unsent(self, user: str, period: str) -> list[str]:
+        """Close the user's unfinished digests of periods before ``period`` ('retry', or a claim whose owner is
+        dead): their papers were never recorded as sent, so they stay candidates for the current digest.
+        Returns the periods closed."""
+        closed = []
+        with self.db.conn:
+            rows = self.db.execute("SELECT id, period, status, claimed_by FROM digests WHERE user = ? AND period < ? "
+                                   "AND status IN ('retry', 'claimed', 'sending')", [user, period]).fetchall()
+            for digest_id, old_period, status, claimed_by in rows:
+                if status != "retry" and owner_state(claimed_by or "") != "dead":
+                    continue
+                note = f"superseded by the digest of {period} (was {status})"
+                self._update("digests", "id = ?", [digest_id], {"status": "superseded", "error": note})
+                closed.append(old_period)
+        return closed
 
     # -- profiles and events ----------------------------------------------------------------------------
     def save_profile_texts(self, texts: dict[str, str]) -> None:

@@ -1,63 +1,278 @@
+"""Rendering: subject, text and HTML from one context; escaping; size; and the HTML in headless Chromium."""
+
+import email
+import re
 from datetime import date
+from email import policy
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
 
 from digest.models import Paper, ScoredPaper
-from digest.render import item_context, render_digest, short_authors
-from digest.send import build_message
+from digest.render import item_context, paper_url, render_digest, safe_url, short_authors, shorten
+from digest.send import build_message, message_bytes
+
+REPO = Path(__file__).resolve().parent.parent
+SHOTS = REPO / "artifacts" / "screenshots"
+# real feedback links are this long (itsdangerous tokens): size tests must not flatter themselves
+TOKEN = "eyJ1IjoiYWRhIiwicCI6ImFyeGl2OjI0MDEuMDAwMDEiLCJhIjoidXAifQ.awr3_A.wpbfeRXsvbHKIgNS1WE0qFwwDfQ"
 
 
-def _context(items, quiet=False, n=340):
+def _context(items, quiet=False, n=340, **extra):
     return {"date": date(2026, 11, 28), "items": items, "quiet": quiet, "n_candidates": n,
-            "profile_file": "profiles/ada.toml", "unsubscribe_url": "https://d.example/unsubscribe/t"}
+            "profile_file": "profiles/ada.toml", "unsubscribe_url": "https://d.example/unsubscribe/t",
+            "user": "Ada Lovelace", **extra}
 
 
-def _item(title="A paper", abstract="Some abstract.", authors=("A. One", "B. Two")):
-    scored = ScoredPaper(Paper(title, authors=authors, abstract=abstract, arxiv_id="2401.00001"), 0.8,
-                         "Matches your interest “LLM inference” (0.61)")
-    return item_context(scored, ["arxiv", "hf"], "https://d.example/vote/up", "https://d.example/vote/down")
+def _item(title="A paper", abstract="Some abstract.", authors=("A. One", "B. Two"), *, url=None,
+          arxiv_id="2401.00001", doi=None, reason="Matches your interest “LLM inference” (0.61)", **links):
+    scored = ScoredPaper(Paper(title, authors=authors, abstract=abstract, arxiv_id=arxiv_id, url=url, doi=doi),
+                         0.8, reason)
+    return item_context(scored, ["arxiv", "hf"], f"https://d.example/vote/{TOKEN}.up",
+                        f"https://d.example/vote/{TOKEN}.down", **links)
 
 
+HOSTILE = [
+    dict(title='<script>window.__pwned = 1</script><b>Unclosed <i>bold & "quoted"',
+         abstract='<img src=x onerror="window.__pwned = 2"> <a href="javascript:window.__pwned=3">click</a>',
+         authors=("Eve <eve@evil.example>", "</td></tr></table>"), url="javascript:window.__pwned=4", arxiv_id=None),
+    dict(title="Supercalifragilistic" * 20, abstract="x" * 5000, authors=("Y" * 300,), arxiv_id=None,
+         url="https://example.org/" + "a" * 400),
+    dict(title="نموذج لغوي كبير للترجمة الآلية: تحليل شامل", abstract="هذه ورقة عن الترجمة الآلية. " * 12,
+         authors=("أحمد علي", "שרה כהן"), arxiv_id=None, doi="10.1000/rtl.1"),
+    dict(title="Emoji 🚀🔥 in titles: a study of 🤖 language 🧠", abstract="We 😀 study emoji " * 30, arxiv_id=None),
+]
+
+
+def hostile_digest(n: int = 20):
+    """n items: the hostile ones first, then ordinary papers with long abstracts."""
+    items = [_item(**h) for h in HOSTILE]
+    for i in range(len(items), n):
+        items.append(_item(f"Paper {i}: efficient long-context inference with sparse and linear attention",
+                           abstract="We propose a method that makes inference faster. " * 20,
+                           authors=("Alice Example", "Bob Example", "Carol Example", "Dan Example"),
+                           arxiv_id=f"2401.{i:05d}"))
+    return render_digest(_context(items, reply_address="alerts@example.org"))
+
+
+def _tags(html: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Every start tag with its attributes, as a browser's tokenizer sees them (escaped text is not a tag)."""
+    found = []
+
+    class Collector(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.append((tag, attrs))
+
+    Collector().feed(html)
+    return found
+
+
+# -- pure rendering ----------------------------------------------------------------------------------------
 def test_a_digest_has_subject_text_and_html_with_counts_reasons_and_links():
     out = render_digest(_context([_item(), _item("Second")]))
-    assert out.subject.startswith("2 papers for you: A paper (+1)")
+    assert out.subject == "A paper + 1 more · Sat 28 Nov"
     assert "2 picked from 340 new papers" in out.text and "2 picked from 340 new papers" in out.html
     assert "https://arxiv.org/abs/2401.00001" in out.html
     assert "via arXiv, Hugging Face" in out.text
     assert "Why: Matches your interest" in out.text
-    assert "https://d.example/vote/up" in out.html and "https://d.example/unsubscribe/t" in out.html
-    assert "profiles/ada.toml" in out.text
+    assert f"https://d.example/vote/{TOKEN}.up" in out.html and "https://d.example/unsubscribe/t" in out.html
+    assert "profiles/ada.toml" in out.text and "profiles/ada.toml" in out.html
+    assert "Sat 28 Nov 2026" in out.text and "Ada Lovelace" in out.html
+
+
+def test_items_are_numbered_so_votes_by_reply_can_name_them():
+    out = render_digest(_context([_item("First"), _item("Second"), _item("Third")]))
+    numbers = re.findall(r'<span class="num"[^>]*>(\d+)</span>', out.html)
+    assert numbers == ["1", "2", "3"]
+    assert re.search(r"^3\. Third$", out.text, re.M)
+
+
+def test_the_subject_leads_with_the_first_title_and_is_one_line():
+    one = render_digest(_context([_item("A single\nremarkable paper")]))
+    assert one.subject == "A single remarkable paper · your paper for Sat 28 Nov"
+    many = render_digest(_context([_item("An extremely long title " * 10)] + [_item()] * 4))
+    assert "\n" not in many.subject and many.subject.endswith("… + 4 more · Sat 28 Nov")
+    assert len(many.subject) < 100
 
 
 def test_hostile_paper_text_is_escaped_in_html():
     out = render_digest(_context([_item('<script>alert("x")</script><b>bold', abstract="<img src=x onerror=1>")]))
     assert "<script>alert" not in out.html and "&lt;script&gt;" in out.html
-    assert "<img src=x" not in out.html
+    assert "<img src=x" not in out.html and "&lt;img src=x onerror=1&gt;" in out.html
     assert '<script>alert("x")</script>' in out.text  # plain text is not HTML: shown as it is
+
+
+def test_only_http_links_reach_the_digest():
+    assert safe_url("javascript:alert(1)") == ""
+    assert safe_url("data:text/html,<b>x</b>") == ""
+    assert safe_url("/relative/path") == "" and safe_url("https://") == ""
+    assert safe_url("https://exa mple.org") == "" and safe_url("https://example.org/\nSet-Cookie") == ""
+    assert safe_url(" https://example.org/a?b=1 ") == "https://example.org/a?b=1"
+    out = render_digest(_context([_item(**HOSTILE[0])]))
+    hrefs = [value for _, attrs in _tags(out.html) for name, value in attrs if name == "href"]
+    assert len(hrefs) == 4 and all(h.startswith("https://") for h in hrefs), hrefs
+
+
+def test_a_paper_without_a_usable_link_links_to_a_search_for_its_title():
+    paper = Paper("Learning to Represent Programs with Graphs", url="javascript:evil()")
+    assert paper_url(paper) == ("https://scholar.google.com/scholar?q="
+                                "Learning%20to%20Represent%20Programs%20with%20Graphs")
+    assert paper_url(Paper("T", doi="10.1038/S41586-021-03819-2")) == "https://doi.org/10.1038/s41586-021-03819-2"
+    assert paper_url(Paper("T", arxiv_id="arXiv:2401.01234v2", url="https://x.org")) == \
+        "https://arxiv.org/abs/2401.01234"
+
+
+def test_reply_links_appear_only_when_given():
+    plain = render_digest(_context([_item()]))
+    assert "mailto:" not in plain.html and "by email" not in plain.html and "by email" not in plain.text
+    with_reply = render_digest(_context([_item(reply_up="mailto:a@b.org?subject=%2B1",
+                                               reply_down="mailto:a@b.org?subject=-1")],
+                                        reply_address="a@b.org"))
+    assert 'href="mailto:a@b.org?subject=%2B1"' in with_reply.html
+    assert 'href="mailto:a@b.org?subject=-1"' in with_reply.html
+    assert "+2 -5" in with_reply.html and '"+1 -3"' in with_reply.text
 
 
 def test_css_is_inlined_and_media_queries_are_kept():
     html = render_digest(_context([_item()])).html
     assert 'class="title"' in html and "style=" in html.split('class="title"')[1][:200]
-    assert "prefers-color-scheme: dark" in html
+    assert "prefers-color-scheme: dark" in html and "max-width: 480px" in html
+
+
+def test_the_html_needs_no_external_resources():
+    html = hostile_digest().html
+    tags = _tags(html)
+    assert not {tag for tag, _ in tags} & {"img", "link", "script", "iframe", "object", "embed", "video", "audio"}
+    assert not [attrs for _, attrs in tags if any(name in ("src", "background", "srcset") for name, _ in attrs)]
+    styles = [value for _, attrs in tags for name, value in attrs if name == "style"]
+    styles.append(html.split("<style>")[1].split("</style>")[0])
+    assert not [s for s in styles if "url(" in s or "@import" in s or "@font-face" in s]
+
+
+def test_twenty_items_stay_under_100_kb():
+    # Gmail clips messages above ~102 KB: the HTML of a full digest with long links must stay well below
+    size = len(hostile_digest(20).html.encode("utf-8"))
+    assert size < 100_000, size
 
 
 def test_a_quiet_day_says_so():
     out = render_digest(_context([], quiet=True, n=12))
-    assert out.subject.startswith("Quiet day")
+    assert out.subject == "Quiet day: no new papers cleared your bar · Sat 28 Nov"
     assert "none of the 12 new papers cleared your relevance bar" in out.text.lower()
+    assert "relevance_floor" in out.html and "A quiet day" in out.html
 
 
-def test_long_author_lists_are_shortened():
+def test_a_day_without_any_new_papers_suggests_checking_the_alerts():
+    out = render_digest(_context([], quiet=True, n=0))
+    assert "no new papers arrived" in out.text and "alert emails" in out.html
+
+
+def test_long_author_lists_are_shortened_and_missing_authors_are_left_out():
     assert short_authors(["A", "B", "C", "D", "E"]) == "A, B, C et al. (5 authors)"
-    assert short_authors([]) == "Unknown authors"
+    assert short_authors([]) == "" and short_authors(["  ", ""]) == ""
+    out = render_digest(_context([_item(authors=())]))
+    assert 'class="authors"' not in out.html and "Unknown" not in out.text
+
+
+def test_abstracts_are_cut_at_a_word_and_huge_tokens_are_cut_too():
+    assert shorten("word " * 200, 50).endswith("word…") and len(shorten("word " * 200, 50)) <= 51
+    assert shorten("x" * 1000, 50) == "x" * 50 + "…"
+    assert shorten("  spaced\n\n out  ") == "spaced out"
 
 
 def test_the_message_is_multipart_alternative_text_first_with_list_unsubscribe():
     out = render_digest(_context([_item()]))
-    msg = build_message(out, sender="digest@example.org", sender_name="digest", to="ada@example.org",
-                        to_name="Ada", message_id="<x@example.org>", unsubscribe_url="https://d/u")
-    assert msg.get_content_type() == "multipart/alternative"
-    parts = [p.get_content_type() for p in msg.iter_parts()]
-    assert parts == ["text/plain", "text/html"]
-    assert msg["List-Unsubscribe"] == "<https://d/u>"
-    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert msg["Message-ID"] == "<x@example.org>"
+    unsubscribe = f"https://digest.example.org/unsubscribe/{TOKEN}"
+    msg = build_message(out, sender="digest@example.org", sender_name="Paper digest", to="ada@example.org",
+                        to_name="Ada Lovelace", message_id="<x@example.org>", unsubscribe_url=unsubscribe)
+    # parse the bytes as a mail client would: the long URL must survive folding unencoded
+    parsed = email.message_from_bytes(message_bytes(msg), policy=policy.default)
+    assert parsed.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
+    assert parsed["List-Unsubscribe"] == f"<{unsubscribe}>"
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert parsed["Message-ID"] == "<x@example.org>"
+    assert parsed["Subject"] == out.subject and parsed["To"].addresses[0].display_name == "Ada Lovelace"
+    assert parsed["Auto-Submitted"] == "auto-generated"
+    raw_lines = message_bytes(msg).split(b"\r\n")
+    header_end = raw_lines.index(b"")
+    assert max(len(line) for line in raw_lines[header_end:]) <= 78  # bodies stay 7-bit with short lines
+
+
+# -- in a real browser -------------------------------------------------------------------------------------
+def _viewport(browser, width: int, height: int = 900) -> None:
+    """Make the page viewport exactly width x height CSS px (the window has chrome around it)."""
+    browser.set_window_size(width, height)
+    inner = browser.execute("return [window.innerWidth, window.innerHeight]")
+    browser.set_window_size(width + width - inner[0], height + height - inner[1])
+
+
+def full_page_screenshot(browser, url, out: Path, width: int, dark: bool = False, max_height: int = 5000) -> Path:
+    """Load url at width CSS px, grow the window to the page's height (up to max_height), save a PNG."""
+    _emulate_dark(browser, dark)
+    _viewport(browser, width)
+    browser.get(url)
+    height = browser.execute("return document.documentElement.scrollHeight")
+    _viewport(browser, width, min(height, max_height))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return browser.screenshot(out)
+
+
+def _emulate_dark(browser, dark: bool) -> None:
+    feature = {"name": "prefers-color-scheme", "value": "dark" if dark else "light"}
+    browser._cmd("POST", "/goog/cdp/execute", {"cmd": "Emulation.setEmulatedMedia",
+                                                "params": {"features": [feature]}})
+
+
+@pytest.fixture
+def hostile_page(tmp_path):
+    path = tmp_path / "digest.html"
+    path.write_text(hostile_digest(20).html, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def page_browser(browser):
+    yield browser
+    _emulate_dark(browser, False)
+    browser.set_window_size(1024, 768)  # the session's browser is shared: leave it as found
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width,name", [(375, "phone"), (1024, "desktop")])
+def test_every_item_is_visible_and_nothing_overflows(page_browser, hostile_page, width, name):
+    shot = full_page_screenshot(page_browser, hostile_page, SHOTS / f"render-hostile-{name}.png", width)
+    assert shot.stat().st_size > 10_000
+    boxes = page_browser.execute(
+        "return Array.from(document.querySelectorAll('.title')).map(e => {"
+        " const r = e.getBoundingClientRect(); return [r.left, r.right, r.width, r.height]; })")
+    assert len(boxes) == 20
+    inner = page_browser.execute("return window.innerWidth")
+    for left, right, w, h in boxes:
+        assert w > 0 and h > 0
+        assert left >= 0 and right <= inner + 0.5, (left, right, inner)
+    scroll = page_browser.execute("return [document.documentElement.scrollWidth, document.body.scrollWidth]")
+    assert max(scroll) <= inner, f"horizontal scroll at {width}px: {scroll} > {inner}"
+
+
+@pytest.mark.browser
+def test_hostile_text_runs_no_script_and_shows_as_text(page_browser, hostile_page):
+    _viewport(page_browser, 1024)
+    page_browser.get(hostile_page)
+    assert page_browser.execute("return window.__pwned === undefined")
+    first = page_browser.text(".title")
+    assert first.startswith('<script>window.__pwned = 1</script><b>Unclosed <i>bold & "quoted"')
+    assert page_browser.execute("return document.querySelectorAll('script, img').length") == 0
+
+
+@pytest.mark.browser
+def test_the_card_turns_dark_in_dark_mode(page_browser, hostile_page):
+    full_page_screenshot(page_browser, hostile_page, SHOTS / "render-hostile-phone-dark.png", 375, dark=True,
+                         max_height=1600)
+    colours = page_browser.execute(
+        "const s = e => getComputedStyle(document.querySelector(e));"
+        "return [s('.card').backgroundColor, s('.title').color, s('.text').color];")
+    luminance = [sum(int(v) for v in re.findall(r"\d+", c)[:3]) / 3 for c in colours]
+    assert luminance[0] < 60, colours  # dark card ...
+    assert luminance[1] > 150 and luminance[2] > 150, colours  # ... with light text

@@ -25,7 +25,8 @@ for arg in "$@"; do
 done
 
 packages=(dovecot-imapd dovecot-lmtpd openssl)
-[ "$want_browser" = 1 ] && packages+=(chromium chromium-driver)
+# the emoji font makes the 👍/👎 buttons render in screenshots (looks only; no test depends on it)
+[ "$want_browser" = 1 ] && packages+=(chromium chromium-driver fonts-noto-color-emoji)
 
 missing_packages() {
   local p status

@@ -1,0 +1,424 @@
+"""Delivery end to end: store -> claim -> render -> real SMTP relay -> real Dovecot mailbox, read back over IMAP.
+
+Exactly once is tested the honest way: other processes claim and die (SIGKILL) at the moments that matter,
+and overlapping runs race for real. The ranking is a fixed list of stored papers here (ranking has its own
+tests), except in the last test, which runs `digest send` with the real model.
+"""
+
+from __future__ import annotations
+
+import email
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from email import policy
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from digest.config import load_settings
+from digest.models import Paper, ScoredPaper
+from digest.pipeline import UserRanking, deliver_user, local_period
+from digest.profiles import load_profile
+from digest.rank import Ranking
+from digest.store import Store, claim_owner, owner_state
+from digest.tokens import read_token
+
+pytestmark = pytest.mark.mail
+
+REPO = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+NOW = datetime(2026, 11, 28, 7, 30, tzinfo=UTC)
+BASE_URL = "https://digest.example.org/d"
+
+PAPERS = [
+    Paper("Fast Inference from Transformers via Speculative Decoding", authors=("Yaniv Leviathan", "Matan Kalman"),
+          abstract="Inference from large autoregressive models like Transformers is slow.", arxiv_id="2211.17192",
+          source="arxiv"),
+    Paper('<script>alert("pwned")</script> & <b>Broken HTML', authors=("Eve <eve@evil.example>",),
+          abstract="<img src=x onerror=alert(1)> text", url="javascript:alert(1)", source="google_scholar"),
+    Paper("نموذج لغوي كبير للترجمة الآلية", abstract="هذه ورقة عن الترجمة الآلية.", doi="10.1000/rtl.1",
+          source="nature"),
+    Paper("Emoji 🚀 in titles: a study", abstract="We 😀 study emoji.", url="https://example.org/emoji",
+          source="hf"),
+    Paper("Learning to Represent Programs with Graphs", authors=("Miltiadis Allamanis",), arxiv_id="1711.00740",
+          source="arxiv"),
+]
+
+
+# -- helpers (also used by the subprocesses below) ---------------------------------------------------------
+def write_setup(root: Path, smtp_port: int, ca_cert: str, address: str, user: str = "ada",
+                quiet_day: str = "note", interest: str = "speculative decoding") -> Path:
+    """A config.toml pointing at the loopback relay and one profile; returns the config path."""
+    (root / "profiles").mkdir(parents=True, exist_ok=True)
+    (root / "profiles" / f"{user}.toml").write_text(
+        f'name = "Ada Lovelace"\nemail = "{address}"\ntimezone = "UTC"\nquiet_day = "{quiet_day}"\n'
+        f'[[interests]]\nlabel = "My interest"\ndescription = "{interest}"\n')
+    config = root / "config.toml"
+    config.write_text(f"""data_dir = "{root / 'data'}"
+profiles_dir = "{root / 'profiles'}"
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "starttls"
+ca_file = "{ca_cert}"
+from_addr = "digest@example.test"
+from_name = "Paper digest"
+timeout = 10.0
+retries = 2
+retry_backoff = 0.01
+[web]
+base_url = "{BASE_URL}"
+""")
+    return config
+
+
+def fixed_ranker(store: Store, n: int = 5):
+    """Rank = the user's first n candidates in store order (never-sent papers only, like the real ranking)."""
+
+    def ranking(profile) -> UserRanking:
+        candidates = store.candidate_papers(profile.user, "2000-01-01")[:n]
+        picked = [ScoredPaper(p, round(0.9 - i / 20, 2), f"Matches your interest “LLM inference” ({0.6 - i / 50:.2f})",
+                              "LLM inference") for i, (_, p) in enumerate(candidates)]
+        ids = {id(item.paper): pid for item, (pid, _) in zip(picked, candidates, strict=True)}
+        return UserRanking(profile, Ranking(picked=picked), ids, n_candidates=len(candidates) + 40)
+
+    return ranking
+
+
+def open_run(config: Path, user: str = "ada"):
+    settings = load_settings(config)
+    store = Store(settings.db_path)
+    profile = load_profile(settings.profiles_path / f"{user}.toml")
+    return settings, store, profile
+
+
+def run(config: Path, user: str = "ada", **kwargs):
+    """One delivery run, as `digest send` does it, with the fixed ranking."""
+    settings, store, profile = open_run(config, user)
+    try:
+        return deliver_user(store, None, settings, profile, now=NOW, ranker=fixed_ranker(store), **kwargs)
+    finally:
+        store.close()
+
+
+def subprocess_main(config: str, mode: str) -> None:
+    """Entry point of the helper processes: claim and wait, die right after the server's 250, or deliver."""
+    settings, store, profile = open_run(Path(config))
+    if mode == "claim-and-wait":
+        digest_id = store.claim_digest(profile.user, local_period(profile, NOW))
+        print(f"claimed {digest_id}", flush=True)
+        time.sleep(600)
+    elif mode == "die-after-250":
+        from digest.send import send_message
+
+        async def send_then_die(msg, smtp, before_data):
+            await send_message(msg, smtp, before_data=before_data)
+            print(f"sent {msg['Message-ID']}", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)  # the crash: after the 250, before 'sent' is recorded
+
+        deliver_user(store, None, settings, profile, now=NOW, send=send_then_die, ranker=fixed_ranker(store))
+    elif mode == "race":
+        go = Path(config).with_name("go")
+        while not go.exists():
+            time.sleep(0.005)
+        print(deliver_user(store, None, settings, profile, now=NOW, ranker=fixed_ranker(store)).status,
+              flush=True)
+
+
+def start_helper(config: Path, mode: str) -> subprocess.Popen:
+    code = (f"import sys; sys.path[:0] = [{str(REPO)!r}, {str(TESTS)!r}]\n"
+            f"import test_delivery; test_delivery.subprocess_main({str(config)!r}, {mode!r})")
+    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def inbox(servers, address) -> list[email.message.EmailMessage]:
+    return [email.message_from_bytes(raw, policy=policy.default) for _, _, raw in servers.messages(address)]
+
+
+def hrefs(html: str) -> list[str]:
+    found = []
+
+    class Links(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.extend(value for name, value in attrs if tag == "a" and name == "href")
+
+    Links().feed(html)
+    return found
+
+
+@pytest.fixture
+def setup(mail_servers, tmp_path):
+    """A fresh mailbox, config and store with five stored papers (some hostile)."""
+    address, _ = mail_servers.new_user("digest")
+    config = write_setup(tmp_path, mail_servers.smtp_port, mail_servers.ca_cert, address)
+    settings, store, _ = open_run(config)
+    store.add_papers(PAPERS)
+    store.close()
+    return config, address
+
+
+# -- the digest arrives, once ------------------------------------------------------------------------------
+def test_a_digest_sent_through_smtp_arrives_once_with_both_parts_headers_and_working_links(mail_servers, setup):
+    config, address = setup
+    first = run(config)
+    assert (first.status, first.items, first.attempts) == ("sent", 5, 1)
+    [msg] = inbox(mail_servers, address)
+    assert msg.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+    assert msg["From"].addresses[0].addr_spec == "digest@example.test"
+    assert msg["To"].addresses[0].addr_spec == address and msg["Date"].datetime is not None
+    assert re.fullmatch(r"<[^<>@\s]+@example\.test>", msg["Message-ID"])
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg["Subject"] == "Learning to Represent Programs with Graphs + 4 more · Sat 28 Nov"
+
+    html = msg.get_body(("html",)).get_content()
+    text = msg.get_body(("plain",)).get_content()
+    assert "&lt;script&gt;alert" in html and "<script>" not in html  # untrusted titles escaped
+    assert '<script>alert("pwned")</script>' in text  # ...and shown as they are in plain text
+    links = hrefs(html)
+    assert all(urlsplit(u).scheme == "https" and urlsplit(u).netloc for u in links), links
+    votes = [u for u in links if u.startswith(f"{BASE_URL}/vote/")]
+    assert len(votes) == 10 and all(u in text for u in votes)
+    # every feedback link is a valid, signed token for this user (the feedback server reads these)
+    settings = load_settings(config)
+    key = settings.web.secret_key(settings.data_path)
+    tokens = [read_token(key, u.rsplit("/", 1)[1], max_age_days=60) for u in votes]
+    assert {t.user for t in tokens} == {"ada"} and [t.action for t in tokens[:2]] == ["up", "down"]
+    assert {t.paper_id for t in tokens} == {"arxiv:2211.17192", "arxiv:1711.00740", "doi:10.1000/rtl.1",
+                                             Paper(PAPERS[1].title).id, Paper(PAPERS[3].title).id}
+    unsubscribe = msg["List-Unsubscribe"].strip("<>")
+    assert unsubscribe.startswith(f"{BASE_URL}/unsubscribe/") and unsubscribe in links
+    assert read_token(key, unsubscribe.rsplit("/", 1)[1], max_age_days=60).action == "unsubscribe"
+    assert "https://arxiv.org/abs/2211.17192" in links and "https://doi.org/10.1000/rtl.1" in links
+
+    second = run(config)
+    assert second.status == "already"
+    assert len(inbox(mail_servers, address)) == 1
+    assert sum(msg["Message-ID"] in line for line in mail_servers.smtp_log()) == 1
+
+
+def test_sent_papers_enter_the_ledger_and_never_come_back(mail_servers, setup):
+    config, address = setup
+    assert run(config).status == "sent"
+    settings, store, profile = open_run(config)
+    assert len(store.sent_paper_ids("ada")) == 5
+    assert store.candidate_papers("ada", "2000-01-01") == []
+    store.add_papers([Paper("A new paper on KV-cache compression", arxiv_id="2501.00001")])
+    tomorrow = NOW.replace(day=29)
+    later = deliver_user(store, None, settings, profile, now=tomorrow, ranker=fixed_ranker(store))
+    assert (later.status, later.items) == ("sent", 1)
+    assert later.titles == ("A new paper on KV-cache compression",)
+
+
+def test_the_outbox_gets_a_complete_eml_and_a_second_run_writes_nothing(setup, tmp_path):
+    config, address = setup
+    outbox = tmp_path / "outbox"
+    first = run(config, outbox=outbox)
+    assert first.status == "written" and first.path == outbox / "ada-2026-11-28.eml"
+    msg = email.message_from_bytes(first.path.read_bytes(), policy=policy.default)
+    assert msg.get_content_type() == "multipart/alternative" and msg["To"].addresses[0].addr_spec == address
+    assert msg["List-Unsubscribe"].startswith(f"<{BASE_URL}/unsubscribe/")
+    assert (outbox / "ada-2026-11-28.html").read_text().startswith("<!DOCTYPE html>")
+    mtime = first.path.stat().st_mtime_ns
+    assert run(config, outbox=outbox).status == "already" and first.path.stat().st_mtime_ns == mtime
+
+
+def test_a_dry_run_shows_what_would_go_out_and_records_nothing(mail_servers, setup):
+    config, address = setup
+    preview = run(config, dry_run=True)
+    assert preview.status == "dry-run" and preview.to == address and len(preview.titles) == 5
+    settings, store, _ = open_run(config)
+    assert store.digests() == [] and mail_servers.messages(address) == []
+
+
+def test_a_quiet_day_sends_a_short_note_or_nothing_as_the_profile_says(mail_servers, tmp_path):
+    address, _ = mail_servers.new_user("quiet")
+    note = write_setup(tmp_path / "note", mail_servers.smtp_port, mail_servers.ca_cert, address)
+    assert run(note).status == "sent"  # nothing in the store: a quiet day
+    [msg] = inbox(mail_servers, address)
+    assert msg["Subject"].startswith("Quiet day")
+    assert "none of the 40 new papers cleared your relevance bar" in msg.get_body(("plain",)).get_content()
+    skip = write_setup(tmp_path / "skip", mail_servers.smtp_port, mail_servers.ca_cert, address, quiet_day="skip")
+    assert run(skip).status == "skipped" and run(skip).status == "already"
+    assert len(inbox(mail_servers, address)) == 1
+
+
+# -- failures ------------------------------------------------------------------------------------------------
+def test_two_temporary_refusals_then_acceptance_deliver_exactly_one_copy(mail_servers, setup):
+    config, address = setup
+    mail_servers.set_faults({address: ["451 4.3.0 try later", "451 4.3.0 try later"]})
+    result = run(config)
+    assert (result.status, result.attempts) == ("sent", 3)
+    assert len(inbox(mail_servers, address)) == 1
+
+
+def test_a_transient_failure_is_retried_next_run_with_the_same_message_id_and_papers(mail_servers, setup):
+    config, address = setup
+    mail_servers.set_faults({address: ["451 4.3.0 later"] * 3})  # retries = 2: all three attempts refused
+    failed = run(config)
+    assert failed.status == "retry" and "451 4.3.0 later" in failed.error
+    settings, store, profile = open_run(config)
+    row = store.digest_for("ada", "2026-11-28")
+    assert row["status"] == "retry" and "451 4.3.0 later" in row["error"]
+    # new, better papers arrive meanwhile: the retry still sends the digest it promised, unchanged
+    store.add_papers([Paper("An even better paper", arxiv_id="2501.99999")])
+    assert mail_servers.faults()[address] == []
+    retried = run(config)
+    assert (retried.status, retried.items) == ("sent", 5)
+    [msg] = inbox(mail_servers, address)
+    assert msg["Message-ID"] == row["message_id"]
+    assert "An even better paper" not in msg.get_body(("plain",)).get_content()
+    assert store.digest(row["id"])["attempts"] == 2
+
+
+def test_a_permanent_refusal_is_recorded_with_the_reply_and_not_retried(mail_servers, setup):
+    config, address = setup
+    mail_servers.set_faults({address: ["550 5.7.1 refused by policy"]})
+    try:
+        failed = run(config)
+        assert (failed.status, failed.attempts) == ("failed", 1)
+        settings, store, _ = open_run(config)
+        row = store.digest_for("ada", "2026-11-28")
+        assert row["status"] == "failed" and "550 5.7.1 refused by policy" in row["error"]
+        again = run(config)  # the next run does not touch it: no claim, no SMTP session
+        assert again.status == "already" and "550 5.7.1" in again.error
+        assert store.digest(row["id"])["attempts"] == 1
+        assert store.sent_paper_ids("ada") == set()  # refused papers never enter the ledger
+    finally:
+        mail_servers.clear_faults()
+    assert mail_servers.messages(address) == []
+
+
+def test_one_users_failure_does_not_block_the_others(mail_servers, tmp_path):
+    from digest.pipeline import deliver_all
+
+    good, _ = mail_servers.new_user("good")
+    config = write_setup(tmp_path, mail_servers.smtp_port, mail_servers.ca_cert, "nobody@example.test", user="bad")
+    write_setup(tmp_path, mail_servers.smtp_port, mail_servers.ca_cert, good, user="good")
+    settings, store, _ = open_run(config, "bad")
+    profiles = [load_profile(settings.profiles_path / f"{u}.toml") for u in ("bad", "good")]
+    results = deliver_all(store, None, settings, profiles, now=NOW, ranker=fixed_ranker(store))
+    assert [(d.user, d.status) for d in results] == [("bad", "failed"), ("good", "sent")]
+    assert "550 5.1.1" in results[0].error and len(inbox(mail_servers, good)) == 1
+
+
+# -- crashes and overlapping runs ------------------------------------------------------------------------------
+def test_a_run_killed_after_claiming_is_recovered_at_once_by_the_next_run(mail_servers, setup):
+    config, address = setup
+    helper = start_helper(config, "claim-and-wait")
+    assert helper.stdout.readline().startswith("claimed")
+    assert run(config).status == "busy"  # the claimer lives: never taken over, however long it takes
+    helper.send_signal(signal.SIGKILL)
+    helper.wait()
+    recovered = run(config)  # a dead owner on this host: taken over at once, no 30-minute wait
+    assert recovered.status == "sent"
+    assert len(inbox(mail_servers, address)) == 1
+    assert run(config).status == "already"
+
+
+def test_a_run_killed_after_the_servers_250_is_resent_once_with_the_same_message_id(mail_servers, setup):
+    config, address = setup
+    helper = start_helper(config, "die-after-250")
+    out, err = helper.communicate(timeout=60)
+    assert helper.returncode == -signal.SIGKILL, err
+    message_id = out.split()[1]
+    settings, store, _ = open_run(config)
+    row = store.digest_for("ada", "2026-11-28")
+    assert row["status"] == "sending" and row["message_id"] == message_id  # the outcome was unknown
+    assert store.sent_paper_ids("ada") == set()
+    resent = run(config)
+    assert resent.status == "sent"
+    copies = inbox(mail_servers, address)
+    # the documented window: the first copy did arrive; the resend carries the same Message-ID and papers,
+    # so clients that de-duplicate by Message-ID show one message
+    assert [m["Message-ID"] for m in copies] == [message_id, message_id]
+    titles = [re.findall(r"^\d+\. (.*)$", m.get_body(("plain",)).get_content(), re.M) for m in copies]
+    assert titles[0] == titles[1] and len(titles[0]) == 5
+    assert any("died while sending" in e["message"] for e in store.recent_events())
+    assert run(config).status == "already" and len(inbox(mail_servers, address)) == 2
+
+
+def test_a_claim_from_another_host_is_taken_over_only_when_stale(mail_servers, setup):
+    config, address = setup
+    settings, store, _ = open_run(config)
+    store.db.execute("INSERT INTO digests (user, period, status, claimed_by, claimed_at, attempts) VALUES "
+                     "('ada', '2026-11-28', 'claimed', 'other-host:0b00:4242:1:x', ?, 1)",
+                     [datetime.now(UTC).isoformat(timespec="seconds")])
+    store.db.conn.commit()
+    assert owner_state("other-host:0b00:4242:1:x") == "unknown"
+    assert run(config).status == "busy"
+    store.db.execute("UPDATE digests SET claimed_at = '2026-01-01T00:00:00+00:00'")
+    store.db.conn.commit()
+    assert run(config).status == "sent" and len(inbox(mail_servers, address)) == 1
+
+
+def test_overlapping_runs_send_one_copy(mail_servers, setup):
+    config, address = setup
+    helpers = [start_helper(config, "race") for _ in range(3)]
+    time.sleep(0.5)  # let all three import and wait at the start line
+    config.with_name("go").touch()
+    statuses = sorted(h.communicate(timeout=60)[0].strip() for h in helpers)
+    assert statuses.count("sent") == 1 and set(statuses) <= {"sent", "busy", "already"}, statuses
+    assert len(inbox(mail_servers, address)) == 1
+
+
+def test_yesterdays_unsent_digest_is_superseded_and_its_papers_come_today(mail_servers, setup):
+    config, address = setup
+    mail_servers.set_faults({address: ["451 4.3.0 later"] * 3})
+    assert run(config).status == "retry"
+    settings, store, profile = open_run(config)
+    today = deliver_user(store, None, settings, profile, now=NOW.replace(day=29), ranker=fixed_ranker(store))
+    assert (today.status, today.items) == ("sent", 5)
+    yesterday = store.digest_for("ada", "2026-11-28")
+    assert yesterday["status"] == "superseded" and "2026-11-29" in yesterday["error"]
+    assert len(inbox(mail_servers, address)) == 1
+
+
+def test_who_holds_a_claim_is_checked_not_guessed():
+    host, boot, pid, start, _ = claim_owner().split(":")
+    assert (host, int(pid)) == (socket.gethostname(), os.getpid()) and start.isdigit()
+    assert owner_state(f"{host}:{boot}:{pid}:{start}:x") == "alive"
+    assert owner_state(f"{host}:{boot}:{pid}:{int(start) + 1}:x") == "dead"  # the pid now names another process
+    assert owner_state(f"{host}:{'f' * 8}:{pid}:{start}:x") == "dead"  # the host rebooted since
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    assert owner_state(f"{host}:{boot}:{dead.stdout.strip()}::x") == "dead"
+    assert owner_state(f"{host}:{pid}:nonce") == "alive"  # the first format, host:pid:nonce
+    assert owner_state(f"elsewhere:{boot}:{pid}:{start}:x") == "unknown"
+    assert owner_state("") == "unknown"
+
+
+# -- the real thing: `digest send` with the real model ---------------------------------------------------------
+@pytest.mark.model
+def test_digest_send_ranks_with_the_real_model_and_delivers_once(mail_servers, tmp_path):
+    address, _ = mail_servers.new_user("cli")
+    config = write_setup(tmp_path, mail_servers.smtp_port, mail_servers.ca_cert, address,
+                         interest="Neural models of source code: program synthesis, code generation and repair, "
+                                  "learning program representations with graphs")
+
+    def digest(*args):
+        proc = subprocess.run([sys.executable, "-m", "digest", "--config", str(config), *args], cwd=REPO,
+                              capture_output=True, text=True, timeout=300)
+        return proc.returncode, proc.stdout + proc.stderr
+
+    code, out = digest("ingest", "sample_inbox/02-scholar-allamanis-related-research.eml",
+                       "sample_inbox/03-scholar-cell-cell-communication-citations.eml")
+    assert code == 0, out
+    code, out = digest("send", "--dry-run")
+    assert code == 0 and "ada: would send" in out and f"to {address}" in out, out
+    assert mail_servers.messages(address) == []
+    code, out = digest("send")
+    assert code == 0 and re.search(rf"ada: \d+ papers sent to {re.escape(address)}", out), out
+    [msg] = inbox(mail_servers, address)
+    assert "Why: Matches your interest “My interest”" in msg.get_body(("plain",)).get_content()
+    code, out = digest("send")
+    assert code == 0 and "already delivered for this period" in out, out
+    assert len(inbox(mail_servers, address)) == 1

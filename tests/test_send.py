@@ -1,0 +1,229 @@
+"""The SMTP sender against real servers: the loopback relay that delivers into Dovecot (read back over IMAP),
+and, where the relay cannot misbehave the way a test needs, a real aiosmtpd server on loopback."""
+
+import asyncio
+import email
+import logging
+from datetime import date
+from email import policy
+from email.utils import make_msgid
+
+import pytest
+from aiosmtpd.controller import Controller
+from mailserver import pick_free_ports
+
+from digest.config import SmtpSettings
+from digest.errors import DeliveryError
+from digest.models import Paper, ScoredPaper
+from digest.render import item_context, render_digest
+from digest.send import build_message, send_message
+
+pytestmark = pytest.mark.mail
+
+
+def _settings(servers, **changes) -> SmtpSettings:
+    values = dict(host="127.0.0.1", port=servers.smtp_port, security="starttls", ca_file=servers.ca_cert,
+                  from_addr="digest@example.test", from_name="Paper digest", timeout=10.0, retries=3,
+                  retry_backoff=0.01)
+    return SmtpSettings(**{**values, **changes})
+
+
+def _message(to: str, title: str = "Speculative decoding, revisited"):
+    item = item_context(ScoredPaper(Paper(title, authors=("Ada L.",), abstract="An abstract.",
+                                          arxiv_id="2211.17192"), 0.9, "Matches your interest “LLM inference”"),
+                        ["arxiv"], "https://digest.example.org/vote/up", "https://digest.example.org/vote/down")
+    rendered = render_digest({"date": date(2026, 11, 28), "items": [item], "n_candidates": 3,
+                              "profile_file": "profiles/ada.toml",
+                              "unsubscribe_url": "https://digest.example.org/unsubscribe/t"})
+    return build_message(rendered, sender="digest@example.test", sender_name="Paper digest", to=to, to_name="Ada",
+                         message_id=make_msgid(domain="example.test"),
+                         unsubscribe_url="https://digest.example.org/unsubscribe/t")
+
+
+def _send(msg, settings, **kwargs):
+    return asyncio.run(send_message(msg, settings, **kwargs))
+
+
+def _delivered(servers, address, message_id) -> list[email.message.EmailMessage]:
+    found = [email.message_from_bytes(raw, policy=policy.default) for _, _, raw in servers.messages(address)]
+    return [m for m in found if m["Message-ID"] == message_id]
+
+
+def _logged(servers, message_id) -> int:
+    return sum(line.endswith("\t" + message_id) for line in servers.smtp_log())
+
+
+def test_a_message_sent_over_starttls_arrives_once_with_both_parts(mail_servers):
+    address, _ = mail_servers.new_user("starttls")
+    msg = _message(address)
+    calls = []
+    result = _send(msg, _settings(mail_servers), before_data=lambda: calls.append("data"))
+    assert result.reply.startswith("250") and result.attempts == 1 and calls == ["data"]
+    [got] = _delivered(mail_servers, address, msg["Message-ID"])
+    assert [p.get_content_type() for p in got.iter_parts()] == ["text/plain", "text/html"]
+    assert got["List-Unsubscribe"] == "<https://digest.example.org/unsubscribe/t>"
+    assert "Speculative decoding, revisited" in got.get_body(("html",)).get_content()
+    assert _logged(mail_servers, msg["Message-ID"]) == 1
+
+
+def test_implicit_tls_on_the_smtps_port_works_too(mail_servers):
+    address, _ = mail_servers.new_user("smtps")
+    msg = _message(address)
+    _send(msg, _settings(mail_servers, port=mail_servers.smtps_port, security="tls"))
+    assert len(_delivered(mail_servers, address, msg["Message-ID"])) == 1
+
+
+def test_auth_uses_the_password_from_the_environment(mail_servers, monkeypatch):
+    sender, password = mail_servers.new_user("sender")
+    address, _ = mail_servers.new_user("authed")
+    monkeypatch.setenv("DIGEST_TEST_SMTP_PASSWORD", password)
+    msg = _message(address)
+    _send(msg, _settings(mail_servers, username=sender, password_env="DIGEST_TEST_SMTP_PASSWORD"))
+    assert len(_delivered(mail_servers, address, msg["Message-ID"])) == 1
+
+
+def test_a_wrong_password_fails_at_once_names_the_fix_and_sends_nothing(mail_servers, monkeypatch):
+    sender, _ = mail_servers.new_user("sender")
+    address, _ = mail_servers.new_user("wrongpw")
+    monkeypatch.setenv("DIGEST_TEST_SMTP_PASSWORD", "not-the-password")
+    msg = _message(address)
+    with pytest.raises(DeliveryError) as info:
+        _send(msg, _settings(mail_servers, username=sender, password_env="DIGEST_TEST_SMTP_PASSWORD"))
+    assert "535" in str(info.value) and "DIGEST_TEST_SMTP_PASSWORD" in str(info.value)
+    assert "not-the-password" not in str(info.value)
+    assert info.value.attempts == 1 and not info.value.permanent  # retrying cannot help; the next run may
+    assert mail_servers.messages(address) == []
+
+
+def test_two_temporary_refusals_then_acceptance_deliver_exactly_one_copy(mail_servers, caplog):
+    address, _ = mail_servers.new_user("greylisted")
+    mail_servers.set_faults({address: ["451 4.3.0 try later", "451 4.7.1 greylisted"]})
+    msg = _message(address)
+    delays = []
+
+    async def sleep(seconds):
+        delays.append(seconds)
+
+    with caplog.at_level(logging.WARNING, logger="digest.send"):
+        result = _send(msg, _settings(mail_servers), sleep=sleep)
+    assert result.attempts == 3 and delays == [0.01, 0.02]  # bounded, exponential backoff
+    assert "451 4.3.0 try later" in caplog.text and "451 4.7.1 greylisted" in caplog.text
+    assert len(_delivered(mail_servers, address, msg["Message-ID"])) == 1
+    assert len(mail_servers.messages(address)) == 1 and _logged(mail_servers, msg["Message-ID"]) == 1
+    assert mail_servers.faults().get(address) == []  # the server saw exactly the two refused attempts
+
+
+def test_a_permanent_refusal_is_not_retried_and_carries_the_servers_reply(mail_servers, caplog):
+    address, _ = mail_servers.new_user("refused")
+    # 451 first: the refusal must stop the retries even after a transient failure
+    mail_servers.set_faults({address: ["451 4.3.0 try later", "550 5.7.1 message refused by policy"]})
+    msg = _message(address)
+    with caplog.at_level(logging.WARNING, logger="digest.send"), pytest.raises(DeliveryError) as info:
+        _send(msg, _settings(mail_servers, retries=5))
+    mail_servers.clear_faults()
+    assert info.value.permanent and info.value.attempts == 2
+    assert "550 5.7.1 message refused by policy" in str(info.value) and "DATA" in str(info.value)
+    assert caplog.text.count("retrying") == 1
+    assert mail_servers.messages(address) == []
+
+
+def test_an_unknown_recipient_is_refused_before_data(mail_servers):
+    calls = []
+    with pytest.raises(DeliveryError) as info:
+        _send(_message("nobody@example.test"), _settings(mail_servers), before_data=lambda: calls.append(1))
+    assert info.value.permanent and "RCPT TO refused: 550 5.1.1" in str(info.value)
+    assert calls == []  # nothing was ever about to be transmitted: the caller never records 'sending'
+
+
+def test_a_connection_dropped_after_data_is_retried_and_one_copy_arrives(mail_servers):
+    address, _ = mail_servers.new_user("dropped")
+    mail_servers.set_faults({"disconnect": 1})
+    msg = _message(address)
+    calls = []
+    result = _send(msg, _settings(mail_servers), before_data=lambda: calls.append(1))
+    assert result.attempts == 2 and calls == [1, 1]
+    assert len(_delivered(mail_servers, address, msg["Message-ID"])) == 1
+
+
+def test_a_failing_before_data_hook_stops_the_attempt_before_anything_is_sent(mail_servers):
+    address, _ = mail_servers.new_user("hook")
+
+    def lost_claim():
+        raise RuntimeError("claim lost")
+
+    with pytest.raises(RuntimeError, match="claim lost"):
+        _send(_message(address), _settings(mail_servers), before_data=lost_claim)
+    assert mail_servers.messages(address) == []
+
+
+def test_implicit_tls_against_a_plain_port_fails_clearly_without_retries(mail_servers):
+    with pytest.raises(DeliveryError) as info:
+        _send(_message("x@example.test"), _settings(mail_servers, security="tls"))
+    assert info.value.attempts == 1 and "did not answer with TLS" in str(info.value)
+    assert 'security = "starttls"' in str(info.value)
+
+
+def test_an_untrusted_certificate_is_refused_and_the_error_names_ca_file(mail_servers):
+    address, _ = mail_servers.new_user("untrusted")
+    with pytest.raises(DeliveryError) as info:
+        _send(_message(address), _settings(mail_servers, ca_file=""))
+    assert "smtp.ca_file" in str(info.value) and info.value.attempts == 1
+    assert mail_servers.messages(address) == []
+
+
+def test_a_server_that_is_down_is_retried_a_bounded_number_of_times():
+    [port] = pick_free_ports(1)  # nothing listens there
+    settings = SmtpSettings(host="127.0.0.1", port=port, security="plain", retries=2, retry_backoff=0.01)
+    with pytest.raises(DeliveryError) as info:
+        _send(_message("x@example.test"), settings)
+    assert info.value.attempts == 3 and not info.value.permanent
+    assert "SMTP failed 3 times" in str(info.value) and "connect" in str(info.value)
+
+
+class _Recorder:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(envelope.content)
+        return "250 OK"
+
+
+@pytest.fixture
+def server_without_starttls():
+    """A real SMTP server on loopback that offers no STARTTLS (the relay always offers it)."""
+    recorder = _Recorder()
+    [port] = pick_free_ports(1)
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield recorder, port
+    controller.stop()
+
+
+def test_starttls_not_offered_fails_clearly_and_never_sends_in_the_clear(server_without_starttls):
+    recorder, port = server_without_starttls
+    settings = SmtpSettings(host="127.0.0.1", port=port, security="starttls", retries=3, retry_backoff=0.01)
+    with pytest.raises(DeliveryError) as info:
+        _send(_message("ada@example.test"), settings)
+    assert "does not offer STARTTLS" in str(info.value) and info.value.attempts == 1
+    assert recorder.messages == []
+
+
+def test_plain_smtp_to_localhost_works_when_configured(server_without_starttls):
+    recorder, port = server_without_starttls
+    _send(_message("ada@example.test"), SmtpSettings(host="127.0.0.1", port=port, security="plain"))
+    assert len(recorder.messages) == 1
+
+
+def test_a_missing_password_is_reported_before_connecting(mail_servers, monkeypatch):
+    monkeypatch.delenv("DIGEST_TEST_SMTP_PASSWORD", raising=False)
+    settings = _settings(mail_servers, username="digest@example.test", password_env="DIGEST_TEST_SMTP_PASSWORD")
+    with pytest.raises(DeliveryError) as info:
+        _send(_message("x@example.test"), settings)
+    assert "DIGEST_TEST_SMTP_PASSWORD" in str(info.value) and info.value.attempts == 0
+
+
+def test_plain_smtp_is_refused_for_any_host_but_localhost():
+    settings = SmtpSettings(host="smtp.example.org", port=25, security="plain")
+    with pytest.raises(DeliveryError, match='"plain" is only allowed for localhost'):
+        _send(_message("x@example.test"), settings)
