@@ -475,7 +475,7 @@ def _print_status(r: dict) -> None:
     messages, digests = counts["messages"], counts["digests"]
     click.echo(f"papers: {counts['papers']}   messages: {sum(messages.values())} "
                f"({', '.join(f'{n} {s}' for s, n in messages.items()) or 'none'})")
-    pending = digests.get("claimed", 0) + digests.get("retry", 0)
+    pending = sum(digests.get(s, 0) for s in ("claimed", "sending", "retry"))
     click.echo(f"digests: {sum(digests.values())} ({', '.join(f'{n} {s}' for s, n in digests.items()) or 'none'})"
                + (f"   pending: {pending}" if pending else ""))
     click.echo("")

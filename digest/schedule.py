@@ -16,8 +16,9 @@ The daemon (``Daemon``) wires them into one asyncio loop:
                        shared embedder is only ever used by one thread
 
 Nothing goes out twice: ``pipeline.deliver_user`` claims (user, period) in the store before it sends, so an
-overlapping job, a second process or a restart after ``kill -9`` finds the claim. A claim left by a process
-that died on this host is released at start, so that digest is sent (once) by the catch-up.
+overlapping job, a second process or a restart after ``kill -9`` finds the claim. A claim whose owner died on
+this host is taken over at once by the next claim (``Store.claim_digest``), so the catch-up at the next start
+sends that digest, once, with the Message-ID it already had.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from .errors import ConfigError, DigestError, ProfileError
 from .profiles import WEEKDAYS, Profile, load_profiles
+from .store import DIGEST_DONE
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -53,7 +55,6 @@ log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 2.0        # how often the profiles directory is checked for changes
 SWEEP_MINUTES = 10.0       # how often due-but-unsent digests (transient failures, dead claims) are retried
-DONE = ("sent", "skipped", "failed")  # digest statuses that end a period: never sent again
 LOCK_NAME = "run.lock"     # in data_dir: one `digest run` per data directory
 
 
@@ -179,21 +180,6 @@ def describe_delta(delta: timedelta) -> str:
 
 
 # -- helpers with I/O ---------------------------------------------------------------------------------------
-def pid_alive(pid: int) -> bool:
-    """True if a process with this pid runs here (a zombie counts as dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
-
-
 class RunLock:
     """``data_dir/run.lock``: one ``digest run`` per data directory (two daemons would poll and send twice as
     often for nothing). Held with flock, so a crashed daemon never leaves a stale lock."""
@@ -369,13 +355,15 @@ class Daemon:
                               "free port, or web.enabled = false to run without the feedback server") from None
         return sock
 
-    def _release_dead_claims(self) -> None:
-        me = os.getpid()
-        released = self.work_store.release_dead_claims(
-            socket.gethostname(), lambda pid: pid != me and pid_alive(pid))
-        for row in released:
-            log.warning("job=recover user=%s period=%s: the run that claimed this digest (%s) stopped before "
-                        "finishing; it will be sent by the catch-up", row["user"], row["period"], row["claimed_by"])
+    def _report_unfinished(self) -> None:
+        """Say which digests a dead run left half done; the catch-up takes their claims over and sends them."""
+        from .store import owner_state
+
+        for row in self.loop_store.unfinished_digests():
+            if row["status"] != "retry" and owner_state(row["claimed_by"] or "") == "dead":
+                log.warning("job=recover user=%s period=%s: the run that claimed this digest (%s) stopped while it "
+                            "was %s; the catch-up sends it", row["user"], row["period"], row["claimed_by"],
+                            "being sent" if row["status"] == "sending" else "being prepared")
 
     async def run(self) -> int:
         """Run until SIGTERM or SIGINT; returns the exit code (0 after a clean stop)."""
@@ -392,7 +380,7 @@ class Daemon:
         s = self.settings
         log.info("job=start: data %s, profiles %s, config %s", s.db_path.resolve(), s.profiles_path.resolve(),
                  s.source)
-        self._release_dead_claims()
+        self._report_unfinished()
         self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC, job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": max(60, int(self.grace.total_seconds()))})
         # the model loads first (errors are fatal: nothing could be ranked), then the catch-up runs; every other
@@ -602,7 +590,7 @@ class Daemon:
             return
         period = period_of(profile, due_at)
         row = self.work_store.digest_for(user, period)
-        if row is not None and row["status"] in DONE:
+        if row is not None and row["status"] in DIGEST_DONE:
             log.debug("job=send user=%s period=%s: already %s", user, period, row["status"])
             return
         if (self.settings.schedule.poll_before_send and self.poll is not None
@@ -624,7 +612,9 @@ class Daemon:
         elif d.status == "skipped":
             log.info('%s nothing cleared the floor; no email (quiet_day = "skip")', prefix)
         elif d.status == "already":
-            log.info("%s already delivered or being delivered by another run; not sent again", prefix)
+            log.info("%s already delivered; not sent again", prefix)
+        elif d.status == "busy":
+            log.info("%s another live run is sending it (%s); not sent again", prefix, d.error)
         elif d.status == "retry":
             log.warning("%s not delivered, will retry within schedule.grace_minutes: %s", prefix, d.error)
         else:

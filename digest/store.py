@@ -623,20 +623,26 @@ class Store:
         where = "level = ?" if level else None
         return list(self.db["events"].rows_where(where, [level] if level else [], order_by="id desc", limit=limit))
 
-    # == scheduler: daemon recovery and `digest status` (owner: scheduler; reads, plus one recovery write) ==
+    # == scheduler: `digest run` catch-up and `digest status` (owner: scheduler; reads only) ===============
     def poll_states(self) -> list[dict]:
         """Every mailbox's poll state (last poll time and result), most recent first."""
         return list(self.db["poll_state"].rows_where(order_by="last_poll_at desc, mailbox"))
 
     def last_done_period(self, user: str) -> str | None:
-        """The latest period whose digest is finished (sent, skipped, or refused permanently)."""
-        row = self.db.execute("SELECT MAX(period) FROM digests WHERE user = ? AND status IN "
-                              "('sent', 'skipped', 'failed')", [user]).fetchone()
+        """The latest period whose digest is finished (DIGEST_DONE: never sent again)."""
+        marks = ",".join("?" * len(DIGEST_DONE))
+        row = self.db.execute(f"SELECT MAX(period) FROM digests WHERE user = ? AND status IN ({marks})",
+                              [user, *DIGEST_DONE]).fetchone()
         return row[0] if row else None
 
     def last_digest(self, user: str) -> dict | None:
         rows = list(self.db["digests"].rows_where("user = ?", [user], order_by="period desc, id desc", limit=1))
         return rows[0] if rows else None
+
+    def unfinished_digests(self) -> list[dict]:
+        """Digests claimed, being sent, or waiting for a retry (with their claim owner)."""
+        return list(self.db["digests"].rows_where("status IN ('claimed', 'sending', 'retry')",
+                                                  order_by="period, user"))
 
     def count_by_status(self, table: str) -> dict[str, int]:
         """{status: count} of ``messages`` or ``digests``."""
@@ -650,21 +656,3 @@ class Store:
         return self.db.execute(
             "SELECT COUNT(*) FROM papers WHERE first_seen >= ? AND id NOT IN "
             "(SELECT paper_id FROM sent_papers WHERE user = ?)", [since, user]).fetchone()[0]
-
-    def release_dead_claims(self, host: str, alive) -> list[dict]:
-        """Claims made on ``host`` by a process for which ``alive(pid)`` is False (killed mid-send) go back to
-        'retry', so ``claim_digest`` takes them over at once instead of after ``stale_after``. Returns them."""
-        released = []
-        with self.db.conn:
-            rows = self.db.execute("SELECT id, user, period, claimed_by FROM digests WHERE status = 'claimed'")
-            for digest_id, user, period, owner in rows.fetchall():
-                parts = (owner or "").split(":")
-                if len(parts) < 3 or ":".join(parts[:-2]) != host or not parts[-2].isdigit():
-                    continue
-                if alive(int(parts[-2])):
-                    continue
-                self._update("digests", "id = ?", [digest_id],
-                             {"status": "retry", "error": f"the run that claimed it ({owner}) stopped before "
-                                                          "finishing"})
-                released.append({"id": digest_id, "user": user, "period": period, "claimed_by": owner})
-        return released

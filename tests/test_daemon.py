@@ -525,7 +525,8 @@ def test_kill_9_in_the_middle_of_a_send_loses_nothing_and_sends_once_after_resta
         mail_servers.clear_faults()
     store = service.store
     period = f"{due:%Y-%m-%d}"
-    assert store.digest_for("ben", period)["status"] == "claimed"  # claimed, not sent: the send was cut
+    cut = store.digest_for("ben", period)
+    assert cut["status"] == "sending" and cut["message_id"]  # claimed and frozen, not sent: the send was cut
     assert mail_servers.messages(ben) == []
     assert store.count_papers() == 3  # the alert read before the kill is stored ...
     [(_, flags, _)] = mail_servers.messages(service.alerts)
@@ -539,7 +540,9 @@ def test_kill_9_in_the_middle_of_a_send_loses_nothing_and_sends_once_after_resta
     assert len(mail_servers.messages(ben)) == 1
     row = store.digest_for("ben", period)
     assert row["status"] == "sent" and row["attempts"] == 2
-    assert ALERT_TITLE in text_of(mail_servers.messages(ben)[0][2])
+    [(_, _, raw)] = mail_servers.messages(ben)
+    assert ALERT_TITLE in text_of(raw)
+    assert message_from_bytes(raw)["Message-ID"] == cut["message_id"]  # the same digest, not a new one
     assert store.count_papers() == 3 and len(store.messages()) == 1  # nothing read or stored twice
 
 

@@ -300,27 +300,12 @@ def test_status_does_not_import_torch(setup):
     assert result.returncode == 0, result.stderr
 
 
-# -- the store's part: claims left by a dead process ---------------------------------------------------------
-def test_a_claim_left_by_a_dead_process_on_this_host_is_released_and_others_are_not():
-    store = Store(None)
-    dead = store.claim_digest("ada", "2024-06-03")
-    live = store.claim_digest("ben", "2024-06-03")
-    other_host = store.claim_digest("cat", "2024-06-03")
-    store.db.execute("UPDATE digests SET claimed_by = 'here:111:aa' WHERE id = ?", [dead])
-    store.db.execute("UPDATE digests SET claimed_by = 'here:222:bb' WHERE id = ?", [live])
-    store.db.execute("UPDATE digests SET claimed_by = 'there:111:cc' WHERE id = ?", [other_host])
-    released = store.release_dead_claims("here", lambda pid: pid == 222)
-    assert [r["user"] for r in released] == ["ada"]
-    assert store.digest(dead)["status"] == "retry"
-    assert store.claim_digest("ada", "2024-06-03") == dead  # taken over at once, not after 30 minutes
-    assert store.claim_digest("ben", "2024-06-03") is None
-    assert store.claim_digest("cat", "2024-06-03") is None
-
-
+# -- the store's part -----------------------------------------------------------------------------------------
 def test_last_done_period_ignores_digests_still_in_flight():
     store = Store(None)
     sent = store.claim_digest("ada", "2024-06-02")
     store.mark_digest(sent, "sent")
     store.claim_digest("ada", "2024-06-03")
     assert store.last_done_period("ada") == "2024-06-02"
+    assert [(d["period"], d["status"]) for d in store.unfinished_digests()] == [("2024-06-03", "claimed")]
     assert store.last_done_period("ben") is None
