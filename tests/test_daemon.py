@@ -29,7 +29,7 @@ from digest.config import load_settings
 from digest.errors import DigestError
 from digest.pipeline import ingest_paths
 from digest.profiles import load_profile
-from digest.schedule import WATCH_SECONDS, Daemon, next_send
+from digest.schedule import SWEEP_MINUTES, WATCH_SECONDS, Daemon, next_send
 from digest.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -556,6 +556,49 @@ def test_with_imap_idle_new_mail_is_read_within_seconds_and_sigterm_still_stops_
     run.wait_for_log("job=poll (new mail): INBOX: 1 fetched, 1 ingested", timeout=30)  # not in 15 minutes
     assert run.stop(timeout=20) == 0  # the IDLE connection does not hold the stop up
     assert service.store.count_papers() == 13
+
+
+@pytest.mark.mail
+def test_a_digest_that_failed_for_a_while_is_retried_by_the_sweep_within_the_grace_window(
+        home, embedder, mail_servers, caplog):
+    tmp_path, config = home
+    caplog.set_level(logging.INFO)
+    ada, _ = mail_servers.new_user("ada")
+    config.write_text(config.read_text().replace(f'outbox = "{tmp_path / "outbox"}"\n', "") + f"""
+[smtp]
+host = "127.0.0.1"
+port = {mail_servers.smtp_port}
+security = "starttls"
+ca_file = "{mail_servers.ca_cert}"
+from_addr = "digest@example.test"
+retries = 1
+retry_backoff = 0.1
+""")
+    write_profile(tmp_path / "profiles", "ada", tz="UTC", send_at="07:30", email=ada)
+    settings = load_settings(config)
+    mail_servers.set_faults({ada: ["451 4.3.0 mailbox busy"] * 2})  # both attempts of the first run fail
+    try:
+        with time_machine.travel(datetime(2024, 6, 3, 7, 35, tzinfo=UTC), tick=True) as clock:
+            store = Store(settings.db_path)
+            ingest_paths(store, [ALERT])
+            daemon = Daemon(settings, embedder=embedder)
+
+            async def scenario():
+                await until(lambda: daemon.ready.is_set())
+                assert store.digest_for("ada", "2024-06-03")["status"] == "retry"
+                assert mail_servers.messages(ada) == []
+                clock.shift(timedelta(minutes=SWEEP_MINUTES))  # the next sweep is due
+                daemon.scheduler.wakeup()
+                await until(lambda: mail_servers.messages(ada))
+
+            assert drive(daemon, scenario) == 0
+    finally:
+        mail_servers.clear_faults()
+    row = store.digest_for("ada", "2024-06-03")
+    assert row["status"] == "sent" and row["attempts"] == 2
+    assert len(mail_servers.messages(ada)) == 1
+    assert records(caplog, "job=send user=ada period=2024-06-03: not delivered, will retry")
+    assert records(caplog, "job=send user=ada period=2024-06-03: sent")
 
 
 def test_a_model_that_cannot_load_stops_the_daemon_with_a_config_error(home):
