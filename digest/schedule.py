@@ -324,11 +324,14 @@ class Daemon:
             self.watch_store: Store = Store(settings.db_path)
             self.loop_store: Store = Store(settings.db_path)
             self._load_profiles_initial()
+            self._socket = self._bind_web() if self.app is not None else None
         except BaseException:
+            for name in ("work_store", "watch_store", "loop_store"):
+                if hasattr(self, name):
+                    getattr(self, name).close()
             self._lock.release()
             raise
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="digest-work")
-        self._socket = self._bind_web() if self.app is not None else None
         self.scheduler = None
         self.web_server = None
 
@@ -350,7 +353,6 @@ class Daemon:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))
         except OSError as exc:
-            self._lock.release()
             raise ConfigError(f"web: cannot listen on {host}:{port} ({exc.strerror or exc}); set web.port to a "
                               "free port, or web.enabled = false to run without the feedback server") from None
         return sock
@@ -615,6 +617,8 @@ class Daemon:
             log.info("%s already delivered; not sent again", prefix)
         elif d.status == "busy":
             log.info("%s another live run is sending it (%s); not sent again", prefix, d.error)
+        elif d.status == "paused":
+            log.info("%s paused%s; no email", prefix, f" ({d.error})" if d.error else "")
         elif d.status == "retry":
             log.warning("%s not delivered, will retry within schedule.grace_minutes: %s", prefix, d.error)
         else:
