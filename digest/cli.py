@@ -398,9 +398,10 @@ def _daemon_parts(settings) -> dict:
 
     parts: dict = {"poll": poll_all, "wait_for_mail": idle_wait}
     if settings.web.enabled and importlib.util.find_spec("digest.feedback") is not None:
-        from .feedback import create_app
+        from .feedback import build_server
 
-        parts["app"] = create_app(settings)
+        # our log format and levels (log_config=None); SIGTERM belongs to the daemon, not uvicorn
+        parts["web"] = build_server(settings, handle_signals=False, log_config=None)
     return parts
 
 

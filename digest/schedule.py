@@ -282,18 +282,20 @@ class Daemon:
     """One long-running process: polls, sends each digest on time, serves feedback links, stops cleanly.
 
     Its outside pieces are passed in: ``poll`` (the IMAP poller's ``poll_all``), ``wait_for_mail`` (IMAP
-    IDLE, used when ``imap.idle`` is on), ``app`` (the feedback ASGI app, served when ``web.enabled``) and
-    ``embedder`` (loaded once, shared by every digest). Any of them may be None: that part is off.
+    IDLE, used when ``imap.idle`` is on), ``web`` (the feedback server: a ``uvicorn.Server`` that leaves the
+    signals to us, ``feedback.build_server(settings, handle_signals=False)``, served on web.host:web.port when
+    ``web.enabled``) and ``embedder`` (loaded once, shared by every digest). Any of them may be None: that
+    part is off.
     """
 
     def __init__(self, settings: Settings, *, poll: PollFn | None = None, wait_for_mail: WaitFn | None = None,
-                 app: Any = None, embedder: Any = None):
+                 web: Any = None, embedder: Any = None):
         from .store import Store
 
         self.settings = settings
         self.poll = poll if settings.imap.host else None
         self.wait_for_mail = wait_for_mail if settings.imap.idle else None
-        self.app = app if settings.web.enabled else None
+        self.web_server = web if settings.web.enabled else None
         if embedder is None:
             from .embed import Embedder
 
@@ -324,7 +326,7 @@ class Daemon:
             self.watch_store: Store = Store(settings.db_path)
             self.loop_store: Store = Store(settings.db_path)
             self._load_profiles_initial()
-            self._socket = self._bind_web() if self.app is not None else None
+            self._socket = self._bind_web() if self.web_server is not None else None
         except BaseException:
             for name in ("work_store", "watch_store", "loop_store"):
                 if hasattr(self, name):
@@ -333,7 +335,6 @@ class Daemon:
             raise
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="digest-work")
         self.scheduler = None
-        self.web_server = None
 
     # -- start ---------------------------------------------------------------------------------------------
     def _load_profiles_initial(self) -> None:
@@ -405,7 +406,7 @@ class Daemon:
         self.scheduler.start()
         if self.wait_for_mail is not None:
             loop.create_task(self._idle_loop())
-        web_task = loop.create_task(self._serve_web()) if self.app is not None else None
+        web_task = loop.create_task(self._serve_web()) if self.web_server is not None else None
         await self._stopped.wait()
         return await self._shutdown(web_task)
 
@@ -750,21 +751,12 @@ class Daemon:
 
     # -- web -----------------------------------------------------------------------------------------------
     async def _serve_web(self) -> None:
-        import uvicorn
-
-        class EmbeddedServer(uvicorn.Server):
-            def capture_signals(self):  # the daemon owns SIGTERM/SIGINT, not uvicorn
-                return contextlib.nullcontext()
-
-        config = uvicorn.Config(self.app, log_config=None, access_log=False,  # access logs would show tokens
-                                lifespan="on" if hasattr(self.app, "router") else "auto",
-                                timeout_graceful_shutdown=max(1, int(self.settings.schedule.shutdown_timeout)))
-        self.web_server = EmbeddedServer(config)
+        """The feedback server, on the socket bound at start, in this loop; stopped by ``should_exit``."""
         host, port = self._socket.getsockname()[:2]
         log.info("job=web: feedback server on http://%s:%s (links use %s)", host, port, self.settings.web.base_url)
         try:
             await self.web_server.serve(sockets=[self._socket])
-        except (Exception, SystemExit) as exc:
+        except (Exception, SystemExit) as exc:  # uvicorn exits on a startup failure: the digests still go out
             log.error("job=web: the feedback server stopped: %s; digests still go out", _one_line(exc))
 
 
