@@ -338,6 +338,11 @@ class Daemon:
 
     # -- start ---------------------------------------------------------------------------------------------
     def _load_profiles_initial(self) -> None:
+        if not self.settings.outbox and not self.settings.smtp.host:
+            where = "the built-in defaults (no config.toml)" if self.settings.source == "(defaults)" \
+                else self.settings.source
+            raise ConfigError(f"smtp.host is not set in {where}, so digests cannot be sent; set [smtp] host "
+                              '(see config.example.toml), or outbox = "data/outbox" to write them to files')
         if not self.settings.profiles_path.is_dir():
             raise ConfigError(f"{self.settings.profiles_path}: profiles directory not found; create it or set "
                               f"profiles_dir in {self.settings.source} (an absolute path is safest for a service)")

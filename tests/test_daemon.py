@@ -341,7 +341,8 @@ def test_a_second_daemon_on_the_same_data_directory_is_refused(home, embedder):
 
 def test_a_missing_profiles_directory_stops_the_start_with_its_path(tmp_path, embedder):
     config = tmp_path / "config.toml"
-    config.write_text(f'data_dir = "{tmp_path}"\nprofiles_dir = "{tmp_path / "nope"}"\n[web]\nenabled = false\n')
+    config.write_text(f'data_dir = "{tmp_path}"\nprofiles_dir = "{tmp_path / "nope"}"\noutbox = "{tmp_path}"\n'
+                      '[web]\nenabled = false\n')
     with pytest.raises(DigestError, match=f"{tmp_path / 'nope'}: profiles directory not found"):
         Daemon(load_settings(config), embedder=embedder)
 
@@ -610,3 +611,11 @@ def test_a_model_that_cannot_load_stops_the_daemon_with_a_config_error(home):
         await until(lambda: daemon.stopping, timeout=120)
 
     assert drive(daemon, scenario) == 2
+
+
+def test_a_daemon_with_nowhere_to_send_digests_refuses_to_start(tmp_path, embedder):
+    config = tmp_path / "config.toml"
+    (tmp_path / "profiles").mkdir()
+    config.write_text(f'data_dir = "{tmp_path}"\nprofiles_dir = "{tmp_path / "profiles"}"\n[web]\nenabled = false\n')
+    with pytest.raises(DigestError, match=r"smtp.host is not set in .*config.toml, so digests cannot be sent"):
+        Daemon(load_settings(config), embedder=embedder)
