@@ -2,11 +2,36 @@
 
 Nothing here touches the store or the model: callers pass vectors in. Every score comes with a reason built
 from the same numbers (the facet or seed or liked paper that matched, matched keywords and authors).
+
+The score scale
+---------------
+Every signal is calibrated against the *background*: random papers of the same store (``background_vecs``),
+i.e. "the rest of the world" for this user. A candidate's ``z`` is how many standard deviations its combined
+relevance lies above the background papers' mean, for this user; the public score is ``z / 10``, so
+
+* ``score = 0.0`` is an average random paper, ``0.3`` is three background sigmas above it (roughly the top
+  1% of random papers), ``0.5`` five sigmas. A profile's ``relevance_floor`` (0..1) is on this scale, so the
+  same floor lets through about the same share of papers for every user, whatever their raw similarities.
+* keyword / author boosts and recency are added in the same units (sigmas / 10); a mute removes the paper.
+
+The combined relevance is a weighted sum of two channels, each z-scored against the background first:
+
+* ``knn``: per-anchor z-scores (a candidate's cosine to an anchor, standardised by the background's cosines
+  to that same anchor, so short facet texts and long seed titles count alike), averaged over the best few
+  positive anchors (facets, seeds, liked papers);
+* ``classifier``: a per-user logistic regression on embeddings, positives (seeds, liked, facets) against the
+  background plus thumbs-down papers; the background's own scores come from 2-fold out-of-fold fits, so the
+  calibration is not flattered by training on it.
+
+A thumbs-down lowers candidates close to it (a near-duplicate drops by several sigmas) and is a hard negative
+for the classifier, so it counts at the next ranking.
 """
 
 from __future__ import annotations
 
+import math
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,11 +41,27 @@ import numpy as np
 from .models import Paper, ScoredPaper
 from .profiles import Profile
 
-DEFAULT_FLOOR = 0.30
-KEYWORD_BOOST = 0.08
-AUTHOR_BOOST = 0.12
-DISLIKE_PENALTY = 0.6
-RECENCY_BONUS = 0.03  # at most, for a paper published today, fading over a month
+SCALE = 10.0            # public score = z / SCALE
+DEFAULT_FLOOR = 0.30    # three background sigmas
+KEYWORD_BOOST = 0.10    # per matched keyword (one sigma)
+AUTHOR_BOOST = 0.15     # per matched author
+RECENCY_BONUS = 0.03    # at most, for a paper published today, fading over a month
+MUTED_SCORE = -99.0     # JSON-able stand-in for "never show"
+
+# channel weights and shapes, tuned on the static/online CiteULike protocols with --seed 1 (benchmarks/README.md)
+W_KNN = 1.0
+W_CLASSIFIER = 1.0
+KNN_TOP = 3             # average the best KNN_TOP positive anchors (fewer when there are fewer)
+CLASSIFIER_C = 1.0
+DISLIKE_WEIGHT = 3.0    # a thumbs-down counts as this many background negatives
+DISLIKE_START = 3.0     # a candidate closer than this (anchor z) to a thumbs-down is pushed down...
+DISLIKE_SLOPE = 1.0     # ...by this much per sigma beyond it, in combined-z units
+W_LEXICAL = 0.0         # the TF-IDF channel (needs background texts); measured: hurts here, so off
+HUB_WEIGHT = 0.0        # hubness correction: minus this times a paper's mean cosine to its HUB_K nearest background
+HUB_K = 10
+MIN_BACKGROUND = 30     # below this many background rows, fall back to PRIOR_* for the anchor calibration
+PRIOR_MEAN, PRIOR_STD = 0.05, 0.10   # cosine of random title pairs with all-MiniLM-L6-v2
+MIN_STD = 1e-3
 
 
 @dataclass(frozen=True)
@@ -73,61 +114,250 @@ class Ranking:
     floor: float = DEFAULT_FLOOR
 
 
-def score_papers(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[Paper],
-                 today: date | None = None) -> list[ScoredPaper]:
-    """Score every candidate (same order as ``papers``)."""
-    if not papers:
-        return []
-    sims = cand_vecs @ signals.vectors.T if len(signals.anchors) else np.zeros((len(papers), 0))
+@dataclass(frozen=True)
+class _Channels:
+    """The numbers behind every score, for candidates (and the background they were calibrated on)."""
+
+    anchor_z: np.ndarray        # candidates x anchors: per-anchor background z-scores
+    anchor_sim: np.ndarray      # candidates x anchors: raw cosines (for the reasons)
+    knn: np.ndarray             # per candidate, background-standardised
+    classifier: np.ndarray | None
+    penalty: np.ndarray         # dislike penalty, combined-z units
+    lexical: np.ndarray | None
+    z: np.ndarray               # final calibrated relevance before boosts
+
+
+def _standardise(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    return (values - reference.mean()) / max(float(reference.std()), MIN_STD)
+
+
+def _weighted(z: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Anchor weights: below 1 shrink the z, above 1 add half a sigma per unit (a facet weighted 2 wins ties)."""
+    return z * np.minimum(weights, 1.0) + 0.5 * np.maximum(weights - 1.0, 0.0)
+
+
+def _knn(zw: np.ndarray) -> np.ndarray:
+    if zw.shape[1] == 0:
+        return np.zeros(zw.shape[0])
+    k = min(KNN_TOP, zw.shape[1])
+    top = -np.partition(-zw, k - 1, axis=1)[:, :k]
+    return top.mean(axis=1)
+
+
+def _hubness(sims: np.ndarray) -> np.ndarray:
+    k = min(HUB_K, sims.shape[1])
+    return -np.partition(-sims, k - 1, axis=1)[:, :k].mean(axis=1)
+
+
+def _fit_classifier(pos: np.ndarray, pos_w: np.ndarray, neg: np.ndarray, neg_w: np.ndarray):
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.vstack([pos, neg])
+    y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+    w = np.r_[pos_w, neg_w].astype(np.float64)
+    # balance the classes by weight, so five seeds against a thousand background papers still matter
+    w[: len(pos)] *= w[len(pos):].sum() / max(w[: len(pos)].sum(), 1e-9)
+    model = LogisticRegression(C=CLASSIFIER_C, max_iter=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(x, y, sample_weight=w)
+    return model
+
+
+def _classifier_channel(signals: UserSignals, cand: np.ndarray, bg: np.ndarray,
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-user logistic regression; returns (candidate scores, out-of-fold background scores)."""
+    pos_rows = signals.rows("facet", "seed", "liked")
+    if len(pos_rows) == 0 or len(bg) < MIN_BACKGROUND:
+        return None
+    weights = np.array([a.weight for a in signals.anchors], dtype=np.float64)
+    pos, pos_w = signals.vectors[pos_rows], weights[pos_rows]
+    dis_rows = signals.rows("disliked")
+    dis, dis_w = signals.vectors[dis_rows], weights[dis_rows] * DISLIKE_WEIGHT
+    full = _fit_classifier(pos, pos_w, np.vstack([bg, dis]), np.r_[np.ones(len(bg)), dis_w])
+    cand_scores = full.decision_function(cand)
+    # out-of-fold background scores: each half is scored by a model that never saw it
+    order = rng.permutation(len(bg))
+    halves = (order[: len(bg) // 2], order[len(bg) // 2:])
+    bg_scores = np.empty(len(bg))
+    for held, train in (halves, halves[::-1]):
+        model = _fit_classifier(pos, pos_w, np.vstack([bg[train], dis]), np.r_[np.ones(len(train)), dis_w])
+        bg_scores[held] = model.decision_function(bg[held])
+    return cand_scores, bg_scores
+
+
+def _lexical_channel(signals: UserSignals, cand_texts: Sequence[str],
+                     background_texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """TF-IDF cosine to the weighted centroid of the positive anchors' texts (their labels), for candidates and
+    background; the IDF comes from the background plus the candidates, i.e. this user's world today."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    pos = signals.rows("facet", "seed", "liked")
+    if len(pos) == 0 or W_LEXICAL == 0:
+        return None
+    vectorizer = TfidfVectorizer(sublinear_tf=True, stop_words="english")
+    try:
+        matrix = vectorizer.fit_transform(list(background_texts) + list(cand_texts))
+    except ValueError:  # nothing but stop words
+        return None
+    weights = np.array([signals.anchors[i].weight for i in pos])
+    centroid = vectorizer.transform([signals.anchors[i].label for i in pos]).T @ weights
+    scores = np.asarray(matrix @ centroid).ravel()
+    return scores[len(background_texts):], scores[: len(background_texts)]
+
+
+def compute_channels(signals: UserSignals, cand_vecs: np.ndarray, background_vecs: np.ndarray | None = None,
+                     cand_texts: Sequence[str] | None = None,
+                     background_texts: Sequence[str] | None = None) -> _Channels:
+    """The calibrated relevance of every candidate (see the module docstring), as pure numpy."""
+    cand = np.asarray(cand_vecs, dtype=np.float32)
+    n = len(cand)
+    anchors = signals.vectors
+    bg = np.zeros((0, cand.shape[1] if cand.ndim == 2 else 0), dtype=np.float32) if background_vecs is None \
+        else np.asarray(background_vecs, dtype=np.float32)
+    sims = cand @ anchors.T if len(signals.anchors) else np.zeros((n, 0), dtype=np.float32)
+    if len(bg) >= MIN_BACKGROUND:
+        bg_sims = bg @ anchors.T if len(signals.anchors) else np.zeros((len(bg), 0), dtype=np.float32)
+        if HUB_WEIGHT:
+            # papers close to everything (generic titles) look close to every seed too: discount them (CSLS)
+            sims = sims - HUB_WEIGHT * _hubness(cand @ bg.T)[:, None]
+            bg_bg = bg @ bg.T
+            np.fill_diagonal(bg_bg, -1.0)
+            bg_sims = bg_sims - HUB_WEIGHT * _hubness(bg_bg)[:, None]
+        mu, sd = bg_sims.mean(axis=0), np.maximum(bg_sims.std(axis=0), MIN_STD)
+    else:
+        bg_sims = None
+        mu, sd = np.full(len(signals.anchors), PRIOR_MEAN), np.full(len(signals.anchors), PRIOR_STD)
+    anchor_z = (sims - mu) / sd
     weights = np.array([a.weight for a in signals.anchors], dtype=np.float32)
     pos = signals.rows("facet", "seed", "liked")
     neg = signals.rows("disliked")
+
+    knn_c = _knn(_weighted(anchor_z[:, pos], weights[pos]))
+    if bg_sims is not None:
+        bg_z = (bg_sims - mu) / sd
+        knn_b = _knn(_weighted(bg_z[:, pos], weights[pos]))
+        knn = _standardise(knn_c, knn_b)
+        comb_c, comb_b = W_KNN * knn, W_KNN * _standardise(knn_b, knn_b)
+    else:
+        bg_z = None
+        knn = knn_c
+        comb_c, comb_b = W_KNN * knn, None
+
+    classifier = None
+    if bg_sims is not None:
+        # a fixed seed keeps a ranking reproducible: the same inputs give the same scores
+        fitted = _classifier_channel(signals, cand, bg, np.random.default_rng(0))
+        if fitted is not None:
+            classifier = _standardise(fitted[0], fitted[1])
+            comb_c = comb_c + W_CLASSIFIER * classifier
+            comb_b = comb_b + W_CLASSIFIER * _standardise(fitted[1], fitted[1])
+
+    lexical = None
+    if comb_b is not None and cand_texts is not None and background_texts is not None \
+            and len(background_texts) >= MIN_BACKGROUND:
+        fitted_lex = _lexical_channel(signals, cand_texts, background_texts)
+        if fitted_lex is not None:
+            lexical = _standardise(fitted_lex[0], fitted_lex[1])
+            comb_c = comb_c + W_LEXICAL * lexical
+            comb_b = comb_b + W_LEXICAL * _standardise(fitted_lex[1], fitted_lex[1])
+
+    def dislike_penalty(z: np.ndarray | None) -> np.ndarray:
+        if z is None or len(neg) == 0:
+            return np.zeros(0 if z is None else len(z))
+        closest = (z[:, neg] * np.minimum(weights[neg], 1.0)).max(axis=1)
+        return DISLIKE_SLOPE * np.maximum(closest - DISLIKE_START, 0.0)
+
+    penalty = dislike_penalty(anchor_z)
+    comb_c = comb_c - (penalty if len(penalty) else 0.0)
+    if comb_b is not None:
+        pen_b = dislike_penalty(bg_z)
+        comb_b = comb_b - (pen_b if len(pen_b) else 0.0)
+        z = _standardise(comb_c, comb_b)
+    else:
+        z = comb_c
+    return _Channels(anchor_z, sims, knn, classifier, penalty, lexical=lexical, z=z)
+
+
+def _recency(paper: Paper, today: date | None) -> float:
+    if not (today and paper.published):
+        return 0.0
+    try:
+        age = (today - date.fromisoformat(paper.published[:10])).days
+    except ValueError:
+        return 0.0
+    return RECENCY_BONUS * max(0.0, 1 - max(age, 0) / 30)
+
+
+def score_papers(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[Paper],
+                 today: date | None = None, background_vecs: np.ndarray | None = None,
+                 background_texts: Sequence[str] | None = None) -> list[ScoredPaper]:
+    """Score every candidate (same order as ``papers``) on the calibrated scale of the module docstring."""
+    if not papers:
+        return []
+    ch = compute_channels(signals, cand_vecs, background_vecs, [p.text for p in papers], background_texts)
+    weights = np.array([a.weight for a in signals.anchors], dtype=np.float32)
+    pos = signals.rows("facet", "seed", "liked")
+    neg = signals.rows("disliked")
+    facets = signals.rows("facet")
     out = []
     for i, paper in enumerate(papers):
-        details: dict = {}
+        details: dict = {"z": round(float(ch.z[i]), 3), "knn_z": round(float(ch.knn[i]), 3)}
+        if ch.classifier is not None:
+            details["classifier_z"] = round(float(ch.classifier[i]), 3)
+        if ch.lexical is not None:
+            details["lexical_z"] = round(float(ch.lexical[i]), 3)
         reasons = []
-        score = 0.0
         facet = None
+        if len(facets):
+            # the facet this paper belongs to (for the per-facet quota), even when a seed matched it better
+            f = int(facets[int(np.argmax(_weighted(ch.anchor_z[i, facets], weights[facets])))])
+            facet = signals.anchors[f].label
+            details["facet"] = {"label": facet, "similarity": round(float(ch.anchor_sim[i, f]), 3),
+                                "anchor_z": round(float(ch.anchor_z[i, f]), 2)}
         if len(pos):
-            weighted = sims[i, pos] * np.minimum(weights[pos], 1.0) + 0.05 * (weights[pos] - 1.0)
-            best = int(pos[int(np.argmax(weighted))])
-            score = float(weighted.max())
+            best = int(pos[int(np.argmax(_weighted(ch.anchor_z[i, pos], weights[pos])))])
             anchor = signals.anchors[best]
-            details["match"] = {"kind": anchor.kind, "label": anchor.label, "similarity": round(float(sims[i, best]), 3)}
+            sim = float(ch.anchor_sim[i, best])
+            details["match"] = {"kind": anchor.kind, "label": anchor.label, "similarity": round(sim, 3),
+                                "anchor_z": round(float(ch.anchor_z[i, best]), 2)}
             if anchor.kind == "facet":
-                facet = anchor.label
-                reasons.append(f"matches your interest “{anchor.label}” ({sims[i, best]:.2f})")
+                reasons.append(f"matches your interest “{anchor.label}” ({sim:.2f})")
             else:
                 what = "a paper you liked" if anchor.kind == "liked" else "your seed paper"
-                reasons.append(f"close to {what} “{anchor.label}” ({sims[i, best]:.2f})")
-        if len(neg):
-            worst = int(neg[int(np.argmax(sims[i, neg]))])
-            penalty = DISLIKE_PENALTY * max(0.0, float(sims[i, worst]) - 0.5)
-            if penalty > 0:
-                score -= penalty
-                details["dislike"] = {"label": signals.anchors[worst].label, "penalty": round(penalty, 3)}
-                reasons.append(f"lowered: like “{signals.anchors[worst].label}”, which you marked 👎")
+                reasons.append(f"close to {what} “{anchor.label}” ({sim:.2f})")
+                if facet is not None and details["facet"]["anchor_z"] >= 2.0:
+                    reasons.append(f"in your interest “{facet}”")
+        score = float(ch.z[i]) / SCALE
+        if len(neg) and ch.penalty[i] > 0:
+            worst = int(neg[int(np.argmax(ch.anchor_z[i, neg]))])
+            details["dislike"] = {"label": signals.anchors[worst].label,
+                                  "similarity": round(float(ch.anchor_sim[i, worst]), 3),
+                                  "penalty": round(float(ch.penalty[i]) / SCALE, 4)}
+            reasons.append(f"lowered: like “{signals.anchors[worst].label}”, which you marked 👎")
         text = f"{paper.title} {paper.abstract or paper.snippet or ''}".lower()
         kws = [k for k in signals.boost_keywords if _phrase_in(k, text)]
         aus = [a for a in signals.boost_authors if _author_match(a, paper.authors)]
         if kws:
             score += KEYWORD_BOOST * len(kws)
+            details["keywords"] = kws
             reasons.append("mentions " + ", ".join(f"“{k}”" for k in kws))
         if aus:
             score += AUTHOR_BOOST * len(aus)
+            details["authors"] = aus
             reasons.append("by " + ", ".join(aus))
+        recency = _recency(paper, today)
+        if recency:
+            score += recency
+            details["recency"] = round(recency, 4)
         muted = [k for k in signals.mute_keywords if _phrase_in(k, text)] + \
                 [a for a in signals.mute_authors if _author_match(a, paper.authors)]
         if muted:
             details["muted"] = muted
-            score = -1.0
+            score = MUTED_SCORE
             reasons = ["muted: " + ", ".join(muted)]
-        if today and paper.published:
-            try:
-                age = (today - date.fromisoformat(paper.published[:10])).days
-                score += RECENCY_BONUS * max(0.0, 1 - max(age, 0) / 30)
-            except ValueError:
-                pass
+        if not math.isfinite(score):
+            score = MUTED_SCORE
         details["score"] = round(score, 4)
         reason = "; ".join(reasons) if reasons else "no strong match"
         out.append(ScoredPaper(paper, round(score, 4), reason[0].upper() + reason[1:], facet, details))
@@ -135,28 +365,48 @@ def score_papers(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[P
 
 
 def select(scored: Sequence[ScoredPaper], cand_vecs: np.ndarray, max_items: int, floor: float,
-           diversity: float = 0.25) -> list[ScoredPaper]:
-    """Maximal marginal relevance over the candidates that clear the floor, so one hot topic cannot fill the
-    digest: each next pick maximises score - diversity * (similarity to what is already picked)."""
-    eligible = [i for i, s in enumerate(scored) if s.score >= floor]
+           diversity: float = 0.05) -> list[ScoredPaper]:
+    """The best candidates above the floor, diverse.
+
+    First every facet that has an eligible candidate gets its best one (best facets first, as long as there is
+    room), so one hot topic cannot crowd out a niche facet; then maximal marginal relevance fills the rest:
+    each next pick maximises score - diversity * (cosine to the closest paper already picked). Nothing above
+    the floor gives an empty list: the quiet-day outcome.
+    """
+    eligible = [i for i, s in enumerate(scored) if s.score >= floor and "muted" not in s.details]
+    eligible.sort(key=lambda i: -scored[i].score)
     picked: list[int] = []
+    seen_facets: set[str] = set()
+    for i in eligible:
+        facet = scored[i].facet
+        if facet is not None and facet not in seen_facets and len(picked) < max_items:
+            seen_facets.add(facet)
+            picked.append(i)
+    eligible = [i for i in eligible if i not in picked]
+    vecs = np.asarray(cand_vecs, dtype=np.float32)
     while eligible and len(picked) < max_items:
         if picked:
-            redundancy = (cand_vecs[eligible] @ cand_vecs[picked].T).max(axis=1)
+            redundancy = (vecs[eligible] @ vecs[picked].T).max(axis=1)
         else:
             redundancy = np.zeros(len(eligible))
         values = np.array([scored[i].score for i in eligible]) - diversity * redundancy
-        best = eligible.pop(int(np.argmax(values)))
-        picked.append(best)
+        picked.append(eligible.pop(int(np.argmax(values))))
+    picked.sort(key=lambda i: -scored[i].score)
     return [scored[i] for i in picked]
 
 
 def rank(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[Paper], *, max_items: int,
          floor: float | None = None, today: date | None = None,
-         background_vecs: np.ndarray | None = None) -> Ranking:
-    """The production ranking path: score every candidate, then pick a diverse best set above the floor."""
+         background_vecs: np.ndarray | None = None, background_texts: Sequence[str] | None = None) -> Ranking:
+    """The production ranking path: score every candidate, then pick a diverse best set above the floor.
+
+    ``floor`` is on the calibrated scale (a profile's ``relevance_floor``); ``background_vecs`` are random
+    papers of the store to calibrate against (without them, the anchors fall back to a fixed prior and the
+    classifier channel is off); ``background_texts`` (the same papers' texts) turn on the TF-IDF channel.
+    """
     floor = DEFAULT_FLOOR if floor is None else floor
-    scored = score_papers(signals, cand_vecs, papers, today=today)
+    scored = score_papers(signals, cand_vecs, papers, today=today, background_vecs=background_vecs,
+                          background_texts=background_texts)
     picked = select(scored, cand_vecs, max_items, floor)
     order = sorted(range(len(scored)), key=lambda i: -scored[i].score)
     return Ranking(picked, [scored[i] for i in order], floor)

@@ -1,0 +1,123 @@
+"""Ranking as pure numpy: tiny hand-made vectors, a small random background to calibrate against."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from digest.models import Paper
+from digest.profiles import Profile
+from digest.rank import Anchor, build_signals, rank, score_papers
+
+DIM = 32
+
+
+def unit(*pairs: tuple[int, float]) -> np.ndarray:
+    v = np.zeros(DIM, dtype=np.float32)
+    for axis, value in pairs:
+        v[axis] = value
+    return v / np.linalg.norm(v)
+
+
+def background(n: int = 200, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def profile(**kw) -> Profile:
+    return Profile(user="ada", name="Ada", email="ada@example.org", **kw)
+
+
+def signals(anchors: list[tuple[str, str, np.ndarray]], **kw):
+    return build_signals(profile(**kw), [Anchor(kind, label) for kind, label, _ in anchors],
+                         np.stack([v for _, _, v in anchors]))
+
+
+def papers(n: int, **kw) -> list[Paper]:
+    return [Paper(title=f"paper {i}", **kw) for i in range(n)]
+
+
+def test_the_reason_names_the_facet_that_matched():
+    sig = signals([("facet", "Protein design", unit((0, 1))), ("facet", "Galaxies", unit((1, 1)))])
+    cands = np.stack([unit((0, 1), (2, 0.2)), unit((1, 1), (3, 0.2))])
+    ranking = rank(sig, cands, papers(2), max_items=5, background_vecs=background())
+    by_title = {s.paper.title: s for s in ranking.scored}
+    assert by_title["paper 0"].facet == "Protein design"
+    assert "Protein design" in by_title["paper 0"].reason
+    assert "Galaxies" in by_title["paper 1"].reason
+    json.dumps(by_title["paper 0"].details)  # the numbers behind the reason stay JSON-able
+
+
+def test_a_muted_author_drops_out():
+    sig = signals([("seed", "A seed", unit((0, 1)))], mute_authors=("Jane Doe",))
+    cands = np.stack([unit((0, 1), (2, 0.1)), unit((0, 1), (3, 0.3))])
+    items = [Paper(title="by Jane", authors=("J. Doe",)), Paper(title="by someone else", authors=("Bob Roe",))]
+    ranking = rank(sig, cands, items, max_items=5, floor=0.0, background_vecs=background())
+    assert [s.paper.title for s in ranking.picked] == ["by someone else"]
+    muted = next(s for s in ranking.scored if s.paper.title == "by Jane")
+    assert muted.details["muted"] == ["Jane Doe"] and muted.reason.startswith("Muted")
+
+
+def test_a_boosted_keyword_raises_a_paper_and_says_so():
+    sig = signals([("seed", "A seed", unit((0, 1)))], boost_keywords=("diffusion",))
+    cands = np.stack([unit((0, 1), (2, 0.3)), unit((0, 1), (2, 0.3))])
+    items = [Paper(title="plain"), Paper(title="a diffusion model")]
+    scored = score_papers(sig, cands, items, background_vecs=background())
+    assert scored[1].score > scored[0].score
+    assert "“diffusion”" in scored[1].reason and scored[1].details["keywords"] == ["diffusion"]
+
+
+def test_a_thumbs_down_lowers_a_near_duplicate():
+    seed = ("seed", "A seed", unit((0, 1)))
+    near_dup = unit((0, 1), (4, 0.8))       # close to the seed, and nearly the paper voted down
+    other = unit((0, 1), (5, 0.8))          # as close to the seed, unrelated to the vote
+    cands = np.stack([near_dup, other])
+    before = score_papers(signals([seed]), cands, papers(2), background_vecs=background())
+    assert abs(before[0].score - before[1].score) < 0.05
+    after = score_papers(signals([seed, ("disliked", "Voted down", unit((0, 1), (4, 0.9)))]), cands, papers(2),
+                         background_vecs=background())
+    assert after[0].score < after[1].score - 0.05
+    assert "Voted down" in after[0].reason and after[0].details["dislike"]["penalty"] > 0
+
+
+def test_mmr_keeps_a_niche_facet_in_the_picks():
+    sig = signals([("facet", "Hot topic", unit((0, 1))), ("facet", "Niche", unit((1, 1)))])
+    hot = [unit((0, 1), (2 + i % 5, 0.1 + 0.02 * i)) for i in range(8)]
+    niche = [unit((1, 1), (2, 0.7))]           # a weaker match, but the only one for its facet
+    ranking = rank(sig, np.stack(hot + niche), papers(9), max_items=4, floor=0.1, background_vecs=background())
+    assert len(ranking.picked) == 4
+    assert "Niche" in {s.facet for s in ranking.picked}
+    assert ranking.scored[0].facet == "Hot topic"
+
+
+def test_nothing_above_the_floor_is_a_quiet_day():
+    sig = signals([("seed", "A seed", unit((0, 1)))])
+    cands = np.stack([unit((0, -1), (i, 0.5)) for i in range(2, 6)])  # pointing away from the seed
+    ranking = rank(sig, cands, papers(4), max_items=5, background_vecs=background())
+    assert ranking.picked == []
+    assert len(ranking.scored) == 4
+
+
+def test_the_floor_is_calibrated_across_score_scales():
+    """Two users whose raw cosines live on very different scales get about as many picks at the same floor."""
+    rng = np.random.default_rng(1)
+    seed_vec = unit((0, 1))
+    # today's candidates: a few close to the seed, most random
+    base = np.vstack([seed_vec + rng.normal(scale=0.1, size=DIM) for _ in range(6)] + [background(40, seed=2)])
+    world = np.vstack([base, background(300, seed=3)])
+    common = unit((7, 1))
+
+    def counts(shift: float) -> tuple[int, float]:
+        # an anisotropic model adds a shared direction to every vector: all cosines move up together
+        x = world + shift * common
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        cands, bg, anchor = x[: len(base)], x[len(base):], (x[0] + 0) / np.linalg.norm(x[0])
+        sig = signals([("seed", "A seed", anchor)])
+        ranking = rank(sig, cands, papers(len(cands)), max_items=50, floor=0.25, background_vecs=bg)
+        return len(ranking.picked), float((bg @ anchor).mean())
+
+    flat, flat_mean = counts(0.0)
+    steep, steep_mean = counts(1.5)
+    assert steep_mean - flat_mean > 0.3         # very different raw scales...
+    assert 3 <= flat <= 10 and abs(flat - steep) <= 2   # ...about the same number of picks
