@@ -602,6 +602,7 @@ class Daemon:
             log.debug("job=send user=%s period=%s: already %s", user, period, row["status"])
             return
         if (self.settings.schedule.poll_before_send and self.poll is not None
+                and self.work_store.pause_of(user) is None  # an unsubscribed user gets no email: no need to poll
                 and (self.last_poll_started is None or self.last_poll_started < due_at)):
             # the digest includes what arrived up to its send time
             self._poll_blocking(f"before {user}'s digest")
@@ -661,7 +662,7 @@ class Daemon:
         now = datetime.now(UTC)
         out = []
         for user, profile in sorted(self.profiles.items()):
-            if profile.paused:
+            if profile.paused or self.loop_store.pause_of(user) is not None:  # the file's switch, or a link's
                 continue
             last_period = self.loop_store.last_done_period(user)
             c = due_catch_up(profile, now, last_period, self.grace)
@@ -792,10 +793,12 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
         profiles, stale, errors = {}, set(), [str(exc)]
     since = (now - timedelta(days=settings.ranking.candidate_days)).isoformat(timespec="seconds")
     for user, profile in sorted(profiles.items()):
+        unsubscribed = store.pause_of(user)
         entry: dict[str, Any] = {"user": user, "email": profile.email, "timezone": profile.timezone,
                                  "send_at": profile.send_at, "frequency": profile.frequency,
-                                 "paused": profile.paused, "stale": user in stale}
-        if not profile.paused:
+                                 "paused": profile.paused, "stale": user in stale,
+                                 "unsubscribed": unsubscribed and {k: unsubscribed[k] for k in ("paused_at", "via")}}
+        if not profile.paused and not unsubscribed:
             nxt = next_send(profile, now)
             entry["next_local"] = nxt.isoformat()
             entry["next_utc"] = nxt.astimezone(UTC).isoformat()

@@ -9,6 +9,7 @@ the real Dovecot + SMTP servers.
 import asyncio
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 import time_machine
 
@@ -226,6 +228,26 @@ def test_a_weekly_digest_is_not_sent_on_its_off_days(home, embedder):
     assert outbox(tmp_path) == []
 
 
+def test_a_user_who_unsubscribed_by_link_gets_no_digest_and_no_catch_up(home, embedder, caplog):
+    tmp_path, config = home
+    caplog.set_level(logging.INFO)
+    write_profile(tmp_path / "profiles", "ada", tz="UTC", send_at="07:30")
+    settings = load_settings(config)
+    with time_machine.travel(datetime(2024, 6, 3, 7, 29, 58, tzinfo=UTC), tick=True):
+        store = Store(settings.db_path)
+        ingest_paths(store, [ALERT])
+        store.pause_user("ada", via="web")
+        daemon = Daemon(settings, embedder=embedder)
+
+        async def scenario():
+            await until(lambda: records(caplog, "job=send user=ada period=2024-06-03: paused"))
+            await daemon._sweep_job()  # the catch-up does not try again
+
+        assert drive(daemon, scenario) == 0
+    assert outbox(tmp_path) == [] and store.digest_for("ada", "2024-06-03") is None
+    assert len(records(caplog, "user=ada")) == 2  # scheduled, then paused: said once
+
+
 # -- profiles are watched --------------------------------------------------------------------------------------
 def test_added_edited_broken_and_removed_profiles_reschedule_without_a_restart(home, embedder, caplog):
     tmp_path, config = home
@@ -401,6 +423,7 @@ class Service:
     env: dict
     alerts: str  # the IMAP account digest reads its alerts from
     log_path: Path
+    web: str  # the feedback server's base URL
 
     def status(self) -> str:
         result = subprocess.run([sys.executable, "-m", "digest", "--config", str(self.config), "status"],
@@ -418,6 +441,7 @@ def service(tmp_path, mail_servers):
     """A real `digest run` setup: alerts in an IMAP mailbox (read over TLS), digests sent over SMTP
     (STARTTLS) through the relay into the users' own mailboxes."""
     (tmp_path / "profiles").mkdir()
+    port = free_port()
     alerts, password = mail_servers.new_user("alerts")
     mail_servers.append(alerts, ALERT.read_bytes())
     config = tmp_path / "config.toml"
@@ -440,14 +464,17 @@ from_addr = "digest@example.test"
 retries = 3
 retry_backoff = 1.0
 [web]
-enabled = false
+enabled = true
+host = "127.0.0.1"
+port = {port}
+base_url = "http://127.0.0.1:{port}"
 [schedule]
 grace_minutes = 30
 shutdown_timeout = 20
 """)
     env = {**os.environ, "DIGEST_IMAP_PASSWORD": password}
     env.pop("DIGEST_CONFIG", None)
-    return Service(tmp_path, config, env, alerts, tmp_path / "run.log")
+    return Service(tmp_path, config, env, alerts, tmp_path / "run.log", f"http://127.0.0.1:{port}")
 
 
 def local_minute(tz: str, delta: timedelta) -> datetime:
@@ -474,6 +501,11 @@ def test_digest_run_sends_each_digest_once_on_time_stops_on_sigterm_and_sends_no
     assert "job=catch-up user=cat" in run.log()
     [(_, flags, _)] = mail_servers.messages(service.alerts)
     assert b"$Digested" in flags  # the alert is marked processed (and never deleted)
+    # the feedback server runs in the same process: the digest's vote links open their confirmation page
+    assert httpx.get(f"{service.web}/healthz").status_code == 200
+    vote = re.search(re.escape(service.web) + r"/vote/[\w.-]+", text_of(cat_mail)).group(0)
+    page = httpx.get(vote)
+    assert page.status_code == 200 and "<form" in page.text and 'method="post"' in page.text.lower()
 
     # a new alert arrives, then ada (Kolkata, +05:30) is added, due at the next whole minute at least 20 s
     # away: her cron job polls first, so the new alert is in the store before her digest is ranked
@@ -493,6 +525,8 @@ def test_digest_run_sends_each_digest_once_on_time_stops_on_sigterm_and_sends_no
 
     assert run.stop(timeout=20 + 10) == 0
     assert "job=stop: stopped cleanly" in run.log()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{service.web}/healthz")  # the web server stopped with the daemon
     assert "Traceback" not in run.log()
 
     out = service.status()

@@ -261,6 +261,13 @@ def test_status_shows_each_users_next_digest_in_their_time_zone_and_utc(setup):
     assert as_json["users"][0]["next_utc"] == "2024-04-01T06:30:00+00:00"
 
 
+def test_status_shows_a_user_who_unsubscribed_by_link_and_how_to_resume(setup):
+    tmp_path, config = setup
+    Store(load_settings(config).db_path).pause_user("ada", via="web")
+    out = CliRunner().invoke(cli, ["--config", str(config), "status"]).output
+    assert "next: none: unsubscribed by link (web) just now; `digest resume ada` resumes" in out
+
+
 def test_status_says_when_the_daemon_is_running(setup):
     tmp_path, config = setup
     lock = RunLock(tmp_path / "data")
