@@ -36,8 +36,10 @@ def main() -> None:
     (root / "profiles").mkdir()
     due = (datetime.now(UTC) + timedelta(seconds=args.lead + 60)).replace(second=0, microsecond=0)
     (root / "profiles" / "ada.toml").write_text(
-        f'email = "ada@example.org"\ntimezone = "UTC"\nsend_at = "{due:%H:%M}"\n'
-        '[[interests]]\nlabel = "Efficient LLM inference"\n')
+        f'email = "ada@example.org"\ntimezone = "UTC"\nsend_at = "{due:%H:%M}"\nrelevance_floor = 0.2\n'
+        '[[interests]]\nlabel = "Efficient LLM inference"\n'
+        'description = "Making large language models faster and cheaper at inference: speculative decoding, '
+        'KV-cache compression, quantization, sparse and linear attention."\n')
     (root / "config.toml").write_text(f'data_dir = "{root}/data"\nprofiles_dir = "{root}/profiles"\n'
                                       f'outbox = "{root}/data/outbox"\n[web]\nenabled = false\n')
     digest = [sys.executable, "-m", "digest", "--config", str(root / "config.toml")]
@@ -65,7 +67,7 @@ def main() -> None:
         line = wait_for("job=send user=ada")
         written = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC)
         items = re.search(r"wrote (.*?) to", line)
-        print(f"digest ({items.group(1) if items else '?'}) written {(written - due).total_seconds():.2f} s "
+        print(f"digest with {items.group(1) if items else '?'} written {(written - due).total_seconds():.2f} s "
               f"after its send time {due:%H:%M} UTC")
         print(f"memory after the digest: {rss_mb(proc.pid)} MB RSS")
         stopping = time.monotonic()
