@@ -481,5 +481,131 @@ def resume(ctx: click.Context, user: str) -> None:
             click.secho(f"note: {exc}", fg="yellow")
 
 
+# -- the daemon and its status (owner: scheduler) --------------------------------------------------------------
+def _daemon_parts(settings) -> dict:
+    """The outside pieces of `digest run`: the IMAP poller and the feedback web app."""
+    import importlib.util
+
+    from .ingest import idle_wait, poll_all
+
+    parts: dict = {"poll": poll_all, "wait_for_mail": idle_wait}
+    if settings.web.enabled and importlib.util.find_spec("digest.feedback") is not None:
+        from .feedback import build_server
+
+        # our log format and levels (log_config=None); SIGTERM belongs to the daemon, not uvicorn
+        parts["web"] = build_server(settings, handle_signals=False, log_config=None)
+    return parts
+
+
+@cli.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Run the daemon: poll the mailbox, send each digest at its local time, serve feedback links.
+
+    One long-running process. Every user's digest goes out at send_at in their own timezone; a digest
+    missed while the daemon was down is sent at start if it was due within schedule.grace_minutes.
+    Profiles are re-read when they change. SIGTERM or Ctrl-C stops it cleanly. See docs/running.md
+    for a systemd unit.
+
+    Example:
+
+        digest --config /etc/digest/config.toml --data-dir /var/lib/digest run
+    """
+    from .schedule import run_daemon
+
+    settings = _settings(ctx)
+    sys.exit(run_daemon(settings, **_daemon_parts(settings)))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show what the daemon did and will do: last poll, next digest per user, counts, recent errors.
+
+    Reads the database and the profiles; works whether or not `digest run` is running.
+
+    Example:
+
+        digest status
+        digest status --json | jq '.users[] | {user, next}'
+    """
+    from .schedule import status_report
+    from .store import Store
+
+    settings = _settings(ctx)
+    # no database yet: report on an empty one rather than create files from a read-only command
+    store = _store(settings) if settings.db_path.exists() else Store(None)
+    report = status_report(settings, store)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    _print_status(report)
+
+
+def _print_status(r: dict) -> None:
+    from datetime import datetime
+
+    from .schedule import describe_delta
+
+    now = datetime.fromisoformat(r["now"])
+
+    def ago(stamp: str | None) -> str:
+        return describe_delta(datetime.fromisoformat(stamp) - now) if stamp else "never"
+
+    def stamp(iso: str) -> str:
+        return f"{datetime.fromisoformat(iso):%Y-%m-%d %H:%M} UTC"
+
+    daemon = r["daemon"]
+    click.echo(f"config: {r['config']}   data: {r['data_dir']}   profiles: {r['profiles_dir']}")
+    click.echo(f"daemon: running (pid {daemon.get('pid')}, started {ago(daemon.get('started_at'))})" if daemon
+               else "daemon: not running (start it with `digest run`)")
+    if not r["polls"]:
+        click.echo("last poll: never")
+    for p in r["polls"]:
+        click.echo(f"last poll: {p['mailbox']}: {ago(p['at'])}: {p['result'] or 'no result recorded'}")
+    counts = r["counts"]
+    messages, digests = counts["messages"], counts["digests"]
+    click.echo(f"papers: {counts['papers']}   messages: {sum(messages.values())} "
+               f"({', '.join(f'{n} {s}' for s, n in messages.items()) or 'none'})")
+    pending = sum(digests.get(s, 0) for s in ("claimed", "sending", "retry"))
+    click.echo(f"digests: {sum(digests.values())} ({', '.join(f'{n} {s}' for s, n in digests.items()) or 'none'})"
+               + (f"   pending: {pending}" if pending else ""))
+    click.echo("")
+    if not r["users"]:
+        click.echo(f"users: none (add {r['profiles_dir']}/NAME.toml)")
+    for u in r["users"]:
+        flag = "  [profile broken: using its last good version]" if u["stale"] else ""
+        click.echo(f"{u['user']} <{u['email']}>: {u['frequency']} at {u['send_at']} {u['timezone']}{flag}")
+        if u["paused"]:
+            click.echo("  next: paused (set paused = false to resume)")
+        elif u["unsubscribed"]:
+            click.echo(f"  next: none: unsubscribed by link ({u['unsubscribed']['via']}) "
+                       f"{ago(u['unsubscribed']['paused_at'])}; `digest resume {u['user']}` resumes")
+        else:
+            click.echo(f"  next: {u['next']}")
+        last = u.get("last")
+        if last:
+            line = f"  last: {last['period']} {last['status']}"
+            if last["n_items"] is not None:
+                line += f", {last['n_items']} papers"
+            if last["sent_at"]:
+                line += f", at {stamp(last['sent_at'])}"
+            if last["error"]:
+                line += f": {last['error']}"
+            click.secho(line, fg="red" if last["status"] in ("failed", "retry") else None)
+        else:
+            click.echo("  last: none yet")
+        click.echo(f"  waiting: {u['waiting']} new papers")
+    for error in r["profile_errors"]:
+        click.secho(f"profile error: {error}", fg="red")
+    if r["recent_errors"]:
+        click.echo("")
+        click.echo("recent errors:")
+        for e in r["recent_errors"]:
+            who = f" {e['user']}" if e["user"] else ""
+            click.echo(f"  {stamp(e['at'])} {e['level']} {e['component']}{who}: {e['message']}")
+
+
 def main() -> None:
     cli(prog_name="digest")

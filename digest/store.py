@@ -693,3 +693,37 @@ class Store:
         rows = list(self.db.query(f"SELECT * FROM digests WHERE message_id IN ({marks}) ORDER BY id DESC LIMIT 1",
                                   ids))
         return rows[0] if rows else None
+
+    # == scheduler: `digest run` catch-up and `digest status` (owner: scheduler; reads only) ===============
+    def poll_states(self) -> list[dict]:
+        """Every mailbox's poll state (last poll time and result), most recent first."""
+        return list(self.db["poll_state"].rows_where(order_by="last_poll_at desc, mailbox"))
+
+    def last_done_period(self, user: str) -> str | None:
+        """The latest period whose digest is finished (DIGEST_DONE: never sent again)."""
+        marks = ",".join("?" * len(DIGEST_DONE))
+        row = self.db.execute(f"SELECT MAX(period) FROM digests WHERE user = ? AND status IN ({marks})",
+                              [user, *DIGEST_DONE]).fetchone()
+        return row[0] if row else None
+
+    def last_digest(self, user: str) -> dict | None:
+        rows = list(self.db["digests"].rows_where("user = ?", [user], order_by="period desc, id desc", limit=1))
+        return rows[0] if rows else None
+
+    def unfinished_digests(self) -> list[dict]:
+        """Digests claimed, being sent, or waiting for a retry (with their claim owner)."""
+        return list(self.db["digests"].rows_where("status IN ('claimed', 'sending', 'retry')",
+                                                  order_by="period, user"))
+
+    def count_by_status(self, table: str) -> dict[str, int]:
+        """{status: count} of ``messages`` or ``digests``."""
+        if table not in ("messages", "digests"):
+            raise ValueError(table)
+        return {status: n for status, n in self.db.execute(
+            f"SELECT status, COUNT(*) FROM [{table}] GROUP BY status ORDER BY status")}
+
+    def count_candidates(self, user: str, since: str) -> int:
+        """How many papers wait for the user's next digest (as ``candidate_papers``, counted)."""
+        return self.db.execute(
+            "SELECT COUNT(*) FROM papers WHERE first_seen >= ? AND id NOT IN "
+            "(SELECT paper_id FROM sent_papers WHERE user = ?)", [since, user]).fetchone()[0]

@@ -1,0 +1,817 @@
+"""The scheduler: ``digest run`` polls the mailbox, sends every user's digest at their local time, serves the
+feedback links, and survives restarts. ``digest status`` reads the same schedule without the daemon.
+
+Pure core (no I/O; tested with frozen time):
+    send_trigger(profile)                 APScheduler CronTrigger at send_at on send_days in the profile's zone
+    next_send(profile, after)             the first send time strictly after ``after``
+    previous_send(profile, at)            the last send time at or before ``at``
+    due_catch_up(profile, now, last, grace)  a missed digest: send it now (inside the grace window) or skip it
+
+The daemon (``Daemon``) wires them into one asyncio loop:
+    AsyncIOScheduler   poll job (every imap.poll_minutes), one send job per profile, a catch-up sweep,
+                       a profile watcher (every WATCH_SECONDS)
+    uvicorn Server     the feedback web app, in the same loop
+    worker thread      every unit of blocking work (loading the model, one poll, one user's digest) runs in
+                       a worker thread, one unit at a time (the work lock), so jobs never overlap and the
+                       shared embedder is only ever used by one thread
+
+Nothing goes out twice: ``pipeline.deliver_user`` claims (user, period) in the store before it sends, so an
+overlapping job, a second process or a restart after ``kill -9`` finds the claim. A claim whose owner died on
+this host is taken over at once by the next claim (``Store.claim_digest``), so the catch-up at the next start
+sends that digest, once, with the Message-ID it already had.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import fcntl
+import functools
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import zoneinfo
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.triggers.cron import CronTrigger
+
+from .errors import ConfigError, DigestError, ProfileError
+from .profiles import WEEKDAYS, Profile, load_profiles
+from .store import DIGEST_DONE
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .store import Store
+
+log = logging.getLogger(__name__)
+
+WATCH_SECONDS = 2.0        # how often the profiles directory is checked for changes
+SWEEP_MINUTES = 10.0       # how often due-but-unsent digests (transient failures, dead claims) are retried
+LOCK_NAME = "run.lock"     # in data_dir: one `digest run` per data directory
+
+
+# -- the pure core ------------------------------------------------------------------------------------------
+class LocalTimeTrigger(CronTrigger):
+    """A CronTrigger that fires once per local day across daylight-saving changes.
+
+    APScheduler's CronTrigger fires twice when the wall-clock time happens twice (01:30 in New York on the
+    first Sunday of November); this one skips the repeat. A time that does not exist (02:30 when the clocks
+    jump from 02:00 to 03:00) fires just after the jump, at the same distance past it (03:30)."""
+
+    def get_next_fire_time(self, previous_fire_time, now):
+        fire = super().get_next_fire_time(previous_fire_time, now)
+        while fire is not None and _repeats_earlier_wall_time(fire, self.timezone):
+            fire = super().get_next_fire_time(fire, fire)
+        # normalise: a wall time inside a gap comes back with the pre-gap offset; show the real local time
+        return fire.astimezone(UTC).astimezone(self.timezone) if fire is not None else None
+
+
+def _repeats_earlier_wall_time(when: datetime, tz) -> bool:
+    """True if ``when`` is the second occurrence of its local wall-clock time (clocks went back)."""
+    local = when.astimezone(tz)
+    first = local.replace(fold=0)
+    return (first.utcoffset() != local.replace(fold=1).utcoffset()
+            and first.astimezone(UTC) < local.astimezone(UTC))
+
+
+def send_trigger(profile: Profile) -> LocalTimeTrigger:
+    """The trigger of a profile's send job: ``send_at`` local time on ``send_days`` (Mon=0) in its zone."""
+    hour, minute = (int(x) for x in profile.send_at.split(":"))
+    days = ",".join(WEEKDAYS[d] for d in profile.send_days)
+    return LocalTimeTrigger(day_of_week=days, hour=hour, minute=minute, second=0,
+                            timezone=zoneinfo.ZoneInfo(profile.timezone))
+
+
+def _aware(when: datetime, name: str) -> datetime:
+    if when.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware (got {when!r})")
+    return when
+
+
+def next_send(profile: Profile, after: datetime) -> datetime:
+    """The first send time strictly after ``after``, in the profile's time zone."""
+    _aware(after, "after")
+    fire = send_trigger(profile).get_next_fire_time(None, after + timedelta(microseconds=1))
+    assert fire is not None  # every frequency has at least one day a week
+    return fire
+
+
+def previous_send(profile: Profile, at: datetime) -> datetime | None:
+    """The last send time at or before ``at`` (within the past 8 days: every frequency sends weekly)."""
+    _aware(at, "at")
+    trigger = send_trigger(profile)
+    fire = trigger.get_next_fire_time(None, at - timedelta(days=8))
+    last = None
+    while fire is not None and fire <= at:
+        last = fire
+        fire = trigger.get_next_fire_time(fire, fire)
+    return last
+
+
+def period_of(profile: Profile, when: datetime) -> str:
+    """The digest period of a send time: the user's local calendar date (as ``pipeline.local_period``)."""
+    return _aware(when, "when").astimezone(zoneinfo.ZoneInfo(profile.timezone)).date().isoformat()
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """A digest whose send time has passed without it being done."""
+
+    user: str
+    period: str
+    due_at: datetime
+    late: timedelta
+    send: bool  # True: inside the grace window, send it now; False: too late, skip it (and say so)
+
+
+def due_catch_up(profile: Profile, now: datetime, last_period: str | None, grace: timedelta) -> CatchUp | None:
+    """The most recent digest that was due by ``now`` and is not done (``last_period`` is the latest period
+    already sent, skipped or refused), or None. Older misses are not sent: one digest per period, and the
+    most recent one already holds every paper not yet sent."""
+    due = previous_send(profile, now)
+    if due is None:
+        return None
+    period = period_of(profile, due)
+    if last_period is not None and last_period >= period:
+        return None
+    late = now - due
+    return CatchUp(profile.user, period, due, late, send=late <= grace)
+
+
+def schedule_key(profile: Profile) -> tuple:
+    """What the send job depends on: a change here reschedules; any other edit is read at send time."""
+    return (profile.timezone, profile.send_at, profile.frequency, profile.paused)
+
+
+def describe_time(when: datetime, now: datetime | None = None) -> str:
+    """``Tue 2024-03-05 07:30 GMT (07:30 UTC)``, plus ``in 3 h 5 min`` when ``now`` is given."""
+    text = f"{when:%a %Y-%m-%d %H:%M} {when.tzname()}"
+    if when.utcoffset():
+        text += f" ({when.astimezone(UTC):%H:%M} UTC)"
+    if now is not None:
+        text += f", {describe_delta(when - now)}"
+    return text
+
+
+def describe_delta(delta: timedelta) -> str:
+    seconds = round(delta.total_seconds())
+    if seconds == 0:
+        return "just now"
+    ago, seconds = seconds < 0, abs(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{days} d"] if days else []
+    if hours:
+        parts.append(f"{hours} h")
+    if minutes and not days:
+        parts.append(f"{minutes} min")
+    if not parts:
+        parts.append(f"{secs} s")
+    return f"{' '.join(parts)} ago" if ago else f"in {' '.join(parts)}"
+
+
+# -- helpers with I/O ---------------------------------------------------------------------------------------
+class RunLock:
+    """``data_dir/run.lock``: one ``digest run`` per data directory (two daemons would poll and send twice as
+    often for nothing). Held with flock, so a crashed daemon never leaves a stale lock."""
+
+    def __init__(self, data_dir: Path):
+        self.path = data_dir / LOCK_NAME
+        self._handle = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")  # noqa: SIM115 - held for the life of the daemon
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            info = json.loads(holder) if holder.startswith("{") else {}
+            raise DigestError(f"{self.path}: another `digest run` (pid {info.get('pid', '?')}) already uses this "
+                              "data directory; stop it first, or give this one its own --data-dir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "started_at": datetime.now(UTC).isoformat(timespec="seconds")}))
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            with contextlib.suppress(OSError):
+                self._handle.seek(0)
+                self._handle.truncate()
+                fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+    @staticmethod
+    def holder(data_dir: Path) -> dict | None:
+        """The running daemon's {pid, host, started_at}, or None when no daemon holds the lock."""
+        path = data_dir / LOCK_NAME
+        try:
+            handle = open(path)  # noqa: SIM115
+        except OSError:
+            return None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = handle.read().strip()
+                try:
+                    return json.loads(text)
+                except ValueError:
+                    return {"pid": "?"}
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return None
+
+
+def profiles_snapshot(directory: Path) -> tuple | None:
+    """What changes when a profile is added, edited or removed: name, size and mtime of every ``*.toml``."""
+    try:
+        entries = []
+        for path in directory.glob("*.toml"):
+            with contextlib.suppress(FileNotFoundError):
+                st = path.stat()
+                entries.append((path.name, st.st_size, st.st_mtime_ns, st.st_ino))
+        return tuple(sorted(entries))
+    except OSError:
+        return None
+
+
+def describe_poll(report: Any) -> str:
+    """One line for a poll report (``ingest.PollReport``: one summary per folder)."""
+    summary = getattr(report, "summary", None)
+    if callable(summary):
+        return summary()
+    folders = getattr(report, "folders", None)
+    if folders is not None:
+        parts = [f.summary() for f in folders]
+        if getattr(report, "error", None) and not parts:
+            parts.append(f"error: {report.error}")
+        return "; ".join(parts) or "nothing to read"
+    return str(report)
+
+
+def _papers(n: int) -> str:
+    return "a quiet-day note (no papers)" if n == 0 else "1 paper" if n == 1 else f"{n} papers"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if not isinstance(exc, DigestError) else text
+
+
+# -- the daemon ---------------------------------------------------------------------------------------------
+PollFn = Callable[..., Any]  # poll(store, settings, *, stop: threading.Event) -> report (ingest.poll_all)
+WaitFn = Callable[..., Any]  # wait(settings, timeout, *, stop, since: last report) -> bool (ingest.idle_wait)
+
+
+class Daemon:
+    """One long-running process: polls, sends each digest on time, serves feedback links, stops cleanly.
+
+    Its outside pieces are passed in: ``poll`` (the IMAP poller's ``poll_all``), ``wait_for_mail`` (IMAP
+    IDLE, used when ``imap.idle`` is on), ``web`` (the feedback server: a ``uvicorn.Server`` that leaves the
+    signals to us, ``feedback.build_server(settings, handle_signals=False)``, served on web.host:web.port when
+    ``web.enabled``) and ``embedder`` (loaded once, shared by every digest). Any of them may be None: that
+    part is off.
+    """
+
+    def __init__(self, settings: Settings, *, poll: PollFn | None = None, wait_for_mail: WaitFn | None = None,
+                 web: Any = None, embedder: Any = None):
+        from .store import Store
+
+        self.settings = settings
+        self.poll = poll if settings.imap.host else None
+        self.wait_for_mail = wait_for_mail if settings.imap.idle else None
+        self.web_server = web if settings.web.enabled else None
+        if embedder is None:
+            from .embed import Embedder
+
+            embedder = Embedder(settings.model.name, batch_size=settings.model.batch_size,
+                                offline=settings.model.offline)
+        self.embedder = embedder
+        self.outbox = Path(settings.outbox) if settings.outbox else None
+        self.grace = timedelta(minutes=settings.schedule.grace_minutes)
+        self.exit_code = 0
+        self.profiles: dict[str, Profile] = {}
+        self.stale: tuple[str, ...] = ()
+        self.stopping = False
+        self.stop_event = threading.Event()      # seen by the poller between messages
+        self.last_poll_started: datetime | None = None
+        self.last_poll_report: Any = None
+        self.current: str | None = None          # the unit of work running now, for shutdown logs
+        self._current_future: asyncio.Future | None = None
+        self._reported_errors: set[str] = set()
+        self._reported_skips: set[tuple[str, str]] = set()
+        self._snapshot: tuple | None = None
+        self._stopped = asyncio.Event()
+        self.ready = asyncio.Event()             # set once the start-up catch-up has run
+        self._lock = RunLock(settings.data_path)
+        self._lock.acquire()
+        try:
+            # one connection per thread role: the worker (polls, digests), the profile watcher, the loop itself
+            self.work_store: Store = Store(settings.db_path)
+            self.watch_store: Store = Store(settings.db_path)
+            self.loop_store: Store = Store(settings.db_path)
+            self._load_profiles_initial()
+            self._socket = self._bind_web() if self.web_server is not None else None
+        except BaseException:
+            for name in ("work_store", "watch_store", "loop_store"):
+                if hasattr(self, name):
+                    getattr(self, name).close()
+            self._lock.release()
+            raise
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="digest-work")
+        self.scheduler = None
+
+    # -- start ---------------------------------------------------------------------------------------------
+    def _load_profiles_initial(self) -> None:
+        if not self.settings.outbox and not self.settings.smtp.host:
+            where = "the built-in defaults (no config.toml)" if self.settings.source == "(defaults)" \
+                else self.settings.source
+            raise ConfigError(f"smtp.host is not set in {where}, so digests cannot be sent; set [smtp] host "
+                              '(see config.example.toml), or outbox = "data/outbox" to write them to files')
+        if not self.settings.profiles_path.is_dir():
+            raise ConfigError(f"{self.settings.profiles_path}: profiles directory not found; create it or set "
+                              f"profiles_dir in {self.settings.source} (an absolute path is safest for a service)")
+        self._snapshot = profiles_snapshot(self.settings.profiles_path)
+        loaded = self._read_profiles(self.watch_store)
+        self.profiles, self.stale = loaded.profiles, loaded.stale
+
+    def _bind_web(self) -> socket.socket:
+        """Bind the feedback port now, so a port in use stops the start with a clear message."""
+        host, port = self.settings.web.host, self.settings.web.port
+        try:
+            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"web: cannot listen on {host}:{port} ({exc.strerror or exc}); set web.port to a "
+                              "free port, or web.enabled = false to run without the feedback server") from None
+        return sock
+
+    def _report_unfinished(self) -> None:
+        """Say which digests a dead run left half done; the catch-up takes their claims over and sends them."""
+        from .store import owner_state
+
+        for row in self.loop_store.unfinished_digests():
+            if row["status"] != "retry" and owner_state(row["claimed_by"] or "") == "dead":
+                log.warning("job=recover user=%s period=%s: the run that claimed this digest (%s) stopped while it "
+                            "was %s; the catch-up sends it", row["user"], row["period"], row["claimed_by"],
+                            "being sent" if row["status"] == "sending" else "being prepared")
+
+    async def run(self) -> int:
+        """Run until SIGTERM or SIGINT; returns the exit code (0 after a clean stop)."""
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, sig)
+        # one line per event: APScheduler's per-run lines would drown ours, and the poller's own summary line
+        # repeats the one we log with the job's reason (its warnings and errors still show)
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        if not log.isEnabledFor(logging.DEBUG):
+            logging.getLogger("digest.ingest").setLevel(logging.WARNING)
+        s = self.settings
+        log.info("job=start: data %s, profiles %s, config %s", s.db_path.resolve(), s.profiles_path.resolve(),
+                 s.source)
+        self._report_unfinished()
+        self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC, job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": max(60, int(self.grace.total_seconds()))})
+        # the model loads first (errors are fatal: nothing could be ranked), then the catch-up runs; every other
+        # unit queues behind them on the work lock
+        self._lock_work = asyncio.Lock()
+        loop.create_task(self._start_up())
+        now = datetime.now(UTC)
+        if self.poll is not None:
+            self.scheduler.add_job(self._poll_job, "interval", minutes=s.imap.poll_minutes, id="poll",
+                                   name="poll", next_run_time=now)
+            log.info("job=poll: every %g min%s", s.imap.poll_minutes,
+                     " and on IMAP IDLE" if self.wait_for_mail else "")
+        else:
+            why = "imap.host is not set" if not s.imap.host else "no IMAP poller in this build"
+            log.info("job=poll: off (%s); add papers with `digest ingest`", why)
+        self.scheduler.add_job(self._sweep_job, "interval", minutes=SWEEP_MINUTES, id="sweep", name="catch-up",
+                               next_run_time=now + timedelta(minutes=SWEEP_MINUTES))
+        self.scheduler.add_job(self._watch_job, "interval", seconds=WATCH_SECONDS, id="watch", name="profiles")
+        self._apply_profiles(self.profiles, initial=True)
+        self.scheduler.start()
+        if self.wait_for_mail is not None:
+            loop.create_task(self._idle_loop())
+        web_task = loop.create_task(self._serve_web()) if self.web_server is not None else None
+        await self._stopped.wait()
+        return await self._shutdown(web_task)
+
+    async def _start_up(self) -> None:
+        """Load the model, then the start-up catch-up; then say what comes next."""
+        if not await self._unit("model", self._load_model, fatal=True):
+            return
+        await self._sweep_job()
+        if self.stopping:
+            return
+        upcoming = sorted((next_send(p, datetime.now(UTC)), u) for u, p in self.profiles.items() if not p.paused)
+        first = f"next digest: {upcoming[0][1]} {describe_time(upcoming[0][0])}" if upcoming else "no digests due"
+        log.info("job=start: ready; %d users, %s", len(self.profiles), first)
+        self.ready.set()
+
+    def _load_model(self) -> bool:
+        # a daemon's output is a log: no progress bars from the model libraries (read when they are imported)
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        vector = self.embedder.encode(["warm-up"])  # loads the model once; every digest shares it
+        log.info("job=model: %s loaded (%d dimensions)", self.embedder.name, vector.shape[1])
+        self._embed_new("papers stored while the daemon was not running")
+        return True
+
+    def _embed_new(self, what: str) -> None:
+        """Embed new papers as they arrive (worker thread), so a digest at its send time only ranks."""
+        from .pipeline import embed_new
+
+        count = embed_new(self.work_store, self.embedder, self.settings)
+        if count:
+            log.info("job=embed: %d %s embedded", count, what)
+
+    # -- stop ----------------------------------------------------------------------------------------------
+    def request_stop(self, sig: int | None = None, exit_code: int | None = None) -> None:
+        """Stop taking work; the current unit finishes (within schedule.shutdown_timeout), then exit."""
+        if exit_code is not None and not self.exit_code:
+            self.exit_code = exit_code
+        if self.stopping:
+            if sig is not None:
+                log.warning("job=stop: second %s: exiting now; unfinished work is retried at the next start",
+                            signal.Signals(sig).name)
+                self._hard_exit(1)
+            return
+        self.stopping = True
+        self.stop_event.set()
+        what = signal.Signals(sig).name if sig is not None else "fatal error" if self.exit_code else "stop requested"
+        log.info("job=stop: %s: no new work; waiting up to %gs for %s", what,
+                 self.settings.schedule.shutdown_timeout, self.current or "nothing (idle)")
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.pause()  # not shutdown(): that would cancel the job awaiting the running unit
+        self._stopped.set()
+
+    async def _shutdown(self, web_task: asyncio.Task | None) -> int:
+        timeout = self.settings.schedule.shutdown_timeout
+        if self.current == "model":
+            # nothing to save while the model loads, and the model library cannot be interrupted: go now
+            log.info("job=stop: stopped while loading the model")
+            self._close()
+            self._hard_exit(self.exit_code)
+        try:
+            async with asyncio.timeout(timeout):
+                if self._current_future is not None:
+                    await asyncio.shield(self._current_future)
+                async with self._lock_work:  # queued jobs see `stopping` and return at once
+                    pass
+                if web_task is not None and self.web_server is not None:
+                    self.web_server.should_exit = True
+                    await web_task
+        except TimeoutError:
+            log.error("job=stop: %s did not finish within schedule.shutdown_timeout = %gs; exiting anyway "
+                      "(its transaction is rolled back; a digest it claimed is retried at the next start)",
+                      self.current or "the web server", timeout)
+            self._hard_exit(1)
+        except Exception as exc:  # a failing unit already logged itself; stopping must still happen
+            log.debug("job=stop: %s", _one_line(exc))
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        self._close()
+        log.info("job=stop: stopped cleanly")
+        return self.exit_code
+
+    def _close(self) -> None:
+        self._executor.shutdown(wait=False)
+        for store in (self.work_store, self.watch_store, self.loop_store):
+            with contextlib.suppress(Exception):
+                store.close()
+        if self._socket is not None:
+            self._socket.close()
+        self._lock.release()
+
+    def _hard_exit(self, code: int) -> None:
+        """Exit without waiting for threads. Safe at any moment: every write is one SQLite transaction and
+        claim-before-send makes the restart finish what was cut (exactly like kill -9)."""
+        for handler in logging.getLogger().handlers:
+            with contextlib.suppress(Exception):
+                handler.flush()
+        os._exit(code)
+
+    # -- units of work -------------------------------------------------------------------------------------
+    async def _unit(self, label: str, fn: Callable, *args, fatal: bool = False, user: str | None = None):
+        """Run one unit of blocking work in the worker thread, one at a time. Returns its result (None when
+        skipped because the daemon is stopping, or when it failed: failures are logged, never raised)."""
+        failed: BaseException | None = None
+        async with self._lock_work:
+            if self.stopping:
+                return None
+            loop = asyncio.get_running_loop()
+            self.current = f"{label} user={user}" if user else label
+            future = loop.run_in_executor(self._executor, functools.partial(fn, *args))
+            self._current_future = future
+            try:
+                # shielded: if this job is cancelled the thread still runs, and shutdown waits for it
+                return await asyncio.shield(future)
+            except Exception as exc:
+                failed = exc
+                log.error("job=%s: failed: %s", self.current, _one_line(exc))
+                log.debug("job=%s", self.current, exc_info=True)
+                with contextlib.suppress(Exception):
+                    self.loop_store.log_event("ERROR", label.split()[0], _one_line(exc), user=user)
+            finally:
+                if future.done():
+                    self.current = None
+                    self._current_future = None
+        if fatal and failed is not None:
+            self.request_stop(exit_code=failed.exit_code if isinstance(failed, DigestError) else 1)
+        return None
+
+    def _poll_blocking(self, reason: str) -> None:
+        """One pass over the mailbox (worker thread)."""
+        self.last_poll_started = datetime.now(UTC)
+        try:
+            report = self.poll(self.work_store, self.settings, stop=self.stop_event)
+        except Exception as exc:  # e.g. the account cannot be used as configured: say so at every poll
+            log.error("job=poll (%s): failed: %s", reason, _one_line(exc))
+            self.work_store.log_event("ERROR", "poll", _one_line(exc))
+            return
+        self.last_poll_report = report
+        level = logging.INFO if getattr(report, "ok", True) else logging.WARNING
+        log.log(level, "job=poll (%s): %s", reason, describe_poll(report))
+        if getattr(report, "new_papers", 1) and not self.stop_event.is_set():
+            self._embed_new("new papers")
+
+    async def _poll_job(self, reason: str = "interval") -> None:
+        await self._unit(f"poll ({reason})", self._poll_blocking, reason)
+
+    async def _idle_loop(self) -> None:
+        """IMAP IDLE: wait (in a daemon thread, so a stop never waits for it) and poll when mail arrives."""
+        loop = asyncio.get_running_loop()
+        while not self.stopping:
+            future: asyncio.Future = loop.create_future()
+
+            def wait(future=future):
+                try:
+                    result, error = self.wait_for_mail(self.settings, self.settings.imap.poll_minutes * 60,
+                                                       stop=self.stop_event, since=self.last_poll_report), None
+                except Exception as exc:
+                    result, error = None, exc
+
+                def settle():
+                    if not future.done():
+                        future.set_exception(error) if error else future.set_result(result)
+
+                with contextlib.suppress(RuntimeError):  # the loop is gone: the daemon stopped meanwhile
+                    loop.call_soon_threadsafe(settle)
+
+            threading.Thread(target=wait, name="digest-idle", daemon=True).start()
+            try:
+                arrived = await future
+            except Exception as exc:
+                log.warning("job=idle: %s; polling every %g min meanwhile", _one_line(exc),
+                            self.settings.imap.poll_minutes)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), 60)
+                continue
+            if arrived and not self.stopping:  # a timeout needs no poll: the interval job polls anyway
+                await self._poll_job("new mail")
+
+    def _deliver_blocking(self, user: str, due_at: datetime) -> None:
+        """Poll (if the last poll started before the send time), then deliver one digest (worker thread)."""
+        from .pipeline import deliver_user
+
+        profile = self.profiles.get(user)
+        if profile is None or profile.paused:
+            return
+        period = period_of(profile, due_at)
+        row = self.work_store.digest_for(user, period)
+        if row is not None and row["status"] in DIGEST_DONE:
+            log.debug("job=send user=%s period=%s: already %s", user, period, row["status"])
+            return
+        if (self.settings.schedule.poll_before_send and self.poll is not None
+                and self.work_store.pause_of(user) is None  # an unsubscribed user gets no email: no need to poll
+                and (self.last_poll_started is None or self.last_poll_started < due_at)):
+            # the digest includes what arrived up to its send time
+            self._poll_blocking(f"before {user}'s digest")
+            if self.stopping:
+                return  # not claimed yet: the next start sends it
+        local = due_at.astimezone(zoneinfo.ZoneInfo(profile.timezone))
+        late = datetime.now(UTC) - due_at
+        when = f"due {local:%H:%M} {profile.timezone}" + (f", {describe_delta(-late)}" if late.total_seconds() >= 60
+                                                          else "")
+        d = deliver_user(self.work_store, self.embedder, self.settings, profile, outbox=self.outbox, now=due_at)
+        prefix = f"job=send user={user} period={period}:"
+        if d.status == "sent":
+            log.info("%s sent %s to %s (%s)", prefix, _papers(d.items), profile.email, when)
+        elif d.status == "written":
+            log.info("%s wrote %s to %s (%s)", prefix, _papers(d.items), d.path, when)
+        elif d.status == "skipped":
+            log.info('%s nothing cleared the floor; no email (quiet_day = "skip")', prefix)
+        elif d.status == "already":
+            log.info("%s already delivered; not sent again", prefix)
+        elif d.status == "busy":
+            log.info("%s another live run is sending it (%s); not sent again", prefix, d.error)
+        elif d.status == "paused":
+            log.info("%s paused%s; no email", prefix, f" ({d.error})" if d.error else "")
+        elif d.status == "retry":
+            log.warning("%s not delivered, will retry within schedule.grace_minutes: %s", prefix, d.error)
+        else:
+            log.error("%s %s: %s", prefix, d.status, d.error)
+
+    async def _send_job(self, user: str) -> None:
+        """The cron job of one user: deliver the digest whose send time just came."""
+        profile = self.profiles.get(user)
+        if profile is None:
+            return
+        now = datetime.now(UTC)
+        due = previous_send(profile, now)
+        if due is None:
+            return
+        if now - due > self.grace:
+            self._report_skip(CatchUp(user, period_of(profile, due), due, now - due, send=False))
+            return
+        await self._unit("send", self._deliver_blocking, user, due, user=user)
+
+    def _report_skip(self, c: CatchUp) -> None:
+        if (c.user, c.period) in self._reported_skips:
+            return
+        self._reported_skips.add((c.user, c.period))
+        profile = self.profiles[c.user]
+        local = c.due_at.astimezone(zoneinfo.ZoneInfo(profile.timezone))
+        message = (f"missed the digest for {c.period} (due {local:%H:%M} {profile.timezone}, "
+                   f"{describe_delta(-c.late)}): beyond schedule.grace_minutes = "
+                   f"{self.settings.schedule.grace_minutes}, skipped; its papers go into the next digest")
+        log.warning("job=catch-up user=%s period=%s: %s", c.user, c.period, message)
+        with contextlib.suppress(Exception):
+            self.loop_store.log_event("WARNING", "schedule", message, user=c.user)
+
+    def _due_now(self) -> list[tuple[CatchUp, str | None]]:
+        now = datetime.now(UTC)
+        out = []
+        for user, profile in sorted(self.profiles.items()):
+            if profile.paused or self.loop_store.pause_of(user) is not None:  # the file's switch, or a link's
+                continue
+            last_period = self.loop_store.last_done_period(user)
+            c = due_catch_up(profile, now, last_period, self.grace)
+            if c is not None:
+                out.append((c, last_period))
+        return out
+
+    async def _sweep_job(self) -> None:
+        """Catch-up: at start, after a profile change, and every SWEEP_MINUTES: a digest due within the grace
+        window and not done (downtime, a transient failure, a run that died) is sent; an older one is skipped
+        and logged."""
+        for c, last_period in self._due_now():
+            if not c.send:
+                if last_period is not None:  # a user who never had a digest missed nothing worth a warning
+                    self._report_skip(c)
+                continue
+            if self.stopping:
+                return
+            profile = self.profiles.get(c.user)
+            if profile is None:
+                continue
+            local = c.due_at.astimezone(zoneinfo.ZoneInfo(profile.timezone))
+            if c.late.total_seconds() >= 60:
+                log.info("job=catch-up user=%s period=%s: due %s %s (%s), within the grace window: sending now",
+                         c.user, c.period, f"{local:%H:%M}", profile.timezone, describe_delta(-c.late))
+            await self._unit("send", self._deliver_blocking, c.user, c.due_at, user=c.user)
+
+    # -- profiles ------------------------------------------------------------------------------------------
+    def _read_profiles(self, store: Store):
+        """Load profiles with the last good text of broken files; log each new error once."""
+        loaded = load_profiles(self.settings.profiles_path, store.profile_texts())
+        store.save_profile_texts(loaded.texts)
+        current = {str(e) for e in loaded.errors}
+        for error in sorted(current - self._reported_errors):
+            user = Path(error.split(":", 1)[0]).stem
+            keeps = " (still sending with its last good version)" if user in loaded.stale else ""
+            log.error("job=profiles user=%s: %s%s", user, error, keeps)
+            store.log_event("ERROR", "profiles", error + keeps, user=user)
+        for error in sorted(self._reported_errors - current):
+            log.info("job=profiles: fixed: %s", error.split(":", 1)[0])
+        self._reported_errors = current
+        return loaded
+
+    async def _watch_job(self) -> None:
+        """Reschedule when a profile is added, edited or removed (no restart needed)."""
+        snapshot = profiles_snapshot(self.settings.profiles_path)
+        if snapshot == self._snapshot:
+            return
+        self._snapshot = snapshot
+        try:
+            loaded = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._read_profiles, self.watch_store)
+        except ProfileError as exc:  # the directory itself went away: keep every schedule as it is
+            if str(exc) not in self._reported_errors:
+                self._reported_errors.add(str(exc))
+                log.error("job=profiles: %s; keeping the current schedules", exc)
+            return
+        self.stale = loaded.stale
+        if self._apply_profiles(loaded.profiles) and not self.stopping:
+            await self._sweep_job()  # a new or moved send time may already have passed today
+
+    def _apply_profiles(self, profiles: Mapping[str, Profile], *, initial: bool = False) -> bool:
+        """Add, move or remove send jobs to match ``profiles``. Returns True if any send time changed."""
+        old, self.profiles = self.profiles if not initial else {}, dict(profiles)
+        changed = False
+        for user in sorted(old.keys() - profiles.keys()):
+            with contextlib.suppress(Exception):
+                self.scheduler.remove_job(f"send:{user}")
+            log.info("job=profiles user=%s: profile removed; no more digests", user)
+        for user, profile in sorted(profiles.items()):
+            before = old.get(user)
+            if before is not None and schedule_key(before) == schedule_key(profile):
+                if before != profile:
+                    log.info("job=profiles user=%s: profile updated; the next digest uses it", user)
+                continue
+            changed = True
+            job_id = f"send:{user}"
+            if profile.paused:
+                with contextlib.suppress(Exception):
+                    self.scheduler.remove_job(job_id)
+                log.info("job=profiles user=%s: paused; no digests until paused = false", user)
+                continue
+            self.scheduler.add_job(self._send_job, send_trigger(profile), args=[user], id=job_id,
+                                   name=f"send {user}", replace_existing=True)
+            verb = "scheduled" if before is None else "rescheduled"
+            log.info("job=profiles user=%s: %s: %s at %s %s; next %s", user, verb, profile.frequency,
+                     profile.send_at, profile.timezone, describe_time(next_send(profile, datetime.now(UTC))))
+        if initial and not profiles:
+            log.info("job=profiles: no profiles in %s yet; add NAME.toml and it is picked up without a restart",
+                     self.settings.profiles_path)
+        return changed
+
+    # -- web -----------------------------------------------------------------------------------------------
+    async def _serve_web(self) -> None:
+        """The feedback server, on the socket bound at start, in this loop; stopped by ``should_exit``."""
+        host, port = self._socket.getsockname()[:2]
+        log.info("job=web: feedback server on http://%s:%s (links use %s)", host, port, self.settings.web.base_url)
+        try:
+            await self.web_server.serve(sockets=[self._socket])
+        except (Exception, SystemExit) as exc:  # uvicorn exits on a startup failure: the digests still go out
+            log.error("job=web: the feedback server stopped: %s; digests still go out", _one_line(exc))
+
+
+def run_daemon(settings: Settings, **parts: Any) -> int:
+    """Build the daemon from ``parts`` (see ``Daemon``) and run it until SIGTERM/SIGINT; returns the exit code."""
+    daemon = Daemon(settings, **parts)
+    return asyncio.run(daemon.run())
+
+
+# -- status -------------------------------------------------------------------------------------------------
+def status_report(settings: Settings, store: Store, now: datetime | None = None) -> dict:
+    """Everything ``digest status`` shows, as plain data (no daemon needed, no model loaded)."""
+    now = now or datetime.now(UTC)
+    report: dict[str, Any] = {"now": now.isoformat(timespec="seconds"), "config": settings.source,
+                              "data_dir": str(settings.data_path), "profiles_dir": str(settings.profiles_path)}
+    report["daemon"] = RunLock.holder(settings.data_path)
+    report["polls"] = [{"mailbox": r["mailbox"], "at": r["last_poll_at"], "result": r["last_result"]}
+                       for r in store.poll_states()]
+    report["counts"] = {"papers": store.count_papers(), "messages": store.count_by_status("messages"),
+                        "digests": store.count_by_status("digests")}
+    users: list[dict] = []
+    errors: list[str] = []
+    try:
+        loaded = load_profiles(settings.profiles_path, store.profile_texts())
+        errors = [str(e) for e in loaded.errors]
+        profiles, stale = loaded.profiles, set(loaded.stale)
+    except ProfileError as exc:
+        profiles, stale, errors = {}, set(), [str(exc)]
+    since = (now - timedelta(days=settings.ranking.candidate_days)).isoformat(timespec="seconds")
+    for user, profile in sorted(profiles.items()):
+        unsubscribed = store.pause_of(user)
+        entry: dict[str, Any] = {"user": user, "email": profile.email, "timezone": profile.timezone,
+                                 "send_at": profile.send_at, "frequency": profile.frequency,
+                                 "paused": profile.paused, "stale": user in stale,
+                                 "unsubscribed": unsubscribed and {k: unsubscribed[k] for k in ("paused_at", "via")}}
+        if not profile.paused and not unsubscribed:
+            nxt = next_send(profile, now)
+            entry["next_local"] = nxt.isoformat()
+            entry["next_utc"] = nxt.astimezone(UTC).isoformat()
+            entry["next"] = describe_time(nxt, now)
+        last = store.last_digest(user)
+        if last is not None:
+            entry["last"] = {k: last[k] for k in ("period", "status", "n_items", "n_candidates", "error",
+                                                 "sent_at", "attempts")}
+        entry["waiting"] = store.count_candidates(user, since)
+        users.append(entry)
+    report["users"] = users
+    report["profile_errors"] = errors
+    report["recent_errors"] = [{k: e[k] for k in ("at", "level", "component", "user", "message")}
+                               for e in store.recent_events(10)
+                               if e["level"] in ("ERROR", "WARNING")]
+    return report

@@ -1,0 +1,655 @@
+"""`digest run`: the daemon sends each digest at its local time exactly once, catches up after downtime,
+follows profile edits, stops cleanly, and survives kill -9.
+
+In-process tests run the real Daemon (APScheduler, worker thread, the real model, the real pipeline writing
+to an outbox) with the clock moved by time-machine; the subprocess tests run `python -m digest run` against
+the real Dovecot + SMTP servers.
+"""
+
+import asyncio
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.policy import default
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import time_machine
+
+from digest.config import load_settings
+from digest.errors import DigestError
+from digest.pipeline import ingest_paths
+from digest.profiles import load_profile
+from digest.schedule import SWEEP_MINUTES, WATCH_SECONDS, Daemon, next_send
+from digest.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+ALERT = REPO / "sample_inbox" / "02-scholar-allamanis-related-research.eml"  # 3 papers: quick to embed
+SECOND_ALERT = REPO / "sample_inbox" / "03-scholar-cell-cell-communication-citations.eml"
+ALERT_TITLE = "Personalized Code Recommendation"  # one of its papers, picked for a code-ML profile
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from digest.embed import Embedder
+
+    shared = Embedder()
+    assert shared.dimension == 384  # loaded once for every in-process daemon
+    return shared
+
+
+def write_profile(directory: Path, user: str, *, tz: str = "UTC", send_at: str = "07:30", **extra) -> Path:
+    lines = [f'email = "{extra.pop("email", f"{user}@example.test")}"', f'timezone = "{tz}"',
+             f'send_at = "{send_at}"']
+    lines += [f"{k} = {v!r}".replace("'", '"') if isinstance(v, str) else f"{k} = {str(v).lower()}"
+              for k, v in extra.items()]
+    lines += ["[[interests]]", 'label = "Machine learning for code"',
+              'description = "Neural models of source code and programs as graphs"']
+    path = directory / f"{user}.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def home(tmp_path):
+    """A data dir, a profiles dir and a config with an outbox and no web server."""
+    (tmp_path / "profiles").mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\nprofiles_dir = "{tmp_path / "profiles"}"\n'
+                      f'outbox = "{tmp_path / "outbox"}"\n[web]\nenabled = false\n'
+                      '[schedule]\ngrace_minutes = 180\nshutdown_timeout = 20\n')
+    return tmp_path, config
+
+
+def outbox(tmp_path) -> list[str]:
+    folder = tmp_path / "outbox"
+    return sorted(p.name for p in folder.glob("*.eml")) if folder.exists() else []
+
+
+async def until(condition, timeout=60.0, step=0.05):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {condition.__doc__ or condition}")
+        await asyncio.sleep(step)
+
+
+def drive(daemon: Daemon, scenario, timeout=120.0) -> int:
+    """Run the daemon in this thread's event loop while ``scenario()`` runs; stop it when it ends."""
+    async def main():
+        task = asyncio.create_task(daemon.run())
+        try:
+            await asyncio.wait_for(scenario(), timeout)
+        finally:
+            if not daemon.stopping:
+                daemon.request_stop()
+        return await task
+
+    return asyncio.run(main())
+
+
+def text_of(raw: bytes) -> str:
+    """The text/plain part of a digest email."""
+    return message_from_bytes(raw, policy=default).get_body(("plain",)).get_content()
+
+
+def records(caplog, text):
+    return [r for r in caplog.records if text in r.getMessage()]
+
+
+# -- on time, in the user's time zone ----------------------------------------------------------------------
+def test_the_digest_goes_out_at_07_30_london_time_on_the_day_the_clocks_go_forward(home, embedder, caplog):
+    tmp_path, config = home
+    caplog.set_level(logging.INFO)
+    write_profile(tmp_path / "profiles", "ada", tz="Europe/London", send_at="07:30")
+    settings = load_settings(config)
+    # 31 Mar 2024: British Summer Time starts; 07:30 BST is 06:30 UTC. Start three seconds before.
+    with time_machine.travel(datetime(2024, 3, 31, 6, 29, 57, tzinfo=UTC), tick=True):
+        store = Store(settings.db_path)
+        ingest_paths(store, [ALERT])
+        yesterday = store.claim_digest("ada", "2024-03-29")
+        store.mark_digest(yesterday, "sent")  # ada had Friday's digest; Saturday's was missed (daemon down)
+        daemon = Daemon(settings, embedder=embedder)
+
+        async def scenario():
+            await until(lambda: outbox(tmp_path))
+            assert datetime.now(UTC) >= datetime(2024, 3, 31, 6, 30, tzinfo=UTC)
+
+        assert drive(daemon, scenario) == 0
+    assert outbox(tmp_path) == ["ada-2024-03-31.eml"]
+    row = store.digest_for("ada", "2024-03-31")
+    assert row["status"] == "sent" and row["n_items"] >= 1
+    assert "2024-03-31T06:30:00" <= row["claimed_at"] < "2024-03-31T06:31:00"
+    assert ALERT_TITLE in text_of((tmp_path / "outbox" / "ada-2024-03-31.eml").read_bytes())
+    # Saturday's digest, 23 hours late, is not sent but said once, with user and period
+    skipped = records(caplog, "job=catch-up user=ada period=2024-03-30: missed the digest")
+    assert len(skipped) == 1 and "beyond schedule.grace_minutes = 180" in skipped[0].getMessage()
+    assert any("missed the digest for 2024-03-30" in e["message"] for e in store.recent_events())
+    assert records(caplog, "job=send user=ada period=2024-03-31: wrote ")
+
+
+def test_each_user_gets_their_digest_at_their_own_local_time(home, embedder):
+    tmp_path, config = home
+    # 07:00 in Tokyo is 22:00 UTC the day before; 18:00 in Los Angeles (PDT) is 01:00 UTC the next day
+    write_profile(tmp_path / "profiles", "kei", tz="Asia/Tokyo", send_at="07:00")
+    write_profile(tmp_path / "profiles", "lou", tz="America/Los_Angeles", send_at="18:00")
+    settings = load_settings(config)
+    with time_machine.travel(datetime(2024, 6, 3, 21, 59, 58, tzinfo=UTC), tick=True):
+        store = Store(settings.db_path)
+        ingest_paths(store, [ALERT])
+        daemon = Daemon(settings, embedder=embedder)
+
+        async def scenario():
+            await until(lambda: outbox(tmp_path))
+            jobs = {job.id: job.next_run_time for job in daemon.scheduler.get_jobs()}
+            assert jobs["send:lou"] == datetime(2024, 6, 3, 18, 0, tzinfo=ZoneInfo("America/Los_Angeles"))
+
+        assert drive(daemon, scenario) == 0
+    assert outbox(tmp_path) == ["kei-2024-06-04.eml"]  # Tokyo's date
+    assert store.digest_for("kei", "2024-06-04")["claimed_at"] >= "2024-06-03T22:00:00"
+    assert store.digest_for("lou", "2024-06-03") is None
+
+
+# -- catch-up and restarts -------------------------------------------------------------------------------------
+def test_a_digest_missed_within_the_grace_window_is_sent_once_and_a_restart_sends_nothing(home, embedder, caplog):
+    tmp_path, config = home
+    caplog.set_level(logging.INFO)
+    write_profile(tmp_path / "profiles", "ada", tz="America/New_York", send_at="07:30")
+    settings = load_settings(config)
+    # 12:30 UTC = 08:30 EDT: an hour after ada's send time, inside the 3 h grace window
+    with time_machine.travel(datetime(2024, 6, 3, 12, 30, tzinfo=UTC), tick=True):
+        store = Store(settings.db_path)
+        ingest_paths(store, [ALERT])
+
+        async def first():
+            await until(lambda: outbox(tmp_path))
+
+        assert drive(Daemon(settings, embedder=embedder), first) == 0
+        assert records(caplog, "job=catch-up user=ada period=2024-06-03: due 07:30 America/New_York (1 h ago)")
+
+        caplog.clear()
+        restarted = Daemon(settings, embedder=embedder)
+
+        async def second():
+            await until(lambda: restarted.ready.is_set())
+
+        assert drive(restarted, second) == 0
+    assert outbox(tmp_path) == ["ada-2024-06-03.eml"]
+    assert [d["attempts"] for d in store.digests("ada")] == [1]
+    assert not records(caplog, "job=send") and not records(caplog, "job=catch-up")
+
+
+def test_a_digest_missed_beyond_the_grace_window_is_skipped_and_logged(home, embedder, caplog):
+    tmp_path, config = home
+    caplog.set_level(logging.INFO)
+    write_profile(tmp_path / "profiles", "ada", tz="UTC", send_at="07:30")
+    settings = load_settings(config)
+    with time_machine.travel(datetime(2024, 6, 3, 11, 0, tzinfo=UTC), tick=True):  # 3.5 h late
+        store = Store(settings.db_path)
+        store.mark_digest(store.claim_digest("ada", "2024-06-02"), "sent")
+        daemon = Daemon(settings, embedder=embedder)
+
+        async def scenario():
+            await until(lambda: daemon.ready.is_set())
+
+        assert drive(daemon, scenario) == 0
+    assert outbox(tmp_path) == []
+    assert store.digest_for("ada", "2024-06-03") is None
+    [skip] = records(caplog, "missed the digest")
+    assert skip.levelno == logging.WARNING
+    assert "user=ada period=2024-06-03" in skip.getMessage() and "3 h 30 min ago" in skip.getMessage()
+
+
+def test_a_weekly_digest_is_not_sent_on_its_off_days(home, embedder):
+    tmp_path, config = home
+    write_profile(tmp_path / "profiles", "ada", tz="UTC", send_at="07:30", frequency="weekly:mon")
+    settings = load_settings(config)
+    with time_machine.travel(datetime(2024, 6, 4, 7, 30, 30, tzinfo=UTC), tick=True):  # Tuesday 07:30:30
+        daemon = Daemon(settings, embedder=embedder)
+
+        async def scenario():
+            await until(lambda: daemon.ready.is_set())
+            assert daemon.scheduler.get_job("send:ada").next_run_time == datetime(2024, 6, 10, 7, 30, tzinfo=UTC)
+
+        assert drive(daemon, scenario) == 0
+    assert outbox(tmp_path) == []
+
+
+def test_a_user_who_unsubscribed_by_link_gets_no_digest_and_no_catch_up(home, embedder, caplog):
+    tmp_path, config = home
+    caplog.set_level(logging.INFO)
+    write_profile(tmp_path / "profiles", "ada", tz="UTC", send_at="07:30")
+    settings = load_settings(config)
+    with time_machine.travel(datetime(2024, 6, 3, 7, 29, 58, tzinfo=UTC), tick=True):
+        store = Store(settings.db_path)
+        ingest_paths(store, [ALERT])
+        store.pause_user("ada", via="web")
+        daemon = Daemon(settings, embedder=embedder)
+
+        async def scenario():
+            await until(lambda: records(caplog, "job=send user=ada period=2024-06-03: paused"))
+            await daemon._sweep_job()  # the catch-up does not try again
+
+        assert drive(daemon, scenario) == 0
+    assert outbox(tmp_path) == [] and store.digest_for("ada", "2024-06-03") is None
+    assert len(records(caplog, "user=ada")) == 2  # scheduled, then paused: said once
+
+
+# -- profiles are watched --------------------------------------------------------------------------------------
+def test_added_edited_broken_and_removed_profiles_reschedule_without_a_restart(home, embedder, caplog):
+    tmp_path, config = home
+    caplog.set_level(logging.INFO)
+    profiles = tmp_path / "profiles"
+    settings = load_settings(config)
+    daemon = Daemon(settings, embedder=embedder)
+    # send times six and seven hours away: nothing is due while the test runs
+    later = datetime.now(UTC) + timedelta(hours=6)
+    at_6h, at_7h = f"{later:%H:%M}", f"{later + timedelta(hours=1):%H:%M}"
+
+    def next_run(user):
+        job = daemon.scheduler.get_job(f"send:{user}")
+        return job and job.next_run_time
+
+    async def scenario():
+        await until(lambda: daemon.ready.is_set())
+        path = write_profile(profiles, "ada", send_at=at_6h)
+        await until(lambda: next_run("ada"))
+        assert next_run("ada") == next_send(load_profile(path), datetime.now(UTC))
+
+        write_profile(profiles, "ada", send_at=at_7h)  # edited: rescheduled
+        await until(lambda: next_run("ada") and f"{next_run('ada'):%H:%M}" == at_7h)
+
+        path.write_text(path.read_text().replace(f'send_at = "{at_7h}"', 'send_at = "7h"'))  # broken
+        await until(lambda: records(caplog, "send_at: must look like"))
+        write_profile(profiles, "ben", send_at=at_6h)  # another change: ada's error is not repeated
+        await until(lambda: next_run("ben"))
+        await asyncio.sleep(3 * WATCH_SECONDS)
+        assert f"{next_run('ada'):%H:%M}" == at_7h  # ada keeps her last good schedule
+
+        write_profile(profiles, "ada", send_at=at_6h)  # fixed
+        await until(lambda: f"{next_run('ada'):%H:%M}" == at_6h)
+        path.unlink()  # removed: no more digests
+        await until(lambda: next_run("ada") is None)
+
+    assert drive(daemon, scenario) == 0
+    [error] = records(caplog, "send_at: must look like")
+    assert error.levelno == logging.ERROR and "ada.toml:3: send_at" in error.getMessage()
+    assert "still sending with its last good version" in error.getMessage()
+    assert records(caplog, "job=profiles: fixed:")
+    assert records(caplog, "job=profiles user=ada: profile removed")
+    assert outbox(tmp_path) == []
+
+
+def test_a_profile_added_after_its_send_time_gets_todays_digest_within_the_grace_window(home, embedder):
+    tmp_path, config = home
+    settings = load_settings(config)
+    with time_machine.travel(datetime(2024, 6, 3, 8, 0, tzinfo=UTC), tick=True):
+        store = Store(settings.db_path)
+        ingest_paths(store, [ALERT])
+        daemon = Daemon(settings, embedder=embedder)
+
+        async def scenario():
+            await until(lambda: daemon.ready.is_set())
+            write_profile(tmp_path / "profiles", "ada", tz="UTC", send_at="07:45")
+            await until(lambda: outbox(tmp_path))
+
+        assert drive(daemon, scenario) == 0
+    assert outbox(tmp_path) == ["ada-2024-06-03.eml"]
+
+
+# -- stopping ----------------------------------------------------------------------------------------------------
+def test_a_stop_lets_the_running_poll_finish_and_starts_no_new_work(home, embedder, caplog):
+    tmp_path, config = home
+    caplog.set_level(logging.INFO)
+    config.write_text(config.read_text() + '[imap]\nhost = "127.0.0.1"\nsecurity = "plain"\n')
+    write_profile(tmp_path / "profiles", "ada", tz="UTC", send_at="07:30")
+    settings = load_settings(config)
+    polls = []
+
+    def slow_poll(store, settings, *, stop):
+        """A poll that takes a while and does not look at `stop` (the worst case)."""
+        polls.append("started")
+        time.sleep(1.5)
+        polls.append("finished")
+        return "0 new messages"
+
+    with time_machine.travel(datetime(2024, 6, 3, 7, 40, tzinfo=UTC), tick=True):
+        daemon = Daemon(settings, embedder=embedder, poll=slow_poll)
+
+        async def scenario():
+            await until(lambda: "started" in polls)
+            daemon.request_stop(signal.SIGTERM)
+
+        assert drive(daemon, scenario) == 0
+        assert polls[-1] == "finished"
+        assert outbox(tmp_path) == []  # the digest was not started: nothing claimed
+        assert Store(settings.db_path).digest_for("ada", "2024-06-03") is None
+        assert records(caplog, "job=stop: stopped cleanly")
+
+        # the next start sends it (still inside the grace window)
+        restarted = Daemon(settings, embedder=embedder, poll=lambda store, settings, *, stop: "0 new messages")
+
+        async def again():
+            await until(lambda: outbox(tmp_path))
+
+        assert drive(restarted, again) == 0
+    assert outbox(tmp_path) == ["ada-2024-06-03.eml"]
+
+
+def test_a_second_daemon_on_the_same_data_directory_is_refused(home, embedder):
+    _, config = home
+    settings = load_settings(config)
+    first = Daemon(settings, embedder=embedder)
+    try:
+        with pytest.raises(DigestError, match="another `digest run` .* already uses this data directory"):
+            Daemon(settings, embedder=embedder)
+    finally:
+        first._close()
+    Daemon(settings, embedder=embedder)._close()  # free again once the first one is gone
+
+
+def test_a_missing_profiles_directory_stops_the_start_with_its_path(tmp_path, embedder):
+    config = tmp_path / "config.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\nprofiles_dir = "{tmp_path / "nope"}"\noutbox = "{tmp_path}"\n'
+                      '[web]\nenabled = false\n')
+    with pytest.raises(DigestError, match=f"{tmp_path / 'nope'}: profiles directory not found"):
+        Daemon(load_settings(config), embedder=embedder)
+
+
+# -- the real thing: `python -m digest run` against real IMAP + SMTP servers -------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class DigestRun:
+    """``python -m digest --config CONFIG run`` as a subprocess, with its log in a file."""
+
+    def __init__(self, service: "Service"):
+        self.log_path = service.log_path
+        self.start_at = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as handle:
+            self.proc = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(service.config), "run"],
+                                         cwd=REPO, stdin=subprocess.DEVNULL, stdout=handle,
+                                         stderr=subprocess.STDOUT, env=service.env)
+
+    def log(self) -> str:
+        """This run's part of the log."""
+        return self.log_path.read_bytes()[self.start_at:].decode("utf-8", "replace")
+
+    def wait_for(self, condition, what: str, timeout: float = 180.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            value = condition()
+            if value:
+                return value
+            if self.proc.poll() is not None:
+                raise AssertionError(f"digest run exited ({self.proc.returncode}) before {what}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}:\n{self.log()}")
+            time.sleep(0.1)
+
+    def wait_for_log(self, text: str, timeout: float = 180.0) -> None:
+        self.wait_for(lambda: text in self.log(), repr(text), timeout)
+
+    def stop(self, timeout: float) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"digest run did not stop within {timeout} s of SIGTERM:\n{self.log()}") from None
+
+
+@dataclass
+class Service:
+    root: Path
+    config: Path
+    env: dict
+    alerts: str  # the IMAP account digest reads its alerts from
+    log_path: Path
+    web: str  # the feedback server's base URL
+
+    def status(self) -> str:
+        result = subprocess.run([sys.executable, "-m", "digest", "--config", str(self.config), "status"],
+                                cwd=REPO, capture_output=True, text=True, timeout=60, env=self.env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    @property
+    def store(self) -> Store:
+        return Store(self.root / "data" / "digest.db")
+
+
+@pytest.fixture
+def service(tmp_path, mail_servers):
+    """A real `digest run` setup: alerts in an IMAP mailbox (read over TLS), digests sent over SMTP
+    (STARTTLS) through the relay into the users' own mailboxes."""
+    (tmp_path / "profiles").mkdir()
+    port = free_port()
+    alerts, password = mail_servers.new_user("alerts")
+    mail_servers.append(alerts, ALERT.read_bytes())
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+data_dir = "{tmp_path / 'data'}"
+profiles_dir = "{tmp_path / 'profiles'}"
+log_level = "INFO"
+[imap]
+host = "127.0.0.1"
+port = {mail_servers.imaps_port}
+security = "tls"
+ca_file = "{mail_servers.ca_cert}"
+username = "{alerts}"
+[smtp]
+host = "127.0.0.1"
+port = {mail_servers.smtp_port}
+security = "starttls"
+ca_file = "{mail_servers.ca_cert}"
+from_addr = "digest@example.test"
+retries = 3
+retry_backoff = 1.0
+[web]
+enabled = true
+host = "127.0.0.1"
+port = {port}
+base_url = "http://127.0.0.1:{port}"
+[schedule]
+grace_minutes = 30
+shutdown_timeout = 20
+""")
+    env = {**os.environ, "DIGEST_IMAP_PASSWORD": password}
+    env.pop("DIGEST_CONFIG", None)
+    return Service(tmp_path, config, env, alerts, tmp_path / "run.log", f"http://127.0.0.1:{port}")
+
+
+def local_minute(tz: str, delta: timedelta) -> datetime:
+    """The local time ``delta`` from now in ``tz``, rounded up to a whole minute."""
+    when = datetime.now(ZoneInfo(tz)) + delta
+    return (when + timedelta(minutes=1)).replace(second=0, microsecond=0) if when.second or when.microsecond \
+        else when
+
+
+@pytest.mark.mail
+def test_digest_run_sends_each_digest_once_on_time_stops_on_sigterm_and_sends_nothing_after_restart(
+        service, mail_servers):
+    profiles = service.root / "profiles"
+    ada, _ = mail_servers.new_user("ada")
+    cat, _ = mail_servers.new_user("cat")
+    # cat (St John's, -03:30 or -02:30) was due three minutes before the start: sent by the catch-up
+    cat_due = local_minute("America/St_Johns", timedelta(minutes=-3))
+    write_profile(profiles, "cat", tz="America/St_Johns", send_at=f"{cat_due:%H:%M}", email=cat)
+
+    run = DigestRun(service)
+    run.wait_for_log("job=start: ready")
+    [(_, _, cat_mail)] = run.wait_for(lambda: mail_servers.messages(cat), "cat's digest")
+    assert ALERT_TITLE in text_of(cat_mail)  # read from IMAP by the poller at start
+    assert "job=catch-up user=cat" in run.log()
+    [(_, flags, _)] = mail_servers.messages(service.alerts)
+    assert b"$Digested" in flags  # the alert is marked processed (and never deleted)
+    # the feedback server runs in the same process: the digest's vote links open their confirmation page
+    assert httpx.get(f"{service.web}/healthz").status_code == 200
+    vote = re.search(re.escape(service.web) + r"/vote/[\w.-]+", text_of(cat_mail)).group(0)
+    page = httpx.get(vote)
+    assert page.status_code == 200 and "<form" in page.text and 'method="post"' in page.text.lower()
+
+    # a new alert arrives, then ada (Kolkata, +05:30) is added, due at the next whole minute at least 20 s
+    # away: her cron job polls first, so the new alert is in the store before her digest is ranked
+    mail_servers.append(service.alerts, SECOND_ALERT.read_bytes())
+    ada_due = local_minute("Asia/Kolkata", timedelta(seconds=20))
+    write_profile(profiles, "ada", tz="Asia/Kolkata", send_at=f"{ada_due:%H:%M}", email=ada)
+    run.wait_for_log("job=profiles user=ada: scheduled: daily at")
+    [(_, _, ada_mail)] = run.wait_for(lambda: mail_servers.messages(ada), "ada's digest",
+                                      timeout=(ada_due - datetime.now(UTC)).total_seconds() + 120)
+    sent_at = parsedate_to_datetime(message_from_bytes(ada_mail)["Date"])
+    assert ada_due <= sent_at < ada_due + timedelta(minutes=2), (sent_at, ada_due)
+    assert f"job=send user=ada period={ada_due:%Y-%m-%d}: sent" in run.log()
+    assert "job=poll (before ada's digest): INBOX: 1 fetched, 1 ingested" in run.log()
+    store = service.store
+    [second] = [m for m in store.messages("ingested") if "cell" in (m["subject"] or "").lower()]
+    assert second["processed_at"] <= store.digest_for("ada", f"{ada_due:%Y-%m-%d}")["claimed_at"]
+
+    assert run.stop(timeout=20 + 10) == 0
+    assert "job=stop: stopped cleanly" in run.log()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{service.web}/healthz")  # the web server stopped with the daemon
+    assert "Traceback" not in run.log()
+
+    out = service.status()
+    assert "daemon: not running" in out
+    assert f"last: {ada_due:%Y-%m-%d} sent" in out and f"last: {cat_due:%Y-%m-%d} sent" in out
+    next_ada = next_send(load_profile(profiles / "ada.toml"), datetime.now(UTC))
+    assert f"next: {next_ada:%a %Y-%m-%d} {ada_due:%H:%M} IST ({next_ada.astimezone(UTC):%H:%M} UTC)" in out
+    assert "last poll: imap://" in out and "1 ingested" in out
+
+    again = DigestRun(service)
+    again.wait_for_log("job=start: ready")
+    assert again.stop(timeout=30) == 0
+    assert "job=send" not in again.log() and "job=catch-up" not in again.log()
+    assert len(mail_servers.messages(ada)) == 1 and len(mail_servers.messages(cat)) == 1
+
+
+@pytest.mark.mail
+def test_kill_9_in_the_middle_of_a_send_loses_nothing_and_sends_once_after_restart(service, mail_servers):
+    ben, _ = mail_servers.new_user("ben")
+    due = local_minute("UTC", timedelta(minutes=-2))
+    write_profile(service.root / "profiles", "ben", tz="UTC", send_at=f"{due:%H:%M}", email=ben)
+    # the relay answers "try later" to ben for a while: the daemon is inside its SMTP retries when killed
+    refusals = ["451 4.3.0 try later"] * 20
+    mail_servers.set_faults({ben: refusals})
+    try:
+        run = DigestRun(service)
+        run.wait_for(lambda: len(mail_servers.faults().get(ben, [])) < len(refusals), "a refused SMTP attempt")
+        run.proc.kill()
+        run.proc.wait()
+    finally:
+        mail_servers.clear_faults()
+    store = service.store
+    period = f"{due:%Y-%m-%d}"
+    cut = store.digest_for("ben", period)
+    assert cut["status"] == "sending" and cut["message_id"]  # claimed and frozen, not sent: the send was cut
+    assert mail_servers.messages(ben) == []
+    assert store.count_papers() == 3  # the alert read before the kill is stored ...
+    [(_, flags, _)] = mail_servers.messages(service.alerts)
+    assert b"$Digested" in flags  # ... and marked, so it is not read again
+    assert "pending: 1" in service.status()
+
+    again = DigestRun(service)
+    again.wait_for(lambda: mail_servers.messages(ben), "ben's digest after the restart")
+    assert f"job=recover user=ben period={period}" in again.log()
+    assert again.stop(timeout=30) == 0
+    assert len(mail_servers.messages(ben)) == 1
+    row = store.digest_for("ben", period)
+    assert row["status"] == "sent" and row["attempts"] == 2
+    [(_, _, raw)] = mail_servers.messages(ben)
+    assert ALERT_TITLE in text_of(raw)
+    assert message_from_bytes(raw)["Message-ID"] == cut["message_id"]  # the same digest, not a new one
+    assert store.count_papers() == 3 and len(store.messages()) == 1  # nothing read or stored twice
+
+
+@pytest.mark.mail
+def test_with_imap_idle_new_mail_is_read_within_seconds_and_sigterm_still_stops_at_once(service, mail_servers):
+    service.config.write_text(service.config.read_text().replace("[smtp]", "idle = true\n[smtp]"))
+    run = DigestRun(service)
+    run.wait_for_log("job=start: ready")
+    run.wait_for_log("job=poll (interval): INBOX: 1 fetched, 1 ingested")  # the alert already there
+    mail_servers.append(service.alerts, SECOND_ALERT.read_bytes())
+    run.wait_for_log("job=poll (new mail): INBOX: 1 fetched, 1 ingested", timeout=30)  # not in 15 minutes
+    assert run.stop(timeout=20) == 0  # the IDLE connection does not hold the stop up
+    assert service.store.count_papers() == 13
+
+
+@pytest.mark.mail
+def test_a_digest_that_failed_for_a_while_is_retried_by_the_sweep_within_the_grace_window(
+        home, embedder, mail_servers, caplog):
+    tmp_path, config = home
+    caplog.set_level(logging.INFO)
+    ada, _ = mail_servers.new_user("ada")
+    config.write_text(config.read_text().replace(f'outbox = "{tmp_path / "outbox"}"\n', "") + f"""
+[smtp]
+host = "127.0.0.1"
+port = {mail_servers.smtp_port}
+security = "starttls"
+ca_file = "{mail_servers.ca_cert}"
+from_addr = "digest@example.test"
+retries = 1
+retry_backoff = 0.1
+""")
+    write_profile(tmp_path / "profiles", "ada", tz="UTC", send_at="07:30", email=ada)
+    settings = load_settings(config)
+    mail_servers.set_faults({ada: ["451 4.3.0 mailbox busy"] * 2})  # both attempts of the first run fail
+    try:
+        with time_machine.travel(datetime(2024, 6, 3, 7, 35, tzinfo=UTC), tick=True) as clock:
+            store = Store(settings.db_path)
+            ingest_paths(store, [ALERT])
+            daemon = Daemon(settings, embedder=embedder)
+
+            async def scenario():
+                await until(lambda: daemon.ready.is_set())
+                assert store.digest_for("ada", "2024-06-03")["status"] == "retry"
+                assert mail_servers.messages(ada) == []
+                clock.shift(timedelta(minutes=SWEEP_MINUTES))  # the next sweep is due
+                daemon.scheduler.wakeup()
+                await until(lambda: mail_servers.messages(ada))
+
+            assert drive(daemon, scenario) == 0
+    finally:
+        mail_servers.clear_faults()
+    row = store.digest_for("ada", "2024-06-03")
+    assert row["status"] == "sent" and row["attempts"] == 2
+    assert len(mail_servers.messages(ada)) == 1
+    assert records(caplog, "job=send user=ada period=2024-06-03: not delivered, will retry")
+    assert records(caplog, "job=send user=ada period=2024-06-03: sent")
+
+
+def test_a_model_that_cannot_load_stops_the_daemon_with_a_config_error(home):
+    tmp_path, config = home
+    config.write_text(config.read_text().replace("[web]", f'[model]\nname = "{tmp_path / "no-model"}"\n[web]'))
+    daemon = Daemon(load_settings(config))
+
+    async def scenario():
+        await until(lambda: daemon.stopping, timeout=120)
+
+    assert drive(daemon, scenario) == 2
+
+
+def test_a_daemon_with_nowhere_to_send_digests_refuses_to_start(tmp_path, embedder):
+    config = tmp_path / "config.toml"
+    (tmp_path / "profiles").mkdir()
+    config.write_text(f'data_dir = "{tmp_path}"\nprofiles_dir = "{tmp_path / "profiles"}"\n[web]\nenabled = false\n')
+    with pytest.raises(DigestError, match=r"smtp.host is not set in .*config.toml, so digests cannot be sent"):
+        Daemon(load_settings(config), embedder=embedder)

@@ -1,0 +1,318 @@
+"""The schedule, computed with controlled time: local send times across time zones and daylight-saving
+changes, frequencies, catch-up inside and outside the grace window, and what `digest status` shows."""
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from click.testing import CliRunner
+
+from digest.cli import cli
+from digest.config import load_settings
+from digest.profiles import Interest, Profile
+from digest.schedule import (
+    RunLock,
+    due_catch_up,
+    next_send,
+    period_of,
+    previous_send,
+    send_trigger,
+    status_report,
+)
+from digest.store import Store
+
+
+def profile(tz="UTC", send_at="07:30", frequency="daily", user="ada", **kw):
+    return Profile(user=user, name=user.title(), email=f"{user}@example.org", timezone=tz, send_at=send_at,
+                   frequency=frequency, interests=(Interest("LLM inference", ""),), **kw)
+
+
+def utc(*args):
+    return datetime(*args, tzinfo=UTC)
+
+
+def sends(p, after, n):
+    out = []
+    for _ in range(n):
+        after = next_send(p, after)
+        out.append(after)
+    return out
+
+
+# -- local time, time zones, daylight saving ----------------------------------------------------------------
+def test_a_london_digest_stays_at_07_30_local_when_the_clocks_go_forward_in_march():
+    p = profile("Europe/London", "07:30")
+    got = sends(p, utc(2024, 3, 29, 12), 3)  # British Summer Time starts Sun 31 Mar 2024, 01:00 UTC
+    assert [t.strftime("%Y-%m-%d %H:%M %Z") for t in got] == [
+        "2024-03-30 07:30 GMT", "2024-03-31 07:30 BST", "2024-04-01 07:30 BST"]
+    assert [t.astimezone(UTC).hour for t in got] == [7, 6, 6]
+
+
+def test_a_new_york_digest_stays_at_07_00_local_when_the_clocks_go_back_in_november():
+    p = profile("America/New_York", "07:00")
+    got = sends(p, utc(2024, 11, 1, 12), 3)  # EDT ends Sun 3 Nov 2024, 02:00 local
+    assert [t.strftime("%d %H:%M %Z") for t in got] == ["02 07:00 EDT", "03 07:00 EST", "04 07:00 EST"]
+    assert [t.astimezone(UTC).hour for t in got] == [11, 12, 12]
+
+
+def test_a_london_digest_stays_at_local_time_when_the_clocks_go_back_in_october():
+    got = sends(profile("Europe/London", "06:15"), utc(2024, 10, 26, 12), 2)  # BST ends Sun 27 Oct 2024
+    assert [t.astimezone(UTC).strftime("%d %H:%M") for t in got] == ["27 06:15", "28 06:15"]
+    assert {t.strftime("%H:%M") for t in got} == {"06:15"}
+
+
+def test_a_new_york_digest_stays_at_local_time_when_the_clocks_go_forward_in_march():
+    got = sends(profile("America/New_York", "08:00"), utc(2024, 3, 9, 18), 2)  # EDT starts Sun 10 Mar 2024
+    assert [t.astimezone(UTC).strftime("%d %H:%M") for t in got] == ["10 12:00", "11 12:00"]
+
+
+def test_a_wall_time_that_happens_twice_sends_only_once():
+    # 01:30 happens twice in New York on 3 Nov 2024 (EDT, then EST an hour later): one digest, the first
+    p = profile("America/New_York", "01:30")
+    got = sends(p, utc(2024, 11, 2, 12), 3)
+    assert [t.astimezone(UTC) for t in got] == [utc(2024, 11, 3, 5, 30), utc(2024, 11, 4, 6, 30),
+                                                 utc(2024, 11, 5, 6, 30)]
+
+
+def test_a_wall_time_that_does_not_exist_sends_just_after_the_jump():
+    # 02:30 does not exist in New York on 10 Mar 2024 (02:00 -> 03:00): sent at 03:30 EDT, then 02:30 again
+    p = profile("America/New_York", "02:30")
+    got = sends(p, utc(2024, 3, 9, 12), 3)
+    assert [t.strftime("%d %H:%M %Z") for t in got] == ["10 03:30 EDT", "11 02:30 EDT", "12 02:30 EDT"]
+    assert got[0].astimezone(UTC) == utc(2024, 3, 10, 7, 30)
+
+
+@pytest.mark.parametrize(("tz", "send_at", "expected_utc"), [
+    ("UTC", "07:30", utc(2024, 6, 3, 7, 30)),
+    ("Asia/Tokyo", "07:30", utc(2024, 6, 3, 22, 30)),          # +09:00, already Tuesday in Tokyo
+    ("Asia/Kolkata", "07:30", utc(2024, 6, 4, 2, 0)),          # +05:30
+    ("Australia/Sydney", "07:30", utc(2024, 6, 3, 21, 30)),    # +10:00 (southern winter, no DST)
+    ("America/Los_Angeles", "07:30", utc(2024, 6, 3, 14, 30)),  # -07:00 (PDT)
+    ("Pacific/Chatham", "07:30", utc(2024, 6, 3, 18, 45)),     # +12:45
+])
+def test_the_same_local_time_is_a_different_instant_in_each_time_zone(tz, send_at, expected_utc):
+    got = next_send(profile(tz, send_at), utc(2024, 6, 3, 6))  # Monday 3 June 2024, 06:00 UTC
+    assert got.astimezone(UTC) == expected_utc
+    assert got.strftime("%H:%M") == send_at and got.tzinfo == ZoneInfo(tz)
+
+
+def test_southern_hemisphere_daylight_saving_is_followed_too():
+    # Sydney leaves daylight saving on Sun 7 Apr 2024 (03:00 AEDT -> 02:00 AEST)
+    got = sends(profile("Australia/Sydney", "07:00"), utc(2024, 4, 5, 12), 3)
+    assert [t.astimezone(UTC).strftime("%d %H:%M") for t in got] == ["05 20:00", "06 21:00", "07 21:00"]  # Sat 6 07:00 AEDT, Sun 7 07:00 AEST
+
+
+# -- frequencies --------------------------------------------------------------------------------------------
+def test_weekdays_skip_the_weekend():
+    got = sends(profile("Europe/Berlin", "08:00", "weekdays"), utc(2024, 6, 6, 12), 3)  # Thursday afternoon
+    assert [t.strftime("%a %d") for t in got] == ["Fri 07", "Mon 10", "Tue 11"]
+
+
+def test_weekly_on_several_days_sends_on_those_days_only():
+    got = sends(profile("UTC", "09:00", "weekly:mon,thu"), utc(2024, 6, 4, 12), 4)  # Tuesday
+    assert [t.strftime("%a %d") for t in got] == ["Thu 06", "Mon 10", "Thu 13", "Mon 17"]
+
+
+def test_weekly_days_are_the_users_local_days_not_utc_days():
+    # 07:00 Monday in Tokyo is Sunday 22:00 UTC
+    got = next_send(profile("Asia/Tokyo", "07:00", "weekly:mon"), utc(2024, 6, 5, 0))
+    assert got.strftime("%a %H:%M") == "Mon 07:00"
+    assert got.astimezone(UTC).strftime("%a %H:%M") == "Sun 22:00"
+
+
+def test_the_trigger_days_follow_send_days_with_monday_as_zero():
+    p = profile(frequency="weekly:sun,wed")
+    assert p.send_days == (2, 6)
+    assert "day_of_week='wed,sun'" in repr(send_trigger(p))
+
+
+def test_next_send_is_strictly_after_and_previous_send_is_at_or_before():
+    p = profile("UTC", "07:30")
+    at = utc(2024, 6, 3, 7, 30)
+    assert next_send(p, at) == utc(2024, 6, 4, 7, 30)
+    assert next_send(p, at - timedelta(microseconds=1)) == at
+    assert previous_send(p, at) == at
+    assert previous_send(p, at - timedelta(seconds=1)) == utc(2024, 6, 2, 7, 30)
+
+
+def test_previous_send_of_a_weekly_digest_goes_back_to_its_day():
+    p = profile("Europe/London", "07:30", "weekly:fri")
+    assert previous_send(p, utc(2024, 6, 5, 12)) == datetime(2024, 5, 31, 7, 30, tzinfo=ZoneInfo("Europe/London"))
+
+
+def test_times_without_a_time_zone_are_refused():
+    with pytest.raises(ValueError, match="timezone-aware"):
+        next_send(profile(), datetime(2024, 6, 3, 7))
+
+
+def test_the_period_is_the_local_date_of_the_send_time_as_the_pipeline_computes_it():
+    from digest.pipeline import local_period
+
+    p = profile("Pacific/Auckland", "06:00")
+    due = next_send(p, utc(2024, 6, 3, 12))
+    assert period_of(p, due) == local_period(p, due) == "2024-06-04"
+
+
+# -- catch-up -----------------------------------------------------------------------------------------------
+GRACE = timedelta(minutes=180)
+
+
+def test_a_digest_missed_by_less_than_the_grace_window_is_sent_on_start():
+    p = profile("Europe/London", "07:30")
+    now = utc(2024, 6, 3, 8, 0)  # 09:00 BST: 90 minutes after the send time
+    c = due_catch_up(p, now, last_period="2024-06-02", grace=GRACE)
+    assert c.send and c.period == "2024-06-03" and c.late == timedelta(minutes=90)
+    assert c.due_at == utc(2024, 6, 3, 6, 30)
+
+
+def test_a_digest_missed_by_more_than_the_grace_window_is_skipped():
+    p = profile("Europe/London", "07:30")
+    c = due_catch_up(p, utc(2024, 6, 3, 10, 0), last_period="2024-06-02", grace=GRACE)
+    assert c is not None and not c.send and c.period == "2024-06-03" and c.late == timedelta(hours=3, minutes=30)
+
+
+def test_the_grace_window_includes_its_last_second():
+    p = profile("UTC", "07:30")
+    assert due_catch_up(p, utc(2024, 6, 3, 10, 30), None, GRACE).send
+    assert not due_catch_up(p, utc(2024, 6, 3, 10, 30, 1), None, GRACE).send
+
+
+def test_a_digest_already_sent_is_not_caught_up():
+    p = profile("UTC", "07:30")
+    assert due_catch_up(p, utc(2024, 6, 3, 8), last_period="2024-06-03", grace=GRACE) is None
+
+
+def test_after_days_of_downtime_only_the_latest_digest_is_considered():
+    p = profile("UTC", "07:30")
+    c = due_catch_up(p, utc(2024, 6, 6, 8), last_period="2024-06-01", grace=GRACE)
+    assert c.period == "2024-06-06" and c.send
+
+
+def test_a_late_catch_up_after_local_midnight_keeps_the_period_of_its_send_time():
+    p = profile("America/New_York", "23:30")
+    now = utc(2024, 6, 4, 4, 10)  # 00:10 EDT on the 4th, 40 min after the 3rd's send time
+    c = due_catch_up(p, now, "2024-06-02", GRACE)
+    assert c.send and c.period == "2024-06-03"
+
+
+def test_catch_up_is_measured_from_the_send_time_across_a_dst_change():
+    # 07:30 BST on 31 Mar 2024 is 06:30 UTC; at 09:00 UTC it is 2.5 h late, inside a 3 h window
+    c = due_catch_up(profile("Europe/London", "07:30"), utc(2024, 3, 31, 9, 0), "2024-03-30", GRACE)
+    assert c.send and c.late == timedelta(hours=2, minutes=30)
+
+
+def test_a_weekly_digest_is_not_caught_up_on_its_off_days():
+    p = profile("UTC", "07:30", "weekly:mon")
+    assert due_catch_up(p, utc(2024, 6, 5, 8), "2024-06-03", GRACE) is None  # Wednesday; Monday was sent
+
+
+# -- status ---------------------------------------------------------------------------------------------------
+@pytest.fixture
+def setup(tmp_path):
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "ada.toml").write_text('email = "ada@example.org"\ntimezone = "Europe/London"\nsend_at = "07:30"\n'
+                                       'frequency = "weekdays"\n[[interests]]\nlabel = "LLM inference"\n')
+    (profiles / "ben.toml").write_text('email = "ben@example.org"\ntimezone = "America/New_York"\n'
+                                       'send_at = "06:45"\npaused = true\n[[interests]]\nlabel = "Cells"\n')
+    config = tmp_path / "config.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\nprofiles_dir = "{profiles}"\n')
+    return tmp_path, config
+
+
+@time_machine.travel(datetime(2024, 3, 29, 9, 0, tzinfo=UTC), tick=False)  # Friday
+def test_status_shows_each_users_next_digest_in_their_time_zone_and_utc(setup):
+    tmp_path, config = setup
+    settings = load_settings(config)
+    store = Store(settings.db_path)
+    store.record_message(mailbox="INBOX", uidvalidity=1, uid=1, message_id="<m1@x>", status="failed", error="bad")
+    store.set_poll_state("INBOX", uidvalidity=1, last_uid=7, result="3 new messages, 12 papers")
+    digest_id = store.claim_digest("ada", "2024-03-28")
+    store.mark_digest(digest_id, "retry", error="SMTP failed 4 times, last: 451 4.3.0 later")
+    store.log_event("ERROR", "send", "SMTP failed 4 times, last: 451 4.3.0 later", user="ada")
+    report = status_report(settings, store)
+    ada, ben = report["users"]
+    # Friday 09:00 UTC: ada's next weekday digest is Monday 1 April, 07:30 BST (06:30 UTC: the clocks changed)
+    assert ada["next_local"] == "2024-04-01T07:30:00+01:00" and ada["next_utc"] == "2024-04-01T06:30:00+00:00"
+    assert ada["last"]["status"] == "retry" and "451" in ada["last"]["error"]
+    assert ben["paused"] and "next" not in ben
+    assert report["counts"]["messages"] == {"failed": 1}
+    assert report["counts"]["digests"] == {"retry": 1}
+    assert report["polls"][0]["result"] == "3 new messages, 12 papers"
+    assert report["recent_errors"][0]["user"] == "ada"
+    assert report["daemon"] is None
+
+    result = CliRunner().invoke(cli, ["--config", str(config), "status"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "next: Mon 2024-04-01 07:30 BST (06:30 UTC), in 2 d 21 h" in out
+    assert "daemon: not running" in out
+    assert "last poll: INBOX: just now: 3 new messages, 12 papers" in out
+    assert "last: 2024-03-28 retry" in out and "451 4.3.0 later" in out
+    assert "next: paused" in out
+    assert "messages: 1 (1 failed)" in out and "pending: 1" in out
+    assert "recent errors:" in out and "2024-03-29 09:00 UTC ERROR send ada: SMTP failed" in out
+
+    as_json = json.loads(CliRunner().invoke(cli, ["--config", str(config), "status", "--json"]).output)
+    assert as_json["users"][0]["next_utc"] == "2024-04-01T06:30:00+00:00"
+
+
+def test_status_shows_a_user_who_unsubscribed_by_link_and_how_to_resume(setup):
+    tmp_path, config = setup
+    Store(load_settings(config).db_path).pause_user("ada", via="web")
+    out = CliRunner().invoke(cli, ["--config", str(config), "status"]).output
+    assert "next: none: unsubscribed by link (web) just now; `digest resume ada` resumes" in out
+
+
+def test_status_says_when_the_daemon_is_running(setup):
+    tmp_path, config = setup
+    lock = RunLock(tmp_path / "data")
+    lock.acquire()
+    try:
+        out = CliRunner().invoke(cli, ["--config", str(config), "status"]).output
+        assert "daemon: running (pid " in out
+    finally:
+        lock.release()
+    assert "daemon: not running" in CliRunner().invoke(cli, ["--config", str(config), "status"]).output
+
+
+def test_status_without_a_database_creates_nothing_and_still_shows_the_schedule(setup):
+    tmp_path, config = setup
+    result = CliRunner().invoke(cli, ["--config", str(config), "status"])
+    assert result.exit_code == 0 and "ada <ada@example.org>: weekdays at 07:30 Europe/London" in result.output
+    assert not (tmp_path / "data").exists()
+
+
+def test_status_names_a_broken_profile_and_keeps_its_last_good_schedule(setup):
+    tmp_path, config = setup
+    settings = load_settings(config)
+    store = Store(settings.db_path)
+    store.save_profile_texts({"ada": (tmp_path / "profiles" / "ada.toml").read_text()})
+    (tmp_path / "profiles" / "ada.toml").write_text('email = "ada@example.org"\nsend_at = "7h"\n')
+    out = CliRunner().invoke(cli, ["--config", str(config), "status"]).output
+    assert "profile broken: using its last good version" in out
+    assert "ada.toml:2: send_at: must look like" in out
+
+
+def test_status_does_not_import_torch(setup):
+    _, config = setup
+    code = ("import sys\nfrom digest.cli import main\nsys.argv = ['digest', '--config', sys.argv[1], 'status']\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules, 'torch imported'\n")
+    result = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+# -- the store's part -----------------------------------------------------------------------------------------
+def test_last_done_period_ignores_digests_still_in_flight():
+    store = Store(None)
+    sent = store.claim_digest("ada", "2024-06-02")
+    store.mark_digest(sent, "sent")
+    store.claim_digest("ada", "2024-06-03")
+    assert store.last_done_period("ada") == "2024-06-02"
+    assert [(d["period"], d["status"]) for d in store.unfinished_digests()] == [("2024-06-03", "claimed")]
+    assert store.last_done_period("ben") is None
