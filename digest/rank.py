@@ -61,6 +61,11 @@ DISLIKE_SLOPE = 1.0     # ...by this much per sigma beyond it, in combined-z uni
 W_LEXICAL = 0.0         # the TF-IDF channel (needs background texts); measured: hurts here, so off
 HUB_WEIGHT = 0.0        # hubness correction: minus this times a paper's mean cosine to its HUB_K nearest background
 HUB_K = 10
+NEG_KNN_WEIGHT = 0.0    # examples channel minus this times the top-k anchor z to thumbs-down papers
+LIKED_WEIGHT = 1.0      # a thumbs-up's weight among the classifier's positives (a seed counts 1)
+PRF_WEIGHT = 0.5        # pseudo-relevance feedback: weight of the similarity to today's PRF_TOP best candidates
+PRF_TOP = 20
+C_GROWTH = 0.0          # classifier C grows by this per labelled (voted) paper: trust the data as it comes
 MIN_BACKGROUND = 30     # below this many background rows, fall back to PRIOR_* for the anchor calibration
 PRIOR_MEAN, PRIOR_STD = 0.05, 0.10   # cosine of random title pairs with all-MiniLM-L6-v2
 MIN_STD = 1e-3
@@ -168,7 +173,7 @@ def _hubness(sims: np.ndarray) -> np.ndarray:
     return -np.partition(-sims, k - 1, axis=1)[:, :k].mean(axis=1)
 
 
-def _fit_classifier(pos: np.ndarray, pos_w: np.ndarray, neg: np.ndarray, neg_w: np.ndarray):
+def _fit_classifier(pos: np.ndarray, pos_w: np.ndarray, neg: np.ndarray, neg_w: np.ndarray, c: float):
     from sklearn.linear_model import LogisticRegression
 
     x = np.vstack([pos, neg])
@@ -176,7 +181,7 @@ def _fit_classifier(pos: np.ndarray, pos_w: np.ndarray, neg: np.ndarray, neg_w: 
     w = np.r_[pos_w, neg_w].astype(np.float64)
     # balance the classes by weight, so five seeds against a thousand background papers still matter
     w[: len(pos)] *= w[len(pos):].sum() / max(w[: len(pos)].sum(), 1e-9)
-    model = LogisticRegression(C=CLASSIFIER_C, max_iter=200)
+    model = LogisticRegression(C=c, max_iter=200)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(x, y, sample_weight=w)
@@ -193,16 +198,18 @@ def _classifier_channel(signals: UserSignals, cand: np.ndarray, bg: np.ndarray,
         return None
     weights = np.array([a.weight for a in signals.anchors], dtype=np.float64)
     pos, pos_w = signals.vectors[pos_rows], weights[pos_rows]
+    pos_w = pos_w * np.where([signals.anchors[i].kind == "liked" for i in pos_rows], LIKED_WEIGHT, 1.0)
     dis_rows = signals.rows("disliked")
     dis, dis_w = signals.vectors[dis_rows], weights[dis_rows] * DISLIKE_WEIGHT
-    full = _fit_classifier(pos, pos_w, np.vstack([bg, dis]), np.r_[np.ones(len(bg)), dis_w])
+    c = CLASSIFIER_C * (1.0 + C_GROWTH * (len(signals.rows("liked")) + len(dis_rows)))
+    full = _fit_classifier(pos, pos_w, np.vstack([bg, dis]), np.r_[np.ones(len(bg)), dis_w], c)
     cand_scores = full.decision_function(cand)
     # out-of-fold background scores: each half is scored by a model that never saw it
     order = rng.permutation(len(bg))
     halves = (order[: len(bg) // 2], order[len(bg) // 2:])
     bg_scores = np.empty(len(bg))
     for held, train in (halves, halves[::-1]):
-        model = _fit_classifier(pos, pos_w, np.vstack([bg[train], dis]), np.r_[np.ones(len(train)), dis_w])
+        model = _fit_classifier(pos, pos_w, np.vstack([bg[train], dis]), np.r_[np.ones(len(train)), dis_w], c)
         bg_scores[held] = model.decision_function(bg[held])
     return cand_scores, bg_scores
 
@@ -271,6 +278,11 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray, background_vec
         knn_b = _pooled(_weighted(bg_z[:, examples], weights[examples]), _knn)
         knn = _standardise(knn_c, knn_b)
         ex_c, ex_b = W_KNN * knn, W_KNN * _standardise(knn_b, knn_b)
+        if NEG_KNN_WEIGHT and len(neg):
+            # shown-but-disliked papers sit in the very region the user likes: closeness to them is evidence
+            neg_c, neg_b = _knn(anchor_z[:, neg]), _knn(bg_z[:, neg])
+            ex_c = ex_c - NEG_KNN_WEIGHT * _standardise(neg_c, neg_b)
+            ex_b = ex_b - NEG_KNN_WEIGHT * _standardise(neg_b, neg_b)
         # a fixed seed keeps a ranking reproducible: the same inputs give the same scores
         fitted = _classifier_channel(signals, cand, bg, np.random.default_rng(0))
         if fitted is not None:
@@ -305,6 +317,14 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray, background_vec
             return np.zeros(0 if z is None else len(z))
         closest = (z[:, neg] * np.minimum(weights[neg], 1.0)).max(axis=1)
         return DISLIKE_SLOPE * np.maximum(closest - DISLIKE_START, 0.0)
+
+    if PRF_WEIGHT and comb_b is not None and n > PRF_TOP:
+        # today's best candidates, as one pseudo-anchor: papers close to what already scores highest today
+        top = np.argpartition(-comb_c, PRF_TOP - 1)[:PRF_TOP]
+        centroid = cand[top].mean(axis=0)
+        prf_c, prf_b = cand @ centroid, bg @ centroid
+        comb_c = comb_c + PRF_WEIGHT * _standardise(prf_c, prf_b) * comb_b.std()
+        comb_b = comb_b + PRF_WEIGHT * _standardise(prf_b, prf_b) * comb_b.std()
 
     penalty = dislike_penalty(anchor_z)
     comb_c = comb_c - (penalty if len(penalty) else 0.0)
