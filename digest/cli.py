@@ -147,7 +147,7 @@ def _print_delivery(d) -> None:
     elif d.status == "skipped":
         click.echo(f"  {d.user}: quiet day, nothing sent (quiet_day = \"skip\")")
     elif d.status == "paused":
-        click.echo(f"  {d.user}: paused (paused = true in the profile)")
+        click.echo(f"  {d.user}: paused ({d.error or 'paused = true in the profile'})")
     elif d.status == "retry":
         click.secho(f"  {d.user}: not sent, the next run retries it: {d.error}", fg="red")
     elif d.status == "failed":
@@ -387,6 +387,98 @@ def poll(ctx: click.Context, folders: tuple[str, ...], once: bool, rescan: bool)
             idle_wait(settings, wait, stop=stop, folder=(folders or settings.imap.folders)[0], since=report)
         else:
             stop.wait(wait)
+
+
+# -- feedback: serve, votes, resume (owner: feedback) ------------------------------------------------------
+@cli.command()
+@click.option("--host", default=None, help="Address to bind (default: web.host, 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port to listen on (default: web.port, 8025).")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run the feedback web server: the 👍 / 👎 / unsubscribe links of the digests.
+
+    Binds to 127.0.0.1 by default; expose it through a reverse proxy and set web.base_url to the public
+    URL (the links in emails are built from it). `digest run` starts the same server itself.
+
+    Example:
+
+    \b
+        digest serve --port 8025
+        curl -s http://127.0.0.1:8025/healthz
+    """
+    from .feedback import build_server
+
+    settings = _settings(ctx)
+    server = build_server(settings, host, port)
+    click.echo(f"feedback server on http://{server.config.host}:{server.config.port} "
+               f"(links in emails point to {settings.web.base_url}); Ctrl-C stops it")
+    server.run()
+
+
+@cli.command()
+@click.argument("user")
+@click.option("--history", is_flag=True, help="Every change (votes, changed votes, undos), oldest first.")
+@click.pass_context
+def votes(ctx: click.Context, user: str, history: bool) -> None:
+    """List a user's votes: the paper, 👍 or 👎, when, and how (web link or email).
+
+    Votes live in the database, not in the profile: editing or replacing the profile file keeps them.
+
+    Example:
+
+    \b
+        digest votes ada
+        digest votes ada --history
+    """
+    settings = _settings(ctx)
+    store = _store(settings)
+    marks = {1: "👍", -1: "👎", 0: "undo"}
+    if history:
+        rows = [(e["paper_id"], e["value"], e["at"], e["via"]) for e in store.vote_events(user)]
+    else:
+        rows = [(v.paper_id, v.value, v.created_at, v.via) for v in store.votes(user)]
+    papers = store.get_papers([pid for pid, *_ in rows])
+    if not rows:
+        click.echo(f"{user}: no votes yet")
+        return
+    click.echo(f"{user}: {len(rows)} {'changes' if history else 'votes'}")
+    for pid, value, at, via in rows:
+        paper = papers.get(store.resolve_id(pid))
+        title = " ".join(paper.title.split()) if paper else f"({pid}: no longer in the store)"
+        click.echo(f"  {marks[value]:4} {(at or '')[:16].replace('T', ' ')}  {via:5}  {title[:90]}")
+    pause = store.pause_of(user)
+    if pause:
+        since = pause["paused_at"][:16].replace("T", " ")
+        click.secho(f"{user}'s digests are paused since {since} UTC ({pause['via']}); "
+                    f"`digest resume {user}` turns them back on", fg="yellow")
+
+
+@cli.command()
+@click.argument("user")
+@click.pass_context
+def resume(ctx: click.Context, user: str) -> None:
+    """Resume the digests of a user who paused them with an unsubscribe link.
+
+    A pause set by `paused = true` in the profile file is the user's own switch: edit the file for that.
+
+    Example:
+
+        digest resume ada
+    """
+    settings = _settings(ctx)
+    store = _store(settings)
+    if store.resume_user(user, via="cli"):
+        click.echo(f"{user}: digests resumed; the next one goes out at its usual time")
+    else:
+        click.echo(f"{user}: was not paused by an unsubscribe link; nothing to do")
+    profile_path = settings.profiles_path / f"{user}.toml"
+    if profile_path.exists():
+        try:
+            if _load_profile(settings, user).paused:
+                click.secho(f"note: {profile_path} says paused = true; set it to false to get digests",
+                            fg="yellow")
+        except DigestError as exc:
+            click.secho(f"note: {exc}", fg="yellow")
 
 
 def main() -> None:

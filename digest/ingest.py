@@ -72,7 +72,8 @@ BACKOFF = 2.0  # seconds before the first reconnection; doubles each time
 LOCK_WAIT = 120.0  # seconds to wait for another poll of the same database to finish
 IDLE_RENEW = 25 * 60  # servers may end an IDLE after 30 minutes (RFC 2177): renew well before
 
-PROCESSED = ("ingested", "duplicate", "feedback")  # statuses whose papers (or vote) are committed
+# statuses whose papers (or votes, or a refused vote's reason) are committed
+PROCESSED = ("ingested", "duplicate", "feedback", "feedback_rejected")
 _ATOM = re.compile(r"[^\s(){%*\"\\\]]+")  # what an IMAP keyword may look like (RFC 3501 atom)
 
 
@@ -97,6 +98,7 @@ class FolderReport:
     ingested: int = 0
     duplicates: int = 0  # alerts already stored under the same Message-ID (another folder, a rescan)
     feedback: int = 0  # replies carrying votes (recorded by ingest_raw, marked like alerts)
+    feedback_rejected: int = 0  # feedback refused (wrong sender, bad token, no votes): recorded with why, marked
     not_alerts: int = 0
     failed: int = 0  # could not be parsed: recorded and quarantined
     skipped: int = 0  # larger than imap.max_message_bytes
@@ -115,6 +117,8 @@ class FolderReport:
             counts.append(f"{self.duplicates} already known")
         if self.feedback:
             counts.append(f"{self.feedback} feedback replies")
+        if self.feedback_rejected:
+            counts.append(f"{self.feedback_rejected} feedback replies refused (see digest status)")
         counts += [f"{self.not_alerts} not alerts", f"{self.failed} failed (quarantined)",
                    f"{self.skipped} skipped (too large)"]
         line = f"{self.folder}: {', '.join(counts)}; {self.new_papers} new papers"
@@ -570,8 +574,9 @@ class _Walker:
         folder.fetched += 1
         label = f"{folder.folder} UID {uid}"
         try:
+            # with the settings, ingest_raw recognises votes sent by email before parsing alerts
             status, report = ingest_raw(self.store, raw, mailbox=folder.mailbox, uidvalidity=self.uidvalidity,
-                                        uid=uid, label=label)
+                                        uid=uid, label=label, settings=self.settings)
         except (sqlite3.Error, StoreError):
             raise  # the database itself is unusable: not a problem of this message
         except Exception as exc:  # noqa: BLE001 - a parser bug must not stop the other messages
@@ -589,6 +594,8 @@ class _Walker:
             folder.duplicates += 1
         elif status == "feedback":
             folder.feedback += 1
+        elif status == "feedback_rejected":
+            folder.feedback_rejected += 1
         elif status == "not_alert":
             folder.not_alerts += 1
         elif status == "failed":

@@ -42,29 +42,48 @@ class IngestReport:
     failed: int = 0
     new: int = 0
     merged: int = 0
+    feedback: int = 0  # votes sent by email and recorded
+    feedback_rejected: int = 0  # feedback replies refused (wrong sender, bad token, no votes), recorded as such
     errors: list[str] = field(default_factory=list)
 
     def add(self, other: IngestReport) -> None:
-        for name in ("emails", "alerts", "not_alerts", "duplicates", "failed", "new", "merged"):
+        for name in ("emails", "alerts", "not_alerts", "duplicates", "failed", "new", "merged", "feedback",
+                     "feedback_rejected"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors.extend(other.errors)
 
 
 def ingest_raw(store: Store, raw: bytes, *, mailbox: str, uidvalidity: int = 0, uid: int = 0,
-               label: str = "") -> tuple[str, IngestReport]:
+               label: str = "", settings: Settings | None = None) -> tuple[str, IngestReport]:
     """Parse one message and record it with its papers in one transaction.
 
     Returns the message's status ('ingested', 'not_alert', 'duplicate' or 'failed') and the counts.
     A message already ingested under the same Message-ID (another folder, a new UIDVALIDITY) adds nothing.
+
+    With ``settings`` (the poller passes them), a vote sent by email is recognised first and never parsed
+    as an alert: status 'feedback' (votes recorded) or 'feedback_rejected' (recorded with the reason, e.g. a
+    wrong sender). Both are final: mark the message processed like 'ingested'. See feedback.handle_reply.
     """
     from .parse import parse_message  # parsing needs no model: keep torch out of this import path
 
     report = IngestReport(emails=1)
     if uid:
         seen = store.message_seen(mailbox, uidvalidity, uid)
-        if seen and seen["status"] in ("ingested", "not_alert", "duplicate"):
+        if seen and seen["status"] in ("ingested", "not_alert", "duplicate", "feedback", "feedback_rejected"):
             report.duplicates = 1
             return "seen", report
+    if settings is not None:
+        from .feedback import handle_reply
+
+        outcome = handle_reply(store, settings, raw, mailbox=mailbox, uidvalidity=uidvalidity, uid=uid)
+        if outcome is not None and outcome.status == "duplicate":
+            store.record_message(mailbox=mailbox, uidvalidity=uidvalidity, uid=uid,
+                                 message_id=outcome.message_id, kind="feedback", status="duplicate")
+            report.duplicates = 1
+            return "duplicate", report
+        if outcome is not None:
+            report.feedback, report.feedback_rejected = (1, 0) if outcome.status == "feedback" else (0, 1)
+            return outcome.status, report
     try:
         parsed = parse_message(raw)
     except ParseError as exc:
@@ -214,9 +233,15 @@ class Delivery:
     titles: tuple[str, ...] = ()
 
 
-def _links(settings: Settings, profile: Profile, paper_id: str | None, action: str) -> str:
+def _links(settings: Settings, profile: Profile, paper_id: str | None, action: str, *,
+           title: str = "") -> str:
+    """The signed web link; with ``title``, the mailto: link to web.reply_address that sends the same vote."""
     key = settings.web.secret_key(settings.data_path)
     token = make_token(key, profile.user, action, paper_id)
+    if title:
+        from .feedback import vote_mailto
+
+        return vote_mailto(settings.web.reply_address, token, action, title)
     base = settings.web.base_url.rstrip("/")
     return f"{base}/unsubscribe/{token}" if action == "unsubscribe" else f"{base}/vote/{token}"
 
@@ -239,6 +264,11 @@ def compose(settings: Settings, store: Store, user_ranking: UserRanking, period:
         pid = user_ranking.id_of(item.paper)
         items.append(item_context(item, store.paper_sources(pid), _links(settings, profile, pid, "up"),
                                   _links(settings, profile, pid, "down")))
+        # votes by email, for readers the web server cannot reach: mailto links (empty: not configured)
+        title = " ".join(item.paper.title.split())
+        reply = settings.web.reply_address
+        items[-1]["reply_up"] = _links(settings, profile, pid, "up", title=title) if reply else ""
+        items[-1]["reply_down"] = _links(settings, profile, pid, "down", title=title) if reply else ""
     context = {
         "date": date.fromisoformat(period), "items": items, "quiet": not items,
         "n_candidates": user_ranking.n_candidates, "profile_file": _display_path(profile.path) or f"profiles/{profile.user}.toml",
@@ -279,6 +309,10 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
     enters the papers into the sent ledger. ``ranker`` replaces ``rank_user`` (tests, previews).
     """
     period = local_period(profile, now)
+    pause = store.pause_of(profile.user)
+    if pause is not None:
+        # unsubscribed by a link: nothing goes out until `digest resume USER`, whichever job calls this
+        return Delivery(profile.user, "paused", error=_pause_note(profile.user, pause))
 
     def ranking() -> UserRanking:
         if ranker is not None:
@@ -365,15 +399,22 @@ def load_user_profiles(store: Store, settings: Settings) -> LoadedProfiles:
     return loaded
 
 
+def _pause_note(user: str, pause: dict) -> str:
+    return (f"unsubscribed by link ({pause['via']}) on {pause['paused_at'][:10]}; "
+            f"`digest resume {user}` turns it back on")
+
+
 def deliver_all(store: Store, embedder: Embedder | None, settings: Settings, profiles: Iterable[Profile], *,
                 outbox: Path | None = None, dry_run: bool = False, now: datetime | None = None,
                 ranker: Callable[[Profile], UserRanking] | None = None) -> list[Delivery]:
     """Deliver every profile's digest for its current period, one after the other; a failure is reported in
     that user's Delivery and never stops the others."""
     out = []
+    unsubscribed = store.paused_users()  # paused by an unsubscribe link, until `digest resume USER`
     for profile in profiles:
-        if profile.paused:
-            out.append(Delivery(profile.user, "paused"))
+        if profile.paused or profile.user in unsubscribed:
+            note = _pause_note(profile.user, unsubscribed[profile.user]) if profile.user in unsubscribed else None
+            out.append(Delivery(profile.user, "paused", error=note))
             continue
         try:
             out.append(deliver_user(store, embedder, settings, profile, outbox=outbox, dry_run=dry_run, now=now,

@@ -13,6 +13,7 @@ Tables
   sent_papers      the ledger: a paper is never sent to the same user twice
   profile_texts    the last good text of each profile file
   events           recent errors and notable events, for `digest status`
+  pauses           users whose digests are paused by an unsubscribe link (until `digest resume USER`)
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import sqlite_utils
 from .errors import StoreError
 from .models import Paper, ScoredPaper, Vote, normalise_title
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def utcnow() -> str:
@@ -84,7 +85,13 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     db["events"].create_index(["at"])
 
 
-MIGRATIONS = [_migration_1]
+def _migration_2(db: sqlite_utils.Database) -> None:
+    # owner: feedback. An unsubscribe link pauses a user here, not in their hand-edited profile file;
+    # the profile's own `paused` key stays the user's switch. `digest resume USER` deletes the row.
+    db["pauses"].create({"user": str, "paused_at": str, "via": str, "reason": str}, pk="user")
+
+
+MIGRATIONS = [_migration_1, _migration_2]
 
 
 DIGEST_DONE = ("sent", "skipped", "failed", "superseded")  # a digest in one of these is never sent again
@@ -622,3 +629,67 @@ class Store:
     def recent_events(self, limit: int = 10, level: str | None = None) -> list[dict]:
         where = "level = ?" if level else None
         return list(self.db["events"].rows_where(where, [level] if level else [], order_by="id desc", limit=limit))
+
+    # -- feedback (owner: feedback): pauses, batched votes, digests by Message-ID --------------------------
+    def pause_user(self, user: str, *, via: str = "web", reason: str = "") -> bool:
+        """Pause a user's digests (an unsubscribe). Returns False if they were paused already."""
+        with self.db.conn:
+            if self.db.execute("SELECT 1 FROM pauses WHERE user = ?", [user]).fetchone():
+                return False
+            self._insert("pauses", {"user": user, "paused_at": utcnow(), "via": via, "reason": reason})
+            self._insert("events", {"at": utcnow(), "level": "INFO", "component": "feedback", "user": user,
+                                    "message": f"digests paused ({via})"})
+        return True
+
+    def resume_user(self, user: str, *, via: str = "cli") -> bool:
+        """Lift a pause set by an unsubscribe. Returns False if the user was not paused here."""
+        with self.db.conn:
+            cursor = self.db.execute("DELETE FROM pauses WHERE user = ?", [user])
+            if cursor.rowcount:
+                self._insert("events", {"at": utcnow(), "level": "INFO", "component": "feedback", "user": user,
+                                        "message": f"digests resumed ({via})"})
+        return bool(cursor.rowcount)
+
+    def pause_of(self, user: str) -> dict | None:
+        rows = list(self.db["pauses"].rows_where("user = ?", [user], limit=1))
+        return rows[0] if rows else None
+
+    def paused_users(self) -> dict[str, dict]:
+        return {r["user"]: r for r in self.db["pauses"].rows}
+
+    def record_votes(self, user: str, votes: Sequence[tuple[str, int]], via: str) -> int:
+        """Set several votes of one user in one transaction (the last choice wins). Returns how many changed."""
+        changed = 0
+        with self.db.conn:
+            for paper_id, value in votes:
+                if value not in (1, -1):
+                    raise ValueError("vote must be +1 or -1")
+                pid = self.resolve_id(paper_id)
+                row = self.db.execute("SELECT value FROM votes WHERE user = ? AND paper_id = ?",
+                                      [user, pid]).fetchone()
+                if row and row[0] == value:
+                    continue
+                now = utcnow()
+                if row:
+                    self._update("votes", "user = ? AND paper_id = ?", [user, pid],
+                                 {"value": value, "via": via, "updated_at": now})
+                else:
+                    self._insert("votes", {"user": user, "paper_id": pid, "value": value, "via": via,
+                                           "created_at": now, "updated_at": now})
+                self._insert("vote_events", {"user": user, "paper_id": pid, "value": value, "via": via, "at": now})
+                changed += 1
+        return changed
+
+    def vote_events(self, user: str) -> list[dict]:
+        """Every vote change of a user, oldest first (value 0 = undone)."""
+        return list(self.db["vote_events"].rows_where("user = ?", [user], order_by="id"))
+
+    def digest_by_message_id(self, message_ids: Iterable[str]) -> dict | None:
+        """The digest sent under one of these Message-IDs (a reply's In-Reply-To / References), newest first."""
+        ids = [m.strip() for m in message_ids if m and m.strip()]
+        if not ids:
+            return None
+        marks = ",".join("?" * len(ids))
+        rows = list(self.db.query(f"SELECT * FROM digests WHERE message_id IN ({marks}) ORDER BY id DESC LIMIT 1",
+                                  ids))
+        return rows[0] if rows else None

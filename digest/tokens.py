@@ -1,20 +1,50 @@
 """Signed tokens for feedback and unsubscribe links (itsdangerous). Pure: key in, token out.
 
-A token carries (user, paper id, action, issued-at). It is rejected if altered, forged (wrong key), expired,
-or used for another user or paper than the one the caller expects.
+A token carries (user, paper id, action, issued-at) and is the only thing a link needs: the server trusts
+nothing else in the request. It is rejected if altered or forged (``InvalidToken``), too old
+(``ExpiredToken``), or used for another action, user or paper than the one the caller expects
+(``WrongToken``): a 👍 token cannot unsubscribe, a token for one paper cannot vote on another, a token for
+one user can never act for another (the user is inside the signature).
+
+Key rotation: the secret may hold several keys separated by commas or newlines, **newest first**. The
+newest signs; every key verifies. To rotate, put a new key in front of the old one; once the old links have
+expired (``web.token_max_age_days``), drop the old key.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from .config import Secret
 from .errors import TokenError
 
 SALT = "digest.feedback.v1"
 ACTIONS = ("up", "down", "unsubscribe")
+VOTE_VALUES = {"up": 1, "down": -1}
+# what a token looks like: base64url payload (a leading "." if itsdangerous compressed it), timestamp and
+# signature joined by dots; used to find a token in text and to refuse anything else before verifying
+TOKEN_RE = re.compile(r"\.?[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{16,}")
+
+
+class InvalidToken(TokenError):
+    """Altered, truncated, or signed with a key this digest does not hold (HTTP 403)."""
+
+    status = 403
+
+
+class ExpiredToken(TokenError):
+    """Validly signed but older than ``web.token_max_age_days`` (HTTP 410)."""
+
+    status = 410
+
+
+class WrongToken(TokenError):
+    """Validly signed, but for another action, user or paper than this request is about (HTTP 400)."""
+
+    status = 400
 
 
 @dataclass(frozen=True)
@@ -24,25 +54,65 @@ class TokenData:
     action: str
     issued_at: float
 
+    @property
+    def value(self) -> int:
+        """+1 / -1 for a vote token (0 for unsubscribe)."""
+        return VOTE_VALUES.get(self.action, 0)
+
+
+def secret_keys(key: Secret) -> list[str]:
+    """The keys in a secret, newest first (separated by commas or newlines)."""
+    keys = [k.strip() for k in re.split(r"[,\n]", key.reveal()) if k.strip()]
+    if not keys:
+        raise InvalidToken("no link-signing key is configured")
+    return keys
+
 
 def _serializer(key: Secret) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(key.reveal(), salt=SALT)
+    # itsdangerous wants its keys oldest first and signs with the last one
+    return URLSafeTimedSerializer(list(reversed(secret_keys(key))), salt=SALT)
 
 
 def make_token(key: Secret, user: str, action: str, paper_id: str | None = None) -> str:
+    """Sign (user, paper, action) with the newest key; the issued-at time is part of the signature."""
     if action not in ACTIONS:
-        raise ValueError(action)
+        raise ValueError(f"action must be one of {ACTIONS} (got {action!r})")
+    if (action == "unsubscribe") != (paper_id is None):
+        raise ValueError("a vote token needs a paper id; an unsubscribe token has none")
     return _serializer(key).dumps({"u": user, "p": paper_id, "a": action})
 
 
-def read_token(key: Secret, token: str, *, max_age_days: float) -> TokenData:
-    """Verify a token. Raises TokenError with a message fit to show the person who clicked."""
+def read_token(key: Secret, token: str, *, max_age_days: float | None) -> TokenData:
+    """Verify a token (any of the keys) and its age. ``max_age_days=None`` checks the signature only.
+
+    Raises ``InvalidToken`` / ``ExpiredToken`` with a message fit to show the person who clicked.
+    """
+    max_age = None if max_age_days is None else max_age_days * 86400
+    invalid = InvalidToken("This link is not valid: it was altered, cut short in copying, "
+                           "or was not made by this digest.")
+    if not TOKEN_RE.fullmatch(token):
+        # itsdangerous' base64 decoding skips characters outside the alphabet, so "token + junk" would verify
+        raise invalid
     try:
-        data, issued = _serializer(key).loads(token, max_age=max_age_days * 86400, return_timestamp=True)
+        data, issued = _serializer(key).loads(token, max_age=max_age, return_timestamp=True)
     except SignatureExpired:
-        raise TokenError("This link has expired. Use the links in a more recent digest.") from None
-    except BadSignature:
-        raise TokenError("This link is not valid: it was altered or was not made by this digest.") from None
-    if not isinstance(data, dict) or data.get("a") not in ACTIONS or not isinstance(data.get("u"), str):
-        raise TokenError("This link is not valid.")
+        raise ExpiredToken("This link has expired. Use the links in a more recent digest.") from None
+    except (BadSignature, BadData, UnicodeError, ValueError):
+        raise invalid from None
+    if (not isinstance(data, dict) or data.get("a") not in ACTIONS or not isinstance(data.get("u"), str)
+            or not (data.get("p") is None or isinstance(data.get("p"), str))):
+        raise InvalidToken("This link is not valid.")
     return TokenData(data["u"], data.get("p"), data["a"], issued.timestamp())
+
+
+def expect(data: TokenData, *, actions: tuple[str, ...], user: str | None = None,
+           paper_id: str | None = None) -> TokenData:
+    """Refuse a valid token used for something it was not made for (``WrongToken``)."""
+    if data.action not in actions:
+        what = "an unsubscribe link" if data.action == "unsubscribe" else "a vote link"
+        raise WrongToken(f"This is {what}; it cannot be used here.")
+    if user is not None and data.user != user:
+        raise WrongToken("This link belongs to another reader.")
+    if paper_id is not None and data.paper_id != paper_id:
+        raise WrongToken("This link is for another paper.")
+    return data

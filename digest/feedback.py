@@ -1,0 +1,616 @@
+"""Feedback: the web app behind the 👍 / 👎 / unsubscribe links, and votes sent back by email.
+
+Public surface::
+
+    create_app(settings) -> Starlette          the ASGI app (opens its own Store per request)
+    build_server(settings, host, port)         a uvicorn.Server for an asyncio loop (the scheduler)
+    serve(settings, host, port)                run it in the foreground (`digest serve`)
+    handle_reply(store, settings, raw, ...)    recognise and record a vote sent by email (the poller path)
+    vote_mailto(reply_address, token, ...)     the mailto: link that sends one vote by email
+
+The web rules (STYLE.md 7): a link carries only a signed token (``tokens.py``). GET never changes state: it
+shows the paper, the vote and one button. The button POSTs the same token back (no cookies, no session:
+the token is the credential, so a cross-site form cannot forge a vote without it). Votes are idempotent and
+can be undone from the same page. Unsubscribing pauses the user in the store (``pauses``), never by
+editing their profile; RFC 8058 one-click POSTs are honoured. Every response carries strict security
+headers; bodies over ``web.max_body_bytes`` get 413, clients over ``web.rate_limit_per_minute`` get 429,
+and an error is always a friendly page, never a traceback.
+
+Votes by email (no public web server needed): each digest carries ``mailto:`` links whose subject holds the
+vote token, and a plain reply to the digest may contain lines like ``+1 -3`` (vote on items 1 and 3). The
+poller hands every message to ``pipeline.ingest_raw``, which asks ``handle_reply`` first. A vote is recorded
+only if the sender is the address in that user's profile; anything else is recorded as
+``feedback_rejected`` with the reason, and never parsed as a paper alert.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import email
+import email.policy
+import functools
+import hmac
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from .config import Secret, Settings
+from .errors import DigestError, ProfileError, TokenError
+from .store import Store
+from .tokens import TOKEN_RE, ExpiredToken, InvalidToken, TokenData, WrongToken, expect, read_token
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+STYLESHEET = TEMPLATES / "page_style.css"
+VOTE_LABELS = {"up": ("👍", "More like this"), "down": ("👎", "Less like this")}
+
+# Sent with every response. Pages have no scripts at all; the one stylesheet is same-origin. Tokens are in
+# URLs, so no Referer may ever carry them elsewhere, and nothing may be cached or framed.
+SECURITY_HEADERS = {
+    "content-security-policy": ("default-src 'none'; style-src 'self'; img-src 'self' data:; "
+                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+    "cache-control": "no-store",
+    "x-robots-tag": "noindex, nofollow",
+    "cross-origin-opener-policy": "same-origin",
+}
+
+
+# ======================================================================================================
+# votes by email
+# ======================================================================================================
+VIA_EMAIL = "email"
+SUBJECT_TOKEN = re.compile(r"\[vote:\s*(" + TOKEN_RE.pattern + r")\s*\]")
+# one vote in a reply: +3, -3 (phones may turn the minus into − or –)
+REPLY_VOTE = re.compile(r"([+\-−–])(\d{1,3})")
+# where the quoted digest starts in a plain-text reply: "On ... wrote:", Outlook's header block, a signature
+QUOTE_START = re.compile(r"^(On .{0,200}wrote:?|Le .{0,200}a écrit\s?:?|Am .{0,200}schrieb.{0,60}:?|"
+                         r"-{2,}\s*Original Message\s*-{2,}|_{10,}|From:\s.*|-- ?)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ReplyOutcome:
+    """What ``handle_reply`` made of a message: 'feedback', 'feedback_rejected' or 'duplicate'."""
+
+    status: str
+    user: str | None = None
+    changed: int = 0  # votes that changed in the store
+    votes: tuple[tuple[str, int], ...] = ()
+    reason: str = ""  # why it was rejected, or notes on a partly understood reply
+    message_id: str | None = None
+
+
+def vote_mailto(reply_address: str, token: str, action: str, title: str) -> str:
+    """A mailto: link that sends one vote: the token rides in the subject, which clients keep as it is."""
+    emoji, label = VOTE_LABELS[action]
+    short = " ".join(title.split())
+    short = short if len(short) <= 60 else short[:59].rstrip() + "…"
+    subject = f"{emoji} {label}: {short} [vote:{token}]"
+    body = (f"Send this email as it is: digest records {emoji} {label.lower()} for “{short}”.\n"
+            "Your next digest takes it into account. (Anything you add here is ignored.)\n")
+    return f"mailto:{quote(reply_address, safe='@')}?subject={quote(subject, safe='')}&body={quote(body, safe='')}"
+
+
+def reply_votes(text: str) -> list[tuple[int, int]]:
+    """The (item number, +1/-1) votes in the user's own part of a reply, in order.
+
+    Only lines made of votes alone count ("+1 -3", "+2, +5"), so a phone number in a signature or a
+    sentence like "-3 degrees" never becomes a vote. Quoted text and everything after the quote header or
+    the signature separator is ignored.
+    """
+    votes = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(">"):
+            continue
+        if QUOTE_START.match(stripped):
+            break
+        words = [w for w in re.split(r"[\s,;]+", stripped) if w]
+        matches = [REPLY_VOTE.fullmatch(w) for w in words]
+        if words and all(matches):
+            votes.extend((int(m.group(2)), 1 if m.group(1) == "+" else -1) for m in matches)
+    return votes
+
+
+def _fresh_text(msg: EmailMessage) -> str:
+    """The plain text of a reply (from its HTML, minus quoted blocks, if it has no text part)."""
+    part = msg.get_body(preferencelist=("plain", "html"))
+    if part is None:
+        return ""
+    try:
+        content = part.get_content()
+    except (LookupError, UnicodeError, AssertionError):
+        return ""
+    if part.get_content_type() == "text/html":
+        from bs4 import BeautifulSoup
+
+        soup = BeautifulSoup(content, "html.parser")
+        for quoted in soup.select("blockquote, .gmail_quote, #divRplyFwdMsg, #appendonsend"):
+            quoted.decompose()
+        for br in soup.find_all(["br", "p", "div"]):
+            br.insert_after("\n")
+        content = soup.get_text()
+    return content
+
+
+def _message_ids(msg: EmailMessage) -> list[str]:
+    """The Message-IDs a reply refers to, nearest parent first, with and without their angle brackets."""
+    ids = []
+    for header in ("In-Reply-To", "References"):
+        ids.extend(re.findall(r"<[^<>\s]+>", _header(msg, header)))
+    ids = list(dict.fromkeys(reversed(ids)))
+    return ids + [i.strip("<>") for i in ids]
+
+
+def _user_address(store: Store, settings: Settings, user: str) -> str | None:
+    from .profiles import load_profiles
+
+    try:
+        loaded = load_profiles(settings.profiles_path, store.profile_texts())
+    except ProfileError:
+        return None
+    profile = loaded.profiles.get(user)
+    return profile.email if profile else None
+
+
+def _header(msg: EmailMessage, name: str) -> str:
+    try:
+        return str(msg.get(name) or "")
+    except (ValueError, TypeError, IndexError):  # a malformed header must not stop the poller
+        return ""
+
+
+def handle_reply(store: Store, settings: Settings, raw: bytes, *, mailbox: str, uidvalidity: int = 0,
+                 uid: int = 0, key: Secret | None = None) -> ReplyOutcome | None:
+    """Recognise a vote sent by email, check it and record it with its message. ``None``: not feedback.
+
+    Feedback is a message with a vote token in its subject (a digest's mailto: link) or a reply to a digest
+    we sent (its In-Reply-To / References name the digest's Message-ID). Either way the sender must be the
+    address in that user's profile. Votes are written before the message row, so a crash in between only
+    means the message is read again and the (idempotent) votes set again.
+    """
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    subject = " ".join(_header(msg, "Subject").split())
+    found = SUBJECT_TOKEN.search(subject)
+    digest_row = None if found else store.digest_by_message_id(_message_ids(msg))
+    if not found and digest_row is None:
+        return None
+    sender = parseaddr(_header(msg, "From"))[1].lower()
+    message_id = _header(msg, "Message-ID").strip() or None
+
+    def finish(status: str, user: str | None, reason: str = "", votes: Sequence[tuple[str, int]] = ()):
+        changed = store.record_votes(user, votes, VIA_EMAIL) if votes and user else 0
+        store.record_message(mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, message_id=message_id,
+                             subject=subject[:300], sender=sender, kind="feedback", status=status,
+                             error=reason or None)
+        if status == "feedback_rejected":
+            store.log_event("WARNING", "feedback", f"email vote from {sender or '(no sender)'} ignored: {reason}",
+                            user=user)
+        else:
+            log.info("email vote by %s: %d vote(s), %d changed", user, len(votes), changed)
+        return ReplyOutcome(status, user, changed, tuple(votes), reason, message_id)
+
+    if message_id and store.message_by_message_id(message_id):
+        return ReplyOutcome("duplicate", message_id=message_id)  # the same reply in another folder
+    auto = _header(msg, "Auto-Submitted").strip().lower()
+    if auto and auto != "no":
+        return finish("feedback_rejected", None, f"an automatic reply (Auto-Submitted: {auto}), not a vote")
+
+    if found:
+        try:
+            data = expect(read_token(key or settings.web.secret_key(settings.data_path), found.group(1),
+                                     max_age_days=settings.web.token_max_age_days), actions=("up", "down"))
+        except TokenError as exc:
+            return finish("feedback_rejected", None, f"vote token refused: {exc}")
+        user, votes, notes = data.user, [(data.paper_id, data.value)], ""
+    else:
+        user = digest_row["user"]
+        ranks = {row["rank"]: row["paper_id"] for row in store.digest_items(digest_row["id"])}
+        wanted = reply_votes(_fresh_text(msg))
+        votes = [(ranks[n], value) for n, value in wanted if n in ranks]
+        unknown = sorted({n for n, _ in wanted if n not in ranks})
+        notes = (f"no item {', '.join(map(str, unknown))} in the digest of {digest_row['period']} "
+                 f"({len(ranks)} items)") if unknown else ""
+        if not votes:
+            return finish("feedback_rejected", user, notes or "a reply to a digest without votes (write "
+                          "+N or -N on a line of its own, e.g. \"+1 -3\")")
+        votes = list({pid: (pid, value) for pid, value in votes}.values())  # "+1 -1": the last one wins
+
+    address = _user_address(store, settings, user)
+    if address is None:
+        return finish("feedback_rejected", user, f"no profile for user {user!r}")
+    if sender != address.lower():
+        # the token or the digest may have been forwarded: only the user's own address can vote for them
+        return finish("feedback_rejected", user, f"sender {sender or '(none)'} is not the address of user {user}")
+    return finish("feedback", user, notes, votes)
+
+
+# ======================================================================================================
+# the web app
+# ======================================================================================================
+def _when(stamp: str | None) -> str:
+    """'2025-03-01T07:30:12+00:00' -> '2025-03-01 07:30 UTC' (the store keeps UTC ISO strings)."""
+    return f"{stamp[:16].replace('T', ' ')} UTC" if stamp else ""
+
+
+@functools.cache
+def _pages(directory: str) -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(directory), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    env.filters["when"] = _when
+    return env
+
+
+def _base_path(settings: Settings) -> str:
+    """The path prefix of the public URL (behind a reverse proxy at /digest, links are /digest/vote/...)."""
+    return urlsplit(settings.web.base_url).path.rstrip("/")
+
+
+def _page(settings: Settings, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    html = _pages(str(TEMPLATES)).get_template(template).render(
+        static=f"{_base_path(settings)}/static", **context)
+    # the headers are set here too, so even the 500 page (sent outside the middleware) carries them
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def _error_page(settings: Settings, status: int, title: str, message: str, hint: str = "") -> HTMLResponse:
+    return _page(settings, "page_error.html", status, title=title, message=message, hint=hint)
+
+
+def _token_error_page(settings: Settings, exc: TokenError) -> HTMLResponse:
+    titles = {410: "This link has expired", 403: "This link is not valid", 400: "This link does not fit here"}
+    status = getattr(exc, "status", 400)
+    hint = (f"Links stay valid for {settings.web.token_max_age_days} days. The links in your latest digest work."
+            if isinstance(exc, ExpiredToken) else
+            "Open the link straight from the email; some mail programs break long links when copying."
+            if isinstance(exc, InvalidToken) else "")
+    return _page(settings, "page_error.html", status, title=titles.get(status, "This link is not valid"),
+                 message=str(exc), hint=hint)
+
+
+class _Limited(Exception):
+    """A request body grew past ``web.max_body_bytes`` while streaming."""
+
+
+class SecurityHeaders:
+    """ASGI middleware: the headers of ``SECURITY_HEADERS`` on every response the app sends."""
+
+    def __init__(self, app):
+        self.app = app
+        self.raw = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_secure(message):
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []), *(h for h in self.raw if h[0] not in present)]
+            await send(message)
+
+        await self.app(scope, receive, send_secure)
+
+
+class RateLimit:
+    """ASGI middleware: at most ``per_minute`` requests per client address in any 60 s (sliding window).
+
+    The client address is the one uvicorn reports, which honours X-Forwarded-For only from trusted proxies
+    (127.0.0.1 by default), so behind a local reverse proxy each reader has their own budget. /healthz is
+    exempt so monitoring never locks readers out.
+    """
+
+    MAX_CLIENTS = 10_000
+
+    def __init__(self, app, per_minute: int, settings: Settings, clock: Callable[[], float] = time.monotonic):
+        self.app, self.per_minute, self.settings, self.clock = app, per_minute, settings, clock
+        self.hits: collections.OrderedDict[str, collections.deque] = collections.OrderedDict()
+        self.lock = threading.Lock()
+
+    def allow(self, client: str) -> float:
+        """0 if this request may go on, else the seconds until it may."""
+        now = self.clock()
+        with self.lock:
+            window = self.hits.pop(client, None) or collections.deque()
+            self.hits[client] = window  # most recently seen last, so the oldest clients are dropped first
+            while window and now - window[0] >= 60:
+                window.popleft()
+            if len(window) >= self.per_minute:
+                return 60 - (now - window[0])
+            window.append(now)
+            while len(self.hits) > self.MAX_CLIENTS:
+                self.hits.popitem(last=False)
+        return 0.0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] == "/healthz" or self.per_minute <= 0:
+            return await self.app(scope, receive, send)
+        client = (scope.get("client") or ("unknown", 0))[0]
+        wait = self.allow(client)
+        if wait:
+            response = _error_page(self.settings, 429, "Too many requests",
+                                   "This address sent too many requests in the last minute.",
+                                   "Wait a minute and try again.")
+            response.headers["retry-after"] = str(max(1, int(wait + 0.999)))
+            return await response(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a body over ``max_bytes``, by its Content-Length or while it streams in."""
+
+    def __init__(self, app, max_bytes: int, settings: Settings):
+        self.app, self.max_bytes, self.settings = app, max_bytes, settings
+
+    def too_large(self) -> HTMLResponse:
+        return _error_page(self.settings, 413, "Request too large",
+                           f"This server accepts requests of at most {self.max_bytes} bytes.")
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            return await self.too_large()(scope, receive, send)
+        received = 0
+        started = False
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _Limited
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _Limited:
+            if not started:
+                await self.too_large()(scope, receive, send)
+
+
+@dataclass
+class _App:
+    """The endpoints, bound to one settings object and signing key."""
+
+    settings: Settings
+    key: Secret
+
+    # -- helpers ----------------------------------------------------------------------------------------
+    def with_store(self, fn: Callable[[Store], T]) -> T:
+        # one connection per request, in a worker thread: SQLite connections are not shared across threads
+        store = Store(self.settings.db_path)
+        try:
+            return fn(store)
+        finally:
+            store.close()
+
+    def token(self, request: Request, actions: tuple[str, ...]) -> TokenData:
+        token = request.path_params["token"]
+        max_age = None if actions == ("unsubscribe",) else self.settings.web.token_max_age_days
+        return expect(read_token(self.key, token, max_age_days=max_age), actions=actions)
+
+    async def form(self, request: Request) -> dict[str, str]:
+        form = await request.form(max_files=0, max_fields=10)
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+
+    @staticmethod
+    def same_token(request: Request, form: dict[str, str]) -> None:
+        """The form must POST back the token of its URL (a form built elsewhere with another token fails)."""
+        if not hmac.compare_digest(form.get("token", "").encode(), request.path_params["token"].encode()):
+            raise WrongToken("The form and its link do not match. Open the link from your digest again.")
+
+    # -- endpoints --------------------------------------------------------------------------------------
+    async def healthz(self, request: Request) -> Response:
+        try:
+            version = await run_in_threadpool(self.with_store, lambda s: s.schema_version)
+        except Exception as exc:  # the point of a health check: say what is wrong, with a 503
+            log.warning("health check failed: %s", exc)
+            return JSONResponse({"status": "error", "error": type(exc).__name__}, status_code=503)
+        return JSONResponse({"status": "ok", "schema": version})
+
+    async def robots(self, request: Request) -> Response:
+        return PlainTextResponse("User-agent: *\nDisallow: /\n")
+
+    async def stylesheet(self, request: Request) -> Response:
+        return Response(STYLESHEET.read_bytes(), media_type="text/css")
+
+    async def index(self, request: Request) -> Response:
+        return _page(self.settings, "page_error.html", 200, title="digest",
+                     message="This server records the votes from your paper digest.",
+                     hint="Use the 👍 / 👎 links in a digest email.")
+
+    async def vote_get(self, request: Request) -> Response:
+        data = self.token(request, ("up", "down"))
+        done = request.query_params.get("done", "")
+        return await run_in_threadpool(self.with_store, lambda s: self._vote_page(s, data, request, done))
+
+    def _vote_page(self, store: Store, data: TokenData, request: Request, done: str) -> HTMLResponse:
+        papers = store.get_papers([data.paper_id])
+        paper = next(iter(papers.values()), None)
+        if paper is None:
+            return _error_page(self.settings, 404, "Paper not found",
+                               "This paper is no longer in the digest's library, so it cannot take a vote.")
+        from .render import paper_url, short_authors
+
+        emoji, label = VOTE_LABELS[data.action]
+        return _page(self.settings, "page_vote.html", title=" ".join(paper.title.split()), url=paper_url(paper),
+                     authors=short_authors(paper.authors), emoji=emoji, label=label, value=data.value,
+                     current=store.get_vote(data.user, data.paper_id), done=done,
+                     token=request.path_params["token"])
+
+    async def vote_post(self, request: Request) -> Response:
+        data = self.token(request, ("up", "down"))
+        form = await self.form(request)
+        self.same_token(request, form)
+        do = form.get("do", "vote")
+        if do not in ("vote", "undo"):
+            raise WrongToken("Unknown request.")
+
+        def apply(store: Store) -> Response:
+            if store.get_papers([data.paper_id]) == {}:
+                return _error_page(self.settings, 404, "Paper not found",
+                                   "This paper is no longer in the digest's library, so it cannot take a vote.")
+            if do == "vote":
+                changed = store.record_vote(data.user, data.paper_id, data.value, via="web")
+            elif store.get_vote(data.user, data.paper_id) == data.value:
+                changed = store.undo_vote(data.user, data.paper_id, via="web")  # undo only what this link set
+            else:
+                changed = False
+            if changed:
+                log.info("vote %s by %s on %s via web", do if do == "undo" else data.action, data.user,
+                         data.paper_id)
+            # Post/Redirect/Get: reloading the result page never posts again. A relative Location keeps
+            # working behind any proxy prefix without trusting the Host header.
+            return RedirectResponse(f"{request.path_params['token']}?done={'voted' if do == 'vote' else 'undone'}",
+                                    status_code=303)
+
+        return await run_in_threadpool(self.with_store, apply)
+
+    async def unsubscribe_get(self, request: Request) -> Response:
+        data = self.token(request, ("unsubscribe",))
+        done = request.query_params.get("done", "")
+        pause = await run_in_threadpool(self.with_store, lambda s: s.pause_of(data.user))
+        return _page(self.settings, "page_unsubscribe.html", user=data.user, pause=pause, done=done,
+                     token=request.path_params["token"])
+
+    async def unsubscribe_post(self, request: Request) -> Response:
+        data = self.token(request, ("unsubscribe",))
+        body = await request.body()  # cached: form() below reads it again
+        form = await self.form(request)
+        if form.get("List-Unsubscribe") == "One-Click" or body.strip() == b"List-Unsubscribe=One-Click":
+            # RFC 8058: the mail provider POSTs this on the reader's behalf (form-encoded, multipart, or
+            # bare from lax clients); answer with the result page, no redirect to follow
+            def pause(store: Store) -> dict | None:
+                store.pause_user(data.user, via="one-click")
+                return store.pause_of(data.user)
+
+            paused = await run_in_threadpool(self.with_store, pause)
+            log.info("digests of %s paused (one-click unsubscribe)", data.user)
+            return _page(self.settings, "page_unsubscribe.html", user=data.user, pause=paused, done="paused",
+                         token=request.path_params["token"])
+        self.same_token(request, form)
+        do = form.get("do")
+        if do == "pause":
+            await run_in_threadpool(self.with_store, lambda s: s.pause_user(data.user, via="web"))
+        elif do == "resume":
+            await run_in_threadpool(self.with_store, lambda s: s.resume_user(data.user, via="web"))
+        else:
+            raise WrongToken("Unknown request.")
+        log.info("digests of %s %s via web", data.user, "paused" if do == "pause" else "resumed")
+        return RedirectResponse(f"{request.path_params['token']}?done={do}d", status_code=303)
+
+
+def create_app(settings: Settings, *, key: Secret | None = None) -> Starlette:
+    """The feedback web app. Links are built from ``web.base_url`` elsewhere; this app never trusts Host.
+
+    ``key`` defaults to ``settings.web.secret_key(data_dir)`` (read once, here: restart after rotating).
+    """
+    key = key or settings.web.secret_key(settings.data_path)
+    Store(settings.db_path).close()  # migrate once, before the first request
+    app = _App(settings, key)
+
+    async def on_token_error(request: Request, exc: Exception) -> Response:
+        return _token_error_page(settings, exc)  # type: ignore[arg-type]
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 500)
+        titles = {404: ("Page not found", "There is nothing at this address."),
+                  405: ("Not allowed", "This address does not accept that kind of request."),
+                  413: ("Request too large", f"This server accepts at most {settings.web.max_body_bytes} bytes.")}
+        title, message = titles.get(status, ("Request refused", "The server could not handle this request."))
+        response = _error_page(settings, status, title, message)
+        for name, value in (getattr(exc, "headers", None) or {}).items():
+            response.headers[name] = value
+        return response
+
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        log.exception("feedback server error on %s %s", request.method, request.url.path.split("/")[1:2])
+        return _error_page(settings, 500, "Something went wrong",
+                           "The server failed while handling this link; nothing was changed by this error.",
+                           "Try again in a minute. If it keeps happening, tell whoever runs your digest.")
+
+    async def on_digest_error(request: Request, exc: Exception) -> Response:
+        log.error("feedback server: %s", exc)
+        return _error_page(settings, 503, "Not available right now", "The digest's data is not available.",
+                           "Try again in a minute.")
+
+    routes = [
+        Route("/", app.index, methods=["GET"]),
+        Route("/healthz", app.healthz, methods=["GET"]),
+        Route("/robots.txt", app.robots, methods=["GET"]),
+        Route("/static/page.css", app.stylesheet, methods=["GET"]),
+        Route("/vote/{token}", app.vote_get, methods=["GET"]),
+        Route("/vote/{token}", app.vote_post, methods=["POST"]),
+        Route("/unsubscribe/{token}", app.unsubscribe_get, methods=["GET"]),
+        Route("/unsubscribe/{token}", app.unsubscribe_post, methods=["POST"]),
+    ]
+    middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(RateLimit, per_minute=settings.web.rate_limit_per_minute, settings=settings),
+        Middleware(BodyLimit, max_bytes=settings.web.max_body_bytes, settings=settings),
+    ]
+    handlers = {TokenError: on_token_error, HTTPException: on_http_error, DigestError: on_digest_error,
+                Exception: on_crash}
+    return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
+
+
+def build_server(settings: Settings, host: str | None = None, port: int | None = None, *,
+                 handle_signals: bool = True, **config: Any):
+    """A ``uvicorn.Server`` for the app: ``server.run()``, or ``await server.serve()`` in a running loop.
+
+    Inside a process that handles SIGTERM itself (the scheduler), pass ``handle_signals=False`` and stop
+    the server with ``server.should_exit = True``; otherwise uvicorn takes SIGINT/SIGTERM while it runs
+    (and re-raises them after its graceful shutdown). Extra keywords go to ``uvicorn.Config``.
+    """
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):
+            yield
+
+    options = {"host": host or settings.web.host, "port": port if port is not None else settings.web.port,
+               # tokens are bearer credentials in the URL path: no access log, so they never land in logs
+               "access_log": False, "server_header": False, "proxy_headers": True, "limit_concurrency": 100,
+               "log_level": settings.log_level.lower(), "lifespan": "off", **config}
+    server_class = uvicorn.Server if handle_signals else QuietServer
+    return server_class(uvicorn.Config(create_app(settings), **options))
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    """Run the feedback server in the foreground until SIGINT/SIGTERM."""
+    build_server(settings, host, port).run()
+
+
+__all__ = ["ReplyOutcome", "build_server", "create_app", "handle_reply", "reply_votes", "serve",
+           "vote_mailto"]

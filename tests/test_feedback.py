@@ -1,0 +1,844 @@
+"""Feedback, against real things: a uvicorn server on 127.0.0.1, headless Chromium, the loopback SMTP relay and
+Dovecot, and the real embedding model for the "a vote changes the next ranking" tests."""
+
+from __future__ import annotations
+
+import dataclasses
+import email
+import email.policy
+import re
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import httpx
+import pytest
+import time_machine
+from bs4 import BeautifulSoup
+from click.testing import CliRunner
+
+from digest.cli import cli
+from digest.config import Secret, Settings, SmtpSettings, load_settings
+from digest.feedback import SECURITY_HEADERS, build_server, reply_votes, vote_mailto
+from digest.models import Paper
+from digest.pipeline import _links, deliver_all, deliver_user, ingest_raw, profile_anchors, rank_user
+from digest.profiles import Profile, load_profile
+from digest.store import Store
+from digest.tokens import make_token, read_token
+
+REPO = Path(__file__).resolve().parent.parent
+NO_ENV_KEY = "DIGEST_FEEDBACK_TEST_NO_SUCH_KEY"  # so the key comes from data_dir/secret.key, never the shell
+
+
+# ---- a real server in a thread ---------------------------------------------------------------------------
+@dataclass
+class Live:
+    url: str
+    settings: Settings
+    config: Path
+    store: Store
+    key: Secret
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, follow_redirects=False, timeout=10, **kwargs)
+
+    def paper(self, title: str, abstract: str = "", **ids) -> str:
+        paper = Paper(title, authors=("A. Author", "B. Author"), abstract=abstract or None, **ids)
+        return self.store.add_papers([paper]).paper_ids[0]
+
+    def link(self, user: str, action: str, paper_id: str | None = None) -> str:
+        """The link exactly as a digest carries it (pipeline._links)."""
+        return _links(self.settings, Profile(user=user, name=user, email=f"{user}@example.test"), paper_id, action)
+
+    def path(self, link: str) -> str:
+        assert link.startswith(self.url + "/")
+        return link[len(self.url):]
+
+
+def _write_config(path: Path, tmp: Path, url: str, **web) -> None:
+    values = {"base_url": url, "secret_key_env": NO_ENV_KEY, "rate_limit_per_minute": 100_000, **web}
+    lines = [f'data_dir = "{tmp / "data"}"', f'profiles_dir = "{tmp / "profiles"}"', 'log_level = "WARNING"', "[web]"]
+    lines += [f"{k} = {v!r}".replace("'", '"') if isinstance(v, str) else f"{k} = {v}" for k, v in values.items()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@contextmanager
+def running_server(tmp: Path, **web) -> Iterator[Live]:
+    """uvicorn serving create_app(settings) on a socket bound to a free loopback port, in a thread."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    (tmp / "profiles").mkdir(parents=True, exist_ok=True)
+    config = tmp / "config.toml"
+    _write_config(config, tmp, url, **web)
+    settings = load_settings(config)
+    server = build_server(settings, "127.0.0.1", sock.getsockname()[1], log_level="warning")
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the feedback server did not start"
+        time.sleep(0.01)
+    store = Store(settings.db_path)
+    try:
+        yield Live(url, settings, config, store, settings.web.secret_key(settings.data_path))
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        store.close()
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory) -> Iterator[Live]:
+    with running_server(tmp_path_factory.mktemp("feedback")) as server:
+        yield server
+
+
+def snapshot(store: Store) -> list[str]:
+    """Every row of every table: equal snapshots mean nothing changed."""
+    return list(store.db.conn.iterdump())
+
+
+def _form(link: str, do: str = "vote", token: str | None = None) -> dict:
+    return {"token": token if token is not None else link.rsplit("/", 1)[1], "do": do}
+
+
+# ---- GET never changes state; POST records once ------------------------------------------------------------
+def test_opening_any_link_with_get_or_head_changes_nothing(live):
+    pid = live.paper("Sparse attention for long documents", "We sparsify attention.", arxiv_id="2501.00001")
+    up, down, unsub = live.link("gina", "up", pid), live.link("gina", "down", pid), live.link("gina", "unsubscribe")
+    before = snapshot(live.store)
+    with live.client() as client:
+        page = client.get(live.path(up))
+        assert page.status_code == 200
+        assert "Sparse attention for long documents" in page.text
+        soup = BeautifulSoup(page.text, "html.parser")
+        form = soup.select_one("form")
+        assert form["method"] == "post" and form.select_one("button#vote")  # one button, and it POSTs
+        assert form.select_one("input[name=token]")["value"] == up.rsplit("/", 1)[1]
+        for link in (up, down, unsub, up + "?done=voted", unsub + "?done=paused"):
+            for method in ("GET", "HEAD"):
+                assert client.request(method, live.path(link)).status_code == 200
+        for path in ("/", "/healthz", "/robots.txt", "/static/page.css", "/vote/garbage", "/nowhere"):
+            assert client.get(path).status_code < 500
+    assert snapshot(live.store) == before
+    assert live.store.get_vote("gina", pid) == 0 and live.store.pause_of("gina") is None
+
+
+def test_a_post_records_the_vote_once_and_a_second_post_changes_nothing(live):
+    pid = live.paper("Speculative decoding with draft trees", "Faster LLM inference.", arxiv_id="2501.00002")
+    up = live.link("hana", "up", pid)
+    with live.client() as client:
+        first = client.post(live.path(up), data=_form(up))
+        assert first.status_code == 303
+        assert first.headers["location"] == f"{up.rsplit('/', 1)[1]}?done=voted"  # relative: proxy-safe
+        assert live.store.get_vote("hana", pid) == 1
+        after_first = snapshot(live.store)
+        again = client.post(live.path(up), data=_form(up))
+        assert again.status_code == 303
+        assert snapshot(live.store) == after_first  # twice = one vote, not even a second event
+        page = client.get(live.path(up) + "?done=voted")
+    assert "Thanks, recorded" in page.text and 'id="undo"' in page.text
+    assert [(v.value, v.via) for v in live.store.votes("hana")] == [(1, "web")]
+    assert [e["value"] for e in live.store.vote_events("hana")] == [1]
+
+
+def test_the_last_choice_wins_and_undo_removes_only_the_vote_its_link_made(live):
+    pid = live.paper("KV-cache quantization at 2 bits", "Compress the cache.", arxiv_id="2501.00003")
+    up, down = live.link("ines", "up", pid), live.link("ines", "down", pid)
+    with live.client() as client:
+        client.post(live.path(up), data=_form(up))
+        client.post(live.path(down), data=_form(down))
+        assert live.store.get_vote("ines", pid) == -1
+        page = client.get(live.path(up))
+        assert "You said" in page.text and "Less like this" in page.text and 'id="vote"' in page.text
+        # the 👍 page cannot undo the 👎 that another link set
+        assert client.post(live.path(up), data=_form(up, "undo")).status_code == 303
+        assert live.store.get_vote("ines", pid) == -1
+        undone = client.post(live.path(down), data=_form(down, "undo"))
+        assert undone.headers["location"].endswith("?done=undone")
+        assert live.store.get_vote("ines", pid) == 0
+        assert "Vote removed" in client.get(live.path(down) + "?done=undone").text
+    assert [e["value"] for e in live.store.vote_events("ines")] == [1, -1, 0]
+
+
+def test_a_post_must_carry_the_token_of_its_own_link(live):
+    pid = live.paper("Linear attention revisited", "Kernels.", arxiv_id="2501.00004")
+    ada_up, bob_up = live.link("ada", "up", pid), live.link("bob", "up", pid)
+    before = snapshot(live.store)
+    with live.client() as client:
+        for data in ({"do": "vote"}, _form(ada_up, token=bob_up.rsplit("/", 1)[1]), _form(ada_up, "delete")):
+            response = client.post(live.path(ada_up), data=data)
+            assert response.status_code == 400
+            assert "Traceback" not in response.text and "<h1" in response.text
+    assert snapshot(live.store) == before
+
+
+# ---- forged, altered, expired, cross-user: refused with a friendly page -----------------------------------
+def _swap_user(token: str, user: str) -> str:
+    import base64
+    import json
+
+    payload, stamp, signature = token.split(".")
+    data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    data["u"] = user
+    forged = base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode().rstrip("=")
+    return f"{forged}.{stamp}.{signature}"
+
+
+def _bad_links(live: Live, pid: str) -> dict[str, tuple[str, int, str]]:
+    """name -> (path, status, words on the page)"""
+    token = live.link("ada", "up", pid).rsplit("/", 1)[1]
+    with time_machine.travel(datetime.now(UTC) - timedelta(days=live.settings.web.token_max_age_days + 1)):
+        old = make_token(live.key, "ada", "up", pid)
+    flipped = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+    return {
+        "altered": (f"/vote/{flipped}", 403, "not valid"),
+        "forged with another key": (f"/vote/{make_token(Secret('guessed key'), 'ada', 'up', pid)}", 403, "not valid"),
+        "expired": (f"/vote/{old}", 410, "expired"),
+        "rewritten for another user": (f"/vote/{_swap_user(token, 'bob')}", 403, "not valid"),
+        "vote token on the unsubscribe address": (f"/unsubscribe/{token}", 400, "cannot be used here"),
+        "unsubscribe token on the vote address": (f"/vote/{make_token(live.key, 'ada', 'unsubscribe')}", 400,
+                                                  "cannot be used here"),
+        "cut short": (f"/vote/{token[:40]}", 403, "not valid"),
+    }
+
+
+@pytest.mark.parametrize("case", ["altered", "forged with another key", "expired", "rewritten for another user",
+                                  "vote token on the unsubscribe address", "unsubscribe token on the vote address",
+                                  "cut short"])
+def test_a_bad_token_is_refused_with_a_friendly_page_and_records_nothing(live, case):
+    pid = live.paper("Quantized attention kernels", "Int4.", arxiv_id="2501.00005")
+    path, status, words = _bad_links(live, pid)[case]
+    before = snapshot(live.store)
+    with live.client() as client:
+        token = path.rsplit("/", 1)[1]
+        for response in (client.get(path), client.post(path, data={"token": token, "do": "vote"}),
+                         client.post(path, data={"token": token, "do": "pause"}),
+                         client.post(path, content=b"List-Unsubscribe=One-Click",
+                                     headers={"content-type": "application/x-www-form-urlencoded"})):
+            assert response.status_code == status, (case, response.request.method, response.text[:300])
+            assert response.headers["content-type"].startswith("text/html")
+            assert words in response.text and "Traceback" not in response.text and "File \"" not in response.text
+            assert 'id="vote"' not in response.text and 'id="pause"' not in response.text
+    assert snapshot(live.store) == before
+
+
+def test_a_rotated_key_keeps_old_links_working_on_the_server(tmp_path, monkeypatch):
+    old_key, new_key = "0ld-key-abcdefabcdef", "n3w-key-0123456789"
+    monkeypatch.setenv("DIGEST_FEEDBACK_TEST_ROTATED", f"{new_key},{old_key}")
+    with running_server(tmp_path, secret_key_env="DIGEST_FEEDBACK_TEST_ROTATED") as live:
+        pid = live.paper("Rotation-safe links", "Keys.", arxiv_id="2501.00006")
+        old_link = make_token(Secret(old_key), "ada", "up", pid)
+        new_link = live.link("ada", "up", pid).rsplit("/", 1)[1]
+        with live.client() as client:
+            assert client.get(f"/vote/{old_link}").status_code == 200
+            assert client.post(f"/vote/{old_link}", data={"token": old_link, "do": "vote"}).status_code == 303
+            assert client.get(f"/vote/{make_token(Secret('dropped-key'), 'ada', 'up', pid)}").status_code == 403
+        assert read_token(Secret(new_key), new_link, max_age_days=1).user == "ada"  # new links: newest key
+        assert live.store.get_vote("ada", pid) == 1
+
+
+# ---- headers, limits, health ------------------------------------------------------------------------------
+def test_every_response_carries_the_security_headers(live):
+    pid = live.paper("Header hygiene", "CSP.", arxiv_id="2501.00007")
+    up = live.link("jon", "up", pid)
+    with live.client() as client:
+        responses = [client.get(live.path(up)), client.get("/nowhere"), client.put(live.path(up)),
+                     client.get("/vote/garbage.garbage.garbagegarbagegarbage"), client.get("/static/page.css"),
+                     client.get("/healthz"), client.post(live.path(up), data=_form(up)),
+                     client.post(live.path(up), content=b"x" * (live.settings.web.max_body_bytes + 1))]
+    assert [r.status_code for r in responses] == [200, 404, 405, 403, 200, 200, 303, 413]
+    for response in responses:
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers.get(name) == value, (response.url, name)
+        csp = response.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "unsafe-inline" not in csp and "script-src" not in csp
+        assert response.headers["referrer-policy"] == "no-referrer"  # tokens are in URLs
+        assert "server" not in response.headers
+        assert "<script" not in response.text
+
+
+def test_an_oversize_request_is_refused_with_413_however_it_is_sent(live):
+    pid = live.paper("Bounded bodies", "413.", arxiv_id="2501.00008")
+    up = live.link("kai", "up", pid)
+    limit = live.settings.web.max_body_bytes
+    padding = "x" * (limit + 10)
+    before = snapshot(live.store)
+
+    def chunks():
+        yield f"token={up.rsplit('/', 1)[1]}&do=vote&pad=".encode()
+        for _ in range(limit // 1000 + 2):
+            yield b"y" * 1000
+
+    with live.client() as client:
+        declared = client.post(live.path(up), data={**_form(up), "pad": padding})
+        streamed = client.post(live.path(up), content=chunks(),
+                               headers={"content-type": "application/x-www-form-urlencoded"})
+        assert "content-length" not in streamed.request.headers  # really chunked
+        for response in (declared, streamed):
+            assert response.status_code == 413
+            assert "Request too large" in response.text
+        assert snapshot(live.store) == before
+        # just under the limit is fine
+        fits = client.post(live.path(up), data={**_form(up), "pad": "x" * (limit - 200)})
+        assert fits.status_code == 303 and live.store.get_vote("kai", pid) == 1
+
+
+def test_a_client_over_the_rate_limit_gets_429_and_others_and_health_checks_do_not(tmp_path):
+    with running_server(tmp_path, rate_limit_per_minute=3) as live:
+        with live.client() as client:
+            assert [client.get("/robots.txt").status_code for _ in range(3)] == [200, 200, 200]
+            refused = client.get("/robots.txt")
+            assert refused.status_code == 429
+            assert 1 <= int(refused.headers["retry-after"]) <= 60
+            assert "Too many requests" in refused.text
+            assert refused.headers["x-frame-options"] == "DENY"
+            assert client.get("/healthz").status_code == 200
+            # another reader behind the same (trusted, local) reverse proxy has their own budget
+            assert client.get("/robots.txt", headers={"x-forwarded-for": "203.0.113.9"}).status_code == 200
+
+
+def test_healthz_reports_the_schema(live):
+    with live.client() as client:
+        response = client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok", "schema": 2}
+
+
+# ---- unsubscribe ------------------------------------------------------------------------------------------
+def _profile_file(live: Live, user: str, email_address: str, interests: list[tuple[str, str]], **extra) -> Profile:
+    text = [f'name = "{user.title()}"', f'email = "{email_address}"', 'timezone = "UTC"', "max_items = 5",
+            "relevance_floor = 0.0"]
+    text += [f"{k} = {v}" for k, v in extra.items()]
+    for label, description in interests:
+        text += ["[[interests]]", f'label = "{label}"', f'description = "{description}"']
+    path = live.settings.profiles_path / f"{user}.toml"
+    path.write_text("\n".join(text) + "\n")
+    return load_profile(path)
+
+
+@pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
+def test_one_click_unsubscribe_pauses_the_user_until_they_resume(live, encoding):
+    user = f"lena{encoding[:3]}"
+    profile = _profile_file(live, user, f"{user}@example.test", [("Anything", "Papers.")])
+    unsub = live.link(user, "unsubscribe")
+    with live.client() as client:
+        page = client.get(live.path(unsub))
+        assert "Pause your digests?" in page.text and live.store.pause_of(user) is None
+        # RFC 8058: the mail provider POSTs "List-Unsubscribe=One-Click" to the List-Unsubscribe URL
+        if encoding == "urlencoded":
+            response = client.post(live.path(unsub), content=b"List-Unsubscribe=One-Click",
+                                   headers={"content-type": "application/x-www-form-urlencoded"})
+        else:
+            response = client.post(live.path(unsub), files={"List-Unsubscribe": (None, "One-Click")})
+        assert response.status_code == 200
+        assert "your digests are paused" in response.text and f"digest resume {user}" in response.text
+        assert live.store.pause_of(user)["via"] == "one-click"
+        assert [d.status for d in deliver_all(live.store, None, live.settings, [profile])] == ["paused"]
+        # a job that delivers one reader directly (the scheduler) is stopped too, before any ranking
+        direct = deliver_user(live.store, None, live.settings, profile)
+        assert direct.status == "paused" and f"digest resume {user}" in direct.error
+        assert live.store.digests(user) == []
+        assert client.post(live.path(unsub), content=b"List-Unsubscribe=One-Click",
+                           headers={"content-type": "application/x-www-form-urlencoded"}).status_code == 200
+        # the page offers the way back
+        assert 'id="resume"' in client.get(live.path(unsub)).text
+        resumed = client.post(live.path(unsub), data=_form(unsub, "resume"))
+        assert resumed.status_code == 303 and live.store.pause_of(user) is None
+        assert "on again" in client.get(live.path(unsub) + "?done=resumed").text
+    # the profile file was never touched: pausing lives in the store
+    assert "paused" not in Path(profile.path).read_text()
+
+
+def test_unsubscribe_links_keep_working_after_vote_links_expire(live):
+    with time_machine.travel(datetime.now(UTC) - timedelta(days=400)):
+        old = make_token(live.key, "mona", "unsubscribe")
+    with live.client() as client:
+        response = client.post(f"/unsubscribe/{old}", data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200 and live.store.pause_of("mona") is not None
+
+
+def test_the_resume_and_votes_commands(live):
+    pid = live.paper("Program repair with graph models", "Fix bugs.", arxiv_id="2501.00009")
+    live.store.record_vote("nora", pid, -1, via="email")
+    live.store.pause_user("nora", via="one-click")
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["--config", str(live.config), "votes", "nora"])
+    assert listed.exit_code == 0, listed.output
+    assert "👎" in listed.output and "Program repair with graph models" in listed.output and "email" in listed.output
+    assert "digest resume nora" in listed.output
+    resumed = runner.invoke(cli, ["--config", str(live.config), "resume", "nora"])
+    assert resumed.exit_code == 0 and "resumed" in resumed.output
+    assert live.store.pause_of("nora") is None
+    again = runner.invoke(cli, ["--config", str(live.config), "resume", "nora"])
+    assert "nothing to do" in again.output
+    assert "no votes yet" in runner.invoke(cli, ["--config", str(live.config), "votes", "nobody"]).output
+
+
+def test_digest_serve_runs_the_app_and_stops_on_sigterm(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "config.toml"
+    _write_config(config, tmp_path, f"http://127.0.0.1:{port}")
+    (tmp_path / "profiles").mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(config), "serve", "--port", str(port)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "digest serve did not come up"
+                time.sleep(0.1)
+        assert response.json()["status"] == "ok"
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises SIGTERM so a process manager sees a clean signal stop
+        assert proc.wait(timeout=15) in (0, -signal.SIGTERM)
+        assert f"http://127.0.0.1:{port}" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_an_embedded_server_leaves_signal_handling_to_its_host_process(tmp_path):
+    """The scheduler runs the app inside its own asyncio loop and owns SIGTERM."""
+    import asyncio
+
+    (tmp_path / "profiles").mkdir()
+    _write_config(tmp_path / "config.toml", tmp_path, "http://127.0.0.1:1")
+    settings = load_settings(tmp_path / "config.toml")
+
+    async def host_process():
+        server = build_server(settings, "127.0.0.1", 0, handle_signals=False)
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.01)
+        during = signal.getsignal(signal.SIGTERM)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        async with httpx.AsyncClient() as client:
+            status = (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+        return during, status
+
+    before = signal.getsignal(signal.SIGTERM)
+    during, status = asyncio.run(host_process())
+    assert status == 200 and during is before
+
+
+# ---- votes are kept ---------------------------------------------------------------------------------------
+def test_votes_survive_a_restart_and_a_profile_edit(tmp_path):
+    (tmp_path / "profiles").mkdir()
+    path = tmp_path / "profiles" / "olga.toml"
+    path.write_text('email = "olga@example.test"\n[[interests]]\nlabel = "Graphs"\n')
+    store = Store(tmp_path / "d.db")
+    pid = store.add_papers([Paper("A liked paper about graphs", arxiv_id="2501.00010")]).paper_ids[0]
+    store.record_votes("olga", [(pid, 1)], via="email")
+    store.close()
+    path.write_text('name = "Olga"\nemail = "olga@example.test"\nmax_items = 3\n'
+                    '[[interests]]\nlabel = "Something else entirely"\n')
+    store = Store(tmp_path / "d.db")
+    assert [(v.paper_id, v.value, v.via) for v in store.votes("olga")] == [(pid, 1, "email")]
+    anchors, _, _ = profile_anchors(store, load_profile(path))
+    assert [a.kind for a in anchors] == ["facet", "liked"]
+
+
+def test_an_existing_database_gets_the_pauses_table_and_keeps_its_data(tmp_path):
+    import sqlite3
+
+    import sqlite_utils
+
+    from digest.store import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(sqlite3.connect(path))
+    MIGRATIONS[0](db)
+    db.execute("PRAGMA user_version = 1")
+    db.execute("INSERT INTO votes (user, paper_id, value, via) VALUES ('ada', 'arxiv:1', 1, 'web')")
+    db.conn.commit()
+    db.conn.close()
+    store = Store(path)
+    assert store.schema_version == 2
+    assert store.get_vote("ada", "arxiv:1") == 1
+    assert store.pause_user("ada") is True and store.pause_user("ada") is False
+
+
+# ---- votes by email: the pure part ------------------------------------------------------------------------
+@pytest.mark.parametrize("text, votes", [
+    ("+1 -3", [(1, 1), (3, -1)]),
+    ("+2, +5\nthanks!", [(2, 1), (5, 1)]),
+    ("  −4 \n", [(4, -1)]),  # a phone's minus sign
+    ("+1\n-- \nAda, +44 20 7946 0958\n+9", [(1, 1)]),  # nothing after the signature separator
+    ("Call me at +1 555 0100", []),  # a vote must stand on a line of its own
+    ("-3 degrees outside", []),
+    ("> +4\n+6", [(6, 1)]),  # quoted lines are not the reader's
+    ("+2\n\nOn Mon, 3 Mar 2025 at 07:30, digest <d@x> wrote:\n> 1. A paper\n+7", [(2, 1)]),
+    ("", []),
+])
+def test_reply_votes_reads_only_the_readers_own_vote_lines(text, votes):
+    assert reply_votes(text) == votes
+
+
+def test_a_mailto_link_carries_the_token_in_its_subject():
+    link = vote_mailto("replies@example.test", "abc.def.ghi", "down", "A <b>long</b> title " * 10)
+    parts = urlsplit(link)
+    assert parts.scheme == "mailto" and unquote(parts.path) == "replies@example.test"
+    query = parse_qs(parts.query)
+    assert query["subject"][0].endswith("[vote:abc.def.ghi]") and query["subject"][0].startswith("👎")
+    assert "…" in query["subject"][0]  # a long title is shortened
+    assert "Send this email as it is" in query["body"][0]
+
+
+def _replies_setup(tmp_path) -> tuple[Settings, Store, list[str]]:
+    """A store holding one sent digest of three items for ada (Message-ID <d1@example.test>)."""
+    from digest.models import ScoredPaper
+
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "ada.toml").write_text('email = "Ada@Example.test"\n[[interests]]\nlabel = "x"\n')
+    _write_config(tmp_path / "config.toml", tmp_path, "http://127.0.0.1:1")
+    settings = load_settings(tmp_path / "config.toml")
+    store = Store(settings.db_path)
+    papers = [Paper(f"Paper number {i} about graphs", arxiv_id=f"2501.1000{i}") for i in range(3)]
+    pids = list(store.add_papers(papers).paper_ids)
+    digest_id = store.claim_digest("ada", "2025-03-03")
+    store.save_digest_items(digest_id, [ScoredPaper(p, 0.5, "why") for p in papers], pids, n_candidates=3,
+                            message_id="<d1@example.test>")
+    store.mark_digest(digest_id, "sent")
+    return settings, store, pids
+
+
+def _raw_reply(sender: str, body: str, *, html: bool = False, subject: str = "Re: digest",
+               message_id: str = "<r1@example.test>") -> bytes:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = sender, "replies@example.test", subject, message_id
+    msg["In-Reply-To"] = "<d1@example.test>"
+    msg.set_content(body, subtype="html" if html else "plain")
+    return msg.as_bytes()
+
+
+def test_an_html_only_reply_counts_the_votes_above_the_quote_and_the_sender_case_does_not_matter(tmp_path):
+    settings, store, pids = _replies_setup(tmp_path)
+    html = ("<div>+1</div><div>-3<br></div><div class='gmail_quote'>On Mon, digest wrote:"
+            "<blockquote>+2 1. Paper number 0</blockquote></div>")
+    status, report = ingest_raw(store, _raw_reply("ada@EXAMPLE.test", html, html=True), mailbox="INBOX", uid=7,
+                                settings=settings)
+    assert (status, report.feedback) == ("feedback", 1)
+    assert {v.paper_id: v.value for v in store.votes("ada")} == {pids[0]: 1, pids[2]: -1}
+    # the same message again (same UID, or the same Message-ID in another folder) changes nothing
+    assert ingest_raw(store, _raw_reply("ada@example.test", "-1"), mailbox="INBOX", uid=7,
+                      settings=settings)[0] == "seen"
+    assert ingest_raw(store, _raw_reply("ada@example.test", "-1"), mailbox="Archive", uid=1,
+                      settings=settings)[0] == "duplicate"
+    assert store.get_vote("ada", pids[0]) == 1
+
+
+def test_an_expired_token_or_a_missing_item_number_is_recorded_with_its_reason(tmp_path):
+    settings, store, pids = _replies_setup(tmp_path)
+    key = settings.web.secret_key(settings.data_path)
+    with time_machine.travel(datetime.now(UTC) - timedelta(days=settings.web.token_max_age_days + 1)):
+        old = make_token(key, "ada", "up", pids[1])
+    stale = _raw_reply("ada@example.test", "", subject=f"👍 More like this: x [vote:{old}]", message_id="<r2@x>")
+    assert ingest_raw(store, stale, mailbox="INBOX", uid=1, settings=settings)[0] == "feedback_rejected"
+    partly = _raw_reply("ada@example.test", "+2 +9", message_id="<r3@x>")
+    assert ingest_raw(store, partly, mailbox="INBOX", uid=2, settings=settings)[0] == "feedback"
+    errors = {m["uid"]: m["error"] for m in store.messages()}
+    assert "expired" in errors[1]
+    assert errors[2] == "no item 9 in the digest of 2025-03-03 (3 items)"
+    assert {v.paper_id: v.value for v in store.votes("ada")} == {pids[1]: 1}
+    # without settings (no key to check tokens with) ingest_raw does not look for feedback
+    assert ingest_raw(store, partly.replace(b"<r3@x>", b"<r4@x>"), mailbox="INBOX", uid=3)[0] == "not_alert"
+
+
+# ---- the end-to-end paths with real mail, a real browser and the real model --------------------------------
+TOPIC = [
+    ("Graph neural networks for molecular property prediction",
+     "We predict molecular properties with message-passing graph neural networks on atom graphs."),
+    ("Equivariant message passing for protein-ligand binding",
+     "An E(3)-equivariant graph network scores protein-ligand binding poses."),
+    ("Pretraining graph transformers on millions of molecules",
+     "Self-supervised pretraining of graph transformers improves molecular property prediction."),
+    ("Few-shot molecular property prediction with meta-learned GNNs",
+     "Meta-learning lets graph neural networks predict properties of molecules from few labels."),
+]
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from digest.embed import Embedder
+
+    return Embedder()
+
+
+@dataclass
+class Delivered:
+    settings: Settings
+    profile: Profile
+    address: str
+    password: str
+    reply_address: str
+    raw: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        return email.message_from_bytes(self.raw, policy=email.policy.default)
+
+
+def _wait_for_mail(mail_servers, address: str, count: int = 1, timeout: float = 20) -> list:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = mail_servers.messages(address)
+        if len(found) >= count:
+            return found
+        assert time.monotonic() < deadline, f"no mail for {address}"
+        time.sleep(0.1)
+
+
+def deliver_digest(live: Live, mail_servers, embedder, user: str) -> Delivered:
+    """A real digest: ranked with the model, sent through the SMTP relay, read back from Dovecot over IMAP."""
+    address, password = mail_servers.new_user(user)
+    reply_address, _ = mail_servers.new_user(f"{user}-replies")
+    for title, abstract in TOPIC:
+        live.paper(title, abstract)
+    settings = dataclasses.replace(
+        live.settings,
+        smtp=SmtpSettings(host="127.0.0.1", port=mail_servers.smtp_port, security="plain",
+                          from_addr="digest@example.test", retries=0),
+        web=dataclasses.replace(live.settings.web, reply_address=reply_address))
+    profile = _profile_file(live, user, address, [("Molecular GNNs", "Graph neural networks for molecules.")])
+    delivery = deliver_user(live.store, embedder, settings, profile)
+    assert delivery.status == "sent" and delivery.items >= 3, delivery
+    (uid, flags, raw), = _wait_for_mail(mail_servers, address)
+    return Delivered(settings, profile, address, password, reply_address, raw)
+
+
+def _html_links(message: EmailMessage) -> list[tuple[str, str]]:
+    html = message.get_body(preferencelist=("html",)).get_content()
+    return [(a.get_text(" ", strip=True), a["href"]) for a in BeautifulSoup(html, "html.parser").select("a[href]")]
+
+
+@pytest.mark.mail
+@pytest.mark.model
+@pytest.mark.browser
+def test_a_thumbs_up_link_from_a_delivered_digest_records_the_vote_in_chromium(live, mail_servers, embedder,
+                                                                                  browser):
+    digest = deliver_digest(live, mail_servers, embedder, "pia")
+    up_links = [href for text, href in _html_links(digest.message) if "👍" in text]
+    assert up_links and all(h.startswith(f"{live.url}/vote/") for h in up_links)
+    link = up_links[0]
+    pid = read_token(live.key, link.rsplit("/", 1)[1], max_age_days=1).paper_id
+    assert pid == live.store.digest_items(live.store.digest_for("pia", live.store.digests("pia")[0]["period"])
+                                          ["id"])[0]["paper_id"]
+    before = snapshot(live.store)
+    try:
+        browser.set_window_size(390, 844)  # a phone
+        browser.get(link)
+        assert "Tell your digest" in browser.text("#status")
+        assert snapshot(live.store) == before  # a real browser opening the link records nothing
+        # the same-origin stylesheet is allowed by the CSP, and nothing overflows a phone screen
+        assert browser.execute("return getComputedStyle(document.querySelector('#vote')).borderRadius") == "22px"
+        assert browser.execute("return document.documentElement.scrollWidth <= window.innerWidth")
+        browser.click("#vote")
+        browser.wait_for("#undo")
+        assert "Thanks, recorded" in browser.text("#status")
+        assert live.store.get_vote("pia", pid) == 1
+        assert live.store.votes("pia")[0].via == "web"
+        browser.click("#undo")
+        browser.wait_for("#vote")
+        assert live.store.get_vote("pia", pid) == 0
+        browser.click("#vote")
+        browser.wait_for("#undo")
+        assert live.store.get_vote("pia", pid) == 1
+    finally:
+        browser.set_window_size(1024, 768)
+
+
+def _send(mail_servers, sender: str, to: str, subject: str, body: str, **headers) -> None:
+    """What the reader's mail client does: submit a message to the relay, which delivers it to Dovecot."""
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = sender, to, subject
+    msg["Date"] = format_datetime(datetime.now(UTC))
+    msg["Message-ID"] = make_msgid(domain="example.test")
+    for name, value in headers.items():
+        msg[name.replace("_", "-")] = value
+    msg.set_content(body)
+    with smtplib.SMTP("127.0.0.1", mail_servers.smtp_port, timeout=10) as smtp:
+        smtp.send_message(msg)
+
+
+def poll_replies(digest: Delivered, store: Store, mail_servers, monkeypatch) -> dict[str, str]:
+    """The poller (digest.ingest.poll_all) over the reply mailbox. Returns subject -> recorded status."""
+    from digest.config import ImapSettings
+    from digest.ingest import poll_all
+
+    monkeypatch.setenv("DIGEST_FEEDBACK_TEST_IMAP", mail_servers.users[digest.reply_address])
+    imap = ImapSettings(host="127.0.0.1", port=mail_servers.imap_port, security="plain",
+                        username=digest.reply_address, password_env="DIGEST_FEEDBACK_TEST_IMAP")
+    report = poll_all(store, dataclasses.replace(digest.settings, imap=imap))
+    assert report.error is None, report.error
+    return {m["subject"]: m["status"] for m in store.messages() if m["kind"] == "feedback"
+            and digest.reply_address in m["mailbox"]}
+
+
+@pytest.mark.mail
+@pytest.mark.model
+def test_votes_sent_by_email_are_recorded_and_a_stranger_is_ignored(live, mail_servers, embedder, monkeypatch):
+    digest = deliver_digest(live, mail_servers, embedder, "quinn")
+    message = digest.message
+    assert message["Reply-To"] == digest.reply_address
+    period = live.store.digests("quinn")[0]["period"]
+    items = [row["paper_id"] for row in live.store.digest_items(live.store.digest_for("quinn", period)["id"])]
+    stranger, _ = mail_servers.new_user("stranger")
+
+    # 1. item 2's "−2" mailto: link in the delivered email (what the reader's mail program opens), sent from
+    #    the reader's own address as it is
+    mailtos = {text: href for text, href in _html_links(message) if href.startswith("mailto:")}
+    assert {"+1", "−1", "+2", "−2"} <= set(mailtos), mailtos.keys()
+    mailto = urlsplit(mailtos["−2"])
+    query = parse_qs(mailto.query)
+    assert query["subject"][0].startswith("👎 Less like this: ")
+    assert unquote(mailto.path) == digest.reply_address
+    _send(mail_servers, digest.address, digest.reply_address, query["subject"][0], query["body"][0])
+    # 2. a plain reply to the digest: "+1 -3" above the quoted digest
+    quoted = "\n".join("> " + line for line in message.get_body(("plain",)).get_content().splitlines())
+    reply_headers = {"In_Reply_To": message["Message-ID"], "References": message["Message-ID"]}
+    _send(mail_servers, digest.address, digest.reply_address, "Re: " + message["Subject"],
+          f"+1 -3\n\nOn {message['Date']}, digest wrote:\n{quoted}\n", **reply_headers)
+    # 3. the same reply and the same mailto from someone else (a forwarded digest): never a vote
+    _send(mail_servers, stranger, digest.reply_address, "Re: stranger " + message["Subject"], "-1 +3\n",
+          **reply_headers)
+    _send(mail_servers, stranger, digest.reply_address, "Fwd: " + query["subject"][0], query["body"][0])
+    # 4. an out-of-office answer to the digest, and a reply that says no vote
+    _send(mail_servers, digest.address, digest.reply_address, "Auto: out of office", "+2\n",
+          Auto_Submitted="auto-replied", **reply_headers)
+    _send(mail_servers, digest.address, digest.reply_address, "Re: thanks", "Thanks, great digest!\n",
+          **reply_headers)
+    _wait_for_mail(mail_servers, digest.reply_address, 6)
+
+    statuses = poll_replies(digest, live.store, mail_servers, monkeypatch)
+    assert statuses == {query["subject"][0]: "feedback", "Re: " + message["Subject"]: "feedback",
+                        "Re: stranger " + message["Subject"]: "feedback_rejected",
+                        "Fwd: " + query["subject"][0]: "feedback_rejected",
+                        "Auto: out of office": "feedback_rejected", "Re: thanks": "feedback_rejected"}
+    votes = {v.paper_id: (v.value, v.via) for v in live.store.votes("quinn")}
+    assert votes == {items[0]: (1, "email"), items[1]: (-1, "email"), items[2]: (-1, "email")}
+    reasons = {m["subject"]: m["error"] for m in live.store.messages("feedback_rejected")}
+    assert f"sender {stranger} is not the address of user quinn" in reasons["Re: stranger " + message["Subject"]]
+    assert "is not the address" in reasons["Fwd: " + query["subject"][0]]
+    assert "automatic reply" in reasons["Auto: out of office"]
+    assert "without votes" in reasons["Re: thanks"]
+    # every one of them is marked processed on the server (and \\Seen is left to the reader)
+    flags = [set(f) for _, f, _ in mail_servers.messages(digest.reply_address)]
+    assert len(flags) == 6 and all(b"$Digested" in f and b"\\Seen" not in f for f in flags)
+    # nothing was taken for a paper alert, and a second poll changes nothing
+    assert not [m for m in live.store.messages() if digest.reply_address in m["mailbox"]
+                and m["kind"] != "feedback"]
+    votes_before, messages_before = live.store.votes("quinn"), live.store.messages()
+    poll_replies(digest, live.store, mail_servers, monkeypatch)
+    assert live.store.votes("quinn") == votes_before and live.store.messages() == messages_before
+
+
+@pytest.mark.mail
+def test_a_vote_token_in_an_email_cannot_be_replayed_for_another_user(live, mail_servers, monkeypatch):
+    """An email from ada's address carrying bob's token is refused: the token names the user it votes for."""
+    ada, _ = mail_servers.new_user("ada-mail")
+    replies, _ = mail_servers.new_user("replies")
+    _profile_file(live, "rosa", ada, [("Anything", "Papers.")])
+    _profile_file(live, "sam", "sam@example.test", [("Anything", "Papers.")])
+    pid = live.paper("Replay-proof email votes", "Tokens.", arxiv_id="2501.00011")
+    settings = dataclasses.replace(live.settings, web=dataclasses.replace(live.settings.web, reply_address=replies))
+    sams = urlsplit(_links(settings, Profile("sam", "Sam", "sam@example.test"), pid, "up", title="Replay"))
+    rosas = urlsplit(_links(settings, Profile("rosa", "Rosa", ada), pid, "up", title="Replay"))
+    tampered = parse_qs(rosas.query)["subject"][0].replace("[vote:", "[vote:x")
+    _send(mail_servers, ada, replies, parse_qs(sams.query)["subject"][0], "")
+    _send(mail_servers, ada, replies, tampered, "")
+    _wait_for_mail(mail_servers, replies, 2)
+    digest = Delivered(settings, Profile("rosa", "Rosa", ada), ada, "", replies, b"")
+    statuses = poll_replies(digest, live.store, mail_servers, monkeypatch)
+    assert sorted(statuses.values()) == ["feedback_rejected", "feedback_rejected"]
+    assert live.store.get_vote("sam", pid) == 0 and live.store.get_vote("rosa", pid) == 0
+    reasons = [m["error"] for m in live.store.messages("feedback_rejected") if replies in m["mailbox"]]
+    assert any(f"sender {ada} is not the address of user sam" in r for r in reasons)
+    assert any(r.startswith("vote token refused: This link is not valid") for r in reasons)
+
+
+# ---- a vote changes the next ranking (the real model) -----------------------------------------------------
+NEAR = ("Spatio-temporal graph neural networks for traffic speed forecasting on road sensor networks",
+        "We forecast traffic speed on road networks with spatio-temporal graph neural networks over loop sensors.")
+NEAR_DUPLICATE = ("Forecasting road traffic speed with spatio-temporal graph networks over sensor graphs",
+                  "A spatio-temporal graph neural network forecasts traffic speeds from road sensor graphs.")
+OTHERS = [
+    ("Graph attention networks for citation recommendation", "Attention over citation graphs recommends papers."),
+    ("Transformers for medium-range weather forecasting", "A transformer forecasts global weather ten days ahead."),
+    ("Recurrent networks for electricity load forecasting", "LSTMs forecast household electricity demand."),
+    ("Graph neural networks for power grid state estimation", "GNNs estimate grid states from sparse sensors."),
+    ("Protein structure prediction with language models", "Protein language models predict 3D structure."),
+    ("Diffusion models for protein backbone design", "Generative diffusion designs novel protein backbones."),
+]
+
+
+def _position(ranking, title: str) -> tuple[int, float]:
+    for i, item in enumerate(ranking.ranking.scored):
+        if item.paper.title == title:
+            return i, item.score
+    raise AssertionError(f"{title} is not a candidate")
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("action, interest", [
+    ("down", ("Forecasting with graphs", "Graph neural networks that forecast time series on sensor networks.")),
+    ("up", ("Protein structure", "Predicting and designing protein structures with deep learning.")),
+])
+def test_a_vote_through_the_server_moves_a_near_duplicate_in_the_next_ranking(live, embedder, action, interest):
+    user = f"tess{action}"
+    profile = _profile_file(live, user, f"{user}@example.test", [interest])
+    voted = live.paper(*NEAR)
+    live.paper(*NEAR_DUPLICATE)
+    for title, abstract in OTHERS:
+        live.paper(title, abstract)
+    before_pos, before_score = _position(rank_user(live.store, embedder, live.settings, profile), NEAR_DUPLICATE[0])
+    link = live.link(user, action, voted)
+    with live.client() as client:
+        assert client.post(live.path(link), data=_form(link)).status_code == 303
+    after = rank_user(live.store, embedder, live.settings, profile)
+    after_pos, after_score = _position(after, NEAR_DUPLICATE[0])
+    item = after.ranking.scored[after_pos]
+    if action == "down":
+        assert after_score < before_score and after_pos > before_pos, (before_pos, after_pos)
+        assert "👎" in item.reason
+    else:
+        assert after_score > before_score and after_pos < before_pos, (before_pos, after_pos)
+        assert "liked" in item.reason
+
+
+def test_an_unknown_paper_gets_a_friendly_404_and_no_vote(live):
+    link = live.link("uma", "up", "arxiv:9999.99999")
+    with live.client() as client:
+        page = client.get(live.path(link))
+        posted = client.post(live.path(link), data=_form(link))
+    assert page.status_code == posted.status_code == 404
+    assert "Paper not found" in page.text and live.store.get_vote("uma", "arxiv:9999.99999") == 0
+
+
+def test_the_pages_escape_paper_text(live):
+    pid = live.paper('<script>alert("x")</script> & <b>bold</b> claims', "x", arxiv_id="2501.00012")
+    with live.client() as client:
+        page = client.get(live.path(live.link("vera", "up", pid)))
+    assert "<script>" not in page.text and "&lt;script&gt;" in page.text
+    assert re.search(r"<title>[^<]*&lt;script&gt;", page.text)
