@@ -30,7 +30,7 @@ TOP_KEYS = {
     "send_at": '"07:30"',
     "frequency": '"daily"  (or "weekdays", "weekly:mon", "weekly:mon,thu")',
     "max_items": "12",
-    "relevance_floor": "0.35",
+    "relevance_floor": "0.2",
     "quiet_day": '"note"  (or "skip")',
     "paused": "false",
     "interests": '[{ label = "Protein design", description = "diffusion models for protein structure" }]',

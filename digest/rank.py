@@ -9,16 +9,18 @@ Every signal is calibrated against the *background*: random papers of the same s
 i.e. "the rest of the world" for this user. A candidate's ``z`` is how many standard deviations its combined
 relevance lies above the background papers' mean, for this user; the public score is ``z / 10``, so
 
-* ``score = 0.0`` is an average random paper, ``0.3`` is three background sigmas above it (roughly the top
-  1% of random papers), ``0.5`` five sigmas. A profile's ``relevance_floor`` (0..1) is on this scale, so the
+* ``score = 0.0`` is an average random paper, ``0.2`` is two background sigmas above it (roughly the top
+  2-3% of random papers: about ten of a daily listing of a few hundred, a digest's worth), ``0.3`` three
+  sigmas (the top ~0.5%), ``0.5`` five sigmas (near-duplicates of a seed). A profile's ``relevance_floor`` (0..1) is on this scale, so the
   same floor lets through about the same share of papers for every user, whatever their raw similarities.
 * keyword / author boosts and recency are added in the same units (sigmas / 10); a mute removes the paper.
 
 The combined relevance is a weighted sum of two channels, each z-scored against the background first:
 
 * ``knn``: per-anchor z-scores (a candidate's cosine to an anchor, standardised by the background's cosines
-  to that same anchor, so short facet texts and long seed titles count alike), averaged over the best few
-  positive anchors (facets, seeds, liked papers);
+  to that same anchor, so short facet texts and long seed titles count alike); facets count one at a time
+  (the best-matching facet, by weight: facets are separate interests), seeds and liked papers by the mean of
+  their best few; the better of the two (each standardised against the background) is the channel;
 * ``classifier``: a per-user logistic regression on embeddings, positives (seeds, liked, facets) against the
   background plus thumbs-down papers; the background's own scores come from 2-fold out-of-fold fits, so the
   calibration is not flattered by training on it.
@@ -42,7 +44,7 @@ from .models import Paper, ScoredPaper
 from .profiles import Profile
 
 SCALE = 10.0            # public score = z / SCALE
-DEFAULT_FLOOR = 0.30    # three background sigmas
+DEFAULT_FLOOR = 0.20    # two background sigmas: ~top 2-3%, i.e. ~10 of a few hundred candidates
 KEYWORD_BOOST = 0.10    # per matched keyword (one sigma)
 AUTHOR_BOOST = 0.15     # per matched author
 RECENCY_BONUS = 0.03    # at most, for a paper published today, fading over a month
@@ -59,6 +61,11 @@ DISLIKE_SLOPE = 1.0     # ...by this much per sigma beyond it, in combined-z uni
 W_LEXICAL = 0.0         # the TF-IDF channel (needs background texts); measured: hurts here, so off
 HUB_WEIGHT = 0.0        # hubness correction: minus this times a paper's mean cosine to its HUB_K nearest background
 HUB_K = 10
+NEG_KNN_WEIGHT = 0.0    # examples channel minus this times the top-k anchor z to thumbs-down papers
+LIKED_WEIGHT = 1.0      # a thumbs-up's weight among the classifier's positives (a seed counts 1)
+PRF_WEIGHT = 0.5        # pseudo-relevance feedback: weight of the similarity to today's PRF_TOP best candidates
+PRF_TOP = 20
+C_GROWTH = 0.0          # classifier C grows by this per labelled (voted) paper: trust the data as it comes
 MIN_BACKGROUND = 30     # below this many background rows, fall back to PRIOR_* for the anchor calibration
 PRIOR_MEAN, PRIOR_STD = 0.05, 0.10   # cosine of random title pairs with all-MiniLM-L6-v2
 MIN_STD = 1e-3
@@ -87,7 +94,14 @@ class UserSignals:
 
 
 def build_signals(profile: Profile, anchors: Sequence[Anchor], vectors: np.ndarray) -> UserSignals:
-    return UserSignals(tuple(anchors), np.asarray(vectors, dtype=np.float32).reshape(len(anchors), -1),
+    """The anchors with one vector row each. No anchors at all (a votes-only state that lost its votes, a test)
+    is allowed: such a user ranks nothing above the floor instead of crashing."""
+    vecs = np.asarray(vectors, dtype=np.float32)
+    if not anchors:
+        vecs = vecs.reshape(0, vecs.shape[-1] if vecs.ndim == 2 else 0)
+    else:
+        vecs = vecs.reshape(len(anchors), -1)
+    return UserSignals(tuple(anchors), vecs,
                        profile.boost_keywords, profile.boost_authors, profile.mute_keywords, profile.mute_authors)
 
 
@@ -120,7 +134,9 @@ class _Channels:
 
     anchor_z: np.ndarray        # candidates x anchors: per-anchor background z-scores
     anchor_sim: np.ndarray      # candidates x anchors: raw cosines (for the reasons)
-    knn: np.ndarray             # per candidate, background-standardised
+    knn: np.ndarray             # examples (seeds, liked) kNN, per candidate, background-standardised
+    facet: np.ndarray           # best weighted facet match, background-standardised
+    by_facet: np.ndarray        # per candidate: the facet channel beat the examples channel
     classifier: np.ndarray | None
     penalty: np.ndarray         # dislike penalty, combined-z units
     lexical: np.ndarray | None
@@ -144,12 +160,20 @@ def _knn(zw: np.ndarray) -> np.ndarray:
     return top.mean(axis=1)
 
 
+def _pooled(zw: np.ndarray, pool) -> np.ndarray:
+    return pool(zw) if zw.shape[1] else np.zeros(zw.shape[0])
+
+
+def _best(zw: np.ndarray) -> np.ndarray:
+    return zw.max(axis=1)
+
+
 def _hubness(sims: np.ndarray) -> np.ndarray:
     k = min(HUB_K, sims.shape[1])
     return -np.partition(-sims, k - 1, axis=1)[:, :k].mean(axis=1)
 
 
-def _fit_classifier(pos: np.ndarray, pos_w: np.ndarray, neg: np.ndarray, neg_w: np.ndarray):
+def _fit_classifier(pos: np.ndarray, pos_w: np.ndarray, neg: np.ndarray, neg_w: np.ndarray, c: float):
     from sklearn.linear_model import LogisticRegression
 
     x = np.vstack([pos, neg])
@@ -157,7 +181,7 @@ def _fit_classifier(pos: np.ndarray, pos_w: np.ndarray, neg: np.ndarray, neg_w: 
     w = np.r_[pos_w, neg_w].astype(np.float64)
     # balance the classes by weight, so five seeds against a thousand background papers still matter
     w[: len(pos)] *= w[len(pos):].sum() / max(w[: len(pos)].sum(), 1e-9)
-    model = LogisticRegression(C=CLASSIFIER_C, max_iter=200)
+    model = LogisticRegression(C=c, max_iter=200)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(x, y, sample_weight=w)
@@ -167,21 +191,25 @@ def _fit_classifier(pos: np.ndarray, pos_w: np.ndarray, neg: np.ndarray, neg_w: 
 def _classifier_channel(signals: UserSignals, cand: np.ndarray, bg: np.ndarray,
                         rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
     """Per-user logistic regression; returns (candidate scores, out-of-fold background scores)."""
-    pos_rows = signals.rows("facet", "seed", "liked")
+    # seeds and liked papers only: facet descriptions are another genre of text than titles and abstracts,
+    # and they have their own channel
+    pos_rows = signals.rows("seed", "liked")
     if len(pos_rows) == 0 or len(bg) < MIN_BACKGROUND:
         return None
     weights = np.array([a.weight for a in signals.anchors], dtype=np.float64)
     pos, pos_w = signals.vectors[pos_rows], weights[pos_rows]
+    pos_w = pos_w * np.where([signals.anchors[i].kind == "liked" for i in pos_rows], LIKED_WEIGHT, 1.0)
     dis_rows = signals.rows("disliked")
     dis, dis_w = signals.vectors[dis_rows], weights[dis_rows] * DISLIKE_WEIGHT
-    full = _fit_classifier(pos, pos_w, np.vstack([bg, dis]), np.r_[np.ones(len(bg)), dis_w])
+    c = CLASSIFIER_C * (1.0 + C_GROWTH * (len(signals.rows("liked")) + len(dis_rows)))
+    full = _fit_classifier(pos, pos_w, np.vstack([bg, dis]), np.r_[np.ones(len(bg)), dis_w], c)
     cand_scores = full.decision_function(cand)
     # out-of-fold background scores: each half is scored by a model that never saw it
     order = rng.permutation(len(bg))
     halves = (order[: len(bg) // 2], order[len(bg) // 2:])
     bg_scores = np.empty(len(bg))
     for held, train in (halves, halves[::-1]):
-        model = _fit_classifier(pos, pos_w, np.vstack([bg[train], dis]), np.r_[np.ones(len(train)), dis_w])
+        model = _fit_classifier(pos, pos_w, np.vstack([bg[train], dis]), np.r_[np.ones(len(train)), dis_w], c)
         bg_scores[held] = model.decision_function(bg[held])
     return cand_scores, bg_scores
 
@@ -230,28 +258,50 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray, background_vec
         mu, sd = np.full(len(signals.anchors), PRIOR_MEAN), np.full(len(signals.anchors), PRIOR_STD)
     anchor_z = (sims - mu) / sd
     weights = np.array([a.weight for a in signals.anchors], dtype=np.float32)
-    pos = signals.rows("facet", "seed", "liked")
     neg = signals.rows("disliked")
 
-    knn_c = _knn(_weighted(anchor_z[:, pos], weights[pos]))
-    if bg_sims is not None:
-        bg_z = (bg_sims - mu) / sd
-        knn_b = _knn(_weighted(bg_z[:, pos], weights[pos]))
-        knn = _standardise(knn_c, knn_b)
-        comb_c, comb_b = W_KNN * knn, W_KNN * _standardise(knn_b, knn_b)
-    else:
-        bg_z = None
-        knn = knn_c
-        comb_c, comb_b = W_KNN * knn, None
+    facets, examples = signals.rows("facet"), signals.rows("seed", "liked")
+    bg_z = (bg_sims - mu) / sd if bg_sims is not None else None
 
+    # the examples channel: seeds and liked papers are samples of one taste (kNN top-k + classifier)
+    knn_c = _pooled(_weighted(anchor_z[:, examples], weights[examples]), _knn)
+    facet_c = _pooled(_weighted(anchor_z[:, facets], weights[facets]), _best)
     classifier = None
-    if bg_sims is not None:
+    by_facet = np.zeros(n, dtype=bool)
+    if bg_z is None:
+        knn, facet_z, comb_b = knn_c, facet_c, None
+        comb_c = W_KNN * knn
+        if len(facets):
+            by_facet = facet_c > comb_c if len(examples) else np.ones(n, dtype=bool)
+            comb_c = np.maximum(comb_c, facet_c) if len(examples) else facet_c
+    else:
+        knn_b = _pooled(_weighted(bg_z[:, examples], weights[examples]), _knn)
+        knn = _standardise(knn_c, knn_b)
+        ex_c, ex_b = W_KNN * knn, W_KNN * _standardise(knn_b, knn_b)
+        if NEG_KNN_WEIGHT and len(neg):
+            # shown-but-disliked papers sit in the very region the user likes: closeness to them is evidence
+            neg_c, neg_b = _knn(anchor_z[:, neg]), _knn(bg_z[:, neg])
+            ex_c = ex_c - NEG_KNN_WEIGHT * _standardise(neg_c, neg_b)
+            ex_b = ex_b - NEG_KNN_WEIGHT * _standardise(neg_b, neg_b)
         # a fixed seed keeps a ranking reproducible: the same inputs give the same scores
         fitted = _classifier_channel(signals, cand, bg, np.random.default_rng(0))
         if fitted is not None:
             classifier = _standardise(fitted[0], fitted[1])
-            comb_c = comb_c + W_CLASSIFIER * classifier
-            comb_b = comb_b + W_CLASSIFIER * _standardise(fitted[1], fitted[1])
+            ex_c = ex_c + W_CLASSIFIER * classifier
+            ex_b = ex_b + W_CLASSIFIER * _standardise(fitted[1], fitted[1])
+        # facets are separate interests: a paper counts by the one it matches best, never an average of them
+        facet_b = _pooled(_weighted(bg_z[:, facets], weights[facets]), _best)
+        facet_z = _standardise(facet_c, facet_b)
+        if len(examples) and len(facets):
+            # each channel on the background's scale, then the better one: either kind of match can win alone
+            by_facet = facet_z > _standardise(ex_c, ex_b)
+            comb_c = np.maximum(_standardise(ex_c, ex_b), facet_z)
+            comb_b = np.maximum(_standardise(ex_b, ex_b), _standardise(facet_b, facet_b))
+        elif len(facets):
+            by_facet = np.ones(n, dtype=bool)
+            comb_c, comb_b = facet_z, _standardise(facet_b, facet_b)
+        else:
+            comb_c, comb_b = ex_c, ex_b
 
     lexical = None
     if comb_b is not None and cand_texts is not None and background_texts is not None \
@@ -268,6 +318,14 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray, background_vec
         closest = (z[:, neg] * np.minimum(weights[neg], 1.0)).max(axis=1)
         return DISLIKE_SLOPE * np.maximum(closest - DISLIKE_START, 0.0)
 
+    if PRF_WEIGHT and comb_b is not None and n > PRF_TOP:
+        # today's best candidates, as one pseudo-anchor: papers close to what already scores highest today
+        top = np.argpartition(-comb_c, PRF_TOP - 1)[:PRF_TOP]
+        centroid = cand[top].mean(axis=0)
+        prf_c, prf_b = cand @ centroid, bg @ centroid
+        comb_c = comb_c + PRF_WEIGHT * _standardise(prf_c, prf_b) * comb_b.std()
+        comb_b = comb_b + PRF_WEIGHT * _standardise(prf_b, prf_b) * comb_b.std()
+
     penalty = dislike_penalty(anchor_z)
     comb_c = comb_c - (penalty if len(penalty) else 0.0)
     if comb_b is not None:
@@ -276,7 +334,7 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray, background_vec
         z = _standardise(comb_c, comb_b)
     else:
         z = comb_c
-    return _Channels(anchor_z, sims, knn, classifier, penalty, lexical=lexical, z=z)
+    return _Channels(anchor_z, sims, knn, facet_z, by_facet, classifier, penalty, lexical=lexical, z=z)
 
 
 def _recency(paper: Paper, today: date | None) -> float:
@@ -300,9 +358,12 @@ def score_papers(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[P
     pos = signals.rows("facet", "seed", "liked")
     neg = signals.rows("disliked")
     facets = signals.rows("facet")
+    examples = signals.rows("seed", "liked")
     out = []
     for i, paper in enumerate(papers):
         details: dict = {"z": round(float(ch.z[i]), 3), "knn_z": round(float(ch.knn[i]), 3)}
+        if len(facets):
+            details["facet_z"] = round(float(ch.facet[i]), 3)
         if ch.classifier is not None:
             details["classifier_z"] = round(float(ch.classifier[i]), 3)
         if ch.lexical is not None:
@@ -316,7 +377,9 @@ def score_papers(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[P
             details["facet"] = {"label": facet, "similarity": round(float(ch.anchor_sim[i, f]), 3),
                                 "anchor_z": round(float(ch.anchor_z[i, f]), 2)}
         if len(pos):
-            best = int(pos[int(np.argmax(_weighted(ch.anchor_z[i, pos], weights[pos])))])
+            # the reason names the anchor of the channel that carried the score: the facet, or the closest example
+            rows = facets if ch.by_facet[i] or not len(examples) else examples
+            best = int(rows[int(np.argmax(_weighted(ch.anchor_z[i, rows], weights[rows])))])
             anchor = signals.anchors[best]
             sim = float(ch.anchor_sim[i, best])
             details["match"] = {"kind": anchor.kind, "label": anchor.label, "similarity": round(sim, 3),

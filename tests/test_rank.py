@@ -121,3 +121,39 @@ def test_the_floor_is_calibrated_across_score_scales():
     steep, steep_mean = counts(1.5)
     assert steep_mean - flat_mean > 0.3         # very different raw scales...
     assert 3 <= flat <= 10 and abs(flat - steep) <= 2   # ...about the same number of picks
+
+
+def test_a_strong_single_facet_match_outranks_a_paper_vaguely_close_to_everything():
+    facets = [("facet", "Efficient inference", unit((0, 1))), ("facet", "Code models", unit((1, 1))),
+              ("facet", "Video", unit((2, 1)))]
+    seeds = [("seed", "Seed A", unit((1, 1), (3, 1))), ("seed", "Seed B", unit((0, 0.3), (4, 1)))]
+    specialist = unit((0, 1), (5, 0.45))                        # squarely inside one facet, nothing else
+    generalist = unit((0, 0.5), (1, 0.5), (2, 0.5), (3, 0.4), (4, 0.4), (6, 0.4))  # a bit like every anchor
+    assert (specialist @ facets[0][2]) > 0.85
+    sims = np.stack([v for _, _, v in facets + seeds]) @ np.stack([specialist, generalist]).T
+    assert sims[:, 1].mean() > sims[:, 0].mean()                # on average the generalist is closer
+    scored = score_papers(signals(facets + seeds), np.stack([generalist, specialist]), papers(2),
+                          background_vecs=background())
+    assert scored[1].score > scored[0].score
+    assert "Efficient inference" in scored[1].reason and scored[1].facet == "Efficient inference"
+
+
+def test_a_niche_facet_match_is_not_averaged_away_by_a_heavy_seed_set():
+    facets = [("facet", "Main", unit((0, 1))), ("facet", "Niche", unit((1, 1)))]
+    seeds = [("seed", f"Seed {i}", unit((0, 1), (2 + i, 0.5))) for i in range(5)]
+    niche = unit((1, 1), (8, 0.3))
+    ranking = rank(signals(facets + seeds), np.stack([niche]), papers(1), max_items=5,
+                   background_vecs=background())
+    assert ranking.picked and ranking.picked[0].facet == "Niche"
+
+
+def test_no_anchors_at_all_ranks_nothing_and_does_not_crash():
+    empty = build_signals(profile(), [], np.zeros((0,), dtype=np.float32))
+    cands = np.stack([unit((0, 1)), unit((1, 1))])
+    ranking = rank(empty, cands, papers(2), max_items=5, background_vecs=background())
+    assert ranking.picked == [] and len(ranking.scored) == 2
+    assert all(s.reason == "No strong match" for s in ranking.scored)
+    # without a background either, and with only a thumbs-down
+    assert rank(empty, cands, papers(2), max_items=5).picked == []
+    only_down = signals([("disliked", "Voted down", unit((0, 1)))])
+    assert rank(only_down, cands, papers(2), max_items=5, background_vecs=background()).picked == []
