@@ -196,7 +196,9 @@ def rank_user(store: Store, embedder: Embedder, settings: Settings, profile: Pro
     if papers:
         cand_vecs, _ = embed_papers(store, embedder, papers)
         # the rest of the world, to calibrate this user's scores against
-        background = [p for _, p in store.random_papers(settings.ranking.background_size)]
+        # seeded by the day: the same store ranks the same way within a day (preview, then send)
+        seed = (today or date.today()).toordinal()
+        background = [p for _, p in store.random_papers(settings.ranking.background_size, seed=seed)]
         background_vecs = embed_papers(store, embedder, background)[0] if background else None
     else:
         cand_vecs, background_vecs = np.zeros((0, anchor_vecs.shape[1] if anchor_vecs.size else 1)), None

@@ -349,11 +349,19 @@ class Store:
             "(SELECT paper_id FROM sent_papers WHERE user = ?) ORDER BY first_seen, id", [since, user])
         return [(r["id"], self._row_to_paper(r)) for r in rows]
 
-    def random_papers(self, n: int, exclude: Iterable[str] = ()) -> list[tuple[str, Paper]]:
-        """A sample of the store, the 'rest of the world' for calibrating a user's scores."""
+    def random_papers(self, n: int, exclude: Iterable[str] = (), *, seed: int = 0) -> list[tuple[str, Paper]]:
+        """A sample of the store, the 'rest of the world' for calibrating a user's scores.
+
+        The sample is a fixed function of ``seed`` and the store's contents, so ranking the same store twice
+        (a preview, then the send) gives the same scores and picks.
+        """
         excluded = set(exclude)
-        rows = self.db.query("SELECT * FROM papers ORDER BY random() LIMIT ?", [n + len(excluded)])
-        return [(r["id"], self._row_to_paper(r)) for r in rows if r["id"] not in excluded][:n]
+        ids = [r[0] for r in self.db.execute("SELECT id FROM papers ORDER BY id") if r[0] not in excluded]
+        if len(ids) > n:
+            chosen = np.random.default_rng(seed).choice(len(ids), size=n, replace=False)
+            ids = [ids[i] for i in sorted(chosen)]
+        papers = self.get_papers(ids)
+        return [(pid, papers[pid]) for pid in ids if pid in papers]
 
     def count_papers(self) -> int:
         return self.db["papers"].count

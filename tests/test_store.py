@@ -144,3 +144,13 @@ def test_profile_texts_and_events_persist(tmp_path):
     again = Store(tmp_path / "d.db")
     assert again.profile_texts() == {"ada": "email = 'a@b.c'"}
     assert again.recent_events()[0]["message"] == "boom"
+
+
+def test_the_background_sample_is_fixed_by_its_seed(store):
+    store.add_papers([Paper(f"Paper number {i} about topic {i % 7}", arxiv_id=f"2401.{i:05d}") for i in range(50)])
+    first = [pid for pid, _ in store.random_papers(10, seed=3)]
+    assert first == [pid for pid, _ in store.random_papers(10, seed=3)]
+    assert first != [pid for pid, _ in store.random_papers(10, seed=4)]
+    assert len(set(first)) == 10
+    everything = store.random_papers(100, exclude=["arxiv:2401.00000"])
+    assert len(everything) == 49 and "arxiv:2401.00000" not in {pid for pid, _ in everything}
