@@ -446,21 +446,25 @@ class Store:
     # -- votes ------------------------------------------------------------------------------------------
     def record_vote(self, user: str, paper_id: str, value: int, via: str = "web") -> bool:
         """Set the user's vote on a paper (the last choice wins). Returns False if nothing changed."""
+        with self.db.conn:
+            return self._set_vote(user, paper_id, value, via)
+
+    def _set_vote(self, user: str, paper_id: str, value: int, via: str) -> bool:
+        """One vote inside the caller's transaction; logs the change. False if it was already so."""
         if value not in (1, -1):
             raise ValueError("vote must be +1 or -1")
         pid = self.resolve_id(paper_id)
-        with self.db.conn:
-            row = self.db.execute("SELECT value FROM votes WHERE user = ? AND paper_id = ?", [user, pid]).fetchone()
-            if row and row[0] == value:
-                return False
-            now = utcnow()
-            if row:
-                self._update("votes", "user = ? AND paper_id = ?", [user, pid],
-                             {"value": value, "via": via, "updated_at": now})
-            else:
-                self._insert("votes", {"user": user, "paper_id": pid, "value": value, "via": via,
-                                       "created_at": now, "updated_at": now})
-            self._insert("vote_events", {"user": user, "paper_id": pid, "value": value, "via": via, "at": now})
+        row = self.db.execute("SELECT value FROM votes WHERE user = ? AND paper_id = ?", [user, pid]).fetchone()
+        if row and row[0] == value:
+            return False
+        now = utcnow()
+        if row:
+            self._update("votes", "user = ? AND paper_id = ?", [user, pid],
+                         {"value": value, "via": via, "updated_at": now})
+        else:
+            self._insert("votes", {"user": user, "paper_id": pid, "value": value, "via": via,
+                                   "created_at": now, "updated_at": now})
+        self._insert("vote_events", {"user": user, "paper_id": pid, "value": value, "via": via, "at": now})
         return True
 
     def undo_vote(self, user: str, paper_id: str, via: str = "web") -> bool:
@@ -670,22 +674,7 @@ class Store:
         changed = 0
         with self.db.conn:
             for paper_id, value in votes:
-                if value not in (1, -1):
-                    raise ValueError("vote must be +1 or -1")
-                pid = self.resolve_id(paper_id)
-                row = self.db.execute("SELECT value FROM votes WHERE user = ? AND paper_id = ?",
-                                      [user, pid]).fetchone()
-                if row and row[0] == value:
-                    continue
-                now = utcnow()
-                if row:
-                    self._update("votes", "user = ? AND paper_id = ?", [user, pid],
-                                 {"value": value, "via": via, "updated_at": now})
-                else:
-                    self._insert("votes", {"user": user, "paper_id": pid, "value": value, "via": via,
-                                           "created_at": now, "updated_at": now})
-                self._insert("vote_events", {"user": user, "paper_id": pid, "value": value, "via": via, "at": now})
-                changed += 1
+                changed += self._set_vote(user, paper_id, value, via)
         return changed
 
     def vote_events(self, user: str) -> list[dict]:
