@@ -63,10 +63,17 @@ class Embedder:
                 # never reach for a model hub at run time; bundled models and local paths need none
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            # command output and daemon logs are for people: no progress bars or chatty loading lines from
+            # the model libraries (the variables are read when those libraries are imported)
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            os.environ.setdefault("TQDM_DISABLE", "1")
+            if not log.isEnabledFor(logging.DEBUG):
+                for name in ("sentence_transformers", "transformers"):
+                    logging.getLogger(name).setLevel(logging.WARNING)
             from sentence_transformers import SentenceTransformer
 
             path = resolve_model(self.name)
-            log.info("loading embedding model %s", self.name)
+            log.debug("loading embedding model %s from %s", self.name, path)
             try:
                 self._model = SentenceTransformer(path, device="cpu")
             except OSError as exc:
