@@ -177,7 +177,11 @@ def _read_entry(lines: list[str], j: int, m: re.Match, section: str, published: 
 
 
 def parse(body: Body) -> list[Paper]:
-    """Papers of a listing mail, deduplicated by id keeping the first (richest: new before replaced) one."""
+    """Every entry of a listing mail, in order, with its section.
+
+    A paper listed twice in one mail (seen: as new and again as a cross-list) stays twice here, so
+    `digest parse` shows each section complete; the store merges the copies into one paper.
+    """
     text = body.text
     if text is None and body.html:
         from .common import html_to_text
@@ -185,11 +189,4 @@ def parse(body: Body) -> list[Paper]:
         text = html_to_text(body.html)
     if not text:
         return []
-    seen: set[str] = set()
-    out = []
-    for paper in parse_entries(text, body.date):
-        if paper.arxiv_id in seen:
-            continue
-        seen.add(paper.arxiv_id)
-        out.append(paper)
-    return out
+    return parse_entries(text, body.date)
