@@ -130,9 +130,17 @@ class _Final(Exception):
         self.permanent = permanent
 
 
-def _tls_context(settings: SmtpSettings) -> ssl.SSLContext:
-    # certificate and host name are always checked; a private CA is added with smtp.ca_file, never bypassed
-    return ssl.create_default_context(cafile=settings.ca_file or None)
+def _tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
+    """The TLS context, built once per message. A bad smtp.ca_file is a configuration error with the fix."""
+    if settings.security == "plain":
+        return None
+    cafile = str(Path(settings.ca_file).expanduser()) if settings.ca_file else None
+    try:
+        # certificate and host name are always checked; a private CA is added with smtp.ca_file, never bypassed
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise DeliveryError(f"smtp.ca_file = {settings.ca_file!r} cannot be used ({exc}); point it at the PEM "
+                            "certificate of the server's CA") from None
 
 
 def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
@@ -155,12 +163,12 @@ def _tls_hint(settings: SmtpSettings, exc: BaseException) -> str:
 
 
 async def _attempt(data: bytes, sender: str, recipients: list[str], settings: SmtpSettings, password: str,
-                   before_data: Callable[[], object] | None) -> str:
+                   before_data: Callable[[], object] | None, tls_context: ssl.SSLContext | None) -> str:
     """One SMTP session: connect, (STARTTLS), (AUTH), MAIL, RCPT, DATA. Returns the reply to DATA."""
     security = settings.security
     client = aiosmtplib.SMTP(hostname=settings.host, port=settings.port, timeout=settings.timeout,
                              use_tls=security == "tls", start_tls=False,
-                             tls_context=_tls_context(settings) if security != "plain" else None)
+                             tls_context=tls_context)
     stage = "connect"
     try:
         try:
@@ -248,13 +256,14 @@ async def send_message(msg: EmailMessage, settings: SmtpSettings, *,
     except ConfigError as exc:
         raise DeliveryError(f"cannot log in to {settings.host}: {exc}") from None
     password = secret.reveal() if secret else ""
+    tls_context = _tls_context(settings)
     sender = msg["From"].addresses[0].addr_spec
     recipients = [a.addr_spec for a in msg["To"].addresses]
     data = message_bytes(msg)
     attempts = max(1, settings.retries + 1)
     for attempt in range(1, attempts + 1):
         try:
-            reply = await _attempt(data, sender, recipients, settings, password, before_data)
+            reply = await _attempt(data, sender, recipients, settings, password, before_data, tls_context)
         except _Final as exc:
             log.error("SMTP to %s: %s", ", ".join(recipients), exc)
             raise DeliveryError(str(exc), permanent=exc.permanent, attempts=attempt) from None

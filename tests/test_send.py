@@ -227,3 +227,14 @@ def test_plain_smtp_is_refused_for_any_host_but_localhost():
     settings = SmtpSettings(host="smtp.example.org", port=25, security="plain")
     with pytest.raises(DeliveryError, match='"plain" is only allowed for localhost'):
         _send(_message("x@example.test"), settings)
+
+
+def test_an_unusable_ca_file_is_a_configuration_error_that_names_the_key(mail_servers, tmp_path):
+    address, _ = mail_servers.new_user("badca")
+    broken = tmp_path / "ca.pem"
+    broken.write_text("not a certificate\n")
+    for ca_file in (str(tmp_path / "missing.pem"), str(broken)):
+        with pytest.raises(DeliveryError, match=r"smtp\.ca_file = .* cannot be used") as info:
+            _send(_message(address), _settings(mail_servers, ca_file=ca_file))
+        assert not info.value.permanent  # fixed in the config, the next run sends it
+    assert _delivered(mail_servers, address, None) == []
