@@ -174,6 +174,8 @@ class Store:
             self.db = sqlite_utils.Database(conn)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
+        # digest id -> the owner string of the claims this Store made (to check it still holds them)
+        self._claim_owners: dict[int, str] = {}
         self.db.execute("PRAGMA busy_timeout=30000")
         self.db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
@@ -564,6 +566,11 @@ class Store:
                     "SELECT ?, paper_id, digest_id, ? FROM digest_items WHERE digest_id = ?", [user, now, digest_id])
             elif digest_id in self._claim_owners:
                 where, args = "id = ? AND claimed_by = ?", [digest_id, self._claim_owners[digest_id]]
+            else:
+                # not our claim (any more): never overwrite a finished digest or another run's live claim
+                live_or_done = ", ".join("?" * (len(DIGEST_DONE) + 2))
+                where = f"id = ? AND status NOT IN ({live_or_done})"
+                args = [digest_id, *DIGEST_DONE, "claimed", "sending"]
             sets = ", ".join(f"[{c}] = ?" for c in changes)
             cursor = self.db.execute(f"UPDATE digests SET {sets} WHERE {where}", [*changes.values(), *args])
         if status in DIGEST_DONE or status == "retry":
@@ -591,10 +598,6 @@ class Store:
         return {r[0] for r in self.db.execute("SELECT paper_id FROM sent_papers WHERE user = ?", [user])}
 
     # -- delivery: claim owners and the 'sending' state (owner: delivery) -----------------------------------
-    @property
-    def _claim_owners(self) -> dict[int, str]:
-        """digest id -> the owner string of the claims this Store made (to check it still holds them)."""
-        return self.__dict__.setdefault("_owners", {})
 
     def mark_sending(self, digest_id: int) -> bool:
         """Record 'sending' right before SMTP DATA: from here until 'sent' the outcome is unknown if we crash.

@@ -154,3 +154,13 @@ def test_the_background_sample_is_fixed_by_its_seed(store):
     assert len(set(first)) == 10
     everything = store.random_papers(100, exclude=["arxiv:2401.00000"])
     assert len(everything) == 49 and "arxiv:2401.00000" not in {pid for pid, _ in everything}
+
+
+def test_a_store_that_does_not_hold_the_claim_cannot_overwrite_a_live_or_finished_digest(tmp_path):
+    owner, other = Store(tmp_path / "d.db"), Store(tmp_path / "d.db")
+    digest_id = owner.claim_digest("ada", "p1")
+    assert other.mark_digest(digest_id, "retry", error="stale run") is False
+    assert owner.digest(digest_id)["status"] == "claimed"
+    assert owner.mark_digest(digest_id, "sent") is True
+    assert other.mark_digest(digest_id, "failed", error="stale run") is False
+    assert owner.digest(digest_id)["status"] == "sent"
