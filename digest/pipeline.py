@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import zoneinfo
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -22,7 +21,7 @@ from .config import Settings
 from .embed import Embedder, cached_vectors
 from .errors import DeliveryError, DigestError, ParseError
 from .models import Paper, ScoredPaper
-from .profiles import LoadedProfiles, Profile, load_profiles
+from .profiles import LoadedProfiles, Profile, load_profiles, local_period
 from .rank import Anchor, Ranking, build_signals, rank
 from .render import item_context, render_digest
 from .send import build_message, send_message, write_outbox
@@ -209,12 +208,6 @@ def rank_user(store: Store, embedder: Embedder, settings: Settings, profile: Pro
 
 
 # -- deliver -----------------------------------------------------------------------------------------------
-def local_period(profile: Profile, now: datetime | None = None) -> str:
-    """The digest period is the user's local calendar date."""
-    now = now or datetime.now(UTC)
-    return now.astimezone(zoneinfo.ZoneInfo(profile.timezone)).date().isoformat()
-
-
 @dataclass
 class Delivery:
     """What happened to one user's digest in this run.

@@ -13,6 +13,7 @@ import tomllib
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import ProfileError
@@ -103,6 +104,12 @@ def frequency_days(frequency: str) -> tuple[int, ...]:
         if days and all(d in WEEKDAYS for d in days):
             return tuple(sorted({WEEKDAYS.index(d) for d in days}))
     raise ValueError(frequency)
+
+
+def local_period(profile: Profile, now: datetime | None = None) -> str:
+    """A digest's period: the user's local calendar date at ``now`` (default: the current time)."""
+    now = now or datetime.now(UTC)
+    return now.astimezone(zoneinfo.ZoneInfo(profile.timezone)).date().isoformat()
 
 
 def _line_of(text: str, key: str) -> int | None:

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from apscheduler.triggers.cron import CronTrigger
 
 from .errors import ConfigError, DigestError, ProfileError
-from .profiles import WEEKDAYS, Profile, load_profiles
+from .profiles import WEEKDAYS, Profile, load_profiles, local_period
 from .store import DIGEST_DONE
 
 if TYPE_CHECKING:
@@ -117,8 +117,8 @@ def previous_send(profile: Profile, at: datetime) -> datetime | None:
 
 
 def period_of(profile: Profile, when: datetime) -> str:
-    """The digest period of a send time: the user's local calendar date (as ``pipeline.local_period``)."""
-    return _aware(when, "when").astimezone(zoneinfo.ZoneInfo(profile.timezone)).date().isoformat()
+    """The digest period of a send time: the user's local calendar date (``profiles.local_period``)."""
+    return local_period(profile, _aware(when, "when"))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ ARXIV_ID = rf"(?:{ARXIV_NEW_ID}|{ARXIV_OLD_ID})(?:v\d+)?"
 DOI_RE = re.compile(r"\b(10\.\d{4,9}/[^\s\"'<>?#&]+)")
 
 _ARXIV_URL = re.compile(rf"arxiv\.org/(?:abs|pdf|html)/({ARXIV_ID})", re.I)
-_HF_URL = re.compile(rf"huggingface\.co/papers/({ARXIV_NEW_ID})", re.I)
+HF_URL = re.compile(rf"huggingface\.co/papers/({ARXIV_NEW_ID})", re.I)
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ def strip_tracking(url: str) -> str:
 def arxiv_id_from_url(url: str | None) -> str | None:
     if not url:
         return None
-    m = _ARXIV_URL.search(url) or _HF_URL.search(url)
+    m = _ARXIV_URL.search(url) or HF_URL.search(url)
     if not m:
         return None
     return re.sub(r"\.pdf$", "", m.group(1))

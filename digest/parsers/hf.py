@@ -15,7 +15,7 @@ import re
 from ..models import Paper
 from .common import (
     ARXIV_ID,
-    ARXIV_NEW_ID,
+    HF_URL,
     Body,
     arxiv_url,
     clean_space,
@@ -26,7 +26,6 @@ from .common import (
 )
 
 SENDER_DOMAINS = ("huggingface.co",)
-_HF_LINK = re.compile(rf"huggingface\.co/papers/({ARXIV_NEW_ID})", re.I)
 _ID_IN_TEXT = re.compile(rf"(?:huggingface\.co/papers/|arxiv\.org/(?:abs|pdf)/|arXiv:\s?)({ARXIV_ID})", re.I)
 # lines of a copied paper card that are neither title nor abstract
 _META = re.compile(
@@ -40,7 +39,7 @@ _META = re.compile(
 
 
 def looks_like(text: str) -> bool:
-    return bool(_HF_LINK.search(text)) or bool(
+    return bool(HF_URL.search(text)) or bool(
         re.search(r"trending papers|daily papers|byAK and the research community", text, re.I))
 
 
@@ -96,7 +95,7 @@ def _from_links(html: str) -> list[Paper]:
     best: dict[str, str] = {}
     order: list[str] = []
     for a in soup.find_all("a", href=True):
-        m = _HF_LINK.search(a["href"])
+        m = HF_URL.search(a["href"])
         if not m:
             continue
         ident = m.group(1)
@@ -116,7 +115,7 @@ def _from_text_links(text: str) -> list[Paper]:
     papers: list[Paper] = []
     seen: set[str] = set()
     for i, line in enumerate(lines):
-        m = _HF_LINK.search(line)
+        m = HF_URL.search(line)
         if not m or m.group(1) in seen:
             continue
         before = clean_space(re.sub(r"[<(\[]?https?://\S+", "", line)).strip(" -:|[]()")
