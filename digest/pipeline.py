@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Settings
+from .config import Secret, Settings
 from .embed import Embedder, cached_vectors
 from .errors import DeliveryError, DigestError, ParseError
 from .models import Paper, ScoredPaper
@@ -228,10 +228,9 @@ class Delivery:
     titles: tuple[str, ...] = ()
 
 
-def _links(settings: Settings, profile: Profile, paper_id: str | None, action: str, *,
+def _links(settings: Settings, key: Secret, profile: Profile, paper_id: str | None, action: str, *,
            title: str = "") -> str:
     """The signed web link; with ``title``, the mailto: link to web.reply_address that sends the same vote."""
-    key = settings.web.secret_key(settings.data_path)
     token = make_token(key, profile.user, action, paper_id)
     if title:
         from .feedback import vote_mailto
@@ -254,21 +253,23 @@ def _display_path(path: str) -> str:
 def compose(settings: Settings, store: Store, user_ranking: UserRanking, period: str):
     """Render the digest of one ranking: returns (rendered, context)."""
     profile = user_ranking.profile
+    key = settings.web.secret_key(settings.data_path)  # once per digest: it may mean reading a file
+    reply = settings.web.reply_address
     items = []
     for item in user_ranking.ranking.picked:
         pid = user_ranking.id_of(item.paper)
-        items.append(item_context(item, store.paper_sources(pid), _links(settings, profile, pid, "up"),
-                                  _links(settings, profile, pid, "down")))
+        items.append(item_context(item, store.paper_sources(pid), _links(settings, key, profile, pid, "up"),
+                                  _links(settings, key, profile, pid, "down")))
         # votes by email, for readers the web server cannot reach: mailto links (empty: not configured)
         title = " ".join(item.paper.title.split())
-        reply = settings.web.reply_address
-        items[-1]["reply_up"] = _links(settings, profile, pid, "up", title=title) if reply else ""
-        items[-1]["reply_down"] = _links(settings, profile, pid, "down", title=title) if reply else ""
+        items[-1]["reply_up"] = _links(settings, key, profile, pid, "up", title=title) if reply else ""
+        items[-1]["reply_down"] = _links(settings, key, profile, pid, "down", title=title) if reply else ""
     context = {
         "date": date.fromisoformat(period), "items": items, "quiet": not items,
-        "n_candidates": user_ranking.n_candidates, "profile_file": _display_path(profile.path) or f"profiles/{profile.user}.toml",
-        "unsubscribe_url": _links(settings, profile, None, "unsubscribe"), "user": profile.name,
-        "reply_address": settings.web.reply_address,
+        "n_candidates": user_ranking.n_candidates,
+        "profile_file": _display_path(profile.path) or f"profiles/{profile.user}.toml",
+        "unsubscribe_url": _links(settings, key, profile, None, "unsubscribe"), "user": profile.name,
+        "reply_address": reply,
     }
     return render_digest(context), context
 

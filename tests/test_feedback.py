@@ -60,7 +60,9 @@ class Live:
 
     def link(self, user: str, action: str, paper_id: str | None = None) -> str:
         """The link exactly as a digest carries it (pipeline._links)."""
-        return _links(self.settings, Profile(user=user, name=user, email=f"{user}@example.test"), paper_id, action)
+        key = self.settings.web.secret_key(self.settings.data_path)
+        return _links(self.settings, key, Profile(user=user, name=user, email=f"{user}@example.test"), paper_id,
+                      action)
 
     def path(self, link: str) -> str:
         assert link.startswith(self.url + "/")
@@ -763,8 +765,9 @@ def test_a_vote_token_in_an_email_cannot_be_replayed_for_another_user(live, mail
     _profile_file(live, "sam", "sam@example.test", [("Anything", "Papers.")])
     pid = live.paper("Replay-proof email votes", "Tokens.", arxiv_id="2501.00011")
     settings = dataclasses.replace(live.settings, web=dataclasses.replace(live.settings.web, reply_address=replies))
-    sams = urlsplit(_links(settings, Profile("sam", "Sam", "sam@example.test"), pid, "up", title="Replay"))
-    rosas = urlsplit(_links(settings, Profile("rosa", "Rosa", ada), pid, "up", title="Replay"))
+    key = settings.web.secret_key(settings.data_path)
+    sams = urlsplit(_links(settings, key, Profile("sam", "Sam", "sam@example.test"), pid, "up", title="Replay"))
+    rosas = urlsplit(_links(settings, key, Profile("rosa", "Rosa", ada), pid, "up", title="Replay"))
     tampered = parse_qs(rosas.query)["subject"][0].replace("[vote:", "[vote:x")
     _send(mail_servers, ada, replies, parse_qs(sams.query)["subject"][0], "")
     _send(mail_servers, ada, replies, tampered, "")
