@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sqlite3
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -369,7 +371,7 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
         import asyncio
 
         result = asyncio.run((send or send_message)(msg, settings.smtp, before_data=before_data))
-        store.mark_digest(digest_id, "sent")
+        _record_sent(store, digest_id)
         done.attempts = getattr(result, "attempts", 1)
         return done
     except DeliveryError as exc:
@@ -384,6 +386,21 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
         store.log_event("ERROR", "send", f"{type(exc).__name__}: {exc}", user=profile.user)
         log.exception("digest for %s failed", profile.user)
         return Delivery(profile.user, "retry", error=str(exc), to=profile.email)
+
+
+def _record_sent(store: Store, digest_id: int, attempts: int = 5) -> None:
+    """The server took the message: record 'sent' even if the database is busy for a while, because a digest
+    left in 'sending' is resent by the next run (see docs/delivery.md)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            store.mark_digest(digest_id, "sent")
+            return
+        except sqlite3.OperationalError:
+            if attempt == attempts:
+                raise
+            log.warning("digest %s was sent but the database is busy; recording it again (%d/%d)", digest_id,
+                        attempt, attempts)
+            time.sleep(2 * attempt)
 
 
 def load_user_profiles(store: Store, settings: Settings) -> LoadedProfiles:
