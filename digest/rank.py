@@ -65,6 +65,7 @@ NEG_KNN_WEIGHT = 0.0    # examples channel minus this times the top-k anchor z t
 LIKED_WEIGHT = 1.0      # a thumbs-up's weight among the classifier's positives (a seed counts 1)
 PRF_WEIGHT = 0.5        # pseudo-relevance feedback: weight of the similarity to today's PRF_TOP best candidates
 PRF_TOP = 20
+PRF_FRAC = 0.1          # the PRF centroid takes this share of the candidates, at most PRF_TOP (100 -> 10, 400 -> 20)
 C_GROWTH = 0.0          # classifier C grows by this per labelled (voted) paper: trust the data as it comes
 NEG_KNN_MIN = 1         # the negative-kNN term applies only from this many thumbs-down on
 LIKED_KNN_BONUS = 0.0   # a thumbs-up anchor's z gets this many sigmas on top in the kNN (liked above seeds)
@@ -324,9 +325,11 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray, background_vec
         closest = (z[:, neg] * np.minimum(weights[neg], 1.0)).max(axis=1)
         return DISLIKE_SLOPE * np.maximum(closest - DISLIKE_START, 0.0)
 
+    # (only for days with more than PRF_TOP candidates, as before; PRF_FRAC can shrink the centroid's share)
+    prf_top = min(PRF_TOP, max(3, round(PRF_FRAC * n))) if PRF_FRAC > 0 else PRF_TOP
     if PRF_WEIGHT and comb_b is not None and n > PRF_TOP:
         # today's best candidates, as one pseudo-anchor: papers close to what already scores highest today
-        top = np.argpartition(-comb_c, PRF_TOP - 1)[:PRF_TOP]
+        top = np.argpartition(-comb_c, prf_top - 1)[:prf_top]
         centroid = cand[top].mean(axis=0)
         prf_c, prf_b = cand @ centroid, bg @ centroid
         comb_c = comb_c + PRF_WEIGHT * _standardise(prf_c, prf_b) * comb_b.std()
