@@ -65,7 +65,11 @@ NEG_KNN_WEIGHT = 0.0    # examples channel minus this times the top-k anchor z t
 LIKED_WEIGHT = 1.0      # a thumbs-up's weight among the classifier's positives (a seed counts 1)
 PRF_WEIGHT = 0.5        # pseudo-relevance feedback: weight of the similarity to today's PRF_TOP best candidates
 PRF_TOP = 20
+PRF_FRAC = 0.1          # the PRF centroid takes this share of the candidates, at most PRF_TOP (100 -> 10, 400 -> 20)
 C_GROWTH = 0.0          # classifier C grows by this per labelled (voted) paper: trust the data as it comes
+NEG_KNN_MIN = 1         # the negative-kNN term applies only from this many thumbs-down on
+LIKED_KNN_BONUS = 0.0   # a thumbs-up anchor's z gets this many sigmas on top in the kNN (liked above seeds)
+CLF_GROWTH = 0.0        # classifier channel weight grows by this per voted paper (W_CLASSIFIER + CLF_GROWTH * votes)
 MIN_BACKGROUND = 30     # below this many background rows, fall back to PRIOR_* for the anchor calibration
 PRIOR_MEAN, PRIOR_STD = 0.05, 0.10   # cosine of random title pairs with all-MiniLM-L6-v2
 MIN_STD = 1e-3
@@ -264,7 +268,9 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray, background_vec
     bg_z = (bg_sims - mu) / sd if bg_sims is not None else None
 
     # the examples channel: seeds and liked papers are samples of one taste (kNN top-k + classifier)
-    knn_c = _pooled(_weighted(anchor_z[:, examples], weights[examples]), _knn)
+    liked_bonus = np.array([LIKED_KNN_BONUS if signals.anchors[i].kind == "liked" else 0.0 for i in examples],
+                           dtype=np.float32)
+    knn_c = _pooled(_weighted(anchor_z[:, examples], weights[examples]) + liked_bonus, _knn)
     facet_c = _pooled(_weighted(anchor_z[:, facets], weights[facets]), _best)
     classifier = None
     by_facet = np.zeros(n, dtype=bool)
@@ -275,10 +281,10 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray, background_vec
             by_facet = facet_c > comb_c if len(examples) else np.ones(n, dtype=bool)
             comb_c = np.maximum(comb_c, facet_c) if len(examples) else facet_c
     else:
-        knn_b = _pooled(_weighted(bg_z[:, examples], weights[examples]), _knn)
+        knn_b = _pooled(_weighted(bg_z[:, examples], weights[examples]) + liked_bonus, _knn)
         knn = _standardise(knn_c, knn_b)
         ex_c, ex_b = W_KNN * knn, W_KNN * _standardise(knn_b, knn_b)
-        if NEG_KNN_WEIGHT and len(neg):
+        if NEG_KNN_WEIGHT and len(neg) >= max(NEG_KNN_MIN, 1):
             # shown-but-disliked papers sit in the very region the user likes: closeness to them is evidence
             neg_c, neg_b = _knn(anchor_z[:, neg]), _knn(bg_z[:, neg])
             ex_c = ex_c - NEG_KNN_WEIGHT * _standardise(neg_c, neg_b)
@@ -287,8 +293,9 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray, background_vec
         fitted = _classifier_channel(signals, cand, bg, np.random.default_rng(0))
         if fitted is not None:
             classifier = _standardise(fitted[0], fitted[1])
-            ex_c = ex_c + W_CLASSIFIER * classifier
-            ex_b = ex_b + W_CLASSIFIER * _standardise(fitted[1], fitted[1])
+            w_clf = W_CLASSIFIER + CLF_GROWTH * (len(signals.rows("liked")) + len(neg))
+            ex_c = ex_c + w_clf * classifier
+            ex_b = ex_b + w_clf * _standardise(fitted[1], fitted[1])
         # facets are separate interests: a paper counts by the one it matches best, never an average of them
         facet_b = _pooled(_weighted(bg_z[:, facets], weights[facets]), _best)
         facet_z = _standardise(facet_c, facet_b)
@@ -318,9 +325,11 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray, background_vec
         closest = (z[:, neg] * np.minimum(weights[neg], 1.0)).max(axis=1)
         return DISLIKE_SLOPE * np.maximum(closest - DISLIKE_START, 0.0)
 
+    # (only for days with more than PRF_TOP candidates, as before; PRF_FRAC can shrink the centroid's share)
+    prf_top = min(PRF_TOP, max(3, round(PRF_FRAC * n))) if PRF_FRAC > 0 else PRF_TOP
     if PRF_WEIGHT and comb_b is not None and n > PRF_TOP:
         # today's best candidates, as one pseudo-anchor: papers close to what already scores highest today
-        top = np.argpartition(-comb_c, PRF_TOP - 1)[:PRF_TOP]
+        top = np.argpartition(-comb_c, prf_top - 1)[:prf_top]
         centroid = cand[top].mean(axis=0)
         prf_c, prf_b = cand @ centroid, bg @ centroid
         comb_c = comb_c + PRF_WEIGHT * _standardise(prf_c, prf_b) * comb_b.std()
