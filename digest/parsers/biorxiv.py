@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from ..models import Paper
-from .common import Body, clean_space, doi_url, html_to_text, iso_date, split_authors
+from .common import Body, clean_lines, clean_space, doi_url, html_to_text, iso_date, split_authors
 
 SENDERS = {"openrxiv-mailer@alerts.highwire.org", "cshljnls-mailer@alerts.highwire.org"}
 _POSTED = re.compile(
@@ -27,7 +27,7 @@ def looks_like(text: str) -> bool:
 
 
 def _entries(text: str) -> list[Paper]:
-    lines = [clean_space(line) for line in text.replace("\r\n", "\n").split("\n")]
+    lines = clean_lines(text)
     papers: list[Paper] = []
     seen: set[str] = set()
     for i, line in enumerate(lines):

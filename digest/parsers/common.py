@@ -40,6 +40,11 @@ def clean_space(text: str | None) -> str:
     return " ".join(text.split())
 
 
+def clean_lines(text: str) -> list[str]:
+    """The lines of a body (CRLF or LF), each with its whitespace collapsed by ``clean_space``."""
+    return [clean_space(line) for line in text.replace("\r\n", "\n").split("\n")]
+
+
 # ---------------------------------------------------------------- TeX
 
 _MATH = re.compile(r"(\$\$.+?\$\$|\$[^$]+\$)", re.S)

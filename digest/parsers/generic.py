@@ -15,6 +15,7 @@ from .common import (
     Body,
     arxiv_id_from_url,
     arxiv_url,
+    clean_lines,
     clean_space,
     doi_from_url,
     doi_url,
@@ -66,7 +67,7 @@ def _from_html(html: str) -> list[Paper]:
 
 
 def _from_text(text: str) -> list[Paper]:
-    lines = [clean_space(x) for x in text.replace("\r\n", "\n").split("\n")]
+    lines = clean_lines(text)
     papers = []
     for i, line in enumerate(lines):
         found: list[tuple[str | None, str | None, str | None, int]] = []

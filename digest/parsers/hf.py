@@ -18,6 +18,7 @@ from .common import (
     HF_URL,
     Body,
     arxiv_url,
+    clean_lines,
     clean_space,
     html_to_text,
     is_meaningful_title,
@@ -111,7 +112,7 @@ def _from_links(html: str) -> list[Paper]:
 
 def _from_text_links(text: str) -> list[Paper]:
     """Plain-text mails: ``Title`` on the line of, or the line before, a ``huggingface.co/papers/<id>`` URL."""
-    lines = [clean_space(x) for x in text.replace("\r\n", "\n").split("\n")]
+    lines = clean_lines(text)
     papers: list[Paper] = []
     seen: set[str] = set()
     for i, line in enumerate(lines):
