@@ -82,6 +82,11 @@ def make_methods(titles: list[str], vecs: np.ndarray, which: list[str],
     def positives(seeds, feedback):
         return list(seeds) + [i for i, y in feedback if y == 1], [i for i, y in feedback if y == 0]
 
+    def training_set(matrix, seeds, feedback, bg):
+        """Rows and labels for a per-user classifier: seeds + thumbs-up against background + thumbs-down."""
+        pos, neg = positives(seeds, feedback)
+        return matrix[pos + list(bg) + neg], np.r_[np.ones(len(pos)), np.zeros(len(bg) + len(neg))]
+
     def ours(seeds, feedback, cands, bg):
         return np.array(evaluation.score([titles[i] for i in seeds], [(titles[i], y) for i, y in feedback],
                                          [titles[i] for i in cands], [titles[i] for i in bg]))
@@ -95,9 +100,7 @@ def make_methods(titles: list[str], vecs: np.ndarray, which: list[str],
         return np.asarray(tf[cands] @ centroid).ravel()
 
     def tfidf_svm(seeds, feedback, cands, bg):
-        pos, neg = positives(seeds, feedback)
-        x = tf[pos + list(bg) + neg]
-        y = np.r_[np.ones(len(pos)), np.zeros(len(bg) + len(neg))]
+        x, y = training_set(tf, seeds, feedback, bg)
         clf = LinearSVC(C=0.1, class_weight="balanced", max_iter=5000).fit(x, y)
         return clf.decision_function(tf[cands])
 
@@ -113,9 +116,7 @@ def make_methods(titles: list[str], vecs: np.ndarray, which: list[str],
 
     def logreg_on(matrix):
         def logreg(seeds, feedback, cands, bg):
-            pos, neg = positives(seeds, feedback)
-            x = matrix[pos + list(bg) + neg]
-            y = np.r_[np.ones(len(pos)), np.zeros(len(bg) + len(neg))]
+            x, y = training_set(matrix, seeds, feedback, bg)
             clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=300).fit(x, y)
             return clf.decision_function(matrix[cands])
         return logreg
