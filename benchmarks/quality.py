@@ -188,22 +188,28 @@ def run_static(setup: Setup, methods: dict[str, Method], k: int, hard: bool, see
     return {m: {k_: np.array(v) for k_, v in r.items()} for m, r in results.items()}
 
 
+def online_days(setup: Setup, u: int, seed: int) -> tuple[list[int], list[tuple[list[int], np.ndarray]]]:
+    """User ``u``'s five seeds and ten fixed daily batches (candidates, labels), the same for every method."""
+    rng = np.random.default_rng([seed, u, 2])
+    lib = list(setup.libraries[u])
+    rng.shuffle(lib)
+    seeds, pool = lib[:5], lib[5:]
+    negs = setup.random_negatives(set(lib), ONLINE_DAYS * (ONLINE_BATCH - ONLINE_POS), rng)
+    days = []
+    for d in range(ONLINE_DAYS):
+        p = pool[d * ONLINE_POS:(d + 1) * ONLINE_POS]
+        n = negs[d * (ONLINE_BATCH - ONLINE_POS):(d + 1) * (ONLINE_BATCH - ONLINE_POS)]
+        batch = p + n
+        order = rng.permutation(len(batch))
+        days.append(([batch[i] for i in order], np.r_[np.ones(len(p)), np.zeros(len(n))][order]))
+    return seeds, days
+
+
 def run_online(setup: Setup, methods: dict[str, Method], seed: int, max_users: int | None) -> dict[str, dict]:
     users = setup.online_users[:max_users]
     results: dict[str, dict[str, list[float]]] = {m: {} for m in methods}
     for u in users:
-        rng = np.random.default_rng([seed, u, 2])
-        lib = list(setup.libraries[u])
-        rng.shuffle(lib)
-        seeds, pool = lib[:5], lib[5:]
-        negs = setup.random_negatives(set(lib), ONLINE_DAYS * (ONLINE_BATCH - ONLINE_POS), rng)
-        days = []
-        for d in range(ONLINE_DAYS):  # fixed batches, so every method sees the same days
-            p = pool[d * ONLINE_POS:(d + 1) * ONLINE_POS]
-            n = negs[d * (ONLINE_BATCH - ONLINE_POS):(d + 1) * (ONLINE_BATCH - ONLINE_POS)]
-            batch = p + n
-            order = rng.permutation(len(batch))
-            days.append(([batch[i] for i in order], np.r_[np.ones(len(p)), np.zeros(len(n))][order]))
+        seeds, days = online_days(setup, u, seed)
         for name, method in methods.items():
             feedback: list[tuple[int, int]] = []
             per_day = []
