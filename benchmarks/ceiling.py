@@ -41,14 +41,15 @@ def main() -> None:
     parser.add_argument("--model", default=quality.DEFAULT_MODEL)
     parser.add_argument("--cache-dir", type=Path, default=quality.ROOT / ".cache")
     args = parser.parse_args()
-    from sklearn.linear_model import LogisticRegression
 
     t0 = time.perf_counter()
     titles = load_titles(args.data)
     vecs, _ = title_vectors(titles, args.model, args.cache_dir)
     evaluation.use_model(args.model)
     evaluation.preload(titles, vecs)
-    ours = quality.make_methods(titles, vecs, ["ours"])["ours"]
+    # quality.py's own methods; the Scholar Inbox baseline on these vectors, given the whole library as seeds
+    methods = quality.make_methods(titles, vecs, ["ours", "logreg-same-model"], model_vecs=vecs)
+    ours, logreg = methods["ours"], methods["logreg-same-model"]
     setup = quality.Setup(load_users(args.data), len(titles), 300, args.seed)
     bg = setup.background
     results: dict[str, list[list[float]]] = {"ours": [], "ours, whole library": [], "logreg, whole library": []}
@@ -59,14 +60,11 @@ def main() -> None:
         for cands, labels in days:
             today = {c for c, y in zip(cands, labels, strict=True) if y}
             known = [i for i in setup.libraries[u] if i not in today]
-            x = vecs[known + bg]
-            y = np.r_[np.ones(len(known)), np.zeros(len(bg))]
-            clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=500).fit(x, y)
             scores = {"ours": ours(seeds, feedback, cands, bg),
                       "ours, whole library": ours(known, [], cands, bg),
-                      "logreg, whole library": clf.decision_function(vecs[cands])}
+                      "logreg, whole library": logreg(known, [], cands, bg)}
             for name, s in scores.items():
-                top = np.lexsort((np.arange(len(s)), -np.asarray(s, float)))[: quality.SHOWN]
+                top = quality.shown(s)
                 rows[name].append(float(labels[top].mean()))
                 if name == "ours":
                     feedback += [(cands[i], int(labels[i])) for i in top]

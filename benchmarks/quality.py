@@ -205,6 +205,12 @@ def online_days(setup: Setup, u: int, seed: int) -> tuple[list[int], list[tuple[
     return seeds, days
 
 
+def shown(scores) -> np.ndarray:
+    """The SHOWN best candidates' positions (ties go to the earlier one): what a day's digest shows."""
+    scores = np.asarray(scores, float)
+    return np.lexsort((np.arange(len(scores)), -scores))[:SHOWN]
+
+
 def run_online(setup: Setup, methods: dict[str, Method], seed: int, max_users: int | None) -> dict[str, dict]:
     users = setup.online_users[:max_users]
     results: dict[str, dict[str, list[float]]] = {m: {} for m in methods}
@@ -214,8 +220,7 @@ def run_online(setup: Setup, methods: dict[str, Method], seed: int, max_users: i
             feedback: list[tuple[int, int]] = []
             per_day = []
             for cands, labels in days:
-                scores = np.asarray(method(seeds, feedback, cands, setup.background), float)
-                top = np.lexsort((np.arange(len(scores)), -scores))[:SHOWN]
+                top = shown(method(seeds, feedback, cands, setup.background))
                 per_day.append(float(labels[top].mean()))
                 feedback += [(cands[i], int(labels[i])) for i in top]
             results[name]["P@10/day"] = results[name].get("P@10/day", []) + [per_day]
