@@ -228,10 +228,13 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int) -> None:
         digest rank ada --limit 10
     """
     from .pipeline import rank_user
+    from .profiles import with_library
 
     settings = _settings(ctx)
     store = _store(settings)
-    prof = _load_profile(settings, profile)
+    prof, library_errors, library_warnings = with_library(_load_profile(settings, profile))
+    for problem in [*map(str, library_errors), *library_warnings]:
+        click.secho(f"note: {problem}", fg="yellow")
     result = rank_user(store, _embedder(settings), settings, prof)
     for note in result.notes:
         click.secho(f"note: {note}", fg="yellow")
@@ -308,8 +311,11 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
     directory = profiles_dir or settings.profiles_path
     loaded = load_profiles(directory)
     for user, profile in sorted(loaded.profiles.items()):
-        click.echo(f"profile {user}: ok ({len(profile.interests)} interests, {len(profile.seeds)} seeds, "
+        library = f", {len(profile.library_seeds)} library papers" if profile.library else ""
+        click.echo(f"profile {user}: ok ({len(profile.interests)} interests, {len(profile.seeds)} seeds{library}, "
                    f"{profile.frequency} at {profile.send_at} {profile.timezone})")
+    for warning in loaded.warnings:
+        click.secho(f"warning: {warning}", fg="yellow")
     for error in loaded.errors:
         click.secho(f"error: {error}", fg="red")
     if loaded.errors:

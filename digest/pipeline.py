@@ -22,7 +22,7 @@ import numpy as np
 from .config import Secret, Settings
 from .embed import Embedder, cached_vectors
 from .errors import DeliveryError, DigestError, ParseError
-from .models import Paper, ScoredPaper
+from .models import Paper, ScoredPaper, normalise_title
 from .profiles import LoadedProfiles, Profile, load_profiles, local_period
 from .rank import Anchor, Ranking, build_signals, rank
 from .render import item_context, render_digest
@@ -175,6 +175,13 @@ def profile_anchors(store: Store, profile: Profile) -> tuple[list[Anchor], list[
         else:
             notes.append(f"{profile.path}: seed {seed.label} is not in the store yet; add its title to the seed "
                          "so it can be used before the paper arrives in an alert")
+    # the library's entries carry their own title and abstract: no store lookup (a library has hundreds)
+    inline = {normalise_title(a.label) for a in anchors if a.kind == "seed"}
+    for seed in profile.library_seeds:
+        if seed.title and normalise_title(seed.title) not in inline:
+            inline.add(normalise_title(seed.title))
+            anchors.append(Anchor("seed", " ".join(seed.title.split()), source="library"))
+            texts.append(f"{seed.title}. {seed.abstract}" if seed.abstract else seed.title)
     votes = store.votes(profile.user)
     voted = store.get_papers([v.paper_id for v in votes])
     for vote in votes:
@@ -191,7 +198,9 @@ def rank_user(store: Store, embedder: Embedder, settings: Settings, profile: Pro
     """Rank this user's candidates: recent papers never sent to them."""
     candidates = store.candidate_papers(profile.user, candidate_since(settings, now))
     anchors, texts, notes = profile_anchors(store, profile)
-    anchor_vecs, _ = cached_vectors(store, embedder, texts)
+    anchor_vecs, embedded = cached_vectors(store, embedder, texts)
+    if embedded > 20:  # a library's first read: say where the time went (each text is embedded once)
+        log.info("%s: embedded %d new profile texts (seeds, library, votes), once", profile.user, embedded)
     signals = build_signals(profile, anchors, anchor_vecs)
     papers = [p for _, p in candidates]
     if papers:
@@ -409,6 +418,8 @@ def load_user_profiles(store: Store, settings: Settings) -> LoadedProfiles:
     store.save_profile_texts(loaded.texts)
     for error in loaded.errors:
         store.log_event("ERROR", "profiles", str(error))
+    for warning in loaded.warnings:
+        store.log_event("WARNING", "profiles", warning)
     return loaded
 
 

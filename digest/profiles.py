@@ -12,7 +12,7 @@ import re
 import tomllib
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,6 +36,7 @@ TOP_KEYS = {
     "paused": "false",
     "interests": '[{ label = "Protein design", description = "diffusion models for protein structure" }]',
     "seeds": '[{ arxiv = "2106.09685" }, { doi = "10.1038/s41586-021-03819-2" }, { title = "..." }]',
+    "library": '"ada-zotero.bib"  (BibTeX, RIS or CSL JSON; a path relative to this file, or a list of them)',
     "boost": '{ keywords = ["diffusion"], authors = ["Yann LeCun"] }',
     "mute": '{ keywords = ["survey"], authors = [] }',
 }
@@ -82,6 +83,8 @@ class Profile:
     paused: bool = False
     interests: tuple[Interest, ...] = ()
     seeds: tuple[Seed, ...] = ()
+    library: tuple[str, ...] = ()  # exported reference-manager files (absolute paths), read by load_profiles
+    library_seeds: tuple[Seed, ...] = ()  # their entries, as seeds (see digest/library.py)
     boost_keywords: tuple[str, ...] = ()
     boost_authors: tuple[str, ...] = ()
     mute_keywords: tuple[str, ...] = ()
@@ -231,7 +234,19 @@ def parse_profile(text: str, path: str | Path) -> Profile:
         if not (seed.arxiv or seed.doi or seed.title):
             raise check.fail(f"seeds[{i}]", "needs an arxiv id, a doi or a title", TOP_KEYS["seeds"])
         seeds.append(seed)
-    if not interests and not seeds:
+    library = data.get("library", [])
+    if isinstance(library, str):
+        library = [library]
+    if not isinstance(library, list) or not all(isinstance(v, str) and v.strip() for v in library):
+        raise check.fail("library", f"must be a file name or a list of them (got {data.get('library')!r})",
+                         TOP_KEYS["library"])
+    from .library import EXPORT_HINT, FORMATS
+
+    for name in library:
+        if Path(name).suffix.lower() not in FORMATS:
+            raise check.fail("library", f"{name!r} is not a library export; {EXPORT_HINT}", TOP_KEYS["library"])
+    library = tuple(str((Path(path).parent / Path(name.strip()).expanduser()).resolve()) for name in library)
+    if not interests and not seeds and not library:
         raise ProfileError(f"{path}: add at least one [[interests]] entry or one [[seeds]] paper, for example:\n"
                            '[[interests]]\nlabel = "Protein design"\ndescription = "diffusion models for proteins"')
 
@@ -247,7 +262,7 @@ def parse_profile(text: str, path: str | Path) -> Profile:
     return Profile(user=user, name=name, email=email, timezone=timezone, send_at=send_at, frequency=frequency,
                    max_items=max_items, relevance_floor=None if floor is None else float(floor),
                    quiet_day=quiet_day, paused=paused, interests=tuple(interests), seeds=tuple(seeds),
-                   path=path, **lists)
+                   library=library, path=path, **lists)
 
 
 def load_profile(path: Path) -> Profile:
@@ -266,6 +281,26 @@ class LoadedProfiles:
     errors: list[ProfileError]
     texts: dict[str, str]          # the text of every profile that loaded (to keep as its last good version)
     stale: tuple[str, ...] = ()    # users served from their last good version because the file is broken now
+    warnings: list[str] = field(default_factory=list)  # library entries skipped (the rest of the library serves)
+
+
+def with_library(profile: Profile) -> tuple[Profile, list[ProfileError], list[str]]:
+    """The profile with the seeds of its ``library`` files; a file that cannot be used is an error that leaves
+    the rest of the profile (and that file's last good read, if any) serving; skipped entries are warnings."""
+    if not profile.library:
+        return profile, [], []
+    from .library import read_library
+
+    seeds, errors, warnings = [], [], []
+    for name in profile.library:
+        read = read_library(name)
+        seeds.extend(read.seeds)
+        warnings.extend(read.problems)
+        if read.error:
+            kept = (f"; until it is fixed, its last good read ({len(read.seeds)} papers) keeps serving"
+                    if read.stale else "")
+            errors.append(ProfileError(f"{profile.path}: library: {read.error}{kept}"))
+    return replace(profile, library_seeds=tuple(seeds)), errors, warnings
 
 
 def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -> LoadedProfiles:
@@ -275,6 +310,7 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
     errors: list[ProfileError] = []
     texts: dict[str, str] = {}
     stale = []
+    warnings: list[str] = []
     if not directory.is_dir():
         raise ProfileError(f"{directory}: profiles directory not found; create it or set profiles_dir in config.toml")
     emails: dict[str, str] = {}
@@ -286,16 +322,18 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
                 raise ProfileError(f"{path}: email: {profile.email} is already used by "
                                    f"profiles/{emails[profile.email.lower()]}.toml; each user needs their own address")
             emails[profile.email.lower()] = profile.user
-            profiles[profile.user] = profile
             texts[profile.user] = text
+            profiles[profile.user], library_errors, library_warnings = with_library(profile)
+            errors.extend(library_errors)
+            warnings.extend(library_warnings)
         except (ProfileError, UnicodeDecodeError, OSError) as exc:
             err = exc if isinstance(exc, ProfileError) else ProfileError(f"{path}: cannot read: {exc}")
             errors.append(err)
             previous = (last_good or {}).get(path.stem)
             if previous is not None:
                 try:
-                    profiles[path.stem] = parse_profile(previous, path)
+                    profiles[path.stem], _, _ = with_library(parse_profile(previous, path))
                     stale.append(path.stem)
                 except ProfileError:
                     pass
-    return LoadedProfiles(profiles, errors, texts, tuple(stale))
+    return LoadedProfiles(profiles, errors, texts, tuple(stale), warnings)

@@ -83,6 +83,7 @@ class Anchor:
     kind: str  # 'facet' | 'seed' | 'liked' | 'disliked'
     label: str
     weight: float = 1.0
+    source: str = ""  # 'library' for a seed from the profile's library file (it only changes the reason's words)
 
 
 @dataclass(frozen=True)
@@ -397,8 +398,12 @@ def score_papers(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[P
             if anchor.kind == "facet":
                 reasons.append(f"matches your interest “{anchor.label}” ({sim:.2f})")
             else:
-                what = "a paper you liked" if anchor.kind == "liked" else "your seed paper"
-                reasons.append(f"close to {what} “{anchor.label}” ({sim:.2f})")
+                if anchor.kind == "liked":
+                    reasons.append(f"close to a paper you liked “{anchor.label}” ({sim:.2f})")
+                elif anchor.source == "library":
+                    reasons.append(f"close to “{anchor.label}” in your library ({sim:.2f})")
+                else:
+                    reasons.append(f"close to your seed paper “{anchor.label}” ({sim:.2f})")
                 if facet is not None and details["facet"]["anchor_z"] >= 2.0:
                     reasons.append(f"in your interest “{facet}”")
         score = float(ch.z[i]) / SCALE

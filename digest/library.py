@@ -1,0 +1,198 @@
+"""Seed papers from a reference manager: the ``library`` key of a profile.
+
+Zotero, Mendeley, JabRef, EndNote and Google Scholar export a library as BibTeX (``.bib``), RIS (``.ris``) or
+CSL JSON (``.json``). Every entry with a title becomes a seed paper: its title and abstract (what the model
+reads), its DOI and arXiv id. A whole library ranks better than a few hand-picked seeds (benchmarks/README.md,
+*How far is the online target*: 0.663 against 0.606 online P@10 on the same users).
+
+``read_library(path)`` never raises: a file that cannot be used comes back with ``error`` set (and, when this
+process read a good version of it before, that version's seeds with ``stale`` set, so a half-saved export
+does not empty a user's profile); entries it had to skip are listed in ``problems`` with their line (BibTeX) or
+position (RIS, CSL JSON) and the reason. Reads are cached by the file's modification time and size, so a
+library is parsed again only when it changes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .models import normalise_doi, normalise_title
+from .parsers.common import DOI_RE, arxiv_id_from_url, tex_to_unicode
+from .profiles import Seed
+
+FORMATS = {".bib": "BibTeX", ".bibtex": "BibTeX", ".ris": "RIS", ".json": "CSL JSON"}
+EXPORT_HINT = "export it from your reference manager as BibTeX (.bib), RIS (.ris) or CSL JSON (.json)"
+_ARXIV_TEXT = re.compile(r"arxiv[:\s/]*(?:abs/)?(\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?", re.I)
+_ARXIV_DOI = re.compile(r"^10\.48550/arxiv\.(.+)$", re.I)  # arXiv's own DOIs carry the id
+
+
+@dataclass(frozen=True)
+class LibraryRead:
+    path: Path
+    seeds: tuple[Seed, ...] = ()
+    problems: tuple[str, ...] = ()  # skipped entries: "FILE:LINE: what, and the fix"
+    error: str | None = None        # the file as a whole could not be used
+    stale: bool = False             # seeds are from an earlier good read of this file (see error)
+
+
+_cache: dict[Path, tuple[tuple[int, int], LibraryRead]] = {}
+_lock = threading.Lock()
+
+
+def read_library(path: str | Path) -> LibraryRead:
+    """The seed papers of one exported library (see the module docstring)."""
+    path = Path(path)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        return LibraryRead(path, error=f"{path}: unsupported library format {path.suffix or '(no suffix)'!r}; "
+                                       + EXPORT_HINT)
+    try:
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+    except OSError as exc:
+        return _failed(path, f"{path}: cannot read the library ({exc.strerror}); check the path (relative paths "
+                             "start at the profile's folder) or " + EXPORT_HINT)
+    with _lock:
+        cached = _cache.get(path)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        return _failed(path, f"{path}: not UTF-8 text; export the library again with the UTF-8 encoding")
+    except OSError as exc:
+        return _failed(path, f"{path}: cannot read the library ({exc.strerror})")
+    try:
+        seeds, problems = {"BibTeX": _bibtex, "RIS": _ris, "CSL JSON": _csl_json}[fmt](text, path)
+    except ValueError as exc:
+        return _failed(path, str(exc))
+    if not seeds:
+        return _failed(path, f"{path}: no {fmt} entry with a title found"
+                             + (f" ({len(problems)} skipped, the first: {problems[0]})" if problems else "")
+                             + "; " + EXPORT_HINT)
+    result = LibraryRead(path, _unique(seeds), tuple(problems))
+    with _lock:
+        _cache[path] = (stamp, result)
+    return result
+
+
+def _failed(path: Path, error: str) -> LibraryRead:
+    """A failed read keeps serving the last good read of this file, if any (marked stale)."""
+    with _lock:
+        cached = _cache.get(path)
+    if cached is None:
+        return LibraryRead(path, error=error)
+    return replace(cached[1], error=error, stale=True)
+
+
+def _unique(seeds: list[Seed]) -> tuple[Seed, ...]:
+    seen: set[str] = set()
+    out = []
+    for seed in seeds:
+        key = seed.arxiv or seed.doi or normalise_title(seed.title or "")
+        if key not in seen:
+            seen.add(key)
+            out.append(seed)
+    return tuple(out)
+
+
+_BRACED_MATH = re.compile(r"\{(\$[^$]*\$)\}")
+
+
+def _clean(value) -> str | None:
+    """Text as a reader sees it: TeX accents to Unicode, BibTeX's case-protecting braces dropped."""
+    if isinstance(value, list):
+        value = " ".join(str(v) for v in value)
+    if value is None or not str(value).strip():
+        return None
+    return tex_to_unicode(_BRACED_MATH.sub(r"\1", str(value))) or None
+
+
+def _seed(title: str | None, abstract: str | None, doi: str | None, links: list[str]) -> Seed:
+    doi_match = DOI_RE.search(doi or "")
+    doi = normalise_doi(doi_match.group(1)) if doi_match else None
+    arxiv = None
+    if doi and (m := _ARXIV_DOI.match(doi)):
+        arxiv = m.group(1)
+    for link in links:
+        if arxiv:
+            break
+        arxiv = arxiv_id_from_url(link) or ((m := _ARXIV_TEXT.search(link)) and m.group(1)) or None
+    return Seed(arxiv=arxiv, doi=doi, title=_clean(title), abstract=_clean(abstract))
+
+
+def _bibtex(text: str, path: Path) -> tuple[list[Seed], list[str]]:
+    import bibtexparser
+    from bibtexparser.model import DuplicateBlockKeyBlock
+
+    # the parser logs each broken entry as a warning; they are reported here, with their line and the fix
+    logging.getLogger("bibtexparser").setLevel(logging.ERROR)
+    library = bibtexparser.parse_string(text)
+    problems = []
+    for block in library.failed_blocks:
+        line = (block.start_line or 0) + 1
+        if isinstance(block, DuplicateBlockKeyBlock):
+            problems.append(f"{path}:{line}: entry key {block.key!r} is used twice; the second one is skipped")
+            continue
+        error = getattr(block, "error", None)
+        reason = str(getattr(error, "abort_reason", "") or error or "").strip().splitlines()
+        why = reason[0].strip() if reason else "syntax error"
+        problems.append(f"{path}:{line}: entry skipped, it cannot be read ({why}); check its braces and quotes")
+    seeds = []
+    for entry in library.entries:
+        fields = {k.lower(): v for k, v in entry.fields_dict.items()}
+        get = {k: f.value for k, f in fields.items()}.get
+        title = get("title")
+        if not title or not str(title).strip():
+            problems.append(f"{path}:{entry.start_line + 1}: @{entry.entry_type}{{{entry.key}}} has no title; "
+                            "skipped (add a title field)")
+            continue
+        links = [get(k) or "" for k in ("eprint", "url", "journal", "note", "howpublished", "archiveprefix")]
+        if (get("archiveprefix") or get("eprinttype") or "").lower() == "arxiv" and get("eprint"):
+            links.insert(0, f"arXiv:{get('eprint')}")
+        seeds.append(_seed(title, get("abstract"), get("doi"), links))
+    return seeds, problems
+
+
+def _ris(text: str, path: Path) -> tuple[list[Seed], list[str]]:
+    import rispy
+
+    try:
+        entries = rispy.loads(text)
+    except Exception as exc:  # rispy raises bare errors on broken tags
+        raise ValueError(f"{path}: not a RIS file ({exc}); " + EXPORT_HINT) from None
+    seeds, problems = [], []
+    for i, entry in enumerate(entries, 1):
+        title = entry.get("title") or entry.get("primary_title") or entry.get("translated_title")
+        if not title:
+            problems.append(f"{path}: entry {i} (TY  - {entry.get('type_of_reference', '?')}) has no title "
+                            "(TI or T1); skipped")
+            continue
+        links = list(entry.get("urls") or []) + [entry.get("notes_abstract") or "", str(entry.get("notes") or "")]
+        seeds.append(_seed(title, entry.get("abstract") or entry.get("notes_abstract"), entry.get("doi"), links))
+    return seeds, problems
+
+
+def _csl_json(text: str, path: Path) -> tuple[list[Seed], list[str]]:
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); " + EXPORT_HINT) from None
+    if isinstance(items, dict) and isinstance(items.get("items"), list):
+        items = items["items"]
+    if not isinstance(items, list):
+        raise ValueError(f"{path}: a CSL JSON library is a list of items ([{{\"title\": ...}}, ...]); "
+                         + EXPORT_HINT)
+    seeds, problems = [], []
+    for i, item in enumerate(items, 1):
+        if not isinstance(item, dict) or not item.get("title"):
+            problems.append(f"{path}: item {i} has no \"title\"; skipped")
+            continue
+        links = [str(item.get(k) or "") for k in ("URL", "number", "archive_location", "note")]
+        seeds.append(_seed(item.get("title"), item.get("abstract"), item.get("DOI"), links))
+    return seeds, problems

@@ -1,0 +1,193 @@
+"""A profile's `library`: a reference manager's export (BibTeX, RIS, CSL JSON) as seed papers."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from digest.errors import ProfileError
+from digest.library import read_library
+from digest.models import Paper
+from digest.profiles import load_profiles, parse_profile
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "library"
+REPO = Path(__file__).resolve().parent.parent
+
+PROFILE = '''email = "{user}@example.org"
+library = {library}
+'''
+
+
+def _profiles(tmp_path: Path, **libraries: str) -> Path:
+    directory = tmp_path / "profiles"
+    directory.mkdir(exist_ok=True)
+    for user, library in libraries.items():
+        (directory / f"{user}.toml").write_text(PROFILE.format(user=user, library=library))
+    return directory
+
+
+def _touch_later(path: Path) -> None:
+    """Make sure a rewrite is seen as a change even on a coarse-clock file system."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+
+
+def test_a_zotero_bibtex_export_becomes_seed_papers_and_its_broken_entries_are_reported_with_their_line():
+    read = read_library(FIXTURES / "zotero.bib")
+    assert read.error is None and not read.stale
+    titles = [s.title for s in read.seeds]
+    # TeX and BibTeX's case-protecting braces are gone; the duplicate AlphaFold entry (same DOI) counts once
+    assert titles == [
+        "Highly accurate protein structure prediction with AlphaFold",
+        "Broadly applicable and accurate protein design by integrating structure prediction networks and "
+        "diffusion generative models",
+        "Illuminating protein space with a programmable generative model",
+        "Evolutionary-scale prediction of atomic-level protein structure with a language model",
+        "Robust deep learning-based protein sequence design using ProteinMPNN",
+        "DiffDock: Diffusion Steps, Twists, and Turns for Molecular Docking",
+    ]
+    by_title = {s.title: s for s in read.seeds}
+    alphafold = by_title[titles[0]]
+    assert alphafold.doi == "10.1038/s41586-021-03819-2" and alphafold.abstract.startswith("Proteins are essential")
+    assert by_title[titles[2]].arxiv == "2205.15019"          # from arXiv's own DOI
+    assert by_title[titles[5]].arxiv == "2210.01776"          # from the URL / Google Scholar's journal field
+    assert by_title[titles[3]].abstract is None
+    path = FIXTURES / "zotero.bib"
+    assert read.problems == (
+        f"{path}:46: entry skipped, it cannot be read (Unexpected block start: `@inproceedings`. Was still "
+        "looking for field-value closing `}`); check its braces and quotes",
+        f"{path}:50: @inproceedings{{no_title_2019}} has no title; skipped (add a title field)",
+    )
+
+
+def test_ris_and_csl_json_exports_become_seed_papers():
+    ris = read_library(FIXTURES / "mendeley.ris")
+    assert [(s.title, s.arxiv, s.doi) for s in ris.seeds] == [
+        ("Attention is all you need", "1706.03762", None),
+        ("BERT: Pre-training of deep bidirectional transformers for language understanding", None,
+         "10.18653/v1/n19-1423"),
+    ]
+    assert ris.seeds[0].abstract.startswith("The dominant sequence transduction models")
+    assert ris.problems == (f"{FIXTURES / 'mendeley.ris'}: entry 3 (TY  - JOUR) has no title (TI or T1); skipped",)
+
+    csl = read_library(FIXTURES / "zotero.json")
+    assert [(s.title, s.arxiv) for s in csl.seeds] == [
+        ("Denoising Diffusion Probabilistic Models", "2006.11239"),
+        ("Score-based generative modeling through stochastic differential equations", None),
+    ]
+    assert csl.problems == (f'{FIXTURES / "zotero.json"}: item 3 has no "title"; skipped',)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("missing.bib", None, r"missing\.bib: cannot read the library \(No such file or directory\); check the path"),
+    ("library.pdf", b"%PDF", r"library\.pdf: unsupported library format '\.pdf'; export it .* BibTeX \(\.bib\)"),
+    ("latin1.bib", "@article{a, title={Caf\xe9}}".encode("latin-1"), r"latin1\.bib: not UTF-8 text; export"),
+    ("broken.json", b'[{"title": "x"},\n  {"title": }]', r"broken\.json:2: not valid JSON \(Expecting value\)"),
+    ("object.json", b'{"title": "x"}', r"object\.json: a CSL JSON library is a list of items"),
+    ("empty.bib", b"% nothing exported yet\n", r"empty\.bib: no BibTeX entry with a title found; export it"),
+])
+def test_a_library_that_cannot_be_used_gets_a_precise_error(tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    read = read_library(path)
+    assert read.seeds == () and not read.stale
+    assert read.error is not None
+    assert re.search(message, read.error), read.error
+
+
+def test_the_library_key_is_validated_with_its_line_and_a_library_alone_is_a_profile(tmp_path):
+    with pytest.raises(ProfileError, match=r"ada\.toml:2: library: must be a file name or a list of them"):
+        parse_profile('email = "a@b.org"\nlibrary = 3\n', tmp_path / "ada.toml")
+    with pytest.raises(ProfileError, match=r"ada\.toml:2: library: 'papers\.pdf' is not a library export; export"):
+        parse_profile('email = "a@b.org"\nlibrary = ["ok.bib", "papers.pdf"]\n', tmp_path / "ada.toml")
+    profile = parse_profile('email = "a@b.org"\nlibrary = "libs/zotero.bib"\n', tmp_path / "profiles" / "ada.toml")
+    # relative to the profile's own folder, wherever digest runs from
+    assert profile.library == (str((tmp_path / "profiles" / "libs" / "zotero.bib").resolve()),)
+
+
+def test_edits_to_a_library_count_at_the_next_load_and_a_broken_one_keeps_its_last_good_read(tmp_path):
+    directory = _profiles(tmp_path, ada='"ada.bib"', ben='["ben.ris", "ben.json"]', cy='"gone.bib"')
+    library = directory / "ada.bib"
+    shutil.copy(FIXTURES / "zotero.bib", library)
+    shutil.copy(FIXTURES / "mendeley.ris", directory / "ben.ris")
+    shutil.copy(FIXTURES / "zotero.json", directory / "ben.json")
+
+    first = load_profiles(directory)
+    assert len(first.profiles["ada"].library_seeds) == 6
+    assert len(first.profiles["ben"].library_seeds) == 4          # both of ben's files
+    assert any(w.startswith(f"{library}:46: ") for w in first.warnings)
+    # a library that does not exist is an error, but the user is still there (it has nothing else to rank by)
+    assert [str(e) for e in first.errors] == [
+        f"{directory / 'cy.toml'}: library: {directory / 'gone.bib'}: cannot read the library (No such file or "
+        "directory); check the path (relative paths start at the profile's folder) or export it from your "
+        "reference manager as BibTeX (.bib), RIS (.ris) or CSL JSON (.json)"]
+    assert first.profiles["cy"].library_seeds == ()
+
+    with library.open("a") as f:
+        f.write("\n@article{new_2024, title = {Protein language models learn evolutionary statistics}}\n")
+    _touch_later(library)
+    second = load_profiles(directory)
+    assert [s.title for s in second.profiles["ada"].library_seeds][-1] == \
+        "Protein language models learn evolutionary statistics"
+
+    library.write_text("this is not what Zotero exported\n")     # a half-written export, say
+    _touch_later(library)
+    third = load_profiles(directory)
+    assert len(third.profiles["ada"].library_seeds) == 7          # the last good read keeps serving
+    ada_errors = [str(e) for e in third.errors if "ada.toml" in str(e)]
+    assert ada_errors == [f"{directory / 'ada.toml'}: library: {library}: no BibTeX entry with a title found; "
+                          "export it from your reference manager as BibTeX (.bib), RIS (.ris) or CSL JSON (.json); "
+                          "until it is fixed, its last good read (7 papers) keeps serving"]
+    assert len(third.profiles["ben"].library_seeds) == 4          # the others are untouched
+
+
+def test_digest_check_counts_the_library_and_names_what_it_skipped(tmp_path):
+    directory = _profiles(tmp_path, ada='"zotero.bib"')
+    shutil.copy(FIXTURES / "zotero.bib", directory / "zotero.bib")
+    run = subprocess.run([sys.executable, "-m", "digest", "--config", "/dev/null", "check", "--profiles",
+                          str(directory)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "profile ada: ok (0 interests, 0 seeds, 6 library papers, daily at 07:00 UTC)" in run.stdout
+    assert f"warning: {directory / 'zotero.bib'}:50: @inproceedings{{no_title_2019}} has no title" in run.stdout
+
+    (directory / "zotero.bib").unlink()
+    run = subprocess.run([sys.executable, "-m", "digest", "--config", "/dev/null", "check", "--profiles",
+                          str(directory)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert run.returncode == 1
+    assert f"error: {directory / 'ada.toml'}: library: {directory / 'zotero.bib'}: cannot read" in run.stdout
+
+
+@pytest.mark.model
+def test_a_profile_with_only_a_library_ranks_by_it_and_says_which_paper_matched(tmp_path):
+    from digest.config import load_settings
+    from digest.embed import Embedder
+    from digest.pipeline import rank_user
+    from digest.store import Store
+
+    directory = _profiles(tmp_path, ada='"zotero.bib"')
+    shutil.copy(FIXTURES / "zotero.bib", directory / "zotero.bib")
+    settings = load_settings("/dev/null", data_dir=str(tmp_path / "data"), profiles_dir=str(directory))
+    store = Store(settings.db_path)
+    store.add_papers([
+        Paper("Diffusion models for de novo design of protein binders",
+              abstract="We generate protein backbones that bind a target with a denoising diffusion model."),
+        Paper("A survey of reinforcement learning for robot locomotion",
+              abstract="We review learning-based controllers for legged robots."),
+        Paper("Measuring the Hubble constant with gravitational-wave sirens",
+              abstract="Standard sirens give an independent estimate of the expansion rate."),
+        Paper("Sparse attention for long-document summarisation",
+              abstract="We summarise long documents with a sparse transformer."),
+    ])
+    profile = load_profiles(directory).profiles["ada"]
+    ranking = rank_user(store, Embedder("all-MiniLM-L6-v2"), settings, profile)
+    best = ranking.ranking.scored[0]
+    assert best.paper.title == "Diffusion models for de novo design of protein binders"
+    assert best.score > ranking.ranking.scored[1].score
+    library_titles = {s.title for s in profile.library_seeds}
+    assert best.details["match"]["kind"] == "seed" and best.details["match"]["label"] in library_titles
+    assert f"close to “{best.details['match']['label']}” in your library" in best.reason
