@@ -190,4 +190,4 @@ def test_a_profile_with_only_a_library_ranks_by_it_and_says_which_paper_matched(
     assert best.score > ranking.ranking.scored[1].score
     library_titles = {s.title for s in profile.library_seeds}
     assert best.details["match"]["kind"] == "seed" and best.details["match"]["label"] in library_titles
-    assert f"close to “{best.details['match']['label']}” in your library" in best.reason
+    assert f"Close to “{best.details['match']['label']}” in your library" in best.reason
