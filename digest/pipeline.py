@@ -175,12 +175,19 @@ def profile_anchors(store: Store, profile: Profile) -> tuple[list[Anchor], list[
         else:
             notes.append(f"{profile.path}: seed {seed.label} is not in the store yet; add its title to the seed "
                          "so it can be used before the paper arrives in an alert")
-    # the library's entries carry their own title and abstract: no store lookup (a library has hundreds)
+    # the library's entries carry their own title and, mostly, abstract; one without an abstract takes the
+    # store's text when its id is known there (looked up by id only: a library has hundreds of entries)
     inline = {normalise_title(a.label) for a in anchors if a.kind == "seed"}
     for seed in profile.library_seeds:
-        if seed.title and normalise_title(seed.title) not in inline:
-            inline.add(normalise_title(seed.title))
-            anchors.append(Anchor("seed", " ".join(seed.title.split()), source="library"))
+        if not seed.title or normalise_title(seed.title) in inline:
+            continue
+        inline.add(normalise_title(seed.title))
+        anchors.append(Anchor("seed", " ".join(seed.title.split()), source="library"))
+        known = store.find_paper(arxiv_id=seed.arxiv, doi=seed.doi) \
+            if not seed.abstract and (seed.arxiv or seed.doi) else None
+        if known is not None and (known.abstract or known.snippet):
+            texts.append(known.text)
+        else:
             texts.append(f"{seed.title}. {seed.abstract}" if seed.abstract else seed.title)
     votes = store.votes(profile.user)
     voted = store.get_papers([v.paper_id for v in votes])

@@ -191,3 +191,28 @@ def test_a_profile_with_only_a_library_ranks_by_it_and_says_which_paper_matched(
     library_titles = {s.title for s in profile.library_seeds}
     assert best.details["match"]["kind"] == "seed" and best.details["match"]["label"] in library_titles
     assert f"Close to “{best.details['match']['label']}” in your library" in best.reason
+
+
+def test_a_library_entry_without_abstract_reads_the_stored_abstract_of_the_same_paper(tmp_path):
+    from digest.pipeline import profile_anchors
+    from digest.store import Store
+
+    directory = _profiles(tmp_path, ada='"zotero.bib"')
+    shutil.copy(FIXTURES / "zotero.bib", directory / "zotero.bib")
+    store = Store(tmp_path / "digest.db")
+    store.add_papers([Paper("Robust deep learning–based protein sequence design using ProteinMPNN",
+                            abstract="ProteinMPNN designs sequences for given backbones.",
+                            doi="10.1126/SCIENCE.ADD2187")])
+    profile = load_profiles(directory).profiles["ada"]
+    anchors, texts, notes = profile_anchors(store, profile)
+    assert [a.source for a in anchors] == ["library"] * 6 and not notes
+    by_label = dict(zip((a.label for a in anchors), texts, strict=True))
+    # found by its DOI (case and dash differ): the store's abstract is what the model reads
+    assert by_label["Robust deep learning-based protein sequence design using ProteinMPNN"] == \
+        "Robust deep learning–based protein sequence design using ProteinMPNN. ProteinMPNN designs sequences " \
+        "for given backbones."
+    # not in the store: its own title; with an abstract of its own: title and abstract
+    assert by_label["Evolutionary-scale prediction of atomic-level protein structure with a language model"] == \
+        "Evolutionary-scale prediction of atomic-level protein structure with a language model"
+    assert by_label["Highly accurate protein structure prediction with AlphaFold"].startswith(
+        "Highly accurate protein structure prediction with AlphaFold. Proteins are essential to life")
