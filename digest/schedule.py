@@ -35,7 +35,7 @@ import signal
 import socket
 import threading
 import zoneinfo
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -237,14 +237,21 @@ class RunLock:
             return None
 
 
-def profiles_snapshot(directory: Path) -> tuple | None:
-    """What changes when a profile is added, edited or removed: name, size and mtime of every ``*.toml``."""
+def profiles_snapshot(directory: Path, also: Iterable[str | Path] = ()) -> tuple | None:
+    """What changes when a profile is added, edited or removed: name, size and mtime of every ``*.toml``, and
+    of the files in ``also`` (the profiles' ``library`` exports, wherever they are; a missing one counts too)."""
     try:
         entries = []
         for path in directory.glob("*.toml"):
             with contextlib.suppress(FileNotFoundError):
                 st = path.stat()
                 entries.append((path.name, st.st_size, st.st_mtime_ns, st.st_ino))
+        for path in sorted({str(p) for p in also}):
+            try:
+                st = Path(path).stat()
+                entries.append((path, st.st_size, st.st_mtime_ns, st.st_ino))
+            except OSError:
+                entries.append((path, -1, -1, -1))
         return tuple(sorted(entries))
     except OSError:
         return None
@@ -314,6 +321,7 @@ class Daemon:
         self.current: str | None = None          # the unit of work running now, for shutdown logs
         self._current_future: asyncio.Future | None = None
         self._reported_errors: set[str] = set()
+        self._reported_warnings: set[str] = set()
         self._reported_skips: set[tuple[str, str]] = set()
         self._snapshot: tuple | None = None
         self._stopped = asyncio.Event()
@@ -346,6 +354,8 @@ class Daemon:
         if not self.settings.profiles_path.is_dir():
             raise ConfigError(f"{self.settings.profiles_path}: profiles directory not found; create it or set "
                               f"profiles_dir in {self.settings.source} (an absolute path is safest for a service)")
+        # taken before the read, so a change during it is seen (the profiles' library files are not known yet:
+        # the first watch reads the profiles once more, with the libraries from their cache)
         self._snapshot = profiles_snapshot(self.settings.profiles_path)
         loaded = self._read_profiles(self.watch_store)
         self.profiles, self.stale = loaded.profiles, loaded.stale
@@ -704,11 +714,20 @@ class Daemon:
         for error in sorted(self._reported_errors - current):
             log.info("job=profiles: fixed: %s", error.split(":", 1)[0])
         self._reported_errors = current
+        for warning in sorted(set(loaded.warnings) - self._reported_warnings):
+            user = next((u for u, p in loaded.profiles.items() if any(warning.startswith(f"{lib}:") for lib in
+                                                                       p.library)), None)
+            log.warning("job=profiles user=%s: library: %s", user, warning)
+            store.log_event("WARNING", "profiles", warning, user=user)
+        self._reported_warnings = set(loaded.warnings)
         return loaded
+
+    def _library_files(self) -> list[str]:
+        return [name for profile in self.profiles.values() for name in profile.library]
 
     async def _watch_job(self) -> None:
         """Reschedule when a profile is added, edited or removed (no restart needed)."""
-        snapshot = profiles_snapshot(self.settings.profiles_path)
+        snapshot = profiles_snapshot(self.settings.profiles_path, self._library_files())
         if snapshot == self._snapshot:
             return
         self._snapshot = snapshot

@@ -293,6 +293,41 @@ def test_added_edited_broken_and_removed_profiles_reschedule_without_a_restart(h
     assert outbox(tmp_path) == []
 
 
+def test_an_edited_or_broken_library_file_reaches_the_running_daemon_and_is_reported_once(home, embedder, caplog):
+    tmp_path, config = home
+    caplog.set_level(logging.INFO)
+    profiles = tmp_path / "profiles"
+    library = tmp_path / "zotero.bib"  # outside the profiles folder, as a reference manager would keep it
+    library.write_text("@article{a, title = {Learning to represent programs with graphs}}\n")
+    later = datetime.now(UTC) + timedelta(hours=6)
+    write_profile(profiles, "ada", send_at=f"{later:%H:%M}", library=str(library))
+    daemon = Daemon(load_settings(config), embedder=embedder)
+
+    def titles():
+        return [s.title for s in daemon.profiles["ada"].library_seeds]
+
+    async def scenario():
+        await until(lambda: daemon.ready.is_set())
+        assert titles() == ["Learning to represent programs with graphs"]
+        with library.open("a") as f:
+            f.write("@article{b, title = {Code2vec: learning distributed representations of code}}\n"
+                    "@article{c, year = 2019}\n")
+        await until(lambda: len(titles()) == 2)
+        await until(lambda: records(caplog, "has no title"))
+        library.write_text("half-written export\n")
+        await until(lambda: records(caplog, "no BibTeX entry with a title found"))
+        await asyncio.sleep(3 * WATCH_SECONDS)
+        assert len(titles()) == 2  # the last good read keeps serving
+
+    assert drive(daemon, scenario) == 0
+    assert records(caplog, "job=profiles user=ada: profile updated")
+    [warning] = records(caplog, "has no title")
+    assert warning.levelno == logging.WARNING and f"{library}:3: @article{{c}} has no title" in warning.getMessage()
+    [error] = records(caplog, "no BibTeX entry with a title found")
+    assert error.levelno == logging.ERROR and "its last good read (2 papers) keeps serving" in error.getMessage()
+    assert outbox(tmp_path) == []
+
+
 def test_a_profile_added_after_its_send_time_gets_todays_digest_within_the_grace_window(home, embedder):
     tmp_path, config = home
     settings = load_settings(config)
