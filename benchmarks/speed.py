@@ -100,8 +100,11 @@ def main() -> None:
         def braceless(text):
             return (text or "").replace("{", "").replace("}", "").replace("\\", "")
 
+        def zotero(title):  # Zotero protects capitalised words from restyling: {AlphaFold}, {Transformers}
+            return " ".join(f"{{{w}}}" if any(c.isupper() for c in w) else w for w in braceless(title).split())
+
         bib = Path(tmp) / "library.bib"
-        bib.write_text("\n".join(f"@article{{e{i},\n  title = {{{braceless(p.title)}}},\n  abstract = "
+        bib.write_text("\n".join(f"@article{{e{i},\n  title = {{{zotero(p.title)}}},\n  abstract = "
                                  f"{{{braceless(p.abstract)[: len(p.abstract or '') // 2]}}}\n}}\n" for i, p in enumerate(papers[:300])))
 
         def parse_library():

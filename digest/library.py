@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .models import normalise_doi, normalise_title
+from .models import normalise_arxiv_id, normalise_doi, normalise_title
 from .parsers.common import DOI_RE, arxiv_id_from_url, tex_to_unicode
 from .profiles import Seed
 
@@ -40,7 +40,7 @@ class LibraryRead:
     stale: bool = False             # seeds are from an earlier good read of this file (see error)
 
 
-_cache: dict[Path, tuple[tuple[int, int], LibraryRead]] = {}
+_cache: dict[Path, tuple[tuple[int, ...], LibraryRead]] = {}
 _lock = threading.Lock()
 
 
@@ -53,7 +53,7 @@ def read_library(path: str | Path) -> LibraryRead:
                                        + EXPORT_HINT)
     try:
         stat = path.stat()
-        stamp = (stat.st_mtime_ns, stat.st_size)
+        stamp = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
     except OSError as exc:
         return _failed(path, f"{path}: cannot read the library ({exc.strerror}); check the path (relative paths "
                              "start at the profile's folder) or " + EXPORT_HINT)
@@ -71,6 +71,8 @@ def read_library(path: str | Path) -> LibraryRead:
         seeds, problems = {"BibTeX": _bibtex, "RIS": _ris, "CSL JSON": _csl_json}[fmt](text, path)
     except ValueError as exc:
         return _failed(path, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a library must never stop the profiles from loading
+        return _failed(path, f"{path}: cannot read this {fmt} file ({type(exc).__name__}: {exc}); " + EXPORT_HINT)
     if not seeds:
         return _failed(path, f"{path}: no {fmt} entry with a title found"
                              + (f" ({len(problems)} skipped, the first: {problems[0]})" if problems else "")
@@ -91,10 +93,11 @@ def _failed(path: Path, error: str) -> LibraryRead:
 
 
 def _unique(seeds: list[Seed]) -> tuple[Seed, ...]:
+    """The same paper exported twice counts once (by its title: chapters of one book can share a DOI)."""
     seen: set[str] = set()
     out = []
     for seed in seeds:
-        key = seed.arxiv or seed.doi or normalise_title(seed.title or "")
+        key = normalise_title(seed.title or "")
         if key not in seen:
             seen.add(key)
             out.append(seed)
@@ -102,28 +105,42 @@ def _unique(seeds: list[Seed]) -> tuple[Seed, ...]:
 
 
 _BRACED_MATH = re.compile(r"\{(\$[^$]*\$)\}")
+# Zotero writes < and > as these (pylatexenc would drop them)
+_ZOTERO_MACROS = {"{\\textless}": "<", "{\\textgreater}": ">", "\\textless{}": "<", "\\textgreater{}": ">"}
+
+
+def _text(value) -> str:
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return "" if value is None else str(value)
 
 
 def _clean(value) -> str | None:
     """Text as a reader sees it: TeX accents to Unicode, BibTeX's case-protecting braces dropped."""
-    if isinstance(value, list):
-        value = " ".join(str(v) for v in value)
-    if value is None or not str(value).strip():
+    text = _text(value).strip()
+    if not text:
         return None
-    return tex_to_unicode(_BRACED_MATH.sub(r"\1", str(value))) or None
+    for macro, char in _ZOTERO_MACROS.items():
+        text = text.replace(macro, char)
+    if "\\" not in text and "$" not in text:
+        # braces only (Zotero protects capitals: {AlphaFold}): no TeX to convert, and much faster than pylatexenc
+        return " ".join(text.replace("{", "").replace("}", "").split()) or None
+    return tex_to_unicode(_BRACED_MATH.sub(r"\1", text)) or None
 
 
-def _seed(title: str | None, abstract: str | None, doi: str | None, links: list[str]) -> Seed:
-    doi_match = DOI_RE.search(doi or "")
+def _seed(title, abstract, doi, links: list) -> Seed:
+    """One entry's fields (any JSON or parser value: converted to text here) as a seed."""
+    # TeX escapes in DOIs (Mendeley writes 10.1007/978-3-319-10590-1{\_}53)
+    doi_match = DOI_RE.search(re.sub(r"[{}\\]", "", _text(doi)))
     doi = normalise_doi(doi_match.group(1)) if doi_match else None
     arxiv = None
     if doi and (m := _ARXIV_DOI.match(doi)):
         arxiv = m.group(1)
-    for link in links:
+    for link in map(_text, links):
         if arxiv:
             break
         arxiv = arxiv_id_from_url(link) or ((m := _ARXIV_TEXT.search(link)) and m.group(1)) or None
-    return Seed(arxiv=arxiv, doi=doi, title=_clean(title), abstract=_clean(abstract))
+    return Seed(arxiv=normalise_arxiv_id(arxiv), doi=doi, title=_clean(title), abstract=_clean(abstract))
 
 
 def _bibtex(text: str, path: Path) -> tuple[list[Seed], list[str]]:
@@ -136,10 +153,16 @@ def _bibtex(text: str, path: Path) -> tuple[list[Seed], list[str]]:
     problems = []
     for block in library.failed_blocks:
         line = (block.start_line or 0) + 1
+        error = getattr(block, "error", None)
+        end = getattr(error, "end_index", 0)
+        if error is not None and (end is None or end >= len(text)):
+            # the parser reached the end of the file inside this entry: a cut-off file (Better BibTeX's
+            # auto-export rewriting it, a copy still running), not a typo: keep the last good read instead
+            raise ValueError(f"{path}:{line}: the file ends inside this entry, so it looks cut off (still being "
+                             "written?); if the entry is complete, close its braces; else export the library again")
         if isinstance(block, DuplicateBlockKeyBlock):
             problems.append(f"{path}:{line}: entry key {block.key!r} is used twice; the second one is skipped")
             continue
-        error = getattr(block, "error", None)
         reason = str(getattr(error, "abort_reason", "") or error or "").strip().splitlines()
         why = reason[0].strip() if reason else "syntax error"
         problems.append(f"{path}:{line}: entry skipped, it cannot be read ({why}); check its braces and quotes")
@@ -166,6 +189,11 @@ def _ris(text: str, path: Path) -> tuple[list[Seed], list[str]]:
         entries = rispy.loads(text)
     except Exception as exc:  # rispy raises bare errors on broken tags
         raise ValueError(f"{path}: not a RIS file ({exc}); " + EXPORT_HINT) from None
+    tags = [line for line in text.splitlines() if line.strip()]
+    if tags and not re.match(r"^ER\s+-", tags[-1]):
+        # rispy drops an entry without its closing ER: say so, instead of serving a library with papers missing
+        raise ValueError(f"{path}: the file ends inside an entry (no closing \"ER  -\" line at the end), so it "
+                         "looks cut off (still being written?); export the library again")
     seeds, problems = [], []
     for i, entry in enumerate(entries, 1):
         title = entry.get("title") or entry.get("primary_title") or entry.get("translated_title")
@@ -173,7 +201,7 @@ def _ris(text: str, path: Path) -> tuple[list[Seed], list[str]]:
             problems.append(f"{path}: entry {i} (TY  - {entry.get('type_of_reference', '?')}) has no title "
                             "(TI or T1); skipped")
             continue
-        links = list(entry.get("urls") or []) + [entry.get("notes_abstract") or "", str(entry.get("notes") or "")]
+        links = list(entry.get("urls") or [])  # not the abstract or notes: they may cite other papers' ids
         seeds.append(_seed(title, entry.get("abstract") or entry.get("notes_abstract"), entry.get("doi"), links))
     return seeds, problems
 

@@ -332,7 +332,8 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
             previous = (last_good or {}).get(path.stem)
             if previous is not None:
                 try:
-                    profiles[path.stem], _, _ = with_library(parse_profile(previous, path))
+                    profiles[path.stem], library_errors, _ = with_library(parse_profile(previous, path))
+                    errors.extend(library_errors)
                     stale.append(path.stem)
                 except ProfileError:
                     pass

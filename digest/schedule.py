@@ -444,7 +444,20 @@ class Daemon:
         vector = self.embedder.encode(["warm-up"])  # loads the model once; every digest shares it
         log.info("job=model: %s loaded (%d dimensions)", self.embedder.name, vector.shape[1])
         self._embed_new("papers stored while the daemon was not running")
+        self._embed_libraries(list(self.profiles))
         return True
+
+    def _embed_libraries(self, users: list[str]) -> None:
+        """Embed these users' library papers now (worker thread), so their digests only rank at send time."""
+        from .pipeline import embed_profile
+
+        for user in users:
+            profile = self.profiles.get(user)
+            if self.stopping or profile is None or not profile.library_seeds:
+                continue
+            count = embed_profile(self.work_store, self.embedder, profile)
+            if count:
+                log.info("job=embed user=%s: %d new seed and library papers embedded", user, count)
 
     def _embed_new(self, what: str) -> None:
         """Embed new papers as they arrive (worker thread), so a digest at its send time only ranks."""
@@ -740,7 +753,13 @@ class Daemon:
                 log.error("job=profiles: %s; keeping the current schedules", exc)
             return
         self.stale = loaded.stale
-        if self._apply_profiles(loaded.profiles) and not self.stopping:
+        before = self.profiles
+        rescheduled = self._apply_profiles(loaded.profiles)
+        new_library = [user for user, p in loaded.profiles.items()
+                       if p.library_seeds and (user not in before or before[user].library_seeds != p.library_seeds)]
+        if new_library and not self.stopping:
+            await self._unit("embed", self._embed_libraries, new_library)
+        if rescheduled and not self.stopping:
             await self._sweep_job()  # a new or moved send time may already have passed today
 
     def _apply_profiles(self, profiles: Mapping[str, Profile], *, initial: bool = False) -> bool:

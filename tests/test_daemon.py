@@ -28,6 +28,7 @@ import pytest
 import time_machine
 
 from digest.config import load_settings
+from digest.embed import content_hash
 from digest.errors import DigestError
 from digest.pipeline import ingest_paths
 from digest.profiles import load_profile
@@ -314,6 +315,10 @@ def test_an_edited_or_broken_library_file_reaches_the_running_daemon_and_is_repo
                     "@article{c, year = 2019}\n")
         await until(lambda: len(titles()) == 2)
         await until(lambda: records(caplog, "has no title"))
+        # the new entry is embedded when the library is read, long before a send time
+        await until(lambda: records(caplog, "job=embed user=ada: 1 new seed and library papers embedded"))
+        new_text = "Code2vec: learning distributed representations of code"
+        assert daemon.loop_store.get_vectors(embedder.name, {content_hash(new_text)})
         library.write_text("half-written export\n")
         await until(lambda: records(caplog, "no BibTeX entry with a title found"))
         await asyncio.sleep(3 * WATCH_SECONDS)
@@ -321,6 +326,8 @@ def test_an_edited_or_broken_library_file_reaches_the_running_daemon_and_is_repo
 
     assert drive(daemon, scenario) == 0
     assert records(caplog, "job=profiles user=ada: profile updated")
+    # at start: the profile's interest and the library's first entry, once
+    assert len(records(caplog, "job=embed user=ada: 2 new seed and library papers embedded")) == 1
     [warning] = records(caplog, "has no title")
     assert warning.levelno == logging.WARNING and f"{library}:3: @article{{c}} has no title" in warning.getMessage()
     [error] = records(caplog, "no BibTeX entry with a title found")

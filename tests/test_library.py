@@ -216,3 +216,54 @@ def test_a_library_entry_without_abstract_reads_the_stored_abstract_of_the_same_
         "Evolutionary-scale prediction of atomic-level protein structure with a language model"
     assert by_label["Highly accurate protein structure prediction with AlphaFold"].startswith(
         "Highly accurate protein structure prediction with AlphaFold. Proteins are essential to life")
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("cut.bib", (FIXTURES / "zotero.bib").read_text()[:1500],
+     r"cut\.bib:\d+: the file ends inside this entry, so it looks cut off \(still being written\?\)"),
+    ("cut.ris", (FIXTURES / "mendeley.ris").read_text()[:300],
+     r'cut\.ris: the file ends inside an entry \(no closing "ER  -" line at the end\), so it looks cut off'),
+    ("deep.json", "[" * 100_000 + "]" * 100_000, r"deep\.json: cannot read this CSL JSON file \(RecursionError"),
+])
+def test_a_cut_off_or_pathological_export_is_an_error_and_keeps_the_last_good_read(tmp_path, name, content, message):
+    path = tmp_path / name
+    shutil.copy(FIXTURES / {".bib": "zotero.bib", ".ris": "mendeley.ris", ".json": "zotero.json"}[path.suffix], path)
+    good = read_library(path)
+    assert good.error is None and good.seeds
+    path.write_text(content)
+    _touch_later(path)
+    read = read_library(path)
+    assert read.error and re.search(message, read.error), read.error
+    assert read.stale and read.seeds == good.seeds
+    # a first read of such a file has nothing to fall back on: an error, no seeds, and never an exception
+    fresh = tmp_path / "fresh" / name
+    fresh.parent.mkdir()
+    fresh.write_text(content)
+    first = read_library(fresh)
+    assert first.error and not first.stale and first.seeds == ()
+
+
+def test_odd_but_real_field_values_are_read_not_crashed_on(tmp_path):
+    csl = tmp_path / "odd.json"
+    csl.write_text('[{"title": "A paper", "DOI": 12345}, {"title": "Another", "DOI": ["10.1000/xyz"]},'
+                   ' {"title": ["A", "list", "title"], "abstract": 7}]')
+    read = read_library(csl)
+    assert read.error is None
+    assert [(s.title, s.doi, s.abstract) for s in read.seeds] == [
+        ("A paper", None, None), ("Another", "10.1000/xyz", None), ("A list title", None, "7")]
+
+    bib = tmp_path / "mendeley.bib"
+    bib.write_text("@incollection{c1, title = {Chapter one: {Jets} with a {\\textless}10 GeV cut},\n"
+                   "  doi = {10.1007/978-3-319-10590-1{\\_}53}, url = {https://arxiv.org/abs/2106.09685v2}}\n"
+                   "@incollection{c2, title = {Chapter two}, doi = {10.1007/978-3-319-10590-1{\\_}53}}\n")
+    first, second = read_library(bib).seeds   # two chapters may share a DOI: both are kept
+    assert first.title == "Chapter one: Jets with a <10 GeV cut"
+    assert first.doi == "10.1007/978-3-319-10590-1_53" and first.arxiv == "2106.09685"
+    assert second.title == "Chapter two"
+
+    ris = tmp_path / "cites.ris"
+    ris.write_text("TY  - JOUR\nTI  - A follow-up\nN2  - We extend our earlier work (arXiv:1706.03762).\nER  - \n\n"
+                   "TY  - JOUR\nTI  - Attention is all you need\nUR  - http://arxiv.org/abs/1706.03762\nER  - \n")
+    follow_up, attention = read_library(ris).seeds   # an id cited in an abstract is not the entry's own
+    assert follow_up.arxiv is None and follow_up.abstract.startswith("We extend")
+    assert attention.arxiv == "1706.03762"
