@@ -390,7 +390,7 @@ def poll(ctx: click.Context, folders: tuple[str, ...], once: bool, rescan: bool)
         if stop.is_set():
             break
         if settings.imap.idle:
-            idle_wait(settings, wait, stop=stop, folder=(folders or settings.imap.folders)[0], since=report)
+            idle_wait(settings, wait, stop=stop, folders=folders or settings.imap.folders, since=report)
         else:
             stop.wait(wait)
 

@@ -8,10 +8,10 @@ Public surface (the CLI and the scheduler call these; nothing else here is publi
     :class:`~digest.errors.MailboxError` (login refused, untrusted certificate, no STARTTLS) when the
     account cannot be used as configured. Network trouble is retried a few times with backoff and then
     reported in ``PollReport.error``: the next pass resumes exactly where this one stopped.
-``idle_wait(settings, timeout, *, stop=None, folder=None, since=None) -> bool``
-    Wait with IMAP IDLE until new mail arrives in ``folder`` (default: the first configured folder), at most
-    ``timeout`` seconds, renewing the IDLE every 25 minutes. True: new mail (or the connection broke), so
-    poll now. False: the timeout passed or ``stop`` was set.
+``idle_wait(settings, timeout, *, stop=None, folder=None, folders=None, since=None) -> bool``
+    Wait with IMAP IDLE until new mail arrives in ``folder``, or in any of ``folders`` (default: every
+    configured folder, one connection each), at most ``timeout`` seconds, renewing the IDLE every 25
+    minutes. True: new mail (or a connection broke), so poll now. False: the timeout passed or ``stop`` was set.
 ``connect(settings) -> IMAPClient``
     A logged-in client, TLS as configured (for diagnostics).
 
@@ -677,18 +677,50 @@ class _Walker:
 
 # -- IDLE --------------------------------------------------------------------------------------------------
 def idle_wait(settings: Settings, timeout: float, *, stop: threading.Event | None = None,
-              folder: str | None = None, since: PollReport | None = None) -> bool:
+              folder: str | None = None, folders: Sequence[str] | None = None,
+              since: PollReport | None = None) -> bool:
     """Wait for new mail with IMAP IDLE, at most ``timeout`` seconds. True: new mail, poll now.
 
-    Watches ``folder`` (default: the first of imap.folders; IDLE watches one folder per connection: other
-    folders are read by the next poll). ``since``, the report of the poll that just ran, closes the gap
-    between that poll and the IDLE: if the folder's UIDNEXT grew meanwhile, this returns True at once.
-    Returns True when the connection breaks (poll to see what changed), False when the timeout passes or
-    ``stop`` is set. A server without IDLE, or one that cannot be reached, just waits out the timeout.
-    Raises MailboxError / ConfigError like :func:`poll_all` when the account cannot be used as configured.
+    Watches ``folder``, or every folder of ``folders`` (default: all of imap.folders). IDLE watches one
+    folder per connection, so several folders are watched over one connection each, in threads; the first
+    that sees mail (or loses its connection) ends the wait for all. ``since``, the report of the poll that
+    just ran, closes the gap between that poll and the IDLE: if a folder's UIDNEXT grew meanwhile, this
+    returns True at once. Returns True when a connection breaks (poll to see what changed), False when the
+    timeout passes or ``stop`` is set. A server without IDLE, or one that cannot be reached, just waits out
+    the timeout. Raises MailboxError / ConfigError like :func:`poll_all` when the account cannot be used as
+    configured (for several folders: the first such error, once every watch has ended).
     """
+    names = [folder] if folder else list(dict.fromkeys(folders or settings.imap.folders or ["INBOX"]))
+    if len(names) == 1:
+        return _idle_wait_one(settings, names[0], timeout, stop, since)
+    wake = threading.Event()  # set by the first watch that ends with news, by an error, or by ``stop``
+    results: dict[str, bool] = {}
+    errors: list[BaseException] = []
+
+    def watch(name: str) -> None:
+        try:
+            results[name] = _idle_wait_one(settings, name, timeout, wake, since)
+        except BaseException as exc:  # re-raised below, in the caller's thread
+            errors.append(exc)
+        if errors or results.get(name):
+            wake.set()
+
+    threads = [threading.Thread(target=watch, args=(name,), name=f"idle {name}", daemon=True) for name in names]
+    for thread in threads:
+        thread.start()
+    while alive := [thread for thread in threads if thread.is_alive()]:
+        if stop is not None and stop.is_set():
+            wake.set()
+        alive[0].join(0.2)
+    if errors:
+        raise errors[0]
+    return any(results.values())
+
+
+def _idle_wait_one(settings: Settings, name: str, timeout: float, stop: threading.Event | None,
+                   since: PollReport | None) -> bool:
+    """:func:`idle_wait` on one folder, over its own connection."""
     imap = settings.imap
-    name = folder or (imap.folders[0] if imap.folders else "INBOX")
     deadline = time.monotonic() + timeout
     try:
         client = connect(settings)

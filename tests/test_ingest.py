@@ -412,6 +412,36 @@ def test_idle_wait_keeps_renewing_its_idle_and_stops_on_the_stop_event(account, 
     assert stop.is_set()
 
 
+def test_idle_wait_watches_every_configured_folder_and_stops_on_the_stop_event(account):
+    with account.servers.imap(account.address) as client:
+        client.create_folder("Alerts/arXiv")
+    account.configure(folders=["INBOX", "Alerts/arXiv"])
+    report = account.poll()
+    assert idle_wait(account.settings, 1.5, since=report) is False
+
+    result = {}
+    waiter = threading.Thread(target=lambda: result.update(new=idle_wait(account.settings, 60, since=report)))
+    waiter.start()
+    time.sleep(1.0)
+    started = time.monotonic()
+    account.append(ALERTS[5], folder="Alerts/arXiv")  # the second folder: no longer left to the next poll
+    waiter.join(60)
+    assert result == {"new": True} and time.monotonic() - started < 30
+    assert account.poll().folder("Alerts/arXiv").ingested == 1
+
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    started = time.monotonic()
+    assert idle_wait(account.settings, 30, stop=stop) is False
+    assert time.monotonic() - started < 10  # every folder's watch ended with the stop
+
+
+def test_idle_wait_on_several_folders_reports_a_missing_one(account):
+    account.configure(folders=["INBOX", "No/Such/Folder"])
+    with pytest.raises(MailboxError, match=r"cannot watch folder 'No/Such/Folder'.*check imap\.folders"):
+        idle_wait(account.settings, 5)
+
+
 def test_idle_wait_returns_true_when_the_server_goes_away(account):
     servers = account.servers
     result = {}
