@@ -424,20 +424,32 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 @cli.command()
 @click.argument("user")
 @click.option("--history", is_flag=True, help="Every change (votes, changed votes, undos), oldest first.")
+@click.option("--bib", is_flag=True, help="Print the 👍 papers as BibTeX instead, for a reference manager.")
 @click.pass_context
-def votes(ctx: click.Context, user: str, history: bool) -> None:
+def votes(ctx: click.Context, user: str, history: bool, bib: bool) -> None:
     """List a user's votes: the paper, 👍 or 👎, when, and how (web link or email).
 
     Votes live in the database, not in the profile: editing or replacing the profile file keeps them.
+    --bib prints the papers with a 👍 as a BibTeX file (import it into Zotero, JabRef, Mendeley...).
 
     Example:
 
     \b
         digest votes ada
         digest votes ada --history
+        digest votes ada --bib > ada-liked.bib
     """
     settings = _settings(ctx)
     store = _store(settings)
+    if bib:
+        from .library import to_bibtex
+
+        liked = [v.paper_id for v in store.votes(user) if v.value > 0]
+        found = store.get_papers([store.resolve_id(pid) for pid in liked])
+        click.echo(to_bibtex([found[store.resolve_id(pid)] for pid in liked if store.resolve_id(pid) in found]),
+                   nl=False)
+        click.echo(f"{user}: {len(found)} liked papers as BibTeX", err=True)
+        return
     marks = {1: "👍", -1: "👎", 0: "undo"}
     if history:
         rows = [(e["paper_id"], e["value"], e["at"], e["via"]) for e in store.vote_events(user)]

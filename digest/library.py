@@ -125,7 +125,20 @@ def _clean(value) -> str | None:
     if "\\" not in text and "$" not in text:
         # braces only (Zotero protects capitals: {AlphaFold}): no TeX to convert, and much faster than pylatexenc
         return " ".join(text.replace("{", "").replace("}", "").split()) or None
-    return tex_to_unicode(_BRACED_MATH.sub(r"\1", text)) or None
+    return tex_to_unicode(_BRACED_MATH.sub(r"\1", _outer_group_dropped(text))) or None
+
+
+def _outer_group_dropped(text: str) -> str:
+    """``{Whole title with $math$}`` -> its inside: a group around math would be cut in two by the TeX
+    conversion (which keeps math verbatim and converts the text between)."""
+    while text.startswith("{") and text.endswith("}"):
+        depth = 0
+        for i, char in enumerate(text):
+            depth += (char == "{") - (char == "}")
+            if depth == 0 and i < len(text) - 1:
+                return text  # the first brace closes before the end: not one group around everything
+        text = text[1:-1]
+    return text
 
 
 def _seed(title, abstract, doi, links: list) -> Seed:
@@ -224,3 +237,56 @@ def _csl_json(text: str, path: Path) -> tuple[list[Seed], list[str]]:
         links = [str(item.get(k) or "") for k in ("URL", "number", "archive_location", "note")]
         seeds.append(_seed(item.get("title"), item.get("abstract"), item.get("DOI"), links))
     return seeds, problems
+
+
+# -- export -------------------------------------------------------------------------------------------------
+_TEX_SPECIAL = re.compile(r"([&%#_$])")
+
+
+def _tex(text: str) -> str:
+    """Plain text as a BibTeX field value: special characters escaped, stray braces dropped, UTF-8 and
+    ``$...$`` math (when its braces balance) kept as they are."""
+    out = []
+    for i, part in enumerate(re.split(r"(\$[^$]+\$)", " ".join(text.split()))):
+        if i % 2 and part.count("{") == part.count("}"):
+            out.append(part)
+        else:
+            out.append(_TEX_SPECIAL.sub(r"\\\1", part.replace("\\", "").replace("{", "").replace("}", "")))
+    return "".join(out)
+
+
+def to_bibtex(papers) -> str:
+    """Papers (``digest.models.Paper``) as a BibTeX file, e.g. a user's 👍 papers for their reference manager
+    (or for a profile's ``library``: ``read_library`` reads it back with the same titles and ids)."""
+    import bibtexparser
+    from bibtexparser.model import Entry, Field
+
+    library = bibtexparser.Library()
+    keys: set[str] = set()
+    for paper in papers:
+        surname = re.sub(r"[^a-z]", "", (paper.authors[0].split()[-1] if paper.authors else "").lower()) or "anon"
+        year = (paper.published or "")[:4]
+        word = next((w for w in re.findall(r"[a-z]+", paper.title.lower()) if len(w) > 3), "paper")
+        key = base = f"{surname}{year}{word}"
+        n = 1
+        while key in keys:
+            n += 1
+            key = f"{base}{n}"
+        keys.add(key)
+        fields = [Field("title", "{" + _tex(paper.title) + "}")]  # double braces: keep the capitals as written
+        if paper.authors:
+            fields.append(Field("author", " and ".join(_tex(a) for a in paper.authors)))
+        if year:
+            fields.append(Field("year", year))
+        if paper.venue:
+            fields.append(Field("journal", _tex(paper.venue)))
+        if paper.doi:
+            fields.append(Field("doi", paper.doi))
+        if paper.arxiv_id:
+            fields += [Field("eprint", paper.arxiv_id), Field("archiveprefix", "arXiv")]
+        if paper.url:
+            fields.append(Field("url", paper.url))
+        if paper.abstract:
+            fields.append(Field("abstract", _tex(paper.abstract)))
+        library.add(Entry("article" if paper.venue else "misc", key, fields))
+    return bibtexparser.write_string(library)

@@ -267,3 +267,38 @@ def test_odd_but_real_field_values_are_read_not_crashed_on(tmp_path):
     follow_up, attention = read_library(ris).seeds   # an id cited in an abstract is not the entry's own
     assert follow_up.arxiv is None and follow_up.abstract.startswith("We extend")
     assert attention.arxiv == "1706.03762"
+
+
+def test_digest_votes_bib_exports_the_liked_papers_and_a_library_reads_them_back(tmp_path):
+    from digest.store import Store
+
+    data = tmp_path / "data"
+    store = Store(data / "digest.db")
+    liked = [
+        Paper("Schrödinger bridges for $\\alpha$-stable processes", authors=("Aurélien Dupont", "B. Roe"),
+              abstract="We match 50% of the mass & more: a_b #1.", arxiv_id="2301.00001", published="2023-01-02",
+              url="https://arxiv.org/abs/2301.00001"),
+        Paper("Highly accurate protein structure prediction with AlphaFold", authors=("John Jumper",),
+              doi="10.1038/s41586-021-03819-2", venue="Nature", published="2021-07-15"),
+        Paper("Highly accurate protein structure prediction with AlphaFold: a reply", authors=("John Jumper",),
+              published="2021-09-01"),  # same first author, year and word: the key must still be unique
+    ]
+    disliked = Paper("A survey of surveys", authors=("C. Doe",))
+    ids = store.add_papers([*liked, disliked]).paper_ids
+    for pid in ids[:3]:
+        store.record_vote("ada", pid, 1)
+    store.record_vote("ada", ids[3], -1)
+    store.close()
+
+    run = subprocess.run([sys.executable, "-m", "digest", "--config", "/dev/null", "--data-dir", str(data),
+                          "votes", "ada", "--bib"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "ada: 3 liked papers as BibTeX" in run.stderr
+    exported = tmp_path / "ada-liked.bib"
+    exported.write_text(run.stdout)
+    read = read_library(exported)
+    assert read.error is None and read.problems == ()
+    assert [(s.title, s.arxiv, s.doi) for s in read.seeds] == [(p.title, p.arxiv_id, p.doi) for p in liked]
+    assert read.seeds[0].abstract == "We match 50% of the mass & more: a_b #1."
+    assert "A survey of surveys" not in run.stdout
+    assert len(set(re.findall(r"^@\w+\{(\w+),", run.stdout, re.M))) == 3
