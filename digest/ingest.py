@@ -688,21 +688,22 @@ def idle_wait(settings: Settings, timeout: float, *, stop: threading.Event | Non
     returns True at once. Returns True when a connection breaks (poll to see what changed), False when the
     timeout passes or ``stop`` is set. A server without IDLE, or one that cannot be reached, just waits out
     the timeout. Raises MailboxError / ConfigError like :func:`poll_all` when the account cannot be used as
-    configured (for several folders: the first such error, once every watch has ended).
+    configured; with several folders only when none of them can be watched (a folder that cannot is logged
+    and the others are watched: the polls report it too).
     """
     names = [folder] if folder else list(dict.fromkeys(folders or settings.imap.folders or ["INBOX"]))
     if len(names) == 1:
         return _idle_wait_one(settings, names[0], timeout, stop, since)
-    wake = threading.Event()  # set by the first watch that ends with news, by an error, or by ``stop``
+    wake = threading.Event()  # set by the first watch that ends with news, by ``stop``, or when all failed
     results: dict[str, bool] = {}
     errors: list[BaseException] = []
 
     def watch(name: str) -> None:
         try:
             results[name] = _idle_wait_one(settings, name, timeout, wake, since)
-        except BaseException as exc:  # re-raised below, in the caller's thread
+        except Exception as exc:  # raised below, in the caller's thread, if no folder could be watched
             errors.append(exc)
-        if errors or results.get(name):
+        if results.get(name) or len(errors) == len(names):
             wake.set()
 
     threads = [threading.Thread(target=watch, args=(name,), name=f"idle {name}", daemon=True) for name in names]
@@ -712,8 +713,10 @@ def idle_wait(settings: Settings, timeout: float, *, stop: threading.Event | Non
         if stop is not None and stop.is_set():
             wake.set()
         alive[0].join(0.2)
-    if errors:
+    if errors and len(errors) == len(names):
         raise errors[0]
+    for error in errors:
+        log.warning("imap: IDLE: %s; the other folders are watched", error)
     return any(results.values())
 
 

@@ -436,9 +436,20 @@ def test_idle_wait_watches_every_configured_folder_and_stops_on_the_stop_event(a
     assert time.monotonic() - started < 10  # every folder's watch ended with the stop
 
 
-def test_idle_wait_on_several_folders_reports_a_missing_one(account):
+def test_a_folder_that_cannot_be_watched_is_logged_and_the_others_are_still_watched(account, caplog):
     account.configure(folders=["INBOX", "No/Such/Folder"])
-    with pytest.raises(MailboxError, match=r"cannot watch folder 'No/Such/Folder'.*check imap\.folders"):
+    report = account.poll()
+    result = {}
+    waiter = threading.Thread(target=lambda: result.update(new=idle_wait(account.settings, 60, since=report)))
+    waiter.start()
+    time.sleep(1.0)
+    account.append(ALERTS[5])
+    waiter.join(60)
+    assert result == {"new": True}
+    assert "cannot watch folder 'No/Such/Folder'" in caplog.text and "the other folders are watched" in caplog.text
+
+    account.configure(folders=["No/Such/Folder", "Nor/This"])  # nothing can be watched: the error is raised
+    with pytest.raises(MailboxError, match=r"cannot watch folder '(No/Such/Folder|Nor/This)'.*check imap\.folders"):
         idle_wait(account.settings, 5)
 
 
