@@ -240,9 +240,10 @@ def parse_profile(text: str, path: str | Path) -> Profile:
     if not isinstance(library, list) or not all(isinstance(v, str) and v.strip() for v in library):
         raise check.fail("library", f"must be a file name or a list of them (got {data.get('library')!r})",
                          TOP_KEYS["library"])
-    from .library import EXPORT_HINT, FORMATS
-
     for name in library:
+        # imported only for profiles that name a library (it imports the parsers)
+        from .library import EXPORT_HINT, FORMATS
+
         if Path(name).suffix.lower() not in FORMATS:
             raise check.fail("library", f"{name!r} is not a library export; {EXPORT_HINT}", TOP_KEYS["library"])
     library = tuple(str((Path(path).parent / Path(name.strip()).expanduser()).resolve()) for name in library)
