@@ -158,12 +158,13 @@ def _seed(title, abstract, doi, links: list) -> Seed:
 
 def _bibtex(text: str, path: Path) -> tuple[list[Seed], list[str]]:
     import bibtexparser
-    from bibtexparser.model import DuplicateBlockKeyBlock
+    from bibtexparser.model import DuplicateBlockKeyBlock, Entry
 
     # the parser logs each broken entry as a warning; they are reported here, with their line and the fix
     logging.getLogger("bibtexparser").setLevel(logging.ERROR)
     library = bibtexparser.parse_string(text)
     problems = []
+    entries = list(library.entries)
     for block in library.failed_blocks:
         line = (block.start_line or 0) + 1
         error = getattr(block, "error", None)
@@ -174,13 +175,18 @@ def _bibtex(text: str, path: Path) -> tuple[list[Seed], list[str]]:
             raise ValueError(f"{path}:{line}: the file ends inside this entry, so it looks cut off (still being "
                              "written?); if the entry is complete, close its braces; else export the library again")
         if isinstance(block, DuplicateBlockKeyBlock):
-            problems.append(f"{path}:{line}: entry key {block.key!r} is used twice; the second one is skipped")
+            # two entries under one key (a hand-merged file): both are papers the user keeps, so both count
+            duplicate = getattr(block, "ignore_error_block", None)
+            if isinstance(duplicate, Entry):
+                entries.append(duplicate)
+            problems.append(f"{path}:{line}: entry key {block.key!r} is used twice (both entries are read); "
+                            "give each entry its own key")
             continue
         reason = str(getattr(error, "abort_reason", "") or error or "").strip().splitlines()
         why = reason[0].strip() if reason else "syntax error"
         problems.append(f"{path}:{line}: entry skipped, it cannot be read ({why}); check its braces and quotes")
     seeds = []
-    for entry in library.entries:
+    for entry in entries:
         fields = {k.lower(): v for k, v in entry.fields_dict.items()}
         get = {k: f.value for k, f in fields.items()}.get
         title = get("title")

@@ -261,6 +261,13 @@ def test_odd_but_real_field_values_are_read_not_crashed_on(tmp_path):
     assert first.doi == "10.1007/978-3-319-10590-1_53" and first.arxiv == "2106.09685"
     assert second.title == "Chapter two"
 
+    merged = tmp_path / "merged.bib"  # two files pasted together: one key for two papers
+    merged.write_text("@article{smith2020, title = {One paper}}\n@article{smith2020, title = {Another paper}}\n")
+    read = read_library(merged)
+    assert [s.title for s in read.seeds] == ["One paper", "Another paper"]
+    assert read.problems == (f"{merged}:2: entry key 'smith2020' is used twice (both entries are read); give each "
+                             "entry its own key",)
+
     ris = tmp_path / "cites.ris"
     ris.write_text("TY  - JOUR\nTI  - A follow-up\nN2  - We extend our earlier work (arXiv:1706.03762).\nER  - \n\n"
                    "TY  - JOUR\nTI  - Attention is all you need\nUR  - http://arxiv.org/abs/1706.03762\nER  - \n")
