@@ -204,7 +204,7 @@ def embed_profile(store: Store, embedder: Embedder, profile: Profile) -> int:
     """Embed ahead of time what ranking this profile needs (seeds, library, votes): a new library of hundreds
     of papers then costs its minutes when it is read, not at send time. Returns how many texts were new."""
     _, texts, _ = profile_anchors(store, profile)
-    return cached_vectors(store, embedder, texts)[1] if texts else 0
+    return cached_vectors(store, embedder, texts)[1]
 
 
 def rank_user(store: Store, embedder: Embedder, settings: Settings, profile: Profile, *,

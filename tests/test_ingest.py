@@ -381,30 +381,35 @@ def test_a_poll_waits_for_another_poll_of_the_same_database_and_then_gives_up_cl
 
 
 # -- IDLE --------------------------------------------------------------------------------------------------
+def idle_wait_while_mail_arrives(account, raw, *, since, timeout, delay, folder="INBOX"):
+    """Run idle_wait in a thread, append ``raw`` to ``folder`` after ``delay`` seconds; returns what idle_wait
+    returned (None if it had not returned within ``timeout``) and the seconds from the append to its return."""
+    result = {}
+    waiter = threading.Thread(target=lambda: result.update(new=idle_wait(account.settings, timeout, since=since)))
+    waiter.start()
+    time.sleep(delay)
+    appended = time.monotonic()
+    account.append(raw, folder=folder)
+    waiter.join(timeout)
+    return result.get("new"), time.monotonic() - appended
+
+
 def test_idle_wait_returns_true_when_mail_arrives_and_false_when_nothing_does(account):
     report = account.poll()
     assert idle_wait(account.settings, 1.5, since=report) is False
 
-    result = {}
-    waiter = threading.Thread(target=lambda: result.update(new=idle_wait(account.settings, 60, since=report)))
-    waiter.start()
-    time.sleep(0.5)
-    account.append(ALERTS[5])  # before the IDLE began (caught by since=) or during it (EXISTS): True either way
-    waiter.join(60)
-    assert result == {"new": True}
+    # appended before the IDLE began (caught by since=) or during it (EXISTS): True either way
+    new, _ = idle_wait_while_mail_arrives(account, ALERTS[5], since=report, timeout=60, delay=0.5)
+    assert new is True
     assert account.poll().folder("INBOX").ingested == 1
 
 
 def test_idle_wait_keeps_renewing_its_idle_and_stops_on_the_stop_event(account, monkeypatch):
     monkeypatch.setattr(ingest, "IDLE_RENEW", 0.5)  # servers drop an IDLE after ~29 minutes; renew often here
     report = account.poll()
-    result = {}
-    waiter = threading.Thread(target=lambda: result.update(new=idle_wait(account.settings, 30, since=report)))
-    waiter.start()
-    time.sleep(2.0)  # several renewals
-    account.append(ALERTS[6])
-    waiter.join(30)
-    assert result == {"new": True}
+    # two seconds before the mail: several renewals
+    new, _ = idle_wait_while_mail_arrives(account, ALERTS[6], since=report, timeout=30, delay=2.0)
+    assert new is True
 
     stop = threading.Event()
     threading.Timer(0.5, stop.set).start()
@@ -419,14 +424,10 @@ def test_idle_wait_watches_every_configured_folder_and_stops_on_the_stop_event(a
     report = account.poll()
     assert idle_wait(account.settings, 1.5, since=report) is False
 
-    result = {}
-    waiter = threading.Thread(target=lambda: result.update(new=idle_wait(account.settings, 60, since=report)))
-    waiter.start()
-    time.sleep(1.0)
-    started = time.monotonic()
-    account.append(ALERTS[5], folder="Alerts/arXiv")  # the second folder: no longer left to the next poll
-    waiter.join(60)
-    assert result == {"new": True} and time.monotonic() - started < 30
+    # the second folder: no longer left to the next poll
+    new, seconds = idle_wait_while_mail_arrives(account, ALERTS[5], folder="Alerts/arXiv", since=report,
+                                                timeout=60, delay=1.0)
+    assert new is True and seconds < 30
     assert account.poll().folder("Alerts/arXiv").ingested == 1
 
     stop = threading.Event()
@@ -439,13 +440,8 @@ def test_idle_wait_watches_every_configured_folder_and_stops_on_the_stop_event(a
 def test_a_folder_that_cannot_be_watched_is_logged_and_the_others_are_still_watched(account, caplog):
     account.configure(folders=["INBOX", "No/Such/Folder"])
     report = account.poll()
-    result = {}
-    waiter = threading.Thread(target=lambda: result.update(new=idle_wait(account.settings, 60, since=report)))
-    waiter.start()
-    time.sleep(1.0)
-    account.append(ALERTS[5])
-    waiter.join(60)
-    assert result == {"new": True}
+    new, _ = idle_wait_while_mail_arrives(account, ALERTS[5], since=report, timeout=60, delay=1.0)
+    assert new is True
     assert "cannot watch folder 'No/Such/Folder'" in caplog.text and "the other folders are watched" in caplog.text
 
     account.configure(folders=["No/Such/Folder", "Nor/This"])  # nothing can be watched: the error is raised
