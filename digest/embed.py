@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -156,9 +156,17 @@ class Embedder:
             log.debug("loading embedding model %s from %s", self.name, path)
             try:
                 self._model = SentenceTransformer(path, device="cpu")
-            except OSError as exc:
-                raise ConfigError(f"model.name = {self.name!r} could not be loaded ({exc}); name a bundled model "
-                                  f"such as {DEFAULT_MODEL!r} or a local model directory") from None
+            except (OSError, ValueError) as exc:
+                bundled = "the bundled all-MiniLM-L6-v2, all-mpnet-base-v2 or both as all-MiniLM-L6-v2+all-mpnet-base-v2"
+                if self.offline and not Path(path).is_dir():
+                    # not a directory, not in the local Hugging Face cache, and downloading is off: say that,
+                    # not the hub library's "check your internet connection"
+                    raise ConfigError(f"model.name = {self.name!r} is neither a bundled model nor a model directory, "
+                                      "and model.offline = true does not download models; name "
+                                      f"{bundled}, a local sentence-transformers directory, or set "
+                                      "model.offline = false to let sentence-transformers download it") from None
+                raise ConfigError(f"model.name = {self.name!r} could not be loaded ({' '.join(str(exc).split())}); "
+                                  f"name {bundled} or a local model directory") from None
         return self._model
 
     @property
@@ -181,10 +189,15 @@ class Embedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-def cached_vectors(store: Store, embedder: Embedder, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+CHUNK = 64  # texts embedded (and stored) at a time: an interrupted run keeps what it did, progress can be shown
+
+
+def cached_vectors(store: Store, embedder: Embedder, texts: Sequence[str],
+                   progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, int]:
     """Vectors for ``texts`` (rows in the same order), embedding only those not yet in the store.
 
-    Returns the matrix and how many texts were embedded now.
+    Returns the matrix and how many texts were embedded now. ``progress(done, total)`` is called before the
+    first chunk and after each one when anything is missing.
     """
     hashes = [content_hash(t) for t in texts]
     found = store.get_vectors(embedder.name, set(hashes))
@@ -192,11 +205,16 @@ def cached_vectors(store: Store, embedder: Embedder, texts: Sequence[str]) -> tu
     for h, t in zip(hashes, texts, strict=True):
         if h not in found and h not in missing:
             missing[h] = t
-    if missing:
-        new = embedder.encode(list(missing.values()))
-        fresh = dict(zip(missing.keys(), new, strict=True))
+    keys = list(missing)
+    for start in range(0, len(keys), CHUNK):
+        if progress is not None and start == 0:
+            progress(0, len(keys))
+        chunk = keys[start: start + CHUNK]
+        fresh = dict(zip(chunk, embedder.encode([missing[h] for h in chunk]), strict=True))
         store.put_vectors(embedder.name, fresh)
         found.update(fresh)
+        if progress is not None:
+            progress(start + len(chunk), len(keys))
     if not texts:
         return np.zeros((0, 0), dtype=np.float32), 0
     return np.stack([found[h] for h in hashes]).astype(np.float32), len(missing)

@@ -10,6 +10,8 @@
      +-- TokenError         a feedback link or reply token is altered, forged, expired or for another user
 """
 
+import re
+
 
 class DigestError(Exception):
     """Base class: the CLI prints the message on one line and exits non-zero."""
@@ -49,3 +51,50 @@ class DeliveryError(DigestError):
 
 class TokenError(DigestError):
     pass
+
+
+_HEADER = re.compile(r"\s*\[\s*([\w.\-]+)\s*\]\s*(#.*)?$")
+_ARRAY_HEADER = re.compile(r"\s*\[\[\s*([\w.\-]+)\s*\]\]\s*(#.*)?$")
+_ASSIGN = re.compile(r"\s*([\w\-]+(?:\s*\.\s*[\w\-]+)*)\s*=")
+_PATH = re.compile(r"(?:([\w\-]+)(?:\[(\d+)\])?\.)?([\w\-]+)(?:\[(\d+)\])?")
+
+
+def toml_line(text: str, key: str) -> int | None:
+    """The line of ``key`` in a TOML text, where the value that is wrong actually sits.
+
+    ``key`` is a path as the error messages name it: ``paused`` (top level), ``mute.keywords`` (key of a
+    table), ``interests[2].weight`` (key of the third ``[[interests]]``), ``interests[2]`` (that table's
+    header), ``imap`` (a table). Keys are looked for inside the right table, so ``keywords`` under ``[mute]``
+    is not reported at the ``keywords`` of ``[boost]``. None when the key is not written in the file (a default,
+    or a layout this does not follow)."""
+    m = _PATH.fullmatch(key)
+    if not m:
+        return None
+    table, index, leaf, leaf_index = m.group(1), m.group(2), m.group(3), m.group(4)
+    index = int(index) if index is not None else None
+    current, current_index = None, None
+    counts: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if header := _ARRAY_HEADER.match(line):
+            current = header.group(1)
+            current_index = counts.get(current, 0)
+            counts[current] = current_index + 1
+            if table is None and current == leaf and leaf_index in (None, current_index):
+                return number
+            continue
+        if header := _HEADER.match(line):
+            current, current_index = header.group(1), None
+            if table is None and current == leaf and leaf_index is None:
+                return number
+            continue
+        if not (assign := _ASSIGN.match(line)):
+            continue
+        name = re.sub(r"\s+", "", assign.group(1))
+        if table is None:
+            if current is None and (name == leaf or name.startswith(leaf + ".")):
+                return number
+        elif (current == table and index in (None, current_index) and name == leaf) or \
+                (current is None and name == f"{table}.{leaf}"):
+            return number
+    # an inline table (boost = {keywords = [...]}) or a dotted layout: the line of the table itself
+    return toml_line(text, table) if table is not None else None

@@ -63,6 +63,8 @@ from .store import Store
 __all__ = ["FolderReport", "PollReport", "connect", "idle_wait", "mailbox_key", "poll_all"]
 
 log = logging.getLogger(__name__)
+# the one-line summary per folder: the CLI prints these lines itself, so it quiets this logger
+summary_log = logging.getLogger("digest.ingest.summary")
 
 FETCH_BATCH = 200  # UIDs per metadata FETCH (RFC822.SIZE FLAGS): small responses even for a huge folder
 BODY_BATCH = 20  # messages per BODY.PEEK[] FETCH ...
@@ -394,7 +396,7 @@ def poll_all(store: Store, settings: Settings, *, stop: threading.Event | None =
                 report.folders.append(folder)
                 _poll_with_retries(session, store, settings, folder, report, stop, progress, retries, backoff)
                 store.set_poll_state(folder.mailbox, result=folder.summary())
-                (log.warning if folder.error else log.info)("imap: %s", folder.summary())
+                (summary_log.warning if folder.error else summary_log.info)("imap: %s", folder.summary())
                 if report.error:
                     store.log_event("ERROR", "poll", report.error)
                     break

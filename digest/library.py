@@ -270,10 +270,11 @@ def to_bibtex(papers) -> str:
     library = bibtexparser.Library()
     keys: set[str] = set()
     for paper in papers:
-        surname = re.sub(r"[^a-z]", "", (paper.authors[0].split()[-1] if paper.authors else "").lower()) or "anon"
+        surname = re.sub(r"[^a-z]", "", (paper.authors[0].split()[-1] if paper.authors else "").lower())
         year = (paper.published or "")[:4]
-        word = next((w for w in re.findall(r"[a-z]+", paper.title.lower()) if len(w) > 3), "paper")
-        key = base = f"{surname}{year}{word}"
+        words = [w for w in re.findall(r"[a-z]+", paper.title.lower()) if len(w) > 3] or ["paper"]
+        # surname + year + first word (Google Scholar's style); without authors, the title's first two words
+        key = base = f"{surname}{year}{words[0]}" if surname else f"{words[0]}{year}{''.join(words[1:2])}"
         n = 1
         while key in keys:
             n += 1
@@ -295,4 +296,5 @@ def to_bibtex(papers) -> str:
         if paper.abstract:
             fields.append(Field("abstract", _tex(paper.abstract)))
         library.add(Entry("article" if paper.venue else "misc", key, fields))
-    return bibtexparser.write_string(library)
+    text = bibtexparser.write_string(library)
+    return text if text.endswith("\n") or not text else text + "\n"

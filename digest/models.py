@@ -13,6 +13,9 @@ from dataclasses import asdict, dataclass, field, replace
 
 _ARXIV_VERSION = re.compile(r"v\d+$")
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+# a leading "Abstract" label: followed by punctuation, or by a capitalised word ("Abstract Background ...",
+# "Abstract The ..."), or written in capitals; not the adjective ("Abstract reasoning is ...")
+_ABSTRACT_LABEL = re.compile(r"\s*(?:ABSTRACT\b[\s:.\-–—]*|Abstract(?:\s*[:.\-–—]\s*|\s+(?=[A-Z])))")
 
 
 def normalise_arxiv_id(value: str | None) -> str | None:
@@ -78,6 +81,11 @@ class Paper:
         object.__setattr__(self, "arxiv_id", normalise_arxiv_id(self.arxiv_id))
         object.__setattr__(self, "doi", normalise_doi(self.doi))
         object.__setattr__(self, "authors", tuple(self.authors))
+        # "Abstract Background: ..." as Scholar snippets and journal pages start: the label is not the text
+        for key in ("abstract", "snippet"):
+            value = getattr(self, key)
+            if value and (label := _ABSTRACT_LABEL.match(value)) and len(value) - label.end() > 20:
+                object.__setattr__(self, key, value[label.end():])
         object.__setattr__(self, "categories", tuple(self.categories))
 
     @property

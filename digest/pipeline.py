@@ -129,9 +129,10 @@ def ingest_paths(store: Store, paths: Iterable[Path]) -> IngestReport:
 
 
 # -- embed -------------------------------------------------------------------------------------------------
-def embed_papers(store: Store, embedder: Embedder, papers: Sequence[Paper]) -> tuple[np.ndarray, int]:
+def embed_papers(store: Store, embedder: Embedder, papers: Sequence[Paper],
+                 progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, int]:
     """Vectors for papers (rows in order), embedding only those whose text the store has not seen."""
-    return cached_vectors(store, embedder, [p.text for p in papers])
+    return cached_vectors(store, embedder, [p.text for p in papers], progress)
 
 
 def candidate_since(settings: Settings, now: datetime | None = None) -> str:
@@ -139,10 +140,12 @@ def candidate_since(settings: Settings, now: datetime | None = None) -> str:
     return (now - timedelta(days=settings.ranking.candidate_days)).isoformat(timespec="seconds")
 
 
-def embed_new(store: Store, embedder: Embedder, settings: Settings) -> int:
-    """Embed every recent paper once (whatever the number of users). Returns how many were embedded now."""
+def embed_new(store: Store, embedder: Embedder, settings: Settings,
+              progress: Callable[[int, int], None] | None = None) -> int:
+    """Embed every recent paper once (whatever the number of users). Returns how many were embedded now;
+    ``progress(done, total)`` follows the work (see ``embed.cached_vectors``)."""
     papers = [p for _, p in store.papers_since(candidate_since(settings))]
-    return embed_papers(store, embedder, papers)[1] if papers else 0
+    return embed_papers(store, embedder, papers, progress)[1] if papers else 0
 
 
 # -- rank --------------------------------------------------------------------------------------------------
@@ -210,7 +213,8 @@ def embed_profile(store: Store, embedder: Embedder, profile: Profile) -> int:
 def rank_user(store: Store, embedder: Embedder, settings: Settings, profile: Profile, *,
               today: date | None = None, now: datetime | None = None) -> UserRanking:
     """Rank this user's candidates: recent papers never sent to them."""
-    candidates = store.candidate_papers(profile.user, candidate_since(settings, now))
+    candidates = store.candidate_papers(profile.user, candidate_since(settings, now),
+                                        replacements=settings.ranking.include_replacements)
     anchors, texts, notes = profile_anchors(store, profile)
     anchor_vecs, embedded = cached_vectors(store, embedder, texts)
     if embedded > 20:  # a library's first read: say where the time went (each text is embedded once)
@@ -407,7 +411,10 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
     except Exception as exc:  # one user's failure never blocks the others; the claim is retried next run
         store.mark_digest(digest_id, "retry", error=f"{type(exc).__name__}: {exc}")
         store.log_event("ERROR", "send", f"{type(exc).__name__}: {exc}", user=profile.user)
-        log.exception("digest for %s failed", profile.user)
+        if isinstance(exc, DigestError):  # ours (e.g. a model that cannot load): the message says it all
+            log.error("digest for %s failed: %s", profile.user, exc)
+        else:
+            log.exception("digest for %s failed", profile.user)
         return Delivery(profile.user, "retry", error=str(exc), to=profile.email)
 
 
@@ -457,6 +464,6 @@ def deliver_all(store: Store, embedder: Embedder | None, settings: Settings, pro
         try:
             out.append(deliver_user(store, embedder, settings, profile, outbox=outbox, dry_run=dry_run, now=now,
                                     ranker=ranker))
-        except DigestError as exc:
-            out.append(Delivery(profile.user, "failed", error=str(exc)))
+        except DigestError as exc:  # raised before anything was recorded: the next run simply tries again
+            out.append(Delivery(profile.user, "retry", error=str(exc)))
     return out

@@ -13,10 +13,11 @@ import tomllib
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from datetime import time as dt_time
 from pathlib import Path
 
-from .errors import ProfileError
+from .errors import ProfileError, toml_line
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SEND_AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -109,17 +110,15 @@ def frequency_days(frequency: str) -> tuple[int, ...]:
     raise ValueError(frequency)
 
 
+def is_send_day(profile: Profile, now: datetime | None = None) -> bool:
+    """Whether the user's local day at ``now`` is one of their ``frequency``'s days."""
+    return date.fromisoformat(local_period(profile, now)).weekday() in profile.send_days
+
+
 def local_period(profile: Profile, now: datetime | None = None) -> str:
     """A digest's period: the user's local calendar date at ``now`` (default: the current time)."""
     now = now or datetime.now(UTC)
     return now.astimezone(zoneinfo.ZoneInfo(profile.timezone)).date().isoformat()
-
-
-def _line_of(text: str, key: str) -> int | None:
-    for number, line in enumerate(text.splitlines(), 1):
-        if re.match(rf"\s*(\[+\s*)?{re.escape(key)}\s*(=|\]\])", line):
-            return number
-    return None
 
 
 class _Checker:
@@ -129,7 +128,7 @@ class _Checker:
         self.path, self.text = path, text
 
     def fail(self, key: str, problem: str, example: str | None = None) -> ProfileError:
-        line = _line_of(self.text, key.split(".")[-1].split("[")[0])
+        line = toml_line(self.text, key)
         where = f"{self.path}:{line}" if line else self.path
         hint = f"; for example: {key.split('.')[-1].split('[')[0]} = {example}" if example else ""
         return ProfileError(f"{where}: {key}: {problem}{hint}")
@@ -150,6 +149,9 @@ class _Checker:
             if required:
                 raise self.fail(prefix + key, "is required", example)
             return None
+        if isinstance(value, date | dt_time):
+            # send_at = 07:30 without quotes is a TOML time, not text
+            raise self.fail(prefix + key, f"must be text in quotes (got the unquoted {value.isoformat()})", example)
         if not isinstance(value, str) or not value.strip():
             raise self.fail(prefix + key, f"must be a non-empty string (got {value!r})", example)
         return value.strip()
@@ -181,7 +183,8 @@ def parse_profile(text: str, path: str | Path) -> Profile:
     timezone = check.string(data, "timezone", TOP_KEYS["timezone"]) or "UTC"
     try:
         zoneinfo.ZoneInfo(timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: "Europe" names a folder of the zone database, not a zone
         raise check.fail("timezone", f"unknown IANA time zone {timezone!r}", TOP_KEYS["timezone"]) from None
     send_at = check.string(data, "send_at", TOP_KEYS["send_at"]) or "07:00"
     if not _SEND_AT.match(send_at):
@@ -240,13 +243,13 @@ def parse_profile(text: str, path: str | Path) -> Profile:
     if not isinstance(library, list) or not all(isinstance(v, str) and v.strip() for v in library):
         raise check.fail("library", f"must be a file name or a list of them (got {data.get('library')!r})",
                          TOP_KEYS["library"])
-    for name in library:
+    for file in library:
         # imported only for profiles that name a library (it imports the parsers)
         from .library import EXPORT_HINT, FORMATS
 
-        if Path(name).suffix.lower() not in FORMATS:
-            raise check.fail("library", f"{name!r} is not a library export; {EXPORT_HINT}", TOP_KEYS["library"])
-    library = tuple(str((Path(path).parent / Path(name.strip()).expanduser()).resolve()) for name in library)
+        if Path(file).suffix.lower() not in FORMATS:
+            raise check.fail("library", f"{file!r} is not a library export; {EXPORT_HINT}", TOP_KEYS["library"])
+    library = tuple(str((Path(path).parent / Path(file.strip()).expanduser()).resolve()) for file in library)
     if not interests and not seeds and not library:
         raise ProfileError(f"{path}: add at least one [[interests]] entry or one [[seeds]] paper, for example:\n"
                            '[[interests]]\nlabel = "Protein design"\ndescription = "diffusion models for proteins"')
@@ -266,14 +269,17 @@ def parse_profile(text: str, path: str | Path) -> Profile:
                    library=library, path=path, **lists)
 
 
-def load_profile(path: Path) -> Profile:
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ProfileError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
     except OSError as exc:
         raise ProfileError(f"{path}: cannot read ({exc.strerror})") from None
-    return parse_profile(text, path)
+
+
+def load_profile(path: Path) -> Profile:
+    return parse_profile(_read_text(path), path)
 
 
 @dataclass(frozen=True)
@@ -317,18 +323,20 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
     emails: dict[str, str] = {}
     for path in sorted(directory.glob("*.toml")):
         try:
-            text = path.read_text(encoding="utf-8")
+            text = _read_text(path)
             profile = parse_profile(text, path)
             if profile.email.lower() in emails:
-                raise ProfileError(f"{path}: email: {profile.email} is already used by "
-                                   f"profiles/{emails[profile.email.lower()]}.toml; each user needs their own address")
+                line = toml_line(text, "email")
+                raise ProfileError(f"{path}{f':{line}' if line else ''}: email: {profile.email} is already used by "
+                                   f"{directory / emails[profile.email.lower()]}.toml; each user needs their own "
+                                   "address (or move the example profiles out of the folder)")
             emails[profile.email.lower()] = profile.user
             texts[profile.user] = text
             profiles[profile.user], library_errors, library_warnings = with_library(profile)
             errors.extend(library_errors)
             warnings.extend(library_warnings)
-        except (ProfileError, UnicodeDecodeError, OSError) as exc:
-            err = exc if isinstance(exc, ProfileError) else ProfileError(f"{path}: cannot read: {exc}")
+        except (ProfileError, OSError) as exc:
+            err = exc if isinstance(exc, ProfileError) else ProfileError(f"{path}: cannot read ({exc})")
             errors.append(err)
             previous = (last_good or {}).get(path.stem)
             if previous is not None:

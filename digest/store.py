@@ -344,10 +344,13 @@ class Store:
         rows = self.db.query("SELECT * FROM papers WHERE first_seen >= ? ORDER BY first_seen, id", [since])
         return [(r["id"], self._row_to_paper(r)) for r in rows]
 
-    def candidate_papers(self, user: str, since: str) -> list[tuple[str, Paper]]:
-        """Papers first seen since ``since`` that were never sent to ``user``."""
+    def candidate_papers(self, user: str, since: str, *, replacements: bool = False) -> list[tuple[str, Paper]]:
+        """Papers first seen since ``since`` that were never sent to ``user``. A paper first seen in an arXiv
+        listing's replacements section (a revised version of an older paper) is left out unless
+        ``replacements``: it is not news, and the listing carries no abstract for it."""
+        skip = "" if replacements else "AND (section IS NULL OR section != 'replaced') "
         rows = self.db.query(
-            "SELECT * FROM papers WHERE first_seen >= ? AND id NOT IN "
+            f"SELECT * FROM papers WHERE first_seen >= ? {skip}AND id NOT IN "
             "(SELECT paper_id FROM sent_papers WHERE user = ?) ORDER BY first_seen, id", [since, user])
         return [(r["id"], self._row_to_paper(r)) for r in rows]
 

@@ -62,3 +62,61 @@ def test_the_module_entry_point_works():
     result = subprocess.run([sys.executable, "-m", "digest", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "demo" in result.stdout
     assert isinstance(cli, click.Group)
+
+
+def _profiles(tmp_path, frequency="daily"):
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "ada.toml").write_text(f'email = "ada@example.org"\ntimezone = "UTC"\nfrequency = "{frequency}"\n'
+                                       '[[interests]]\nlabel = "Program synthesis"\n')
+    config = tmp_path / "config.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\nprofiles_dir = "{profiles}"\n')
+    return config
+
+
+@pytest.mark.parametrize("command", ["votes", "resume"])
+def test_a_mistyped_user_name_is_an_error_not_an_empty_answer(tmp_path, command):
+    config = _profiles(tmp_path)
+    result = CliRunner().invoke(cli, ["--config", str(config), command, "adda"])
+    assert result.exit_code == 1, result.output
+    assert "no user 'adda'" in result.output and 'did you mean "ada"?' in result.output
+    assert CliRunner().invoke(cli, ["--config", str(config), command, "ada"]).exit_code == 0
+
+
+def test_rank_on_an_empty_store_says_where_papers_come_from_before_loading_the_model(tmp_path):
+    config = _profiles(tmp_path)
+    code = ("import sys\nfrom digest.cli import main\nsys.argv = ['digest', *sys.argv[1:]]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert e.code == 1, e.code\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    result = subprocess.run([sys.executable, "-c", code, "--config", str(config), "rank", "ada"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "no papers in the store yet" in result.stderr and "digest poll" in result.stderr
+    assert "--data-dir demo-data rank ada" in result.stderr
+
+
+def test_send_leaves_out_a_user_whose_frequency_skips_today(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    # a day that is neither today nor tomorrow (UTC), so the test cannot straddle midnight
+    day = (datetime.now(UTC) + timedelta(days=3)).strftime("%a").lower()
+    config = _profiles(tmp_path, frequency=f"weekly:{day}")
+    result = CliRunner().invoke(cli, ["--config", str(config), "send", "--outbox", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    today = datetime.now(UTC).strftime("%A")
+    assert f'ada: not a send day (frequency = "weekly:{day}", and it is {today} in UTC); --any-day' in result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.model
+def test_send_any_day_sends_whatever_the_frequency(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    day = (datetime.now(UTC) + timedelta(days=3)).strftime("%a").lower()
+    config = _profiles(tmp_path, frequency=f"weekly:{day}")
+    config.write_text(config.read_text() + '[model]\nname = "all-MiniLM-L6-v2"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "send", "--any-day", "--outbox", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "not a send day" not in result.output
+    assert "ada: 0 papers written" in result.output  # an empty store: the quiet-day note (quiet_day = "note")
+    assert len(list((tmp_path / "out").glob("ada-*.eml"))) == 1

@@ -81,3 +81,41 @@ def test_generated_secret_key_is_kept_in_the_data_dir(tmp_path, monkeypatch):
     assert len(first) == 64
     assert settings.web.secret_key(tmp_path).reveal() == first
     assert oct((tmp_path / "secret.key").stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("text, message", [
+    # every link of every digest starts with base_url: a bare host name would make them all dead
+    ('[web]\nport = 8025\nbase_url = "digest.example.org"\n',
+     r"config\.toml:3: web\.base_url must be the absolute address .* with http:// or https://"),
+    ('[web]\nbase_url = "ftp://digest.example.org"\n', r"config\.toml:2: web\.base_url"),
+    ('[imap]\nhost = "imap.example.org"\nport = -5\n', r"config\.toml:3: imap\.port must be from 1 to 65535 \(got -5\)"),
+    ('[imap]\npoll_minutes = 0\n', r"config\.toml:2: imap\.poll_minutes must be at least 0\.5"),
+    ('[smtp]\nretries = -1\n', r"smtp\.retries must be from 0 to 20"),
+    ('[ranking]\ndefault_max_items = 0\n', r"ranking\.default_max_items must be from 1 to 100"),
+    # the classic TOML slip: a top-level key below a [table] belongs to that table
+    ('[schedule]\ngrace_minutes = 60\ndata_dir = "/srv/digest"\n',
+     r"config\.toml:3: unknown key schedule\.data_dir \(data_dir is a top-level key: move it above"),
+    ('[imap]\nhost = "a"\n[smtp]\nhost = "b"\nport = "465"\n', r"config\.toml:5: smtp\.port has the wrong type"),
+])
+def test_errors_name_the_line_and_values_out_of_range_are_refused(tmp_path, text, message):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path)
+
+
+def test_a_config_file_that_is_not_utf8_or_not_a_file_is_one_clear_error(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_bytes(b"# caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"config\.toml: not UTF-8 text; save the file as UTF-8"):
+        load_settings(path)
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(ConfigError, match=r"config\.toml: cannot read the config file \(Is a directory\)"):
+        load_settings(path)
+
+
+def test_an_absolute_base_url_with_a_path_is_accepted(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[web]\nbase_url = "https://example.org/digest"\n')
+    assert load_settings(path).web.base_url == "https://example.org/digest"

@@ -490,6 +490,7 @@ def test_digest_poll_fails_with_one_line_on_a_wrong_password_or_an_unreachable_s
     assert result.exit_code == 1
     assert f"error: imap: cannot reach {account.servers.host}:{closed_port} (Connection refused)" in result.output
     assert "gave up after 4 attempts" in result.output and "Traceback" not in result.output
+    assert result.output.count("gave up after 4 attempts") == 1  # said once, not by the log, the line and again
 
 
 def test_digest_poll_watch_ingests_mail_as_it_arrives_and_stops_on_sigterm(account):

@@ -427,3 +427,16 @@ def test_listing_file_with_its_own_headers_is_read_as_a_message():
     [(label, raw)] = list(iter_raw_messages(FIXTURES / "arxiv/arxivbrowse-q-fin-new-2023-03-17.txt"))
     parsed = parse_message(raw)
     assert parsed.subject.startswith("q-fin daily 13 new") and parsed.date.startswith("2023-03-17")
+
+
+def test_a_leading_abstract_label_is_not_part_of_the_text():
+    parsed = parse_fixture("google_scholar/landau-19bc03358e94bbaf-inference-and-analysis-of-cell-cell-communication-.html")
+    [paper] = [p for p in parsed.papers if "Kaposi" in (p.snippet or "")]
+    assert paper.snippet.startswith("Background Classic Kaposi")
+    from digest.models import Paper
+
+    assert Paper("t", abstract="ABSTRACT: We study the effect of x on y in z.").abstract.startswith("We study")
+    assert Paper("t", abstract="Abstract. We study the effect of x on y.").abstract.startswith("We study")
+    # the adjective stays, and so does a label with nearly nothing after it
+    assert Paper("t", abstract="Abstract reasoning is hard for models.").abstract.startswith("Abstract reasoning")
+    assert Paper("t", snippet="Abstract Short").snippet == "Abstract Short"

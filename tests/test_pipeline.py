@@ -12,6 +12,7 @@ import pytest
 from digest.config import load_settings
 from digest.embed import Embedder
 from digest.pipeline import deliver_all, embed_new, ingest_paths, load_user_profiles
+from digest.profiles import load_profile
 from digest.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,6 +30,9 @@ def test_the_demo_writes_one_digest_per_profile_and_a_second_run_embeds_nothing(
     assert "emails read: 6 (6 alerts" in first.stdout
     embedded = [line for line in first.stdout.splitlines() if line.startswith("embedded: ")]
     assert embedded and int(embedded[0].split()[1]) > 300
+    n = int(embedded[0].split()[1])
+    # minutes of embedding are not silent: what is happening, then how far it got
+    assert f"embedding {n} new papers with " in first.stdout and f"  {n}/{n} papers embedded (" in first.stdout
     outbox = tmp_path / "outbox"
     profiles = sorted(p.stem for p in (REPO / "profiles").glob("*.toml"))
     for user in profiles:
@@ -39,10 +43,12 @@ def test_the_demo_writes_one_digest_per_profile_and_a_second_run_embeds_nothing(
         assert msg.get_content_type() == "multipart/alternative"
         assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
         assert msg["To"].addresses[0].addr_spec.endswith("@example.org")
+        # the name from the profile, also for a profile with a library (ben): not the library's file name
+        assert msg["To"].addresses[0].display_name == load_profile(REPO / "profiles" / f"{user}.toml").name
 
     second = _demo(tmp_path)
     assert second.returncode == 0, second.stderr
-    assert "embedded: 0" in second.stdout.splitlines()
+    assert "embedded: 0" in second.stdout.splitlines() and "embedding " not in second.stdout
     assert "papers: 0 new, 0 merged" in second.stdout
     assert "already delivered for this period" in second.stdout
     assert sorted(p.name for p in outbox.iterdir()) == sorted(p.name for p in outbox.iterdir() if p.suffix in (".eml", ".html"))

@@ -47,6 +47,9 @@ def test_a_good_profile_parses_with_defaults(tmp_path):
     (GOOD + "[boost]\nkeywords = \"diffusion\"\n", r"boost\.keywords: must be a list of strings"),
     (GOOD + "[[seeds]]\nabstract = \"only an abstract\"\n", r"seeds\[0\]: needs an arxiv id, a doi or a title"),
     ('name = "x\n', r"not valid TOML: .*line 1"),
+    # a folder of the zone database is not a zone (zoneinfo raises IsADirectoryError for it)
+    (GOOD.replace("Europe/London", "Europe"), r"ada\.toml:3: timezone: unknown IANA time zone 'Europe'"),
+    (GOOD.replace('"07:30"', "07:30:00"), r"ada\.toml:4: send_at: must be text in quotes \(got the unquoted 07:30:00\)"),
 ])
 def test_errors_name_file_key_line_and_fix(tmp_path, text, message):
     with pytest.raises(ProfileError, match=message):
@@ -88,4 +91,45 @@ def test_two_profiles_with_the_same_address_are_refused(tmp_path):
     (tmp_path / "twin.toml").write_text(GOOD)
     loaded = load_profiles(tmp_path)
     assert set(loaded.profiles) == {"ada"}
-    assert "already used by profiles/ada.toml" in str(loaded.errors[0])
+    # the folder actually read (not a hard-coded profiles/), the line, and the likely cause
+    assert f"twin.toml:2: email: ada@example.org is already used by {tmp_path / 'ada.toml'}" in str(loaded.errors[0])
+    assert "move the example profiles out" in str(loaded.errors[0])
+
+
+# the line is the one of the value that is wrong, not the first line that has a key of that name
+LAYERED = GOOD + '''
+[[interests]]
+label = "Retrieval"
+weight = 1
+
+[[interests]]
+label = "Compilers"
+weight = 9
+
+[boost]
+keywords = ["kv cache"]
+
+[mute]
+keywords = "survey"
+'''
+
+
+@pytest.mark.parametrize("text, message", [
+    (LAYERED.replace("weight = 9", "weight = 1"), r"ada\.toml:24: mute\.keywords: must be a list of strings"),
+    (LAYERED.replace('keywords = "survey"', 'keywords = ["survey"]'), r"ada\.toml:18: interests\[2\]\.weight"),
+    (LAYERED.replace('keywords = "survey"', 'keywords = ["survey"]').replace("weight = 9", "weight = 1")
+     .replace('keywords = ["kv cache"]', 'keywords = ["kv cache"]\nfrequency = "daily"'),
+     r"ada\.toml:22: boost\.frequency: unknown key \(frequency is a top-level key"),
+    ('mute = {keywords = 3}\n' + GOOD, r"ada\.toml:1: mute\.keywords: must be a list of strings"),
+])
+def test_errors_point_at_the_line_of_the_value_that_is_wrong(tmp_path, text, message):
+    with pytest.raises(ProfileError, match=message):
+        parse_profile(text, tmp_path / "ada.toml")
+
+
+def test_a_profile_with_a_library_keeps_its_name(tmp_path):
+    (tmp_path / "lib.bib").write_text("@article{a, title = {A paper}}\n")
+    text = GOOD.replace('name = "Ada"', 'name = "Ada Lovelace"\nlibrary = "lib.bib"')
+    profile = parse_profile(text, tmp_path / "ada.toml")
+    assert profile.name == "Ada Lovelace"
+    assert profile.library == (str((tmp_path / "lib.bib").resolve()),)

@@ -88,6 +88,15 @@ def test_items_are_numbered_so_votes_by_reply_can_name_them():
     assert re.search(r"^3\. Third$", out.text, re.M)
 
 
+def test_the_plain_text_keeps_its_columns_with_ten_or_more_items():
+    out = render_digest(_context([_item(f"Paper {n}") for n in range(1, 12)]))
+    assert re.search(r"^ 1\. Paper 1$", out.text, re.M) and re.search(r"^11\. Paper 11$", out.text, re.M)
+    # every line under an item starts in the title's column
+    for line in out.text.split("11. Paper 11")[1].split("\n--")[0].splitlines()[1:]:
+        assert not line or line.startswith("    ") and not line.startswith("     Why"), repr(line)
+    assert re.search(r"^    Why: ", out.text, re.M) and not re.search(r"^   Why: ", out.text, re.M)
+
+
 def test_the_subject_leads_with_the_first_title_and_is_one_line():
     one = render_digest(_context([_item("A single\nremarkable paper")]))
     assert one.subject == "A single remarkable paper · your paper for Sat 28 Nov"

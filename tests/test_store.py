@@ -164,3 +164,16 @@ def test_a_store_that_does_not_hold_the_claim_cannot_overwrite_a_live_or_finishe
     assert owner.mark_digest(digest_id, "sent") is True
     assert other.mark_digest(digest_id, "failed", error="stale run") is False
     assert owner.digest(digest_id)["status"] == "sent"
+
+
+def test_arxiv_replacements_are_not_candidates_unless_asked_for(store):
+    store.add_papers([Paper("A new paper", arxiv_id="2411.00001", section="new"),
+                      Paper("A cross-list", arxiv_id="2411.00002", section="cross"),
+                      Paper("A revised old paper", arxiv_id="2406.00003", section="replaced"),
+                      Paper("A Scholar alert item")])
+    titles = [p.title for _, p in store.candidate_papers("ada", "2000-01-01")]
+    assert titles == ["A new paper", "A cross-list", "A Scholar alert item"]
+    assert len(store.candidate_papers("ada", "2000-01-01", replacements=True)) == 4
+    # a paper first seen as new keeps counting as new when a later listing carries its replacement
+    store.add_papers([Paper("A new paper", arxiv_id="2411.00001", section="replaced")])
+    assert "A new paper" in [p.title for _, p in store.candidate_papers("ada", "2000-01-01")]

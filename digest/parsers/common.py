@@ -234,6 +234,10 @@ _NOT_TITLE_START = re.compile(
 )
 
 
+# Markdown or wiki markup: a heading ("## Setup"), a code fence, a table row, a quote
+_MARKUP_START = re.compile(r"^(#{1,6}\s|```|~~~|\||>\s)")
+
+
 def is_meaningful_title(text: str | None) -> bool:
     """A rule against junk papers: at least 3 words and 15 letters, not a link label, greeting or URL.
 
@@ -246,7 +250,7 @@ def is_meaningful_title(text: str | None) -> bool:
         return False
     if re.search(r"https?://|www\.|@|\b10\.\d{4,9}/", text):
         return False
-    if _NOT_TITLE_START.match(text) or text.endswith((":", ",")):
+    if _NOT_TITLE_START.match(text) or text.endswith((":", ",")) or _MARKUP_START.match(text):
         return False
     last = re.findall(r"\w+", text.lower())[-1:] or [""]
     if last[0] in _DANGLING:  # "my latest paper is <a>here</a>": a sentence cut at the link

@@ -40,14 +40,20 @@ _META = re.compile(
 
 
 def looks_like(text: str) -> bool:
+    """An HF papers link anywhere, or the page's own words at its top (a forwarded or pasted page starts with
+    them; a document that merely mentions "trending papers" further down is not such a page)."""
     return bool(HF_URL.search(text)) or bool(
-        re.search(r"trending papers|daily papers|byAK and the research community", text, re.I))
+        re.search(r"trending papers|daily papers|byAK and the research community", text[:2000], re.I))
 
 
 def _is_abstract(block: str) -> bool:
     """A paragraph of prose: long, with sentences."""
     return len(block) >= 250 or (len(block) >= 120 and bool(re.search(r"[.!?]\s+[A-Z]", block))
                                  and block.rstrip().endswith((".", "!", "?", ")")))
+
+
+# a line that reads as prose (ends a sentence, or holds two) or as code (backticks)
+_PROSE_OR_CODE = re.compile(r"`|[.!?]$|[.!?]\s+[A-Z][a-z]")
 
 
 def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
@@ -84,6 +90,8 @@ def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
         flush()
         title, abstract = None, []
         candidate = content[-1] if len(content) > 1 and len(content[-1]) > 10 else joined
+        if source != "hf" and not ids and _PROSE_OR_CODE.search(candidate):
+            continue  # with no id to vouch for it, a sentence or a line of code is not a title
         if is_meaningful_title(candidate) or (source == "hf" and len(re.findall(r"\w+", candidate)) >= 2
                                              and not re.search(r"https?://|@", candidate)):
             title, ident = candidate, (ids[0] if ids else None)
