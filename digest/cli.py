@@ -140,7 +140,7 @@ def demo(ctx: click.Context, data_dir: str, inbox: str, profiles_dir: str) -> No
         sys.exit(1)
 
 
-def _embed_progress(settings, every: float = 10.0):
+def _embed_progress(settings, what: str = "papers", every: float = 10.0):
     """A progress(done, total) callback for embedding: a first line saying what takes the time, then a line at
     most every ``every`` seconds (the first run embeds a few hundred papers: minutes on a small CPU)."""
     import time
@@ -151,11 +151,11 @@ def _embed_progress(settings, every: float = 10.0):
         now = time.monotonic()
         if done == 0:
             state["start"] = state["last"] = now
-            click.echo(f"embedding {total} new papers with {settings.model.name} (each paper once; the model "
+            click.echo(f"embedding {total} new {what} with {settings.model.name} (each {what[:-1]} once; the model "
                        "loads first, then this can take minutes on a small CPU)...")
         elif done == total or now - state["last"] >= every:
             state["last"] = now
-            click.echo(f"  {done}/{total} papers embedded ({now - state['start']:.0f} s)")
+            click.echo(f"  {done}/{total} {what} embedded ({now - state['start']:.0f} s)")
 
     return progress
 
@@ -274,7 +274,7 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int) -> None:
                           "`digest --data-dir demo-data rank " + prof.user + "`")
     for problem in [*map(str, library_errors), *library_warnings]:
         click.secho(f"note: {problem}", fg="yellow")
-    result = rank_user(store, _embedder(settings), settings, prof)
+    result = rank_user(store, _embedder(settings), settings, prof, progress=_embed_progress(settings, "texts"))
     for note in result.notes:
         click.secho(f"note: {note}", fg="yellow")
     picked = {id(i.paper) for i in result.ranking.picked}
@@ -340,7 +340,7 @@ def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[st
     if not profiles:
         return
     embedder = _embedder(settings)
-    embed_new(store, embedder, settings)
+    embed_new(store, embedder, settings, _embed_progress(settings))
     deliveries = deliver_all(store, embedder, settings, profiles, outbox=outbox, dry_run=dry_run, now=now)
     for d in deliveries:
         _print_delivery(d)
@@ -369,7 +369,13 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
         library = f", {len(profile.library_seeds)} library papers" if profile.library else ""
         click.echo(f"profile {user}: ok ({len(profile.interests)} interests, {len(profile.seeds)} seeds{library}, "
                    f"{profile.frequency} at {profile.send_at} {profile.timezone})")
-    for warning in loaded.warnings:
+    warnings = list(loaded.warnings)
+    if settings.smtp.host:
+        # example.org, .test, .invalid... never receive mail (RFC 2606): the example profiles left in place
+        warnings += [f"{profile.path}: email: {profile.email} is a reserved example address, so a sent digest "
+                     "bounces; put the user's real address there, or move the example profiles out of "
+                     f"{directory}" for profile in loaded.profiles.values() if _reserved_address(profile.email)]
+    for warning in warnings:
         click.secho(f"warning: {warning}", fg="yellow")
     for error in loaded.errors:
         click.secho(f"error: {error}", fg="red")
@@ -377,6 +383,13 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
         sys.exit(1)
     if not loaded.profiles:
         raise DigestError(f"{directory}: no profiles (*.toml) found; copy profiles/ada.toml as a start")
+
+
+def _reserved_address(address: str) -> bool:
+    domain = address.rsplit("@", 1)[-1].lower().rstrip(".")
+    return domain in ("example.org", "example.com", "example.net") or \
+        domain.endswith((".example.org", ".example.com", ".example.net")) or \
+        domain.rsplit(".", 1)[-1] in ("example", "test", "invalid", "localhost")
 
 
 # ---- poll: the IMAP poller (owner: poller) ---------------------------------------------------------------
@@ -640,7 +653,9 @@ def _print_status(r: dict) -> None:
     click.echo(f"daemon: running (pid {daemon.get('pid')}, started {ago(daemon.get('started_at'))})" if daemon
                else "daemon: not running (start it with `digest run`)")
     if not r["polls"]:
-        click.echo("last poll: never")
+        click.echo("last poll: never" + ("" if r["counts"]["papers"] else
+                                         " (read alerts in with `digest poll` or `digest ingest PATH`; the demo's "
+                                         "store is `--data-dir demo-data`)"))
     for p in r["polls"]:
         click.echo(f"last poll: {p['mailbox']}: {ago(p['at'])}: {p['result'] or 'no result recorded'}")
     counts = r["counts"]

@@ -211,18 +211,20 @@ def embed_profile(store: Store, embedder: Embedder, profile: Profile) -> int:
 
 
 def rank_user(store: Store, embedder: Embedder, settings: Settings, profile: Profile, *,
-              today: date | None = None, now: datetime | None = None) -> UserRanking:
-    """Rank this user's candidates: recent papers never sent to them."""
+              today: date | None = None, now: datetime | None = None,
+              progress: Callable[[int, int], None] | None = None) -> UserRanking:
+    """Rank this user's candidates: recent papers never sent to them. ``progress`` follows the embedding of
+    what is new (a library's first read, papers not embedded yet)."""
     candidates = store.candidate_papers(profile.user, candidate_since(settings, now),
                                         replacements=settings.ranking.include_replacements)
     anchors, texts, notes = profile_anchors(store, profile)
-    anchor_vecs, embedded = cached_vectors(store, embedder, texts)
+    anchor_vecs, embedded = cached_vectors(store, embedder, texts, progress)
     if embedded > 20:  # a library's first read: say where the time went (each text is embedded once)
         log.info("%s: embedded %d new profile texts (seeds, library, votes), once", profile.user, embedded)
     signals = build_signals(profile, anchors, anchor_vecs)
     papers = [p for _, p in candidates]
     if papers:
-        cand_vecs, _ = embed_papers(store, embedder, papers)
+        cand_vecs, _ = embed_papers(store, embedder, papers, progress)
         # the rest of the world, to calibrate this user's scores against
         # seeded by the day: the same store ranks the same way within a day (preview, then send)
         seed = (today or date.today()).toordinal()

@@ -120,3 +120,13 @@ def test_send_any_day_sends_whatever_the_frequency(tmp_path):
     assert "not a send day" not in result.output
     assert "ada: 0 papers written" in result.output  # an empty store: the quiet-day note (quiet_day = "note")
     assert len(list((tmp_path / "out").glob("ada-*.eml"))) == 1
+
+
+def test_check_warns_when_real_mail_would_go_to_the_example_addresses(tmp_path):
+    config = _profiles(tmp_path)
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert result.exit_code == 0 and "reserved example address" not in result.output  # no SMTP: demo, outbox
+    config.write_text(config.read_text() + '[smtp]\nhost = "smtp.example.net"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert result.exit_code == 0, result.output
+    assert "ada.toml: email: ada@example.org is a reserved example address, so a sent digest bounces" in result.output

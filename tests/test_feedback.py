@@ -387,7 +387,13 @@ def test_the_resume_and_votes_commands(live):
     assert live.store.pause_of("nora") is None
     again = runner.invoke(cli, ["--config", str(live.config), "resume", "nora"])
     assert "nothing to do" in again.output
-    assert "no votes yet" in runner.invoke(cli, ["--config", str(live.config), "votes", "nobody"]).output
+    profiles = live.config.parent / "profiles"
+    profiles.mkdir(exist_ok=True)
+    (profiles / "zoe.toml").write_text('email = "zoe@example.org"\n[[interests]]\nlabel = "Compilers"\n')
+    assert "zoe: no votes yet" in runner.invoke(cli, ["--config", str(live.config), "votes", "zoe"]).output
+    # nora has no profile file but votes and a pause in the store: known; a name that is neither is an error
+    unknown = runner.invoke(cli, ["--config", str(live.config), "votes", "nobody"])
+    assert unknown.exit_code == 1 and "no user 'nobody'" in unknown.output and "zoe" in unknown.output
 
 
 def test_digest_serve_runs_the_app_and_stops_on_sigterm(tmp_path):
