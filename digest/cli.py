@@ -370,7 +370,7 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
         click.echo(f"profile {user}: ok ({len(profile.interests)} interests, {len(profile.seeds)} seeds{library}, "
                    f"{profile.frequency} at {profile.send_at} {profile.timezone})")
     warnings = list(loaded.warnings)
-    if settings.smtp.host:
+    if settings.smtp.host and not settings.outbox:
         # example.org, .test, .invalid... never receive mail (RFC 2606): the example profiles left in place
         warnings += [f"{profile.path}: email: {profile.email} is a reserved example address, so a sent digest "
                      "bounces; put the user's real address there, or move the example profiles out of "
@@ -389,7 +389,7 @@ def _reserved_address(address: str) -> bool:
     domain = address.rsplit("@", 1)[-1].lower().rstrip(".")
     return domain in ("example.org", "example.com", "example.net") or \
         domain.endswith((".example.org", ".example.com", ".example.net")) or \
-        domain.rsplit(".", 1)[-1] in ("example", "test", "invalid", "localhost")
+        domain.rsplit(".", 1)[-1] in ("example", "test", "invalid")
 
 
 # ---- poll: the IMAP poller (owner: poller) ---------------------------------------------------------------

@@ -258,7 +258,12 @@ def _build(cls, table: dict, section: str, source: str, text: str = ""):
 def _check_base_url(url: str, at: str) -> None:
     """Links in every digest start with web.base_url: without a scheme and a host they would all be dead."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+    try:
+        parts.port  # noqa: B018  (raises ValueError for a port out of range)
+        bad_port = False
+    except ValueError:
+        bad_port = True
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment or bad_port:
         raise ConfigError(f"{at}: web.base_url must be the absolute address users reach the feedback server at, "
                           f'with http:// or https:// (got {url!r}); for example: base_url = "https://digest.example.org"')
 

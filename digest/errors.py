@@ -70,11 +70,16 @@ def toml_line(text: str, key: str) -> int | None:
     m = _PATH.fullmatch(key)
     if not m:
         return None
-    table, index, leaf, leaf_index = m.group(1), m.group(2), m.group(3), m.group(4)
-    index = int(index) if index is not None else None
+    table, leaf = m.group(1), m.group(3)
+    index, leaf_index = (int(g) if g is not None else None for g in (m.group(2), m.group(4)))
     current, current_index = None, None
     counts: dict[str, int] = {}
+    in_string = None  # the quotes of a multi-line string being read: its lines are text, not TOML
     for number, line in enumerate(text.splitlines(), 1):
+        if in_string:
+            if line.count(in_string) % 2:
+                in_string = None
+            continue
         if header := _ARRAY_HEADER.match(line):
             current = header.group(1)
             current_index = counts.get(current, 0)
@@ -84,11 +89,14 @@ def toml_line(text: str, key: str) -> int | None:
             continue
         if header := _HEADER.match(line):
             current, current_index = header.group(1), None
-            if table is None and current == leaf and leaf_index is None:
-                return number
+            if (table is None and current == leaf and leaf_index is None) or current == f"{table}.{leaf}":
+                return number  # the table, or an unknown sub-table [imap.sub]
             continue
         if not (assign := _ASSIGN.match(line)):
             continue
+        for quotes in ('"""', "'''"):
+            if line.count(quotes) % 2:
+                in_string = quotes
         name = re.sub(r"\s+", "", assign.group(1))
         if table is None:
             if current is None and (name == leaf or name.startswith(leaf + ".")):
@@ -96,5 +104,8 @@ def toml_line(text: str, key: str) -> int | None:
         elif (current == table and index in (None, current_index) and name == leaf) or \
                 (current is None and name == f"{table}.{leaf}"):
             return number
-    # an inline table (boost = {keywords = [...]}) or a dotted layout: the line of the table itself
+    # not written in the file (a required key that is missing), an inline table (boost = {keywords = [...]}) or
+    # a dotted layout: the line of the table entry itself, else of the table
+    if table is not None and index is not None:
+        return toml_line(text, f"{table}[{index}]") or toml_line(text, table)
     return toml_line(text, table) if table is not None else None

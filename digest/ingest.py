@@ -381,7 +381,7 @@ def poll_all(store: Store, settings: Settings, *, stop: threading.Event | None =
         if not locked:
             report.error = (f"another poll of {store.path} is still running; this pass was skipped "
                             "(the next one will read what it leaves)")
-            log.warning("imap: %s", report.error)
+            summary_log.warning("imap: %s", report.error)  # the pass's one line (the CLI prints it itself)
             return report
         if rescan:
             for name in names:

@@ -13,9 +13,13 @@ from dataclasses import asdict, dataclass, field, replace
 
 _ARXIV_VERSION = re.compile(r"v\d+$")
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
-# a leading "Abstract" label: followed by punctuation, or by a capitalised word ("Abstract Background ...",
-# "Abstract The ..."), or written in capitals; not the adjective ("Abstract reasoning is ...")
-_ABSTRACT_LABEL = re.compile(r"\s*(?:ABSTRACT\b[\s:.\-–—]*|Abstract(?:\s*[:.\-–—]\s*|\s+(?=[A-Z])))")
+# a leading "Abstract" label: followed by a colon, a period or a spaced dash ("Abstract: ...", "ABSTRACT. ..."),
+# or by the heading or first word abstracts start with ("Abstract Background ...", "Abstract The ..."); never
+# the adjective or a term ("Abstract reasoning", "Abstract Meaning Representation", "Abstract-level", "ABSTRACT ALGEBRA")
+_ABSTRACT_LABEL = re.compile(
+    r"\s*(?:Abstract|ABSTRACT)(?:\s*[:.]\s+|\s+[-–—]\s+|\s*\n\s*|\s+(?=(?:Background|Objectives?|Purpose|"
+    r"Introduction|Aims?|Motivation|Context|Rationale|Importance|Summary|The|This|These|We|Here|In|Our|Recent|"
+    r"Despite|Although|While|As|With|Over|Many|Most)\b))")
 
 
 def normalise_arxiv_id(value: str | None) -> str | None:

@@ -150,7 +150,7 @@ class _Checker:
                 raise self.fail(prefix + key, "is required", example)
             return None
         if isinstance(value, date | dt_time):
-            # send_at = 07:30 without quotes is a TOML time, not text
+            # send_at = 07:30:00 without quotes is a TOML time, not text
             raise self.fail(prefix + key, f"must be text in quotes (got the unquoted {value.isoformat()})", example)
         if not isinstance(value, str) or not value.strip():
             raise self.fail(prefix + key, f"must be a non-empty string (got {value!r})", example)

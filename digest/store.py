@@ -160,6 +160,16 @@ def _richer(old: str | None, new: str | None) -> str | None:
     return new if len(new) > len(old) else old
 
 
+def _merged_section(old: str | None, new: str | None) -> str | None:
+    """A paper is a replacement (not a digest candidate) only while every sighting of it is one: a Scholar alert
+    or an arXiv new/cross entry for it outweighs an arXiv "replaced" entry, whichever came first."""
+    if old == "replaced":
+        return new
+    if old is None:
+        return None if new == "replaced" else new
+    return old
+
+
 class Store:
     """All persistent state. Open one per process (or per thread); every write is one transaction."""
 
@@ -263,8 +273,9 @@ class Store:
         if paper.source not in sources:
             sources.append(paper.source)
         merged["sources"] = json.dumps(sources)
-        for key in ("published", "venue", "comments", "section"):
+        for key in ("published", "venue", "comments"):
             merged[key] = row[key] or getattr(paper, key)
+        merged["section"] = _merged_section(row["section"], paper.section)
         if not json.loads(row["categories"] or "[]") and paper.categories:
             merged["categories"] = json.dumps(list(paper.categories))
         merged["title_key"] = normalise_title(merged["title"])

@@ -440,3 +440,20 @@ def test_a_leading_abstract_label_is_not_part_of_the_text():
     # the adjective stays, and so does a label with nearly nothing after it
     assert Paper("t", abstract="Abstract reasoning is hard for models.").abstract.startswith("Abstract reasoning")
     assert Paper("t", snippet="Abstract Short").snippet == "Abstract Short"
+    for text in ["Abstract Meaning Representation (AMR) is a semantic formalism for sentences.",
+                 "Abstract Interpretation is a theory of sound approximation of programs.",
+                 "Abstract-level summaries are studied in this rather long text.",
+                 "ABSTRACT ALGEBRA is the study of algebraic structures such as groups."]:
+        assert Paper("t", abstract=text).abstract == text
+
+
+def test_titles_with_a_question_mark_or_an_abbreviation_survive_in_pasted_pages():
+    from digest.parsers.hf import pairs_from_blocks
+
+    abstract = "We study a thing in depth and show what it does. " * 6
+    for title in ["Can Large Language Models Reason About Physics?", "Transformers vs. Recurrent Networks for Speech"]:
+        [paper] = pairs_from_blocks(f"{title}\n\n{abstract}", source="generic")
+        assert paper.title == title
+    # a line of code or two sentences of prose is not a title when no id vouches for it
+    for line in ["`digest run` is the whole service in one long-running process", "It works well. We show it here."]:
+        assert pairs_from_blocks(f"{line}\n\n{abstract}", source="generic") == []

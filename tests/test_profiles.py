@@ -121,6 +121,14 @@ keywords = "survey"
      .replace('keywords = ["kv cache"]', 'keywords = ["kv cache"]\nfrequency = "daily"'),
      r"ada\.toml:22: boost\.frequency: unknown key \(frequency is a top-level key"),
     ('mute = {keywords = 3}\n' + GOOD, r"ada\.toml:1: mute\.keywords: must be a list of strings"),
+    # the second [[seeds]] entry (line 14), not the first; a required key that is missing: its entry's header
+    (GOOD + '[[seeds]]\ntitle = "A seed"\n\n[[seeds]]\nabstract = "only an abstract"\n',
+     r"ada\.toml:14: seeds\[1\]: needs an arxiv id"),
+    (LAYERED.replace('keywords = "survey"', 'keywords = ["survey"]').replace("weight = 9", "weight = 1")
+     .replace('label = "Compilers"\n', ""), r"ada\.toml:16: interests\[2\]\.label: is required"),
+    # a line inside a multi-line string is text, not a key
+    (GOOD.replace('description = "faster LLM inference"', 'description = """\nweight = 1\n"""')
+     .replace("weight = 2", "weight = 9"), r"ada\.toml:12: interests\[0\]\.weight"),
 ])
 def test_errors_point_at_the_line_of_the_value_that_is_wrong(tmp_path, text, message):
     with pytest.raises(ProfileError, match=message):

@@ -177,3 +177,10 @@ def test_arxiv_replacements_are_not_candidates_unless_asked_for(store):
     # a paper first seen as new keeps counting as new when a later listing carries its replacement
     store.add_papers([Paper("A new paper", arxiv_id="2411.00001", section="replaced")])
     assert "A new paper" in [p.title for _, p in store.candidate_papers("ada", "2000-01-01")]
+    # a paper from a Scholar alert stays a candidate when an arXiv listing then carries its replacement...
+    store.add_papers([Paper("Cited in a Scholar alert", arxiv_id="2406.00004", source="google_scholar")])
+    store.add_papers([Paper("Cited in a Scholar alert", arxiv_id="2406.00004", section="replaced")])
+    # ...and a replacement becomes one when a Scholar alert brings it too
+    store.add_papers([Paper("A revised old paper", arxiv_id="2406.00003", source="google_scholar")])
+    titles = [p.title for _, p in store.candidate_papers("ada", "2000-01-01")]
+    assert "Cited in a Scholar alert" in titles and "A revised old paper" in titles

@@ -52,8 +52,9 @@ def _is_abstract(block: str) -> bool:
                                  and block.rstrip().endswith((".", "!", "?", ")")))
 
 
-# a line that reads as prose (ends a sentence, or holds two) or as code (backticks)
-_PROSE_OR_CODE = re.compile(r"`|[.!?]$|[.!?]\s+[A-Z][a-z]")
+# a line that reads as code (backticks), or as prose: two sentences ending with a period ("It works. We show
+# it."), or a sentence with a semicolon; titles may end in "?" or hold "vs. X" and "e.g. Y"
+_PROSE_OR_CODE = re.compile(r"`|\b[a-z]{3,}[.!?]\s+[A-Z][a-z].*\.$|;.*\.$")
 
 
 def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
@@ -90,7 +91,7 @@ def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
         flush()
         title, abstract = None, []
         candidate = content[-1] if len(content) > 1 and len(content[-1]) > 10 else joined
-        if source != "hf" and not ids and _PROSE_OR_CODE.search(candidate):
+        if source != "hf" and not ids and (_PROSE_OR_CODE.search(candidate) or len(candidate.split()) > 30):
             continue  # with no id to vouch for it, a sentence or a line of code is not a title
         if is_meaningful_title(candidate) or (source == "hf" and len(re.findall(r"\w+", candidate)) >= 2
                                              and not re.search(r"https?://|@", candidate)):
