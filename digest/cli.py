@@ -359,17 +359,21 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
 
         digest check --profiles profiles/
     """
+    from .embed import model_problems
     from .profiles import load_profiles
 
     settings = _settings(ctx)
     click.echo(f"config: {settings.source}: ok")
+    problems = model_problems(settings.model.name, settings.model.offline)
+    if not problems:
+        click.echo(f"model: {settings.model.name}: installed")
     directory = profiles_dir or settings.profiles_path
     loaded = load_profiles(directory)
     for user, profile in sorted(loaded.profiles.items()):
         library = f", {len(profile.library_seeds)} library papers" if profile.library else ""
         click.echo(f"profile {user}: ok ({len(profile.interests)} interests, {len(profile.seeds)} seeds{library}, "
                    f"{profile.frequency} at {profile.send_at} {profile.timezone})")
-    warnings = list(loaded.warnings)
+    warnings = [*problems, *loaded.warnings]
     if settings.smtp.host and not settings.outbox:
         # example.org, .test, .invalid... never receive mail (RFC 2606): the example profiles left in place
         warnings += [f"{profile.path}: email: {profile.email} is a reserved example address, so a sent digest "

