@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigError, toml_line
+from .errors import ConfigError, read_text_file, toml_line
 
 # chosen by measurement on the CiteULike benchmark (benchmarks/README.md): the two models' ensemble ranks best
 DEFAULT_MODEL = "all-MiniLM-L6-v2+all-mpnet-base-v2"
@@ -277,14 +277,10 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     source = "(defaults)"
     if candidate.exists():
         source = str(candidate)
+        text = read_text_file(candidate, ConfigError, "cannot read the config file",
+                              "pass a file with --config or $DIGEST_CONFIG")
         try:
-            text = candidate.read_text(encoding="utf-8")
             table = tomllib.loads(text)
-        except UnicodeDecodeError:
-            raise ConfigError(f"{candidate}: not UTF-8 text; save the file as UTF-8") from None
-        except OSError as exc:
-            raise ConfigError(f"{candidate}: cannot read the config file ({exc.strerror}); "
-                              "pass a file with --config or $DIGEST_CONFIG") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{candidate}: not valid TOML: {exc}; check quotes and brackets on that line") from None
     elif explicit:

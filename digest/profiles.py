@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from datetime import time as dt_time
 from pathlib import Path
 
-from .errors import ProfileError, toml_line
+from .errors import ProfileError, read_text_file, toml_line
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SEND_AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -269,17 +269,8 @@ def parse_profile(text: str, path: str | Path) -> Profile:
                    library=library, path=path, **lists)
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ProfileError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot read ({exc.strerror})") from None
-
-
 def load_profile(path: Path) -> Profile:
-    return parse_profile(_read_text(path), path)
+    return parse_profile(read_text_file(path, ProfileError), path)
 
 
 @dataclass(frozen=True)
@@ -323,7 +314,7 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
     emails: dict[str, str] = {}
     for path in sorted(directory.glob("*.toml")):
         try:
-            text = _read_text(path)
+            text = read_text_file(path, ProfileError)
             profile = parse_profile(text, path)
             if profile.email.lower() in emails:
                 line = toml_line(text, "email")
