@@ -63,9 +63,18 @@ def read_text_file(path, error: type[DigestError], cannot_read: str = "cannot re
         raise error(f"{path}: {cannot_read} ({exc.strerror}){'; ' + fix if fix else ''}") from None
 
 
-_HEADER = re.compile(r"\s*\[\s*([\w.\-]+)\s*\]\s*(#.*)?$")
-_ARRAY_HEADER = re.compile(r"\s*\[\[\s*([\w.\-]+)\s*\]\]\s*(#.*)?$")
-_ASSIGN = re.compile(r"\s*([\w\-]+(?:\s*\.\s*[\w\-]+)*)\s*=")
+_NAME = r"""(?:[\w\-]+|"[^"\n]*"|'[^'\n]*')"""  # a bare or quoted key
+_DOTTED = rf"{_NAME}(?:\s*\.\s*{_NAME})*"
+_HEADER = re.compile(rf"\s*\[\s*({_DOTTED})\s*\]\s*(#.*)?$")
+_ARRAY_HEADER = re.compile(rf"\s*\[\[\s*({_DOTTED})\s*\]\]\s*(#.*)?$")
+_ASSIGN = re.compile(rf"\s*({_DOTTED})\s*=")
+
+
+def _key_name(written: str) -> str:
+    """``"mute" . 'keywords'`` -> ``mute.keywords``: the key as the error messages name it."""
+    return ".".join(part.strip().strip("\"'") for part in re.findall(_NAME, written))
+
+
 _PATH = re.compile(r"(?:([\w\-]+)(?:\[(\d+)\])?\.)?([\w\-]+)(?:\[(\d+)\])?")
 
 
@@ -91,14 +100,14 @@ def toml_line(text: str, key: str) -> int | None:
                 in_string = None
             continue
         if header := _ARRAY_HEADER.match(line):
-            current = header.group(1)
+            current = _key_name(header.group(1))
             current_index = counts.get(current, 0)
             counts[current] = current_index + 1
             if table is None and current == leaf and leaf_index in (None, current_index):
                 return number
             continue
         if header := _HEADER.match(line):
-            current, current_index = header.group(1), None
+            current, current_index = _key_name(header.group(1)), None
             if (table is None and current == leaf and leaf_index is None) or current == f"{table}.{leaf}":
                 return number  # the table, or an unknown sub-table [imap.sub]
             continue
@@ -107,7 +116,7 @@ def toml_line(text: str, key: str) -> int | None:
         for quotes in ('"""', "'''"):
             if line.count(quotes) % 2:
                 in_string = quotes
-        name = re.sub(r"\s+", "", assign.group(1))
+        name = _key_name(assign.group(1))
         if table is None:
             if current is None and (name == leaf or name.startswith(leaf + ".")):
                 return number

@@ -126,6 +126,9 @@ keywords = "survey"
      r"ada\.toml:14: seeds\[1\]: needs an arxiv id"),
     (LAYERED.replace('keywords = "survey"', 'keywords = ["survey"]').replace("weight = 9", "weight = 1")
      .replace('label = "Compilers"\n', ""), r"ada\.toml:16: interests\[2\]\.label: is required"),
+    # quoted table names and keys are the same keys
+    (LAYERED.replace("weight = 9", "weight = 1").replace("[mute]", '[ "mute" ]')
+     .replace('keywords = "survey"', "'keywords' = \"survey\""), r"ada\.toml:24: mute\.keywords: must be a list"),
     # a line inside a multi-line string is text, not a key
     (GOOD.replace('description = "faster LLM inference"', 'description = """\nweight = 1\n"""')
      .replace("weight = 2", "weight = 9"), r"ada\.toml:12: interests\[0\]\.weight"),
