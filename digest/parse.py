@@ -8,7 +8,9 @@ markers, listing layout). Anything else goes to the generic parser; if that find
 a paper alert (``kind=None``).
 
 A mail from a known alert sender that yields no papers raises :class:`~digest.errors.ParseError`, unless its
-subject says it is an administrative message (subscription confirmations and the like).
+subject says it is an administrative message (subscription confirmations and the like), or the sender is a
+whole publisher domain (nature.com, heart.org, ...) and the mail lacks that family's alert layout (a
+newsletter): those are not paper alerts.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from .errors import ParseError
 from .models import Paper
-from .parsers import arxiv, biorxiv, generic, hf, journals, scholar
+from .parsers import arxiv, biorxiv, generic, hf, journals, pubmed, scholar
 from .parsers.common import Body, html_to_text
 
 __all__ = ["ParsedMessage", "parse_message", "parse_text", "iter_raw_messages"]
@@ -34,7 +36,7 @@ __all__ = ["ParsedMessage", "parse_message", "parse_text", "iter_raw_messages"]
 
 @dataclass(frozen=True)
 class ParsedMessage:
-    kind: str | None  # 'arxiv', 'google_scholar', 'nature', 'cellpress', 'aha', 'biorxiv', 'hf', 'generic'
+    kind: str | None  # 'arxiv', 'google_scholar', 'nature', 'cellpress', 'aha', 'biorxiv', 'hf', 'pubmed', 'generic'
     papers: list[Paper] = field(default_factory=list)
     subject: str = ""
     sender: str = ""  # bare address, lower-cased
@@ -50,15 +52,24 @@ _PARSERS: dict[str, Callable[[Body], list[Paper]]] = {
     "aha": journals.parse_aha,
     "biorxiv": biorxiv.parse,
     "hf": hf.parse,
+    "pubmed": pubmed.parse,
 }
 _LABELS = {
     "arxiv": "arXiv listing", "google_scholar": "Google Scholar alert", "nature": "Nature Portfolio alert",
     "cellpress": "Cell Press alert", "aha": "AHA Journals alert", "biorxiv": "bioRxiv/medRxiv alert",
-    "hf": "Hugging Face papers mail",
+    "hf": "Hugging Face papers mail", "pubmed": "PubMed (My NCBI) alert",
 }
 # subjects of administrative mail from alert senders: not an alert, so no error when they hold no papers
 _ADMIN_SUBJECT = re.compile(
-    r"confirm|verify|verification|welcome|subscription|subscribed|unsubscribe|password|account|help", re.I)
+    r"confirm|verify|verification|welcome|subscri(?:be|bed|ption)|password|account|help|activat|preferences|"
+    r"settings|\balert (?:has been |was )?(?:created|cancell?ed|deleted|updated|changed)", re.I)
+# families recognised by a whole domain (any mail from nature.com, heart.org, ...): their other mail
+# (newsletters, news briefings) is not an alert, so a mail without the family's layout markers and without
+# papers is "not an alert"; one with the markers but no papers is an error (the layout changed)
+_MARKERS: dict[str, Callable[[str], bool]] = {
+    "nature": journals.looks_like_nature, "cellpress": journals.looks_like_cellpress,
+    "aha": journals.looks_like_aha, "hf": hf.looks_like, "pubmed": pubmed.looks_like,
+}
 
 
 def kind_of_sender(address: str) -> str | None:
@@ -78,6 +89,8 @@ def kind_of_sender(address: str) -> str | None:
         return "aha"
     if domain.endswith(hf.SENDER_DOMAINS):
         return "hf"
+    if domain.endswith(pubmed.SENDER_DOMAINS):
+        return "pubmed"
     return None
 
 
@@ -97,6 +110,8 @@ def kind_of_content(text: str | None, html: str | None) -> str | None:
         return "arxiv"
     if biorxiv.looks_like(plain):
         return "biorxiv"
+    if pubmed.looks_like(plain):
+        return "pubmed"
     if hf.looks_like(plain) or (html and hf.looks_like(html)):
         return "hf"
     return None
@@ -227,6 +242,8 @@ def _run(kind: str, body: Body, *, sender: str, strict: bool) -> list[Paper]:
                          f"(subject {body.subject!r}) could not be parsed: {exc!r}") from exc
     if not papers and kind in ("nature", "cellpress", "aha", "hf"):
         papers = generic.parse(body)  # e.g. a Nature issue alert without DOIs, an HF mail of another layout
+    if not papers and kind in _MARKERS:
+        strict = strict and any(_MARKERS[kind](b) for b in (body.html, body.text) if b)
     if not papers and strict and not _ADMIN_SUBJECT.search(body.subject or ""):
         raise ParseError(
             f"{_LABELS[kind]} from {sender or 'unknown sender'} (subject {body.subject!r}) contains no papers: "

@@ -165,6 +165,29 @@ def test_administrative_mail_from_an_alert_sender_is_not_an_alert():
     assert parsed.kind is None and parsed.papers == []
 
 
+@pytest.mark.parametrize(("sender", "subject"), [
+    ("no-reply@arXiv.org", "Re: subscribe Jane Doe"),
+    ("scholaralerts-noreply@google.com", "Google Scholar alert created"),
+    # a whole publisher domain's other mail (a newsletter without the table-of-contents layout)
+    ("Nature Briefing <briefing@nature.com>", "Nature Briefing: the week in science"),
+    ("AHA Newsroom <news@heart.org>", "This week at AHA"),
+])
+def test_other_mail_from_alert_senders_is_not_an_alert(sender, subject):
+    msg = EmailMessage()
+    msg["From"], msg["Subject"] = sender, subject
+    msg.set_content("Hello reader,\n\nSome news of the week, with no papers at all.\n")
+    parsed = parse_message(msg.as_bytes())
+    assert parsed.kind is None and parsed.papers == []
+
+
+def test_a_journal_mail_with_the_toc_layout_but_no_papers_is_an_error():
+    msg = EmailMessage()
+    msg["From"], msg["Subject"] = "Nature Medicine <ealert@nature.com>", "Nature Medicine contents"
+    msg.set_content('<table><tr><td class="article-headline">nature.com</td></tr></table>', subtype="html")
+    with pytest.raises(ParseError, match=r"Nature Portfolio alert from ealert@nature.com .*contains no papers"):
+        parse_message(msg.as_bytes())
+
+
 # ---------------------------------------------------------------- Google Scholar
 
 
@@ -215,6 +238,101 @@ def test_scholar_bare_html_dois_from_publisher_paths():
     cites = parse_fixture("google_scholar/landau-19bc03358e94bbaf-inference-and-analysis-of-cell-cell-communication-.html")
     assert "10.1371/journal.pbio.3003594" in {p.doi for p in cites.papers}
     assert all((p.comments or "").startswith("Google Scholar: new citations") for p in cites.papers)
+
+
+def test_scholar_citation_alerts_name_the_cited_paper_in_any_ui_language():
+    [en] = parse_fixture("google_scholar/flecha-citations-en-2024.eml").papers
+    assert en.comments == ("Google Scholar: new citations; [PDF]; "
+                           "Cites: FlexBoard: A Flexible Breadboard for Interaction Prototyping on …")
+    ja = parse_fixture("google_scholar/flecha-citations-ja-2023-truncated.eml").papers
+    # a "1 件目の引用" (first citation) badge before the title; then the Japanese "引用:" label
+    assert [p.comments.split("Cites: ")[1] for p in ja] == [
+        "ReQTable: Square tabletop display that provides …", "3D Printing Firm Inflatables with Internal Tethers"]
+    assert all(p.snippet and p.authors for p in ja)
+
+
+def test_scholar_alert_forwarded_from_gmail_keeps_its_snippets():
+    # Gmail prefixes the classes of a forwarded mail: class="m_5785777122273086187gse_alrt_sni"
+    name = "google_scholar/landau-19bc03358e94bbaf-inference-and-analysis-of-cell-cell-communication-.html"
+    html = (FIXTURES / name).read_text()
+    renamed = re.sub(r'class="gse_alrt_', 'class="m_5785777122273086187gse_alrt_', html)
+    assert renamed != html
+    original, forwarded = parse_fixture(name).papers, parse_text(renamed, content_type="text/html").papers
+    assert [(p.title, p.snippet) for p in forwarded] == [(p.title, p.snippet) for p in original]
+    assert all(p.snippet for p in forwarded)
+
+
+def test_nested_link_wrappers_are_all_unwrapped():
+    from urllib.parse import quote
+
+    from digest.parsers.common import doi_from_url, unwrap_url
+
+    scholar = "https://scholar.google.com/scholar_url?url=https://www.nature.com/articles/s41598-025-88482-7&hl=nl"
+    outlook = f"https://eur01.safelinks.protection.outlook.com/?url={quote(scholar, safe='')}&reserved=0"
+    assert unwrap_url(outlook) == "https://www.nature.com/articles/s41598-025-88482-7"
+    assert doi_from_url(unwrap_url(outlook)) == "10.1038/s41598-025-88482-7"
+
+
+def test_et_al_is_not_an_author():
+    from digest.parsers.common import split_authors
+
+    assert split_authors("G. Peter, D. Piazza, et\n al. (20 additional authors not shown)") == ["G. Peter", "D. Piazza"]
+    assert split_authors("A. One, et al.") == ["A. One"]
+
+
+# ---------------------------------------------------------------- PubMed
+
+PUBMED = "other/pubmed/myncbi-breast-cancer-2017.eml"
+
+
+def test_pubmed_my_ncbi_results():
+    parsed = parse_fixture(PUBMED)
+    assert parsed.kind == "pubmed" and len(parsed.papers) == 5
+    first, second = parsed.papers[:2]
+    assert first.title == "Breast Cancer Treatment (PDQ®): Health Professional Version"  # no DOI: kept too
+    assert first.url == "https://pubmed.ncbi.nlm.nih.gov/26389187/" and first.comments == "PMID: 26389187"
+    assert second.title == "Influence of Body Image in Women Undergoing Treatment for Breast Cancer"
+    assert second.authors == ("Prates AC", "Freitas-Junior R", "Prates MF", "Veloso MF", "Barros NM")
+    assert second.doi == "10.1055/s-0037-1601453" and second.venue == "Rev Bras Ginecol Obstet"
+    assert second.published == "2017-03-30"
+    assert [p.doi for p in parsed.papers[2:]] == ["10.1038/bjc.2017.87", "10.1038/bjc.2017.85", "10.1159/000471234"]
+    assert parsed.papers[4].published == "2017-03-28"  # "2017 Mar 28;41(4):1633-1648"
+
+
+def test_pubmed_plain_text_with_a_wrapped_title_and_an_abstract():
+    text = """This message contains My NCBI what's new results from the National Center for Biotechnology
+Information (NCBI) at the U.S. National Library of Medicine (NLM).
+
+Search: breast cancer
+
+PubMed Results
+Items 1 - 2 of 2
+
+1. Evaluating wait times from screening to breast cancer diagnosis among women
+undergoing organised assessment vs usual care.
+Chiarelli AM, Muradali D, Blackmore KM.
+Br J Cancer. 2017 Mar 30. doi: 10.1038/bjc.2017.87. [Epub ahead of print]
+PMID: 28359079 [PubMed - as supplied by publisher]
+Background: Organised assessment shortens the wait from an abnormal screen to diagnosis, and this study
+measured by how much among women aged 50 to 74 in the Ontario Breast Screening Program over two years.
+
+2. Cepharanthine Induces Autophagy in Breast Cancer Cells.
+Gao S, Li X.
+Cell Physiol Biochem. 2017 Mar 28;41(4):1633-1648. doi: 10.1159/000471234.
+PMID: 28359054
+Similar articles
+"""
+    msg = EmailMessage()
+    msg["From"], msg["Subject"] = "My NCBI <efback@ncbi.nlm.nih.gov>", "What's new for 'breast cancer' in PubMed"
+    msg.set_content(text)
+    first, second = parse_message(msg.as_bytes()).papers
+    assert first.title == ("Evaluating wait times from screening to breast cancer diagnosis among women "
+                           "undergoing organised assessment vs usual care")
+    assert first.authors == ("Chiarelli AM", "Muradali D", "Blackmore KM") and first.doi == "10.1038/bjc.2017.87"
+    assert first.abstract.startswith("Background: Organised assessment") and first.abstract.endswith("two years.")
+    assert second.title == "Cepharanthine Induces Autophagy in Breast Cancer Cells" and second.abstract is None
+    # the same text without its sender (forwarded, pasted) is recognised by its content
+    assert parse_text(text).kind == "pubmed"
 
 
 # ---------------------------------------------------------------- journals and preprint servers

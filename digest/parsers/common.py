@@ -116,8 +116,18 @@ def text_of(node) -> str:
 
 
 def unwrap_url(url: str) -> str:
-    """The real target behind the redirect wrappers of Scholar, Elsevier, Outlook and Google."""
+    """The real target behind the redirect wrappers of Scholar, Elsevier, Outlook and Google, also when one
+    wraps another (Outlook's safe links around a Scholar link)."""
     url = html_lib.unescape(url.strip())
+    for _ in range(5):
+        inner = _unwrap_once(url)
+        if inner == url:
+            break
+        url = inner
+    return url
+
+
+def _unwrap_once(url: str) -> str:
     parts = urlsplit(url)
     host = parts.netloc.lower()
     query = parse_qs(parts.query)
@@ -211,7 +221,7 @@ def split_authors(text: str | None) -> list[str]:
     for raw in text.split(","):
         name = clean_space(raw).strip(" ;…").strip()
         name = re.sub(r"(\.\.\.|…)$", "", name).strip()
-        if not name or name.lower() in ("et al", "and", "others"):
+        if not name or name.lower().rstrip(".") in ("et al", "and", "others"):
             continue
         if names and _SUFFIX.match(name):
             names[-1] = f"{names[-1]}, {name}"  # "Alan S Brown, Jr." is one person
@@ -265,7 +275,7 @@ _MONTHS = {m: i for i, m in enumerate(
 
 
 def iso_date(text: str | None) -> str | None:
-    """``22 January 2026`` / ``January 22, 2026`` / ``2026-01-22`` -> ``2026-01-22``."""
+    """``22 January 2026`` / ``January 22, 2026`` / ``2026 Jan 22`` / ``2026-01-22`` -> ``2026-01-22``."""
     if not text:
         return None
     m = re.search(r"\b(\d{4})-(\d{2})-(\d{2})\b", text)
@@ -277,4 +287,7 @@ def iso_date(text: str | None) -> str | None:
     m = re.search(r"\b([A-Za-z]{3,9})\.?\s+(\d{1,2}),?\s+(\d{4})\b", text)
     if m and m.group(1)[:3].lower() in _MONTHS:
         return f"{int(m.group(3)):04d}-{_MONTHS[m.group(1)[:3].lower()]:02d}-{int(m.group(2)):02d}"
+    m = re.search(r"\b(\d{4})\s+([A-Za-z]{3,9})\.?\s+(\d{1,2})\b", text)  # PubMed: 2017 Mar 30
+    if m and m.group(2)[:3].lower() in _MONTHS and 1 <= int(m.group(3)) <= 31:
+        return f"{int(m.group(1)):04d}-{_MONTHS[m.group(2)[:3].lower()]:02d}-{int(m.group(3)):02d}"
     return None

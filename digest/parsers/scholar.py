@@ -39,6 +39,31 @@ _FOLT = {
 }
 
 
+# the label before the cited paper in a citation alert, in the UI languages seen ("Cites:", Japanese/Chinese
+# "引用:"); a badge span ("First citation", "1 件目の引用") may stand before the title instead
+_CITES_LABEL = re.compile(r"^\s*(?:Cites|Cite|Cita|Zitiert|Cytuje|Cita a|引用)\s*[:：]\s*", re.I)
+
+
+def _has_class(tag, name: str) -> bool:
+    """Scholar's class, also as Gmail rewrites it in forwarded copies (``m_5785...gse_alrt_sni``)."""
+    return any(c == name or c.endswith(name) for c in tag.get("class") or ())
+
+
+def _cited(table) -> str | None:
+    """The cited paper's title in a citation alert's ``• Cites: <title>`` row, or None for another table."""
+    cells = table.find_all("td")
+    if len(cells) < 2 or text_of(cells[0]) != "•":
+        return None
+    spans = [sp for sp in cells[1].find_all("span") if "background" not in (sp.get("style") or "")]
+    badge = len(spans) < len(cells[1].find_all("span"))
+    for text in [text_of(sp) for sp in spans] or [text_of(cells[1])]:
+        if _CITES_LABEL.match(text):
+            return clean_space(_CITES_LABEL.sub("", text)) or None
+    if badge and spans:
+        return clean_space(text_of(spans[-1])) or None
+    return None
+
+
 def looks_like(html: str) -> bool:
     return "gse_alrt_title" in html or bool(_SCHOLAR_LINK.search(html))
 
@@ -79,7 +104,7 @@ def parse(body: Body) -> list[Paper]:
     if not body.html:
         return []
     soup = soup_of(body.html)
-    anchors = soup.select("a.gse_alrt_title")
+    anchors = soup.find_all(lambda tag: tag.name == "a" and _has_class(tag, "gse_alrt_title"))
     if not anchors:
         # forwarded copies (Gmail, Outlook) may drop the class attribute: fall back to title links in <h3>
         anchors = [a for a in soup.select("h3 a[href]") if _SCHOLAR_LINK.search(a["href"])]
@@ -101,13 +126,12 @@ def parse(body: Body) -> list[Paper]:
         byline = snippet = cites = None
         container = h3 if h3 is not None else a
         for block in _following_blocks(container):
-            classes = block.get("class") or []
-            if "gse_alrt_sni" in classes:
+            if _has_class(block, "gse_alrt_sni"):
                 snippet = text_of(block)
             elif block.name == "div" and byline is None and not block.find("table") and text_of(block):
                 byline = block.get_text("")
-            elif block.name == "table" and "Cites:" in block.get_text():
-                cites = clean_space(block.get_text(" ").split("Cites:", 1)[1])
+            elif block.name == "table" and cites is None:
+                cites = _cited(block)
         authors, venue = _split_byline(byline or "")
         is_citation = bool(tag and tag.group(1).upper() == "CITATION") or "view_citation" in target
         comments = "; ".join(
