@@ -138,13 +138,28 @@ def test_arxiv_line_starting_with_arxiv_inside_an_abstract_does_not_start_an_ent
     first, second = parsed.papers
     assert len(parsed.papers) == 2
     assert first.abstract == "We revisit a previous result [see arXiv:2601.00638], this work extends it to 100% of cases."
-    assert first.title == "On the Café of Erdős: a study with $O(n^2)$ cost"  # NBSP-indented continuation
+    assert first.title == "On the Café of Erdős: a study with O(n²) cost"  # NBSP-indented continuation
     assert first.authors == ("Adèle Dupont", "J. Smith", "K. Lee")
     assert first.doi == "10.1000/xyz.123"
     assert first.published == "2026-01-26"  # a Friday window is announced on Monday
     assert second.arxiv_id == "math/0601001" and second.url == "https://arxiv.org/abs/math/0601001"
-    assert second.title == "An old-style identifier with $\\alpha$"
+    assert second.title == "An old-style identifier with α"
     assert second.authors  # broken TeX does not crash
+
+
+@pytest.mark.parametrize(("tex", "shown"), [
+    ("VQA$^2$: Visual Question Answering", "VQA²: Visual Question Answering"),
+    ("through $f$-divergence Minimization", "through f-divergence Minimization"),
+    ("the $H_0$ tension at $\\sim$100 Mpc", "the H₀ tension at ~100 Mpc"),
+    ("$\\mathrm{morphofit}$: a C/O ratio $< 1$", "morphofit: a C/O ratio < 1"),
+    ("$\\mathcal{O}(n \\log n)$ and $x^{-1}$, $a_{ij}$, $\\ell_1$", "O(n log n) and x⁻¹, aᵢⱼ, ℓ₁"),
+    # what plain text cannot show faithfully stays TeX
+    ("$\\frac{1}{2}$ and $W^{1,p}$ and $x^{q}$", "$\\frac{1}{2}$ and $W^{1,p}$ and $x^{q}$"),
+])
+def test_simple_inline_math_becomes_unicode(tex, shown):
+    from digest.parsers.common import tex_to_unicode
+
+    assert tex_to_unicode(tex) == shown
 
 
 def test_broken_arxiv_mail_raises_parse_error():

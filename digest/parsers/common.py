@@ -74,12 +74,58 @@ def _tex_segment(text: str) -> str:
     return out.replace("\xa0", " ")
 
 
+_SUPER = dict(zip("0123456789+-=()abcdefghijklmnoprstuvwxyz", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖʳˢᵗᵘᵛʷˣʸᶻ", strict=True))
+_SUB = dict(zip("0123456789+-=()aeijklmnoprstux", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎ₐₑᵢⱼₖₗₘₙₒₚᵣₛₜᵤₓ", strict=True))
+_MATH_SYMBOLS = {
+    "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "varepsilon": "ε", "zeta": "ζ",
+    "eta": "η", "theta": "θ", "kappa": "κ", "lambda": "λ", "mu": "μ", "nu": "ν", "xi": "ξ", "pi": "π",
+    "rho": "ρ", "sigma": "σ", "tau": "τ", "phi": "φ", "varphi": "φ", "chi": "χ", "psi": "ψ", "omega": "ω",
+    "Gamma": "Γ", "Delta": "Δ", "Theta": "Θ", "Lambda": "Λ", "Xi": "Ξ", "Pi": "Π", "Sigma": "Σ", "Phi": "Φ",
+    "Psi": "Ψ", "Omega": "Ω", "times": "×", "cdot": "·", "pm": "±", "leq": "≤", "le": "≤", "geq": "≥",
+    "ge": "≥", "neq": "≠", "approx": "≈", "sim": "~", "simeq": "≃", "to": "→", "rightarrow": "→",
+    "leftarrow": "←", "infty": "∞", "ell": "ℓ", "partial": "∂", "nabla": "∇", "in": "∈", "sqrt": "√",
+    "star": "⋆", "ast": "∗", "circ": "∘", "log": "log", "exp": "exp", "sin": "sin", "cos": "cos", "max": "max",
+    "min": "min", "langle": "⟨", "rangle": "⟩", "%": "%", "&": "&", "#": "#", "{": "{", "}": "}", ",": " ",
+    ";": " ", "!": "", " ": " ",
+}
+_FONT_MACRO = re.compile(r"\\(?:mathrm|mathbf|mathit|mathcal|mathbb|mathsf|mathtt|boldsymbol|bm|text|textrm|"
+                         r"textbf|textit|operatorname|rm|bf|it)\s*(\{[^{}]*\}|\w)")
+
+
+def _script(body: str, table: dict[str, str]) -> str | None:
+    body = body[1:-1] if body.startswith("{") else body
+    return "".join(table[ch] for ch in body) if body and all(ch in table for ch in body) else None
+
+
+def _simple_math(math: str) -> str:
+    """Inline math that plain text can show (``$f$`` -> ``f``, ``VQA$^2$`` -> ``VQA²``, ``$H_0$`` -> ``H₀``,
+    ``$\\alpha$`` -> ``α``, ``$\\mathrm{x}$`` -> ``x``); anything more (fractions, matrices, scripts Unicode has no
+    letter for) stays TeX, ``$...$`` and all, rather than be shown wrong."""
+    inner = math.strip("$")
+    inner = _FONT_MACRO.sub(lambda m: m.group(1).strip("{}"), inner)
+    inner = re.sub(r"\\([A-Za-z]+|[%&#{},;! ])",
+                   lambda m: _MATH_SYMBOLS.get(m.group(1), m.group(0)), inner)
+    failed = False
+
+    def script(m: re.Match) -> str:
+        nonlocal failed
+        out = _script(m.group(2), _SUPER if m.group(1) == "^" else _SUB)
+        failed = failed or out is None
+        return out or m.group(0)
+
+    inner = re.sub(r"([\^_])(\{[^{}]*\}|[^{}\s])", script, inner)
+    if failed or "\\" in inner or re.search(r"[{}^_]", inner):
+        return math
+    return clean_space(inner)
+
+
 def tex_to_unicode(text: str | None) -> str | None:
-    """TeX accents and simple macros to Unicode (``Aur\\'elien`` -> ``Aurélien``); ``$...$`` math is kept as is."""
+    """TeX accents and simple macros to Unicode (``Aur\\'elien`` -> ``Aurélien``); simple ``$...$`` math too
+    (``$H_0$`` -> ``H₀``), other math is kept as written."""
     if text is None:
         return None
     parts = _MATH.split(text)
-    out = [part if i % 2 else _tex_segment(part) for i, part in enumerate(parts)]
+    out = [_simple_math(part) if i % 2 else _tex_segment(part) for i, part in enumerate(parts)]
     return unicodedata.normalize("NFC", clean_space("".join(out)))
 
 
