@@ -7,10 +7,10 @@ forward header block whose ``From:`` names the original sender), then recognised
 markers, listing layout). Anything else goes to the generic parser; if that finds nothing the mail is not
 a paper alert (``kind=None``).
 
-A mail from a known alert sender that yields no papers raises :class:`~digest.errors.ParseError`, unless its
-subject says it is an administrative message (subscription confirmations and the like), or the sender is a
-whole publisher domain (nature.com, heart.org, ...) and the mail lacks that family's alert layout (a
-newsletter): those are not paper alerts.
+A mail from a known alert sender that yields no papers raises :class:`~digest.errors.ParseError` when it has
+its family's alert layout (see ``_MARKERS``); without it, a subscription confirmation and the like (by its
+subject) or any mail of a whole publisher domain (nature.com, heart.org, ...: newsletters) is not a paper
+alert.
 """
 
 from __future__ import annotations
@@ -61,15 +61,20 @@ _LABELS = {
 }
 # subjects of administrative mail from alert senders: not an alert, so no error when they hold no papers
 _ADMIN_SUBJECT = re.compile(
-    r"confirm|verify|verification|welcome|subscri(?:be|bed|ption)|password|account|help|activat|preferences|"
-    r"settings|\balert (?:has been |was )?(?:created|cancell?ed|deleted|updated|changed)", re.I)
-# families recognised by a whole domain (any mail from nature.com, heart.org, ...): their other mail
-# (newsletters, news briefings) is not an alert, so a mail without the family's layout markers and without
-# papers is "not an alert"; one with the markers but no papers is an error (the layout changed)
+    r"\b(?:confirm\w*|verify|verification|welcome|subscribe|subscribed|subscription|unsubscribe\w*|password|"
+    r"account|help|activate|alert (?:has been |was )?(?:created|cancell?ed|deleted|updated|changed))\b", re.I)
+# ...but not in an alert's own subject, where the words are the user's query: "T cell activation - new results"
+_ALERT_SUBJECT = re.compile(r"\s-\s[^-]{3,60}$|\bdaily\b.*\bmailing\b", re.I)
+# what a family's alerts look like (DOM markers, a listing's layout). A mail from an alert sender that yields no
+# papers is an error when it has the markers (the layout changed under the parser); without them it is other
+# mail (a subscription confirmation, a newsletter) when its subject says so or when the family is a whole
+# publisher domain (nature.com, heart.org, ...) that sends much else
 _MARKERS: dict[str, Callable[[str], bool]] = {
+    "arxiv": arxiv.looks_like, "google_scholar": scholar.looks_like, "biorxiv": biorxiv.looks_like,
     "nature": journals.looks_like_nature, "cellpress": journals.looks_like_cellpress,
     "aha": journals.looks_like_aha, "hf": hf.looks_like, "pubmed": pubmed.looks_like,
 }
+_WHOLE_DOMAIN = ("nature", "cellpress", "aha", "hf", "pubmed")
 
 
 def kind_of_sender(address: str) -> str | None:
@@ -240,11 +245,13 @@ def _run(kind: str, body: Body, *, sender: str, strict: bool) -> list[Paper]:
     except Exception as exc:  # a parser bug on odd input: report it as a parse error of this mail
         raise ParseError(f"{_LABELS[kind]} from {sender or 'unknown sender'} "
                          f"(subject {body.subject!r}) could not be parsed: {exc!r}") from exc
-    if not papers and kind in ("nature", "cellpress", "aha", "hf"):
+    if not papers and kind in _WHOLE_DOMAIN:
         papers = generic.parse(body)  # e.g. a Nature issue alert without DOIs, an HF mail of another layout
-    if not papers and kind in _MARKERS:
-        strict = strict and any(_MARKERS[kind](b) for b in (body.html, body.text) if b)
-    if not papers and strict and not _ADMIN_SUBJECT.search(body.subject or ""):
+    if not papers and strict and not any(_MARKERS[kind](b) for b in (body.html, body.text) if b):
+        subject = body.subject or ""
+        strict = kind not in _WHOLE_DOMAIN and not (_ADMIN_SUBJECT.search(subject)
+                                                    and not _ALERT_SUBJECT.search(subject))
+    if not papers and strict:
         raise ParseError(
             f"{_LABELS[kind]} from {sender or 'unknown sender'} (subject {body.subject!r}) contains no papers: "
             f"the layout may have changed. Save the mail as .eml and check it with `digest parse FILE`."

@@ -61,6 +61,7 @@ DISLIKE_SLOPE = 1.0     # ...by this much per sigma beyond it, in combined-z uni
 W_LEXICAL = 0.0         # the TF-IDF channel (needs background texts); measured: hurts here, so off
 HUB_WEIGHT = 0.0        # hubness correction: minus this times a paper's mean cosine to its HUB_K nearest background
 HUB_K = 10
+HUB_FINAL = 0.0  # EXPERIMENT
 NEG_KNN_WEIGHT = 0.0    # examples channel minus this times the top-k anchor z to thumbs-down papers
 LIKED_WEIGHT = 1.0      # a thumbs-up's weight among the classifier's positives (a seed counts 1)
 PRF_WEIGHT = 0.5        # pseudo-relevance feedback: weight of the similarity to today's PRF_TOP best candidates
@@ -175,6 +176,9 @@ def _best(zw: np.ndarray) -> np.ndarray:
 
 
 def _hubness(sims: np.ndarray) -> np.ndarray:
+    """Each row's mean cosine to its HUB_K nearest background papers, itself not counted: in production the
+    background is a sample of the same store, so a candidate may be in it (or a copy of it, same text)."""
+    sims = np.where(sims > 0.9999, -1.0, sims)
     k = min(HUB_K, sims.shape[1])
     return -np.partition(-sims, k - 1, axis=1)[:, :k].mean(axis=1)
 
@@ -252,12 +256,13 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray, background_vec
     sims = cand @ anchors.T if len(signals.anchors) else np.zeros((n, 0), dtype=np.float32)
     if len(bg) >= MIN_BACKGROUND:
         bg_sims = bg @ anchors.T if len(signals.anchors) else np.zeros((len(bg), 0), dtype=np.float32)
-        if HUB_WEIGHT:
+        if HUB_WEIGHT or HUB_FINAL:
             # papers close to everything (generic titles) look close to every seed too: discount them (CSLS)
-            sims = sims - HUB_WEIGHT * _hubness(cand @ bg.T)[:, None]
             bg_bg = bg @ bg.T
             np.fill_diagonal(bg_bg, -1.0)
-            bg_sims = bg_sims - HUB_WEIGHT * _hubness(bg_bg)[:, None]
+            hub_c, hub_b = _hubness(cand @ bg.T), _hubness(bg_bg)
+            sims = sims - HUB_WEIGHT * hub_c[:, None]
+            bg_sims = bg_sims - HUB_WEIGHT * hub_b[:, None]
         mu, sd = bg_sims.mean(axis=0), np.maximum(bg_sims.std(axis=0), MIN_STD)
     else:
         bg_sims = None
@@ -336,6 +341,11 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray, background_vec
         prf_c, prf_b = cand @ centroid, bg @ centroid
         comb_c = comb_c + PRF_WEIGHT * _standardise(prf_c, prf_b) * comb_b.std()
         comb_b = comb_b + PRF_WEIGHT * _standardise(prf_b, prf_b) * comb_b.std()
+
+    if HUB_FINAL and comb_b is not None:
+        scale = comb_b.std()
+        comb_c = comb_c - HUB_FINAL * _standardise(hub_c, hub_b) * scale
+        comb_b = comb_b - HUB_FINAL * _standardise(hub_b, hub_b) * scale
 
     penalty = dislike_penalty(anchor_z)
     comb_c = comb_c - (penalty if len(penalty) else 0.0)

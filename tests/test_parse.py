@@ -153,6 +153,11 @@ def test_arxiv_line_starting_with_arxiv_inside_an_abstract_does_not_start_an_ent
     ("the $H_0$ tension at $\\sim$100 Mpc", "the H₀ tension at ~100 Mpc"),
     ("$\\mathrm{morphofit}$: a C/O ratio $< 1$", "morphofit: a C/O ratio < 1"),
     ("$\\mathcal{O}(n \\log n)$ and $x^{-1}$, $a_{ij}$, $\\ell_1$", "O(n log n) and x⁻¹, aᵢⱼ, ℓ₁"),
+    ("is $O(\\log(n) \\log^2(\\log k))$ adaptive, $a \\bmod p$, $3\\times 3$, $1-1/e$",
+     "is O(log(n) log²(log k)) adaptive, a mod p, 3×3, 1 - 1/e"),
+    # dollars that are not math: prices, an escaped \$
+    ("prices between $10 and $20", "prices between $10 and $20"),
+    ("costs \\$5 per $n$ items", "costs $5 per n items"),
     # what plain text cannot show faithfully stays TeX
     ("$\\frac{1}{2}$ and $W^{1,p}$ and $x^{q}$", "$\\frac{1}{2}$ and $W^{1,p}$ and $x^{q}$"),
 ])
@@ -193,6 +198,18 @@ def test_other_mail_from_alert_senders_is_not_an_alert(sender, subject):
     msg.set_content("Hello reader,\n\nSome news of the week, with no papers at all.\n")
     parsed = parse_message(msg.as_bytes())
     assert parsed.kind is None and parsed.papers == []
+
+
+@pytest.mark.parametrize("subject", ["T cell activation - new results", "Jane Subscriber - new articles",
+                                     "help seeking in adolescents - new results"])
+def test_an_alert_whose_query_has_an_administrative_word_is_still_checked(subject):
+    # a Scholar alert in a layout the parser does not know: an error, whatever words the user's query has
+    msg = EmailMessage()
+    msg["From"], msg["Subject"] = "Google Scholar Alerts <scholaralerts-noreply@google.com>", subject
+    msg.set_content("<div class='new-layout'><a href='https://example.org/x'>A new paper title</a></div>",
+                    subtype="html")
+    with pytest.raises(ParseError, match=r"Google Scholar alert .*contains no papers"):
+        parse_message(msg.as_bytes())
 
 
 def test_a_journal_mail_with_the_toc_layout_but_no_papers_is_an_error():
@@ -314,40 +331,91 @@ def test_pubmed_my_ncbi_results():
     assert parsed.papers[4].published == "2017-03-28"  # "2017 Mar 28;41(4):1633-1648"
 
 
-def test_pubmed_plain_text_with_a_wrapped_title_and_an_abstract():
-    text = """This message contains My NCBI what's new results from the National Center for Biotechnology
+def pubmed_mail(body: str, subtype: str = "plain") -> bytes:
+    msg = EmailMessage()
+    msg["From"], msg["Subject"] = "My NCBI <efback@ncbi.nlm.nih.gov>", "What's new for 'breast cancer' in PubMed"
+    msg.set_content(body, subtype=subtype)
+    return msg.as_bytes()
+
+
+PUBMED_TEXT = """This message contains My NCBI what's new results from the National Center for Biotechnology
 Information (NCBI) at the U.S. National Library of Medicine (NLM).
 
 Search: breast cancer
 
 PubMed Results
-Items 1 - 2 of 2
+Items 1 - 3 of 3
 
-1. Evaluating wait times from screening to breast cancer diagnosis among women
-undergoing organised assessment vs usual care.
+1. Evaluating wait times from screening to breast cancer diagnosis among women in the U.S.
+and Canada undergoing organised assessment vs usual care.
 Chiarelli AM, Muradali D, Blackmore KM.
 Br J Cancer. 2017 Mar 30. doi: 10.1038/bjc.2017.87. [Epub ahead of print]
 PMID: 28359079 [PubMed - as supplied by publisher]
-Background: Organised assessment shortens the wait from an abnormal screen to diagnosis, and this study
-measured by how much among women aged 50 to 74 in the Ontario Breast Screening Program over two years.
+Similar articles
 
-2. Cepharanthine Induces Autophagy in Breast Cancer Cells.
+2. Br J Cancer. 2017 Mar 30. doi: 10.1038/bjc.2017.85.
+
+Sleep and survival among women with breast cancer: 30 years of follow-up within the
+Nurses' Health Study.
+
+Trudel-Fitzgerald C(1), Zhou ES(2).
+
+Author information:
+(1)Department of Epidemiology, Harvard T.H. Chan School of Public Health, Boston, MA, USA.
+(2)Dana-Farber Cancer Institute, Boston, MA, USA.
+
+BACKGROUND: Sleep was measured in 1. the Nurses' Health Study and
+2. Nurses' Health Study II, over 30 years, in women with breast cancer of stages I to III, followed for
+3.5 years on average after their diagnosis.
+
+PMID: 28359077
+
+3. Cepharanthine Induces Autophagy in Breast Cancer Cells.
 Gao S, Li X.
 Cell Physiol Biochem. 2017 Mar 28;41(4):1633-1648. doi: 10.1159/000471234.
 PMID: 28359054
-Similar articles
+
+Edit saved search settings, or unsubscribe from these e-mail updates. National Center for Biotechnology
+Information, U.S. National Library of Medicine, 8600 Rockville Pike, Bethesda MD, 20894 USA. This footer is long
+enough to look like an abstract if it were read as part of the last result.
 """
-    msg = EmailMessage()
-    msg["From"], msg["Subject"] = "My NCBI <efback@ncbi.nlm.nih.gov>", "What's new for 'breast cancer' in PubMed"
-    msg.set_content(text)
-    first, second = parse_message(msg.as_bytes()).papers
-    assert first.title == ("Evaluating wait times from screening to breast cancer diagnosis among women "
-                           "undergoing organised assessment vs usual care")
+
+
+def test_pubmed_plain_text_summary_and_abstract_formats():
+    first, second, third = parse_message(pubmed_mail(PUBMED_TEXT)).papers
+    # a title wrapped over two lines, one of them ending in "U.S."
+    assert first.title == ("Evaluating wait times from screening to breast cancer diagnosis among women in the U.S. "
+                           "and Canada undergoing organised assessment vs usual care")
     assert first.authors == ("Chiarelli AM", "Muradali D", "Blackmore KM") and first.doi == "10.1038/bjc.2017.87"
-    assert first.abstract.startswith("Background: Organised assessment") and first.abstract.endswith("two years.")
-    assert second.title == "Cepharanthine Induces Autophagy in Breast Cancer Cells" and second.abstract is None
+    # the Abstract format: citation first, affiliations, an abstract with numbered lines and "3.5 years"
+    assert second.title.startswith("Sleep and survival") and second.title.endswith("Nurses' Health Study")
+    assert second.authors == ("Trudel-Fitzgerald C", "Zhou ES") and second.venue == "Br J Cancer"
+    assert second.abstract.startswith("BACKGROUND: Sleep was measured") and second.abstract.endswith("diagnosis.")
+    assert second.comments == "PMID: 28359077" and second.published == "2017-03-30"
+    # the footer after the last PMID is not that paper's abstract
+    assert third.title == "Cepharanthine Induces Autophagy in Breast Cancer Cells" and third.abstract is None
     # the same text without its sender (forwarded, pasted) is recognised by its content
-    assert parse_text(text).kind == "pubmed"
+    assert parse_text(PUBMED_TEXT).kind == "pubmed"
+
+
+def test_pubmed_html_without_numbers_and_with_inline_markup_in_titles():
+    html = (FIXTURES / PUBMED).read_bytes()
+    body = email.message_from_bytes(html, policy=email.policy.default).get_content()
+    # the 2020 layout has no item numbers; titles carry <i>/<sub> markup
+    body = re.sub(r'<td valign="top" nowrap="nowrap" width="10">\d+\.</td>', "", body)
+    body = body.replace(">Influence of Body Image in Women", "><i>Influence</i> of Body Image in Women")
+    body = body.replace("Cepharanthine Induces", "Cepharanthine<sub>2</sub>-Induced")
+    papers = parse_message(pubmed_mail(body, "html")).papers
+    assert [p.comments for p in papers] == ["PMID: 26389187", "PMID: 28359110", "PMID: 28359079", "PMID: 28359077",
+                                            "PMID: 28359054"]
+    assert papers[1].title == "Influence of Body Image in Women Undergoing Treatment for Breast Cancer"
+    assert papers[1].authors[0] == "Prates AC" and papers[4].title.startswith("Cepharanthine2-Induced Autophagy")
+    assert papers[4].authors == ("Gao S", "Li X", "Ding X", "Qi W", "Yang Q")
+
+
+def test_a_pubmed_mail_whose_layout_yields_nothing_is_an_error():
+    with pytest.raises(ParseError, match=r"PubMed \(My NCBI\) alert from efback@ncbi.nlm.nih.gov .*no papers"):
+        parse_message(pubmed_mail("<html><body><p>My NCBI</p><p>PMID: 123</p></body></html>", "html"))
 
 
 # ---------------------------------------------------------------- journals and preprint servers

@@ -47,7 +47,9 @@ def clean_lines(text: str) -> list[str]:
 
 # ---------------------------------------------------------------- TeX
 
-_MATH = re.compile(r"(\$\$.+?\$\$|\$[^$]+\$)", re.S)
+# $$display$$ or $inline$ math; as in Pandoc, an inline opening $ has no space after it, a closing one no space
+# before it, and \$ is a dollar sign: "between $10 and $20" is not math
+_MATH = re.compile(r"(\$\$.+?\$\$|(?<!\\)\$(?!\s)[^$]+?(?<![\s\\])\$)", re.S)
 _latex_converter = None
 
 
@@ -84,12 +86,38 @@ _MATH_SYMBOLS = {
     "Psi": "Ψ", "Omega": "Ω", "times": "×", "cdot": "·", "pm": "±", "leq": "≤", "le": "≤", "geq": "≥",
     "ge": "≥", "neq": "≠", "approx": "≈", "sim": "~", "simeq": "≃", "to": "→", "rightarrow": "→",
     "leftarrow": "←", "infty": "∞", "ell": "ℓ", "partial": "∂", "nabla": "∇", "in": "∈", "sqrt": "√",
-    "star": "⋆", "ast": "∗", "circ": "∘", "log": "log", "exp": "exp", "sin": "sin", "cos": "cos", "max": "max",
-    "min": "min", "langle": "⟨", "rangle": "⟩", "%": "%", "&": "&", "#": "#", "{": "{", "}": "}", ",": " ",
-    ";": " ", "!": "", " ": " ",
+    "star": "⋆", "ast": "∗", "circ": "∘", "langle": "⟨", "rangle": "⟩", "%": "%", "&": "&", "#": "#",
+    ",": " ", ";": " ", "!": "", " ": " ", "textstyle": "", "displaystyle": "", "left": "", "right": "",
 }
-_FONT_MACRO = re.compile(r"\\(?:mathrm|mathbf|mathit|mathcal|mathbb|mathsf|mathtt|boldsymbol|bm|text|textrm|"
-                         r"textbf|textit|operatorname|rm|bf|it)\s*(\{[^{}]*\}|\w)")
+# operators TeX sets as words, with space around them: n\log n -> n log n, a \bmod p -> a mod p
+_MATH_WORDS = {"log": "log", "ln": "ln", "exp": "exp", "sin": "sin", "cos": "cos", "tan": "tan", "max": "max",
+               "min": "min", "arg": "arg", "det": "det", "lim": "lim", "sup": "sup", "inf": "inf", "bmod": "mod",
+               "mod": "mod"}
+_BLACKBOARD = {"R": "ℝ", "N": "ℕ", "Z": "ℤ", "Q": "ℚ", "C": "ℂ"}
+_FONT_MACRO = re.compile(r"\\(mathrm|mathbf|mathit|mathcal|mathbb|mathsf|mathtt|boldsymbol|bm|text|textrm|"
+                         r"textbf|textit|operatorname|rm|bf|it)(?![A-Za-z])\s*(\{[^{}]*\}|\w)")
+
+
+_SCRIPTS = "".join(sorted(set(_SUPER.values()) | set(_SUB.values())))
+_TIGHT = re.compile(rf"\s+(?=[{_SCRIPTS}])|\b({'|'.join(sorted(set(_MATH_WORDS.values())))})\s+(?=\()")
+_SPACE = "\x00"  # a space TeX would set (in \text{...}, \, and around \log); the others in math are not set
+_RELATIONS = re.compile(r"\s*([=<>≤≥≈≠∈→←≃])\s*")
+_BINARY = re.compile(r"(?<=[\w)\]|'′²³¹⁰-⁹ₐ-ₜ])([+\-±])(?=[\w(\\[|])")
+
+
+def _font(m: re.Match) -> str:
+    body = m.group(2).strip("{}")
+    if m.group(1) == "mathbb":
+        return _BLACKBOARD.get(body, body)
+    return body.replace(" ", _SPACE) if m.group(1).startswith(("text", "operatorname")) else body
+
+
+def _macro(m: re.Match) -> str:
+    name = m.group(1)
+    if name in _MATH_WORDS:
+        return f"{_SPACE}{_MATH_WORDS[name]}{_SPACE}"
+    out = _MATH_SYMBOLS.get(name, m.group(0))
+    return _SPACE if out == " " else out
 
 
 def _script(body: str, table: dict[str, str]) -> str | None:
@@ -102,9 +130,8 @@ def _simple_math(math: str) -> str:
     ``$\\alpha$`` -> ``α``, ``$\\mathrm{x}$`` -> ``x``); anything more (fractions, matrices, scripts Unicode has no
     letter for) stays TeX, ``$...$`` and all, rather than be shown wrong."""
     inner = math.strip("$")
-    inner = _FONT_MACRO.sub(lambda m: m.group(1).strip("{}"), inner)
-    inner = re.sub(r"\\([A-Za-z]+|[%&#{},;! ])",
-                   lambda m: _MATH_SYMBOLS.get(m.group(1), m.group(0)), inner)
+    inner = _FONT_MACRO.sub(_font, inner)
+    inner = re.sub(r"\\([A-Za-z]+|[%&#,;! ])", _macro, inner)
     failed = False
 
     def script(m: re.Match) -> str:
@@ -116,7 +143,12 @@ def _simple_math(math: str) -> str:
     inner = re.sub(r"([\^_])(\{[^{}]*\}|[^{}\s])", script, inner)
     if failed or "\\" in inner or re.search(r"[{}^_]", inner):
         return math
-    return clean_space(inner)
+    # TeX spaces relations and binary operators (not a sign: -1, (-x)), nothing else
+    inner = _BINARY.sub(r" \1 ", _RELATIONS.sub(r" \1 ", re.sub(r"\s+", "", inner)))
+    inner = clean_space(inner.replace(_SPACE, " "))
+    # no space inside brackets, before a script or before an operator's argument: O(log(n) log²k), not O( log (n)
+    inner = re.sub(r"([(\[])\s+|\s+([)\]])", lambda m: m.group(1) or m.group(2), inner)
+    return _TIGHT.sub(lambda m: m.group(1) or "", inner)
 
 
 def tex_to_unicode(text: str | None) -> str | None:

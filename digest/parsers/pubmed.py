@@ -1,113 +1,198 @@
 """PubMed "My NCBI" saved-search mail (``efback@ncbi.nlm.nih.gov``): the new results of a saved PubMed search.
 
-Each result is a numbered item: the title (a link to the PubMed record), the authors (``Prates AC,
-Freitas-Junior R.``), the citation (``Br J Cancer. 2017 Mar 30. doi: 10.1038/bjc.2017.87. [Epub ahead of
-print]``), ``PMID: 28359079 [...]``, and, when the search is set to the Abstract format, the abstract. The
-HTML mail puts each on its own table row; the plain-text mail puts them on lines. Both are read from the
-text, line by line: an item ends at its ``PMID:`` line (what follows it, up to the next item, is its abstract
-or a "Similar articles" link). The title is the link text where the HTML has it, so a title that wraps over
-lines in the text is still found whole.
+A result is the title (a link to the PubMed record), the authors (``Prates AC, Freitas-Junior R.``), the
+citation (``Br J Cancer. 2017 Mar 30. doi: 10.1038/bjc.2017.87. [Epub ahead of print]``), then
+``PMID: 28359079 [...]``; searches set to the Abstract format put the citation first and the abstract (after
+an "Author information" block) before the PMID. Whatever follows a PMID line (a "Similar articles" link, the
+mail's footer) is not part of the paper.
+
+HTML mails are read per record link: the title is the link's text (inline markup such as ``<i>BRCA1</i>-mutated``
+joined as written) and the result is the largest element around it that holds no other record link, so
+numbering is not needed (the 2020 layout has none). Plain-text mails are read per numbered item (``1.``,
+``2.``, ... in sequence, a new item only after the previous one's PMID line), so a numbered list or a line
+starting "3.5 weeks" inside an abstract does not start a result.
 """
 
 from __future__ import annotations
 
 import re
 
-from ..models import Paper
-from .common import Body, clean_space, html_to_text, iso_date, soup_of, split_authors, text_of
+from ..models import Paper, normalise_title
+from .common import Body, clean_space, html_to_text, iso_date, soup_of, split_authors
 
 SENDER_DOMAINS = ("ncbi.nlm.nih.gov",)
 _RECORD_URL = re.compile(r"(?:ncbi\.nlm\.nih\.gov/pubmed/|pubmed\.ncbi\.nlm\.nih\.gov/)(\d{1,9})\b")
 _PMID = re.compile(r"^\s*PMID:\s*(\d{1,9})\b")
-_NUMBER = re.compile(r"^\s*(\d{1,4})[.)]\s*(.*)$")
+_NUMBER = re.compile(r"^\s*(\d{1,4})[.)](?:\s+(.*))?$")
 _DOI = re.compile(r"\bdoi:\s*(10\.\d{4,9}/\S+?)\.?(?=\s|$)", re.I)
+# "Br J Cancer. 2017 Mar 30." / "PDQ Cancer Information Summaries [Internet]. Bethesda (MD): ...; 2002-."
+_CITATION = re.compile(r"\bdoi:\s*10\.|^[^.]{2,120}\.\s.*\b(?:19|20)\d{2}\b")
 # rows that are links or labels, not part of a paper's record
 _NOISE = re.compile(r"^(similar articles|free (pmc )?article|free books? & documents|\[epub ahead of print\]|"
-                    r"review\.?|erratum.*|comment in.*|update of.*|related citations.*)$", re.I)
+                    r"review\.?|erratum.*|comment in.*|update of.*|related citations.*|"
+                    r"(copyright|©|dois?:|pmcid:|conflict of interest).*)$", re.I)
+_AFFILIATION = re.compile(r"^(author information:|\(\d+\))", re.I)
 
 
 def looks_like(text: str) -> bool:
+    text = html_to_text(text) if "<" in text[:2000] and "</" in text else text
     return "My NCBI" in text and bool(re.search(r"^\s*PMID:\s*\d", text, re.M))
 
 
-def _items(lines: list[str]) -> list[list[str]]:
-    """The lines of each numbered result, from its number to the line before the next number after a PMID."""
-    items: list[list[str]] = []
-    current: list[str] | None = None
-    closed = True  # the current item has had its PMID line: the next numbered line starts a new item
+def _is_citation(line: str) -> bool:
+    return bool(_CITATION.search(line))
+
+
+def _paper(pmid: str | None, title: str, lines: list[str], before: list[str] = ()) -> Paper | None:
+    """A result from its title and the lines after it, up to its PMID line (``before``: the lines above the
+    title in its element, where the Abstract format puts the citation)."""
+    title = clean_space(title)
+    if not title:
+        return None
+    citation = next((line for line in lines if _is_citation(line)), None) \
+        or next((line for line in before if _is_citation(line)), None) or ""
+    authors_text, abstract = "", []
     for line in lines:
-        number = _NUMBER.match(line)
-        if number and (closed or current is None):
-            current = [number.group(2)] if number.group(2) else []
-            items.append(current)
-            closed = False
+        if line == citation or _AFFILIATION.match(line):
             continue
-        if current is None:
-            continue
-        current.append(line)
-        if _PMID.match(line):
-            closed = True
-    return items
-
-
-def _paper(lines: list[str], titles: dict[str, str]) -> Paper | None:
-    pmid_at = next((i for i, line in enumerate(lines) if _PMID.match(line)), None)
-    if pmid_at is None:
-        return None
-    pmid = _PMID.match(lines[pmid_at]).group(1)
-    record = [line for line in lines[:pmid_at] if line and not _NOISE.match(line)]
-    if not record:
-        return None
-    title = titles.get(pmid)
-    if title is not None:
-        # drop the title's lines (it may have wrapped) from the record: what is left is authors, citation
-        words = len(title.split())
-        taken, count = 0, 0
-        while taken < len(record) and count < words:
-            count += len(record[taken].split())
-            taken += 1
-        rest = record[taken:]
-    else:
-        # plain text: the title runs up to the line that ends with its final period (or ? / !)
-        end = next((i for i, line in enumerate(record) if re.search(r"[.?!\]]$", line)), 0)
-        title = " ".join(record[: end + 1])
-        rest = record[end + 1:]
-    citation_at = next((i for i, line in enumerate(rest) if _DOI.search(line) or re.search(r"\b(19|20)\d{2}\b", line)),
-                       None)
-    authors_text = " ".join(rest[:citation_at] if citation_at is not None else rest[:1])
-    citation = " ".join(rest[citation_at:]) if citation_at is not None else ""
+        if not authors_text and not abstract and len(line) < 1000 and not line.endswith(":"):
+            authors_text = line
+        elif len(line) >= 80 or abstract:
+            abstract.append(line)
+    affiliations = [line for line in lines if _AFFILIATION.match(line)]
+    if affiliations and abstract:  # "Author information: (1)..." lines come before the abstract: not part of it
+        abstract = [line for line in abstract if not line.startswith("(")]
     doi = _DOI.search(citation)
     venue = citation.split(". ", 1)[0].strip() if citation else ""
-    abstract_lines = [line for line in lines[pmid_at + 1:] if line and not _NOISE.match(line)]
-    abstract = clean_space(" ".join(abstract_lines)) if len(" ".join(abstract_lines)) >= 200 else None
+    text = clean_space(" ".join(abstract))
     return Paper(
-        title=re.sub(r"(?<![.\s])\.$", "", clean_space(title)),  # PubMed ends every title with a period
-        authors=tuple(split_authors(authors_text.rstrip("."))),
-        abstract=abstract,
-        url=f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/",
+        title=re.sub(r"(?<![.\s])\.$", "", title),  # PubMed ends every title with a period
+        authors=tuple(split_authors(re.sub(r"\(\d+(,\d+)*\)", "", authors_text).rstrip("."))),
+        abstract=text if len(text) >= 200 else None,
+        url=f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/" if pmid else None,
         doi=doi.group(1) if doi else None,
         source="pubmed",
         published=iso_date(citation),
         venue=venue if venue and len(venue) <= 120 and not re.match(r"\d", venue) else None,
-        comments=f"PMID: {pmid}",
+        comments=f"PMID: {pmid}" if pmid else None,
     )
 
 
-def parse(body: Body) -> list[Paper]:
-    titles: dict[str, str] = {}
-    if body.html:
-        for a in soup_of(body.html).find_all("a", href=True):
-            m = _RECORD_URL.search(a["href"])
-            title = text_of(a)
-            if m and title and len(title.split()) >= 2:
-                titles.setdefault(m.group(1), title)
-        text = html_to_text(body.html)
-    else:
-        text = body.text or ""
-    lines = [clean_space(line) for line in text.splitlines()]
+def _until_pmid(lines: list[str]) -> tuple[list[str], str | None]:
+    """The record's lines (noise dropped) up to its PMID line, and the PMID."""
+    out = []
+    for line in lines:
+        if m := _PMID.match(line):
+            return out, m.group(1)
+        if line and not _NOISE.match(line):
+            out.append(line)
+    return out, None
+
+
+def _lines(text: str) -> list[str]:
+    return [clean_space(line) for line in text.splitlines()]
+
+
+# ---------------------------------------------------------------- HTML
+
+
+def _from_html(html: str) -> list[Paper]:
+    soup = soup_of(html)
+    links = []
+    for a in soup.find_all("a", href=True):
+        m = _RECORD_URL.search(a["href"])
+        title = clean_space(a.get_text(""))
+        if m and len(title.split()) >= 2 and m.group(1) not in {pmid for pmid, _ in links}:
+            links.append((m.group(1), a))
     papers = []
-    for item in _items(lines):
-        paper = _paper(item, titles)
-        if paper is not None and paper.title:
+    for pmid, a in links:
+        title = clean_space(a.get_text(""))
+        box = a
+        while box.parent is not None and box.parent.name not in ("body", "html", "[document]") and all(
+                m.group(1) == pmid for m in (_RECORD_URL.search(x["href"]) for x in box.parent.find_all("a", href=True))
+                if m):
+            box = box.parent
+        lines = _lines(html_to_text(str(box)))
+        key = normalise_title(title)[:40]
+        at = next((i for i, line in enumerate(lines) if key and key in normalise_title(line)), None)
+        if at is None:
+            continue
+        # the title may wrap over lines: skip the lines that are part of it
+        end = at
+        while end + 1 < len(lines) and lines[end + 1] and normalise_title(lines[end + 1]) in normalise_title(title):
+            end += 1
+        record, found = _until_pmid(lines[end + 1:])
+        before = [line for line in lines[:at] if line and not _NUMBER.match(line)]
+        paper = _paper(found or pmid, title, record, before)
+        if paper is not None:
             papers.append(paper)
     return papers
+
+
+# ---------------------------------------------------------------- plain text
+
+
+def _items(lines: list[str]) -> list[list[str]]:
+    """Each numbered result's lines, from its number to its PMID line."""
+    items: list[list[str]] = []
+    current: list[str] | None = None
+    closed, expected = True, None
+    for line in lines:
+        number = _NUMBER.match(line)
+        # a result's title starts with a capital or a digit; a list in a footer ("2. to compare ...") does not
+        if number and closed and (expected is None or int(number.group(1)) == expected) and \
+                not re.match(r"[a-z]", number.group(2) or ""):
+            current = [number.group(2)] if number.group(2) else []
+            items.append(current)
+            closed, expected = False, int(number.group(1)) + 1
+        elif current is not None and not closed:
+            current.append(line)
+            closed = bool(_PMID.match(line))
+    return items
+
+
+def _paragraphs(lines: list[str]) -> list[str]:
+    """Blank-line separated paragraphs; without blank lines, a title runs to its final period (or ? !)."""
+    if any(not line for line in lines):
+        out, block = [], []
+        for line in [*lines, ""]:
+            if line:
+                block.append(line)
+            elif block:
+                out.append(" ".join(block))
+                block = []
+        return out
+    for end, line in enumerate(lines):
+        if re.search(r"(?<!\b[A-Z])\.$|[?!]$", line):  # not at an initial or "U.S."
+            return [" ".join(lines[: end + 1]), *lines[end + 1:]]
+    return lines
+
+
+def _from_text(text: str) -> list[Paper]:
+    papers = []
+    for item in _items(_lines(text)):
+        lines, pmid = [], None
+        for line in item:
+            if m := _PMID.match(line):
+                pmid = m.group(1)
+                break
+            if not _NOISE.match(line):
+                lines.append(line)  # blank lines too: they separate the fields where the mail has them
+        paragraphs = _paragraphs(lines)
+        if not paragraphs:
+            continue
+        before = []
+        if _is_citation(paragraphs[0]) and len(paragraphs) > 1:  # the Abstract format: citation, then title
+            before, paragraphs = paragraphs[:1], paragraphs[1:]
+        paper = _paper(pmid, paragraphs[0], paragraphs[1:], before)
+        if paper is not None:
+            papers.append(paper)
+    return papers
+
+
+def parse(body: Body) -> list[Paper]:
+    if body.html:
+        papers = _from_html(body.html)
+        if papers:
+            return papers
+    return _from_text(body.text if body.text is not None else html_to_text(body.html or ""))
