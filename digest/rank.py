@@ -62,6 +62,7 @@ W_LEXICAL = 0.0         # the TF-IDF channel (needs background texts); measured:
 HUB_WEIGHT = 0.0        # hubness correction: minus this times a paper's mean cosine to its HUB_K nearest background
 HUB_K = 10
 HUB_FINAL = 0.0  # EXPERIMENT
+HUB_Z = 0.0  # EXPERIMENT
 NEG_KNN_WEIGHT = 0.0    # examples channel minus this times the top-k anchor z to thumbs-down papers
 LIKED_WEIGHT = 1.0      # a thumbs-up's weight among the classifier's positives (a seed counts 1)
 PRF_WEIGHT = 0.5        # pseudo-relevance feedback: weight of the similarity to today's PRF_TOP best candidates
@@ -175,6 +176,13 @@ def _best(zw: np.ndarray) -> np.ndarray:
     return zw.max(axis=1)
 
 
+def _offdiag_std(m: np.ndarray) -> np.ndarray:
+    """Row std of a square similarity matrix whose diagonal was set to -1, the diagonal left out."""
+    n = m.shape[1] - 1
+    total, squares = m.sum(axis=1) + 1.0, (m ** 2).sum(axis=1) - 1.0
+    return np.sqrt(np.maximum(squares / n - (total / n) ** 2, 0.0))
+
+
 def _hubness(sims: np.ndarray) -> np.ndarray:
     """Each row's mean cosine to its HUB_K nearest background papers, itself not counted: in production the
     background is a sample of the same store, so a candidate may be in it (or a copy of it, same text)."""
@@ -263,6 +271,10 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray, background_vec
             hub_c, hub_b = _hubness(cand @ bg.T), _hubness(bg_bg)
             sims = sims - HUB_WEIGHT * hub_c[:, None]
             bg_sims = bg_sims - HUB_WEIGHT * hub_b[:, None]
+            if HUB_Z:  # EXPERIMENT: each paper's cosines also divided by the spread of its cosines to the background
+                cb = cand @ bg.T
+                sims = sims / (np.maximum(cb.std(axis=1), MIN_STD)[:, None] / HUB_Z)
+                bg_sims = bg_sims / (np.maximum(_offdiag_std(bg_bg), MIN_STD)[:, None] / HUB_Z)
         mu, sd = bg_sims.mean(axis=0), np.maximum(bg_sims.std(axis=0), MIN_STD)
     else:
         bg_sims = None

@@ -39,6 +39,12 @@ def looks_like(text: str) -> bool:
     return "My NCBI" in text and bool(re.search(r"^\s*PMID:\s*\d", text, re.M))
 
 
+def _looks_like_authors(line: str) -> bool:
+    """``Prates AC, Freitas-Junior R.`` or a group (``PDQ Adult Treatment Editorial Board.``), not a sentence."""
+    names = [n for n in re.split(r",\s*|\s+and\s+", line.rstrip(".")) if n.strip()]
+    return bool(names) and len(line) < 2000 and not line.endswith(":") and all(len(n.split()) <= 6 for n in names)
+
+
 def _is_citation(line: str) -> bool:
     return bool(_CITATION.search(line))
 
@@ -55,13 +61,10 @@ def _paper(pmid: str | None, title: str, lines: list[str], before: list[str] = (
     for line in lines:
         if line == citation or _AFFILIATION.match(line):
             continue
-        if not authors_text and not abstract and len(line) < 1000 and not line.endswith(":"):
+        if not authors_text and not abstract and _looks_like_authors(line):
             authors_text = line
         elif len(line) >= 80 or abstract:
             abstract.append(line)
-    affiliations = [line for line in lines if _AFFILIATION.match(line)]
-    if affiliations and abstract:  # "Author information: (1)..." lines come before the abstract: not part of it
-        abstract = [line for line in abstract if not line.startswith("(")]
     doi = _DOI.search(citation)
     venue = citation.split(". ", 1)[0].strip() if citation else ""
     text = clean_space(" ".join(abstract))
