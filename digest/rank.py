@@ -15,6 +15,11 @@ relevance lies above the background papers' mean, for this user; the public scor
   same floor lets through about the same share of papers for every user, whatever their raw similarities.
 * keyword / author boosts and recency are added in the same units (sigmas / 10); a mute removes the paper.
 
+A hubness correction (CSLS: a paper's mean cosine to its ``HUB_K`` nearest background papers, times
+``HUB_WEIGHT``, subtracted from its cosines) is available and off: it helps on the CiteULike benchmark, whose
+background spans all fields, but in a store of one's own alerts density means a popular topic, and it demoted
+the user's own field there (benchmarks/README.md, round 8).
+
 The combined relevance is a weighted sum of two channels, each z-scored against the background first:
 
 * ``knn``: per-anchor z-scores (a candidate's cosine to an anchor, standardised by the background's cosines
@@ -31,6 +36,7 @@ for the classifier, so it counts at the next ranking.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import warnings
@@ -59,10 +65,8 @@ DISLIKE_WEIGHT = 3.0    # a thumbs-down counts as this many background negatives
 DISLIKE_START = 3.0     # a candidate closer than this (anchor z) to a thumbs-down is pushed down...
 DISLIKE_SLOPE = 1.0     # ...by this much per sigma beyond it, in combined-z units
 W_LEXICAL = 0.0         # the TF-IDF channel (needs background texts); measured: hurts here, so off
-HUB_WEIGHT = 0.0        # hubness correction: minus this times a paper's mean cosine to its HUB_K nearest background
-HUB_K = 10
-HUB_FINAL = 0.0  # EXPERIMENT
-HUB_Z = 0.0  # EXPERIMENT
+HUB_WEIGHT = 0.0        # hubness correction: minus this times a paper's mean cosine to its HUB_K nearest background;
+HUB_K = 10              # off: +0.005 online on the benchmark, but it demotes a popular field (benchmarks/README.md round 8)
 NEG_KNN_WEIGHT = 0.0    # examples channel minus this times the top-k anchor z to thumbs-down papers
 LIKED_WEIGHT = 1.0      # a thumbs-up's weight among the classifier's positives (a seed counts 1)
 PRF_WEIGHT = 0.5        # pseudo-relevance feedback: weight of the similarity to today's PRF_TOP best candidates
@@ -176,11 +180,20 @@ def _best(zw: np.ndarray) -> np.ndarray:
     return zw.max(axis=1)
 
 
-def _offdiag_std(m: np.ndarray) -> np.ndarray:
-    """Row std of a square similarity matrix whose diagonal was set to -1, the diagonal left out."""
-    n = m.shape[1] - 1
-    total, squares = m.sum(axis=1) + 1.0, (m ** 2).sum(axis=1) - 1.0
-    return np.sqrt(np.maximum(squares / n - (total / n) ** 2, 0.0))
+_HUB_CACHE: dict[tuple, np.ndarray] = {}
+
+
+def _background_hubness(bg: np.ndarray) -> np.ndarray:
+    """_hubness of every background paper among the others. The background is the same for every user of a day
+    (and every call of a benchmark), so it is computed once per background, not once per ranking."""
+    key = (HUB_K, bg.shape, hashlib.blake2b(np.ascontiguousarray(bg).tobytes(), digest_size=16).digest())
+    if key not in _HUB_CACHE:
+        bg_bg = bg @ bg.T
+        np.fill_diagonal(bg_bg, -1.0)
+        if len(_HUB_CACHE) >= 4:
+            _HUB_CACHE.clear()
+        _HUB_CACHE[key] = _hubness(bg_bg)
+    return _HUB_CACHE[key]
 
 
 def _hubness(sims: np.ndarray) -> np.ndarray:
@@ -264,17 +277,10 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray, background_vec
     sims = cand @ anchors.T if len(signals.anchors) else np.zeros((n, 0), dtype=np.float32)
     if len(bg) >= MIN_BACKGROUND:
         bg_sims = bg @ anchors.T if len(signals.anchors) else np.zeros((len(bg), 0), dtype=np.float32)
-        if HUB_WEIGHT or HUB_FINAL:
+        if HUB_WEIGHT:
             # papers close to everything (generic titles) look close to every seed too: discount them (CSLS)
-            bg_bg = bg @ bg.T
-            np.fill_diagonal(bg_bg, -1.0)
-            hub_c, hub_b = _hubness(cand @ bg.T), _hubness(bg_bg)
-            sims = sims - HUB_WEIGHT * hub_c[:, None]
-            bg_sims = bg_sims - HUB_WEIGHT * hub_b[:, None]
-            if HUB_Z:  # EXPERIMENT: each paper's cosines also divided by the spread of its cosines to the background
-                cb = cand @ bg.T
-                sims = sims / (np.maximum(cb.std(axis=1), MIN_STD)[:, None] / HUB_Z)
-                bg_sims = bg_sims / (np.maximum(_offdiag_std(bg_bg), MIN_STD)[:, None] / HUB_Z)
+            sims = sims - HUB_WEIGHT * _hubness(cand @ bg.T)[:, None]
+            bg_sims = bg_sims - HUB_WEIGHT * _background_hubness(bg)[:, None]
         mu, sd = bg_sims.mean(axis=0), np.maximum(bg_sims.std(axis=0), MIN_STD)
     else:
         bg_sims = None
@@ -353,11 +359,6 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray, background_vec
         prf_c, prf_b = cand @ centroid, bg @ centroid
         comb_c = comb_c + PRF_WEIGHT * _standardise(prf_c, prf_b) * comb_b.std()
         comb_b = comb_b + PRF_WEIGHT * _standardise(prf_b, prf_b) * comb_b.std()
-
-    if HUB_FINAL and comb_b is not None:
-        scale = comb_b.std()
-        comb_c = comb_c - HUB_FINAL * _standardise(hub_c, hub_b) * scale
-        comb_b = comb_b - HUB_FINAL * _standardise(hub_b, hub_b) * scale
 
     penalty = dislike_penalty(anchor_z)
     comb_c = comb_c - (penalty if len(penalty) else 0.0)
