@@ -157,20 +157,38 @@ class Setup:
                     skip.add(i)
         return out
 
-    def hard_negatives(self, u: int, lib: set[int], n: int, rng: np.random.Generator) -> list[int]:
+    def neighbour_pool(self, u: int, lib: set[int]) -> list[int]:
+        """Papers saved by users who share >= 2 papers with ``u``, outside u's library: u's field."""
         overlap: dict[int, int] = {}
         for i in lib:
             for v in self.readers.get(i, ()):
                 if v != u:
                     overlap[v] = overlap.get(v, 0) + 1
-        pool = sorted({i for v, c in overlap.items() if c >= 2 for i in self.libraries[v]} - lib)
+        return sorted({i for v, c in overlap.items() if c >= 2 for i in self.libraries[v]} - lib)
+
+    def hard_negatives(self, u: int, lib: set[int], n: int, rng: np.random.Generator) -> list[int]:
+        pool = self.neighbour_pool(u, lib)
         if len(pool) >= n:
             return rng.choice(pool, n, replace=False).tolist()
         return pool + self.random_negatives(lib, n - len(pool), rng, exclude=pool)
 
 
-def run_static(setup: Setup, methods: dict[str, Method], k: int, hard: bool, seed: int) -> dict[str, dict]:
+def field_background(setup: Setup, u: int, lib: set[int], used: list[int], seed: int) -> list[int]:
+    """A background like a real user's store, whose alerts are mostly their own field: up to half of it from u's
+    neighbour pool (papers not among the candidates), the rest from the fixed random pool."""
+    rng = np.random.default_rng([seed, u, 3])
+    pool = sorted(set(setup.neighbour_pool(u, lib)) - set(used))
+    field = rng.choice(pool, min(len(pool), BACKGROUND // 2), replace=False).tolist() if pool else []
+    return field + setup.background[: BACKGROUND - len(field)]
+
+
+def run_static(setup: Setup, methods: dict[str, Method], k: int, hard: bool, seed: int,
+               field: bool = False) -> dict[str, dict]:
+    """``field``: a diagnostic, not a protocol of the issue: hard negatives and a field-heavy background (see
+    field_background), i.e. the situation of a real store, where the candidates and the rest of the store are
+    mostly the user's own field."""
     results: dict[str, dict[str, list[float]]] = {m: {} for m in methods}
+    hard = hard or field
     for u in setup.users:
         rng = np.random.default_rng([seed, u])  # the same split for every method and both k
         lib = list(setup.libraries[u])
@@ -181,8 +199,9 @@ def run_static(setup: Setup, methods: dict[str, Method], k: int, hard: bool, see
             setup.random_negatives(set(lib), NEGATIVES, neg_rng)
         cands = pos + neg
         labels = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+        background = field_background(setup, u, set(lib), neg, seed) if field else setup.background
         for name, method in methods.items():
-            for metric, value in metrics(np.asarray(method(seeds, [], cands, setup.background), float),
+            for metric, value in metrics(np.asarray(method(seeds, [], cands, background), float),
                                          labels).items():
                 results[name].setdefault(metric, []).append(value)
     return {m: {k_: np.array(v) for k_, v in r.items()} for m, r in results.items()}
@@ -290,9 +309,12 @@ def main() -> None:
             for name, r in res.items():
                 print(f"  {name} P@10 per day: " + " ".join(f"{v:.2f}" for v in r["P@10/day"].mean(axis=0)))
         else:
-            hard, k = proto.startswith("hard"), int(proto.removeprefix("hard").removeprefix("static"))
-            res = run_static(setup, methods, k, hard, args.seed)
-            report(f"{'hard' if hard else 'static'}, k={k}", res, keys, args.bootstrap)
+            hard, field = proto.startswith("hard"), proto.startswith("field")
+            k = int(proto.removeprefix("hard").removeprefix("static").removeprefix("field"))
+            res = run_static(setup, methods, k, hard, args.seed, field=field)
+            name = "field (diagnostic: hard negatives, a field-heavy background)" if field else \
+                "hard" if hard else "static"
+            report(f"{name}, k={k}", res, keys, args.bootstrap)
         print(f"  ({proto}: {time.perf_counter() - t:.0f}s)")
         sys.stdout.flush()
     print(f"\ntotal {time.perf_counter() - t0:.0f}s")

@@ -65,8 +65,9 @@ def main() -> None:
                 res = quality.run_online(setup, methods, args.seed, args.online_users)["ours"]
                 key = "P@10"
             else:
-                hard, k = proto.startswith("hard"), int(proto.removeprefix("hard").removeprefix("static"))
-                res = quality.run_static(setup, methods, k, hard, args.seed)["ours"]
+                hard, field = proto.startswith("hard"), proto.startswith("field")
+                k = int(proto.removeprefix("hard").removeprefix("static").removeprefix("field"))
+                res = quality.run_static(setup, methods, k, hard, args.seed, field=field)["ours"]
                 key = "nDCG@10"
             values = res[key]
             line = f"{proto} {variant:50s} {key} {values.mean():.4f}"

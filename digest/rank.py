@@ -15,10 +15,11 @@ relevance lies above the background papers' mean, for this user; the public scor
   same floor lets through about the same share of papers for every user, whatever their raw similarities.
 * keyword / author boosts and recency are added in the same units (sigmas / 10); a mute removes the paper.
 
-A hubness correction (CSLS: a paper's mean cosine to its ``HUB_K`` nearest background papers, times
-``HUB_WEIGHT``, subtracted from its cosines) is available and off: it helps on the CiteULike benchmark, whose
-background spans all fields, but in a store of one's own alerts density means a popular topic, and it demoted
-the user's own field there (benchmarks/README.md, round 8).
+First, the cosines to seed and voted papers are corrected for hubness (CSLS): a paper's mean cosine to its
+``HUB_K`` nearest background papers, times ``HUB_WEIGHT``, is subtracted, so a generic title that is close to
+everything does not look close to every seed. Facets are left as they are: on a plain-words description the
+correction demoted the user's own field, which is dense in a store of their own alerts (benchmarks/README.md,
+round 8).
 
 The combined relevance is a weighted sum of two channels, each z-scored against the background first:
 
@@ -65,8 +66,8 @@ DISLIKE_WEIGHT = 3.0    # a thumbs-down counts as this many background negatives
 DISLIKE_START = 3.0     # a candidate closer than this (anchor z) to a thumbs-down is pushed down...
 DISLIKE_SLOPE = 1.0     # ...by this much per sigma beyond it, in combined-z units
 W_LEXICAL = 0.0         # the TF-IDF channel (needs background texts); measured: hurts here, so off
-HUB_WEIGHT = 0.0        # hubness correction: minus this times a paper's mean cosine to its HUB_K nearest background;
-HUB_K = 10              # off: +0.005 online on the benchmark, but it demotes a popular field (benchmarks/README.md round 8)
+HUB_WEIGHT = 0.9        # hubness correction: minus this times a paper's mean cosine to its HUB_K nearest background,
+HUB_K = 10              # on the cosines to seed and voted papers (online +0.005 on seed 2, benchmarks/README.md round 8)
 NEG_KNN_WEIGHT = 0.0    # examples channel minus this times the top-k anchor z to thumbs-down papers
 LIKED_WEIGHT = 1.0      # a thumbs-up's weight among the classifier's positives (a seed counts 1)
 PRF_WEIGHT = 0.5        # pseudo-relevance feedback: weight of the similarity to today's PRF_TOP best candidates
@@ -279,8 +280,11 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray, background_vec
         bg_sims = bg @ anchors.T if len(signals.anchors) else np.zeros((len(bg), 0), dtype=np.float32)
         if HUB_WEIGHT:
             # papers close to everything (generic titles) look close to every seed too: discount them (CSLS)
-            sims = sims - HUB_WEIGHT * _hubness(cand @ bg.T)[:, None]
-            bg_sims = bg_sims - HUB_WEIGHT * _background_hubness(bg)[:, None]
+            # (papers' anchors only: on a facet, a plain-words description, it demoted the user's own field,
+            # dense in their store; benchmarks/README.md round 8)
+            cols = np.array([a.kind != "facet" for a in signals.anchors], dtype=np.float32)
+            sims = sims - HUB_WEIGHT * _hubness(cand @ bg.T)[:, None] * cols
+            bg_sims = bg_sims - HUB_WEIGHT * _background_hubness(bg)[:, None] * cols
         mu, sd = bg_sims.mean(axis=0), np.maximum(bg_sims.std(axis=0), MIN_STD)
     else:
         bg_sims = None

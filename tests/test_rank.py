@@ -157,3 +157,40 @@ def test_no_anchors_at_all_ranks_nothing_and_does_not_crash():
     assert rank(empty, cands, papers(2), max_items=5).picked == []
     only_down = signals([("disliked", "Voted down", unit((0, 1)))])
     assert rank(only_down, cands, papers(2), max_items=5, background_vecs=background()).picked == []
+
+
+def hub_world():
+    """A background with a dense cluster around axis 5, and two candidates equally close to the seed: one
+    in that cluster's direction (close to everything there), one in an empty direction."""
+    bg = background(200)
+    rng = np.random.default_rng(1)
+    cluster = unit((5, 1)) + 0.3 * rng.normal(size=(60, DIM)).astype(np.float32) / np.sqrt(DIM)
+    bg = np.vstack([bg, cluster / np.linalg.norm(cluster, axis=1, keepdims=True)])
+    cands = np.stack([unit((0, 1), (5, 1)), unit((0, 1), (6, 1))])
+    return bg, cands
+
+
+def test_hubness_discounts_a_paper_close_to_everything_for_seeds(monkeypatch):
+    import digest.rank as rank_module
+
+    bg, cands = hub_world()
+    sig = signals([("seed", "A seed", unit((0, 1)))])
+    gaps = {}
+    for weight in (0.0, 0.9):
+        monkeypatch.setattr(rank_module, "HUB_WEIGHT", weight)
+        hub, lone = score_papers(sig, cands, papers(2), background_vecs=bg)
+        gaps[weight] = lone.details["knn_z"] - hub.details["knn_z"]
+    # equally close to the seed; the one in the crowded direction loses sigmas once hubness counts
+    assert abs(gaps[0.0]) < 0.05 and gaps[0.9] > 0.5
+
+
+def test_hubness_leaves_facets_alone(monkeypatch):
+    import digest.rank as rank_module
+
+    bg, cands = hub_world()
+    sig = signals([("facet", "Something", unit((0, 1)))])
+    scores = {}
+    for weight in (0.0, 0.9):
+        monkeypatch.setattr(rank_module, "HUB_WEIGHT", weight)
+        scores[weight] = [s.score for s in score_papers(sig, cands, papers(2), background_vecs=bg)]
+    assert scores[0.0] == scores[0.9]
