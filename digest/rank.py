@@ -276,6 +276,7 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray, background_vec
     bg = np.zeros((0, cand.shape[1] if cand.ndim == 2 else 0), dtype=np.float32) if background_vecs is None \
         else np.asarray(background_vecs, dtype=np.float32)
     sims = cand @ anchors.T if len(signals.anchors) else np.zeros((n, 0), dtype=np.float32)
+    raw_sims = sims  # what the reasons show: the plain cosine, before the hubness correction
     if len(bg) >= MIN_BACKGROUND:
         bg_sims = bg @ anchors.T if len(signals.anchors) else np.zeros((len(bg), 0), dtype=np.float32)
         if HUB_WEIGHT:
@@ -372,7 +373,7 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray, background_vec
         z = _standardise(comb_c, comb_b)
     else:
         z = comb_c
-    return _Channels(anchor_z, sims, knn, facet_z, by_facet, classifier, penalty, lexical=lexical, z=z)
+    return _Channels(anchor_z, raw_sims, knn, facet_z, by_facet, classifier, penalty, lexical=lexical, z=z)
 
 
 def _recency(paper: Paper, today: date | None) -> float:

@@ -180,6 +180,9 @@ def test_hubness_discounts_a_paper_close_to_everything_for_seeds(monkeypatch):
         monkeypatch.setattr(rank_module, "HUB_WEIGHT", weight)
         hub, lone = score_papers(sig, cands, papers(2), background_vecs=bg)
         gaps[weight] = lone.details["knn_z"] - hub.details["knn_z"]
+        # the reason shows the plain cosine to the seed (0.71), not the corrected one
+        assert hub.details["match"]["similarity"] == lone.details["match"]["similarity"] == 0.707
+        assert "(0.71)" in hub.reason
     # equally close to the seed; the one in the crowded direction loses sigmas once hubness counts
     assert abs(gaps[0.0]) < 0.05 and gaps[0.9] > 0.5
 
