@@ -188,13 +188,15 @@ def _background_hubness(bg: np.ndarray) -> np.ndarray:
     """_hubness of every background paper among the others. The background is the same for every user of a day
     (and every call of a benchmark), so it is computed once per background, not once per ranking."""
     key = (HUB_K, bg.shape, hashlib.blake2b(np.ascontiguousarray(bg).tobytes(), digest_size=16).digest())
-    if key not in _HUB_CACHE:
+    hubness = _HUB_CACHE.get(key)
+    if hubness is None:
         bg_bg = bg @ bg.T
         np.fill_diagonal(bg_bg, -1.0)
+        hubness = _hubness(bg_bg)
         if len(_HUB_CACHE) >= 4:
             _HUB_CACHE.clear()
-        _HUB_CACHE[key] = _hubness(bg_bg)
-    return _HUB_CACHE[key]
+        _HUB_CACHE[key] = hubness
+    return hubness
 
 
 def _hubness(sims: np.ndarray) -> np.ndarray:

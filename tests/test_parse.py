@@ -398,6 +398,13 @@ def test_pubmed_plain_text_summary_and_abstract_formats():
     assert parse_text(PUBMED_TEXT).kind == "pubmed"
 
 
+def test_a_pubmed_record_without_authors_keeps_its_abstract():
+    text = PUBMED_TEXT.replace("Trudel-Fitzgerald C(1), Zhou ES(2).\n\n", "")
+    second = parse_message(pubmed_mail(text)).papers[1]
+    assert second.title.startswith("Sleep and survival") and second.authors == ()
+    assert second.abstract.startswith("BACKGROUND: Sleep was measured")
+
+
 def test_pubmed_html_without_numbers_and_with_inline_markup_in_titles():
     html = (FIXTURES / PUBMED).read_bytes()
     body = email.message_from_bytes(html, policy=email.policy.default).get_content()

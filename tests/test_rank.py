@@ -197,3 +197,19 @@ def test_hubness_leaves_facets_alone(monkeypatch):
         monkeypatch.setattr(rank_module, "HUB_WEIGHT", weight)
         scores[weight] = [s.score for s in score_papers(sig, cands, papers(2), background_vecs=bg)]
     assert scores[0.0] == scores[0.9]
+
+
+def test_the_shipped_ranking_applies_the_hubness_correction():
+    bg, cands = hub_world()
+    hub, lone = score_papers(signals([("seed", "A seed", unit((0, 1)))]), cands, papers(2), background_vecs=bg)
+    assert lone.details["knn_z"] - hub.details["knn_z"] > 0.5
+
+
+def test_a_candidate_in_the_background_sample_is_not_its_own_neighbour():
+    # in production the background is a sample of the same store, so a candidate may be in it: its cosine of
+    # 1 with itself must not make it look crowded
+    bg, cands = hub_world()
+    sig = signals([("seed", "A seed", unit((0, 1)))])
+    alone = score_papers(sig, cands, papers(2), background_vecs=bg)
+    inside = score_papers(sig, cands, papers(2), background_vecs=np.vstack([bg, cands[1:]]))
+    assert abs(inside[1].details["knn_z"] - alone[1].details["knn_z"]) < 0.3
