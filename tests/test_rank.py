@@ -170,15 +170,21 @@ def hub_world():
     return bg, cands
 
 
-def test_hubness_discounts_a_paper_close_to_everything_for_seeds(monkeypatch):
+def scored_by_hub_weight(monkeypatch, anchor: tuple[str, str, np.ndarray]) -> dict:
+    """The two hub_world candidates scored with the correction off (0.0) and at its shipped strength (0.9)."""
     import digest.rank as rank_module
 
     bg, cands = hub_world()
-    sig = signals([("seed", "A seed", unit((0, 1)))])
-    gaps = {}
+    out = {}
     for weight in (0.0, 0.9):
         monkeypatch.setattr(rank_module, "HUB_WEIGHT", weight)
-        hub, lone = score_papers(sig, cands, papers(2), background_vecs=bg)
+        out[weight] = score_papers(signals([anchor]), cands, papers(2), background_vecs=bg)
+    return out
+
+
+def test_hubness_discounts_a_paper_close_to_everything_for_seeds(monkeypatch):
+    gaps = {}
+    for weight, (hub, lone) in scored_by_hub_weight(monkeypatch, ("seed", "A seed", unit((0, 1)))).items():
         gaps[weight] = lone.details["knn_z"] - hub.details["knn_z"]
         # the reason shows the plain cosine to the seed (0.71), not the corrected one
         assert hub.details["match"]["similarity"] == lone.details["match"]["similarity"] == 0.707
@@ -188,15 +194,8 @@ def test_hubness_discounts_a_paper_close_to_everything_for_seeds(monkeypatch):
 
 
 def test_hubness_leaves_facets_alone(monkeypatch):
-    import digest.rank as rank_module
-
-    bg, cands = hub_world()
-    sig = signals([("facet", "Something", unit((0, 1)))])
-    scores = {}
-    for weight in (0.0, 0.9):
-        monkeypatch.setattr(rank_module, "HUB_WEIGHT", weight)
-        scores[weight] = [s.score for s in score_papers(sig, cands, papers(2), background_vecs=bg)]
-    assert scores[0.0] == scores[0.9]
+    scored = scored_by_hub_weight(monkeypatch, ("facet", "Something", unit((0, 1))))
+    assert [s.score for s in scored[0.0]] == [s.score for s in scored[0.9]]
 
 
 def test_the_shipped_ranking_applies_the_hubness_correction():

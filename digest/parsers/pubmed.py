@@ -99,22 +99,29 @@ def _lines(text: str) -> list[str]:
 # ---------------------------------------------------------------- HTML
 
 
+def _record_ids(node) -> set[str]:
+    return {m.group(1) for x in node.find_all("a", href=True) if (m := _RECORD_URL.search(x["href"]))}
+
+
+def _record_box(a, pmid: str):
+    """The largest element around a record link that links to no other record: that result's rows."""
+    box = a
+    while box.parent is not None and box.parent.name not in ("body", "html", "[document]") and \
+            _record_ids(box.parent) <= {pmid}:
+        box = box.parent
+    return box
+
+
 def _from_html(html: str) -> list[Paper]:
-    soup = soup_of(html)
-    links = []
-    for a in soup.find_all("a", href=True):
+    links: dict[str, tuple] = {}  # PMID -> (its first link with a title, the title)
+    for a in soup_of(html).find_all("a", href=True):
         m = _RECORD_URL.search(a["href"])
         title = clean_space(a.get_text(""))
-        if m and len(title.split()) >= 2 and m.group(1) not in {pmid for pmid, _ in links}:
-            links.append((m.group(1), a))
+        if m and len(title.split()) >= 2:
+            links.setdefault(m.group(1), (a, title))
     papers = []
-    for pmid, a in links:
-        title = clean_space(a.get_text(""))
-        box = a
-        while box.parent is not None and box.parent.name not in ("body", "html", "[document]") and all(
-                m.group(1) == pmid for m in (_RECORD_URL.search(x["href"]) for x in box.parent.find_all("a", href=True))
-                if m):
-            box = box.parent
+    for pmid, (a, title) in links.items():
+        box = _record_box(a, pmid)
         lines = _lines(html_to_text(str(box)))
         key = normalise_title(title)[:40]
         at = next((i for i, line in enumerate(lines) if key and key in normalise_title(line)), None)

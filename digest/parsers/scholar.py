@@ -46,7 +46,7 @@ _CITES_LABEL = re.compile(r"^\s*(?:Cites|Cite|Cita|Zitiert|Cytuje|Cita a|引用)
 
 def _has_class(tag, name: str) -> bool:
     """Scholar's class, also as Gmail rewrites it in forwarded copies (``m_5785...gse_alrt_sni``)."""
-    return any(c == name or c.endswith(name) for c in tag.get("class") or ())
+    return any(c.endswith(name) for c in tag.get("class") or ())
 
 
 def _cited(table) -> str | None:
