@@ -41,10 +41,12 @@ def _settings(ctx: click.Context, **overrides):
     return settings
 
 
-def _store(settings):
+def _store(settings, *, read_only: bool = False):
+    """The store; for a command that only looks (``read_only``), an empty in-memory one when there is no
+    database file yet, rather than creating one (e.g. under a mistyped --data-dir)."""
     from .store import Store
 
-    return Store(settings.db_path)
+    return Store(None) if read_only and not settings.db_path.exists() else Store(settings.db_path)
 
 
 def _embedder(settings):
@@ -91,7 +93,13 @@ def cli(ctx: click.Context, config: str | None, data_dir: str | None, log_level:
     Start with `digest demo`; then copy config.example.toml to config.toml and profiles/ada.toml to your own.
     """
     ctx.ensure_object(dict)
-    ctx.obj.update(config=config, data_dir=data_dir, log_level=log_level)
+    typed = ctx.get_parameter_source("data_dir") == click.core.ParameterSource.COMMANDLINE
+    ctx.obj.update(config=config, data_dir=data_dir, data_dir_typed=typed and data_dir, log_level=log_level)
+
+
+def _n(count: int, noun: str) -> str:
+    """'1 paper', '2 papers', '0 papers'."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def _print_ingest(report) -> None:
@@ -121,7 +129,10 @@ def demo(ctx: click.Context, data_dir: str, inbox: str, profiles_dir: str) -> No
     """
     from .pipeline import deliver_all, embed_new, ingest_paths, load_user_profiles
 
-    settings = _settings(ctx, data_dir=ctx.obj.get("data_dir") or data_dir, profiles_dir=profiles_dir)
+    # the demo's own --data-dir, else a global one typed with it; never $DIGEST_DATA_DIR, which may be a real store
+    if ctx.get_parameter_source("data_dir") != click.core.ParameterSource.COMMANDLINE:
+        data_dir = ctx.obj.get("data_dir_typed") or data_dir
+    settings = _settings(ctx, data_dir=data_dir, profiles_dir=profiles_dir)
     store = _store(settings)
     report = ingest_paths(store, [Path(inbox)])
     _print_ingest(report)
@@ -165,7 +176,7 @@ def _print_delivery(d) -> None:
     if d.status in ("written", "sent"):
         where = f" -> {d.path} (+ {d.path.with_suffix('.html')})" if d.path else f" to {d.to}"
         tries = f" (after {d.attempts} attempts)" if d.attempts > 1 else ""
-        click.echo(f"  {d.user}: {d.items} papers {d.status}{where}{tries}")
+        click.echo(f"  {d.user}: {_n(d.items, 'paper')} {d.status}{where}{tries}")
     elif d.status == "already":
         if d.error:
             click.echo(f"  {d.user}: refused earlier for this period, not tried again: {d.error}")
@@ -175,7 +186,7 @@ def _print_delivery(d) -> None:
     elif d.status == "busy":
         click.echo(f"  {d.user}: another run is sending this digest; left to it ({d.error})")
     elif d.status == "dry-run":
-        click.echo(f"  {d.user}: would send {d.items} papers to {d.to}: {d.subject}")
+        click.echo(f"  {d.user}: would send {_n(d.items, 'paper')} to {d.to}: {d.subject}")
         for number, title in enumerate(d.titles, 1):
             click.echo(f"      {number}. {title}")
     elif d.status == "skipped":
@@ -224,11 +235,13 @@ def parse(paths: tuple[Path, ...], as_json: bool) -> None:
         digest parse --json alert.eml | jq .title
     """
     from .errors import ParseError
-    from .parse import iter_raw_messages, parse_message
+    from .parse import NO_EMAIL, iter_raw_messages, parse_message
 
     failed = 0
     for path in paths:
+        found = 0
         for label, raw in iter_raw_messages(path):
+            found += 1
             try:
                 parsed = parse_message(raw)
             except ParseError as exc:
@@ -240,17 +253,20 @@ def parse(paths: tuple[Path, ...], as_json: bool) -> None:
                     record = paper.to_json()
                     click.echo(json.dumps(record, ensure_ascii=False))
             else:
-                click.echo(f"{label}: {parsed.kind or 'not a paper alert'}, {len(parsed.papers)} papers")
+                click.echo(f"{label}: {parsed.kind or 'not a paper alert'}, {_n(len(parsed.papers), 'paper')}")
                 for paper in parsed.papers:
                     ident = paper.arxiv_id or paper.doi or ""
                     click.echo(f"  - {paper.title}  [{ident}]")
+        if not found:
+            failed += 1
+            click.secho(f"{path}: {NO_EMAIL}", fg="red", err=True)
     if failed:
         sys.exit(1)
 
 
 @cli.command(name="rank")
 @click.argument("profile")
-@click.option("--limit", default=20, show_default=True, help="How many candidates to show.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many candidates to show.")
 @click.pass_context
 def rank_cmd(ctx: click.Context, profile: str, limit: int) -> None:
     """Preview a user's ranking: score, title and why, without sending anything.
@@ -261,11 +277,11 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int) -> None:
 
         digest rank ada --limit 10
     """
-    from .pipeline import rank_user
+    from .pipeline import candidate_since, rank_user
     from .profiles import with_library
 
     settings = _settings(ctx)
-    store = _store(settings)
+    store = _store(settings, read_only=True)
     prof, library_errors, library_warnings = with_library(_load_profile(settings, profile))
     if not store.count_papers():
         # before loading the model (seconds): there is nothing to rank
@@ -278,8 +294,11 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int) -> None:
     for note in result.notes:
         click.secho(f"note: {note}", fg="yellow")
     picked = {id(i.paper) for i in result.ranking.picked}
+    sent = store.count_sent_since(prof.user, candidate_since(settings))
     click.echo(f"{prof.user}: {len(result.ranking.picked)} picked of {result.n_candidates} candidates "
-               f"(floor {result.ranking.floor:.2f})")
+               f"(floor {result.ranking.floor:.2f})"
+               + (f"; {sent} recent {'paper' if sent == 1 else 'papers'} already sent to {prof.user} "
+                  "are not candidates again" if sent else ""))
     click.echo(f"{'':2}{'score':>6}  title / why")
     for item in result.ranking.scored[:limit]:
         mark = "✓" if id(item.paper) in picked else " "
@@ -324,10 +343,16 @@ def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[st
                           "(see config.example.toml), or write them to files with --outbox DIR")
     store = _store(settings)
     loaded = load_user_profiles(store, settings)
-    for error in loaded.errors:
-        click.secho(f"profile error: {error}", fg="red", err=True)
+    files = [str(settings.profiles_path / f"{u}.toml") for u in users]
+    for error in loaded.errors:  # with --user, only those users' errors
+        if not users or any(str(error).startswith(f) for f in files):
+            click.secho(f"profile error: {error}", fg="red", err=True)
     profiles = [p for u, p in loaded.profiles.items() if not users or u in users]
     unknown = set(users) - set(loaded.profiles)
+    broken = sorted(u for u in unknown if (settings.profiles_path / f"{u}.toml").exists())
+    if broken:
+        raise DigestError(f"{', '.join(broken)}: the profile has the error above and no earlier good version to "
+                          "serve meanwhile; fix it (`digest check` shows every problem) and run again")
     if unknown:
         raise DigestError(f"no profile for {', '.join(sorted(unknown))} in {settings.profiles_path}/")
     now = datetime.now(UTC)
@@ -369,11 +394,17 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
         click.echo(f"model: {settings.model.name}: installed")
     directory = profiles_dir or settings.profiles_path
     loaded = load_profiles(directory)
+    empty = []
     for user, profile in sorted(loaded.profiles.items()):
         library = f", {len(profile.library_seeds)} library papers" if profile.library else ""
-        click.echo(f"profile {user}: ok ({len(profile.interests)} interests, {len(profile.seeds)} seeds{library}, "
+        state = "ok" if profile.interests or profile.seeds or profile.library_seeds else "nothing to rank with"
+        click.echo(f"profile {user}: {state} ({len(profile.interests)} interests, {len(profile.seeds)} seeds{library}, "
                    f"{profile.frequency} at {profile.send_at} {profile.timezone})")
-    warnings = [*problems, *loaded.warnings]
+        if state != "ok":
+            empty.append(f"{profile.path}: no interests, no seeds and no library paper could be read, so every paper "
+                         "would rank as \"no strong match\"; fix the library file (the error below) or add "
+                         "[[interests]]")
+    warnings = [*problems, *loaded.warnings, *empty]
     if settings.smtp.host and not settings.outbox:
         # example.org, .test, .invalid... never receive mail (RFC 2606): the example profiles left in place
         warnings += [f"{profile.path}: email: {profile.email} is a reserved example address, so a sent digest "
@@ -516,7 +547,7 @@ def votes(ctx: click.Context, user: str, history: bool, bib: bool) -> None:
         digest votes ada --bib > ada-liked.bib
     """
     settings = _settings(ctx)
-    store = _store(settings)
+    store = _store(settings, read_only=True)
     _check_user(settings, store, user)
     if bib:
         from .library import to_bibtex
@@ -536,7 +567,7 @@ def votes(ctx: click.Context, user: str, history: bool, bib: bool) -> None:
     if not rows:
         click.echo(f"{user}: no votes yet")
         return
-    click.echo(f"{user}: {len(rows)} {'changes' if history else 'votes'}")
+    click.echo(f"{user}: {_n(len(rows), 'change' if history else 'vote')}")
     for pid, value, at, via in rows:
         paper = papers.get(store.resolve_id(pid))
         title = " ".join(paper.title.split()) if paper else f"({pid}: no longer in the store)"
@@ -627,11 +658,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
         digest status --json | jq '.users[] | {user, next}'
     """
     from .schedule import status_report
-    from .store import Store
 
     settings = _settings(ctx)
-    # no database yet: report on an empty one rather than create files from a read-only command
-    store = _store(settings) if settings.db_path.exists() else Store(None)
+    store = _store(settings, read_only=True)
     report = status_report(settings, store)
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
@@ -684,11 +713,14 @@ def _print_status(r: dict) -> None:
             click.echo(f"  next: {u['next']}")
         last = u.get("last")
         if last:
-            line = f"  last: {last['period']} {last['status']}"
+            written = last["status"] == "sent" and last.get("path")  # to an outbox file, not mailed
+            line = f"  last: {last['period']} {'written' if written else last['status']}"
             if last["n_items"] is not None:
-                line += f", {last['n_items']} papers"
+                line += f", {_n(last['n_items'], 'paper')}"
             if last["sent_at"]:
                 line += f", at {stamp(last['sent_at'])}"
+            if written:
+                line += f" to {last['path']}"
             if last["error"]:
                 line += f": {last['error']}"
             click.secho(line, fg="red" if last["status"] in ("failed", "retry") else None)

@@ -15,7 +15,7 @@ import numpy as np
 from .embed import DEFAULT_MODEL, Embedder
 from .models import Paper
 from .profiles import Profile, Seed
-from .rank import Anchor, build_signals, rank
+from .rank import Anchor, UserSignals, build_signals, rank
 
 _EMBEDDER: Embedder | None = None
 _CACHE: dict[str, np.ndarray] = {}
@@ -47,6 +47,17 @@ def embed(texts: Sequence[str]) -> np.ndarray:
     return np.stack([_CACHE[t] for t in texts])
 
 
+def signals_for(seed_texts: Sequence[str], feedback: Sequence[tuple[str, int]], dim: int) -> UserSignals:
+    """The signals of a profile whose seeds are ``seed_texts``, with ``feedback`` as its thumbs (see score)."""
+    profile = Profile(user="eval", name="eval", email="eval@example.org",
+                      seeds=tuple(Seed(title=t) for t in seed_texts))
+    anchors = [Anchor("seed", t) for t in seed_texts]
+    anchors += [Anchor("liked" if label else "disliked", t) for t, label in feedback]
+    texts = [a.label for a in anchors]
+    vectors = embed(texts) if texts else np.zeros((0, dim), dtype=np.float32)
+    return build_signals(profile, anchors, vectors)
+
+
 def score(seed_texts: Sequence[str], feedback: Sequence[tuple[str, int]], candidate_texts: Sequence[str],
           background_texts: Sequence[str] | None = None) -> list[float]:
     """The production score of every candidate (same order) for a profile whose seeds are ``seed_texts``.
@@ -57,14 +68,8 @@ def score(seed_texts: Sequence[str], feedback: Sequence[tuple[str, int]], candid
     """
     if not candidate_texts:
         return []
-    profile = Profile(user="eval", name="eval", email="eval@example.org",
-                      seeds=tuple(Seed(title=t) for t in seed_texts))
-    anchors = [Anchor("seed", t) for t in seed_texts]
-    anchors += [Anchor("liked" if label else "disliked", t) for t, label in feedback]
-    texts = [a.label for a in anchors]
     dim_probe = embed(list(candidate_texts))
-    vectors = embed(texts) if texts else np.zeros((0, dim_probe.shape[1]), dtype=np.float32)
-    signals = build_signals(profile, anchors, vectors)
+    signals = signals_for(seed_texts, feedback, dim_probe.shape[1])
     background = embed(list(background_texts)) if background_texts else None
     papers = [Paper(title=t) for t in candidate_texts]
     ranking = rank(signals, dim_probe, papers, max_items=len(papers), background_vecs=background,

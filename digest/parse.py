@@ -312,6 +312,10 @@ def parse_message(raw: bytes) -> ParsedMessage:
             print(paper.id, paper.title)
     """
     msg = email.message_from_bytes(raw, policy=email.policy.default)
+    if not msg.keys():
+        raise ParseError("not an email: no header lines (From:, Subject:, ...) at its top; save the alert with its "
+                         "headers (your mail program's \"Save as\" .eml or \"Show original\"), or give a bare body "
+                         "as .html or .txt")
     kind, papers = _parse_msg(msg)
     date = _date(_header(msg, "date"))
     message_id = _header(msg, "message-id") or None
@@ -330,6 +334,8 @@ def parse_text(body: str, *, content_type: str = "text/plain") -> ParsedMessage:
 
 # ---------------------------------------------------------------- files
 
+NO_EMAIL = ("no email found in it: give an .eml file, an mbox (messages separated by \"From \" lines), a Maildir, "
+            "or a folder of .eml, .mbox, .txt or .html files")
 _MAIL_SUFFIXES = {".eml", ".msg", ".mbox", ".txt", ".html", ".htm", ".mail"}
 _HEADER_LINE = re.compile(rb"^[A-Za-z][A-Za-z0-9-]*:[ \t]")
 
@@ -360,7 +366,9 @@ def wrap_body(data: bytes, *, html: bool) -> bytes:
 def _iter_file(path: Path) -> Iterator[tuple[str, bytes]]:
     data = path.read_bytes()
     suffix = path.suffix.lower()
-    if suffix == ".mbox" or data.startswith(b"From "):
+    if not data.strip():
+        return  # an empty file holds no email (the caller says so)
+    if data.startswith(b"From ") or (suffix == ".mbox" and b"\nFrom " in data):
         box = mailbox.mbox(str(path), create=False)
         try:
             for n, key in enumerate(box.iterkeys()):

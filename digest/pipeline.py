@@ -112,7 +112,7 @@ def ingest_raw(store: Store, raw: bytes, *, mailbox: str, uidvalidity: int = 0, 
 
 def ingest_paths(store: Store, paths: Iterable[Path]) -> IngestReport:
     """Ingest .eml files, mboxes, Maildirs or folders of them (local files: the mailbox is 'file:<path>')."""
-    from .parse import iter_raw_messages
+    from .parse import NO_EMAIL, iter_raw_messages
 
     total = IngestReport()
     for path in paths:
@@ -120,11 +120,15 @@ def ingest_paths(store: Store, paths: Iterable[Path]) -> IngestReport:
             total.errors.append(f"{path}: no such file or folder")
             total.failed += 1
             continue
+        found = 0
         for label, raw in iter_raw_messages(path):
+            found += 1
             # local files have no IMAP UID: a hash of the content stands in, so re-reading a file is a no-op
             pseudo_uid = int(hashlib.sha256(raw).hexdigest()[:12], 16)
             _, report = ingest_raw(store, raw, mailbox=f"file:{label}", uid=pseudo_uid, label=label)
             total.add(report)
+        if not found:
+            total.errors.append(f"{path}: {NO_EMAIL}")
     return total
 
 

@@ -98,15 +98,29 @@ class Profile:
         return frequency_days(self.frequency)
 
 
+_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _weekday(name: str) -> int | None:
+    """'mon', 'Mon', 'monday', 'Thurs' -> the weekday number (Mon=0); anything else -> None."""
+    name = name.strip().lower()
+    if len(name) >= 3:
+        for i, full in enumerate(_DAY_NAMES):
+            if full.startswith(name):
+                return i
+    return None
+
+
 def frequency_days(frequency: str) -> tuple[int, ...]:
+    frequency = frequency.strip().lower()
     if frequency == "daily":
         return tuple(range(7))
     if frequency == "weekdays":
         return tuple(range(5))
     if frequency.startswith("weekly:"):
-        days = [d.strip() for d in frequency.split(":", 1)[1].split(",")]
-        if days and all(d in WEEKDAYS for d in days):
-            return tuple(sorted({WEEKDAYS.index(d) for d in days}))
+        days = [_weekday(d) for d in frequency.split(":", 1)[1].split(",")]
+        if days and None not in days:
+            return tuple(sorted(set(days)))
     raise ValueError(frequency)
 
 
@@ -303,38 +317,71 @@ def with_library(profile: Profile) -> tuple[Profile, list[ProfileError], list[st
 
 def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -> LoadedProfiles:
     """Load every ``*.toml`` in ``directory``. A broken file is reported and, if ``last_good`` has an earlier
-    text for that user, that version keeps serving."""
-    profiles: dict[str, Profile] = {}
-    errors: list[ProfileError] = []
-    texts: dict[str, str] = {}
-    stale = []
-    warnings: list[str] = []
+    text for that user, that version keeps serving.
+
+    Each address belongs to one user: when two profiles name the same email, the user whose last good version
+    already had it keeps it (else the first file by name) and the other file is the error, served from its own
+    last good version if that has another address, so no address ever gets two digests."""
+    last_good = last_good or {}
     if not directory.is_dir():
         raise ProfileError(f"{directory}: profiles directory not found; create it or set profiles_dir in config.toml")
-    emails: dict[str, str] = {}
+    errors: list[ProfileError] = []
+    # user -> (path, text of the file if it loaded, else None, the profile: the file's or its last good version's)
+    found: dict[str, tuple[Path, str | None, Profile]] = {}
     for path in sorted(directory.glob("*.toml")):
         try:
             text = read_text_file(path, ProfileError)
-            profile = parse_profile(text, path)
-            if profile.email.lower() in emails:
-                line = toml_line(text, "email")
-                raise ProfileError(f"{path}{f':{line}' if line else ''}: email: {profile.email} is already used by "
-                                   f"{directory / emails[profile.email.lower()]}.toml; each user needs their own "
-                                   "address (or move the example profiles out of the folder)")
-            emails[profile.email.lower()] = profile.user
-            texts[profile.user] = text
-            profiles[profile.user], library_errors, library_warnings = with_library(profile)
-            errors.extend(library_errors)
-            warnings.extend(library_warnings)
+            found[path.stem] = (path, text, parse_profile(text, path))
         except (ProfileError, OSError) as exc:
-            err = exc if isinstance(exc, ProfileError) else ProfileError(f"{path}: cannot read ({exc})")
-            errors.append(err)
-            previous = (last_good or {}).get(path.stem)
+            errors.append(exc if isinstance(exc, ProfileError) else ProfileError(f"{path}: cannot read ({exc})"))
+            previous = _last_good(last_good, path)
             if previous is not None:
-                try:
-                    profiles[path.stem], library_errors, _ = with_library(parse_profile(previous, path))
-                    errors.extend(library_errors)
-                    stale.append(path.stem)
-                except ProfileError:
-                    pass
+                found[path.stem] = (path, None, previous)
+
+    def had(user: str, email: str) -> bool:
+        previous = _last_good(last_good, found[user][0])
+        return previous is not None and previous.email.lower() == email
+
+    by_email: dict[str, list[str]] = {}
+    for user, (_, _, profile) in found.items():
+        by_email.setdefault(profile.email.lower(), []).append(user)
+    for email, users in by_email.items():
+        if len(users) < 2:
+            continue
+        owner = min(users, key=lambda u: (not had(u, email), u))
+        for user in users:
+            if user == owner:
+                continue
+            path, text, profile = found.pop(user)
+            line = toml_line(text, "email") if text is not None else None
+            errors.append(ProfileError(
+                f"{path}{f':{line}' if line else ''}: email: {profile.email} is already used by "
+                f"{found[owner][0]}; each user needs their own address (or move the example profiles out of the "
+                "folder)"))
+            previous = _last_good(last_good, path) if text is not None else None
+            if previous is not None and previous.email.lower() not in by_email:
+                found[user] = (path, None, previous)
+
+    profiles: dict[str, Profile] = {}
+    texts: dict[str, str] = {}
+    stale = []
+    warnings: list[str] = []
+    for user, (_path, text, profile) in sorted(found.items(), key=lambda item: item[1][0]):
+        profiles[user], library_errors, library_warnings = with_library(profile)
+        errors.extend(library_errors)
+        if text is None:
+            stale.append(user)
+        else:
+            texts[user] = text
+            warnings.extend(library_warnings)
     return LoadedProfiles(profiles, errors, texts, tuple(stale), warnings)
+
+
+def _last_good(last_good: Mapping[str, str], path: Path) -> Profile | None:
+    previous = last_good.get(path.stem)
+    if previous is None:
+        return None
+    try:
+        return parse_profile(previous, path)
+    except ProfileError:
+        return None

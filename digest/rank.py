@@ -154,6 +154,7 @@ class _Channels:
     penalty: np.ndarray         # dislike penalty, combined-z units
     lexical: np.ndarray | None
     z: np.ndarray               # final calibrated relevance before boosts
+    prf: np.ndarray | None = None  # similarity to the centroid of today's best candidates, background-standardised
 
 
 def _standardise(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -359,12 +360,14 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray, background_vec
 
     # (only for days with more than PRF_TOP candidates, as before; PRF_FRAC can shrink the centroid's share)
     prf_top = min(PRF_TOP, max(3, round(PRF_FRAC * n))) if PRF_FRAC > 0 else PRF_TOP
+    prf = None
     if PRF_WEIGHT and comb_b is not None and n > PRF_TOP:
         # today's best candidates, as one pseudo-anchor: papers close to what already scores highest today
         top = np.argpartition(-comb_c, prf_top - 1)[:prf_top]
         centroid = cand[top].mean(axis=0)
         prf_c, prf_b = cand @ centroid, bg @ centroid
-        comb_c = comb_c + PRF_WEIGHT * _standardise(prf_c, prf_b) * comb_b.std()
+        prf = _standardise(prf_c, prf_b)
+        comb_c = comb_c + PRF_WEIGHT * prf * comb_b.std()
         comb_b = comb_b + PRF_WEIGHT * _standardise(prf_b, prf_b) * comb_b.std()
 
     penalty = dislike_penalty(anchor_z)
@@ -375,7 +378,7 @@ def compute_channels(signals: UserSignals, cand_vecs: np.ndarray, background_vec
         z = _standardise(comb_c, comb_b)
     else:
         z = comb_c
-    return _Channels(anchor_z, raw_sims, knn, facet_z, by_facet, classifier, penalty, lexical=lexical, z=z)
+    return _Channels(anchor_z, raw_sims, knn, facet_z, by_facet, classifier, penalty, lexical=lexical, z=z, prf=prf)
 
 
 def _recency(paper: Paper, today: date | None) -> float:

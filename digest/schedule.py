@@ -838,14 +838,18 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
                                  "unsubscribed": unsubscribed and {k: unsubscribed[k] for k in ("paused_at", "via")}}
         if not profile.paused and not unsubscribed:
             nxt = next_send(profile, now)
+            done = store.last_done_period(user)
+            while done is not None and period_of(profile, nxt) <= done:
+                nxt = next_send(profile, nxt)  # today's digest already went out (e.g. by `digest send`)
             entry["next_local"] = nxt.isoformat()
             entry["next_utc"] = nxt.astimezone(UTC).isoformat()
             entry["next"] = describe_time(nxt, now)
         last = store.last_digest(user)
         if last is not None:
-            entry["last"] = {k: last[k] for k in ("period", "status", "n_items", "n_candidates", "error",
-                                                 "sent_at", "attempts")}
-        entry["waiting"] = store.count_candidates(user, since)
+            entry["last"] = {k: last.get(k) for k in ("period", "status", "n_items", "n_candidates", "error",
+                                                     "sent_at", "attempts", "path")}
+        entry["waiting"] = store.count_candidates(user, since,
+                                                  replacements=settings.ranking.include_replacements)
         users.append(entry)
     report["users"] = users
     report["profile_errors"] = errors

@@ -736,8 +736,15 @@ class Store:
         return {status: n for status, n in self.db.execute(
             f"SELECT status, COUNT(*) FROM [{table}] GROUP BY status ORDER BY status")}
 
-    def count_candidates(self, user: str, since: str) -> int:
-        """How many papers wait for the user's next digest (as ``candidate_papers``, counted)."""
+    def count_sent_since(self, user: str, since: str) -> int:
+        """How many papers first seen since ``since`` already went out to ``user`` (so are no candidates)."""
         return self.db.execute(
-            "SELECT COUNT(*) FROM papers WHERE first_seen >= ? AND id NOT IN "
+            "SELECT COUNT(*) FROM papers WHERE first_seen >= ? AND id IN "
+            "(SELECT paper_id FROM sent_papers WHERE user = ?)", [since, user]).fetchone()[0]
+
+    def count_candidates(self, user: str, since: str, *, replacements: bool = False) -> int:
+        """How many papers wait for the user's next digest (as ``candidate_papers``, counted)."""
+        skip = "" if replacements else "AND (section IS NULL OR section != 'replaced') "
+        return self.db.execute(
+            f"SELECT COUNT(*) FROM papers WHERE first_seen >= ? {skip}AND id NOT IN "
             "(SELECT paper_id FROM sent_papers WHERE user = ?)", [since, user]).fetchone()[0]

@@ -93,6 +93,10 @@ def test_rank_on_an_empty_store_says_where_papers_come_from_before_loading_the_m
     assert result.returncode == 0, result.stderr
     assert "no papers in the store yet" in result.stderr and "digest poll" in result.stderr
     assert "--data-dir demo-data rank ada" in result.stderr
+    # a command that only looks creates no database (e.g. under a mistyped --data-dir)
+    for command in (["rank", "ada"], ["votes", "ada"], ["status"]):
+        CliRunner().invoke(cli, ["--config", str(config), *command])
+    assert not (tmp_path / "data").exists()
 
 
 def test_send_leaves_out_a_user_whose_frequency_skips_today(tmp_path):
@@ -140,3 +144,67 @@ def test_check_says_whether_the_model_can_load_without_loading_it(tmp_path):
     result = CliRunner().invoke(cli, ["--config", str(config), "check"])
     assert result.exit_code == 0 and "model: all-MiniLM-L6-v3: installed" not in result.output
     assert "warning: model.name: 'all-MiniLM-L6-v3' is neither a bundled model" in result.output
+
+
+def test_the_demo_never_writes_into_the_store_named_by_the_environment(tmp_path, monkeypatch):
+    """$DIGEST_DATA_DIR may be the service's real store: the demo's own --data-dir (or a global one typed on the
+    command line) wins over it, and without either the demo keeps to ./demo-data."""
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "profiles").mkdir()
+    monkeypatch.setenv("DIGEST_DATA_DIR", str(tmp_path / "prod"))
+    monkeypatch.chdir(tmp_path)
+    demo = ["--config", "/dev/null"]
+    rest = ["--inbox", "inbox", "--profiles", "profiles"]
+    for args, where in ((demo + ["demo", "--data-dir", "mine"] + rest, "mine"),
+                        (demo + ["--data-dir", "typed", "demo"] + rest, "typed"),
+                        (demo + ["demo"] + rest, "demo-data")):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / where / "digest.db").is_file(), (args, result.output)
+    assert not (tmp_path / "prod").exists()
+
+
+def test_parse_and_ingest_say_when_a_path_holds_no_email(tmp_path):
+    """Random bytes named .mbox, an empty file and an empty folder each get a message saying what to give instead;
+    nothing is silently read as nothing."""
+    import random
+
+    (tmp_path / "g.mbox").write_bytes(random.Random(0).randbytes(5000).replace(b"\nFrom ", b"\nfrom "))
+    (tmp_path / "e.eml").write_bytes(b"")
+    (tmp_path / "empty").mkdir()
+    paths = [str(tmp_path / name) for name in ("g.mbox", "e.eml", "empty")]
+    result = CliRunner().invoke(cli, ["parse", *paths])
+    assert result.exit_code == 1
+    assert f"{tmp_path / 'g.mbox'}: not an email: no header lines" in result.output
+    for name in ("e.eml", "empty"):
+        assert f"{tmp_path / name}: no email found in it: give an .eml file, an mbox" in result.output
+    config = tmp_path / "config.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "ingest", *paths])
+    assert "emails read: 1 (0 alerts, 0 already seen, 0 not paper alerts, 1 failed)" in result.output
+    for name in ("e.eml", "empty"):
+        assert f"skipped: {tmp_path / name}: no email found in it" in result.output
+
+
+def test_send_for_one_user_with_a_broken_profile_says_so_and_shows_only_their_errors(tmp_path):
+    config = _profiles(tmp_path)
+    profiles = tmp_path / "profiles"
+    (profiles / "zed.toml").write_text('email = "zed@example.org"\ntimezone = "Mars/Olympus"\n'
+                                       '[[interests]]\nlabel = "Dust"\n')
+    (profiles / "bob.toml").write_text('email = "bob@example.org"\nsend_at = "7.30"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "send", "--user", "zed", "--outbox",
+                                      str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output
+    assert f"profile error: {profiles / 'zed.toml'}:2: timezone" in result.output
+    assert "bob.toml" not in result.output  # somebody else's problem, not asked about
+    assert "zed: the profile has the error above and no earlier good version to serve" in result.output
+    assert "no profile for zed" not in result.output
+
+
+def test_check_does_not_call_ok_a_profile_left_with_nothing_to_rank_with(tmp_path):
+    (tmp_path / "lib.toml").write_text('email = "l@example.org"\nlibrary = "missing.bib"\n')
+    result = CliRunner().invoke(cli, ["--config", "/dev/null", "check", "--profiles", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "profile lib: nothing to rank with (0 interests, 0 seeds, 0 library papers" in result.output
+    assert "profile lib: ok" not in result.output
+    assert f"warning: {tmp_path / 'lib.toml'}: no interests, no seeds and no library paper" in result.output

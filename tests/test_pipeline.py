@@ -2,6 +2,7 @@
 
 import email
 import email.policy
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -53,6 +54,19 @@ def test_the_demo_writes_one_digest_per_profile_and_a_second_run_embeds_nothing(
     assert "already delivered for this period" in second.stdout
     assert sorted(p.name for p in outbox.iterdir()) == sorted(p.name for p in outbox.iterdir() if p.suffix in (".eml", ".html"))
     assert len(list(outbox.glob("*.eml"))) == len(profiles)
+
+    # looking around the demo's store: `rank` says why the papers just written are not shown again, and
+    # `status` counts as waiting exactly the candidates `rank` ranks
+    written = int(first.stdout.split("  ada: ", 1)[1].split()[0])
+    look = [sys.executable, "-m", "digest", "--config", "/dev/null", "--data-dir", str(tmp_path)]
+    ranked = subprocess.run([*look, "rank", "ada", "--limit", "1"], capture_output=True, text=True, cwd=REPO,
+                            timeout=600)
+    assert ranked.returncode == 0, ranked.stderr
+    assert f"; {written} recent papers already sent to ada are not candidates again" in ranked.stdout
+    n_candidates = int(ranked.stdout.split(" candidates (", 1)[0].rsplit(" ", 1)[1])
+    status = subprocess.run([*look, "status", "--json"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    ada = next(u for u in json.loads(status.stdout)["users"] if u["user"] == "ada")
+    assert ada["waiting"] == n_candidates
 
 
 def test_papers_already_sent_are_never_repeated_in_the_next_digest(tmp_path):

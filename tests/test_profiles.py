@@ -65,8 +65,12 @@ def test_frequencies():
     assert frequency_days("daily") == tuple(range(7))
     assert frequency_days("weekdays") == (0, 1, 2, 3, 4)
     assert frequency_days("weekly:sun") == (6,)
-    with pytest.raises(ValueError):
-        frequency_days("weekly:funday")
+    # day names as people write them
+    assert frequency_days("weekly:Monday") == (0,) == frequency_days("Weekly:mon")
+    assert frequency_days("weekly:thursday, tues") == (1, 3)
+    for bad in ("weekly:funday", "weekly:m", "weekly:", "weekly:mon,", "fortnightly"):
+        with pytest.raises(ValueError):
+            frequency_days(bad)
 
 
 def test_a_broken_file_does_not_stop_the_others_and_its_last_good_version_serves(tmp_path):
@@ -94,6 +98,28 @@ def test_two_profiles_with_the_same_address_are_refused(tmp_path):
     # the folder actually read (not a hard-coded profiles/), the line, and the likely cause
     assert f"twin.toml:2: email: ada@example.org is already used by {tmp_path / 'ada.toml'}" in str(loaded.errors[0])
     assert "move the example profiles out" in str(loaded.errors[0])
+
+
+def test_a_new_profile_cannot_take_an_address_a_user_already_has(tmp_path):
+    """The established user keeps the address whatever the file names (`aaa` sorts before `ada`), the newcomer
+    is the error, and a user whose edit takes another's address keeps being served from their last good version:
+    no address ever gets two digests."""
+    (tmp_path / "ada.toml").write_text(GOOD)
+    (tmp_path / "bob.toml").write_text(GOOD.replace("ada@", "bob@"))
+    first = load_profiles(tmp_path)
+    (tmp_path / "aaa.toml").write_text(GOOD)
+    (tmp_path / "bob.toml").write_text(GOOD.replace('send_at = "07:30"', 'send_at = "08:00"'))  # bob takes ada's
+    loaded = load_profiles(tmp_path, first.texts)
+    assert set(loaded.profiles) == {"ada", "bob"}
+    assert loaded.profiles["ada"].email == "ada@example.org" and loaded.profiles["bob"].email == "bob@example.org"
+    assert loaded.stale == ("bob",) and loaded.profiles["bob"].send_at == "07:30"
+    errors = sorted(str(e) for e in loaded.errors)
+    assert len(errors) == 2
+    assert errors[0].startswith(f"{tmp_path / 'aaa.toml'}:2: email: ada@example.org is already used by "
+                                f"{tmp_path / 'ada.toml'}")
+    assert errors[1].startswith(f"{tmp_path / 'bob.toml'}:2: email: ada@example.org is already used by "
+                                f"{tmp_path / 'ada.toml'}")
+    assert set(loaded.texts) == {"ada"}  # neither refused text becomes a last good version
 
 
 # the line is the one of the value that is wrong, not the first line that has a key of that name

@@ -261,6 +261,27 @@ def test_status_shows_each_users_next_digest_in_their_time_zone_and_utc(setup):
     assert as_json["users"][0]["next_utc"] == "2024-04-01T06:30:00+00:00"
 
 
+@time_machine.travel(datetime(2024, 3, 28, 5, 0, tzinfo=UTC), tick=False)  # Thursday, before ada's 07:30 GMT
+def test_status_next_send_skips_a_period_whose_digest_already_went_out(setup):
+    tmp_path, config = setup
+    settings = load_settings(config)
+    store = Store(settings.db_path)
+    assert status_report(settings, store)["users"][0]["next_local"] == "2024-03-28T07:30:00+00:00"
+    store.mark_digest(store.claim_digest("ada", "2024-03-28"), "sent")  # `digest send` ran early today
+    assert status_report(settings, store)["users"][0]["next_local"] == "2024-03-29T07:30:00+00:00"
+    store.mark_digest(store.claim_digest("ada", "2024-03-29"), "skipped")  # and a done Friday (weekdays only)
+    assert status_report(settings, store)["users"][0]["next_local"] == "2024-04-01T07:30:00+01:00"
+
+
+def test_status_says_written_for_a_digest_that_went_to_an_outbox_file(setup):
+    tmp_path, config = setup
+    store = Store(load_settings(config).db_path)
+    store.mark_digest(store.claim_digest("ada", "2024-03-28"), "sent", path="/srv/out/ada-2024-03-28.eml")
+    out = CliRunner().invoke(cli, ["--config", str(config), "status"]).output
+    assert "last: 2024-03-28 written" in out and "to /srv/out/ada-2024-03-28.eml" in out
+    assert "last: 2024-03-28 sent" not in out
+
+
 def test_status_shows_a_user_who_unsubscribed_by_link_and_how_to_resume(setup):
     tmp_path, config = setup
     Store(load_settings(config).db_path).pause_user("ada", via="web")

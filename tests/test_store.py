@@ -174,6 +174,9 @@ def test_arxiv_replacements_are_not_candidates_unless_asked_for(store):
     titles = [p.title for _, p in store.candidate_papers("ada", "2000-01-01")]
     assert titles == ["A new paper", "A cross-list", "A Scholar alert item"]
     assert len(store.candidate_papers("ada", "2000-01-01", replacements=True)) == 4
+    # `digest status` counts what `digest rank` ranks
+    assert store.count_candidates("ada", "2000-01-01") == 3
+    assert store.count_candidates("ada", "2000-01-01", replacements=True) == 4
     # a paper first seen as new keeps counting as new when a later listing carries its replacement
     store.add_papers([Paper("A new paper", arxiv_id="2411.00001", section="replaced")])
     assert "A new paper" in [p.title for _, p in store.candidate_papers("ada", "2000-01-01")]
