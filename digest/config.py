@@ -290,6 +290,7 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     for section in (settings.imap, settings.smtp):
         name = "imap" if section is settings.imap else "smtp"
         if section.security == "plain" and section.host not in ("", "localhost", "127.0.0.1", "::1"):
-            raise ConfigError(f"{source}: {name}.security = \"plain\" is only allowed for localhost "
+            line = toml_line(text, f"{name}.security") if text else None
+            raise ConfigError(f"{source}{f':{line}' if line else ''}: {name}.security = \"plain\" is only allowed for localhost "
                               f"(host is {section.host!r}); use \"tls\" or \"starttls\"")
     return dataclasses.replace(settings, source=source)
