@@ -218,7 +218,7 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     store = _store(settings)
     report = ingest_paths(store, paths)
     _print_ingest(report)
-    if report.failed:
+    if report.failed or report.errors:  # an email that failed, or a path that held no email
         sys.exit(1)
 
 
@@ -297,8 +297,8 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int) -> None:
     sent = store.count_sent_since(prof.user, candidate_since(settings))
     click.echo(f"{prof.user}: {len(result.ranking.picked)} picked of {result.n_candidates} candidates "
                f"(floor {result.ranking.floor:.2f})"
-               + (f"; {sent} recent {'paper' if sent == 1 else 'papers'} already sent to {prof.user} "
-                  "are not candidates again" if sent else ""))
+               + (f"; {_n(sent, 'recent paper')} already sent to {prof.user} "
+                  f"{'is' if sent == 1 else 'are'} not candidates again" if sent else ""))
     click.echo(f"{'':2}{'score':>6}  title / why")
     for item in result.ranking.scored[:limit]:
         mark = "✓" if id(item.paper) in picked else " "
@@ -393,16 +393,22 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
     if not problems:
         click.echo(f"model: {settings.model.name}: installed")
     directory = profiles_dir or settings.profiles_path
-    loaded = load_profiles(directory)
+    # the profiles the service reads: with their last good versions, so a contested address is judged as the
+    # service judges it (the established user keeps it)
+    last_good = _store(settings, read_only=True).profile_texts() \
+        if Path(directory).resolve() == settings.profiles_path.resolve() else None
+    loaded = load_profiles(directory, last_good)
     empty = []
     for user, profile in sorted(loaded.profiles.items()):
         library = f", {len(profile.library_seeds)} library papers" if profile.library else ""
         state = "ok" if profile.interests or profile.seeds or profile.library_seeds else "nothing to rank with"
+        if user in loaded.stale:
+            state = "broken (the error below); its last good version serves meanwhile"
         click.echo(f"profile {user}: {state} ({len(profile.interests)} interests, {len(profile.seeds)} seeds{library}, "
                    f"{profile.frequency} at {profile.send_at} {profile.timezone})")
-        if state != "ok":
+        if state == "nothing to rank with":
             empty.append(f"{profile.path}: no interests, no seeds and no library paper could be read, so every paper "
-                         "would rank as \"no strong match\"; fix the library file (the error below) or add "
+                         "would rank as \"no strong match\"; give the library file papers (or fix it) or add "
                          "[[interests]]")
     warnings = [*problems, *loaded.warnings, *empty]
     if settings.smtp.host and not settings.outbox:

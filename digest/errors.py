@@ -3,7 +3,7 @@
     DigestError
      +-- ConfigError        config.toml or a profile file is invalid
      |    +-- ProfileError  one profile file is invalid (the other users go on)
-     +-- ParseError         an email looked like a paper alert but could not be parsed
+     +-- ParseError         an email looked like a paper alert but could not be parsed, or is no email at all
      +-- MailboxError       the IMAP server refused us: login, TLS, STARTTLS, a folder (see ingest.py)
      +-- StoreError         the database is unusable (e.g. written by a newer version)
      +-- DeliveryError      a digest could not be delivered (SMTP or outbox)

@@ -302,8 +302,8 @@ def _parse_msg(msg: Message) -> tuple[str | None, list[Paper]]:
 def parse_message(raw: bytes) -> ParsedMessage:
     """Parse one RFC 822 message.
 
-    Raises ParseError when the mail comes from a known alert sender but yields no papers; returns
-    ``kind=None`` with no papers for mail that is not a paper alert.
+    Raises ParseError when the mail comes from a known alert sender but yields no papers, or is not an email
+    at all (no header lines); returns ``kind=None`` with no papers for mail that is not a paper alert.
 
     Example::
 
@@ -311,11 +311,14 @@ def parse_message(raw: bytes) -> ParsedMessage:
         for paper in parsed.papers:
             print(paper.id, paper.title)
     """
+    # a byte-order mark or blank lines before the headers (a Notepad save, a pasted "Show original") would make
+    # the whole message a body without headers
+    raw = raw.removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n")
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     if not msg.keys():
-        raise ParseError("not an email: no header lines (From:, Subject:, ...) at its top; save the alert with its "
-                         "headers (your mail program's \"Save as\" .eml or \"Show original\"), or give a bare body "
-                         "as .html or .txt")
+        raise ParseError("not an email: no header lines (From:, Subject:, ...) at its top; for a file, save the "
+                         "alert with its headers (your mail program's \"Save as\" .eml or \"Show original\"), or "
+                         "give a bare body as .html or .txt")
     kind, papers = _parse_msg(msg)
     date = _date(_header(msg, "date"))
     message_id = _header(msg, "message-id") or None
@@ -364,7 +367,7 @@ def wrap_body(data: bytes, *, html: bool) -> bytes:
 
 
 def _iter_file(path: Path) -> Iterator[tuple[str, bytes]]:
-    data = path.read_bytes()
+    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n")
     suffix = path.suffix.lower()
     if not data.strip():
         return  # an empty file holds no email (the caller says so)

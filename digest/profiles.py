@@ -320,8 +320,10 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
     text for that user, that version keeps serving.
 
     Each address belongs to one user: when two profiles name the same email, the user whose last good version
-    already had it keeps it (else the first file by name) and the other file is the error, served from its own
-    last good version if that has another address, so no address ever gets two digests."""
+    already had it keeps it (of several, the one whose last good version is latest in ``last_good``, which
+    lists the least recently loaded first; else the first file by name) and the other file is the error,
+    served from its own last good version if that has an address nobody else has, so no address ever gets
+    two digests."""
     last_good = last_good or {}
     if not directory.is_dir():
         raise ProfileError(f"{directory}: profiles directory not found; create it or set profiles_dir in config.toml")
@@ -342,13 +344,16 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
         previous = _last_good(last_good, found[user][0])
         return previous is not None and previous.email.lower() == email
 
+    recency = {user: i for i, user in enumerate(last_good)}
     by_email: dict[str, list[str]] = {}
     for user, (_, _, profile) in found.items():
         by_email.setdefault(profile.email.lower(), []).append(user)
+    taken = set(by_email)
+    fallbacks = []
     for email, users in by_email.items():
         if len(users) < 2:
             continue
-        owner = min(users, key=lambda u: (not had(u, email), u))
+        owner = min(users, key=lambda u: (not had(u, email), -recency.get(u, -1), u))
         for user in users:
             if user == owner:
                 continue
@@ -358,9 +363,13 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
                 f"{path}{f':{line}' if line else ''}: email: {profile.email} is already used by "
                 f"{found[owner][0]}; each user needs their own address (or move the example profiles out of the "
                 "folder)"))
-            previous = _last_good(last_good, path) if text is not None else None
-            if previous is not None and previous.email.lower() not in by_email:
-                found[user] = (path, None, previous)
+            if text is not None:
+                fallbacks.append((user, path))
+    for user, path in fallbacks:  # served from the last good version, if its address is nobody else's
+        previous = _last_good(last_good, path)
+        if previous is not None and previous.email.lower() not in taken:
+            taken.add(previous.email.lower())
+            found[user] = (path, None, previous)
 
     profiles: dict[str, Profile] = {}
     texts: dict[str, str] = {}

@@ -648,7 +648,9 @@ class Store:
                 self._insert("profile_texts", {"user": user, "text": text, "saved_at": utcnow()}, replace=True)
 
     def profile_texts(self) -> dict[str, str]:
-        return {r["user"]: r["text"] for r in self.db["profile_texts"].rows}
+        """Each user's last good profile text, the least recently loaded first (``load_profiles`` gives a
+        contested address to the user who held it last)."""
+        return {r["user"]: r["text"] for r in self.db["profile_texts"].rows_where(order_by="saved_at, user")}
 
     def log_event(self, level: str, component: str, message: str, user: str | None = None) -> None:
         with self.db.conn:

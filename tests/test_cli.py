@@ -94,8 +94,10 @@ def test_rank_on_an_empty_store_says_where_papers_come_from_before_loading_the_m
     assert "no papers in the store yet" in result.stderr and "digest poll" in result.stderr
     assert "--data-dir demo-data rank ada" in result.stderr
     # a command that only looks creates no database (e.g. under a mistyped --data-dir)
-    for command in (["rank", "ada"], ["votes", "ada"], ["status"]):
-        CliRunner().invoke(cli, ["--config", str(config), *command])
+    for command, code, says in ((["rank", "ada"], 1, "no papers in the store yet"),
+                                (["votes", "ada"], 0, "ada: no votes yet"), (["status"], 0, "last: none yet")):
+        result = CliRunner().invoke(cli, ["--config", str(config), *command])
+        assert result.exit_code == code and says in result.output, (command, result.output)
     assert not (tmp_path / "data").exists()
 
 
@@ -181,6 +183,7 @@ def test_parse_and_ingest_say_when_a_path_holds_no_email(tmp_path):
     config = tmp_path / "config.toml"
     config.write_text(f'data_dir = "{tmp_path / "data"}"\n')
     result = CliRunner().invoke(cli, ["--config", str(config), "ingest", *paths])
+    assert result.exit_code == 1
     assert "emails read: 1 (0 alerts, 0 already seen, 0 not paper alerts, 1 failed)" in result.output
     for name in ("e.eml", "empty"):
         assert f"skipped: {tmp_path / name}: no email found in it" in result.output
@@ -208,3 +211,37 @@ def test_check_does_not_call_ok_a_profile_left_with_nothing_to_rank_with(tmp_pat
     assert "profile lib: nothing to rank with (0 interests, 0 seeds, 0 library papers" in result.output
     assert "profile lib: ok" not in result.output
     assert f"warning: {tmp_path / 'lib.toml'}: no interests, no seeds and no library paper" in result.output
+
+
+def test_a_bom_or_blank_lines_before_the_headers_do_not_hide_them(tmp_path):
+    from pathlib import Path
+
+    sample = (Path(__file__).resolve().parent.parent / "sample_inbox" / "04-biorxiv-subject-collection-alert.eml")
+    raw = sample.read_bytes()
+    expected = CliRunner().invoke(cli, ["parse", str(sample)]).output.split("\n", 1)[0].split(": ", 1)[1]
+    assert expected.startswith("biorxiv, ") and not expected.startswith("biorxiv, 0 ")
+    for name, prefix in (("bom.eml", b"\xef\xbb\xbf"), ("blank.eml", b"\n\n"), ("crlf.eml", b"\r\n"),
+                         ("both.mbox", b"\xef\xbb\xbf\r\n")):
+        path = tmp_path / name
+        path.write_bytes(prefix + (b"From alerts@example.org Thu Nov  7 00:00:00 2024\n" if name.endswith("mbox")
+                                   else b"") + raw)
+        result = CliRunner().invoke(cli, ["parse", str(path)])
+        assert result.exit_code == 0 and expected in result.output, (name, result.output)
+
+
+def test_check_judges_a_contested_address_and_a_broken_file_as_the_service_does(tmp_path):
+    from digest.config import load_settings
+    from digest.store import Store
+
+    config = _profiles(tmp_path)
+    profiles = tmp_path / "profiles"
+    ada = (profiles / "ada.toml").read_text()
+    Store(load_settings(config).db_path).save_profile_texts({"ada": ada, "bob": ada.replace("ada@", "bob@")})
+    (profiles / "aaa.toml").write_text(ada)  # a newcomer with ada's address, sorting before her
+    (profiles / "bob.toml").write_text('email = "bob@example.org"\ntimezone = "Mars/Olympus"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert result.exit_code == 1
+    assert f"error: {profiles / 'aaa.toml'}:1: email: ada@example.org is already used by {profiles / 'ada.toml'}" \
+        in result.output
+    assert "profile ada: ok" in result.output
+    assert "profile bob: broken (the error below); its last good version serves meanwhile" in result.output

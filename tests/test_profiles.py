@@ -122,6 +122,33 @@ def test_a_new_profile_cannot_take_an_address_a_user_already_has(tmp_path):
     assert set(loaded.texts) == {"ada"}  # neither refused text becomes a last good version
 
 
+def _with(email):
+    return GOOD.replace("ada@example.org", email)
+
+
+def test_a_contested_address_goes_to_whoever_held_it_last_and_fallbacks_never_share_one(tmp_path):
+    # bob's file was removed, zed took bob's address meanwhile, then bob's file came back: zed keeps it
+    # (last good texts come least recently loaded first, as Store.profile_texts gives them)
+    (tmp_path / "bob.toml").write_text(_with("bob@example.org"))
+    (tmp_path / "zed.toml").write_text(_with("bob@example.org"))
+    loaded = load_profiles(tmp_path, {"bob": _with("bob@example.org"), "zed": _with("bob@example.org")})
+    assert set(loaded.profiles) == {"zed"}
+    assert str(loaded.errors[0]).startswith(f"{tmp_path / 'bob.toml'}:2: email: bob@example.org is already used")
+    # two refused users whose last good versions share an address: only one of them is served at it
+    for user in ("pp", "qq", "xx", "yy"):
+        (tmp_path / f"{user}.toml").write_text(_with(f"{user}@example.org"))
+    (tmp_path / "bob.toml").unlink()
+    (tmp_path / "zed.toml").unlink()
+    (tmp_path / "xx.toml").write_text(_with("pp@example.org"))
+    (tmp_path / "yy.toml").write_text(_with("qq@example.org"))
+    last_good = {"xx": _with("e@example.org"), "yy": _with("e@example.org"),
+                 "pp": _with("pp@example.org"), "qq": _with("qq@example.org")}
+    loaded = load_profiles(tmp_path, last_good)
+    emails = [p.email for p in loaded.profiles.values()]
+    assert sorted(emails) == ["e@example.org", "pp@example.org", "qq@example.org"]
+    assert loaded.profiles["pp"].email == "pp@example.org" and loaded.profiles["qq"].email == "qq@example.org"
+
+
 # the line is the one of the value that is wrong, not the first line that has a key of that name
 LAYERED = GOOD + '''
 [[interests]]
