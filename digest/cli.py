@@ -398,7 +398,7 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
     last_good = _store(settings, read_only=True).profile_texts() \
         if Path(directory).resolve() == settings.profiles_path.resolve() else None
     loaded = load_profiles(directory, last_good)
-    empty = []
+    empty, tips = [], []
     for user, profile in sorted(loaded.profiles.items()):
         library = f", {len(profile.library_seeds)} library papers" if profile.library else ""
         state = "ok" if profile.interests or profile.seeds or profile.library_seeds else "nothing to rank with"
@@ -406,6 +406,11 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
             state = "broken (the error below); its last good version serves meanwhile"
         click.echo(f"profile {user}: {state} ({len(profile.interests)} interests, {len(profile.seeds)} seeds{library}, "
                    f"{profile.frequency} at {profile.send_at} {profile.timezone})")
+        n_papers = len(profile.seeds) + len(profile.library_seeds)
+        if state == "ok" and n_papers < 10 and not profile.library:
+            tips.append(f"{user}: {_n(n_papers, 'seed paper')}; papers the user saved teach the ranking most: "
+                        "add [[seeds]], or point `library` at an export of their reference manager (on the "
+                        "benchmark, a whole library as seeds instead of 5 papers: mean P@10 0.607 -> 0.670)")
         if state == "nothing to rank with":
             empty.append(f"{profile.path}: no interests, no seeds and no library paper could be read, so every paper "
                          "would rank as \"no strong match\"; give the library file papers (or fix it) or add "
@@ -418,6 +423,8 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
                      f"{directory}" for profile in loaded.profiles.values() if _reserved_address(profile.email)]
     for warning in warnings:
         click.secho(f"warning: {warning}", fg="yellow")
+    for tip in tips:
+        click.echo(f"tip: {tip}")
     for error in loaded.errors:
         click.secho(f"error: {error}", fg="red")
     if loaded.errors:

@@ -245,3 +245,14 @@ def test_check_judges_a_contested_address_and_a_broken_file_as_the_service_does(
         in result.output
     assert "profile ada: ok" in result.output
     assert "profile bob: broken (the error below); its last good version serves meanwhile" in result.output
+
+
+def test_check_suggests_seed_papers_to_a_profile_with_few(tmp_path):
+    config = _profiles(tmp_path)  # ada: one interest, no seeds, no library
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert result.exit_code == 0
+    assert "tip: ada: 0 seed papers; papers the user saved teach the ranking most: add [[seeds]], or point " \
+           "`library` at an export" in result.output
+    profile = tmp_path / "profiles" / "ada.toml"
+    profile.write_text(profile.read_text() + "".join(f'[[seeds]]\ntitle = "Paper {i}"\n' for i in range(10)))
+    assert "tip:" not in CliRunner().invoke(cli, ["--config", str(config), "check"]).output
