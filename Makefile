@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PIP_INSTALL := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 TORCH_INDEX ?=
 
-.PHONY: demo test lint install install-dev servers bench-quality clean
+.PHONY: demo test lint install install-dev bench-quality clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

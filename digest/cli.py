@@ -703,7 +703,11 @@ def _print_status(r: dict) -> None:
                                          " (read alerts in with `digest poll` or `digest ingest PATH`; the demo's "
                                          "store is `--data-dir demo-data`)"))
     for p in r["polls"]:
-        click.echo(f"last poll: {p['mailbox']}: {ago(p['at'])}: {p['result'] or 'no result recorded'}")
+        where = p["mailbox"].removeprefix("imap://").rsplit("@", 1)[-1]  # host/FOLDER, without the user name
+        result = p["result"] or "no result recorded"
+        folder = where.rsplit("/", 1)[-1]
+        result = result.removeprefix(f"{folder}: ")  # the result line starts with the folder: say it once
+        click.echo(f"last poll: {where}: {ago(p['at'])}: {result}")
     counts = r["counts"]
     messages, digests = counts["messages"], counts["digests"]
     click.echo(f"papers: {counts['papers']}   messages: {sum(messages.values())} "

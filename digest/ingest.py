@@ -612,7 +612,8 @@ class _Walker:
             self._mark_processed(uid)
         elif status == "failed":
             self._quarantine(uid)
-            self.store.log_event("WARNING", "poll", f"quarantined {label}: {'; '.join(report.errors)}")
+            # (each error already starts with the message's label: "INBOX UID 168: ...")
+            self.store.log_event("WARNING", "poll", f"quarantined {'; '.join(report.errors)}")
 
     # -- marking: only ever after the commit ------------------------------------------------------------
     def _mark_processed(self, uid: int) -> None:

@@ -319,12 +319,27 @@ def parse_message(raw: bytes) -> ParsedMessage:
         raise ParseError("not an email: no header lines (From:, Subject:, ...) at its top; for a file, save the "
                          "alert with its headers (your mail program's \"Save as\" .eml or \"Show original\"), or "
                          "give a bare body as .html or .txt")
-    kind, papers = _parse_msg(msg)
+    if _own_or_report(msg):
+        kind, papers = None, []  # never read our own digests (or bounces of them) as alerts
+    else:
+        kind, papers = _parse_msg(msg)
     date = _date(_header(msg, "date"))
     message_id = _header(msg, "message-id") or None
     return ParsedMessage(kind=kind, papers=papers, subject=_header(msg, "subject"),
                          sender=_address(_header(msg, "from")), message_id=message_id,
                          date=date.isoformat() if date else None)
+
+
+# the Message-ID of a digest (pipeline: make_msgid(idstring="digest.USER.PERIOD")), e.g. <...digest.ada.2024-11-07@x>
+_DIGEST_MESSAGE_ID = re.compile(r"\.digest\.[^@>\s]+\.\d{4}-\d{2}-\d{2}@")
+
+
+def _own_or_report(msg) -> bool:
+    """A digest this tool sent (its header, or its Message-ID), or a delivery / read report (a bounce of one):
+    when a user's digest goes to the very mailbox the poller reads, it must not come back as papers."""
+    if msg.get("X-Paper-Digest") or _DIGEST_MESSAGE_ID.search(_header(msg, "message-id")):
+        return True
+    return msg.get_content_type() == "multipart/report"
 
 
 def parse_text(body: str, *, content_type: str = "text/plain") -> ParsedMessage:

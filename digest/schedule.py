@@ -4,6 +4,7 @@ feedback links, and survives restarts. ``digest status`` reads the same schedule
 Pure core (no I/O; tested with frozen time):
     send_trigger(profile)                 APScheduler CronTrigger at send_at on send_days in the profile's zone
     next_send(profile, after)             the first send time strictly after ``after``
+    next_undone_send(profile, after, d)   the same, passing over periods already done
     previous_send(profile, at)            the last send time at or before ``at``
     due_catch_up(profile, now, last, grace)  a missed digest: send it now (inside the grace window) or skip it
 
@@ -102,6 +103,15 @@ def next_send(profile: Profile, after: datetime) -> datetime:
     fire = send_trigger(profile).get_next_fire_time(None, after + timedelta(microseconds=1))
     assert fire is not None  # every frequency has at least one day a week
     return fire
+
+
+def next_undone_send(profile: Profile, after: datetime, last_done: str | None) -> datetime:
+    """The first send time after ``after`` whose period is not done yet (``last_done``: the latest period sent,
+    skipped or refused): a day whose digest already went out (say, early by `digest send`) is passed over."""
+    nxt = next_send(profile, after)
+    while last_done is not None and period_of(profile, nxt) <= last_done:
+        nxt = next_send(profile, nxt)
+    return nxt
 
 
 def previous_send(profile: Profile, at: datetime) -> datetime | None:
@@ -432,7 +442,9 @@ class Daemon:
         await self._sweep_job()
         if self.stopping:
             return
-        upcoming = sorted((next_send(p, datetime.now(UTC)), u) for u, p in self.profiles.items() if not p.paused)
+        now = datetime.now(UTC)
+        upcoming = sorted((next_undone_send(p, now, self.loop_store.last_done_period(u)), u)
+                          for u, p in self.profiles.items() if not p.paused)
         first = f"next digest: {upcoming[0][1]} {describe_time(upcoming[0][0])}" if upcoming else "no digests due"
         log.info("job=start: ready; %d users, %s", len(self.profiles), first)
         self.ready.set()
@@ -787,7 +799,8 @@ class Daemon:
                                    name=f"send {user}", replace_existing=True)
             verb = "scheduled" if before is None else "rescheduled"
             log.info("job=profiles user=%s: %s: %s at %s %s; next %s", user, verb, profile.frequency,
-                     profile.send_at, profile.timezone, describe_time(next_send(profile, datetime.now(UTC))))
+                     profile.send_at, profile.timezone,
+                     describe_time(next_undone_send(profile, datetime.now(UTC), self.loop_store.last_done_period(user))))
         if initial and not profiles:
             log.info("job=profiles: no profiles in %s yet; add NAME.toml and it is picked up without a restart",
                      self.settings.profiles_path)
@@ -837,10 +850,7 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
                                  "paused": profile.paused, "stale": user in stale,
                                  "unsubscribed": unsubscribed and {k: unsubscribed[k] for k in ("paused_at", "via")}}
         if not profile.paused and not unsubscribed:
-            nxt = next_send(profile, now)
-            done = store.last_done_period(user)
-            while done is not None and period_of(profile, nxt) <= done:
-                nxt = next_send(profile, nxt)  # today's digest already went out (e.g. by `digest send`)
+            nxt = next_undone_send(profile, now, store.last_done_period(user))
             entry["next_local"] = nxt.isoformat()
             entry["next_utc"] = nxt.astimezone(UTC).isoformat()
             entry["next"] = describe_time(nxt, now)

@@ -76,6 +76,7 @@ def build_message(rendered: Rendered, *, sender: str, sender_name: str, to: str,
             msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     # a machine-made message: no vacation auto-replies back to it
     msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Paper-Digest"] = "1"  # so a poller reading the user's own mailbox never takes it for an alert
     msg["X-Auto-Response-Suppress"] = "All"
     msg.set_content(rendered.text)
     msg.add_alternative(rendered.html, subtype="html")
@@ -211,7 +212,10 @@ async def _attempt(data: bytes, sender: str, recipients: list[str], settings: Sm
             cause = exc.__cause__
             if isinstance(cause, ssl.SSLError):
                 raise _Final(_tls_hint(settings, cause), permanent=False) from None
-            raise _Transient(f"{stage}: {exc}") from None
+            reason = "connection refused: nothing listens there" if isinstance(cause, ConnectionRefusedError) \
+                else str(cause or exc)
+            raise _Transient(f"connect: cannot reach {_where(settings)} ({reason}); check smtp.host and smtp.port "
+                             "and that the server is up") from None
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, TimeoutError, OSError) as exc:
             raise _Transient(f"{stage}: {type(exc).__name__}: {exc}") from None
         except aiosmtplib.SMTPException as exc:

@@ -577,7 +577,9 @@ def test_digest_run_sends_each_digest_once_on_time_stops_on_sigterm_and_sends_no
     assert f"last: {ada_due:%Y-%m-%d} sent" in out and f"last: {cat_due:%Y-%m-%d} sent" in out
     next_ada = next_send(load_profile(profiles / "ada.toml"), datetime.now(UTC))
     assert f"next: {next_ada:%a %Y-%m-%d} {ada_due:%H:%M} IST ({next_ada.astimezone(UTC):%H:%M} UTC)" in out
-    assert "last poll: imap://" in out and "1 ingested" in out
+    # the folder as host/FOLDER, once (not the store's imap://user@host/FOLDER key, nor "INBOX:" twice)
+    assert re.search(r"last poll: [^\s/]+/INBOX: [^:]+: 1 fetched", out), out
+    assert "imap://" not in out
 
     again = DigestRun(service)
     again.wait_for_log("job=start: ready")

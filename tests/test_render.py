@@ -285,3 +285,33 @@ def test_the_card_turns_dark_in_dark_mode(page_browser, hostile_page):
     luminance = [sum(int(v) for v in re.findall(r"\d+", c)[:3]) / 3 for c in colours]
     assert luminance[0] < 60, colours  # dark card ...
     assert luminance[1] > 150 and luminance[2] > 150, colours  # ... with light text
+
+
+def test_a_digest_that_lands_in_the_polled_mailbox_is_never_read_as_an_alert():
+    """One person's setup: the profile's address is the account the poller reads. The digest (by its header, or
+    by its Message-ID when a mail system drops unknown headers) and a bounce of it give no papers."""
+    from email.utils import make_msgid
+
+    from digest.parse import parse_message
+
+    items = [_item(f"Paper {i}: a study of efficient inference", abstract="We propose a method. " * 20,
+                   arxiv_id=f"2401.{i:05d}") for i in range(8)]
+    msg = build_message(render_digest(_context(items)), sender="digest@example.org", sender_name="Paper digest",
+                        to="ada@example.org", to_name="Ada", message_id=make_msgid(idstring="digest.ada.2026-11-28",
+                                                                                   domain="example.org"))
+    raw = message_bytes(msg)
+    assert parse_message(raw).kind is None and parse_message(raw).papers == []
+    no_header = raw.replace(b"X-Paper-Digest: 1\r\n", b"").replace(b"X-Paper-Digest: 1\n", b"")
+    assert b"X-Paper-Digest" not in no_header
+    assert parse_message(no_header).papers == []
+    # without either mark the generic reader would have taken it for an alert: the test can fail
+    anonymous = re.sub(rb"Message-ID: <[^>]+>", b"Message-ID: <1@example.org>", no_header)
+    assert parse_message(anonymous).papers
+    bounce = (b"From: MAILER-DAEMON@example.org\r\nTo: digest@example.org\r\nSubject: Undelivered Mail\r\n"
+              b"Message-ID: <b1@example.org>\r\nMIME-Version: 1.0\r\n"
+              b'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+              b"--B\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
+              b"--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; example.org\r\n\r\n"
+              b"Final-Recipient: rfc822; ada@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+              b"--B\r\nContent-Type: message/rfc822\r\n\r\n" + anonymous + b"\r\n--B--\r\n")
+    assert parse_message(bounce).papers == []
