@@ -298,7 +298,7 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int) -> None:
     click.echo(f"{prof.user}: {len(result.ranking.picked)} picked of {result.n_candidates} candidates "
                f"(floor {result.ranking.floor:.2f})"
                + (f"; {_n(sent, 'recent paper')} already sent to {prof.user} "
-                  f"{'is' if sent == 1 else 'are'} not candidates again" if sent else ""))
+                  f"{'is not a candidate' if sent == 1 else 'are not candidates'} again" if sent else ""))
     click.echo(f"{'':2}{'score':>6}  title / why")
     for item in result.ranking.scored[:limit]:
         mark = "✓" if id(item.paper) in picked else " "
