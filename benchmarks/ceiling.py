@@ -28,9 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import quality  # noqa: E402  (sets sys.path and the offline flags)
-from citeulike import load_titles, load_users, title_vectors  # noqa: E402
-
-from digest import evaluation  # noqa: E402
+from citeulike import load_users  # noqa: E402
 
 
 def main() -> None:
@@ -43,10 +41,7 @@ def main() -> None:
     args = parser.parse_args()
 
     t0 = time.perf_counter()
-    titles = load_titles(args.data)
-    vecs, _ = title_vectors(titles, args.model, args.cache_dir)
-    evaluation.use_model(args.model)
-    evaluation.preload(titles, vecs)
+    titles, vecs, _ = quality.load_for_ours(args.data, args.model, args.cache_dir)
     # quality.py's own methods; the Scholar Inbox baseline on these vectors, given the whole library as seeds
     methods = quality.make_methods(titles, vecs, ["ours", "logreg-same-model"], model_vecs=vecs)
     ours, logreg = methods["ours"], methods["logreg-same-model"]

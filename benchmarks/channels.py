@@ -32,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import quality  # noqa: E402  (sets sys.path and the offline flags)
-from citeulike import load_titles, load_users, title_vectors  # noqa: E402
+from citeulike import load_users  # noqa: E402
 
 from digest import evaluation, rank  # noqa: E402
 
@@ -108,10 +108,7 @@ def main() -> None:
     parser.add_argument("--model", default=quality.DEFAULT_MODEL)
     args = parser.parse_args()
 
-    titles = load_titles(args.data)
-    vecs, _ = title_vectors(titles, args.model, quality.ROOT / ".cache")
-    evaluation.use_model(args.model)
-    evaluation.preload(titles, vecs)
+    titles, vecs, _ = quality.load_for_ours(args.data, args.model, quality.ROOT / ".cache")
     users = load_users(args.data)
     t = time.perf_counter()
     train = run_days(quality.Setup(users, len(titles), args.users, args.train_seed), titles, vecs,

@@ -18,9 +18,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import quality  # noqa: E402  (sets sys.path and the offline flags)
-from citeulike import load_titles, load_users, title_vectors  # noqa: E402
+from citeulike import load_users  # noqa: E402
 
-from digest import evaluation, rank  # noqa: E402
+from digest import rank  # noqa: E402
 
 
 def parse(variant: str) -> dict[str, float]:
@@ -46,10 +46,7 @@ def main() -> None:
     parser.add_argument("--model", default=quality.DEFAULT_MODEL)
     args = parser.parse_args()
 
-    titles = load_titles(args.data)
-    vecs, _ = title_vectors(titles, args.model, quality.ROOT / ".cache")
-    evaluation.use_model(args.model)
-    evaluation.preload(titles, vecs)
+    titles, vecs, _ = quality.load_for_ours(args.data, args.model, quality.ROOT / ".cache")
     methods = quality.make_methods(titles, vecs, ["ours"])
     setup = quality.Setup(load_users(args.data), len(titles), args.users, args.seed)
     defaults = {name: getattr(rank, name) for v in args.variants for name in parse(v)}
