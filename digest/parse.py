@@ -299,6 +299,12 @@ def _parse_msg(msg: Message) -> tuple[str | None, list[Paper]]:
                          date=_date(_header(msg, "date")), attached=parts.attached)
 
 
+def _lead_stripped(raw: bytes) -> bytes:
+    """Without a byte-order mark or blank lines before the headers (a Notepad save, a pasted "Show original"),
+    which would make the whole message a body without headers (and hide an mbox's first "From " line)."""
+    return raw.removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n")
+
+
 def parse_message(raw: bytes) -> ParsedMessage:
     """Parse one RFC 822 message.
 
@@ -311,9 +317,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
         for paper in parsed.papers:
             print(paper.id, paper.title)
     """
-    # a byte-order mark or blank lines before the headers (a Notepad save, a pasted "Show original") would make
-    # the whole message a body without headers
-    raw = raw.removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n")
+    raw = _lead_stripped(raw)
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     if not msg.keys():
         raise ParseError("not an email: no header lines (From:, Subject:, ...) at its top; for a file, save the "
@@ -382,7 +386,7 @@ def wrap_body(data: bytes, *, html: bool) -> bytes:
 
 
 def _iter_file(path: Path) -> Iterator[tuple[str, bytes]]:
-    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n")
+    data = _lead_stripped(path.read_bytes())
     suffix = path.suffix.lower()
     if not data.strip():
         return  # an empty file holds no email (the caller says so)

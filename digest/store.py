@@ -170,6 +170,12 @@ def _merged_section(old: str | None, new: str | None) -> str | None:
     return old
 
 
+def _not_replaced(replacements: bool) -> str:
+    """The SQL that leaves arXiv replacements out of a user's candidates (unless ``replacements``): one place,
+    so what `digest rank` ranks and what `digest status` counts cannot drift apart."""
+    return "" if replacements else "AND (section IS NULL OR section != 'replaced') "
+
+
 class Store:
     """All persistent state. Open one per process (or per thread); every write is one transaction."""
 
@@ -359,7 +365,7 @@ class Store:
         """Papers first seen since ``since`` that were never sent to ``user``. A paper first seen in an arXiv
         listing's replacements section (a revised version of an older paper) is left out unless
         ``replacements``: it is not news, and the listing carries no abstract for it."""
-        skip = "" if replacements else "AND (section IS NULL OR section != 'replaced') "
+        skip = _not_replaced(replacements)
         rows = self.db.query(
             f"SELECT * FROM papers WHERE first_seen >= ? {skip}AND id NOT IN "
             "(SELECT paper_id FROM sent_papers WHERE user = ?) ORDER BY first_seen, id", [since, user])
@@ -746,7 +752,7 @@ class Store:
 
     def count_candidates(self, user: str, since: str, *, replacements: bool = False) -> int:
         """How many papers wait for the user's next digest (as ``candidate_papers``, counted)."""
-        skip = "" if replacements else "AND (section IS NULL OR section != 'replaced') "
+        skip = _not_replaced(replacements)
         return self.db.execute(
             f"SELECT COUNT(*) FROM papers WHERE first_seen >= ? {skip}AND id NOT IN "
             "(SELECT paper_id FROM sent_papers WHERE user = ?)", [since, user]).fetchone()[0]
