@@ -842,7 +842,9 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
         profiles, stale = loaded.profiles, set(loaded.stale)
     except ProfileError as exc:
         profiles, stale, errors = {}, set(), [str(exc)]
-    since = (now - timedelta(days=settings.ranking.candidate_days)).isoformat(timespec="seconds")
+    from .pipeline import candidate_since
+
+    since = candidate_since(settings, now)  # the window `digest rank` ranks
     for user, profile in sorted(profiles.items()):
         unsubscribed = store.pause_of(user)
         entry: dict[str, Any] = {"user": user, "email": profile.email, "timezone": profile.timezone,
