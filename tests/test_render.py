@@ -141,6 +141,8 @@ def test_reply_links_appear_only_when_given():
     assert 'href="mailto:a@b.org?subject=%2B1"' in with_reply.html
     assert 'href="mailto:a@b.org?subject=-1"' in with_reply.html
     assert "+2 -5" in with_reply.html and '"+1 -3"' in with_reply.text
+    # plain text: the item's own reply votes, not the mailto: links (hundreds of characters of signed token)
+    assert "mailto:" not in with_reply.text and '(or reply with "+1" or "-1")' in with_reply.text
 
 
 def test_css_is_inlined_and_media_queries_are_kept():
