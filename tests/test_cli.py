@@ -114,6 +114,19 @@ def test_send_leaves_out_a_user_whose_frequency_skips_today(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_send_goes_on_past_a_broken_profile_and_exits_1_for_it(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    day = (datetime.now(UTC) + timedelta(days=3)).strftime("%a").lower()
+    config = _profiles(tmp_path, frequency=f"weekly:{day}")
+    (tmp_path / "profiles" / "bob.toml").write_text('email = "bob@example.org"\nsend_at = "7.30"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "send", "--outbox", str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output  # cron and systemd see that a file needs fixing...
+    assert f"profile error: {tmp_path / 'profiles' / 'bob.toml'}:2: send_at" in result.output
+    assert "ada: not a send day" in result.output  # ...and ada was still handled
+    assert "1 profile error (above): the rest of the run went on; fix the file (`digest check`" in result.output
+
+
 @pytest.mark.model
 def test_send_any_day_sends_whatever_the_frequency(tmp_path):
     from datetime import UTC, datetime, timedelta
