@@ -50,13 +50,15 @@ _PARSERS: dict[str, Callable[[Body], list[Paper]]] = {
     "nature": journals.parse_nature,
     "cellpress": journals.parse_cellpress,
     "aha": journals.parse_aha,
+    "wiley": journals.parse_wiley,
     "biorxiv": biorxiv.parse,
     "hf": hf.parse,
     "pubmed": pubmed.parse,
 }
 _LABELS = {
     "arxiv": "arXiv listing", "google_scholar": "Google Scholar alert", "nature": "Nature Portfolio alert",
-    "cellpress": "Cell Press alert", "aha": "AHA Journals alert", "biorxiv": "bioRxiv/medRxiv alert",
+    "cellpress": "Cell Press alert", "aha": "AHA Journals alert",
+    "wiley": "Wiley Online Library alert", "biorxiv": "bioRxiv/medRxiv alert",
     "hf": "Hugging Face papers mail", "pubmed": "PubMed (My NCBI) alert",
 }
 # subjects of administrative mail from alert senders: not an alert, so no error when they hold no papers
@@ -72,9 +74,10 @@ _ALERT_SUBJECT = re.compile(r"\s-\s[^-]{3,60}$|\bdaily\b.*\bmailing\b", re.I)
 _MARKERS: dict[str, Callable[[str], bool]] = {
     "arxiv": arxiv.looks_like, "google_scholar": scholar.looks_like, "biorxiv": biorxiv.looks_like,
     "nature": journals.looks_like_nature, "cellpress": journals.looks_like_cellpress,
-    "aha": journals.looks_like_aha, "hf": hf.looks_like, "pubmed": pubmed.looks_like,
+    "aha": journals.looks_like_aha, "wiley": journals.looks_like_wiley, "hf": hf.looks_like,
+    "pubmed": pubmed.looks_like,
 }
-_WHOLE_DOMAIN = ("nature", "cellpress", "aha", "hf", "pubmed")
+_WHOLE_DOMAIN = ("nature", "cellpress", "aha", "wiley", "hf", "pubmed")
 
 
 def kind_of_sender(address: str) -> str | None:
@@ -92,6 +95,8 @@ def kind_of_sender(address: str) -> str | None:
         return "cellpress"
     if domain.endswith(journals.AHA_DOMAINS):
         return "aha"
+    if domain.endswith(journals.WILEY_DOMAINS):
+        return "wiley"
     if domain.endswith(hf.SENDER_DOMAINS):
         return "hf"
     if domain.endswith(pubmed.SENDER_DOMAINS):
@@ -106,8 +111,10 @@ def kind_of_content(text: str | None, html: str | None) -> str | None:
             return "google_scholar"
         if journals.looks_like_nature(html):
             return "nature"
-        if journals.looks_like_aha(html):
+        if journals.looks_like_aha(html):  # before Wiley: AHA's issue TOCs have Wiley's "issue-item__title" too
             return "aha"
+        if journals.looks_like_wiley(html):
+            return "wiley"
         if journals.looks_like_cellpress(html):
             return "cellpress"
     plain = text if text is not None else (html_to_text(html) if html else "")

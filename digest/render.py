@@ -28,8 +28,8 @@ from .models import Paper, ScoredPaper
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SOURCE_NAMES = {"arxiv": "arXiv", "google_scholar": "Google Scholar", "hf": "Hugging Face", "nature": "Nature",
-                "cellpress": "Cell Press", "aha": "AHA Journals", "biorxiv": "bioRxiv", "pubmed": "PubMed",
-                "generic": "email"}
+                "cellpress": "Cell Press", "aha": "AHA Journals", "wiley": "Wiley Online Library", "biorxiv": "bioRxiv",
+                "pubmed": "PubMed", "generic": "email"}
 TEXT_LIMIT = 280  # characters of abstract/snippet per item: three or four lines on a desktop, a glance on a phone
 TITLE_LIMIT = 300  # a "title" longer than this is a parser accident, not something to show in full
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

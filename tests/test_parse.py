@@ -665,3 +665,117 @@ def test_titles_with_a_question_mark_or_an_abbreviation_survive_in_pasted_pages(
     # a line of code or two sentences of prose is not a title when no id vouches for it
     for line in ["`digest run` is the whole service in one long-running process", "It works well. We show it here."]:
         assert pairs_from_blocks(f"{line}\n\n{abstract}", source="generic") == []
+
+
+# ---------------------------------------------------------------- samples found in other projects (session 8)
+
+WILEY_NEW = "other/wiley_atypon/scholarlytracker-2026-10-01_Wiley-NewArticles-JCAL-42-6.html"
+WILEY_EARLY = "other/wiley_atypon/scholarlytracker-2026-09-29_Wiley-EarlyView-Modern-Language-Journal.html"
+WILEY_TOC = "other/wiley_atypon/scholarlytracker-2026-09-15_Wiley-TOC-TESOL-Quarterly-60-3-TRUNCATED-first-16000-chars.html"
+NATURE_ISSUE = "other/nature_issue/scholarlytracker-2026-10-01_Nature-alert-TRUNCATED-first-16000-chars.html"
+AHA_TOC = "other/aha_journals_atypon/landau-19be4d07e20a9fa1-hypertension-vol83-no2-TRUNCATED-first-32000-json-chars.html"
+CRM = "other/cellpress/landau-19bfb3ae53e04714-cell-reports-methods-jan-2026-vol6-iss1-TRUNCATED-first-32000-json-chars.html"
+
+
+def as_mail(name: str, sender: str, subject: str) -> bytes:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = sender, "reader@example.org", subject
+    msg["Date"] = "Thu, 01 Oct 2026 08:00:00 +0000"
+    msg.set_content((FIXTURES / name).read_text(), subtype="html")
+    return msg.as_bytes()
+
+
+def test_wiley_alerts_of_every_kind():
+    papers = parse_fixture(WILEY_NEW).papers
+    assert [p.title[:40] for p in papers] == ["The Impact of Language Proficiency on MO",
+                                              "From Digital Competence to Collaborative"]
+    assert papers[0].authors == ("Tanguy Dubois", "Damien De Meyere", "Patrick Watrin", "Magali Paquot")
+    assert papers[0].published == "2026-09-29" and papers[0].comments == "Original Article"
+    assert papers[0].venue == "Journal of Computer Assisted Learning" and papers[1].authors[-1] == "Mohammadreza Farrokhnia"
+    [early] = parse_fixture(WILEY_EARLY).papers
+    assert early.authors == ("Fubiao Zhen", "Wei Dong Shi", "Sandra Acosta") and early.published == "2026-09-28"
+    toc = parse_fixture(WILEY_TOC).papers
+    assert len(toc) == 9 and not any(p.title.startswith("Issue Information") for p in toc)
+    assert toc[0].comments == "Editorial" and toc[1].comments == "Article" and toc[0].venue == "TESOL Quarterly"
+    # the same body as the real sender sends it: recognised by the sender, the venue from the subject if need be
+    parsed = parse_message(as_mail(WILEY_EARLY, "Wiley Online Library <WileyOnlineLibrary@wiley.com>",
+                                   "Early View Alert: The Modern Language Journal"))
+    assert parsed.kind == "wiley" and parsed.papers[0].venue == "The Modern Language Journal"
+
+
+def test_nature_weekly_issue_alert_without_dois():
+    parsed = parse_message(as_mail(NATURE_ISSUE, "Nature <alerts@nature.com>", "Nature alert for 01st October 2026"))
+    assert parsed.kind == "nature" and len(parsed.papers) == 17
+    assert not any("Research Highlights" in p.title for p in parsed.papers)  # a pointer, not an item
+    p = by_title(parsed.papers, "The buck stops with me")
+    assert p.authors == ("Mercer Eddy",) and p.snippet == "A note to self." and p.comments == "New Online"
+    editorial = parsed.papers[0]
+    assert editorial.title == "AI-powered medical devices must be tested in real-world settings"
+    assert editorial.authors == () and editorial.comments == "Editorial" and editorial.published == "2026-10-01"
+    assert by_title(parsed.papers, "Why AI companies").authors == ("Heidy Khlaaf",)
+    assert parse_fixture(NATURE_ISSUE).kind == "nature"  # the body alone, forwarded without its sender
+
+
+def test_aha_issue_toc_gives_the_journal_as_venue():
+    papers = parse_fixture(AHA_TOC).papers
+    assert [p.doi for p in papers] == ["10.1161/hypertensionaha.125.26031", "10.1161/hypertensionaha.125.24527"]
+    assert {p.venue for p in papers} == {"Hypertension"}  # not "Hypertension. 2026;83: e26031"
+
+
+def test_inline_markup_joins_without_spaces_and_hyphenated_breaks_rejoin():
+    [spotlight] = parse_fixture(CRM).papers
+    assert "in a recent issue of Cell, Delafiori" in spotlight.snippet
+    assert any("CD4+ T cells" in (p.snippet or "") for p in parse_fixture(CELL).papers)
+    [norte] = parse_fixture("google_scholar/ucfchps-norte-new-articles-springer-2026.html").papers
+    assert "task-based fMRI" in norte.title and "task- based" not in (norte.snippet or "")
+
+
+def test_scholar_byline_initials_truncated_titles_and_alert_types():
+    papers = parse_fixture("google_scholar/ucfchps-vanryckeghem-new-articles-citation-tags-2026-03-12.html").papers
+    assert len(papers) == 4 and all(p.authors == ("G Vanryckeghem", "Brutten") for p in papers)
+    assert all(p.comments.startswith("Google Scholar: new articles") for p in papers)  # folt= of the footer pixel
+    [cut] = parse_fixture("google_scholar/ucfchps-backes-new-articles-truncated-title-2026.html").papers
+    assert "National Intimate Partner and Sexual Violence Survey" in cut.title  # the share link's longer cut
+    from digest.parsers.scholar import _alert_type
+
+    for subject, kind in [("1 new citation to articles by Yoonji Kim", "new citations"),
+                          ("Yoonji Kimさんの論文からの引用: 1 件", "new citations"),
+                          ("自分の論文からの引用: 1 件", "new citations"), ("おすすめの論文", "recommended articles"),
+                          ("Yoonji Kim - 新しい論文", "new articles"), ("transformers - 新しい結果", "new results"),
+                          ("Uri Alon - neue Ergebnisse", "neue Ergebnisse")]:
+        assert _alert_type(subject, []) == kind, subject
+
+
+@pytest.mark.parametrize(("name", "counts"), [
+    ("arxiv/arxivbrowse-astro-ph-new-2023-03-03.txt", {"new": 53, "cross": 4, "replaced": 40}),
+    ("arxiv/arxivbrowse-math-OA-new-2023-06-09.txt", {"new": 0, "cross": 1, "replaced": 2}),
+])
+def test_more_arxiv_listings(name, counts):
+    parsed = parse_fixture(name)
+    assert parsed.kind == "arxiv"
+    found = Counter(p.section for p in parsed.papers)
+    assert {s: found.get(s, 0) for s in counts} == counts
+    assert all(p.title and p.authors and p.published == name[-14:-4] for p in parsed.papers)
+
+
+def test_arxiv_tex_in_astronomy_abstracts():
+    papers = {p.arxiv_id: p for p in parse_fixture("arxiv/arxivbrowse-astro-ph-new-2023-03-03.txt").papers}
+    assert "exactly) 90° compared" in papers["2303.01138"].abstract  # \deg, which pylatexenc drops
+    assert "AT 2018cow" in papers["2303.00787"].abstract and "“bump”" in papers["2303.00787"].abstract
+    assert "“red-excess” galaxies" in papers["2303.01115"].title  # "red-excess'' in the listing
+    assert "AT~" not in papers["2303.00787"].abstract and "be ~10%" in papers["2303.00787"].abstract  # "about" stays
+    assert sum("$" in p.title + (p.abstract or "") for p in papers.values()) <= 16  # 19 before the symbols below
+    from digest.parsers.common import tex_to_unicode
+
+    assert tex_to_unicode("is $\\lesssim1\\%$ the rate") == "is ≲ 1% the rate"
+    assert tex_to_unicode("a deep (~261 ks) look, Fig.~2") == "a deep (~261 ks) look, Fig. 2"
+    assert tex_to_unicode('plain "quoted" words') == 'plain "quoted" words'
+
+
+def test_pre_2007_arxiv_entries_are_recognised():
+    parsed = parse_fixture("arxiv/arxivbrowse-astro-ph-monthly-listing-9204-old-Paper-format.txt")
+    assert parsed.kind == "arxiv"
+    assert [p.arxiv_id for p in parsed.papers] == [f"astro-ph/920400{i}" for i in range(1, 7)]
+    assert parsed.papers[0].authors == ("Ramesh Narayan", "Bohdan Paczyński", "Tsvi Piran")
+    # an entry's "Date:" is its submission, not the listing's day: no date rather than a wrong one
+    assert all(p.published is None for p in parsed.papers)

@@ -33,10 +33,12 @@ _MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
 
 
 def looks_like(text: str) -> bool:
-    """A listing body: the arXiv frame, or at least one ``\\\\`` + ``arXiv:<id>`` entry with a Title."""
+    """A listing body: the arXiv frame, or at least one ``\\\\`` + ``arXiv:<id>`` entry with a Title (``Paper:
+    <id>`` in the pre-2007 mailings)."""
     if "Send any comments regarding submissions directly to submitter" in text:
         return True
-    return bool(re.search(rf"^\\\\\s*\n\s*arXiv:{ARXIV_ID}", _normalise(text), re.M)) and "Title:" in text
+    return bool(re.search(rf"^\\\\\s*\n\s*(?:arXiv|Paper):\s*{ARXIV_ID}", _normalise(text), re.M)) \
+        and "Title:" in text
 
 
 def _normalise(text: str) -> str:
@@ -61,8 +63,10 @@ def announcement_date(text: str, mail_date: datetime | None) -> str | None:
             return day.isoformat()
     if mail_date is not None:
         return mail_date.date().isoformat()
-    m = re.search(r"^Date:\s*\w{3},\s+(\d{1,2})\s+(\w{3})\s+(\d{2,4})\s+\d", text, re.M)
-    if m and m.group(2).lower()[:3] in _MONTHS:  # listing files begin with their own Date: line
+    # listing files begin with their own Date: line; an entry's Date: (below the first "\\") is its submission's
+    head = re.split(r"^\\\\\s*$", text, maxsplit=1, flags=re.M)[0]
+    m = re.search(r"^Date:\s*\w{3},\s+(\d{1,2})\s+(\w{3})\s+(\d{2,4})\s+\d", head, re.M)
+    if m and m.group(2).lower()[:3] in _MONTHS:
         year = int(m.group(3))
         year = year + 2000 if year < 100 else year
         return date(year, _MONTHS.index(m.group(2).lower()[:3]) + 1, int(m.group(1))).isoformat()

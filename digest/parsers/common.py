@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from bs4 import BeautifulSoup, NavigableString
+from bs4 import BeautifulSoup, CData, NavigableString
 
 ARXIV_NEW_ID = r"\d{4}\.\d{4,5}"
 ARXIV_OLD_ID = r"[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7}"
@@ -63,7 +63,23 @@ def _converter():
     return _latex_converter
 
 
+# text-mode TeX that needs no parser: ties (AT~2018cow, Fig.~1; a "~" before a number after a space is
+# "about", kept), TeX quotes, and the astronomers' unit macros, which pylatexenc does not know (it drops them)
+_TIE = re.compile(r"(?<=[\w.])~(?=\w)")
+# TeX quotes, also the mixed pairs abstracts have: ``x'', ``x", ''x'', "x''
+_QUOTES = re.compile(r"(``|''|\")([^`'\"]+?)(''|\")")
+_TEXT_MACROS = {"deg": "°", "arcsec": "″", "arcmin": "′", "sun": "☉", "odot": "⊙", "AA": "Å", "degr": "°"}
+_TEXT_MACRO = re.compile(r"\\(" + "|".join(_TEXT_MACROS) + r")(?![A-Za-z])(?:\{\})?")
+
+
 def _tex_segment(text: str) -> str:
+    if "~" in text:
+        text = _TIE.sub(" ", text)
+    if "``" in text or "''" in text:
+        text = _QUOTES.sub(lambda m: m.group(0) if m.group(1) == m.group(3) == '"' else f"“{m.group(2)}”", text)
+        text = text.replace("``", "“").replace("''", "”")
+    if "\\" in text:
+        text = _TEXT_MACRO.sub(lambda m: _TEXT_MACROS[m.group(1)], text)
     if "\\" not in text and "{" not in text:
         return text
     # In TeX `%` starts a comment and `&`/`#` are special; abstracts use them literally, so escape them
@@ -87,6 +103,8 @@ _MATH_SYMBOLS = {
     "ge": "≥", "neq": "≠", "approx": "≈", "sim": "~", "simeq": "≃", "to": "→", "rightarrow": "→",
     "leftarrow": "←", "infty": "∞", "ell": "ℓ", "partial": "∂", "nabla": "∇", "in": "∈", "sqrt": "√",
     "star": "⋆", "ast": "∗", "circ": "∘", "langle": "⟨", "rangle": "⟩", "%": "%", "&": "&", "#": "#",
+    "lesssim": "≲", "gtrsim": "≳", "ll": "≪", "gg": "≫", "propto": "∝", "odot": "⊙", "oplus": "⊕", "sun": "☉",
+    "deg": "°", "prime": "′", "mp": "∓", "leqslant": "≤", "geqslant": "≥", "lvert": "|", "rvert": "|",
     ",": " ", ";": " ", "!": "", " ": " ", "textstyle": "", "displaystyle": "", "left": "", "right": "",
 }
 # operators TeX sets as words, with space around them: n\log n -> n log n, a \bmod p -> a mod p
@@ -101,7 +119,7 @@ _FONT_MACRO = re.compile(r"\\(mathrm|mathbf|mathit|mathcal|mathbb|mathsf|mathtt|
 _SCRIPTS = "".join(sorted(set(_SUPER.values()) | set(_SUB.values())))
 _TIGHT = re.compile(rf"\s+(?=[{_SCRIPTS}])|\b({'|'.join(sorted(set(_MATH_WORDS.values())))})\s+(?=\()")
 _SPACE = "\x00"  # a space TeX would set (in \text{...}, \, and around \log); the others in math are not set
-_RELATIONS = re.compile(r"\s*([=<>≤≥≈≠∈→←≃])\s*")
+_RELATIONS = re.compile(r"\s*([=<>≤≥≈≠∈→←≃≲≳≪≫∝])\s*")
 _BINARY = re.compile(r"(?<=[\w)\]|'′²³¹⁰-⁹ₐ-ₜ])([+\-±])(?=[\w(\\[|])")
 
 
@@ -187,7 +205,30 @@ def html_to_text(html: str) -> str:
 
 
 def text_of(node) -> str:
-    return clean_space(html_lib.unescape(node.get_text(" ", strip=True))) if node is not None else ""
+    """A node's text on one line, as a reader sees it: inline markup joins without spaces ("<em>Cell</em>,"
+    is "Cell,", "CD4<sup>+</sup> T" is "CD4+ T"), block elements and <br> separate words, and a word
+    hyphenated across a <br> ("task-<br>based") is whole again."""
+    if node is None:
+        return ""
+    parts: list[str] = []
+
+    def walk(element) -> None:
+        for child in element.children:
+            if isinstance(child, NavigableString):
+                if type(child) in (NavigableString, CData):  # not comments, scripts or style sheets
+                    parts.append(str(child))
+            elif child.name in _BLOCK_TAGS:
+                parts.append("\n")
+                walk(child)
+                parts.append("\n")
+            else:
+                walk(child)
+
+    if isinstance(node, NavigableString):
+        return clean_space(html_lib.unescape(str(node)))
+    walk(node)
+    text = re.sub(r"(?<=[^\W\d_]-)\s*\n\s*(?=[a-z])", "", "".join(parts))
+    return clean_space(html_lib.unescape(text))
 
 
 # ---------------------------------------------------------------- links and ids
@@ -353,13 +394,14 @@ _MONTHS = {m: i for i, m in enumerate(
 
 
 def iso_date(text: str | None) -> str | None:
-    """``22 January 2026`` / ``January 22, 2026`` / ``2026 Jan 22`` / ``2026-01-22`` -> ``2026-01-22``."""
+    """``22 January 2026`` / ``22nd January 2026`` / ``January 22, 2026`` / ``2026 Jan 22`` / ``2026-01-22``
+    -> ``2026-01-22``."""
     if not text:
         return None
     m = re.search(r"\b(\d{4})-(\d{2})-(\d{2})\b", text)
     if m:
         return m.group(0)
-    m = re.search(r"\b(\d{1,2})\s+([A-Za-z]{3,9})\.?,?\s+(\d{4})\b", text)
+    m = re.search(r"\b(\d{1,2})(?:st|nd|rd|th)?\s+([A-Za-z]{3,9})\.?,?\s+(\d{4})\b", text)
     if m and m.group(2)[:3].lower() in _MONTHS:
         return f"{int(m.group(3)):04d}-{_MONTHS[m.group(2)[:3].lower()]:02d}-{int(m.group(1)):02d}"
     m = re.search(r"\b([A-Za-z]{3,9})\.?\s+(\d{1,2}),?\s+(\d{4})\b", text)

@@ -1,9 +1,11 @@
-"""Journal table-of-contents and article alerts: Nature Portfolio, Cell Press (Elsevier) and AHA (Atypon).
+"""Journal table-of-contents and article alerts: Nature Portfolio (journal TOCs and the weekly Nature issue
+alert), Cell Press (Elsevier), AHA (Atypon) and Wiley Online Library (Atypon).
 
 Their links are opaque trackers except Elsevier's, so DOIs come from the visible text where the mail
 prints them (Nature ``doi:10.1038/...``, AHA ``https://doi.org/10.1161/...``); Cell Press mails show no
 DOI at all, only the article page (a PII), which we recover from the ``/CL0/<encoded target>/`` wrapper.
-The article type (Editorial, Review, ...) goes into ``comments``.
+The Nature issue alert and Wiley's alerts print no DOI at all: those papers are known by their title.
+The article type or section (Editorial, Review, Original Article, ...) goes into ``comments``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from .common import (
     clean_space,
     doi_from_url,
     doi_url,
+    is_meaningful_title,
     iso_date,
     soup_of,
     split_authors,
@@ -28,10 +31,13 @@ from .common import (
 NATURE_DOMAINS = ("nature.com", "springernature.com")
 CELLPRESS_DOMAINS = ("notification.elsevier.com",)
 AHA_DOMAINS = ("ealerts.heart.org", "heart.org")
+WILEY_DOMAINS = ("wiley.com",)
 
 
 def looks_like_nature(html: str) -> bool:
-    return "article-headline" in html and ("nature.com" in html or "springernature" in html)
+    # a journal TOC (td.article-headline), or the weekly issue alert, whose every link is a Springer Nature tracker
+    return ("article-headline" in html and ("nature.com" in html or "springernature" in html)) \
+        or "links.springernature.com" in html
 
 
 def looks_like_cellpress(html: str) -> bool:
@@ -43,6 +49,18 @@ def looks_like_aha(html: str) -> bool:
     return "issue-item" in html and "article-meta" in html
 
 
+def looks_like_wiley(html: str) -> bool:
+    return "issue-item__title" in html
+
+
+def _section_of(node) -> str | None:
+    """The section heading an item sits under ("ORIGINAL ARTICLE" -> "Original Article"), if any."""
+    text = text_of(node)
+    if not text or len(text) > 60:
+        return None
+    return text.title() if text.isupper() else text
+
+
 # ---------------------------------------------------------------- Nature Portfolio
 
 
@@ -50,6 +68,8 @@ def parse_nature(body: Body) -> list[Paper]:
     if not body.html:
         return []
     soup = soup_of(body.html)
+    if soup.select_one("td.article-headline") is None:
+        return _parse_nature_issue(soup, body)
     papers: list[Paper] = []
     seen: set[str] = set()
     for headline in soup.select("td.article-headline"):
@@ -80,6 +100,48 @@ def parse_nature(body: Body) -> list[Paper]:
             published=iso_date(date_text),
             venue=text_of(venue) or None,
             comments=article_type,
+        ))
+    return papers
+
+
+# the weekly issue alert ("Nature alert for 1st October 2026"): pointers to a section, not papers
+_NATURE_POINTER = re.compile(r"^(this (issue|week)['’]s\b|see (all|more)\b|view (all|more|the)\b|more from\b)", re.I)
+
+
+def _is_nature_heading(tag) -> bool:
+    return tag.name in ("h2", "h3") or (
+        tag.name in ("td", "span") and "uppercase" in (tag.get("style") or "") and tag.find("a") is None)
+
+
+def _parse_nature_issue(soup, body: Body) -> list[Paper]:
+    """The weekly Nature issue alert: under headings (Editorial, New Online, News, Articles, ...), each item is
+    a title link, a one-line standfirst and the author(s) in bold. There are no DOIs, only tracker links."""
+    papers: list[Paper] = []
+    seen: set[str] = set()
+    published = iso_date(body.subject) or (body.date.date().isoformat() if body.date else None)
+    for a in soup.find_all("a", href=True):
+        title = text_of(a)
+        cell = a.find_parent("td")
+        if not is_meaningful_title(title) or _NATURE_POINTER.match(title) or cell is None \
+                or len(cell.find_all("a", href=True)) != 1 or title.lower() in seen:
+            continue  # an item's cell holds its one link; navigation and footers hold several or none
+        rest = [s for s in cell.find_all("span") if s.find("a") is None and s.find_parent("a") is None
+                and a not in s.descendants]
+        bold = [s for s in rest if "bold" in (s.get("style") or "") or s.find_parent(["b", "strong"])]
+        standfirst = next((text_of(s) for s in rest if s not in bold and text_of(s)), None)
+        if standfirst is None and not bold:
+            continue  # a bare link (a banner, "Subscribe to Nature"), not an item
+        seen.add(title.lower())
+        heading = a.find_previous(_is_nature_heading)
+        papers.append(Paper(
+            title=title,
+            authors=tuple(split_authors(" and ".join(text_of(b) for b in bold if text_of(b)))),
+            snippet=standfirst,
+            url=strip_tracking(unwrap_url(a["href"])),
+            source="nature",
+            published=published,
+            venue="Nature",
+            comments=_section_of(heading) if heading is not None else None,
         ))
     return papers
 
@@ -147,7 +209,9 @@ def parse_aha(body: Body) -> list[Paper]:
             continue
         seen.add(doi.lower())
         loa = meta.select_one(".loa")
-        venue = clean_space(cite.find(string=True) or "").strip(" .") if cite is not None else None
+        # "Circulation. https://doi.org/..." or, in issue TOCs, "Hypertension. 2026;83: e26031": the journal only
+        venue = clean_space(cite.find(string=True) or "") if cite is not None else None
+        venue = re.split(r"\.\s+(?=\d{4}\b)", venue)[0].strip(" .") if venue else None
         papers.append(Paper(
             title=title,
             authors=tuple(split_authors(text_of(loa))) if loa is not None else (),
@@ -155,5 +219,52 @@ def parse_aha(body: Body) -> list[Paper]:
             doi=doi,
             source="aha",
             venue=venue or None,
+        ))
+    return papers
+
+
+# ---------------------------------------------------------------- Wiley Online Library (Atypon)
+
+_WILEY_NOT_PAPER = re.compile(r"^(issue information|cover image|front cover|back cover|table of contents|"
+                              r"masthead|editorial board|contents)\b", re.I)
+
+
+def parse_wiley(body: Body) -> list[Paper]:
+    """Wiley content alerts (Early View, new articles in an issue, issue TOC): ``div.issue-item`` blocks with
+    the title in ``a.issue-item__title``, authors in ``.loa`` and "First Published: 29 September 2026" or
+    "Version of Record online: ..." below. No DOIs are printed and the links are trackers."""
+    if not body.html:
+        return []
+    soup = soup_of(body.html)
+    series = soup.select_one(".series-title")
+    venue = text_of(series) or None
+    if venue is None:  # "New Articles Alert: Journal of Computer Assisted Learning, Vol. 42, ..."
+        m = re.search(r"(?:alert|early view)[^:]*:\s*([^,]+)", body.subject or "", re.I)
+        venue = clean_space(m.group(1)) if m else None
+    papers: list[Paper] = []
+    seen: set[str] = set()
+    for item in soup.select("div.issue-item"):
+        if item.select_one("div.issue-item"):
+            continue  # nested blocks: the innermost one is the item
+        link = item.select_one("a.issue-item__title")
+        title = text_of(link)
+        if not is_meaningful_title(title) or _WILEY_NOT_PAPER.match(title) or title.lower() in seen:
+            continue
+        seen.add(title.lower())
+        names = [text_of(s).rstrip(",").strip() for s in item.select(".loa span") if s.find("span") is None]
+        names = [n for n in names if n] or split_authors(text_of(item.select_one(".loa")))
+        meta = text_of(item.select_one("p.rlist--inline"))
+        heading = item.select_one(".toc__heading") or item.find_previous(
+            lambda t: t.name in ("p", "h2", "h3", "h4") and text_of(t).isupper() and len(text_of(t)) <= 60)
+        href = unwrap_url(link["href"]) if link is not None and link.get("href") else None
+        papers.append(Paper(
+            title=title,
+            authors=tuple(names),
+            url=strip_tracking(href) if href else None,
+            doi=doi_from_url(href),
+            source="wiley",
+            published=iso_date(meta.rpartition(":")[2]) if meta else None,
+            venue=venue,
+            comments=_section_of(heading) if heading is not None else None,
         ))
     return papers

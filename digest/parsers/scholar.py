@@ -68,15 +68,30 @@ def looks_like(html: str) -> bool:
     return "gse_alrt_title" in html or bool(_SCHOLAR_LINK.search(html))
 
 
+# the alert type as subjects say it in other UI languages (seen in real Japanese alerts), and English forms
+# without " - ": "1 new citation to articles by Yoonji Kim"
+_SUBJECT_TYPES = (
+    (re.compile(r"\bnew citations?\b|の論文からの引用|新しい引用", re.I), "new citations"),
+    (re.compile(r"\bnew related research\b|関連する新しい研究", re.I), "new related research"),
+    (re.compile(r"\bnew articles?\b|新しい論文", re.I), "new articles"),
+    (re.compile(r"\bnew results?\b|新しい結果", re.I), "new results"),
+    (re.compile(r"\brecommended articles?\b|おすすめの論文", re.I), "recommended articles"),
+)
+
+
 def _alert_type(subject: str, hrefs: list[str]) -> str | None:
+    """From the ``folt=`` parameter of the mail's links (any link: in [CITATION]-only mails only the footer's
+    tracking pixel has it), else from the subject."""
     for href in hrefs:
         folt = parse_qs(urlsplit(href).query).get("folt")
         if folt and folt[0] in _FOLT:
             return _FOLT[folt[0]]
-    if " - " in subject:  # "<Name> - new citations", localized too ("neue Ergebnisse")
+    for pattern, kind in _SUBJECT_TYPES:
+        if pattern.search(subject):
+            return kind
+    if " - " in subject:  # "<Name> - neue Ergebnisse": a phrase of a UI language not listed above, as written
         return clean_space(subject.rsplit(" - ", 1)[1]) or None
-    m = re.search(r"\bnew citations\b", subject, re.I)
-    return "new citations" if m else None
+    return None
 
 
 def _split_byline(byline: str) -> tuple[list[str], str | None]:
@@ -89,7 +104,23 @@ def _split_byline(byline: str) -> tuple[list[str], str | None]:
         authors, venue = "", byline
     else:
         authors, venue = byline, ""
-    return split_authors(authors), clean_space(venue).strip(" -") or None
+    # a bare initial is not an author: Scholar renders "Vanryckeghem, M. & Brutten, G." as
+    # "G Vanryckeghem, M. & Brutten"
+    names = [n for n in split_authors(authors) if not re.fullmatch(r"(?:[A-Z]\.\s*){1,3}|[A-Z]", n)]
+    return names, clean_space(venue).strip(" -") or None
+
+
+def _shared_titles(soup) -> dict[str, str]:
+    """Target URL -> the longest title among the mail's ``scholar_share?url=...&rt=<title>`` links."""
+    titles: dict[str, str] = {}
+    for a in soup.find_all("a", href=True):
+        if "scholar_share" not in a["href"]:
+            continue
+        query = parse_qs(urlsplit(unwrap_url(a["href"])).query)
+        url, title = query.get("url", [""])[0], clean_space(query.get("rt", [""])[0])
+        if url and len(title) > len(titles.get(url, "")):
+            titles[url] = title
+    return titles
 
 
 def _following_blocks(h3):
@@ -108,7 +139,10 @@ def parse(body: Body) -> list[Paper]:
     if not anchors:
         # forwarded copies (Gmail, Outlook) may drop the class attribute: fall back to title links in <h3>
         anchors = [a for a in soup.select("h3 a[href]") if _SCHOLAR_LINK.search(a["href"])]
-    kind = _alert_type(body.subject, [a.get("href", "") for a in anchors])
+    links = [a.get("href", "") for a in anchors]
+    links += [t.get("href") or t.get("src") or "" for t in soup.find_all(["a", "img"]) if t not in anchors]
+    kind = _alert_type(body.subject, links)
+    shared = _shared_titles(soup)
     papers = []
     for a in anchors:
         href = a.get("href", "")
@@ -123,6 +157,12 @@ def parse(body: Body) -> list[Paper]:
         title = _TAG.sub("", title).strip()
         if not title or "cleardot.gif" in target:
             continue
+        if title.endswith(("…", "...")):
+            # Scholar cuts long titles; its share links for the same paper carry a longer cut ("rt=")
+            stem = title.rstrip("…. \xa0")
+            longer = shared.get(target, "")
+            if len(longer) > len(title) and longer.startswith(stem):
+                title = longer
         byline = snippet = cites = None
         container = h3 if h3 is not None else a
         for block in _following_blocks(container):
