@@ -724,7 +724,14 @@ def test_aha_issue_toc_gives_the_journal_as_venue():
 
 def test_inline_markup_joins_without_spaces_and_hyphenated_breaks_rejoin():
     [spotlight] = parse_fixture(CRM).papers
-    assert "in a recent issue of Cell, Delafiori" in spotlight.snippet
+    assert "in a recent issue of Cell, Delafiori" in spotlight.snippet and spotlight.venue is None  # no subject
+    mail = as_mail(CRM, "Cell Reports Methods <cellpress@notification.elsevier.com>",
+                   "Cell Reports Methods: January 2026 (Volume 6, Issue 1)")
+    [spotlight] = parse_message(mail).papers
+    assert spotlight.venue == "Cell Reports Methods" and spotlight.published is None  # a month is not a day
+    mail = as_mail(CRM, "Cell Stem Cell <cellpress@notification.elsevier.com>",
+                   "Cell Stem Cell Online Now E-mail Alert - January 22, 2026")
+    assert [(p.venue, p.published) for p in parse_message(mail).papers] == [("Cell Stem Cell", "2026-01-22")]
     assert any("CD4+ T cells" in (p.snippet or "") for p in parse_fixture(CELL).papers)
     [norte] = parse_fixture("google_scholar/ucfchps-norte-new-articles-springer-2026.html").papers
     assert "task-based fMRI" in norte.title and "task- based" not in (norte.snippet or "")

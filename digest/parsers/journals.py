@@ -156,6 +156,10 @@ def parse_cellpress(body: Body) -> list[Paper]:
     if not body.html:
         return []
     soup = soup_of(body.html)
+    # "Cell: January 22, 2026 (Volume 189, Issue 2)" or "Cell Stem Cell Online Now E-mail Alert - January 22, 2026"
+    m = re.match(r"\s*(.+?)(?::\s|\s+Online Now\b)", body.subject or "")
+    venue = clean_space(m.group(1)) if m else None
+    published = iso_date(body.subject)
     by_pii: dict[str, Paper] = {}
     for a in soup.find_all("a", href=True):
         target = unwrap_url(a["href"])
@@ -177,6 +181,8 @@ def parse_cellpress(body: Body) -> list[Paper]:
             url=strip_tracking(target),
             doi=doi_from_url(target),
             source="cellpress",
+            published=published,
+            venue=venue,
         )
         old = by_pii.get(pii)
         # the "Featured" box repeats TOC items with "Pinglay et al."; keep the richer TOC entry
