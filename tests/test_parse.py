@@ -714,6 +714,12 @@ def test_nature_weekly_issue_alert_without_dois():
     assert editorial.authors == () and editorial.comments == "Editorial" and editorial.published == "2026-10-01"
     assert by_title(parsed.papers, "Why AI companies").authors == ("Heidy Khlaaf",)
     assert parse_fixture(NATURE_ISSUE).kind == "nature"  # the body alone, forwarded without its sender
+    # other nature.com mail in the same layout but without the issue line (a Nature Briefing) is not an alert
+    briefing = (FIXTURES / NATURE_ISSUE).read_text().replace("Volume 658 Issue 8134", "Nature Briefing")
+    msg = EmailMessage()
+    msg["From"], msg["Subject"] = "Nature Briefing <briefing@nature.com>", "Nature Briefing: AI edition"
+    msg.set_content(briefing, subtype="html")
+    assert parse_message(msg.as_bytes()).papers == []
 
 
 def test_aha_issue_toc_gives_the_journal_as_venue():

@@ -34,10 +34,14 @@ AHA_DOMAINS = ("ealerts.heart.org", "heart.org")
 WILEY_DOMAINS = ("wiley.com",)
 
 
+_ISSUE_LINE = re.compile(r"Volume\s+\d+\s+Issue\s+\d+")
+
+
 def looks_like_nature(html: str) -> bool:
-    # a journal TOC (td.article-headline), or the weekly issue alert, whose every link is a Springer Nature tracker
+    # a journal TOC (td.article-headline), or the weekly issue alert ("Volume 658 Issue 8134" at the top, every
+    # link a Springer Nature tracker); other nature.com mail (Nature Briefing) has the trackers but no issue line
     return ("article-headline" in html and ("nature.com" in html or "springernature" in html)) \
-        or "links.springernature.com" in html
+        or ("links.springernature.com" in html and _ISSUE_LINE.search(html) is not None)
 
 
 def looks_like_cellpress(html: str) -> bool:
@@ -69,7 +73,10 @@ def parse_nature(body: Body) -> list[Paper]:
         return []
     soup = soup_of(body.html)
     if soup.select_one("td.article-headline") is None:
-        return _parse_nature_issue(soup, body)
+        # the weekly issue alert; not other nature.com mail (Nature Briefing, a newsletter of news stories)
+        if re.search(r"\balert\b", body.subject or "", re.I) or _ISSUE_LINE.search(text_of(soup)):
+            return _parse_nature_issue(soup, body)
+        return []
     papers: list[Paper] = []
     seen: set[str] = set()
     for headline in soup.select("td.article-headline"):
