@@ -141,6 +141,17 @@ def test_send_any_day_sends_whatever_the_frequency(tmp_path):
     assert len(list((tmp_path / "out").glob("ada-*.eml"))) == 1
 
 
+@pytest.mark.model
+def test_send_serves_the_others_and_then_exits_1_for_a_broken_profile(tmp_path):
+    config = _profiles(tmp_path)
+    config.write_text(config.read_text() + '[model]\nname = "all-MiniLM-L6-v2"\n')
+    (tmp_path / "profiles" / "bob.toml").write_text('email = "bob@example.org"\nsend_at = "7.30"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "send", "--any-day", "--outbox", str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output
+    assert "ada: 0 papers written" in result.output and len(list((tmp_path / "out").glob("ada-*.eml"))) == 1
+    assert "1 profile error (above): the rest of the run went on" in result.output
+
+
 def test_check_warns_when_real_mail_would_go_to_the_example_addresses(tmp_path):
     config = _profiles(tmp_path)
     result = CliRunner().invoke(cli, ["--config", str(config), "check"])

@@ -745,7 +745,8 @@ def test_inline_markup_joins_without_spaces_and_hyphenated_breaks_rejoin():
 
 def test_scholar_byline_initials_truncated_titles_and_alert_types():
     papers = parse_fixture("google_scholar/ucfchps-vanryckeghem-new-articles-citation-tags-2026-03-12.html").papers
-    assert len(papers) == 4 and all(p.authors == ("G Vanryckeghem", "Brutten") for p in papers)
+    # the byline "G Vanryckeghem, M. & Brutten" garbles "Vanryckeghem, M. & Brutten, G.": at least no "M." author
+    assert len(papers) == 4 and all(len(p.authors) == 2 and "M." not in p.authors for p in papers)
     assert all(p.comments.startswith("Google Scholar: new articles") for p in papers)  # folt= of the footer pixel
     [cut] = parse_fixture("google_scholar/ucfchps-backes-new-articles-truncated-title-2026.html").papers
     assert "National Intimate Partner and Sexual Violence Survey" in cut.title  # the share link's longer cut
@@ -755,7 +756,8 @@ def test_scholar_byline_initials_truncated_titles_and_alert_types():
                           ("Yoonji Kimさんの論文からの引用: 1 件", "new citations"),
                           ("自分の論文からの引用: 1 件", "new citations"), ("おすすめの論文", "recommended articles"),
                           ("Yoonji Kim - 新しい論文", "new articles"), ("transformers - 新しい結果", "new results"),
-                          ("Uri Alon - neue Ergebnisse", "neue Ergebnisse")]:
+                          ("Uri Alon - neue Ergebnisse", "neue Ergebnisse"),
+                          ('"new citation metrics" - new results', "new results")]:  # the query, then the type
         assert _alert_type(subject, []) == kind, subject
 
 
@@ -781,6 +783,10 @@ def test_arxiv_tex_in_astronomy_abstracts():
     from digest.parsers.common import tex_to_unicode
 
     assert tex_to_unicode("is $\\lesssim1\\%$ the rate") == "is ≲ 1% the rate"
+    # "~" after a one-letter symbol is "about", "''" after a number arcseconds, f'' a derivative: all kept
+    assert tex_to_unicode("galaxies at z~2 with M~10^{10} and a 10'' slit") == "galaxies at z~2 with M~10^10 and a 10'' slit"
+    assert tex_to_unicode("f''(x) and g''(x) vanish at 0.5\" and 1.2''") == "f''(x) and g''(x) vanish at 0.5\" and 1.2''"
+    assert tex_to_unicode("Pe\\~na, AT~2018cow") == "Peña, AT 2018cow"
     assert tex_to_unicode("a deep (~261 ks) look, Fig.~2") == "a deep (~261 ks) look, Fig. 2"
     assert tex_to_unicode('plain "quoted" words') == 'plain "quoted" words'
 
@@ -792,3 +798,35 @@ def test_pre_2007_arxiv_entries_are_recognised():
     assert parsed.papers[0].authors == ("Ramesh Narayan", "Bohdan Paczyński", "Tsvi Piran")
     # an entry's "Date:" is its submission, not the listing's day: no date rather than a wrong one
     assert all(p.published is None for p in parsed.papers)
+
+
+def test_text_of_separates_what_a_reader_sees_apart_and_survives_deep_nesting():
+    from digest.parsers.common import iso_date, soup_of, text_of
+
+    assert text_of(soup_of('<a><span style="display:block">Title</span><span style="display: block">A B</span></a>')) \
+        == "Title A B"
+    assert text_of(soup_of("<span>Title</span><img src=x><span>Next</span>")) == "Title Next"
+    assert text_of(soup_of("pre-<br>and post-training, task-<br>based")) == "pre- and post-training, task-based"
+    deep = soup_of("<span>x " * 1500)  # unclosed tags nest: no RecursionError
+    assert text_of(deep).count("x") == 1500
+    assert iso_date("Nature alert for 01st October 2026") == "2026-10-01" and iso_date("22nd Jan 2026") == "2026-01-22"
+
+
+def test_the_new_recognisers_do_not_claim_other_mail():
+    # Atypon's template without Wiley is not a Wiley alert
+    other = (FIXTURES / WILEY_EARLY).read_text().replace("wiley", "example").replace("Wiley", "Example")
+    assert parse_text(other, content_type="text/html").kind != "wiley"
+    # a Nature Careers job alert in the issue alert's cell layout: not papers
+    job = ('<table><tr><td><span><a href="https://links.springernature.com/f/a/x">Postdoctoral Research Fellow in '
+           'Tumour Immunology</a><br></span><span>University of Oxford</span><br>'
+           '<span style="font-weight: bold">Oxford, United Kingdom</span></td></tr></table>')
+    msg = EmailMessage()
+    msg["From"], msg["Subject"] = "Nature Careers <naturecareers@nature.com>", "Your Nature Careers job alert"
+    msg.set_content(job, subtype="html")
+    assert parse_message(msg.as_bytes()).papers == []
+    # Cell Press: a forwarded subject still names the journal; a newsletter's subject is not a journal
+    for subject, venue in [("Fwd: Cell: January 22, 2026 (Volume 189, Issue 2)", "Cell"),
+                           ("[EXT] Cell Stem Cell Online Now E-mail Alert - January 22, 2026", "Cell Stem Cell"),
+                           ("Cell Press Updates: this week", None)]:
+        mail = as_mail(CRM, "Cell Press <cellpress@notification.elsevier.com>", subject)
+        assert {p.venue for p in parse_message(mail).papers} == {venue}, subject

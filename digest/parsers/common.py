@@ -65,9 +65,11 @@ def _converter():
 
 # text-mode TeX that needs no parser: ties (AT~2018cow, Fig.~1; a "~" before a number after a space is
 # "about", kept), TeX quotes, and the astronomers' unit macros, which pylatexenc does not know (it drops them)
-_TIE = re.compile(r"(?<=[\w.])~(?=\w)")
-# TeX quotes, also the mixed pairs abstracts have: ``x'', ``x", ''x'', "x''
-_QUOTES = re.compile(r"(``|''|\")([^`'\"]+?)(''|\")")
+# a tie after a word of two letters or more, or after a period; after one letter it is "about": z~2, M~10^10
+_TIE = re.compile(r"(?:(?<=[^\W\d_]{2})|(?<=\.))~(?=\w)")
+# TeX quotes, also the mixed pairs abstracts have (``x'', ``x", ''x'', "x''), opening before a letter and not
+# after a digit or letter: 1.2'' and 0.5" are arcseconds, f''(x) a second derivative
+_QUOTES = re.compile(r"(?<![\w'`\"])(``|''|\")(?=[^\W\d_])([^`'\"]+?)(?<=[^\s\d])(''|\")(?![\w'])")
 _TEXT_MACROS = {"deg": "°", "arcsec": "″", "arcmin": "′", "sun": "☉", "odot": "⊙", "AA": "Å", "degr": "°"}
 _TEXT_MACRO = re.compile(r"\\(" + "|".join(_TEXT_MACROS) + r")(?![A-Za-z])(?:\{\})?")
 
@@ -77,19 +79,21 @@ def _tex_segment(text: str) -> str:
         text = _TIE.sub(" ", text)
     if "``" in text or "''" in text:
         text = _QUOTES.sub(lambda m: m.group(0) if m.group(1) == m.group(3) == '"' else f"“{m.group(2)}”", text)
-        text = text.replace("``", "“").replace("''", "”")
+        text = text.replace("``", "“")  # an unpaired '' may be arcseconds: left as written
     if "\\" in text:
         text = _TEXT_MACRO.sub(lambda m: _TEXT_MACROS[m.group(1)], text)
     if "\\" not in text and "{" not in text:
         return text
     # In TeX `%` starts a comment and `&`/`#` are special; abstracts use them literally, so escape them
     # first or pylatexenc would drop the rest of the line.
+    # A "~" still here means "about" (z~2) and a "''" arcseconds: pylatexenc would make them a space and a quote.
     protected = re.sub(r"(?<!\\)([%&#])", r"\\\1", text)
+    protected = re.sub(r"(?<!\\)~", "\ue000", protected).replace("''", "\ue001")
     try:
         out = _converter().latex_to_text(protected)
     except Exception:  # pylatexenc raises assorted errors on broken TeX: keep the raw text then
         return text
-    return out.replace("\xa0", " ")
+    return out.replace("\xa0", " ").replace("\ue000", "~").replace("\ue001", "''")
 
 
 _SUPER = dict(zip("0123456789+-=()abcdefghijklmnoprstuvwxyz", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖʳˢᵗᵘᵛʷˣʸᶻ", strict=True))
@@ -210,24 +214,29 @@ def text_of(node) -> str:
     hyphenated across a <br> ("task-<br>based") is whole again."""
     if node is None:
         return ""
-    parts: list[str] = []
-
-    def walk(element) -> None:
-        for child in element.children:
-            if isinstance(child, NavigableString):
-                if type(child) in (NavigableString, CData):  # not comments, scripts or style sheets
-                    parts.append(str(child))
-            elif child.name in _BLOCK_TAGS:
-                parts.append("\n")
-                walk(child)
-                parts.append("\n")
-            else:
-                walk(child)
-
     if isinstance(node, NavigableString):
         return clean_space(html_lib.unescape(str(node)))
-    walk(node)
-    text = re.sub(r"(?<=[^\W\d_]-)\s*\n\s*(?=[a-z])", "", "".join(parts))
+    parts: list[str] = []
+    # an explicit stack, not recursion: unclosed tags in mail HTML can nest a thousand levels deep
+    stack = [(iter(node.children), False)]
+    while stack:
+        children, block = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            if block:
+                parts.append("\n")
+        elif isinstance(child, NavigableString):
+            if type(child) in (NavigableString, CData):  # not comments, scripts or style sheets
+                parts.append(str(child))
+        else:
+            separate = child.name in _BLOCK_TAGS or child.name == "img" or \
+                re.search(r"display:\s*block", child.get("style") or "") is not None
+            if separate:
+                parts.append("\n")
+            stack.append((iter(child.children), separate))
+    # "task-<br>based" is one word; "pre-<br>and post-training" keeps its suspended hyphen
+    text = re.sub(r"(?<=[^\W\d_]-)\s*\n\s*(?=[a-z])(?!(?:and|or|nor|to)\b)", "", "".join(parts))
     return clean_space(html_lib.unescape(text))
 
 

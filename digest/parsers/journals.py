@@ -35,6 +35,7 @@ WILEY_DOMAINS = ("wiley.com",)
 
 
 _ISSUE_LINE = re.compile(r"Volume\s+\d+\s+Issue\s+\d+")
+_NATURE_ALERT = re.compile(r"^\s*Nature alert\b", re.I)  # "Nature alert for 01st October 2026"
 
 
 def looks_like_nature(html: str) -> bool:
@@ -54,7 +55,8 @@ def looks_like_aha(html: str) -> bool:
 
 
 def looks_like_wiley(html: str) -> bool:
-    return "issue-item__title" in html
+    # Atypon's template (other publishers use it too) and Wiley's name or links
+    return "issue-item__title" in html and "wiley" in html.lower()
 
 
 def _section_of(node) -> str | None:
@@ -74,7 +76,7 @@ def parse_nature(body: Body) -> list[Paper]:
     soup = soup_of(body.html)
     if soup.select_one("td.article-headline") is None:
         # the weekly issue alert; not other nature.com mail (Nature Briefing, a newsletter of news stories)
-        if re.search(r"\balert\b", body.subject or "", re.I) or _ISSUE_LINE.search(text_of(soup)):
+        if _NATURE_ALERT.match(body.subject or "") or _ISSUE_LINE.search(text_of(soup)):
             return _parse_nature_issue(soup, body)
         return []
     papers: list[Paper] = []
@@ -147,7 +149,7 @@ def _parse_nature_issue(soup, body: Body) -> list[Paper]:
             url=strip_tracking(unwrap_url(a["href"])),
             source="nature",
             published=published,
-            venue="Nature",
+            venue="Nature" if _NATURE_ALERT.match(body.subject or "") else None,
             comments=_section_of(heading) if heading is not None else None,
         ))
     return papers
@@ -155,6 +157,7 @@ def _parse_nature_issue(soup, body: Body) -> list[Paper]:
 
 # ---------------------------------------------------------------- Cell Press
 
+_FORWARD_PREFIX = re.compile(r"^(?:\s*(?:re|fwd?|aw|wg|tr)\s*:\s*|\s*\[[^\]]*\]\s*)+", re.I)
 _PII = re.compile(r"(?:/fulltext/|/abstract/|/pii/)(S[\dX()\-]{15,})", re.I)
 _LABELS = re.compile(r"^(open access|free access|free|article|review|\s*)$", re.I)
 
@@ -164,7 +167,8 @@ def parse_cellpress(body: Body) -> list[Paper]:
         return []
     soup = soup_of(body.html)
     # "Cell: January 22, 2026 (Volume 189, Issue 2)" or "Cell Stem Cell Online Now E-mail Alert - January 22, 2026"
-    m = re.match(r"\s*(.+?)(?::\s|\s+Online Now\b)", body.subject or "")
+    subject = _FORWARD_PREFIX.sub("", body.subject or "")
+    m = re.match(r"\s*(.+?)(?::\s+(?=[A-Z][a-z]+ (?:\d{1,2}, )?\d{4})|\s+Online Now\b)", subject)
     venue = clean_space(m.group(1)) if m else None
     published = iso_date(body.subject)
     by_pii: dict[str, Paper] = {}

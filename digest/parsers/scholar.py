@@ -86,12 +86,13 @@ def _alert_type(subject: str, hrefs: list[str]) -> str | None:
         folt = parse_qs(urlsplit(href).query).get("folt")
         if folt and folt[0] in _FOLT:
             return _FOLT[folt[0]]
+    # "<Name> - new citations": the part after the last " - " (a query may itself say "new citation ..."); a
+    # phrase of a UI language not listed ("neue Ergebnisse") as written
+    phrase = clean_space(subject.rsplit(" - ", 1)[1]) if " - " in subject else subject
     for pattern, kind in _SUBJECT_TYPES:
-        if pattern.search(subject):
+        if pattern.search(phrase):
             return kind
-    if " - " in subject:  # "<Name> - neue Ergebnisse": a phrase of a UI language not listed above, as written
-        return clean_space(subject.rsplit(" - ", 1)[1]) or None
-    return None
+    return phrase or None if " - " in subject else None
 
 
 def _split_byline(byline: str) -> tuple[list[str], str | None]:
