@@ -722,6 +722,21 @@ def test_nature_weekly_issue_alert_without_dois():
     assert parse_message(msg.as_bytes()).papers == []
 
 
+def test_a_real_nature_issue_alert_with_its_tracker_links():
+    name = "other/nature_issue/landau-19be57bf4636474d-nature-alert-2026-01-22-PREFIX-82166-chars.html"
+    parsed = parse_message(as_mail(name, "Nature <alerts@nature.com>", "Nature alert for 22nd January 2026"))
+    assert parsed.kind == "nature" and len(parsed.papers) == 27  # counted by eye in the mail
+    assert Counter(p.comments for p in parsed.papers) == {"New Online": 11, "News": 7, "Editorial": 2,
+                                                          "Features": 2, "Multimedia": 2, "Book Review": 2,
+                                                          "Comment": 1}
+    assert all(p.url.startswith("https://links.springernature.com/") and p.published == "2026-01-22"
+               for p in parsed.papers)
+    # news headlines the generic link-label rule would refuse: a question ending in "this?", one starting "My"
+    assert by_title(parsed.papers, "AIs are biased towards some Indian castes").authors == ("Mohana Basu",)
+    assert by_title(parsed.papers, "My PI is not offering any support").authors == ("Sarah Wells",)
+    assert by_title(parsed.papers, "Trump one year on").authors[-1] == "Eric Topol"  # "Eric Topol<i> et al.</i>"
+
+
 def test_aha_issue_toc_gives_the_journal_as_venue():
     papers = parse_fixture(AHA_TOC).papers
     assert [p.doi for p in papers] == ["10.1161/hypertensionaha.125.26031", "10.1161/hypertensionaha.125.24527"]

@@ -349,6 +349,7 @@ def split_authors(text: str | None) -> list[str]:
     for raw in text.split(","):
         name = clean_space(raw).strip(" ;…").strip()
         name = re.sub(r"(\.\.\.|…)$", "", name).strip()
+        name = re.sub(r"\s+et\.?\s*al\.?$", "", name, flags=re.I).strip()  # "Eric Topol et al."
         if not name or name.lower().rstrip(".") in ("et al", "and", "others"):
             continue
         if names and _SUFFIX.match(name):
@@ -391,7 +392,10 @@ def is_meaningful_title(text: str | None) -> bool:
     if _NOT_TITLE_START.match(text) or text.endswith((":", ",")) or _MARKUP_START.match(text):
         return False
     last = re.findall(r"\w+", text.lower())[-1:] or [""]
-    if last[0] in _DANGLING:  # "my latest paper is <a>here</a>": a sentence cut at the link
+    # "my latest paper is <a>here</a>": a sentence cut at the link; but a headline may ask "... how can
+    # researchers fix this?" (a short "Did you see this?" is still a link label)
+    question = text.endswith("?") and len(text.split()) >= 6
+    if last[0] in _DANGLING and not question:
         return False
     words = re.findall(r"[^\W\d_]{2,}", text)
     letters = sum(ch.isalpha() for ch in text)

@@ -131,15 +131,17 @@ def _parse_nature_issue(soup, body: Body) -> list[Paper]:
     for a in soup.find_all("a", href=True):
         title = text_of(a)
         cell = a.find_parent("td")
-        if not is_meaningful_title(title) or _NATURE_POINTER.match(title) or cell is None \
+        if len(re.findall(r"[^\W\d_]{2,}", title)) < 3 or _NATURE_POINTER.match(title) or cell is None \
                 or len(cell.find_all("a", href=True)) != 1 or title.lower() in seen:
             continue  # an item's cell holds its one link; navigation and footers hold several or none
         rest = [s for s in cell.find_all("span") if s.find("a") is None and s.find_parent("a") is None
                 and a not in s.descendants]
         bold = [s for s in rest if "bold" in (s.get("style") or "") or s.find_parent(["b", "strong"])]
         standfirst = next((text_of(s) for s in rest if s not in bold and text_of(s)), None)
-        if standfirst is None and not bold:
-            continue  # a bare link (a banner, "Subscribe to Nature"), not an item
+        if standfirst is None and (not bold or not is_meaningful_title(title)):
+            # a bare link (a banner, "Subscribe to Nature") is not an item; with a standfirst below it, a news
+            # headline is one even where the rule against link labels would say no ("My PI is not offering ...")
+            continue
         seen.add(title.lower())
         heading = a.find_previous(_is_nature_heading)
         papers.append(Paper(
