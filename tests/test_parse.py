@@ -776,6 +776,14 @@ def test_scholar_byline_initials_truncated_titles_and_alert_types():
         assert _alert_type(subject, []) == kind, subject
 
 
+def test_a_citation_alert_for_one_paper_names_it_from_the_subject():
+    parsed = parse_fixture("google_scholar/bzz-read-16ef14516de4713c-new-citations-2019.eml")
+    assert [p.title for p in parsed.papers] == ["Establishing Benchmarks For Learning Program Representations",
+                                                 "Adopting Program Synthesis for Test Amplification"]
+    assert all(p.comments.endswith("Cites: Learning to represent programs with graphs") for p in parsed.papers)
+    assert parsed.papers[1].authors == ("M Abdi", "H Rocha", "S Demeyer")
+
+
 @pytest.mark.parametrize(("name", "counts"), [
     ("arxiv/arxivbrowse-astro-ph-new-2023-03-03.txt", {"new": 53, "cross": 4, "replaced": 40}),
     ("arxiv/arxivbrowse-math-OA-new-2023-06-09.txt", {"new": 0, "cross": 1, "replaced": 2}),

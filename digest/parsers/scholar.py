@@ -144,6 +144,10 @@ def parse(body: Body) -> list[Paper]:
     links += [t.get("href") or t.get("src") or "" for t in soup.find_all(["a", "img"]) if t not in anchors]
     kind = _alert_type(body.subject, links)
     shared = _shared_titles(soup)
+    # a citation alert for one paper names it in the subject ("\"Learning to ...\" - new citations"), also where
+    # the body has no "Cites:" row (2019 mails)
+    quoted = re.match(r'\s*["“](.+)["”]\s+-\s', body.subject or "")
+    subject_cited = clean_space(quoted.group(1)) if quoted and kind == "new citations" else None
     papers = []
     for a in anchors:
         href = a.get("href", "")
@@ -178,7 +182,7 @@ def parse(body: Body) -> list[Paper]:
         comments = "; ".join(
             x for x in [f"Google Scholar: {kind}" if kind else None,
                         f"[{tag.group(1).upper()}]" if tag else None,
-                        f"Cites: {cites}" if cites else None] if x
+                        f"Cites: {cites or subject_cited}" if cites or subject_cited else None] if x
         ) or None
         papers.append(
             Paper(
