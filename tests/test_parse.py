@@ -677,12 +677,17 @@ AHA_TOC = "other/aha_journals_atypon/landau-19be4d07e20a9fa1-hypertension-vol83-
 CRM = "other/cellpress/landau-19bfb3ae53e04714-cell-reports-methods-jan-2026-vol6-iss1-TRUNCATED-first-32000-json-chars.html"
 
 
-def as_mail(name: str, sender: str, subject: str) -> bytes:
+def html_mail(html: str, sender: str, subject: str) -> bytes:
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = sender, "reader@example.org", subject
     msg["Date"] = "Thu, 01 Oct 2026 08:00:00 +0000"
-    msg.set_content((FIXTURES / name).read_text(), subtype="html")
+    msg.set_content(html, subtype="html")
     return msg.as_bytes()
+
+
+def as_mail(name: str, sender: str, subject: str) -> bytes:
+    """A fixture's HTML body as its sender would mail it."""
+    return html_mail((FIXTURES / name).read_text(), sender, subject)
 
 
 def test_wiley_alerts_of_every_kind():
@@ -716,10 +721,8 @@ def test_nature_weekly_issue_alert_without_dois():
     assert parse_fixture(NATURE_ISSUE).kind == "nature"  # the body alone, forwarded without its sender
     # other nature.com mail in the same layout but without the issue line (a Nature Briefing) is not an alert
     briefing = (FIXTURES / NATURE_ISSUE).read_text().replace("Volume 658 Issue 8134", "Nature Briefing")
-    msg = EmailMessage()
-    msg["From"], msg["Subject"] = "Nature Briefing <briefing@nature.com>", "Nature Briefing: AI edition"
-    msg.set_content(briefing, subtype="html")
-    assert parse_message(msg.as_bytes()).papers == []
+    mail = html_mail(briefing, "Nature Briefing <briefing@nature.com>", "Nature Briefing: AI edition")
+    assert parse_message(mail).papers == []
 
 
 def test_a_real_nature_issue_alert_with_its_tracker_links():
@@ -843,10 +846,8 @@ def test_the_new_recognisers_do_not_claim_other_mail():
     job = ('<table><tr><td><span><a href="https://links.springernature.com/f/a/x">Postdoctoral Research Fellow in '
            'Tumour Immunology</a><br></span><span>University of Oxford</span><br>'
            '<span style="font-weight: bold">Oxford, United Kingdom</span></td></tr></table>')
-    msg = EmailMessage()
-    msg["From"], msg["Subject"] = "Nature Careers <naturecareers@nature.com>", "Your Nature Careers job alert"
-    msg.set_content(job, subtype="html")
-    assert parse_message(msg.as_bytes()).papers == []
+    mail = html_mail(job, "Nature Careers <naturecareers@nature.com>", "Your Nature Careers job alert")
+    assert parse_message(mail).papers == []
     # Cell Press: a forwarded subject still names the journal; a newsletter's subject is not a journal
     for subject, venue in [("Fwd: Cell: January 22, 2026 (Volume 189, Issue 2)", "Cell"),
                            ("[EXT] Cell Stem Cell Online Now E-mail Alert - January 22, 2026", "Cell Stem Cell"),

@@ -195,17 +195,46 @@ def soup_of(html: str) -> BeautifulSoup:
     return BeautifulSoup(html, "html.parser")
 
 
+def _text(node, apart, skip: tuple[str, ...] = ()) -> str:
+    """The strings below ``node`` in reading order, with a newline before and after every element ``apart``
+    says stands apart (a block); elements named in ``skip`` are left out with their contents, and so are
+    comments, scripts and style sheets. An explicit stack, not recursion: unclosed tags in mail HTML can nest a
+    thousand levels deep."""
+    parts: list[str] = []
+    stack = [(iter(node.children), False)]
+    while stack:
+        children, block = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            if block:
+                parts.append("\n")
+        elif isinstance(child, NavigableString):
+            if type(child) in (NavigableString, CData):
+                parts.append(str(child))
+        elif child.name not in skip:
+            separate = apart(child)
+            if separate:
+                parts.append("\n")
+            stack.append((iter(child.children), separate))
+    return "".join(parts)
+
+
+def _is_block(tag) -> bool:
+    return tag.name in _BLOCK_TAGS
+
+
 def html_to_text(html: str) -> str:
     """Readable text of an HTML body: one line per block element, inline elements kept on their line."""
-    soup = soup_of(html)
-    for tag in soup(["style", "script", "head", "title"]):
-        tag.decompose()
-    for tag in soup.find_all(_BLOCK_TAGS):
-        tag.insert_before(NavigableString("\n"))
-        tag.insert_after(NavigableString("\n"))
-    lines = [clean_space(line) for line in soup.get_text("").splitlines()]
-    text = "\n".join(lines)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
+    text = _text(soup_of(html), _is_block, skip=("style", "script", "head", "title"))
+    lines = [clean_space(line) for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _stands_apart(tag) -> bool:
+    """A block element, an image, or an element styled ``display: block``: text on either side is not one word."""
+    return tag.name in _BLOCK_TAGS or tag.name == "img" or \
+        re.search(r"display:\s*block", tag.get("style") or "") is not None
 
 
 def text_of(node) -> str:
@@ -216,27 +245,8 @@ def text_of(node) -> str:
         return ""
     if isinstance(node, NavigableString):
         return clean_space(html_lib.unescape(str(node)))
-    parts: list[str] = []
-    # an explicit stack, not recursion: unclosed tags in mail HTML can nest a thousand levels deep
-    stack = [(iter(node.children), False)]
-    while stack:
-        children, block = stack[-1]
-        child = next(children, None)
-        if child is None:
-            stack.pop()
-            if block:
-                parts.append("\n")
-        elif isinstance(child, NavigableString):
-            if type(child) in (NavigableString, CData):  # not comments, scripts or style sheets
-                parts.append(str(child))
-        else:
-            separate = child.name in _BLOCK_TAGS or child.name == "img" or \
-                re.search(r"display:\s*block", child.get("style") or "") is not None
-            if separate:
-                parts.append("\n")
-            stack.append((iter(child.children), separate))
     # "task-<br>based" is one word; "pre-<br>and post-training" keeps its suspended hyphen
-    text = re.sub(r"(?<=[^\W\d_]-)\s*\n\s*(?=[a-z])(?!(?:and|or|nor|to)\b)", "", "".join(parts))
+    text = re.sub(r"(?<=[^\W\d_]-)\s*\n\s*(?=[a-z])(?!(?:and|or|nor|to)\b)", "", _text(node, _stands_apart))
     return clean_space(html_lib.unescape(text))
 
 

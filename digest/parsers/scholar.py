@@ -92,7 +92,7 @@ def _alert_type(subject: str, hrefs: list[str]) -> str | None:
     for pattern, kind in _SUBJECT_TYPES:
         if pattern.search(phrase):
             return kind
-    return phrase or None if " - " in subject else None
+    return (phrase or None) if " - " in subject else None
 
 
 def _split_byline(byline: str) -> tuple[list[str], str | None]:
@@ -140,8 +140,9 @@ def parse(body: Body) -> list[Paper]:
     if not anchors:
         # forwarded copies (Gmail, Outlook) may drop the class attribute: fall back to title links in <h3>
         anchors = [a for a in soup.select("h3 a[href]") if _SCHOLAR_LINK.search(a["href"])]
+    # the title links first, then every link and image of the mail
     links = [a.get("href", "") for a in anchors]
-    links += [t.get("href") or t.get("src") or "" for t in soup.find_all(["a", "img"]) if t not in anchors]
+    links += [t.get("href") or t.get("src") or "" for t in soup.find_all(["a", "img"])]
     kind = _alert_type(body.subject, links)
     shared = _shared_titles(soup)
     # a citation alert for one paper names it in the subject ("\"Learning to ...\" - new citations"), also where
