@@ -464,7 +464,7 @@ class _App:
 
         emoji, label = VOTE_LABELS[data.action]
         return _page(self.settings, "page_vote.html", title=" ".join(paper.title.split()), url=paper_url(paper),
-                     authors=short_authors(paper.authors), emoji=emoji, label=label, value=data.value,
+                     authors=short_authors(paper.authors, count=paper.author_count), emoji=emoji, label=label, value=data.value,
                      current=store.get_vote(data.user, data.paper_id), done=done,
                      token=request.path_params["token"])
 

@@ -282,7 +282,10 @@ def to_bibtex(papers) -> str:
         keys.add(key)
         fields = [Field("title", "{" + _tex(paper.title) + "}")]  # double braces: keep the capitals as written
         if paper.authors:
-            fields.append(Field("author", " and ".join(_tex(a) for a in paper.authors)))
+            names = [_tex(a) for a in paper.authors]
+            if (paper.author_count or 0) > len(names):
+                names.append("others")  # BibTeX's own "et al."
+            fields.append(Field("author", " and ".join(names)))
         if year:
             fields.append(Field("year", year))
         if paper.venue:

@@ -79,6 +79,7 @@ class Paper:
     venue: str | None = None
     categories: tuple[str, ...] = ()
     comments: str | None = None
+    author_count: int | None = None  # all authors, when the alert names only some ("97 additional authors not shown")
 
     def __post_init__(self) -> None:
         # normalise ids once, so every module can compare them directly

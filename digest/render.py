@@ -50,12 +50,15 @@ def _env(directory: str, autoescape: bool) -> jinja2.Environment:
     return env
 
 
-def short_authors(authors: Sequence[str], limit: int = 3) -> str:
-    """``A, B, C et al. (7 authors)``; empty when the alert named nobody (better nothing than a placeholder)."""
+def short_authors(authors: Sequence[str], limit: int = 3, count: int | None = None) -> str:
+    """``A, B, C et al. (7 authors)``; empty when the alert named nobody (better nothing than a placeholder).
+
+    ``count`` is the number of authors when the alert named only some of them (``Paper.author_count``)."""
     names = [shorten(a, 80) for a in authors if a and a.strip()]
-    if len(names) <= limit:
+    total = max(len(names), count or 0)
+    if not names or total <= limit and len(names) == total:
         return ", ".join(names)
-    return ", ".join(names[:limit]) + f" et al. ({len(names)} authors)"
+    return ", ".join(names[:limit]) + f" et al. ({total} authors)"
 
 
 def shorten(text: str | None, limit: int = TEXT_LIMIT) -> str:
@@ -106,7 +109,7 @@ def item_context(item: ScoredPaper, sources: Sequence[str], up_url: str, down_ur
     return {
         "title": shorten(paper.title, TITLE_LIMIT) or "(untitled)",
         "url": paper_url(paper),
-        "authors": short_authors(paper.authors),
+        "authors": short_authors(paper.authors, count=paper.author_count),
         "sources": ", ".join(dict.fromkeys(SOURCE_NAMES.get(s, s) for s in sources)),
         "text": shorten(paper.abstract or paper.snippet),
         "reason": item.reason,

@@ -34,7 +34,7 @@ import sqlite_utils
 from .errors import StoreError
 from .models import Paper, ScoredPaper, Vote, normalise_title
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def utcnow() -> str:
@@ -91,7 +91,13 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     db["pauses"].create({"user": str, "paused_at": str, "via": str, "reason": str}, pk="user")
 
 
-MIGRATIONS = [_migration_1, _migration_2]
+def _migration_3(db: sqlite_utils.Database) -> None:
+    # owner: ingest. The number of authors when an alert names only some of them (arXiv's
+    # "et al. (97 additional authors not shown)"); NULL when the named authors are all we know of.
+    db["papers"].add_column("author_count", int)
+
+
+MIGRATIONS = [_migration_1, _migration_2, _migration_3]
 
 
 DIGEST_DONE = ("sent", "skipped", "failed", "superseded")  # a digest in one of these is never sent again
@@ -232,7 +238,8 @@ class Store:
                      abstract=row["abstract"], snippet=row["snippet"], url=row["url"], arxiv_id=row["arxiv_id"],
                      doi=row["doi"], source=(json.loads(row["sources"] or "[]") or ["generic"])[0],
                      section=row["section"], published=row["published"], venue=row["venue"],
-                     categories=tuple(json.loads(row["categories"] or "[]")), comments=row["comments"])
+                     categories=tuple(json.loads(row["categories"] or "[]")), comments=row["comments"],
+                     author_count=row["author_count"])
 
     def resolve_id(self, pid: str) -> str:
         row = self.db.execute("SELECT paper_id FROM paper_aliases WHERE alias = ?", [pid]).fetchone()
@@ -269,6 +276,8 @@ class Store:
         old_authors = json.loads(row["authors"] or "[]")
         if len(paper.authors) > len(old_authors) or (paper.source == "arxiv" and paper.authors):
             merged["authors"] = json.dumps(list(paper.authors), ensure_ascii=False)
+        # the largest count any copy gave (a journal's 12 names do not undo arXiv's "+97 not shown")
+        merged["author_count"] = max(row["author_count"] or 0, paper.author_count or 0) or None
         merged["abstract"] = _richer(row["abstract"], paper.abstract)
         merged["snippet"] = _richer(row["snippet"], paper.snippet)
         merged["arxiv_id"] = row["arxiv_id"] or paper.arxiv_id
@@ -313,6 +322,7 @@ class Store:
                         "sources": json.dumps([paper.source]), "section": paper.section,
                         "published": paper.published, "venue": paper.venue,
                         "categories": json.dumps(list(paper.categories)), "comments": paper.comments,
+                        "author_count": paper.author_count,
                         "first_seen": now, "updated_at": now,
                     }
                     self._insert("papers", record)

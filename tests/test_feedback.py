@@ -35,7 +35,7 @@ from digest.feedback import SECURITY_HEADERS, build_server, reply_votes, vote_ma
 from digest.models import Paper
 from digest.pipeline import _links, deliver_all, deliver_user, ingest_raw, profile_anchors, rank_user
 from digest.profiles import Profile, load_profile
-from digest.store import Store
+from digest.store import SCHEMA_VERSION, Store
 from digest.tokens import make_token, read_token
 
 REPO = Path(__file__).resolve().parent.parent
@@ -317,7 +317,7 @@ def test_a_client_over_the_rate_limit_gets_429_and_others_and_health_checks_do_n
 def test_healthz_reports_the_schema(live):
     with live.client() as client:
         response = client.get("/healthz")
-    assert response.status_code == 200 and response.json() == {"status": "ok", "schema": 2}
+    assert response.status_code == 200 and response.json() == {"status": "ok", "schema": SCHEMA_VERSION}
 
 
 # ---- unsubscribe ------------------------------------------------------------------------------------------
@@ -483,7 +483,7 @@ def test_an_existing_database_gets_the_pauses_table_and_keeps_its_data(tmp_path)
     db.conn.commit()
     db.conn.close()
     store = Store(path)
-    assert store.schema_version == 2
+    assert store.schema_version == SCHEMA_VERSION
     assert store.get_vote("ada", "arxiv:1") == 1
     assert store.pause_user("ada") is True and store.pause_user("ada") is False
 

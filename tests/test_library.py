@@ -286,7 +286,7 @@ def test_digest_votes_bib_exports_the_liked_papers_and_a_library_reads_them_back
               abstract="We match 50% of the mass & more: a_b #1.", arxiv_id="2301.00001", published="2023-01-02",
               url="https://arxiv.org/abs/2301.00001"),
         Paper("Highly accurate protein structure prediction with AlphaFold", authors=("John Jumper",),
-              doi="10.1038/s41586-021-03819-2", venue="Nature", published="2021-07-15"),
+              author_count=34, doi="10.1038/s41586-021-03819-2", venue="Nature", published="2021-07-15"),
         Paper("Highly accurate protein structure prediction with AlphaFold: a reply", authors=("John Jumper",),
               published="2021-09-01"),  # same first author, year and word: the key must still be unique
     ]
@@ -310,4 +310,6 @@ def test_digest_votes_bib_exports_the_liked_papers_and_a_library_reads_them_back
     assert read.seeds[0].title == "Schrödinger bridges for α-stable processes"  # simple math read as Unicode
     assert read.seeds[0].abstract == "We match 50% of the mass & more: a_b #1."
     assert "A survey of surveys" not in run.stdout
+    assert "{John Jumper and others}" in run.stdout  # 1 of 34 authors named: BibTeX's "et al."
+    assert run.stdout.count(" and others}") == 1
     assert len(set(re.findall(r"^@\w+\{(\w+),", run.stdout, re.M))) == 3

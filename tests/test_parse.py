@@ -817,6 +817,18 @@ def test_arxiv_tex_in_astronomy_abstracts():
     assert tex_to_unicode('plain "quoted" words') == 'plain "quoted" words'
 
 
+def test_arxiv_keeps_the_number_of_authors_it_does_not_name():
+    papers = {p.arxiv_id: p for p in parse_fixture("arxiv/arxivbrowse-astro-ph-new-2023-03-03.txt").papers}
+    cut = [p for p in papers.values() if p.author_count]
+    assert len(cut) >= 3
+    for paper in cut:  # "..., Simona Righini, et al. (84 additional authors not shown)"
+        assert paper.author_count > len(paper.authors) >= 10
+        assert not any("additional" in a or a.endswith("et al.") for a in paper.authors)
+    righini = next(p for p in cut if "Simona Righini" in p.authors)
+    assert righini.author_count == len(righini.authors) + 84 and righini.authors[-1] == "Simona Righini"
+    assert papers["2303.01138"].author_count is None  # every author named: no count
+
+
 def test_pre_2007_arxiv_entries_are_recognised():
     parsed = parse_fixture("arxiv/arxivbrowse-astro-ph-monthly-listing-9204-old-Paper-format.txt")
     assert parsed.kind == "arxiv"

@@ -182,6 +182,12 @@ def test_a_day_without_any_new_papers_suggests_checking_the_alerts():
 def test_long_author_lists_are_shortened_and_missing_authors_are_left_out():
     assert short_authors(["A", "B", "C", "D", "E"]) == "A, B, C et al. (5 authors)"
     assert short_authors([]) == "" and short_authors(["  ", ""]) == ""
+    # arXiv names 40 of 124 authors: the count is the paper's, not the alert's list
+    assert short_authors(["A", "B", "C", "D"], count=124) == "A, B, C et al. (124 authors)"
+    assert short_authors(["A", "B"], count=9) == "A, B et al. (9 authors)"
+    assert short_authors(["A", "B"], count=2) == "A, B" and short_authors([], count=9) == ""
+    big = ScoredPaper(Paper("A collaboration paper", authors=("A", "B", "C", "D"), author_count=124), 0.5, "r")
+    assert item_context(big, ["arxiv"], "u", "d")["authors"] == "A, B, C et al. (124 authors)"
     out = render_digest(_context([_item(authors=())]))
     assert 'class="authors"' not in out.html and "Unknown" not in out.text
 

@@ -57,6 +57,41 @@ def test_the_same_paper_from_three_senders_is_one_richer_paper(store):
     assert store.paper_sources("arxiv:2601.15305") == ["google_scholar", "arxiv", "hf"]
 
 
+def test_the_number_of_authors_an_alert_did_not_name_survives_merging(store):
+    arxiv = Paper("A Census of Transients", authors=tuple(f"Author {i}" for i in range(40)), author_count=124,
+                  arxiv_id="2303.00001", source="arxiv")
+    journal = Paper("A census of transients", authors=tuple(f"Author {i}" for i in range(60)),
+                    doi="10.1/census", source="journal")
+    store.add_papers([arxiv])
+    store.add_papers([journal])  # more names, no count: the names grow, the count stays
+    paper = store.get_papers(["arxiv:2303.00001"])["arxiv:2303.00001"]
+    assert len(paper.authors) == 60
+    assert paper.author_count == 124
+    store.add_papers([Paper("Small", authors=("A", "B"), arxiv_id="2303.00002", source="arxiv")])
+    assert store.get_papers(["arxiv:2303.00002"])["arxiv:2303.00002"].author_count is None
+
+
+def test_a_version_2_database_gains_the_author_count_and_keeps_its_papers(tmp_path):
+    import sqlite_utils
+
+    from digest.store import MIGRATIONS
+
+    path = tmp_path / "v2.db"
+    db = sqlite_utils.Database(sqlite3.connect(path))
+    for migration in MIGRATIONS[:2]:
+        migration(db)
+    db.execute("PRAGMA user_version = 2")
+    db["papers"].insert({"id": "arxiv:1", "title": "Old paper", "title_key": "old paper", "authors": '["A"]',
+                         "sources": '["arxiv"]', "first_seen": "2026-01-01T00:00:00+00:00"})
+    db.conn.commit()
+    db.conn.close()
+    store = Store(path)
+    assert store.schema_version == SCHEMA_VERSION == 3
+    old = store.get_papers(["arxiv:1"])["arxiv:1"]
+    assert old.authors == ("A",) and old.author_count is None
+    store.close()
+
+
 def test_a_title_only_paper_is_rekeyed_when_its_arxiv_id_shows_up_and_keeps_its_votes(store):
     bare = Paper("Learning to Represent Programs with Graphs", source="generic")
     old_id = store.add_papers([bare]).paper_ids[0]

@@ -81,6 +81,8 @@ def _entry_to_paper(arxiv_id: str, fields: dict[str, str], abstract: list[str], 
 
     title = tex_to_unicode(field("Title")) or arxiv_id
     authors = [tex_to_unicode(a) or a for a in split_authors(tex_to_unicode(field("Authors")))]
+    # "A, B, et al. (97 additional authors not shown)": the names are cut, the count is kept
+    more = re.search(r"\(\s*(\d+)\s+additional\s+authors?\s+not\s+shown\s*\)", field("Authors") or "", re.I)
     abstract_text = tex_to_unicode(" ".join(abstract)) if abstract else None
     comments = tex_to_unicode(field("Comments"))
     extra = [f"{k}: {field(k)}" for k in ("Journal-ref", "MSC-class", "ACM-class", "Report-no") if field(k)]
@@ -90,6 +92,7 @@ def _entry_to_paper(arxiv_id: str, fields: dict[str, str], abstract: list[str], 
     return Paper(
         title=title,
         authors=tuple(authors),
+        author_count=len(authors) + int(more.group(1)) if more else None,
         abstract=abstract_text or None,
         url=url if url and "arxiv.org/abs/" in url else arxiv_url(arxiv_id),
         arxiv_id=arxiv_id,
