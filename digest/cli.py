@@ -106,6 +106,10 @@ def _print_ingest(report) -> None:
     click.echo(f"emails read: {report.emails} ({report.alerts} alerts, {report.duplicates} already seen, "
                f"{report.not_alerts} not paper alerts, {report.failed} failed)")
     click.echo(f"papers: {report.new} new, {report.merged} merged")
+    if report.feedback or report.feedback_rejected:
+        rejected = f", {report.feedback_rejected} refused (see `digest status`)" if report.feedback_rejected else ""
+        click.echo(f"votes by email: {report.feedback} {'reply' if report.feedback == 1 else 'replies'} "
+                   f"recorded{rejected}")
     for error in report.errors:
         click.secho(f"  skipped: {error}", fg="yellow")
 
@@ -216,7 +220,7 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
 
     settings = _settings(ctx)
     store = _store(settings)
-    report = ingest_paths(store, paths)
+    report = ingest_paths(store, paths, settings)
     _print_ingest(report)
     if report.failed or report.errors:  # an email that failed, or a path that held no email
         sys.exit(1)
@@ -389,11 +393,13 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
 
         digest check --profiles profiles/
     """
+    from .config import config_problems
     from .embed import model_problems
     from .profiles import load_profiles
 
     settings = _settings(ctx)
-    click.echo(f"config: {settings.source}: ok")
+    config_errors = config_problems(settings)
+    click.echo(f"config: {settings.source}: {'ok' if not config_errors else 'broken (the errors below)'}")
     problems = model_problems(settings.model.name, settings.model.offline)
     if not problems:
         click.echo(f"model: {settings.model.name}: installed")
@@ -405,11 +411,13 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
     loaded = load_profiles(directory, last_good)
     empty, tips = [], []
     for user, profile in sorted(loaded.profiles.items()):
-        library = f", {len(profile.library_seeds)} library papers" if profile.library else ""
+        library = f", {_n(len(profile.library_seeds), 'library paper')}" if profile.library else ""
         state = "ok" if profile.interests or profile.seeds or profile.library_seeds else "nothing to rank with"
         if user in loaded.stale:
             state = "broken (the error below); its last good version serves meanwhile"
-        click.echo(f"profile {user}: {state} ({len(profile.interests)} interests, {len(profile.seeds)} seeds{library}, "
+        elif state == "ok" and any(str(e).startswith(f"{profile.path}: library:") for e in loaded.errors):
+            state = "a library file is unusable (the error below); the rest of the profile serves"
+        click.echo(f"profile {user}: {state} ({_n(len(profile.interests), 'interest')}, {_n(len(profile.seeds), 'seed')}{library}, "
                    f"{profile.frequency} at {profile.send_at} {profile.timezone})")
         n_papers = len(profile.seeds) + len(profile.library_seeds)
         if state == "ok" and n_papers < 10 and not profile.library:
@@ -430,9 +438,9 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
         click.secho(f"warning: {warning}", fg="yellow")
     for tip in tips:
         click.echo(f"tip: {tip}")
-    for error in loaded.errors:
+    for error in [*config_errors, *loaded.errors]:
         click.secho(f"error: {error}", fg="red")
-    if loaded.errors:
+    if loaded.errors or config_errors:
         sys.exit(1)
     if not loaded.profiles:
         raise DigestError(f"{directory}: no profiles (*.toml) found; copy profiles/ada.toml as a start")

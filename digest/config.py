@@ -50,10 +50,15 @@ def read_secret(what: str, env: str, file: str, *, required: bool = True) -> Sec
         return Secret(os.environ[env])
     if file:
         try:
-            return Secret(Path(file).expanduser().read_text(encoding="utf-8").strip())
-        except OSError as exc:
-            raise ConfigError(f"{what}: cannot read the secret file {file} ({exc.strerror}); "
+            value = Path(file).expanduser().read_text(encoding="utf-8-sig").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(f"{what}: cannot read the secret file {file} ({why}); "
                               f"fix the path or set the environment variable {env}") from None
+        if not value:
+            raise ConfigError(f"{what}: the secret file {file} is empty; write the secret on its first line "
+                              f"or set the environment variable {env}")
+        return Secret(value)
     if required:
         raise ConfigError(f"{what}: no secret given; set the environment variable {env} "
                           f"or point the *_file key in config.toml to a file holding it")
@@ -251,8 +256,33 @@ def _build(cls, table: dict, section: str, source: str, text: str = ""):
             raise ConfigError(f"{at}: {where} must be {bounds} (got {value!r}); for example: {example}")
         if (section, key) == ("web", "base_url"):
             _check_base_url(value, at)
+        if (section, key) in (("smtp", "from_addr"), ("web", "reply_address")) and (value or key == "from_addr"):
+            _check_address(value, where, at)
+        if (section, key) == ("smtp", "from_name") and any(c in value for c in "\r\n\t\0"):
+            raise ConfigError(f"{at}: {where} must be one line, the name mail programs show as the sender "
+                              f'(got {value!r}); for example: from_name = "Paper digest"')
         values[key] = value
     return cls(**values)
+
+
+def valid_address(address: str) -> bool:
+    """``user@host`` as a mail header can carry it (what ``email.headerregistry`` accepts, one line, a domain)."""
+    from email.errors import MessageError
+    from email.headerregistry import Address
+
+    if not isinstance(address, str) or any(c.isspace() or ord(c) < 32 for c in address) or "@" not in address:
+        return False
+    try:
+        parsed = Address(addr_spec=address)
+    except (ValueError, IndexError, TypeError, MessageError):
+        return False
+    return bool(parsed.username and parsed.domain)
+
+
+def _check_address(address: str, where: str, at: str) -> None:
+    if not valid_address(address):
+        raise ConfigError(f"{at}: {where} must be one email address, user@host (got {address!r}); "
+                          f'for example: {where.split(".")[-1]} = "digest@example.org"')
 
 
 def _check_base_url(url: str, at: str) -> None:
@@ -266,6 +296,43 @@ def _check_base_url(url: str, at: str) -> None:
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment or bad_port:
         raise ConfigError(f"{at}: web.base_url must be the absolute address users reach the feedback server at, "
                           f'with http:// or https:// (got {url!r}); for example: base_url = "https://digest.example.org"')
+
+
+def config_problems(settings: Settings) -> list[str]:
+    """What `digest check` finds that loading cannot: secret and CA files the servers in use need.
+
+    Loading leaves them alone (``digest parse`` needs no password); a run that connects would fail on each."""
+    text = ""
+    if settings.source != "(defaults)":
+        try:
+            text = Path(settings.source).read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError):
+            text = ""
+
+    def at(key: str) -> str:
+        line = toml_line(text, key) if text else None
+        return f"{settings.source}{f':{line}' if line else ''}"
+
+    problems = []
+    servers = [("imap", settings.imap, True)] if settings.imap.host else []
+    if settings.smtp.host and not settings.outbox:
+        servers.append(("smtp", settings.smtp, bool(settings.smtp.username)))
+    for name, section, needs_password in servers:
+        if needs_password:
+            try:
+                section.password()
+            except ConfigError as exc:
+                key = f"{name}.password_file" if section.password_file else f"{name}.password_env"
+                problems.append(f"{at(key)}: {exc}")
+        if section.ca_file and not Path(section.ca_file).expanduser().is_file():
+            problems.append(f"{at(name + '.ca_file')}: {name}.ca_file: no such file {section.ca_file}; give the path "
+                            "of the PEM file holding the server's CA certificate, or remove the key")
+    if settings.web.secret_key_file:
+        try:
+            settings.web.secret_key()
+        except ConfigError as exc:
+            problems.append(f"{at('web.secret_key_file')}: {exc}")
+    return problems
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:

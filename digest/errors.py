@@ -56,7 +56,8 @@ class TokenError(DigestError):
 def read_text_file(path, error: type[DigestError], cannot_read: str = "cannot read", fix: str = "") -> str:
     """A config or profile file's text; not UTF-8, a folder or unreadable is one ``error`` naming the file."""
     try:
-        return path.read_text(encoding="utf-8")
+        # utf-8-sig: Windows editors (Notepad) may start the file with a byte-order mark, which TOML forbids
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise error(f"{path}: not UTF-8 text; save the file as UTF-8") from None
     except OSError as exc:

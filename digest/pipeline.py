@@ -110,8 +110,10 @@ def ingest_raw(store: Store, raw: bytes, *, mailbox: str, uidvalidity: int = 0, 
     return "ingested", report
 
 
-def ingest_paths(store: Store, paths: Iterable[Path]) -> IngestReport:
-    """Ingest .eml files, mboxes, Maildirs or folders of them (local files: the mailbox is 'file:<path>')."""
+def ingest_paths(store: Store, paths: Iterable[Path], settings: Settings | None = None) -> IngestReport:
+    """Ingest .eml files, mboxes, Maildirs or folders of them (local files: the mailbox is 'file:<path>').
+
+    With ``settings``, a vote sent by email (a reply to a digest) among them is recorded, as the poller does."""
     from .parse import NO_EMAIL, iter_raw_messages
 
     total = IngestReport()
@@ -125,7 +127,8 @@ def ingest_paths(store: Store, paths: Iterable[Path]) -> IngestReport:
             found += 1
             # local files have no IMAP UID: a hash of the content stands in, so re-reading a file is a no-op
             pseudo_uid = int(hashlib.sha256(raw).hexdigest()[:12], 16)
-            _, report = ingest_raw(store, raw, mailbox=f"file:{label}", uid=pseudo_uid, label=label)
+            _, report = ingest_raw(store, raw, mailbox=f"file:{label}", uid=pseudo_uid, label=label,
+                                   settings=settings)
             total.add(report)
         if not found:
             total.errors.append(f"{path}: {NO_EMAIL}")

@@ -17,7 +17,9 @@ from datetime import UTC, date, datetime
 from datetime import time as dt_time
 from pathlib import Path
 
+from .config import valid_address
 from .errors import ProfileError, read_text_file, toml_line
+from .models import normalise_arxiv_id, normalise_doi
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SEND_AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -135,6 +137,18 @@ def local_period(profile: Profile, now: datetime | None = None) -> str:
     return now.astimezone(zoneinfo.ZoneInfo(profile.timezone)).date().isoformat()
 
 
+_ARXIV_FORM = re.compile(r"(\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?")
+_DOI_FORM = re.compile(r"10\.\d{4,9}/\S+$")
+
+
+def _seed_arxiv(value: str) -> str | None:
+    """``2106.09685``, ``arXiv:2106.09685v2``, ``https://arxiv.org/abs/2106.09685`` -> ``2106.09685``; else None."""
+    value = re.sub(r"^(?:https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/|arxiv:\s*)", "", value.strip(),
+                   flags=re.IGNORECASE)
+    value = re.sub(r"\.pdf$", "", value.rstrip("/"))
+    return normalise_arxiv_id(value) if _ARXIV_FORM.fullmatch(value) else None
+
+
 class _Checker:
     """Collects the location of a problem so every message reads `file:line: key: what, e.g. example`."""
 
@@ -191,9 +205,12 @@ def parse_profile(text: str, path: str | Path) -> Profile:
     check.unknown(data, TOP_KEYS)
 
     email = check.string(data, "email", TOP_KEYS["email"], required=True)
-    if not _EMAIL.match(email):
-        raise check.fail("email", f"must be an email address (got {email!r})", TOP_KEYS["email"])
+    if not _EMAIL.match(email) or not valid_address(email):
+        raise check.fail("email", f"must be one email address, user@host (got {email!r})", TOP_KEYS["email"])
     name = check.string(data, "name", TOP_KEYS["name"]) or user
+    if any(ord(c) < 32 for c in name):
+        raise check.fail("name", f"must be one line: it greets the user and goes into the To: header (got {name!r})",
+                         TOP_KEYS["name"])
     timezone = check.string(data, "timezone", TOP_KEYS["timezone"]) or "UTC"
     try:
         zoneinfo.ZoneInfo(timezone)
@@ -250,6 +267,18 @@ def parse_profile(text: str, path: str | Path) -> Profile:
         seed = Seed(*(check.string(item, k, SEED_KEYS[k], prefix) for k in ("arxiv", "doi", "title", "abstract")))
         if not (seed.arxiv or seed.doi or seed.title):
             raise check.fail(f"seeds[{i}]", "needs an arxiv id, a doi or a title", TOP_KEYS["seeds"])
+        if seed.arxiv:
+            arxiv = _seed_arxiv(seed.arxiv)
+            if arxiv is None:
+                raise check.fail(prefix + "arxiv", f"is not an arXiv id (got {seed.arxiv!r}); an id looks like "
+                                 "2106.09685 or hep-th/9901001, an abs/ link works too", SEED_KEYS["arxiv"])
+            seed = replace(seed, arxiv=arxiv)
+        if seed.doi:
+            doi = normalise_doi(seed.doi)
+            if not doi or not _DOI_FORM.match(doi):
+                raise check.fail(prefix + "doi", f"is not a DOI (got {seed.doi!r}); a DOI starts with 10. and has "
+                                 "a slash, a doi.org link works too", SEED_KEYS["doi"])
+            seed = replace(seed, doi=doi)
         seeds.append(seed)
     library = data.get("library", [])
     if isinstance(library, str):

@@ -235,6 +235,13 @@ def test_check_does_not_call_ok_a_profile_left_with_nothing_to_rank_with(tmp_pat
     assert "profile lib: nothing to rank with (0 interests, 0 seeds, 0 library papers" in result.output
     assert "profile lib: ok" not in result.output
     assert f"warning: {tmp_path / 'lib.toml'}: no interests, no seeds and no library paper" in result.output
+    # with an interest the profile serves, but its library is not "ok" either
+    (tmp_path / "lib.toml").write_text('email = "l@example.org"\nlibrary = "missing.bib"\n[[interests]]\nlabel = "x"\n')
+    result = CliRunner().invoke(cli, ["--config", "/dev/null", "check", "--profiles", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "profile lib: a library file is unusable (the error below); the rest of the profile serves (1 interest, " \
+        "0 seeds, 0 library papers" in result.output
+    assert "lib.toml: library:" in result.output
 
 
 def test_a_bom_or_blank_lines_before_the_headers_do_not_hide_them(tmp_path):

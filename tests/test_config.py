@@ -74,6 +74,44 @@ def test_secret_from_a_file_and_missing_secret_explains_the_fix(tmp_path, monkey
     assert repr(Secret("x")) == "Secret('**********')"
 
 
+def test_an_empty_secret_file_is_an_error_not_an_empty_password(tmp_path, monkeypatch):
+    monkeypatch.delenv("X_PW", raising=False)
+    file = tmp_path / "pw"
+    file.write_text("\n")
+    with pytest.raises(ConfigError, match=r"imap\.password: the secret file .*pw is empty"):
+        read_secret("imap.password", "X_PW", str(file))
+
+
+def test_digest_check_reports_secret_and_ca_files_the_servers_need(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from digest.cli import cli
+
+    monkeypatch.delenv("DIGEST_IMAP_PASSWORD", raising=False)
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "ada.toml").write_text('email = "ada@uni.example.edu"\n[[interests]]\nlabel = "x"\n')
+    (tmp_path / "empty").write_text("")
+    config = tmp_path / "config.toml"
+    config.write_text(f'profiles_dir = "{tmp_path / "profiles"}"\ndata_dir = "{tmp_path / "data"}"\n'
+                      '[imap]\nhost = "imap.uni.example.edu"\npassword_file = "/nonexistent/pw"\n'
+                      f'[smtp]\nhost = "smtp.uni.example.edu"\nusername = "d"\npassword_file = "{tmp_path / "empty"}"\n'
+                      'ca_file = "/nonexistent/ca.pem"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert result.exit_code == 1
+    assert "config.toml: broken (the errors below)" in result.output
+    assert "config.toml:5: imap.password: cannot read the secret file /nonexistent/pw" in result.output
+    assert "config.toml:9: smtp.password: the secret file" in result.output and "is empty" in result.output
+    assert "config.toml:10: smtp.ca_file: no such file /nonexistent/ca.pem" in result.output
+    assert "profile ada: ok" in result.output  # the profiles are still checked
+    # fixed: check passes
+    (tmp_path / "pw").write_text("s3cret\n")
+    config.write_text(config.read_text().replace("/nonexistent/pw", str(tmp_path / "pw"))
+                      .replace(str(tmp_path / "empty"), str(tmp_path / "pw")).replace('ca_file = "/nonexistent/ca.pem"\n', ""))
+    fixed = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert fixed.exit_code == 0, fixed.output
+    assert "config.toml: ok" in fixed.output
+
+
 def test_generated_secret_key_is_kept_in_the_data_dir(tmp_path, monkeypatch):
     monkeypatch.delenv("DIGEST_SECRET_KEY", raising=False)
     settings = load_settings(None, data_dir=str(tmp_path))
@@ -96,6 +134,11 @@ def test_generated_secret_key_is_kept_in_the_data_dir(tmp_path, monkeypatch):
     ('[schedule]\ngrace_minutes = 60\ndata_dir = "/srv/digest"\n',
      r"config\.toml:3: unknown key schedule\.data_dir \(data_dir is a top-level key: move it above"),
     ('[imap]\nhost = "a"\n[smtp]\nhost = "b"\nport = "465"\n', r"config\.toml:5: smtp\.port has the wrong type"),
+    # what would break every digest's headers at send time is refused at load, with the key
+    ('[smtp]\nfrom_addr = "not an address"\n', r"config\.toml:2: smtp\.from_addr must be one email address"),
+    ('[smtp]\nfrom_addr = "Digest <d@example.org>"\n', r"config\.toml:2: smtp\.from_addr must be one email"),
+    ('[smtp]\nfrom_name = "Paper\\ndigest"\n', r"config\.toml:2: smtp\.from_name must be one line"),
+    ('[web]\nreply_address = "nope"\n', r"config\.toml:2: web\.reply_address must be one email address"),
 ])
 def test_errors_name_the_line_and_values_out_of_range_are_refused(tmp_path, text, message):
     path = tmp_path / "config.toml"

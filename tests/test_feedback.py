@@ -557,6 +557,20 @@ def test_an_html_only_reply_counts_the_votes_above_the_quote_and_the_sender_case
     assert store.get_vote("ada", pids[0]) == 1
 
 
+def test_digest_ingest_of_a_saved_reply_records_its_votes_as_the_poller_would(tmp_path):
+    settings, store, pids = _replies_setup(tmp_path)
+    store.close()
+    (tmp_path / "reply.eml").write_bytes(_raw_reply("ada@example.test", "+2\n-3\n\n> quoted digest"))
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "config.toml"), "ingest", str(tmp_path / "reply.eml")])
+    assert result.exit_code == 0, result.output
+    assert "votes by email: 1 reply recorded" in result.output and "1 not paper alerts" not in result.output
+    store = Store(settings.db_path)
+    assert {v.paper_id: v.value for v in store.votes("ada")} == {pids[1]: 1, pids[2]: -1}
+    # the same file again: nothing new
+    again = CliRunner().invoke(cli, ["--config", str(tmp_path / "config.toml"), "ingest", str(tmp_path / "reply.eml")])
+    assert "1 already seen" in again.output and "votes by email" not in again.output
+
+
 def test_an_expired_token_or_a_missing_item_number_is_recorded_with_its_reason(tmp_path):
     settings, store, pids = _replies_setup(tmp_path)
     key = settings.web.secret_key(settings.data_path)

@@ -50,10 +50,35 @@ def test_a_good_profile_parses_with_defaults(tmp_path):
     # a folder of the zone database is not a zone (zoneinfo raises IsADirectoryError for it)
     (GOOD.replace("Europe/London", "Europe"), r"ada\.toml:3: timezone: unknown IANA time zone 'Europe'"),
     (GOOD.replace('"07:30"', "07:30:00"), r"ada\.toml:4: send_at: must be text in quotes \(got the unquoted 07:30:00\)"),
+    # what would break the To: header at send time is refused here, where the user can fix it
+    (GOOD.replace('"Ada"', '"Ada\\nLovelace"'), r"ada\.toml:1: name: must be one line"),
+    (GOOD.replace('"ada@example.org"', '"ada@@example.org"'), r"ada\.toml:2: email: must be one email address"),
+    (GOOD + "[[seeds]]\narxiv = \"221117192\"\n", r"ada\.toml:\d+: seeds\[0\]\.arxiv: is not an arXiv id .*2106\.09685"),
+    (GOOD + "[[seeds]]\ndoi = \"nonsense\"\n", r"ada\.toml:\d+: seeds\[0\]\.doi: is not a DOI \(got 'nonsense'\)"),
 ])
 def test_errors_name_file_key_line_and_fix(tmp_path, text, message):
     with pytest.raises(ProfileError, match=message):
         parse_profile(text, tmp_path / "ada.toml")
+
+
+def test_seed_ids_are_read_in_the_forms_people_paste_them(tmp_path):
+    text = GOOD + """
+[[seeds]]
+arxiv = "https://arxiv.org/abs/2106.09685v2"
+[[seeds]]
+arxiv = "arXiv:hep-th/9901001"
+[[seeds]]
+doi = "https://doi.org/10.1038/S41586-021-03819-2"
+"""
+    seeds = parse_profile(text, tmp_path / "ada.toml").seeds
+    assert [(s.arxiv, s.doi) for s in seeds] == [("2106.09685", None), ("hep-th/9901001", None),
+                                                 (None, "10.1038/s41586-021-03819-2")]
+
+
+def test_a_profile_saved_with_a_byte_order_mark_loads(tmp_path):
+    path = tmp_path / "ada.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())  # what Windows Notepad may write
+    assert load_profile(path).name == "Ada"
 
 
 def test_a_profile_needs_an_interest_or_a_seed(tmp_path):
