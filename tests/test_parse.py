@@ -520,6 +520,38 @@ def test_generic_mail_with_paper_links():
     ]
 
 
+def test_a_numbered_reading_list_gives_titles_without_their_numbers():
+    # "1. ThinK: ..." kept its number: a second copy of a known paper (titles are how papers merge) and, being
+    # new, it could be mailed again to a user who already had it
+    msg = EmailMessage()
+    msg["From"], msg["Subject"] = "Colleague <c@uni.example>", "papers for Thursday"
+    msg.set_content("Hi all, for Thursday:\n\n1. ThinK: Thinner Key Cache by Query-Driven Pruning\n"
+                    "https://arxiv.org/abs/2407.21018\n2) Squeezed Attention: Accelerating Long Context Length LLM "
+                    "Inference https://arxiv.org/abs/2411.09688\n[3] Efficient Memory Management for Large Language "
+                    "Model Serving with PagedAttention https://arxiv.org/abs/2309.06180\n"
+                    "1.58-bit FLUX - https://arxiv.org/abs/2412.18653\n\nCheers\n")
+    papers = parse_message(msg.as_bytes()).papers
+    assert [(p.title, p.arxiv_id) for p in papers] == [
+        ("ThinK: Thinner Key Cache by Query-Driven Pruning", "2407.21018"),
+        ("Squeezed Attention: Accelerating Long Context Length LLM Inference", "2411.09688"),
+        ("Efficient Memory Management for Large Language Model Serving with PagedAttention", "2309.06180"),
+    ]  # "1.58-bit FLUX" is too short to be told from a label, and the line above is another paper's
+
+
+def test_a_list_item_with_the_title_before_an_arxiv_label_link():
+    html = ('<p>Hi all, my picks:</p><ol>'
+            '<li>ThinK: Thinner Key Cache by Query-Driven Pruning (<a href="https://arxiv.org/abs/2407.21018">arXiv</a>)</li>'
+            '<li>Squeezed Attention: Accelerating Long Context LLM Inference <a href="https://arxiv.org/pdf/2411.09688">[pdf]</a></li>'
+            '<li><a href="https://arxiv.org/abs/2309.06180">Efficient Memory Management for LLM Serving</a></li>'
+            '</ol><p>My own paper is <a href="https://doi.org/10.1000/xyz123">here</a>.</p>')
+    papers = parse_message(html_mail(html, "Colleague <c@uni.example>", "reading list")).papers
+    assert [(p.title, p.arxiv_id, p.doi) for p in papers] == [
+        ("ThinK: Thinner Key Cache by Query-Driven Pruning", "2407.21018", None),
+        ("Squeezed Attention: Accelerating Long Context LLM Inference", "2411.09688", None),
+        ("Efficient Memory Management for LLM Serving", "2309.06180", None),
+    ]
+
+
 def test_ordinary_mail_with_a_doi_in_the_signature_is_not_an_alert():
     msg = EmailMessage()
     msg["From"] = "Bob <bob@example.org>"

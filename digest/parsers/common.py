@@ -369,7 +369,7 @@ def split_authors(text: str | None) -> list[str]:
     return names
 
 
-_LINK_WORDS = {
+LINK_WORDS = _LINK_WORDS = {
     "here", "link", "this link", "click here", "pdf", "html", "full text", "fulltext", "abstract", "view",
     "view article", "read more", "download", "doi", "arxiv", "paper", "this paper", "article", "website",
     "view abstract", "full article", "read paper", "more", "source", "preprint",

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import re
 
+from bs4 import Comment, NavigableString
+
 from ..models import Paper
 from .common import (
     ARXIV_ID,
+    LINK_WORDS,
     Body,
     arxiv_id_from_url,
     arxiv_url,
@@ -43,10 +46,37 @@ def _ids(url: str) -> tuple[str | None, str | None]:
     return arxiv, None if arxiv else doi_from_url(url)
 
 
+# a list's numbering or bullet before a title: "1. ", "2) ", "[3] ", "(4) ", "- ", "* " (not "1.58-bit ...")
+_LIST_MARK = re.compile(r"^(?:\(?\d{1,3}[.)]|\[?\d{1,3}\]|[-*•·▪◦‣–])\s+")
+
+
 def _make(title: str, arxiv: str | None, doi: str | None, url: str | None) -> Paper:
     if url is None or not _PAPER_HOST.search(url):
         url = arxiv_url(arxiv) if arxiv else doi_url(doi) if doi else url
-    return Paper(title=clean_space(title).strip(" -:|•"), arxiv_id=arxiv, doi=doi, url=url, source="generic")
+    title = _LIST_MARK.sub("", clean_space(title).strip(" -:|•"))
+    return Paper(title=title, arxiv_id=arxiv, doi=doi, url=url, source="generic")
+
+
+def _title_before(text: str) -> str:
+    """The title in the text before a link on its line or list item ("1. Title (arXiv:" -> "Title")."""
+    before = clean_space(_URL.sub(" ", text)).strip(" -:|•[](<>")
+    before = re.sub(r"(arXiv|doi|pdf|link|paper)\s*$", "", before, flags=re.I).strip(" -:|•[](")
+    # prose before a link ("Free for lunch? I read <url>"): only the last sentence can be a title
+    return _LIST_MARK.sub("", re.split(r"(?<=[.?!])\s+(?=\S)", before)[-1])
+
+
+def _text_before_link(a) -> str:
+    """What a list item or paragraph says before the link ``a`` (its own text only, no deeper search)."""
+    block = a.find_parent(("li", "p", "td"))
+    if block is None:
+        return ""
+    parts = []
+    for node in block.descendants:
+        if node is a:
+            break
+        if isinstance(node, NavigableString) and not isinstance(node, Comment):
+            parts.append(str(node))
+    return " ".join(parts)
 
 
 def _from_html(html: str) -> list[Paper]:
@@ -61,6 +91,10 @@ def _from_html(html: str) -> list[Paper]:
         # only the link text: the text around a link is too often a sentence ("my paper is <a>here</a>");
         # plain-text alternatives and "Title <url>" lines are handled by _from_text
         title = text_of(a)
+        if not is_meaningful_title(title):
+            # "<li>Title (<a href=...>arXiv</a>)</li>": a link label after the title in a list item or paragraph
+            label = clean_space(title).lower().strip(" .:!»›>()[]")
+            title = _title_before(_text_before_link(a)) if len(label.split()) <= 1 or label in LINK_WORDS else ""
         if is_meaningful_title(title):
             papers.append(_make(title, arxiv, doi, target))
     return papers
@@ -82,12 +116,11 @@ def _from_text(text: str) -> list[Paper]:
         for m in _BARE_DOI.finditer(line):
             found.append((None, m.group(1).rstrip(".,;"), None, m.start()))
         for arxiv, doi, url, start in found:
-            before = clean_space(_URL.sub(" ", line[:start])).strip(" -:|•[](<>")
-            before = re.sub(r"(arXiv|doi)\s*$", "", before, flags=re.I).strip(" -:|•[](")
-            # prose before a link ("Free for lunch? I read <url>"): only the last sentence can be a title
-            before = re.split(r"(?<=[.?!])\s+(?=\S)", before)[-1]
+            before = _title_before(line[:start])
             prev = next((x for x in reversed(lines[max(0, i - 2):i]) if x), "")
-            title = before if is_meaningful_title(before) else prev if is_meaningful_title(prev) else ""
+            # the previous line only for a link alone on its line ("Title\nhttps://..."): a line with words of
+            # its own before the link ("1.58-bit FLUX - <url>") is that item, not the line above's
+            title = before if is_meaningful_title(before) else prev if not before and is_meaningful_title(prev) else ""
             if title:
                 papers.append(_make(title, arxiv, doi, url))
     return papers
