@@ -330,6 +330,7 @@ def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[st
 
     Example:
 
+    \b
         digest send --dry-run
         digest send --outbox /tmp/digests --user ada
     """
@@ -488,6 +489,7 @@ def poll(ctx: click.Context, folders: tuple[str, ...], once: bool, rescan: bool)
 
     Example:
 
+    \b
         DIGEST_IMAP_PASSWORD=... digest poll
         digest poll --folder INBOX --folder Alerts
         digest poll --watch
@@ -680,6 +682,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
     Example:
 
+    \b
         digest status
         digest status --json | jq '.users[] | {user, next}'
     """

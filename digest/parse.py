@@ -266,9 +266,15 @@ def _run(kind: str, body: Body, *, sender: str, strict: bool) -> list[Paper]:
     return papers
 
 
+# templates/digest.html says who made it in its <head>; the digest lists papers, but it is not an alert
+_OWN_DIGEST_HTML = re.compile(r"""<meta\s+name=["']?generator["']?\s+content=["']?paper-digest""", re.I)
+
+
 def _parse_bodies(text: str | None, html: str | None, *, sender: str, subject: str,
                   date: datetime | None, attached: list[Message] = ()) -> tuple[str | None, list[Paper]]:
     """(kind, papers) for the given bodies; the heart of :func:`parse_message` and :func:`parse_text`."""
+    if html and _OWN_DIGEST_HTML.search(html[:4000]):
+        return None, []  # one of our own digests (the outbox's .html, a digest saved or forwarded whole)
     body = Body(text=text, html=html, subject=subject, date=date)
     kind = kind_of_sender(sender) if sender else None
     if kind is not None:

@@ -287,3 +287,13 @@ def test_check_suggests_seed_papers_to_a_profile_with_few(tmp_path):
     profile = tmp_path / "profiles" / "ada.toml"
     profile.write_text(profile.read_text() + "".join(f'[[seeds]]\ntitle = "Paper {i}"\n' for i in range(10)))
     assert "tip:" not in CliRunner().invoke(cli, ["--config", str(config), "check"]).output
+
+
+def test_every_help_shows_its_examples_one_per_line():
+    # click rewraps a paragraph: two example commands ran together on one line until they were marked \b
+    for name in cli.commands:
+        result = CliRunner().invoke(cli, [name, "--help"])
+        assert result.exit_code == 0, name
+        joined = [line for line in result.output.splitlines() if line.strip().startswith("digest ")
+                  and " digest " in line.strip()[7:]]
+        assert joined == [], (name, joined)
