@@ -464,6 +464,18 @@ def test_biorxiv_entries():
     assert p.doi == "10.64898/2026.01.21.700947" and p.published == "2026-01-22"
 
 
+def test_cellpress_items_carry_their_table_of_contents_heading():
+    # "Forum" or "Leading Edge" is how a reader tells an opinion piece from a research article
+    [forum] = parse_fixture("other/cellpress/landau-19be4be63853800b-trends-in-biotechnology-online-now-2026-01-22.eml").papers
+    assert forum.title == "Next-generation biosynthesis of human milk oligosaccharides"
+    assert forum.comments == "Forum" and forum.venue == "Trends in Biotechnology" and len(forum.authors) == 4
+    online = parse_fixture("other/cellpress/landau-19be4c090a2c9fe9-cell-online-now-2026-01-22.eml").papers
+    assert [p.comments for p in online] == ["Article"] * 3 and all(p.published == "2026-01-22" for p in online)
+    issue = Counter(p.comments for p in parse_fixture(CELL).papers)
+    assert issue["Leading Edge"] == 4 and issue["Articles"] == 16 and issue["Resource"] == 1
+    assert None not in issue or issue[None] <= 2  # only the items of the "Online now" box, which is no section
+
+
 def test_cellpress_unwraps_click_links():
     parsed = parse_fixture(CELL)
     assert parsed.kind == "cellpress"

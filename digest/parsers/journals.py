@@ -164,6 +164,20 @@ _PII = re.compile(r"(?:/fulltext/|/abstract/|/pii/)(S[\dX()\-]{15,})", re.I)
 _LABELS = re.compile(r"^(open access|free access|free|article|review|\s*)$", re.I)
 
 
+# the grey 18px headings of the table of contents ("Leading Edge", "Articles", "Forum"); the boxes above the
+# contents repeat some of its items under headings that say nothing about the article's kind
+_CELL_HEADING = re.compile(r"font-size:\s*18px", re.I)
+_CELL_BOXES = {"featured content", "online now", "announcements", "table of contents", "spotlight", ""}
+
+
+def _cellpress_section(link) -> str | None:
+    heading = link.find_previous("td", style=_CELL_HEADING)
+    text = clean_space(text_of(heading)) if heading is not None else ""
+    if heading is None or heading.find("a") is not None or len(text) > 40 or text.lower() in _CELL_BOXES:
+        return None
+    return text
+
+
 def parse_cellpress(body: Body) -> list[Paper]:
     if not body.html:
         return []
@@ -196,11 +210,15 @@ def parse_cellpress(body: Body) -> list[Paper]:
             source="cellpress",
             published=published,
             venue=venue,
+            comments=_cellpress_section(a),
         )
         old = by_pii.get(pii)
-        # the "Featured" box repeats TOC items with "Pinglay et al."; keep the richer TOC entry
+        # the "Featured" box repeats TOC items with "Pinglay et al."; keep the richer TOC entry, with the
+        # section heading whichever copy has one
         if old is None or (len(paper.authors), bool(paper.snippet)) > (len(old.authors), bool(old.snippet)):
-            by_pii[pii] = paper
+            by_pii[pii] = paper.with_(comments=paper.comments or (old.comments if old else None))
+        elif not old.comments and paper.comments:
+            by_pii[pii] = old.with_(comments=paper.comments)
     return list(by_pii.values())
 
 
