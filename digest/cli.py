@@ -111,7 +111,7 @@ def _print_ingest(report) -> None:
         click.echo(f"votes by email: {report.feedback} {'reply' if report.feedback == 1 else 'replies'} "
                    f"recorded{rejected}")
     for error in report.errors:
-        click.secho(f"  skipped: {error}", fg="yellow")
+        click.secho(f"  failed: {error}", fg="yellow")
 
 
 @cli.command()
@@ -595,7 +595,7 @@ def votes(ctx: click.Context, user: str, history: bool, bib: bool) -> None:
     if not rows:
         click.echo(f"{user}: no votes yet")
         return
-    click.echo(f"{user}: {_n(len(rows), 'change' if history else 'vote')}")
+    click.echo(f"{user}: {_n(len(rows), 'change' if history else 'vote')} (times in UTC)")
     for pid, value, at, via in rows:
         paper = papers.get(store.resolve_id(pid))
         title = " ".join(paper.title.split()) if paper else f"({pid}: no longer in the store)"
@@ -697,6 +697,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
     _print_status(report)
 
 
+# the store's message states as `digest status` names them
+MESSAGE_STATES = {"ingested": "alerts", "not_alert": "not alerts", "duplicate": "duplicates", "failed": "failed",
+                  "feedback": "vote replies", "feedback_rejected": "refused vote replies"}
+
+
 def _print_status(r: dict) -> None:
     from datetime import datetime
 
@@ -727,7 +732,7 @@ def _print_status(r: dict) -> None:
     counts = r["counts"]
     messages, digests = counts["messages"], counts["digests"]
     click.echo(f"papers: {counts['papers']}   messages: {sum(messages.values())} "
-               f"({', '.join(f'{n} {s}' for s, n in messages.items()) or 'none'})")
+               f"({', '.join(f'{n} {MESSAGE_STATES.get(s, s)}' for s, n in messages.items()) or 'none'})")
     pending = sum(digests.get(s, 0) for s in ("claimed", "sending", "retry"))
     click.echo(f"digests: {sum(digests.values())} ({', '.join(f'{n} {s}' for s, n in digests.items()) or 'none'})"
                + (f"   pending: {pending}" if pending else ""))

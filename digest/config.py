@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigError, read_text_file, toml_line
+from .errors import ConfigError, read_text_file, toml_line, toml_repr
 
 # chosen by measurement on the CiteULike benchmark (benchmarks/README.md): the two models' ensemble ranks best
 DEFAULT_MODEL = "all-MiniLM-L6-v2+all-mpnet-base-v2"
@@ -216,6 +216,19 @@ def _toml_value(value: Any) -> str:
     return repr(value)
 
 
+def _kind(value: Any) -> str:
+    """What a TOML value is, in the words of the TOML a user wrote."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, str):
+        return "text (in quotes)"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return "a number"
+    return {list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+
+
 def _build(cls, table: dict, section: str, source: str, text: str = ""):
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
     top_level = {f.name for f in dataclasses.fields(Settings)}
@@ -246,21 +259,22 @@ def _build(cls, table: dict, section: str, source: str, text: str = ""):
         if isinstance(default, list):
             ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
         if not ok:
-            raise ConfigError(f"{at}: {where} has the wrong type ({type(value).__name__}); for example: {example}")
+            raise ConfigError(f"{at}: {where} has the wrong type ({toml_repr(value)} is {_kind(value)}); "
+                              f"for example: {example}")
         choices = _CHOICES.get((section, key))
         if choices and value not in choices:
-            raise ConfigError(f"{at}: {where} must be one of {', '.join(choices)} (got {value!r})")
+            raise ConfigError(f"{at}: {where} must be one of {', '.join(choices)} (got {toml_repr(value)})")
         low, high = _RANGES.get((section, key), (None, None))
         if (low is not None and value < low) or (high is not None and value > high):
             bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
-            raise ConfigError(f"{at}: {where} must be {bounds} (got {value!r}); for example: {example}")
+            raise ConfigError(f"{at}: {where} must be {bounds} (got {toml_repr(value)}); for example: {example}")
         if (section, key) == ("web", "base_url"):
             _check_base_url(value, at)
         if (section, key) in (("smtp", "from_addr"), ("web", "reply_address")) and (value or key == "from_addr"):
             _check_address(value, where, at)
         if (section, key) == ("smtp", "from_name") and any(c in value for c in "\r\n\t\0"):
             raise ConfigError(f"{at}: {where} must be one line, the name mail programs show as the sender "
-                              f'(got {value!r}); for example: from_name = "Paper digest"')
+                              f'(got {toml_repr(value)}); for example: from_name = "Paper digest"')
         values[key] = value
     return cls(**values)
 

@@ -53,6 +53,21 @@ class TokenError(DigestError):
     pass
 
 
+def toml_repr(value) -> str:
+    """A value as it is written in a TOML file: ``true``, ``"text"``, ``[1, 2]`` (for "got ..." in messages)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_repr(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_repr(v)}" for k, v in value.items()) + "}"
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
 def read_text_file(path, error: type[DigestError], cannot_read: str = "cannot read", fix: str = "") -> str:
     """A config or profile file's text; not UTF-8, a folder or unreadable is one ``error`` naming the file."""
     try:

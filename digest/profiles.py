@@ -18,7 +18,7 @@ from datetime import time as dt_time
 from pathlib import Path
 
 from .config import valid_address
-from .errors import ProfileError, read_text_file, toml_line
+from .errors import ProfileError, read_text_file, toml_line, toml_repr
 from .models import normalise_arxiv_id, normalise_doi
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -181,13 +181,13 @@ class _Checker:
             # send_at = 07:30:00 without quotes is a TOML time, not text
             raise self.fail(prefix + key, f"must be text in quotes (got the unquoted {value.isoformat()})", example)
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(prefix + key, f"must be a non-empty string (got {value!r})", example)
+            raise self.fail(prefix + key, f"must be a non-empty string (got {toml_repr(value)})", example)
         return value.strip()
 
     def strings(self, table: Mapping, key: str, prefix: str) -> tuple[str, ...]:
         value = table.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            raise self.fail(prefix + key, f"must be a list of strings (got {value!r})", LIST_KEYS[key])
+            raise self.fail(prefix + key, f"must be a list of strings (got {toml_repr(value)})", LIST_KEYS[key])
         return tuple(v.strip() for v in value)
 
 
@@ -206,10 +206,10 @@ def parse_profile(text: str, path: str | Path) -> Profile:
 
     email = check.string(data, "email", TOP_KEYS["email"], required=True)
     if not _EMAIL.match(email) or not valid_address(email):
-        raise check.fail("email", f"must be one email address, user@host (got {email!r})", TOP_KEYS["email"])
+        raise check.fail("email", f"must be one email address, user@host (got {toml_repr(email)})", TOP_KEYS["email"])
     name = check.string(data, "name", TOP_KEYS["name"]) or user
     if any(ord(c) < 32 for c in name):
-        raise check.fail("name", f"must be one line: it greets the user and goes into the To: header (got {name!r})",
+        raise check.fail("name", f"must be one line: it greets the user and goes into the To: header (got {toml_repr(name)})",
                          TOP_KEYS["name"])
     timezone = check.string(data, "timezone", TOP_KEYS["timezone"]) or "UTC"
     try:
@@ -219,7 +219,7 @@ def parse_profile(text: str, path: str | Path) -> Profile:
         raise check.fail("timezone", f"unknown IANA time zone {timezone!r}", TOP_KEYS["timezone"]) from None
     send_at = check.string(data, "send_at", TOP_KEYS["send_at"]) or "07:00"
     if not _SEND_AT.match(send_at):
-        raise check.fail("send_at", f'must look like "07:30", 24-hour HH:MM (got {send_at!r})', TOP_KEYS["send_at"])
+        raise check.fail("send_at", f'must look like "07:30", 24-hour HH:MM (got {toml_repr(send_at)})', TOP_KEYS["send_at"])
     frequency = check.string(data, "frequency", TOP_KEYS["frequency"]) or "daily"
     try:
         frequency_days(frequency)
@@ -227,16 +227,16 @@ def parse_profile(text: str, path: str | Path) -> Profile:
         raise check.fail("frequency", f"unknown frequency {frequency!r}", TOP_KEYS["frequency"]) from None
     max_items = data.get("max_items", 12)
     if not isinstance(max_items, int) or isinstance(max_items, bool) or not 1 <= max_items <= 100:
-        raise check.fail("max_items", f"must be a whole number from 1 to 100 (got {max_items!r})", TOP_KEYS["max_items"])
+        raise check.fail("max_items", f"must be a whole number from 1 to 100 (got {toml_repr(max_items)})", TOP_KEYS["max_items"])
     floor = data.get("relevance_floor")
     if floor is not None and (isinstance(floor, bool) or not isinstance(floor, int | float) or not 0 <= floor <= 1):
-        raise check.fail("relevance_floor", f"must be a number from 0 to 1 (got {floor!r})", TOP_KEYS["relevance_floor"])
+        raise check.fail("relevance_floor", f"must be a number from 0 to 1 (got {toml_repr(floor)})", TOP_KEYS["relevance_floor"])
     quiet_day = check.string(data, "quiet_day", TOP_KEYS["quiet_day"]) or "note"
     if quiet_day not in ("note", "skip"):
-        raise check.fail("quiet_day", f'must be "note" or "skip" (got {quiet_day!r})', TOP_KEYS["quiet_day"])
+        raise check.fail("quiet_day", f'must be "note" or "skip" (got {toml_repr(quiet_day)})', TOP_KEYS["quiet_day"])
     paused = data.get("paused", False)
     if not isinstance(paused, bool):
-        raise check.fail("paused", f"must be true or false (got {paused!r})", TOP_KEYS["paused"])
+        raise check.fail("paused", f"must be true or false (got {toml_repr(paused)})", TOP_KEYS["paused"])
 
     interests = []
     raw_interests = data.get("interests", [])
@@ -251,7 +251,7 @@ def parse_profile(text: str, path: str | Path) -> Profile:
         description = check.string(item, "description", INTEREST_KEYS["description"], prefix) or ""
         weight = item.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight <= 5:
-            raise check.fail(prefix + "weight", f"must be a number above 0 and at most 5 (got {weight!r})",
+            raise check.fail(prefix + "weight", f"must be a number above 0 and at most 5 (got {toml_repr(weight)})",
                              INTEREST_KEYS["weight"])
         interests.append(Interest(label, description, float(weight)))
 
@@ -270,13 +270,13 @@ def parse_profile(text: str, path: str | Path) -> Profile:
         if seed.arxiv:
             arxiv = _seed_arxiv(seed.arxiv)
             if arxiv is None:
-                raise check.fail(prefix + "arxiv", f"is not an arXiv id (got {seed.arxiv!r}); an id looks like "
+                raise check.fail(prefix + "arxiv", f"is not an arXiv id (got {toml_repr(seed.arxiv)}); an id looks like "
                                  "2106.09685 or hep-th/9901001, an abs/ link works too", SEED_KEYS["arxiv"])
             seed = replace(seed, arxiv=arxiv)
         if seed.doi:
             doi = normalise_doi(seed.doi)
             if not doi or not _DOI_FORM.match(doi):
-                raise check.fail(prefix + "doi", f"is not a DOI (got {seed.doi!r}); a DOI starts with 10. and has "
+                raise check.fail(prefix + "doi", f"is not a DOI (got {toml_repr(seed.doi)}); a DOI starts with 10. and has "
                                  "a slash, a doi.org link works too", SEED_KEYS["doi"])
             seed = replace(seed, doi=doi)
         seeds.append(seed)
@@ -284,7 +284,7 @@ def parse_profile(text: str, path: str | Path) -> Profile:
     if isinstance(library, str):
         library = [library]
     if not isinstance(library, list) or not all(isinstance(v, str) and v.strip() for v in library):
-        raise check.fail("library", f"must be a file name or a list of them (got {data.get('library')!r})",
+        raise check.fail("library", f"must be a file name or a list of them (got {toml_repr(data.get('library'))})",
                          TOP_KEYS["library"])
     for file in library:
         # imported only for profiles that name a library (it imports the parsers)
@@ -355,7 +355,9 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
     two digests."""
     last_good = last_good or {}
     if not directory.is_dir():
-        raise ProfileError(f"{directory}: profiles directory not found; create it or set profiles_dir in config.toml")
+        where = "" if directory.is_absolute() else f" (looked for {directory.resolve()})"
+        raise ProfileError(f"{directory}: profiles directory not found{where}; create it or set profiles_dir in "
+                           "config.toml (a relative path is taken from the folder digest runs in)")
     errors: list[ProfileError] = []
     # user -> (path, text of the file if it loaded, else None, the profile: the file's or its last good version's)
     found: dict[str, tuple[Path, str | None, Profile]] = {}

@@ -179,11 +179,8 @@ def describe_delta(delta: timedelta) -> str:
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
-    parts = [f"{days} d"] if days else []
-    if hours:
-        parts.append(f"{hours} h")
-    if minutes and not days:
-        parts.append(f"{minutes} min")
+    # the two largest units that are not zero: "1 d 2 h", "1 d 38 min" (not a bare "1 d" for 24 h 38 min)
+    parts = [f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "min")) if n][:2]
     if not parts:
         parts.append(f"{secs} s")
     return f"{' '.join(parts)} ago" if ago else f"in {' '.join(parts)}"

@@ -210,7 +210,7 @@ def test_parse_and_ingest_say_when_a_path_holds_no_email(tmp_path):
     assert result.exit_code == 1
     assert "emails read: 1 (0 alerts, 0 already seen, 0 not paper alerts, 1 failed)" in result.output
     for name in ("e.eml", "empty"):
-        assert f"skipped: {tmp_path / name}: no email found in it" in result.output
+        assert f"failed: {tmp_path / name}: no email found in it" in result.output
 
 
 def test_send_for_one_user_with_a_broken_profile_says_so_and_shows_only_their_errors(tmp_path):

@@ -29,7 +29,7 @@ def test_unknown_key_is_named_with_a_suggestion(tmp_path):
 def test_wrong_type_names_the_key_and_shows_an_example(tmp_path):
     path = tmp_path / "config.toml"
     path.write_text('[imap]\nport = "993"\n')
-    with pytest.raises(ConfigError, match=r"imap\.port has the wrong type \(str\); for example: port = 993"):
+    with pytest.raises(ConfigError, match=r'imap\.port has the wrong type \("993" is text \(in quotes\)\); for example: port = 993'):
         load_settings(path)
 
 

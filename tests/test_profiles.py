@@ -35,7 +35,7 @@ def test_a_good_profile_parses_with_defaults(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     (GOOD.replace("send_at", "sendat"), r'ada\.toml:4: sendat: unknown key \(did you mean "send_at"\?\)'),
-    (GOOD.replace('"07:30"', '"7h"'), r'ada\.toml:4: send_at: must look like "07:30".*got \'7h\''),
+    (GOOD.replace('"07:30"', '"7h"'), r'ada\.toml:4: send_at: must look like "07:30".*got "7h"'),
     (GOOD.replace("Europe/London", "Mars/Olympus"), r"ada\.toml:3: timezone: unknown IANA time zone"),
     (GOOD.replace("weekly:mon,thu", "fortnightly"), r"frequency: unknown frequency"),
     (GOOD.replace("weight = 2", "weight = -1"), r"interests\[0\]\.weight: must be a number above 0"),
@@ -54,7 +54,8 @@ def test_a_good_profile_parses_with_defaults(tmp_path):
     (GOOD.replace('"Ada"', '"Ada\\nLovelace"'), r"ada\.toml:1: name: must be one line"),
     (GOOD.replace('"ada@example.org"', '"ada@@example.org"'), r"ada\.toml:2: email: must be one email address"),
     (GOOD + "[[seeds]]\narxiv = \"221117192\"\n", r"ada\.toml:\d+: seeds\[0\]\.arxiv: is not an arXiv id .*2106\.09685"),
-    (GOOD + "[[seeds]]\ndoi = \"nonsense\"\n", r"ada\.toml:\d+: seeds\[0\]\.doi: is not a DOI \(got 'nonsense'\)"),
+    ("quiet_day = true\n" + GOOD, r'quiet_day: must be a non-empty string \(got true\)'),  # TOML's spelling
+    (GOOD + "[[seeds]]\ndoi = \"nonsense\"\n", r'ada\.toml:\d+: seeds\[0\]\.doi: is not a DOI \(got "nonsense"\)'),
 ])
 def test_errors_name_file_key_line_and_fix(tmp_path, text, message):
     with pytest.raises(ProfileError, match=message):

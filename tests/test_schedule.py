@@ -337,3 +337,14 @@ def test_last_done_period_ignores_digests_still_in_flight():
     assert store.last_done_period("ada") == "2024-06-02"
     assert [(d["period"], d["status"]) for d in store.unfinished_digests()] == [("2024-06-03", "claimed")]
     assert store.last_done_period("ben") is None
+
+
+def test_durations_show_their_two_largest_units():
+    from datetime import timedelta
+
+    from digest.schedule import describe_delta
+
+    assert describe_delta(timedelta(hours=24, minutes=38)) == "in 1 d 38 min"  # was a bare "in 1 d"
+    assert describe_delta(timedelta(days=-2, hours=-3, minutes=-5)) == "2 d 3 h ago"
+    assert describe_delta(timedelta(minutes=90)) == "in 1 h 30 min"
+    assert describe_delta(timedelta(seconds=42)) == "in 42 s" and describe_delta(timedelta(0)) == "just now"
