@@ -261,6 +261,24 @@ def _tex(text: str) -> str:
     return "".join(out)
 
 
+_SUFFIX = {"jr", "sr", "ii", "iii", "iv"}
+
+
+def _bib_name(name: str) -> tuple[str, str]:
+    """(BibTeX name, family name): "Edward G. Allen Jr" -> ("Allen, Jr, Edward G.", "Allen"), so a reference
+    manager does not file him under "Jr"."""
+    parts = name.split()
+    if len(parts) >= 3 and parts[-1].rstrip(".").lower() in _SUFFIX:
+        return f"{parts[-2]}, {parts[-1]}, {' '.join(parts[:-2])}", parts[-2]
+    return name, parts[-1] if parts else ""
+
+
+def _venue_and_year(venue: str | None) -> tuple[str, str]:
+    """Google Scholar writes the year into the venue ("Nature Communications, 2026", or only "2026")."""
+    m = re.fullmatch(r"(.*?)(?:^|,\s*)((?:19|20)\d\d)\s*", venue or "")
+    return (m.group(1).strip(" ,"), m.group(2)) if m else ((venue or "").strip(), "")
+
+
 def to_bibtex(papers) -> str:
     """Papers (``digest.models.Paper``) as a BibTeX file, e.g. a user's 👍 papers for their reference manager
     (or for a profile's ``library``: ``read_library`` reads it back with the same titles and ids)."""
@@ -270,8 +288,10 @@ def to_bibtex(papers) -> str:
     library = bibtexparser.Library()
     keys: set[str] = set()
     for paper in papers:
-        surname = re.sub(r"[^a-z]", "", (paper.authors[0].split()[-1] if paper.authors else "").lower())
-        year = (paper.published or "")[:4]
+        names = [_bib_name(a) for a in paper.authors if a.strip()]
+        surname = re.sub(r"[^a-z]", "", (names[0][1] if names else "").lower())
+        venue, venue_year = _venue_and_year(paper.venue)
+        year = (paper.published or "")[:4] or venue_year
         words = [w for w in re.findall(r"[a-z]+", paper.title.lower()) if len(w) > 3] or ["paper"]
         # surname + year + first word (Google Scholar's style); without authors, the title's first two words
         key = base = f"{surname}{year}{words[0]}" if surname else f"{words[0]}{year}{''.join(words[1:2])}"
@@ -281,15 +301,15 @@ def to_bibtex(papers) -> str:
             key = f"{base}{n}"
         keys.add(key)
         fields = [Field("title", "{" + _tex(paper.title) + "}")]  # double braces: keep the capitals as written
-        if paper.authors:
-            names = [_tex(a) for a in paper.authors]
-            if (paper.author_count or 0) > len(names):
-                names.append("others")  # BibTeX's own "et al."
-            fields.append(Field("author", " and ".join(names)))
+        if names:
+            written = [_tex(name) for name, _ in names]
+            if (paper.author_count or 0) > len(written):
+                written.append("others")  # BibTeX's own "et al."
+            fields.append(Field("author", " and ".join(written)))
         if year:
             fields.append(Field("year", year))
-        if paper.venue:
-            fields.append(Field("journal", _tex(paper.venue)))
+        if venue:
+            fields.append(Field("journal", _tex(venue)))
         if paper.doi:
             fields.append(Field("doi", paper.doi))
         if paper.arxiv_id:
@@ -298,6 +318,6 @@ def to_bibtex(papers) -> str:
             fields.append(Field("url", paper.url))
         if paper.abstract:
             fields.append(Field("abstract", _tex(paper.abstract)))
-        library.add(Entry("article" if paper.venue else "misc", key, fields))
+        library.add(Entry("article" if venue else "misc", key, fields))
     text = bibtexparser.write_string(library)
     return text if text.endswith("\n") or not text else text + "\n"

@@ -313,3 +313,15 @@ def test_digest_votes_bib_exports_the_liked_papers_and_a_library_reads_them_back
     assert "{John Jumper and others}" in run.stdout  # 1 of 34 authors named: BibTeX's "et al."
     assert run.stdout.count(" and others}") == 1
     assert len(set(re.findall(r"^@\w+\{(\w+),", run.stdout, re.M))) == 3
+
+
+def test_bibtex_export_of_a_scholar_paper_has_its_year_and_a_suffix_is_not_a_surname():
+    from digest.library import to_bibtex
+
+    scholar = Paper("Single-cell atlas of the aging kidney", authors=("X Su", "Edward G. Allen Jr"),
+                    venue="Clinical and Translational …, 2026", source="google_scholar")
+    text = to_bibtex([scholar, Paper("Only a year in the byline", authors=("A Bee",), venue="2025")])
+    assert "@article{su2026single," in text  # the key has the year too
+    assert "year = {2026}" in text and "journal = {Clinical and Translational …}" in text
+    assert "author = {X Su and Allen, Jr, Edward G.}" in text  # filed under Allen, not "Jr"
+    assert "@misc{bee2025only," in text and "year = {2025}" in text and "journal = {2025}" not in text
