@@ -102,6 +102,30 @@ def paper_url(paper: Paper) -> str:
     return "https://scholar.google.com/scholar?q=" + quote(" ".join(paper.title.split()), safe="")
 
 
+# table-of-contents headings that only say "a research paper": not worth a reader's glance
+_PLAIN_KINDS = {"article", "articles", "research article", "research articles", "original article", "original articles",
+                "original research", "research", "new online", "research paper", "research papers"}
+_JOURNAL_SOURCES = {"nature", "cellpress", "aha", "wiley"}
+
+
+def where_line(paper: Paper, sources: Sequence[str]) -> str:
+    """``Nature Medicine · News & Views · via Nature``: where the paper appeared, what kind of piece it is (when a
+    journal's contents say it is not a plain research article), and which alerts brought it."""
+    names = list(dict.fromkeys(SOURCE_NAMES.get(s, s) for s in sources))
+    parts = []
+    venue = " ".join((paper.venue or "").split())
+    if venue and venue.lower() not in {n.lower() for n in names}:
+        parts.append(shorten(venue, 80))
+    elif not venue and "arxiv" in sources and paper.categories:
+        parts.append(paper.categories[0])  # "cs.CL": the arXiv listing's own field
+    kind = " ".join((paper.comments or "").split())
+    if _JOURNAL_SOURCES.intersection(sources) and kind and len(kind) <= 40 and kind.lower() not in _PLAIN_KINDS:
+        parts.append(kind)
+    if names:
+        parts.append("via " + ", ".join(names))
+    return " · ".join(parts)
+
+
 def item_context(item: ScoredPaper, sources: Sequence[str], up_url: str, down_url: str, *,
                  reply_up: str = "", reply_down: str = "") -> dict:
     """The template context of one picked paper (every value a plain string or number)."""
@@ -111,6 +135,7 @@ def item_context(item: ScoredPaper, sources: Sequence[str], up_url: str, down_ur
         "url": paper_url(paper),
         "authors": short_authors(paper.authors, count=paper.author_count),
         "sources": ", ".join(dict.fromkeys(SOURCE_NAMES.get(s, s) for s in sources)),
+        "where": where_line(paper, sources),
         "text": shorten(paper.abstract or paper.snippet),
         "reason": item.reason,
         "score": item.score,

@@ -206,6 +206,24 @@ def test_a_saved_digest_is_not_read_back_as_a_paper_alert():
     assert len(unmarked.papers) >= 3
 
 
+def test_each_item_says_where_it_appeared_and_what_kind_of_piece_it_is():
+    from digest.render import where_line
+
+    news = Paper("Gut microbes under scrutiny", venue="Nature Medicine", comments="News & Views", source="nature")
+    assert where_line(news, ["nature"]) == "Nature Medicine · News & Views · via Nature"
+    research = news.with_(comments="Articles")  # a plain research article: no label
+    assert where_line(research, ["nature", "google_scholar"]) == "Nature Medicine · via Nature, Google Scholar"
+    preprint = Paper("A protein model", venue="bioRxiv", source="biorxiv")
+    assert where_line(preprint, ["biorxiv"]) == "via bioRxiv"  # not "bioRxiv · via bioRxiv"
+    listing = Paper("Speculative decoding", categories=("cs.CL", "cs.LG"), comments="12 pages", source="arxiv")
+    assert where_line(listing, ["arxiv", "hf"]) == "cs.CL · via arXiv, Hugging Face"  # arXiv's comments are not kinds
+    scholar = Paper("X", venue="Clinical and Translational …, 2026", source="google_scholar")
+    assert where_line(scholar, ["google_scholar"]) == "Clinical and Translational …, 2026 · via Google Scholar"
+    out = render_digest(_context([item_context(ScoredPaper(news, 0.5, "why"), ["nature"], "u", "d")]))
+    assert "Nature Medicine · News &amp; Views · via Nature" in out.html
+    assert "Nature Medicine · News & Views · via Nature" in out.text
+
+
 def test_abstracts_are_cut_at_a_word_and_huge_tokens_are_cut_too():
     assert shorten("word " * 200, 50).endswith("word…") and len(shorten("word " * 200, 50)) <= 51
     assert shorten("x" * 1000, 50) == "x" * 50 + "…"
