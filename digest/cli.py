@@ -292,7 +292,7 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int) -> None:
         raise DigestError(f"{settings.db_path}: no papers in the store yet; read alerts in with `digest poll` "
                           "(IMAP) or `digest ingest PATH`, or look at the demo's store: "
                           "`digest --data-dir demo-data rank " + prof.user + "`")
-    for problem in [*map(str, library_errors), *library_warnings]:
+    for problem in [*prof.notes, *map(str, library_errors), *library_warnings]:
         click.secho(f"note: {problem}", fg="yellow")
     result = rank_user(store, _embedder(settings), settings, prof, progress=_embed_progress(settings, "texts"))
     for note in result.notes:
@@ -399,7 +399,7 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
     from .profiles import load_profiles
 
     settings = _settings(ctx)
-    config_errors = config_problems(settings)
+    config_errors, config_warnings = config_problems(settings)
     click.echo(f"config: {settings.source}: {'ok' if not config_errors else 'broken (the errors below)'}")
     problems = model_problems(settings.model.name, settings.model.offline)
     if not problems:
@@ -429,7 +429,7 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
             empty.append(f"{profile.path}: no interests, no seeds and no library paper could be read, so every paper "
                          "would rank as \"no strong match\"; give the library file papers (or fix it) or add "
                          "[[interests]]")
-    warnings = [*problems, *loaded.warnings, *empty]
+    warnings = [*config_warnings, *problems, *loaded.warnings, *empty]
     if settings.smtp.host and not settings.outbox:
         # example.org, .test, .invalid... never receive mail (RFC 2606): the example profiles left in place
         warnings += [f"{profile.path}: email: {profile.email} is a reserved example address, so a sent digest "

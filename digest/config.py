@@ -55,10 +55,10 @@ def read_secret(what: str, env: str, file: str, *, required: bool = True) -> Sec
             why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             raise ConfigError(f"{what}: cannot read the secret file {file} ({why}); "
                               f"fix the path or set the environment variable {env}") from None
-        if not value:
+        if not value and required:
             raise ConfigError(f"{what}: the secret file {file} is empty; write the secret on its first line "
                               f"or set the environment variable {env}")
-        return Secret(value)
+        return Secret(value) if value else None
     if required:
         raise ConfigError(f"{what}: no secret given; set the environment variable {env} "
                           f"or point the *_file key in config.toml to a file holding it")
@@ -312,10 +312,12 @@ def _check_base_url(url: str, at: str) -> None:
                           f'with http:// or https:// (got {url!r}); for example: base_url = "https://digest.example.org"')
 
 
-def config_problems(settings: Settings) -> list[str]:
-    """What `digest check` finds that loading cannot: secret and CA files the servers in use need.
+def config_problems(settings: Settings) -> tuple[list[str], list[str]]:
+    """(errors, warnings) that `digest check` finds and loading cannot: the secret and CA files the servers in
+    use need (an error: a run that connects would fail), a password given only by an environment variable that
+    this shell lacks (a warning: the service may well have it).
 
-    Loading leaves them alone (``digest parse`` needs no password); a run that connects would fail on each."""
+    Loading leaves them alone (``digest parse`` needs no password)."""
     text = ""
     if settings.source != "(defaults)":
         try:
@@ -327,12 +329,15 @@ def config_problems(settings: Settings) -> list[str]:
         line = toml_line(text, key) if text else None
         return f"{settings.source}{f':{line}' if line else ''}"
 
-    problems = []
+    problems, warnings = [], []
     servers = [("imap", settings.imap, True)] if settings.imap.host else []
     if settings.smtp.host and not settings.outbox:
         servers.append(("smtp", settings.smtp, bool(settings.smtp.username)))
     for name, section, needs_password in servers:
-        if needs_password:
+        if needs_password and not section.password_file and not os.environ.get(section.password_env):
+            warnings.append(f"{name}.password: the environment variable {section.password_env} is not set in this "
+                            "shell; the service needs it in its own environment (or set password_file)")
+        elif needs_password:
             try:
                 section.password()
             except ConfigError as exc:
@@ -341,12 +346,14 @@ def config_problems(settings: Settings) -> list[str]:
         if section.ca_file and not Path(section.ca_file).expanduser().is_file():
             problems.append(f"{at(name + '.ca_file')}: {name}.ca_file: no such file {section.ca_file}; give the path "
                             "of the PEM file holding the server's CA certificate, or remove the key")
-    if settings.web.secret_key_file:
+    if settings.web.secret_key_file and not os.environ.get(settings.web.secret_key_env):
         try:
-            settings.web.secret_key()
+            if read_secret("web.secret_key", "", settings.web.secret_key_file, required=False) is None:
+                warnings.append(f"{at('web.secret_key_file')}: web.secret_key_file {settings.web.secret_key_file} "
+                                "is empty, so links are signed with the key generated in data_dir/secret.key")
         except ConfigError as exc:
             problems.append(f"{at('web.secret_key_file')}: {exc}")
-    return problems
+    return problems, warnings
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:

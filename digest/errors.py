@@ -58,7 +58,7 @@ def toml_repr(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + '"'
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_repr(v) for v in value) + "]"
     if isinstance(value, dict):

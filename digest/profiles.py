@@ -93,6 +93,7 @@ class Profile:
     mute_keywords: tuple[str, ...] = ()
     mute_authors: tuple[str, ...] = ()
     path: str = field(default="", compare=False)
+    notes: tuple[str, ...] = field(default=(), compare=False)  # problems that did not stop the file (warnings)
 
     @property
     def send_days(self) -> tuple[int, ...]:
@@ -137,16 +138,25 @@ def local_period(profile: Profile, now: datetime | None = None) -> str:
     return now.astimezone(zoneinfo.ZoneInfo(profile.timezone)).date().isoformat()
 
 
-_ARXIV_FORM = re.compile(r"(\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?")
-_DOI_FORM = re.compile(r"10\.\d{4,9}/\S+$")
+_ARXIV_FORM = re.compile(r"(\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?", re.I)
+_DOI_FORM = re.compile(r"10\.\d{4,9}(?:\.\d+)*/\S+$")
 
 
 def _seed_arxiv(value: str) -> str | None:
-    """``2106.09685``, ``arXiv:2106.09685v2``, ``https://arxiv.org/abs/2106.09685`` -> ``2106.09685``; else None."""
-    value = re.sub(r"^(?:https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/|arxiv:\s*)", "", value.strip(),
-                   flags=re.IGNORECASE)
-    value = re.sub(r"\.pdf$", "", value.rstrip("/"))
-    return normalise_arxiv_id(value) if _ARXIV_FORM.fullmatch(value) else None
+    """``2106.09685``, ``arXiv:2106.09685v2``, ``arxiv.org/abs/2106.09685?context=cs`` -> ``2106.09685``; else None."""
+    value = re.sub(r"^(?:(?:https?://)?(?:www\.|export\.)?arxiv\.org/(?:abs|pdf|html)/|arxiv:\s*)", "",
+                   value.strip(), flags=re.IGNORECASE)
+    value = re.sub(r"(?:\.pdf)?/?(?:[?#].*)?$", "", value)
+    if not _ARXIV_FORM.fullmatch(value):
+        return None
+    return normalise_arxiv_id(re.sub(r"[vV]\d+$", "", value))
+
+
+def _seed_doi(value: str) -> str | None:
+    """``10.1038/X``, ``doi:10.1038/X``, ``https://www.doi.org/10.1038/X``, ``doi.org/10.1038/X`` -> lower case."""
+    value = re.sub(r"^(?:(?:https?://)?(?:www\.|dx\.)?doi\.org/)", "", value.strip(), flags=re.IGNORECASE)
+    doi = normalise_doi(value)
+    return doi if doi and _DOI_FORM.match(doi) else None
 
 
 class _Checker:
@@ -256,6 +266,7 @@ def parse_profile(text: str, path: str | Path) -> Profile:
         interests.append(Interest(label, description, float(weight)))
 
     seeds = []
+    notes: list[str] = []
     raw_seeds = data.get("seeds", [])
     if not isinstance(raw_seeds, list):
         raise check.fail("seeds", "must be a list of [[seeds]] tables", TOP_KEYS["seeds"])
@@ -267,18 +278,23 @@ def parse_profile(text: str, path: str | Path) -> Profile:
         seed = Seed(*(check.string(item, k, SEED_KEYS[k], prefix) for k in ("arxiv", "doi", "title", "abstract")))
         if not (seed.arxiv or seed.doi or seed.title):
             raise check.fail(f"seeds[{i}]", "needs an arxiv id, a doi or a title", TOP_KEYS["seeds"])
-        if seed.arxiv:
-            arxiv = _seed_arxiv(seed.arxiv)
-            if arxiv is None:
-                raise check.fail(prefix + "arxiv", f"is not an arXiv id (got {toml_repr(seed.arxiv)}); an id looks like "
-                                 "2106.09685 or hep-th/9901001, an abs/ link works too", SEED_KEYS["arxiv"])
-            seed = replace(seed, arxiv=arxiv)
-        if seed.doi:
-            doi = normalise_doi(seed.doi)
-            if not doi or not _DOI_FORM.match(doi):
-                raise check.fail(prefix + "doi", f"is not a DOI (got {toml_repr(seed.doi)}); a DOI starts with 10. and has "
-                                 "a slash, a doi.org link works too", SEED_KEYS["doi"])
-            seed = replace(seed, doi=doi)
+        for key, read, problem in (
+                ("arxiv", _seed_arxiv, "is not an arXiv id ({got}); an id looks like 2106.09685 or hep-th/9901001, "
+                                       "an arxiv.org link works too"),
+                ("doi", _seed_doi, "is not a DOI ({got}); a DOI starts with 10. and has a slash, a doi.org link "
+                                   "works too")):
+            value = getattr(seed, key)
+            if not value:
+                continue
+            good = read(value)
+            if good is None:
+                message = problem.format(got=f"got {toml_repr(value)}")
+                if not seed.title:
+                    raise check.fail(prefix + key, message, SEED_KEYS[key])
+                # the title still finds the paper: serve it, and say what to fix
+                notes.append(str(check.fail(prefix + key, message + "; the seed is used by its title meanwhile",
+                                            SEED_KEYS[key])))
+            seed = replace(seed, **{key: good})
         seeds.append(seed)
     library = data.get("library", [])
     if isinstance(library, str):
@@ -309,7 +325,7 @@ def parse_profile(text: str, path: str | Path) -> Profile:
     return Profile(user=user, name=name, email=email, timezone=timezone, send_at=send_at, frequency=frequency,
                    max_items=max_items, relevance_floor=None if floor is None else float(floor),
                    quiet_day=quiet_day, paused=paused, interests=tuple(interests), seeds=tuple(seeds),
-                   library=library, path=path, **lists)
+                   library=library, path=path, notes=tuple(notes), **lists)
 
 
 def load_profile(path: Path) -> Profile:
@@ -413,7 +429,7 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
             stale.append(user)
         else:
             texts[user] = text
-            warnings.extend(library_warnings)
+            warnings.extend([*profile.notes, *library_warnings])
     return LoadedProfiles(profiles, errors, texts, tuple(stale), warnings)
 
 

@@ -119,7 +119,8 @@ def where_line(paper: Paper, sources: Sequence[str]) -> str:
     elif not venue and "arxiv" in sources and paper.categories:
         parts.append(paper.categories[0])  # "cs.CL": the arXiv listing's own field
     kind = " ".join((paper.comments or "").split())
-    if _JOURNAL_SOURCES.intersection(sources) and kind and len(kind) <= 40 and kind.lower() not in _PLAIN_KINDS:
+    # the stored comments are the first sender's (arXiv's "12 pages", PubMed's "PMID: ..."): a kind only from a journal
+    if paper.source in _JOURNAL_SOURCES and kind and len(kind) <= 40 and kind.lower() not in _PLAIN_KINDS:
         parts.append(kind)
     if names:
         parts.append("via " + ", ".join(names))

@@ -80,6 +80,8 @@ def test_an_empty_secret_file_is_an_error_not_an_empty_password(tmp_path, monkey
     file.write_text("\n")
     with pytest.raises(ConfigError, match=r"imap\.password: the secret file .*pw is empty"):
         read_secret("imap.password", "X_PW", str(file))
+    # an optional secret (the link-signing key) left empty falls back as if unset, as it always did
+    assert read_secret("web.secret_key", "X_PW", str(file), required=False) is None
 
 
 def test_digest_check_reports_secret_and_ca_files_the_servers_need(tmp_path, monkeypatch):
@@ -110,6 +112,12 @@ def test_digest_check_reports_secret_and_ca_files_the_servers_need(tmp_path, mon
     fixed = CliRunner().invoke(cli, ["--config", str(config), "check"])
     assert fixed.exit_code == 0, fixed.output
     assert "config.toml: ok" in fixed.output
+    # a password only in the service's environment: a warning here, not an error
+    config.write_text(config.read_text().replace(f'password_file = "{tmp_path / "pw"}"\n', "", 1))
+    env_only = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert env_only.exit_code == 0, env_only.output
+    assert "warning: imap.password: the environment variable DIGEST_IMAP_PASSWORD is not set in this shell" \
+        in env_only.output
 
 
 def test_generated_secret_key_is_kept_in_the_data_dir(tmp_path, monkeypatch):

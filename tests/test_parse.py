@@ -564,6 +564,26 @@ def test_a_list_item_with_the_title_before_an_arxiv_label_link():
     ]
 
 
+@pytest.mark.parametrize("label", ["URL:", "Abstract:", "Full text:", "[1]", "*", "→", ""])
+def test_a_label_before_a_link_still_takes_the_title_from_the_line_above(label):
+    papers = parse_text(f"Scaling Laws for Sparse Mixture Models\n{label} https://arxiv.org/abs/2401.00001\n").papers
+    assert [(p.title, p.arxiv_id) for p in papers] == [("Scaling Laws for Sparse Mixture Models", "2401.00001")]
+
+
+def test_titles_ending_in_a_label_word_keep_it_and_html_items_end_at_a_line_break():
+    text = ("Rate splitting for the massive MIMO downlink https://arxiv.org/abs/2401.00001\n"
+            "Why we need a position paper https://arxiv.org/abs/2401.00002\n")
+    assert [p.title for p in parse_text(text).papers] == ["Rate splitting for the massive MIMO downlink",
+                                                         "Why we need a position paper"]
+    html = ('<p>Scaling Laws for Sparse Mixture Models <a href="https://arxiv.org/abs/2401.00001">arXiv</a><br>'
+            'Attention over graphs in large models <a href="https://arxiv.org/abs/2401.00002">arXiv</a></p>')
+    assert [p.title for p in parse_text(html, content_type="text/html").papers] == [
+        "Scaling Laws for Sparse Mixture Models", "Attention over graphs in large models"]
+    prose = ('<p>We finally published our work on cell migration in zebrafish embryos, read it '
+             '<a href="https://doi.org/10.1000/abc">here</a></p>')
+    assert parse_text(prose, content_type="text/html").kind is None  # "here" ends a sentence, not a title
+
+
 def test_ordinary_mail_with_a_doi_in_the_signature_is_not_an_alert():
     msg = EmailMessage()
     msg["From"] = "Bob <bob@example.org>"

@@ -70,10 +70,28 @@ arxiv = "https://arxiv.org/abs/2106.09685v2"
 arxiv = "arXiv:hep-th/9901001"
 [[seeds]]
 doi = "https://doi.org/10.1038/S41586-021-03819-2"
+[[seeds]]
+arxiv = "arxiv.org/html/2106.09685V2?context=cs"
+[[seeds]]
+doi = "www.doi.org/10.1000.10/123"
 """
     seeds = parse_profile(text, tmp_path / "ada.toml").seeds
     assert [(s.arxiv, s.doi) for s in seeds] == [("2106.09685", None), ("hep-th/9901001", None),
-                                                 (None, "10.1038/s41586-021-03819-2")]
+                                                 (None, "10.1038/s41586-021-03819-2"), ("2106.09685", None),
+                                                 (None, "10.1000.10/123")]
+
+
+def test_a_malformed_seed_id_with_a_title_is_a_warning_and_the_title_serves(tmp_path):
+    # a profile that loaded before ids were checked must not stop getting digests over a typo in an id
+    (tmp_path / "ada.toml").write_text(GOOD + '[[seeds]]\narxiv = "221117192"\ntitle = "Fast Inference from '
+                                       'Transformers via Speculative Decoding"\n')
+    loaded = load_profiles(tmp_path)
+    assert loaded.errors == [] and list(loaded.profiles) == ["ada"]
+    [seed] = loaded.profiles["ada"].seeds
+    assert seed.arxiv is None and seed.title.startswith("Fast Inference")
+    [warning] = loaded.warnings
+    assert "ada.toml:12: seeds[0].arxiv: is not an arXiv id (got \"221117192\")" in warning
+    assert "the seed is used by its title meanwhile" in warning
 
 
 def test_a_profile_saved_with_a_byte_order_mark_loads(tmp_path):

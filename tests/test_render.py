@@ -217,6 +217,8 @@ def test_each_item_says_where_it_appeared_and_what_kind_of_piece_it_is():
     assert where_line(preprint, ["biorxiv"]) == "via bioRxiv"  # not "bioRxiv · via bioRxiv"
     listing = Paper("Speculative decoding", categories=("cs.CL", "cs.LG"), comments="12 pages", source="arxiv")
     assert where_line(listing, ["arxiv", "hf"]) == "cs.CL · via arXiv, Hugging Face"  # arXiv's comments are not kinds
+    merged = Paper("T", venue="Nature Physics", comments="12 pages, 5 figures", source="arxiv")  # arXiv's copy first
+    assert where_line(merged, ["arxiv", "nature"]) == "Nature Physics · via arXiv, Nature"
     scholar = Paper("X", venue="Clinical and Translational …, 2026", source="google_scholar")
     assert where_line(scholar, ["google_scholar"]) == "Clinical and Translational …, 2026 · via Google Scholar"
     out = render_digest(_context([item_context(ScoredPaper(news, 0.5, "why"), ["nature"], "u", "d")]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from bs4 import Comment, NavigableString
+from bs4 import Comment, NavigableString, Tag
 
 from ..models import Paper
 from .common import (
@@ -60,7 +60,7 @@ def _make(title: str, arxiv: str | None, doi: str | None, url: str | None) -> Pa
 def _title_before(text: str) -> str:
     """The title in the text before a link on its line or list item ("1. Title (arXiv:" -> "Title")."""
     before = clean_space(_URL.sub(" ", text)).strip(" -:|•[](<>")
-    before = re.sub(r"(arXiv|doi|pdf|link|paper)\s*$", "", before, flags=re.I).strip(" -:|•[](")
+    before = re.sub(r"(?:^|(?<=\W))(?:arXiv|doi|pdf|link)\s*$", "", before, flags=re.I).strip(" -:|•[](")
     # prose before a link ("Free for lunch? I read <url>"): only the last sentence can be a title
     return _LIST_MARK.sub("", re.split(r"(?<=[.?!])\s+(?=\S)", before)[-1])
 
@@ -70,13 +70,25 @@ def _text_before_link(a) -> str:
     block = a.find_parent(("li", "p", "td"))
     if block is None:
         return ""
-    parts = []
+    parts: list[str] = []
     for node in block.descendants:
         if node is a:
             break
-        if isinstance(node, NavigableString) and not isinstance(node, Comment):
+        if isinstance(node, Tag) and node.name in ("br", "a"):
+            parts = []  # a line break or another link ends the previous item: only this link's own line counts
+        elif isinstance(node, NavigableString) and not isinstance(node, Comment) and node.find_parent("a") is None:
             parts.append(str(node))
     return " ".join(parts)
+
+
+# link labels that follow a title ("Title (arXiv)", "Title [pdf]"); not "here" or "this paper", which end prose
+_AFTER_TITLE = {"arxiv", "pdf", "doi", "abs", "abstract", "html", "preprint", "full text", "fulltext", "link", "code"}
+
+
+def _own_words(before: str) -> bool:
+    """Whether the text before a link on its line is more than a label ("URL:", "Full text:", "[1]", "→")."""
+    bare = before.lower().strip(" :-→*•[]().")
+    return bool(re.search(r"[^\W\d_]{2,}", bare)) and bare not in LINK_WORDS and bare not in ("url", "web", "online")
 
 
 def _from_html(html: str) -> list[Paper]:
@@ -94,7 +106,9 @@ def _from_html(html: str) -> list[Paper]:
         if not is_meaningful_title(title):
             # "<li>Title (<a href=...>arXiv</a>)</li>": a link label after the title in a list item or paragraph
             label = clean_space(title).lower().strip(" .:!»›>()[]")
-            title = _title_before(_text_before_link(a)) if len(label.split()) <= 1 or label in LINK_WORDS else ""
+            after_title = label in _AFTER_TITLE or (len(label.split()) == 1 and _PAPER_HOST.search(label) is not None) \
+                or re.fullmatch(r"(arxiv:\s*)?" + ARXIV_ID + r"|10\.\d{4,9}/\S+", label, re.I) is not None
+            title = _title_before(_text_before_link(a)) if after_title else ""
         if is_meaningful_title(title):
             papers.append(_make(title, arxiv, doi, target))
     return papers
@@ -120,7 +134,8 @@ def _from_text(text: str) -> list[Paper]:
             prev = next((x for x in reversed(lines[max(0, i - 2):i]) if x), "")
             # the previous line only for a link alone on its line ("Title\nhttps://..."): a line with words of
             # its own before the link ("1.58-bit FLUX - <url>") is that item, not the line above's
-            title = before if is_meaningful_title(before) else prev if not before and is_meaningful_title(prev) else ""
+            title = before if is_meaningful_title(before) else \
+                prev if not _own_words(before) and is_meaningful_title(prev) else ""
             if title:
                 papers.append(_make(title, arxiv, doi, url))
     return papers
