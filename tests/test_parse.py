@@ -464,6 +464,19 @@ def test_biorxiv_entries():
     assert p.doi == "10.64898/2026.01.21.700947" and p.published == "2026-01-22"
 
 
+def test_a_complete_weekly_nature_alert_gives_every_item_with_its_section():
+    papers = parse_fixture("other/nature_issue/landau-19be57bf4636474d-nature-alert-2026-01-22-COMPLETE.eml").papers
+    assert len(papers) == 100 and len({p.title for p in papers}) == 100
+    sections = Counter(p.comments for p in papers)
+    assert sections["Articles"] == 24 and sections["News & Views"] == 6 and sections["Correspondence"] == 4
+    assert None not in sections and all(p.venue == "Nature" and p.published == "2026-01-22" for p in papers)
+    paranthropus = next(p for p in papers if p.title.startswith("Afar fossil shows broad distribution"))
+    assert paranthropus.comments == "New Online" and paranthropus.authors[:2] == ("Zeresenay Alemseged", "Fred Spoor")
+    letters = [p for p in papers if p.comments == "Correspondence"]
+    assert all(p.snippet is None for p in letters)  # their "standfirst" was the label "Letter to the Editor"
+    assert not any("et al" in a for p in papers for a in p.authors)
+
+
 def test_cellpress_items_carry_their_table_of_contents_heading():
     # "Forum" or "Leading Edge" is how a reader tells an opinion piece from a research article
     [forum] = parse_fixture("other/cellpress/landau-19be4be63853800b-trends-in-biotechnology-online-now-2026-01-22.eml").papers

@@ -122,6 +122,11 @@ def _is_nature_heading(tag) -> bool:
         tag.name in ("td", "span") and "uppercase" in (tag.get("style") or "") and tag.find("a") is None)
 
 
+_NATURE_LABEL_STANDFIRST = re.compile(r"^\s*(?:letters? to the editor|correspondence|editorial|"
+                                      r"amendments? (?:&|and) corrections?|author correction|correction)\s*\.?\s*$",
+                                      re.I)
+
+
 def _parse_nature_issue(soup, body: Body) -> list[Paper]:
     """The weekly Nature issue alert: under headings (Editorial, New Online, News, Articles, ...), each item is
     a title link, a one-line standfirst and the author(s) in bold. There are no DOIs, only tracker links."""
@@ -147,7 +152,8 @@ def _parse_nature_issue(soup, body: Body) -> list[Paper]:
         papers.append(Paper(
             title=title,
             authors=tuple(split_authors(" and ".join(text_of(b) for b in bold if text_of(b)))),
-            snippet=standfirst,
+            # a Correspondence item's "standfirst" is the label "Letter to the Editor", not its text
+            snippet=None if standfirst and _NATURE_LABEL_STANDFIRST.match(standfirst) else standfirst,
             url=strip_tracking(unwrap_url(a["href"])),
             source="nature",
             published=published,
