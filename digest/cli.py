@@ -379,7 +379,8 @@ def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[st
         click.secho(f"{_n(len(shown), 'profile error')} (above): the rest of the run went on; fix the "
                     f"{'file' if len(shown) == 1 else 'files'} (`digest check` shows every problem)", fg="red",
                     err=True)
-    if shown or any(d.status in ("failed", "retry") for d in deliveries):
+    # a digest refused for today stays a failure on every run of the day, so cron reports it each time
+    if shown or any(d.status in ("failed", "retry") or (d.status == "already" and d.error) for d in deliveries):
         sys.exit(1)
 
 

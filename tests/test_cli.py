@@ -297,3 +297,25 @@ def test_every_help_shows_its_examples_one_per_line():
         joined = [line for line in result.output.splitlines() if line.strip().startswith("digest ")
                   and " digest " in line.strip()[7:]]
         assert joined == [], (name, joined)
+
+
+def test_send_exits_1_on_every_run_while_todays_digest_stays_refused(tmp_path):
+    # cron reports a refused digest on each run of the day, not only on the run that saw the refusal
+    from digest.models import Paper
+    from digest.profiles import load_profile, local_period
+    from digest.store import Store
+
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "ada.toml").write_text('email = "ada@uni.example.edu"\n[[interests]]\nlabel = "x"\n')
+    store = Store(tmp_path / "data" / "digest.db")
+    store.add_papers([Paper("A paper about sparse attention", arxiv_id="2501.00001")])
+    period = local_period(load_profile(tmp_path / "profiles" / "ada.toml"))
+    digest_id = store.claim_digest("ada", period)
+    store.mark_digest(digest_id, "failed", error="RCPT TO refused: 550 5.1.1 no such user")
+    store.close()
+    config = tmp_path / "config.toml"
+    config.write_text(f'profiles_dir = "{tmp_path / "profiles"}"\ndata_dir = "{tmp_path / "data"}"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "send", "--outbox", str(tmp_path / "out")])
+    assert "ada: refused earlier for this period, not tried again: RCPT TO refused: 550 5.1.1" in result.output, \
+        result.output
+    assert result.exit_code == 1
