@@ -849,10 +849,18 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
                                  "paused": profile.paused, "stale": user in stale,
                                  "unsubscribed": unsubscribed and {k: unsubscribed[k] for k in ("paused_at", "via")}}
         if not profile.paused and not unsubscribed:
-            nxt = next_undone_send(profile, now, store.last_done_period(user))
+            last_done = store.last_done_period(user)
+            due = due_catch_up(profile, now, last_done, timedelta(minutes=settings.schedule.grace_minutes))
+            if due is not None and due.send:
+                # due and not done yet (missed, or waiting for a retry): the daemon sends it now, not in a day
+                nxt = due.due_at
+                entry["next"] = (f"due now: the {due.period} digest was due {describe_delta(-due.late)} and is not "
+                                 "sent yet; `digest run` sends it within the grace window, or run `digest send`")
+            else:
+                nxt = next_undone_send(profile, now, last_done)
+                entry["next"] = describe_time(nxt, now)
             entry["next_local"] = nxt.isoformat()
             entry["next_utc"] = nxt.astimezone(UTC).isoformat()
-            entry["next"] = describe_time(nxt, now)
         last = store.last_digest(user)
         if last is not None:
             entry["last"] = {k: last.get(k) for k in ("period", "status", "n_items", "n_candidates", "error",

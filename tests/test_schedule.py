@@ -236,8 +236,8 @@ def test_status_shows_each_users_next_digest_in_their_time_zone_and_utc(setup):
     store.log_event("ERROR", "send", "SMTP failed 4 times, last: 451 4.3.0 later", user="ada")
     report = status_report(settings, store)
     ada, ben = report["users"]
-    # Friday 09:00 UTC: ada's next weekday digest is Monday 1 April, 07:30 BST (06:30 UTC: the clocks changed)
-    assert ada["next_local"] == "2024-04-01T07:30:00+01:00" and ada["next_utc"] == "2024-04-01T06:30:00+00:00"
+    # Friday 09:00 UTC: Friday's 07:30 digest is due and not sent, inside the 3-hour grace window: due now
+    assert ada["next_local"] == "2024-03-29T07:30:00+00:00" and ada["next"].startswith("due now: the 2024-03-29 digest")
     assert ada["last"]["status"] == "retry" and "451" in ada["last"]["error"]
     assert ben["paused"] and "next" not in ben
     assert report["counts"]["messages"] == {"failed": 1}
@@ -249,7 +249,7 @@ def test_status_shows_each_users_next_digest_in_their_time_zone_and_utc(setup):
     result = CliRunner().invoke(cli, ["--config", str(config), "status"])
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "next: Mon 2024-04-01 07:30 BST (06:30 UTC), in 2 d 21 h" in out
+    assert "next: due now: the 2024-03-29 digest was due 1 h 30 min ago and is not sent yet" in out
     assert "daemon: not running" in out
     assert "last poll: INBOX: just now: 3 new messages, 12 papers" in out
     assert "last: 2024-03-28 retry" in out and "451 4.3.0 later" in out
@@ -258,7 +258,12 @@ def test_status_shows_each_users_next_digest_in_their_time_zone_and_utc(setup):
     assert "recent errors:" in out and "2024-03-29 09:00 UTC ERROR send ada: SMTP failed" in out
 
     as_json = json.loads(CliRunner().invoke(cli, ["--config", str(config), "status", "--json"]).output)
-    assert as_json["users"][0]["next_utc"] == "2024-04-01T06:30:00+00:00"
+    assert as_json["users"][0]["next_utc"] == "2024-03-29T07:30:00+00:00"
+    # once Friday's is done, the next is Monday 1 April, 07:30 BST (06:30 UTC: the clocks changed)
+    store.mark_digest(store.claim_digest("ada", "2024-03-29"), "sent")
+    ada = status_report(settings, store)["users"][0]
+    assert ada["next_local"] == "2024-04-01T07:30:00+01:00" and ada["next_utc"] == "2024-04-01T06:30:00+00:00"
+    assert ada["next"].startswith("Mon 2024-04-01 07:30 BST (06:30 UTC), in 2 d 21 h")
 
 
 @time_machine.travel(datetime(2024, 3, 28, 5, 0, tzinfo=UTC), tick=False)  # Thursday, before ada's 07:30 GMT
