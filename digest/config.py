@@ -206,16 +206,6 @@ _CHOICES = {
 }
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return repr(value)
-
-
 def _kind(value: Any) -> str:
     """What a TOML value is, in the words of the TOML a user wrote."""
     if isinstance(value, bool):
@@ -249,10 +239,10 @@ def _build(cls, table: dict, section: str, source: str, text: str = ""):
         if dataclasses.is_dataclass(default):
             if not isinstance(value, dict):
                 raise ConfigError(f"{at}: [{key}] must be a table, for example:\n[{key}]\n"
-                                  + "\n".join(f"{k} = {_toml_value(v)}" for k, v in dataclasses.asdict(default).items()))
+                                  + "\n".join(f"{k} = {toml_repr(v)}" for k, v in dataclasses.asdict(default).items()))
             values[key] = _build(type(default), value, key, source, text)
             continue
-        example = f"{key} = {_toml_value(default if default != '' else 'value')}"
+        example = f"{key} = {toml_repr(default if default != '' else 'value')}"
         ok = isinstance(value, type(default)) and not (isinstance(value, bool) and not isinstance(default, bool))
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             value, ok = float(value), True
