@@ -5,7 +5,9 @@
 Starts `python -m digest run` in a temp dir with the sample inbox stored and one profile due at the next
 whole minute at least ``--lead`` seconds away (outbox delivery, no web server), then prints: start to ready
 (model loaded, new papers embedded, catch-up done), memory when ready, how long after its send time the
-digest was written, memory after it, and SIGTERM to exit.
+digest was written, memory after it, and SIGTERM to exit. With ``--stop-while-embedding S``, SIGTERM comes S
+seconds after the model has loaded, while the stored papers are being embedded, and it prints how long the stop
+took and how many papers were embedded before it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--papers", default=str(REPO / "sample_inbox"), help="emails to store first")
     parser.add_argument("--lead", type=int, default=75, help="seconds from start to the send time (at least)")
+    parser.add_argument("--stop-while-embedding", type=float, metavar="S",
+                        help="send SIGTERM S seconds after the model loaded, while papers are embedded")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="digest-bench-daemon-"))
     (root / "profiles").mkdir()
@@ -59,6 +63,17 @@ def main() -> None:
             time.sleep(0.05)
 
     try:
+        if args.stop_while_embedding is not None:
+            wait_for("job=model:")
+            time.sleep(args.stop_while_embedding)
+            stopping = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=600)
+            print(f"SIGTERM {args.stop_while_embedding:g} s after the model loaded -> exit: "
+                  f"{time.monotonic() - stopping:.2f} s (exit status {code})")
+            done = re.search(r"job=embed: (.*)", log_path.read_text())
+            print(f"embedding: {done.group(1) if done else 'no line'}")
+            return
         wait_for("job=start: ready")
         embedded = re.search(r"job=embed: (\d+)", log_path.read_text())
         print(f"start -> ready (model loaded, {embedded.group(1) if embedded else 0} papers embedded): "

@@ -142,7 +142,7 @@ def demo(ctx: click.Context, data_dir: str, inbox: str, profiles_dir: str) -> No
     _print_ingest(report)
     click.echo(f"papers in store: {store.count_papers()}")
     embedder = _embedder(settings)
-    click.echo(f"embedded: {embed_new(store, embedder, settings, _embed_progress(settings))}")
+    click.echo(f"embedded: {embed_new(store, embedder, settings, _embed_progress(settings))[0]}")
     loaded = load_user_profiles(store, settings)
     for error in loaded.errors:
         click.secho(f"profile error: {error}", fg="red", err=True)
@@ -773,7 +773,9 @@ def _print_status(r: dict) -> None:
         click.echo("recent errors:")
         for e in r["recent_errors"]:
             who = f" {e['user']}" if e["user"] else ""
-            click.echo(f"  {stamp(e['at'])} {e['level']} {e['component']}{who}: {e['message']}")
+            done = e.get("resolved")
+            fixed = f" (resolved: {done['by']}{' ' + stamp(done['at']) if done.get('at') else ''})" if done else ""
+            click.echo(f"  {stamp(e['at'])} {e['level']} {e['component']}{who}: {e['message']}{fixed}")
 
 
 def main() -> None:

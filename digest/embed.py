@@ -225,7 +225,44 @@ class Embedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-CHUNK = 64  # texts embedded (and stored) at a time: an interrupted run keeps what it did, progress can be shown
+CHUNK = 16  # texts embedded (and stored) at a time: an interrupted run keeps what it did, a stop or a due digest
+#             waits for one chunk at most (~6 s for abstracts with the default ensemble), progress can be shown
+
+
+def _missing(store: Store, embedder: Embedder, texts: Sequence[str]) -> tuple[list[str], dict[str, np.ndarray],
+                                                                                  dict[str, str]]:
+    """The texts' hashes, the vectors the store has for them, and the texts it has none for (by hash)."""
+    hashes = [content_hash(t) for t in texts]
+    found = store.get_vectors(embedder.name, set(hashes))
+    missing: dict[str, str] = {}
+    for h, t in zip(hashes, texts, strict=True):
+        if h not in found and h not in missing:
+            missing[h] = t
+    return hashes, found, missing
+
+
+def _embed_chunks(store: Store, embedder: Embedder, missing: dict[str, str], found: dict[str, np.ndarray],
+                  progress: Callable[[int, int], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> int:
+    """Embed ``missing`` chunk by chunk, storing each chunk as it is done; returns how many were embedded.
+
+    Shortest texts first, so a batch pads its texts to similar lengths (~20% faster than arrival order on
+    abstracts). ``should_stop()`` is asked before each chunk: when it says so, the rest is left for later."""
+    keys = sorted(missing, key=lambda h: len(missing[h]))
+    if keys and progress is not None:
+        progress(0, len(keys))
+    done = 0
+    for start in range(0, len(keys), CHUNK):
+        if should_stop is not None and should_stop():
+            break
+        chunk = keys[start: start + CHUNK]
+        fresh = dict(zip(chunk, embedder.encode([missing[h] for h in chunk]), strict=True))
+        store.put_vectors(embedder.name, fresh)
+        found.update(fresh)
+        done += len(chunk)
+        if progress is not None:
+            progress(done, len(keys))
+    return done
 
 
 def cached_vectors(store: Store, embedder: Embedder, texts: Sequence[str],
@@ -235,22 +272,19 @@ def cached_vectors(store: Store, embedder: Embedder, texts: Sequence[str],
     Returns the matrix and how many texts were embedded now. ``progress(done, total)`` is called before the
     first chunk and after each one when anything is missing.
     """
-    hashes = [content_hash(t) for t in texts]
-    found = store.get_vectors(embedder.name, set(hashes))
-    missing: dict[str, str] = {}
-    for h, t in zip(hashes, texts, strict=True):
-        if h not in found and h not in missing:
-            missing[h] = t
-    keys = list(missing)
-    if keys and progress is not None:
-        progress(0, len(keys))
-    for start in range(0, len(keys), CHUNK):
-        chunk = keys[start: start + CHUNK]
-        fresh = dict(zip(chunk, embedder.encode([missing[h] for h in chunk]), strict=True))
-        store.put_vectors(embedder.name, fresh)
-        found.update(fresh)
-        if progress is not None:
-            progress(start + len(chunk), len(keys))
+    hashes, found, missing = _missing(store, embedder, texts)
+    _embed_chunks(store, embedder, missing, found, progress)
     if not texts:
         return np.zeros((0, 0), dtype=np.float32), 0
     return np.stack([found[h] for h in hashes]).astype(np.float32), len(missing)
+
+
+def embed_missing(store: Store, embedder: Embedder, texts: Sequence[str], *,
+                  should_stop: Callable[[], bool] | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+    """Embed and store the texts the store has no vector for, ahead of the ranking that will need them.
+
+    ``should_stop()`` is asked between chunks (a stop, a digest due now): what is done stays stored and the rest
+    is embedded by the next call. Returns (embedded now, how many were missing)."""
+    _, found, missing = _missing(store, embedder, texts)
+    return _embed_chunks(store, embedder, missing, found, progress, should_stop), len(missing)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Secret, Settings
-from .embed import Embedder, cached_vectors
+from .embed import Embedder, cached_vectors, embed_missing
 from .errors import DeliveryError, DigestError, ParseError
 from .models import Paper, ScoredPaper, normalise_title
 from .profiles import LoadedProfiles, Profile, load_profiles, local_period
@@ -148,11 +148,15 @@ def candidate_since(settings: Settings, now: datetime | None = None) -> str:
 
 
 def embed_new(store: Store, embedder: Embedder, settings: Settings,
-              progress: Callable[[int, int], None] | None = None) -> int:
-    """Embed every recent paper once (whatever the number of users). Returns how many were embedded now;
-    ``progress(done, total)`` follows the work (see ``embed.cached_vectors``)."""
+              progress: Callable[[int, int], None] | None = None, *,
+              should_stop: Callable[[], bool] | None = None) -> tuple[int, int]:
+    """Embed every recent paper once (whatever the number of users), ahead of the digests that rank them.
+
+    Returns (embedded now, how many had no vector): fewer when ``should_stop()`` said stop between chunks (the
+    rest is embedded by the next call, or by the digest that needs it); ``progress(done, total)`` follows the
+    work (see ``embed.cached_vectors``)."""
     papers = [p for _, p in store.papers_since(candidate_since(settings))]
-    return embed_papers(store, embedder, papers, progress)[1] if papers else 0
+    return embed_missing(store, embedder, [p.text for p in papers], should_stop=should_stop, progress=progress)
 
 
 # -- rank --------------------------------------------------------------------------------------------------
@@ -210,11 +214,13 @@ def profile_anchors(store: Store, profile: Profile) -> tuple[list[Anchor], list[
     return anchors, texts, notes
 
 
-def embed_profile(store: Store, embedder: Embedder, profile: Profile) -> int:
+def embed_profile(store: Store, embedder: Embedder, profile: Profile, *,
+                  should_stop: Callable[[], bool] | None = None) -> tuple[int, int]:
     """Embed ahead of time what ranking this profile needs (seeds, library, votes): a new library of hundreds
-    of papers then costs its minutes when it is read, not at send time. Returns how many texts were new."""
+    of papers then costs its minutes when it is read, not at send time. Returns (embedded now, how many texts
+    had no vector): fewer when ``should_stop()`` said stop between chunks."""
     _, texts, _ = profile_anchors(store, profile)
-    return cached_vectors(store, embedder, texts)[1]
+    return embed_missing(store, embedder, texts, should_stop=should_stop)
 
 
 def rank_user(store: Store, embedder: Embedder, settings: Settings, profile: Profile, *,

@@ -331,6 +331,9 @@ class Daemon:
         self._reported_warnings: set[str] = set()
         self._reported_skips: set[tuple[str, str]] = set()
         self._snapshot: tuple | None = None
+        self._sends_waiting = 0                  # digests queued or running: background embedding gives way
+        self._library_backlog: set[str] = set()  # users whose library (seeds, votes) is still to embed
+        self._library_task: asyncio.Task | None = None
         self._stopped = asyncio.Event()
         self.ready = asyncio.Event()             # set once the start-up catch-up has run
         self._lock = RunLock(settings.data_path)
@@ -433,12 +436,16 @@ class Daemon:
         return await self._shutdown(web_task)
 
     async def _start_up(self) -> None:
-        """Load the model, then the start-up catch-up; then say what comes next."""
+        """Load the model, embed the papers stored meanwhile (every digest ranks them), run the start-up
+        catch-up; then say what comes next, and embed the users' libraries behind any digest that falls due."""
         if not await self._unit("model", self._load_model, fatal=True):
             return
+        # stored while the daemon was down, or left by a stop in the middle of embedding them
+        await self._unit("embed", self._embed_new, "stored papers that had no vector yet")
         await self._sweep_job()
         if self.stopping:
             return
+        self._queue_libraries(list(self.profiles))
         now = datetime.now(UTC)
         upcoming = sorted((next_undone_send(p, now, self.loop_store.last_done_period(u)), u)
                           for u, p in self.profiles.items() if not p.paused)
@@ -452,28 +459,60 @@ class Daemon:
         os.environ.setdefault("TQDM_DISABLE", "1")
         vector = self.embedder.encode(["warm-up"])  # loads the model once; every digest shares it
         log.info("job=model: %s loaded (%d dimensions)", self.embedder.name, vector.shape[1])
-        self._embed_new("papers stored while the daemon was not running")
-        self._embed_libraries(list(self.profiles))
         return True
 
-    def _embed_libraries(self, users: list[str]) -> None:
-        """Embed these users' library papers now (worker thread), so their digests only rank at send time."""
+    def _give_way(self) -> bool:
+        """Asked between chunks of background embedding: stop for a stop, and for a digest due now."""
+        return self.stopping or self._sends_waiting > 0
+
+    def _queue_libraries(self, users: Iterable[str]) -> None:
+        """Embed these users' libraries in the background: one unit at a time, behind any digest due."""
+        self._library_backlog.update(users)
+        if self._library_task is None or self._library_task.done():
+            self._library_task = asyncio.get_running_loop().create_task(self._library_job())
+
+    async def _library_job(self) -> None:
+        while self._library_backlog and not self.stopping:
+            users = sorted(self._library_backlog)
+            self._library_backlog.clear()
+            done = await self._unit("embed", self._embed_libraries, users)
+            if done is None:  # stopping, or it failed (logged): the next start or edit embeds them
+                return
+            # a digest fell due: it has the work lock now (first in line), the rest waits behind it
+            self._library_backlog.update(u for u in users if u not in done)
+
+    def _embed_libraries(self, users: list[str]) -> list[str]:
+        """Embed these users' library papers (worker thread), so their digests only rank at send time.
+        Returns the users done; it gives way between chunks to a stop or a digest due now."""
         from .pipeline import embed_profile
 
+        done = []
         for user in users:
             profile = self.profiles.get(user)
-            if self.stopping or profile is None or not profile.library_seeds:
+            if profile is None or not profile.library_seeds:
+                done.append(user)
                 continue
-            count = embed_profile(self.work_store, self.embedder, profile)
+            if self._give_way():
+                break
+            count, missing = embed_profile(self.work_store, self.embedder, profile, should_stop=self._give_way)
+            if count < missing:
+                log.info("job=embed user=%s: %d of %d new seed and library papers embedded; %s", user, count,
+                         missing, "stopping" if self.stopping else "the rest after the digest due now")
+                break
+            done.append(user)
             if count:
                 log.info("job=embed user=%s: %d new seed and library papers embedded", user, count)
+        return done
 
     def _embed_new(self, what: str) -> None:
-        """Embed new papers as they arrive (worker thread), so a digest at its send time only ranks."""
+        """Embed new papers as they arrive (worker thread), so a digest at its send time only ranks. A stop
+        ends it between chunks: what is done stays stored, the rest is embedded at the next start."""
         from .pipeline import embed_new
 
-        count = embed_new(self.work_store, self.embedder, self.settings)
-        if count:
+        count, missing = embed_new(self.work_store, self.embedder, self.settings, should_stop=lambda: self.stopping)
+        if count < missing:
+            log.info("job=embed: stopping: %d of %d %s embedded; the rest at the next start", count, missing, what)
+        elif count:
             log.info("job=embed: %d %s embedded", count, what)
 
     # -- stop ----------------------------------------------------------------------------------------------
@@ -638,8 +677,11 @@ class Daemon:
                 and (self.last_poll_started is None or self.last_poll_started < due_at)):
             # the digest includes what arrived up to its send time
             self._poll_blocking(f"before {user}'s digest")
-            if self.stopping:
-                return  # not claimed yet: the next start sends it
+        if not self.stopping:
+            # papers stored by `digest ingest` meanwhile: embedded here, where a stop can end it between chunks
+            self._embed_new("new papers")
+        if self.stopping:
+            return  # not claimed yet: the next start sends it
         local = due_at.astimezone(zoneinfo.ZoneInfo(profile.timezone))
         late = datetime.now(UTC) - due_at
         when = f"due {local:%H:%M} {profile.timezone}" + (f", {describe_delta(-late)}" if late.total_seconds() >= 60
@@ -675,7 +717,15 @@ class Daemon:
         if now - due > self.grace:
             self._report_skip(CatchUp(user, period_of(profile, due), due, now - due, send=False))
             return
-        await self._unit("send", self._deliver_blocking, user, due, user=user)
+        await self._send_unit(user, due)
+
+    async def _send_unit(self, user: str, due_at: datetime) -> None:
+        """One digest as a unit of work; background embedding gives way to it while it waits."""
+        self._sends_waiting += 1
+        try:
+            await self._unit("send", self._deliver_blocking, user, due_at, user=user)
+        finally:
+            self._sends_waiting -= 1
 
     def _report_skip(self, c: CatchUp) -> None:
         if (c.user, c.period) in self._reported_skips:
@@ -720,7 +770,7 @@ class Daemon:
             if c.late.total_seconds() >= 60:
                 log.info("job=catch-up user=%s period=%s: due %s %s (%s), within the grace window: sending now",
                          c.user, c.period, f"{local:%H:%M}", profile.timezone, describe_delta(-c.late))
-            await self._unit("send", self._deliver_blocking, c.user, c.due_at, user=c.user)
+            await self._send_unit(c.user, c.due_at)
 
     # -- profiles ------------------------------------------------------------------------------------------
     def _read_profiles(self, store: Store):
@@ -734,7 +784,11 @@ class Daemon:
             log.error("job=profiles user=%s: %s%s", user, error, keeps)
             store.log_event("ERROR", "profiles", error + keeps, user=user)
         for error in sorted(self._reported_errors - current):
-            log.info("job=profiles: fixed: %s", error.split(":", 1)[0])
+            where = error.split(":", 1)[0]
+            if Path(where).suffix == ".toml" and not Path(where).exists():
+                log.info("job=profiles: %s was removed, and its error with it", where)
+            else:
+                log.info("job=profiles: fixed: %s", where)
         self._reported_errors = current
         for warning in sorted(set(loaded.warnings) - self._reported_warnings):
             user = next((u for u, p in loaded.profiles.items() if any(warning.startswith(f"{lib}:") for lib in
@@ -767,7 +821,7 @@ class Daemon:
         new_library = [user for user, p in loaded.profiles.items()
                        if p.library_seeds and (user not in before or before[user].library_seeds != p.library_seeds)]
         if new_library and not self.stopping:
-            await self._unit("embed", self._embed_libraries, new_library)
+            self._queue_libraries(new_library)  # in the background, behind the catch-up below
         if rescheduled and not self.stopping:
             await self._sweep_job()  # a new or moved send time may already have passed today
 
@@ -870,7 +924,25 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
         users.append(entry)
     report["users"] = users
     report["profile_errors"] = errors
-    report["recent_errors"] = [{k: e[k] for k in ("at", "level", "component", "user", "message")}
+    report["recent_errors"] = [{**{k: e[k] for k in ("at", "level", "component", "user", "message")},
+                                "resolved": _resolved(store, e, errors)}
                                for e in store.recent_events(10)
                                if e["level"] in ("ERROR", "WARNING")]
     return report
+
+
+def _resolved(store: Store, event: dict, profile_errors: list[str]) -> dict | None:
+    """What has put a logged error right since, when it is known: a digest delivered after a failed send
+    ({"by": "digest sent", "at": ...}), a profile file that loads again ({"by": "the file loads now"}).
+    None when it may still stand."""
+    if event["component"] == "send" and event["user"]:
+        last = store.last_digest(event["user"])
+        if last and last["status"] in ("sent", "skipped") and (last["sent_at"] or "") > event["at"]:
+            how = "digest skipped (quiet day)" if last["status"] == "skipped" else \
+                "digest written" if last["path"] else "digest sent"
+            return {"by": how, "at": last["sent_at"]}
+    elif event["component"] == "profiles" and event["level"] == "ERROR":
+        where = event["message"].split(":", 1)[0]
+        if where.endswith(".toml") and not any(e.split(":", 1)[0] == where for e in profile_errors):
+            return {"by": "the file loads now", "at": None}
+    return None

@@ -285,11 +285,18 @@ def test_added_edited_broken_and_removed_profiles_reschedule_without_a_restart(h
         path.unlink()  # removed: no more digests
         await until(lambda: next_run("ada") is None)
 
+        ben = profiles / "ben.toml"
+        ben.write_text("email = [")  # broken, then deleted rather than fixed
+        await until(lambda: records(caplog, "ben.toml: not valid TOML"))
+        ben.unlink()
+        await until(lambda: records(caplog, "ben.toml was removed, and its error with it"))
+
     assert drive(daemon, scenario) == 0
     [error] = records(caplog, "send_at: must look like")
     assert error.levelno == logging.ERROR and "ada.toml:3: send_at" in error.getMessage()
     assert "still sending with its last good version" in error.getMessage()
-    assert records(caplog, "job=profiles: fixed:")
+    [fixed] = records(caplog, "job=profiles: fixed:")
+    assert fixed.getMessage().endswith("ada.toml")  # ben's was not fixed: his file is gone
     assert records(caplog, "job=profiles user=ada: profile removed")
     assert outbox(tmp_path) == []
 
@@ -349,6 +356,66 @@ def test_a_profile_added_after_its_send_time_gets_todays_digest_within_the_grace
             await until(lambda: outbox(tmp_path))
 
         assert drive(daemon, scenario) == 0
+    assert outbox(tmp_path) == ["ada-2024-06-03.eml"]
+
+
+def test_a_long_library_embedding_gives_way_to_a_digest_due_and_to_a_stop_and_resumes_at_the_next_start(
+        home, embedder, caplog):
+    """A new library of 94 papers takes a while to embed: a digest due meanwhile is sent between two chunks, a
+    SIGTERM stops it after the chunk at hand, and the next start embeds the rest."""
+    from digest.library import read_library
+    from digest.parse import iter_raw_messages, parse_message
+
+    tmp_path, config = home
+    caplog.set_level(logging.INFO)
+    [(_, raw)] = list(iter_raw_messages(REPO / "tests" / "fixtures" / "emails" / "hf-trending-papers.txt"))
+    papers = parse_message(raw).papers
+    library = tmp_path / "library.bib"
+    # abstracts cut to their first 300 characters: six chunks of a few seconds each
+    library.write_text("".join(f"@article{{p{i}, title = {{{p.title}}}, abstract = {{{p.abstract[:300]}}}}}\n"
+                               for i, p in enumerate(papers)))
+    write_profile(tmp_path / "profiles", "ben", send_at="18:00", library=str(library))
+    settings = load_settings(config)
+    with time_machine.travel(datetime(2024, 6, 3, 8, 0, tzinfo=UTC), tick=True):
+        store = Store(settings.db_path)
+        ingest_paths(store, [ALERT])
+        seeds = read_library(library).seeds
+        hashes = {content_hash(f"{s.title}. {s.abstract}") for s in seeds}
+        assert len(hashes) == 94
+
+        def embedded() -> int:
+            return len(store.get_vectors(embedder.name, hashes))
+
+        daemon = Daemon(settings, embedder=embedder)
+
+        async def scenario():
+            await until(lambda: embedded() > 0, timeout=120)
+            # ada's profile arrives with a send time already past today: her digest is due now
+            write_profile(tmp_path / "profiles", "ada", tz="UTC", send_at="07:45")
+            await until(lambda: outbox(tmp_path), timeout=120)
+            daemon.request_stop(signal.SIGTERM)
+
+        assert drive(daemon, scenario) == 0  # a clean stop, within the shutdown timeout (20 s)
+        assert outbox(tmp_path) == ["ada-2024-06-03.eml"]
+        [gave_way] = records(caplog, "the rest after the digest due now")
+        [sent] = records(caplog, "job=send user=ada")
+        assert caplog.records.index(gave_way) < caplog.records.index(sent)
+        [stopped] = records(caplog, "job=embed user=ben")[-1:]
+        assert stopped.getMessage().endswith("; stopping")
+        assert records(caplog, "job=stop: stopped cleanly")
+        kept = embedded()
+        assert 0 < kept < 94  # what was embedded before the stop is kept
+
+        caplog.clear()
+        restarted = Daemon(settings, embedder=embedder)
+
+        async def again():
+            await until(lambda: records(caplog, "job=embed user=ben:"), timeout=120)
+
+        assert drive(restarted, again) == 0
+    assert embedded() == 94
+    # only what was missing (the profile's interest is one more text, embedded at the first start)
+    assert records(caplog, f"job=embed user=ben: {94 - kept} new seed and library papers embedded")
     assert outbox(tmp_path) == ["ada-2024-06-03.eml"]
 
 

@@ -74,7 +74,9 @@ def test_papers_already_sent_are_never_repeated_in_the_next_digest(tmp_path):
     store = Store(settings.db_path)
     ingest_paths(store, [REPO / "sample_inbox"])
     embedder = Embedder(settings.model.name)
-    assert embed_new(store, embedder, settings) > 0
+    embedded, missing = embed_new(store, embedder, settings)
+    assert embedded == missing > 0
+    assert embed_new(store, embedder, settings) == (0, 0)  # once per paper
     profiles = list(load_user_profiles(store, settings).profiles.values())
     today = datetime.now(UTC)
     day1 = deliver_all(store, embedder, settings, profiles, outbox=tmp_path / "out", now=today)

@@ -224,6 +224,35 @@ def setup(tmp_path):
     return tmp_path, config
 
 
+def test_status_says_which_recent_errors_were_put_right_since(setup):
+    tmp_path, config = setup
+    settings = load_settings(config)
+    store = Store(settings.db_path)
+    broken = tmp_path / "profiles" / "carl.toml"
+    broken.write_text('email = "carl@example.org"\ntimezone = "Mars/Olympus"\n')
+    with time_machine.travel(datetime(2024, 3, 29, 9, 0, tzinfo=UTC), tick=False) as clock:
+        digest_id = store.claim_digest("ada", "2024-03-29")
+        store.mark_digest(digest_id, "retry", error="SMTP failed 4 times, last: 451 4.3.0 later")
+        store.log_event("ERROR", "send", "SMTP failed 4 times, last: 451 4.3.0 later", user="ada")
+        store.log_event("ERROR", "profiles", f"{tmp_path / 'profiles' / 'ben.toml'}:2: timezone: unknown", user="ben")
+        store.log_event("ERROR", "profiles", f"{broken}:2: timezone: unknown", user="carl")
+        clock.shift(timedelta(minutes=10))
+        store.mark_digest(digest_id, "sent")  # the retry went through
+        clock.shift(timedelta(minutes=10))
+        store.log_event("ERROR", "send", "SMTP failed 4 times, last: 421 too busy", user="ada")  # a later one
+        report = status_report(settings, store)
+        result = CliRunner().invoke(cli, ["--config", str(config), "status"])
+    later, carl, ben, first = report["recent_errors"]
+    assert first["resolved"] == {"by": "digest sent", "at": "2024-03-29T09:10:00+00:00"}
+    assert ben["resolved"] == {"by": "the file loads now", "at": None}  # ben.toml is fine now
+    assert carl["resolved"] is None  # carl.toml is still broken
+    assert later["resolved"] is None  # after the last digest: it may still stand
+    out = result.output
+    assert "ERROR send ada: SMTP failed 4 times, last: 451 4.3.0 later (resolved: digest sent 2024-03-29 09:10 UTC)" in out
+    assert "timezone: unknown (resolved: the file loads now)" in out
+    assert "421 too busy\n" in out
+
+
 @time_machine.travel(datetime(2024, 3, 29, 9, 0, tzinfo=UTC), tick=False)  # Friday
 def test_status_shows_each_users_next_digest_in_their_time_zone_and_utc(setup):
     tmp_path, config = setup
