@@ -36,7 +36,8 @@ __all__ = ["ParsedMessage", "parse_message", "parse_text", "iter_raw_messages"]
 
 @dataclass(frozen=True)
 class ParsedMessage:
-    kind: str | None  # 'arxiv', 'google_scholar', 'nature', 'cellpress', 'aha', 'biorxiv', 'hf', 'pubmed', 'generic'
+    kind: str | None  # 'arxiv', 'google_scholar', 'nature', 'cellpress', 'sciencedirect', 'aha', 'wiley', 'rsc',
+    #                   'biorxiv', 'hf', 'pubmed', 'generic'
     papers: list[Paper] = field(default_factory=list)
     subject: str = ""
     sender: str = ""  # bare address, lower-cased
@@ -49,6 +50,8 @@ _PARSERS: dict[str, Callable[[Body], list[Paper]]] = {
     "google_scholar": scholar.parse,
     "nature": journals.parse_nature,
     "cellpress": journals.parse_cellpress,
+    "sciencedirect": journals.parse_sciencedirect,
+    "rsc": journals.parse_rsc,
     "aha": journals.parse_aha,
     "wiley": journals.parse_wiley,
     "biorxiv": biorxiv.parse,
@@ -57,7 +60,8 @@ _PARSERS: dict[str, Callable[[Body], list[Paper]]] = {
 }
 _LABELS = {
     "arxiv": "arXiv listing", "google_scholar": "Google Scholar alert", "nature": "Nature Portfolio alert",
-    "cellpress": "Cell Press alert", "aha": "AHA Journals alert",
+    "cellpress": "Cell Press alert", "sciencedirect": "ScienceDirect alert", "rsc": "Royal Society of Chemistry alert",
+    "aha": "AHA Journals alert",
     "wiley": "Wiley Online Library alert", "biorxiv": "bioRxiv/medRxiv alert",
     "hf": "Hugging Face papers mail", "pubmed": "PubMed (My NCBI) alert",
 }
@@ -74,10 +78,11 @@ _ALERT_SUBJECT = re.compile(r"\s-\s[^-]{3,60}$|\bdaily\b.*\bmailing\b", re.I)
 _MARKERS: dict[str, Callable[[str], bool]] = {
     "arxiv": arxiv.looks_like, "google_scholar": scholar.looks_like, "biorxiv": biorxiv.looks_like,
     "nature": journals.looks_like_nature, "cellpress": journals.looks_like_cellpress,
+    "sciencedirect": journals.looks_like_sciencedirect, "rsc": journals.looks_like_rsc,
     "aha": journals.looks_like_aha, "wiley": journals.looks_like_wiley, "hf": hf.looks_like,
     "pubmed": pubmed.looks_like,
 }
-_WHOLE_DOMAIN = ("nature", "cellpress", "aha", "wiley", "hf", "pubmed")
+_WHOLE_DOMAIN = ("nature", "cellpress", "sciencedirect", "rsc", "aha", "wiley", "hf", "pubmed")
 
 
 def kind_of_sender(address: str) -> str | None:
@@ -91,6 +96,10 @@ def kind_of_sender(address: str) -> str | None:
         return "biorxiv"
     if domain.endswith(journals.NATURE_DOMAINS):
         return "nature"
+    if address in journals.SCIENCEDIRECT_SENDERS:
+        return "sciencedirect"
+    if domain.endswith(journals.RSC_DOMAINS):
+        return "rsc"
     if domain.endswith(journals.CELLPRESS_DOMAINS):
         return "cellpress"
     if domain.endswith(journals.AHA_DOMAINS):
@@ -115,8 +124,12 @@ def kind_of_content(text: str | None, html: str | None) -> str | None:
             return "aha"
         if journals.looks_like_wiley(html):
             return "wiley"
+        if journals.looks_like_sciencedirect(html):  # before Cell Press: the same click wrapper
+            return "sciencedirect"
         if journals.looks_like_cellpress(html):
             return "cellpress"
+        if journals.looks_like_rsc(html):
+            return "rsc"
     plain = text if text is not None else (html_to_text(html) if html else "")
     if arxiv.looks_like(plain):
         return "arxiv"

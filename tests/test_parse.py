@@ -943,3 +943,72 @@ def test_the_new_recognisers_do_not_claim_other_mail():
                            ("Cell Press Updates: this week", None)]:
         mail = as_mail(CRM, "Cell Press <cellpress@notification.elsevier.com>", subject)
         assert {p.venue for p in parse_message(mail).papers} == {venue}, subject
+
+
+# ---------------------------------------------------------------- ScienceDirect, RSC, and DOIs printed in a TOC (session 10)
+
+SCIENCEDIRECT = "other/sciencedirect/hydrochan-sciencedirect-aip-applied-catalysis-b-2026-04-04.html"
+RSC = "other/rsc/hydrochan-rsc-contents-alert-ees-2026-v19-i7.html"
+
+
+def test_sciencedirect_new_articles_alert():
+    parsed = parse_message(as_mail(SCIENCEDIRECT, "ScienceDirect <sciencedirect@notification.elsevier.com>",
+                                   "Applied Catalysis B: Environment and Energy: new articles"))
+    assert parsed.kind == "sciencedirect" and len(parsed.papers) == 4
+    first = parsed.papers[0]
+    assert first.title.startswith("Deciphering the Bidirectional Reconstructions and Lattice Oxygen Activation")
+    assert first.authors[:2] == ("Hongru Hao", "Jiahui Wang") and first.authors[-1] == "Bo Wei" and len(first.authors) == 10
+    assert first.url == "https://www.sciencedirect.com/science/article/pii/S0926337326003838"  # from _piikey=
+    assert first.published == "2026-04-04" and first.comments == "Research article"
+    assert first.venue == "Applied Catalysis B: Environment and Energy"
+    # core@shell chemistry is a title, not an email address; <sup>/<sub> join their word
+    assert parsed.papers[1].title.startswith("Pulsed Potential–Assisted Cuδ+-Enriched CuCo@TiO2 Enables")
+    assert parsed.papers[3].published == "2026-04-03"
+    # the body alone (forwarded without its sender) is recognised by its links
+    assert parse_text((FIXTURES / SCIENCEDIRECT).read_text(), content_type="text/html").kind == "sciencedirect"
+    # Cell Press mails come from the same domain and stay Cell Press
+    assert parse_message(as_mail(CRM, "Cell Press <cellpress@notification.elsevier.com>",
+                                 "Cell Reports Methods: January 2026")).kind == "cellpress"
+
+
+def test_rsc_contents_alert_keeps_papers_with_their_dois_and_sections_and_drops_covers_and_news():
+    parsed = parse_message(as_mail(RSC, "Energy & Environmental Science <ees@rsc.org>",
+                                   "Contents Alert for Energy & Environmental Science - 2026, Volume 19, Issue 7"))
+    assert parsed.kind == "rsc" and len(parsed.papers) == 20  # 25 items less 2 covers, a contents list, 2 back
+    titles = [p.title for p in parsed.papers]
+    assert not any("cover" in t.lower() or "contents" in t.lower() or "EES family" in t for t in titles)
+    opinion = parsed.papers[0]
+    assert opinion.title == "Workforce readiness: the missing lever for scaling climate technologies"
+    assert opinion.doi == "10.1039/d5ee07078c" and opinion.comments == "Opinion"
+    assert opinion.authors[0] == "Olga Belyanina" and opinion.authors[-1] == "Jennifer Wilcox"
+    assert opinion.venue == "Energy & Environmental Science"
+    assert parsed.papers[1].comments == "Review Article" and parsed.papers[2].comments == "Papers"
+    assert all(p.doi and p.doi.startswith("10.1039/") and p.authors for p in parsed.papers)
+
+
+def test_a_toc_that_prints_dois_as_text_is_read_by_item_without_knowing_its_sender():
+    # the RSC alert forwarded by a colleague: the generic parser, which knows no RSC markup
+    parsed = parse_message(as_mail(RSC, "A Colleague <colleague@example.org>", "Fwd: EES issue 7"))
+    assert parsed.kind == "rsc"  # still recognised by its markup
+    body = (FIXTURES / RSC).read_text().replace("ItemTitleLink", "t").replace("DOILabel", "d")
+    parsed = parse_message(html_mail(body, "A Colleague <colleague@example.org>", "Fwd: EES issue 7"))
+    assert parsed.kind == "generic" and len(parsed.papers) == 20
+    thermo = by_title(parsed.papers, "Thermodynamic inhibition of bromine-rich phase nucleation")
+    assert thermo.doi == "10.1039/d5ee06815k" and len(thermo.authors) == 24 and thermo.abstract is None
+    assert thermo.url == "https://doi.org/10.1039/D5EE06815K"  # the title's link is an opaque tracker
+    # the newsletter around the papers ("The EES family is made up of ...") is not a paper
+    assert not any("EES family" in p.title for p in parsed.papers)
+
+
+@pytest.mark.parametrize("line, names", [
+    ("Olga Belyanina, Sebastian Startz, Hélène Pilorgé and Jennifer Wilcox", 4),
+    ("Ludwig van Beethoven, Maria de la Cruz", 2),
+    ("A. Smith et al.", 1),
+    ("Energy Environ. Sci., 2026, 19, 2149", 0),          # a citation
+    ("Our premier journals are committed to publishing only the highest quality work", 0),  # a sentence
+    ("Deep learning for graphs: a survey", 0),
+])
+def test_author_lines_are_told_from_citations_and_sentences(line, names):
+    from digest.parsers.common import author_names
+
+    assert len(author_names(line)) == names

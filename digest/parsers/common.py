@@ -369,6 +369,31 @@ def split_authors(text: str | None) -> list[str]:
     return names
 
 
+# a table of contents' furniture, listed like its papers ("Issue Information", "Inside front cover", "Contents list")
+TOC_FURNITURE = re.compile(r"^(issue information|cover (image|picture)|(inside )?(front|back) cover|table of contents|"
+                           r"masthead|editorial board|contents( list)?)(\s*[-–:|(].*)?$", re.I)
+
+# name particles written in lower case ("Ludwig van Beethoven", "Maria de la Cruz")
+_PARTICLES = {"van", "von", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "la", "le", "ter", "ten",
+              "bin", "al", "el", "y", "zu", "af"}
+
+
+def author_names(text: str | None) -> list[str]:
+    """The names of a line that reads as an author list ("A. Smith, Bo Li and Hélène Pilorgé"), else [].
+
+    Every name has one to five words, each capitalised (or a particle: "van", "de"), and the line has no digits,
+    URLs, addresses or colons: a citation ("Energy Environ. Sci., 2026, 19, 2149") or a sentence is not one."""
+    text = clean_space(re.sub(r",?\s+et\.?\s*al\.?$", "", clean_space(text or "")))
+    if not text or len(text) > 3000 or re.search(r"\d|https?:|www\.|@|:|[!?]", text):
+        return []
+    names = split_authors(text)
+    for name in names:
+        words = name.split()
+        if not 1 <= len(words) <= 5 or not all(w[0].isupper() or w.lower() in _PARTICLES for w in words):
+            return []
+    return names
+
+
 LINK_WORDS = _LINK_WORDS = {
     "here", "link", "this link", "click here", "pdf", "html", "full text", "fulltext", "abstract", "view",
     "view article", "read more", "download", "doi", "arxiv", "paper", "this paper", "article", "website",
@@ -397,7 +422,8 @@ def is_meaningful_title(text: str | None) -> bool:
     text = clean_space(text)
     if text.lower().strip(" .:!»›>") in _LINK_WORDS:
         return False
-    if re.search(r"https?://|www\.|@|\b10\.\d{4,9}/", text):
+    # a URL, a DOI, an email address or a handle; not chemistry's core@shell ("CuCo@TiO2", "Au@Pt nanoparticles")
+    if re.search(r"https?://|www\.|\S@\S+\.[a-z]{2,}\b|(?:^|\s)@\w|\b10\.\d{4,9}/", text):
         return False
     if _NOT_TITLE_START.match(text) or text.endswith((":", ",")) or _MARKUP_START.match(text):
         return False

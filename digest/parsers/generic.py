@@ -2,7 +2,11 @@
 
 A found id becomes a paper only with a meaningful title (``common.is_meaningful_title``): the link text,
 else the text before the link on its line, else the previous line. So a signature with one DOI behind
-"here" gives nothing. A forwarded page of title + abstract paragraphs needs at least two such pairs.
+"here" gives nothing. A table of contents that prints each item's DOI as text and links its title to an
+opaque tracker (the Royal Society of Chemistry's, many others') is read by item: the smallest block around
+the DOI that holds a title, with the authors and abstract it shows. A forwarded page of title + abstract
+paragraphs needs at least two such pairs; when the mail's papers carry ids (three or more), paragraphs serve
+only as the abstracts of those papers, never as papers of their own (they are the newsletter around them).
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ from ..models import Paper
 from .common import (
     ARXIV_ID,
     LINK_WORDS,
+    TOC_FURNITURE,
     Body,
     arxiv_id_from_url,
     arxiv_url,
+    author_names,
     clean_lines,
     clean_space,
     doi_from_url,
@@ -28,7 +34,7 @@ from .common import (
     text_of,
     unwrap_url,
 )
-from .hf import pairs_from_blocks
+from .hf import is_abstract, pairs_from_blocks
 
 _PAPER_HOST = re.compile(
     r"(arxiv\.org/(abs|pdf)/|doi\.org/10\.|biorxiv\.org/content/|medrxiv\.org/content/|huggingface\.co/papers/|"
@@ -114,6 +120,64 @@ def _from_html(html: str) -> list[Paper]:
     return papers
 
 
+_DOI_TEXT = re.compile(r"\b10\.\d{4,9}/[^\s\"'<>]+")
+_ITEM_BLOCKS = ("div", "td", "li", "tr", "p", "table", "tbody", "section", "article", "dd")
+_TITLE_TAGS = ("a", "h1", "h2", "h3", "h4", "h5", "strong", "b")
+
+
+def _doi_in(text: str) -> set[str]:
+    return {d.rstrip(".,;)]").lower() for d in _DOI_TEXT.findall(text)}
+
+
+def _title_in(box, doi_node):
+    """The first link or heading in ``box``, before the DOI, whose text is a paper's title."""
+    for node in box.descendants:
+        if node is doi_node:
+            return None
+        if isinstance(node, Tag) and node.name in _TITLE_TAGS:
+            title = text_of(node)
+            if is_meaningful_title(title) and not TOC_FURNITURE.match(title) and not _DOI_TEXT.search(title):
+                return node
+    return None
+
+
+def _from_doi_blocks(soup) -> list[Paper]:
+    """Items of a table of contents that prints DOIs as text: per DOI, the smallest block around it that holds
+    a title (and no other DOI); the block right after the title's, when it reads as names, is the authors."""
+    papers = []
+    for node in soup.find_all(string=_DOI_TEXT):
+        if isinstance(node, Comment) or node.find_parent("a") is not None and \
+                is_meaningful_title(text_of(node.find_parent("a"))):
+            continue  # a linked title that holds a DOI-like string is the link route's
+        doi = _DOI_TEXT.search(str(node)).group(0).rstrip(".,;)]")
+        box, title = node.parent, None
+        while box is not None and box.name != "[document]":
+            if box.name in _ITEM_BLOCKS:
+                text = text_of(box)
+                if len(_doi_in(text)) > 1 or len(text) > 4000:
+                    break  # grown past the item into the list
+                title = _title_in(box, node)
+                if title is not None:
+                    break
+            box = box.parent
+        if title is None or box is None:
+            continue
+        tagged = box.select_one('[class*="uthor"], [class*="contrib"]')
+        authors = author_names(text_of(tagged)) if tagged is not None else []
+        # the block after the title's, inside the item
+        head = title if title.name in _ITEM_BLOCKS or title.parent is box else title.find_parent(_ITEM_BLOCKS)
+        after = head.find_next_sibling() if head is not None and head is not box else None
+        if not authors and after is not None:
+            authors = author_names(text_of(after))
+        prose = next((t for t in (text_of(b) for b in box.find_all(("p", "div", "td"))) if is_abstract(t)
+                      and not _DOI_TEXT.search(t) and not author_names(t)), None)
+        link = title if title.name == "a" else title.find("a", href=True)
+        target = unwrap_url(link["href"]) if link is not None and link.get("href") else None
+        paper = _make(text_of(title), None, doi, target)
+        papers.append(paper.with_(authors=tuple(authors), abstract=prose))
+    return papers
+
+
 def _from_text(text: str) -> list[Paper]:
     lines = clean_lines(text)
     papers = []
@@ -153,12 +217,24 @@ def _dedup(papers: list[Paper]) -> list[Paper]:
 
 def parse(body: Body) -> list[Paper]:
     text = body.text or (html_to_text(body.html) if body.html else "")
-    linked = _from_html(body.html) if body.html else []
-    linked += _from_text(text)
+    linked = _from_doi_blocks(soup_of(body.html)) + _from_html(body.html) if body.html else []
+    linked = _dedup(linked + _from_text(text))  # the item blocks first: they carry the authors
     pairs = pairs_from_blocks(text, source="generic")
     if len(pairs) < 2:
         pairs = []
+    by_title = {clean_space(p.title).lower(): p for p in linked}
+    if len(linked) >= 3:
+        # papers with ids: a paragraph is the abstract of one of them, or newsletter text around them
+        enriched = {}
+        for pair in pairs:
+            key = clean_space(pair.title).lower()
+            if key in by_title and not by_title[key].abstract and not author_names(pair.abstract):
+                enriched[key] = by_title[key].with_(abstract=pair.abstract)
+        return [enriched.get(clean_space(p.title).lower(), p) for p in linked]
     # prefer the richer title+abstract records, then add linked papers not already there
+    # a title followed by its author line is not a title and abstract
+    pairs = [p.with_(abstract=None, authors=tuple(author_names(p.abstract))) if author_names(p.abstract) else p
+             for p in pairs]
     titles = {clean_space(p.title).lower() for p in pairs}
     out = pairs + [p for p in linked if clean_space(p.title).lower() not in titles]
     return _dedup(out)

@@ -46,7 +46,7 @@ def looks_like(text: str) -> bool:
         re.search(r"trending papers|daily papers|byAK and the research community", text[:2000], re.I))
 
 
-def _is_abstract(block: str) -> bool:
+def is_abstract(block: str) -> bool:
     """A paragraph of prose: long, with sentences."""
     return len(block) >= 250 or (len(block) >= 120 and bool(re.search(r"[.!?]\s+[A-Z]", block))
                                  and block.rstrip().endswith((".", "!", "?", ")")))
@@ -83,7 +83,7 @@ def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
             if ids and title and not abstract:
                 ident = ids[0]
             continue
-        if _is_abstract(joined):
+        if is_abstract(joined):
             if title:
                 abstract.append(joined)
             continue

@@ -1,5 +1,6 @@
 """Journal table-of-contents and article alerts: Nature Portfolio (journal TOCs and the weekly Nature issue
-alert), Cell Press (Elsevier), AHA (Atypon) and Wiley Online Library (Atypon).
+alert), Cell Press (Elsevier), ScienceDirect (Elsevier's other journals), AHA (Atypon), Wiley Online Library
+(Atypon) and the Royal Society of Chemistry.
 
 Their links are opaque trackers except Elsevier's, so DOIs come from the visible text where the mail
 prints them (Nature ``doi:10.1038/...``, AHA ``https://doi.org/10.1161/...``); Cell Press mails show no
@@ -15,7 +16,9 @@ import re
 from ..models import Paper
 from .common import (
     DOI_RE,
+    TOC_FURNITURE,
     Body,
+    author_names,
     clean_space,
     doi_from_url,
     doi_url,
@@ -30,6 +33,9 @@ from .common import (
 
 NATURE_DOMAINS = ("nature.com", "springernature.com")
 CELLPRESS_DOMAINS = ("notification.elsevier.com",)
+# ScienceDirect's alerts come from the same domain as Cell Press's (cellpress@...), from their own address
+SCIENCEDIRECT_SENDERS = {"sciencedirect@notification.elsevier.com", "sciencedirect@elsevier.com"}
+RSC_DOMAINS = ("rsc.org",)
 AHA_DOMAINS = ("ealerts.heart.org", "heart.org")
 WILEY_DOMAINS = ("wiley.com",)
 
@@ -48,6 +54,15 @@ def looks_like_nature(html: str) -> bool:
 def looks_like_cellpress(html: str) -> bool:
     return "click.notification.elsevier.com" in html or bool(
         re.search(r"(cell\.com/[\w-]+/fulltext/S|sciencedirect\.com/science/article/pii/)", html))
+
+
+def looks_like_sciencedirect(html: str) -> bool:
+    # every link of ScienceDirect's alerts carries its campaign ("dgcid=raven_sd_aip_email", "raven_sd_search_...")
+    return "raven_sd_" in html or ("sciencedirect.com" in html and "_piikey" in html)
+
+
+def looks_like_rsc(html: str) -> bool:
+    return "ItemTitleLink" in html or ("rsc.org" in html and "DOILabel" in html)
 
 
 def looks_like_aha(html: str) -> bool:
@@ -228,6 +243,93 @@ def parse_cellpress(body: Body) -> list[Paper]:
     return list(by_pii.values())
 
 
+# ---------------------------------------------------------------- ScienceDirect
+
+_SD_PII = re.compile(r"(?:_piikey=|/pii/)(S[\dX]{16})\b", re.I)
+_SD_DATE = re.compile(r"\b(available online|publication date|published|in press|volume)\b|\b\d{4}\b", re.I)
+
+
+def parse_sciencedirect(body: Body) -> list[Paper]:
+    """ScienceDirect's alerts (new articles in a journal, a new issue, a saved search): per paper an ``<h2>``
+    link to the article (through Elsevier's click wrapper, to ``...citationSearch&_piikey=<PII>`` or
+    ``/science/article/pii/<PII>``), then a paragraph of lines: the kind ("Research article"), the date
+    ("Available Online 04 April 2026"), the authors. No DOI is printed: the article is known by its PII."""
+    if not body.html:
+        return []
+    soup = soup_of(body.html)
+    # "Alert: Applied Catalysis B: Environment and Energy" above a journal's new articles
+    heading = clean_space(text_of(soup.find("h1")))
+    m = re.match(r"(?:journal |volume |issue )?alert:\s*(.+)$", heading, re.I)
+    venue = m.group(1) if m else None
+    by_pii: dict[str, Paper] = {}
+    for a in soup.find_all("a", href=True):
+        target = unwrap_url(a["href"])
+        m = _SD_PII.search(target)
+        title = text_of(a)
+        if not m or not is_meaningful_title(title) or TOC_FURNITURE.match(title):
+            continue
+        pii = m.group(1).upper()
+        if pii in by_pii:
+            continue
+        block = a.find_parent(("h1", "h2", "h3", "h4", "p", "td")) or a
+        meta = block.find_next_sibling("p") if block.name != "td" else None
+        lines = [clean_space(x) for x in meta.get_text("\n").split("\n")] if meta is not None else []
+        lines = [x for x in lines if x]
+        dated = next((i for i, x in enumerate(lines) if _SD_DATE.search(x)), None)
+        kind = lines[0] if lines and dated != 0 and len(lines[0]) <= 40 and not author_names(lines[0]) \
+            and not re.search(r"\d", lines[0]) else None
+        authors = next((names for x in lines for names in [author_names(x)] if names and x != kind), [])
+        by_pii[pii] = Paper(
+            title=title,
+            authors=tuple(authors),
+            url=f"https://www.sciencedirect.com/science/article/pii/{pii}",
+            doi=doi_from_url(target),
+            source="sciencedirect",
+            published=iso_date(lines[dated]) if dated is not None else None,
+            venue=venue,
+            comments=kind,
+        )
+    return list(by_pii.values())
+
+
+# ---------------------------------------------------------------- Royal Society of Chemistry
+
+
+def parse_rsc(body: Body) -> list[Paper]:
+    """The Royal Society of Chemistry's contents alerts: ``div.Item`` blocks under ``div.GroupHeading``
+    sections ("Review Article", "Papers"), the title in ``a.ItemTitleLink`` (a tracker), the authors in
+    ``div.ItemAuthors`` and the DOI printed in ``div.ItemCitation`` ("Energy Environ. Sci., 2026, 19, 2106
+    DOI:10.1039/D5EE07078C"). Covers and the contents list are items too, and the news at the end has no DOI."""
+    if not body.html:
+        return []
+    soup = soup_of(body.html)
+    # "Energy & Environmental Science 2026, Volume 19, Issue 7" (the page title, and the subject's end)
+    named = text_of(soup.find("title")) or (body.subject or "")
+    m = re.match(r"(?:.*?\bcontents alert for\s+)?(.+?)(?:\s*[-–,]?\s*\b\d{4}\b.*)?$", clean_space(named), re.I)
+    venue = m.group(1).strip(" -–,") if m and m.group(1) else None
+    papers: list[Paper] = []
+    seen: set[str] = set()
+    for item in soup.select("div.Item"):
+        link = item.select_one("a.ItemTitleLink") or item.find("a", href=True)
+        title = text_of(link)
+        doi = DOI_RE.search(text_of(item.select_one(".ItemCitation")) or text_of(item))
+        if not doi or not is_meaningful_title(title) or TOC_FURNITURE.match(title) or doi.group(0).lower() in seen:
+            continue
+        seen.add(doi.group(0).lower())
+        heading = item.find_previous("div", class_="GroupHeading")
+        abbreviated = text_of(item.select_one(".ItemAbrrevTitle"))
+        papers.append(Paper(
+            title=title,
+            authors=tuple(split_authors(text_of(item.select_one(".ItemAuthors")))),
+            url=doi_url(doi.group(0)),
+            doi=doi.group(0),
+            source="rsc",
+            venue=venue or abbreviated or None,
+            comments=_section_of(heading) if heading is not None else None,
+        ))
+    return papers
+
+
 # ---------------------------------------------------------------- AHA / Atypon
 
 
@@ -268,10 +370,6 @@ def parse_aha(body: Body) -> list[Paper]:
 
 # ---------------------------------------------------------------- Wiley Online Library (Atypon)
 
-_WILEY_NOT_PAPER = re.compile(r"^(issue information|cover image|front cover|back cover|table of contents|"
-                              r"masthead|editorial board|contents)\b", re.I)
-
-
 def parse_wiley(body: Body) -> list[Paper]:
     """Wiley content alerts (Early View, new articles in an issue, issue TOC): ``div.issue-item`` blocks with
     the title in ``a.issue-item__title``, authors in ``.loa`` and "First Published: 29 September 2026" or
@@ -291,7 +389,7 @@ def parse_wiley(body: Body) -> list[Paper]:
             continue  # nested blocks: the innermost one is the item
         link = item.select_one("a.issue-item__title")
         title = text_of(link)
-        if not is_meaningful_title(title) or _WILEY_NOT_PAPER.match(title) or title.lower() in seen:
+        if not is_meaningful_title(title) or TOC_FURNITURE.match(title) or title.lower() in seen:
             continue
         seen.add(title.lower())
         names = [text_of(s).rstrip(",").strip() for s in item.select(".loa span") if s.find("span") is None]
