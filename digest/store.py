@@ -466,6 +466,17 @@ class Store:
                 out[h] = np.frombuffer(blob, dtype=np.float32)
         return out
 
+    def vector_hashes(self, model: str, hashes: set[str]) -> set[str]:
+        """Which of ``hashes`` have a vector for ``model`` (without reading the vectors)."""
+        out: set[str] = set()
+        items = list(hashes)
+        for chunk in range(0, len(items), 500):
+            part = items[chunk:chunk + 500]
+            marks = ",".join("?" * len(part))
+            out.update(h for (h,) in self.db.execute(
+                f"SELECT content_hash FROM embeddings WHERE model = ? AND content_hash IN ({marks})", [model, *part]))
+        return out
+
     def put_vectors(self, model: str, vectors: dict[str, np.ndarray]) -> None:
         with self.db.conn:
             for h, v in vectors.items():
