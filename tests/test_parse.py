@@ -1012,3 +1012,33 @@ def test_author_lines_are_told_from_citations_and_sentences(line, names):
     from digest.parsers.common import author_names
 
     assert len(author_names(line)) == names
+
+
+ACS = "other/acs/hydrochan-acs-applied-nano-materials-highlights-2026.html"
+WILEY_ISSUE = "other/wiley_atypon/hydrochan-wiley-advanced-energy-materials-16-13.html"
+
+
+def test_acs_article_alert_gives_each_article_with_its_doi_authors_and_journal():
+    parsed = parse_message(as_mail(ACS, "ACS Publications <updates@acspubs.org>",
+                                   "Recent article highlights from ACS Applied Nano Materials"))
+    assert parsed.kind == "acs" and len(parsed.papers) == 7
+    first = parsed.papers[0]
+    assert first.title.startswith("Origami Microfluidic Paper-Based Analytical Devices")
+    assert first.doi == "10.1021/acsanm.5c05445" and first.url == "https://doi.org/10.1021/acsanm.5c05445"
+    assert first.authors[0] == "Thanaporn Songsaard" and first.authors[-1] == "Purim Jarujamrus"  # ", and" split
+    assert len(first.authors) == 6 and first.venue == "ACS Applied Nano Materials"
+    assert all(p.doi.startswith("10.1021/acsanm.") and p.authors for p in parsed.papers)
+    assert parse_text((FIXTURES / ACS).read_text(), content_type="text/html").kind == "acs"
+
+
+def test_wiley_issue_alert_leaves_out_cover_pictures_and_keeps_each_papers_blurb():
+    parsed = parse_message(as_mail(WILEY_ISSUE, "Wiley Online Library <WileyOnlineLibrary@wiley.com>",
+                                   "Advanced Energy Materials, Volume 16, Issue 13"))
+    # 28 items: a Cover Picture and a Back Cover (pictures of two papers listed again below), Issue Information
+    assert parsed.kind == "wiley" and len(parsed.papers) == 25
+    assert not any("13/2026)" in p.title or p.title == "Issue Information" for p in parsed.papers)
+    assert [p.comments for p in parsed.papers[:5]] == ["Review"] * 4 + ["Research Article"]
+    review = by_title(parsed.papers, "Stage‐Specific Roles of Deep Eutectic Solvents")
+    assert review.snippet.startswith("Deep eutectic solvents (DESs) offer tunable acidity")
+    assert review.published == "2026-01-21" and review.authors[0] == "Jingxiu Wang"
+    assert all(p.snippet for p in parsed.papers)

@@ -141,7 +141,7 @@ def _title_in(box, doi_node):
     return None
 
 
-def _from_doi_blocks(soup) -> list[Paper]:
+def from_doi_blocks(soup) -> list[Paper]:
     """Items of a table of contents that prints DOIs as text: per DOI, the smallest block around it that holds
     a title (and no other DOI); the block right after the title's, when it reads as names, is the authors."""
     papers = []
@@ -164,11 +164,14 @@ def _from_doi_blocks(soup) -> list[Paper]:
             continue
         tagged = box.select_one('[class*="uthor"], [class*="contrib"]')
         authors = author_names(text_of(tagged)) if tagged is not None else []
-        # the block after the title's, inside the item
-        head = title if title.name in _ITEM_BLOCKS or title.parent is box else title.find_parent(_ITEM_BLOCKS)
-        after = head.find_next_sibling() if head is not None and head is not box else None
-        if not authors and after is not None:
-            authors = author_names(text_of(after))
+        if not authors:
+            # the first block with text after the title's: the item's child that holds the title, then its
+            # next sibling (RSC's div.ItemAuthors after div.ItemTitle; ACS's author row after the title row)
+            head = title
+            while head.parent is not None and head.parent is not box:
+                head = head.parent
+            after = next((t for t in (text_of(x) for x in head.find_next_siblings() if isinstance(x, Tag)) if t), "")
+            authors = author_names(after)
         prose = next((t for t in (text_of(b) for b in box.find_all(("p", "div", "td"))) if is_abstract(t)
                       and not _DOI_TEXT.search(t) and not author_names(t)), None)
         link = title if title.name == "a" else title.find("a", href=True)
@@ -217,7 +220,7 @@ def _dedup(papers: list[Paper]) -> list[Paper]:
 
 def parse(body: Body) -> list[Paper]:
     text = body.text or (html_to_text(body.html) if body.html else "")
-    linked = _from_doi_blocks(soup_of(body.html)) + _from_html(body.html) if body.html else []
+    linked = from_doi_blocks(soup_of(body.html)) + _from_html(body.html) if body.html else []
     linked = _dedup(linked + _from_text(text))  # the item blocks first: they carry the authors
     pairs = pairs_from_blocks(text, source="generic")
     if len(pairs) < 2:

@@ -1,6 +1,6 @@
 """Journal table-of-contents and article alerts: Nature Portfolio (journal TOCs and the weekly Nature issue
 alert), Cell Press (Elsevier), ScienceDirect (Elsevier's other journals), AHA (Atypon), Wiley Online Library
-(Atypon) and the Royal Society of Chemistry.
+(Atypon), the Royal Society of Chemistry and ACS Publications.
 
 Their links are opaque trackers except Elsevier's, so DOIs come from the visible text where the mail
 prints them (Nature ``doi:10.1038/...``, AHA ``https://doi.org/10.1161/...``); Cell Press mails show no
@@ -30,12 +30,14 @@ from .common import (
     text_of,
     unwrap_url,
 )
+from .generic import from_doi_blocks
 
 NATURE_DOMAINS = ("nature.com", "springernature.com")
 CELLPRESS_DOMAINS = ("notification.elsevier.com",)
 # ScienceDirect's alerts come from the same domain as Cell Press's (cellpress@...), from their own address
 SCIENCEDIRECT_SENDERS = {"sciencedirect@notification.elsevier.com", "sciencedirect@elsevier.com"}
 RSC_DOMAINS = ("rsc.org",)
+ACS_DOMAINS = ("acspubs.org", "acs.org")
 AHA_DOMAINS = ("ealerts.heart.org", "heart.org")
 WILEY_DOMAINS = ("wiley.com",)
 
@@ -63,6 +65,11 @@ def looks_like_sciencedirect(html: str) -> bool:
 
 def looks_like_rsc(html: str) -> bool:
     return "ItemTitleLink" in html or ("rsc.org" in html and "DOILabel" in html)
+
+
+def looks_like_acs(html: str) -> bool:
+    # ACS's campaign links (app.acspubs.org) and its DOIs (10.1021/...) printed in the mail
+    return ("acspubs.org" in html or "pubs.acs.org" in html) and "10.1021/" in html
 
 
 def looks_like_aha(html: str) -> bool:
@@ -330,6 +337,24 @@ def parse_rsc(body: Body) -> list[Paper]:
     return papers
 
 
+# ---------------------------------------------------------------- ACS Publications
+
+
+def parse_acs(body: Body) -> list[Paper]:
+    """ACS Publications' article alerts ("Recent article highlights from ACS Applied Nano Materials", ASAP and
+    issue alerts): per article a table of rows (title linked to a tracker, authors, "DOI: 10.1021/..."), read by
+    the item reader for tables of contents that print their DOIs (``generic.from_doi_blocks``)."""
+    if not body.html:
+        return []
+    soup = soup_of(body.html)
+    # "Recent article highlights from ACS Applied Nano Materials" (heading and subject), or "ACS Nano: ASAP"
+    named = clean_space(text_of(soup.find("h1")) or body.subject or "")
+    m = re.search(r"\bfrom\s+(.+)$", named) or re.match(
+        r"(.+?)(?::\s*(?:asap|just accepted|latest|new)\b|,\s*volume\b)", _FORWARD_PREFIX.sub("", named), re.I)
+    venue = m.group(1).strip() if m else None
+    return [p.with_(source="acs", venue=p.venue or venue) for p in from_doi_blocks(soup)]
+
+
 # ---------------------------------------------------------------- AHA / Atypon
 
 
@@ -395,12 +420,16 @@ def parse_wiley(body: Body) -> list[Paper]:
         names = [text_of(s).rstrip(",").strip() for s in item.select(".loa span") if s.find("span") is None]
         names = [n for n in names if n] or split_authors(text_of(item.select_one(".loa")))
         meta = text_of(item.select_one("p.rlist--inline"))
-        heading = item.select_one(".toc__heading") or item.find_previous(
+        heading = item.select_one(".toc__heading") or item.find_previous(class_="toc__heading") or item.find_previous(
             lambda t: t.name in ("p", "h2", "h3", "h4") and text_of(t).isupper() and len(text_of(t)) <= 60)
+        if heading is not None and TOC_FURNITURE.match(text_of(heading)):
+            continue  # "Cover Picture", "Back Cover": a picture of a paper listed below as itself
         href = unwrap_url(link["href"]) if link is not None and link.get("href") else None
+        blurb = item.select_one(".toc-item__abstract p, .abstract-preview p, .abstract-preview__text")
         papers.append(Paper(
             title=title,
             authors=tuple(names),
+            snippet=text_of(blurb) or None,
             url=strip_tracking(href) if href else None,
             doi=doi_from_url(href),
             source="wiley",
