@@ -37,7 +37,7 @@ __all__ = ["ParsedMessage", "parse_message", "parse_text", "iter_raw_messages"]
 @dataclass(frozen=True)
 class ParsedMessage:
     kind: str | None  # 'arxiv', 'google_scholar', 'nature', 'cellpress', 'sciencedirect', 'aha', 'wiley', 'rsc',
-    #                   'acs', 'biorxiv', 'hf', 'pubmed', 'generic'
+    #                   'acs', 'aaas', 'biorxiv', 'hf', 'pubmed', 'generic'
     papers: list[Paper] = field(default_factory=list)
     subject: str = ""
     sender: str = ""  # bare address, lower-cased
@@ -53,6 +53,7 @@ _PARSERS: dict[str, Callable[[Body], list[Paper]]] = {
     "sciencedirect": journals.parse_sciencedirect,
     "rsc": journals.parse_rsc,
     "acs": journals.parse_acs,
+    "aaas": journals.parse_aaas,
     "aha": journals.parse_aha,
     "wiley": journals.parse_wiley,
     "biorxiv": biorxiv.parse,
@@ -62,7 +63,7 @@ _PARSERS: dict[str, Callable[[Body], list[Paper]]] = {
 _LABELS = {
     "arxiv": "arXiv listing", "google_scholar": "Google Scholar alert", "nature": "Nature Portfolio alert",
     "cellpress": "Cell Press alert", "sciencedirect": "ScienceDirect alert", "rsc": "Royal Society of Chemistry alert",
-    "acs": "ACS Publications alert",
+    "acs": "ACS Publications alert", "aaas": "Science (AAAS) alert",
     "aha": "AHA Journals alert",
     "wiley": "Wiley Online Library alert", "biorxiv": "bioRxiv/medRxiv alert",
     "hf": "Hugging Face papers mail", "pubmed": "PubMed (My NCBI) alert",
@@ -81,10 +82,11 @@ _MARKERS: dict[str, Callable[[str], bool]] = {
     "arxiv": arxiv.looks_like, "google_scholar": scholar.looks_like, "biorxiv": biorxiv.looks_like,
     "nature": journals.looks_like_nature, "cellpress": journals.looks_like_cellpress,
     "sciencedirect": journals.looks_like_sciencedirect, "rsc": journals.looks_like_rsc, "acs": journals.looks_like_acs,
+    "aaas": journals.looks_like_aaas,
     "aha": journals.looks_like_aha, "wiley": journals.looks_like_wiley, "hf": hf.looks_like,
     "pubmed": pubmed.looks_like,
 }
-_WHOLE_DOMAIN = ("nature", "cellpress", "sciencedirect", "rsc", "acs", "aha", "wiley", "hf", "pubmed")
+_WHOLE_DOMAIN = ("nature", "cellpress", "sciencedirect", "rsc", "acs", "aaas", "aha", "wiley", "hf", "pubmed")
 
 
 def kind_of_sender(address: str) -> str | None:
@@ -104,6 +106,8 @@ def kind_of_sender(address: str) -> str | None:
         return "rsc"
     if domain.endswith(journals.ACS_DOMAINS):
         return "acs"
+    if domain.endswith(journals.AAAS_DOMAINS):
+        return "aaas"
     if domain.endswith(journals.CELLPRESS_DOMAINS):
         return "cellpress"
     if domain.endswith(journals.AHA_DOMAINS):
@@ -136,6 +140,8 @@ def kind_of_content(text: str | None, html: str | None) -> str | None:
             return "rsc"
         if journals.looks_like_acs(html):
             return "acs"
+        if journals.looks_like_aaas(html):
+            return "aaas"
     plain = text if text is not None else (html_to_text(html) if html else "")
     if arxiv.looks_like(plain):
         return "arxiv"

@@ -29,7 +29,8 @@ from .models import Paper, ScoredPaper
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SOURCE_NAMES = {"arxiv": "arXiv", "google_scholar": "Google Scholar", "hf": "Hugging Face", "nature": "Nature",
                 "cellpress": "Cell Press", "sciencedirect": "ScienceDirect",
-                "rsc": "Royal Society of Chemistry", "acs": "ACS Publications", "aha": "AHA Journals", "wiley": "Wiley Online Library", "biorxiv": "bioRxiv",
+                "rsc": "Royal Society of Chemistry", "acs": "ACS Publications", "aaas": "AAAS",
+                "aha": "AHA Journals", "wiley": "Wiley Online Library", "biorxiv": "bioRxiv",
                 "pubmed": "PubMed", "generic": "email"}
 TEXT_LIMIT = 280  # characters of abstract/snippet per item: three or four lines on a desktop, a glance on a phone
 TITLE_LIMIT = 300  # a "title" longer than this is a parser accident, not something to show in full
@@ -107,7 +108,7 @@ def paper_url(paper: Paper) -> str:
 _PLAIN_KINDS = {"article", "articles", "research article", "research articles", "original article", "original articles",
                 "original research", "research", "new online", "research paper", "research papers", "paper",
                 "papers", "full paper", "full papers"}
-_JOURNAL_SOURCES = {"nature", "cellpress", "sciencedirect", "rsc", "acs", "aha", "wiley"}
+_JOURNAL_SOURCES = {"nature", "cellpress", "sciencedirect", "rsc", "acs", "aaas", "aha", "wiley"}
 
 
 def where_line(paper: Paper, sources: Sequence[str]) -> str:

@@ -1042,3 +1042,26 @@ def test_wiley_issue_alert_leaves_out_cover_pictures_and_keeps_each_papers_blurb
     assert review.snippet.startswith("Deep eutectic solvents (DESs) offer tunable acidity")
     assert review.published == "2026-01-21" and review.authors[0] == "Jingxiu Wang"
     assert all(p.snippet for p in parsed.papers)
+
+
+SCIENCE_ADVANCES = "other/aaas/hydrochan-science-advances-toc-12-14-TRUNCATED-first-13-items.html"
+
+
+def test_science_advances_toc_items_by_their_byline_without_dois():
+    parsed = parse_message(as_mail(SCIENCE_ADVANCES, "Science <alerts@aaas.sciencepubs.org>",
+                                   "Science Advances: Volume 12 | Issue 14 | 3 Apr 2026"))
+    assert parsed.kind == "aaas" and len(parsed.papers) == 13  # the sponsored block has no byline: not a paper
+    assert not any("Economic impact" in p.title for p in parsed.papers)
+    focus = parsed.papers[0]
+    assert focus.title == "Multiroute pathogen transmission is different" and focus.comments == "Focus"
+    assert focus.authors == ("Samuel V. Scarpino",) and focus.snippet is None
+    mpox = by_title(parsed.papers, "Dynamic shift in the dominant transmission route of clade Ib monkeypox")
+    assert mpox.authors == ("Fuminari Miura", "Ka Yin Leung")  # "By ..., <i>et al.</i>"
+    assert mpox.comments == "Research Article" and mpox.categories == ("Epidemiology",)
+    assert mpox.snippet.startswith("During an mpox outbreak") and mpox.venue == "Science Advances"
+    # "CO<sub><!--[if mso]></sub><sub><![endif]-->2</sub>": the Outlook comment is not text
+    assert by_title(parsed.papers, "Global mapping").title.endswith("transportation CO2 emissions")
+    assert by_title(parsed.papers, "Selective vulnerability").categories == ("Diseases and Disorders",)
+    # the body alone: recognised by its links, the journal from its masthead
+    alone = parse_text((FIXTURES / SCIENCE_ADVANCES).read_text(), content_type="text/html")
+    assert alone.kind == "aaas" and alone.papers[0].venue == "Science Advances"

@@ -1,6 +1,6 @@
 """Journal table-of-contents and article alerts: Nature Portfolio (journal TOCs and the weekly Nature issue
 alert), Cell Press (Elsevier), ScienceDirect (Elsevier's other journals), AHA (Atypon), Wiley Online Library
-(Atypon), the Royal Society of Chemistry and ACS Publications.
+(Atypon), the Royal Society of Chemistry, ACS Publications and the AAAS (Science, Science Advances, ...).
 
 Their links are opaque trackers except Elsevier's, so DOIs come from the visible text where the mail
 prints them (Nature ``doi:10.1038/...``, AHA ``https://doi.org/10.1161/...``); Cell Press mails show no
@@ -38,6 +38,7 @@ CELLPRESS_DOMAINS = ("notification.elsevier.com",)
 SCIENCEDIRECT_SENDERS = {"sciencedirect@notification.elsevier.com", "sciencedirect@elsevier.com"}
 RSC_DOMAINS = ("rsc.org",)
 ACS_DOMAINS = ("acspubs.org", "acs.org")
+AAAS_DOMAINS = ("sciencepubs.org", "aaas.org", "science.org")
 AHA_DOMAINS = ("ealerts.heart.org", "heart.org")
 WILEY_DOMAINS = ("wiley.com",)
 
@@ -70,6 +71,10 @@ def looks_like_rsc(html: str) -> bool:
 def looks_like_acs(html: str) -> bool:
     # ACS's campaign links (app.acspubs.org) and its DOIs (10.1021/...) printed in the mail
     return ("acspubs.org" in html or "pubs.acs.org" in html) and "10.1021/" in html
+
+
+def looks_like_aaas(html: str) -> bool:
+    return "aaas.sciencepubs.org" in html
 
 
 def looks_like_aha(html: str) -> bool:
@@ -353,6 +358,62 @@ def parse_acs(body: Body) -> list[Paper]:
         r"(.+?)(?::\s*(?:asap|just accepted|latest|new)\b|,\s*volume\b)", _FORWARD_PREFIX.sub("", named), re.I)
     venue = m.group(1).strip() if m else None
     return [p.with_(source="acs", venue=p.venue or venue) for p in from_doi_blocks(soup)]
+
+
+# ---------------------------------------------------------------- AAAS: Science and its family
+
+_BYLINE = re.compile(r"^\s*by\s+(?=\S)", re.I)
+_SCIENCE_TITLE = re.compile(r"\b(Science(?:\s+(?:Advances|Immunology|Robotics|Signaling|Translational Medicine))?)\b")
+_SMALL_WORDS = {"and", "of", "the", "in", "for", "on", "to", "a", "an"}
+
+
+def _headline_case(text: str) -> str:
+    """"DISEASES AND DISORDERS" -> "Diseases and Disorders"."""
+    words = text.lower().split()
+    return " ".join(w if i and w in _SMALL_WORDS else w[:1].upper() + w[1:] for i, w in enumerate(words))
+
+
+def parse_aaas(body: Body) -> list[Paper]:
+    """The AAAS journals' table-of-contents mails (Science, Science Advances, ...): per item a row with the kind
+    and subject ("Research Article | EPIDEMIOLOGY"), a row with the title linked through an encrypted tracker
+    (no DOI anywhere), a byline row ("By Fuminari Miura, Ka Yin Leung, et al."), then the one-sentence
+    summary. Items are found by their byline, so sponsored blocks (no byline) are left out."""
+    if not body.html:
+        return []
+    soup = soup_of(body.html)
+    named = _SCIENCE_TITLE.search(_FORWARD_PREFIX.sub("", body.subject or "")) or next(
+        (m for img in soup.find_all("img", alt=True) for m in [_SCIENCE_TITLE.fullmatch(img["alt"].strip())] if m),
+        None)
+    venue = named.group(1) if named else None
+    papers: list[Paper] = []
+    seen: set[str] = set()
+    for row in soup.find_all("tr"):
+        cells = row.find_all("td", recursive=False)
+        byline = text_of(cells[0]) if len(cells) == 1 else ""
+        if not _BYLINE.match(byline) or len(byline) > 2000:
+            continue
+        title_row = row.find_previous_sibling("tr")
+        link = title_row.find("a", href=True) if title_row is not None else None
+        title = text_of(link)
+        if not is_meaningful_title(title) or title.lower() in seen:
+            continue
+        seen.add(title.lower())
+        kicker = title_row.find_previous_sibling("tr")
+        labels = [t for t in (text_of(s) for s in kicker.find_all("span")) if t.strip("|")] \
+            if kicker is not None else []
+        after = row.find_next_sibling("tr")
+        summary = text_of(after) if after is not None and after.find("a") is None else ""
+        papers.append(Paper(
+            title=title,
+            authors=tuple(split_authors(_BYLINE.sub("", byline))),
+            snippet=summary or None,
+            url=strip_tracking(unwrap_url(link["href"])),
+            source="aaas",
+            venue=venue,
+            comments=labels[0] if labels else None,
+            categories=tuple(_headline_case(x) for x in labels[1:2]),
+        ))
+    return papers
 
 
 # ---------------------------------------------------------------- AHA / Atypon
