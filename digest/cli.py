@@ -600,7 +600,8 @@ def votes(ctx: click.Context, user: str, history: bool, bib: bool) -> None:
     for pid, value, at, via in rows:
         paper = papers.get(store.resolve_id(pid))
         title = " ".join(paper.title.split()) if paper else f"({pid}: no longer in the store)"
-        click.echo(f"  {marks[value]:4} {(at or '')[:16].replace('T', ' ')}  {via:5}  {title[:90]}")
+        title = title if len(title) <= 90 else title[:89].rstrip() + "…"
+        click.echo(f"  {marks[value]:4} {(at or '')[:16].replace('T', ' ')}  {via:5}  {title}")
     pause = store.pause_of(user)
     if pause:
         since = pause["paused_at"][:16].replace("T", " ")
@@ -667,9 +668,10 @@ def run(ctx: click.Context) -> None:
 
         digest --config /etc/digest/config.toml --data-dir /var/lib/digest run
     """
-    from .schedule import run_daemon
+    from .schedule import preflight, run_daemon
 
     settings = _settings(ctx)
+    preflight(settings)  # a refused start leaves nothing behind (no new data directory, database or key)
     sys.exit(run_daemon(settings, **_daemon_parts(settings)))
 
 

@@ -172,6 +172,27 @@ class UserRanking:
         return self.paper_ids.get(id(paper), paper.id)
 
 
+def earlier_names(store: Store, profile: Profile) -> list[str]:
+    """Other users whose last good profile named this profile's address: the same reader under an earlier file
+    name (``dan.toml`` renamed ``eve.toml``). Their digests, sent papers and votes count as this user's, so a
+    renamed profile neither gets the day's digest twice nor papers it was sent, and keeps what it taught.
+    (Two current profiles never share an address: ``load_profiles`` refuses the second.)"""
+    import tomllib
+
+    email = profile.email.lower()
+    names = []
+    for user, text in store.profile_texts().items():
+        if user == profile.user:
+            continue
+        try:
+            named = tomllib.loads(text.lstrip("\ufeff")).get("email")
+        except tomllib.TOMLDecodeError:
+            continue
+        if isinstance(named, str) and named.strip().lower() == email:
+            names.append(user)
+    return names
+
+
 def profile_anchors(store: Store, profile: Profile) -> tuple[list[Anchor], list[str], list[str]]:
     """What the user said (facets, seeds) and taught (votes), as anchors with the text to embed for each."""
     anchors, texts, notes = [], [], []
@@ -204,6 +225,9 @@ def profile_anchors(store: Store, profile: Profile) -> tuple[list[Anchor], list[
         else:
             texts.append(f"{seed.title}. {seed.abstract}" if seed.abstract else seed.title)
     votes = store.votes(profile.user)
+    voted_here = {v.paper_id for v in votes}
+    for earlier in earlier_names(store, profile):  # what the reader taught under an earlier file name
+        votes += [v for v in store.votes(earlier) if v.paper_id not in voted_here]
     voted = store.get_papers([v.paper_id for v in votes])
     for vote in votes:
         paper = voted.get(store.resolve_id(vote.paper_id))
@@ -229,7 +253,8 @@ def rank_user(store: Store, embedder: Embedder, settings: Settings, profile: Pro
     """Rank this user's candidates: recent papers never sent to them. ``progress`` follows the embedding of
     what is new (a library's first read, papers not embedded yet)."""
     candidates = store.candidate_papers(profile.user, candidate_since(settings, now),
-                                        replacements=settings.ranking.include_replacements)
+                                        replacements=settings.ranking.include_replacements,
+                                        also_sent_to=earlier_names(store, profile))
     anchors, texts, notes = profile_anchors(store, profile)
     anchor_vecs, embedded = cached_vectors(store, embedder, texts, progress)
     if embedded > 20:  # a library's first read: say where the time went (each text is embedded once)
@@ -368,6 +393,15 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
         return Delivery(profile.user, "dry-run", len(context["items"]), subject=rendered.subject, to=profile.email,
                         titles=tuple(i["title"] for i in context["items"]))
     digest_id = store.claim_digest(profile.user, period)
+    if digest_id is not None:
+        for earlier in earlier_names(store, profile):
+            row = store.digest_for(earlier, period)
+            if row is not None and row["status"] in ("sent", "skipped"):
+                # the same address had this day's digest under an earlier file name: not a second one today
+                note = (f"{profile.email} already had the {period} digest as user {earlier!r} (the same address in "
+                        f"an earlier profile file); the next digest is {profile.user}'s")
+                store.mark_digest(digest_id, "skipped", error=note)
+                return Delivery(profile.user, "already", row["n_items"] or 0, error=note, to=profile.email)
     if digest_id is None:
         row = store.digest_for(profile.user, period)
         if row["status"] in DIGEST_DONE:

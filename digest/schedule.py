@@ -288,6 +288,33 @@ def _one_line(exc: BaseException) -> str:
 
 
 # -- the daemon ---------------------------------------------------------------------------------------------
+def _bind(settings: Settings) -> socket.socket:
+    host, port = settings.web.host, settings.web.port
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        raise ConfigError(f"web: cannot listen on {host}:{port} ({exc.strerror or exc}); set web.port to a "
+                          "free port, or web.enabled = false to run without the feedback server") from None
+    return sock
+
+
+def preflight(settings: Settings, *, port: bool = True) -> None:
+    """What stops `digest run` before it starts, checked before anything is created (a data directory, its
+    database, the link-signing key): nowhere to deliver, no profiles directory, the feedback port in use."""
+    if not settings.outbox and not settings.smtp.host:
+        where = "the built-in defaults (no config.toml)" if settings.source == "(defaults)" else settings.source
+        raise ConfigError(f"smtp.host is not set in {where}, so digests cannot be sent; set [smtp] host "
+                          '(see config.example.toml), or outbox = "data/outbox" to write them to files')
+    if not settings.profiles_path.is_dir():
+        raise ConfigError(f"{settings.profiles_path}: profiles directory not found; create it or set "
+                          f"profiles_dir in {settings.source} (an absolute path is safest for a service)")
+    if port and settings.web.enabled:
+        _bind(settings).close()
+
+
 PollFn = Callable[..., Any]  # poll(store, settings, *, stop: threading.Event) -> report (ingest.poll_all)
 WaitFn = Callable[..., Any]  # wait(settings, timeout, *, stop, since: last report) -> bool (ingest.idle_wait)
 
@@ -334,6 +361,8 @@ class Daemon:
         self._sends_waiting = 0                  # digests queued or running: background embedding gives way
         self._library_backlog: set[str] = set()  # users whose library (seeds, votes) is still to embed
         self._library_task: asyncio.Task | None = None
+        self._sweep_task: asyncio.Task | None = None  # a catch-up asked for by a profile change
+        self._sweep_again = False
         self._stopped = asyncio.Event()
         self.ready = asyncio.Event()             # set once the start-up catch-up has run
         self._lock = RunLock(settings.data_path)
@@ -356,14 +385,7 @@ class Daemon:
 
     # -- start ---------------------------------------------------------------------------------------------
     def _load_profiles_initial(self) -> None:
-        if not self.settings.outbox and not self.settings.smtp.host:
-            where = "the built-in defaults (no config.toml)" if self.settings.source == "(defaults)" \
-                else self.settings.source
-            raise ConfigError(f"smtp.host is not set in {where}, so digests cannot be sent; set [smtp] host "
-                              '(see config.example.toml), or outbox = "data/outbox" to write them to files')
-        if not self.settings.profiles_path.is_dir():
-            raise ConfigError(f"{self.settings.profiles_path}: profiles directory not found; create it or set "
-                              f"profiles_dir in {self.settings.source} (an absolute path is safest for a service)")
+        preflight(self.settings, port=False)
         # taken before the read, so a change during it is seen (the profiles' library files are not known yet:
         # the first watch reads the profiles once more, with the libraries from their cache)
         self._snapshot = profiles_snapshot(self.settings.profiles_path)
@@ -372,16 +394,7 @@ class Daemon:
 
     def _bind_web(self) -> socket.socket:
         """Bind the feedback port now, so a port in use stops the start with a clear message."""
-        host, port = self.settings.web.host, self.settings.web.port
-        try:
-            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-        except OSError as exc:
-            raise ConfigError(f"web: cannot listen on {host}:{port} ({exc.strerror or exc}); set web.port to a "
-                              "free port, or web.enabled = false to run without the feedback server") from None
-        return sock
+        return _bind(self.settings)
 
     def _report_unfinished(self) -> None:
         """Say which digests a dead run left half done; the catch-up takes their claims over and sends them."""
@@ -401,10 +414,12 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig)
         # one line per event: APScheduler's per-run lines would drown ours, and the poller's own summary line
-        # repeats the one we log with the job's reason (its warnings and errors still show)
+        # repeats the one we log with the job's reason (its other warnings and errors still show)
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         if not log.isEnabledFor(logging.DEBUG):
             logging.getLogger("digest.ingest").setLevel(logging.WARNING)
+            # the pass's summary, failed or not, is the job=poll line below; the poller's own copy would repeat it
+            logging.getLogger("digest.ingest.summary").setLevel(logging.ERROR)
         s = self.settings
         log.info("job=start: data %s, profiles %s, config %s", s.db_path.resolve(), s.profiles_path.resolve(),
                  s.source)
@@ -483,7 +498,9 @@ class Daemon:
 
     def _embed_libraries(self, users: list[str]) -> list[str]:
         """Embed these users' library papers (worker thread), so their digests only rank at send time.
-        Returns the users done; it gives way between chunks to a stop or a digest due now."""
+        Returns the users done; it gives way between chunks to a stop or a digest due now. The log counts
+        "profile texts": everything ranking embeds for the profile (interests, seeds, library and voted papers),
+        so more than `digest check`'s count of seeds and library papers."""
         from .pipeline import embed_profile
 
         done = []
@@ -496,12 +513,12 @@ class Daemon:
                 break
             count, missing = embed_profile(self.work_store, self.embedder, profile, should_stop=self._give_way)
             if count < missing:
-                log.info("job=embed user=%s: %d of %d new seed and library papers embedded; %s", user, count,
+                log.info("job=embed user=%s: %d of %d new profile texts embedded; %s", user, count,
                          missing, "stopping" if self.stopping else "the rest after the digest due now")
                 break
             done.append(user)
             if count:
-                log.info("job=embed user=%s: %d new seed and library papers embedded", user, count)
+                log.info("job=embed user=%s: %d new profile texts embedded", user, count)
         return done
 
     def _embed_new(self, what: str) -> None:
@@ -772,6 +789,20 @@ class Daemon:
                          c.user, c.period, f"{local:%H:%M}", profile.timezone, describe_delta(-c.late))
             await self._send_unit(c.user, c.due_at)
 
+    def _request_sweep(self) -> None:
+        """A catch-up in the background: the profile watcher goes on watching while its digests go out (a slow
+        SMTP server would otherwise stall it, and APScheduler would warn every two seconds)."""
+        if self._sweep_task is not None and not self._sweep_task.done():
+            self._sweep_again = True  # the running one may have read the profiles before this change
+            return
+        self._sweep_task = asyncio.get_running_loop().create_task(self._sweep_until_settled())
+
+    async def _sweep_until_settled(self) -> None:
+        self._sweep_again = True
+        while self._sweep_again and not self.stopping:
+            self._sweep_again = False
+            await self._sweep_job()
+
     # -- profiles ------------------------------------------------------------------------------------------
     def _read_profiles(self, store: Store):
         """Load profiles with the last good text of broken files; log each new error once."""
@@ -823,7 +854,7 @@ class Daemon:
         if new_library and not self.stopping:
             self._queue_libraries(new_library)  # in the background, behind the catch-up below
         if rescheduled and not self.stopping:
-            await self._sweep_job()  # a new or moved send time may already have passed today
+            self._request_sweep()  # a new or moved send time may already have passed today
 
     def _apply_profiles(self, profiles: Mapping[str, Profile], *, initial: bool = False) -> bool:
         """Add, move or remove send jobs to match ``profiles``. Returns True if any send time changed."""

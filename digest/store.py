@@ -371,14 +371,18 @@ class Store:
         rows = self.db.query("SELECT * FROM papers WHERE first_seen >= ? ORDER BY first_seen, id", [since])
         return [(r["id"], self._row_to_paper(r)) for r in rows]
 
-    def candidate_papers(self, user: str, since: str, *, replacements: bool = False) -> list[tuple[str, Paper]]:
-        """Papers first seen since ``since`` that were never sent to ``user``. A paper first seen in an arXiv
-        listing's replacements section (a revised version of an older paper) is left out unless
-        ``replacements``: it is not news, and the listing carries no abstract for it."""
+    def candidate_papers(self, user: str, since: str, *, replacements: bool = False,
+                         also_sent_to: Sequence[str] = ()) -> list[tuple[str, Paper]]:
+        """Papers first seen since ``since`` that were never sent to ``user`` (nor to the users in
+        ``also_sent_to``: earlier names of the same reader). A paper first seen in an arXiv listing's
+        replacements section (a revised version of an older paper) is left out unless ``replacements``: it is
+        not news, and the listing carries no abstract for it."""
         skip = _not_replaced(replacements)
+        users = [user, *also_sent_to]
+        marks = ",".join("?" * len(users))
         rows = self.db.query(
             f"SELECT * FROM papers WHERE first_seen >= ? {skip}AND id NOT IN "
-            "(SELECT paper_id FROM sent_papers WHERE user = ?) ORDER BY first_seen, id", [since, user])
+            f"(SELECT paper_id FROM sent_papers WHERE user IN ({marks})) ORDER BY first_seen, id", [since, *users])
         return [(r["id"], self._row_to_paper(r)) for r in rows]
 
     def random_papers(self, n: int, exclude: Iterable[str] = (), *, seed: int = 0) -> list[tuple[str, Paper]]:

@@ -323,7 +323,7 @@ def test_an_edited_or_broken_library_file_reaches_the_running_daemon_and_is_repo
         await until(lambda: len(titles()) == 2)
         await until(lambda: records(caplog, "has no title"))
         # the new entry is embedded when the library is read, long before a send time
-        await until(lambda: records(caplog, "job=embed user=ada: 1 new seed and library papers embedded"))
+        await until(lambda: records(caplog, "job=embed user=ada: 1 new profile texts embedded"))
         new_text = "Code2vec: learning distributed representations of code"
         assert daemon.loop_store.get_vectors(embedder.name, {content_hash(new_text)})
         library.write_text("half-written export\n")
@@ -334,7 +334,7 @@ def test_an_edited_or_broken_library_file_reaches_the_running_daemon_and_is_repo
     assert drive(daemon, scenario) == 0
     assert records(caplog, "job=profiles user=ada: profile updated")
     # at start: the profile's interest and the library's first entry, once
-    assert len(records(caplog, "job=embed user=ada: 2 new seed and library papers embedded")) == 1
+    assert len(records(caplog, "job=embed user=ada: 2 new profile texts embedded")) == 1
     [warning] = records(caplog, "has no title")
     assert warning.levelno == logging.WARNING and f"{library}:3: @article{{c}} has no title" in warning.getMessage()
     [error] = records(caplog, "no BibTeX entry with a title found")
@@ -415,7 +415,7 @@ def test_a_long_library_embedding_gives_way_to_a_digest_due_and_to_a_stop_and_re
         assert drive(restarted, again) == 0
     assert embedded() == 94
     # only what was missing (the profile's interest is one more text, embedded at the first start)
-    assert records(caplog, f"job=embed user=ben: {94 - kept} new seed and library papers embedded")
+    assert records(caplog, f"job=embed user=ben: {94 - kept} new profile texts embedded")
     assert outbox(tmp_path) == ["ada-2024-06-03.eml"]
 
 

@@ -422,3 +422,28 @@ def test_digest_send_ranks_with_the_real_model_and_delivers_once(mail_servers, t
     code, out = digest("send")
     assert code == 0 and "already delivered for this period" in out, out
     assert len(inbox(mail_servers, address)) == 1
+
+
+def test_a_renamed_profile_gets_no_second_digest_that_day_nor_papers_it_was_sent_and_keeps_its_votes(setup, tmp_path):
+    from digest.pipeline import earlier_names, profile_anchors
+
+    config, address = setup
+    outbox = tmp_path / "outbox"
+    assert run(config, outbox=outbox).status == "written"
+    settings, store, _ = open_run(config)
+    store.save_profile_texts({"ada": (settings.profiles_path / "ada.toml").read_text()})  # as every load does
+    sent = set(store.sent_paper_ids("ada"))
+    store.record_vote("ada", sorted(sent)[0], 1)
+    # the reader renames ada.toml to eve.toml (README step 2 suggests profiles/yourname.toml)
+    (settings.profiles_path / "ada.toml").rename(settings.profiles_path / "eve.toml")
+    eve = load_profile(settings.profiles_path / "eve.toml")
+    assert earlier_names(store, eve) == ["ada"]
+    again = deliver_user(store, None, settings, eve, now=NOW, outbox=outbox, ranker=fixed_ranker(store))
+    assert again.status == "already" and "already had the 2026-11-28 digest as user 'ada'" in again.error
+    assert sorted(p.name for p in outbox.glob("*.eml")) == ["ada-2026-11-28.eml"]  # not a second one today
+    assert store.digest_for("eve", "2026-11-28")["status"] == "skipped"  # done for the day: no retries
+    # later days: what ada was sent is not a candidate again, and what ada taught still counts
+    assert store.candidate_papers("eve", "2000-01-01")  # without the earlier name, they would come back
+    assert not [p for p, _ in store.candidate_papers("eve", "2000-01-01", also_sent_to=["ada"]) if p in sent]
+    anchors, _, _ = profile_anchors(store, eve)
+    assert [a.kind for a in anchors if a.kind == "liked"] == ["liked"]

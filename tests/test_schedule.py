@@ -382,3 +382,27 @@ def test_durations_show_their_two_largest_units():
     assert describe_delta(timedelta(days=-2, hours=-3, minutes=-5)) == "2 d 3 h ago"
     assert describe_delta(timedelta(minutes=90)) == "in 1 h 30 min"
     assert describe_delta(timedelta(seconds=42)) == "in 42 s" and describe_delta(timedelta(0)) == "just now"
+
+
+def test_digest_run_refused_at_the_start_leaves_no_data_directory_behind(tmp_path):
+    """A busy feedback port (or no profiles folder) stops `digest run` with exit status 2 before it creates a
+    database or a link-signing key in a data directory that may be a typo."""
+    import socket
+
+    (tmp_path / "profiles").mkdir()
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    config = tmp_path / "config.toml"
+    config.write_text(f'profiles_dir = "{tmp_path / "profiles"}"\noutbox = "{tmp_path / "out"}"\n'
+                      f'[web]\nhost = "127.0.0.1"\nport = {port}\n')
+    new_dir = tmp_path / "typo-data"
+    try:
+        result = subprocess.run([sys.executable, "-m", "digest", "--config", str(config), "--data-dir", str(new_dir),
+                                 "run"], capture_output=True, text=True, timeout=60)
+    finally:
+        busy.close()
+    assert result.returncode == 2, result.stderr
+    assert f"web: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert not new_dir.exists()
