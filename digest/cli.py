@@ -764,6 +764,9 @@ def _print_status(r: dict) -> None:
                 line += f" to {last['path']}"
             if last["error"]:
                 line += f": {last['error']}"
+            if last.get("claim") == "dead":
+                # no live run holds it: a run died (kill -9, a crash) while sending
+                line += " (its run stopped before it finished; the next `digest run` or `digest send` sends it, once)"
             click.secho(line, fg="red" if last["status"] in ("failed", "retry") else None)
         else:
             click.echo("  last: none yet")

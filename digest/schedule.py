@@ -950,6 +950,11 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
         if last is not None:
             entry["last"] = {k: last.get(k) for k in ("period", "status", "n_items", "n_candidates", "error",
                                                      "sent_at", "attempts", "path")}
+            if last["status"] in ("claimed", "sending"):
+                from .store import owner_state
+
+                # 'dead': the run holding it is gone (kill -9, a crash); the next run takes it over and sends it
+                entry["last"]["claim"] = owner_state(last.get("claimed_by") or "")
         entry["waiting"] = store.count_candidates(user, since,
                                                   replacements=settings.ranking.include_replacements)
         users.append(entry)

@@ -406,3 +406,24 @@ def test_digest_run_refused_at_the_start_leaves_no_data_directory_behind(tmp_pat
     assert result.returncode == 2, result.stderr
     assert f"web: cannot listen on 127.0.0.1:{port}" in result.stderr
     assert not new_dir.exists()
+
+
+def test_status_says_when_a_digest_was_left_half_sent_by_a_run_that_died(setup):
+    import socket
+
+    tmp_path, config = setup
+    settings = load_settings(config)
+    store = Store(settings.db_path)
+    digest_id = store.claim_digest("ada", "2024-03-28")
+    assert store.mark_sending(digest_id)
+    out = CliRunner().invoke(cli, ["--config", str(config), "status"]).output
+    assert "last: 2024-03-28 sending" in out and "its run stopped" not in out  # this process holds it: alive
+    # the run that claimed it was killed (kill -9): its pid is gone
+    store.db.execute("UPDATE digests SET claimed_by = ? WHERE id = ?", [f"{socket.gethostname()}::999999999::x",
+                                                                        digest_id])
+    store.db.conn.commit()
+    report = status_report(settings, store)
+    assert report["users"][0]["last"]["claim"] == "dead"
+    out = CliRunner().invoke(cli, ["--config", str(config), "status"]).output
+    assert "last: 2024-03-28 sending (its run stopped before it finished; the next `digest run` or `digest send` " \
+           "sends it, once)" in out
