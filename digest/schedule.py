@@ -880,9 +880,14 @@ class Daemon:
             self.scheduler.add_job(self._send_job, send_trigger(profile), args=[user], id=job_id,
                                    name=f"send {user}", replace_existing=True)
             verb = "scheduled" if before is None else "rescheduled"
+            now, last_done = datetime.now(UTC), self.loop_store.last_done_period(user)
+            due = due_catch_up(profile, now, last_done, self.grace)
+            # a send time already passed today, inside the grace window: the catch-up sends it now, not tomorrow
+            nxt = f"the {due.period} digest now (due {describe_delta(-due.late)}, within the grace window)" \
+                if due is not None and due.send and self.loop_store.pause_of(user) is None \
+                else describe_time(next_undone_send(profile, now, last_done))
             log.info("job=profiles user=%s: %s: %s at %s %s; next %s", user, verb, profile.frequency,
-                     profile.send_at, profile.timezone,
-                     describe_time(next_undone_send(profile, datetime.now(UTC), self.loop_store.last_done_period(user))))
+                     profile.send_at, profile.timezone, nxt)
         if initial and not profiles:
             log.info("job=profiles: no profiles in %s yet; add NAME.toml and it is picked up without a restart",
                      self.settings.profiles_path)

@@ -342,8 +342,9 @@ def test_an_edited_or_broken_library_file_reaches_the_running_daemon_and_is_repo
     assert outbox(tmp_path) == []
 
 
-def test_a_profile_added_after_its_send_time_gets_todays_digest_within_the_grace_window(home, embedder):
+def test_a_profile_added_after_its_send_time_gets_todays_digest_within_the_grace_window(home, embedder, caplog):
     tmp_path, config = home
+    caplog.set_level(logging.INFO)
     settings = load_settings(config)
     with time_machine.travel(datetime(2024, 6, 3, 8, 0, tzinfo=UTC), tick=True):
         store = Store(settings.db_path)
@@ -357,6 +358,9 @@ def test_a_profile_added_after_its_send_time_gets_todays_digest_within_the_grace
 
         assert drive(daemon, scenario) == 0
     assert outbox(tmp_path) == ["ada-2024-06-03.eml"]
+    # the schedule line says it goes now, not tomorrow
+    [line] = records(caplog, "job=profiles user=ada: scheduled:")
+    assert line.getMessage().endswith("; next the 2024-06-03 digest now (due 15 min ago, within the grace window)")
 
 
 def test_a_long_library_embedding_gives_way_to_a_digest_due_and_to_a_stop_and_resumes_at_the_next_start(
