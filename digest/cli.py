@@ -6,6 +6,7 @@ Heavy imports (torch via the embedder) happen inside the commands that need the 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import logging
@@ -624,7 +625,15 @@ def resume(ctx: click.Context, user: str) -> None:
     settings = _settings(ctx)
     store = _store(settings)
     _check_user(settings, store, user)
-    if store.resume_user(user, via="cli"):
+    resumed = store.resume_user(user, via="cli")
+    profile_file = settings.profiles_path / f"{user}.toml"
+    if profile_file.exists():
+        from .pipeline import earlier_names
+
+        with contextlib.suppress(DigestError):  # an unsubscribe under an earlier file name of this address
+            for earlier in earlier_names(store, _load_profile(settings, user)):
+                resumed = store.resume_user(earlier, via="cli") or resumed
+    if resumed:
         click.echo(f"{user}: digests resumed; the next one goes out at its usual time")
     else:
         click.echo(f"{user}: was not paused by an unsubscribe link; nothing to do")

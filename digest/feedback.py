@@ -172,6 +172,15 @@ def _user_address(store: Store, settings: Settings, user: str) -> str | None:
     except ProfileError:
         return None
     profile = loaded.profiles.get(user)
+    if profile is None and user in store.profile_texts():
+        # a digest sent under an earlier file name of a profile: its address now belongs to the renamed file
+        import tomllib
+
+        try:
+            email = str(tomllib.loads(store.profile_texts()[user].lstrip("\ufeff")).get("email") or "").lower()
+        except tomllib.TOMLDecodeError:
+            return None
+        return next((p.email for p in loaded.profiles.values() if p.email.lower() == email), None)
     return profile.email if profile else None
 
 

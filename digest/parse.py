@@ -302,6 +302,8 @@ def _parse_bodies(text: str | None, html: str | None, *, sender: str, subject: s
         return None, []  # one of our own digests (the outbox's .html, a digest saved or forwarded whole)
     body = Body(text=text, html=html, subject=subject, date=date)
     kind = kind_of_sender(sender) if sender else None
+    if kind == "cellpress" and html and journals.looks_like_sciencedirect(html):
+        kind = "sciencedirect"  # Elsevier's other journals, from another address of the same domain
     if kind is not None:
         papers = _run(kind, body, sender=sender, strict=True)
         return (kind, papers) if papers else (None, [])  # administrative mail of an alert sender

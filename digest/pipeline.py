@@ -374,10 +374,13 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
     enters the papers into the sent ledger. ``ranker`` replaces ``rank_user`` (tests, previews).
     """
     period = local_period(profile, now)
-    pause = store.pause_of(profile.user)
+    paused_as, pause = profile.user, store.pause_of(profile.user)
+    if pause is None:  # an unsubscribe under an earlier file name of this address still holds
+        paused_as, pause = next(((u, p) for u in earlier_names(store, profile) for p in [store.pause_of(u)]
+                                 if p is not None), (profile.user, None))
     if pause is not None:
         # unsubscribed by a link: nothing goes out until `digest resume USER`, whichever job calls this
-        return Delivery(profile.user, "paused", error=_pause_note(profile.user, pause))
+        return Delivery(profile.user, "paused", error=_pause_note(paused_as, pause))
 
     def ranking() -> UserRanking:
         if ranker is not None:

@@ -303,7 +303,12 @@ def _bind(settings: Settings) -> socket.socket:
 
 def preflight(settings: Settings, *, port: bool = True) -> None:
     """What stops `digest run` before it starts, checked before anything is created (a data directory, its
-    database, the link-signing key): nowhere to deliver, no profiles directory, the feedback port in use."""
+    database, the link-signing key): another run on this data directory (exit 1: a supervisor may retry),
+    nowhere to deliver, no profiles directory, the feedback port in use (exit 2: fix the config)."""
+    holder = RunLock.holder(settings.data_path)
+    if holder is not None:
+        raise DigestError(f"{settings.data_path / LOCK_NAME}: another `digest run` (pid {holder.get('pid', '?')}) "
+                          "already uses this data directory; stop it first, or give this one its own --data-dir")
     if not settings.outbox and not settings.smtp.host:
         where = "the built-in defaults (no config.toml)" if settings.source == "(defaults)" else settings.source
         raise ConfigError(f"smtp.host is not set in {where}, so digests cannot be sent; set [smtp] host "
@@ -695,8 +700,12 @@ class Daemon:
             # the digest includes what arrived up to its send time
             self._poll_blocking(f"before {user}'s digest")
         if not self.stopping:
-            # papers stored by `digest ingest` meanwhile: embedded here, where a stop can end it between chunks
+            # papers stored by `digest ingest` meanwhile, and this user's library if it is still new: embedded
+            # here, before the digest is claimed, where a stop can end it between chunks
             self._embed_new("new papers")
+            from .pipeline import embed_profile
+
+            embed_profile(self.work_store, self.embedder, profile, should_stop=lambda: self.stopping)
         if self.stopping:
             return  # not claimed yet: the next start sends it
         local = due_at.astimezone(zoneinfo.ZoneInfo(profile.timezone))
@@ -978,10 +987,8 @@ def _resolved(store: Store, event: dict, profile_errors: list[str]) -> dict | No
     None when it may still stand."""
     if event["component"] == "send" and event["user"]:
         last = store.last_digest(event["user"])
-        if last and last["status"] in ("sent", "skipped") and (last["sent_at"] or "") > event["at"]:
-            how = "digest skipped (quiet day)" if last["status"] == "skipped" else \
-                "digest written" if last["path"] else "digest sent"
-            return {"by": how, "at": last["sent_at"]}
+        if last and last["status"] == "sent" and (last["sent_at"] or "") > event["at"]:
+            return {"by": "digest written" if last["path"] else "digest sent", "at": last["sent_at"]}
     elif event["component"] == "profiles" and event["level"] == "ERROR":
         where = event["message"].split(":", 1)[0]
         if where.endswith(".toml") and not any(e.split(":", 1)[0] == where for e in profile_errors):

@@ -447,3 +447,22 @@ def test_a_renamed_profile_gets_no_second_digest_that_day_nor_papers_it_was_sent
     assert not [p for p, _ in store.candidate_papers("eve", "2000-01-01", also_sent_to=["ada"]) if p in sent]
     anchors, _, _ = profile_anchors(store, eve)
     assert [a.kind for a in anchors if a.kind == "liked"] == ["liked"]
+
+
+def test_an_unsubscribe_under_the_old_file_name_still_holds_after_a_rename(setup, tmp_path):
+    config, address = setup
+    settings, store, _ = open_run(config)
+    store.save_profile_texts({"ada": (settings.profiles_path / "ada.toml").read_text()})
+    assert store.pause_user("ada", via="web")  # the reader clicked unsubscribe in one of ada's digests
+    (settings.profiles_path / "ada.toml").rename(settings.profiles_path / "eve.toml")
+    eve = load_profile(settings.profiles_path / "eve.toml")
+    d = deliver_user(store, None, settings, eve, now=NOW, outbox=tmp_path / "outbox", ranker=fixed_ranker(store))
+    assert d.status == "paused" and "digest resume ada" in d.error
+    assert not (tmp_path / "outbox").exists()
+    # `digest resume eve` lifts it (the pause is recorded under the earlier name)
+    from click.testing import CliRunner
+
+    from digest.cli import cli
+
+    out = CliRunner().invoke(cli, ["--config", str(config), "resume", "eve"]).output
+    assert "eve: digests resumed" in out and store.pause_of("ada") is None

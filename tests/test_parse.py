@@ -1065,3 +1065,56 @@ def test_science_advances_toc_items_by_their_byline_without_dois():
     # the body alone: recognised by its links, the journal from its masthead
     alone = parse_text((FIXTURES / SCIENCE_ADVANCES).read_text(), content_type="text/html")
     assert alone.kind == "aaas" and alone.papers[0].venue == "Science Advances"
+
+
+def test_a_sciencedirect_alert_from_another_elsevier_address_and_with_other_kinds_of_article():
+    body = (FIXTURES / SCIENCEDIRECT).read_text()
+    parsed = parse_message(html_mail(body, "Elsevier <no-reply@notification.elsevier.com>", "New articles"))
+    assert parsed.kind == "sciencedirect" and len(parsed.papers) == 4  # not taken for Cell Press
+    # the kind line before the date, the authors after it, whatever the kind is called
+    body = body.replace("Research article", "Editorial", 1).replace("Research article", "Full Length Article", 1)
+    first, second = parse_message(html_mail(body, "ScienceDirect <sciencedirect@notification.elsevier.com>",
+                                            "New articles")).papers[:2]
+    assert (first.comments, first.authors[0]) == ("Editorial", "Hongru Hao")
+    assert (second.comments, second.authors[0]) == ("Full Length Article", "Senhao Wang")
+
+
+@pytest.mark.parametrize("html", [
+    "<div><p><strong>Acknowledging the facility</strong><br>Please cite 10.1016/j.jsb.2019.107389 in your "
+    "publications.</p></div>",
+    "<h2>Departmental Seminar Series</h2><p>Our speaker will present recent work (see 10.1126/science.abc1234).</p>",
+    "<div><h2>Welcome to the spring newsletter</h2><p>Our facility paper:</p><p>10.1016/j.cell.2020.01.001</p></div>",
+])
+def test_a_doi_in_a_newsletter_or_signature_is_not_a_paper(html):
+    parsed = parse_message(html_mail(html, "Lab News <news@example.org>", "Spring news"))
+    assert parsed.papers == []
+
+
+def test_a_reading_list_keeps_its_papers_without_links_next_to_those_with_them():
+    abstract = ("We study the problem of learning representations from data. Our method improves over strong "
+                "baselines on several benchmarks. We release code and models for the community to build upon.")
+    items = [("Sparse attention for long documents", "https://arxiv.org/abs/2401.00001"),
+             ("Robust reinforcement learning under shift", "https://arxiv.org/abs/2401.00002"),
+             ("Contrastive pretraining for proteins", "https://arxiv.org/abs/2401.00003"),
+             ("A survey of retrieval augmented generation", None),
+             ("Benchmarking tabular foundation models", None)]
+    text = "Reading group picks this week\n\n" + "\n\n".join(
+        f"{title}\n{url}\n\n{abstract}" if url else f"{title}\n\n{abstract}" for title, url in items) + "\n"
+    parsed = parse_text(text)
+    assert [p.title for p in parsed.papers] == [t for t, _ in items]
+    assert [p.arxiv_id for p in parsed.papers][:3] == ["2401.00001", "2401.00002", "2401.00003"]
+
+
+def test_wiley_items_are_kept_under_a_masthead_that_says_table_of_contents():
+    body = (FIXTURES / WILEY_NEW).read_text().replace("ORIGINAL ARTICLE</p>", "Original Article</p>")
+    at = body.find('<div class="table-of-content">')
+    body = body[:at] + "<h2>TABLE OF CONTENTS</h2>" + body[at:]
+    parsed = parse_message(html_mail(body, "WileyOnlineLibrary@wiley.com", "New Articles Alert: JCAL"))
+    assert parsed.kind == "wiley" and len(parsed.papers) == 2
+
+
+@pytest.mark.parametrize("line", ["Research Article", "Open Access", "ACS Nano", "Read More, View Article"])
+def test_labels_written_like_names_are_not_authors(line):
+    from digest.parsers.common import author_names
+
+    assert author_names(line) == []

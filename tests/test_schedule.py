@@ -2,6 +2,7 @@
 changes, frequencies, catch-up inside and outside the grace window, and what `digest status` shows."""
 
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -427,3 +428,29 @@ def test_status_says_when_a_digest_was_left_half_sent_by_a_run_that_died(setup):
     out = CliRunner().invoke(cli, ["--config", str(config), "status"]).output
     assert "last: 2024-03-28 sending (its run stopped before it finished; the next `digest run` or `digest send` " \
            "sends it, once)" in out
+
+
+def test_a_second_digest_run_on_a_data_directory_in_use_exits_1_with_the_locks_message(tmp_path):
+    """Another run holds the data directory (and so its web port): exit 1, which a supervisor retries, and the
+    message says which run; not the busy port's exit 2, which would stop systemd for good."""
+    import socket
+
+    from digest.schedule import RunLock
+
+    (tmp_path / "profiles").mkdir()
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    config = tmp_path / "config.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\nprofiles_dir = "{tmp_path / "profiles"}"\n'
+                      f'outbox = "{tmp_path / "out"}"\n[web]\nhost = "127.0.0.1"\nport = {busy.getsockname()[1]}\n')
+    lock = RunLock(tmp_path / "data")
+    lock.acquire()  # the first `digest run`
+    try:
+        result = subprocess.run([sys.executable, "-m", "digest", "--config", str(config), "run"],
+                                capture_output=True, text=True, timeout=60)
+    finally:
+        lock.release()
+        busy.close()
+    assert result.returncode == 1, result.stderr
+    assert f"another `digest run` (pid {os.getpid()}) already uses this data directory" in result.stderr

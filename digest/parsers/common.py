@@ -389,9 +389,19 @@ def author_names(text: str | None) -> list[str]:
     names = split_authors(text)
     for name in names:
         words = name.split()
-        if not 1 <= len(words) <= 5 or not all(w[0].isupper() or w.lower() in _PARTICLES for w in words):
+        if not 1 <= len(words) <= 5 or not all(w[0].isupper() or w.lower() in _PARTICLES for w in words) \
+                or any(w.lower().strip(".") in _NOT_NAMES for w in words):
             return []
     return names
+
+
+# words of the labels around a paper's title that are written like names ("Research Article", "Open Access",
+# "ACS Nano", "Read More"): never part of a person's name
+_NOT_NAMES = {"article", "articles", "research", "review", "reviews", "letter", "letters", "communication",
+              "communications", "paper", "papers", "editorial", "access", "open", "free", "full", "read", "more",
+              "view", "download", "pdf", "abstract", "journal", "nano", "issue", "volume", "cover", "contents",
+              "perspective", "commentary", "correspondence", "news", "online", "early", "supplementary", "learning",
+              "network", "networks", "model", "models", "analysis", "study"}
 
 
 LINK_WORDS = _LINK_WORDS = {

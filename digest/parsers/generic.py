@@ -5,8 +5,8 @@ else the text before the link on its line, else the previous line. So a signatur
 "here" gives nothing. A table of contents that prints each item's DOI as text and links its title to an
 opaque tracker (the Royal Society of Chemistry's, many others') is read by item: the smallest block around
 the DOI that holds a title, with the authors and abstract it shows. A forwarded page of title + abstract
-paragraphs needs at least two such pairs; when the mail's papers carry ids (three or more), paragraphs serve
-only as the abstracts of those papers, never as papers of their own (they are the newsletter around them).
+paragraphs needs at least two such pairs; in a table of contents (three or more items), paragraphs serve only
+as the abstracts of its papers, never as papers of their own (they are the newsletter around them).
 """
 
 from __future__ import annotations
@@ -122,6 +122,8 @@ def _from_html(html: str) -> list[Paper]:
 
 _DOI_TEXT = re.compile(r"\b10\.\d{4,9}/[^\s\"'<>]+")
 _ITEM_BLOCKS = ("div", "td", "li", "tr", "p", "table", "tbody", "section", "article", "dd")
+# an item's DOI stands on its own: "10.1039/D5EE07078C" after a "DOI:" label, "DOI: 10.1021/...", a doi.org link
+_DOI_ALONE = re.compile(r"^(?:doi:?\s*|https?://(?:dx\.)?doi\.org/)?10\.\d{4,9}/\S+$", re.I)
 _TITLE_TAGS = ("a", "h1", "h2", "h3", "h4", "h5", "strong", "b")
 
 
@@ -146,9 +148,8 @@ def from_doi_blocks(soup) -> list[Paper]:
     a title (and no other DOI); the block right after the title's, when it reads as names, is the authors."""
     papers = []
     for node in soup.find_all(string=_DOI_TEXT):
-        if isinstance(node, Comment) or node.find_parent("a") is not None and \
-                is_meaningful_title(text_of(node.find_parent("a"))):
-            continue  # a linked title that holds a DOI-like string is the link route's
+        if isinstance(node, Comment) or not _DOI_ALONE.match(clean_space(str(node))):
+            continue  # a DOI inside a sentence ("please cite 10.1016/..."), or in a linked title: not an item's
         doi = _DOI_TEXT.search(str(node)).group(0).rstrip(".,;)]")
         box, title = node.parent, None
         while box is not None and box.name != "[document]":
@@ -220,14 +221,16 @@ def _dedup(papers: list[Paper]) -> list[Paper]:
 
 def parse(body: Body) -> list[Paper]:
     text = body.text or (html_to_text(body.html) if body.html else "")
-    linked = from_doi_blocks(soup_of(body.html)) + _from_html(body.html) if body.html else []
-    linked = _dedup(linked + _from_text(text))  # the item blocks first: they carry the authors
+    items = from_doi_blocks(soup_of(body.html)) if body.html else []
+    if len(items) < 2:
+        items = []  # one DOI under a heading is a newsletter or a signature, not a table of contents
+    linked = _dedup(items + (_from_html(body.html) if body.html else []) + _from_text(text))  # items first: authors
     pairs = pairs_from_blocks(text, source="generic")
     if len(pairs) < 2:
         pairs = []
     by_title = {clean_space(p.title).lower(): p for p in linked}
-    if len(linked) >= 3:
-        # papers with ids: a paragraph is the abstract of one of them, or newsletter text around them
+    if len(items) >= 3:
+        # a table of contents: a paragraph is the abstract of one of its papers, or newsletter text around them
         enriched = {}
         for pair in pairs:
             key = clean_space(pair.title).lower()

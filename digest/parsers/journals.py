@@ -287,10 +287,11 @@ def parse_sciencedirect(body: Body) -> list[Paper]:
         meta = block.find_next_sibling("p") if block.name != "td" else None
         lines = [clean_space(x) for x in meta.get_text("\n").split("\n")] if meta is not None else []
         lines = [x for x in lines if x]
+        # by position: the kind ("Research article", "Editorial") before the date line, the authors after it
         dated = next((i for i, x in enumerate(lines) if _SD_DATE.search(x)), None)
-        kind = lines[0] if lines and dated != 0 and len(lines[0]) <= 40 and not author_names(lines[0]) \
-            and not re.search(r"\d", lines[0]) else None
-        authors = next((names for x in lines for names in [author_names(x)] if names and x != kind), [])
+        head, tail = (lines[:dated], lines[dated + 1:]) if dated is not None else (lines[:1], lines[1:])
+        kind = head[0] if head and len(head[0]) <= 40 and not re.search(r"\d", head[0]) else None
+        authors = next((names for x in tail for names in [author_names(x)] if names), [])
         by_pii[pii] = Paper(
             title=title,
             authors=tuple(authors),
@@ -456,6 +457,11 @@ def parse_aha(body: Body) -> list[Paper]:
 
 # ---------------------------------------------------------------- Wiley Online Library (Atypon)
 
+# the sections of an issue that picture papers listed again below, or hold the issue's front matter
+_WILEY_PICTURES = re.compile(r"^((inside )?(front |back )?cover( (image|picture|profile|feature))?|frontispiece|"
+                             r"issue information)s?\s*$", re.I)
+
+
 def parse_wiley(body: Body) -> list[Paper]:
     """Wiley content alerts (Early View, new articles in an issue, issue TOC): ``div.issue-item`` blocks with
     the title in ``a.issue-item__title``, authors in ``.loa`` and "First Published: 29 September 2026" or
@@ -481,10 +487,11 @@ def parse_wiley(body: Body) -> list[Paper]:
         names = [text_of(s).rstrip(",").strip() for s in item.select(".loa span") if s.find("span") is None]
         names = [n for n in names if n] or split_authors(text_of(item.select_one(".loa")))
         meta = text_of(item.select_one("p.rlist--inline"))
-        heading = item.select_one(".toc__heading") or item.find_previous(class_="toc__heading") or item.find_previous(
-            lambda t: t.name in ("p", "h2", "h3", "h4") and text_of(t).isupper() and len(text_of(t)) <= 60)
-        if heading is not None and TOC_FURNITURE.match(text_of(heading)):
+        own = item.select_one(".toc__heading") or item.find_previous(class_="toc__heading")
+        if own is not None and _WILEY_PICTURES.match(text_of(own)):
             continue  # "Cover Picture", "Back Cover": a picture of a paper listed below as itself
+        heading = own or item.find_previous(
+            lambda t: t.name in ("p", "h2", "h3", "h4") and text_of(t).isupper() and len(text_of(t)) <= 60)
         href = unwrap_url(link["href"]) if link is not None and link.get("href") else None
         blurb = item.select_one(".toc-item__abstract p, .abstract-preview p, .abstract-preview__text")
         papers.append(Paper(
