@@ -984,6 +984,11 @@ def test_rsc_contents_alert_keeps_papers_with_their_dois_and_sections_and_drops_
     assert opinion.venue == "Energy & Environmental Science"
     assert parsed.papers[1].comments == "Review Article" and parsed.papers[2].comments == "Papers"
     assert all(p.doi and p.doi.startswith("10.1039/") and p.authors for p in parsed.papers)
+    # another journal's "latest articles" alert: the journal's name, not the alert's
+    latest = (FIXTURES / RSC).read_text().replace("Energy &amp; Environmental Science 2026, Volume 19, Issue 7",
+                                                  "Chemical Science Latest Articles")
+    parsed = parse_message(html_mail(latest, "Chemical Science <chemsci@rsc.org>", "Chemical Science Latest Articles"))
+    assert parsed.kind == "rsc" and parsed.papers[0].venue == "Chemical Science"
 
 
 def test_a_toc_that_prints_dois_as_text_is_read_by_item_without_knowing_its_sender():

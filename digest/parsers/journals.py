@@ -320,6 +320,8 @@ def parse_rsc(body: Body) -> list[Paper]:
     named = text_of(soup.find("title")) or (body.subject or "")
     m = re.match(r"(?:.*?\bcontents alert for\s+)?(.+?)(?:\s*[-–,]?\s*\b\d{4}\b.*)?$", clean_space(named), re.I)
     venue = m.group(1).strip(" -–,") if m and m.group(1) else None
+    if venue:  # "Chemical Science Latest Articles", "Chemical Science - Advance Articles"
+        venue = re.sub(r"[\s:–-]+(latest|advance|accepted|new)\s+(articles|manuscripts)\b.*$", "", venue, flags=re.I)
     papers: list[Paper] = []
     seen: set[str] = set()
     for item in soup.select("div.Item"):
