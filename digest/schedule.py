@@ -301,11 +301,11 @@ def _bind(settings: Settings) -> socket.socket:
     return sock
 
 
-def preflight(settings: Settings, *, port: bool = True) -> None:
+def preflight(settings: Settings, *, port: bool = True, lock: bool = True) -> None:
     """What stops `digest run` before it starts, checked before anything is created (a data directory, its
     database, the link-signing key): another run on this data directory (exit 1: a supervisor may retry),
     nowhere to deliver, no profiles directory, the feedback port in use (exit 2: fix the config)."""
-    holder = RunLock.holder(settings.data_path)
+    holder = RunLock.holder(settings.data_path) if lock else None
     if holder is not None:
         raise DigestError(f"{settings.data_path / LOCK_NAME}: another `digest run` (pid {holder.get('pid', '?')}) "
                           "already uses this data directory; stop it first, or give this one its own --data-dir")
@@ -390,7 +390,7 @@ class Daemon:
 
     # -- start ---------------------------------------------------------------------------------------------
     def _load_profiles_initial(self) -> None:
-        preflight(self.settings, port=False)
+        preflight(self.settings, port=False, lock=False)  # the lock is ours already; the port is bound next
         # taken before the read, so a change during it is seen (the profiles' library files are not known yet:
         # the first watch reads the profiles once more, with the libraries from their cache)
         self._snapshot = profiles_snapshot(self.settings.profiles_path)
