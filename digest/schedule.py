@@ -938,7 +938,7 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
         profiles, stale = loaded.profiles, set(loaded.stale)
     except ProfileError as exc:
         profiles, stale, errors = {}, set(), [str(exc)]
-    from .pipeline import candidate_since
+    from .pipeline import candidate_since, earlier_names
 
     since = candidate_since(settings, now)  # the window `digest rank` ranks
     for user, profile in sorted(profiles.items()):
@@ -969,8 +969,8 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
 
                 # 'dead': the run holding it is gone (kill -9, a crash); the next run takes it over and sends it
                 entry["last"]["claim"] = owner_state(last.get("claimed_by") or "")
-        entry["waiting"] = store.count_candidates(user, since,
-                                                  replacements=settings.ranking.include_replacements)
+        entry["waiting"] = store.count_candidates(user, since, replacements=settings.ranking.include_replacements,
+                                                  also_sent_to=earlier_names(store, profile))
         users.append(entry)
     report["users"] = users
     report["profile_errors"] = errors

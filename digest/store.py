@@ -775,9 +775,12 @@ class Store:
             "SELECT COUNT(*) FROM papers WHERE first_seen >= ? AND id IN "
             "(SELECT paper_id FROM sent_papers WHERE user = ?)", [since, user]).fetchone()[0]
 
-    def count_candidates(self, user: str, since: str, *, replacements: bool = False) -> int:
+    def count_candidates(self, user: str, since: str, *, replacements: bool = False,
+                         also_sent_to: Sequence[str] = ()) -> int:
         """How many papers wait for the user's next digest (as ``candidate_papers``, counted)."""
         skip = _not_replaced(replacements)
+        users = [user, *also_sent_to]
+        marks = ",".join("?" * len(users))
         return self.db.execute(
             f"SELECT COUNT(*) FROM papers WHERE first_seen >= ? {skip}AND id NOT IN "
-            "(SELECT paper_id FROM sent_papers WHERE user = ?)", [since, user]).fetchone()[0]
+            f"(SELECT paper_id FROM sent_papers WHERE user IN ({marks}))", [since, *users]).fetchone()[0]

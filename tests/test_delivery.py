@@ -447,6 +447,12 @@ def test_a_renamed_profile_gets_no_second_digest_that_day_nor_papers_it_was_sent
     assert not [p for p, _ in store.candidate_papers("eve", "2000-01-01", also_sent_to=["ada"]) if p in sent]
     anchors, _, _ = profile_anchors(store, eve)
     assert [a.kind for a in anchors if a.kind == "liked"] == ["liked"]
+    # `digest status` counts eve's waiting papers the same way
+    from digest.schedule import status_report
+
+    [entry] = status_report(settings, store, now=NOW)["users"]
+    assert entry["user"] == "eve"
+    assert entry["waiting"] == len(store.candidate_papers("eve", "2000-01-01", also_sent_to=["ada"]))
 
 
 def test_an_unsubscribe_under_the_old_file_name_still_holds_after_a_rename(setup, tmp_path):

@@ -1123,3 +1123,16 @@ def test_labels_written_like_names_are_not_authors(line):
     from digest.parsers.common import author_names
 
     assert author_names(line) == []
+
+
+def test_a_toc_that_prints_the_doi_before_the_title_is_read_by_item():
+    items = "".join(
+        f'<div class="entry"><p>DOI: 10.5555/jx.2026.{i}</p><h3><a href="https://t.example.com/c/{i}">{title}</a></h3>'
+        f"<p>{authors}</p></div>"
+        for i, (title, authors) in enumerate([("Graph neural networks for protein design", "Ana Silva, Bo Chen"),
+                                              ("Sparse attention at scale on small devices", "Kofi Mensah")]))
+    parsed = parse_message(html_mail(f"<html><body><h1>New issue</h1>{items}</body></html>",
+                                     "Journal X <toc@journal-x.example>", "Journal X: new issue"))
+    assert [(p.title, p.doi, p.authors) for p in parsed.papers] == [
+        ("Graph neural networks for protein design", "10.5555/jx.2026.0", ("Ana Silva", "Bo Chen")),
+        ("Sparse attention at scale on small devices", "10.5555/jx.2026.1", ("Kofi Mensah",))]

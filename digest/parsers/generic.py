@@ -132,15 +132,20 @@ def _doi_in(text: str) -> set[str]:
 
 
 def _title_in(box, doi_node):
-    """The first link or heading in ``box``, before the DOI, whose text is a paper's title."""
+    """The first link or heading in ``box`` whose text is a paper's title: before the DOI if there is one
+    (the usual order), else after it (a layout that prints the DOI first). ``box`` holds no other DOI."""
+    after = None
+    seen_doi = False
     for node in box.descendants:
         if node is doi_node:
-            return None
-        if isinstance(node, Tag) and node.name in _TITLE_TAGS:
+            seen_doi = True
+        elif isinstance(node, Tag) and node.name in _TITLE_TAGS:
             title = text_of(node)
             if is_meaningful_title(title) and not TOC_FURNITURE.match(title) and not _DOI_TEXT.search(title):
-                return node
-    return None
+                if not seen_doi:
+                    return node
+                after = after or node
+    return after
 
 
 def from_doi_blocks(soup) -> list[Paper]:
