@@ -1136,3 +1136,13 @@ def test_a_toc_that_prints_the_doi_before_the_title_is_read_by_item():
     assert [(p.title, p.doi, p.authors) for p in parsed.papers] == [
         ("Graph neural networks for protein design", "10.5555/jx.2026.0", ("Ana Silva", "Bo Chen")),
         ("Sparse attention at scale on small devices", "10.5555/jx.2026.1", ("Kofi Mensah",))]
+
+
+@pytest.mark.parametrize("title, ok", [("Pulsed CuCo@TiO2 electrodes for nitrate reduction", True),
+                                       ("Au@Pt core shell nanoparticles for catalysis", True),
+                                       ("Write to Bob@Lab.ORG for the data please", False),
+                                       ("Follow @arxiv for the daily papers", False)])
+def test_core_shell_chemistry_is_a_title_and_an_address_or_handle_is_not(title, ok):
+    from digest.parsers.common import is_meaningful_title
+
+    assert is_meaningful_title(title) is ok

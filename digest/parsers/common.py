@@ -433,7 +433,7 @@ def is_meaningful_title(text: str | None) -> bool:
     if text.lower().strip(" .:!»›>") in _LINK_WORDS:
         return False
     # a URL, a DOI, an email address or a handle; not chemistry's core@shell ("CuCo@TiO2", "Au@Pt nanoparticles")
-    if re.search(r"https?://|www\.|\S@\S+\.[a-z]{2,}\b|(?:^|\s)@\w|\b10\.\d{4,9}/", text):
+    if re.search(r"https?://|www\.|\S@\S+\.[a-z]{2,}\b|(?:^|\s)@\w|\b10\.\d{4,9}/", text, re.I):
         return False
     if _NOT_TITLE_START.match(text) or text.endswith((":", ",")) or _MARKUP_START.match(text):
         return False
