@@ -244,7 +244,8 @@ def _embed_chunks(store: Store, embedder: Embedder, missing: dict[str, str], fou
     """Embed ``missing`` chunk by chunk, storing each chunk as it is done; returns how many were embedded.
 
     Shortest texts first, so a batch pads its texts to similar lengths (1.28x faster than 64 at a time in
-    arrival order, on the sample inbox's abstracts with the default ensemble: benchmarks/speed.py). ``should_stop()`` is asked before each chunk: when it says so, the rest is left for later."""
+    arrival order, on the sample inbox's abstracts with the default ensemble: benchmarks/speed.py).
+    ``should_stop()`` is asked before each chunk: when it says so, the rest is left for later."""
     keys = sorted(missing, key=lambda h: len(missing[h]))
     if keys and progress is not None:
         progress(0, len(keys))

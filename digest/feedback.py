@@ -172,15 +172,11 @@ def _user_address(store: Store, settings: Settings, user: str) -> str | None:
     except ProfileError:
         return None
     profile = loaded.profiles.get(user)
-    if profile is None and user in store.profile_texts():
+    if profile is None:
         # a digest sent under an earlier file name of a profile: its address now belongs to the renamed file
-        import tomllib
+        from .pipeline import earlier_names
 
-        try:
-            email = str(tomllib.loads(store.profile_texts()[user].lstrip("\ufeff")).get("email") or "").lower()
-        except tomllib.TOMLDecodeError:
-            return None
-        return next((p.email for p in loaded.profiles.values() if p.email.lower() == email), None)
+        profile = next((p for p in loaded.profiles.values() if user in earlier_names(store, p)), None)
     return profile.email if profile else None
 
 

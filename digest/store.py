@@ -177,9 +177,17 @@ def _merged_section(old: str | None, new: str | None) -> str | None:
 
 
 def _not_replaced(replacements: bool) -> str:
-    """The SQL that leaves arXiv replacements out of a user's candidates (unless ``replacements``): one place,
-    so what `digest rank` ranks and what `digest status` counts cannot drift apart."""
+    """The SQL that leaves arXiv replacements out of a user's candidates (unless ``replacements``)."""
     return "" if replacements else "AND (section IS NULL OR section != 'replaced') "
+
+
+def _candidates(user: str, since: str, replacements: bool, also_sent_to: Sequence[str]) -> tuple[str, list]:
+    """The WHERE clause (and its arguments) of a user's candidates: one place, so what `digest rank` ranks and
+    what `digest status` counts cannot drift apart."""
+    users = [user, *also_sent_to]
+    marks = ",".join("?" * len(users))
+    return (f"first_seen >= ? {_not_replaced(replacements)}AND id NOT IN "
+            f"(SELECT paper_id FROM sent_papers WHERE user IN ({marks}))", [since, *users])
 
 
 class Store:
@@ -377,12 +385,8 @@ class Store:
         ``also_sent_to``: earlier names of the same reader). A paper first seen in an arXiv listing's
         replacements section (a revised version of an older paper) is left out unless ``replacements``: it is
         not news, and the listing carries no abstract for it."""
-        skip = _not_replaced(replacements)
-        users = [user, *also_sent_to]
-        marks = ",".join("?" * len(users))
-        rows = self.db.query(
-            f"SELECT * FROM papers WHERE first_seen >= ? {skip}AND id NOT IN "
-            f"(SELECT paper_id FROM sent_papers WHERE user IN ({marks})) ORDER BY first_seen, id", [since, *users])
+        where, args = _candidates(user, since, replacements, also_sent_to)
+        rows = self.db.query(f"SELECT * FROM papers WHERE {where} ORDER BY first_seen, id", args)
         return [(r["id"], self._row_to_paper(r)) for r in rows]
 
     def random_papers(self, n: int, exclude: Iterable[str] = (), *, seed: int = 0) -> list[tuple[str, Paper]]:
@@ -458,28 +462,22 @@ class Store:
             self._insert("poll_state", current, replace=True)
 
     # -- embeddings -------------------------------------------------------------------------------------
-    def get_vectors(self, model: str, hashes: set[str]) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
+    def _embedding_rows(self, columns: str, model: str, hashes: set[str]):
+        """``columns`` of the embeddings of ``model`` whose hash is in ``hashes``, 500 hashes per query."""
         items = list(hashes)
         for chunk in range(0, len(items), 500):
             part = items[chunk:chunk + 500]
             marks = ",".join("?" * len(part))
-            for h, blob in self.db.execute(
-                    f"SELECT content_hash, vector FROM embeddings WHERE model = ? AND content_hash IN ({marks})",
-                    [model, *part]):
-                out[h] = np.frombuffer(blob, dtype=np.float32)
-        return out
+            yield from self.db.execute(
+                f"SELECT {columns} FROM embeddings WHERE model = ? AND content_hash IN ({marks})", [model, *part])
+
+    def get_vectors(self, model: str, hashes: set[str]) -> dict[str, np.ndarray]:
+        return {h: np.frombuffer(blob, dtype=np.float32)
+                for h, blob in self._embedding_rows("content_hash, vector", model, hashes)}
 
     def vector_hashes(self, model: str, hashes: set[str]) -> set[str]:
         """Which of ``hashes`` have a vector for ``model`` (without reading the vectors)."""
-        out: set[str] = set()
-        items = list(hashes)
-        for chunk in range(0, len(items), 500):
-            part = items[chunk:chunk + 500]
-            marks = ",".join("?" * len(part))
-            out.update(h for (h,) in self.db.execute(
-                f"SELECT content_hash FROM embeddings WHERE model = ? AND content_hash IN ({marks})", [model, *part]))
-        return out
+        return {h for (h,) in self._embedding_rows("content_hash", model, hashes)}
 
     def put_vectors(self, model: str, vectors: dict[str, np.ndarray]) -> None:
         with self.db.conn:
@@ -778,9 +776,5 @@ class Store:
     def count_candidates(self, user: str, since: str, *, replacements: bool = False,
                          also_sent_to: Sequence[str] = ()) -> int:
         """How many papers wait for the user's next digest (as ``candidate_papers``, counted)."""
-        skip = _not_replaced(replacements)
-        users = [user, *also_sent_to]
-        marks = ",".join("?" * len(users))
-        return self.db.execute(
-            f"SELECT COUNT(*) FROM papers WHERE first_seen >= ? {skip}AND id NOT IN "
-            f"(SELECT paper_id FROM sent_papers WHERE user IN ({marks}))", [since, *users]).fetchone()[0]
+        where, args = _candidates(user, since, replacements, also_sent_to)
+        return self.db.execute(f"SELECT COUNT(*) FROM papers WHERE {where}", args).fetchone()[0]
