@@ -363,6 +363,40 @@ class _ClaimLost(Exception):
     """Another run took this digest over while we were composing it: leave the sending to that run."""
 
 
+def _earlier_digest(store: Store, profile: Profile, period: str, digest_id: int) -> int | Delivery:
+    """The same address's digest of this period under an earlier file name (a renamed profile), seen from the
+    claimed ``digest_id``. Sent or skipped: no second one today (a Delivery 'already'). Left unfinished (its run
+    died, or a transient failure): its profile file is gone, so no other run will finish it; its claim is taken
+    and, if its papers were frozen, its id is returned, to be resent under its Message-ID like any unfinished
+    digest (docs/delivery.md), instead of a second, different digest; if not, it is closed as superseded.
+    Being sent by a live run: 'busy', and this claim is left for the next run."""
+    for earlier in earlier_names(store, profile):
+        row = store.digest_for(earlier, period)
+        if row is None or row["status"] in ("failed", "superseded"):
+            continue
+        if row["status"] in ("sent", "skipped"):
+            # the same address had this day's digest under an earlier file name: not a second one today
+            note = (f"{profile.email} already had the {period} digest as user {earlier!r} (the same address in "
+                    f"an earlier profile file); the next digest is {profile.user}'s")
+            store.mark_digest(digest_id, "skipped", error=note)
+            return Delivery(profile.user, "already", row["n_items"] or 0, error=note, to=profile.email)
+        earlier_id = store.claim_digest(earlier, period)
+        if earlier_id is None:  # a live run is sending it under the earlier name right now
+            note = f"the {period} digest of {profile.email} is being sent as user {earlier!r} (an earlier file name)"
+            store.mark_digest(digest_id, "retry", error=note)
+            return Delivery(profile.user, "busy", error=note, to=profile.email)
+        if not row["message_id"]:  # it never got as far as its papers: nothing of it can have gone out
+            store.mark_digest(earlier_id, "superseded", error=f"superseded by {profile.user}'s digest (renamed "
+                                                               "profile file)")
+            continue
+        note = (f"{profile.email}'s {period} digest was left unfinished as user {earlier!r} (an earlier file name "
+                f"of this profile); it is sent as it was composed, under its Message-ID")
+        store.mark_digest(digest_id, "skipped", error=note)
+        store.log_event("WARNING", "send", note, user=profile.user)
+        return earlier_id
+    return digest_id
+
+
 def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, profile: Profile, *,
                  outbox: Path | None = None, dry_run: bool = False, now: datetime | None = None,
                  send: Callable | None = None, ranker: Callable[[Profile], UserRanking] | None = None) -> Delivery:
@@ -397,14 +431,10 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
                         titles=tuple(i["title"] for i in context["items"]))
     digest_id = store.claim_digest(profile.user, period)
     if digest_id is not None:
-        for earlier in earlier_names(store, profile):
-            row = store.digest_for(earlier, period)
-            if row is not None and row["status"] in ("sent", "skipped"):
-                # the same address had this day's digest under an earlier file name: not a second one today
-                note = (f"{profile.email} already had the {period} digest as user {earlier!r} (the same address in "
-                        f"an earlier profile file); the next digest is {profile.user}'s")
-                store.mark_digest(digest_id, "skipped", error=note)
-                return Delivery(profile.user, "already", row["n_items"] or 0, error=note, to=profile.email)
+        taken = _earlier_digest(store, profile, period, digest_id)
+        if isinstance(taken, Delivery):
+            return taken
+        digest_id = taken
     if digest_id is None:
         row = store.digest_for(profile.user, period)
         if row["status"] in DIGEST_DONE:

@@ -455,6 +455,52 @@ def test_a_renamed_profile_gets_no_second_digest_that_day_nor_papers_it_was_sent
     assert entry["waiting"] == len(store.candidate_papers("eve", "2000-01-01", also_sent_to=["ada"]))
 
 
+def rename_profile(config: Path, old: str, new: str) -> None:
+    """The reader renames profiles/OLD.toml to NEW.toml after OLD's profile text was saved, as every load does."""
+    settings, store, _ = open_run(config, old)
+    store.save_profile_texts({old: (settings.profiles_path / f"{old}.toml").read_text()})
+    store.close()
+    (settings.profiles_path / f"{old}.toml").rename(settings.profiles_path / f"{new}.toml")
+
+
+def test_a_digest_left_sending_under_the_old_file_name_is_resent_once_not_replaced(mail_servers, setup):
+    config, address = setup
+    helper = start_helper(config, "die-after-250")  # ada's digest reached the server; the run died before 'sent'
+    out, err = helper.communicate(timeout=60)
+    assert helper.returncode == -signal.SIGKILL, err
+    message_id = out.split()[1]
+    rename_profile(config, "ada", "eve")
+    resent = run(config, "eve")
+    assert resent.status == "sent" and resent.items == 5
+    copies = inbox(mail_servers, address)
+    # the same digest again (same Message-ID, same papers), as for an unrenamed profile; not a second, other one
+    assert [m["Message-ID"] for m in copies] == [message_id, message_id]
+    titles = [re.findall(r"^\d+\. (.*)$", m.get_body(("plain",)).get_content(), re.M) for m in copies]
+    assert titles[0] == titles[1] and len(titles[0]) == 5
+    settings, store, _ = open_run(config, "eve")
+    assert store.digest_for("ada", "2026-11-28")["status"] == "sent" and len(store.sent_paper_ids("ada")) == 5
+    eve = store.digest_for("eve", "2026-11-28")
+    assert eve["status"] == "skipped" and "left unfinished as user 'ada'" in eve["error"]
+    assert run(config, "eve").status == "already" and len(inbox(mail_servers, address)) == 2
+
+
+def test_a_claim_under_the_old_file_name_makes_the_new_name_wait_then_gives_way(mail_servers, setup):
+    config, address = setup
+    helper = start_helper(config, "claim-and-wait")
+    assert helper.stdout.readline().startswith("claimed")
+    rename_profile(config, "ada", "eve")
+    busy = run(config, "eve")  # the run holding ada's claim lives: eve's digest waits, never a second one
+    assert busy.status == "busy" and "being sent as user 'ada'" in busy.error
+    assert inbox(mail_servers, address) == []
+    helper.send_signal(signal.SIGKILL)
+    helper.wait()
+    sent = run(config, "eve")  # ada's run died before it froze any papers: eve's own digest goes out
+    assert sent.status == "sent" and len(inbox(mail_servers, address)) == 1
+    settings, store, _ = open_run(config, "eve")
+    assert store.digest_for("ada", "2026-11-28")["status"] == "superseded"
+    assert run(config, "eve").status == "already" and len(inbox(mail_servers, address)) == 1
+
+
 def test_an_unsubscribe_under_the_old_file_name_still_holds_after_a_rename(setup, tmp_path):
     config, address = setup
     settings, store, _ = open_run(config)
