@@ -516,7 +516,16 @@ class Daemon:
                 continue
             if self._give_way():
                 break
-            count, missing = embed_profile(self.work_store, self.embedder, profile, should_stop=self._give_way)
+            try:
+                count, missing = embed_profile(self.work_store, self.embedder, profile, should_stop=self._give_way)
+            except Exception as exc:  # one user's failure leaves the others' libraries to embed
+                log.error("job=embed user=%s: failed: %s; the library is embedded at its digest instead", user,
+                          _one_line(exc))
+                log.debug("job=embed user=%s", user, exc_info=True)
+                with contextlib.suppress(Exception):
+                    self.work_store.log_event("ERROR", "embed", _one_line(exc), user=user)
+                done.append(user)
+                continue
             if count < missing:
                 log.info("job=embed user=%s: %d of %d new profile texts embedded; %s", user, count,
                          missing, "stopping" if self.stopping else "the rest after the digest due now")

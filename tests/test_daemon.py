@@ -450,6 +450,51 @@ def test_a_long_library_embedding_gives_way_to_a_digest_due_and_to_a_stop_and_re
     assert outbox(tmp_path) == ["ada-2024-06-03.eml"]
 
 
+class FailingEmbedder:
+    """The session's real embedder, failing on any batch that holds one of ``poison``'s texts."""
+
+    def __init__(self, inner, poison: set[str]):
+        self.inner, self.poison = inner, poison
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def encode(self, texts):
+        if any(t in self.poison for t in texts):
+            raise RuntimeError("the model could not encode this batch")
+        return self.inner.encode(texts)
+
+
+def test_one_users_library_that_fails_to_embed_leaves_the_others_libraries_embedded(home, embedder, caplog):
+    from digest.library import read_library
+
+    tmp_path, config = home
+    caplog.set_level(logging.INFO)
+    libraries = {}
+    for user, topic in (("ann", "protein folding"), ("bob", "graph neural networks"), ("cid", "dark matter")):
+        libraries[user] = tmp_path / f"{user}.bib"
+        libraries[user].write_text("".join(f"@article{{{user}{i}, title = {{A study of {topic}, part {i}}}}}\n"
+                                           for i in range(3)))
+        write_profile(tmp_path / "profiles", user, send_at="18:00", library=str(libraries[user]))
+    texts = {u: {s.title for s in read_library(path).seeds} for u, path in libraries.items()}
+    settings = load_settings(config)
+    with time_machine.travel(datetime(2024, 6, 3, 8, 0, tzinfo=UTC), tick=True):
+        daemon = Daemon(settings, embedder=FailingEmbedder(embedder, texts["bob"]))
+
+        async def scenario():
+            await until(lambda: records(caplog, "job=embed user=cid"), timeout=120)
+            daemon.request_stop(signal.SIGTERM)
+
+        assert drive(daemon, scenario) == 0
+    [failed] = records(caplog, "job=embed user=bob: failed")
+    assert "the model could not encode this batch" in failed.getMessage()
+    store = Store(settings.db_path)
+    for user in ("ann", "cid"):  # before and after the failing one
+        assert len(store.get_vectors(embedder.name, {content_hash(t) for t in texts[user]})) == 3, user
+    assert not store.get_vectors(embedder.name, {content_hash(t) for t in texts["bob"]})
+    assert any(e["user"] == "bob" and "could not encode" in e["message"] for e in store.recent_events())
+
+
 # -- stopping ----------------------------------------------------------------------------------------------------
 def test_a_stop_lets_the_running_poll_finish_and_starts_no_new_work(home, embedder, caplog):
     tmp_path, config = home
