@@ -305,6 +305,24 @@ def test_nested_link_wrappers_are_all_unwrapped():
     assert doi_from_url(unwrap_url(outlook)) == "10.1038/s41598-025-88482-7"
 
 
+def test_dois_are_recovered_from_the_publishers_article_links():
+    from digest.parsers.common import doi_from_url
+
+    cases = {  # link as alert mails carry them (tracking parameters kept) -> DOI; None where the path has none
+        "https://link.springer.com/article/10.1007/s00521-024-09999-1?utm_source=toc&utm_medium=email": "10.1007/s00521-024-09999-1",
+        "https://www.tandfonline.com/doi/full/10.1080/01621459.2024.2312345?af=R": "10.1080/01621459.2024.2312345",
+        "https://journals.plos.org/plosone/article?id=10.1371/journal.pone.0300000": "10.1371/journal.pone.0300000",
+        "https://journals.aps.org/prl/abstract/10.1103/PhysRevLett.132.010001": "10.1103/PhysRevLett.132.010001",
+        "https://www.frontiersin.org/articles/10.3389/fnins.2024.1234567/full": "10.3389/fnins.2024.1234567",
+        "https://elifesciences.org/articles/90123": "10.7554/eLife.90123",
+        "https://elifesciences.org/reviewed-preprints/90123v2?utm_source=alert": "10.7554/eLife.90123",
+        "https://elifesciences.org/digests/90123/a-digest-title": None,
+        "https://academic.oup.com/bioinformatics/article/40/1/btad123/7000000?utm_source=etoc": None,
+        "https://ieeexplore.ieee.org/document/10123456?source=authoralert": None,
+    }
+    assert {url: doi_from_url(url) for url in cases} == cases
+
+
 def test_et_al_is_not_an_author():
     from digest.parsers.common import split_authors
 

@@ -314,6 +314,10 @@ def doi_from_url(url: str | None) -> str | None:
         m = re.match(r"/articles/([a-z0-9][a-z0-9.\-]+)", path)
         if m and not m.group(1).startswith("10."):
             return "10.1038/" + re.sub(r"\.pdf$", "", m.group(1))
+    if host.endswith("elifesciences.org"):  # eLife's article numbers are its DOIs' suffixes
+        m = re.match(r"/(?:articles|reviewed-preprints)/(\d{4,6})(?:v\d+)?(?:[/.#?]|$)", path)
+        if m:
+            return f"10.7554/eLife.{m.group(1)}"
     if host.endswith(("biorxiv.org", "medrxiv.org")):
         m = re.search(r"/content/(10\.\d+/[\d.]+?)(?:v\d+)?(?:\.full|\.abstract|\.pdf|\.full\.pdf|\.article-\w+)*$", path)
         if m:
