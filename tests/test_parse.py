@@ -563,6 +563,32 @@ def test_generic_mail_with_paper_links():
     ]
 
 
+def test_links_to_papers_own_pages_without_an_id_in_the_address_are_papers_when_their_text_is_a_title():
+    # hand-made, in the way Semantic Scholar's alerts link each paper (a "paper-link" to its S2 page) and
+    # colleagues paste PubMed, IEEE or OUP links: no arXiv id or DOI in the address, the title is the link text
+    s2 = "https://www.semanticscholar.org/paper/Graph-Attention-Networks/33998aff64ce51df8dee45989cdca4b6b1329ec4"
+    html = (f'<table><tr><td><a class="paper-link" href="{s2}?utm_source=alert_email">Graph Attention Networks</a>'
+            '<div>Petar Velickovic, Guillem Cucurull</div></td></tr>'
+            '<tr><td><a href="https://ieeexplore.ieee.org/document/7780459?source=authoralert">Deep Residual '
+            'Learning for Image Recognition</a></td></tr>'
+            '<tr><td><a href="https://academic.oup.com/bioinformatics/article/36/4/1234/5566508">Read more</a>'
+            '</td></tr></table><p>Your colleague\'s paper is <a href="https://pubmed.ncbi.nlm.nih.gov/31234567/">'
+            'here</a>.</p>')
+    papers = parse_message(html_mail(html, "Semantic Scholar <do-not-reply@semanticscholar.org>", "New papers")).papers
+    assert [(p.title, p.url, p.doi) for p in papers] == [
+        ("Graph Attention Networks", f"{s2}?utm_source=alert_email", None),
+        ("Deep Residual Learning for Image Recognition", "https://ieeexplore.ieee.org/document/7780459?source=authoralert",
+         None),
+    ]  # "Read more" and "here" are not titles
+    text = ("Two for journal club:\nSingle-cell transcriptomics of the aging mouse brain\n"
+            "https://pubmed.ncbi.nlm.nih.gov/31234567/\nA primer on checkpoint inhibitors "
+            "https://academic.oup.com/annonc/article/30/2/123/5123456\nOur group page https://lab.example.org/\n")
+    assert [(p.title, p.url) for p in parse_text(text).papers] == [
+        ("Single-cell transcriptomics of the aging mouse brain", "https://pubmed.ncbi.nlm.nih.gov/31234567/"),
+        ("A primer on checkpoint inhibitors", "https://academic.oup.com/annonc/article/30/2/123/5123456"),
+    ]
+
+
 def test_a_numbered_reading_list_gives_titles_without_their_numbers():
     # "1. ThinK: ..." kept its number: a second copy of a known paper (titles are how papers merge) and, being
     # new, it could be mailed again to a user who already had it

@@ -42,6 +42,19 @@ _PAPER_HOST = re.compile(
     r"openreview\.net/(forum|pdf)\?id=|aclanthology\.org/)",
     re.I,
 )
+# a paper's own page whose address carries no arXiv id or DOI: a paper when its link text is a title
+# ("<a href=https://www.semanticscholar.org/paper/...>Title</a>"), identified by the title and the link
+_RECORD_LINK = re.compile(
+    r"(semanticscholar\.org/paper/|pubmed\.ncbi\.nlm\.nih\.gov/\d+|ncbi\.nlm\.nih\.gov/(pubmed/\d+|pmc/articles/PMC\d+)|"
+    r"pmc\.ncbi\.nlm\.nih\.gov/articles/PMC\d+|europepmc\.org/(abstract|article)/|academic\.oup\.com/[^/?#]+/article|"
+    r"ieeexplore\.ieee\.org/(abstract/)?document/\d+|mdpi\.com/\d{4}-\d{3}[\dX]/\d+/\d+/\d+|"
+    r"jamanetwork\.com/journals/[^/?#]+/fullarticle/\d+|thelancet\.com/journals/[^/?#]+/article/|"
+    r"sciencedirect\.com/science/article/(abs/)?pii/|cell\.com/[^?#]*/(fulltext|abstract)/S|"
+    r"openreview\.net/(forum|pdf)\?id=|aclanthology\.org/[\w.-]+\d/?(?:$|[?#])|bmj\.com/content/\d+/|"
+    r"papers\.ssrn\.com/sol3/papers\.cfm\?abstract_id=\d+|researchgate\.net/publication/\d+|"
+    r"proceedings\.mlr\.press/v\d+/|(papers|proceedings)\.(nips|neurips)\.cc/paper)",
+    re.I,
+)
 _URL = re.compile(r"https?://[^\s<>\"')\]]+")
 _BARE_ARXIV = re.compile(rf"\barXiv:\s?({ARXIV_ID})", re.I)
 _BARE_DOI = re.compile(r"\b(?:doi:\s?|DOI:\s?)(10\.\d{4,9}/[^\s\"'<>]+)", re.I)
@@ -57,7 +70,7 @@ _LIST_MARK = re.compile(r"^(?:\(?\d{1,3}[.)]|\[?\d{1,3}\]|[-*•·▪◦‣–])
 
 
 def _make(title: str, arxiv: str | None, doi: str | None, url: str | None) -> Paper:
-    if url is None or not _PAPER_HOST.search(url):
+    if url is None or not (_PAPER_HOST.search(url) or _RECORD_LINK.search(url)):
         url = arxiv_url(arxiv) if arxiv else doi_url(doi) if doi else url
     title = _LIST_MARK.sub("", clean_space(title).strip(" -:|•"))
     return Paper(title=title, arxiv_id=arxiv, doi=doi, url=url, source="generic")
@@ -101,10 +114,11 @@ def _from_html(html: str) -> list[Paper]:
     papers = []
     for a in soup_of(html).find_all("a", href=True):
         target = unwrap_url(a["href"])
-        if not _PAPER_HOST.search(target):
+        record = _RECORD_LINK.search(target) is not None
+        if not (record or _PAPER_HOST.search(target)):
             continue
         arxiv, doi = _ids(target)
-        if not (arxiv or doi):
+        if not (arxiv or doi or record):
             continue
         # only the link text: the text around a link is too often a sentence ("my paper is <a>here</a>");
         # plain-text alternatives and "Title <url>" lines are handled by _from_text
@@ -194,9 +208,10 @@ def _from_text(text: str) -> list[Paper]:
         found: list[tuple[str | None, str | None, str | None, int]] = []
         for m in _URL.finditer(line):
             url = unwrap_url(m.group(0).rstrip(".,;"))
-            if _PAPER_HOST.search(url):
+            record = _RECORD_LINK.search(url) is not None
+            if record or _PAPER_HOST.search(url):
                 arxiv, doi = _ids(url)
-                if arxiv or doi:
+                if arxiv or doi or record:
                     found.append((arxiv, doi, url, m.start()))
         for m in _BARE_ARXIV.finditer(line):
             found.append((m.group(1), None, None, m.start()))
