@@ -272,15 +272,22 @@ def parse(paths: tuple[Path, ...], as_json: bool) -> None:
 @cli.command(name="rank")
 @click.argument("profile")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many candidates to show.")
+@click.option("--find", "query", metavar="TEXT",
+              help="Only papers whose title contains TEXT (or whose arXiv id or DOI is TEXT): where each ranks, and "
+                   "why it is or is not in the digest.")
 @click.pass_context
-def rank_cmd(ctx: click.Context, profile: str, limit: int) -> None:
+def rank_cmd(ctx: click.Context, profile: str, limit: int, query: str | None) -> None:
     """Preview a user's ranking: score, title and why, without sending anything.
 
     PROFILE is a user name (profiles/NAME.toml) or a path to a profile file. Picked items are marked ✓.
+    --find answers "why is this paper not in my digest?": its place in the ranking and the rule that left it
+    out (below the floor, muted, no room), or why it is not ranked at all (already sent, too old).
 
     Example:
 
+    \b
         digest rank ada --limit 10
+        digest rank ada --find "speculative decoding"
     """
     from .pipeline import candidate_since, rank_user
     from .profiles import with_library
@@ -293,6 +300,10 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int) -> None:
         raise DigestError(f"{settings.db_path}: no papers in the store yet; read alerts in with `digest poll` "
                           "(IMAP) or `digest ingest PATH`, or look at the demo's store: "
                           "`digest --data-dir demo-data rank " + prof.user + "`")
+    if query is not None and not store.papers_matching(query, limit=1):
+        # before loading the model (seconds): no ranking can show it
+        raise DigestError(f"no paper in the store matches {query!r}: no alert read so far had it (`digest parse "
+                          "FILE` shows the papers a mail holds; `digest ingest FILE` stores them)")
     for problem in [*prof.notes, *map(str, library_errors), *library_warnings]:
         click.secho(f"note: {problem}", fg="yellow")
     result = rank_user(store, _embedder(settings), settings, prof, progress=_embed_progress(settings, "texts"))
@@ -304,12 +315,37 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int) -> None:
                f"(floor {result.ranking.floor:.2f})"
                + (f"; {_n(sent, 'recent paper')} already sent to {prof.user} "
                   f"{'is not a candidate' if sent == 1 else 'are not candidates'} again" if sent else ""))
+    if query is not None:
+        _find_in_ranking(settings, store, prof, result, query, limit)
+        return
     click.echo(f"{'':2}{'score':>6}  title / why")
     for item in result.ranking.scored[:limit]:
         mark = "✓" if id(item.paper) in picked else " "
         title = " ".join(item.paper.title.split())
         click.echo(f"{mark:2}{item.score:6.2f}  {title[:100]}")
         click.echo(f"{'':10}why: {item.reason}")
+
+
+def _find_in_ranking(settings, store, prof, result, query: str, limit: int) -> None:
+    """`digest rank --find`: the matching candidates with their place and verdict, else why a stored paper
+    that matches is not ranked, else that no alert brought it."""
+    from .pipeline import matches, verdict, why_not_candidate
+
+    scored = result.ranking.scored
+    found = [(n, item) for n, item in enumerate(scored, 1) if matches(item.paper, result.id_of(item.paper), query)]
+    for n, item in found[:limit]:
+        title = " ".join(item.paper.title.split())
+        click.echo(f"#{n} of {len(scored)}  score {item.score:.2f}  {title[:100]}")
+        click.echo(f"{'':4}why: {item.reason}")
+        click.echo(f"{'':4}{verdict(result, item)}")
+    if len(found) > limit:
+        click.echo(f"... and {_n(len(found) - limit, 'more candidate')} matching {query!r} (--limit)")
+    ranked = {result.id_of(item.paper) for item in scored}
+    others = [row for row in store.papers_matching(query, limit=limit) if row["id"] not in ranked]
+    for row in others:
+        title = " ".join(row["paper"].title.split())
+        click.echo(f"not ranked  {title[:100]}")
+        click.echo(f"{'':4}{why_not_candidate(store, settings, prof, row)}")
 
 
 @cli.command()

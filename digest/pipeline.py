@@ -276,6 +276,45 @@ def rank_user(store: Store, embedder: Embedder, settings: Settings, profile: Pro
     return UserRanking(profile, ranking, ids, len(candidates), notes)
 
 
+def matches(paper: Paper, paper_id: str, query: str) -> bool:
+    """``digest rank --find``: the title contains the words of ``query`` as written, or an id of the paper is it."""
+    q = " ".join(query.split()).lower()
+    return q in " ".join(paper.title.split()).lower() or q in {
+        x.lower() for x in (paper_id, paper.arxiv_id, paper.doi) if x}
+
+
+def verdict(user_ranking: UserRanking, item: ScoredPaper) -> str:
+    """Why a ranked candidate is, or is not, in the digest: the same rules ``rank.select`` applies."""
+    ranking, profile = user_ranking.ranking, user_ranking.profile
+    picked = [id(i.paper) for i in ranking.picked]
+    if id(item.paper) in picked:
+        return f"picked: {picked.index(id(item.paper)) + 1} of the {len(picked)} papers this ranking puts in the digest"
+    if "muted" in item.details:
+        return "muted by the profile (mute_keywords / mute_authors): never picked"
+    if item.score < ranking.floor:
+        return f"below the floor: {item.score:.2f} < {ranking.floor:.2f} (relevance_floor)"
+    cleared = sum(1 for i in ranking.scored if i.score >= ranking.floor and "muted" not in i.details)
+    return (f"cleared the floor but not picked: {cleared} papers did, for max_items = {profile.max_items}; the "
+            "digest takes each interest's best paper, then the best of the rest, preferring papers unlike those "
+            "already picked")
+
+
+def why_not_candidate(store: Store, settings: Settings, profile: Profile, row: dict,
+                      now: datetime | None = None) -> str:
+    """Why a stored paper (a ``Store.papers_matching`` row) is not among the user's candidates at all."""
+    sent = store.sent_record([profile.user, *earlier_names(store, profile)], row["id"])
+    if sent:
+        who = "" if sent["user"] == profile.user else f" as user {sent['user']!r} (an earlier name of this profile)"
+        return f"already sent{who} in the digest of {sent['period'] or sent['sent_at'][:10]}: a paper is sent once"
+    if row["first_seen"] < candidate_since(settings, now):
+        return (f"arrived {row['first_seen'][:10]}, before the last {settings.ranking.candidate_days} days, which "
+                "are what is ranked (candidate_days in config.toml's [ranking])")
+    if row["section"] == "replaced" and not settings.ranking.include_replacements:
+        return ("a revised version of an older arXiv paper (the listing's replacements): not news, so not ranked "
+                "(include_replacements in config.toml's [ranking])")
+    return "not a candidate"
+
+
 # -- deliver -----------------------------------------------------------------------------------------------
 @dataclass
 class Delivery:

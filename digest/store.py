@@ -389,6 +389,25 @@ class Store:
         rows = self.db.query(f"SELECT * FROM papers WHERE {where} ORDER BY first_seen, id", args)
         return [(r["id"], self._row_to_paper(r)) for r in rows]
 
+    def papers_matching(self, query: str, limit: int = 20) -> list[dict]:
+        """Stored papers whose title contains ``query`` (case-insensitive), or whose id, arXiv id or DOI is it:
+        the rows (``first_seen``, ``section``...) with the Paper under "paper", most recent first."""
+        q = " ".join(query.split())
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self.db.query(
+            "SELECT * FROM papers WHERE title LIKE ? ESCAPE '\\' OR lower(id) = lower(?) OR lower(arxiv_id) = "
+            "lower(?) OR lower(doi) = lower(?) ORDER BY first_seen DESC, id LIMIT ?", [like, q, q, q, limit])
+        return [{**r, "paper": self._row_to_paper(r)} for r in rows]
+
+    def sent_record(self, users: Sequence[str], paper_id: str) -> dict | None:
+        """When and in which digest ``paper_id`` went to one of ``users`` (a reader's current and earlier names)."""
+        marks = ",".join("?" * len(users))
+        row = self.db.execute(
+            f"SELECT s.user, d.period, s.sent_at FROM sent_papers s LEFT JOIN digests d ON d.id = s.digest_id "
+            f"WHERE s.user IN ({marks}) AND s.paper_id = ? ORDER BY s.sent_at LIMIT 1",
+            [*users, paper_id]).fetchone()
+        return dict(zip(("user", "period", "sent_at"), row, strict=True)) if row else None
+
     def random_papers(self, n: int, exclude: Iterable[str] = (), *, seed: int = 0) -> list[tuple[str, Paper]]:
         """A sample of the store, the 'rest of the world' for calibrating a user's scores.
 

@@ -3,6 +3,7 @@
 import email
 import email.policy
 import json
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -67,6 +68,22 @@ def test_the_demo_writes_one_digest_per_profile_and_a_second_run_embeds_nothing(
     status = subprocess.run([*look, "status", "--json"], capture_output=True, text=True, cwd=REPO, timeout=60)
     ada = next(u for u in json.loads(status.stdout)["users"] if u["user"] == "ada")
     assert ada["waiting"] == n_candidates
+
+    # `rank --find`: "why is this paper not in my digest?", for a paper sent today and for the best candidate
+    [eml] = outbox.glob("ada-*.eml")
+    plain = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default).get_body(("plain",)).get_content()
+    sent_title = re.search(r"^ *1\. (.+)$", plain, re.M).group(1)
+    best = ranked.stdout.splitlines()[2][10:].strip()  # the line after the header: mark, score, title
+    for query, says in ((sent_title, f"already sent in the digest of {eml.stem.split('-', 1)[1]}: a paper is sent once"),
+                        (best[:40], f"#1 of {n_candidates}  score ")):
+        found = subprocess.run([*look, "rank", "ada", "--find", query], capture_output=True, text=True, cwd=REPO,
+                               timeout=600)
+        assert found.returncode == 0 and says in found.stdout, (query, found.stdout, found.stderr)
+    verdict = "picked: 1 of the " if ranked.stdout.splitlines()[2].startswith("✓") else "below the floor: "
+    assert verdict in found.stdout, found.stdout
+    missing = subprocess.run([*look, "rank", "ada", "--find", "no such paper title"], capture_output=True, text=True,
+                             cwd=REPO, timeout=60)
+    assert missing.returncode == 1 and "no paper in the store matches 'no such paper title'" in missing.stderr
 
 
 def test_papers_already_sent_are_never_repeated_in_the_next_digest(tmp_path):

@@ -222,3 +222,40 @@ def test_arxiv_replacements_are_not_candidates_unless_asked_for(store):
     store.add_papers([Paper("A revised old paper", arxiv_id="2406.00003", source="google_scholar")])
     titles = [p.title for _, p in store.candidate_papers("ada", "2000-01-01")]
     assert "Cited in a Scholar alert" in titles and "A revised old paper" in titles
+
+
+def test_rank_find_tells_why_a_stored_paper_is_not_ranked_and_where_a_ranked_one_stands(tmp_path):
+    from digest.config import load_settings
+    from digest.pipeline import UserRanking, matches, verdict, why_not_candidate
+    from digest.profiles import Profile
+    from digest.rank import Ranking
+
+    settings = load_settings("/dev/null", data_dir=str(tmp_path))
+    store = Store(settings.db_path)
+    old, replaced, sent, fresh = (Paper("Old news on 50% sparsity", arxiv_id="2001.00001"),
+                                  Paper("A revised old preprint", arxiv_id="2001.00002", section="replaced"),
+                                  Paper("Already in a digest", doi="10.1000/SENT"), Paper("Fresh and waiting"))
+    store.add_papers([old, replaced, sent, fresh])
+    store.db.execute("UPDATE papers SET first_seen = '2000-01-01T00:00:00+00:00' WHERE arxiv_id = '2001.00001'")
+    digest_id = store.claim_digest("ada", "2026-11-28")
+    store.save_digest_items(digest_id, [ScoredPaper(sent, 0.5, "r")], [sent.id], n_candidates=4)
+    store.mark_digest(digest_id, "sent")
+    ada = Profile(user="ada", name="Ada", email="ada@example.org", max_items=1)
+
+    def why(query):
+        [row] = store.papers_matching(query)
+        return why_not_candidate(store, settings, ada, row)
+
+    assert why("50% SPARSITY").startswith("arrived 2000-01-01, before the last 7 days")  # % is not a wildcard
+    assert why("2001.00002").startswith("a revised version of an older arXiv paper")
+    assert why("10.1000/sent") == "already sent in the digest of 2026-11-28: a paper is sent once"
+    assert why("fresh") == "not a candidate" and store.papers_matching("100%") == []
+    # a ranked candidate: picked, muted, below the floor, or above it without room
+    items = [ScoredPaper(Paper(t), s, "r", details=d) for t, s, d in
+             (("Top", 0.5, {}), ("Muted one", 0.4, {"muted": ["x"]}), ("Second", 0.3, {}), ("Low", 0.1, {}))]
+    ranking = UserRanking(ada, Ranking(picked=items[:1], scored=items, floor=0.2), {}, 4)
+    assert [verdict(ranking, i).split(":")[0] for i in items] == [
+        "picked", "muted by the profile (mute_keywords / mute_authors)", "cleared the floor but not picked",
+        "below the floor"]
+    assert "2 papers did, for max_items = 1" in verdict(ranking, items[2])
+    assert matches(items[0].paper, "x", " top ") and not matches(items[0].paper, "x", "to p")
