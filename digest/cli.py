@@ -453,7 +453,7 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
         library = f", {_n(len(profile.library_seeds), 'library paper')}" if profile.library else ""
         state = "ok" if profile.interests or profile.seeds or profile.library_seeds else "nothing to rank with"
         if user in loaded.stale:
-            state = "broken (the error below); its last good version serves meanwhile"
+            state = f"broken (the error below); its last good version (to {profile.email}) serves meanwhile"
         elif state == "ok" and any(str(e).startswith(f"{profile.path}: library:") for e in loaded.errors):
             state = "a library file is unusable (the error below); the rest of the profile serves"
         click.echo(f"profile {user}: {state} ({_n(len(profile.interests), 'interest')}, {_n(len(profile.seeds), 'seed')}{library}, "

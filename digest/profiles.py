@@ -368,7 +368,7 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
     already had it keeps it (of several, the one whose last good version is latest in ``last_good``, which
     lists the least recently loaded first; else the first file by name) and the other file is the error,
     served from its own last good version if that has an address nobody else has, so no address ever gets
-    two digests."""
+    two digests. A broken file's last good version never takes an address from a file that loads."""
     last_good = last_good or {}
     if not directory.is_dir():
         where = "" if directory.is_absolute() else f" (looked for {directory.resolve()})"
@@ -400,18 +400,23 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
     for email, users in by_email.items():
         if len(users) < 2:
             continue
-        owner = min(users, key=lambda u: (not had(u, email), -recency.get(u, -1), u))
+        # a file that loads beats a broken file's last good version: a stand-in never displaces a valid profile
+        owner = min(users, key=lambda u: (found[u][1] is None, not had(u, email), -recency.get(u, -1), u))
         for user in users:
             if user == owner:
                 continue
             path, text, profile = found.pop(user)
-            line = toml_line(text, "email") if text is not None else None
+            if text is None:
+                errors.append(ProfileError(
+                    f"{path}: cannot serve its last good version: that names {profile.email}, which "
+                    f"{found[owner][0]} has now; {user} gets no digest until {path.name} is fixed (the error above)"))
+                continue
+            line = toml_line(text, "email")
             errors.append(ProfileError(
                 f"{path}{f':{line}' if line else ''}: email: {profile.email} is already used by "
                 f"{found[owner][0]}; each user needs their own address (or move the example profiles out of the "
                 "folder)"))
-            if text is not None:
-                fallbacks.append((user, path))
+            fallbacks.append((user, path))
     for user, path in fallbacks:  # served from the last good version, if its address is nobody else's
         previous = _last_good(last_good, path)
         if previous is not None and previous.email.lower() not in taken:

@@ -275,7 +275,7 @@ def test_check_judges_a_contested_address_and_a_broken_file_as_the_service_does(
     assert f"error: {profiles / 'aaa.toml'}:1: email: ada@example.org is already used by {profiles / 'ada.toml'}" \
         in result.output
     assert "profile ada: ok" in result.output
-    assert "profile bob: broken (the error below); its last good version serves meanwhile" in result.output
+    assert "profile bob: broken (the error below); its last good version (to bob@example.org) serves meanwhile" in result.output
 
 
 def test_check_suggests_seed_papers_to_a_profile_with_few(tmp_path):

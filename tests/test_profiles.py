@@ -193,6 +193,20 @@ def test_a_contested_address_goes_to_whoever_held_it_last_and_fallbacks_never_sh
     assert loaded.profiles["pp"].email == "pp@example.org" and loaded.profiles["qq"].email == "qq@example.org"
 
 
+def test_a_broken_files_last_good_version_never_takes_an_address_from_a_file_that_loads(tmp_path):
+    # ada once held ben's address (while ben.toml was out of the folder); both files are right again, then
+    # ada's breaks: her stale last good version must not displace ben, who would get no digest and ada's instead
+    (tmp_path / "ada.toml").write_text(GOOD.replace('send_at = "07:30"', 'send_at = "7:30"'))
+    (tmp_path / "ben.toml").write_text(_with("ben@example.org"))
+    last_good = {"ben": _with("ben@example.org"), "ada": _with("ben@example.org")}  # ada's saved most recently
+    loaded = load_profiles(tmp_path, last_good)
+    assert set(loaded.profiles) == {"ben"} and loaded.profiles["ben"].email == "ben@example.org"
+    errors = [str(e) for e in loaded.errors]
+    assert any(e.startswith(f"{tmp_path / 'ada.toml'}:") and "send_at" in e for e in errors), errors
+    assert f"{tmp_path / 'ada.toml'}: cannot serve its last good version: that names ben@example.org, which " \
+           f"{tmp_path / 'ben.toml'} has now; ada gets no digest until ada.toml is fixed (the error above)" in errors
+
+
 # the line is the one of the value that is wrong, not the first line that has a key of that name
 LAYERED = GOOD + '''
 [[interests]]
