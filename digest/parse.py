@@ -425,18 +425,34 @@ def wrap_body(data: bytes, *, html: bool) -> bytes:
             f"Content-Transfer-Encoding: 8bit\r\n\r\n").encode() + data
 
 
+# an mbox separator: "From " + the envelope sender (or "-") + a date with a time and a year
+# ("From alerts@example.org Thu Nov  7 00:00:00 2024", Gmail's "From 1784...@xxx Thu Nov 07 00:00:00 +0000 2024")
+_ENVELOPE = re.compile(rb"^From \S+ +[^\r\n]*?\b\d{1,2}:\d{2}(?::\d{2})?\b[^\r\n]*\b\d{4}\s*$")
+
+
+def split_mbox(data: bytes) -> list[bytes]:
+    """The messages of an mbox, without their "From " lines. A message starts at a "From " line that looks like
+    an envelope (sender, date with time and year), at the start of the file or after a blank line, and followed
+    by a header: a body line such as "From these results we find ..." that a writer left unescaped does not
+    cut its message in two (Python's mailbox.mbox splits there). [] when the data does not start with one."""
+    lines = data.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines)
+              if _ENVELOPE.match(line) and (i == 0 or not lines[i - 1].strip())
+              and i + 1 < len(lines) and _HEADER_LINE.match(lines[i + 1])]
+    if not starts or starts[0] != 0:
+        return []
+    return [b"".join(lines[a + 1:b]) for a, b in zip(starts, [*starts[1:], len(lines)], strict=True)]
+
+
 def _iter_file(path: Path) -> Iterator[tuple[str, bytes]]:
     data = _lead_stripped(path.read_bytes())
     suffix = path.suffix.lower()
     if not data.strip():
         return  # an empty file holds no email (the caller says so)
-    if data.startswith(b"From ") or (suffix == ".mbox" and b"\nFrom " in data):
-        box = mailbox.mbox(str(path), create=False)
-        try:
-            for n, key in enumerate(box.iterkeys()):
-                yield f"{path}#{n}", box.get_bytes(key)
-        finally:
-            box.close()
+    messages = split_mbox(data) if data.startswith(b"From ") or (suffix == ".mbox" and b"\nFrom " in data) else []
+    if messages:
+        for n, message in enumerate(messages):
+            yield f"{path}#{n}", message
     elif suffix in (".html", ".htm", ".txt") and not _looks_like_message(data):
         yield str(path), wrap_body(data, html=suffix != ".txt" or data.lstrip()[:1] == b"<")
     else:

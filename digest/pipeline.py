@@ -59,7 +59,8 @@ def ingest_raw(store: Store, raw: bytes, *, mailbox: str, uidvalidity: int = 0, 
     """Parse one message and record it with its papers in one transaction.
 
     Returns the message's status ('ingested', 'not_alert', 'duplicate' or 'failed') and the counts.
-    A message already ingested under the same Message-ID (another folder, a new UIDVALIDITY) adds nothing.
+    A message already ingested under the same Message-ID (another folder, a new UIDVALIDITY) adds nothing,
+    unless this copy holds more papers than the one read before (that one was cut short).
 
     With ``settings`` (the poller passes them), a vote sent by email is recognised first and never parsed
     as an alert: status 'feedback' (votes recorded) or 'feedback_rejected' (recorded with the reason, e.g. a
@@ -98,7 +99,13 @@ def ingest_raw(store: Store, raw: bytes, *, mailbox: str, uidvalidity: int = 0, 
         store.record_message(mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, message_id=parsed.message_id,
                              subject=parsed.subject, sender=parsed.sender, status="not_alert")
         return "not_alert", report
-    if parsed.message_id and store.message_by_message_id(parsed.message_id):
+    earlier = store.message_by_message_id(parsed.message_id) if parsed.message_id else None
+    if earlier is not None and len(parsed.papers) > (earlier["n_papers"] or 0):
+        # a fuller copy of a message read before (the earlier one was cut short: a broken mbox, a truncated
+        # download): its papers are stored too, those already known merge
+        log.info("%s: a fuller copy of message %s (%d papers; the copy read before gave %d)", label or mailbox,
+                 parsed.message_id, len(parsed.papers), earlier["n_papers"] or 0)
+    elif earlier is not None:
         report.duplicates = 1
         store.record_message(mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, message_id=parsed.message_id,
                              subject=parsed.subject, sender=parsed.sender, kind=parsed.kind, status="duplicate")

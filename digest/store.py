@@ -434,8 +434,9 @@ class Store:
     def message_by_message_id(self, message_id: str) -> dict | None:
         if not message_id:
             return None
+        # of several copies (one read cut short, then a full one), the fullest
         rows = list(self.db["messages"].rows_where("message_id = ? AND status IN ('ingested', 'feedback')",
-                                                   [message_id], limit=1))
+                                                   [message_id], order_by="n_papers DESC, id", limit=1))
         return rows[0] if rows else None
 
     def record_message(self, *, mailbox: str, uidvalidity: int = 0, uid: int = 0, message_id: str | None,

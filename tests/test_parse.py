@@ -1190,3 +1190,35 @@ def test_core_shell_chemistry_is_a_title_and_an_address_or_handle_is_not(title, 
     from digest.parsers.common import is_meaningful_title
 
     assert is_meaningful_title(title) is ok
+
+
+def test_an_unescaped_from_line_in_a_body_does_not_cut_an_mbox_message_in_two(tmp_path):
+    repo = Path(__file__).resolve().parent.parent
+    arxiv = (repo / "sample_inbox" / "01-arxiv-cs-daily-2024-11-07.eml").read_bytes()
+    scholar = (repo / "sample_inbox" / "02-scholar-allamanis-related-research.eml").read_bytes()
+    # a writer that does not escape body lines (mboxo without ">From ") leaves one after a blank line
+    cut = arxiv.index(b"\n\\\\ ( https://arxiv.org/abs/", len(arxiv) // 2)
+    arxiv = arxiv[:cut] + b"\n\nFrom these results we find the method scales.\n" + arxiv[cut:]
+    box = tmp_path / "alerts.mbox"
+    box.write_bytes(b"From no-reply@arXiv.org Thu Nov  7 05:45:57 2024\n" + arxiv + b"\n"
+                    b"From 1784239823@xxx Thu Nov 07 10:00:00 +0000 2024\n" + scholar)
+    messages = list(iter_raw_messages(box))
+    assert [label for label, _ in messages] == [f"{box}#0", f"{box}#1"]
+    assert len(parse_message(messages[0][1]).papers) == len(parse_message(arxiv).papers) > 100
+    assert parse_message(messages[1][1]).kind == "google_scholar"
+    # Python's own mbox reader cuts the listing there: the reason for our splitter
+    assert len(mailbox.mbox(str(box))) == 3
+
+
+def test_a_fuller_copy_of_a_message_read_cut_short_adds_its_papers(tmp_path):
+    from digest.pipeline import ingest_raw
+
+    repo = Path(__file__).resolve().parent.parent
+    full = (repo / "sample_inbox" / "01-arxiv-cs-daily-2024-11-07.eml").read_bytes()
+    store = Store(tmp_path / "d.db")
+    status, report = ingest_raw(store, full[:len(full) // 3], mailbox="file:a.mbox", label="a.mbox#0")
+    assert status == "ingested" and 0 < report.new < 100
+    first = store.count_papers()
+    status, report = ingest_raw(store, full, mailbox="file:b.eml", label="b.eml")
+    assert status == "ingested" and store.count_papers() == first + report.new > first + 50
+    assert ingest_raw(store, full, mailbox="file:c.eml")[0] == "duplicate"  # the same copy again adds nothing
