@@ -183,7 +183,9 @@ def _print_delivery(d) -> None:
         tries = f" (after {d.attempts} attempts)" if d.attempts > 1 else ""
         click.echo(f"  {d.user}: {_n(d.items, 'paper')} {d.status}{where}{tries}")
     elif d.status == "already":
-        if d.error:
+        if d.note:
+            click.echo(f"  {d.user}: already delivered for this period, not sent again: {d.note}")
+        elif d.error:
             click.echo(f"  {d.user}: refused earlier for this period, not tried again: {d.error}")
         else:
             where = f" ({d.path})" if d.path else ""
@@ -289,7 +291,7 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int, query: str | None) ->
         digest rank ada --limit 10
         digest rank ada --find "speculative decoding"
     """
-    from .pipeline import candidate_since, rank_user
+    from .pipeline import candidate_since, earlier_names, rank_user
     from .profiles import with_library
 
     settings = _settings(ctx)
@@ -310,7 +312,7 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int, query: str | None) ->
     for note in result.notes:
         click.secho(f"note: {note}", fg="yellow")
     picked = {id(i.paper) for i in result.ranking.picked}
-    sent = store.count_sent_since(prof.user, candidate_since(settings))
+    sent = store.count_sent_since(prof.user, candidate_since(settings), also_sent_to=earlier_names(store, prof))
     click.echo(f"{prof.user}: {len(result.ranking.picked)} picked of {result.n_candidates} candidates "
                f"(floor {result.ranking.floor:.2f})"
                + (f"; {_n(sent, 'recent paper')} already sent to {prof.user} "

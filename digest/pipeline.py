@@ -341,6 +341,7 @@ class Delivery:
     to: str = ""
     attempts: int = 0
     titles: tuple[str, ...] = ()
+    note: str = ""  # 'already': why, when not a refusal (e.g. sent under an earlier file name of the profile)
 
 
 def _links(settings: Settings, key: Secret, profile: Profile, paper_id: str | None, action: str, *,
@@ -425,7 +426,7 @@ def _earlier_digest(store: Store, profile: Profile, period: str, digest_id: int)
             note = (f"{profile.email} already had the {period} digest as user {earlier!r} (the same address in "
                     f"an earlier profile file); the next digest is {profile.user}'s")
             store.mark_digest(digest_id, "skipped", error=note)
-            return Delivery(profile.user, "already", row["n_items"] or 0, error=note, to=profile.email)
+            return Delivery(profile.user, "already", row["n_items"] or 0, note=note, to=profile.email)
         earlier_id = store.claim_digest(earlier, period)
         if earlier_id is None:  # a live run is sending it under the earlier name right now
             note = f"the {period} digest of {profile.email} is being sent as user {earlier!r} (an earlier file name)"
@@ -470,7 +471,18 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
     if dry_run:
         row = store.digest_for(profile.user, period)
         if row and row["status"] in DIGEST_DONE:
-            return Delivery(profile.user, "already", row["n_items"] or 0, error=row["error"], to=profile.email)
+            failed = row["status"] == "failed"
+            return Delivery(profile.user, "already", row["n_items"] or 0, error=row["error"] if failed else None,
+                            note="" if failed else row["error"] or "", to=profile.email)
+        for earlier in [] if row else earlier_names(store, profile):  # as _earlier_digest would decide
+            other = store.digest_for(earlier, period)
+            if other is not None and other["status"] in ("sent", "skipped"):
+                return Delivery(profile.user, "already", other["n_items"] or 0, to=profile.email,
+                                note=f"{profile.email} already had the {period} digest as user {earlier!r} (the "
+                                     "same address in an earlier profile file)")
+            if other is not None and other["status"] in ("claimed", "sending", "retry") and other["message_id"]:
+                row = other  # the unfinished digest under the earlier name is the one that would go out
+                break
         user_ranking = _frozen_ranking(store, profile, row) if row and row["message_id"] else ranking()
         rendered, context = compose(settings, store, user_ranking, period)
         return Delivery(profile.user, "dry-run", len(context["items"]), subject=rendered.subject, to=profile.email,
@@ -484,8 +496,10 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
     if digest_id is None:
         row = store.digest_for(profile.user, period)
         if row["status"] in DIGEST_DONE:
+            failed = row["status"] == "failed"
             return Delivery(profile.user, "already", row["n_items"] or 0, Path(row["path"]) if row["path"] else None,
-                            error=row["error"] if row["status"] == "failed" else None, to=profile.email)
+                            error=row["error"] if failed else None, note="" if failed else row["error"] or "",
+                            to=profile.email)
         return Delivery(profile.user, "busy", error=f"being sent by {row['claimed_by']} since {row['claimed_at']}")
     for old in store.supersede_unsent(profile.user, period):
         log.info("%s: the unsent digest of %s is superseded by %s", profile.user, old, period)

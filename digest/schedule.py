@@ -730,7 +730,7 @@ class Daemon:
         elif d.status == "skipped":
             log.info('%s nothing cleared the floor; no email (quiet_day = "skip")', prefix)
         elif d.status == "already":
-            log.info("%s already delivered; not sent again", prefix)
+            log.info("%s already delivered; not sent again%s", prefix, f" ({d.note})" if d.note else "")
         elif d.status == "busy":
             log.info("%s another live run is sending it (%s); not sent again", prefix, d.error)
         elif d.status == "paused":

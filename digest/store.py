@@ -787,11 +787,14 @@ class Store:
         return {status: n for status, n in self.db.execute(
             f"SELECT status, COUNT(*) FROM [{table}] GROUP BY status ORDER BY status")}
 
-    def count_sent_since(self, user: str, since: str) -> int:
-        """How many papers first seen since ``since`` already went out to ``user`` (so are no candidates)."""
+    def count_sent_since(self, user: str, since: str, also_sent_to: Sequence[str] = ()) -> int:
+        """How many papers first seen since ``since`` already went out to ``user`` (or to its earlier names in
+        ``also_sent_to``), so are no candidates."""
+        users = [user, *also_sent_to]
         return self.db.execute(
             "SELECT COUNT(*) FROM papers WHERE first_seen >= ? AND id IN "
-            "(SELECT paper_id FROM sent_papers WHERE user = ?)", [since, user]).fetchone()[0]
+            f"(SELECT paper_id FROM sent_papers WHERE user IN ({','.join('?' * len(users))}))",
+            [since, *users]).fetchone()[0]
 
     def count_candidates(self, user: str, since: str, *, replacements: bool = False,
                          also_sent_to: Sequence[str] = ()) -> int:

@@ -438,8 +438,13 @@ def test_a_renamed_profile_gets_no_second_digest_that_day_nor_papers_it_was_sent
     (settings.profiles_path / "ada.toml").rename(settings.profiles_path / "eve.toml")
     eve = load_profile(settings.profiles_path / "eve.toml")
     assert earlier_names(store, eve) == ["ada"]
+    preview = deliver_user(store, None, settings, eve, now=NOW, dry_run=True, ranker=fixed_ranker(store))
+    assert preview.status == "already" and "already had the 2026-11-28 digest as user 'ada'" in preview.note
     again = deliver_user(store, None, settings, eve, now=NOW, outbox=outbox, ranker=fixed_ranker(store))
-    assert again.status == "already" and "already had the 2026-11-28 digest as user 'ada'" in again.error
+    assert (again.status, again.error) == ("already", None)  # not a refusal: `digest send` exits 0
+    assert "already had the 2026-11-28 digest as user 'ada'" in again.note
+    assert deliver_user(store, None, settings, eve, now=NOW, outbox=outbox, ranker=fixed_ranker(store)).note \
+        == again.note
     assert sorted(p.name for p in outbox.glob("*.eml")) == ["ada-2026-11-28.eml"]  # not a second one today
     assert store.digest_for("eve", "2026-11-28")["status"] == "skipped"  # done for the day: no retries
     # later days: what ada was sent is not a candidate again, and what ada taught still counts
@@ -470,13 +475,15 @@ def test_a_digest_left_sending_under_the_old_file_name_is_resent_once_not_replac
     assert helper.returncode == -signal.SIGKILL, err
     message_id = out.split()[1]
     rename_profile(config, "ada", "eve")
+    preview = run(config, "eve", dry_run=True)  # the preview shows the digest that will go out: ada's, as composed
+    assert preview.status == "dry-run" and len(preview.titles) == 5
     resent = run(config, "eve")
     assert resent.status == "sent" and resent.items == 5
     copies = inbox(mail_servers, address)
     # the same digest again (same Message-ID, same papers), as for an unrenamed profile; not a second, other one
     assert [m["Message-ID"] for m in copies] == [message_id, message_id]
     titles = [re.findall(r"^\d+\. (.*)$", m.get_body(("plain",)).get_content(), re.M) for m in copies]
-    assert titles[0] == titles[1] and len(titles[0]) == 5
+    assert titles[0] == titles[1] == [t + "\r" for t in preview.titles] and len(titles[0]) == 5  # CRLF lines
     settings, store, _ = open_run(config, "eve")
     assert store.digest_for("ada", "2026-11-28")["status"] == "sent" and len(store.sent_paper_ids("ada")) == 5
     eve = store.digest_for("eve", "2026-11-28")
