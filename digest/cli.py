@@ -186,7 +186,8 @@ def _print_delivery(d) -> None:
         if d.note:
             click.echo(f"  {d.user}: already delivered for this period, not sent again: {d.note}")
         elif d.error:
-            click.echo(f"  {d.user}: refused earlier for this period, not tried again: {d.error}")
+            click.echo(f"  {d.user}: refused earlier for this period, not tried again: {d.error} (after fixing "
+                       "the cause: `digest send --retry-failed`)")
         else:
             where = f" ({d.path})" if d.path else ""
             click.echo(f"  {d.user}: already delivered for this period, not sent again{where}")
@@ -357,8 +358,12 @@ def _find_in_ranking(settings, store, prof, result, query: str, limit: int) -> N
 @click.option("--user", "users", multiple=True, help="Only this user (repeatable).")
 @click.option("--any-day", is_flag=True,
               help="Also users whose frequency skips today (e.g. frequency = \"weekdays\" on a Sunday).")
+@click.option("--retry-failed", is_flag=True,
+              help="Try again today's digests the mail server refused permanently (after fixing the mailbox or "
+                   "the server; a corrected `email` in the profile is tried again without it).")
 @click.pass_context
-def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[str, ...], any_day: bool) -> None:
+def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[str, ...], any_day: bool,
+         retry_failed: bool) -> None:
     """Send every due digest once (one per user and local calendar day).
 
     Due: today (the user's local day) is one of their profile's `frequency` days, and no digest went out for
@@ -406,6 +411,10 @@ def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[st
         click.echo(f"  {p.user}: not a send day (frequency = \"{p.frequency}\", and it is {day} in {p.timezone}); "
                    "--any-day sends it anyway")
     profiles = [p for p in profiles if p not in resting]
+    if retry_failed and not dry_run:
+        for p in profiles:
+            if store.reopen_failed(p.user, local_period(p, now), "refused earlier; tried again (--retry-failed)"):
+                click.echo(f"  {p.user}: the digest refused earlier today is tried again")
     deliveries = []
     if profiles:
         embedder = _embedder(settings)

@@ -487,6 +487,11 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
         rendered, context = compose(settings, store, user_ranking, period)
         return Delivery(profile.user, "dry-run", len(context["items"]), subject=rendered.subject, to=profile.email,
                         titles=tuple(i["title"] for i in context["items"]))
+    refused = store.digest_for(profile.user, period)
+    if refused and refused["status"] == "failed" and refused["address"] \
+            and refused["address"].lower() != profile.email.lower():
+        store.reopen_failed(profile.user, period, f"refused for {refused['address']}; the profile names "
+                                                  f"{profile.email} now, so it is tried again")
     digest_id = store.claim_digest(profile.user, period)
     if digest_id is not None:
         taken = _earlier_digest(store, profile, period, digest_id)
@@ -545,7 +550,7 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
         return done
     except DeliveryError as exc:
         status = "failed" if exc.permanent else "retry"
-        store.mark_digest(digest_id, status, error=str(exc))
+        store.mark_digest(digest_id, status, error=str(exc), address=profile.email)
         store.log_event("ERROR", "send", str(exc), user=profile.user)
         return Delivery(profile.user, status, error=str(exc), to=profile.email, attempts=exc.attempts)
     except _ClaimLost as exc:

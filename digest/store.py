@@ -34,7 +34,7 @@ import sqlite_utils
 from .errors import StoreError
 from .models import Paper, ScoredPaper, Vote, normalise_title
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def utcnow() -> str:
@@ -97,7 +97,13 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     db["papers"].add_column("author_count", int)
 
 
-MIGRATIONS = [_migration_1, _migration_2, _migration_3]
+def _migration_4(db: sqlite_utils.Database) -> None:
+    # owner: delivery. The address a digest was refused for: a profile that names another address since
+    # gets that day's digest after all.
+    db["digests"].add_column("address", str)
+
+
+MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4]
 
 
 DIGEST_DONE = ("sent", "skipped", "failed", "superseded")  # a digest in one of these is never sent again
@@ -608,7 +614,8 @@ class Store:
     def digest_items(self, digest_id: int) -> list[dict]:
         return list(self.db.query("SELECT * FROM digest_items WHERE digest_id = ? ORDER BY rank", [digest_id]))
 
-    def mark_digest(self, digest_id: int, status: str, *, error: str | None = None, path: str | None = None) -> bool:
+    def mark_digest(self, digest_id: int, status: str, *, error: str | None = None, path: str | None = None,
+                    address: str | None = None) -> bool:
         """Finish a digest. On 'sent', its papers enter the ledger in the same transaction.
 
         'sent' is always recorded (it is the truth). Any other status is recorded only while this store still
@@ -620,6 +627,8 @@ class Store:
             changes = {"status": status, "error": error}
             if path:
                 changes["path"] = path
+            if address:
+                changes["address"] = address
             where, args = "id = ?", [digest_id]
             if status == "sent":
                 changes["sent_at"] = now
@@ -661,6 +670,15 @@ class Store:
         return {r[0] for r in self.db.execute("SELECT paper_id FROM sent_papers WHERE user = ?", [user])}
 
     # -- delivery: claim owners and the 'sending' state (owner: delivery) -----------------------------------
+
+    def reopen_failed(self, user: str, period: str, note: str) -> bool:
+        """Let a digest refused permanently be tried again (its address was corrected, or the server fixed):
+        'failed' becomes 'retry', so the next delivery claims it and sends the same papers. Returns whether
+        there was one."""
+        with self.db.conn:
+            cursor = self.db.execute("UPDATE digests SET status = 'retry', error = ? WHERE user = ? AND period = ? "
+                                     "AND status = 'failed'", [note, user, period])
+        return cursor.rowcount == 1
 
     def mark_sending(self, digest_id: int) -> bool:
         """Record 'sending' right before SMTP DATA: from here until 'sent' the outcome is unknown if we crash.

@@ -301,7 +301,7 @@ def test_every_help_shows_its_examples_one_per_line():
 
 def test_send_exits_1_on_every_run_while_todays_digest_stays_refused(tmp_path):
     # cron reports a refused digest on each run of the day, not only on the run that saw the refusal
-    from digest.models import Paper
+    from digest.models import Paper, ScoredPaper
     from digest.profiles import load_profile, local_period
     from digest.store import Store
 
@@ -311,6 +311,9 @@ def test_send_exits_1_on_every_run_while_todays_digest_stays_refused(tmp_path):
     store.add_papers([Paper("A paper about sparse attention", arxiv_id="2501.00001")])
     period = local_period(load_profile(tmp_path / "profiles" / "ada.toml"))
     digest_id = store.claim_digest("ada", period)
+    store.save_digest_items(digest_id, [ScoredPaper(store.get_papers(["arxiv:2501.00001"])["arxiv:2501.00001"], 0.5,
+                                                    "why")], ["arxiv:2501.00001"], n_candidates=1, subject="s",
+                            message_id="<frozen.digest.ada@example.org>")
     store.mark_digest(digest_id, "failed", error="RCPT TO refused: 550 5.1.1 no such user")
     store.close()
     config = tmp_path / "config.toml"
@@ -318,4 +321,11 @@ def test_send_exits_1_on_every_run_while_todays_digest_stays_refused(tmp_path):
     result = CliRunner().invoke(cli, ["--config", str(config), "send", "--outbox", str(tmp_path / "out")])
     assert "ada: refused earlier for this period, not tried again: RCPT TO refused: 550 5.1.1" in result.output, \
         result.output
-    assert result.exit_code == 1
+    assert "`digest send --retry-failed`" in result.output and result.exit_code == 1
+    # the mailbox was fixed: --retry-failed sends that day's digest (the same papers, frozen before the refusal)
+    result = CliRunner().invoke(cli, ["--config", str(config), "send", "--outbox", str(tmp_path / "out"),
+                                      "--retry-failed"])
+    assert "ada: the digest refused earlier today is tried again" in result.output, result.output
+    assert "ada: 1 paper written" in result.output and result.exit_code == 0, result.output
+    again = CliRunner().invoke(cli, ["--config", str(config), "send", "--outbox", str(tmp_path / "out")])
+    assert "ada: already delivered for this period" in again.output and again.exit_code == 0, again.output

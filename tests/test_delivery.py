@@ -298,6 +298,23 @@ def test_a_permanent_refusal_is_recorded_with_the_reply_and_not_retried(mail_ser
     assert mail_servers.messages(address) == []
 
 
+def test_a_digest_refused_for_a_wrong_address_goes_out_once_the_profile_names_the_right_one(mail_servers, setup):
+    config, wrong = setup
+    mail_servers.set_faults({wrong: ["550 5.1.1 no such mailbox"]})
+    try:
+        assert run(config).status == "failed"
+        assert run(config).status == "already"  # the same address: not tried again today
+    finally:
+        mail_servers.clear_faults()
+    right, _ = mail_servers.new_user("right")
+    profile = config.parent / "profiles" / "ada.toml"
+    profile.write_text(profile.read_text().replace(wrong, right))
+    fixed = run(config)
+    assert (fixed.status, fixed.to, fixed.items) == ("sent", right, 5)
+    assert len(inbox(mail_servers, right)) == 1 and mail_servers.messages(wrong) == []
+    assert run(config).status == "already" and len(inbox(mail_servers, right)) == 1
+
+
 def test_one_users_failure_does_not_block_the_others(mail_servers, tmp_path):
     from digest.pipeline import deliver_all
 
