@@ -445,6 +445,7 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
     """
     from .config import config_problems
     from .embed import model_problems
+    from .pipeline import profile_anchors
     from .profiles import load_profiles
 
     settings = _settings(ctx)
@@ -456,8 +457,8 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
     directory = profiles_dir or settings.profiles_path
     # the profiles the service reads: with their last good versions, so a contested address is judged as the
     # service judges it (the established user keeps it)
-    last_good = _store(settings, read_only=True).profile_texts() \
-        if Path(directory).resolve() == settings.profiles_path.resolve() else None
+    store = _store(settings, read_only=True)
+    last_good = store.profile_texts() if Path(directory).resolve() == settings.profiles_path.resolve() else None
     loaded = load_profiles(directory, last_good)
     empty, tips = [], []
     for user, profile in sorted(loaded.profiles.items()):
@@ -478,7 +479,9 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
             empty.append(f"{profile.path}: no interests, no seeds and no library paper could be read, so every paper "
                          "would rank as \"no strong match\"; give the library file papers (or fix it) or add "
                          "[[interests]]")
-    warnings = [*config_warnings, *problems, *loaded.warnings, *empty]
+    # seeds given by an id only, which the store does not know yet: unused until their paper arrives
+    unresolved = [note for profile in loaded.profiles.values() for note in profile_anchors(store, profile)[2]]
+    warnings = [*config_warnings, *problems, *loaded.warnings, *unresolved, *empty]
     if settings.smtp.host and not settings.outbox:
         # example.org, .test, .invalid... never receive mail (RFC 2606): the example profiles left in place
         warnings += [f"{profile.path}: email: {profile.email} is a reserved example address, so a sent digest "

@@ -336,6 +336,17 @@ def config_problems(settings: Settings) -> tuple[list[str], list[str]]:
         if section.ca_file and not Path(section.ca_file).expanduser().is_file():
             problems.append(f"{at(name + '.ca_file')}: {name}.ca_file: no such file {section.ca_file}; give the path "
                             "of the PEM file holding the server's CA certificate, or remove the key")
+    if not settings.smtp.host and not settings.outbox:
+        where = "built-in defaults (no config.toml)" if settings.source == "(defaults)" else settings.source
+        warnings.append(f"{where}: smtp.host is not set (nor outbox), so `digest send` and `digest run` "
+                        "cannot deliver digests; set [smtp] host (see config.example.toml), or outbox = \"DIR\" to "
+                        "write them to files")
+    elif settings.smtp.host and not settings.outbox and not settings.web.reply_address \
+            and (urlsplit(settings.web.base_url).hostname or "") in ("localhost", "127.0.0.1", "::1"):
+        warnings.append(f"{at('web.base_url')}: web.base_url is {settings.web.base_url}, so the 👍/👎 and unsubscribe "
+                        "links of every digest sent open the reader's own machine, not this server; set it to the "
+                        "address readers reach `digest serve` at (docs/feedback.md), or set web.reply_address to "
+                        "vote by email")
     if settings.web.secret_key_file and not os.environ.get(settings.web.secret_key_env):
         try:
             if read_secret("web.secret_key", "", settings.web.secret_key_file, required=False) is None:

@@ -329,3 +329,31 @@ def test_send_exits_1_on_every_run_while_todays_digest_stays_refused(tmp_path):
     assert "ada: 1 paper written" in result.output and result.exit_code == 0, result.output
     again = CliRunner().invoke(cli, ["--config", str(config), "send", "--outbox", str(tmp_path / "out")])
     assert "ada: already delivered for this period" in again.output and again.exit_code == 0, again.output
+
+
+def test_check_warns_when_digests_cannot_go_out_or_their_links_would_open_the_readers_own_machine(tmp_path):
+    config = _profiles(tmp_path)
+    base = config.read_text()
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert result.exit_code == 0  # parse, ingest and rank still work: a warning, not an error
+    assert "smtp.host is not set (nor outbox), so `digest send` and `digest run` cannot deliver" in result.output
+    config.write_text(base + '[smtp]\nhost = "smtp.uni.example.edu"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert "smtp.host is not set" not in result.output
+    assert "web.base_url is http://127.0.0.1:8025, so the 👍/👎 and unsubscribe links of every digest sent open " \
+           "the reader's own machine" in result.output
+    config.write_text(base + '[smtp]\nhost = "smtp.uni.example.edu"\n[web]\nbase_url = "https://digest.uni.example.edu"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert "base_url" not in result.output and "smtp.host" not in result.output, result.output
+
+
+def test_check_says_which_seed_given_only_by_an_id_cannot_be_used_yet(tmp_path):
+    config = _profiles(tmp_path)
+    profile = tmp_path / "profiles" / "ada.toml"
+    profile.write_text(profile.read_text() + '[[seeds]]\ndoi = "10.1234/not.in.store"\n'
+                                             '[[seeds]]\ndoi = "10.1234/known"\ntitle = "A titled seed"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert result.exit_code == 0
+    assert f"{profile}: seed doi:10.1234/not.in.store is not in the store yet; add its title to the seed" \
+        in result.output, result.output
+    assert "10.1234/known" not in result.output
