@@ -55,6 +55,17 @@ def main() -> None:
     print(f"parse: {len(raws)} messages, {len(papers)} papers in {t * 1000:.0f} ms "
           f"({len(raws) / t:.0f} messages/s, {len(papers) / t:.0f} papers/s)")
 
+    from digest.parse import parse_text
+
+    # a huge reading list in one paragraph ("Title (<a>doi</a>)<br>" lines): grows linearly, not quadratically
+    def reading_list(n: int) -> str:
+        return "<p>" + "".join(f"A study of topic number {i} in depth (<a href=\"https://doi.org/10.1000/x{i}\">doi</a>)"
+                               "<br>" for i in range(n)) + "</p>"
+
+    small, large = (timed(lambda n=n: parse_text(reading_list(n), content_type="text/html"), 1) for n in (1000, 4000))
+    print(f"parse: a 1,000-line reading list {small:.2f} s, 4,000 lines {large:.2f} s: x{large / small:.1f} for x4 "
+          "the lines")
+
     from digest.store import Store
 
     def store_all():

@@ -84,20 +84,26 @@ def _title_before(text: str) -> str:
     return _LIST_MARK.sub("", re.split(r"(?<=[.?!])\s+(?=\S)", before)[-1])
 
 
-def _text_before_link(a) -> str:
-    """What a list item or paragraph says before the link ``a`` (its own text only, no deeper search)."""
+def _text_before_link(a, cache: dict[int, dict[int, str]] | None = None) -> str:
+    """What a list item or paragraph says before the link ``a`` (its own text only, no deeper search).
+    ``cache`` keeps, per block, the text before each of its links: one walk of a block for all its links, not
+    one per link (a paragraph of thousands of "Title (<a>doi</a>)" lines took minutes)."""
     block = a.find_parent(("li", "p", "td"))
     if block is None:
         return ""
-    parts: list[str] = []
-    for node in block.descendants:
-        if node is a:
-            break
-        if isinstance(node, Tag) and node.name in ("br", "a"):
-            parts = []  # a line break or another link ends the previous item: only this link's own line counts
-        elif isinstance(node, NavigableString) and not isinstance(node, Comment) and node.find_parent("a") is None:
-            parts.append(str(node))
-    return " ".join(parts)
+    cache = {} if cache is None else cache
+    if id(block) not in cache:
+        before: dict[int, str] = {}
+        parts: list[str] = []
+        for node in block.descendants:
+            if isinstance(node, Tag) and node.name in ("br", "a"):
+                if node.name == "a":
+                    before[id(node)] = " ".join(parts)
+                parts = []  # a line break or another link ends the previous item: only this link's own line counts
+            elif isinstance(node, NavigableString) and not isinstance(node, Comment) and node.find_parent("a") is None:
+                parts.append(str(node))
+        cache[id(block)] = before
+    return cache[id(block)].get(id(a), "")
 
 
 # link labels that follow a title ("Title (arXiv)", "Title [pdf]"); not "here" or "this paper", which end prose
@@ -112,6 +118,7 @@ def _own_words(before: str) -> bool:
 
 def _from_html(html: str) -> list[Paper]:
     papers = []
+    before: dict[int, dict[int, str]] = {}
     for a in soup_of(html).find_all("a", href=True):
         target = unwrap_url(a["href"])
         record = _RECORD_LINK.search(target) is not None
@@ -128,7 +135,7 @@ def _from_html(html: str) -> list[Paper]:
             label = clean_space(title).lower().strip(" .:!»›>()[]")
             after_title = label in _AFTER_TITLE or (len(label.split()) == 1 and _PAPER_HOST.search(label) is not None) \
                 or re.fullmatch(r"(arxiv:\s*)?" + ARXIV_ID + r"|10\.\d{4,9}/\S+", label, re.I) is not None
-            title = _title_before(_text_before_link(a)) if after_title else ""
+            title = _title_before(_text_before_link(a, before)) if after_title else ""
         if is_meaningful_title(title):
             papers.append(_make(title, arxiv, doi, target))
     return papers
