@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .config import valid_address
 from .errors import ProfileError, read_text_file, toml_line, toml_repr
-from .models import normalise_arxiv_id, normalise_doi
+from .models import normalise_arxiv_id, normalise_doi, normalise_title
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SEND_AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -349,9 +349,15 @@ def with_library(profile: Profile) -> tuple[Profile, list[ProfileError], list[st
     from .library import read_library
 
     seeds, errors, warnings = [], [], []
+    seen: set[tuple[str, str]] = set()  # a paper in two of the files (or a file named twice) counts once
     for name in profile.library:
         read = read_library(name)
-        seeds.extend(read.seeds)
+        for seed in read.seeds:
+            keys = {("arxiv", seed.arxiv), ("doi", seed.doi), ("title", normalise_title(seed.title or ""))} - {
+                ("arxiv", None), ("doi", None), ("title", "")}
+            if not keys & seen:
+                seeds.append(seed)
+            seen |= keys
         warnings.extend(read.problems)
         if read.error:
             kept = (f"; until it is fixed, its last good read ({len(read.seeds)} papers) keeps serving"
@@ -370,6 +376,9 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
     served from its own last good version if that has an address nobody else has, so no address ever gets
     two digests. A broken file's last good version never takes an address from a file that loads."""
     last_good = last_good or {}
+    if directory.is_file():
+        raise ProfileError(f"{directory}: a file, not a folder; give the folder that holds the profiles (e.g. "
+                           f"--profiles {directory.parent or '.'}), or set profiles_dir in config.toml")
     if not directory.is_dir():
         where = "" if directory.is_absolute() else f" (looked for {directory.resolve()})"
         raise ProfileError(f"{directory}: profiles directory not found{where}; create it or set profiles_dir in "

@@ -154,6 +154,21 @@ def test_digest_check_counts_the_library_and_names_what_it_skipped(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     assert "profile ada: ok (0 interests, 0 seeds, 6 library papers, daily at 07:00 UTC)" in run.stdout
     assert f"warning: {directory / 'zotero.bib'}:50: @inproceedings{{no_title_2019}} has no title" in run.stdout
+    # the same papers in a second export (or one file named twice) count once
+    shutil.copy(FIXTURES / "zotero.bib", directory / "again.bib")
+    profile = directory / "ada.toml"
+    profile.write_text(profile.read_text().replace('library = "zotero.bib"', 'library = ["zotero.bib", "again.bib", '
+                                                                              '"zotero.bib"]'))
+    assert '"again.bib"' in profile.read_text()
+    run = subprocess.run([sys.executable, "-m", "digest", "--config", "/dev/null", "check", "--profiles",
+                          str(directory)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert "profile ada: ok (0 interests, 0 seeds, 6 library papers, daily at 07:00 UTC)" in run.stdout, run.stdout
+    # a profile file given where the folder is expected
+    run = subprocess.run([sys.executable, "-m", "digest", "--config", "/dev/null", "check", "--profiles",
+                          str(profile)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert run.returncode == 2 and f"{profile}: a file, not a folder; give the folder that holds the profiles (e.g. " \
+        f"--profiles {directory})" in run.stdout + run.stderr
+    profile.write_text(profile.read_text().replace('["zotero.bib", "again.bib", "zotero.bib"]', '"zotero.bib"'))
 
     (directory / "zotero.bib").unlink()
     run = subprocess.run([sys.executable, "-m", "digest", "--config", "/dev/null", "check", "--profiles",
