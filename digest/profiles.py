@@ -201,6 +201,20 @@ class _Checker:
         return tuple(v.strip() for v in value)
 
 
+# legacy zone names that are fixed offsets, though the places people mean by them change clocks in summer
+_FIXED_OFFSET_ZONES = {"EST": '"America/New_York"', "MST": '"America/Denver" (or "America/Phoenix", which has no '
+                       'daylight saving)'}
+
+
+def _zone_hint(name: str) -> str:
+    """'; did you mean "Europe/London"?' for a zone written in the wrong case or misspelled, else ''."""
+    zones = zoneinfo.available_timezones()
+    by_lower = {z.lower(): z for z in zones}
+    close = [by_lower[name.lower()]] if name.lower() in by_lower else \
+        difflib.get_close_matches(name, sorted(zones), n=1, cutoff=0.8)
+    return f'; did you mean "{close[0]}"?' if close else ""
+
+
 def parse_profile(text: str, path: str | Path) -> Profile:
     """Validate one profile file's text. Raises ProfileError naming the file, key, line and the fix."""
     path = str(path)
@@ -226,7 +240,9 @@ def parse_profile(text: str, path: str | Path) -> Profile:
         zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         # OSError: "Europe" names a folder of the zone database, not a zone
-        raise check.fail("timezone", f"unknown IANA time zone {timezone!r}", TOP_KEYS["timezone"]) from None
+        hint = _zone_hint(timezone)
+        raise check.fail("timezone", f"unknown IANA time zone {timezone!r}{hint}",
+                         None if hint else TOP_KEYS["timezone"]) from None
     send_at = check.string(data, "send_at", TOP_KEYS["send_at"]) or "07:00"
     if not _SEND_AT.match(send_at):
         raise check.fail("send_at", f'must look like "07:30", 24-hour HH:MM (got {toml_repr(send_at)})', TOP_KEYS["send_at"])
@@ -267,6 +283,10 @@ def parse_profile(text: str, path: str | Path) -> Profile:
 
     seeds = []
     notes: list[str] = []
+    if timezone in _FIXED_OFFSET_ZONES:
+        notes.append(str(check.fail("timezone", f"{timezone!r} is a fixed offset from UTC without daylight saving "
+                                                f"time, so in summer digests come an hour off; name your city's "
+                                                f"zone instead", _FIXED_OFFSET_ZONES[timezone])))
     raw_seeds = data.get("seeds", [])
     if not isinstance(raw_seeds, list):
         raise check.fail("seeds", "must be a list of [[seeds]] tables", TOP_KEYS["seeds"])

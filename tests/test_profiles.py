@@ -49,6 +49,11 @@ def test_a_good_profile_parses_with_defaults(tmp_path):
     ('name = "x\n', r"not valid TOML: .*line 1"),
     # a folder of the zone database is not a zone (zoneinfo raises IsADirectoryError for it)
     (GOOD.replace("Europe/London", "Europe"), r"ada\.toml:3: timezone: unknown IANA time zone 'Europe'"),
+    # the zone as written elsewhere (lower case, a slip of the keyboard): the fix is named
+    (GOOD.replace("Europe/London", "europe/london"), r"timezone: unknown IANA time zone 'europe/london'; did you "
+                                                     r'mean "Europe/London"\?$'),
+    (GOOD.replace("Europe/London", "utc"), r'unknown IANA time zone \'utc\'; did you mean "UTC"\?$'),
+    (GOOD.replace("Europe/London", "America/New_Yrok"), r'did you mean "America/New_York"\?$'),
     (GOOD.replace('"07:30"', "07:30:00"), r"ada\.toml:4: send_at: must be text in quotes \(got the unquoted 07:30:00\)"),
     # what would break the To: header at send time is refused here, where the user can fix it
     (GOOD.replace('"Ada"', '"Ada\\nLovelace"'), r"ada\.toml:1: name: must be one line"),
@@ -255,3 +260,14 @@ def test_a_profile_with_a_library_keeps_its_name(tmp_path):
     profile = parse_profile(text, tmp_path / "ada.toml")
     assert profile.name == "Ada Lovelace"
     assert profile.library == (str((tmp_path / "lib.bib").resolve()),)
+
+
+def test_a_fixed_offset_zone_that_people_use_for_a_city_with_summer_time_is_a_warning_naming_the_city_zone(tmp_path):
+    path = tmp_path / "ada.toml"
+    path.write_text(GOOD.replace("Europe/London", "EST"))
+    [note] = load_profile(path).notes
+    assert note == (f"{path}:3: timezone: 'EST' is a fixed offset from UTC without daylight saving time, so in summer "
+                    'digests come an hour off; name your city\'s zone instead; for example: timezone = '
+                    '"America/New_York"')
+    path.write_text(GOOD.replace("Europe/London", "America/New_York"))
+    assert load_profile(path).notes == ()
