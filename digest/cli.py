@@ -600,12 +600,16 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
         curl -s http://127.0.0.1:8025/healthz
     """
     from .feedback import build_server
+    from .schedule import bind_port
 
     settings = _settings(ctx)
     server = build_server(settings, host, port)
+    # bound before saying it serves: a port in use is one clear error line, not a traceback after the banner
+    sock = bind_port(server.config.host, server.config.port,
+                     "give a free one with --port (or set web.port), or stop what listens there")
     click.echo(f"feedback server on http://{server.config.host}:{server.config.port} "
                f"(links in emails point to {settings.web.base_url}); Ctrl-C stops it")
-    server.run()
+    server.run(sockets=[sock])
 
 
 @cli.command()

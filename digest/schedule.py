@@ -289,15 +289,19 @@ def _one_line(exc: BaseException) -> str:
 
 # -- the daemon ---------------------------------------------------------------------------------------------
 def _bind(settings: Settings) -> socket.socket:
-    host, port = settings.web.host, settings.web.port
+    return bind_port(settings.web.host, settings.web.port, "set web.port to a free port, or web.enabled = false to "
+                                                           "run without the feedback server")
+
+
+def bind_port(host: str, port: int, fix: str) -> socket.socket:
+    """A socket bound to host:port, or a ConfigError that says why not and ``fix``."""
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
     except OSError as exc:
-        raise ConfigError(f"web: cannot listen on {host}:{port} ({exc.strerror or exc}); set web.port to a "
-                          "free port, or web.enabled = false to run without the feedback server") from None
+        raise ConfigError(f"web: cannot listen on {host}:{port} ({exc.strerror or exc}); {fix}") from None
     return sock
 
 

@@ -425,6 +425,22 @@ def test_digest_serve_runs_the_app_and_stops_on_sigterm(tmp_path):
             proc.wait()
 
 
+def test_digest_serve_on_a_port_in_use_says_so_in_one_line_before_claiming_to_serve(tmp_path):
+    config = tmp_path / "config.toml"
+    _write_config(config, tmp_path, "http://127.0.0.1:1")
+    (tmp_path / "profiles").mkdir()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "digest", "--config", str(config), "serve", "--port", str(port)],
+                              cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "feedback server on" not in proc.stdout
+    assert proc.stderr.strip().splitlines() == [
+        f"error: web: cannot listen on 127.0.0.1:{port} (Address already in use); give a free one with --port (or "
+        "set web.port), or stop what listens there"]
+
+
 def test_an_embedded_server_leaves_signal_handling_to_its_host_process(tmp_path):
     """The scheduler runs the app inside its own asyncio loop and owns SIGTERM."""
     import asyncio
