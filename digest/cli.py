@@ -799,6 +799,14 @@ def _print_status(r: dict) -> None:
     messages, digests = counts["messages"], counts["digests"]
     click.echo(f"papers: {counts['papers']}   messages: {sum(messages.values())} "
                f"({', '.join(f'{n} {MESSAGE_STATES.get(s, s)}' for s, n in messages.items()) or 'none'})")
+    failed = r.get("failed_messages", [])
+    for m in failed[:5]:
+        where = m["mailbox"].removeprefix("imap://").rsplit("@", 1)[-1].removeprefix("file:")
+        which = f"{where} UID {m['uid']}" if m["uid"] and m["uid"] > 0 else where
+        about = f" ({m['subject'] or m['sender']})" if m["subject"] or m["sender"] else ""
+        click.echo(f"  failed: {which}{about}: {m['error']}")
+    if len(failed) > 5:
+        click.echo(f"  ... and {len(failed) - 5} more (`digest status --json` lists them all)")
     pending = sum(digests.get(s, 0) for s in ("claimed", "sending", "retry"))
     click.echo(f"digests: {sum(digests.values())} ({', '.join(f'{n} {s}' for s, n in digests.items()) or 'none'})"
                + (f"   pending: {pending}" if pending else ""))

@@ -943,6 +943,10 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
                        for r in store.poll_states()]
     report["counts"] = {"papers": store.count_papers(), "messages": store.count_by_status("messages"),
                         "digests": store.count_by_status("digests")}
+    # the messages that could not be read, latest first: which mail, and why (`digest parse` shows more)
+    report["failed_messages"] = [
+        {"mailbox": m["mailbox"], "uid": m["uid"], "subject": m["subject"], "sender": m["sender"],
+         "error": m["error"], "at": m["processed_at"]} for m in reversed(store.messages("failed"))]
     users: list[dict] = []
     errors: list[str] = []
     try:

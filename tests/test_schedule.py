@@ -317,6 +317,28 @@ def test_status_says_written_for_a_digest_that_went_to_an_outbox_file(setup):
     assert "last: 2024-03-28 sent" not in out
 
 
+def test_status_names_the_messages_that_could_not_be_read_and_why(setup):
+    tmp_path, config = setup
+    store = Store(load_settings(config).db_path)
+    store.record_message(mailbox="imap://reader@mail.example.org/INBOX", uidvalidity=7, uid=42, message_id=None,
+                         subject="Nature Medicine contents", sender="alerts@nature.com", status="failed",
+                         error="nature_portfolio_toc: no papers found in it")
+    for n in range(6):
+        store.record_message(mailbox=f"file:/tmp/m{n}.eml", message_id=None, status="failed", error=f"broken {n}")
+    store.record_message(mailbox="file:/tmp/fine.eml", message_id="<a@b>", status="ingested")
+    out = CliRunner().invoke(cli, ["--config", str(config), "status"]).output
+    lines = [line for line in out.splitlines() if line.startswith("  failed: ")]
+    assert lines[0] == "  failed: /tmp/m5.eml: broken 5"  # the latest first
+    assert len(lines) == 5 and "  ... and 2 more (`digest status --json` lists them all)" in out
+    report = status_report(load_settings(config), store)
+    assert report["failed_messages"][-1]["subject"] == "Nature Medicine contents" and len(report["failed_messages"]) == 7
+    store.db.execute("DELETE FROM messages WHERE mailbox LIKE 'file:%'")
+    store.db.conn.commit()
+    out = CliRunner().invoke(cli, ["--config", str(config), "status"]).output
+    assert "  failed: mail.example.org/INBOX UID 42 (Nature Medicine contents): nature_portfolio_toc: no papers " \
+           "found in it" in out
+
+
 def test_status_shows_a_user_who_unsubscribed_by_link_and_how_to_resume(setup):
     tmp_path, config = setup
     Store(load_settings(config).db_path).pause_user("ada", via="web")
