@@ -279,6 +279,15 @@ def _venue_and_year(venue: str | None) -> tuple[str, str]:
     return (m.group(1).strip(" ,"), m.group(2)) if m else ((venue or "").strip(), "")
 
 
+def _arxiv_year(arxiv_id: str | None) -> str:
+    """The year of an arXiv id's first version: "2407.21018" -> "2024", "hep-th/9901001" -> "1999"."""
+    m = re.match(r"(?:[a-z-]+(?:\.[A-Z]{2})?/)?(\d{2})(\d{2})[.\d]", arxiv_id or "")
+    if not m or not 1 <= int(m.group(2)) <= 12:
+        return ""
+    yy = int(m.group(1))
+    return str(1900 + yy if yy >= 91 else 2000 + yy)
+
+
 def to_bibtex(papers) -> str:
     """Papers (``digest.models.Paper``) as a BibTeX file, e.g. a user's 👍 papers for their reference manager
     (or for a profile's ``library``: ``read_library`` reads it back with the same titles and ids)."""
@@ -291,7 +300,9 @@ def to_bibtex(papers) -> str:
         names = [_bib_name(a) for a in paper.authors if a.strip()]
         surname = re.sub(r"[^a-z]", "", (names[0][1] if names else "").lower())
         venue, venue_year = _venue_and_year(paper.venue)
-        year = (paper.published or "")[:4] or venue_year
+        # an arXiv paper's year is its first version's, which its id says (2407.21018: July 2024); the date the
+        # alert gave is a listing's (a replaced old paper) or the day a page was forwarded
+        year = _arxiv_year(paper.arxiv_id) or (paper.published or "")[:4] or venue_year
         words = [w for w in re.findall(r"[a-z]+", paper.title.lower()) if len(w) > 3] or ["paper"]
         # surname + year + first word (Google Scholar's style); without authors, the title's first two words
         key = base = f"{surname}{year}{words[0]}" if surname else f"{words[0]}{year}{''.join(words[1:2])}"

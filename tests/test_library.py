@@ -340,3 +340,15 @@ def test_bibtex_export_of_a_scholar_paper_has_its_year_and_a_suffix_is_not_a_sur
     assert "year = {2026}" in text and "journal = {Clinical and Translational …}" in text
     assert "author = {X Su and Allen, Jr, Edward G.}" in text  # filed under Allen, not "Jr"
     assert "@misc{bee2025only," in text and "year = {2025}" in text and "journal = {2025}" not in text
+
+
+def test_bibtex_export_of_an_arxiv_paper_takes_its_year_from_the_id_not_from_the_alert():
+    from digest.library import to_bibtex
+
+    # a revised 2022 paper in a 2024 listing, a 2024 paper forwarded from a trending page in 2026
+    replaced = Paper("An older paper, revised", authors=("Ann Lee",), arxiv_id="2203.01234", published="2024-11-07")
+    trending = Paper("ThinK: Thinner Key Cache by Query-Driven Pruning", arxiv_id="2407.21018", published="2026-12-05")
+    old_style = Paper("Strings on orbifolds", authors=("B Old",), arxiv_id="hep-th/9901001")
+    text = to_bibtex([replaced, trending, old_style])
+    assert re.findall(r"year = \{(\d+)\}", text) == ["2022", "2024", "1999"]
+    assert "@misc{lee2022older," in text
