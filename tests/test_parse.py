@@ -1093,6 +1093,38 @@ def test_wiley_issue_alert_leaves_out_cover_pictures_and_keeps_each_papers_blurb
     assert all(p.snippet for p in parsed.papers)
 
 
+WILEY_AFM = "other/wiley_atypon/hydrochan-wiley-advanced-functional-materials-36-27.html"
+NATURE_METHODS = "other/nature_portfolio_toc/hydrochan-nature-methods-contents-23-4.html"
+
+
+def test_a_second_wiley_issue_alert_of_another_journal_reads_all_its_sections():
+    # read only after the Wiley parser was written: 108 items (4 covers, Issue Information, 6 Reviews, 9 Research
+    # Articles, 88 Editor's Choice under a heading of that name)
+    parsed = parse_message(as_mail(WILEY_AFM, "Wiley Online Library <WileyOnlineLibrary@wiley.com>",
+                                   "Advanced Functional Materials, Volume 36, Issue 27"))
+    assert parsed.kind == "wiley" and len(parsed.papers) == 103
+    assert Counter(p.comments for p in parsed.papers) == {"Review": 6, "Research Article": 9, "Editor's Choice": 88}
+    assert not any("27/2026)" in p.title or p.title == "Issue Information" for p in parsed.papers)
+    termite = by_title(parsed.papers, "A Termite‐Inspired Alternative to Cement")
+    assert termite.authors == ("Oren Regev", "Peter Fratzl", "Emeline Raguin", "Markus Antonietti")
+    assert termite.snippet.startswith("A termite-inspired composite of clay, cellulose, and lignin")
+    assert termite.published == "2025-11-29" and termite.venue == "Advanced Functional Materials"
+    assert all(p.snippet and p.authors for p in parsed.papers)
+    assert len({p.id for p in parsed.papers}) == 103
+
+
+def test_a_nature_methods_contents_mail_gives_every_item_with_its_doi_kind_and_date():
+    parsed = parse_message(as_mail(NATURE_METHODS, "Nature Methods <alerts@nature.com>",
+                                   "Nature Methods Contents: Volume 23 Issue 4"))
+    assert parsed.kind == "nature" and len(parsed.papers) == 32  # "In this Issue:" is not an item
+    assert all(p.doi.startswith("10.1038/s41592-") and p.venue == "Nature Methods" and p.published
+               for p in parsed.papers)
+    annevo = by_title(parsed.papers, "Highly accurate ab initio gene annotation with ANNEVO")
+    assert (annevo.doi, annevo.comments, annevo.published) == ("10.1038/s41592-026-03036-7", "Article", "2026-03-12")
+    assert annevo.authors == ("Pengyu Zhang", "Tun Xu", "Songbo Wang", "Xiaofei Yang", "Peisen Sun")  # not "et al."
+    assert parsed.papers[0].title == "Appeals: what, why, when, how" and parsed.papers[0].comments == "Editorial"
+
+
 SCIENCE_ADVANCES = "other/aaas/hydrochan-science-advances-toc-12-14-TRUNCATED-first-13-items.html"
 
 
