@@ -468,9 +468,12 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
             return ranker(profile)
         return rank_user(store, embedder, settings, profile, today=date.fromisoformat(period), now=now)
 
+    row = store.digest_for(profile.user, period)
+    # refused (5xx) for an address the profile no longer names: the corrected address gets that day's digest
+    readdressed = bool(row and row["status"] == "failed" and row["address"]
+                       and row["address"].lower() != profile.email.lower())
     if dry_run:
-        row = store.digest_for(profile.user, period)
-        if row and row["status"] in DIGEST_DONE:
+        if row and row["status"] in DIGEST_DONE and not readdressed:
             failed = row["status"] == "failed"
             return Delivery(profile.user, "already", row["n_items"] or 0, error=row["error"] if failed else None,
                             note="" if failed else row["error"] or "", to=profile.email)
@@ -487,10 +490,8 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
         rendered, context = compose(settings, store, user_ranking, period)
         return Delivery(profile.user, "dry-run", len(context["items"]), subject=rendered.subject, to=profile.email,
                         titles=tuple(i["title"] for i in context["items"]))
-    refused = store.digest_for(profile.user, period)
-    if refused and refused["status"] == "failed" and refused["address"] \
-            and refused["address"].lower() != profile.email.lower():
-        store.reopen_failed(profile.user, period, f"refused for {refused['address']}; the profile names "
+    if readdressed:
+        store.reopen_failed(profile.user, period, f"refused for {row['address']}; the profile names "
                                                   f"{profile.email} now, so it is tried again")
     digest_id = store.claim_digest(profile.user, period)
     if digest_id is not None:

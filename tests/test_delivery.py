@@ -309,6 +309,8 @@ def test_a_digest_refused_for_a_wrong_address_goes_out_once_the_profile_names_th
     right, _ = mail_servers.new_user("right")
     profile = config.parent / "profiles" / "ada.toml"
     profile.write_text(profile.read_text().replace(wrong, right))
+    preview = run(config, dry_run=True)  # the preview says what the send will do
+    assert (preview.status, preview.to, preview.items) == ("dry-run", right, 5)
     fixed = run(config)
     assert (fixed.status, fixed.to, fixed.items) == ("sent", right, 5)
     assert len(inbox(mail_servers, right)) == 1 and mail_servers.messages(wrong) == []
