@@ -885,7 +885,11 @@ class Daemon:
         for user in sorted(old.keys() - profiles.keys()):
             with contextlib.suppress(Exception):
                 self.scheduler.remove_job(f"send:{user}")
-            log.info("job=profiles user=%s: profile removed; no more digests", user)
+            if (self.settings.profiles_path / f"{user}.toml").exists():  # broken, with no usable stand-in
+                log.warning("job=profiles user=%s: the profile cannot be used (its error above); no digests until "
+                            "it is fixed", user)
+            else:
+                log.info("job=profiles user=%s: profile removed; no more digests", user)
         for user, profile in sorted(profiles.items()):
             before = old.get(user)
             if before is not None and schedule_key(before) == schedule_key(profile):

@@ -292,8 +292,22 @@ def test_added_edited_broken_and_removed_profiles_reschedule_without_a_restart(h
         ben.unlink()
         await until(lambda: records(caplog, "ben.toml was removed, and its error with it"))
 
+        # ada's file breaks (her last good version stands in), then cid's file, which loads, takes her address:
+        # the stand-in gives way, and the log says why ada gets nothing rather than "removed"
+        path = write_profile(profiles, "ada", send_at=at_6h)
+        write_profile(profiles, "cid", send_at=at_7h)
+        await until(lambda: next_run("ada") and next_run("cid"))
+        path.write_text(path.read_text().replace(f'send_at = "{at_6h}"', 'send_at = "6h"'))
+        await until(lambda: len(records(caplog, "send_at: must look like")) == 2)
+        write_profile(profiles, "cid", send_at=at_7h, email="ada@example.test")
+        await until(lambda: next_run("ada") is None)
+        assert next_run("cid")
+
     assert drive(daemon, scenario) == 0
-    [error] = records(caplog, "send_at: must look like")
+    [gone] = records(caplog, "job=profiles user=ada: the profile cannot be used")
+    assert gone.getMessage().endswith("no digests until it is fixed") and gone.levelno == logging.WARNING
+    assert records(caplog, "ada.toml: cannot serve its last good version: that names ada@example.test")
+    error = records(caplog, "send_at: must look like")[0]
     assert error.levelno == logging.ERROR and "ada.toml:3: send_at" in error.getMessage()
     assert "still sending with its last good version" in error.getMessage()
     [fixed] = records(caplog, "job=profiles: fixed:")
