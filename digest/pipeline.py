@@ -410,13 +410,15 @@ class _ClaimLost(Exception):
     """Another run took this digest over while we were composing it: leave the sending to that run."""
 
 
-def _earlier_digest(store: Store, profile: Profile, period: str, digest_id: int) -> int | Delivery:
+def _earlier_digest(store: Store, profile: Profile, period: str,
+                    digest_id: int) -> Delivery | tuple[int, str] | None:
     """The same address's digest of this period under an earlier file name (a renamed profile), seen from the
     claimed ``digest_id``. Sent or skipped: no second one today (a Delivery 'already'). Left unfinished (its run
     died, or a transient failure): its profile file is gone, so no other run will finish it; its claim is taken
-    and, if its papers were frozen, its id is returned, to be resent under its Message-ID like any unfinished
-    digest (docs/delivery.md), instead of a second, different digest; if not, it is closed as superseded.
-    Being sent by a live run: 'busy', and this claim is left for the next run."""
+    and, if its papers were frozen, (its id, a note) is returned, to be resent under its Message-ID like any
+    unfinished digest (docs/delivery.md) instead of a second, different digest; the caller settles
+    ``digest_id`` by that send's outcome. Without frozen papers it is closed as superseded. Being sent by a live
+    run: 'busy', and this claim is left for the next run. None: nothing under an earlier name."""
     for earlier in earlier_names(store, profile):
         row = store.digest_for(earlier, period)
         if row is None or row["status"] in ("failed", "superseded"):
@@ -437,11 +439,10 @@ def _earlier_digest(store: Store, profile: Profile, period: str, digest_id: int)
                                                                "profile file)")
             continue
         note = (f"{profile.email}'s {period} digest was left unfinished as user {earlier!r} (an earlier file name "
-                f"of this profile); it is sent as it was composed, under its Message-ID")
-        store.mark_digest(digest_id, "skipped", error=note)
+                f"of this profile); it went out as it was composed, under its Message-ID")
         store.log_event("WARNING", "send", note, user=profile.user)
-        return earlier_id
-    return digest_id
+        return earlier_id, note
+    return None
 
 
 def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, profile: Profile, *,
@@ -494,11 +495,20 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
         store.reopen_failed(profile.user, period, f"refused for {row['address']}; the profile names "
                                                   f"{profile.email} now, so it is tried again")
     digest_id = store.claim_digest(profile.user, period)
+    own_id, adopted = digest_id, ""  # adopted: the earlier name's unfinished digest is the one sent (its note)
     if digest_id is not None:
         taken = _earlier_digest(store, profile, period, digest_id)
         if isinstance(taken, Delivery):
             return taken
-        digest_id = taken
+        if taken is not None:
+            digest_id, adopted = taken
+
+    def settle_own(status: str, **details) -> None:
+        """This name's own row follows the adopted digest: 'skipped' once it went out, else its failure, so the
+        next run comes back to it (and `--retry-failed` or a corrected address can reach it)."""
+        if adopted:
+            store.mark_digest(own_id, status, **details)
+
     if digest_id is None:
         row = store.digest_for(profile.user, period)
         if row["status"] in DIGEST_DONE:
@@ -519,6 +529,7 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
         if not picked and profile.quiet_day == "skip":
             store.save_digest_items(digest_id, [], [], n_candidates=user_ranking.n_candidates)
             store.mark_digest(digest_id, "skipped")
+            settle_own("skipped", error=adopted)
             return Delivery(profile.user, "skipped", to=profile.email)
         rendered, context = compose(settings, store, user_ranking, period)
         if message_id is None:
@@ -537,6 +548,7 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
         if outbox is not None:
             done.path = write_outbox(msg, rendered.html, outbox, f"{profile.user}-{period}")
             store.mark_digest(digest_id, "sent", path=str(done.path))
+            settle_own("skipped", error=adopted)
             return done
 
         def before_data() -> None:
@@ -547,17 +559,21 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
 
         result = asyncio.run((send or send_message)(msg, settings.smtp, before_data=before_data))
         _record_sent(store, digest_id)
+        settle_own("skipped", error=adopted)
         done.attempts = getattr(result, "attempts", 1)
         return done
     except DeliveryError as exc:
         status = "failed" if exc.permanent else "retry"
         store.mark_digest(digest_id, status, error=str(exc), address=profile.email)
+        settle_own(status, error=str(exc), address=profile.email)
         store.log_event("ERROR", "send", str(exc), user=profile.user)
         return Delivery(profile.user, status, error=str(exc), to=profile.email, attempts=exc.attempts)
     except _ClaimLost as exc:
+        settle_own("retry", error=str(exc))
         return Delivery(profile.user, "busy", error=str(exc), to=profile.email)
     except Exception as exc:  # one user's failure never blocks the others; the claim is retried next run
         store.mark_digest(digest_id, "retry", error=f"{type(exc).__name__}: {exc}")
+        settle_own("retry", error=f"{type(exc).__name__}: {exc}")
         store.log_event("ERROR", "send", f"{type(exc).__name__}: {exc}", user=profile.user)
         if isinstance(exc, DigestError):  # ours (e.g. a model that cannot load): the message says it all
             log.error("digest for %s failed: %s", profile.user, exc)

@@ -510,6 +510,26 @@ def test_a_digest_left_sending_under_the_old_file_name_is_resent_once_not_replac
     assert run(config, "eve").status == "already" and len(inbox(mail_servers, address)) == 2
 
 
+def test_an_old_names_digest_that_fails_again_under_the_new_name_is_still_sent_later(mail_servers, setup):
+    config, address = setup
+    mail_servers.set_faults({address: ["451 4.3.0 later"] * 3})  # retries = 2: all three attempts refused
+    first = run(config)
+    assert first.status == "retry"
+    settings, store, _ = open_run(config)
+    message_id = store.digest_for("ada", "2026-11-28")["message_id"]
+    rename_profile(config, "ada", "eve")
+    mail_servers.set_faults({address: ["451 4.3.0 later"] * 3})
+    assert run(config, "eve").status == "retry"  # the takeover failed too: nothing is marked done
+    assert store.digest_for("eve", "2026-11-28")["status"] == "retry"
+    sent = run(config, "eve")  # the server is fine again: ada's frozen digest goes out, once
+    assert sent.status == "sent"
+    assert [m["Message-ID"] for m in inbox(mail_servers, address)] == [message_id]
+    assert store.digest_for("ada", "2026-11-28")["status"] == "sent"
+    assert store.digest_for("eve", "2026-11-28")["status"] == "skipped"
+    again = run(config, "eve")
+    assert again.status == "already" and again.error is None and len(inbox(mail_servers, address)) == 1
+
+
 def test_a_claim_under_the_old_file_name_makes_the_new_name_wait_then_gives_way(mail_servers, setup):
     config, address = setup
     helper = start_helper(config, "claim-and-wait")
