@@ -425,9 +425,12 @@ def wrap_body(data: bytes, *, html: bool) -> bytes:
             f"Content-Transfer-Encoding: 8bit\r\n\r\n").encode() + data
 
 
-# an mbox separator: "From " + the envelope sender (or "-") + a date with a time and a year
+# an mbox separator: "From " + the envelope sender (or "-"), then a date with a time and a year, or nothing
 # ("From alerts@example.org Thu Nov  7 00:00:00 2024", Gmail's "From 1784...@xxx Thu Nov 07 00:00:00 +0000 2024")
-_ENVELOPE = re.compile(rb"^From \S+ +[^\r\n]*?\b\d{1,2}:\d{2}(?::\d{2})?\b[^\r\n]*\b\d{4}\s*$")
+_ENVELOPE = re.compile(rb"^From \S+(?: +[^\r\n]*?\b\d{1,2}:\d{2}(?::\d{2})?\b[^\r\n]*\b\d{4})?\s*$")
+# headers that open a message, so an envelope line right after the previous message's last line still counts
+_OPENING_HEADER = re.compile(rb"^(Return-Path|Received|Delivered-To|From|Date|Subject|Message-ID|X-[\w-]+|"
+                             rb"MIME-Version|To):[ \t]", re.I)
 
 
 def split_mbox(data: bytes) -> list[bytes]:
@@ -437,8 +440,8 @@ def split_mbox(data: bytes) -> list[bytes]:
     cut its message in two (Python's mailbox.mbox splits there). [] when the data does not start with one."""
     lines = data.splitlines(keepends=True)
     starts = [i for i, line in enumerate(lines)
-              if _ENVELOPE.match(line) and (i == 0 or not lines[i - 1].strip())
-              and i + 1 < len(lines) and _HEADER_LINE.match(lines[i + 1])]
+              if _ENVELOPE.match(line) and i + 1 < len(lines) and _HEADER_LINE.match(lines[i + 1])
+              and (i == 0 or not lines[i - 1].strip() or _OPENING_HEADER.match(lines[i + 1]))]
     if not starts or starts[0] != 0:
         return []
     return [b"".join(lines[a + 1:b]) for a, b in zip(starts, [*starts[1:], len(lines)], strict=True)]
@@ -449,7 +452,15 @@ def _iter_file(path: Path) -> Iterator[tuple[str, bytes]]:
     suffix = path.suffix.lower()
     if not data.strip():
         return  # an empty file holds no email (the caller says so)
-    messages = split_mbox(data) if data.startswith(b"From ") or (suffix == ".mbox" and b"\nFrom " in data) else []
+    mbox = data.startswith(b"From ") or (suffix == ".mbox" and b"\nFrom " in data)
+    messages = split_mbox(data) if mbox else []
+    if mbox and not messages and _HEADER_LINE.match(data.split(b"\n", 2)[1] if data.count(b"\n") > 1 else b""):
+        # no line looks like an envelope, but the file reads as an mbox: Python's reader, as before
+        box = mailbox.mbox(str(path), create=False)
+        try:
+            messages = [box.get_bytes(key) for key in box.iterkeys()]
+        finally:
+            box.close()
     if messages:
         for n, message in enumerate(messages):
             yield f"{path}#{n}", message

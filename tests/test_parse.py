@@ -1254,3 +1254,14 @@ def test_a_fuller_copy_of_a_message_read_cut_short_adds_its_papers(tmp_path):
     status, report = ingest_raw(store, full, mailbox="file:b.eml", label="b.eml")
     assert status == "ingested" and store.count_papers() == first + report.new > first + 50
     assert ingest_raw(store, full, mailbox="file:c.eml")[0] == "duplicate"  # the same copy again adds nothing
+
+
+def test_mbox_envelopes_without_a_date_or_a_blank_line_before_them_still_separate_messages(tmp_path):
+    one = b"From: a@example.org\nSubject: one\n\nbody one\n"
+    two = b"From: c@example.org\nSubject: two\n\nbody two\n"
+    for name, data in (("bare.mbox", b"From alerts@example.org\n" + one + b"\nFrom alerts@example.org\n" + two),
+                       ("tight.mbox", b"From x Thu Nov  7 00:00:00 2024\n" + one + b"From x Thu Nov  7 00:01:00 2024\n"
+                        + two)):
+        (tmp_path / name).write_bytes(data)
+        subjects = [email.message_from_bytes(raw)["Subject"] for _, raw in iter_raw_messages(tmp_path / name)]
+        assert subjects == ["one", "two"], name
