@@ -110,9 +110,12 @@ def ingest_raw(store: Store, raw: bytes, *, mailbox: str, uidvalidity: int = 0, 
         store.record_message(mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, message_id=parsed.message_id,
                              subject=parsed.subject, sender=parsed.sender, kind=parsed.kind, status="duplicate")
         return "duplicate", report
+    # the papers a fuller copy adds are as old as the message: an old mail read again (a new folder, a better
+    # parser) does not put last month's papers into today's candidates
     _, outcome = store.record_message(mailbox=mailbox, uidvalidity=uidvalidity, uid=uid,
                                       message_id=parsed.message_id, subject=parsed.subject, sender=parsed.sender,
-                                      kind=parsed.kind, status="ingested", papers=parsed.papers)
+                                      kind=parsed.kind, status="ingested", papers=parsed.papers,
+                                      first_seen=earlier["received_at"] if earlier is not None else None)
     report.alerts, report.new, report.merged = 1, outcome.new, outcome.merged
     return "ingested", report
 

@@ -320,7 +320,8 @@ class Store:
         self._insert("paper_aliases", {"alias": old, "paper_id": new}, replace=True)
         self.db.execute("UPDATE paper_aliases SET paper_id = ? WHERE paper_id = ?", [new, old])
 
-    def add_papers(self, papers: Iterable[Paper], message: int | None = None) -> IngestOutcome:
+    def add_papers(self, papers: Iterable[Paper], message: int | None = None,
+                   first_seen: str | None = None) -> IngestOutcome:
         """Insert or merge papers (one transaction). Returns how many were new and how many merged."""
         new = merged = 0
         ids = []
@@ -337,7 +338,7 @@ class Store:
                         "published": paper.published, "venue": paper.venue,
                         "categories": json.dumps(list(paper.categories)), "comments": paper.comments,
                         "author_count": paper.author_count,
-                        "first_seen": now, "updated_at": now,
+                        "first_seen": first_seen or now, "updated_at": now,
                     }
                     self._insert("papers", record)
                     pid = paper.id
@@ -447,8 +448,10 @@ class Store:
 
     def record_message(self, *, mailbox: str, uidvalidity: int = 0, uid: int = 0, message_id: str | None,
                        subject: str = "", sender: str = "", kind: str | None = None, status: str,
-                       error: str | None = None, papers: Sequence[Paper] = ()) -> tuple[int, IngestOutcome]:
-        """Record a message and (in the same transaction) its papers. Idempotent per (mailbox, uidvalidity, uid)."""
+                       error: str | None = None, papers: Sequence[Paper] = (),
+                       first_seen: str | None = None) -> tuple[int, IngestOutcome]:
+        """Record a message and (in the same transaction) its papers. Idempotent per (mailbox, uidvalidity, uid).
+        ``first_seen``: when the message first arrived, for the papers new here (a fuller copy of an old mail)."""
         with self.db.conn:
             existing = self.message_seen(mailbox, uidvalidity, uid) if uid else None
             record = {"mailbox": mailbox, "uidvalidity": uidvalidity, "uid": uid, "message_id": message_id,
@@ -463,7 +466,8 @@ class Store:
                     record["uid"] = -(self.db.execute(
                         "SELECT COUNT(*) FROM messages WHERE mailbox = ?", [mailbox]).fetchone()[0] + 1)
                 row_id = self._insert("messages", {**record, "received_at": utcnow()})
-            outcome = self.add_papers(papers, message=row_id) if papers else IngestOutcome(0, 0, ())
+            outcome = self.add_papers(papers, message=row_id, first_seen=first_seen) if papers \
+                else IngestOutcome(0, 0, ())
         return row_id, outcome
 
     def messages(self, status: str | None = None) -> list[dict]:

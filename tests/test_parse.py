@@ -1254,6 +1254,15 @@ def test_a_fuller_copy_of_a_message_read_cut_short_adds_its_papers(tmp_path):
     status, report = ingest_raw(store, full, mailbox="file:b.eml", label="b.eml")
     assert status == "ingested" and store.count_papers() == first + report.new > first + 50
     assert ingest_raw(store, full, mailbox="file:c.eml")[0] == "duplicate"  # the same copy again adds nothing
+    # the papers the fuller copy added are as old as the message, not "new today"
+    store.db.execute("UPDATE messages SET received_at = '2026-01-01T00:00:00+00:00' WHERE mailbox = 'file:a.mbox'")
+    store.db.execute("UPDATE papers SET first_seen = '2026-01-01T00:00:00+00:00'")
+    store.db.execute("DELETE FROM messages WHERE mailbox != 'file:a.mbox'")
+    store.db.execute("DELETE FROM papers WHERE rowid % 2 = 0")  # as if the first read had found fewer
+    store.db.conn.commit()
+    status, report = ingest_raw(store, full, mailbox="file:d.eml")
+    assert status == "ingested" and report.new > 0
+    assert store.papers_since("2026-06-01T00:00:00+00:00") == []
 
 
 def test_mbox_envelopes_without_a_date_or_a_blank_line_before_them_still_separate_messages(tmp_path):
