@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 
 _ARXIV_VERSION = re.compile(r"v\d+$")
@@ -48,6 +49,16 @@ def normalise_title(title: str) -> str:
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     text = text.replace("…", " ").lower()
     return " ".join(_NON_WORD.sub(" ", text).split())
+
+
+def matches_query(title: str, ids: Iterable[str | None], query: str) -> bool:
+    """``digest rank --find``: the title contains the query's words (case, accents and punctuation aside), or
+    the query is one of the paper's ids (an arXiv id with or without its version, a DOI)."""
+    words = normalise_title(query)
+    if words and words in normalise_title(title):
+        return True
+    wanted = {query.strip().lower(), (normalise_arxiv_id(query) or "").lower()} - {""}
+    return any(x and (x.lower() in wanted or x.lower().removeprefix("arxiv:") in wanted) for x in ids)
 
 
 def paper_id(arxiv_id: str | None, doi: str | None, title: str) -> str:

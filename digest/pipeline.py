@@ -22,7 +22,7 @@ import numpy as np
 from .config import Secret, Settings
 from .embed import Embedder, cached_vectors, embed_missing
 from .errors import DeliveryError, DigestError, ParseError
-from .models import Paper, ScoredPaper, normalise_title
+from .models import Paper, ScoredPaper, matches_query, normalise_title
 from .profiles import LoadedProfiles, Profile, load_profiles, local_period
 from .rank import Anchor, Ranking, build_signals, rank
 from .render import item_context, render_digest
@@ -287,10 +287,8 @@ def rank_user(store: Store, embedder: Embedder, settings: Settings, profile: Pro
 
 
 def matches(paper: Paper, paper_id: str, query: str) -> bool:
-    """``digest rank --find``: the title contains the words of ``query`` as written, or an id of the paper is it."""
-    q = " ".join(query.split()).lower()
-    return q in " ".join(paper.title.split()).lower() or q in {
-        x.lower() for x in (paper_id, paper.arxiv_id, paper.doi) if x}
+    """``digest rank --find``: see ``models.matches_query``."""
+    return matches_query(paper.title, (paper_id, paper.arxiv_id, paper.doi), query)
 
 
 def verdict(user_ranking: UserRanking, item: ScoredPaper) -> str:

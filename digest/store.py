@@ -32,7 +32,7 @@ import numpy as np
 import sqlite_utils
 
 from .errors import StoreError
-from .models import Paper, ScoredPaper, Vote, normalise_title
+from .models import Paper, ScoredPaper, Vote, matches_query, normalise_title
 
 SCHEMA_VERSION = 4
 
@@ -397,14 +397,13 @@ class Store:
         return [(r["id"], self._row_to_paper(r)) for r in rows]
 
     def papers_matching(self, query: str, limit: int = 20) -> list[dict]:
-        """Stored papers whose title contains ``query`` (case-insensitive), or whose id, arXiv id or DOI is it:
-        the rows (``first_seen``, ``section``...) with the Paper under "paper", most recent first."""
-        q = " ".join(query.split())
-        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        rows = self.db.query(
-            "SELECT * FROM papers WHERE title LIKE ? ESCAPE '\\' OR lower(id) = lower(?) OR lower(arxiv_id) = "
-            "lower(?) OR lower(doi) = lower(?) ORDER BY first_seen DESC, id LIMIT ?", [like, q, q, q, limit])
-        return [{**r, "paper": self._row_to_paper(r)} for r in rows]
+        """Stored papers that ``models.matches_query`` finds for ``query`` (title words, arXiv id or DOI), most
+        recent first: the rows (``first_seen``, ``section``...) with the Paper under "paper"."""
+        found = [r[0] for r in self.db.execute("SELECT id, title, arxiv_id, doi FROM papers ORDER BY first_seen DESC, id")
+                 if matches_query(r[1], r[0:1] + r[2:4], query)][:limit]
+        rows = {r["id"]: r for r in self.db.query(
+            f"SELECT * FROM papers WHERE id IN ({','.join('?' * len(found))})", found)} if found else {}
+        return [{**rows[pid], "paper": self._row_to_paper(rows[pid])} for pid in found]
 
     def sent_record(self, users: Sequence[str], paper_id: str) -> dict | None:
         """When and in which digest ``paper_id`` went to one of ``users`` (a reader's current and earlier names)."""

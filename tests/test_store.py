@@ -259,3 +259,7 @@ def test_rank_find_tells_why_a_stored_paper_is_not_ranked_and_where_a_ranked_one
         "below the floor"]
     assert "2 papers did, for max_items = 1" in verdict(ranking, items[2])
     assert matches(items[0].paper, "x", " top ") and not matches(items[0].paper, "x", "to p")
+    # case beyond ASCII, white space and punctuation as stored, an arXiv id with its version
+    store.add_papers([Paper("Über  die Theorie\nder Graphen: eine Einführung", arxiv_id="2401.00001")])
+    for query in ("über die theorie der graphen eine", "UBER DIE", "2401.00001v2", "arXiv:2401.00001"):
+        assert [r["paper"].arxiv_id for r in store.papers_matching(query)] == ["2401.00001"], query
