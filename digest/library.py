@@ -300,9 +300,10 @@ def to_bibtex(papers) -> str:
         names = [_bib_name(a) for a in paper.authors if a.strip()]
         surname = re.sub(r"[^a-z]", "", (names[0][1] if names else "").lower())
         venue, venue_year = _venue_and_year(paper.venue)
-        # an arXiv paper's year is its first version's, which its id says (2407.21018: July 2024); the date the
-        # alert gave is a listing's (a replaced old paper) or the day a page was forwarded
-        year = _arxiv_year(paper.arxiv_id) or (paper.published or "")[:4] or venue_year
+        # a journal's year where the byline gives one; else an arXiv paper's first version's, which its id says
+        # (2407.21018: July 2024): the date the alert gave is a listing's (a replaced old paper) or the day a page
+        # was forwarded
+        year = venue_year or _arxiv_year(paper.arxiv_id) or (paper.published or "")[:4]
         words = [w for w in re.findall(r"[a-z]+", paper.title.lower()) if len(w) > 3] or ["paper"]
         # surname + year + first word (Google Scholar's style); without authors, the title's first two words
         key = base = f"{surname}{year}{words[0]}" if surname else f"{words[0]}{year}{''.join(words[1:2])}"

@@ -349,6 +349,7 @@ def test_bibtex_export_of_an_arxiv_paper_takes_its_year_from_the_id_not_from_the
     replaced = Paper("An older paper, revised", authors=("Ann Lee",), arxiv_id="2203.01234", published="2024-11-07")
     trending = Paper("ThinK: Thinner Key Cache by Query-Driven Pruning", arxiv_id="2407.21018", published="2026-12-05")
     old_style = Paper("Strings on orbifolds", authors=("B Old",), arxiv_id="hep-th/9901001")
-    text = to_bibtex([replaced, trending, old_style])
-    assert re.findall(r"year = \{(\d+)\}", text) == ["2022", "2024", "1999"]
+    published = Paper("A preprint that became a journal paper", arxiv_id="2005.01234", venue="Nature, 2021")
+    text = to_bibtex([replaced, trending, old_style, published])
+    assert re.findall(r"year = \{(\d+)\}", text) == ["2022", "2024", "1999", "2021"]  # the journal's year
     assert "@misc{lee2022older," in text

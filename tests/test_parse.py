@@ -580,6 +580,13 @@ def test_links_to_papers_own_pages_without_an_id_in_the_address_are_papers_when_
         ("Deep Residual Learning for Image Recognition", "https://ieeexplore.ieee.org/document/7780459?source=authoralert",
          None),
     ]  # "Read more" and "here" are not titles
+    # index pages (a volume, a year of proceedings) are not papers, whatever their link text
+    index = ('<ul><li><a href="https://proceedings.mlr.press/v235/">Proceedings of the 41st International Conference '
+             'on Machine Learning</a></li><li><a href="https://papers.nips.cc/paper_files/paper/2023">Advances in '
+             'Neural Information Processing Systems 36</a></li><li><a href="https://proceedings.mlr.press/v235/'
+             'smith24a.html">Sparse attention for long documents</a></li></ul>')
+    assert [p.title for p in parse_message(html_mail(index, "Lab <news@lab.example.org>", "Reading")).papers] == [
+        "Sparse attention for long documents"]
     text = ("Two for journal club:\nSingle-cell transcriptomics of the aging mouse brain\n"
             "https://pubmed.ncbi.nlm.nih.gov/31234567/\nA primer on checkpoint inhibitors "
             "https://academic.oup.com/annonc/article/30/2/123/5123456\nOur group page https://lab.example.org/\n")

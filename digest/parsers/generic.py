@@ -50,9 +50,9 @@ _RECORD_LINK = re.compile(
     r"ieeexplore\.ieee\.org/(abstract/)?document/\d+|mdpi\.com/\d{4}-\d{3}[\dX]/\d+/\d+/\d+|"
     r"jamanetwork\.com/journals/[^/?#]+/fullarticle/\d+|thelancet\.com/journals/[^/?#]+/article/|"
     r"sciencedirect\.com/science/article/(abs/)?pii/|cell\.com/[^?#]*/(fulltext|abstract)/S|"
-    r"openreview\.net/(forum|pdf)\?id=|aclanthology\.org/[\w.-]+\d/?(?:$|[?#])|bmj\.com/content/\d+/|"
+    r"openreview\.net/(forum|pdf)\?id=|aclanthology\.org/[\w.-]+\d/?(?:$|[?#])|bmj\.com/content/\d+/bmj[.-]|"
     r"papers\.ssrn\.com/sol3/papers\.cfm\?abstract_id=\d+|researchgate\.net/publication/\d+|"
-    r"proceedings\.mlr\.press/v\d+/|(papers|proceedings)\.(nips|neurips)\.cc/paper)",
+    r"proceedings\.mlr\.press/v\d+/[^/?#]+\.html|(papers|proceedings)\.(nips|neurips)\.cc/paper(_files)?/.*/hash/)",
     re.I,
 )
 _URL = re.compile(r"https?://[^\s<>\"')\]]+")
