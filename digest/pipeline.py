@@ -479,7 +479,7 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
             failed = row["status"] == "failed"
             return Delivery(profile.user, "already", row["n_items"] or 0, error=row["error"] if failed else None,
                             note="" if failed else row["error"] or "", to=profile.email)
-        for earlier in [] if row else earlier_names(store, profile):  # as _earlier_digest would decide
+        for earlier in earlier_names(store, profile):  # as _earlier_digest will decide
             other = store.digest_for(earlier, period)
             if other is not None and other["status"] in ("sent", "skipped"):
                 return Delivery(profile.user, "already", other["n_items"] or 0, to=profile.email,

@@ -471,7 +471,7 @@ class Daemon:
             return
         self._queue_libraries(list(self.profiles))
         now = datetime.now(UTC)
-        upcoming = sorted((next_undone_send(p, now, self.loop_store.last_done_period(u)), u)
+        upcoming = sorted((next_undone_send(p, now, self.loop_store.last_done_period(u, p.email)), u)
                           for u, p in self.profiles.items() if not p.paused)
         first = f"next digest: {upcoming[0][1]} {describe_time(upcoming[0][0])}" if upcoming else "no digests due"
         log.info("job=start: ready; %d users, %s", len(self.profiles), first)
@@ -785,7 +785,7 @@ class Daemon:
         for user, profile in sorted(self.profiles.items()):
             if profile.paused or self.loop_store.pause_of(user) is not None:  # the file's switch, or a link's
                 continue
-            last_period = self.loop_store.last_done_period(user)
+            last_period = self.loop_store.last_done_period(user, profile.email)
             c = due_catch_up(profile, now, last_period, self.grace)
             if c is not None:
                 out.append((c, last_period))
@@ -879,7 +879,7 @@ class Daemon:
             self._request_sweep()  # a new or moved send time may already have passed today
 
     def _apply_profiles(self, profiles: Mapping[str, Profile], *, initial: bool = False) -> bool:
-        """Add, move or remove send jobs to match ``profiles``. Returns True if any send time changed."""
+        """Add, move or remove send jobs to match ``profiles``. Returns True if any send time (or address) changed."""
         old, self.profiles = self.profiles if not initial else {}, dict(profiles)
         changed = False
         for user in sorted(old.keys() - profiles.keys()):
@@ -895,6 +895,8 @@ class Daemon:
             if before is not None and schedule_key(before) == schedule_key(profile):
                 if before != profile:
                     log.info("job=profiles user=%s: profile updated; the next digest uses it", user)
+                # a new address: today's digest, if it was refused for the old one, goes to the new one now
+                changed = changed or before.email.lower() != profile.email.lower()
                 continue
             changed = True
             job_id = f"send:{user}"
@@ -906,7 +908,7 @@ class Daemon:
             self.scheduler.add_job(self._send_job, send_trigger(profile), args=[user], id=job_id,
                                    name=f"send {user}", replace_existing=True)
             verb = "scheduled" if before is None else "rescheduled"
-            now, last_done = datetime.now(UTC), self.loop_store.last_done_period(user)
+            now, last_done = datetime.now(UTC), self.loop_store.last_done_period(user, profile.email)
             due = due_catch_up(profile, now, last_done, self.grace)
             # a send time already passed today, inside the grace window: the catch-up sends it now, not tomorrow
             nxt = f"the {due.period} digest now (due {describe_delta(-due.late)}, within the grace window)" \
@@ -969,7 +971,7 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
                                  "paused": profile.paused, "stale": user in stale,
                                  "unsubscribed": unsubscribed and {k: unsubscribed[k] for k in ("paused_at", "via")}}
         if not profile.paused and not unsubscribed:
-            last_done = store.last_done_period(user)
+            last_done = store.last_done_period(user, profile.email)
             due = due_catch_up(profile, now, last_done, timedelta(minutes=settings.schedule.grace_minutes))
             if due is not None and due.send:
                 # due and not done yet (missed, or waiting for a retry): the daemon sends it now, not in a day

@@ -785,11 +785,14 @@ class Store:
         """Every mailbox's poll state (last poll time and result), most recent first."""
         return list(self.db["poll_state"].rows_where(order_by="last_poll_at desc, mailbox"))
 
-    def last_done_period(self, user: str) -> str | None:
-        """The latest period whose digest is finished (DIGEST_DONE: never sent again)."""
+    def last_done_period(self, user: str, email: str | None = None) -> str | None:
+        """The latest period whose digest is finished (DIGEST_DONE: never sent again). With ``email``, a digest
+        refused for another address is not finished: the corrected address gets it (``deliver_user``)."""
         marks = ",".join("?" * len(DIGEST_DONE))
-        row = self.db.execute(f"SELECT MAX(period) FROM digests WHERE user = ? AND status IN ({marks})",
-                              [user, *DIGEST_DONE]).fetchone()
+        readdressed = "AND NOT (status = 'failed' AND address IS NOT NULL AND lower(address) != lower(?))" \
+            if email else ""
+        row = self.db.execute(f"SELECT MAX(period) FROM digests WHERE user = ? AND status IN ({marks}) {readdressed}",
+                              [user, *DIGEST_DONE, *([email] if email else [])]).fetchone()
         return row[0] if row else None
 
     def last_digest(self, user: str) -> dict | None:

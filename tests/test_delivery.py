@@ -537,14 +537,26 @@ def test_a_claim_under_the_old_file_name_makes_the_new_name_wait_then_gives_way(
     rename_profile(config, "ada", "eve")
     busy = run(config, "eve")  # the run holding ada's claim lives: eve's digest waits, never a second one
     assert busy.status == "busy" and "being sent as user 'ada'" in busy.error
+    settings, store, _ = open_run(config, "eve")
+    assert store.digest_for("eve", "2026-11-28")["status"] == "retry"
     assert inbox(mail_servers, address) == []
     helper.send_signal(signal.SIGKILL)
     helper.wait()
     sent = run(config, "eve")  # ada's run died before it froze any papers: eve's own digest goes out
     assert sent.status == "sent" and len(inbox(mail_servers, address)) == 1
-    settings, store, _ = open_run(config, "eve")
     assert store.digest_for("ada", "2026-11-28")["status"] == "superseded"
     assert run(config, "eve").status == "already" and len(inbox(mail_servers, address)) == 1
+
+
+def test_a_preview_under_the_new_name_sees_the_old_names_digest_even_with_a_row_of_its_own(setup, tmp_path):
+    config, _ = setup
+    rename_profile(config, "ada", "eve")
+    settings, store, eve = open_run(config, "eve")
+    store.mark_digest(store.claim_digest("eve", "2026-11-28"), "retry", error="waited for ada's run")
+    store.mark_digest(store.claim_digest("ada", "2026-11-28"), "sent")  # that run finished meanwhile
+    preview = deliver_user(store, None, settings, eve, now=NOW, dry_run=True, ranker=fixed_ranker(store))
+    assert preview.status == "already" and "as user 'ada'" in preview.note
+    assert run(config, "eve").status == "already"
 
 
 def test_an_unsubscribe_under_the_old_file_name_still_holds_after_a_rename(setup, tmp_path):

@@ -263,3 +263,11 @@ def test_rank_find_tells_why_a_stored_paper_is_not_ranked_and_where_a_ranked_one
     store.add_papers([Paper("Über  die Theorie\nder Graphen: eine Einführung", arxiv_id="2401.00001")])
     for query in ("über die theorie der graphen eine", "UBER DIE", "2401.00001v2", "arXiv:2401.00001"):
         assert [r["paper"].arxiv_id for r in store.papers_matching(query)] == ["2401.00001"], query
+
+
+def test_a_digest_refused_for_another_address_is_not_done_for_the_corrected_one(store):
+    digest_id = store.claim_digest("ada", "2026-11-28")
+    store.mark_digest(digest_id, "failed", error="550 no such user", address="ada@old.example.org")
+    assert store.last_done_period("ada") == "2026-11-28"  # as before: not tried again for that address
+    assert store.last_done_period("ada", "ADA@old.example.org") == "2026-11-28"
+    assert store.last_done_period("ada", "ada@new.example.org") is None  # the daemon's catch-up sends it
