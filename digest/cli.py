@@ -303,7 +303,8 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int, query: str | None) ->
         raise DigestError(f"{settings.db_path}: no papers in the store yet; read alerts in with `digest poll` "
                           "(IMAP) or `digest ingest PATH`, or look at the demo's store: "
                           "`digest --data-dir demo-data rank " + prof.user + "`")
-    if query is not None and not store.papers_matching(query, limit=1):
+    stored = store.papers_matching(query, limit=limit) if query is not None else []
+    if query is not None and not stored:
         # before loading the model (seconds): no ranking can show it
         raise DigestError(f"no paper in the store matches {query!r}: no alert read so far had it (`digest parse "
                           "FILE` shows the papers a mail holds; `digest ingest FILE` stores them)")
@@ -319,7 +320,7 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int, query: str | None) ->
                + (f"; {_n(sent, 'recent paper')} already sent to {prof.user} "
                   f"{'is not a candidate' if sent == 1 else 'are not candidates'} again" if sent else ""))
     if query is not None:
-        _find_in_ranking(settings, store, prof, result, query, limit)
+        _find_in_ranking(settings, store, prof, result, query, limit, stored)
         return
     click.echo(f"{'':2}{'score':>6}  title / why")
     for item in result.ranking.scored[:limit]:
@@ -329,9 +330,9 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int, query: str | None) ->
         click.echo(f"{'':10}why: {item.reason}")
 
 
-def _find_in_ranking(settings, store, prof, result, query: str, limit: int) -> None:
-    """`digest rank --find`: the matching candidates with their place and verdict, else why a stored paper
-    that matches is not ranked, else that no alert brought it."""
+def _find_in_ranking(settings, store, prof, result, query: str, limit: int, stored: list[dict]) -> None:
+    """`digest rank --find`: the matching candidates with their place and verdict, then why each stored paper
+    that matches (``stored``: ``Store.papers_matching``) but is not ranked is not."""
     from .pipeline import matches, verdict, why_not_candidate
 
     scored = result.ranking.scored
@@ -344,7 +345,7 @@ def _find_in_ranking(settings, store, prof, result, query: str, limit: int) -> N
     if len(found) > limit:
         click.echo(f"... and {_n(len(found) - limit, 'more candidate')} matching {query!r} (--limit)")
     ranked = {result.id_of(item.paper) for item in scored}
-    others = [row for row in store.papers_matching(query, limit=limit) if row["id"] not in ranked]
+    others = [row for row in stored if row["id"] not in ranked]
     for row in others:
         title = " ".join(row["paper"].title.split())
         click.echo(f"not ranked  {title[:100]}")
@@ -387,8 +388,7 @@ def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[st
     if outbox is None and settings.outbox:
         outbox = Path(settings.outbox)
     if outbox is None and not dry_run and not settings.smtp.host:
-        where = "the built-in defaults (no config.toml)" if settings.source == "(defaults)" else settings.source
-        raise ConfigError(f"smtp.host is not set in {where}, so digests cannot be sent; set [smtp] host "
+        raise ConfigError(f"smtp.host is not set in {settings.source_label}, so digests cannot be sent; set [smtp] host "
                           "(see config.example.toml), or write them to files with --outbox DIR")
     store = _store(settings)
     loaded = load_user_profiles(store, settings)

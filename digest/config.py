@@ -174,6 +174,11 @@ class Settings:
     source: str = field(default="(defaults)", compare=False)
 
     @property
+    def source_label(self) -> str:
+        """Where these settings came from, for messages: the config file, or the built-in defaults."""
+        return "the built-in defaults (no config.toml)" if self.source == "(defaults)" else self.source
+
+    @property
     def data_path(self) -> Path:
         return Path(self.data_dir).expanduser()
 
@@ -337,8 +342,7 @@ def config_problems(settings: Settings) -> tuple[list[str], list[str]]:
             problems.append(f"{at(name + '.ca_file')}: {name}.ca_file: no such file {section.ca_file}; give the path "
                             "of the PEM file holding the server's CA certificate, or remove the key")
     if not settings.smtp.host and not settings.outbox:
-        where = "built-in defaults (no config.toml)" if settings.source == "(defaults)" else settings.source
-        warnings.append(f"{where}: smtp.host is not set (nor outbox), so `digest send` and `digest run` "
+        warnings.append(f"{settings.source_label}: smtp.host is not set (nor outbox), so `digest send` and `digest run` "
                         "cannot deliver digests; set [smtp] host (see config.example.toml), or outbox = \"DIR\" to "
                         "write them to files")
     elif settings.smtp.host and not settings.outbox and not settings.web.reply_address \

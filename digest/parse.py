@@ -454,7 +454,8 @@ def _iter_file(path: Path) -> Iterator[tuple[str, bytes]]:
         return  # an empty file holds no email (the caller says so)
     mbox = data.startswith(b"From ") or (suffix == ".mbox" and b"\nFrom " in data)
     messages = split_mbox(data) if mbox else []
-    if mbox and not messages and _HEADER_LINE.match(data.split(b"\n", 2)[1] if data.count(b"\n") > 1 else b""):
+    second_line = data.split(b"\n", 2)[1:2] or [b""]
+    if mbox and not messages and _HEADER_LINE.match(second_line[0]):
         # no line looks like an envelope, but the file reads as an mbox: Python's reader, as before
         box = mailbox.mbox(str(path), create=False)
         try:

@@ -411,6 +411,20 @@ class _ClaimLost(Exception):
     """Another run took this digest over while we were composing it: leave the sending to that run."""
 
 
+def _already(profile: Profile, row: dict) -> Delivery:
+    """A digest this period already finished: a refusal ('failed') is its error; anything else may carry a note
+    (e.g. it went out under an earlier file name of the profile)."""
+    failed = row["status"] == "failed"
+    return Delivery(profile.user, "already", row["n_items"] or 0, Path(row["path"]) if row["path"] else None,
+                    error=row["error"] if failed else None, note="" if failed else row["error"] or "",
+                    to=profile.email)
+
+
+def _had_it_as(profile: Profile, period: str, earlier: str) -> str:
+    return (f"{profile.email} already had the {period} digest as user {earlier!r} (the same address in an earlier "
+            f"profile file); the next digest is {profile.user}'s")
+
+
 def _earlier_digest(store: Store, profile: Profile, period: str,
                     digest_id: int) -> Delivery | tuple[int, str] | None:
     """The same address's digest of this period under an earlier file name (a renamed profile), seen from the
@@ -426,8 +440,7 @@ def _earlier_digest(store: Store, profile: Profile, period: str,
             continue
         if row["status"] in ("sent", "skipped"):
             # the same address had this day's digest under an earlier file name: not a second one today
-            note = (f"{profile.email} already had the {period} digest as user {earlier!r} (the same address in "
-                    f"an earlier profile file); the next digest is {profile.user}'s")
+            note = _had_it_as(profile, period, earlier)
             store.mark_digest(digest_id, "skipped", error=note)
             return Delivery(profile.user, "already", row["n_items"] or 0, note=note, to=profile.email)
         earlier_id = store.claim_digest(earlier, period)
@@ -476,15 +489,12 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
                        and row["address"].lower() != profile.email.lower())
     if dry_run:
         if row and row["status"] in DIGEST_DONE and not readdressed:
-            failed = row["status"] == "failed"
-            return Delivery(profile.user, "already", row["n_items"] or 0, error=row["error"] if failed else None,
-                            note="" if failed else row["error"] or "", to=profile.email)
+            return _already(profile, row)
         for earlier in earlier_names(store, profile):  # as _earlier_digest will decide
             other = store.digest_for(earlier, period)
             if other is not None and other["status"] in ("sent", "skipped"):
                 return Delivery(profile.user, "already", other["n_items"] or 0, to=profile.email,
-                                note=f"{profile.email} already had the {period} digest as user {earlier!r} (the "
-                                     "same address in an earlier profile file)")
+                                note=_had_it_as(profile, period, earlier))
             if other is not None and other["status"] in ("claimed", "sending", "retry") and other["message_id"]:
                 row = other  # the unfinished digest under the earlier name is the one that would go out
                 break
@@ -513,10 +523,7 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
     if digest_id is None:
         row = store.digest_for(profile.user, period)
         if row["status"] in DIGEST_DONE:
-            failed = row["status"] == "failed"
-            return Delivery(profile.user, "already", row["n_items"] or 0, Path(row["path"]) if row["path"] else None,
-                            error=row["error"] if failed else None, note="" if failed else row["error"] or "",
-                            to=profile.email)
+            return _already(profile, row)
         return Delivery(profile.user, "busy", error=f"being sent by {row['claimed_by']} since {row['claimed_at']}")
     for old in store.supersede_unsent(profile.user, period):
         log.info("%s: the unsent digest of %s is superseded by %s", profile.user, old, period)

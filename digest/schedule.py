@@ -314,8 +314,7 @@ def preflight(settings: Settings, *, port: bool = True, lock: bool = True) -> No
         raise DigestError(f"{settings.data_path / LOCK_NAME}: another `digest run` (pid {holder.get('pid', '?')}) "
                           "already uses this data directory; stop it first, or give this one its own --data-dir")
     if not settings.outbox and not settings.smtp.host:
-        where = "the built-in defaults (no config.toml)" if settings.source == "(defaults)" else settings.source
-        raise ConfigError(f"smtp.host is not set in {where}, so digests cannot be sent; set [smtp] host "
+        raise ConfigError(f"smtp.host is not set in {settings.source_label}, so digests cannot be sent; set [smtp] host "
                           '(see config.example.toml), or outbox = "data/outbox" to write them to files')
     if not settings.profiles_path.is_dir():
         raise ConfigError(f"{settings.profiles_path}: profiles directory not found; create it or set "
