@@ -287,6 +287,15 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if not isinstance(exc, DigestError) else text
 
 
+def _report_failure(store: Store, job: str | None, component: str, exc: Exception, user: str | None,
+                    then: str = "") -> None:
+    """A unit of work failed: one log line (the traceback at DEBUG) and an event `digest status` shows."""
+    log.error("job=%s: failed: %s%s", job, _one_line(exc), then)
+    log.debug("job=%s", job, exc_info=True)
+    with contextlib.suppress(Exception):
+        store.log_event("ERROR", component, _one_line(exc), user=user)
+
+
 # -- the daemon ---------------------------------------------------------------------------------------------
 def _bind(settings: Settings) -> socket.socket:
     return bind_port(settings.web.host, settings.web.port, "set web.port to a free port, or web.enabled = false to "
@@ -522,11 +531,8 @@ class Daemon:
             try:
                 count, missing = embed_profile(self.work_store, self.embedder, profile, should_stop=self._give_way)
             except Exception as exc:  # one user's failure leaves the others' libraries to embed
-                log.error("job=embed user=%s: failed: %s; the library is embedded at its digest instead", user,
-                          _one_line(exc))
-                log.debug("job=embed user=%s", user, exc_info=True)
-                with contextlib.suppress(Exception):
-                    self.work_store.log_event("ERROR", "embed", _one_line(exc), user=user)
+                _report_failure(self.work_store, f"embed user={user}", "embed", exc, user,
+                                "; the library is embedded at its digest instead")
                 done.append(user)
                 continue
             if count < missing:
@@ -632,10 +638,7 @@ class Daemon:
                 return await asyncio.shield(future)
             except Exception as exc:
                 failed = exc
-                log.error("job=%s: failed: %s", self.current, _one_line(exc))
-                log.debug("job=%s", self.current, exc_info=True)
-                with contextlib.suppress(Exception):
-                    self.loop_store.log_event("ERROR", label.split()[0], _one_line(exc), user=user)
+                _report_failure(self.loop_store, self.current, label.split()[0], exc, user)
             finally:
                 if future.done():
                     self.current = None

@@ -65,6 +65,16 @@ def _ids(url: str) -> tuple[str | None, str | None]:
     return arxiv, None if arxiv else doi_from_url(url)
 
 
+def _paper_link(url: str) -> tuple[str | None, str | None] | None:
+    """(arXiv id, DOI) of a link to a paper, either or both None for a paper's own page that carries neither
+    (``_RECORD_LINK``); None when the link is not to a paper."""
+    record = _RECORD_LINK.search(url) is not None
+    if not (record or _PAPER_HOST.search(url)):
+        return None
+    arxiv, doi = _ids(url)
+    return (arxiv, doi) if arxiv or doi or record else None
+
+
 # a list's numbering or bullet before a title: "1. ", "2) ", "[3] ", "(4) ", "- ", "* " (not "1.58-bit ...")
 _LIST_MARK = re.compile(r"^(?:\(?\d{1,3}[.)]|\[?\d{1,3}\]|[-*•·▪◦‣–])\s+")
 
@@ -121,12 +131,10 @@ def _from_html(html: str) -> list[Paper]:
     before: dict[int, dict[int, str]] = {}
     for a in soup_of(html).find_all("a", href=True):
         target = unwrap_url(a["href"])
-        record = _RECORD_LINK.search(target) is not None
-        if not (record or _PAPER_HOST.search(target)):
+        ids = _paper_link(target)
+        if ids is None:
             continue
-        arxiv, doi = _ids(target)
-        if not (arxiv or doi or record):
-            continue
+        arxiv, doi = ids
         # only the link text: the text around a link is too often a sentence ("my paper is <a>here</a>");
         # plain-text alternatives and "Title <url>" lines are handled by _from_text
         title = text_of(a)
@@ -215,11 +223,9 @@ def _from_text(text: str) -> list[Paper]:
         found: list[tuple[str | None, str | None, str | None, int]] = []
         for m in _URL.finditer(line):
             url = unwrap_url(m.group(0).rstrip(".,;"))
-            record = _RECORD_LINK.search(url) is not None
-            if record or _PAPER_HOST.search(url):
-                arxiv, doi = _ids(url)
-                if arxiv or doi or record:
-                    found.append((arxiv, doi, url, m.start()))
+            ids = _paper_link(url)
+            if ids is not None:
+                found.append((*ids, url, m.start()))
         for m in _BARE_ARXIV.finditer(line):
             found.append((m.group(1), None, None, m.start()))
         for m in _BARE_DOI.finditer(line):
