@@ -768,6 +768,11 @@ MESSAGE_STATES = {"ingested": "alerts", "not_alert": "not alerts", "duplicate": 
                   "feedback": "vote replies", "feedback_rejected": "refused vote replies"}
 
 
+def _mailbox_label(mailbox: str) -> str:
+    """``imap://user@host/FOLDER`` -> ``host/FOLDER`` (without the user name); ``file:PATH`` -> ``PATH``."""
+    return mailbox.removeprefix("imap://").rsplit("@", 1)[-1].removeprefix("file:")
+
+
 def _print_status(r: dict) -> None:
     from datetime import datetime
 
@@ -790,7 +795,7 @@ def _print_status(r: dict) -> None:
                                          " (read alerts in with `digest poll` or `digest ingest PATH`; the demo's "
                                          "store is `--data-dir demo-data`)"))
     for p in r["polls"]:
-        where = p["mailbox"].removeprefix("imap://").rsplit("@", 1)[-1]  # host/FOLDER, without the user name
+        where = _mailbox_label(p["mailbox"])
         result = p["result"] or "no result recorded"
         folder = where.rsplit("/", 1)[-1]
         result = result.removeprefix(f"{folder}: ")  # the result line starts with the folder: say it once
@@ -801,7 +806,7 @@ def _print_status(r: dict) -> None:
                f"({', '.join(f'{n} {MESSAGE_STATES.get(s, s)}' for s, n in messages.items()) or 'none'})")
     failed = r.get("failed_messages", [])
     for m in failed[:5]:
-        where = m["mailbox"].removeprefix("imap://").rsplit("@", 1)[-1].removeprefix("file:")
+        where = _mailbox_label(m["mailbox"])
         which = f"{where} UID {m['uid']}" if m["uid"] and m["uid"] > 0 else where
         about = f" ({m['subject'] or m['sender']})" if m["subject"] or m["sender"] else ""
         click.echo(f"  failed: {which}{about}: {m['error']}")
