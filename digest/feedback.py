@@ -37,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from email.message import EmailMessage
 from email.utils import parseaddr
 from pathlib import Path
@@ -55,7 +56,18 @@ from starlette.routing import Route
 from .config import Secret, Settings
 from .errors import DigestError, ProfileError, TokenError
 from .store import Store
-from .tokens import TOKEN_RE, ExpiredToken, InvalidToken, TokenData, WrongToken, expect, read_token
+from .tokens import (
+    LINK_PATHS,
+    TOKEN_RE,
+    VOTE_VALUES,
+    ExpiredToken,
+    InvalidToken,
+    TokenData,
+    WrongToken,
+    expect,
+    make_token,
+    read_token,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -465,13 +477,16 @@ class _App:
         if paper is None:
             return _error_page(self.settings, 404, "Paper not found",
                                "This paper is no longer in the digest's library, so it cannot take a vote.")
-        from .render import paper_url, short_authors
+        from .render import date_label, paper_url, short_authors
 
         emoji, label = VOTE_LABELS[data.action]
+        sent_in = store.latest_digest_with(data.user, data.paper_id)  # the digest this link most likely came from
         return _page(self.settings, "page_vote.html", title=" ".join(paper.title.split()), url=paper_url(paper),
                      authors=short_authors(paper.authors, count=paper.author_count), emoji=emoji, label=label, value=data.value,
                      current=store.get_vote(data.user, data.paper_id), done=done,
-                     token=request.path_params["token"])
+                     token=request.path_params["token"],
+                     digest_url=self._link(data.user, "digest", str(sent_in["id"])) if sent_in else "",
+                     digest_date=date_label(date.fromisoformat(sent_in["period"])) if sent_in else "")
 
     async def vote_post(self, request: Request) -> Response:
         data = self.token(request, ("up", "down"))
@@ -497,6 +512,74 @@ class _App:
             # Post/Redirect/Get: reloading the result page never posts again. A relative Location keeps
             # working behind any proxy prefix without trusting the Host header.
             return RedirectResponse(f"{request.path_params['token']}?done={'voted' if do == 'vote' else 'undone'}",
+                                    status_code=303)
+
+        return await run_in_threadpool(self.with_store, apply)
+
+    # -- a digest's own page: read it again, vote on several papers ----------------------------------------
+    def _digest_row(self, store: Store, data: TokenData) -> dict | None:
+        return store.find_digest(int(data.paper_id)) if (data.paper_id or "").isdigit() else None
+
+    def _link(self, user: str, action: str, paper_id: str | None = None) -> str:
+        """A link to another page of this app, relative to a page at /ACTION/TOKEN (no Host header trusted)."""
+        return f"../{LINK_PATHS[action]}/{make_token(self.key, user, action, paper_id)}"
+
+    async def digest_get(self, request: Request) -> Response:
+        data = self.token(request, ("digest",))
+        query = request.query_params
+        return await run_in_threadpool(self.with_store, lambda s: self._digest_page(
+            s, data, request, query.get("done", ""), query.get("item", "")))
+
+    def _digest_page(self, store: Store, data: TokenData, request: Request, done: str, at: str) -> HTMLResponse:
+        from .render import TEXT_LIMIT, date_label, item_context, shorten
+
+        row = self._digest_row(store, data)
+        if row is None:
+            return _error_page(self.settings, 404, "Digest not found",
+                               "This digest is no longer in the store, so there is nothing to show.")
+        entries = store.digest_papers(row["id"])
+        votes = store.votes_on(data.user, [pid for _, pid, _ in entries])
+        items = []
+        for number, pid, item in entries:
+            context = item_context(item, store.paper_sources(pid), "", "")
+            # a page has room for the whole abstract the alert carried (the email shows its first lines)
+            context["text"] = shorten(item.paper.abstract or item.paper.snippet, TEXT_LIMIT * 12)
+            items.append({**context, "number": number, "vote": votes.get(pid, 0),
+                          "done": done if at == str(number) else ""})
+        sent = [d["id"] for d in store.sent_digests(data.user)]
+        here = sent.index(row["id"]) if row["id"] in sent else None
+        earlier = sent[here - 1] if here else None
+        later = sent[here + 1] if here is not None and here + 1 < len(sent) else None
+        return _page(self.settings, "page_digest.html", items=items, token=request.path_params["token"],
+                     date_label=date_label(date.fromisoformat(row["period"])), n_candidates=row["n_candidates"] or 0,
+                     voted=sum(1 for i in items if i["vote"]),
+                     earlier=self._link(data.user, "digest", str(earlier)) if earlier else "",
+                     later=self._link(data.user, "digest", str(later)) if later else "",
+                     unsubscribe=self._link(data.user, "unsubscribe"))
+
+    async def digest_post(self, request: Request) -> Response:
+        data = self.token(request, ("digest",))
+        form = await self.form(request)
+        self.same_token(request, form)
+        do, number = form.get("do", ""), form.get("item", "")
+        if do not in ("up", "down", "undo") or not number.isdigit():
+            raise WrongToken("Unknown request.")
+
+        def apply(store: Store) -> Response:
+            row = self._digest_row(store, data)
+            papers = {str(r["rank"]): r["paper_id"] for r in store.digest_items(row["id"])} if row else {}
+            if number not in papers:
+                return _error_page(self.settings, 404, "Paper not found",
+                                   "This digest has no such paper, so it cannot take a vote.")
+            pid = store.resolve_id(papers[number])
+            if do == "undo":
+                changed = store.undo_vote(data.user, pid, via="web")
+            else:
+                changed = store.record_vote(data.user, pid, VOTE_VALUES[do], via="web")
+            if changed:
+                log.info("vote %s by %s on %s via the digest page", do, data.user, pid)
+            # Post/Redirect/Get back to the same paper on the page (relative Location, as for single votes)
+            return RedirectResponse(f"{request.path_params['token']}?done={do}&item={number}#item-{number}",
                                     status_code=303)
 
         return await run_in_threadpool(self.with_store, apply)
@@ -576,6 +659,8 @@ def create_app(settings: Settings, *, key: Secret | None = None) -> Starlette:
         Route("/static/page.css", app.stylesheet, methods=["GET"]),
         Route("/vote/{token}", app.vote_get, methods=["GET"]),
         Route("/vote/{token}", app.vote_post, methods=["POST"]),
+        Route("/digest/{token}", app.digest_get, methods=["GET"]),
+        Route("/digest/{token}", app.digest_post, methods=["POST"]),
         Route("/unsubscribe/{token}", app.unsubscribe_get, methods=["GET"]),
         Route("/unsubscribe/{token}", app.unsubscribe_post, methods=["POST"]),
     ]

@@ -7,7 +7,6 @@ tests call these functions. One user's failure never stops the others.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import sqlite3
 import time
@@ -28,7 +27,7 @@ from .rank import Anchor, Ranking, build_signals, rank
 from .render import item_context, render_digest
 from .send import build_message, send_message, write_outbox
 from .store import DIGEST_DONE, Store
-from .tokens import make_token
+from .tokens import LINK_PATHS, make_token
 
 log = logging.getLogger(__name__)
 
@@ -353,8 +352,7 @@ def _links(settings: Settings, key: Secret, profile: Profile, paper_id: str | No
         from .feedback import vote_mailto
 
         return vote_mailto(settings.web.reply_address, token, action, title)
-    base = settings.web.base_url.rstrip("/")
-    return f"{base}/unsubscribe/{token}" if action == "unsubscribe" else f"{base}/vote/{token}"
+    return f"{settings.web.base_url.rstrip('/')}/{LINK_PATHS[action]}/{token}"
 
 
 def _display_path(path: str) -> str:
@@ -367,8 +365,9 @@ def _display_path(path: str) -> str:
         return path
 
 
-def compose(settings: Settings, store: Store, user_ranking: UserRanking, period: str):
-    """Render the digest of one ranking: returns (rendered, context)."""
+def compose(settings: Settings, store: Store, user_ranking: UserRanking, period: str, digest_id: int | None = None):
+    """Render the digest of one ranking: returns (rendered, context). With ``digest_id`` (the row its papers are
+    saved under), the digest links to its own web page, where the reader can vote on several papers at once."""
     profile = user_ranking.profile
     key = settings.web.secret_key(settings.data_path)  # once per digest: it may mean reading a file
     reply = settings.web.reply_address
@@ -387,6 +386,7 @@ def compose(settings: Settings, store: Store, user_ranking: UserRanking, period:
         "profile_file": _display_path(profile.path) or f"profiles/{profile.user}.toml",
         "unsubscribe_url": _links(settings, key, profile, None, "unsubscribe"), "user": profile.name,
         "reply_address": reply,
+        "page_url": _links(settings, key, profile, str(digest_id), "digest") if digest_id is not None else "",
     }
     return render_digest(context), context
 
@@ -394,16 +394,10 @@ def compose(settings: Settings, store: Store, user_ranking: UserRanking, period:
 def _frozen_ranking(store: Store, profile: Profile, row: dict) -> UserRanking:
     """The ranking a digest was composed from, rebuilt from its saved items: every retry of one digest sends
     the same papers under the same Message-ID, whatever arrived or was voted on meanwhile."""
-    rows = store.digest_items(row["id"])
-    papers = store.get_papers([r["paper_id"] for r in rows])
     picked, ids = [], {}
-    for r in rows:
-        pid = store.resolve_id(r["paper_id"])
-        paper = papers.get(pid)
-        if paper is None:  # cannot happen while papers are never deleted; skip rather than fail the digest
-            continue
-        picked.append(ScoredPaper(paper, r["score"], r["reason"] or "", r["facet"], json.loads(r["details"] or "{}")))
-        ids[id(paper)] = pid
+    for _, pid, item in store.digest_papers(row["id"]):
+        picked.append(item)
+        ids[id(item.paper)] = pid
     return UserRanking(profile, Ranking(picked=picked), ids, row["n_candidates"] or 0)
 
 
@@ -539,7 +533,7 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
             store.mark_digest(digest_id, "skipped")
             settle_own("skipped", error=adopted)
             return Delivery(profile.user, "skipped", to=profile.email)
-        rendered, context = compose(settings, store, user_ranking, period)
+        rendered, context = compose(settings, store, user_ranking, period, digest_id)
         if message_id is None:
             domain = (settings.smtp.from_addr.rsplit("@", 1)[-1]) or "localhost"
             message_id = make_msgid(idstring=f"digest.{profile.user}.{period}", domain=domain)

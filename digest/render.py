@@ -5,10 +5,11 @@ untrusted: the HTML environment autoescapes everything, and a link is used only 
 
 The context (built by ``pipeline.compose``)::
 
-    date, date_label, items, quiet, n_candidates, profile_file, unsubscribe_url, user, reply_address
+    date, date_label, items, quiet, n_candidates, profile_file, unsubscribe_url, user, reply_address, page_url
     items[i]: title, url, authors, sources, text, reason, score, up_url, down_url, reply_up, reply_down
 
-``reply_up`` / ``reply_down`` (mailto links) and ``reply_address`` may be empty: then they are not shown.
+``reply_up`` / ``reply_down`` (mailto links), ``reply_address`` and ``page_url`` (the digest's own web page,
+where several papers can be voted on at once) may be empty: then they are not shown.
 """
 
 from __future__ import annotations
@@ -150,6 +151,11 @@ def item_context(item: ScoredPaper, sources: Sequence[str], up_url: str, down_ur
     }
 
 
+def date_label(day: date) -> str:
+    """``Sat 5 Dec 2026``: a digest's day as its header shows it."""
+    return f"{day:%a} {day.day} {day:%b %Y}"
+
+
 def _preheader(items: Sequence[dict], quiet: bool) -> str:
     """The preview line mail apps show under the subject: the first titles, not the header boilerplate."""
     if quiet or not items:
@@ -160,10 +166,10 @@ def _preheader(items: Sequence[dict], quiet: bool) -> str:
 def render_digest(context: dict, templates: Path = TEMPLATES) -> Rendered:
     """Fill subject.txt, digest.txt and digest.html from one context dict; inline the HTML's CSS."""
     items = [{"reply_up": "", "reply_down": "", **item} for item in context.get("items", [])]
-    ctx = {"reply_address": "", "user": "", **context, "items": items}
+    ctx = {"reply_address": "", "user": "", "page_url": "", **context, "items": items}
     day = ctx.get("date")
     if isinstance(day, date):
-        ctx.setdefault("date_label", f"{day:%a} {day.day} {day:%b %Y}")
+        ctx.setdefault("date_label", date_label(day))
         ctx.setdefault("date_short", f"{day:%a} {day.day} {day:%b}")
     ctx.setdefault("date_short", ctx.get("date_label", ""))
     ctx.setdefault("quiet", not items)

@@ -554,6 +554,13 @@ class Store:
                               [user, self.resolve_id(paper_id)]).fetchone()
         return row[0] if row else 0
 
+    def votes_on(self, user: str, paper_ids: Sequence[str]) -> dict[str, int]:
+        """{paper id: +1/-1} of the user's current votes among ``paper_ids`` (current ids)."""
+        marks = ", ".join("?" * len(paper_ids))
+        rows = self.db.execute(f"SELECT paper_id, value FROM votes WHERE user = ? AND paper_id IN ({marks})",
+                               [user, *paper_ids]).fetchall() if paper_ids else []
+        return dict(rows)
+
     def votes(self, user: str) -> list[Vote]:
         rows = self.db.query("SELECT * FROM votes WHERE user = ? ORDER BY updated_at, paper_id", [user])
         return [Vote(r["user"], r["paper_id"], r["value"], r["via"], r["updated_at"]) for r in rows]
@@ -617,6 +624,30 @@ class Store:
     def digest_items(self, digest_id: int) -> list[dict]:
         return list(self.db.query("SELECT * FROM digest_items WHERE digest_id = ? ORDER BY rank", [digest_id]))
 
+    def digest_papers(self, digest_id: int) -> list[tuple[int, str, ScoredPaper]]:
+        """A digest's papers as it was composed: (its number in the digest, current paper id, the paper with the
+        score and reason it was picked with), in order."""
+        rows = self.digest_items(digest_id)
+        ids = [self.resolve_id(r["paper_id"]) for r in rows]
+        papers = self.get_papers(ids)
+        # a paper missing cannot happen while papers are never deleted; it is left out rather than failing
+        return [(r["rank"], pid, ScoredPaper(papers[pid], r["score"], r["reason"] or "", r["facet"],
+                                             json.loads(r["details"] or "{}")))
+                for r, pid in zip(rows, ids, strict=True) if pid in papers]
+
+    def latest_digest_with(self, user: str, paper_id: str) -> dict | None:
+        """The latest digest that went out to ``user`` listing ``paper_id`` (None: none did)."""
+        rows = list(self.db.query(
+            "SELECT d.* FROM digests d JOIN digest_items i ON i.digest_id = d.id WHERE d.user = ? AND "
+            "i.paper_id = ? AND d.status = 'sent' ORDER BY d.period DESC, d.id DESC LIMIT 1",
+            [user, self.resolve_id(paper_id)]))
+        return rows[0] if rows else None
+
+    def sent_digests(self, user: str) -> list[dict]:
+        """The digests that went out to ``user`` with papers in them, oldest first."""
+        return list(self.db["digests"].rows_where("user = ? AND status = 'sent' AND n_items > 0", [user],
+                                                  order_by="period, id"))
+
     def mark_digest(self, digest_id: int, status: str, *, error: str | None = None, path: str | None = None,
                     address: str | None = None) -> bool:
         """Finish a digest. On 'sent', its papers enter the ledger in the same transaction.
@@ -654,6 +685,10 @@ class Store:
 
     def digest(self, digest_id: int) -> dict:
         return self.db["digests"].get(digest_id)
+
+    def find_digest(self, digest_id: int) -> dict | None:
+        rows = list(self.db["digests"].rows_where("id = ?", [digest_id]))
+        return rows[0] if rows else None
 
     def digest_for(self, user: str, period: str) -> dict | None:
         rows = list(self.db["digests"].rows_where("user = ? AND period = ?", [user, period]))

@@ -22,7 +22,10 @@ from .config import Secret
 from .errors import TokenError
 
 SALT = "digest.feedback.v1"
-ACTIONS = ("up", "down", "unsubscribe")
+ACTIONS = ("up", "down", "unsubscribe", "digest")
+# "digest": the link to one digest's web page (its id rides in the paper-id slot); the page votes on that
+# digest's papers only
+LINK_PATHS = {"up": "vote", "down": "vote", "unsubscribe": "unsubscribe", "digest": "digest"}  # /PATH/TOKEN
 VOTE_VALUES = {"up": 1, "down": -1}
 # what a token looks like: base64url payload (a leading "." if itsdangerous compressed it), timestamp and
 # signature joined by dots; used to find a token in text and to refuse anything else before verifying
@@ -78,7 +81,7 @@ def make_token(key: Secret, user: str, action: str, paper_id: str | None = None)
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {ACTIONS} (got {action!r})")
     if (action == "unsubscribe") != (paper_id is None):
-        raise ValueError("a vote token needs a paper id; an unsubscribe token has none")
+        raise ValueError("a vote or digest token needs a paper or digest id; an unsubscribe token has none")
     return _serializer(key).dumps({"u": user, "p": paper_id, "a": action})
 
 
@@ -109,7 +112,8 @@ def expect(data: TokenData, *, actions: tuple[str, ...], user: str | None = None
            paper_id: str | None = None) -> TokenData:
     """Refuse a valid token used for something it was not made for (``WrongToken``)."""
     if data.action not in actions:
-        what = "an unsubscribe link" if data.action == "unsubscribe" else "a vote link"
+        what = {"unsubscribe": "an unsubscribe link", "digest": "the link to a digest's page"}.get(data.action,
+                                                                                             "a vote link")
         raise WrongToken(f"This is {what}; it cannot be used here.")
     if user is not None and data.user != user:
         raise WrongToken("This link belongs to another reader.")

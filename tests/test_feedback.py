@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urljoin, urlsplit
 
 import httpx
 import pytest
@@ -32,7 +32,7 @@ from click.testing import CliRunner
 from digest.cli import cli
 from digest.config import Secret, Settings, SmtpSettings, load_settings
 from digest.feedback import SECURITY_HEADERS, build_server, reply_votes, vote_mailto
-from digest.models import Paper
+from digest.models import Paper, ScoredPaper
 from digest.pipeline import _links, deliver_all, deliver_user, ingest_raw, profile_anchors, rank_user
 from digest.profiles import Profile, load_profile
 from digest.store import SCHEMA_VERSION, Store
@@ -707,6 +707,39 @@ def test_a_thumbs_up_link_from_a_delivered_digest_records_the_vote_in_chromium(l
         browser.set_window_size(1024, 768)
 
 
+@pytest.mark.mail
+@pytest.mark.model
+@pytest.mark.browser
+def test_the_digest_opened_in_chromium_takes_votes_on_several_papers(live, mail_servers, embedder, browser):
+    digest = deliver_digest(live, mail_servers, embedder, "rhea")
+    opens = [href for text, href in _html_links(digest.message) if text == "Open in your browser"]
+    text_part = digest.message.get_body(preferencelist=("plain",)).get_content()
+    assert len(opens) == 1 and opens[0].startswith(f"{live.url}/digest/") and opens[0] in text_part
+    row = live.store.digests("rhea")[0]
+    pids = [r["paper_id"] for r in live.store.digest_items(row["id"])]
+    before = snapshot(live.store)
+    try:
+        browser.set_window_size(390, 844)  # a phone
+        browser.get(opens[0])
+        assert len(browser.find_all("article.item")) == len(pids) >= 3
+        assert snapshot(live.store) == before
+        assert browser.execute("return document.documentElement.scrollWidth <= window.innerWidth")
+        browser.click("#item-2 button[value=up]")
+        browser.wait_for("#item-2 .status")
+        browser.click("#item-3 button[value=down]")
+        browser.wait_for("#item-3 .status")
+        assert "👎" in browser.text("#item-3 .status")
+        assert browser.execute("return location.hash") == "#item-3"  # back at the paper just voted on
+        assert browser.execute(
+            "return [...document.querySelectorAll('button[aria-pressed=true]')].map(b => b.value)") == ["up", "down"]
+        assert {v.paper_id: v.value for v in live.store.votes("rhea")} == {pids[1]: 1, pids[2]: -1}
+        browser.click("#item-2 button[value=undo]")
+        browser.wait_for("#item-2 .status")
+        assert {v.paper_id: v.value for v in live.store.votes("rhea")} == {pids[2]: -1}
+    finally:
+        browser.set_window_size(1024, 768)
+
+
 def _send(mail_servers, sender: str, to: str, subject: str, body: str, **headers) -> None:
     """What the reader's mail client does: submit a message to the relay, which delivers it to Dovecot."""
     msg = EmailMessage()
@@ -881,3 +914,136 @@ def test_the_pages_escape_paper_text(live):
         page = client.get(live.path(live.link("vera", "up", pid)))
     assert "<script>" not in page.text and "&lt;script&gt;" in page.text
     assert re.search(r"<title>[^<]*&lt;script&gt;", page.text)
+
+
+# ---- a digest's own page: read it again, vote on several papers -------------------------------------------
+def sent_digest(live: Live, user: str, period: str, titles: list[str], *, status: str = "sent") -> tuple[str, list[str]]:
+    """A digest of ``titles`` as delivery leaves it in the store; returns (its page link, its paper ids)."""
+    pids = [live.paper(title, f"An abstract about {title.lower()}. " * 20) for title in titles]
+    papers = live.store.get_papers(pids)
+    digest_id = live.store.claim_digest(user, period)
+    items = [ScoredPaper(papers[pid], 0.3, f"close to your seed paper on {title.split()[0]}")
+             for pid, title in zip(pids, titles, strict=True)]
+    live.store.save_digest_items(digest_id, items, pids, n_candidates=40, subject="digest",
+                                 message_id=make_msgid(domain="example.test"))
+    live.store.mark_digest(digest_id, status)
+    return live.link(user, "digest", str(digest_id)), pids
+
+
+def _page_items(html: str) -> list[dict]:
+    soup = BeautifulSoup(html, "html.parser")
+    return [{"number": a["id"].removeprefix("item-"), "title": a.select_one(".title").get_text(strip=True),
+             "why": a.select_one(".why").get_text(" ", strip=True),
+             "pressed": [b["value"] for b in a.select("button[aria-pressed=true]")],
+             "status": " ".join(s.get_text(" ", strip=True) for s in a.select(".status"))}
+            for a in soup.select("article.item")]
+
+
+def _item_form(link: str, item: int | str, do: str) -> dict:
+    return {"token": link.rsplit("/", 1)[1], "item": str(item), "do": do}
+
+
+def test_a_digest_page_shows_every_paper_and_takes_a_vote_on_each_without_leaving_the_page(live):
+    titles = ["Sparse attention for long documents", "Protein folding with diffusion", "Tiny robots that swim"]
+    link, pids = sent_digest(live, "wren", "2025-04-01", titles)
+    with live.client() as client:
+        before = snapshot(live.store)
+        page = client.get(live.path(link))
+        assert page.status_code == 200 and snapshot(live.store) == before  # reading changes nothing
+        shown = _page_items(page.text)
+        assert [i["title"] for i in shown] == titles and [i["number"] for i in shown] == ["1", "2", "3"]
+        assert shown[1]["why"] == "Why: close to your seed paper on Protein"
+        assert "Tue 1 Apr 2025" in page.text and not any(i["pressed"] for i in shown)
+        # the whole abstract, not the email's first lines
+        assert "An abstract about protein folding with diffusion. " * 19 in page.text
+
+        voted = client.post(live.path(link), data=_item_form(link, 2, "up"))
+        assert voted.status_code == 303
+        assert voted.headers["location"] == f"{link.rsplit('/', 1)[1]}?done=up&item=2#item-2"
+        assert live.store.get_vote("wren", pids[1]) == 1 and live.store.get_vote("wren", pids[0]) == 0
+        client.post(live.path(link), data=_item_form(link, 3, "down"))
+        again = client.get(live.path(link) + "?done=down&item=3")
+        shown = _page_items(again.text)
+        assert [i["pressed"] for i in shown] == [[], ["up"], ["down"]]
+        assert shown[2]["status"] == "Thanks, recorded: 👎 Less like this." and not shown[1]["status"]
+        assert "you voted on 2" in again.text
+
+        client.post(live.path(link), data=_item_form(link, 2, "down"))  # changing one's mind
+        client.post(live.path(link), data=_item_form(link, 3, "undo"))
+    assert {v.paper_id: v.value for v in live.store.votes("wren")} == {pids[1]: -1}
+    assert [e["value"] for e in live.store.vote_events("wren") if e["paper_id"] == pids[1]] == [1, -1]
+
+
+@pytest.mark.parametrize("case", ["no such item", "not a number", "unknown action", "another page's token",
+                                  "a vote token", "altered"])
+def test_a_digest_page_votes_only_on_its_own_papers_with_its_own_token(live, case):
+    user = f"xena-{case.replace(' ', '-')}"
+    link, pids = sent_digest(live, user, "2025-04-02", ["A first paper", "A second one"])
+    other_link, _ = sent_digest(live, f"{user}-friend", "2025-04-02", ["Someone else's paper"])
+    target, form = link, _item_form(link, 1, "up")
+    if case == "no such item":
+        form["item"] = "3"
+    elif case == "not a number":
+        form["item"] = pids[0]
+    elif case == "unknown action":
+        form["do"] = "delete"
+    elif case == "another page's token":
+        form["token"] = other_link.rsplit("/", 1)[1]
+    elif case == "a vote token":
+        target = live.link(user, "up", pids[0])
+        form["token"] = target.rsplit("/", 1)[1]
+    else:
+        target = link[:-3] + ("abc" if not link.endswith("abc") else "abd")
+        form["token"] = target.rsplit("/", 1)[1]
+    before = snapshot(live.store)
+    with live.client() as client:
+        answer = client.post(live.path(target).replace("/vote/", "/digest/"), data=form)
+    assert answer.status_code == {"no such item": 404, "altered": 403}.get(case, 400), answer.text
+    assert "Traceback" not in answer.text and snapshot(live.store) == before
+
+
+def test_a_digest_link_opens_no_vote_page_and_a_vote_link_no_digest_page(live):
+    link, pids = sent_digest(live, "zoe", "2025-04-03", ["Only paper"])
+    vote = live.link("zoe", "up", pids[0])
+    with live.client() as client:
+        as_vote = client.get(live.path(link).replace("/digest/", "/vote/"))
+        as_digest = client.get(live.path(vote).replace("/vote/", "/digest/"))
+        gone = client.get(live.path(live.link("zoe", "digest", "999999")))
+    assert as_vote.status_code == as_digest.status_code == 400
+    assert "link to a digest" in as_vote.text and "vote link" in as_digest.text
+    assert gone.status_code == 404 and "Digest not found" in gone.text
+
+
+def test_a_digest_page_leads_to_the_readers_digests_before_and_after_it_and_no_one_elses(live):
+    links = [sent_digest(live, "abe", f"2025-05-0{day}", [f"Paper of day {day}"])[0] for day in (1, 2, 4)]
+    sent_digest(live, "abe", "2025-05-03", ["Never sent"], status="retry")  # not sent: not in the series
+    sent_digest(live, "bea", "2025-05-02", ["Bea's paper"])
+    with live.client() as client:
+        def visit(url: str) -> BeautifulSoup:
+            answer = client.get(url)
+            assert answer.status_code == 200, answer.text
+            return BeautifulSoup(answer.text, "html.parser")
+
+        middle = live.path(links[1])
+        page = visit(middle)
+        earlier = urljoin(middle, page.select_one("#earlier")["href"])
+        later = urljoin(middle, page.select_one("#later")["href"])
+        assert "Paper of day 1" in visit(earlier).text
+        last = visit(later)
+        assert "Paper of day 4" in last.text and last.select_one("#later") is None
+        assert visit(live.path(links[0])).select_one("#earlier") is None
+        unsubscribe = urljoin(middle, page.select_one("footer a")["href"])
+        assert read_token(live.key, unsubscribe.rsplit("/", 1)[1], max_age_days=None).action == "unsubscribe"
+        assert "Pause your digests" in visit(unsubscribe).text
+
+
+def test_a_vote_page_links_to_the_whole_digest_its_paper_came_in(live):
+    link, pids = sent_digest(live, "cyd", "2025-06-01", ["One", "Two"])
+    with live.client() as client:
+        page = client.get(live.path(live.link("cyd", "down", pids[1])))
+        lone = client.get(live.path(live.link("cyd", "up", live.paper("Never in a digest"))))
+        whole = BeautifulSoup(page.text, "html.parser").select_one("#whole-digest")
+        assert whole is not None and "Sun 1 Jun 2025" in whole.get_text()
+        opened = client.get(urljoin(live.path(link), whole["href"]))
+    assert [i["title"] for i in _page_items(opened.text)] == ["One", "Two"]
+    assert "whole-digest" not in lone.text
