@@ -542,9 +542,10 @@ class _App:
         items = []
         for number, pid, item in entries:
             context = item_context(item, store.paper_sources(pid), "", "")
-            # a page has room for the whole abstract the alert carried (the email shows its first lines)
-            context["text"] = shorten(item.paper.abstract or item.paper.snippet, TEXT_LIMIT * 12)
-            items.append({**context, "number": number, "vote": votes.get(pid, 0),
+            # the email's first lines of the abstract, and the whole of it a click away (no script: <details>)
+            whole = shorten(item.paper.abstract or item.paper.snippet, TEXT_LIMIT * 12)
+            items.append({**context, "whole": whole if whole != context["text"] else "", "number": number,
+                          "vote": votes.get(pid, 0),
                           "done": done if at == str(number) else ""})
         sent = [d["id"] for d in store.sent_digests(data.user)]
         here = sent.index(row["id"]) if row["id"] in sent else None

@@ -736,6 +736,13 @@ def test_the_digest_opened_in_chromium_takes_votes_on_several_papers(live, mail_
         browser.click("#item-2 button[value=undo]")
         browser.wait_for("#item-2 .status")
         assert {v.paper_id: v.value for v in live.store.votes("rhea")} == {pids[2]: -1}
+        # a long abstract shows its first lines; a click opens the whole of it, without any script
+        long_page, _ = sent_digest(live, "rhea", "2025-01-01", ["A paper with a long abstract"])
+        browser.get(long_page)
+        visible = "return document.querySelector(arguments[0]).checkVisibility()"
+        assert browser.execute(visible, "#item-1 .lead") and not browser.execute(visible, "#item-1 details p")
+        browser.click("#item-1 details summary")
+        assert browser.execute(visible, "#item-1 details p") and not browser.execute(visible, "#item-1 .lead")
     finally:
         browser.set_window_size(1024, 768)
 
@@ -954,8 +961,10 @@ def test_a_digest_page_shows_every_paper_and_takes_a_vote_on_each_without_leavin
         assert [i["title"] for i in shown] == titles and [i["number"] for i in shown] == ["1", "2", "3"]
         assert shown[1]["why"] == "Why: close to your seed paper on Protein"
         assert "Tue 1 Apr 2025" in page.text and not any(i["pressed"] for i in shown)
-        # the whole abstract, not the email's first lines
-        assert "An abstract about protein folding with diffusion. " * 19 in page.text
+        # the email's first lines of the abstract, and the whole of it one click away
+        abstract = BeautifulSoup(page.text, "html.parser").select_one("#item-2 details.abstract")
+        assert abstract.select_one(".lead").get_text().endswith("…")
+        assert abstract.select_one("p").get_text() == ("An abstract about protein folding with diffusion. " * 20).strip()
 
         voted = client.post(live.path(link), data=_item_form(link, 2, "up"))
         assert voted.status_code == 303
