@@ -317,7 +317,7 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int, query: str | None) ->
     sent = store.count_sent_since(prof.user, candidate_since(settings), also_sent_to=earlier_names(store, prof))
     click.echo(f"{prof.user}: {len(result.ranking.picked)} picked of {result.n_candidates} candidates "
                f"(floor {result.ranking.floor:.2f})"
-               + (f"; {_n(sent, 'recent paper')} already sent to {prof.user} "
+               + (f"; {_n(sent, 'recent paper')} already sent to {prof.user} (or voted on) "
                   f"{'is not a candidate' if sent == 1 else 'are not candidates'} again" if sent else ""))
     if query is not None:
         _find_in_ranking(settings, store, prof, result, query, limit, stored)

@@ -538,9 +538,10 @@ class _App:
             return _error_page(self.settings, 404, "Digest not found",
                                "This digest is no longer in the store, so there is nothing to show.")
         entries = store.digest_papers(row["id"])
-        votes = store.votes_on(data.user, [pid for _, pid, _ in entries])
+        more = store.digest_papers(row["id"], more=True)
+        votes = store.votes_on(data.user, [pid for _, pid, _ in [*entries, *more]])
         items = []
-        for number, pid, item in entries:
+        for number, pid, item in [*entries, *more]:
             context = item_context(item, store.paper_sources(pid), "", "")
             # the email's first lines of the abstract, and the whole of it a click away (no script: <details>)
             whole = shorten(item.paper.abstract or item.paper.snippet, TEXT_LIMIT * 12)
@@ -551,9 +552,10 @@ class _App:
         here = sent.index(row["id"]) if row["id"] in sent else None
         earlier = sent[here - 1] if here else None
         later = sent[here + 1] if here is not None and here + 1 < len(sent) else None
-        return _page(self.settings, "page_digest.html", items=items, token=request.path_params["token"],
+        return _page(self.settings, "page_digest.html", items=items[:len(entries)], more=items[len(entries):],
+                     token=request.path_params["token"],
                      date_label=date_label(date.fromisoformat(row["period"])), n_candidates=row["n_candidates"] or 0,
-                     voted=sum(1 for i in items if i["vote"]),
+                     voted=sum(1 for i in items if i["vote"]),  # on the digest's own papers and the runners-up
                      earlier=self._link(data.user, "digest", str(earlier)) if earlier else "",
                      later=self._link(data.user, "digest", str(later)) if later else "",
                      unsubscribe=self._link(data.user, "unsubscribe"))
@@ -568,7 +570,8 @@ class _App:
 
         def apply(store: Store) -> Response:
             row = self._digest_row(store, data)
-            papers = {str(r["rank"]): r["paper_id"] for r in store.digest_items(row["id"])} if row else {}
+            papers = {str(r["rank"]): r["paper_id"] for more in (False, True)
+                      for r in store.digest_items(row["id"], more=more)} if row else {}
             if number not in papers:
                 return _error_page(self.settings, 404, "Paper not found",
                                    "This digest has no such paper, so it cannot take a vote.")

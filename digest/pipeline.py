@@ -300,7 +300,7 @@ def verdict(user_ranking: UserRanking, item: ScoredPaper) -> str:
         return "muted by the profile (mute_keywords / mute_authors): never picked"
     if item.score < ranking.floor:
         return f"below the floor: {item.score:.2f} < {ranking.floor:.2f} (relevance_floor)"
-    cleared = sum(1 for i in ranking.scored if i.score >= ranking.floor and "muted" not in i.details)
+    cleared = len(ranking.cleared())
     return (f"cleared the floor but not picked: {cleared} papers did, for max_items = {profile.max_items}; the "
             "digest takes each interest's best paper, then the best of the rest, preferring papers unlike those "
             "already picked")
@@ -309,7 +309,12 @@ def verdict(user_ranking: UserRanking, item: ScoredPaper) -> str:
 def why_not_candidate(store: Store, settings: Settings, profile: Profile, row: dict,
                       now: datetime | None = None) -> str:
     """Why a stored paper (a ``Store.papers_matching`` row) is not among the user's candidates at all."""
-    sent = store.sent_record([profile.user, *earlier_names(store, profile)], row["id"])
+    names = [profile.user, *earlier_names(store, profile)]
+    sent = store.sent_record(names, row["id"])
+    voted = next((v for v in (store.get_vote(name, row["id"]) for name in names) if v), 0)
+    if voted and not sent:
+        return (f"you voted {'👍' if voted > 0 else '👎'} on it already (on a digest's page): a paper you judged is "
+                "not ranked again")
     if sent:
         who = "" if sent["user"] == profile.user else f" as user {sent['user']!r} (an earlier name of this profile)"
         return f"already sent{who} in the digest of {sent['period'] or sent['sent_at'][:10]}: a paper is sent once"
@@ -399,6 +404,9 @@ def _frozen_ranking(store: Store, profile: Profile, row: dict) -> UserRanking:
         picked.append(item)
         ids[id(item.paper)] = pid
     return UserRanking(profile, Ranking(picked=picked), ids, row["n_candidates"] or 0)
+
+
+MORE_ON_PAGE = 20  # runners-up saved with a digest, for its web page: cleared the floor, no room in the email
 
 
 class _ClaimLost(Exception):
@@ -540,7 +548,9 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
             # saving the items with the Message-ID freezes the digest: retries resend exactly these papers
             store.save_digest_items(digest_id, picked, [user_ranking.id_of(i.paper) for i in picked],
                                     n_candidates=user_ranking.n_candidates, subject=rendered.subject,
-                                    message_id=message_id)
+                                    message_id=message_id,
+                                    more=[(i, user_ranking.id_of(i.paper))
+                                          for i in user_ranking.ranking.runners_up(MORE_ON_PAGE)])
         msg = build_message(rendered, sender=settings.smtp.from_addr, sender_name=settings.smtp.from_name,
                             to=profile.email, to_name=profile.name, message_id=message_id,
                             unsubscribe_url=context["unsubscribe_url"],

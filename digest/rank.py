@@ -140,6 +140,15 @@ class Ranking:
     scored: list[ScoredPaper] = field(default_factory=list)  # every candidate, best first
     floor: float = DEFAULT_FLOOR
 
+    def cleared(self) -> list[ScoredPaper]:
+        """The candidates ``select`` may pick: at or above the floor and not muted, best first."""
+        return [s for s in self.scored if s.score >= self.floor and "muted" not in s.details]
+
+    def runners_up(self, limit: int) -> list[ScoredPaper]:
+        """The best ``limit`` papers that cleared the floor but found no room in the digest."""
+        picked = {id(s) for s in self.picked}
+        return [s for s in self.cleared() if id(s) not in picked][:limit]
+
 
 @dataclass(frozen=True)
 class _Channels:

@@ -10,6 +10,7 @@ Tables
   votes            the current vote of a user on a paper (+1/-1); vote_events keeps every change
   digests          one row per (user, period): claimed before anything goes out; status and error
   digest_items     the papers of a digest with score, reason and facet
+  digest_more      the runners-up of a digest: cleared the floor, no room in the email; shown on its web page
   sent_papers      the ledger: a paper is never sent to the same user twice
   profile_texts    the last good text of each profile file
   events           recent errors and notable events, for `digest status`
@@ -34,7 +35,7 @@ import sqlite_utils
 from .errors import StoreError
 from .models import Paper, ScoredPaper, Vote, matches_query, normalise_title
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def utcnow() -> str:
@@ -103,7 +104,14 @@ def _migration_4(db: sqlite_utils.Database) -> None:
     db["digests"].add_column("address", str)
 
 
-MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4]
+def _migration_5(db: sqlite_utils.Database) -> None:
+    # owner: delivery. The papers that cleared a digest's floor but found no room in it, saved with it so its
+    # web page can show them (numbered after the digest's own). They are not sent: not in the ledger.
+    db["digest_more"].create({"digest_id": int, "rank": int, "paper_id": str, "score": float, "reason": str,
+                              "facet": str, "details": str}, pk=("digest_id", "paper_id"))
+
+
+MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5]
 
 
 DIGEST_DONE = ("sent", "skipped", "failed", "superseded")  # a digest in one of these is never sent again
@@ -189,11 +197,13 @@ def _not_replaced(replacements: bool) -> str:
 
 def _candidates(user: str, since: str, replacements: bool, also_sent_to: Sequence[str]) -> tuple[str, list]:
     """The WHERE clause (and its arguments) of a user's candidates: one place, so what `digest rank` ranks and
-    what `digest status` counts cannot drift apart."""
+    what `digest status` counts cannot drift apart. Neither a paper sent to them nor one they voted on (a
+    runner-up judged on a digest's page) is a candidate again."""
     users = [user, *also_sent_to]
     marks = ",".join("?" * len(users))
     return (f"first_seen >= ? {_not_replaced(replacements)}AND id NOT IN "
-            f"(SELECT paper_id FROM sent_papers WHERE user IN ({marks}))", [since, *users])
+            f"(SELECT paper_id FROM sent_papers WHERE user IN ({marks})) AND id NOT IN "
+            f"(SELECT paper_id FROM votes WHERE user IN ({marks}))", [since, *users, *users])
 
 
 class Store:
@@ -313,7 +323,7 @@ class Store:
     def _rekey(self, old: str, new: str) -> None:
         """A paper known by a weaker id (title hash) now has a stronger one: move every reference."""
         for table, column in (("paper_messages", "paper_id"), ("votes", "paper_id"), ("vote_events", "paper_id"),
-                              ("digest_items", "paper_id"), ("sent_papers", "paper_id")):
+                              ("digest_items", "paper_id"), ("digest_more", "paper_id"), ("sent_papers", "paper_id")):
             self.db.execute(f"UPDATE OR IGNORE {table} SET {column} = ? WHERE {column} = ?", [new, old])
             self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", [old])
         self.db.execute("UPDATE papers SET id = ? WHERE id = ?", [new, old])
@@ -611,23 +621,29 @@ class Store:
             return digest_id
 
     def save_digest_items(self, digest_id: int, items: Sequence[ScoredPaper], paper_ids: Sequence[str], *,
-                          n_candidates: int, subject: str = "", message_id: str = "") -> None:
+                          n_candidates: int, subject: str = "", message_id: str = "",
+                          more: Sequence[tuple[ScoredPaper, str]] = ()) -> None:
+        """Freeze a digest's papers (and ``more``: (runner-up, its id), numbered after them)."""
         with self.db.conn:
             self.db.execute("DELETE FROM digest_items WHERE digest_id = ?", [digest_id])
-            for i, (item, pid) in enumerate(zip(items, paper_ids, strict=True)):
-                self._insert("digest_items", {"digest_id": digest_id, "rank": i + 1, "paper_id": pid,
-                                              "score": item.score, "reason": item.reason, "facet": item.facet,
-                                              "details": json.dumps(item.details, ensure_ascii=False)})
+            self.db.execute("DELETE FROM digest_more WHERE digest_id = ?", [digest_id])
+            rows = [("digest_items", item, pid) for item, pid in zip(items, paper_ids, strict=True)]
+            for i, (table, item, pid) in enumerate([*rows, *(("digest_more", item, pid) for item, pid in more)]):
+                self._insert(table, {"digest_id": digest_id, "rank": i + 1, "paper_id": pid, "score": item.score,
+                                     "reason": item.reason, "facet": item.facet,
+                                     "details": json.dumps(item.details, ensure_ascii=False)})
             self._update("digests", "id = ?", [digest_id], {"n_candidates": n_candidates, "n_items": len(items),
                                                             "subject": subject, "message_id": message_id})
 
-    def digest_items(self, digest_id: int) -> list[dict]:
-        return list(self.db.query("SELECT * FROM digest_items WHERE digest_id = ? ORDER BY rank", [digest_id]))
+    def digest_items(self, digest_id: int, *, more: bool = False) -> list[dict]:
+        """A digest's saved papers in order (``more``: its runners-up instead)."""
+        table = "digest_more" if more else "digest_items"
+        return list(self.db.query(f"SELECT * FROM {table} WHERE digest_id = ? ORDER BY rank", [digest_id]))
 
-    def digest_papers(self, digest_id: int) -> list[tuple[int, str, ScoredPaper]]:
-        """A digest's papers as it was composed: (its number in the digest, current paper id, the paper with the
-        score and reason it was picked with), in order."""
-        rows = self.digest_items(digest_id)
+    def digest_papers(self, digest_id: int, *, more: bool = False) -> list[tuple[int, str, ScoredPaper]]:
+        """A digest's papers as it was composed (``more``: its runners-up): (its number on the digest's page,
+        current paper id, the paper with the score and reason it was ranked with), in order."""
+        rows = self.digest_items(digest_id, more=more)
         ids = [self.resolve_id(r["paper_id"]) for r in rows]
         papers = self.get_papers(ids)
         # a paper missing cannot happen while papers are never deleted; it is left out rather than failing
@@ -847,13 +863,14 @@ class Store:
             f"SELECT status, COUNT(*) FROM [{table}] GROUP BY status ORDER BY status")}
 
     def count_sent_since(self, user: str, since: str, also_sent_to: Sequence[str] = ()) -> int:
-        """How many papers first seen since ``since`` already went out to ``user`` (or to its earlier names in
-        ``also_sent_to``), so are no candidates."""
+        """How many papers first seen since ``since`` already went out to ``user`` or got their vote (also under
+        its earlier names in ``also_sent_to``), so are no candidates."""
         users = [user, *also_sent_to]
+        marks = ",".join("?" * len(users))
         return self.db.execute(
-            "SELECT COUNT(*) FROM papers WHERE first_seen >= ? AND id IN "
-            f"(SELECT paper_id FROM sent_papers WHERE user IN ({','.join('?' * len(users))}))",
-            [since, *users]).fetchone()[0]
+            f"SELECT COUNT(*) FROM papers WHERE first_seen >= ? AND (id IN (SELECT paper_id FROM sent_papers WHERE "
+            f"user IN ({marks})) OR id IN (SELECT paper_id FROM votes WHERE user IN ({marks})))",
+            [since, *users, *users]).fetchone()[0]
 
     def count_candidates(self, user: str, since: str, *, replacements: bool = False,
                          also_sent_to: Sequence[str] = ()) -> int:

@@ -232,6 +232,38 @@ def test_the_outbox_gets_a_complete_eml_and_a_second_run_writes_nothing(setup, t
     assert run(config, outbox=outbox).status == "already" and first.path.stat().st_mtime_ns == mtime
 
 
+def test_the_runners_up_are_saved_with_the_digest_for_its_page_and_its_email_links_to_that_page(setup, tmp_path):
+    config, _ = setup
+    settings, store, profile = open_run(config)
+    papers = [Paper(f"Paper number {i}", abstract="An abstract.", arxiv_id=f"2501.0000{i}") for i in range(9)]
+    pids = store.add_papers(papers).paper_ids
+    scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.45, 0.4, 0.1, 0.05]  # the floor is 0.2: the last two stay below it
+    scored = [ScoredPaper(p, score, f"reason {i}", details={"muted": True} if i == 4 else {})
+              for i, (p, score) in enumerate(zip(papers, scores, strict=True))]
+    picked = [scored[0], scored[2]]  # the digest's own picks need not be the top scores (diversity)
+
+    def ranker(profile) -> UserRanking:
+        return UserRanking(profile, Ranking(picked=picked, scored=scored, floor=0.2),
+                           {id(p): pid for p, pid in zip(papers, pids, strict=True)}, n_candidates=9)
+
+    try:
+        done = deliver_user(store, None, settings, profile, now=NOW, ranker=ranker, outbox=tmp_path / "outbox")
+        row = store.digests("ada")[0]
+        assert [(r["rank"], r["paper_id"]) for r in store.digest_items(row["id"])] == [(1, pids[0]), (2, pids[2])]
+        # cleared the floor, not muted, not picked, best first, numbered after the digest's own papers
+        assert [(r["rank"], r["paper_id"], r["reason"]) for r in store.digest_items(row["id"], more=True)] == \
+            [(3, pids[1], "reason 1"), (4, pids[3], "reason 3"), (5, pids[5], "reason 5"), (6, pids[6], "reason 6")]
+        assert store.sent_paper_ids("ada") == {pids[0], pids[2]}  # the runners-up were not sent
+        msg = email.message_from_bytes(done.path.read_bytes(), policy=policy.default)
+        text = msg.get_body(preferencelist=("plain",)).get_content()
+        page = re.search(rf"{re.escape(BASE_URL)}/digest/(\S+)", text)
+        token = read_token(load_settings(config).web.secret_key(settings.data_path), page.group(1), max_age_days=1)
+        assert (token.user, token.action, token.paper_id) == ("ada", "digest", str(row["id"]))
+        assert f"{BASE_URL}/digest/{page.group(1)}" in msg.get_body(preferencelist=("html",)).get_content()
+    finally:
+        store.close()
+
+
 def test_a_dry_run_shows_what_would_go_out_and_records_nothing(mail_servers, setup):
     config, address = setup
     preview = run(config, dry_run=True)

@@ -924,15 +924,18 @@ def test_the_pages_escape_paper_text(live):
 
 
 # ---- a digest's own page: read it again, vote on several papers -------------------------------------------
-def sent_digest(live: Live, user: str, period: str, titles: list[str], *, status: str = "sent") -> tuple[str, list[str]]:
-    """A digest of ``titles`` as delivery leaves it in the store; returns (its page link, its paper ids)."""
-    pids = [live.paper(title, f"An abstract about {title.lower()}. " * 20) for title in titles]
+def sent_digest(live: Live, user: str, period: str, titles: list[str], *, status: str = "sent",
+                more: list[str] = ()) -> tuple[str, list[str]]:
+    """A digest of ``titles`` (and runners-up ``more``) as delivery leaves it in the store; returns (its page
+    link, the ids of its papers and then of its runners-up)."""
+    pids = [live.paper(title, f"An abstract about {title.lower()}. " * 20) for title in [*titles, *more]]
     papers = live.store.get_papers(pids)
     digest_id = live.store.claim_digest(user, period)
     items = [ScoredPaper(papers[pid], 0.3, f"close to your seed paper on {title.split()[0]}")
-             for pid, title in zip(pids, titles, strict=True)]
-    live.store.save_digest_items(digest_id, items, pids, n_candidates=40, subject="digest",
-                                 message_id=make_msgid(domain="example.test"))
+             for pid, title in zip(pids, [*titles, *more], strict=True)]
+    live.store.save_digest_items(digest_id, items[:len(titles)], pids[:len(titles)], n_candidates=40,
+                                 subject="digest", message_id=make_msgid(domain="example.test"),
+                                 more=list(zip(items[len(titles):], pids[len(titles):], strict=True)))
     live.store.mark_digest(digest_id, status)
     return live.link(user, "digest", str(digest_id)), pids
 
@@ -1056,3 +1059,24 @@ def test_a_vote_page_links_to_the_whole_digest_its_paper_came_in(live):
         opened = client.get(urljoin(live.path(link), whole["href"]))
     assert [i["title"] for i in _page_items(opened.text)] == ["One", "Two"]
     assert "whole-digest" not in lone.text
+
+
+def test_a_digest_page_shows_the_runners_up_which_take_votes_and_are_not_ranked_again_once_judged(live):
+    link, pids = sent_digest(live, "dee", "2025-07-01", ["In the email"], more=["Runner-up one", "Runner-up two"])
+    with live.client() as client:
+        page = client.get(live.path(link))
+        soup = BeautifulSoup(page.text, "html.parser")
+        assert [i["title"] for i in _page_items(page.text)] == ["In the email", "Runner-up one", "Runner-up two"]
+        assert [a["id"] for a in soup.select("#more ~ article.item")] == ["item-2", "item-3"]
+        assert "2 more papers cleared your relevance bar" in page.text
+        client.post(live.path(link), data=_item_form(link, 3, "down"))
+        after = _page_items(client.get(live.path(link) + "?done=down&item=3").text)
+        assert [(i["pressed"], i["status"]) for i in after] == [([], ""), ([], ""),
+                                                                (["down"], "Thanks, recorded: 👎 Less like this.")]
+    assert live.store.get_vote("dee", pids[2]) == -1
+    # the runners-up were not sent; the one judged on the page is no candidate any more, the other still is
+    assert live.store.sent_paper_ids("dee") == {pids[0]}
+    candidates = {pid for pid, _ in live.store.candidate_papers("dee", "2000-01-01")}
+    assert pids[1] in candidates and pids[0] not in candidates and pids[2] not in candidates
+    # a reply "+2" to the email still means the email's items only: the page's numbers go on after them
+    assert [r["rank"] for r in live.store.digest_items(live.store.digests("dee")[0]["id"])] == [1]

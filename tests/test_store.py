@@ -86,7 +86,7 @@ def test_a_version_2_database_gains_the_author_count_and_keeps_its_papers(tmp_pa
     db.conn.commit()
     db.conn.close()
     store = Store(path)
-    assert store.schema_version == SCHEMA_VERSION == 4
+    assert store.schema_version == SCHEMA_VERSION == 5
     old = store.get_papers(["arxiv:1"])["arxiv:1"]
     assert old.authors == ("A",) and old.author_count is None
     store.close()
@@ -250,6 +250,9 @@ def test_rank_find_tells_why_a_stored_paper_is_not_ranked_and_where_a_ranked_one
     assert why("2001.00002").startswith("a revised version of an older arXiv paper")
     assert why("10.1000/sent") == "already sent in the digest of 2026-11-28: a paper is sent once"
     assert why("fresh") == "not a candidate" and store.papers_matching("100%") == []
+    store.record_vote("ada", fresh.id, -1)  # judged on a digest's page (a runner-up): not ranked again
+    assert why("fresh") == "you voted 👎 on it already (on a digest's page): a paper you judged is not ranked again"
+    assert fresh.id not in {pid for pid, _ in store.candidate_papers("ada", "2000-01-01")}
     # a ranked candidate: picked, muted, below the floor, or above it without room
     items = [ScoredPaper(Paper(t), s, "r", details=d) for t, s, d in
              (("Top", 0.5, {}), ("Muted one", 0.4, {"muted": ["x"]}), ("Second", 0.3, {}), ("Low", 0.1, {}))]
