@@ -666,6 +666,47 @@ def votes(ctx: click.Context, user: str, history: bool, bib: bool) -> None:
 
 @cli.command()
 @click.argument("user")
+@click.option("--date", "day", metavar="YYYY-MM-DD", help="The digest of this day (default: the latest sent).")
+@click.pass_context
+def page(ctx: click.Context, user: str, day: str | None) -> None:
+    """Print the link to a user's digest page: the digest with its runners-up, to read again and vote on.
+
+    The same page the digest's "Open in your browser" link opens; it works while `digest serve` (or
+    `digest run`) answers at web.base_url. Without --date, the latest digest that went out.
+
+    Example:
+
+    \b
+        digest page ada
+        digest page ada --date 2026-11-28
+    """
+    from datetime import date
+
+    from .pipeline import web_link
+    from .render import date_label
+
+    settings = _settings(ctx)
+    store = _store(settings, read_only=True)
+    _check_user(settings, store, user)
+    sent = store.sent_digests(user)
+    if day is not None:
+        try:
+            wanted = date.fromisoformat(day).isoformat()
+        except ValueError:
+            raise click.BadParameter(f"{day!r} is not a date like 2026-11-28", param_hint="--date") from None
+        sent = [d for d in sent if d["period"] == wanted]
+    if not sent:
+        which = f"on {day}" if day else "yet"
+        raise DigestError(f"{user}: no digest with papers went out {which}; `digest status` lists the last digests")
+    row = sent[-1]
+    more = len(store.digest_items(row["id"], more=True))
+    click.echo(f"{user}: the digest of {date_label(date.fromisoformat(row['period']))} "
+               f"({_n(row['n_items'], 'paper')}" + (f", {more} more above the floor" if more else "") + ")")
+    click.echo(web_link(settings, settings.web.secret_key(settings.data_path), user, "digest", str(row["id"])))
+
+
+@cli.command()
+@click.argument("user")
 @click.pass_context
 def resume(ctx: click.Context, user: str) -> None:
     """Resume the digests of a user who paused them with an unsubscribe link.

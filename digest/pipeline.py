@@ -349,15 +349,20 @@ class Delivery:
     note: str = ""  # 'already': why, when not a refusal (e.g. sent under an earlier file name of the profile)
 
 
+def web_link(settings: Settings, key: Secret, user: str, action: str, paper_id: str | None = None) -> str:
+    """A signed link to the feedback server under ``web.base_url``: a vote, unsubscribe, or a digest's page
+    (``paper_id`` = the digest's id)."""
+    return f"{settings.web.base_url.rstrip('/')}/{LINK_PATHS[action]}/{make_token(key, user, action, paper_id)}"
+
+
 def _links(settings: Settings, key: Secret, profile: Profile, paper_id: str | None, action: str, *,
            title: str = "") -> str:
     """The signed web link; with ``title``, the mailto: link to web.reply_address that sends the same vote."""
-    token = make_token(key, profile.user, action, paper_id)
     if title:
         from .feedback import vote_mailto
 
-        return vote_mailto(settings.web.reply_address, token, action, title)
-    return f"{settings.web.base_url.rstrip('/')}/{LINK_PATHS[action]}/{token}"
+        return vote_mailto(settings.web.reply_address, make_token(key, profile.user, action, paper_id), action, title)
+    return web_link(settings, key, profile.user, action, paper_id)
 
 
 def _display_path(path: str) -> str:

@@ -1080,3 +1080,24 @@ def test_a_digest_page_shows_the_runners_up_which_take_votes_and_are_not_ranked_
     assert pids[1] in candidates and pids[0] not in candidates and pids[2] not in candidates
     # a reply "+2" to the email still means the email's items only: the page's numbers go on after them
     assert [r["rank"] for r in live.store.digest_items(live.store.digests("dee")[0]["id"])] == [1]
+
+
+def test_digest_page_prints_the_link_to_a_users_latest_or_dated_digest_page(live):
+    sent_digest(live, "eli", "2025-08-01", ["Older"])
+    sent_digest(live, "eli", "2025-08-02", ["Newer", "Also newer"], more=["Runner-up"])
+    sent_digest(live, "eli", "2025-08-03", ["Never went out"], status="retry")
+    runner = CliRunner()
+
+    def page(*args):
+        return runner.invoke(cli, ["--config", str(live.config), "page", "eli", *args])
+
+    latest, dated = page(), page("--date", "2025-08-01")
+    assert latest.exit_code == dated.exit_code == 0, latest.output + dated.output
+    assert latest.output.splitlines()[0] == "eli: the digest of Sat 2 Aug 2025 (2 papers, 1 more above the floor)"
+    with live.client() as client:
+        shown = _page_items(client.get(live.path(latest.output.splitlines()[1])).text)
+        assert [i["title"] for i in shown] == ["Newer", "Also newer", "Runner-up"]
+        assert [i["title"] for i in _page_items(client.get(live.path(dated.output.splitlines()[1])).text)] == ["Older"]
+    none, bad = page("--date", "2025-08-03"), page("--date", "August")
+    assert none.exit_code == 1 and "eli: no digest with papers went out on 2025-08-03" in none.output
+    assert bad.exit_code == 2 and "'August' is not a date like 2026-11-28" in bad.output
