@@ -682,13 +682,13 @@ def page(ctx: click.Context, user: str, day: str | None) -> None:
     """
     from datetime import date
 
-    from .pipeline import web_link
+    from .pipeline import reader_names, web_link
     from .render import date_label
 
     settings = _settings(ctx)
     store = _store(settings, read_only=True)
     _check_user(settings, store, user)
-    sent = store.sent_digests(user)
+    sent = store.sent_digests(reader_names(store, user))
     if day is not None:
         try:
             wanted = date.fromisoformat(day).isoformat()

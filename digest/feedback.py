@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from email.utils import parseaddr
 from pathlib import Path
@@ -75,6 +75,9 @@ T = TypeVar("T")
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 STYLESHEET = TEMPLATES / "page_style.css"
 VOTE_LABELS = {"up": ("👍", "More like this"), "down": ("👎", "Less like this")}
+# what a digest page says under the paper just voted on (also: the buttons it accepts)
+DONE_NOTES = {"up": "Thanks, recorded: 👍 More like this.", "down": "Thanks, recorded: 👎 Less like this.",
+              "undo": "Vote removed."}
 
 # Sent with every response. Pages have no scripts at all; the one stylesheet is same-origin. Tokens are in
 # URLs, so no Referer may ever carry them elsewhere, and nothing may be cached or framed.
@@ -244,7 +247,7 @@ def handle_reply(store: Store, settings: Settings, raw: bytes, *, mailbox: str, 
         user, votes, notes = data.user, [(data.paper_id, data.value)], ""
     else:
         user = digest_row["user"]
-        ranks = {row["rank"]: row["paper_id"] for row in store.digest_items(digest_row["id"])}
+        ranks = store.digest_numbers(digest_row["id"])  # the email's items, then the runners-up on its page
         wanted = reply_votes(_fresh_text(msg))
         votes = [(ranks[n], value) for n, value in wanted if n in ranks]
         unknown = sorted({n for n, _ in wanted if n not in ranks})
@@ -480,12 +483,15 @@ class _App:
         from .render import date_label, paper_url, short_authors
 
         emoji, label = VOTE_LABELS[data.action]
-        sent_in = store.latest_digest_with(data.user, data.paper_id)  # the digest this link most likely came from
+        from .pipeline import reader_names
+
+        # the digest this link most likely came from
+        sent_in = store.latest_digest_with(reader_names(store, data.user), data.paper_id)
         return _page(self.settings, "page_vote.html", title=" ".join(paper.title.split()), url=paper_url(paper),
                      authors=short_authors(paper.authors, count=paper.author_count), emoji=emoji, label=label, value=data.value,
                      current=store.get_vote(data.user, data.paper_id), done=done,
                      token=request.path_params["token"],
-                     digest_url=self._link(data.user, "digest", str(sent_in["id"])) if sent_in else "",
+                     digest_url=self._link(data, "digest", str(sent_in["id"])) if sent_in else "",
                      digest_date=date_label(date.fromisoformat(sent_in["period"])) if sent_in else "")
 
     async def vote_post(self, request: Request) -> Response:
@@ -517,65 +523,74 @@ class _App:
         return await run_in_threadpool(self.with_store, apply)
 
     # -- a digest's own page: read it again, vote on several papers ----------------------------------------
-    def _digest_row(self, store: Store, data: TokenData) -> dict | None:
-        return store.find_digest(int(data.paper_id)) if (data.paper_id or "").isdigit() else None
+    def _digest_row(self, store: Store, data: TokenData, readers: Sequence[str]) -> dict | None:
+        """The digest a page token names, if it is the reader's (under their current or an earlier name)."""
+        row = store.find_digest(int(data.paper_id)) if (data.paper_id or "").isdigit() else None
+        return row if row is not None and row["user"] in readers else None
 
-    def _link(self, user: str, action: str, paper_id: str | None = None) -> str:
-        """A link to another page of this app, relative to a page at /ACTION/TOKEN (no Host header trusted)."""
-        return f"../{LINK_PATHS[action]}/{make_token(self.key, user, action, paper_id)}"
+    def _link(self, data: TokenData, action: str, paper_id: str | None = None) -> str:
+        """A link to another page of this app, relative to a page at /ACTION/TOKEN (no Host header trusted). It
+        expires with the token of the page it is on: following links never makes access last longer."""
+        token = make_token(self.key, data.user, action, paper_id, issued_at=data.issued_at)
+        return f"../{LINK_PATHS[action]}/{token}"
 
     async def digest_get(self, request: Request) -> Response:
         data = self.token(request, ("digest",))
         query = request.query_params
+        done = query.get("done", "") if query.get("done") in DONE_NOTES else ""
         return await run_in_threadpool(self.with_store, lambda s: self._digest_page(
-            s, data, request, query.get("done", ""), query.get("item", "")))
+            s, data, request, done, query.get("item", "")))
 
     def _digest_page(self, store: Store, data: TokenData, request: Request, done: str, at: str) -> HTMLResponse:
+        from .pipeline import reader_names
         from .render import TEXT_LIMIT, date_label, item_context, shorten
 
-        row = self._digest_row(store, data)
+        readers = reader_names(store, data.user)
+        row = self._digest_row(store, data, readers)
         if row is None:
             return _error_page(self.settings, 404, "Digest not found",
-                               "This digest is no longer in the store, so there is nothing to show.")
-        entries = store.digest_papers(row["id"])
-        more = store.digest_papers(row["id"], more=True)
+                               "This digest is not in the store (any more), so there is nothing to show.")
+        entries, more = store.digest_papers(row["id"]), store.digest_papers(row["id"], more=True)
         votes = store.votes_on(data.user, [pid for _, pid, _ in [*entries, *more]])
         items = []
         for number, pid, item in [*entries, *more]:
             context = item_context(item, store.paper_sources(pid), "", "")
-            # the email's first lines of the abstract, and the whole of it a click away (no script: <details>)
-            whole = shorten(item.paper.abstract or item.paper.snippet, TEXT_LIMIT * 12)
+            # the email's first lines of the abstract, and the rest a click away (no script: <details>)
+            whole = shorten(item.paper.abstract or item.paper.snippet, TEXT_LIMIT * 100)
+            sent = store.sent_record(readers, pid) if number > len(entries) else None
             items.append({**context, "whole": whole if whole != context["text"] else "", "number": number,
-                          "vote": votes.get(pid, 0),
-                          "done": done if at == str(number) else ""})
-        sent = [d["id"] for d in store.sent_digests(data.user)]
+                          "vote": votes.get(pid, 0), "done": DONE_NOTES[done] if done and at == str(number) else "",
+                          "sent_on": date_label(date.fromisoformat(sent["period"])) if sent and sent["period"] else ""})
+        # the reader's other digests, as far as they existed when this page's link was made
+        issued = datetime.fromtimestamp(data.issued_at, UTC).isoformat(timespec="seconds")
+        sent = [d["id"] for d in store.sent_digests(readers, claimed_by=issued)]
         here = sent.index(row["id"]) if row["id"] in sent else None
         earlier = sent[here - 1] if here else None
         later = sent[here + 1] if here is not None and here + 1 < len(sent) else None
         return _page(self.settings, "page_digest.html", items=items[:len(entries)], more=items[len(entries):],
-                     token=request.path_params["token"],
-                     date_label=date_label(date.fromisoformat(row["period"])), n_candidates=row["n_candidates"] or 0,
-                     voted=sum(1 for i in items if i["vote"]),  # on the digest's own papers and the runners-up
-                     earlier=self._link(data.user, "digest", str(earlier)) if earlier else "",
-                     later=self._link(data.user, "digest", str(later)) if later else "",
-                     unsubscribe=self._link(data.user, "unsubscribe"))
+                     token=request.path_params["token"], date_label=date_label(date.fromisoformat(row["period"])),
+                     n_candidates=row["n_candidates"] or 0, voted=sum(1 for i in items[:len(entries)] if i["vote"]),
+                     earlier=self._link(data, "digest", str(earlier)) if earlier else "",
+                     later=self._link(data, "digest", str(later)) if later else "",
+                     unsubscribe=self._link(data, "unsubscribe"), reply=bool(self.settings.web.reply_address))
 
     async def digest_post(self, request: Request) -> Response:
         data = self.token(request, ("digest",))
         form = await self.form(request)
         self.same_token(request, form)
         do, number = form.get("do", ""), form.get("item", "")
-        if do not in ("up", "down", "undo") or not number.isdigit():
+        if do not in DONE_NOTES or not number.isdigit():
             raise WrongToken("Unknown request.")
 
         def apply(store: Store) -> Response:
-            row = self._digest_row(store, data)
-            papers = {str(r["rank"]): r["paper_id"] for more in (False, True)
-                      for r in store.digest_items(row["id"], more=more)} if row else {}
-            if number not in papers:
+            from .pipeline import reader_names
+
+            row = self._digest_row(store, data, reader_names(store, data.user))
+            papers = store.digest_numbers(row["id"]) if row else {}
+            if int(number) not in papers:
                 return _error_page(self.settings, 404, "Paper not found",
                                    "This digest has no such paper, so it cannot take a vote.")
-            pid = store.resolve_id(papers[number])
+            pid = papers[int(number)]
             if do == "undo":
                 changed = store.undo_vote(data.user, pid, via="web")
             else:

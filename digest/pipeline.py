@@ -186,20 +186,31 @@ def earlier_names(store: Store, profile: Profile) -> list[str]:
     name (``dan.toml`` renamed ``eve.toml``). Their digests, sent papers and votes count as this user's, so a
     renamed profile neither gets the day's digest twice nor papers it was sent, and keeps what it taught.
     (Two current profiles never share an address: ``load_profiles`` refuses the second.)"""
+    email = profile.email.strip().lower()
+    return [user for user, named in _profile_addresses(store).items() if user != profile.user and named == email]
+
+
+def _profile_addresses(store: Store) -> dict[str, str]:
+    """{user: the address their last good profile text names, lower case}."""
     import tomllib
 
-    email = profile.email.lower()
-    names = []
+    addresses = {}
     for user, text in store.profile_texts().items():
-        if user == profile.user:
-            continue
         try:
             named = tomllib.loads(text.lstrip("\ufeff")).get("email")
         except tomllib.TOMLDecodeError:
             continue
-        if isinstance(named, str) and named.strip().lower() == email:
-            names.append(user)
-    return names
+        if isinstance(named, str):
+            addresses[user] = named.strip().lower()
+    return addresses
+
+
+def reader_names(store: Store, user: str) -> list[str]:
+    """``user`` first, then its earlier names (``earlier_names``), known from the last good profile texts: for a
+    link that carries only the user's name (a digest page), so a renamed profile still reaches its digests."""
+    addresses = _profile_addresses(store)
+    email = addresses.get(user)
+    return [user, *(u for u, named in addresses.items() if email and u != user and named == email)]
 
 
 def profile_anchors(store: Store, profile: Profile) -> tuple[list[Anchor], list[str], list[str]]:

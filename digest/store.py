@@ -640,6 +640,13 @@ class Store:
         table = "digest_more" if more else "digest_items"
         return list(self.db.query(f"SELECT * FROM {table} WHERE digest_id = ? ORDER BY rank", [digest_id]))
 
+    def digest_numbers(self, digest_id: int) -> dict[int, str]:
+        """{number: current paper id} of a digest's papers and then its runners-up (as its page numbers them;
+        a reply "+N" to the digest means the same paper)."""
+        rows = self.db.execute("SELECT rank, paper_id FROM digest_items WHERE digest_id = ? UNION ALL "
+                               "SELECT rank, paper_id FROM digest_more WHERE digest_id = ?", [digest_id, digest_id])
+        return {number: self.resolve_id(pid) for number, pid in rows.fetchall()}
+
     def digest_papers(self, digest_id: int, *, more: bool = False) -> list[tuple[int, str, ScoredPaper]]:
         """A digest's papers as it was composed (``more``: its runners-up): (its number on the digest's page,
         current paper id, the paper with the score and reason it was ranked with), in order."""
@@ -651,17 +658,23 @@ class Store:
                                              json.loads(r["details"] or "{}")))
                 for r, pid in zip(rows, ids, strict=True) if pid in papers]
 
-    def latest_digest_with(self, user: str, paper_id: str) -> dict | None:
-        """The latest digest that went out to ``user`` listing ``paper_id`` (None: none did)."""
+    def latest_digest_with(self, users: Sequence[str], paper_id: str) -> dict | None:
+        """The latest digest that went out to one of ``users`` (a reader's names) listing ``paper_id``."""
+        marks = ",".join("?" * len(users))
         rows = list(self.db.query(
-            "SELECT d.* FROM digests d JOIN digest_items i ON i.digest_id = d.id WHERE d.user = ? AND "
+            f"SELECT d.* FROM digests d JOIN digest_items i ON i.digest_id = d.id WHERE d.user IN ({marks}) AND "
             "i.paper_id = ? AND d.status = 'sent' ORDER BY d.period DESC, d.id DESC LIMIT 1",
-            [user, self.resolve_id(paper_id)]))
+            [*users, self.resolve_id(paper_id)]))
         return rows[0] if rows else None
 
-    def sent_digests(self, user: str) -> list[dict]:
-        """The digests that went out to ``user`` with papers in them, oldest first."""
-        return list(self.db["digests"].rows_where("user = ? AND status = 'sent' AND n_items > 0", [user],
+    def sent_digests(self, users: Sequence[str], *, claimed_by: str | None = None) -> list[dict]:
+        """The digests that went out to one of ``users`` (a reader's names) with papers in them, oldest first;
+        with ``claimed_by`` (a UTC ISO time), only those begun by then."""
+        marks = ",".join("?" * len(users))
+        where = f"user IN ({marks}) AND status = 'sent' AND n_items > 0"
+        if claimed_by is not None:
+            where += " AND claimed_at <= ?"
+        return list(self.db["digests"].rows_where(where, [*users, *([claimed_by] if claimed_by else [])],
                                                   order_by="period, id"))
 
     def mark_digest(self, digest_id: int, status: str, *, error: str | None = None, path: str | None = None,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadData, BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 from .config import Secret
 from .errors import TokenError
@@ -71,18 +71,29 @@ def secret_keys(key: Secret) -> list[str]:
     return keys
 
 
-def _serializer(key: Secret) -> URLSafeTimedSerializer:
+def _serializer(key: Secret, issued_at: float | None = None) -> URLSafeTimedSerializer:
     # itsdangerous wants its keys oldest first and signs with the last one
-    return URLSafeTimedSerializer(list(reversed(secret_keys(key))), salt=SALT)
+    if issued_at is None:
+        return URLSafeTimedSerializer(list(reversed(secret_keys(key))), salt=SALT)
+
+    class IssuedAt(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(issued_at)
+
+    return URLSafeTimedSerializer(list(reversed(secret_keys(key))), salt=SALT, signer=IssuedAt)
 
 
-def make_token(key: Secret, user: str, action: str, paper_id: str | None = None) -> str:
-    """Sign (user, paper, action) with the newest key; the issued-at time is part of the signature."""
+def make_token(key: Secret, user: str, action: str, paper_id: str | None = None, *,
+               issued_at: float | None = None) -> str:
+    """Sign (user, paper, action) with the newest key; the issued-at time is part of the signature.
+
+    ``issued_at`` (default: now) lets a page hand out links derived from the token it was opened with that
+    expire when that token does: following links never makes a link live longer."""
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {ACTIONS} (got {action!r})")
     if (action == "unsubscribe") != (paper_id is None):
         raise ValueError("a vote or digest token needs a paper or digest id; an unsubscribe token has none")
-    return _serializer(key).dumps({"u": user, "p": paper_id, "a": action})
+    return _serializer(key, issued_at).dumps({"u": user, "p": paper_id, "a": action})
 
 
 def read_token(key: Secret, token: str, *, max_age_days: float | None) -> TokenData:

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from digest.config import load_settings
+from digest.errors import DeliveryError
 from digest.models import Paper, ScoredPaper
 from digest.pipeline import UserRanking, deliver_user, local_period
 from digest.profiles import load_profile
@@ -242,11 +243,19 @@ def test_the_runners_up_are_saved_with_the_digest_for_its_page_and_its_email_lin
               for i, (p, score) in enumerate(zip(papers, scores, strict=True))]
     picked = [scored[0], scored[2]]  # the digest's own picks need not be the top scores (diversity)
 
-    def ranker(profile) -> UserRanking:
+    def ranker(profile) -> UserRanking:  # reads picked and scored when called: the retry sees the new ones
         return UserRanking(profile, Ranking(picked=picked, scored=scored, floor=0.2),
                            {id(p): pid for p, pid in zip(papers, pids, strict=True)}, n_candidates=9)
 
+    async def refused_for_now(msg, smtp, before_data=None):
+        raise DeliveryError("451 try again later")
+
     try:
+        # a transient failure first: the digest is frozen with its runners-up, and the retry keeps both even
+        # though the ranking changed meanwhile
+        failed = deliver_user(store, None, settings, profile, now=NOW, ranker=ranker, send=refused_for_now)
+        assert failed.status == "retry"
+        picked, scored = [scored[1]], scored[::-1]
         done = deliver_user(store, None, settings, profile, now=NOW, ranker=ranker, outbox=tmp_path / "outbox")
         row = store.digests("ada")[0]
         assert [(r["rank"], r["paper_id"]) for r in store.digest_items(row["id"])] == [(1, pids[0]), (2, pids[2])]

@@ -1078,8 +1078,75 @@ def test_a_digest_page_shows_the_runners_up_which_take_votes_and_are_not_ranked_
     assert live.store.sent_paper_ids("dee") == {pids[0]}
     candidates = {pid for pid, _ in live.store.candidate_papers("dee", "2000-01-01")}
     assert pids[1] in candidates and pids[0] not in candidates and pids[2] not in candidates
-    # a reply "+2" to the email still means the email's items only: the page's numbers go on after them
+    # the runners-up were not in the email's items (a reply's numbers: see the next test)
     assert [r["rank"] for r in live.store.digest_items(live.store.digests("dee")[0]["id"])] == [1]
+
+
+def test_a_reply_votes_on_a_runner_up_by_its_number_on_the_digests_page(tmp_path):
+    settings, store, pids = _replies_setup(tmp_path)
+    extra = store.add_papers([Paper("A runner-up about graphs", arxiv_id="2501.20000")]).paper_ids[0]
+    row = store.digests("ada")[0]
+    items = [ScoredPaper(p, 0.5, "why") for p in store.get_papers(pids).values()]
+    store.save_digest_items(row["id"], items, pids, n_candidates=9, message_id="<d1@example.test>",
+                            more=[(ScoredPaper(store.get_papers([extra])[extra], 0.3, "why not"), extra)])
+    reply = _raw_reply("ada@example.test", "-4 +5", message_id="<r9@x>")
+    assert ingest_raw(store, reply, mailbox="INBOX", uid=9, settings=settings)[0] == "feedback"
+    assert {v.paper_id: v.value for v in store.votes("ada")} == {extra: -1}
+    assert store.messages()[-1]["error"] == "no item 5 in the digest of 2025-03-03 (4 items)"
+
+
+def test_a_digest_page_ignores_an_unknown_done_note_and_a_signed_link_to_another_readers_digest(live):
+    link, pids = sent_digest(live, "fay", "2025-10-01", ["Fay's paper"])
+    other, _ = sent_digest(live, "gus", "2025-10-01", ["Gus's paper"])
+    gus_digest = read_token(live.key, other.rsplit("/", 1)[1], max_age_days=None).paper_id
+    crossed = live.link("fay", "digest", gus_digest)  # validly signed, but the digest is not fay's
+    before = snapshot(live.store)
+    with live.client() as client:
+        odd = client.get(live.path(link) + "?done=bogus&item=1")
+        assert odd.status_code == 200 and not _page_items(odd.text)[0]["status"]
+        looked = client.get(live.path(crossed))
+        posted = client.post(live.path(crossed), data=_item_form(crossed, 1, "up"))
+    assert looked.status_code == posted.status_code == 404 and "Gus's paper" not in looked.text
+    assert snapshot(live.store) == before
+
+
+def test_links_on_a_digest_page_expire_with_its_own_link_and_lead_only_to_digests_that_existed_then(live):
+    first, _ = sent_digest(live, "hal", "2025-11-01", ["First"])
+    second, pids = sent_digest(live, "hal", "2025-11-02", ["Second"])
+    third, _ = sent_digest(live, "hal", "2025-11-03", ["Third"])
+    # the second digest's link was made 3 days ago; the first two digests were begun before, the third after
+    issued = datetime.now(UTC) - timedelta(days=3)
+    live.store.db.execute("UPDATE digests SET claimed_at = ? WHERE user = 'hal' AND period < '2025-11-03'",
+                          [(issued - timedelta(minutes=1)).isoformat(timespec="seconds")])
+    live.store.db.conn.commit()
+    with time_machine.travel(issued, tick=False):
+        second_id = read_token(live.key, second.rsplit("/", 1)[1], max_age_days=None).paper_id
+        page_link = live.link("hal", "digest", second_id)
+        vote_link = live.link("hal", "up", pids[0])
+    with live.client() as client:
+        page = BeautifulSoup(client.get(live.path(page_link)).text, "html.parser")
+        vote = BeautifulSoup(client.get(live.path(vote_link)).text, "html.parser")
+    assert page.select_one("#later") is None  # the third digest is not reachable from the second's old link
+    derived = [page.select_one("#earlier")["href"], page.select_one("footer a")["href"],
+               vote.select_one("#whole-digest")["href"]]
+    stamps = {read_token(live.key, href.rsplit("/", 1)[1], max_age_days=None).issued_at for href in derived}
+    assert stamps == {float(int(issued.timestamp()))}  # not a fresh lease: they expire when the page's link does
+
+
+def test_a_renamed_profiles_page_reaches_the_digests_of_its_earlier_name(live):
+    live.store.save_profile_texts({"ivy": 'email = "ivy@example.test"\n', "ivy2": 'email = "IVY@example.test"\n'})
+    old_link, pids = sent_digest(live, "ivy", "2025-12-01", ["Sent as ivy"])
+    sent_digest(live, "ivy2", "2025-12-02", ["Sent as ivy2"])
+    old_id = read_token(live.key, old_link.rsplit("/", 1)[1], max_age_days=None).paper_id
+    new_page = live.link("ivy2", "digest", old_id)  # an adopted digest: composed for the new name
+    with live.client() as client:
+        page = client.get(live.path(new_page))
+        assert [i["title"] for i in _page_items(page.text)] == ["Sent as ivy"]
+        later = BeautifulSoup(page.text, "html.parser").select_one("#later")["href"]
+        after = client.get(urljoin(live.path(new_page), later)).text
+        assert [i["title"] for i in _page_items(after)] == ["Sent as ivy2"]
+        vote = BeautifulSoup(client.get(live.path(live.link("ivy2", "up", pids[0]))).text, "html.parser")
+        assert vote.select_one("#whole-digest") is not None
 
 
 def test_digest_page_prints_the_link_to_a_users_latest_or_dated_digest_page(live):
