@@ -408,6 +408,9 @@ def compose(settings: Settings, store: Store, user_ranking: UserRanking, period:
         "unsubscribe_url": _links(settings, key, profile, None, "unsubscribe"), "user": profile.name,
         "reply_address": reply,
         "page_url": _links(settings, key, profile, str(digest_id), "digest") if digest_id is not None else "",
+        # the runners-up its page shows: saved with a frozen digest, else those this ranking will save
+        "n_more": (len(store.digest_items(digest_id, more=True)) if digest_id is not None else 0)
+        or len(user_ranking.ranking.runners_up(MORE_ON_PAGE)),
     }
     return render_digest(context), context
 

@@ -265,6 +265,8 @@ def test_the_runners_up_are_saved_with_the_digest_for_its_page_and_its_email_lin
         assert store.sent_paper_ids("ada") == {pids[0], pids[2]}  # the runners-up were not sent
         msg = email.message_from_bytes(done.path.read_bytes(), policy=policy.default)
         text = msg.get_body(preferencelist=("plain",)).get_content()
+        assert "Read and vote on several at once in your browser (4 more above your bar there): " in text
+        assert "and see 4 more above your bar" in msg.get_body(preferencelist=("html",)).get_content()
         page = re.search(rf"{re.escape(BASE_URL)}/digest/(\S+)", text)
         token = read_token(load_settings(config).web.secret_key(settings.data_path), page.group(1), max_age_days=1)
         assert (token.user, token.action, token.paper_id) == ("ada", "digest", str(row["id"]))
