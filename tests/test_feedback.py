@@ -721,7 +721,8 @@ def test_the_digest_opened_in_chromium_takes_votes_on_several_papers(live, mail_
     try:
         browser.set_window_size(390, 844)  # a phone
         browser.get(opens[0])
-        assert len(browser.find_all("article.item")) == len(pids) >= 3
+        more = live.store.digest_items(row["id"], more=True)  # other tests' papers may be runners-up here
+        assert len(browser.find_all("article.item")) == len(pids) + len(more) and len(pids) >= 3
         assert snapshot(live.store) == before
         assert browser.execute("return document.documentElement.scrollWidth <= window.innerWidth")
         browser.click("#item-2 button[value=up]")
