@@ -693,7 +693,7 @@ def page(ctx: click.Context, user: str, day: str | None) -> None:
         try:
             wanted = date.fromisoformat(day).isoformat()
         except ValueError:
-            raise click.BadParameter(f"{day!r} is not a date like 2026-11-28", param_hint="--date") from None
+            raise DigestError(f"--date {day!r}: not a date; write it like 2026-11-28") from None
         sent = [d for d in sent if d["period"] == wanted]
     if not sent:
         which = f"on {day}" if day else "yet"
@@ -887,7 +887,7 @@ def _print_status(r: dict) -> None:
             click.secho(line, fg="red" if last["status"] in ("failed", "retry") else None)
         else:
             click.echo("  last: none yet")
-        click.echo(f"  waiting: {u['waiting']} new papers")
+        click.echo(f"  waiting: {u['waiting']} recent papers not sent yet")
     for error in r["profile_errors"]:
         click.secho(f"profile error: {error}", fg="red")
     if r["recent_errors"]:

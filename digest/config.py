@@ -132,7 +132,7 @@ class WebSettings:
     secret_key_env: str = "DIGEST_SECRET_KEY"
     secret_key_file: str = ""
     token_max_age_days: int = 60
-    rate_limit_per_minute: int = 60
+    rate_limit_per_minute: int = 120
     max_body_bytes: int = 8192
     reply_address: str = ""
 

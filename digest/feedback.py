@@ -334,12 +334,15 @@ class SecurityHeaders:
         await self.app(scope, receive, send_secure)
 
 
+UNLIMITED = ("/healthz", "/static/page.css")  # paths the rate limit does not count
+
+
 class RateLimit:
     """ASGI middleware: at most ``per_minute`` requests per client address in any 60 s (sliding window).
 
     The client address is the one uvicorn reports, which honours X-Forwarded-For only from trusted proxies
-    (127.0.0.1 by default), so behind a local reverse proxy each reader has their own budget. /healthz is
-    exempt so monitoring never locks readers out.
+    (127.0.0.1 by default), so behind a local reverse proxy each reader has their own budget. /healthz and
+    the stylesheet are exempt, so monitoring never locks readers out and a page costs one request.
     """
 
     MAX_CLIENTS = 10_000
@@ -365,7 +368,7 @@ class RateLimit:
         return 0.0
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] == "/healthz" or self.per_minute <= 0:
+        if scope["type"] != "http" or scope["path"] in UNLIMITED or self.per_minute <= 0:
             return await self.app(scope, receive, send)
         client = (scope.get("client") or ("unknown", 0))[0]
         wait = self.allow(client)
@@ -462,7 +465,9 @@ class _App:
         return PlainTextResponse("User-agent: *\nDisallow: /\n")
 
     async def stylesheet(self, request: Request) -> Response:
-        return Response(STYLESHEET.read_bytes(), media_type="text/css")
+        # the one response that may be cached (it carries no token): a page of votes loads it once
+        return Response(STYLESHEET.read_bytes(), media_type="text/css",
+                        headers={"cache-control": "public, max-age=3600"})
 
     async def index(self, request: Request) -> Response:
         return _page(self.settings, "page_error.html", 200, title="digest",
@@ -558,8 +563,12 @@ class _App:
             # the email's first lines of the abstract, and the rest a click away (no script: <details>)
             whole = shorten(item.paper.abstract or item.paper.snippet, TEXT_LIMIT * 100)
             sent = store.sent_record(readers, pid) if number > len(entries) else None
+            vote = votes.get(pid, 0)
+            # the note under the paper just voted on, only while it still says how things are (a reload of an
+            # old ?done= address after the vote changed elsewhere says nothing)
+            noted = done and at == str(number) and vote == {"up": 1, "down": -1, "undo": 0}[done]
             items.append({**context, "whole": whole if whole != context["text"] else "", "number": number,
-                          "vote": votes.get(pid, 0), "done": DONE_NOTES[done] if done and at == str(number) else "",
+                          "vote": vote, "done": DONE_NOTES[done] if noted else "",
                           "sent_on": date_label(date.fromisoformat(sent["period"])) if sent and sent["period"] else ""})
         # the reader's other digests, as far as they existed when this page's link was made
         issued = datetime.fromtimestamp(data.issued_at, UTC).isoformat(timespec="seconds")
@@ -567,9 +576,11 @@ class _App:
         here = sent.index(row["id"]) if row["id"] in sent else None
         earlier = sent[here - 1] if here else None
         later = sent[here + 1] if here is not None and here + 1 < len(sent) else None
+        newer = later is None and here is not None and store.sent_digests(readers)[-1]["id"] != row["id"]
         return _page(self.settings, "page_digest.html", items=items[:len(entries)], more=items[len(entries):],
                      token=request.path_params["token"], date_label=date_label(date.fromisoformat(row["period"])),
                      n_candidates=row["n_candidates"] or 0, voted=sum(1 for i in items[:len(entries)] if i["vote"]),
+                     voted_more=sum(1 for i in items[len(entries):] if i["vote"]), newer_elsewhere=newer,
                      earlier=self._link(data, "digest", str(earlier)) if earlier else "",
                      later=self._link(data, "digest", str(later)) if later else "",
                      unsubscribe=self._link(data, "unsubscribe"), reply=bool(self.settings.web.reply_address))
@@ -690,7 +701,10 @@ def create_app(settings: Settings, *, key: Secret | None = None) -> Starlette:
     ]
     handlers = {TokenError: on_token_error, HTTPException: on_http_error, DigestError: on_digest_error,
                 Exception: on_crash}
-    return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
+    starlette = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
+    # no "add a slash" redirects: Starlette builds them from the Host header, which this app never trusts
+    starlette.router.redirect_slashes = False
+    return starlette
 
 
 def build_server(settings: Settings, host: str | None = None, port: int | None = None, *,

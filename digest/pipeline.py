@@ -310,7 +310,8 @@ def verdict(user_ranking: UserRanking, item: ScoredPaper) -> str:
     if "muted" in item.details:
         return "muted by the profile (mute_keywords / mute_authors): never picked"
     if item.score < ranking.floor:
-        return f"below the floor: {item.score:.2f} < {ranking.floor:.2f} (relevance_floor)"
+        places = 2 if f"{item.score:.2f}" != f"{ranking.floor:.2f}" else 4  # never "0.20 < 0.20"
+        return f"below the floor: {item.score:.{places}f} < {ranking.floor:.{places}f} (relevance_floor)"
     cleared = len(ranking.cleared())
     return (f"cleared the floor but not picked: {cleared} papers did, for max_items = {profile.max_items}; the "
             "digest takes each interest's best paper, then the best of the rest, preferring papers unlike those "

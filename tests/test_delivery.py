@@ -289,7 +289,7 @@ def test_a_quiet_day_sends_a_short_note_or_nothing_as_the_profile_says(mail_serv
     assert run(note).status == "sent"  # nothing in the store: a quiet day
     [msg] = inbox(mail_servers, address)
     assert msg["Subject"].startswith("Quiet day")
-    assert "none of the 40 new papers cleared your relevance bar" in msg.get_body(("plain",)).get_content()
+    assert "none of the 40 recent papers cleared your relevance bar" in msg.get_body(("plain",)).get_content()
     skip = write_setup(tmp_path / "skip", mail_servers.smtp_port, mail_servers.ca_cert, address, quiet_day="skip")
     assert run(skip).status == "skipped" and run(skip).status == "already"
     assert len(inbox(mail_servers, address)) == 1

@@ -72,13 +72,30 @@ def _tags(html: str) -> list[tuple[str, list[tuple[str, str]]]]:
 def test_a_digest_has_subject_text_and_html_with_counts_reasons_and_links():
     out = render_digest(_context([_item(), _item("Second")]))
     assert out.subject == "A paper + 1 more · Sat 28 Nov"
-    assert "2 picked from 340 new papers" in out.text and "2 picked from 340 new papers" in out.html
+    assert "2 picked from 340 recent papers" in out.text and "2 picked from 340 recent papers" in out.html
     assert "https://arxiv.org/abs/2401.00001" in out.html
     assert "via arXiv, Hugging Face" in out.text
     assert "Why: Matches your interest" in out.text
     assert f"https://d.example/vote/{TOKEN}.up" in out.html and "https://d.example/unsubscribe/t" in out.html
     assert "profiles/ada.toml" in out.text and "profiles/ada.toml" in out.html
     assert "Sat 28 Nov 2026" in out.text and "Ada Lovelace" in out.html
+
+
+@pytest.mark.parametrize("n_items, n_more, html_says, text_says", [
+    (2, 0, "Open in your browser</a> to vote on several at once</div>",
+     "Read and vote on several at once in your browser: https://d.example/digest/p"),
+    (2, 7, "Open in your browser</a> to vote on several at once and see 7 more above your bar</div>",
+     "Read and vote on several at once in your browser (7 more above your bar there): https://d.example/digest/p"),
+    (1, 0, "Open in your browser</a></div>", "Read in your browser: https://d.example/digest/p"),
+    (1, 3, "Open in your browser</a> to see 3 more above your bar</div>",
+     "Read in your browser (3 more above your bar there): https://d.example/digest/p"),
+])
+def test_the_link_to_the_digests_page_says_what_is_there(n_items, n_more, html_says, text_says):
+    context = _context([_item(f"Paper {n}") for n in range(n_items)], page_url="https://d.example/digest/p",
+                       n_more=n_more)
+    out = render_digest(context)
+    assert html_says in " ".join(out.html.split()) and text_says in out.text
+    assert "https://d.example/digest/" not in render_digest(_context([_item()])).html  # no page: no link
 
 
 def test_items_are_numbered_so_votes_by_reply_can_name_them():
@@ -170,7 +187,7 @@ def test_twenty_items_stay_under_100_kb():
 def test_a_quiet_day_says_so():
     out = render_digest(_context([], quiet=True, n=12))
     assert out.subject == "Quiet day: no new papers cleared your bar · Sat 28 Nov"
-    assert "none of the 12 new papers cleared your relevance bar" in out.text.lower()
+    assert "none of the 12 recent papers cleared your relevance bar" in out.text.lower()
     assert "relevance_floor" in out.html and "A quiet day" in out.html
 
 

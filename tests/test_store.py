@@ -261,6 +261,9 @@ def test_rank_find_tells_why_a_stored_paper_is_not_ranked_and_where_a_ranked_one
         "picked", "muted by the profile (mute_keywords / mute_authors)", "cleared the floor but not picked",
         "below the floor"]
     assert "2 papers did, for max_items = 1" in verdict(ranking, items[2])
+    close = ScoredPaper(Paper("Just under"), 0.1996, "r")
+    assert verdict(UserRanking(ada, Ranking(picked=[], scored=[close], floor=0.2), {}, 1), close) == \
+        "below the floor: 0.1996 < 0.2000 (relevance_floor)"
     assert matches(items[0].paper, "x", " top ") and not matches(items[0].paper, "x", "to p")
     # case beyond ASCII, white space and punctuation as stored, an arXiv id with its version
     store.add_papers([Paper("Über  die Theorie\nder Graphen: eine Einführung", arxiv_id="2401.00001")])
