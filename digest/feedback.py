@@ -485,11 +485,10 @@ class _App:
         if paper is None:
             return _error_page(self.settings, 404, "Paper not found",
                                "This paper is no longer in the digest's library, so it cannot take a vote.")
+        from .pipeline import reader_names
         from .render import date_label, paper_url, short_authors
 
         emoji, label = VOTE_LABELS[data.action]
-        from .pipeline import reader_names
-
         # the digest this link most likely came from
         sent_in = store.latest_digest_with(reader_names(store, data.user), data.paper_id)
         return _page(self.settings, "page_vote.html", title=" ".join(paper.title.split()), url=paper_url(paper),
@@ -572,10 +571,10 @@ class _App:
                           "sent_on": date_label(date.fromisoformat(sent["period"])) if sent and sent["period"] else ""})
         # the reader's other digests, as far as they existed when this page's link was made
         issued = datetime.fromtimestamp(data.issued_at, UTC).isoformat(timespec="seconds")
-        sent = [d["id"] for d in store.sent_digests(readers, claimed_by=issued)]
-        here = sent.index(row["id"]) if row["id"] in sent else None
-        earlier = sent[here - 1] if here else None
-        later = sent[here + 1] if here is not None and here + 1 < len(sent) else None
+        series = [d["id"] for d in store.sent_digests(readers, claimed_by=issued)]
+        here = series.index(row["id"]) if row["id"] in series else None
+        earlier = series[here - 1] if here else None
+        later = series[here + 1] if here is not None and here + 1 < len(series) else None
         newer = later is None and here is not None and store.sent_digests(readers)[-1]["id"] != row["id"]
         return _page(self.settings, "page_digest.html", items=items[:len(entries)], more=items[len(entries):],
                      token=request.path_params["token"], date_label=date_label(date.fromisoformat(row["period"])),
