@@ -391,7 +391,7 @@ def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[st
         raise ConfigError(f"smtp.host is not set in {settings.source_label}, so digests cannot be sent; set [smtp] host "
                           "(see config.example.toml), or write them to files with --outbox DIR")
     store = _store(settings)
-    loaded = load_user_profiles(store, settings)
+    loaded = load_user_profiles(store, settings, record=not dry_run)
     files = [str(settings.profiles_path / f"{u}.toml") for u in users]
     shown = [e for e in loaded.errors if not users or any(str(e).startswith(f) for f in files)]  # --user: theirs
     for error in shown:

@@ -629,9 +629,12 @@ def _record_sent(store: Store, digest_id: int, attempts: int = 5) -> None:
             time.sleep(2 * attempt)
 
 
-def load_user_profiles(store: Store, settings: Settings) -> LoadedProfiles:
-    """Load profiles, falling back to the last good text of broken files; remember the good texts."""
+def load_user_profiles(store: Store, settings: Settings, *, record: bool = True) -> LoadedProfiles:
+    """Load profiles, falling back to the last good text of broken files; remember the good texts (unless not
+    ``record``: a dry run leaves the store as it was)."""
     loaded = load_profiles(settings.profiles_path, store.profile_texts())
+    if not record:
+        return loaded
     store.save_profile_texts(loaded.texts)
     for error in loaded.errors:
         store.log_event("ERROR", "profiles", str(error))
