@@ -57,8 +57,13 @@ def matches_query(title: str, ids: Iterable[str | None], query: str) -> bool:
     words = normalise_title(query)
     if words and words in normalise_title(title):
         return True
-    wanted = {query.strip().lower(), (normalise_arxiv_id(query) or "").lower()} - {""}
+    wanted = query_ids(query)
     return any(x and (x.lower() in wanted or x.lower().removeprefix("arxiv:") in wanted) for x in ids)
+
+
+def query_ids(query: str) -> set[str]:
+    """The ids a ``digest rank --find`` query may be, lower case: as typed, and as an arXiv id without version."""
+    return {query.strip().lower(), (normalise_arxiv_id(query) or "").lower()} - {""}
 
 
 def paper_id(arxiv_id: str | None, doi: str | None, title: str) -> str:

@@ -33,7 +33,7 @@ import numpy as np
 import sqlite_utils
 
 from .errors import StoreError
-from .models import Paper, ScoredPaper, Vote, matches_query, normalise_title
+from .models import Paper, ScoredPaper, Vote, matches_query, normalise_title, query_ids
 
 SCHEMA_VERSION = 5
 
@@ -409,8 +409,15 @@ class Store:
     def papers_matching(self, query: str, limit: int = 20) -> list[dict]:
         """Stored papers that ``models.matches_query`` finds for ``query`` (title words, arXiv id or DOI), most
         recent first: the rows (``first_seen``, ``section``...) with the Paper under "paper"."""
-        found = [r[0] for r in self.db.execute("SELECT id, title, arxiv_id, doi FROM papers ORDER BY first_seen DESC, id")
-                 if matches_query(r[1], r[0:1] + r[2:4], query)][:limit]
+        # SQL narrows (the stored title_key is the normalised title); matches_query decides
+        words, ids = normalise_title(query), sorted(query_ids(query))
+        marks = ",".join("?" * len(ids)) or "NULL"
+        narrowed = self.db.execute(
+            f"SELECT id, title, arxiv_id, doi FROM papers WHERE (? != '' AND instr(title_key, ?) > 0) OR "
+            f"lower(id) IN ({marks}) OR lower(arxiv_id) IN ({marks}) OR lower(doi) IN ({marks}) OR "
+            f"(id LIKE 'arxiv:%' AND lower(substr(id, 7)) IN ({marks})) ORDER BY first_seen DESC, id",
+            [words, words, *ids, *ids, *ids, *ids])
+        found = [r[0] for r in narrowed if matches_query(r[1], r[0:1] + r[2:4], query)][:limit]
         rows = {r["id"]: r for r in self.db.query(
             f"SELECT * FROM papers WHERE id IN ({','.join('?' * len(found))})", found)} if found else {}
         return [{**rows[pid], "paper": self._row_to_paper(rows[pid])} for pid in found]
