@@ -391,7 +391,7 @@ def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[st
         raise ConfigError(f"smtp.host is not set in {settings.source_label}, so digests cannot be sent; set [smtp] host "
                           "(see config.example.toml), or write them to files with --outbox DIR")
     store = _store(settings)
-    loaded = load_user_profiles(store, settings, record=not dry_run)
+    loaded = load_user_profiles(store, settings)
     files = [str(settings.profiles_path / f"{u}.toml") for u in users]
     shown = [e for e in loaded.errors if not users or any(str(e).startswith(f) for f in files)]  # --user: theirs
     for error in shown:
@@ -688,7 +688,10 @@ def page(ctx: click.Context, user: str, day: str | None) -> None:
     settings = _settings(ctx)
     store = _store(settings, read_only=True)
     _check_user(settings, store, user)
-    sent = store.sent_digests(reader_names(store, user))
+    email = None
+    with contextlib.suppress(DigestError):  # no profile file (any more), or a broken one: the stored texts
+        email = _load_profile(settings, user).email
+    sent = store.sent_digests(reader_names(store, user, email))
     if day is not None:
         try:
             wanted = date.fromisoformat(day).isoformat()
@@ -887,7 +890,7 @@ def _print_status(r: dict) -> None:
             click.secho(line, fg="red" if last["status"] in ("failed", "retry") else None)
         else:
             click.echo("  last: none yet")
-        click.echo(f"  waiting: {u['waiting']} recent papers not sent yet")
+        click.echo(f"  waiting: {u['waiting']} recent papers not yet sent or voted on")
     for error in r["profile_errors"]:
         click.secho(f"profile error: {error}", fg="red")
     if r["recent_errors"]:

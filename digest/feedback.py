@@ -251,8 +251,11 @@ def handle_reply(store: Store, settings: Settings, raw: bytes, *, mailbox: str, 
         wanted = reply_votes(_fresh_text(msg))
         votes = [(ranks[n], value) for n, value in wanted if n in ranks]
         unknown = sorted({n for n, _ in wanted if n not in ranks})
-        notes = (f"no item {', '.join(map(str, unknown))} in the digest of {digest_row['period']} "
-                 f"({len(ranks)} items)") if unknown else ""
+        in_email = digest_row["n_items"] or 0
+        counts = (f"{in_email} items in the email, {len(ranks) - in_email} more on its page" if len(ranks) > in_email
+                  else f"{len(ranks)} items")
+        notes = (f"no item {', '.join(map(str, unknown))} in the digest of {digest_row['period']} ({counts})"
+                 if unknown else "")
         if not votes:
             return finish("feedback_rejected", user, notes or "a reply to a digest without votes (write "
                           "+N or -N on a line of its own, e.g. \"+1 -3\")")
@@ -485,12 +488,11 @@ class _App:
         if paper is None:
             return _error_page(self.settings, 404, "Paper not found",
                                "This paper is no longer in the digest's library, so it cannot take a vote.")
-        from .pipeline import reader_names
         from .render import date_label, paper_url, short_authors
 
         emoji, label = VOTE_LABELS[data.action]
         # the digest this link most likely came from
-        sent_in = store.latest_digest_with(reader_names(store, data.user), data.paper_id)
+        sent_in = store.latest_digest_with(self.readers(store, data.user), data.paper_id)
         return _page(self.settings, "page_vote.html", title=" ".join(paper.title.split()), url=paper_url(paper),
                      authors=short_authors(paper.authors, count=paper.author_count), emoji=emoji, label=label, value=data.value,
                      current=store.get_vote(data.user, data.paper_id), done=done,
@@ -527,6 +529,13 @@ class _App:
         return await run_in_threadpool(self.with_store, apply)
 
     # -- a digest's own page: read it again, vote on several papers ----------------------------------------
+    def readers(self, store: Store, user: str) -> list[str]:
+        """The names of the reader a link names: theirs, then earlier file names of their profile (by the
+        address their profile file names now, or the stored last good texts)."""
+        from .pipeline import reader_names
+
+        return reader_names(store, user, _user_address(store, self.settings, user))
+
     def _digest_row(self, store: Store, data: TokenData, readers: Sequence[str]) -> dict | None:
         """The digest a page token names, if it is the reader's (under their current or an earlier name)."""
         row = store.find_digest(int(data.paper_id)) if (data.paper_id or "").isdigit() else None
@@ -546,16 +555,15 @@ class _App:
             s, data, request, done, query.get("item", "")))
 
     def _digest_page(self, store: Store, data: TokenData, request: Request, done: str, at: str) -> HTMLResponse:
-        from .pipeline import reader_names
         from .render import TEXT_LIMIT, date_label, item_context, shorten
 
-        readers = reader_names(store, data.user)
+        readers = self.readers(store, data.user)
         row = self._digest_row(store, data, readers)
         if row is None:
             return _error_page(self.settings, 404, "Digest not found",
                                "This digest is not in the store (any more), so there is nothing to show.")
         entries, more = store.digest_papers(row["id"]), store.digest_papers(row["id"], more=True)
-        votes = store.votes_on(data.user, [pid for _, pid, _ in [*entries, *more]])
+        votes = store.votes_on(readers, [pid for _, pid, _ in [*entries, *more]])
         items = []
         for number, pid, item in [*entries, *more]:
             context = item_context(item, store.paper_sources(pid), "", "")
@@ -571,7 +579,10 @@ class _App:
                           "sent_on": date_label(date.fromisoformat(sent["period"])) if sent and sent["period"] else ""})
         # the reader's other digests, as far as they existed when this page's link was made
         issued = datetime.fromtimestamp(data.issued_at, UTC).isoformat(timespec="seconds")
-        series = [d["id"] for d in store.sent_digests(readers, claimed_by=issued)]
+        series = store.sent_digests(readers, claimed_by=issued)
+        # this page's own digest always belongs (a copy resent after a crash was claimed again, later)
+        series = [d["id"] for d in sorted([*series, *([row] if row["id"] not in {d["id"] for d in series} else [])],
+                                         key=lambda d: (d["period"], d["id"]))]
         here = series.index(row["id"]) if row["id"] in series else None
         earlier = series[here - 1] if here else None
         later = series[here + 1] if here is not None and here + 1 < len(series) else None
@@ -593,16 +604,15 @@ class _App:
             raise WrongToken("Unknown request.")
 
         def apply(store: Store) -> Response:
-            from .pipeline import reader_names
-
-            row = self._digest_row(store, data, reader_names(store, data.user))
+            readers = self.readers(store, data.user)
+            row = self._digest_row(store, data, readers)
             papers = store.digest_numbers(row["id"]) if row else {}
             if int(number) not in papers:
                 return _error_page(self.settings, 404, "Paper not found",
                                    "This digest has no such paper, so it cannot take a vote.")
             pid = papers[int(number)]
-            if do == "undo":
-                changed = store.undo_vote(data.user, pid, via="web")
+            if do == "undo":  # the vote the page showed, whichever of the reader's names gave it
+                changed = any([store.undo_vote(name, pid, via="web") for name in readers])
             else:
                 changed = store.record_vote(data.user, pid, VOTE_VALUES[do], via="web")
             if changed:

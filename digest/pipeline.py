@@ -205,11 +205,12 @@ def _profile_addresses(store: Store) -> dict[str, str]:
     return addresses
 
 
-def reader_names(store: Store, user: str) -> list[str]:
-    """``user`` first, then its earlier names (``earlier_names``), known from the last good profile texts: for a
-    link that carries only the user's name (a digest page), so a renamed profile still reaches its digests."""
+def reader_names(store: Store, user: str, email: str | None = None) -> list[str]:
+    """``user`` first, then its earlier names (``earlier_names``), known from the last good profile texts (or
+    ``email``, the address its profile file names now): for a link that carries only the user's name (a
+    digest page), so a renamed profile still reaches its digests."""
     addresses = _profile_addresses(store)
-    email = addresses.get(user)
+    email = (email or "").strip().lower() or addresses.get(user)
     return [user, *(u for u, named in addresses.items() if email and u != user and named == email)]
 
 
@@ -629,12 +630,10 @@ def _record_sent(store: Store, digest_id: int, attempts: int = 5) -> None:
             time.sleep(2 * attempt)
 
 
-def load_user_profiles(store: Store, settings: Settings, *, record: bool = True) -> LoadedProfiles:
-    """Load profiles, falling back to the last good text of broken files; remember the good texts (unless not
-    ``record``: a dry run leaves the store as it was)."""
+def load_user_profiles(store: Store, settings: Settings) -> LoadedProfiles:
+    """Load profiles, falling back to the last good text of broken files; remember the good texts (a dry run
+    too: who had which address, ``earlier_names``, is read from them in the same run)."""
     loaded = load_profiles(settings.profiles_path, store.profile_texts())
-    if not record:
-        return loaded
     store.save_profile_texts(loaded.texts)
     for error in loaded.errors:
         store.log_event("ERROR", "profiles", str(error))

@@ -571,12 +571,16 @@ class Store:
                               [user, self.resolve_id(paper_id)]).fetchone()
         return row[0] if row else 0
 
-    def votes_on(self, user: str, paper_ids: Sequence[str]) -> dict[str, int]:
-        """{paper id: +1/-1} of the user's current votes among ``paper_ids`` (current ids)."""
+    def votes_on(self, users: Sequence[str], paper_ids: Sequence[str]) -> dict[str, int]:
+        """{paper id: +1/-1} of a reader's current votes among ``paper_ids`` (current ids); ``users``: their
+        names, the current one first, whose vote wins over an earlier name's."""
         marks = ", ".join("?" * len(paper_ids))
-        rows = self.db.execute(f"SELECT paper_id, value FROM votes WHERE user = ? AND paper_id IN ({marks})",
-                               [user, *paper_ids]).fetchall() if paper_ids else []
-        return dict(rows)
+        votes: dict[str, int] = {}
+        for user in reversed(users):
+            rows = self.db.execute(f"SELECT paper_id, value FROM votes WHERE user = ? AND paper_id IN ({marks})",
+                                   [user, *paper_ids]).fetchall() if paper_ids else []
+            votes.update(rows)
+        return votes
 
     def votes(self, user: str) -> list[Vote]:
         rows = self.db.query("SELECT * FROM votes WHERE user = ? ORDER BY updated_at, paper_id", [user])

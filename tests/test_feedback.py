@@ -1033,6 +1033,10 @@ def test_a_digest_page_leads_to_the_readers_digests_before_and_after_it_and_no_o
     links = [sent_digest(live, "abe", f"2025-05-0{day}", [f"Paper of day {day}"])[0] for day in (1, 2, 4)]
     sent_digest(live, "abe", "2025-05-03", ["Never sent"], status="retry")  # not sent: not in the series
     sent_digest(live, "bea", "2025-05-02", ["Bea's paper"])
+    # all begun well before the links were made (a link made in a later second than a claim must see it)
+    live.store.db.execute("UPDATE digests SET claimed_at = ? WHERE user IN ('abe', 'bea')",
+                          [(datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")])
+    live.store.db.conn.commit()
     with live.client() as client:
         def visit(url: str) -> BeautifulSoup:
             answer = client.get(url)
@@ -1095,7 +1099,7 @@ def test_a_reply_votes_on_a_runner_up_by_its_number_on_the_digests_page(tmp_path
     reply = _raw_reply("ada@example.test", "-4 +5", message_id="<r9@x>")
     assert ingest_raw(store, reply, mailbox="INBOX", uid=9, settings=settings)[0] == "feedback"
     assert {v.paper_id: v.value for v in store.votes("ada")} == {extra: -1}
-    assert store.messages()[-1]["error"] == "no item 5 in the digest of 2025-03-03 (4 items)"
+    assert store.messages()[-1]["error"] == "no item 5 in the digest of 2025-03-03 (3 items in the email, 1 more on its page)"
 
 
 def test_a_digest_page_ignores_an_unknown_done_note_and_a_signed_link_to_another_readers_digest(live):
@@ -1191,7 +1195,55 @@ def test_a_digest_page_says_what_is_so_now_and_where_newer_digests_are(live):
         assert _page_items(page)[2]["status"] == "Thanks, recorded: 👎 Less like this."
         assert "you voted on 1 of them and 1 of the runners-up" in page and 'id="newer"' not in page
         sent_digest(live, "kit", "2026-02-02", ["Later"])  # begun after the link above was made
-        live.store.db.execute("UPDATE digests SET claimed_at = '2099-01-01T00:00:00+00:00' WHERE period = '2026-02-02'")
+        live.store.db.execute("UPDATE digests SET claimed_at = '2099-01-01T00:00:00+00:00' WHERE user = 'kit' AND "
+                              "period = '2026-02-02'")
         live.store.db.conn.commit()
         page = BeautifulSoup(client.get(live.path(link)).text, "html.parser")
     assert page.select_one("#later") is None and "from their own emails" in page.select_one("#newer").get_text()
+
+
+def test_a_digest_begun_in_the_same_second_as_a_link_was_made_is_reachable_from_it(live):
+    first, _ = sent_digest(live, "lou", "2026-03-01", ["First"])
+    second, _ = sent_digest(live, "lou", "2026-03-02", ["Second"])
+    issued = read_token(live.key, first.rsplit("/", 1)[1], max_age_days=None).issued_at
+    same_second = datetime.fromtimestamp(issued, UTC).isoformat(timespec="seconds")
+    live.store.db.execute("UPDATE digests SET claimed_at = ? WHERE user = 'lou'", [same_second])
+    live.store.db.conn.commit()
+    with live.client() as client:
+        page = BeautifulSoup(client.get(live.path(first)).text, "html.parser")
+    assert page.select_one("#later") is not None  # claimed_at <= the link's issue time, to the second
+    # a copy resent after a crash: its digest was claimed again after this link was made; it stays in the series
+    live.store.db.execute("UPDATE digests SET claimed_at = '2099-01-01T00:00:00+00:00' WHERE user = 'lou' AND "
+                          "period = '2026-03-02'")
+    live.store.db.conn.commit()
+    second_page = live.link("lou", "digest", read_token(live.key, second.rsplit("/", 1)[1], max_age_days=None).paper_id)
+    with live.client() as client:
+        page = BeautifulSoup(client.get(live.path(second_page)).text, "html.parser")
+    assert page.select_one("#earlier") is not None
+
+
+def test_a_renamed_readers_page_shows_and_undoes_the_votes_of_their_earlier_name(live):
+    live.store.save_profile_texts({"max": 'email = "max@example.test"\n', "max2": 'email = "max@example.test"\n'})
+    old_link, pids = sent_digest(live, "max", "2026-04-01", ["Voted as max"])
+    live.store.record_vote("max", pids[0], 1)
+    new_link = live.link("max2", "digest", read_token(live.key, old_link.rsplit("/", 1)[1], max_age_days=None).paper_id)
+    with live.client() as client:
+        assert _page_items(client.get(live.path(new_link)).text)[0]["pressed"] == ["up"]
+        client.post(live.path(new_link), data=_item_form(new_link, 1, "undo"))
+        assert _page_items(client.get(live.path(new_link)).text)[0]["pressed"] == []
+    assert live.store.get_vote("max", pids[0]) == 0
+
+
+def test_digest_page_finds_a_renamed_readers_digests_by_the_address_in_their_profile_file(live):
+    live.store.save_profile_texts({"ned": 'email = "ned@example.test"\n'})
+    sent_digest(live, "ned", "2026-05-01", ["Sent as ned"])
+    profiles = live.config.parent / "profiles"
+    (profiles / "ned2.toml").write_text('email = "NED@example.test"\n[[interests]]\nlabel = "x"\n')
+    try:
+        shown = CliRunner().invoke(cli, ["--config", str(live.config), "page", "ned2"])
+        assert shown.exit_code == 0, shown.output
+        with live.client() as client:  # the server knows ned2's address from the same file
+            page = client.get(live.path(shown.output.splitlines()[1])).text
+    finally:
+        (profiles / "ned2.toml").unlink()
+    assert [i["title"] for i in _page_items(page)] == ["Sent as ned"]
