@@ -577,16 +577,16 @@ class _App:
             items.append({**context, "whole": whole if whole != context["text"] else "", "number": number,
                           "vote": vote, "done": DONE_NOTES[done] if noted else "",
                           "sent_on": date_label(date.fromisoformat(sent["period"])) if sent and sent["period"] else ""})
-        # the reader's other digests, as far as they existed when this page's link was made
+        # the reader's other digests, as far as they had begun when this page's link was made, and this page's
+        # own digest always (a copy resent after a crash was claimed again, later; one not sent yet is shown too)
         issued = datetime.fromtimestamp(data.issued_at, UTC).isoformat(timespec="seconds")
-        series = store.sent_digests(readers, claimed_by=issued)
-        # this page's own digest always belongs (a copy resent after a crash was claimed again, later)
-        series = [d["id"] for d in sorted([*series, *([row] if row["id"] not in {d["id"] for d in series} else [])],
-                                         key=lambda d: (d["period"], d["id"]))]
-        here = series.index(row["id"]) if row["id"] in series else None
+        sent = store.sent_digests(readers)
+        begun = [d for d in sent if d["id"] != row["id"] and d["claimed_at"] is not None and d["claimed_at"] <= issued]
+        series = [d["id"] for d in sorted([*begun, row], key=lambda d: (d["period"], d["id"]))]
+        here = series.index(row["id"])
         earlier = series[here - 1] if here else None
-        later = series[here + 1] if here is not None and here + 1 < len(series) else None
-        newer = later is None and here is not None and store.sent_digests(readers)[-1]["id"] != row["id"]
+        later = series[here + 1] if here + 1 < len(series) else None
+        newer = later is None and bool(sent) and sent[-1]["id"] != row["id"]
         return _page(self.settings, "page_digest.html", items=items[:len(entries)], more=items[len(entries):],
                      token=request.path_params["token"], date_label=date_label(date.fromisoformat(row["period"])),
                      n_candidates=row["n_candidates"] or 0, voted=sum(1 for i in items[:len(entries)] if i["vote"]),

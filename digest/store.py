@@ -678,14 +678,10 @@ class Store:
             [*users, self.resolve_id(paper_id)]))
         return rows[0] if rows else None
 
-    def sent_digests(self, users: Sequence[str], *, claimed_by: str | None = None) -> list[dict]:
-        """The digests that went out to one of ``users`` (a reader's names) with papers in them, oldest first;
-        with ``claimed_by`` (a UTC ISO time), only those begun by then."""
+    def sent_digests(self, users: Sequence[str]) -> list[dict]:
+        """The digests that went out to one of ``users`` (a reader's names) with papers in them, oldest first."""
         marks = ",".join("?" * len(users))
-        where = f"user IN ({marks}) AND status = 'sent' AND n_items > 0"
-        if claimed_by is not None:
-            where += " AND claimed_at <= ?"
-        return list(self.db["digests"].rows_where(where, [*users, *([claimed_by] if claimed_by else [])],
+        return list(self.db["digests"].rows_where(f"user IN ({marks}) AND status = 'sent' AND n_items > 0", users,
                                                   order_by="period, id"))
 
     def mark_digest(self, digest_id: int, status: str, *, error: str | None = None, path: str | None = None,

@@ -1247,3 +1247,12 @@ def test_digest_page_finds_a_renamed_readers_digests_by_the_address_in_their_pro
     finally:
         (profiles / "ned2.toml").unlink()
     assert [i["title"] for i in _page_items(page)] == ["Sent as ned"]
+
+
+def test_the_page_of_a_digest_not_sent_yet_opens_even_when_nothing_was_sent_to_the_reader(live):
+    # its first copy may have arrived although the run died before recording it (it is resent later)
+    link, _ = sent_digest(live, "oli", "2026-06-01", ["Pending"], status="retry")
+    with live.client() as client:
+        page = client.get(live.path(link))
+    assert page.status_code == 200 and [i["title"] for i in _page_items(page.text)] == ["Pending"]
+    assert 'id="earlier"' not in page.text and 'id="newer"' not in page.text
