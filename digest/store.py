@@ -195,15 +195,19 @@ def _not_replaced(replacements: bool) -> str:
     return "" if replacements else "AND (section IS NULL OR section != 'replaced') "
 
 
+def _judged(users: Sequence[str]) -> tuple[str, list]:
+    """The subquery (and its arguments) of the papers a reader (``users``: their names) has seen and judged: sent
+    to them, or voted on (a runner-up on a digest's page). Such a paper is no candidate again."""
+    marks = ",".join("?" * len(users))
+    return (f"(SELECT paper_id FROM sent_papers WHERE user IN ({marks}) UNION "
+            f"SELECT paper_id FROM votes WHERE user IN ({marks}))", [*users, *users])
+
+
 def _candidates(user: str, since: str, replacements: bool, also_sent_to: Sequence[str]) -> tuple[str, list]:
     """The WHERE clause (and its arguments) of a user's candidates: one place, so what `digest rank` ranks and
-    what `digest status` counts cannot drift apart. Neither a paper sent to them nor one they voted on (a
-    runner-up judged on a digest's page) is a candidate again."""
-    users = [user, *also_sent_to]
-    marks = ",".join("?" * len(users))
-    return (f"first_seen >= ? {_not_replaced(replacements)}AND id NOT IN "
-            f"(SELECT paper_id FROM sent_papers WHERE user IN ({marks})) AND id NOT IN "
-            f"(SELECT paper_id FROM votes WHERE user IN ({marks}))", [since, *users, *users])
+    what `digest status` counts cannot drift apart."""
+    judged, args = _judged([user, *also_sent_to])
+    return f"first_seen >= ? {_not_replaced(replacements)}AND id NOT IN {judged}", [since, *args]
 
 
 class Store:
@@ -885,12 +889,9 @@ class Store:
     def count_sent_since(self, user: str, since: str, also_sent_to: Sequence[str] = ()) -> int:
         """How many papers first seen since ``since`` already went out to ``user`` or got their vote (also under
         its earlier names in ``also_sent_to``), so are no candidates."""
-        users = [user, *also_sent_to]
-        marks = ",".join("?" * len(users))
-        return self.db.execute(
-            f"SELECT COUNT(*) FROM papers WHERE first_seen >= ? AND (id IN (SELECT paper_id FROM sent_papers WHERE "
-            f"user IN ({marks})) OR id IN (SELECT paper_id FROM votes WHERE user IN ({marks})))",
-            [since, *users, *users]).fetchone()[0]
+        judged, args = _judged([user, *also_sent_to])
+        return self.db.execute(f"SELECT COUNT(*) FROM papers WHERE first_seen >= ? AND id IN {judged}",
+                               [since, *args]).fetchone()[0]
 
     def count_candidates(self, user: str, since: str, *, replacements: bool = False,
                          also_sent_to: Sequence[str] = ()) -> int:
