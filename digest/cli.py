@@ -688,10 +688,7 @@ def page(ctx: click.Context, user: str, day: str | None) -> None:
     settings = _settings(ctx)
     store = _store(settings, read_only=True)
     _check_user(settings, store, user)
-    email = None
-    with contextlib.suppress(DigestError):  # no profile file (any more), or a broken one: the stored texts
-        email = _load_profile(settings, user).email
-    sent = store.sent_digests(reader_names(store, user, email))
+    sent = store.sent_digests(reader_names(store, settings, user))
     if day is not None:
         try:
             wanted = date.fromisoformat(day).isoformat()

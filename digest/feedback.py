@@ -54,10 +54,9 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from .config import Secret, Settings
-from .errors import DigestError, ProfileError, TokenError
+from .errors import DigestError, TokenError
 from .store import Store
 from .tokens import (
-    LINK_PATHS,
     TOKEN_RE,
     VOTE_VALUES,
     ExpiredToken,
@@ -65,7 +64,7 @@ from .tokens import (
     TokenData,
     WrongToken,
     expect,
-    make_token,
+    link_path,
     read_token,
 )
 
@@ -179,22 +178,6 @@ def _message_ids(msg: EmailMessage) -> list[str]:
     return ids + [i.strip("<>") for i in ids]
 
 
-def _user_address(store: Store, settings: Settings, user: str) -> str | None:
-    from .profiles import load_profiles
-
-    try:
-        loaded = load_profiles(settings.profiles_path, store.profile_texts())
-    except ProfileError:
-        return None
-    profile = loaded.profiles.get(user)
-    if profile is None:
-        # a digest sent under an earlier file name of a profile: its address now belongs to the renamed file
-        from .pipeline import earlier_names
-
-        profile = next((p for p in loaded.profiles.values() if user in earlier_names(store, p)), None)
-    return profile.email if profile else None
-
-
 def _header(msg: EmailMessage, name: str) -> str:
     try:
         return str(msg.get(name) or "")
@@ -261,7 +244,9 @@ def handle_reply(store: Store, settings: Settings, raw: bytes, *, mailbox: str, 
                           "+N or -N on a line of its own, e.g. \"+1 -3\")")
         votes = list({pid: (pid, value) for pid, value in votes}.values())  # "+1 -1": the last one wins
 
-    address = _user_address(store, settings, user)
+    from .pipeline import user_address
+
+    address = user_address(store, settings, user)
     if address is None:
         return finish("feedback_rejected", user, f"no profile for user {user!r}")
     if sender != address.lower():
@@ -534,7 +519,7 @@ class _App:
         address their profile file names now, or the stored last good texts)."""
         from .pipeline import reader_names
 
-        return reader_names(store, user, _user_address(store, self.settings, user))
+        return reader_names(store, self.settings, user)
 
     def _digest_row(self, store: Store, data: TokenData, readers: Sequence[str]) -> dict | None:
         """The digest a page token names, if it is the reader's (under their current or an earlier name)."""
@@ -544,8 +529,7 @@ class _App:
     def _link(self, data: TokenData, action: str, paper_id: str | None = None) -> str:
         """A link to another page of this app, relative to a page at /ACTION/TOKEN (no Host header trusted). It
         expires with the token of the page it is on: following links never makes access last longer."""
-        token = make_token(self.key, data.user, action, paper_id, issued_at=data.issued_at)
-        return f"../{LINK_PATHS[action]}/{token}"
+        return f"../{link_path(self.key, data.user, action, paper_id, issued_at=data.issued_at)}"
 
     async def digest_get(self, request: Request) -> Response:
         data = self.token(request, ("digest",))

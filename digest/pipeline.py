@@ -20,14 +20,14 @@ import numpy as np
 
 from .config import Secret, Settings
 from .embed import Embedder, cached_vectors, embed_missing
-from .errors import DeliveryError, DigestError, ParseError
+from .errors import DeliveryError, DigestError, ParseError, ProfileError
 from .models import Paper, ScoredPaper, matches_query, normalise_title
 from .profiles import LoadedProfiles, Profile, load_profiles, local_period
 from .rank import Anchor, Ranking, build_signals, rank
 from .render import item_context, render_digest
 from .send import build_message, send_message, write_outbox
 from .store import DIGEST_DONE, Store
-from .tokens import LINK_PATHS, make_token
+from .tokens import link_path, make_token
 
 log = logging.getLogger(__name__)
 
@@ -205,12 +205,26 @@ def _profile_addresses(store: Store) -> dict[str, str]:
     return addresses
 
 
-def reader_names(store: Store, user: str, email: str | None = None) -> list[str]:
-    """``user`` first, then its earlier names (``earlier_names``), known from the last good profile texts (or
-    ``email``, the address its profile file names now): for a link that carries only the user's name (a
-    digest page), so a renamed profile still reaches its digests."""
+def user_address(store: Store, settings: Settings, user: str) -> str | None:
+    """The address of ``user``'s profile now (its file, else its last good text); for a name a renamed profile
+    file left behind, the address of the file that has it now. None: no such reader."""
+    try:
+        loaded = load_profiles(settings.profiles_path, store.profile_texts())
+    except ProfileError:
+        return None
+    profile = loaded.profiles.get(user)
+    if profile is None:
+        # a digest sent under an earlier file name of a profile: its address now belongs to the renamed file
+        profile = next((p for p in loaded.profiles.values() if user in earlier_names(store, p)), None)
+    return profile.email if profile else None
+
+
+def reader_names(store: Store, settings: Settings, user: str) -> list[str]:
+    """``user`` first, then its earlier names (``earlier_names``): the names whose last good profile texts named
+    the address ``user`` has now (``user_address``, else its own last good text). For a link that carries only
+    the user's name (a digest page), so a renamed profile still reaches its digests."""
     addresses = _profile_addresses(store)
-    email = (email or "").strip().lower() or addresses.get(user)
+    email = (user_address(store, settings, user) or "").strip().lower() or addresses.get(user)
     return [user, *(u for u, named in addresses.items() if email and u != user and named == email)]
 
 
@@ -365,7 +379,7 @@ class Delivery:
 def web_link(settings: Settings, key: Secret, user: str, action: str, paper_id: str | None = None) -> str:
     """A signed link to the feedback server under ``web.base_url``: a vote, unsubscribe, or a digest's page
     (``paper_id`` = the digest's id)."""
-    return f"{settings.web.base_url.rstrip('/')}/{LINK_PATHS[action]}/{make_token(key, user, action, paper_id)}"
+    return f"{settings.web.base_url.rstrip('/')}/{link_path(key, user, action, paper_id)}"
 
 
 def _links(settings: Settings, key: Secret, profile: Profile, paper_id: str | None, action: str, *,

@@ -96,6 +96,12 @@ def make_token(key: Secret, user: str, action: str, paper_id: str | None = None,
     return _serializer(key, issued_at).dumps({"u": user, "p": paper_id, "a": action})
 
 
+def link_path(key: Secret, user: str, action: str, paper_id: str | None = None, *,
+              issued_at: float | None = None) -> str:
+    """``vote/TOKEN``, ``unsubscribe/TOKEN`` or ``digest/TOKEN``: a signed link's path below the server's root."""
+    return f"{LINK_PATHS[action]}/{make_token(key, user, action, paper_id, issued_at=issued_at)}"
+
+
 def read_token(key: Secret, token: str, *, max_age_days: float | None) -> TokenData:
     """Verify a token (any of the keys) and its age. ``max_age_days=None`` checks the signature only.
 
