@@ -42,7 +42,7 @@ from email.message import EmailMessage
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
 from starlette.applications import Starlette
@@ -55,6 +55,7 @@ from starlette.routing import Route
 
 from .config import Secret, Settings
 from .errors import DigestError, TokenError
+from .models import ScoredPaper
 from .store import Store
 from .tokens import (
     TOKEN_RE,
@@ -75,6 +76,8 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 STYLESHEET = TEMPLATES / "page_style.css"
 VOTE_LABELS = {"up": ("👍", "More like this"), "down": ("👎", "Less like this")}
 # what a digest page says under the paper just voted on (also: the buttons it accepts)
+SEARCH_CHARS = 200  # a digest page's search reads this much of its query...
+SEARCH_RESULTS = 20  # ...and shows this many papers
 DONE_NOTES = {"up": "Thanks, recorded: 👍 More like this.", "down": "Thanks, recorded: 👎 Less like this.",
               "undo": "Vote removed."}
 
@@ -281,6 +284,13 @@ def _page(settings: Settings, template: str, status: int = 200, **context: Any) 
         static=f"{_base_path(settings)}/static", **context)
     # the headers are set here too, so even the 500 page (sent outside the middleware) carries them
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def _sent_on(sent: dict | None) -> str:
+    """The day of the digest a paper went out in (a ``Store.sent_record``), as a page shows it; '' if not sent."""
+    from .render import date_label
+
+    return date_label(date.fromisoformat(sent["period"])) if sent and sent["period"] else ""
 
 
 def _error_page(settings: Settings, status: int, title: str, message: str, hint: str = "") -> HTMLResponse:
@@ -535,35 +545,33 @@ class _App:
         data = self.token(request, ("digest",))
         query = request.query_params
         done = query.get("done", "") if query.get("done") in DONE_NOTES else ""
+        # where the vote just made was: a paper's number in the digest, or (after a search) a paper id
+        at = query.get("item", "") or query.get("paper", "")
+        search = " ".join(query.get("q", "").split())[:SEARCH_CHARS]
         return await run_in_threadpool(self.with_store, lambda s: self._digest_page(
-            s, data, request, done, query.get("item", "")))
+            s, data, request, done, at, search))
 
-    def _digest_page(self, store: Store, data: TokenData, request: Request, done: str, at: str) -> HTMLResponse:
-        from .render import TEXT_LIMIT, date_label, item_context, shorten
+    def _digest_page(self, store: Store, data: TokenData, request: Request, done: str, at: str,
+                     search: str) -> HTMLResponse:
+        from .render import date_label
 
         readers = self.readers(store, data.user)
         row = self._digest_row(store, data, readers)
         if row is None:
             return _error_page(self.settings, 404, "Digest not found",
                                "This digest is not in the store (any more), so there is nothing to show.")
+        issued = datetime.fromtimestamp(data.issued_at, UTC).isoformat(timespec="seconds")
         entries, more = store.digest_papers(row["id"]), store.digest_papers(row["id"], more=True)
         votes = store.votes_on(readers, [pid for _, pid, _ in [*entries, *more]])
         items = []
         for number, pid, item in [*entries, *more]:
-            context = item_context(item, store.paper_sources(pid), "", "")
-            # the email's first lines of the abstract, and the rest a click away (no script: <details>)
-            whole = shorten(item.paper.abstract or item.paper.snippet, TEXT_LIMIT * 100)
             sent = store.sent_record(readers, pid) if number > len(entries) else None
-            vote = votes.get(pid, 0)
-            # the note under the paper just voted on, only while it still says how things are (a reload of an
-            # old ?done= address after the vote changed elsewhere says nothing)
-            noted = done and at == str(number) and vote == {"up": 1, "down": -1, "undo": 0}[done]
-            items.append({**context, "whole": whole if whole != context["text"] else "", "number": number,
-                          "vote": vote, "done": DONE_NOTES[done] if noted else "",
-                          "sent_on": date_label(date.fromisoformat(sent["period"])) if sent and sent["period"] else ""})
+            items.append(self._page_item(store, item, pid, votes.get(pid, 0), done if at == str(number) else "",
+                                         number=number, sent_on=_sent_on(sent)))
+        numbers = {pid: number for number, pid, _ in [*entries, *more]}
+        found, n_found = self._found(store, readers, search, issued, numbers, done, at) if search else ([], 0)
         # the reader's other digests, as far as they had begun when this page's link was made, and this page's
         # own digest always (a copy resent after a crash was claimed again, later; one not sent yet is shown too)
-        issued = datetime.fromtimestamp(data.issued_at, UTC).isoformat(timespec="seconds")
         sent = store.sent_digests(readers)
         begun = [d for d in sent if d["id"] != row["id"] and d["claimed_at"] is not None and d["claimed_at"] <= issued]
         series = [d["id"] for d in sorted([*begun, row], key=lambda d: (d["period"], d["id"]))]
@@ -577,33 +585,82 @@ class _App:
                      voted_more=sum(1 for i in items[len(entries):] if i["vote"]), newer_elsewhere=newer,
                      earlier=self._link(data, "digest", str(earlier)) if earlier else "",
                      later=self._link(data, "digest", str(later)) if later else "",
-                     unsubscribe=self._link(data, "unsubscribe"), reply=bool(self.settings.web.reply_address))
+                     unsubscribe=self._link(data, "unsubscribe"), reply=bool(self.settings.web.reply_address),
+                     search=search, found=found, n_found=n_found, search_limit=SEARCH_RESULTS)
+
+    def _page_item(self, store: Store, item: ScoredPaper, pid: str, vote: int, done: str, **extra: Any) -> dict:
+        """One paper of a digest page: the email's context, the whole abstract, the reader's vote, and the note
+        under it when it was just voted on (only while the note still says how things are: a reload of an old
+        ?done= address after the vote changed elsewhere says nothing)."""
+        from .render import TEXT_LIMIT, item_context, shorten
+
+        context = item_context(item, store.paper_sources(pid), "", "")
+        # the email's first lines of the abstract, and the rest a click away (no script: <details>)
+        whole = shorten(item.paper.abstract or item.paper.snippet, TEXT_LIMIT * 100)
+        noted = bool(done) and vote == {"up": 1, "down": -1, "undo": 0}[done]
+        # a digest's paper has its number on the page; a paper a search found, its place in the results (key)
+        return {**context, "whole": whole if whole != context["text"] else "", "vote": vote,
+                "done": DONE_NOTES[done] if noted else "", "pid": pid, "number": 0, "key": 0, "sent_on": "", **extra}
+
+    def _found(self, store: Store, readers: Sequence[str], search: str, issued: str, numbers: dict[str, int],
+               done: str, at: str) -> tuple[list[dict], int]:
+        """The papers of the store a page's search finds (those that had arrived when the page's link was made:
+        a forwarded link shows nothing newer), each with what became of it for this reader."""
+        from .render import date_label
+
+        rows, total = store.search_papers(search, arrived_by=issued, limit=SEARCH_RESULTS)
+        votes = store.votes_on(readers, [r["id"] for r in rows])
+        found = []
+        for key, r in enumerate(rows, start=1):
+            pid = r["id"]
+            sent_on = "" if pid in numbers else _sent_on(store.sent_record(readers, pid))
+            status = (f"number {numbers[pid]} on this page" if pid in numbers else
+                      f"sent in your digest of {sent_on}" if sent_on else
+                      f"arrived {date_label(date.fromisoformat(r['first_seen'][:10]))}, not sent to you")
+            found.append(self._page_item(store, ScoredPaper(r["paper"], 0.0, ""), pid, votes.get(pid, 0),
+                                         done if at == pid else "", key=key, status=status))
+        return found, total
 
     async def digest_post(self, request: Request) -> Response:
         data = self.token(request, ("digest",))
         form = await self.form(request)
         self.same_token(request, form)
-        do, number = form.get("do", ""), form.get("item", "")
-        if do not in DONE_NOTES or not number.isdigit():
+        do, number, paper = form.get("do", ""), form.get("item", ""), form.get("paper", "")
+        if do not in DONE_NOTES or not (number.isdigit() or (paper and not number)):
             raise WrongToken("Unknown request.")
+        search, key = " ".join(form.get("q", "").split())[:SEARCH_CHARS], form.get("key", "")
 
         def apply(store: Store) -> Response:
             readers = self.readers(store, data.user)
             row = self._digest_row(store, data, readers)
-            papers = store.digest_numbers(row["id"]) if row else {}
-            if int(number) not in papers:
-                return _error_page(self.settings, 404, "Paper not found",
-                                   "This digest has no such paper, so it cannot take a vote.")
-            pid = papers[int(number)]
+            if paper:  # a paper the page's search found: any paper of the store that had arrived by the link
+                issued = datetime.fromtimestamp(data.issued_at, UTC).isoformat(timespec="seconds")
+                pid = store.resolve_id(paper)
+                arrived = store.first_seen(pid)
+                if row is None or arrived is None or arrived > issued:
+                    return _error_page(self.settings, 404, "Paper not found",
+                                       "There is no such paper among those this page can search, so it cannot "
+                                       "take a vote.")
+            else:
+                papers = store.digest_numbers(row["id"]) if row else {}
+                if int(number) not in papers:
+                    return _error_page(self.settings, 404, "Paper not found",
+                                       "This digest has no such paper, so it cannot take a vote.")
+                pid = papers[int(number)]
             if do == "undo":  # the vote the page showed, whichever of the reader's names gave it
                 changed = any([store.undo_vote(name, pid, via="web") for name in readers])
             else:
                 changed = store.record_vote(data.user, pid, VOTE_VALUES[do], via="web")
             if changed:
-                log.info("vote %s by %s on %s via the digest page", do, data.user, pid)
+                log.info("vote %s by %s on %s via the digest page%s", do, data.user, pid,
+                         " (a search)" if paper else "")
             # Post/Redirect/Get back to the same paper on the page (relative Location, as for single votes)
-            return RedirectResponse(f"{request.path_params['token']}?done={do}&item={number}#item-{number}",
-                                    status_code=303)
+            token = request.path_params["token"]
+            if paper:
+                where = "#found-" + key if key.isdigit() else "#search"
+                return RedirectResponse(f"{token}?{urlencode({'q': search, 'done': do, 'paper': pid})}{where}",
+                                        status_code=303)
+            return RedirectResponse(f"{token}?done={do}&item={number}#item-{number}", status_code=303)
 
         return await run_in_threadpool(self.with_store, apply)
 

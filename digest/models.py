@@ -62,8 +62,9 @@ def matches_query(title: str, ids: Iterable[str | None], query: str) -> bool:
 
 
 def query_ids(query: str) -> set[str]:
-    """The ids a ``digest rank --find`` query may be, lower case: as typed, and as an arXiv id without version."""
-    return {query.strip().lower(), (normalise_arxiv_id(query) or "").lower()} - {""}
+    """The ids a ``digest rank --find`` query may be, lower case: as typed, as an arXiv id without version, and
+    as a DOI without its resolver (``https://doi.org/10.1/x`` is ``10.1/x``)."""
+    return {query.strip().lower(), (normalise_arxiv_id(query) or "").lower(), normalise_doi(query) or ""} - {""}
 
 
 def paper_id(arxiv_id: str | None, doi: str | None, title: str) -> str:

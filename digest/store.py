@@ -11,6 +11,7 @@ Tables
   digests          one row per (user, period): claimed before anything goes out; status and error
   digest_items     the papers of a digest with score, reason and facet
   digest_more      the runners-up of a digest: cleared the floor, no room in the email; shown on its web page
+  papers_fts       word index (FTS5, stemmed) of the papers' titles, authors and abstracts, kept by triggers
   sent_papers      the ledger: a paper is never sent to the same user twice
   profile_texts    the last good text of each profile file
   events           recent errors and notable events, for `digest status`
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sqlite3
 import uuid
@@ -35,7 +37,8 @@ import sqlite_utils
 from .errors import StoreError
 from .models import Paper, ScoredPaper, Vote, matches_query, normalise_title, query_ids
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
+SEARCH_WORDS = 12  # a search uses at most this many words of its query
 
 
 def utcnow() -> str:
@@ -111,7 +114,38 @@ def _migration_5(db: sqlite_utils.Database) -> None:
                               "facet": str, "details": str}, pk=("digest_id", "paper_id"))
 
 
-MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5]
+# the columns papers_fts indexes (title words count most in a search; see Store.search_papers)
+_FTS_COLUMNS = ("title", "authors", "abstract", "snippet")
+
+
+def _migration_6(db: sqlite_utils.Database) -> None:
+    # owner: feedback. A word index of the papers for the digest page's search ("find a paper and vote on it").
+    # Its rows hold the paper id; papers_fts_keys maps a paper to its index row, because the rowids of papers
+    # (a table keyed by text) may be renumbered by VACUUM. Triggers keep both in step with every write to papers,
+    # whichever code makes it. An SQLite built without FTS5 gets no index: the search then scans the table.
+    cols = ", ".join(_FTS_COLUMNS)
+    new = ", ".join(f"new.{c}" for c in _FTS_COLUMNS)
+    try:
+        db.execute(f"CREATE VIRTUAL TABLE papers_fts USING fts5(paper_id UNINDEXED, {cols}, "
+                   "tokenize = 'porter unicode61 remove_diacritics 2')")
+    except sqlite3.OperationalError as e:
+        if "fts5" in str(e).lower():
+            return
+        raise
+    db["papers_fts_keys"].create({"paper_id": str, "fts_rowid": int}, pk="paper_id")
+    db.execute(f"INSERT INTO papers_fts (paper_id, {cols}) SELECT id, {cols} FROM papers")
+    db.execute("INSERT INTO papers_fts_keys (paper_id, fts_rowid) SELECT paper_id, rowid FROM papers_fts")
+    add = (f"INSERT INTO papers_fts (paper_id, {cols}) VALUES (new.id, {new}); "
+           "INSERT OR REPLACE INTO papers_fts_keys (paper_id, fts_rowid) VALUES (new.id, last_insert_rowid());")
+    drop = ("DELETE FROM papers_fts WHERE rowid = (SELECT fts_rowid FROM papers_fts_keys WHERE paper_id = old.id); "
+            "DELETE FROM papers_fts_keys WHERE paper_id = old.id;")
+    changed = " OR ".join(f"old.{c} IS NOT new.{c}" for c in ("id", *_FTS_COLUMNS))
+    db.execute(f"CREATE TRIGGER papers_fts_insert AFTER INSERT ON papers BEGIN {add} END")
+    db.execute(f"CREATE TRIGGER papers_fts_update AFTER UPDATE ON papers WHEN {changed} BEGIN {drop} {add} END")
+    db.execute(f"CREATE TRIGGER papers_fts_delete AFTER DELETE ON papers BEGIN {drop} END")
+
+
+MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6]
 
 
 DIGEST_DONE = ("sent", "skipped", "failed", "superseded")  # a digest in one of these is never sent again
@@ -386,6 +420,11 @@ class Store:
                 out[row["id"]] = self._row_to_paper(row)
         return out
 
+    def first_seen(self, pid: str) -> str | None:
+        """When a paper first arrived (ISO time), None if the store does not have it."""
+        row = self.db.execute("SELECT first_seen FROM papers WHERE id = ?", [self.resolve_id(pid)]).fetchone()
+        return row[0] if row else None
+
     def paper_sources(self, pid: str) -> list[str]:
         row = self.db.execute("SELECT sources FROM papers WHERE id = ?", [self.resolve_id(pid)]).fetchone()
         return json.loads(row[0]) if row else []
@@ -425,6 +464,43 @@ class Store:
         rows = {r["id"]: r for r in self.db.query(
             f"SELECT * FROM papers WHERE id IN ({','.join('?' * len(found))})", found)} if found else {}
         return [{**rows[pid], "paper": self._row_to_paper(rows[pid])} for pid in found]
+
+    def search_papers(self, query: str, *, arrived_by: str | None = None, limit: int = 20) -> tuple[list[dict], int]:
+        """Stored papers whose title, authors or abstract hold every word of ``query`` (stemmed: "transformers"
+        finds "transformer"; case and accents aside), title matches first; a query that is a paper's arXiv id
+        or DOI finds that paper first. Only papers first seen by ``arrived_by`` (ISO time), when given.
+        Returns (up to ``limit`` rows with the Paper under "paper", the number of papers that match)."""
+        words = re.findall(r"\w+", query.lower())[:SEARCH_WORDS]
+        arrived, arrived_args = ("AND p.first_seen <= ?", [arrived_by]) if arrived_by else ("", [])
+        ids = sorted(query_ids(query))
+        marks = ",".join("?" * len(ids)) or "NULL"
+        by_id = [r[0] for r in self.db.execute(
+            f"SELECT id FROM papers p WHERE (lower(id) IN ({marks}) OR lower(arxiv_id) IN ({marks}) OR "
+            f"lower(doi) IN ({marks}) OR (id LIKE 'arxiv:%' AND lower(substr(id, 7)) IN ({marks}))) {arrived}",
+            [*ids, *ids, *ids, *ids, *arrived_args])] if ids else []
+        if not words:
+            found, total = [], 0
+        elif self.db["papers_fts"].exists():
+            match = " ".join(f'"{w}"' for w in words)  # each word quoted: no FTS operators from a query
+            base = f"FROM papers_fts f JOIN papers p ON p.id = f.paper_id WHERE papers_fts MATCH ? {arrived}"
+            total = self.db.execute(f"SELECT count(*) {base}", [match, *arrived_args]).fetchone()[0]
+            # bm25 with the title weighted 10, authors 3 (so a surname finds its papers before ones citing it)
+            found = [r[0] for r in self.db.execute(
+                f"SELECT p.id {base} ORDER BY bm25(papers_fts, 0, 10, 3, 1, 1), p.first_seen DESC LIMIT ?",
+                [match, *arrived_args, limit])]
+        else:  # no FTS5 in this SQLite: every word somewhere in the text, newest first
+            text = "lower(" + " || ' ' || ".join(f"coalesce(p.{c}, '')" for c in _FTS_COLUMNS) + ")"
+            where = " AND ".join(f"instr({text}, ?) > 0" for _ in words)
+            total = self.db.execute(f"SELECT count(*) FROM papers p WHERE {where} {arrived}",
+                                    [*words, *arrived_args]).fetchone()[0]
+            found = [r[0] for r in self.db.execute(
+                f"SELECT p.id FROM papers p WHERE {where} {arrived} ORDER BY p.first_seen DESC, p.id LIMIT ?",
+                [*words, *arrived_args, limit])]
+        ordered = list(dict.fromkeys([*by_id, *found]))[:limit]
+        rows = {r["id"]: r for r in self.db.query(
+            f"SELECT * FROM papers WHERE id IN ({','.join('?' * len(ordered))})", ordered)} if ordered else {}
+        total += sum(1 for pid in by_id if pid not in found)
+        return [{**rows[pid], "paper": self._row_to_paper(rows[pid])} for pid in ordered], total
 
     def sent_record(self, users: Sequence[str], paper_id: str) -> dict | None:
         """When and in which digest ``paper_id`` went to one of ``users`` (a reader's current and earlier names)."""

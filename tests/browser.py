@@ -263,6 +263,10 @@ class Browser:
     def click(self, element: str) -> None:
         self._cmd("POST", f"/element/{self._element(element)}/click", {})
 
+    def type(self, element: str, text: str) -> None:
+        """Type text into a field as a user does (a trailing "\ue007", WebDriver's Enter key, submits its form)."""
+        self._cmd("POST", f"/element/{self._element(element)}/value", {"text": text})
+
     def text(self, element_or_css: str) -> str:
         """The rendered (visible) text of an element."""
         return self._cmd("GET", f"/element/{self._element(element_or_css)}/text")

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urljoin, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urljoin, urlsplit
 
 import httpx
 import pytest
@@ -740,12 +740,24 @@ def test_the_digest_opened_in_chromium_takes_votes_on_several_papers(live, mail_
         browser.wait_for("#item-2 .status")
         assert {v.paper_id: v.value for v in live.store.votes("rhea")} == {pids[2]: -1}
         # a long abstract shows its first lines; a click opens the whole of it, without any script
+        # (a search on a page sees the papers that had arrived when its link was made)
+        missed = live.paper("Wombat burrow acoustics", "Low-frequency sound in wombat burrows.")
         long_page, _ = sent_digest(live, "rhea", "2025-01-01", ["A paper with a long abstract"])
         browser.get(long_page)
         visible = "return document.querySelector(arguments[0]).checkVisibility()"
         assert browser.execute(visible, "#item-1 .lead") and not browser.execute(visible, "#item-1 details p")
         browser.click("#item-1 details summary")
         assert browser.execute(visible, "#item-1 details p") and not browser.execute(visible, "#item-1 .lead")
+        # a paper that was never in a digest: found by a search on the page, then voted on there
+        browser.type("form.search input[name=q]", "wombat burrows\ue007")
+        browser.wait_for("#found-1")
+        assert browser.text("#found-1 .title") == "Wombat burrow acoustics"
+        assert browser.execute("return document.documentElement.scrollWidth <= window.innerWidth")
+        browser.click("#found-1 button[value=up]")
+        browser.wait_for("#found-1 .status")
+        assert browser.execute("return location.hash") == "#found-1" and "👍" in browser.text("#found-1 .status")
+        assert browser.execute("return document.querySelector('form.search input').value") == "wombat burrows"
+        assert live.store.get_vote("rhea", missed) == 1
     finally:
         browser.set_window_size(1024, 768)
 
@@ -949,7 +961,7 @@ def _page_items(html: str) -> list[dict]:
              "why": a.select_one(".why").get_text(" ", strip=True),
              "pressed": [b["value"] for b in a.select("button[aria-pressed=true]")],
              "status": " ".join(s.get_text(" ", strip=True) for s in a.select(".status"))}
-            for a in soup.select("article.item")]
+            for a in soup.select("article.item[id^=item-]")]
 
 
 def _item_form(link: str, item: int | str, do: str) -> dict:
@@ -1087,6 +1099,78 @@ def test_a_digest_page_shows_the_runners_up_which_take_votes_and_are_not_ranked_
     assert pids[1] in candidates and pids[0] not in candidates and pids[2] not in candidates
     # the runners-up were not in the email's items (a reply's numbers: see the next test)
     assert [r["rank"] for r in live.store.digest_items(live.store.digests("dee")[0]["id"])] == [1]
+
+
+def _found(html: str) -> dict[str, dict]:
+    """The papers a digest page's search shows: title -> its key, status line, pressed buttons, note."""
+    soup = BeautifulSoup(html, "html.parser")
+    return {a.select_one(".title").get_text(strip=True): {
+        "key": a["id"].removeprefix("found-"), "where": a.select_one(".where").get_text(" ", strip=True),
+        "pressed": [b["value"] for b in a.select("button[aria-pressed=true]")],
+        "status": " ".join(s.get_text(" ", strip=True) for s in a.select(".status"))}
+        for a in soup.select("article.item[id^=found-]")}
+
+
+def test_a_digest_page_finds_any_paper_that_had_arrived_and_takes_a_vote_on_it(live):
+    sent_digest(live, "hal", "2025-07-01", ["Quokka diets sent before"])
+    link, pids = sent_digest(live, "hal", "2025-08-01", ["Quokka dynamics"], more=["Quokka runner-up"])
+    missed = live.paper("Quokka habitats nobody sent", "Marsupials of Rottnest Island.")
+    later = live.store.add_papers([Paper("Quokka futures")], first_seen=(
+        datetime.now(UTC) + timedelta(hours=1)).isoformat(timespec="seconds")).paper_ids[0]
+    token = link.rsplit("/", 1)[1]
+    with live.client() as client:
+        before = snapshot(live.store)
+        page = client.get(live.path(link), params={"q": "  QUOKKAS "})
+        assert page.status_code == 200 and snapshot(live.store) == before  # a search changes nothing
+        found = _found(page.text)
+        # every paper of the store with the word, except the one that came in after the link was made
+        assert set(found) == {"Quokka diets sent before", "Quokka dynamics", "Quokka runner-up",
+                              "Quokka habitats nobody sent"}
+        assert "4 papers match “QUOKKAS”" in page.text
+        assert found["Quokka dynamics"]["where"].startswith("number 1 on this page")
+        assert found["Quokka runner-up"]["where"].startswith("number 2 on this page")
+        assert found["Quokka diets sent before"]["where"].startswith("sent in your digest of Tue 1 Jul 2025")
+        assert re.match(r"arrived \w{3} \d+ \w{3} \d{4}, not sent to you", found["Quokka habitats nobody sent"]["where"])
+        # the digest's own papers are listed once above, untouched by the search
+        assert [i["title"] for i in _page_items(page.text)] == ["Quokka dynamics", "Quokka runner-up"]
+
+        key = found["Quokka habitats nobody sent"]["key"]
+        form = {"token": token, "paper": missed, "key": key, "q": "QUOKKAS", "do": "up"}
+        voted = client.post(live.path(link), data=form)
+        assert voted.status_code == 303
+        assert voted.headers["location"] == f"{token}?{urlencode({'q': 'QUOKKAS', 'done': 'up', 'paper': missed})}#found-{key}"
+        assert live.store.get_vote("hal", missed) == 1
+        again = _found(client.get(urljoin(live.path(link), voted.headers["location"])).text)
+        assert again["Quokka habitats nobody sent"] == {**found["Quokka habitats nobody sent"], "pressed": ["up"],
+                                                        "status": "Thanks, recorded: 👍 More like this."}
+        assert not any(again[t]["status"] or again[t]["pressed"] for t in again if t != "Quokka habitats nobody sent")
+        # a vote on the digest's own paper from the results is the same vote as from its place above
+        client.post(live.path(link), data={**form, "paper": pids[0], "do": "down"})
+        assert _page_items(client.get(live.path(link)).text)[0]["pressed"] == ["down"]
+        client.post(live.path(link), data={**form, "do": "undo"})
+        assert live.store.get_vote("hal", missed) == 0
+
+        # a paper that came in after the link was made, or one not in the store: no vote, nothing changes
+        before = snapshot(live.store)
+        for pid in (later, "arxiv:0000.00000", ""):
+            answer = client.post(live.path(link), data={**form, "paper": pid})
+            assert answer.status_code == (400 if not pid else 404) and "Traceback" not in answer.text
+        assert snapshot(live.store) == before and live.store.get_vote("hal", later) == 0
+
+
+def test_a_digest_page_search_says_when_nothing_or_too_much_matches(live):
+    link, _ = sent_digest(live, "ivy", "2025-08-02", ["Axolotl regeneration"])
+    for i in range(23):
+        live.paper(f"Numbat study {i}", "Termites.")
+    with live.client() as client:
+        none = client.get(live.path(link), params={"q": "axolotl platypus"})
+        many = client.get(live.path(link), params={"q": "numbat " * 40})
+        empty = client.get(live.path(link), params={"q": "   "})
+    assert "No paper matches “axolotl platypus”" in none.text and not _found(none.text)
+    assert len(_found(many.text)) == 20 and "23 papers match" in many.text and "the 20 best are shown" in many.text
+    assert 'value="numbat numbat' in many.text and len(BeautifulSoup(many.text, "html.parser").select_one(
+        "form.search input")["value"]) <= 200
+    assert empty.status_code == 200 and not _found(empty.text) and 'id="found"' not in empty.text
 
 
 def test_a_reply_votes_on_a_runner_up_by_its_number_on_the_digests_page(tmp_path):

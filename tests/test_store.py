@@ -86,10 +86,62 @@ def test_a_version_2_database_gains_the_author_count_and_keeps_its_papers(tmp_pa
     db.conn.commit()
     db.conn.close()
     store = Store(path)
-    assert store.schema_version == SCHEMA_VERSION == 5
+    assert store.schema_version == SCHEMA_VERSION == 6
     old = store.get_papers(["arxiv:1"])["arxiv:1"]
     assert old.authors == ("A",) and old.author_count is None
+    # the word index of schema 6 holds the papers stored before it
+    assert [r["id"] for r in store.search_papers("old")[0]] == ["arxiv:1"]
     store.close()
+
+
+# ---- search: the digest page's "find a paper in your alerts" -------------------------------------------------
+def _ids(found: tuple[list[dict], int]) -> list[str]:
+    return [r["id"] for r in found[0]]
+
+
+def test_search_finds_papers_by_any_words_of_title_authors_or_abstract_stemmed_title_first(store):
+    store.add_papers([
+        Paper("Protein language models predict structure", authors=("Zoë Ångström",), arxiv_id="2501.00001",
+              abstract="We scale transformers on sequences."),
+        Paper("Graph neural networks for molecules", authors=("Bo Chen",), doi="10.1/gnn",
+              abstract="A transformer baseline is compared with message passing on protein graphs."),
+        Paper("Unrelated astronomy", authors=("C. D.",), arxiv_id="2501.00003", abstract="Stars."),
+    ])
+    assert _ids(store.search_papers("protein")) == ["arxiv:2501.00001", "doi:10.1/gnn"]  # the title's first
+    assert _ids(store.search_papers("TRANSFORMER")) == ["arxiv:2501.00001", "doi:10.1/gnn"]  # stemmed, any case
+    assert _ids(store.search_papers("angstrom")) == ["arxiv:2501.00001"]  # an author, accents aside
+    assert _ids(store.search_papers("protein graphs")) == ["doi:10.1/gnn"]  # every word
+    assert store.search_papers("protein", limit=1) == (store.search_papers("protein")[0][:1], 2)
+    # an id finds its paper; FTS syntax in a query is words, not operators
+    assert _ids(store.search_papers("arXiv:2501.00003v2")) == ["arxiv:2501.00003"]
+    assert _ids(store.search_papers("https://doi.org/10.1/GNN")) == ["doi:10.1/gnn"]
+    assert store.search_papers('stars OR "protein" NEAR(x) *') == ([], 0)
+    assert store.search_papers("  ,;  ") == ([], 0)
+    assert store.search_papers("stars")[0][0]["paper"].title == "Unrelated astronomy"
+
+
+def test_search_keeps_up_with_merges_renames_and_only_sees_papers_that_had_arrived(store):
+    store.add_papers([Paper("Old news", source="generic")], first_seen="2026-01-01T00:00:00+00:00")
+    bare = store.add_papers([Paper("Learning to represent programs with graphs", source="generic")]).paper_ids[0]
+    assert _ids(store.search_papers("programs")) == [bare]
+    # a richer copy merges: its abstract becomes searchable; the arXiv id re-keys the paper, the index follows
+    store.add_papers([Paper("Learning to represent programs with graphs", arxiv_id="1711.00740",
+                            abstract="Gated graph sequence networks for variable misuse.")])
+    assert _ids(store.search_papers("misuse")) == _ids(store.search_papers("programs")) == ["arxiv:1711.00740"]
+    assert store.db.execute("SELECT count(*) FROM papers_fts").fetchone()[0] == store.count_papers() == 2
+    assert _ids(store.search_papers("news", arrived_by="2026-01-02T00:00:00+00:00")) == [
+        _ids(store.search_papers("news"))[0]]
+    assert store.search_papers("programs", arrived_by="2026-01-02T00:00:00+00:00") == ([], 0)
+    assert store.search_papers("1711.00740", arrived_by="2026-01-02T00:00:00+00:00") == ([], 0)
+
+
+def test_search_without_the_word_index_scans_the_papers_with_the_same_answers(store):
+    store.add_papers([Paper("Protein language models", arxiv_id="2501.00001", abstract="Transformers."),
+                      Paper("Graph networks", doi="10.1/gnn", abstract="On protein graphs.")])
+    store.db.execute("DROP TABLE papers_fts")  # as in an SQLite built without FTS5
+    assert set(_ids(store.search_papers("protein"))) == {"arxiv:2501.00001", "doi:10.1/gnn"}
+    assert _ids(store.search_papers("protein graphs")) == ["doi:10.1/gnn"]
+    assert store.search_papers("protein")[1] == 2 and store.search_papers("nothing") == ([], 0)
 
 
 def test_a_title_only_paper_is_rekeyed_when_its_arxiv_id_shows_up_and_keeps_its_votes(store):
