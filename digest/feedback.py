@@ -614,11 +614,12 @@ class _App:
         for key, r in enumerate(rows, start=1):
             pid = r["id"]
             sent_on = "" if pid in numbers else _sent_on(store.sent_record(readers, pid))
-            status = (f"number {numbers[pid]} on this page" if pid in numbers else
+            status = ("" if pid in numbers else  # the page links to its place above instead
                       f"sent in your digest of {sent_on}" if sent_on else
                       f"arrived {date_label(date.fromisoformat(r['first_seen'][:10]))}, not sent to you")
             found.append(self._page_item(store, ScoredPaper(r["paper"], 0.0, ""), pid, votes.get(pid, 0),
-                                         done if at == pid else "", key=key, status=status))
+                                         done if at == pid else "", key=key, status=status,
+                                         here=numbers.get(pid, 0)))
         return found, total
 
     async def digest_post(self, request: Request) -> Response:

@@ -229,6 +229,14 @@ def _not_replaced(replacements: bool) -> str:
     return "" if replacements else "AND (section IS NULL OR section != 'replaced') "
 
 
+def _id_is(query: str) -> tuple[str, list]:
+    """The SQL condition (and its arguments) of the papers whose id, arXiv id or DOI a query is (``query_ids``)."""
+    ids = sorted(query_ids(query))
+    marks = ",".join("?" * len(ids)) or "NULL"
+    return (f"(lower(id) IN ({marks}) OR lower(arxiv_id) IN ({marks}) OR lower(doi) IN ({marks}) OR "
+            f"(id LIKE 'arxiv:%' AND lower(substr(id, 7)) IN ({marks})))", [*ids, *ids, *ids, *ids])
+
+
 def _judged(users: Sequence[str]) -> tuple[str, list]:
     """The subquery (and its arguments) of the papers a reader (``users``: their names) has seen and judged: sent
     to them, or voted on (a runner-up on a digest's page). Such a paper is no candidate again."""
@@ -453,13 +461,11 @@ class Store:
         """Stored papers that ``models.matches_query`` finds for ``query`` (title words, arXiv id or DOI), most
         recent first: the rows (``first_seen``, ``section``...) with the Paper under "paper"."""
         # SQL narrows (the stored title_key is the normalised title); matches_query decides
-        words, ids = normalise_title(query), sorted(query_ids(query))
-        marks = ",".join("?" * len(ids)) or "NULL"
+        words = normalise_title(query)
+        by_id, id_args = _id_is(query)
         narrowed = self.db.execute(
-            f"SELECT id, title, arxiv_id, doi FROM papers WHERE (? != '' AND instr(title_key, ?) > 0) OR "
-            f"lower(id) IN ({marks}) OR lower(arxiv_id) IN ({marks}) OR lower(doi) IN ({marks}) OR "
-            f"(id LIKE 'arxiv:%' AND lower(substr(id, 7)) IN ({marks})) ORDER BY first_seen DESC, id",
-            [words, words, *ids, *ids, *ids, *ids])
+            f"SELECT id, title, arxiv_id, doi FROM papers WHERE (? != '' AND instr(title_key, ?) > 0) OR {by_id} "
+            f"ORDER BY first_seen DESC, id", [words, words, *id_args])
         found = [r[0] for r in narrowed if matches_query(r[1], r[0:1] + r[2:4], query)][:limit]
         rows = {r["id"]: r for r in self.db.query(
             f"SELECT * FROM papers WHERE id IN ({','.join('?' * len(found))})", found)} if found else {}
@@ -472,12 +478,9 @@ class Store:
         Returns (up to ``limit`` rows with the Paper under "paper", the number of papers that match)."""
         words = re.findall(r"\w+", query.lower())[:SEARCH_WORDS]
         arrived, arrived_args = ("AND p.first_seen <= ?", [arrived_by]) if arrived_by else ("", [])
-        ids = sorted(query_ids(query))
-        marks = ",".join("?" * len(ids)) or "NULL"
-        by_id = [r[0] for r in self.db.execute(
-            f"SELECT id FROM papers p WHERE (lower(id) IN ({marks}) OR lower(arxiv_id) IN ({marks}) OR "
-            f"lower(doi) IN ({marks}) OR (id LIKE 'arxiv:%' AND lower(substr(id, 7)) IN ({marks}))) {arrived}",
-            [*ids, *ids, *ids, *ids, *arrived_args])] if ids else []
+        id_where, id_args = _id_is(query)
+        by_id = [r[0] for r in self.db.execute(f"SELECT id FROM papers p WHERE {id_where} {arrived}",
+                                               [*id_args, *arrived_args])]
         if not words:
             found, total = [], 0
         elif self.db["papers_fts"].exists():

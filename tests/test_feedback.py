@@ -1129,6 +1129,8 @@ def test_a_digest_page_finds_any_paper_that_had_arrived_and_takes_a_vote_on_it(l
         assert "4 papers match “QUOKKAS”" in page.text
         assert found["Quokka dynamics"]["where"].startswith("number 1 on this page")
         assert found["Quokka runner-up"]["where"].startswith("number 2 on this page")
+        assert BeautifulSoup(page.text, "html.parser").select_one(
+            f"#found-{found['Quokka runner-up']['key']} .where a")["href"] == "#item-2"
         assert found["Quokka diets sent before"]["where"].startswith("sent in your digest of Tue 1 Jul 2025")
         assert re.match(r"arrived \w{3} \d+ \w{3} \d{4}, not sent to you", found["Quokka habitats nobody sent"]["where"])
         # the digest's own papers are listed once above, untouched by the search
