@@ -305,7 +305,14 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int, query: str | None) ->
                           "`digest --data-dir demo-data rank " + prof.user + "`")
     stored = store.papers_matching(query, limit=limit) if query is not None else []
     if query is not None and not stored:
-        # before loading the model (seconds): no ranking can show it
+        # before loading the model (seconds): no ranking can show it. The same words in another order, or in the
+        # authors or abstract, may name the paper the user means: say which, so the next --find can take it
+        near, n_near = store.search_papers(query, limit=3)
+        if near:
+            titles = "; ".join(repr(" ".join(r["paper"].title.split())) for r in near)
+            raise DigestError(f"no title in the store contains {query!r} (--find takes words in a title's order, "
+                              f"an arXiv id or a DOI); {_n(n_near, 'paper')} {'has' if n_near == 1 else 'have'} "
+                              f"all its words{', e.g.' if n_near > len(near) else ':'} {titles}")
         raise DigestError(f"no paper in the store matches {query!r}: no alert read so far had it (`digest parse "
                           "FILE` shows the papers a mail holds; `digest ingest FILE` stores them)")
     for problem in [*prof.notes, *map(str, library_errors), *library_warnings]:

@@ -84,6 +84,13 @@ def test_the_demo_writes_one_digest_per_profile_and_a_second_run_embeds_nothing(
     missing = subprocess.run([*look, "rank", "ada", "--find", "no such paper title"], capture_output=True, text=True,
                              cwd=REPO, timeout=60)
     assert missing.returncode == 1 and "no paper in the store matches 'no such paper title'" in missing.stderr
+    # the words of a title in another order: not a match, but the error names the paper they are all in
+    words = sent_title.split()[:6]
+    shuffled = " ".join(words[::-1])
+    near = subprocess.run([*look, "rank", "ada", "--find", shuffled], capture_output=True, text=True, cwd=REPO,
+                          timeout=60)
+    assert near.returncode == 1 and f"no title in the store contains {shuffled!r}" in near.stderr, near.stderr
+    assert f"'{' '.join(sent_title.split())[:40]}" in near.stderr, near.stderr
 
 
 def test_papers_already_sent_are_never_repeated_in_the_next_digest(tmp_path):
