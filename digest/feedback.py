@@ -627,7 +627,7 @@ class _App:
         form = await self.form(request)
         self.same_token(request, form)
         do, number, paper = form.get("do", ""), form.get("item", ""), form.get("paper", "")
-        if do not in DONE_NOTES or not (number.isdigit() or (paper and not number)):
+        if do not in DONE_NOTES or not ((number.isascii() and number.isdigit()) or (paper and not number)):
             raise WrongToken("Unknown request.")
         search, key = " ".join(form.get("q", "").split())[:SEARCH_CHARS], form.get("key", "")
 
@@ -658,7 +658,7 @@ class _App:
             # Post/Redirect/Get back to the same paper on the page (relative Location, as for single votes)
             token = request.path_params["token"]
             if paper:
-                where = "#found-" + key if key.isdigit() else "#search"
+                where = "#found-" + key if key.isascii() and key.isdigit() else "#search"
                 return RedirectResponse(f"{token}?{urlencode({'q': search, 'done': do, 'paper': pid})}{where}",
                                         status_code=303)
             return RedirectResponse(f"{token}?done={do}&item={number}#item-{number}", status_code=303)

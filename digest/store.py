@@ -20,13 +20,14 @@ Tables
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import socket
 import sqlite3
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -279,9 +280,29 @@ class Store:
             raise StoreError(f"{self.path}: written by a newer digest (schema {version} > {SCHEMA_VERSION}); "
                              "upgrade digest or point data_dir elsewhere")
         for number in range(version + 1, SCHEMA_VERSION + 1):
-            with self.db.conn:
+            with self._transaction():  # all of a migration or none of it, even if the process dies half-way
+                if self.schema_version >= number:
+                    continue  # another process migrated while this one waited for the write lock
                 MIGRATIONS[number - 1](self.db)
                 self.db.execute(f"PRAGMA user_version = {number}")
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction (BEGIN IMMEDIATE: it waits for the write lock at once, so it never fails half-way
+        on a lock). Needed because sqlite-utils' ``Database.execute`` commits every write it runs outside an
+        open transaction (sqlite-utils 4), and Python's sqlite3 opens none before the first write: without this,
+        ``with conn:`` around several writes would commit each on its own. Nested use joins the outer one."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
 
     @property
     def schema_version(self) -> int:
@@ -382,7 +403,7 @@ class Store:
         new = merged = 0
         ids = []
         now = utcnow()
-        with self.db.conn:
+        with self._transaction():
             for paper in papers:
                 row = self._find_existing(paper)
                 if row is None:
@@ -489,9 +510,9 @@ class Store:
             total = self.db.execute(f"SELECT count(*) {base}", [match, *arrived_args]).fetchone()[0]
             # bm25 with the title weighted 10, authors 3 (so a surname finds its papers before ones citing it)
             found = [r[0] for r in self.db.execute(
-                f"SELECT p.id {base} ORDER BY bm25(papers_fts, 0, 10, 3, 1, 1), p.first_seen DESC LIMIT ?",
+                f"SELECT p.id {base} ORDER BY bm25(papers_fts, 0, 10, 3, 1, 1), p.first_seen DESC, p.id LIMIT ?",
                 [match, *arrived_args, limit])]
-        else:  # no FTS5 in this SQLite: every word somewhere in the text, newest first
+        else:  # no FTS5 in this SQLite: every word as a substring of the text (lower() folds ASCII only), newest first
             text = "lower(" + " || ' ' || ".join(f"coalesce(p.{c}, '')" for c in _FTS_COLUMNS) + ")"
             where = " AND ".join(f"instr({text}, ?) > 0" for _ in words)
             total = self.db.execute(f"SELECT count(*) FROM papers p WHERE {where} {arrived}",
@@ -551,7 +572,7 @@ class Store:
                        first_seen: str | None = None) -> tuple[int, IngestOutcome]:
         """Record a message and (in the same transaction) its papers. Idempotent per (mailbox, uidvalidity, uid).
         ``first_seen``: when the message first arrived, for the papers new here (a fuller copy of an old mail)."""
-        with self.db.conn:
+        with self._transaction():
             existing = self.message_seen(mailbox, uidvalidity, uid) if uid else None
             record = {"mailbox": mailbox, "uidvalidity": uidvalidity, "uid": uid, "message_id": message_id,
                       "subject": subject, "sender": sender, "kind": kind, "status": status, "error": error,
@@ -587,7 +608,7 @@ class Store:
         current["last_poll_at"] = utcnow()
         if result is not None:
             current["last_result"] = result
-        with self.db.conn:
+        with self._transaction():
             self._insert("poll_state", current, replace=True)
 
     # -- embeddings -------------------------------------------------------------------------------------
@@ -609,7 +630,7 @@ class Store:
         return {h for (h,) in self._embedding_rows("content_hash", model, hashes)}
 
     def put_vectors(self, model: str, vectors: dict[str, np.ndarray]) -> None:
-        with self.db.conn:
+        with self._transaction():
             for h, v in vectors.items():
                 self._insert("embeddings", {"model": model, "content_hash": h, "dim": int(v.shape[0]),
                                             "vector": np.asarray(v, dtype=np.float32).tobytes()}, replace=True)
@@ -620,7 +641,7 @@ class Store:
     # -- votes ------------------------------------------------------------------------------------------
     def record_vote(self, user: str, paper_id: str, value: int, via: str = "web") -> bool:
         """Set the user's vote on a paper (the last choice wins). Returns False if nothing changed."""
-        with self.db.conn:
+        with self._transaction():
             return self._set_vote(user, paper_id, value, via)
 
     def _set_vote(self, user: str, paper_id: str, value: int, via: str) -> bool:
@@ -643,7 +664,7 @@ class Store:
 
     def undo_vote(self, user: str, paper_id: str, via: str = "web") -> bool:
         pid = self.resolve_id(paper_id)
-        with self.db.conn:
+        with self._transaction():
             cursor = self.db.execute("DELETE FROM votes WHERE user = ? AND paper_id = ?", [user, pid])
             if cursor.rowcount:
                 self._insert("vote_events", {"user": user, "paper_id": pid, "value": 0, "via": via, "at": utcnow()})
@@ -681,9 +702,7 @@ class Store:
         """
         owner = claim_owner()
         now = datetime.now(UTC)
-        with self.db.conn:
-            if not self.db.conn.in_transaction:
-                self.db.execute("BEGIN IMMEDIATE")  # two processes claiming at once: one waits, then sees the row
+        with self._transaction():  # immediate: two processes claiming at once: one waits, then sees the row
             row = self.db.execute("SELECT id, status, claimed_by, claimed_at FROM digests WHERE user = ? AND "
                                   "period = ?", [user, period]).fetchone()
             if row is None:
@@ -718,7 +737,7 @@ class Store:
                           n_candidates: int, subject: str = "", message_id: str = "",
                           more: Sequence[tuple[ScoredPaper, str]] = ()) -> None:
         """Freeze a digest's papers (and ``more``: (runner-up, its id), numbered after them)."""
-        with self.db.conn:
+        with self._transaction():
             self.db.execute("DELETE FROM digest_items WHERE digest_id = ?", [digest_id])
             self.db.execute("DELETE FROM digest_more WHERE digest_id = ?", [digest_id])
             rows = [("digest_items", item, pid) for item, pid in zip(items, paper_ids, strict=True)]
@@ -776,7 +795,7 @@ class Store:
         Returns whether the row changed.
         """
         now = utcnow()
-        with self.db.conn:
+        with self._transaction():
             changes = {"status": status, "error": error}
             if path:
                 changes["path"] = path
@@ -832,7 +851,7 @@ class Store:
         """Let a digest refused permanently be tried again (its address was corrected, or the server fixed):
         'failed' becomes 'retry', so the next delivery claims it and sends the same papers. Returns whether
         there was one."""
-        with self.db.conn:
+        with self._transaction():
             cursor = self.db.execute("UPDATE digests SET status = 'retry', error = ? WHERE user = ? AND period = ? "
                                      "AND status = 'failed'", [note, user, period])
         return cursor.rowcount == 1
@@ -843,7 +862,7 @@ class Store:
         owner = self._claim_owners.get(digest_id)
         if owner is None:
             return False
-        with self.db.conn:
+        with self._transaction():
             cursor = self.db.execute(
                 "UPDATE digests SET status = 'sending' WHERE id = ? AND claimed_by = ? AND status IN "
                 "('claimed', 'sending')", [digest_id, owner])
@@ -854,7 +873,7 @@ class Store:
         dead): their papers were never recorded as sent, so they stay candidates for the current digest.
         Returns the periods closed."""
         closed = []
-        with self.db.conn:
+        with self._transaction():
             rows = self.db.execute("SELECT id, period, status, claimed_by FROM digests WHERE user = ? AND period < ? "
                                    "AND status IN ('retry', 'claimed', 'sending')", [user, period]).fetchall()
             for digest_id, old_period, status, claimed_by in rows:
@@ -867,7 +886,7 @@ class Store:
 
     # -- profiles and events ----------------------------------------------------------------------------
     def save_profile_texts(self, texts: dict[str, str]) -> None:
-        with self.db.conn:
+        with self._transaction():
             for user, text in texts.items():
                 self._insert("profile_texts", {"user": user, "text": text, "saved_at": utcnow()}, replace=True)
 
@@ -877,7 +896,7 @@ class Store:
         return {r["user"]: r["text"] for r in self.db["profile_texts"].rows_where(order_by="saved_at, user")}
 
     def log_event(self, level: str, component: str, message: str, user: str | None = None) -> None:
-        with self.db.conn:
+        with self._transaction():
             self._insert("events", {"at": utcnow(), "level": level, "component": component, "user": user,
                                     "message": message})
 
@@ -888,7 +907,7 @@ class Store:
     # -- feedback (owner: feedback): pauses, batched votes, digests by Message-ID --------------------------
     def pause_user(self, user: str, *, via: str = "web", reason: str = "") -> bool:
         """Pause a user's digests (an unsubscribe). Returns False if they were paused already."""
-        with self.db.conn:
+        with self._transaction():
             if self.db.execute("SELECT 1 FROM pauses WHERE user = ?", [user]).fetchone():
                 return False
             self._insert("pauses", {"user": user, "paused_at": utcnow(), "via": via, "reason": reason})
@@ -898,7 +917,7 @@ class Store:
 
     def resume_user(self, user: str, *, via: str = "cli") -> bool:
         """Lift a pause set by an unsubscribe. Returns False if the user was not paused here."""
-        with self.db.conn:
+        with self._transaction():
             cursor = self.db.execute("DELETE FROM pauses WHERE user = ?", [user])
             if cursor.rowcount:
                 self._insert("events", {"at": utcnow(), "level": "INFO", "component": "feedback", "user": user,
@@ -915,7 +934,7 @@ class Store:
     def record_votes(self, user: str, votes: Sequence[tuple[str, int]], via: str) -> int:
         """Set several votes of one user in one transaction (the last choice wins). Returns how many changed."""
         changed = 0
-        with self.db.conn:
+        with self._transaction():
             for paper_id, value in votes:
                 changed += self._set_vote(user, paper_id, value, via)
         return changed

@@ -1001,7 +1001,7 @@ def test_a_digest_page_shows_every_paper_and_takes_a_vote_on_each_without_leavin
     assert [e["value"] for e in live.store.vote_events("wren") if e["paper_id"] == pids[1]] == [1, -1]
 
 
-@pytest.mark.parametrize("case", ["no such item", "not a number", "unknown action", "another page's token",
+@pytest.mark.parametrize("case", ["no such item", "not a number", "a superscript digit", "unknown action", "another page's token",
                                   "a vote token", "altered"])
 def test_a_digest_page_votes_only_on_its_own_papers_with_its_own_token(live, case):
     user = f"xena-{case.replace(' ', '-')}"
@@ -1012,6 +1012,8 @@ def test_a_digest_page_votes_only_on_its_own_papers_with_its_own_token(live, cas
         form["item"] = "3"
     elif case == "not a number":
         form["item"] = pids[0]
+    elif case == "a superscript digit":  # str.isdigit() says yes, int() says no
+        form["item"] = "²"
     elif case == "unknown action":
         form["do"] = "delete"
     elif case == "another page's token":

@@ -94,6 +94,51 @@ def test_a_version_2_database_gains_the_author_count_and_keeps_its_papers(tmp_pa
     store.close()
 
 
+def test_a_batch_of_papers_that_fails_half_way_stores_none_of_them(store):
+    # sqlite-utils 4 commits each write made outside an open transaction: the store must open its own
+    def batch():
+        yield Paper("First paper of the batch", arxiv_id="2401.00021")
+        raise RuntimeError("a parse error half-way")
+
+    with pytest.raises(RuntimeError):
+        store.add_papers(batch())
+    assert store.count_papers() == 0 and not store.db.conn.in_transaction
+    assert store.search_papers("batch") == ([], 0)
+
+
+def test_a_migration_cut_short_leaves_the_old_schema_and_the_next_open_finishes_it(tmp_path, monkeypatch):
+    import digest.store as store_module
+
+    path = tmp_path / "cut.db"
+    first = Store(path)
+    first.add_papers([Paper(f"Paper {i} about transformers", arxiv_id=f"2401.{i:05d}", abstract="words " * 50)
+                      for i in range(500)])
+    for name in ("TRIGGER papers_fts_insert", "TRIGGER papers_fts_update", "TRIGGER papers_fts_delete",
+                 "TABLE papers_fts", "TABLE papers_fts_keys"):
+        first.db.execute(f"DROP {name}")
+    first.db.execute("PRAGMA user_version = 5")
+    first.close()
+
+    def interrupted(db):  # the real migration, stopped while it indexes (Ctrl-C, a kill, a full disk)
+        calls = iter(range(10**9))
+        db.conn.set_progress_handler(lambda: 1 if next(calls) > 20 else 0, 1000)
+        try:
+            store_module._migration_6(db)
+        finally:
+            db.conn.set_progress_handler(None, 0)
+
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS[:5], interrupted])
+    with pytest.raises(sqlite3.OperationalError, match="interrupted"):
+        Store(path)
+    monkeypatch.undo()
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 5
+    assert not check.execute("SELECT name FROM sqlite_master WHERE name LIKE 'papers_fts%'").fetchall()
+    check.close()
+    again = Store(path)
+    assert again.schema_version == 6 and again.search_papers("transformers")[1] == 500
+
+
 # ---- search: the digest page's "find a paper in your alerts" -------------------------------------------------
 def _ids(found: tuple[list[dict], int]) -> list[str]:
     return [r["id"] for r in found[0]]
@@ -116,8 +161,10 @@ def test_search_finds_papers_by_any_words_of_title_authors_or_abstract_stemmed_t
     assert _ids(store.search_papers("arXiv:2501.00003v2")) == ["arxiv:2501.00003"]
     assert _ids(store.search_papers("https://doi.org/10.1/GNN")) == ["doi:10.1/gnn"]
     assert store.search_papers('stars OR "protein" NEAR(x) *') == ([], 0)
+    store.add_papers([Paper("To be or not to be near stars", arxiv_id="2501.00004")])
+    assert _ids(store.search_papers('stars OR "be" NEAR')) == ["arxiv:2501.00004"]  # operators are words
     assert store.search_papers("  ,;  ") == ([], 0)
-    assert store.search_papers("stars")[0][0]["paper"].title == "Unrelated astronomy"
+    assert store.search_papers("astronomy")[0][0]["paper"].title == "Unrelated astronomy"
 
 
 def test_search_keeps_up_with_merges_renames_and_only_sees_papers_that_had_arrived(store):
@@ -135,7 +182,7 @@ def test_search_keeps_up_with_merges_renames_and_only_sees_papers_that_had_arriv
     assert store.search_papers("1711.00740", arrived_by="2026-01-02T00:00:00+00:00") == ([], 0)
 
 
-def test_search_without_the_word_index_scans_the_papers_with_the_same_answers(store):
+def test_search_without_the_word_index_scans_the_papers_for_every_word(store):
     store.add_papers([Paper("Protein language models", arxiv_id="2501.00001", abstract="Transformers."),
                       Paper("Graph networks", doi="10.1/gnn", abstract="On protein graphs.")])
     store.db.execute("DROP TABLE papers_fts")  # as in an SQLite built without FTS5
