@@ -586,7 +586,7 @@ class _App:
                      earlier=self._link(data, "digest", str(earlier)) if earlier else "",
                      later=self._link(data, "digest", str(later)) if later else "",
                      unsubscribe=self._link(data, "unsubscribe"), reply=bool(self.settings.web.reply_address),
-                     search=search, found=found, n_found=n_found, search_limit=SEARCH_RESULTS)
+                     search=search, found=found, n_found=n_found)
 
     def _page_item(self, store: Store, item: ScoredPaper, pid: str, vote: int, done: str, **extra: Any) -> dict:
         """One paper of a digest page: the email's context, the whole abstract, the reader's vote, and the note
