@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from email.message import EmailMessage
 from email.utils import parseaddr
 from pathlib import Path
@@ -75,9 +75,9 @@ T = TypeVar("T")
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 STYLESHEET = TEMPLATES / "page_style.css"
 VOTE_LABELS = {"up": ("👍", "More like this"), "down": ("👎", "Less like this")}
-# what a digest page says under the paper just voted on (also: the buttons it accepts)
 SEARCH_CHARS = 200  # a digest page's search reads this much of its query...
 SEARCH_RESULTS = 20  # ...and shows this many papers
+# what a digest page says under the paper just voted on (also: the buttons it accepts)
 DONE_NOTES = {"up": "Thanks, recorded: 👍 More like this.", "down": "Thanks, recorded: 👎 Less like this.",
               "undo": "Vote removed."}
 
@@ -560,7 +560,7 @@ class _App:
         if row is None:
             return _error_page(self.settings, 404, "Digest not found",
                                "This digest is not in the store (any more), so there is nothing to show.")
-        issued = datetime.fromtimestamp(data.issued_at, UTC).isoformat(timespec="seconds")
+        issued = data.issued
         entries, more = store.digest_papers(row["id"]), store.digest_papers(row["id"], more=True)
         votes = store.votes_on(readers, [pid for _, pid, _ in [*entries, *more]])
         items = []
@@ -635,10 +635,9 @@ class _App:
             readers = self.readers(store, data.user)
             row = self._digest_row(store, data, readers)
             if paper:  # a paper the page's search found: any paper of the store that had arrived by the link
-                issued = datetime.fromtimestamp(data.issued_at, UTC).isoformat(timespec="seconds")
                 pid = store.resolve_id(paper)
                 arrived = store.first_seen(pid)
-                if row is None or arrived is None or arrived > issued:
+                if row is None or arrived is None or arrived > data.issued:
                     return _error_page(self.settings, 404, "Paper not found",
                                        "There is no such paper among those this page can search, so it cannot "
                                        "take a vote.")

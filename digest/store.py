@@ -487,10 +487,13 @@ class Store:
         narrowed = self.db.execute(
             f"SELECT id, title, arxiv_id, doi FROM papers WHERE (? != '' AND instr(title_key, ?) > 0) OR {by_id} "
             f"ORDER BY first_seen DESC, id", [words, words, *id_args])
-        found = [r[0] for r in narrowed if matches_query(r[1], r[0:1] + r[2:4], query)][:limit]
+        return self._rows_with_papers([r[0] for r in narrowed if matches_query(r[1], r[0:1] + r[2:4], query)][:limit])
+
+    def _rows_with_papers(self, ids: Sequence[str]) -> list[dict]:
+        """The rows of papers ``ids`` (current ids, all stored), in that order, with the Paper under "paper"."""
         rows = {r["id"]: r for r in self.db.query(
-            f"SELECT * FROM papers WHERE id IN ({','.join('?' * len(found))})", found)} if found else {}
-        return [{**rows[pid], "paper": self._row_to_paper(rows[pid])} for pid in found]
+            f"SELECT * FROM papers WHERE id IN ({','.join('?' * len(ids))})", ids)} if ids else {}
+        return [{**rows[pid], "paper": self._row_to_paper(rows[pid])} for pid in ids]
 
     def search_papers(self, query: str, *, arrived_by: str | None = None, limit: int = 20) -> tuple[list[dict], int]:
         """Stored papers whose title, authors or abstract hold every word of ``query`` (stemmed: "transformers"
@@ -520,11 +523,8 @@ class Store:
             found = [r[0] for r in self.db.execute(
                 f"SELECT p.id FROM papers p WHERE {where} {arrived} ORDER BY p.first_seen DESC, p.id LIMIT ?",
                 [*words, *arrived_args, limit])]
-        ordered = list(dict.fromkeys([*by_id, *found]))[:limit]
-        rows = {r["id"]: r for r in self.db.query(
-            f"SELECT * FROM papers WHERE id IN ({','.join('?' * len(ordered))})", ordered)} if ordered else {}
         total += sum(1 for pid in by_id if pid not in found)
-        return [{**rows[pid], "paper": self._row_to_paper(rows[pid])} for pid in ordered], total
+        return self._rows_with_papers(list(dict.fromkeys([*by_id, *found]))[:limit]), total
 
     def sent_record(self, users: Sequence[str], paper_id: str) -> dict | None:
         """When and in which digest ``paper_id`` went to one of ``users`` (a reader's current and earlier names)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from itsdangerous import BadData, BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
@@ -61,6 +62,11 @@ class TokenData:
     def value(self) -> int:
         """+1 / -1 for a vote token (0 for unsubscribe)."""
         return VOTE_VALUES.get(self.action, 0)
+
+    @property
+    def issued(self) -> str:
+        """When the token was made, as the store writes times (UTC ISO 8601, seconds), to compare with them."""
+        return datetime.fromtimestamp(self.issued_at, UTC).isoformat(timespec="seconds")
 
 
 def secret_keys(key: Secret) -> list[str]:

@@ -955,12 +955,16 @@ def sent_digest(live: Live, user: str, period: str, titles: list[str], *, status
     return live.link(user, "digest", str(digest_id)), pids
 
 
+def _voting(article) -> dict:
+    """What a paper on a digest page shows of the reader's vote: the buttons pressed, the note under it."""
+    return {"pressed": [b["value"] for b in article.select("button[aria-pressed=true]")],
+            "status": " ".join(s.get_text(" ", strip=True) for s in article.select(".status"))}
+
+
 def _page_items(html: str) -> list[dict]:
     soup = BeautifulSoup(html, "html.parser")
     return [{"number": a["id"].removeprefix("item-"), "title": a.select_one(".title").get_text(strip=True),
-             "why": a.select_one(".why").get_text(" ", strip=True),
-             "pressed": [b["value"] for b in a.select("button[aria-pressed=true]")],
-             "status": " ".join(s.get_text(" ", strip=True) for s in a.select(".status"))}
+             "why": a.select_one(".why").get_text(" ", strip=True), **_voting(a)}
             for a in soup.select("article.item[id^=item-]")]
 
 
@@ -1107,9 +1111,7 @@ def _found(html: str) -> dict[str, dict]:
     """The papers a digest page's search shows: title -> its key, status line, pressed buttons, note."""
     soup = BeautifulSoup(html, "html.parser")
     return {a.select_one(".title").get_text(strip=True): {
-        "key": a["id"].removeprefix("found-"), "where": a.select_one(".where").get_text(" ", strip=True),
-        "pressed": [b["value"] for b in a.select("button[aria-pressed=true]")],
-        "status": " ".join(s.get_text(" ", strip=True) for s in a.select(".status"))}
+        "key": a["id"].removeprefix("found-"), "where": a.select_one(".where").get_text(" ", strip=True), **_voting(a)}
         for a in soup.select("article.item[id^=found-]")}
 
 
