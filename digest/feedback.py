@@ -588,13 +588,14 @@ class _App:
                      unsubscribe=self._link(data, "unsubscribe"), reply=bool(self.settings.web.reply_address),
                      search=search, found=found, n_found=n_found)
 
-    def _page_item(self, store: Store, item: ScoredPaper, pid: str, vote: int, done: str, **extra: Any) -> dict:
+    def _page_item(self, store: Store, item: ScoredPaper, pid: str, vote: int, done: str,
+                   sources: Sequence[str] | None = None, **extra: Any) -> dict:
         """One paper of a digest page: the email's context, the whole abstract, the reader's vote, and the note
         under it when it was just voted on (only while the note still says how things are: a reload of an old
         ?done= address after the vote changed elsewhere says nothing)."""
         from .render import TEXT_LIMIT, item_context, shorten
 
-        context = item_context(item, store.paper_sources(pid), "", "")
+        context = item_context(item, store.paper_sources(pid) if sources is None else sources, "", "")
         # the email's first lines of the abstract, and the rest a click away (no script: <details>)
         whole = shorten(item.paper.abstract or item.paper.snippet, TEXT_LIMIT * 100)
         noted = bool(done) and vote == {"up": 1, "down": -1, "undo": 0}[done]
@@ -618,7 +619,7 @@ class _App:
                       f"sent in your digest of {sent_on}" if sent_on else
                       f"arrived {date_label(date.fromisoformat(r['first_seen'][:10]))}, not sent to you")
             found.append(self._page_item(store, ScoredPaper(r["paper"], 0.0, ""), pid, votes.get(pid, 0),
-                                         done if at == pid else "", key=key, status=status,
+                                         done if at == pid else "", r["sources"], key=key, status=status,
                                          here=numbers.get(pid, 0)))
         return found, total
 

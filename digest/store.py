@@ -490,10 +490,12 @@ class Store:
         return self._rows_with_papers([r[0] for r in narrowed if matches_query(r[1], r[0:1] + r[2:4], query)][:limit])
 
     def _rows_with_papers(self, ids: Sequence[str]) -> list[dict]:
-        """The rows of papers ``ids`` (current ids, all stored), in that order, with the Paper under "paper"."""
+        """The rows of papers ``ids`` (current ids, all stored), in that order, with the Paper under "paper" and
+        the list of the alerts' kinds that brought it under "sources"."""
         rows = {r["id"]: r for r in self.db.query(
             f"SELECT * FROM papers WHERE id IN ({','.join('?' * len(ids))})", ids)} if ids else {}
-        return [{**rows[pid], "paper": self._row_to_paper(rows[pid])} for pid in ids]
+        return [{**rows[pid], "paper": self._row_to_paper(rows[pid]), "sources": json.loads(rows[pid]["sources"] or "[]")}
+                for pid in ids]
 
     def search_papers(self, query: str, *, arrived_by: str | None = None, limit: int = 20) -> tuple[list[dict], int]:
         """Stored papers whose title, authors or abstract hold every word of ``query`` (stemmed: "transformers"
