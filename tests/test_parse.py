@@ -1100,6 +1100,36 @@ def test_wiley_issue_alert_leaves_out_cover_pictures_and_keeps_each_papers_blurb
     assert all(p.snippet for p in parsed.papers)
 
 
+RSC_CATALYSIS = "other/rsc/hydrochan-rsc-contents-alert-catal-sci-technol-2026-v16-i7.html"
+ACS_OPT_IN = "other/acs/hydrochan-acs-optin-confirmation-acs-catalysis-2026.html"
+
+
+def test_a_second_rsc_contents_alert_joins_formulas_written_in_sub_and_superscripts():
+    # read only after the RSC parser was written: 31 items (a front and a back cover, a contents list, 2 Review
+    # Articles, 3 Communications, 23 Papers); chemical formulas as <small><sub>3</sub></small> and <sup>
+    parsed = parse_message(as_mail(RSC_CATALYSIS, "Catalysis Science & Technology <cy@rsc.org>",
+                                   "Contents Alert for Catalysis Science & Technology - 2026, Volume 16, Issue 7"))
+    assert parsed.kind == "rsc" and len(parsed.papers) == 28
+    assert [p.comments for p in parsed.papers].count("Communications") == 3
+    assert [p.comments for p in parsed.papers[:2]] == ["Review Articles"] * 2
+    zinc = by_title(parsed.papers, "A facile silicon doping strategy")
+    assert zinc.title.endswith("reduction to ammonia and Zn–NO3− battery") and zinc.doi == "10.1039/d6cy00140h"
+    assert by_title(parsed.papers, "Cryogenic electron tomography").title.startswith(
+        "Cryogenic electron tomography reveals the mesoporous structure evolution during γ-Al2O3")
+    tangled = by_title(parsed.papers, "Tangled effects of CuCl precursor")
+    assert tangled.authors == ("L. Riviere", "E. Blaser", "M. Huet", "C. Rosier", "C. Geantet", "S. Loridant")
+    assert {p.venue for p in parsed.papers} == {"Catalysis Science & Technology"}
+    assert all(p.doi.startswith("10.1039/") and p.authors for p in parsed.papers)
+    assert not {"Front cover", "Back cover", "Contents list"} & {p.title for p in parsed.papers}
+    assert by_title(parsed.papers, "Optimized sequence-controlled").title.endswith("and magnetic recovery")
+
+
+def test_a_publishers_subscription_confirmation_is_not_a_paper_alert():
+    # ACS's "Thanks for signing up to: ACS Catalysis ... Confirm your opt-in": a journal's name, a button, a footer
+    parsed = parse_message(as_mail(ACS_OPT_IN, "ACS Publications <updates@acspubs.org>", "Welcome to ACS Publications"))
+    assert parsed.papers == [] and parsed.kind is None
+
+
 WILEY_AFM = "other/wiley_atypon/hydrochan-wiley-advanced-functional-materials-36-27.html"
 NATURE_METHODS = "other/nature_portfolio_toc/hydrochan-nature-methods-contents-23-4.html"
 
