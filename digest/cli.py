@@ -706,9 +706,10 @@ def page(ctx: click.Context, user: str, day: str | None) -> None:
         which = f"on {day}" if day else "yet"
         raise DigestError(f"{user}: no digest with papers went out {which}; `digest status` lists the last digests")
     row = sent[-1]
-    more = len(store.digest_items(row["id"], more=True))
+    more, below = len(store.digest_items(row["id"], more=True)), len(store.digest_items(row["id"], below=True))
     click.echo(f"{user}: the digest of {date_label(date.fromisoformat(row['period']))} "
-               f"({_n(row['n_items'], 'paper')}" + (f", {more} more above the floor" if more else "") + ")")
+               f"({_n(row['n_items'], 'paper')}" + (f", {more} more above the floor" if more else "")
+               + (f", the best {below} below it" if below else "") + ")")
     click.echo(web_link(settings, settings.web.secret_key(settings.data_path), user, "digest", str(row["id"])))
 
 

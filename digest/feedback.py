@@ -562,13 +562,15 @@ class _App:
                                "This digest is not in the store (any more), so there is nothing to show.")
         issued = data.issued
         entries, more = store.digest_papers(row["id"]), store.digest_papers(row["id"], more=True)
-        votes = store.votes_on(readers, [pid for _, pid, _ in [*entries, *more]])
+        below = store.digest_papers(row["id"], below=True)
+        listed, n_above = [*entries, *more, *below], len(entries) + len(more)
+        votes = store.votes_on(readers, [pid for _, pid, _ in listed])
         items = []
-        for number, pid, item in [*entries, *more]:
-            sent = store.sent_record(readers, pid) if number > len(entries) else None
+        for place, (number, pid, item) in enumerate(listed):
+            sent = store.sent_record(readers, pid) if place >= len(entries) else None
             items.append(self._page_item(store, item, pid, votes.get(pid, 0), done if at == str(number) else "",
-                                         number=number, sent_on=_sent_on(sent)))
-        numbers = {pid: number for number, pid, _ in [*entries, *more]}
+                                         number=number, sent_on=_sent_on(sent), below=place >= n_above))
+        numbers = {pid: number for number, pid, _ in listed}
         found, n_found = self._found(store, readers, search, issued, numbers, done, at) if search else ([], 0)
         # the reader's other digests, as far as they had begun when this page's link was made, and this page's
         # own digest always (a copy resent after a crash was claimed again, later; one not sent yet is shown too)
@@ -579,7 +581,9 @@ class _App:
         earlier = series[here - 1] if here else None
         later = series[here + 1] if here + 1 < len(series) else None
         newer = later is None and bool(sent) and sent[-1]["id"] != row["id"]
-        return _page(self.settings, "page_digest.html", items=items[:len(entries)], more=items[len(entries):],
+        return _page(self.settings, "page_digest.html", items=items[:len(entries)], more=items[len(entries):n_above],
+                     below=items[n_above:], floor=row["floor"],
+                     below_open=any(i["done"] or at == str(i["number"]) for i in items[n_above:]),
                      token=request.path_params["token"], date_label=date_label(date.fromisoformat(row["period"])),
                      n_candidates=row["n_candidates"] or 0, voted=sum(1 for i in items[:len(entries)] if i["vote"]),
                      voted_more=sum(1 for i in items[len(entries):] if i["vote"]), newer_elsewhere=newer,
@@ -601,7 +605,7 @@ class _App:
         noted = bool(done) and vote == {"up": 1, "down": -1, "undo": 0}[done]
         # a digest's paper has its number on the page; a paper a search found, its place in the results (key)
         return {**context, "whole": whole if whole != context["text"] else "", "vote": vote,
-                "done": DONE_NOTES[done] if noted else "", "pid": pid, "number": 0, "key": 0, "sent_on": "", **extra}
+                "done": DONE_NOTES[done] if noted else "", "pid": pid, "number": 0, "key": 0, "sent_on": "", "below": False, **extra}
 
     def _found(self, store: Store, readers: Sequence[str], search: str, issued: str, numbers: dict[str, int],
                done: str, at: str) -> tuple[list[dict], int]:

@@ -424,9 +424,12 @@ def compose(settings: Settings, store: Store, user_ranking: UserRanking, period:
         "unsubscribe_url": _links(settings, key, profile, None, "unsubscribe"), "user": profile.name,
         "reply_address": reply,
         "page_url": _links(settings, key, profile, str(digest_id), "digest") if digest_id is not None else "",
-        # the runners-up its page shows: saved with a frozen digest, else those this ranking will save
+        # the runners-up and the papers below the floor its page shows: saved with a frozen digest, else those
+        # this ranking will save
         "n_more": (len(store.digest_items(digest_id, more=True)) if digest_id is not None else 0)
         or len(user_ranking.ranking.runners_up(MORE_ON_PAGE)),
+        "n_below": (len(store.digest_items(digest_id, below=True)) if digest_id is not None else 0)
+        or len(user_ranking.ranking.below(BELOW_ON_PAGE)),
     }
     return render_digest(context), context
 
@@ -442,6 +445,7 @@ def _frozen_ranking(store: Store, profile: Profile, row: dict) -> UserRanking:
 
 
 MORE_ON_PAGE = 20  # runners-up saved with a digest, for its web page: cleared the floor, no room in the email
+BELOW_ON_PAGE = 30  # the best papers below the floor saved with a digest, for its web page (to look through)
 
 
 class _ClaimLost(Exception):
@@ -585,7 +589,10 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
                                     n_candidates=user_ranking.n_candidates, subject=rendered.subject,
                                     message_id=message_id,
                                     more=[(i, user_ranking.id_of(i.paper))
-                                          for i in user_ranking.ranking.runners_up(MORE_ON_PAGE)])
+                                          for i in user_ranking.ranking.runners_up(MORE_ON_PAGE)],
+                                    below=[(i, user_ranking.id_of(i.paper))
+                                           for i in user_ranking.ranking.below(BELOW_ON_PAGE)],
+                                    floor=user_ranking.ranking.floor)
         msg = build_message(rendered, sender=settings.smtp.from_addr, sender_name=settings.smtp.from_name,
                             to=profile.email, to_name=profile.name, message_id=message_id,
                             unsubscribe_url=context["unsubscribe_url"],

@@ -10,7 +10,8 @@ Tables
   votes            the current vote of a user on a paper (+1/-1); vote_events keeps every change
   digests          one row per (user, period): claimed before anything goes out; status and error
   digest_items     the papers of a digest with score, reason and facet
-  digest_more      the runners-up of a digest: cleared the floor, no room in the email; shown on its web page
+  digest_more      the runners-up of a digest (cleared the floor, no room in the email) and the best papers below
+                   its floor (``below``); shown on its web page
   papers_fts       word index (FTS5, stemmed) of the papers' titles, authors and abstracts, kept by triggers
   sent_papers      the ledger: a paper is never sent to the same user twice
   profile_texts    the last good text of each profile file
@@ -38,7 +39,7 @@ import sqlite_utils
 from .errors import StoreError
 from .models import Paper, ScoredPaper, Vote, matches_query, normalise_title, query_ids
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 SEARCH_WORDS = 12  # a search uses at most this many words of its query
 
 
@@ -146,7 +147,14 @@ def _migration_6(db: sqlite_utils.Database) -> None:
     db.execute(f"CREATE TRIGGER papers_fts_delete AFTER DELETE ON papers BEGIN {drop} END")
 
 
-MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6]
+def _migration_7(db: sqlite_utils.Database) -> None:
+    # owner: delivery. The best papers below a digest's floor, saved with it (below = 1, numbered after its
+    # runners-up) so its web page can show what the reader would get with a lower floor, to vote on.
+    db["digest_more"].add_column("below", int, not_null_default=0)
+    db["digests"].add_column("floor", float)  # the relevance floor the digest was composed with
+
+
+MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6, _migration_7]
 
 
 DIGEST_DONE = ("sent", "skipped", "failed", "superseded")  # a digest in one of these is never sent again
@@ -737,35 +745,45 @@ class Store:
 
     def save_digest_items(self, digest_id: int, items: Sequence[ScoredPaper], paper_ids: Sequence[str], *,
                           n_candidates: int, subject: str = "", message_id: str = "",
-                          more: Sequence[tuple[ScoredPaper, str]] = ()) -> None:
-        """Freeze a digest's papers (and ``more``: (runner-up, its id), numbered after them)."""
+                          more: Sequence[tuple[ScoredPaper, str]] = (),
+                          below: Sequence[tuple[ScoredPaper, str]] = (), floor: float | None = None) -> None:
+        """Freeze a digest's papers, then ``more`` ((runner-up, its id)) and ``below`` ((paper below the floor,
+        its id)), numbered in that order after them; ``floor``: the relevance floor it was composed with."""
         with self._transaction():
             self.db.execute("DELETE FROM digest_items WHERE digest_id = ?", [digest_id])
             self.db.execute("DELETE FROM digest_more WHERE digest_id = ?", [digest_id])
-            rows = [("digest_items", item, pid) for item, pid in zip(items, paper_ids, strict=True)]
-            for i, (table, item, pid) in enumerate([*rows, *(("digest_more", item, pid) for item, pid in more)]):
+            rows = [("digest_items", item, pid, {}) for item, pid in zip(items, paper_ids, strict=True)]
+            rows += [("digest_more", item, pid, {"below": 0}) for item, pid in more]
+            rows += [("digest_more", item, pid, {"below": 1}) for item, pid in below]
+            for i, (table, item, pid, extra) in enumerate(rows):
                 self._insert(table, {"digest_id": digest_id, "rank": i + 1, "paper_id": pid, "score": item.score,
                                      "reason": item.reason, "facet": item.facet,
-                                     "details": json.dumps(item.details, ensure_ascii=False)})
+                                     "details": json.dumps(item.details, ensure_ascii=False), **extra})
             self._update("digests", "id = ?", [digest_id], {"n_candidates": n_candidates, "n_items": len(items),
-                                                            "subject": subject, "message_id": message_id})
+                                                            "subject": subject, "message_id": message_id,
+                                                            "floor": floor})
 
-    def digest_items(self, digest_id: int, *, more: bool = False) -> list[dict]:
-        """A digest's saved papers in order (``more``: its runners-up instead)."""
-        table = "digest_more" if more else "digest_items"
-        return list(self.db.query(f"SELECT * FROM {table} WHERE digest_id = ? ORDER BY rank", [digest_id]))
+    def digest_items(self, digest_id: int, *, more: bool = False, below: bool = False) -> list[dict]:
+        """A digest's saved papers in order (``more``: its runners-up instead; ``below``: the papers below its
+        floor saved with it)."""
+        if not (more or below):
+            return list(self.db.query("SELECT * FROM digest_items WHERE digest_id = ? ORDER BY rank", [digest_id]))
+        return list(self.db.query("SELECT * FROM digest_more WHERE digest_id = ? AND below = ? ORDER BY rank",
+                                  [digest_id, int(below)]))
 
     def digest_numbers(self, digest_id: int) -> dict[int, str]:
-        """{number: current paper id} of a digest's papers and then its runners-up (as its page numbers them;
-        a reply "+N" to the digest means the same paper)."""
+        """{number: current paper id} of a digest's papers, then its runners-up and the papers below its floor
+        saved with it (as its page numbers them; a reply "+N" to the digest means the same paper)."""
         rows = self.db.execute("SELECT rank, paper_id FROM digest_items WHERE digest_id = ? UNION ALL "
                                "SELECT rank, paper_id FROM digest_more WHERE digest_id = ?", [digest_id, digest_id])
         return {number: self.resolve_id(pid) for number, pid in rows.fetchall()}
 
-    def digest_papers(self, digest_id: int, *, more: bool = False) -> list[tuple[int, str, ScoredPaper]]:
-        """A digest's papers as it was composed (``more``: its runners-up): (its number on the digest's page,
-        current paper id, the paper with the score and reason it was ranked with), in order."""
-        rows = self.digest_items(digest_id, more=more)
+    def digest_papers(self, digest_id: int, *, more: bool = False,
+                      below: bool = False) -> list[tuple[int, str, ScoredPaper]]:
+        """A digest's papers as it was composed (``more``: its runners-up; ``below``: the best below its floor):
+        (its number on the digest's page, current paper id, the paper with the score and reason it was ranked
+        with), in order."""
+        rows = self.digest_items(digest_id, more=more, below=below)
         ids = [self.resolve_id(r["paper_id"]) for r in rows]
         papers = self.get_papers(ids)
         # a paper missing cannot happen while papers are never deleted; it is left out rather than failing

@@ -239,7 +239,7 @@ def test_the_runners_up_are_saved_with_the_digest_for_its_page_and_its_email_lin
     papers = [Paper(f"Paper number {i}", abstract="An abstract.", arxiv_id=f"2501.0000{i}") for i in range(9)]
     pids = store.add_papers(papers).paper_ids
     scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.45, 0.4, 0.1, 0.05]  # the floor is 0.2: the last two stay below it
-    scored = [ScoredPaper(p, score, f"reason {i}", details={"muted": True} if i == 4 else {})
+    scored = [ScoredPaper(p, score, f"reason {i}", details={"muted": True} if i in (4, 8) else {})
               for i, (p, score) in enumerate(zip(papers, scores, strict=True))]
     picked = [scored[0], scored[2]]  # the digest's own picks need not be the top scores (diversity)
 
@@ -262,6 +262,10 @@ def test_the_runners_up_are_saved_with_the_digest_for_its_page_and_its_email_lin
         # cleared the floor, not muted, not picked, best first, numbered after the digest's own papers
         assert [(r["rank"], r["paper_id"], r["reason"]) for r in store.digest_items(row["id"], more=True)] == \
             [(3, pids[1], "reason 1"), (4, pids[3], "reason 3"), (5, pids[5], "reason 5"), (6, pids[6], "reason 6")]
+        # below the floor and not muted, numbered after the runners-up, with the floor they were below
+        assert [(r["rank"], r["paper_id"], r["score"]) for r in store.digest_items(row["id"], below=True)] == \
+            [(7, pids[7], 0.1)]
+        assert row["floor"] == 0.2 and store.digest_numbers(row["id"])[7] == pids[7]
         assert store.sent_paper_ids("ada") == {pids[0], pids[2]}  # the runners-up were not sent
         msg = email.message_from_bytes(done.path.read_bytes(), policy=policy.default)
         text = msg.get_body(preferencelist=("plain",)).get_content()
@@ -293,6 +297,34 @@ def test_a_quiet_day_sends_a_short_note_or_nothing_as_the_profile_says(mail_serv
     skip = write_setup(tmp_path / "skip", mail_servers.smtp_port, mail_servers.ca_cert, address, quiet_day="skip")
     assert run(skip).status == "skipped" and run(skip).status == "already"
     assert len(inbox(mail_servers, address)) == 1
+
+
+def test_a_quiet_days_note_links_to_the_best_papers_below_the_bar_on_its_page(mail_servers, tmp_path):
+    address, _ = mail_servers.new_user("quietbelow")
+    config = write_setup(tmp_path, mail_servers.smtp_port, mail_servers.ca_cert, address)
+    settings, store, profile = open_run(config)
+    papers = [Paper(f"Nearly relevant paper {i}", abstract="An abstract.", arxiv_id=f"2502.0000{i}") for i in range(3)]
+    pids = store.add_papers(papers).paper_ids
+    scored = [ScoredPaper(p, score, f"reason {i}") for i, (p, score) in enumerate(zip(papers, [0.15, 0.1, -0.2],
+                                                                                      strict=True))]
+
+    def ranker(profile) -> UserRanking:  # nothing clears the floor of 0.2
+        return UserRanking(profile, Ranking(picked=[], scored=scored, floor=0.2),
+                           {id(p): pid for p, pid in zip(papers, pids, strict=True)}, n_candidates=3)
+
+    try:
+        assert deliver_user(store, None, settings, profile, now=NOW, ranker=ranker).status == "sent"
+        row = store.digests("ada")[0]
+        assert [r["paper_id"] for r in store.digest_items(row["id"], below=True)] == list(pids)
+        assert store.sent_paper_ids("ada") == set()  # shown on a page, not sent
+    finally:
+        store.close()
+    [msg] = inbox(mail_servers, address)
+    text = msg.get_body(("plain",)).get_content()
+    assert "none of the 3 recent papers cleared your relevance bar" in text
+    link = re.search(r"Or look through the 3 best papers below your bar and vote on them: (\S+)", text).group(1)
+    assert link.startswith(f"{BASE_URL}/digest/") and link.endswith("#below")
+    assert link in hrefs(msg.get_body(("html",)).get_content())
 
 
 # -- failures ------------------------------------------------------------------------------------------------

@@ -723,7 +723,8 @@ def test_the_digest_opened_in_chromium_takes_votes_on_several_papers(live, mail_
     try:
         browser.set_window_size(390, 844)  # a phone
         browser.get(opens[0])
-        more = live.store.digest_items(row["id"], more=True)  # other tests' papers may be runners-up here
+        # other tests' papers may be runners-up here, or below the bar (folded)
+        more = live.store.digest_items(row["id"], more=True) + live.store.digest_items(row["id"], below=True)
         assert len(browser.find_all("article.item")) == len(pids) + len(more) and len(pids) >= 3
         assert snapshot(live.store) == before
         assert browser.execute("return document.documentElement.scrollWidth <= window.innerWidth")
@@ -940,17 +941,21 @@ def test_the_pages_escape_paper_text(live):
 
 # ---- a digest's own page: read it again, vote on several papers -------------------------------------------
 def sent_digest(live: Live, user: str, period: str, titles: list[str], *, status: str = "sent",
-                more: list[str] = ()) -> tuple[str, list[str]]:
-    """A digest of ``titles`` (and runners-up ``more``) as delivery leaves it in the store; returns (its page
-    link, the ids of its papers and then of its runners-up)."""
-    pids = [live.paper(title, f"An abstract about {title.lower()}. " * 20) for title in [*titles, *more]]
+                more: list[str] = (), below: list[str] = ()) -> tuple[str, list[str]]:
+    """A digest of ``titles`` (and runners-up ``more``, and papers ``below`` its floor of 0.2) as delivery leaves
+    it in the store; returns (its page link, the ids of its papers, then of its runners-up, then below)."""
+    everything = [*titles, *more, *below]
+    pids = [live.paper(title, f"An abstract about {title.lower()}. " * 20) for title in everything]
     papers = live.store.get_papers(pids)
     digest_id = live.store.claim_digest(user, period)
-    items = [ScoredPaper(papers[pid], 0.3, f"close to your seed paper on {title.split()[0]}")
-             for pid, title in zip(pids, [*titles, *more], strict=True)]
+    items = [ScoredPaper(papers[pid], 0.3 if i < len(titles) + len(more) else 0.1 - i / 100,
+                         f"close to your seed paper on {title.split()[0]}")
+             for i, (pid, title) in enumerate(zip(pids, everything, strict=True))]
+    parts = [list(zip(items, pids, strict=True))[a:b] for a, b in
+             ((0, len(titles)), (len(titles), len(titles) + len(more)), (len(titles) + len(more), len(everything)))]
     live.store.save_digest_items(digest_id, items[:len(titles)], pids[:len(titles)], n_candidates=40,
                                  subject="digest", message_id=make_msgid(domain="example.test"),
-                                 more=list(zip(items[len(titles):], pids[len(titles):], strict=True)))
+                                 more=parts[1], below=parts[2], floor=0.2)
     live.store.mark_digest(digest_id, status)
     return live.link(user, "digest", str(digest_id)), pids
 
@@ -1003,6 +1008,34 @@ def test_a_digest_page_shows_every_paper_and_takes_a_vote_on_each_without_leavin
         client.post(live.path(link), data=_item_form(link, 3, "undo"))
     assert {v.paper_id: v.value for v in live.store.votes("wren")} == {pids[1]: -1}
     assert [e["value"] for e in live.store.vote_events("wren") if e["paper_id"] == pids[1]] == [1, -1]
+
+
+def test_a_digest_page_keeps_the_best_papers_below_the_bar_folded_with_their_scores_and_takes_votes_on_them(live):
+    titles = ["Graph transformers for molecules"]
+    link, pids = sent_digest(live, "yara", "2025-04-03", titles, more=["Molecular dynamics on GPUs"],
+                             below=["Crystal structure prediction", "Solvent models revisited"])
+    token = link.rsplit("/", 1)[1]
+    with live.client() as client:
+        soup = BeautifulSoup(client.get(live.path(link)).text, "html.parser")
+        folded = soup.select_one("details.below")
+        assert folded is not None and not folded.has_attr("open")
+        assert folded.select_one("summary").get_text(strip=True) == "Show the 2 papers below your bar"
+        assert [a["id"] for a in folded.select("article.item")] == ["item-3", "item-4"]  # after the runner-up
+        assert "score 0.08" in folded.select_one("#item-3 .where").get_text(" ", strip=True)
+        assert "did not clear your relevance bar (0.20)" in soup.select_one("#below + p").get_text(" ", strip=True)
+        assert [i["number"] for i in _page_items(str(soup))] == ["1", "2", "3", "4"]
+
+        voted = client.post(live.path(link), data=_item_form(link, 4, "up"))
+        assert voted.headers["location"] == f"{token}?done=up&item=4#item-4"
+        assert live.store.get_vote("yara", pids[3]) == 1
+        again = BeautifulSoup(client.get(live.path(link) + "?done=up&item=4").text, "html.parser")
+        assert again.select_one("details.below").has_attr("open")  # unfolded where the vote was made
+        assert _voting(again.select_one("#item-4")) == {"pressed": ["up"], "status": "Thanks, recorded: 👍 More like this."}
+        # a vote in the digest itself leaves the fold closed
+        client.post(live.path(link), data=_item_form(link, 1, "up"))
+        assert not BeautifulSoup(client.get(live.path(link) + "?done=up&item=1").text,
+                                 "html.parser").select_one("details.below").has_attr("open")
+    assert live.store.sent_paper_ids("yara") == {pids[0]}  # the runner-up and those below the bar were not sent
 
 
 @pytest.mark.parametrize("case", ["no such item", "not a number", "a superscript digit", "unknown action", "another page's token",

@@ -86,7 +86,7 @@ def test_a_version_2_database_gains_the_author_count_and_keeps_its_papers(tmp_pa
     db.conn.commit()
     db.conn.close()
     store = Store(path)
-    assert store.schema_version == SCHEMA_VERSION == 6
+    assert store.schema_version == SCHEMA_VERSION == 7
     old = store.get_papers(["arxiv:1"])["arxiv:1"]
     assert old.authors == ("A",) and old.author_count is None
     # the word index of schema 6 holds the papers stored before it
@@ -116,6 +116,8 @@ def test_a_migration_cut_short_leaves_the_old_schema_and_the_next_open_finishes_
     for name in ("TRIGGER papers_fts_insert", "TRIGGER papers_fts_update", "TRIGGER papers_fts_delete",
                  "TABLE papers_fts", "TABLE papers_fts_keys"):
         first.db.execute(f"DROP {name}")
+    first.db.execute("ALTER TABLE digest_more DROP COLUMN below")  # and schema 7's columns
+    first.db.execute("ALTER TABLE digests DROP COLUMN floor")
     first.db.execute("PRAGMA user_version = 5")
     first.close()
 
@@ -127,7 +129,8 @@ def test_a_migration_cut_short_leaves_the_old_schema_and_the_next_open_finishes_
         finally:
             db.conn.set_progress_handler(None, 0)
 
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS[:5], interrupted])
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS[:5], interrupted,
+                                                     *store_module.MIGRATIONS[6:]])
     with pytest.raises(sqlite3.OperationalError, match="interrupted"):
         Store(path)
     monkeypatch.undo()
@@ -136,7 +139,7 @@ def test_a_migration_cut_short_leaves_the_old_schema_and_the_next_open_finishes_
     assert not check.execute("SELECT name FROM sqlite_master WHERE name LIKE 'papers_fts%'").fetchall()
     check.close()
     again = Store(path)
-    assert again.schema_version == 6 and again.search_papers("transformers")[1] == 500
+    assert again.schema_version == 7 and again.search_papers("transformers")[1] == 500
 
 
 # ---- search: the digest page's "find a paper in your alerts" -------------------------------------------------
