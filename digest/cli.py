@@ -193,12 +193,14 @@ def _print_delivery(d) -> None:
             click.echo(f"  {d.user}: already delivered for this period, not sent again{where}")
     elif d.status == "busy":
         click.echo(f"  {d.user}: another run is sending this digest; left to it ({d.error})")
+    elif d.status == "dry-run" and d.note:
+        click.echo(f"  {d.user}: a quiet day, would send nothing ({d.note})")
     elif d.status == "dry-run":
         click.echo(f"  {d.user}: would send {_n(d.items, 'paper')} to {d.to}: {d.subject}")
         for number, title in enumerate(d.titles, 1):
             click.echo(f"      {number}. {title}")
     elif d.status == "skipped":
-        click.echo(f"  {d.user}: quiet day, nothing sent (quiet_day = \"skip\")")
+        click.echo(f"  {d.user}: quiet day, nothing sent (quiet_day = \"skip\"" + (f"; {d.note})" if d.note else ")"))
     elif d.status == "paused":
         click.echo(f"  {d.user}: paused ({d.error or 'paused = true in the profile'})")
     elif d.status == "retry":

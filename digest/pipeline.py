@@ -373,7 +373,9 @@ class Delivery:
     to: str = ""
     attempts: int = 0
     titles: tuple[str, ...] = ()
-    note: str = ""  # 'already': why, when not a refusal (e.g. sent under an earlier file name of the profile)
+    # 'already': why, when not a refusal (e.g. sent under an earlier file name of the profile); 'skipped': that an
+    # earlier run skipped it; 'dry-run': why nothing would go out (a quiet day, quiet_day = "skip")
+    note: str = ""
 
 
 def web_link(settings: Settings, key: Secret, user: str, action: str, paper_id: str | None = None) -> str:
@@ -456,6 +458,8 @@ def _already(profile: Profile, row: dict) -> Delivery:
     """A digest this period already finished: a refusal ('failed') is its error; anything else may carry a note
     (e.g. it went out under an earlier file name of the profile)."""
     failed = row["status"] == "failed"
+    if row["status"] == "skipped" and not row["error"] and not row["n_items"]:  # a quiet day, quiet_day = "skip"
+        return Delivery(profile.user, "skipped", to=profile.email, note="decided by an earlier run")
     return Delivery(profile.user, "already", row["n_items"] or 0, Path(row["path"]) if row["path"] else None,
                     error=row["error"] if failed else None, note="" if failed else row["error"] or "",
                     to=profile.email)
@@ -540,6 +544,8 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
                 row = other  # the unfinished digest under the earlier name is the one that would go out
                 break
         user_ranking = _frozen_ranking(store, profile, row) if row and row["message_id"] else ranking()
+        if not user_ranking.ranking.picked and profile.quiet_day == "skip":
+            return Delivery(profile.user, "dry-run", 0, to=profile.email, note='quiet_day = "skip"')
         rendered, context = compose(settings, store, user_ranking, period)
         return Delivery(profile.user, "dry-run", len(context["items"]), subject=rendered.subject, to=profile.email,
                         titles=tuple(i["title"] for i in context["items"]))
