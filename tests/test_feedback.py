@@ -167,9 +167,13 @@ def test_the_last_choice_wins_and_undo_removes_only_the_vote_its_link_made(live)
         assert live.store.get_vote("ines", pid) == -1
         page = client.get(live.path(up))
         assert "You said" in page.text and "Less like this" in page.text and 'id="vote"' in page.text
-        # the 👍 page cannot undo the 👎 that another link set
+        # the 👍 page cannot undo the 👎 that another link set, and does not claim it did (a stale tab)
         assert client.post(live.path(up), data=_form(up, "undo")).status_code == 303
         assert live.store.get_vote("ines", pid) == -1
+        stale = BeautifulSoup(client.get(live.path(up) + "?done=undone").text, "html.parser")
+        assert "Vote removed" not in stale.text
+        assert stale.select_one("#status").get_text(" ", strip=True).startswith("Nothing to undo here")
+        assert "👎 Less like this" in stale.select_one("#status").text and stale.select_one("#vote")
         undone = client.post(live.path(down), data=_form(down, "undo"))
         assert undone.headers["location"].endswith("?done=undone")
         assert live.store.get_vote("ines", pid) == 0
