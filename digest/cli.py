@@ -639,13 +639,18 @@ def votes(ctx: click.Context, user: str, history: bool, bib: bool) -> None:
         digest votes ada --history
         digest votes ada --bib > ada-liked.bib
     """
+    from .pipeline import reader_names, reader_votes
+
     settings = _settings(ctx)
     store = _store(settings, read_only=True)
     _check_user(settings, store, user)
+    # the votes given under an earlier file name of the profile count too (as in the ranking), marked with it
+    names = reader_names(store, settings, user)
+    current = reader_votes(store, names)
     if bib:
         from .library import to_bibtex
 
-        liked = [v.paper_id for v in store.votes(user) if v.value > 0]
+        liked = [v.paper_id for _, v in current if v.value > 0]
         found = store.get_papers([store.resolve_id(pid) for pid in liked])
         click.echo(to_bibtex([found[store.resolve_id(pid)] for pid in liked if store.resolve_id(pid) in found]),
                    nl=False)
@@ -653,19 +658,22 @@ def votes(ctx: click.Context, user: str, history: bool, bib: bool) -> None:
         return
     marks = {1: "👍", -1: "👎", 0: "undo"}
     if history:
-        rows = [(e["paper_id"], e["value"], e["at"], e["via"]) for e in store.vote_events(user)]
+        events = sorted(((e, name) for name in names for e in store.vote_events(name)),
+                        key=lambda pair: (pair[0]["at"] or "", pair[0]["id"]))  # in the order they were made
+        rows = [(e["paper_id"], e["value"], e["at"], e["via"], name) for e, name in events]
     else:
-        rows = [(v.paper_id, v.value, v.created_at, v.via) for v in store.votes(user)]
+        rows = [(v.paper_id, v.value, v.created_at, v.via, name) for name, v in current]
     papers = store.get_papers([pid for pid, *_ in rows])
     if not rows:
         click.echo(f"{user}: no votes yet")
         return
     click.echo(f"{user}: {_n(len(rows), 'change' if history else 'vote')} (times in UTC)")
-    for pid, value, at, via in rows:
+    for pid, value, at, via, name in rows:
         paper = papers.get(store.resolve_id(pid))
         title = " ".join(paper.title.split()) if paper else f"({pid}: no longer in the store)"
         title = title if len(title) <= 90 else title[:89].rstrip() + "…"
-        click.echo(f"  {marks[value]:4} {(at or '')[:16].replace('T', ' ')}  {via:5}  {title}")
+        given = f"  (as {name}: an earlier file name of this profile)" if name != user else ""
+        click.echo(f"  {marks[value]:4} {(at or '')[:16].replace('T', ' ')}  {via:5}  {title}{given}")
     pause = store.pause_of(user)
     if pause:
         since = pause["paused_at"][:16].replace("T", " ")

@@ -21,7 +21,7 @@ import numpy as np
 from .config import Secret, Settings
 from .embed import Embedder, cached_vectors, embed_missing
 from .errors import DeliveryError, DigestError, ParseError, ProfileError
-from .models import Paper, ScoredPaper, matches_query, normalise_title
+from .models import Paper, ScoredPaper, Vote, matches_query, normalise_title
 from .profiles import LoadedProfiles, Profile, load_profiles, local_period
 from .rank import Anchor, Ranking, build_signals, rank
 from .render import item_context, render_digest
@@ -228,6 +228,18 @@ def reader_names(store: Store, settings: Settings, user: str) -> list[str]:
     return [user, *(u for u, named in addresses.items() if email and u != user and named == email)]
 
 
+def reader_votes(store: Store, names: Sequence[str]) -> list[tuple[str, Vote]]:
+    """A reader's current votes under all their ``names`` (current name first; on a paper voted under several,
+    the first name's vote counts): (the name it was given under, the vote)."""
+    out: list[tuple[str, Vote]] = []
+    seen: set[str] = set()
+    for name in names:
+        fresh = [v for v in store.votes(name) if store.resolve_id(v.paper_id) not in seen]
+        seen |= {store.resolve_id(v.paper_id) for v in fresh}
+        out += [(name, v) for v in fresh]
+    return out
+
+
 def profile_anchors(store: Store, profile: Profile) -> tuple[list[Anchor], list[str], list[str]]:
     """What the user said (facets, seeds) and taught (votes), as anchors with the text to embed for each."""
     anchors, texts, notes = [], [], []
@@ -259,10 +271,8 @@ def profile_anchors(store: Store, profile: Profile) -> tuple[list[Anchor], list[
             texts.append(known.text)
         else:
             texts.append(f"{seed.title}. {seed.abstract}" if seed.abstract else seed.title)
-    votes = store.votes(profile.user)
-    voted_here = {v.paper_id for v in votes}
-    for earlier in earlier_names(store, profile):  # what the reader taught under an earlier file name
-        votes += [v for v in store.votes(earlier) if v.paper_id not in voted_here]
+    # what the reader taught, also under an earlier file name
+    votes = [v for _, v in reader_votes(store, [profile.user, *earlier_names(store, profile)])]
     voted = store.get_papers([v.paper_id for v in votes])
     for vote in votes:
         paper = voted.get(store.resolve_id(vote.paper_id))

@@ -554,6 +554,22 @@ def test_a_renamed_profile_gets_no_second_digest_that_day_nor_papers_it_was_sent
     assert not [p for p, _ in store.candidate_papers("eve", "2000-01-01", also_sent_to=["ada"]) if p in sent]
     anchors, _, _ = profile_anchors(store, eve)
     assert [a.kind for a in anchors if a.kind == "liked"] == ["liked"]
+    # and `digest votes eve` lists it (marked with the name it was given under), --bib exports it
+    from click.testing import CliRunner
+
+    from digest.cli import cli
+
+    listed = CliRunner().invoke(cli, ["--config", str(config), "votes", "eve"]).output.splitlines()
+    assert listed[0] == "eve: 1 vote (times in UTC)"
+    assert listed[1].startswith("  👍") and listed[1].endswith("(as ada: an earlier file name of this profile)")
+    store.record_vote("eve", sorted(sent)[0], -1)  # a vote under the new name wins over the old one's
+    listed = CliRunner().invoke(cli, ["--config", str(config), "votes", "eve"]).output.splitlines()
+    assert len(listed) == 2 and listed[1].startswith("  👎") and "(as ada" not in listed[1]
+    history = CliRunner().invoke(cli, ["--config", str(config), "votes", "eve", "--history"]).output.splitlines()
+    assert history[0] == "eve: 2 changes (times in UTC)" and "(as ada" in history[1] and "(as ada" not in history[2]
+    store.record_vote("ada", sorted(sent)[1], 1)
+    bib = CliRunner().invoke(cli, ["--config", str(config), "votes", "eve", "--bib"])
+    assert bib.output.count("@") == 1  # the 👍 given as ada; the paper eve turned to 👎 is not exported
     # `digest status` counts eve's waiting papers the same way
     from digest.schedule import status_report
 
