@@ -43,6 +43,27 @@ def normalise_doi(value: str | None) -> str | None:
     return value.lower() or None
 
 
+_ARXIV_FORM = re.compile(r"(\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?", re.I)
+_DOI_FORM = re.compile(r"10\.\d{4,9}(?:\.\d+)*/\S+$")
+
+
+def arxiv_ref(value: str) -> str | None:
+    """``2106.09685``, ``arXiv:2106.09685v2``, ``arxiv.org/abs/2106.09685?context=cs`` -> ``2106.09685``; else None."""
+    value = re.sub(r"^(?:(?:https?://)?(?:www\.|export\.)?arxiv\.org/(?:abs|pdf|html)/|arxiv:\s*)", "",
+                   value.strip(), flags=re.IGNORECASE)
+    value = re.sub(r"(?:\.pdf)?/?(?:[?#].*)?$", "", value)
+    if not _ARXIV_FORM.fullmatch(value):
+        return None
+    return normalise_arxiv_id(re.sub(r"[vV]\d+$", "", value))
+
+
+def doi_ref(value: str) -> str | None:
+    """``10.1038/X``, ``doi:10.1038/X``, ``https://www.doi.org/10.1038/X``, ``doi.org/10.1038/X`` -> lower case."""
+    value = re.sub(r"^(?:(?:https?://)?(?:www\.|dx\.)?doi\.org/)", "", value.strip(), flags=re.IGNORECASE)
+    doi = normalise_doi(value)
+    return doi if doi and _DOI_FORM.match(doi) else None
+
+
 def normalise_title(title: str) -> str:
     """Case-, accent- and punctuation-insensitive form of a title, for matching the same paper across senders."""
     text = unicodedata.normalize("NFKD", title)
@@ -62,9 +83,10 @@ def matches_query(title: str, ids: Iterable[str | None], query: str) -> bool:
 
 
 def query_ids(query: str) -> set[str]:
-    """The ids a ``digest rank --find`` query may be, lower case: as typed, as an arXiv id without version, and
-    as a DOI without its resolver (``https://doi.org/10.1/x`` is ``10.1/x``)."""
-    return {query.strip().lower(), (normalise_arxiv_id(query) or "").lower(), normalise_doi(query) or ""} - {""}
+    """The ids a ``digest rank --find`` query may be, lower case: as typed, as an arXiv id without version (an
+    arxiv.org abs/pdf link too), and as a DOI without its resolver (``https://doi.org/10.1/x`` is ``10.1/x``)."""
+    return {query.strip().lower(), (normalise_arxiv_id(query) or "").lower(), normalise_doi(query) or "",
+            (arxiv_ref(query) or "").lower(), doi_ref(query) or ""} - {""}
 
 
 def paper_id(arxiv_id: str | None, doi: str | None, title: str) -> str:

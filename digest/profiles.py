@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .config import valid_address
 from .errors import ProfileError, read_text_file, toml_line, toml_repr
-from .models import normalise_arxiv_id, normalise_doi, normalise_title
+from .models import arxiv_ref, doi_ref, normalise_title
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SEND_AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -136,27 +136,6 @@ def local_period(profile: Profile, now: datetime | None = None) -> str:
     """A digest's period: the user's local calendar date at ``now`` (default: the current time)."""
     now = now or datetime.now(UTC)
     return now.astimezone(zoneinfo.ZoneInfo(profile.timezone)).date().isoformat()
-
-
-_ARXIV_FORM = re.compile(r"(\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?", re.I)
-_DOI_FORM = re.compile(r"10\.\d{4,9}(?:\.\d+)*/\S+$")
-
-
-def _seed_arxiv(value: str) -> str | None:
-    """``2106.09685``, ``arXiv:2106.09685v2``, ``arxiv.org/abs/2106.09685?context=cs`` -> ``2106.09685``; else None."""
-    value = re.sub(r"^(?:(?:https?://)?(?:www\.|export\.)?arxiv\.org/(?:abs|pdf|html)/|arxiv:\s*)", "",
-                   value.strip(), flags=re.IGNORECASE)
-    value = re.sub(r"(?:\.pdf)?/?(?:[?#].*)?$", "", value)
-    if not _ARXIV_FORM.fullmatch(value):
-        return None
-    return normalise_arxiv_id(re.sub(r"[vV]\d+$", "", value))
-
-
-def _seed_doi(value: str) -> str | None:
-    """``10.1038/X``, ``doi:10.1038/X``, ``https://www.doi.org/10.1038/X``, ``doi.org/10.1038/X`` -> lower case."""
-    value = re.sub(r"^(?:(?:https?://)?(?:www\.|dx\.)?doi\.org/)", "", value.strip(), flags=re.IGNORECASE)
-    doi = normalise_doi(value)
-    return doi if doi and _DOI_FORM.match(doi) else None
 
 
 class _Checker:
@@ -299,9 +278,9 @@ def parse_profile(text: str, path: str | Path) -> Profile:
         if not (seed.arxiv or seed.doi or seed.title):
             raise check.fail(f"seeds[{i}]", "needs an arxiv id, a doi or a title", TOP_KEYS["seeds"])
         for key, read, problem in (
-                ("arxiv", _seed_arxiv, "is not an arXiv id ({got}); an id looks like 2106.09685 or hep-th/9901001, "
+                ("arxiv", arxiv_ref, "is not an arXiv id ({got}); an id looks like 2106.09685 or hep-th/9901001, "
                                        "an arxiv.org link works too"),
-                ("doi", _seed_doi, "is not a DOI ({got}); a DOI starts with 10. and has a slash, a doi.org link "
+                ("doi", doi_ref, "is not a DOI ({got}); a DOI starts with 10. and has a slash, a doi.org link "
                                    "works too")):
             value = getattr(seed, key)
             if not value:

@@ -163,6 +163,10 @@ def test_search_finds_papers_by_any_words_of_title_authors_or_abstract_stemmed_t
     # an id finds its paper; FTS syntax in a query is words, not operators
     assert _ids(store.search_papers("arXiv:2501.00003v2")) == ["arxiv:2501.00003"]
     assert _ids(store.search_papers("https://doi.org/10.1/GNN")) == ["doi:10.1/gnn"]
+    # links to a paper's arXiv page or PDF, as a reader copies them, find it too (here and in rank --find)
+    for link in ("https://arxiv.org/abs/2501.00003v2", "arxiv.org/pdf/2501.00003.pdf", "https://arxiv.org/abs/2501.00003?context=cs"):
+        assert _ids(store.search_papers(link)) == ["arxiv:2501.00003"], link
+        assert [r["id"] for r in store.papers_matching(link)] == ["arxiv:2501.00003"], link
     assert store.search_papers('stars OR "protein" NEAR(x) *') == ([], 0)
     store.add_papers([Paper("To be or not to be near stars", arxiv_id="2501.00004")])
     assert _ids(store.search_papers('stars OR "be" NEAR')) == ["arxiv:2501.00004"]  # operators are words
