@@ -594,7 +594,7 @@ def poll(ctx: click.Context, folders: tuple[str, ...], once: bool, rescan: bool)
 # -- feedback: serve, votes, resume (owner: feedback) ------------------------------------------------------
 @cli.command()
 @click.option("--host", default=None, help="Address to bind (default: web.host, 127.0.0.1).")
-@click.option("--port", default=None, type=int, help="Port to listen on (default: web.port, 8025).")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="Port to listen on (default: web.port, 8025).")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the feedback web server: the 👍 / 👎 / unsubscribe links of the digests.
@@ -615,7 +615,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     server = build_server(settings, host, port)
     # bound before saying it serves: a port in use is one clear error line, not a traceback after the banner
     sock = bind_port(server.config.host, server.config.port,
-                     "give a free one with --port (or set web.port), or stop what listens there")
+                     "give a free one with --port (or set web.port), or stop what listens there",
+                     "give --host an address of this machine, such as 127.0.0.1 (or set web.host)")
     click.echo(f"feedback server on http://{server.config.host}:{server.config.port} "
                f"(links in emails point to {settings.web.base_url}); Ctrl-C stops it")
     server.run(sockets=[sock])

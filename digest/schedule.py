@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import errno
 import fcntl
 import functools
 import json
@@ -302,14 +303,25 @@ def _bind(settings: Settings) -> socket.socket:
                                                            "run without the feedback server")
 
 
-def bind_port(host: str, port: int, fix: str) -> socket.socket:
-    """A socket bound to host:port, or a ConfigError that says why not and ``fix``."""
+def bind_port(host: str, port: int, fix: str,
+              host_fix: str = "set web.host to an address of this machine, such as 127.0.0.1") -> socket.socket:
+    """A socket bound to host:port, or a ConfigError that says why not and how to fix it: ``fix`` when the port
+    is taken, ``host_fix`` when the host is no address of this machine."""
+    if not 0 < port < 65536:
+        raise ConfigError(f"web: port {port} is not a port number (1-65535); {fix}")
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except (OSError, UnicodeError) as exc:  # gaierror: a name that does not resolve
+        raise ConfigError(f"web: cannot listen on {host}:{port}: no such host ({getattr(exc, 'strerror', None) or exc}); "
+                          f"{host_fix}") from None
+    try:
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
     except OSError as exc:
+        if exc.errno == errno.EADDRNOTAVAIL:  # a real host, not this machine's
+            raise ConfigError(f"web: cannot listen on {host}:{port} ({exc.strerror}): {host} is not an address of "
+                              f"this machine; {host_fix}") from None
         raise ConfigError(f"web: cannot listen on {host}:{port} ({exc.strerror or exc}); {fix}") from None
     return sock
 

@@ -447,6 +447,22 @@ def test_digest_serve_on_a_port_in_use_says_so_in_one_line_before_claiming_to_se
         "set web.port), or stop what listens there"]
 
 
+@pytest.mark.parametrize("args, says", [
+    (["--port", "99999"], "Invalid value for '--port': 99999 is not in the range 1<=x<=65535."),
+    (["--host", "nosuchhost.invalid"], "no such host"),
+    (["--host", "192.0.2.1"], "192.0.2.1 is not an address of this machine"),  # TEST-NET-1: never local
+])
+def test_digest_serve_on_a_bad_port_or_host_says_which_and_how_to_fix_it(tmp_path, args, says):
+    config = tmp_path / "config.toml"
+    _write_config(config, tmp_path, "http://127.0.0.1:1")
+    (tmp_path / "profiles").mkdir()
+    proc = subprocess.run([sys.executable, "-m", "digest", "--config", str(config), "serve", *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and says in proc.stderr, proc.stderr
+    if "--host" in args:  # the host is the problem, not the port
+        assert "give --host an address of this machine" in proc.stderr and "--port" not in proc.stderr
+
+
 def test_an_embedded_server_leaves_signal_handling_to_its_host_process(tmp_path):
     """The scheduler runs the app inside its own asyncio loop and owns SIGTERM."""
     import asyncio
