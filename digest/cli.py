@@ -27,7 +27,8 @@ class DigestGroup(click.Group):
         try:
             return super().invoke(ctx)
         except DigestError as exc:
-            click.secho(f"error: {exc}", fg="red", err=True)
+            for problem in getattr(exc, "problems", None) or [str(exc)]:
+                click.secho(f"error: {problem}", fg="red", err=True)
             ctx.exit(exc.exit_code)
 
 

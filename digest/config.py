@@ -224,7 +224,9 @@ def _kind(value: Any) -> str:
     return {list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
 
 
-def _build(cls, table: dict, section: str, source: str, text: str = ""):
+def _build(cls, table: dict, section: str, source: str, text: str, problems: list[str]):
+    """``cls`` from a TOML table; a key that is wrong is reported in ``problems`` (all of them, not only the
+    first) and keeps its default."""
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
     top_level = {f.name for f in dataclasses.fields(Settings)}
     defaults = cls()
@@ -233,45 +235,52 @@ def _build(cls, table: dict, section: str, source: str, text: str = ""):
         where = f"{section}.{key}" if section else key
         line = toml_line(text, where) if text else None
         at = f"{source}:{line}" if line else source
-        if key not in fields:
-            close = difflib.get_close_matches(key, fields, n=1)
-            hint = f'did you mean "{close[0]}"?' if close else f"known keys: {', '.join(fields)}"
-            if section and key in top_level:
-                # a top-level key written below a [table] belongs to that table in TOML
-                hint = f"{key} is a top-level key: move it above the first [table] line"
-            raise ConfigError(f"{at}: unknown key {where} ({hint})")
-        default = getattr(defaults, key)
-        if dataclasses.is_dataclass(default):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{at}: [{key}] must be a table, for example:\n[{key}]\n"
-                                  + "\n".join(f"{k} = {toml_repr(v)}" for k, v in dataclasses.asdict(default).items()))
-            values[key] = _build(type(default), value, key, source, text)
-            continue
-        example = f"{key} = {toml_repr(default if default != '' else 'value')}"
-        ok = isinstance(value, type(default)) and not (isinstance(value, bool) and not isinstance(default, bool))
-        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
-        if isinstance(default, list):
-            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-        if not ok:
-            raise ConfigError(f"{at}: {where} has the wrong type ({toml_repr(value)} is {_kind(value)}); "
-                              f"for example: {example}")
-        choices = _CHOICES.get((section, key))
-        if choices and value not in choices:
-            raise ConfigError(f"{at}: {where} must be one of {', '.join(choices)} (got {toml_repr(value)})")
-        low, high = _RANGES.get((section, key), (None, None))
-        if (low is not None and value < low) or (high is not None and value > high):
-            bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
-            raise ConfigError(f"{at}: {where} must be {bounds} (got {toml_repr(value)}); for example: {example}")
-        if (section, key) == ("web", "base_url"):
-            _check_base_url(value, at)
-        if (section, key) in (("smtp", "from_addr"), ("web", "reply_address")) and (value or key == "from_addr"):
-            _check_address(value, where, at)
-        if (section, key) == ("smtp", "from_name") and any(c in value for c in "\r\n\t\0"):
-            raise ConfigError(f"{at}: {where} must be one line, the name mail programs show as the sender "
-                              f'(got {toml_repr(value)}); for example: from_name = "Paper digest"')
-        values[key] = value
+        try:
+            values[key] = _value(fields, top_level, defaults, key, value, section, where, at, source, text, problems)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
     return cls(**values)
+
+
+def _value(fields, top_level, defaults, key, value, section, where, at, source, text, problems):
+    """One key's value, checked; raises ConfigError saying what is wrong and how to write it."""
+    if key not in fields:
+        close = difflib.get_close_matches(key, fields, n=1)
+        hint = f'did you mean "{close[0]}"?' if close else f"known keys: {', '.join(fields)}"
+        if section and key in top_level:
+            # a top-level key written below a [table] belongs to that table in TOML
+            hint = f"{key} is a top-level key: move it above the first [table] line"
+        raise ConfigError(f"{at}: unknown key {where} ({hint})")
+    default = getattr(defaults, key)
+    if dataclasses.is_dataclass(default):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{at}: [{key}] must be a table, for example:\n[{key}]\n"
+                              + "\n".join(f"{k} = {toml_repr(v)}" for k, v in dataclasses.asdict(default).items()))
+        return _build(type(default), value, key, source, text, problems)
+    example = f"{key} = {toml_repr(default if default != '' else 'value')}"
+    ok = isinstance(value, type(default)) and not (isinstance(value, bool) and not isinstance(default, bool))
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if isinstance(default, list):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if not ok:
+        raise ConfigError(f"{at}: {where} has the wrong type ({toml_repr(value)} is {_kind(value)}); "
+                          f"for example: {example}")
+    choices = _CHOICES.get((section, key))
+    if choices and value not in choices:
+        raise ConfigError(f"{at}: {where} must be one of {', '.join(choices)} (got {toml_repr(value)})")
+    low, high = _RANGES.get((section, key), (None, None))
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise ConfigError(f"{at}: {where} must be {bounds} (got {toml_repr(value)}); for example: {example}")
+    if (section, key) == ("web", "base_url"):
+        _check_base_url(value, at)
+    if (section, key) in (("smtp", "from_addr"), ("web", "reply_address")) and (value or key == "from_addr"):
+        _check_address(value, where, at)
+    if (section, key) == ("smtp", "from_name") and any(c in value for c in "\r\n\t\0"):
+        raise ConfigError(f"{at}: {where} must be one line, the name mail programs show as the sender "
+                          f'(got {toml_repr(value)}); for example: from_name = "Paper digest"')
+    return value
 
 
 def valid_address(address: str) -> bool:
@@ -379,11 +388,14 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     elif explicit:
         raise ConfigError(f"{candidate}: config file not found; copy config.example.toml to {candidate}")
     table = {**table, **{k: v for k, v in overrides.items() if v is not None}}
-    settings = _build(Settings, table, "", source, text)
+    problems: list[str] = []
+    settings = _build(Settings, table, "", source, text, problems)
     for section in (settings.imap, settings.smtp):
         name = "imap" if section is settings.imap else "smtp"
         if section.security == "plain" and section.host not in ("", "localhost", "127.0.0.1", "::1"):
             line = toml_line(text, f"{name}.security") if text else None
-            raise ConfigError(f"{source}{f':{line}' if line else ''}: {name}.security = \"plain\" is only allowed for localhost "
-                              f"(host is {section.host!r}); use \"tls\" or \"starttls\"")
+            problems.append(f"{source}{f':{line}' if line else ''}: {name}.security = \"plain\" is only allowed for "
+                            f"localhost (host is {section.host!r}); use \"tls\" or \"starttls\"")
+    if problems:  # every mistake of the file at once, one per line
+        raise ConfigError(problems=problems)
     return dataclasses.replace(settings, source=source)

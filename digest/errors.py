@@ -20,7 +20,13 @@ class DigestError(Exception):
 
 
 class ConfigError(DigestError):
+    """A configuration problem; several at once (every mistake of a config.toml) print one per line."""
+
     exit_code = 2
+
+    def __init__(self, message: str = "", problems: list[str] | None = None):
+        self.problems = problems or [message]
+        super().__init__(message or "\n".join(self.problems))
 
 
 class ProfileError(ConfigError):

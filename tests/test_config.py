@@ -33,6 +33,25 @@ def test_wrong_type_names_the_key_and_shows_an_example(tmp_path):
         load_settings(path)
 
 
+def test_every_mistake_of_a_config_is_reported_at_once_one_per_line(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "config.toml"
+    path.write_text('colour = "blue"\n[imap]\nhost = "mail.example.org"\nport = "993"\nsecurity = "ssl"\n'
+                    'folders = "INBOX"\n[smtp]\nhost = "smtp.example.org"\nsecurity = "plain"\nport = 99999\n'
+                    '[web]\nbase_url = "example.org/digest"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    lines = [p.split(": ", 1)[0].rsplit(":", 1)[1] for p in caught.value.problems]
+    assert lines == ["1", "4", "5", "6", "10", "12", "9"]  # the keys, then the rules across keys
+    assert "smtp.port must be from 1 to 65535" in caught.value.problems[4]
+    check = subprocess.run([sys.executable, "-m", "digest", "--config", str(path), "check"], capture_output=True,
+                           text=True, timeout=60)
+    errors = check.stderr.strip().splitlines()
+    assert check.returncode == 2 and len(errors) == 7 and all(e.startswith(f"error: {path}:") for e in errors)
+
+
 def test_plain_transport_is_refused_for_a_remote_host(tmp_path):
     path = tmp_path / "config.toml"
     path.write_text('[smtp]\nhost = "smtp.example.org"\nsecurity = "plain"\n')
