@@ -114,6 +114,8 @@ def _print_ingest(report) -> None:
                    f"recorded{rejected}")
     for error in report.errors:
         click.secho(f"  failed: {error}", fg="yellow")
+    for warning in report.warnings:
+        click.secho(f"  read in part: {warning}", fg="yellow")
 
 
 @cli.command()
@@ -268,6 +270,8 @@ def parse(paths: tuple[Path, ...], as_json: bool) -> None:
                 for paper in parsed.papers:
                     ident = paper.arxiv_id or paper.doi or ""
                     click.echo(f"  - {paper.title}  [{ident}]")
+            for warning in parsed.warnings:
+                click.secho(f"{label}: {warning}", fg="yellow", err=True)
         if not found:
             failed += 1
             click.secho(f"{path}: {NO_EMAIL}", fg="red", err=True)
@@ -865,14 +869,17 @@ def _print_status(r: dict) -> None:
     messages, digests = counts["messages"], counts["digests"]
     click.echo(f"papers: {counts['papers']}   messages: {sum(messages.values())} "
                f"({', '.join(f'{n} {MESSAGE_STATES.get(s, s)}' for s, n in messages.items()) or 'none'})")
-    failed = r.get("failed_messages", [])
-    for m in failed[:5]:
-        where = _mailbox_label(m["mailbox"])
-        which = f"{where} UID {m['uid']}" if m["uid"] and m["uid"] > 0 else where
-        about = f" ({m['subject'] or m['sender']})" if m["subject"] or m["sender"] else ""
-        click.echo(f"  failed: {which}{about}: {m['error']}")
-    if len(failed) > 5:
-        click.echo(f"  ... and {len(failed) - 5} more (`digest status --json` lists them all)")
+    for state, key, listed in (("failed", "error", r.get("failed_messages", [])),
+                               ("read in part", "warning", r.get("partial_messages", []))):
+        for m in listed[:5]:
+            where = _mailbox_label(m["mailbox"])
+            # a local file's "UID" is a hash of its content: its name says which it is
+            local = m["mailbox"].startswith("file:")
+            which = f"{where} UID {m['uid']}" if m["uid"] and m["uid"] > 0 and not local else where
+            about = f" ({m['subject'] or m['sender']})" if m["subject"] or m["sender"] else ""
+            click.echo(f"  {state}: {which}{about}: {m[key]}")
+        if len(listed) > 5:
+            click.echo(f"  ... and {len(listed) - 5} more (`digest status --json` lists them all)")
     pending = sum(digests.get(s, 0) for s in ("claimed", "sending", "retry"))
     click.echo(f"digests: {sum(digests.values())} ({', '.join(f'{n} {s}' for s, n in digests.items()) or 'none'})"
                + (f"   pending: {pending}" if pending else ""))

@@ -16,6 +16,7 @@ alert.
 from __future__ import annotations
 
 import email
+import email.errors
 import email.policy
 import email.utils
 import mailbox
@@ -43,6 +44,9 @@ class ParsedMessage:
     sender: str = ""  # bare address, lower-cased
     message_id: str | None = None
     date: str | None = None  # ISO 8601 of the Date header
+    # what looks wrong with a mail that was read anyway, e.g. cut short: its papers are kept, and a complete copy
+    # (the same Message-ID) adds the rest
+    warnings: list[str] = field(default_factory=list)
 
 
 _PARSERS: dict[str, Callable[[Body], list[Paper]]] = {
@@ -371,7 +375,38 @@ def parse_message(raw: bytes) -> ParsedMessage:
     message_id = _header(msg, "message-id") or None
     return ParsedMessage(kind=kind, papers=papers, subject=_header(msg, "subject"),
                          sender=_address(_header(msg, "from")), message_id=message_id,
-                         date=date.isoformat() if date else None)
+                         date=date.isoformat() if date else None, warnings=_cut_short(msg, kind, len(papers)))
+
+
+def _kept(n_papers: int) -> str:
+    return (f"what was read ({n_papers} paper{'' if n_papers == 1 else 's'}) is kept, and a complete copy (the same "
+            "Message-ID) adds the rest")
+
+
+def _cut_short(msg: Message, kind: str | None, n_papers: int) -> list[str]:
+    """Why an alert seems cut short (a partial download or save, a broken mbox): a multipart message without its
+    closing boundary, an HTML body without its end tag, an arXiv listing that stops inside an entry."""
+    if kind is None:
+        return []
+    kept = _kept(n_papers)
+    if any(isinstance(d, (email.errors.CloseBoundaryNotFoundDefect, email.errors.StartBoundaryNotFoundDefect))
+           for part in msg.walk() for d in part.defects):
+        return [f"cut short: the message ends before its MIME parts do; {kept}"]
+    parts = _collect(msg, _Parts())
+    html = "\n".join(parts.html)
+    if re.search(r"<html\b", html, re.I) and not re.search(r"</html\s*>", html, re.I):
+        return [f"cut short: its HTML stops before its end (no </html>); {kept}"]
+    if kind == "arxiv":
+        return _listing_cut("\n".join(parts.text) if parts.text else html_to_text(html), n_papers)
+    return []
+
+
+def _listing_cut(text: str, n_papers: int) -> list[str]:
+    """The warning for an arXiv listing whose text stops inside an entry (see ``arxiv.cut_entry``)."""
+    cut = arxiv.cut_entry(text) if text else None
+    return [f"cut short: the arXiv listing stops in the middle of entry arXiv:{cut} (no closing \"\\\\ ( https://"
+            f"arxiv.org/abs/...\" line), so its abstract is cut and later entries are missing; "
+            f"{_kept(n_papers)}"] if cut else []
 
 
 # the Message-ID of a digest (pipeline: make_msgid(idstring="digest.USER.PERIOD")), e.g. <...digest.ada.2024-11-07@x>
@@ -391,7 +426,9 @@ def parse_text(body: str, *, content_type: str = "text/plain") -> ParsedMessage:
     is_html = "html" in content_type.lower()
     kind, papers = _parse_bodies(None if is_html else body, body if is_html else None,
                                  sender="", subject="", date=None)
-    return ParsedMessage(kind=kind, papers=papers, subject="", sender="", message_id=None, date=None)
+    warnings = _listing_cut(body if not is_html else html_to_text(body), len(papers)) if kind == "arxiv" else []
+    return ParsedMessage(kind=kind, papers=papers, subject="", sender="", message_id=None, date=None,
+                         warnings=warnings)
 
 
 # ---------------------------------------------------------------- files

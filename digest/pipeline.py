@@ -45,12 +45,14 @@ class IngestReport:
     feedback: int = 0  # votes sent by email and recorded
     feedback_rejected: int = 0  # feedback replies refused (wrong sender, bad token, no votes), recorded as such
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # mails read, but not whole (cut short)
 
     def add(self, other: IngestReport) -> None:
         for name in ("emails", "alerts", "not_alerts", "duplicates", "failed", "new", "merged", "feedback",
                      "feedback_rejected"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors.extend(other.errors)
+        self.warnings.extend(other.warnings)
 
 
 def ingest_raw(store: Store, raw: bytes, *, mailbox: str, uidvalidity: int = 0, uid: int = 0,
@@ -114,8 +116,12 @@ def ingest_raw(store: Store, raw: bytes, *, mailbox: str, uidvalidity: int = 0, 
     _, outcome = store.record_message(mailbox=mailbox, uidvalidity=uidvalidity, uid=uid,
                                       message_id=parsed.message_id, subject=parsed.subject, sender=parsed.sender,
                                       kind=parsed.kind, status="ingested", papers=parsed.papers,
-                                      first_seen=earlier["received_at"] if earlier is not None else None)
+                                      first_seen=earlier["received_at"] if earlier is not None else None,
+                                      error="; ".join(parsed.warnings) or None)
     report.alerts, report.new, report.merged = 1, outcome.new, outcome.merged
+    report.warnings += [f"{label or mailbox}: {w}" for w in parsed.warnings]
+    for warning in parsed.warnings:
+        log.warning("%s: %s", label or mailbox, warning)
     return "ingested", report
 
 

@@ -967,6 +967,14 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
     report["failed_messages"] = [
         {"mailbox": m["mailbox"], "uid": m["uid"], "subject": m["subject"], "sender": m["sender"],
          "error": m["error"], "at": m["processed_at"]} for m in reversed(store.messages("failed"))]
+    # the messages read in part (cut short): their papers are stored; the rest comes with a complete copy, after
+    # which they are no longer listed
+    ingested = store.messages("ingested")
+    complete = {m["message_id"] for m in ingested if m["message_id"] and not m["error"]}
+    report["partial_messages"] = [
+        {"mailbox": m["mailbox"], "uid": m["uid"], "subject": m["subject"], "sender": m["sender"],
+         "warning": m["error"], "at": m["processed_at"]}
+        for m in reversed(ingested) if m["error"] and m["message_id"] not in complete]
     users: list[dict] = []
     errors: list[str] = []
     try:

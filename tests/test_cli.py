@@ -1,12 +1,16 @@
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
 
 from digest.cli import cli
+from digest.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_every_command_has_help_with_an_example():
@@ -262,7 +266,6 @@ def test_a_bom_or_blank_lines_before_the_headers_do_not_hide_them(tmp_path):
 
 def test_check_judges_a_contested_address_and_a_broken_file_as_the_service_does(tmp_path):
     from digest.config import load_settings
-    from digest.store import Store
 
     config = _profiles(tmp_path)
     profiles = tmp_path / "profiles"
@@ -303,7 +306,6 @@ def test_send_exits_1_on_every_run_while_todays_digest_stays_refused(tmp_path):
     # cron reports a refused digest on each run of the day, not only on the run that saw the refusal
     from digest.models import Paper, ScoredPaper
     from digest.profiles import load_profile, local_period
-    from digest.store import Store
 
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "ada.toml").write_text('email = "ada@uni.example.edu"\n[[interests]]\nlabel = "x"\n')
@@ -357,3 +359,27 @@ def test_check_says_which_seed_given_only_by_an_id_cannot_be_used_yet(tmp_path):
     assert f"{profile}: seed doi:10.1234/not.in.store is not in the store yet; add its title to the seed" \
         in result.output, result.output
     assert "10.1234/known" not in result.output
+
+
+def test_an_alert_cut_short_is_stored_as_far_as_it_goes_named_in_status_and_completed_by_a_whole_copy(tmp_path):
+    full = (REPO / "sample_inbox" / "01-arxiv-cs-daily-2024-11-07.eml").read_bytes()
+    (tmp_path / "cut.eml").write_bytes(full[:20000])
+    (tmp_path / "whole.eml").write_bytes(full)
+    config = tmp_path / "config.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\nprofiles_dir = "{tmp_path}"\n')
+    cut = CliRunner().invoke(cli, ["--config", str(config), "ingest", str(tmp_path / "cut.eml")])
+    assert cut.exit_code == 0, cut.output  # not a failure: nothing is lost, the papers read are stored
+    assert f"read in part: {tmp_path / 'cut.eml'}: cut short: the arXiv listing stops in the middle of entry" \
+        in cut.output
+    store = Store(tmp_path / "data" / "digest.db")
+    n_cut = store.count_papers()
+    last = max(store.papers_since("2000-01-01"), key=lambda row: row[1].abstract.endswith(" …"))[1]
+    assert last.abstract.endswith(" …")
+    status = CliRunner().invoke(cli, ["--config", str(config), "status"])
+    assert f"read in part: {tmp_path / 'cut.eml'} (" in status.output and "UID" not in status.output
+    whole = CliRunner().invoke(cli, ["--config", str(config), "ingest", str(tmp_path / "whole.eml")])
+    assert whole.exit_code == 0 and "read in part" not in whole.output
+    assert store.count_papers() > n_cut
+    assert not store.find_paper(arxiv_id=last.arxiv_id).abstract.endswith(" …")  # the whole abstract now
+    assert "read in part" not in CliRunner().invoke(cli, ["--config", str(config), "status"]).output
+    store.close()

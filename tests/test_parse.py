@@ -1311,3 +1311,43 @@ def test_mbox_envelopes_without_a_date_or_a_blank_line_before_them_still_separat
         (tmp_path / name).write_bytes(data)
         subjects = [email.message_from_bytes(raw)["Subject"] for _, raw in iter_raw_messages(tmp_path / name)]
         assert subjects == ["one", "two"], name
+
+
+# ---------------------------------------------------------------- alerts cut short (session 14)
+def test_an_arxiv_listing_cut_short_is_read_as_far_as_it_goes_and_says_where_it_stops():
+    full = (FIXTURES / JCCR).read_bytes()
+    whole = parse_message(full)
+    cut = parse_message(full[:20000])  # a partial download: the text stops inside an abstract
+    assert whole.warnings == [] and cut.kind == "arxiv" and 0 < len(cut.papers) < len(whole.papers)
+    last = cut.papers[-1]
+    [warning] = cut.warnings
+    assert warning.startswith(f"cut short: the arXiv listing stops in the middle of entry arXiv:{last.arxiv_id}")
+    assert f"what was read ({len(cut.papers)} papers) is kept" in warning
+    # the cut abstract says it is cut; the entries before it are whole
+    complete = {p.arxiv_id: p for p in whole.papers}
+    assert last.abstract.endswith(" …") and complete[last.arxiv_id].abstract.startswith(last.abstract[:-2])
+    assert [p.abstract for p in cut.papers[:-1]] == [complete[p.arxiv_id].abstract for p in cut.papers[:-1]]
+    # a bare listing body cut short says so too
+    text = parse_text((FIXTURES / "arxiv/arxivbrowse-q-fin-new-2023-03-17.txt").read_text()[:9000])
+    assert text.kind == "arxiv" and text.warnings and "stops in the middle of entry arXiv:" in text.warnings[0]
+
+
+def test_a_multipart_or_html_alert_cut_short_says_so_and_every_whole_fixture_does_not():
+    scholar = email.message_from_bytes((FIXTURES / SCHOLAR_FILES[0]).read_bytes(), policy=email.policy.default)
+    msg = EmailMessage()
+    for header in ("From", "Subject", "Date", "Message-ID"):
+        msg[header] = scholar[header] or "<cut-short@example.test>"
+    msg.set_content("This message is best viewed as HTML.")
+    msg.add_alternative(scholar.get_body(("html",)).get_content(), subtype="html")
+    raw = msg.as_bytes()
+    whole, cut = parse_message(raw), parse_message(raw[:len(raw) // 2])
+    assert whole.warnings == [] and 0 < len(cut.papers) < len(whole.papers)
+    assert cut.warnings[0].startswith("cut short: the message ends before its MIME parts do")
+    single = parse_message((FIXTURES / SCHOLAR_FILES[0]).read_bytes()[:9000])  # one HTML part, no boundary
+    assert single.warnings and single.warnings[0].startswith("cut short: its HTML stops before its end")
+    # the whole alerts of the fixtures and the sample inbox: no warning (the TRUNCATED copies do warn)
+    files = [f for f in FIXTURES.rglob("*") if f.suffix in (".eml", ".html", ".txt") and "TRUNCATED" not in f.name
+             and "PREFIX" not in f.name and "truncated" not in f.name]
+    files += sorted((Path(__file__).parent.parent / "sample_inbox").glob("*.eml"))
+    warned = [f.name for f in files for _, raw in iter_raw_messages(f) for p in [parse_message(raw)] if p.warnings]
+    assert len(files) > 30 and warned == []

@@ -8,6 +8,7 @@ contain a line that starts with ``arXiv:`` (FORMATS.md trap a).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import date, datetime, timedelta
 
@@ -183,6 +184,25 @@ def _read_entry(lines: list[str], j: int, m: re.Match, section: str, published: 
     return k
 
 
+def cut_entry(text: str) -> str | None:
+    """The id of the listing's last entry when the text stops inside it (no closing ``\\\\ ( url , size)`` line nor
+    rule after it: a listing cut short by a partial download or save); None for a whole listing."""
+    lines = [line.strip() for line in _normalise(text).split("\n")]
+    last = None
+    for i, line in enumerate(lines):
+        if line == "\\\\":
+            j = next((k for k in range(i + 1, len(lines)) if lines[k]), len(lines))
+            m = _ID_LINE.match(lines[j]) if j < len(lines) else None
+            if m:
+                last = (j, m.group(1), lines[j].lower().startswith("paper"))
+    if last is None or last[2]:  # the pre-2007 "Paper:" form has no closing line to look for
+        return None
+    after = lines[last[0] + 1:]
+    closed = any(_END_LINE.match(line) or _DASHES.match(line) or _RULE_CROSS.match(line) or _RULE_REPLACED.match(line)
+                 or _RULE_END.match(line) for line in after)
+    return None if closed else last[1]
+
+
 def parse(body: Body) -> list[Paper]:
     """Every entry of a listing mail, in order, with its section.
 
@@ -196,4 +216,9 @@ def parse(body: Body) -> list[Paper]:
         text = html_to_text(body.html)
     if not text:
         return []
-    return parse_entries(text, body.date)
+    papers = parse_entries(text, body.date)
+    cut = cut_entry(text)
+    if cut and papers and papers[-1].arxiv_id == cut and papers[-1].abstract:
+        # the text stops inside this abstract: say so where it is shown (a complete copy's abstract replaces it)
+        papers[-1] = dataclasses.replace(papers[-1], abstract=papers[-1].abstract.rstrip(" .…") + " …")
+    return papers
