@@ -60,8 +60,10 @@ def read_secret(what: str, env: str, file: str, *, required: bool = True) -> Sec
                               f"or set the environment variable {env}")
         return Secret(value) if value else None
     if required:
+        file_key = what.removesuffix(".password").removesuffix(".secret_key") + (
+            ".password_file" if what.endswith(".password") else ".secret_key_file")
         raise ConfigError(f"{what}: no secret given; set the environment variable {env} "
-                          f"or point the *_file key in config.toml to a file holding it")
+                          f"or point {file_key} in config.toml to a file holding it")
     return None
 
 
@@ -350,6 +352,10 @@ def config_problems(settings: Settings) -> tuple[list[str], list[str]]:
         if section.ca_file and not Path(section.ca_file).expanduser().is_file():
             problems.append(f"{at(name + '.ca_file')}: {name}.ca_file: no such file {section.ca_file}; give the path "
                             "of the PEM file holding the server's CA certificate, or remove the key")
+    if not settings.imap.host:
+        warnings.append(f"{settings.source_label}: imap.host is not set, so `digest poll` and `digest run` cannot read "
+                        "alerts from a mailbox; set [imap] host, username and the password (see config.example.toml), "
+                        "or store alert files with `digest ingest PATH`")
     if not settings.smtp.host and not settings.outbox:
         warnings.append(f"{settings.source_label}: smtp.host is not set (nor outbox), so `digest send` and `digest run` "
                         "cannot deliver digests; set [smtp] host (see config.example.toml), or outbox = \"DIR\" to "

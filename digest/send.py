@@ -273,7 +273,7 @@ async def send_message(msg: EmailMessage, settings: SmtpSettings, *,
             raise DeliveryError(str(exc), permanent=exc.permanent, attempts=attempt) from None
         except _Transient as exc:
             if attempt == attempts:
-                raise DeliveryError(f"SMTP failed {attempts} times, last: {exc}", attempts=attempt) from None
+                raise DeliveryError(f"SMTP failed {attempts} time{'' if attempts == 1 else 's'}, last: {exc}", attempts=attempt) from None
             delay = min(MAX_BACKOFF, settings.retry_backoff * 2 ** (attempt - 1))
             log.warning("SMTP attempt %d/%d to %s failed (%s); retrying in %.1f s", attempt, attempts,
                         ", ".join(recipients), exc, delay)

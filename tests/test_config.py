@@ -66,6 +66,16 @@ def test_config_path_comes_from_the_environment(tmp_path, monkeypatch):
     assert load_settings().data_dir == "/tmp/elsewhere"
 
 
+def test_check_of_a_config_without_a_mailbox_warns_that_poll_cannot_read_alerts():
+    from click.testing import CliRunner
+
+    from digest.cli import cli
+
+    result = CliRunner().invoke(cli, ["--config", "config.example.toml", "check"])
+    assert "warning: config.example.toml: imap.host is not set, so `digest poll` and `digest run` cannot read" \
+        in result.output
+
+
 def test_settings_are_frozen():
     settings = load_settings("config.example.toml")
     with pytest.raises(AttributeError):
@@ -88,7 +98,7 @@ def test_secret_from_a_file_and_missing_secret_explains_the_fix(tmp_path, monkey
     file = tmp_path / "pw"
     file.write_text("s3cret\n")
     assert read_secret("imap.password", "X_PW", str(file)).reveal() == "s3cret"
-    with pytest.raises(ConfigError, match="set the environment variable X_PW"):
+    with pytest.raises(ConfigError, match="set the environment variable X_PW or point imap.password_file in"):
         read_secret("imap.password", "X_PW", "")
     assert repr(Secret("x")) == "Secret('**********')"
 
