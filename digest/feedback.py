@@ -216,6 +216,9 @@ def handle_reply(store: Store, settings: Settings, raw: bytes, *, mailbox: str, 
                             user=user)
         else:
             log.info("email vote by %s: %d vote(s), %d changed", user, len(votes), changed)
+            if reason:  # recorded, but part of it was not a vote ("+99" on a digest of ten): say which part
+                store.log_event("WARNING", "feedback", f"email vote from {sender}: recorded {len(votes)}, "
+                                f"ignored the rest: {reason}", user=user)
         return ReplyOutcome(status, user, changed, tuple(votes), reason, message_id)
 
     if message_id and store.message_by_message_id(message_id):

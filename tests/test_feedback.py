@@ -1243,6 +1243,11 @@ def test_a_reply_votes_on_a_runner_up_by_its_number_on_the_digests_page(tmp_path
     assert ingest_raw(store, reply, mailbox="INBOX", uid=9, settings=settings)[0] == "feedback"
     assert {v.paper_id: v.value for v in store.votes("ada")} == {extra: -1}
     assert store.messages()[-1]["error"] == "no item 5 in the digest of 2025-03-03 (3 items in the email, 1 more on its page)"
+    # the number that was not a vote is left in `digest status`'s recent events, not only in the message row
+    [event] = [e for e in store.recent_events() if e["component"] == "feedback"]
+    assert event["level"] == "WARNING" and event["message"] == (
+        "email vote from ada@example.test: recorded 1, ignored the rest: no item 5 in the digest of 2025-03-03 "
+        "(3 items in the email, 1 more on its page)")
 
 
 def test_a_digest_page_ignores_an_unknown_done_note_and_a_signed_link_to_another_readers_digest(live):
