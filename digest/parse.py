@@ -362,6 +362,8 @@ def parse_message(raw: bytes) -> ParsedMessage:
             print(paper.id, paper.title)
     """
     raw = _lead_stripped(raw)
+    if not raw.strip():
+        raise ParseError("empty: there is nothing in it (a save or download that failed?); save the alert again")
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     if not msg.keys():
         raise ParseError("not an email: no header lines (From:, Subject:, ...) at its top; for a file, save the "
@@ -488,7 +490,8 @@ def _iter_file(path: Path) -> Iterator[tuple[str, bytes]]:
     data = _lead_stripped(path.read_bytes())
     suffix = path.suffix.lower()
     if not data.strip():
-        return  # an empty file holds no email (the caller says so)
+        yield str(path), b""  # an empty file: parse_message says so, also inside a folder of good ones
+        return
     mbox = data.startswith(b"From ") or (suffix == ".mbox" and b"\nFrom " in data)
     messages = split_mbox(data) if mbox else []
     second_line = data.split(b"\n", 2)[1:2] or [b""]

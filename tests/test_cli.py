@@ -206,15 +206,23 @@ def test_parse_and_ingest_say_when_a_path_holds_no_email(tmp_path):
     result = CliRunner().invoke(cli, ["parse", *paths])
     assert result.exit_code == 1
     assert f"{tmp_path / 'g.mbox'}: not an email: no header lines" in result.output
-    for name in ("e.eml", "empty"):
-        assert f"{tmp_path / name}: no email found in it: give an .eml file, an mbox" in result.output
+    assert f"{tmp_path / 'e.eml'}: empty: there is nothing in it" in result.output
+    assert f"{tmp_path / 'empty'}: no email found in it: give an .eml file, an mbox" in result.output
     config = tmp_path / "config.toml"
     config.write_text(f'data_dir = "{tmp_path / "data"}"\n')
     result = CliRunner().invoke(cli, ["--config", str(config), "ingest", *paths])
     assert result.exit_code == 1
-    assert "emails read: 1 (0 alerts, 0 already seen, 0 not paper alerts, 1 failed)" in result.output
-    for name in ("e.eml", "empty"):
-        assert f"failed: {tmp_path / name}: no email found in it" in result.output
+    assert "emails read: 2 (0 alerts, 0 already seen, 0 not paper alerts, 2 failed)" in result.output
+    assert f"failed: {tmp_path / 'e.eml'}: empty: there is nothing in it" in result.output
+    assert f"failed: {tmp_path / 'empty'}: no email found in it" in result.output
+    # an empty file among good ones in a folder is named too, not skipped
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox" / "alert.eml").write_bytes((REPO / "sample_inbox" / "04-biorxiv-subject-collection-alert.eml")
+                                                   .read_bytes())
+    (tmp_path / "inbox" / "blank.eml").write_bytes(b"\n")
+    result = CliRunner().invoke(cli, ["--config", str(config), "ingest", str(tmp_path / "inbox")])
+    assert result.exit_code == 1 and "emails read: 2 (1 alerts" in result.output
+    assert f"failed: {tmp_path / 'inbox' / 'blank.eml'}: empty: there is nothing in it" in result.output
 
 
 def test_send_for_one_user_with_a_broken_profile_says_so_and_shows_only_their_errors(tmp_path):
