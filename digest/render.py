@@ -103,7 +103,10 @@ def paper_url(paper: Paper) -> str:
         return url
     if paper.doi:
         return f"https://doi.org/{quote(paper.doi, safe='/.()-_;:')}"
-    return "https://scholar.google.com/scholar?q=" + quote(" ".join(paper.title.split()), safe="")
+    return _SEARCH + quote(" ".join(paper.title.split()), safe="")
+
+
+_SEARCH = "https://scholar.google.com/scholar?q="  # where the title of a paper with no link of its own leads
 
 
 # table-of-contents headings that only say "a research paper": not worth a reader's glance
@@ -129,6 +132,8 @@ def where_line(paper: Paper, sources: Sequence[str]) -> str:
         parts.append(kind)
     if names:
         parts.append("via " + ", ".join(names))
+    if paper_url(paper).startswith(_SEARCH):
+        parts.append("no link in the alert: the title searches Google Scholar")
     return " · ".join(parts)
 
 

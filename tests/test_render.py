@@ -226,18 +226,23 @@ def test_a_saved_digest_is_not_read_back_as_a_paper_alert():
 def test_each_item_says_where_it_appeared_and_what_kind_of_piece_it_is():
     from digest.render import where_line
 
-    news = Paper("Gut microbes under scrutiny", venue="Nature Medicine", comments="News & Views", source="nature")
+    news = Paper("Gut microbes under scrutiny", venue="Nature Medicine", comments="News & Views", source="nature",
+                 doi="10.1038/x")
     assert where_line(news, ["nature"]) == "Nature Medicine · News & Views · via Nature"
     research = news.with_(comments="Articles")  # a plain research article: no label
     assert where_line(research, ["nature", "google_scholar"]) == "Nature Medicine · via Nature, Google Scholar"
-    preprint = Paper("A protein model", venue="bioRxiv", source="biorxiv")
+    preprint = Paper("A protein model", venue="bioRxiv", source="biorxiv", doi="10.1101/x")
     assert where_line(preprint, ["biorxiv"]) == "via bioRxiv"  # not "bioRxiv · via bioRxiv"
-    listing = Paper("Speculative decoding", categories=("cs.CL", "cs.LG"), comments="12 pages", source="arxiv")
+    listing = Paper("Speculative decoding", categories=("cs.CL", "cs.LG"), comments="12 pages", source="arxiv",
+                    arxiv_id="2501.00001")
     assert where_line(listing, ["arxiv", "hf"]) == "cs.CL · via arXiv, Hugging Face"  # arXiv's comments are not kinds
-    merged = Paper("T", venue="Nature Physics", comments="12 pages, 5 figures", source="arxiv")  # arXiv's copy first
+    merged = Paper("T", venue="Nature Physics", comments="12 pages, 5 figures", source="arxiv", arxiv_id="2501.2")  # arXiv's copy first
     assert where_line(merged, ["arxiv", "nature"]) == "Nature Physics · via arXiv, Nature"
-    scholar = Paper("X", venue="Clinical and Translational …, 2026", source="google_scholar")
+    scholar = Paper("X", venue="Clinical and Translational …, 2026", source="google_scholar", url="https://x.org/1")
     assert where_line(scholar, ["google_scholar"]) == "Clinical and Translational …, 2026 · via Google Scholar"
+    # an alert that gave no link (a forwarded Hugging Face page): the title's link is a search, and it says so
+    bare = Paper("Scaling laws for everything", source="hf")
+    assert where_line(bare, ["hf"]) == "via Hugging Face · no link in the alert: the title searches Google Scholar"
     out = render_digest(_context([item_context(ScoredPaper(news, 0.5, "why"), ["nature"], "u", "d")]))
     assert "Nature Medicine · News &amp; Views · via Nature" in out.html
     assert "Nature Medicine · News & Views · via Nature" in out.text
