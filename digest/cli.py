@@ -342,6 +342,10 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int, query: str | None) ->
         title = " ".join(item.paper.title.split())
         click.echo(f"{mark:2}{item.score:6.2f}  {title[:100]}")
         click.echo(f"{'':10}why: {item.reason}")
+    if result.ranking.scored:
+        click.echo("score: calibrated relevance, 0.1 per standard deviation above a random paper of the store (the "
+                   "floor is relevance_floor); the number in a reason: how close the paper is to that interest or "
+                   "paper (cosine similarity, 0 to 1)")
 
 
 def _find_in_ranking(settings, store, prof, result, query: str, limit: int, stored: list[dict]) -> None:

@@ -64,6 +64,7 @@ def test_the_demo_writes_one_digest_per_profile_and_a_second_run_embeds_nothing(
                             timeout=600)
     assert ranked.returncode == 0, ranked.stderr
     assert f"; {written} recent papers already sent to ada (or voted on) are not candidates again" in ranked.stdout
+    assert ranked.stdout.splitlines()[-1].startswith("score: calibrated relevance, 0.1 per standard deviation")
     n_candidates = int(ranked.stdout.split(" candidates (", 1)[0].rsplit(" ", 1)[1])
     status = subprocess.run([*look, "status", "--json"], capture_output=True, text=True, cwd=REPO, timeout=60)
     ada = next(u for u in json.loads(status.stdout)["users"] if u["user"] == "ada")

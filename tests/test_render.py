@@ -79,6 +79,9 @@ def test_a_digest_has_subject_text_and_html_with_counts_reasons_and_links():
     assert f"https://d.example/vote/{TOKEN}.up" in out.html and "https://d.example/unsubscribe/t" in out.html
     assert "profiles/ada.toml" in out.text and "profiles/ada.toml" in out.html
     assert "Sat 28 Nov 2026" in out.text and "Ada Lovelace" in out.html
+    # what the number in a reason means, once, at the foot
+    legend = "The number in a reason is how close the paper is to that interest or paper (0 to 1)."
+    assert out.text.count(legend) == out.html.count(legend) == 1
 
 
 @pytest.mark.parametrize("n_items, n_more, html_says, text_says", [
@@ -189,6 +192,7 @@ def test_a_quiet_day_says_so():
     assert out.subject == "Quiet day: no new papers cleared your bar · Sat 28 Nov"
     assert "none of the 12 recent papers cleared your relevance bar" in out.text.lower()
     assert "relevance_floor" in out.html and "A quiet day" in out.html
+    assert "The number in a reason" not in out.text  # no reasons on a quiet day
 
 
 def test_a_day_without_any_new_papers_suggests_checking_the_alerts():
