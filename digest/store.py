@@ -916,13 +916,21 @@ class Store:
         return {r["user"]: r["text"] for r in self.db["profile_texts"].rows_where(order_by="saved_at, user")}
 
     def log_event(self, level: str, component: str, message: str, user: str | None = None) -> None:
+        """Record an event for `digest status`; the same event again, with no other event of its component in
+        between (a broken profile seen by every command), only moves its time."""
         with self._transaction():
+            last = self.db.execute("SELECT id, level, user, message FROM events WHERE component = ? ORDER BY id DESC "
+                                   "LIMIT 1", [component]).fetchone()
+            if last is not None and tuple(last[1:]) == (level, user, message):
+                self.db.execute("UPDATE events SET at = ? WHERE id = ?", [utcnow(), last[0]])
+                return
             self._insert("events", {"at": utcnow(), "level": level, "component": component, "user": user,
                                     "message": message})
 
     def recent_events(self, limit: int = 10, level: str | None = None) -> list[dict]:
         where = "level = ?" if level else None
-        return list(self.db["events"].rows_where(where, [level] if level else [], order_by="id desc", limit=limit))
+        return list(self.db["events"].rows_where(where, [level] if level else [], order_by="at desc, id desc",
+                                                 limit=limit))
 
     # -- feedback (owner: feedback): pauses, batched votes, digests by Message-ID --------------------------
     def pause_user(self, user: str, *, via: str = "web", reason: str = "") -> bool:

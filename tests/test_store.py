@@ -383,3 +383,15 @@ def test_a_digest_refused_for_another_address_is_not_done_for_the_corrected_one(
     assert store.last_done_period("ada") == "2026-11-28"  # as before: not tried again for that address
     assert store.last_done_period("ada", "ADA@old.example.org") == "2026-11-28"
     assert store.last_done_period("ada", "ada@new.example.org") is None  # the daemon's catch-up sends it
+
+
+def test_an_event_repeated_by_every_command_is_kept_once_with_its_latest_time(store):
+    for _ in range(3):  # a broken profile, seen by three commands in a row
+        store.log_event("ERROR", "profiles", "profiles/ada.toml:3: max_items must be from 1 to 100", user="ada")
+    store.log_event("ERROR", "send", "SMTP failed 1 time, last: 451 later", user="ada")
+    # the same again after another component's event: still the last of its own component, so still one event
+    store.log_event("ERROR", "profiles", "profiles/ada.toml:3: max_items must be from 1 to 100", user="ada")
+    store.log_event("WARNING", "profiles", "profiles/ada.toml:3: max_items must be from 1 to 100", user="ada")
+    events = store.recent_events()
+    assert [(e["component"], e["level"]) for e in events] == [("profiles", "WARNING"), ("send", "ERROR"),
+                                                               ("profiles", "ERROR")]
