@@ -586,7 +586,8 @@ class _App:
         newer = later is None and bool(sent) and sent[-1]["id"] != row["id"]
         return _page(self.settings, "page_digest.html", items=items[:len(entries)], more=items[len(entries):n_above],
                      below=items[n_above:], floor=row["floor"],
-                     below_open=any(i["done"] or at == str(i["number"]) for i in items[n_above:]),
+                     # unfolded where a vote was just made, and on a quiet day's page (nothing else to show)
+                     below_open=not entries or any(i["done"] or at == str(i["number"]) for i in items[n_above:]),
                      token=request.path_params["token"], date_label=date_label(date.fromisoformat(row["period"])),
                      n_candidates=row["n_candidates"] or 0, voted=sum(1 for i in items[:len(entries)] if i["vote"]),
                      voted_more=sum(1 for i in items[len(entries):] if i["vote"]), newer_elsewhere=newer,

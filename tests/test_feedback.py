@@ -1056,6 +1056,12 @@ def test_a_digest_page_keeps_the_best_papers_below_the_bar_folded_with_their_sco
         assert not BeautifulSoup(client.get(live.path(link) + "?done=up&item=1").text,
                                  "html.parser").select_one("details.below").has_attr("open")
     assert live.store.sent_paper_ids("yara") == {pids[0]}  # the runner-up and those below the bar were not sent
+    # a quiet day's page (its note links to #below) shows them unfolded: there is nothing else on it
+    quiet, _ = sent_digest(live, "yara", "2025-04-04", [], below=["Nearly a match on graphs"])
+    with live.client() as client:
+        page = BeautifulSoup(client.get(live.path(quiet)).text, "html.parser")
+    assert page.select_one("details.below").has_attr("open") and [a["id"] for a in page.select("article.item")] == \
+        ["item-1"]
 
 
 @pytest.mark.parametrize("case", ["no such item", "not a number", "a superscript digit", "unknown action", "another page's token",
