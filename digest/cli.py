@@ -672,7 +672,8 @@ def votes(ctx: click.Context, user: str, history: bool, bib: bool) -> None:
                         key=lambda pair: (pair[0]["at"] or "", pair[0]["id"]))  # in the order they were made
         rows = [(e["paper_id"], e["value"], e["at"], e["via"], name) for e, name in events]
     else:
-        rows = [(v.paper_id, v.value, v.created_at, v.via, name) for name, v in current]
+        rows = sorted(((v.paper_id, v.value, v.created_at, v.via, name) for name, v in current),
+                      key=lambda r: r[2] or "")  # oldest first, whichever name gave them
     papers = store.get_papers([pid for pid, *_ in rows])
     if not rows:
         click.echo(f"{user}: no votes yet")

@@ -590,7 +590,7 @@ class _App:
                      below_open=not entries or any(i["done"] or at == str(i["number"]) for i in items[n_above:]),
                      token=request.path_params["token"], date_label=date_label(date.fromisoformat(row["period"])),
                      n_candidates=row["n_candidates"] or 0, voted=sum(1 for i in items[:len(entries)] if i["vote"]),
-                     voted_more=sum(1 for i in items[len(entries):] if i["vote"]), newer_elsewhere=newer,
+                     voted_more=sum(1 for i in items[len(entries):n_above] if i["vote"]), newer_elsewhere=newer,
                      earlier=self._link(data, "digest", str(earlier)) if earlier else "",
                      later=self._link(data, "digest", str(later)) if later else "",
                      unsubscribe=self._link(data, "unsubscribe"), reply=bool(self.settings.web.reply_address),

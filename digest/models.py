@@ -43,6 +43,8 @@ def normalise_doi(value: str | None) -> str | None:
     return value.lower() or None
 
 
+CUT_MARK = " …"  # ends a text that an alert cut short (the rest of it was not in the mail)
+
 _ARXIV_FORM = re.compile(r"(\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?", re.I)
 _DOI_FORM = re.compile(r"10\.\d{4,9}(?:\.\d+)*/\S+$")
 

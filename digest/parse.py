@@ -335,8 +335,8 @@ def _parse_bodies(text: str | None, html: str | None, *, sender: str, subject: s
     return ("generic", papers) if papers else (None, [])
 
 
-def _parse_msg(msg: Message) -> tuple[str | None, list[Paper]]:
-    parts = _collect(msg, _Parts())
+def _parse_msg(msg: Message, parts: _Parts | None = None) -> tuple[str | None, list[Paper]]:
+    parts = parts or _collect(msg, _Parts())
     text = "\n".join(parts.text) if parts.text else None
     html = "\n".join(parts.html) if parts.html else None
     return _parse_bodies(text, html, sender=_address(_header(msg, "from")), subject=_header(msg, "subject"),
@@ -369,15 +369,17 @@ def parse_message(raw: bytes) -> ParsedMessage:
         raise ParseError("not an email: no header lines (From:, Subject:, ...) at its top; for a file, save the "
                          "alert with its headers (your mail program's \"Save as\" .eml or \"Show original\"), or "
                          "give a bare body as .html or .txt")
+    parts = _collect(msg, _Parts())
     if _own_or_report(msg):
         kind, papers = None, []  # never read our own digests (or bounces of them) as alerts
     else:
-        kind, papers = _parse_msg(msg)
+        kind, papers = _parse_msg(msg, parts)
     date = _date(_header(msg, "date"))
     message_id = _header(msg, "message-id") or None
     return ParsedMessage(kind=kind, papers=papers, subject=_header(msg, "subject"),
                          sender=_address(_header(msg, "from")), message_id=message_id,
-                         date=date.isoformat() if date else None, warnings=_cut_short(msg, kind, len(papers)))
+                         date=date.isoformat() if date else None,
+                         warnings=_cut_short(msg, parts, kind, len(papers)))
 
 
 def _kept(n_papers: int) -> str:
@@ -385,22 +387,25 @@ def _kept(n_papers: int) -> str:
             "Message-ID) adds the rest")
 
 
-def _cut_short(msg: Message, kind: str | None, n_papers: int) -> list[str]:
-    """Why an alert seems cut short (a partial download or save, a broken mbox): a multipart message without its
-    closing boundary, an HTML body without its end tag, an arXiv listing that stops inside an entry."""
+def _cut_short(msg: Message, parts: _Parts, kind: str | None, n_papers: int) -> list[str]:
+    """Why an alert seems cut short (a partial download or save, a broken mbox): its HTML stops without its end
+    tag in the middle of the text or of a tag, or an arXiv listing stops inside an entry. A missing closing MIME
+    boundary alone is not enough (some senders' whole mail ends so): the text must look cut too."""
     if kind is None:
         return []
-    kept = _kept(n_papers)
-    if any(isinstance(d, (email.errors.CloseBoundaryNotFoundDefect, email.errors.StartBoundaryNotFoundDefect))
-           for part in msg.walk() for d in part.defects):
-        return [f"cut short: the message ends before its MIME parts do; {kept}"]
-    parts = _collect(msg, _Parts())
-    html = "\n".join(parts.html)
-    if re.search(r"<html\b", html, re.I) and not re.search(r"</html\s*>", html, re.I):
-        return [f"cut short: its HTML stops before its end (no </html>); {kept}"]
+    html = _HTML_COMMENT.sub("", "\n".join(parts.html))
+    if re.search(r"<html\b", html, re.I) and not re.search(r"</html\s*>", html, re.I) \
+            and not html.rstrip().endswith(">"):  # HTML5 may leave out </body></html>; a whole page ends with a tag
+        return [f"cut short: its HTML stops in the middle (no </html>, nor a tag at its end); {_kept(n_papers)}"]
     if kind == "arxiv":
         return _listing_cut("\n".join(parts.text) if parts.text else html_to_text(html), n_papers)
+    boundary = any(isinstance(d, email.errors.CloseBoundaryNotFoundDefect) for part in msg.walk() for d in part.defects)
+    if boundary and parts.text and not parts.html and not parts.text[-1].endswith("\n"):
+        return [f"cut short: the message ends before its MIME parts do, in the middle of a line; {_kept(n_papers)}"]
     return []
+
+
+_HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.S)
 
 
 def _listing_cut(text: str, n_papers: int) -> list[str]:

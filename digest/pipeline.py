@@ -101,15 +101,17 @@ def ingest_raw(store: Store, raw: bytes, *, mailbox: str, uidvalidity: int = 0, 
                              subject=parsed.subject, sender=parsed.sender, status="not_alert")
         return "not_alert", report
     earlier = store.message_by_message_id(parsed.message_id) if parsed.message_id else None
-    if earlier is not None and len(parsed.papers) > (earlier["n_papers"] or 0):
+    if earlier is not None and (len(parsed.papers) > (earlier["n_papers"] or 0)
+                                or (earlier["error"] and not parsed.warnings)):
         # a fuller copy of a message read before (the earlier one was cut short: a broken mbox, a truncated
-        # download): its papers are stored too, those already known merge
+        # download; it may hold as many papers, one of them cut): its papers are stored too, known ones merge
         log.info("%s: a fuller copy of message %s (%d papers; the copy read before gave %d)", label or mailbox,
                  parsed.message_id, len(parsed.papers), earlier["n_papers"] or 0)
     elif earlier is not None:
         report.duplicates = 1
         store.record_message(mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, message_id=parsed.message_id,
-                             subject=parsed.subject, sender=parsed.sender, kind=parsed.kind, status="duplicate")
+                             subject=parsed.subject, sender=parsed.sender, kind=parsed.kind, status="duplicate",
+                             error="; ".join(parsed.warnings) or None)  # a cut copy completes nothing
         return "duplicate", report
     # the papers a fuller copy adds are as old as the message: an old mail read again (a new folder, a better
     # parser) does not put last month's papers into today's candidates

@@ -152,7 +152,7 @@ class Ranking:
     def below(self, limit: int) -> list[ScoredPaper]:
         """The best ``limit`` papers below the floor (muted ones left out): what the reader would see next if
         the floor were lower, to look through and vote on (a 👍 there teaches the ranking what it missed)."""
-        return [s for s in self.scored if s.score < self.floor and "muted" not in s.details][:limit]
+        return [s for s in self.scored if MUTED_SCORE < s.score < self.floor and "muted" not in s.details][:limit]
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ untrusted: the HTML environment autoescapes everything, and a link is used only 
 The context (built by ``pipeline.compose``)::
 
     date, date_label, items, quiet, n_candidates, profile_file, unsubscribe_url, user, reply_address, page_url,
-    n_more (runners-up on the page)
+    n_more (runners-up on the page), n_below (papers below the floor on the page)
     items[i]: title, url, authors, sources, text, reason, score, up_url, down_url, reply_up, reply_down
 
 ``reply_up`` / ``reply_down`` (mailto links), ``reply_address`` and ``page_url`` (the digest's own web page,
@@ -172,7 +172,7 @@ def _preheader(items: Sequence[dict], quiet: bool) -> str:
 def render_digest(context: dict, templates: Path = TEMPLATES) -> Rendered:
     """Fill subject.txt, digest.txt and digest.html from one context dict; inline the HTML's CSS."""
     items = [{"reply_up": "", "reply_down": "", **item} for item in context.get("items", [])]
-    ctx = {"reply_address": "", "user": "", "page_url": "", "n_more": 0, **context, "items": items}
+    ctx = {"reply_address": "", "user": "", "page_url": "", "n_more": 0, "n_below": 0, **context, "items": items}
     day = ctx.get("date")
     if isinstance(day, date):
         ctx.setdefault("date_label", date_label(day))

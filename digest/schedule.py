@@ -307,13 +307,14 @@ def bind_port(host: str, port: int, fix: str,
               host_fix: str = "set web.host to an address of this machine, such as 127.0.0.1") -> socket.socket:
     """A socket bound to host:port, or a ConfigError that says why not and how to fix it: ``fix`` when the port
     is taken, ``host_fix`` when the host is no address of this machine."""
-    if not 0 < port < 65536:
-        raise ConfigError(f"web: port {port} is not a port number (1-65535); {fix}")
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     except (OSError, UnicodeError) as exc:  # gaierror: a name that does not resolve
-        raise ConfigError(f"web: cannot listen on {host}:{port}: no such host ({getattr(exc, 'strerror', None) or exc}); "
-                          f"{host_fix}") from None
+        why = getattr(exc, "strerror", None) or exc
+        if getattr(exc, "errno", None) == socket.EAI_AGAIN:  # the name server did not answer: try again later
+            raise ConfigError(f"web: cannot listen on {host}:{port}: the name could not be looked up now ({why}); "
+                              f"try again, or {host_fix}") from None
+        raise ConfigError(f"web: cannot listen on {host}:{port}: no such host ({why}); {host_fix}") from None
     try:
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -969,12 +970,11 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
          "error": m["error"], "at": m["processed_at"]} for m in reversed(store.messages("failed"))]
     # the messages read in part (cut short): their papers are stored; the rest comes with a complete copy, after
     # which they are no longer listed
-    ingested = store.messages("ingested")
-    complete = {m["message_id"] for m in ingested if m["message_id"] and not m["error"]}
+    # (a local file without a Message-ID cannot be matched to a whole copy: listed for two weeks)
     report["partial_messages"] = [
         {"mailbox": m["mailbox"], "uid": m["uid"], "subject": m["subject"], "sender": m["sender"],
          "warning": m["error"], "at": m["processed_at"]}
-        for m in reversed(ingested) if m["error"] and m["message_id"] not in complete]
+        for m in store.partial_messages(since=(now - timedelta(days=14)).isoformat(timespec="seconds"))]
     users: list[dict] = []
     errors: list[str] = []
     try:

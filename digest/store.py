@@ -37,7 +37,7 @@ import numpy as np
 import sqlite_utils
 
 from .errors import StoreError
-from .models import Paper, ScoredPaper, Vote, matches_query, normalise_title, query_ids
+from .models import CUT_MARK, Paper, ScoredPaper, Vote, matches_query, normalise_title, query_ids
 
 SCHEMA_VERSION = 7
 SEARCH_WORDS = 12  # a search uses at most this many words of its query
@@ -216,10 +216,14 @@ class IngestOutcome:
 
 
 def _richer(old: str | None, new: str | None) -> str | None:
+    """The fuller of two texts of a paper; one that a cut-short alert marked " …" loses to a whole one as long."""
     if not old:
         return new
     if not new:
         return old
+    if old.endswith(CUT_MARK) != new.endswith(CUT_MARK):
+        whole, cut = (new, old) if old.endswith(CUT_MARK) else (old, new)
+        return whole if len(whole) >= len(cut) - len(CUT_MARK) else cut
     return new if len(new) > len(old) else old
 
 
@@ -600,6 +604,15 @@ class Store:
                 else IngestOutcome(0, 0, ())
         return row_id, outcome
 
+    def partial_messages(self, since: str) -> list[dict]:
+        """The messages read in part (a cut-short warning in ``error``), newest first, that no whole copy (the
+        same Message-ID) has completed since; those without a Message-ID only when processed after ``since``."""
+        return list(self.db.query(
+            "SELECT * FROM messages m WHERE status = 'ingested' AND error IS NOT NULL AND ("
+            "  (message_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM messages w WHERE w.message_id = m.message_id"
+            "   AND w.status IN ('ingested', 'duplicate') AND w.error IS NULL))"
+            "  OR (message_id IS NULL AND processed_at >= ?)) ORDER BY id DESC", [since]))
+
     def messages(self, status: str | None = None) -> list[dict]:
         where = "status = ?" if status else None
         return list(self.db["messages"].rows_where(where, [status] if status else [], order_by="id"))
@@ -801,10 +814,12 @@ class Store:
         return rows[0] if rows else None
 
     def sent_digests(self, users: Sequence[str]) -> list[dict]:
-        """The digests that went out to one of ``users`` (a reader's names) with papers in them, oldest first."""
+        """The digests that went out to one of ``users`` (a reader's names) with papers in them (also on their page
+        only: a quiet day's papers below the bar), oldest first."""
         marks = ",".join("?" * len(users))
-        return list(self.db["digests"].rows_where(f"user IN ({marks}) AND status = 'sent' AND n_items > 0", users,
-                                                  order_by="period, id"))
+        return list(self.db["digests"].rows_where(
+            f"user IN ({marks}) AND status = 'sent' AND (n_items > 0 OR EXISTS (SELECT 1 FROM digest_more m "
+            "WHERE m.digest_id = digests.id))", users, order_by="period, id"))
 
     def mark_digest(self, digest_id: int, status: str, *, error: str | None = None, path: str | None = None,
                     address: str | None = None) -> bool:
@@ -916,13 +931,15 @@ class Store:
         return {r["user"]: r["text"] for r in self.db["profile_texts"].rows_where(order_by="saved_at, user")}
 
     def log_event(self, level: str, component: str, message: str, user: str | None = None) -> None:
-        """Record an event for `digest status`; the same event again, with no other event of its component in
-        between (a broken profile seen by every command), only moves its time."""
+        """Record an event for `digest status`; the same event again (a broken profile seen by every command,
+        two of them in turn) only moves its time, when it is among its component's last 100."""
         with self._transaction():
-            last = self.db.execute("SELECT id, level, user, message FROM events WHERE component = ? ORDER BY id DESC "
-                                   "LIMIT 1", [component]).fetchone()
-            if last is not None and tuple(last[1:]) == (level, user, message):
-                self.db.execute("UPDATE events SET at = ? WHERE id = ?", [utcnow(), last[0]])
+            same = self.db.execute(
+                "SELECT id FROM (SELECT id, level, user, message FROM events WHERE component = ? ORDER BY id DESC "
+                "LIMIT 100) WHERE level = ? AND user IS ? AND message = ? LIMIT 1",
+                [component, level, user, message]).fetchone()
+            if same is not None:
+                self.db.execute("UPDATE events SET at = ? WHERE id = ?", [utcnow(), same[0]])
                 return
             self._insert("events", {"at": utcnow(), "level": level, "component": component, "user": user,
                                     "message": message})

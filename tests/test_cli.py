@@ -391,3 +391,21 @@ def test_an_alert_cut_short_is_stored_as_far_as_it_goes_named_in_status_and_comp
     assert not store.find_paper(arxiv_id=last.arxiv_id).abstract.endswith(" …")  # the whole abstract now
     assert "read in part" not in CliRunner().invoke(cli, ["--config", str(config), "status"]).output
     store.close()
+
+
+def test_a_whole_copy_with_as_many_papers_still_completes_an_alert_cut_inside_its_last_entry(tmp_path):
+    full = (REPO / "sample_inbox" / "01-arxiv-cs-daily-2024-11-07.eml").read_bytes()
+    (tmp_path / "cut.eml").write_bytes(full[:full.rindex(b"\n\\\\ ( https://arxiv.org/abs/") + 1])
+    (tmp_path / "whole.eml").write_bytes(full)
+    config = tmp_path / "config.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\nprofiles_dir = "{tmp_path}"\n')
+    cut = CliRunner().invoke(cli, ["--config", str(config), "ingest", str(tmp_path / "cut.eml")])
+    assert "read in part" in cut.output and "papers: 180 new" in cut.output  # every entry, the last one cut
+    whole = CliRunner().invoke(cli, ["--config", str(config), "ingest", str(tmp_path / "whole.eml")])
+    assert "emails read: 1 (1 alerts, 0 already seen" in whole.output, whole.output  # read again, not a duplicate
+    assert "read in part" not in CliRunner().invoke(cli, ["--config", str(config), "status"]).output
+    # a cut copy read after the whole one changes nothing and is not listed either
+    (tmp_path / "cut-again.eml").write_bytes(full[:30000])
+    again = CliRunner().invoke(cli, ["--config", str(config), "ingest", str(tmp_path / "cut-again.eml")])
+    assert "1 already seen" in again.output and "read in part" not in CliRunner().invoke(
+        cli, ["--config", str(config), "status"]).output

@@ -1050,6 +1050,7 @@ def test_a_digest_page_keeps_the_best_papers_below_the_bar_folded_with_their_sco
         assert live.store.get_vote("yara", pids[3]) == 1
         again = BeautifulSoup(client.get(live.path(link) + "?done=up&item=4").text, "html.parser")
         assert again.select_one("details.below").has_attr("open")  # unfolded where the vote was made
+        assert "of the runners-up" not in again.select_one("#counts").text  # a vote below the bar is none of them
         assert _voting(again.select_one("#item-4")) == {"pressed": ["up"], "status": "Thanks, recorded: 👍 More like this."}
         # a vote in the digest itself leaves the fold closed
         client.post(live.path(link), data=_item_form(link, 1, "up"))
@@ -1328,6 +1329,11 @@ def test_digest_page_prints_the_link_to_a_users_latest_or_dated_digest_page(live
         assert [i["title"] for i in _page_items(client.get(live.path(dated.output.splitlines()[1])).text)] == ["Older"]
     none, bad = page("--date", "2025-08-03"), page("--date", "August")
     assert none.exit_code == 1 and "eli: no digest with papers went out on 2025-08-03" in none.output
+    # a quiet day with papers below the bar has a page too, and `digest page --date` finds it
+    sent_digest(live, "eli", "2025-07-30", [], below=["Almost", "Nearly"])
+    quiet = page("--date", "2025-07-30")
+    assert quiet.exit_code == 0 and quiet.output.splitlines()[0] == \
+        "eli: the digest of Wed 30 Jul 2025 (0 papers, the best 2 below it)"
     assert bad.exit_code == 1 and bad.output == "error: --date 'August': not a date; write it like 2026-11-28\n"
 
 

@@ -1334,17 +1334,42 @@ def test_an_arxiv_listing_cut_short_is_read_as_far_as_it_goes_and_says_where_it_
 
 def test_a_multipart_or_html_alert_cut_short_says_so_and_every_whole_fixture_does_not():
     scholar = email.message_from_bytes((FIXTURES / SCHOLAR_FILES[0]).read_bytes(), policy=email.policy.default)
-    msg = EmailMessage()
-    for header in ("From", "Subject", "Date", "Message-ID"):
-        msg[header] = scholar[header] or "<cut-short@example.test>"
-    msg.set_content("This message is best viewed as HTML.")
-    msg.add_alternative(scholar.get_body(("html",)).get_content(), subtype="html")
-    raw = msg.as_bytes()
+    html = scholar.get_body(("html",)).get_content()
+
+    def multipart(html_body: str, text_body: str = "This message is best viewed as HTML.\n") -> bytes:
+        msg = EmailMessage()
+        for header in ("From", "Subject", "Date", "Message-ID"):
+            msg[header] = scholar[header] or "<cut-short@example.test>"
+        msg.set_content(text_body)
+        if html_body:
+            msg.add_alternative(html_body, subtype="html")
+        else:
+            msg.make_mixed()  # the text alone, in a multipart message
+        return msg.as_bytes()
+
+    raw = multipart(html)
     whole, cut = parse_message(raw), parse_message(raw[:len(raw) // 2])
     assert whole.warnings == [] and 0 < len(cut.papers) < len(whole.papers)
-    assert cut.warnings[0].startswith("cut short: the message ends before its MIME parts do")
+    assert cut.warnings[0].startswith("cut short: its HTML stops in the middle (no </html>, nor a tag at its end)")
     single = parse_message((FIXTURES / SCHOLAR_FILES[0]).read_bytes()[:9000])  # one HTML part, no boundary
-    assert single.warnings and single.warnings[0].startswith("cut short: its HTML stops before its end")
+    assert single.warnings and single.warnings[0].startswith("cut short: its HTML stops in the middle")
+    # whole mail that merely looks odd is not cut short: HTML5 without its optional </body></html>, a multipart
+    # message whose closing boundary is missing after whole parts, "<html>" inside a comment
+    no_end_tags = re.sub(r"</body>\s*</html>\s*$", "", html.rstrip(), flags=re.I)
+    assert no_end_tags != html.rstrip() and parse_message(multipart(no_end_tags)).warnings == []
+    no_boundary = raw.rstrip()
+    no_boundary = no_boundary[:no_boundary.rindex(b"\n--")]
+    assert parse_message(no_boundary).papers == whole.papers and parse_message(no_boundary).warnings == []
+    commented = "<!-- an <html> template -->" + re.sub(r"</?html[^>]*>", "", html, flags=re.I)
+    assert parse_message(multipart(commented)).warnings == []
+    # a plain-text alert whose multipart message stops in the middle of a line
+    biorxiv = email.message_from_bytes((Path(__file__).parent.parent / "sample_inbox" /
+                                        "04-biorxiv-subject-collection-alert.eml").read_bytes(), policy=email.policy.default)
+    text_raw = multipart("", biorxiv.get_body(("plain",)).get_content()).replace(
+        scholar["From"].encode(), biorxiv["From"].encode())
+    text_whole, text_cut = parse_message(text_raw), parse_message(text_raw[:len(text_raw) * 2 // 3])
+    assert text_whole.kind == "biorxiv" and text_whole.warnings == [] and text_cut.kind == "biorxiv"
+    assert text_cut.warnings[0].startswith("cut short: the message ends before its MIME parts do, in the middle")
     # the whole alerts of the fixtures and the sample inbox: no warning (the TRUNCATED copies do warn)
     files = [f for f in FIXTURES.rglob("*") if f.suffix in (".eml", ".html", ".txt") and "TRUNCATED" not in f.name
              and "PREFIX" not in f.name and "truncated" not in f.name]

@@ -395,3 +395,21 @@ def test_an_event_repeated_by_every_command_is_kept_once_with_its_latest_time(st
     events = store.recent_events()
     assert [(e["component"], e["level"]) for e in events] == [("profiles", "WARNING"), ("send", "ERROR"),
                                                                ("profiles", "ERROR")]
+    for _ in range(3):  # two broken profiles, seen in turn by three commands: still two events
+        store.log_event("ERROR", "profiles", "profiles/bo.toml:1: not valid TOML", user="bo")
+        store.log_event("ERROR", "profiles", "profiles/cy.toml:2: unknown key", user="cy")
+    assert len(store.recent_events(limit=50)) == 5
+
+
+def test_a_text_an_alert_cut_short_loses_to_a_whole_one_even_when_the_mark_makes_it_longer(store):
+    whole = "We study sparse attention. It scales."
+    cut = "We study sparse attention. It scales …"  # cut just before the end, then marked: one character longer
+    [pid] = store.add_papers([Paper("Sparse attention", arxiv_id="2501.00077", abstract=cut)]).paper_ids
+    store.add_papers([Paper("Sparse attention", arxiv_id="2501.00077", abstract=whole)])
+    assert store.get_papers([pid])[pid].abstract == whole
+    store.add_papers([Paper("Sparse attention", arxiv_id="2501.00077", abstract=cut)])  # and it stays whole
+    assert store.get_papers([pid])[pid].abstract == whole
+    # a cut text that holds more than a short whole one (a teaser) still wins
+    [other] = store.add_papers([Paper("Dense attention", arxiv_id="2501.00078", abstract="Short.")]).paper_ids
+    store.add_papers([Paper("Dense attention", arxiv_id="2501.00078", abstract="A much longer abstract, cut …")])
+    assert store.get_papers([other])[other].abstract == "A much longer abstract, cut …"

@@ -12,7 +12,7 @@ import dataclasses
 import re
 from datetime import date, datetime, timedelta
 
-from ..models import Paper
+from ..models import CUT_MARK, Paper
 from .common import ARXIV_ID, Body, arxiv_url, clean_space, split_authors, tex_to_unicode
 
 SENDER_DOMAIN = "arxiv.org"
@@ -220,5 +220,5 @@ def parse(body: Body) -> list[Paper]:
     cut = cut_entry(text)
     if cut and papers and papers[-1].arxiv_id == cut and papers[-1].abstract:
         # the text stops inside this abstract: say so where it is shown (a complete copy's abstract replaces it)
-        papers[-1] = dataclasses.replace(papers[-1], abstract=papers[-1].abstract.rstrip(" .…") + " …")
+        papers[-1] = dataclasses.replace(papers[-1], abstract=papers[-1].abstract.rstrip(" .…") + CUT_MARK)
     return papers
