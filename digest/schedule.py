@@ -1037,5 +1037,12 @@ def _resolved(store: Store, event: dict, profile_errors: list[str]) -> dict | No
     elif event["component"] == "profiles" and event["level"] == "ERROR":
         where = event["message"].split(":", 1)[0]
         if where.endswith(".toml") and not any(e.split(":", 1)[0] == where for e in profile_errors):
-            return {"by": "the file loads now", "at": None}
+            return {"by": "the file loads now" if Path(where).exists() else "the file is gone (removed or renamed)",
+                    "at": None}
+    elif event["component"] == "poll":
+        # a later poll of a mailbox that ended without an error: the mailbox is reachable again
+        later = [p for p in store.poll_states() if (p["last_poll_at"] or "") > event["at"]
+                 and "error" not in (p["last_result"] or "")]
+        if later:
+            return {"by": "a poll succeeded", "at": later[0]["last_poll_at"]}
     return None

@@ -606,12 +606,15 @@ class Store:
 
     def partial_messages(self, since: str) -> list[dict]:
         """The messages read in part (a cut-short warning in ``error``), newest first, that no whole copy (the
-        same Message-ID) has completed since; those without a Message-ID only when processed after ``since``."""
+        same Message-ID) has completed since; those without a Message-ID only when processed after ``since`` and
+        not followed by a whole one from the same sender with the same subject."""
         return list(self.db.query(
             "SELECT * FROM messages m WHERE status = 'ingested' AND error IS NOT NULL AND ("
             "  (message_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM messages w WHERE w.message_id = m.message_id"
             "   AND w.status IN ('ingested', 'duplicate') AND w.error IS NULL))"
-            "  OR (message_id IS NULL AND processed_at >= ?)) ORDER BY id DESC", [since]))
+            "  OR (message_id IS NULL AND processed_at >= ? AND NOT EXISTS (SELECT 1 FROM messages w WHERE"
+            "   w.id > m.id AND w.sender = m.sender AND w.subject = m.subject AND w.status = 'ingested'"
+            "   AND w.error IS NULL))) ORDER BY id DESC", [since]))
 
     def messages(self, status: str | None = None) -> list[dict]:
         where = "status = ?" if status else None

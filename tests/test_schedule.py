@@ -237,13 +237,18 @@ def test_status_says_which_recent_errors_were_put_right_since(setup):
         store.log_event("ERROR", "send", "SMTP failed 4 times, last: 451 4.3.0 later", user="ada")
         store.log_event("ERROR", "profiles", f"{tmp_path / 'profiles' / 'ben.toml'}:2: timezone: unknown", user="ben")
         store.log_event("ERROR", "profiles", f"{broken}:2: timezone: unknown", user="carl")
+        store.log_event("ERROR", "profiles", f"{tmp_path / 'profiles' / 'gone.toml'}:1: not TOML", user="gone")
+        store.log_event("ERROR", "poll", "imap: cannot reach 127.0.0.1:993 (Connection refused)")
         clock.shift(timedelta(minutes=10))
         store.mark_digest(digest_id, "sent")  # the retry went through
+        store.set_poll_state("imaps://x/INBOX", result="INBOX: 2 fetched, 2 ingested")  # the mailbox is back
         clock.shift(timedelta(minutes=10))
         store.log_event("ERROR", "send", "SMTP failed 4 times, last: 421 too busy", user="ada")  # a later one
         report = status_report(settings, store)
         result = CliRunner().invoke(cli, ["--config", str(config), "status"])
-    later, carl, ben, first = report["recent_errors"]
+    later, poll, gone, carl, ben, first = report["recent_errors"]
+    assert poll["resolved"] == {"by": "a poll succeeded", "at": "2024-03-29T09:10:00+00:00"}
+    assert gone["resolved"] == {"by": "the file is gone (removed or renamed)", "at": None}
     assert first["resolved"] == {"by": "digest sent", "at": "2024-03-29T09:10:00+00:00"}
     assert ben["resolved"] == {"by": "the file loads now", "at": None}  # ben.toml is fine now
     assert carl["resolved"] is None  # carl.toml is still broken
