@@ -577,7 +577,8 @@ class Store:
             return None
         # of several copies (one read cut short, then a full one), the fullest
         rows = list(self.db["messages"].rows_where("message_id = ? AND status IN ('ingested', 'feedback')",
-                                                   [message_id], order_by="n_papers DESC, id", limit=1))
+                                                   [message_id], order_by="n_papers DESC, error IS NOT NULL, id",
+                                                   limit=1))  # of as many papers, a whole copy before a cut one
         return rows[0] if rows else None
 
     def record_message(self, *, mailbox: str, uidvalidity: int = 0, uid: int = 0, message_id: str | None,

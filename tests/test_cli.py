@@ -404,6 +404,10 @@ def test_a_whole_copy_with_as_many_papers_still_completes_an_alert_cut_inside_it
     whole = CliRunner().invoke(cli, ["--config", str(config), "ingest", str(tmp_path / "whole.eml")])
     assert "emails read: 1 (1 alerts, 0 already seen" in whole.output, whole.output  # read again, not a duplicate
     assert "read in part" not in CliRunner().invoke(cli, ["--config", str(config), "status"]).output
+    # another whole copy is a duplicate of the whole one (not read again against the cut one)
+    (tmp_path / "whole-again.eml").write_bytes(full + b"\n")
+    assert "1 already seen" in CliRunner().invoke(cli, ["--config", str(config), "ingest",
+                                                        str(tmp_path / "whole-again.eml")]).output
     # a cut copy read after the whole one changes nothing and is not listed either
     (tmp_path / "cut-again.eml").write_bytes(full[:30000])
     again = CliRunner().invoke(cli, ["--config", str(config), "ingest", str(tmp_path / "cut-again.eml")])
