@@ -60,10 +60,8 @@ def read_secret(what: str, env: str, file: str, *, required: bool = True) -> Sec
                               f"or set the environment variable {env}")
         return Secret(value) if value else None
     if required:
-        file_key = what.removesuffix(".password").removesuffix(".secret_key") + (
-            ".password_file" if what.endswith(".password") else ".secret_key_file")
         raise ConfigError(f"{what}: no secret given; set the environment variable {env} "
-                          f"or point {file_key} in config.toml to a file holding it")
+                          f"or point {what}_file in config.toml to a file holding it")
     return None
 
 

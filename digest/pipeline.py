@@ -242,9 +242,11 @@ def reader_votes(store: Store, names: Sequence[str]) -> list[tuple[str, Vote]]:
     out: list[tuple[str, Vote]] = []
     seen: set[str] = set()
     for name in names:
-        fresh = [v for v in store.votes(name) if store.resolve_id(v.paper_id) not in seen]
-        seen |= {store.resolve_id(v.paper_id) for v in fresh}
-        out += [(name, v) for v in fresh]
+        for vote in store.votes(name):
+            pid = store.resolve_id(vote.paper_id)
+            if pid not in seen:
+                seen.add(pid)
+                out.append((name, vote))
     return out
 
 
