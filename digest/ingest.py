@@ -337,8 +337,7 @@ def _poll_lock(store: Store, stop: threading.Event | None, wait: float) -> Itera
     if store.path is None:
         yield True
         return
-    path = store.path.with_name(store.path.name + ".poll.lock")
-    with open(path, "a+") as handle:
+    with open(_lock_path(store), "a+") as handle:
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -352,6 +351,32 @@ def _poll_lock(store: Store, stop: threading.Event | None, wait: float) -> Itera
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lock_path(store: Store) -> Path:
+    return store.path.with_name(store.path.name + ".poll.lock")
+
+
+def poll_running(store: Store) -> bool:
+    """Whether a poll of this database holds its lock right now (`digest status` asks)."""
+    if store.path is None or not _lock_path(store).exists():
+        return False
+    with open(_lock_path(store), "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+# the result a folder's poll state shows while its pass reads messages; its summary replaces it at the end, so
+# a pass that never got there (killed, the machine went down) is told apart from one that is still reading
+READING = re.compile(r": reading (\d+) new messages? after UID (\d+)$")
+
+
+def reading_note(folder: str, n: int, after_uid: int) -> str:
+    return f"{folder}: reading {n} new message{'' if n == 1 else 's'} after UID {after_uid}"
 
 
 # -- one pass ----------------------------------------------------------------------------------------------
@@ -475,6 +500,8 @@ def _poll_folder(session: _Session, store: Store, settings: Settings, folder: Fo
     # "UID n:*" also matches the last message when n is past it (RFC 3501): filter on our side
     uids = sorted(uid for uid in client.search(criteria) if uid > last)
     log.debug("imap: %s: %d messages to look at after UID %d", folder.folder, len(uids), last)
+    if uids:
+        store.set_poll_state(folder.mailbox, result=reading_note(folder.folder, len(uids), last))
     walker = _Walker(session, client, store, settings, folder, uidvalidity, progress)
     for start in range(0, len(uids), FETCH_BATCH):
         if not walker.walk(uids[start:start + FETCH_BATCH], stop):
@@ -605,6 +632,8 @@ class _Walker:
             folder.problems.extend(f"quarantined: {e}" for e in report.errors)
         folder.new_papers += report.new
         folder.merged_papers += report.merged
+        for warning in report.warnings:  # read in part (cut short): kept, and named in `digest status`
+            log.warning("imap: %s", warning)
         log.debug("imap: %s: %s (%d new papers, %d merged)", label, status, report.new, report.merged)
         if self.progress is not None:
             self.progress(folder.folder, uid, status)

@@ -379,15 +379,18 @@ def parse_message(raw: bytes) -> ParsedMessage:
     return ParsedMessage(kind=kind, papers=papers, subject=_header(msg, "subject"),
                          sender=_address(_header(msg, "from")), message_id=message_id,
                          date=date.isoformat() if date else None,
-                         warnings=_cut_short(msg, parts, kind, len(papers)))
+                         warnings=_cut_short(msg, parts, kind, len(papers),
+                                             "the same Message-ID" if message_id else "the same sender and subject"))
 
 
-def _kept(n_papers: int) -> str:
-    return (f"what was read ({n_papers} paper{'' if n_papers == 1 else 's'}) is kept, and a complete copy (the same "
-            "Message-ID) adds the rest")
+def _kept(n_papers: int, same: str) -> str:
+    """``same``: how a complete copy is recognised (its Message-ID, or for a mail without one its sender and
+    subject); empty for a bare body."""
+    return (f"what was read ({n_papers} paper{'' if n_papers == 1 else 's'}) is kept, and a complete copy"
+            f"{f' ({same})' if same else ''} adds the rest")
 
 
-def _cut_short(msg: Message, parts: _Parts, kind: str | None, n_papers: int) -> list[str]:
+def _cut_short(msg: Message, parts: _Parts, kind: str | None, n_papers: int, same: str) -> list[str]:
     """Why an alert seems cut short (a partial download or save, a broken mbox): its HTML stops without its end
     tag in the middle of the text or of a tag, or an arXiv listing stops inside an entry. A missing closing MIME
     boundary alone is not enough (some senders' whole mail ends so): the text must look cut too."""
@@ -396,24 +399,24 @@ def _cut_short(msg: Message, parts: _Parts, kind: str | None, n_papers: int) -> 
     html = _HTML_COMMENT.sub("", "\n".join(parts.html))
     if re.search(r"<html\b", html, re.I) and not re.search(r"</html\s*>", html, re.I) \
             and not html.rstrip().endswith(">"):  # HTML5 may leave out </body></html>; a whole page ends with a tag
-        return [f"cut short: its HTML stops in the middle (no </html>, nor a tag at its end); {_kept(n_papers)}"]
+        return [f"cut short: its HTML stops in the middle (no </html>, nor a tag at its end); {_kept(n_papers, same)}"]
     if kind == "arxiv":
-        return _listing_cut("\n".join(parts.text) if parts.text else html_to_text(html), n_papers)
+        return _listing_cut("\n".join(parts.text) if parts.text else html_to_text(html), n_papers, same)
     boundary = any(isinstance(d, email.errors.CloseBoundaryNotFoundDefect) for part in msg.walk() for d in part.defects)
     if boundary and parts.text and not parts.html and not parts.text[-1].endswith("\n"):
-        return [f"cut short: the message ends before its MIME parts do, in the middle of a line; {_kept(n_papers)}"]
+        return [f"cut short: the message ends before its MIME parts do, in the middle of a line; {_kept(n_papers, same)}"]
     return []
 
 
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.S)
 
 
-def _listing_cut(text: str, n_papers: int) -> list[str]:
+def _listing_cut(text: str, n_papers: int, same: str = "") -> list[str]:
     """The warning for an arXiv listing whose text stops inside an entry (see ``arxiv.cut_entry``)."""
     cut = arxiv.cut_entry(text) if text else None
     return [f"cut short: the arXiv listing stops in the middle of entry arXiv:{cut} (no closing \"\\\\ ( https://"
             f"arxiv.org/abs/...\" line), so its abstract is cut and later entries are missing; "
-            f"{_kept(n_papers)}"] if cut else []
+            f"{_kept(n_papers, same)}"] if cut else []
 
 
 # the Message-ID of a digest (pipeline: make_msgid(idstring="digest.USER.PERIOD")), e.g. <...digest.ada.2024-11-07@x>

@@ -121,9 +121,7 @@ def ingest_raw(store: Store, raw: bytes, *, mailbox: str, uidvalidity: int = 0, 
                                       first_seen=earlier["received_at"] if earlier is not None else None,
                                       error="; ".join(parsed.warnings) or None)
     report.alerts, report.new, report.merged = 1, outcome.new, outcome.merged
-    report.warnings += [f"{label or mailbox}: {w}" for w in parsed.warnings]
-    for warning in parsed.warnings:
-        log.warning("%s: %s", label or mailbox, warning)
+    report.warnings += [f"{label or mailbox}: {w}" for w in parsed.warnings]  # the caller shows or logs them
     return "ingested", report
 
 
@@ -627,7 +625,7 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
                         subject=rendered.subject, to=profile.email, titles=tuple(i["title"] for i in context["items"]))
         if outbox is not None:
             done.path = write_outbox(msg, rendered.html, outbox, f"{profile.user}-{period}")
-            store.mark_digest(digest_id, "sent", path=str(done.path))
+            store.mark_digest(digest_id, "sent", path=str(done.path), address=profile.email)
             settle_own("skipped", error=adopted)
             return done
 
@@ -637,8 +635,9 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
 
         import asyncio
 
-        result = asyncio.run((send or send_message)(msg, settings.smtp, before_data=before_data))
-        _record_sent(store, digest_id)
+        result = asyncio.run((send or send_message)(msg, settings.smtp, before_data=before_data,
+                                                    not_sent=lambda: store.unmark_sending(digest_id)))
+        _record_sent(store, digest_id, profile.email)
         settle_own("skipped", error=adopted)
         done.attempts = getattr(result, "attempts", 1)
         return done
@@ -662,12 +661,12 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
         return Delivery(profile.user, "retry", error=str(exc), to=profile.email)
 
 
-def _record_sent(store: Store, digest_id: int, attempts: int = 5) -> None:
-    """The server took the message: record 'sent' even if the database is busy for a while, because a digest
-    left in 'sending' is resent by the next run (see docs/delivery.md)."""
+def _record_sent(store: Store, digest_id: int, address: str, attempts: int = 5) -> None:
+    """The server took the message for ``address``: record 'sent' even if the database is busy for a while,
+    because a digest left in 'sending' is resent by the next run (see docs/delivery.md)."""
     for attempt in range(1, attempts + 1):
         try:
-            store.mark_digest(digest_id, "sent")
+            store.mark_digest(digest_id, "sent", address=address)
             return
         except sqlite3.OperationalError:
             if attempt == attempts:

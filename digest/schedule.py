@@ -106,6 +106,14 @@ def next_send(profile: Profile, after: datetime) -> datetime:
     return fire
 
 
+def done_period(store: Store, profile: Profile) -> str | None:
+    """The latest period whose digest this reader has had (also under an earlier name of their profile file:
+    ``deliver_user`` would answer 'already' for it, so the catch-up must not announce it)."""
+    from .pipeline import earlier_names
+
+    return store.last_done_period(profile.user, profile.email, earlier_names(store, profile))
+
+
 def next_undone_send(profile: Profile, after: datetime, last_done: str | None) -> datetime:
     """The first send time after ``after`` whose period is not done yet (``last_done``: the latest period sent,
     skipped or refused): a day whose digest already went out (say, early by `digest send`) is passed over."""
@@ -492,7 +500,7 @@ class Daemon:
             return
         self._queue_libraries(list(self.profiles))
         now = datetime.now(UTC)
-        upcoming = sorted((next_undone_send(p, now, self.loop_store.last_done_period(u, p.email)), u)
+        upcoming = sorted((next_undone_send(p, now, done_period(self.loop_store, p)), u)
                           for u, p in self.profiles.items() if not p.paused)
         first = f"next digest: {upcoming[0][1]} {describe_time(upcoming[0][0])}" if upcoming else "no digests due"
         log.info("job=start: ready; %d users, %s", len(self.profiles), first)
@@ -800,7 +808,7 @@ class Daemon:
         for user, profile in sorted(self.profiles.items()):
             if profile.paused or self.loop_store.pause_of(user) is not None:  # the file's switch, or a link's
                 continue
-            last_period = self.loop_store.last_done_period(user, profile.email)
+            last_period = done_period(self.loop_store, profile)
             c = due_catch_up(profile, now, last_period, self.grace)
             if c is not None:
                 out.append((c, last_period))
@@ -923,7 +931,7 @@ class Daemon:
             self.scheduler.add_job(self._send_job, send_trigger(profile), args=[user], id=job_id,
                                    name=f"send {user}", replace_existing=True)
             verb = "scheduled" if before is None else "rescheduled"
-            now, last_done = datetime.now(UTC), self.loop_store.last_done_period(user, profile.email)
+            now, last_done = datetime.now(UTC), done_period(self.loop_store, profile)
             due = due_catch_up(profile, now, last_done, self.grace)
             # a send time already passed today, inside the grace window: the catch-up sends it now, not tomorrow
             nxt = f"the {due.period} digest now (due {describe_delta(-due.late)}, within the grace window)" \
@@ -954,13 +962,29 @@ def run_daemon(settings: Settings, **parts: Any) -> int:
 
 
 # -- status -------------------------------------------------------------------------------------------------
+def _poll_result(store: Store, state: dict) -> str | None:
+    """A folder's last poll result; a pass that was reading when its process died says so (and where the next
+    one goes on), instead of looking like a pass still under way."""
+    from .ingest import READING, poll_running
+
+    result = state["last_result"]
+    reading = READING.search(result or "")
+    if reading is None:
+        return result
+    if poll_running(store):
+        return f"{result} (under way)"
+    folder = result[:reading.start()]
+    return (f"{folder}: stopped before its end (the process was killed, or the machine went down); the next "
+            f"poll goes on after UID {state['last_uid']}")
+
+
 def status_report(settings: Settings, store: Store, now: datetime | None = None) -> dict:
     """Everything ``digest status`` shows, as plain data (no daemon needed, no model loaded)."""
     now = now or datetime.now(UTC)
     report: dict[str, Any] = {"now": now.isoformat(timespec="seconds"), "config": settings.source,
                               "data_dir": str(settings.data_path), "profiles_dir": str(settings.profiles_path)}
     report["daemon"] = RunLock.holder(settings.data_path)
-    report["polls"] = [{"mailbox": r["mailbox"], "at": r["last_poll_at"], "result": r["last_result"]}
+    report["polls"] = [{"mailbox": r["mailbox"], "at": r["last_poll_at"], "result": _poll_result(store, r)}
                        for r in store.poll_states()]
     report["counts"] = {"papers": store.count_papers(), "messages": store.count_by_status("messages"),
                         "digests": store.count_by_status("digests")}
@@ -993,7 +1017,7 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
                                  "paused": profile.paused, "stale": user in stale,
                                  "unsubscribed": unsubscribed and {k: unsubscribed[k] for k in ("paused_at", "via")}}
         if not profile.paused and not unsubscribed:
-            last_done = store.last_done_period(user, profile.email)
+            last_done = done_period(store, profile)
             due = due_catch_up(profile, now, last_done, timedelta(minutes=settings.schedule.grace_minutes))
             if due is not None and due.send:
                 # due and not done yet (missed, or waiting for a retry): the daemon sends it now, not in a day

@@ -120,7 +120,12 @@ class SendResult:
 
 
 class _Transient(Exception):
-    """An attempt failed in a way that another attempt may fix."""
+    """An attempt failed in a way that another attempt may fix. ``unknown``: the connection broke during DATA,
+    so the server may have taken the message; otherwise it certainly did not."""
+
+    def __init__(self, message: str, *, unknown: bool = False):
+        super().__init__(message)
+        self.unknown = unknown
 
 
 class _Final(Exception):
@@ -217,13 +222,13 @@ async def _attempt(data: bytes, sender: str, recipients: list[str], settings: Sm
             raise _Transient(f"connect: cannot reach {_where(settings)} ({reason}); check smtp.host and smtp.port "
                              "and that the server is up") from None
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, TimeoutError, OSError) as exc:
-            raise _Transient(f"{stage}: {type(exc).__name__}: {exc}") from None
+            raise _Transient(f"{stage}: {type(exc).__name__}: {exc}", unknown=stage == "DATA") from None
         except aiosmtplib.SMTPException as exc:
             text = str(exc)
             if stage in ("STARTTLS", "AUTH"):
                 raise _Final(f"{_where(settings)}: {stage} failed: {text}; nothing was sent",
                              permanent=False) from None
-            raise _Transient(f"{stage}: {text}") from None
+            raise _Transient(f"{stage}: {text}", unknown=stage == "DATA") from None
         except UnicodeEncodeError:
             raise _Final(f"{stage}: non-ASCII addresses are not supported ({sender} -> {recipients})",
                          permanent=True) from None
@@ -243,11 +248,14 @@ async def _close(client: aiosmtplib.SMTP) -> None:
 
 async def send_message(msg: EmailMessage, settings: SmtpSettings, *,
                        before_data: Callable[[], object] | None = None,
+                       not_sent: Callable[[], object] | None = None,
                        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> SendResult:
     """Send ``msg`` to its To address with bounded retries on transient failures.
 
     ``before_data`` runs right before each DATA command (the caller records 'sending'); if it raises, the
-    attempt stops before anything is transmitted. Raises ``DeliveryError`` (``permanent``, ``attempts``).
+    attempt stops before anything is transmitted. ``not_sent`` runs before waiting to retry when the failed
+    attempt certainly did not deliver (the server refused, or it failed before DATA), so a crash while waiting
+    leaves no doubt behind. Raises ``DeliveryError`` (``permanent``, ``attempts``).
     """
     if not settings.host:
         raise DeliveryError("smtp.host is not set in config.toml; set [smtp] host, or use --outbox DIR")
@@ -274,6 +282,8 @@ async def send_message(msg: EmailMessage, settings: SmtpSettings, *,
         except _Transient as exc:
             if attempt == attempts:
                 raise DeliveryError(f"SMTP failed {attempts} time{'' if attempts == 1 else 's'}, last: {exc}", attempts=attempt) from None
+            if not_sent is not None and not exc.unknown:
+                not_sent()
             delay = min(MAX_BACKOFF, settings.retry_backoff * 2 ** (attempt - 1))
             log.warning("SMTP attempt %d/%d to %s failed (%s); retrying in %.1f s", attempt, attempts,
                         ", ".join(recipients), exc, delay)

@@ -907,6 +907,16 @@ class Store:
                 "('claimed', 'sending')", [digest_id, owner])
         return cursor.rowcount == 1
 
+    def unmark_sending(self, digest_id: int) -> None:
+        """An attempt after 'sending' certainly failed (the server refused it): back to 'claimed', so a crash
+        before the next attempt is not taken for one that may have delivered."""
+        owner = self._claim_owners.get(digest_id)
+        if owner is None:
+            return
+        with self._transaction():
+            self.db.execute("UPDATE digests SET status = 'claimed' WHERE id = ? AND claimed_by = ? AND "
+                            "status = 'sending'", [digest_id, owner])
+
     def supersede_unsent(self, user: str, period: str) -> list[str]:
         """Close the user's unfinished digests of periods before ``period`` ('retry', or a claim whose owner is
         dead): their papers were never recorded as sent, so they stay candidates for the current digest.
@@ -1007,15 +1017,20 @@ class Store:
         """Every mailbox's poll state (last poll time and result), most recent first."""
         return list(self.db["poll_state"].rows_where(order_by="last_poll_at desc, mailbox"))
 
-    def last_done_period(self, user: str, email: str | None = None) -> str | None:
+    def last_done_period(self, user: str, email: str | None = None, earlier: Sequence[str] = ()) -> str | None:
         """The latest period whose digest is finished (DIGEST_DONE: never sent again). With ``email``, a digest
-        refused for another address is not finished: the corrected address gets it (``deliver_user``)."""
+        refused for another address is not finished: the corrected address gets it (``deliver_user``).
+        ``earlier``: the reader's earlier names (a renamed profile), whose sent or skipped digests count too."""
         marks = ",".join("?" * len(DIGEST_DONE))
         readdressed = "AND NOT (status = 'failed' AND address IS NOT NULL AND lower(address) != lower(?))" \
             if email else ""
-        row = self.db.execute(f"SELECT MAX(period) FROM digests WHERE user = ? AND status IN ({marks}) {readdressed}",
-                              [user, *DIGEST_DONE, *([email] if email else [])]).fetchone()
-        return row[0] if row else None
+        periods = [self.db.execute(f"SELECT MAX(period) FROM digests WHERE user = ? AND status IN ({marks}) "
+                                   f"{readdressed}", [user, *DIGEST_DONE, *([email] if email else [])]).fetchone()[0]]
+        if earlier:
+            periods.append(self.db.execute(
+                f"SELECT MAX(period) FROM digests WHERE user IN ({','.join('?' * len(earlier))}) AND status IN "
+                "('sent', 'skipped')", list(earlier)).fetchone()[0])
+        return max((p for p in periods if p), default=None)
 
     def last_digest(self, user: str) -> dict | None:
         rows = list(self.db["digests"].rows_where("user = ?", [user], order_by="period desc, id desc", limit=1))

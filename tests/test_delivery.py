@@ -120,12 +120,23 @@ def subprocess_main(config: str, mode: str) -> None:
     elif mode == "die-after-250":
         from digest.send import send_message
 
-        async def send_then_die(msg, smtp, before_data):
-            await send_message(msg, smtp, before_data=before_data)
+        async def send_then_die(msg, smtp, before_data, not_sent):
+            await send_message(msg, smtp, before_data=before_data, not_sent=not_sent)
             print(f"sent {msg['Message-ID']}", flush=True)
             os.kill(os.getpid(), signal.SIGKILL)  # the crash: after the 250, before 'sent' is recorded
 
         deliver_user(store, None, settings, profile, now=NOW, send=send_then_die, ranker=fixed_ranker(store))
+    elif mode == "die-while-waiting-to-retry":
+        from digest.send import send_message
+
+        async def die(seconds):
+            print("refused, waiting", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)  # the crash: between a refused attempt and the next one
+
+        async def send_and_die_waiting(msg, smtp, before_data, not_sent):
+            await send_message(msg, smtp, before_data=before_data, not_sent=not_sent, sleep=die)
+
+        deliver_user(store, None, settings, profile, now=NOW, send=send_and_die_waiting, ranker=fixed_ranker(store))
     elif mode == "race":
         go = Path(config).with_name("go")
         while not go.exists():
@@ -247,7 +258,7 @@ def test_the_runners_up_are_saved_with_the_digest_for_its_page_and_its_email_lin
         return UserRanking(profile, Ranking(picked=picked, scored=scored, floor=0.2),
                            {id(p): pid for p, pid in zip(papers, pids, strict=True)}, n_candidates=9)
 
-    async def refused_for_now(msg, smtp, before_data=None):
+    async def refused_for_now(msg, smtp, before_data=None, not_sent=None):
         raise DeliveryError("451 try again later")
 
     try:
@@ -395,6 +406,8 @@ def test_a_digest_refused_for_a_wrong_address_goes_out_once_the_profile_names_th
     assert (fixed.status, fixed.to, fixed.items) == ("sent", right, 5)
     assert len(inbox(mail_servers, right)) == 1 and mail_servers.messages(wrong) == []
     assert run(config).status == "already" and len(inbox(mail_servers, right)) == 1
+    settings, store, _ = open_run(config)
+    assert store.digest_for("ada", "2026-11-28")["address"] == right  # where it went, not where it was refused
 
 
 def test_one_users_failure_does_not_block_the_others(mail_servers, tmp_path):
@@ -444,6 +457,21 @@ def test_a_run_killed_after_the_servers_250_is_resent_once_with_the_same_message
     assert titles[0] == titles[1] and len(titles[0]) == 5
     assert any("died while sending" in e["message"] for e in store.recent_events())
     assert run(config).status == "already" and len(inbox(mail_servers, address)) == 2
+
+
+def test_a_run_killed_while_waiting_to_retry_a_refusal_leaves_no_doubt_and_one_copy(mail_servers, setup):
+    config, address = setup
+    mail_servers.set_faults({address: ["451 4.3.0 later"]})
+    helper = start_helper(config, "die-while-waiting-to-retry")
+    out, err = helper.communicate(timeout=60)
+    assert helper.returncode == -signal.SIGKILL and "refused, waiting" in out, err
+    settings, store, _ = open_run(config)
+    row = store.digest_for("ada", "2026-11-28")
+    assert row["status"] == "claimed" and row["message_id"]  # refused for certain: not left 'sending'
+    assert run(config).status == "sent"
+    assert [m["Message-ID"] for m in inbox(mail_servers, address)] == [row["message_id"]]
+    assert not any("died while sending" in e["message"] for e in store.recent_events())
+    assert store.digest(row["id"])["error"] is None
 
 
 def test_a_claim_from_another_host_is_taken_over_only_when_stale(mail_servers, setup):

@@ -197,6 +197,43 @@ def test_killing_the_server_mid_poll_loses_nothing_and_duplicates_nothing(accoun
     assert sorted(r["uid"] for r in rows) == sorted([*uids["alerts"], uids["personal"], uids["malformed"]])
 
 
+def test_status_tells_a_poll_under_way_from_one_whose_process_died(account):
+    from digest.schedule import status_report
+
+    uids = fill_inbox(account)
+    seen = []
+
+    class Killed(BaseException):
+        """What kill -9 does to the pass: no summary is written (the lock goes with the process)."""
+
+    def die_at_the_third(folder, uid, status):
+        [poll] = status_report(account.settings, account.store)["polls"]
+        seen.append(poll["result"])
+        if len(seen) == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        account.poll(progress=die_at_the_third)
+    assert seen[0] == "INBOX: reading 9 new messages after UID 0 (under way)"
+    [poll] = status_report(account.settings, account.store)["polls"]
+    assert poll["result"] == (f"INBOX: stopped before its end (the process was killed, or the machine went down); "
+                              f"the next poll goes on after UID {uids['alerts'][1]}")
+    assert account.poll().folder("INBOX").fetched == 6
+    [poll] = status_report(account.settings, account.store)["polls"]
+    assert poll["result"].startswith("INBOX: 6 fetched")  # a pass that ended shows its summary again
+
+
+def test_an_alert_cut_short_is_stored_as_far_as_it_goes_and_logged_once_with_its_uid(account, caplog):
+    uid = account.append(ALERTS[0][:20000])  # an arXiv listing cut inside an entry (a broken upload)
+    with caplog.at_level(logging.WARNING, logger="digest"):
+        assert account.poll().folder("INBOX").ingested == 1
+    assert caplog.text.count("cut short") == 1
+    assert f"imap: INBOX UID {uid}: cut short: the arXiv listing stops in the middle of entry" in caplog.text
+    assert account.flags()[uid] == {FLAG}  # read (as far as it goes): not quarantined, not read again
+    [row] = account.store.partial_messages("2000-01-01")
+    assert 0 < account.store.count_papers() < EXPECTED_PAPERS and row["uid"] == uid
+
+
 def test_a_new_uidvalidity_rescans_the_folder_without_duplicates(account):
     account.configure(folders=["Alerts"])
     fill_inbox(account, "Alerts")

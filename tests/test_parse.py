@@ -1351,8 +1351,13 @@ def test_a_multipart_or_html_alert_cut_short_says_so_and_every_whole_fixture_doe
     whole, cut = parse_message(raw), parse_message(raw[:len(raw) // 2])
     assert whole.warnings == [] and 0 < len(cut.papers) < len(whole.papers)
     assert cut.warnings[0].startswith("cut short: its HTML stops in the middle (no </html>, nor a tag at its end)")
+    assert cut.warnings[0].endswith("a complete copy (the same Message-ID) adds the rest")
     single = parse_message((FIXTURES / SCHOLAR_FILES[0]).read_bytes()[:9000])  # one HTML part, no boundary
     assert single.warnings and single.warnings[0].startswith("cut short: its HTML stops in the middle")
+    # without a Message-ID, a complete copy is known by its sender and subject (Store.partial_messages)
+    anonymous = re.sub(rb"(?im)^Message-ID:.*\r?\n", b"", raw)
+    assert anonymous != raw and parse_message(anonymous[:len(anonymous) // 2]).warnings[0].endswith(
+        "a complete copy (the same sender and subject) adds the rest")
     # whole mail that merely looks odd is not cut short: HTML5 without its optional </body></html>, a multipart
     # message whose closing boundary is missing after whole parts, "<html>" inside a comment
     no_end_tags = re.sub(r"</body>\s*</html>\s*$", "", html.rstrip(), flags=re.I)

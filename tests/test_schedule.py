@@ -17,6 +17,7 @@ from digest.config import load_settings
 from digest.profiles import Interest, Profile
 from digest.schedule import (
     RunLock,
+    done_period,
     due_catch_up,
     next_send,
     period_of,
@@ -399,6 +400,20 @@ def test_last_done_period_ignores_digests_still_in_flight():
     assert store.last_done_period("ada") == "2024-06-02"
     assert [(d["period"], d["status"]) for d in store.unfinished_digests()] == [("2024-06-03", "claimed")]
     assert store.last_done_period("ben") is None
+
+
+def test_a_renamed_profile_has_had_the_digest_its_earlier_name_had():
+    """dan.toml renamed eve.toml (same address): dan's sent digest is eve's, so the catch-up does not announce
+    one (``deliver_user`` would answer 'already'); dan's refused or superseded digests do not count."""
+    store = Store(None)
+    eve = profile(user="eve")
+    store.save_profile_texts({"dan": 'email = "EVE@example.org"\n', "zed": 'email = "zed@example.org"\n'})
+    for user, period, status in [("dan", "2024-06-02", "sent"), ("dan", "2024-06-04", "failed"),
+                                 ("zed", "2024-06-05", "sent"), ("eve", "2024-06-01", "sent")]:
+        store.mark_digest(store.claim_digest(user, period), status)
+    assert store.last_done_period("eve", eve.email) == "2024-06-01"
+    assert done_period(store, eve) == "2024-06-02"  # not dan's failed one, nor zed's (another address)
+    assert due_catch_up(eve, utc(2024, 6, 2, 8), done_period(store, eve), timedelta(hours=2)) is None
 
 
 def test_durations_show_their_two_largest_units():

@@ -99,14 +99,18 @@ def test_two_temporary_refusals_then_acceptance_deliver_exactly_one_copy(mail_se
     address, _ = mail_servers.new_user("greylisted")
     mail_servers.set_faults({address: ["451 4.3.0 try later", "451 4.7.1 greylisted"]})
     msg = _message(address)
-    delays = []
+    delays, calls = [], []
 
     async def sleep(seconds):
         delays.append(seconds)
+        calls.append("wait")
 
     with caplog.at_level(logging.WARNING, logger="digest.send"):
-        result = _send(msg, _settings(mail_servers), sleep=sleep)
+        result = _send(msg, _settings(mail_servers), sleep=sleep, before_data=lambda: calls.append("data"),
+                       not_sent=lambda: calls.append("not sent"))
     assert result.attempts == 3 and delays == [0.01, 0.02]  # bounded, exponential backoff
+    # a refusal is certain: the caller hears it before the wait (so a crash while waiting leaves no doubt)
+    assert calls == ["data", "not sent", "wait", "data", "not sent", "wait", "data"]
     assert "451 4.3.0 try later" in caplog.text and "451 4.7.1 greylisted" in caplog.text
     assert len(_delivered(mail_servers, address, msg["Message-ID"])) == 1
     assert len(mail_servers.messages(address)) == 1 and _logged(mail_servers, msg["Message-ID"]) == 1
@@ -140,7 +144,9 @@ def test_a_connection_dropped_after_data_is_retried_and_one_copy_arrives(mail_se
     mail_servers.set_faults({"disconnect": 1})
     msg = _message(address)
     calls = []
-    result = _send(msg, _settings(mail_servers), before_data=lambda: calls.append(1))
+    result = _send(msg, _settings(mail_servers), before_data=lambda: calls.append(1),
+                   not_sent=lambda: calls.append("not sent"))
+    # the connection broke during DATA: the server may have the message, so it is never called 'not sent'
     assert result.attempts == 2 and calls == [1, 1]
     assert len(_delivered(mail_servers, address, msg["Message-ID"])) == 1
 
