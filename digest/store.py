@@ -47,6 +47,11 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _sources(stored: str | None) -> list[str]:
+    """A paper's ``sources`` column: the JSON list of the alert kinds that brought it."""
+    return json.loads(stored or "[]")
+
+
 def _migration_1(db: sqlite_utils.Database) -> None:
     db["papers"].create({
         "id": str, "title": str, "title_key": str, "authors": str, "abstract": str, "snippet": str,
@@ -339,7 +344,7 @@ class Store:
     def _row_to_paper(self, row: dict) -> Paper:
         return Paper(title=row["title"], authors=tuple(json.loads(row["authors"] or "[]")),
                      abstract=row["abstract"], snippet=row["snippet"], url=row["url"], arxiv_id=row["arxiv_id"],
-                     doi=row["doi"], source=(json.loads(row["sources"] or "[]") or ["generic"])[0],
+                     doi=row["doi"], source=(_sources(row["sources"]) or ["generic"])[0],
                      section=row["section"], published=row["published"], venue=row["venue"],
                      categories=tuple(json.loads(row["categories"] or "[]")), comments=row["comments"],
                      author_count=row["author_count"])
@@ -387,7 +392,7 @@ class Store:
         merged["doi"] = row["doi"] or paper.doi
         if not row["url"] or "scholar.google" in (row["url"] or "") and paper.url:
             merged["url"] = paper.url or row["url"]
-        sources = json.loads(row["sources"] or "[]")
+        sources = _sources(row["sources"])
         if paper.source not in sources:
             sources.append(paper.source)
         merged["sources"] = json.dumps(sources)
@@ -468,7 +473,7 @@ class Store:
 
     def paper_sources(self, pid: str) -> list[str]:
         row = self.db.execute("SELECT sources FROM papers WHERE id = ?", [self.resolve_id(pid)]).fetchone()
-        return json.loads(row[0]) if row else []
+        return _sources(row[0]) if row else []
 
     def find_paper(self, *, arxiv_id: str | None = None, doi: str | None = None,
                    title: str | None = None) -> Paper | None:
@@ -506,7 +511,7 @@ class Store:
         the list of the alerts' kinds that brought it under "sources"."""
         rows = {r["id"]: r for r in self.db.query(
             f"SELECT * FROM papers WHERE id IN ({','.join('?' * len(ids))})", ids)} if ids else {}
-        return [{**rows[pid], "paper": self._row_to_paper(rows[pid]), "sources": json.loads(rows[pid]["sources"] or "[]")}
+        return [{**rows[pid], "paper": self._row_to_paper(rows[pid]), "sources": _sources(rows[pid]["sources"])}
                 for pid in ids]
 
     def search_papers(self, query: str, *, arrived_by: str | None = None, limit: int = 20) -> tuple[list[dict], int]:
