@@ -253,9 +253,8 @@ async def send_message(msg: EmailMessage, settings: SmtpSettings, *,
     """Send ``msg`` to its To address with bounded retries on transient failures.
 
     ``before_data`` runs right before each DATA command (the caller records 'sending'); if it raises, the
-    attempt stops before anything is transmitted. ``not_sent`` runs before waiting to retry when the failed
-    attempt certainly did not deliver (the server refused, or it failed before DATA), so a crash while waiting
-    leaves no doubt behind. Raises ``DeliveryError`` (``permanent``, ``attempts``).
+    attempt stops before anything is transmitted. ``not_sent`` runs before waiting to retry when no attempt so far
+    can have delivered (each was refused, or failed before DATA), so a crash while waiting leaves no doubt behind. Raises ``DeliveryError`` (``permanent``, ``attempts``).
     """
     if not settings.host:
         raise DeliveryError("smtp.host is not set in config.toml; set [smtp] host, or use --outbox DIR")
@@ -273,6 +272,7 @@ async def send_message(msg: EmailMessage, settings: SmtpSettings, *,
     recipients = [a.addr_spec for a in msg["To"].addresses]
     data = message_bytes(msg)
     attempts = max(1, settings.retries + 1)
+    doubt = False
     for attempt in range(1, attempts + 1):
         try:
             reply = await _attempt(data, sender, recipients, settings, password, before_data, tls_context)
@@ -282,7 +282,8 @@ async def send_message(msg: EmailMessage, settings: SmtpSettings, *,
         except _Transient as exc:
             if attempt == attempts:
                 raise DeliveryError(f"SMTP failed {attempts} time{'' if attempts == 1 else 's'}, last: {exc}", attempts=attempt) from None
-            if not_sent is not None and not exc.unknown:
+            doubt = doubt or exc.unknown  # an earlier attempt that broke during DATA may have delivered
+            if not_sent is not None and not doubt:
                 not_sent()
             delay = min(MAX_BACKOFF, settings.retry_backoff * 2 ** (attempt - 1))
             log.warning("SMTP attempt %d/%d to %s failed (%s); retrying in %.1f s", attempt, attempts,

@@ -151,6 +151,19 @@ def test_a_connection_dropped_after_data_is_retried_and_one_copy_arrives(mail_se
     assert len(_delivered(mail_servers, address, msg["Message-ID"])) == 1
 
 
+def test_a_refusal_after_an_attempt_that_broke_during_data_leaves_the_doubt_standing(mail_servers):
+    address, _ = mail_servers.new_user("doubt")
+    mail_servers.set_faults({address: ["disconnect", "451 4.3.0 later"]})
+    msg = _message(address)
+    calls = []
+    result = _send(msg, _settings(mail_servers), before_data=lambda: calls.append("data"),
+                   not_sent=lambda: calls.append("not sent"))
+    # the 451 is certain for its own attempt, but the first one may have delivered: never 'not sent'
+    assert result.attempts == 3 and calls == ["data", "data", "data"]
+    assert len(_delivered(mail_servers, address, msg["Message-ID"])) == 1
+    assert len(_delivered(mail_servers, address, msg["Message-ID"])) == 1
+
+
 def test_a_failing_before_data_hook_stops_the_attempt_before_anything_is_sent(mail_servers):
     address, _ = mail_servers.new_user("hook")
 
