@@ -1381,3 +1381,45 @@ def test_a_multipart_or_html_alert_cut_short_says_so_and_every_whole_fixture_doe
     files += sorted((Path(__file__).parent.parent / "sample_inbox").glob("*.eml"))
     warned = [f.name for f in files for _, raw in iter_raw_messages(f) for p in [parse_message(raw)] if p.warnings]
     assert len(files) > 30 and warned == []
+
+
+# ---------------------------------------------------------------- forwarded and relayed copies (session 15)
+def whole_fixtures() -> list[Path]:
+    files = [f for f in FIXTURES.rglob("*") if f.suffix in (".eml", ".html", ".txt") and "TRUNCATED" not in f.name
+             and "PREFIX" not in f.name and "truncated" not in f.name]
+    return files + sorted((Path(__file__).parent.parent / "sample_inbox").glob("*.eml"))
+
+
+def with_html(raw: bytes, change) -> bytes | None:
+    """The message with ``change`` applied to each of its HTML parts (None: it has none)."""
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    parts = [p for p in msg.walk() if p.get_content_type() == "text/html"]
+    for part in parts:
+        part.set_content(change(part.get_content()), subtype="html", charset="utf-8")
+    return msg.as_bytes() if parts else None
+
+
+def paper_keys(papers) -> list[tuple]:
+    return [(" ".join(p.title.casefold().split()), p.doi, p.arxiv_id, p.authors, bool(p.abstract)) for p in papers]
+
+
+@pytest.mark.parametrize("prefix", ["m_5785777122273086187", "m_-1234567890123", "x_"])
+def test_an_alert_forwarded_by_a_client_that_renames_its_classes_reads_like_the_original(prefix):
+    """Gmail renames every class and id of a forwarded mail ("m_<number>name"), Outlook on the web too ("x_name");
+    the publishers' layouts are found by those names."""
+    def rename(html: str) -> str:
+        html = re.sub(r'(class=")([^"]*)"', lambda m: m[1] + " ".join(prefix + c for c in m[2].split()) + '"', html)
+        return re.sub(r'(\bid=")([^"]+)"', lambda m: m[1] + prefix + m[2] + '"', html)
+
+    compared = 0
+    for f in whole_fixtures():
+        for _, raw in iter_raw_messages(f):
+            original = parse_message(raw)
+            renamed = with_html(raw, rename)
+            if renamed is None or original.kind is None:
+                continue
+            assert renamed != raw
+            forwarded = parse_message(renamed)
+            assert (forwarded.kind, paper_keys(forwarded.papers)) == (original.kind, paper_keys(original.papers)), f
+            compared += 1
+    assert compared > 30

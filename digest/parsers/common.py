@@ -191,8 +191,21 @@ _BLOCK_TAGS = (
 )
 
 
+# what mail clients put before every class and id of a mail they forward: Gmail "m_5785777122273086187"
+# (glued to the name), Outlook on the web "x_"
+_FORWARD_CLASS_PREFIX = re.compile(r"^(?:m_-?\d+_?|x_)+")
+
+
 def soup_of(html: str) -> BeautifulSoup:
-    return BeautifulSoup(html, "html.parser")
+    """The parsed HTML, with the class and id names a forwarding mail client renamed given back their
+    sender's names, so a forwarded alert reads like the original."""
+    soup = BeautifulSoup(html, "html.parser")
+    if "m_" in html or "x_" in html:
+        for tag in soup.find_all(class_=_FORWARD_CLASS_PREFIX):
+            tag["class"] = [_FORWARD_CLASS_PREFIX.sub("", c) or c for c in tag["class"]]
+        for tag in soup.find_all(id=_FORWARD_CLASS_PREFIX):
+            tag["id"] = _FORWARD_CLASS_PREFIX.sub("", tag["id"]) or tag["id"]
+    return soup
 
 
 def _text(node, apart, skip: tuple[str, ...] = ()) -> str:
