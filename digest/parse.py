@@ -491,7 +491,16 @@ def split_mbox(data: bytes) -> list[bytes]:
               and (i == 0 or not lines[i - 1].strip() or _OPENING_HEADER.match(lines[i + 1]))]
     if not starts or starts[0] != 0:
         return []
-    return [b"".join(lines[a + 1:b]) for a, b in zip(starts, [*starts[1:], len(lines)], strict=True)]
+    return [_unescape_from(b"".join(lines[a + 1:b])) for a, b in zip(starts, [*starts[1:], len(lines)], strict=True)]
+
+
+_ESCAPED_FROM = re.compile(rb"^>(>*From )", re.M)
+
+
+def _unescape_from(message: bytes) -> bytes:
+    """A message as it was before an mbox writer escaped its body lines that start with "From " (">From ";
+    mboxrd also adds one ">" to ">From ", which this takes off again)."""
+    return _ESCAPED_FROM.sub(rb"\1", message)
 
 
 def _iter_file(path: Path) -> Iterator[tuple[str, bytes]]:
@@ -507,7 +516,7 @@ def _iter_file(path: Path) -> Iterator[tuple[str, bytes]]:
         # no line looks like an envelope, but the file reads as an mbox: Python's reader, as before
         box = mailbox.mbox(str(path), create=False)
         try:
-            messages = [box.get_bytes(key) for key in box.iterkeys()]
+            messages = [_unescape_from(box.get_bytes(key)) for key in box.iterkeys()]
         finally:
             box.close()
     if messages:

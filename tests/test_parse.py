@@ -1279,6 +1279,27 @@ def test_an_unescaped_from_line_in_a_body_does_not_cut_an_mbox_message_in_two(tm
     assert len(mailbox.mbox(str(box))) == 3
 
 
+def test_body_lines_an_mbox_writer_escaped_are_read_as_they_were_written(tmp_path):
+    repo = Path(__file__).resolve().parent.parent
+    arxiv = (repo / "sample_inbox" / "01-arxiv-cs-daily-2024-11-07.eml").read_bytes().replace(b"\r\n", b"\n")
+    abstract = arxiv.index(b"\n\\\\\n", arxiv.index(b"\nAuthors: ", len(arxiv) // 2)) + 4
+    start = arxiv.index(b"\n", abstract) + 1  # the abstract's second line
+    arxiv = arxiv[:start] + b"From these results we find\n" + arxiv[start:]
+    box = mailbox.mbox(str(tmp_path / "saved.mbox"))
+    box.add(arxiv)  # Python's writer, as Thunderbird's and most others, escapes it: ">From these results"
+    box.close()
+    assert b"\n>From these results" in (tmp_path / "saved.mbox").read_bytes()
+    [(_, raw)] = iter_raw_messages(tmp_path / "saved.mbox")
+    [paper] = [p for p in parse_message(raw).papers if "these results we find" in (p.abstract or "")]
+    assert "From these results we find" in paper.abstract and ">From" not in paper.abstract
+    # mboxrd: a line that was ">From " is written ">>From " and read back with one ">"
+    rd = tmp_path / "rd.mbox"
+    rd.write_bytes(b"From x Thu Nov  7 00:00:00 2024\nFrom: a@example.org\nSubject: one\n\n>>From quoted\n"
+                   b">From plain\n")
+    [(_, raw)] = iter_raw_messages(rd)
+    assert raw.endswith(b"\n>From quoted\nFrom plain\n")
+
+
 def test_a_fuller_copy_of_a_message_read_cut_short_adds_its_papers(tmp_path):
     from digest.pipeline import ingest_raw
 
