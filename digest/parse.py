@@ -170,10 +170,44 @@ def _decode_part(part: Message) -> str:
     charset = part.get_content_charset() or "utf-8"
     for candidate in (charset, "utf-8"):
         try:
-            return payload.decode(candidate)
+            text = payload.decode(candidate)
+            break
         except (LookupError, UnicodeDecodeError):
             continue
-    return payload.decode("cp1252", errors="replace")
+    else:
+        text = payload.decode("cp1252", errors="replace")
+    if part.get_content_type() == "text/plain" and str(part.get_param("format", "")).lower() == "flowed":
+        return _unflow(text, delsp=str(part.get_param("delsp", "")).lower() == "yes")
+    return text
+
+
+def _unflow(text: str, *, delsp: bool) -> str:
+    """A format=flowed text (RFC 3676: Thunderbird, Apple Mail) as it was written: a line ending in a space goes
+    on in the next line of the same quote depth; the space a sender put before a line starting with a space,
+    "From " or ">" is taken off."""
+    lines: list[str] = []
+    current, depth = None, 0
+
+    def finish() -> None:
+        lines.append((">" * depth + " " if depth else "") + current)  # a quoted forward stays one
+
+    for line in text.replace("\r\n", "\n").split("\n"):
+        quotes = len(line) - len(line.lstrip(">"))
+        content = line[quotes:]
+        content = content[1:] if content.startswith(" ") else content
+        soft = content.endswith(" ") and content != "-- "  # "-- " is the signature separator, never flowed
+        if soft and delsp:
+            content = content[:-1]
+        if current is not None and quotes != depth:
+            finish()
+            current = None
+        current, depth = (current or "") + content, quotes
+        if not soft:
+            finish()
+            current = None
+    if current is not None:
+        finish()
+    return "\n".join(lines)
 
 
 @dataclass
@@ -191,6 +225,11 @@ def _collect(msg: Message, parts: _Parts) -> _Parts:
     elif msg.is_multipart():
         for sub in msg.get_payload():
             _collect(sub, parts)
+    elif (msg.get_filename() or "").lower().endswith(".eml"):
+        # a saved mail attached as a file (application/octet-stream; name="alert.eml"), not as message/rfc822
+        payload = msg.get_payload(decode=True)
+        if payload:
+            parts.attached.append(email.message_from_bytes(payload, policy=email.policy.default))
     elif ctype in ("text/plain", "text/html", "text/x-html") or (msg.get_content_maintype() == "text"
                                                                 and not msg.get_filename()):
         (parts.html if "html" in ctype else parts.text).append(_decode_part(msg))

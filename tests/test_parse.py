@@ -703,6 +703,17 @@ def test_scholar_forwarded_as_attachment_gives_same_papers():
     assert parsed.kind == "google_scholar" and parsed.papers == scholar_reference()
 
 
+def test_an_alert_attached_as_an_eml_file_rather_than_as_a_message_gives_the_same_papers():
+    original = (FIXTURES / "google_scholar/bzz-16ef1451727eb505.eml").read_bytes()
+    msg = EmailMessage()
+    msg["From"] = "Me <me@example.org>"
+    msg["Subject"] = "alert attached"
+    msg.set_content("see attached")
+    msg.add_attachment(original, maintype="application", subtype="octet-stream", filename="Uri Alon alert.eml")
+    parsed = parse_message(msg.as_bytes())
+    assert parsed.kind == "google_scholar" and parsed.papers == scholar_reference()
+
+
 @pytest.mark.parametrize("mark", [
     "---------- Forwarded message ---------\nFrom: send mail ONLY to cs <no-reply@arXiv.org>\n"
     "Date: Thu, Nov 7, 2024 at 6:45 AM\nSubject: cs daily Subj-class mailing 20000080 1\nTo: <me@example.org>\n",
@@ -1494,3 +1505,51 @@ def test_links_rewritten_by_proofpoint_url_defense_lead_to_the_same_papers():
             assert [p.url for p in relayed.papers] == [p.url for p in original.papers], f
             compared += 1
     assert compared > 30
+
+
+def flowed(text: str, width: int = 72) -> str:
+    """``text`` as a format=flowed sender writes it (RFC 3676): long lines broken after a space that stays at the
+    end of the line, lines starting with a space, "From " or ">" stuffed with one more space."""
+    out = []
+    for line in text.split("\n"):
+        line = " " + line if line.startswith((" ", "From ", ">")) else line
+        while len(line) > width and " " in line[1:width]:
+            cut = line.rindex(" ", 1, width) + 1
+            out.append(line[:cut])
+            line = line[cut:]
+        out.append(line)
+    return "\n".join(out)
+
+
+def test_plain_text_alerts_written_as_format_flowed_or_wrapped_at_76_read_like_the_original():
+    """Thunderbird and Apple Mail send plain text as format=flowed; Outlook may wrap it at 76 characters."""
+    import textwrap
+
+    original = email.message_from_bytes((Path(__file__).parent.parent / "sample_inbox" /
+                                         "04-biorxiv-subject-collection-alert.eml").read_bytes(),
+                                        policy=email.policy.default)
+    text = original.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    reference = parse_message(original.as_bytes())
+    assert reference.kind == "biorxiv" and len(reference.papers) > 30
+    assert any(len(p.title) > 76 for p in reference.papers)  # some titles do get wrapped
+
+    def resent(body: str, **params) -> bytes:
+        msg = EmailMessage()
+        for header in ("From", "Subject", "Date", "Message-ID"):
+            msg[header] = original[header]
+        msg.set_content(body)
+        for key, value in params.items():
+            msg.set_param(key, value)
+        return msg.as_bytes()
+
+    as_flowed = parse_message(resent(flowed(text), format="flowed"))
+    delsp = parse_message(resent(flowed(text).replace(" \n", "  \n"), format="flowed", delsp="yes"))
+    wrapped = parse_message(resent("\n".join(w for line in text.split("\n")
+                                             for w in (textwrap.wrap(line, 76) or [""]))))
+    for parsed in (as_flowed, delsp, wrapped):
+        assert paper_keys(parsed.papers) == paper_keys(reference.papers)
+    # unflowing keeps quote depth apart and takes the stuffing off
+    from digest.parse import _unflow
+
+    assert _unflow("> a soft \n> line\n>> deeper\n From me\nplain", delsp=False) == \
+        "> a soft line\n>> deeper\nFrom me\nplain"

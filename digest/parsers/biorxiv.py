@@ -37,9 +37,14 @@ def _entries(text: str) -> list[Paper]:
         doi = m.group("doi").rstrip(".")
         if doi.lower() in seen:
             continue
-        before = [x for x in lines[max(0, i - 12):i] if x and not _JUNK.match(x)]
         # text before "bioRxiv posted" on the same line (some layouts print it inline) is the author list
         inline = clean_space(line[: m.start()])
+        if not inline and i > 0 and not lines[i - 1]:
+            # the plain-text layout: title, authors and this line are paragraphs apart, and a paragraph may be
+            # wrapped over several lines (a client that wraps at 76 characters, format=flowed undone or not)
+            before = _paragraphs(lines[max(0, i - 24):i])
+        else:
+            before = [x for x in lines[max(0, i - 12):i] if x and not _JUNK.match(x)]
         authors_line = inline or (before.pop() if before else "")
         title = before.pop() if before else ""
         if not title:
@@ -55,6 +60,20 @@ def _entries(text: str) -> list[Paper]:
             venue=m.group(1),
         ))
     return papers
+
+
+def _paragraphs(lines: list[str]) -> list[str]:
+    """The paragraphs (runs of lines between blank or junk lines) of ``lines``, each joined into one line."""
+    paragraphs, current = [], []
+    for line in [*lines, ""]:
+        if line and not _JUNK.match(line):
+            current.append(line)
+        elif current:
+            # a line broken after a word's hyphen ("post-" / "allopolyploidization") joins without a space
+            paragraphs.append("".join(c if not i or re.search(r"\w-$", current[i - 1]) else " " + c
+                                      for i, c in enumerate(current)))
+            current = []
+    return paragraphs
 
 
 def parse(body: Body) -> list[Paper]:
