@@ -30,7 +30,7 @@ from pathlib import Path
 from .errors import ParseError
 from .models import Paper
 from .parsers import arxiv, biorxiv, generic, hf, journals, pubmed, scholar
-from .parsers.common import Body, html_to_text
+from .parsers.common import DOI_RE, Body, html_to_text
 
 __all__ = ["ParsedMessage", "parse_message", "parse_text", "iter_raw_messages"]
 
@@ -320,18 +320,35 @@ def _run(kind: str, body: Body, *, sender: str, strict: bool) -> list[Paper]:
     except Exception as exc:  # a parser bug on odd input: report it as a parse error of this mail
         raise ParseError(f"{_LABELS[kind]} from {sender or 'unknown sender'} "
                          f"(subject {body.subject!r}) could not be parsed: {exc!r}") from exc
+    text_only = body.html is None and kind in _HTML_LAID_OUT
+    administrative = bool(_ADMIN_SUBJECT.search(body.subject or "")) and not _ALERT_SUBJECT.search(body.subject or "")
+    known = strict  # from the family's own address (or a forward that names it)
     if not papers and kind in _WHOLE_DOMAIN:
         papers = generic.parse(body)  # e.g. a Nature issue alert without DOIs, an HF mail of another layout
+        if text_only:  # the plain-text copy of an HTML layout: only what carries an id is surely a paper
+            papers = [p for p in papers if p.doi or p.arxiv_id]
     if not papers and strict and not any(_MARKERS[kind](b) for b in (body.html, body.text) if b):
-        subject = body.subject or ""
-        strict = kind not in _WHOLE_DOMAIN and not (_ADMIN_SUBJECT.search(subject)
-                                                    and not _ALERT_SUBJECT.search(subject))
+        strict = kind not in _WHOLE_DOMAIN and not administrative
+    # made of an HTML mail by a mail program: its links written out ("title <url>"), or DOIs
+    converted = len(_TEXT_LINK.findall(body.text or "")) >= 2 or len(set(DOI_RE.findall(body.text or ""))) >= 2
+    if not papers and text_only and not administrative and (converted or (known and kind not in _WHOLE_DOMAIN)):
+        raise ParseError(
+            f"{_LABELS[kind]} from {sender or 'unknown sender'} (subject {body.subject!r}) came as plain text only "
+            f"(a plain-text forward, or a mail program that kept only the text), and its papers are laid out in "
+            f"the HTML version: forward the original alert as it came (as HTML, or as an attachment), or save it "
+            f"as .eml and read it with `digest ingest FILE`."
+        )
     if not papers and strict:
         raise ParseError(
             f"{_LABELS[kind]} from {sender or 'unknown sender'} (subject {body.subject!r}) contains no papers: "
             f"the layout may have changed. Save the mail as .eml and check it with `digest parse FILE`."
         )
     return papers
+
+
+_TEXT_LINK = re.compile(r"<https?://[^\s<>]+>")
+# the families whose alerts come as HTML alone: their papers are read from its layout
+_HTML_LAID_OUT = ("google_scholar", "nature", "cellpress", "sciencedirect", "rsc", "acs", "aaas", "aha", "wiley")
 
 
 # templates/digest.html says who made it in its <head>; the digest lists papers, but it is not an alert

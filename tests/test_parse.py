@@ -1553,3 +1553,44 @@ def test_plain_text_alerts_written_as_format_flowed_or_wrapped_at_76_read_like_t
 
     assert _unflow("> a soft \n> line\n>> deeper\n From me\nplain", delsp=False) == \
         "> a soft line\n>> deeper\nFrom me\nplain"
+
+
+def test_an_html_alert_that_arrives_as_plain_text_only_says_so_and_how_to_forward_it():
+    from digest.parsers.common import html_to_text
+
+    original = email.message_from_bytes((FIXTURES / "google_scholar/bzz-16ef1451727eb505.eml").read_bytes(),
+                                        policy=email.policy.default)
+    text = html_to_text(original.get_body(("html",)).get_content())
+    kept = EmailMessage()  # a mail program that kept only the text
+    for header in ("From", "Subject", "Date", "Message-ID"):
+        kept[header] = original[header]
+    kept.set_content(text)
+    forwarded = EmailMessage()  # a plain-text forward
+    forwarded["From"], forwarded["Subject"] = "Me <me@example.org>", "Fwd: " + original["Subject"]
+    forwarded.set_content(f"---------- Forwarded message ---------\nFrom: {original['From']}\n"
+                          f"Date: {original['Date']}\nSubject: {original['Subject']}\n\n{text}")
+    for raw in (kept.as_bytes(), forwarded.as_bytes()):
+        with pytest.raises(ParseError) as info:
+            parse_message(raw)
+        assert "Google Scholar alert from scholaralerts-noreply@google.com" in str(info.value)
+        assert "came as plain text only" in str(info.value) and "as an attachment" in str(info.value)
+
+
+def test_a_pubmed_alert_forwarded_as_plain_text_keeps_its_titles_without_the_link_addresses():
+    from bs4 import BeautifulSoup
+
+    from digest.parsers.common import html_to_text
+
+    original = email.message_from_bytes((FIXTURES / "other/pubmed/myncbi-breast-cancer-2017.eml").read_bytes(),
+                                        policy=email.policy.default)
+    soup = BeautifulSoup(original.get_body(("html",)).get_content(), "html.parser")
+    for a in soup.find_all("a", href=True):
+        a.append(f" <{a['href']}>")  # how mail programs write a link in the text they make of HTML
+    plain = EmailMessage()
+    for header in ("From", "Subject", "Date", "Message-ID"):
+        plain[header] = original[header]
+    plain.set_content(html_to_text(str(soup)))
+    assert "<http" in plain.get_content()
+    reference, parsed = parse_message(original.as_bytes()), parse_message(plain.as_bytes())
+    assert len(reference.papers) == 5
+    assert [p.title for p in parsed.papers] == [p.title for p in reference.papers]

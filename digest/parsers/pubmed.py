@@ -178,9 +178,13 @@ def _paragraphs(lines: list[str]) -> list[str]:
     return lines
 
 
+# a link as a mail program writes it in the text it made of the HTML mail (a plain-text forward): "title <url>"
+_TEXT_LINK = re.compile(r"\s*<https?://[^\s<>]+>")
+
+
 def _from_text(text: str) -> list[Paper]:
     papers = []
-    for item in _items(_lines(text)):
+    for item in _items(_lines(_TEXT_LINK.sub("", text))):
         lines, pmid = [], None
         for line in item:
             if m := _PMID.match(line):
