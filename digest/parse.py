@@ -323,10 +323,10 @@ def _run(kind: str, body: Body, *, sender: str, strict: bool) -> list[Paper]:
     text_only = body.html is None and kind in _HTML_LAID_OUT
     administrative = bool(_ADMIN_SUBJECT.search(body.subject or "")) and not _ALERT_SUBJECT.search(body.subject or "")
     known = strict  # from the family's own address (or a forward that names it)
-    if not papers and kind in _WHOLE_DOMAIN:
-        papers = generic.parse(body)  # e.g. a Nature issue alert without DOIs, an HF mail of another layout
-        if text_only:  # the plain-text copy of an HTML layout: only what carries an id is surely a paper
-            papers = [p for p in papers if p.doi or p.arxiv_id]
+    if not papers and kind in _WHOLE_DOMAIN and not text_only:
+        # e.g. a Nature issue alert without DOIs, an HF mail of another layout (but never the text a mail
+        # program made of an HTML alert: read as text, its lines give some papers and junk, not the alert)
+        papers = generic.parse(body)
     if not papers and strict and not any(_MARKERS[kind](b) for b in (body.html, body.text) if b):
         strict = kind not in _WHOLE_DOMAIN and not administrative
     # made of an HTML mail by a mail program: its links written out ("title <url>"), or DOIs

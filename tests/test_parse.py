@@ -1594,3 +1594,14 @@ def test_a_pubmed_alert_forwarded_as_plain_text_keeps_its_titles_without_the_lin
     reference, parsed = parse_message(original.as_bytes()), parse_message(plain.as_bytes())
     assert len(reference.papers) == 5
     assert [p.title for p in parsed.papers] == [p.title for p in reference.papers]
+
+
+def test_a_trending_page_wrapped_at_76_columns_keeps_whole_titles():
+    import textwrap
+
+    text = (FIXTURES / "hf-trending-papers.txt").read_text()
+    reference = parse_text(text)
+    assert reference.kind == "hf" and any(len(p.title) > 76 for p in reference.papers)
+    wrapped = parse_text("\n".join(w for line in text.split("\n")
+                                   for w in (textwrap.wrap(line, 76, break_on_hyphens=False) or [""])))
+    assert [p.title for p in wrapped.papers] == [p.title for p in reference.papers]

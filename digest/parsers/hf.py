@@ -90,7 +90,10 @@ def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
         # a short block: the title of the next paper (the last short block before an abstract wins)
         flush()
         title, abstract = None, []
-        candidate = content[-1] if len(content) > 1 and len(content[-1]) > 10 else joined
+        # a title wrapped over lines (a mail program that wraps at 72-76 columns) is whole again; of other
+        # several-line blocks (a label, then the title) the last line is the title
+        wrapped = all(len(x) >= 55 for x in content[:-1]) and len(joined) <= 300
+        candidate = content[-1] if len(content) > 1 and len(content[-1]) > 10 and not wrapped else joined
         if source != "hf" and not ids and (_PROSE_OR_CODE.search(candidate) or len(candidate.split()) > 30):
             continue  # with no id to vouch for it, a sentence or a line of code is not a title
         if is_meaningful_title(candidate) or (source == "hf" and len(re.findall(r"\w+", candidate)) >= 2
