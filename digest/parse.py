@@ -23,14 +23,14 @@ import mailbox
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
 
 from .errors import ParseError
 from .models import Paper
 from .parsers import arxiv, biorxiv, generic, hf, journals, pubmed, scholar
-from .parsers.common import DOI_RE, Body, html_to_text
+from .parsers.common import DOI_RE, Body, html_to_text, unwrap_url
 
 __all__ = ["ParsedMessage", "parse_message", "parse_text", "iter_raw_messages"]
 
@@ -257,6 +257,22 @@ def _date(value: str) -> datetime | None:
         return None
 
 
+def _written_date(value: str) -> datetime | None:
+    """A date as mail programs write it in a forward's header block: Gmail "Thu, Jan 22, 2026 at 8:00 AM",
+    Apple Mail "22 January 2026 at 08:00:00 GMT", Outlook "Thursday, January 22, 2026 8:00 AM"; taken as UTC
+    (a zone's name, when one follows, is not looked up: the day is what matters)."""
+    v = re.sub(r"\bat\b|,", " ", value)
+    v = re.sub(r"^\s*(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?\s+", "", v, flags=re.I)
+    v = " ".join(re.sub(r"\s+(?:GMT|UTC|[A-Z]{3,4}|[+-]\d{4})$", "", v.strip()).split())
+    for fmt in ("%b %d %Y %I:%M %p", "%B %d %Y %I:%M %p", "%d %B %Y %H:%M:%S", "%d %B %Y %H:%M", "%d %b %Y %H:%M:%S",
+                "%d %b %Y %H:%M", "%B %d %Y %H:%M", "%b %d %Y %H:%M", "%Y-%m-%d %H:%M"):
+        try:
+            return datetime.strptime(v, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
+
+
 # ---------------------------------------------------------------- inline forwards
 
 _FORWARD_MARK = re.compile(
@@ -275,12 +291,21 @@ class _Forward:
     text: str
 
 
-def _inline_forward(text: str) -> _Forward | None:
+# Outlook's forward has no marker line (a rule or a line of underscores, which the text of its HTML loses):
+# its header block is the mark, "From:" then "Sent:"/"Date:"/"To:" lines, then "Subject:"
+_FWD_BLOCK = re.compile(r"^[>\s]*\*?(?:From|Von|De)\*?:[^\n]*\n(?:[>\s]*\*?(?:Sent|Date|Datum|Gesendet|Envoyé|To|An|À|"
+                        r"Cc)\*?:[^\n]*\n){1,4}[>\s]*\*?(?:Subject|Betreff|Objet)\*?:", re.I | re.M)
+
+
+def _inline_forward(text: str, depth: int = 0) -> _Forward | None:
     """The original sender, subject, date and body of an inline-forwarded mail, if the text has one."""
     m = _FORWARD_MARK.search(text)
-    if not m:
+    if m:
+        lines = text[m.end():].lstrip("\r\n").splitlines()
+    elif block := _FWD_BLOCK.search(text.replace("\r\n", "\n")):
+        lines = text.replace("\r\n", "\n")[block.start():].splitlines()
+    else:
         return None
-    lines = text[m.end():].lstrip("\r\n").splitlines()
     headers: dict[str, str] = {}
     i = 0
     while i < len(lines):
@@ -289,7 +314,12 @@ def _inline_forward(text: str) -> _Forward | None:
             key = hm.group(1).lower()
             key = {"von": "from", "de": "from", "sent": "date", "datum": "date", "betreff": "subject",
                    "objet": "subject"}.get(key, key)
-            headers.setdefault(key, hm.group(2).strip())
+            value = hm.group(2).strip()
+            following = next((j for j in range(i + 1, min(i + 4, len(lines))) if lines[j].strip()), None)
+            if not value and following is not None and not _FWD_HEADER.match(lines[following]):
+                i = following  # a header table (Thunderbird's HTML forward): the value is the next cell's text
+                value = lines[i].strip()
+            headers.setdefault(key, value)
         elif lines[i].strip() and headers:
             break
         i += 1
@@ -301,10 +331,13 @@ def _inline_forward(text: str) -> _Forward | None:
     sender = headers.get("from", "")
     # Outlook writes "From: Name [mailto:x@y]"; Gmail "Name <x@y>"
     address = re.search(r"[\w.+-]+@[\w-]+(\.[\w-]+)+", sender)
+    inner = _inline_forward(body, depth + 1) if depth < 5 else None
+    if inner is not None and inner.sender:
+        return inner  # a forward of a forward: the original alert's sender, subject and date are innermost
     return _Forward(
         sender=address.group(0).lower() if address else "",
         subject=headers.get("subject", ""),
-        date=_date(headers.get("date", "")),
+        date=_date(headers.get("date", "")) or _written_date(headers.get("date", "")),
         text=body,
     )
 
@@ -393,10 +426,21 @@ def _parse_bodies(text: str | None, html: str | None, *, sender: str, subject: s
 
 def _parse_msg(msg: Message, parts: _Parts | None = None) -> tuple[str | None, list[Paper]]:
     parts = parts or _collect(msg, _Parts())
-    text = "\n".join(parts.text) if parts.text else None
+    text = _WRAPPED_LINK.sub(_given_back, "\n".join(parts.text)) if parts.text else None
     html = "\n".join(parts.html) if parts.html else None
     return _parse_bodies(text, html, sender=_address(_header(msg, "from")), subject=_header(msg, "subject"),
                          date=_date(_header(msg, "date")), attached=parts.attached)
+
+
+# a link a mail gateway rewrote in the text too (Outlook Safe Links, Proofpoint URL Defense): given back, so
+# the addresses in an arXiv entry's comments or abstract are the authors' own
+_WRAPPED_LINK = re.compile(r"https?://(?:[\w-]+\.safelinks\.protection\.outlook\.com|urldefense\.com|"
+                           r"urldefense\.proofpoint\.com)/[^\s<>\"]+", re.I)
+
+
+def _given_back(m: re.Match) -> str:
+    url = m[0].rstrip(").,;]'")  # the punctuation after a link in a sentence is not part of it
+    return unwrap_url(url) + m[0][len(url):]
 
 
 def _lead_stripped(raw: bytes) -> bytes:

@@ -1605,3 +1605,78 @@ def test_a_trending_page_wrapped_at_76_columns_keeps_whole_titles():
     wrapped = parse_text("\n".join(w for line in text.split("\n")
                                    for w in (textwrap.wrap(line, 76, break_on_hyphens=False) or [""])))
     assert [p.title for p in wrapped.papers] == [p.title for p in reference.papers]
+
+
+NATURE_ALERT_EML = "other/nature_issue/landau-19be57bf4636474d-nature-alert-2026-01-22-COMPLETE.eml"
+
+
+def forwarded_html(style: str) -> bytes:
+    """The Nature issue alert forwarded inline as HTML by a mail program's own layout of the forward header."""
+    original = email.message_from_bytes((FIXTURES / NATURE_ALERT_EML).read_bytes(), policy=email.policy.default)
+    inner = re.search(r"<body[^>]*>(.*)</body>", original.get_content(), re.S | re.I)[1]
+    if style == "outlook":  # a rule, then bold labels; no marker line
+        header = ('<hr style="display:inline-block;width:98%"><div id="divRplyFwdMsg"><b>From:</b> Nature '
+                  '&lt;alerts@nature.com&gt;<br><b>Sent:</b> Thursday, January 22, 2026 11:34 AM<br><b>To:</b> '
+                  'reader@example.org<br><b>Subject:</b> Nature alert for 22nd January 2026</div><br>')
+    elif style == "thunderbird":  # a table of label and value cells
+        rows = [("Subject", "Nature alert for 22nd January 2026"), ("Date", "Thu, 22 Jan 2026 11:34:02 +0000"),
+                ("From", "Nature &lt;alerts@nature.com&gt;"), ("To", "reader@example.org")]
+        header = ("-------- Forwarded Message --------<table class=\"moz-email-headers-table\"><tbody>" + "".join(
+            f"<tr><th>{k}: </th><td>{v}</td></tr>" for k, v in rows) + "</tbody></table><br>")
+    else:  # Gmail, forwarded once more by a colleague
+        header = ("---------- Forwarded message ---------<br>From: <b>Colleague</b> &lt;colleague@example.org&gt;<br>"
+                  "Date: Fri, Jan 23, 2026 at 9:00 AM<br>Subject: Fwd: Nature alert for 22nd January 2026<br>"
+                  "To: &lt;me@example.org&gt;<br><br>---------- Forwarded message ---------<br>From: <b>Nature</b> "
+                  "&lt;alerts@nature.com&gt;<br>Date: Thu, Jan 22, 2026 at 11:34 AM<br>Subject: Nature alert for "
+                  "22nd January 2026<br>To: &lt;colleague@example.org&gt;<br><br>")
+    msg = EmailMessage()
+    msg["From"], msg["Subject"] = "Me <me@example.org>", "FW: Nature alert for 22nd January 2026"
+    msg["Date"] = "Sat, 24 Jan 2026 10:00:00 +0000"
+    msg.set_content(f"<html><body><p>FYI</p>{header}{inner}</body></html>", subtype="html")
+    return msg.as_bytes()
+
+
+@pytest.mark.parametrize("style", ["outlook", "thunderbird", "gmail-twice"])
+def test_a_forward_is_known_by_the_header_block_of_each_mail_program(style):
+    reference = parse_fixture(NATURE_ALERT_EML)
+    assert reference.papers[0].venue == "Nature"  # from the original's subject, which only the forward names
+    forwarded = parse_message(forwarded_html(style))
+    assert forwarded.kind == "nature"
+    assert [(p.title, p.venue, p.published) for p in forwarded.papers] == \
+        [(p.title, p.venue, p.published) for p in reference.papers]
+
+
+def test_dates_as_mail_programs_write_them_in_a_forward():
+    from datetime import UTC, datetime
+
+    from digest.parse import _written_date
+
+    day = datetime(2026, 1, 22, 8, 0, tzinfo=UTC)
+    for written in ("Thu, Jan 22, 2026 at 8:00 AM", "22 January 2026 at 08:00:00 GMT",
+                    "Thursday, January 22, 2026 8:00 AM", "22 Jan 2026 08:00"):
+        assert _written_date(written) == day, written
+    assert _written_date("next Tuesday") is None
+
+
+def test_a_contents_alert_forwarded_keeps_its_journal_without_the_fw_prefix():
+    html = (FIXTURES / "other/rsc/hydrochan-rsc-contents-alert-ees-2026-v19-i7.html").read_text()
+    reference = parse_fixture("other/rsc/hydrochan-rsc-contents-alert-ees-2026-v19-i7.html")
+    renamed = re.sub(r"<title>", "<title>FW: ", html, count=1, flags=re.I)
+    assert renamed != html
+    forwarded = parse_text(renamed, content_type="text/html")
+    assert {p.venue for p in forwarded.papers} == {p.venue for p in reference.papers} == \
+        {"Energy & Environmental Science"}
+
+
+def test_links_a_mail_gateway_rewrote_in_the_text_are_given_back():
+    from urllib.parse import quote
+
+    raw = (Path(__file__).parent.parent / "sample_inbox" / "01-arxiv-cs-daily-2024-11-07.eml").read_bytes()
+    reference = parse_message(raw)
+    entry = next(p for p in reference.papers if p.comments and "(https://openreview.net/forum?id=" in p.comments)
+    target = re.search(r"https://openreview\.net/forum\?id=\w+", entry.comments)[0]
+    wrapped = ("https://nam12.safelinks.protection.outlook.com/?url=" + quote(target, safe="")
+               + "&data=05%7C02%7Cme%40example.org%7C0&sdata=xyz%3D&reserved=0")
+    assert raw.count(target.encode()) == 1
+    relayed = parse_message(raw.replace(target.encode(), wrapped.encode()))
+    assert [p.comments for p in relayed.papers] == [p.comments for p in reference.papers]

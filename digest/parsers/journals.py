@@ -317,7 +317,7 @@ def parse_rsc(body: Body) -> list[Paper]:
         return []
     soup = soup_of(body.html)
     # "Energy & Environmental Science 2026, Volume 19, Issue 7" (the page title, and the subject's end)
-    named = text_of(soup.find("title")) or (body.subject or "")
+    named = _FORWARD_PREFIX.sub("", text_of(soup.find("title")) or (body.subject or ""))
     m = re.match(r"(?:.*?\bcontents alert for\s+)?(.+?)(?:\s*[-–,]?\s*\b\d{4}\b.*)?$", clean_space(named), re.I)
     venue = m.group(1).strip(" -–,") if m and m.group(1) else None
     if venue:  # "Chemical Science Latest Articles", "Chemical Science - Advance Articles"
