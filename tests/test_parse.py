@@ -1680,3 +1680,30 @@ def test_links_a_mail_gateway_rewrote_in_the_text_are_given_back():
     assert raw.count(target.encode()) == 1
     relayed = parse_message(raw.replace(target.encode(), wrapped.encode()))
     assert [p.comments for p in relayed.papers] == [p.comments for p in reference.papers]
+
+
+def reencoded(raw: bytes, how: str) -> bytes:
+    """The same message as another mail system may carry it: every text part in base64 or quoted-printable, or
+    with LF line ends instead of CRLF."""
+    if how == "lf":
+        return raw.replace(b"\r\n", b"\n")
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    for part in msg.walk():
+        if part.get_content_maintype() == "text" and not part.is_multipart():
+            content = part.get_content()
+            part.set_content(content, subtype=part.get_content_subtype(), charset="utf-8", cte=how)
+    return msg.as_bytes()
+
+
+@pytest.mark.parametrize("how", ["base64", "quoted-printable", "lf"])
+def test_every_alert_gives_the_same_papers_however_its_parts_are_encoded(how):
+    compared = 0
+    for f in whole_fixtures():
+        for _, raw in iter_raw_messages(f):
+            original = parse_message(raw)
+            if original.kind is None:
+                continue
+            again = parse_message(reencoded(raw, how))
+            assert (again.kind, paper_keys(again.papers)) == (original.kind, paper_keys(original.papers)), f
+            compared += 1
+    assert compared > 40
