@@ -30,7 +30,7 @@ from pathlib import Path
 from .errors import ParseError
 from .models import Paper
 from .parsers import arxiv, biorxiv, generic, hf, journals, pubmed, scholar
-from .parsers.common import DOI_RE, Body, html_to_text, unwrap_url
+from .parsers.common import DOI_RE, TEXT_LINK, Body, html_to_text, unwrap_url
 
 __all__ = ["ParsedMessage", "parse_message", "parse_text", "iter_raw_messages"]
 
@@ -263,9 +263,10 @@ def _written_date(value: str) -> datetime | None:
     (a zone's name, when one follows, is not looked up: the day is what matters)."""
     v = re.sub(r"\bat\b|,", " ", value)
     v = re.sub(r"^\s*(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?\s+", "", v, flags=re.I)
-    v = " ".join(re.sub(r"\s+(?:GMT|UTC|[A-Z]{3,4}|[+-]\d{4})$", "", v.strip()).split())
-    for fmt in ("%b %d %Y %I:%M %p", "%B %d %Y %I:%M %p", "%d %B %Y %H:%M:%S", "%d %B %Y %H:%M", "%d %b %Y %H:%M:%S",
-                "%d %b %Y %H:%M", "%B %d %Y %H:%M", "%b %d %Y %H:%M", "%Y-%m-%d %H:%M"):
+    v = " ".join(re.sub(r"\s+(?:(?:GMT|UTC)(?:[+-]\d{1,2}(?::?\d{2})?)?|[A-Z]{3,4}|[+-]\d{4})$", "", v.strip()).split())
+    for fmt in ("%b %d %Y %I:%M %p", "%B %d %Y %I:%M %p", "%b %d %Y %I:%M:%S %p", "%B %d %Y %I:%M:%S %p",
+                "%d %B %Y %H:%M:%S", "%d %B %Y %H:%M", "%d %b %Y %H:%M:%S", "%d %b %Y %H:%M", "%B %d %Y %H:%M",
+                "%b %d %Y %H:%M", "%Y-%m-%d %H:%M"):
         try:
             return datetime.strptime(v, fmt).replace(tzinfo=UTC)
         except ValueError:
@@ -276,11 +277,22 @@ def _written_date(value: str) -> datetime | None:
 # ---------------------------------------------------------------- inline forwards
 
 _FORWARD_MARK = re.compile(
-    r"^[>\s]*(-{5,}\s*Forwarded message\s*-{5,}|Begin forwarded message:|-{3,}\s*Original Message\s*-{3,}|"
-    r"-{5,}\s*Weitergeleitete Nachricht\s*-{5,}|-{5,}\s*Message transféré\s*-{5,})\s*$",
+    r"^[> \t]*(-{5,}\s*Forwarded message\s*-{5,}|Begin forwarded message:|-{3,}\s*Original Message\s*-{3,}|"
+    r"-{5,}\s*Weitergeleitete Nachricht\s*-{5,}|-{5,}\s*Message transféré\s*-{5,})[ \t\r]*$",
     re.I | re.M,
 )
-_FWD_HEADER = re.compile(r"^[>\s]*\*?(From|Von|De|Date|Sent|Datum|Subject|Betreff|Objet|To|An|À|Cc)\*?:\s*(.*)$", re.I)
+# the labels of a forward's header block, in the languages we know, by the header they stand for
+_FWD_LABELS = {"from": ("From", "Von", "De"), "date": ("Date", "Sent", "Datum", "Gesendet", "Envoyé"),
+               "subject": ("Subject", "Betreff", "Objet"), "to": ("To", "An", "À"), "cc": ("Cc",)}
+_FWD_KEY = {label.lower(): key for key, labels in _FWD_LABELS.items() for label in labels}
+
+
+def _label(*keys: str) -> str:
+    """A regex for a header label of ``keys``: "From:", "*From:*" (bold in text), French "De :"."""
+    return r"[> \t]*\*?(?:" + "|".join(label for key in keys for label in _FWD_LABELS[key]) + r")\*?[ \t]?:\*?"
+
+
+_FWD_HEADER = re.compile(r"^" + _label(*_FWD_LABELS).replace("(?:", "(", 1) + r"\s*(.*)$", re.I)
 
 
 @dataclass
@@ -293,8 +305,9 @@ class _Forward:
 
 # Outlook's forward has no marker line (a rule or a line of underscores, which the text of its HTML loses):
 # its header block is the mark, "From:" then "Sent:"/"Date:"/"To:" lines, then "Subject:"
-_FWD_BLOCK = re.compile(r"^[>\s]*\*?(?:From|Von|De)\*?:[^\n]*\n(?:[>\s]*\*?(?:Sent|Date|Datum|Gesendet|Envoyé|To|An|À|"
-                        r"Cc)\*?:[^\n]*\n){1,4}[>\s]*\*?(?:Subject|Betreff|Objet)\*?:", re.I | re.M)
+_BLANK_LINES = r"(?:[ \t]*\n)*"  # the text of an HTML header block may have blank lines between its lines
+_FWD_BLOCK = re.compile(r"^" + _label("from") + r"[^\n]*\n" + _BLANK_LINES + r"(?:" + _label("date", "to", "cc")
+                        + r"[^\n]*\n" + _BLANK_LINES + r"){1,4}" + _label("subject"), re.I | re.M)
 
 
 def _inline_forward(text: str, depth: int = 0) -> _Forward | None:
@@ -311,13 +324,14 @@ def _inline_forward(text: str, depth: int = 0) -> _Forward | None:
     while i < len(lines):
         hm = _FWD_HEADER.match(lines[i])
         if hm:
-            key = hm.group(1).lower()
-            key = {"von": "from", "de": "from", "sent": "date", "datum": "date", "betreff": "subject",
-                   "objet": "subject"}.get(key, key)
+            key = _FWD_KEY[hm.group(1).lower()]
             value = hm.group(2).strip()
             following = next((j for j in range(i + 1, min(i + 4, len(lines))) if lines[j].strip()), None)
-            if not value and following is not None and not _FWD_HEADER.match(lines[following]):
-                i = following  # a header table (Thunderbird's HTML forward): the value is the next cell's text
+            if not value and key != "to" and key != "cc" and following is not None \
+                    and not _FWD_HEADER.match(lines[following]):
+                # a header table (Thunderbird's HTML forward): the value is the next cell's text (never for To
+                # or Cc, which may be empty with the body right after them)
+                i = following
                 value = lines[i].strip()
             headers.setdefault(key, value)
         elif lines[i].strip() and headers:
@@ -337,7 +351,8 @@ def _inline_forward(text: str, depth: int = 0) -> _Forward | None:
     return _Forward(
         sender=address.group(0).lower() if address else "",
         subject=headers.get("subject", ""),
-        date=_date(headers.get("date", "")) or _written_date(headers.get("date", "")),
+        # as a mail program writes it there first: the mail parser reads "... 8:00 PM" leniently as 08:00
+        date=_written_date(headers.get("date", "")) or _date(headers.get("date", "")),
         text=body,
     )
 
@@ -355,7 +370,8 @@ def _run(kind: str, body: Body, *, sender: str, strict: bool) -> list[Paper]:
                          f"(subject {body.subject!r}) could not be parsed: {exc!r}") from exc
     text_only = body.html is None and kind in _HTML_LAID_OUT
     administrative = bool(_ADMIN_SUBJECT.search(body.subject or "")) and not _ALERT_SUBJECT.search(body.subject or "")
-    known = strict  # from the family's own address (or a forward that names it)
+    # Google Scholar's alerts come from an address that sends nothing else; a publisher's domain sends letters too
+    alert_address = strict and kind not in _WHOLE_DOMAIN
     if not papers and kind in _WHOLE_DOMAIN and not text_only:
         # e.g. a Nature issue alert without DOIs, an HF mail of another layout (but never the text a mail
         # program made of an HTML alert: read as text, its lines give some papers and junk, not the alert)
@@ -363,8 +379,11 @@ def _run(kind: str, body: Body, *, sender: str, strict: bool) -> list[Paper]:
     if not papers and strict and not any(_MARKERS[kind](b) for b in (body.html, body.text) if b):
         strict = kind not in _WHOLE_DOMAIN and not administrative
     # made of an HTML mail by a mail program: its links written out ("title <url>"), or DOIs
-    converted = len(_TEXT_LINK.findall(body.text or "")) >= 2 or len(set(DOI_RE.findall(body.text or ""))) >= 2
-    if not papers and text_only and not administrative and (converted or (known and kind not in _WHOLE_DOMAIN)):
+    # the text a mail program made of an HTML alert: its links written out ("title <url>") or its DOIs, under
+    # a subject that names a table of contents or an alert (not an editor's letter from the same domain)
+    converted = (len(TEXT_LINK.findall(body.text or "")) >= 2 or len(set(DOI_RE.findall(body.text or ""))) >= 2) \
+        and _TOC_SUBJECT.search(body.subject or "")
+    if not papers and text_only and not administrative and (alert_address or converted):
         raise ParseError(
             f"{_LABELS[kind]} from {sender or 'unknown sender'} (subject {body.subject!r}) came as plain text only "
             f"(a plain-text forward, or a mail program that kept only the text), and its papers are laid out in "
@@ -379,7 +398,9 @@ def _run(kind: str, body: Body, *, sender: str, strict: bool) -> list[Paper]:
     return papers
 
 
-_TEXT_LINK = re.compile(r"<https?://[^\s<>]+>")
+_TOC_SUBJECT = re.compile(r"\b(?:contents|toc|alerts?|new (?:articles?|issue|results)|online now|early view|asap|"
+                          r"just accepted|latest (?:articles?|issue)|articles? (?:are )?available|highlights|"
+                          r"available online|vol(?:ume)?\.?\s*\d+|issue \d+)\b", re.I)
 # the families whose alerts come as HTML alone: their papers are read from its layout
 _HTML_LAID_OUT = ("google_scholar", "nature", "cellpress", "sciencedirect", "rsc", "acs", "aaas", "aha", "wiley")
 
@@ -435,7 +456,7 @@ def _parse_msg(msg: Message, parts: _Parts | None = None) -> tuple[str | None, l
 # a link a mail gateway rewrote in the text too (Outlook Safe Links, Proofpoint URL Defense): given back, so
 # the addresses in an arXiv entry's comments or abstract are the authors' own
 _WRAPPED_LINK = re.compile(r"https?://(?:[\w-]+\.safelinks\.protection\.outlook\.com|urldefense\.com|"
-                           r"urldefense\.proofpoint\.com)/[^\s<>\"]+", re.I)
+                           r"(?:[\w-]+\.)*urldefense\.proofpoint\.com)/[^\s<>\"]+", re.I)
 
 
 def _given_back(m: re.Match) -> str:
@@ -469,11 +490,17 @@ def parse_message(raw: bytes) -> ParsedMessage:
         raise ParseError("not an email: no header lines (From:, Subject:, ...) at its top; for a file, save the "
                          "alert with its headers (your mail program's \"Save as\" .eml or \"Show original\"), or "
                          "give a bare body as .html or .txt")
-    parts = _collect(msg, _Parts())
-    if _own_or_report(msg):
-        kind, papers = None, []  # never read our own digests (or bounces of them) as alerts
-    else:
-        kind, papers = _parse_msg(msg, parts)
+    try:
+        parts = _collect(msg, _Parts())
+        if _own_or_report(msg):
+            kind, papers = None, []  # never read our own digests (or bounces of them) as alerts
+        else:
+            kind, papers = _parse_msg(msg, parts)
+    except ParseError:
+        raise
+    except Exception as exc:  # a bug on odd input (outside any one parser): this mail's error, never a crash
+        raise ParseError(f"mail from {_address(_header(msg, 'from')) or 'unknown sender'} (subject "
+                         f"{_header(msg, 'subject')!r}) could not be parsed: {exc!r}") from exc
     date = _date(_header(msg, "date"))
     message_id = _header(msg, "message-id") or None
     return ParsedMessage(kind=kind, papers=papers, subject=_header(msg, "subject"),
@@ -499,12 +526,14 @@ def _cut_short(msg: Message, parts: _Parts, kind: str | None, n_papers: int, sam
     html = _HTML_COMMENT.sub("", "\n".join(parts.html))
     if re.search(r"<html\b", html, re.I) and not re.search(r"</html\s*>", html, re.I) \
             and not html.rstrip().endswith(">"):  # HTML5 may leave out </body></html>; a whole page ends with a tag
-        return [f"cut short: its HTML stops in the middle (no </html>, nor a tag at its end); {_kept(n_papers, same)}"]
+        return [f"cut short: its HTML stops in the middle (no </html>, nor a tag at its end); "
+                f"{_kept(n_papers, same)}"]
     if kind == "arxiv":
         return _listing_cut("\n".join(parts.text) if parts.text else html_to_text(html), n_papers, same)
     boundary = any(isinstance(d, email.errors.CloseBoundaryNotFoundDefect) for part in msg.walk() for d in part.defects)
     if boundary and parts.text and not parts.html and not parts.text[-1].endswith("\n"):
-        return [f"cut short: the message ends before its MIME parts do, in the middle of a line; {_kept(n_papers, same)}"]
+        return [f"cut short: the message ends before its MIME parts do, in the middle of a line; "
+                f"{_kept(n_papers, same)}"]
     return []
 
 

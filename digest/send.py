@@ -254,7 +254,8 @@ async def send_message(msg: EmailMessage, settings: SmtpSettings, *,
 
     ``before_data`` runs right before each DATA command (the caller records 'sending'); if it raises, the
     attempt stops before anything is transmitted. ``not_sent`` runs before waiting to retry when no attempt so far
-    can have delivered (each was refused, or failed before DATA), so a crash while waiting leaves no doubt behind. Raises ``DeliveryError`` (``permanent``, ``attempts``).
+    can have delivered (each was refused, or failed before DATA), so a crash while waiting leaves no doubt
+    behind. Raises ``DeliveryError`` (``permanent``, ``attempts``).
     """
     if not settings.host:
         raise DeliveryError("smtp.host is not set in config.toml; set [smtp] host, or use --outbox DIR")

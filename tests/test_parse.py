@@ -1707,3 +1707,69 @@ def test_every_alert_gives_the_same_papers_however_its_parts_are_encoded(how):
             assert (again.kind, paper_keys(again.papers)) == (original.kind, paper_keys(original.papers)), f
             compared += 1
     assert compared > 40
+
+
+def plain_mail(body: str, sender: str = "Me <me@example.org>", subject: str = "Hello") -> bytes:
+    msg = EmailMessage()
+    msg["From"], msg["Subject"] = sender, subject
+    msg.set_content(body)
+    return msg.as_bytes()
+
+
+def test_a_publishers_plain_text_letter_is_not_mistaken_for_an_alert_sent_as_text():
+    links = ("See https://doi.org/10.1038/s41591-025-04187-4 and 10.1038/d41591-025-00069-x, and the guidelines "
+             "<https://www.nature.com/ncomms/submit> <https://www.nature.com/ncomms/policies>.\n")
+    letter = plain_mail("Dear author,\n\n" + links, "Editor <naturecommunications@nature.com>",
+                        "Decision on your manuscript")
+    assert parse_message(letter).kind is None  # other mail of a publisher's domain, as before
+    # nor a colleague's reply quoting it, Outlook style
+    reply = plain_mail("Hi, good news!\n\nFrom: Editor <naturecommunications@nature.com>\nSent: Thursday, "
+                       "January 22, 2026 8:00 PM\nTo: me@example.org\nSubject: Decision on your manuscript\n\n"
+                       + links, subject="RE: Decision on your manuscript")
+    parsed = parse_message(reply)
+    assert parsed.kind in (None, "generic")
+
+
+@pytest.mark.parametrize("link", [
+    "https://urldefense.com/v3/__https://a.org/*__;é!!x$",  # a v3 tail that is not base64
+    "https://eur01.safelinks.protection.outlook.com/?url=http%3A%2F%2F%5Bx&reserved=0",  # a target that is no URL
+    "https://urldefense.com/v3/__https://a.org/**.x__;YWI!!x$",  # a run letter that does not exist
+])
+def test_a_link_that_does_not_unwrap_never_breaks_the_mail_it_is_in(link):
+    from digest.parsers.common import unwrap_url
+
+    assert unwrap_url(link) == link  # left as it is: never a wrong address
+    arxiv = (Path(__file__).parent.parent / "sample_inbox" / "01-arxiv-cs-daily-2024-11-07.eml").read_bytes()
+    reference = parse_message(arxiv)
+    target = next(p for p in reference.papers if p.comments and "https://" in p.comments)
+    url = re.search(r"https://\S+?(?=[),]|$)", target.comments)[0]
+    assert arxiv.count(url.encode()) == 1
+    parsed = parse_message(arxiv.replace(url.encode(), link.encode()))
+    assert len(parsed.papers) == len(reference.papers)
+    assert parse_message(plain_mail(f"see {link} and {link}")).kind in (None, "generic")
+
+
+@pytest.mark.parametrize(("labels", "subject_label"), [
+    (("Von", "Gesendet", "An"), "Betreff"), (("De ", "Envoyé ", "À "), "Objet "), (("From", "Sent", "To"), "Subject")])
+def test_an_outlook_forward_is_read_in_german_and_french_too(labels, subject_label):
+    original = email.message_from_bytes((FIXTURES / NATURE_ALERT_EML).read_bytes(), policy=email.policy.default)
+    inner = re.search(r"<body[^>]*>(.*)</body>", original.get_content(), re.S | re.I)[1]
+    frm, sent, to = labels
+    header = (f"<hr><div><b>{frm}:</b> Nature &lt;alerts@nature.com&gt;<br><b>{sent}:</b> Donnerstag, 22. Januar "
+              f"2026 11:34<br><b>{to}:</b> reader@example.org<br><b>{subject_label}:</b> Nature alert for 22nd "
+              f"January 2026</div><br>")
+    msg = EmailMessage()
+    msg["From"], msg["Subject"] = "Me <me@example.org>", "WG: Nature alert for 22nd January 2026"
+    msg.set_content(f"<html><body><p>FYI</p>{header}{inner}</body></html>", subtype="html")
+    parsed = parse_message(msg.as_bytes())
+    assert parsed.kind == "nature" and {p.venue for p in parsed.papers} == {"Nature"}
+
+
+def test_an_empty_to_line_in_a_forward_does_not_take_the_first_line_of_the_body():
+    from digest.parse import _inline_forward
+
+    forward = _inline_forward("---------- Forwarded message ---------\nFrom: Nature <alerts@nature.com>\n"
+                              "Date: Thu, Jan 22, 2026 at 11:34 AM\nSubject: Nature alert\nTo:\n\nFIRST LINE\n"
+                              "second line\n")
+    assert (forward.sender, forward.subject) == ("alerts@nature.com", "Nature alert")
+    assert forward.text.lstrip().startswith("FIRST LINE")

@@ -194,16 +194,20 @@ _BLOCK_TAGS = (
 )
 
 
+# a link as a mail program writes it in the text it makes of an HTML mail (a plain-text forward): "title <url>"
+TEXT_LINK = re.compile(r"\s*<https?://[^\s<>]+>")
+
 # what mail clients put before every class and id of a mail they forward: Gmail "m_5785777122273086187"
 # (glued to the name), Outlook on the web "x_"
-_FORWARD_CLASS_PREFIX = re.compile(r"^(?:m_-?\d+_?|x_)+")
+_FORWARD_CLASS_PREFIX = re.compile(r"^(?:m_-?\d+_?|x_)+")  # repeated: forwarded again by the same kind of client
+_RENAMED = re.compile(r"""\b(?:class|id)\s*=\s*["']?[^"'>]*?\b(?:m_-?\d|x_)""", re.I)
 
 
 def soup_of(html: str) -> BeautifulSoup:
     """The parsed HTML, with the class and id names a forwarding mail client renamed given back their
     sender's names, so a forwarded alert reads like the original."""
     soup = BeautifulSoup(html, "html.parser")
-    if "m_" in html or "x_" in html:
+    if _RENAMED.search(html):
         for tag in soup.find_all(class_=_FORWARD_CLASS_PREFIX):
             tag["class"] = [_FORWARD_CLASS_PREFIX.sub("", c) or c for c in tag["class"]]
         for tag in soup.find_all(id=_FORWARD_CLASS_PREFIX):
@@ -270,11 +274,16 @@ def text_of(node) -> str:
 
 
 def unwrap_url(url: str) -> str:
-    """The real target behind the redirect wrappers of Scholar, Elsevier, Outlook and Google, also when one
-    wraps another (Outlook's safe links around a Scholar link)."""
+    """The real target behind the redirect wrappers of Scholar, Elsevier, Outlook, Google and Proofpoint, also
+    when one wraps another (Outlook's safe links around a Scholar link). A target that is no URL ("http://[x")
+    is not given back: the last address that is one is."""
     url = html_lib.unescape(url.strip())
     for _ in range(5):
-        inner = _unwrap_once(url)
+        try:
+            inner = _unwrap_once(url)
+            urlsplit(inner)
+        except ValueError:
+            break
         if inner == url:
             break
         url = inner
@@ -325,12 +334,15 @@ def _url_defense(url: str, path: str, query: dict[str, list[str]]) -> str:
 
     def put_back(token: re.Match) -> str:
         nonlocal taken
-        n = _V3_RUN.get(token[0][-1], 1) if token[1] else 1
+        n = _V3_RUN.get(token[0][-1]) if token[1] else 1
+        if n is None:  # an unknown run letter: nothing after it can be trusted
+            taken = len(chars) + 1
+            return ""
         run, taken = chars[taken:taken + n], taken + n
         return run
 
     target = _V3_TOKEN.sub(put_back, m["url"])
-    return target if taken <= len(chars) else url
+    return target if taken == len(chars) else url  # every character given back, exactly: else not decodable
 
 
 def strip_tracking(url: str) -> str:

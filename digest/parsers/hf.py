@@ -65,6 +65,10 @@ def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
         lines = [clean_space(x) for x in raw.split("\n") if clean_space(x)]
         if lines:
             blocks.append(lines)
+    # abstracts are long: a text whose lines are all short (but for a few unbreakable addresses) was wrapped by
+    # a mail program
+    lines = [line for line in text.split("\n") if line.strip()]
+    hard_wrapped = sum(len(line) > 80 for line in lines) <= max(2, len(lines) // 50)
     papers: list[Paper] = []
     title: str | None = None
     ident: str | None = None
@@ -90,9 +94,9 @@ def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
         # a short block: the title of the next paper (the last short block before an abstract wins)
         flush()
         title, abstract = None, []
-        # a title wrapped over lines (a mail program that wraps at 72-76 columns) is whole again; of other
-        # several-line blocks (a label, then the title) the last line is the title
-        wrapped = all(len(x) >= 55 for x in content[:-1]) and len(joined) <= 300
+        # a title wrapped over lines (the whole text wrapped at 72-76 columns by a mail program) is whole again;
+        # of other several-line blocks (a label, then the title) the last line is the title
+        wrapped = hard_wrapped and all(len(x) >= 55 for x in content[:-1]) and len(joined) <= 300
         candidate = content[-1] if len(content) > 1 and len(content[-1]) > 10 and not wrapped else joined
         if source != "hf" and not ids and (_PROSE_OR_CODE.search(candidate) or len(candidate.split()) > 30):
             continue  # with no id to vouch for it, a sentence or a line of code is not a title

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from ..models import Paper, normalise_title
-from .common import Body, clean_space, html_to_text, iso_date, soup_of, split_authors
+from .common import TEXT_LINK, Body, clean_space, html_to_text, iso_date, soup_of, split_authors
 
 SENDER_DOMAINS = ("ncbi.nlm.nih.gov",)
 _RECORD_URL = re.compile(r"(?:ncbi\.nlm\.nih\.gov/pubmed/|pubmed\.ncbi\.nlm\.nih\.gov/)(\d{1,9})\b")
@@ -178,13 +178,9 @@ def _paragraphs(lines: list[str]) -> list[str]:
     return lines
 
 
-# a link as a mail program writes it in the text it made of the HTML mail (a plain-text forward): "title <url>"
-_TEXT_LINK = re.compile(r"\s*<https?://[^\s<>]+>")
-
-
 def _from_text(text: str) -> list[Paper]:
     papers = []
-    for item in _items(_lines(_TEXT_LINK.sub("", text))):
+    for item in _items(_lines(TEXT_LINK.sub("", text))):
         lines, pmid = [], None
         for line in item:
             if m := _PMID.match(line):
