@@ -277,19 +277,26 @@ def _written_date(value: str) -> datetime | None:
 # ---------------------------------------------------------------- inline forwards
 
 _FORWARD_MARK = re.compile(
-    r"^[> \t]*(-{5,}\s*Forwarded message\s*-{5,}|Begin forwarded message:|-{3,}\s*Original Message\s*-{3,}|"
-    r"-{5,}\s*Weitergeleitete Nachricht\s*-{5,}|-{5,}\s*Message transféré\s*-{5,})[ \t\r]*$",
+    r"^[> \t]*(-{5,}\s*(?:Forwarded message|Weitergeleitete Nachricht|Message transféré|Mensaje reenviado|"
+    r"Messaggio inoltrato|Mensagem encaminhada|Doorgestuurd bericht)\s*-{5,}|Begin forwarded message:|"
+    r"-{3,}\s*Original Message\s*-{3,})[ \t\r]*$",
     re.I | re.M,
 )
-# the labels of a forward's header block, in the languages we know, by the header they stand for
-_FWD_LABELS = {"from": ("From", "Von", "De"), "date": ("Date", "Sent", "Datum", "Gesendet", "Envoyé"),
-               "subject": ("Subject", "Betreff", "Objet"), "to": ("To", "An", "À"), "cc": ("Cc",)}
+# the labels of a forward's header block (Gmail's and Outlook's, in the languages we know: English, German,
+# French, Spanish, Italian, Portuguese, Dutch, Chinese, Japanese), by the header they stand for
+_FWD_LABELS = {
+    "from": ("From", "Von", "De", "Da", "Van", "发件人", "差出人"),
+    "date": ("Date", "Sent", "Datum", "Gesendet", "Envoyé", "Fecha", "Enviado", "Data", "Inviato", "Verzonden",
+             "发送时间", "日期", "送信日時"),
+    "subject": ("Subject", "Betreff", "Objet", "Asunto", "Oggetto", "Assunto", "Onderwerp", "主题", "件名"),
+    "to": ("To", "An", "À", "Para", "A", "Aan", "收件人", "宛先"),
+    "cc": ("Cc",)}
 _FWD_KEY = {label.lower(): key for key, labels in _FWD_LABELS.items() for label in labels}
 
 
 def _label(*keys: str) -> str:
     """A regex for a header label of ``keys``: "From:", "*From:*" (bold in text), French "De :"."""
-    return r"[> \t]*\*?(?:" + "|".join(label for key in keys for label in _FWD_LABELS[key]) + r")\*?[ \t]?:\*?"
+    return r"[> \t]*\*?(?:" + "|".join(label for key in keys for label in _FWD_LABELS[key]) + r")\*?[ \t]?[:：]\*?"
 
 
 _FWD_HEADER = re.compile(r"^" + _label(*_FWD_LABELS).replace("(?:", "(", 1) + r"\s*(.*)$", re.I)

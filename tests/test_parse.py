@@ -1750,8 +1750,10 @@ def test_a_link_that_does_not_unwrap_never_breaks_the_mail_it_is_in(link):
 
 
 @pytest.mark.parametrize(("labels", "subject_label"), [
-    (("Von", "Gesendet", "An"), "Betreff"), (("De ", "Envoyé ", "À "), "Objet "), (("From", "Sent", "To"), "Subject")])
-def test_an_outlook_forward_is_read_in_german_and_french_too(labels, subject_label):
+    (("Von", "Gesendet", "An"), "Betreff"), (("De ", "Envoyé ", "À "), "Objet "), (("From", "Sent", "To"), "Subject"),
+    (("De", "Enviado", "Para"), "Asunto"), (("Da", "Inviato", "A"), "Oggetto"), (("Van", "Verzonden", "Aan"), "Onderwerp"),
+    (("发件人", "发送时间", "收件人"), "主题"), (("差出人", "送信日時", "宛先"), "件名")])
+def test_an_outlook_forward_is_read_in_other_languages_too(labels, subject_label):
     original = email.message_from_bytes((FIXTURES / NATURE_ALERT_EML).read_bytes(), policy=email.policy.default)
     inner = re.search(r"<body[^>]*>(.*)</body>", original.get_content(), re.S | re.I)[1]
     frm, sent, to = labels
