@@ -385,7 +385,6 @@ def _run(kind: str, body: Body, *, sender: str, strict: bool) -> list[Paper]:
         papers = generic.parse(body)
     if not papers and strict and not any(_MARKERS[kind](b) for b in (body.html, body.text) if b):
         strict = kind not in _WHOLE_DOMAIN and not administrative
-    # made of an HTML mail by a mail program: its links written out ("title <url>"), or DOIs
     # the text a mail program made of an HTML alert: its links written out ("title <url>") or its DOIs, under
     # a subject that names a table of contents or an alert (not an editor's letter from the same domain)
     converted = (len(TEXT_LINK.findall(body.text or "")) >= 2 or len(set(DOI_RE.findall(body.text or ""))) >= 2) \
