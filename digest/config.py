@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +45,14 @@ class Secret:
         return bool(self._value)
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def read_secret(what: str, env: str, file: str, *, required: bool = True) -> Secret | None:
     """A secret from the environment variable ``env`` or, failing that, from ``file`` (first line)."""
+    if env and not _ENV_NAME.fullmatch(env):  # the password itself where the variable's name goes: never echo it
+        raise ConfigError(f"{what}_env must be the name of an environment variable, not the password itself; put "
+                          f"the password in that variable, or in a file named by {what}_file")
     if env and os.environ.get(env):
         return Secret(os.environ[env])
     if file:
@@ -339,8 +346,14 @@ def config_problems(settings: Settings) -> tuple[list[str], list[str]]:
         servers.append(("smtp", settings.smtp, bool(settings.smtp.username)))
     for name, section, needs_password in servers:
         if needs_password and not section.password_file and not os.environ.get(section.password_env):
-            warnings.append(f"{name}.password: the environment variable {section.password_env} is not set in this "
-                            "shell; the service needs it in its own environment (or set password_file)")
+            if not _ENV_NAME.fullmatch(section.password_env or ""):
+                # the password itself written where the variable's name goes: never repeat it
+                problems.append(f"{at(name + '.password_env')}: {name}.password_env must be the name of an "
+                                f"environment variable (like DIGEST_{name.upper()}_PASSWORD), not the password "
+                                "itself; put the password in that variable, or in a file named by password_file")
+            else:
+                warnings.append(f"{name}.password: the environment variable {section.password_env} is not set in "
+                                "this shell; the service needs it in its own environment (or set password_file)")
         elif needs_password:
             try:
                 section.password()

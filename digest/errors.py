@@ -77,6 +77,9 @@ def toml_repr(value) -> str:
 def read_text_file(path, error: type[DigestError], cannot_read: str = "cannot read", fix: str = "") -> str:
     """A config or profile file's text; not UTF-8, a folder or unreadable is one ``error`` naming the file."""
     try:
+        if path.is_fifo() or path.is_socket():  # reading a named pipe would block forever
+            raise error(f"{path}: not a regular file (a named pipe or socket); move it away"
+                        f"{'; ' + fix if fix else ''}")
         # utf-8-sig: Windows editors (Notepad) may start the file with a byte-order mark, which TOML forbids
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:

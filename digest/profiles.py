@@ -386,6 +386,8 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
     # user -> (path, text of the file if it loaded, else None, the profile: the file's or its last good version's)
     found: dict[str, tuple[Path, str | None, Profile]] = {}
     for path in sorted(directory.glob("*.toml")):
+        if path.name.startswith((".", "#", "~")):  # an editor's lock or backup file (Emacs ".#ada.toml"), not a user
+            continue
         try:
             text = read_text_file(path, ProfileError)
             found[path.stem] = (path, text, parse_profile(text, path))

@@ -413,3 +413,31 @@ def test_a_whole_copy_with_as_many_papers_still_completes_an_alert_cut_inside_it
     again = CliRunner().invoke(cli, ["--config", str(config), "ingest", str(tmp_path / "cut-again.eml")])
     assert "1 already seen" in again.output and "read in part" not in CliRunner().invoke(
         cli, ["--config", str(config), "status"]).output
+
+
+def test_check_skips_editor_lock_files_and_names_a_pipe_instead_of_hanging(tmp_path):
+    import os
+
+    config = _profiles(tmp_path)
+    profiles = tmp_path / "profiles"
+    os.symlink("root@host.1234:1700000000", profiles / ".#ada.toml")  # Emacs's lock while ada.toml is edited
+    (profiles / "ada.toml~").write_text("a backup")  # not *.toml: never read anyway
+    os.mkfifo(profiles / "pipe.toml")  # opening it for reading would wait forever for a writer
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert result.exit_code == 1
+    assert "profile ada: ok" in result.output and ".#ada" not in result.output
+    assert f"{profiles / 'pipe.toml'}: not a regular file (a named pipe or socket); move it away" in result.output
+
+
+def test_a_password_written_where_the_variables_name_goes_is_refused_and_never_echoed(tmp_path, monkeypatch):
+    from digest.config import load_settings
+
+    config = _profiles(tmp_path)
+    config.write_text(config.read_text() + '[imap]\nhost = "imap.example.org"\nusername = "ada"\n'
+                      'password_env = "hunter2-S3cret!"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert result.exit_code == 1 and "hunter2" not in result.output
+    assert "imap.password_env must be the name of an environment variable" in result.output
+    with pytest.raises(Exception) as info:
+        load_settings(config).imap.password()
+    assert "hunter2" not in str(info.value) and "not the password itself" in str(info.value)
