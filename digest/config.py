@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigError, read_text_file, toml_line, toml_repr
+from .errors import ConfigError, parse_toml, read_text_file, toml_line, toml_repr
 
 # chosen by measurement on the CiteULike benchmark (benchmarks/README.md): the two models' ensemble ranks best
 DEFAULT_MODEL = "all-MiniLM-L6-v2+all-mpnet-base-v2"
@@ -276,6 +276,8 @@ def _value(fields, top_level, defaults, key, value, section, where, at, source, 
     choices = _CHOICES.get((section, key))
     if choices and value not in choices:
         raise ConfigError(f"{at}: {where} must be one of {', '.join(choices)} (got {toml_repr(value)})")
+    if isinstance(value, float) and not math.isfinite(value):  # nan or inf: no range check can hold it
+        raise ConfigError(f"{at}: {where} must be a finite number (got {toml_repr(value)}); for example: {example}")
     low, high = _RANGES.get((section, key), (None, None))
     if (low is not None and value < low) or (high is not None and value > high):
         bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
@@ -398,10 +400,7 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         source = str(candidate)
         text = read_text_file(candidate, ConfigError, "cannot read the config file",
                               "pass a file with --config or $DIGEST_CONFIG")
-        try:
-            table = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{candidate}: not valid TOML: {exc}; check quotes and brackets on that line") from None
+        table = parse_toml(text, candidate, ConfigError)
     elif explicit:
         raise ConfigError(f"{candidate}: config file not found; copy config.example.toml to {candidate}")
     table = {**table, **{k: v for k, v in overrides.items() if v is not None}}

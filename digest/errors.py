@@ -153,3 +153,40 @@ def toml_line(text: str, key: str) -> int | None:
     if table is not None and index is not None:
         return toml_line(text, f"{table}[{index}]") or toml_line(text, table)
     return toml_line(text, table) if table is not None else None
+
+
+def parse_toml(text: str, path, error: type[DigestError]) -> dict:
+    """``text`` as TOML; a syntax error is one ``error`` naming the file, line, the key written there and the
+    usual fix for that kind of slip."""
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        raise error(f"{path}: not valid TOML: brackets nested too deep to read; look for a run of [ or {{") from None
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        where = re.search(r"\(at line (\d+), column \d+\)", message)
+        line = text.splitlines()[int(where[1]) - 1] if where and int(where[1]) <= len(text.splitlines()) else ""
+        key = _ASSIGN.match(line)
+        about = f" (the line of {_key_name(key[1])})" if key else ""
+        at = f"{path}:{where[1]}" if where else str(path)
+        raise error(f"{at}: not valid TOML{about}: {message}; {_toml_fix(message, line)}") from None
+
+
+def _toml_fix(message: str, line: str) -> str:
+    """The usual fix for a TOML syntax error, from the reader's message and the line it names."""
+    if message.startswith("Cannot overwrite a value"):
+        return "a key is written twice: keep one of the two lines"
+    if message.startswith("Cannot declare") and "twice" in message:
+        return ("a [table] is declared twice: merge the two into one (each interest or seed is its own "
+                "[[interests]] or [[seeds]] block, with double brackets)")
+    if "\\" in line and ("escape" in message.lower() or "hex value" in message.lower()):
+        return ("a backslash in \"...\" starts an escape: write a Windows path in single quotes ('C:\\Users\\...') or "
+                "double each backslash")
+    if "“" in line or "”" in line or "‘" in line or "’" in line:
+        return "use straight quotes (\") around text, not typographic ones (“”)"
+    if message.startswith(("Invalid value", "Expected newline or end of document")):
+        return ("text goes in quotes (send_at = \"07:30\", timezone = \"Europe/London\"), true and false are lower "
+                "case, and numbers use a point (0.2)")
+    return "check quotes and brackets on that line"

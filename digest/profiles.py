@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import tomllib
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -18,7 +17,7 @@ from datetime import time as dt_time
 from pathlib import Path
 
 from .config import valid_address
-from .errors import ProfileError, read_text_file, toml_line, toml_repr
+from .errors import ProfileError, parse_toml, read_text_file, toml_line, toml_repr
 from .models import arxiv_ref, doi_ref, normalise_title
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -201,10 +200,7 @@ def parse_profile(text: str, path: str | Path) -> Profile:
     check = _Checker(path, text)
     if not _USER.match(user):
         raise ProfileError(f"{path}: the file name must be a short lower-case user id like profiles/ada.toml")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{path}: not valid TOML: {exc}; check quotes and brackets on that line") from None
+    data = parse_toml(text, path, ProfileError)
     check.unknown(data, TOP_KEYS)
 
     email = check.string(data, "email", TOP_KEYS["email"], required=True)
@@ -391,8 +387,10 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
         try:
             text = read_text_file(path, ProfileError)
             found[path.stem] = (path, text, parse_profile(text, path))
-        except (ProfileError, OSError) as exc:
-            errors.append(exc if isinstance(exc, ProfileError) else ProfileError(f"{path}: cannot read ({exc})"))
+        except Exception as exc:  # noqa: BLE001 - whatever is wrong with one file, the others keep working
+            errors.append(exc if isinstance(exc, ProfileError) else ProfileError(
+                f"{path}: cannot read ({exc})" if isinstance(exc, OSError) else
+                f"{path}: cannot be loaded ({type(exc).__name__}: {exc}); compare it with profiles/ada.toml"))
             previous = _last_good(last_good, path)
             if previous is not None:
                 found[path.stem] = (path, None, previous)

@@ -199,3 +199,20 @@ def test_an_absolute_base_url_with_a_path_is_accepted(tmp_path):
     path = tmp_path / "config.toml"
     path.write_text('[web]\nbase_url = "https://example.org/digest"\n')
     assert load_settings(path).web.base_url == "https://example.org/digest"
+
+
+def test_nan_or_inf_for_a_timeout_or_interval_is_refused_with_the_key(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text("[imap]\ntimeout = nan\npoll_minutes = inf\n[smtp]\nretry_backoff = nan\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    message = str(info.value)
+    for line, key in ((2, "imap.timeout"), (3, "imap.poll_minutes"), (5, "smtp.retry_backoff")):
+        assert f"config.toml:{line}: {key} must be a finite number" in message
+
+
+def test_a_config_nested_too_deep_for_the_toml_reader_is_one_error(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text("x = " + "[" * 2000 + "]" * 2000 + "\n")
+    with pytest.raises(ConfigError, match=r"config\.toml: .*nested"):
+        load_settings(path)

@@ -288,7 +288,7 @@ def test_added_edited_broken_and_removed_profiles_reschedule_without_a_restart(h
 
         ben = profiles / "ben.toml"
         ben.write_text("email = [")  # broken, then deleted rather than fixed
-        await until(lambda: records(caplog, "ben.toml: not valid TOML"))
+        await until(lambda: records(caplog, "ben.toml:1: not valid TOML"))
         ben.unlink()
         await until(lambda: records(caplog, "ben.toml was removed, and its error with it"))
 

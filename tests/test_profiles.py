@@ -46,7 +46,7 @@ def test_a_good_profile_parses_with_defaults(tmp_path):
     (GOOD + "paused = true\n", r"interests\[0\]\.paused: unknown key \(paused is a top-level key: move it above"),
     (GOOD + "[boost]\nkeywords = \"diffusion\"\n", r"boost\.keywords: must be a list of strings"),
     (GOOD + "[[seeds]]\nabstract = \"only an abstract\"\n", r"seeds\[0\]: needs an arxiv id, a doi or a title"),
-    ('name = "x\n', r"not valid TOML: .*line 1"),
+    ('name = "x\n', r"ada\.toml:\d+: not valid TOML \(the line of name\): .*line \d+"),
     # a folder of the zone database is not a zone (zoneinfo raises IsADirectoryError for it)
     (GOOD.replace("Europe/London", "Europe"), r"ada\.toml:3: timezone: unknown IANA time zone 'Europe'"),
     # the zone as written elsewhere (lower case, a slip of the keyboard): the fix is named
@@ -271,3 +271,17 @@ def test_a_fixed_offset_zone_that_people_use_for_a_city_with_summer_time_is_a_wa
                     '"America/New_York"')
     path.write_text(GOOD.replace("Europe/London", "America/New_York"))
     assert load_profile(path).notes == ()
+
+
+@pytest.mark.parametrize(("text", "fix"), [
+    ("send_at = 07:30\n", 'text goes in quotes (send_at = "07:30"'),
+    ('library = "C:\\Users\\tess\\zotero.bib"\n', "write a Windows path in single quotes"),
+    ('email = "a@example.org"\nemail = "b@example.org"\n', "a key is written twice: keep one of the two lines"),
+    ('[boost]\nkeywords = ["a"]\n[boost]\nauthors = ["b"]\n', "a [table] is declared twice: merge the two"),
+    ('name = “Tess”\n', "use straight quotes"),
+    ("x = " + "[" * 2000 + "]" * 2000 + "\n", "brackets nested too deep"),
+])
+def test_a_toml_slip_gets_its_line_its_key_and_the_usual_fix(tmp_path, text, fix):
+    with pytest.raises(ProfileError) as info:
+        parse_profile(text, tmp_path / "ada.toml")
+    assert fix in str(info.value) and str(info.value).startswith(str(tmp_path / "ada.toml"))
