@@ -343,6 +343,12 @@ def config_problems(settings: Settings) -> tuple[list[str], list[str]]:
         return f"{settings.source}{f':{line}' if line else ''}"
 
     problems, warnings = [], []
+    data = settings.data_path
+    existing = next((d for d in (data, *data.parents) if d.exists()), None)
+    if existing is not None and (not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK)):
+        why = f"{existing} is a file, not a folder" if not existing.is_dir() else f"{existing} is not writable by this user"
+        problems.append(f"{at('data_dir')}: data_dir = {str(settings.data_dir)!r} cannot hold the database ({why}); "
+                        "create the folder or choose another data_dir (or --data-dir)")
     servers = [("imap", settings.imap, True)] if settings.imap.host else []
     if settings.smtp.host and not settings.outbox:
         servers.append(("smtp", settings.smtp, bool(settings.smtp.username)))

@@ -279,10 +279,17 @@ class Store:
             self.path = None
         else:
             self.path = Path(path)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
-            self.db = sqlite_utils.Database(conn)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+                self.db = sqlite_utils.Database(conn)
+                self.db.execute("PRAGMA journal_mode=WAL")
+            except (OSError, sqlite3.OperationalError) as exc:
+                why = "it is a file, not a folder" if self.path.parent.is_file() else \
+                    getattr(exc, "strerror", None) or str(exc)
+                raise StoreError(f"{self.path.parent}: cannot keep the database there ({why}); data_dir must be a "
+                                 "folder this user can write: create it, or change data_dir in config.toml (or "
+                                 "--data-dir)") from None
             self.db.execute("PRAGMA synchronous=NORMAL")
         # digest id -> the owner string of the claims this Store made (to check it still holds them)
         self._claim_owners: dict[int, str] = {}

@@ -441,3 +441,15 @@ def test_a_password_written_where_the_variables_name_goes_is_refused_and_never_e
     with pytest.raises(Exception) as info:
         load_settings(config).imap.password()
     assert "hunter2" not in str(info.value) and "not the password itself" in str(info.value)
+
+
+def test_a_data_dir_that_is_a_file_is_named_by_check_and_is_one_error_line_for_the_other_commands(tmp_path):
+    config = _profiles(tmp_path)
+    (tmp_path / "data").write_text("not a folder")
+    check = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert check.exit_code == 1 and "cannot hold the database" in check.output and "is a file, not a folder" \
+        in check.output
+    alert = Path(__file__).resolve().parent.parent / "sample_inbox" / "02-scholar-allamanis-related-research.eml"
+    ingest = CliRunner().invoke(cli, ["--config", str(config), "ingest", str(alert)])
+    assert ingest.exit_code != 0 and "Traceback" not in ingest.output
+    assert "cannot keep the database there (it is a file, not a folder)" in ingest.output
