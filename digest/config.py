@@ -387,7 +387,8 @@ def config_problems(settings: Settings) -> tuple[list[str], list[str]]:
                         "vote by email")
     if settings.web.secret_key_file and not os.environ.get(settings.web.secret_key_env):
         try:
-            if read_secret("web.secret_key", "", settings.web.secret_key_file, required=False) is None:
+            web = settings.web
+            if read_secret("web.secret_key", web.secret_key_env, web.secret_key_file, required=False) is None:
                 warnings.append(f"{at('web.secret_key_file')}: web.secret_key_file {settings.web.secret_key_file} "
                                 "is empty, so links are signed with the key generated in data_dir/secret.key")
         except ConfigError as exc:

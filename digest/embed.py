@@ -130,7 +130,14 @@ def model_problems(name: str, offline: bool = True) -> list[str]:
         return [str(exc)]
     problems = []
     for part in [p.strip() for p in name.split("+")]:
-        if part in SPLIT_MODELS:
+        if not part:
+            problems.append("model.name is empty: name a model, e.g. "
+                            f'"{DEFAULT_MODEL}" (the default), or remove the key')
+        elif Path(part).expanduser().is_dir() and not any(
+                (Path(part).expanduser() / f).is_file() for f in ("modules.json", "config.json")):
+            problems.append(f"model.name: {part} is a folder but not a sentence-transformers model (no modules.json "
+                            "or config.json in it); name a bundled model or the folder a model was saved to")
+        elif part in SPLIT_MODELS:
             missing = [d for d in SPLIT_MODELS[part] if not _installed(d)]
             if missing:
                 problems.append(f"model.name: {part} needs the packages {', '.join(missing)}: "

@@ -58,3 +58,13 @@ def test_the_default_ensemble_is_both_models_side_by_side_with_the_mean_cosine()
 def test_an_empty_member_name_is_a_config_error():
     with pytest.raises(ConfigError, match=r"empty model name around '\+'"):
         Embedder("all-MiniLM-L6-v2+")
+
+
+def test_check_does_not_call_an_empty_name_or_a_folder_without_a_model_installed(tmp_path):
+    from digest.embed import model_problems
+
+    assert "model.name is empty" in model_problems("")[0]
+    assert "an empty model name around '+'" in model_problems("all-MiniLM-L6-v2+ ")[0]
+    assert "is a folder but not a sentence-transformers model" in model_problems(str(tmp_path))[0]
+    (tmp_path / "modules.json").write_text("[]")
+    assert model_problems(str(tmp_path)) == []  # a model saved to a folder
