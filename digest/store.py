@@ -285,6 +285,9 @@ class Store:
                 self.db = sqlite_utils.Database(conn)
                 self.db.execute("PRAGMA journal_mode=WAL")
             except (OSError, sqlite3.OperationalError) as exc:
+                if isinstance(exc, sqlite3.OperationalError) and not re.search(r"unable to open|readonly|read-only",
+                                                                                 str(exc)):
+                    raise  # e.g. busy: not a problem of the folder
                 why = "it is a file, not a folder" if self.path.parent.is_file() else \
                     getattr(exc, "strerror", None) or str(exc)
                 raise StoreError(f"{self.path.parent}: cannot keep the database there ({why}); data_dir must be a "
