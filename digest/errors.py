@@ -166,16 +166,20 @@ def parse_toml(text: str, path, error: type[DigestError]) -> dict:
         raise error(f"{path}: not valid TOML: brackets nested too deep to read; look for a run of [ or {{") from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
+        lines = text.splitlines()
         where = re.search(r"\(at line (\d+), column \d+\)", message)
-        line = text.splitlines()[int(where[1]) - 1] if where and int(where[1]) <= len(text.splitlines()) else ""
+        number = int(where[1]) if where else len(lines) if "end of document" in message and lines else None
+        line = lines[number - 1] if number and number <= len(lines) else ""
         key = _ASSIGN.match(line)
         about = f" (the line of {_key_name(key[1])})" if key else ""
-        at = f"{path}:{where[1]}" if where else str(path)
+        at = f"{path}:{number}" if number else str(path)
         raise error(f"{at}: not valid TOML{about}: {message}; {_toml_fix(message, line)}") from None
 
 
 def _toml_fix(message: str, line: str) -> str:
     """The usual fix for a TOML syntax error, from the reader's message and the line it names."""
+    if "end of document" in message:
+        return "the file ends inside a value: a [ or a quote is still open"
     if message.startswith("Cannot overwrite a value"):
         return "a key is written twice: keep one of the two lines"
     if message.startswith("Cannot declare") and "twice" in message:
