@@ -168,7 +168,7 @@ def parse_toml(text: str, path, error: type[DigestError]) -> dict:
         message = str(exc)
         lines = text.splitlines()
         where = re.search(r"\(at line (\d+), column \d+\)", message)
-        number = int(where[1]) if where else len(lines) if "end of document" in message and lines else None
+        number = int(where[1]) if where else len(lines) if "(at end of document)" in message and lines else None
         line = lines[number - 1] if number and number <= len(lines) else ""
         key = _ASSIGN.match(line)
         about = f" (the line of {_key_name(key[1])})" if key else ""
@@ -178,7 +178,7 @@ def parse_toml(text: str, path, error: type[DigestError]) -> dict:
 
 def _toml_fix(message: str, line: str) -> str:
     """The usual fix for a TOML syntax error, from the reader's message and the line it names."""
-    if "end of document" in message:
+    if "(at end of document)" in message:
         return "the file ends inside a value: a [ or a quote is still open"
     if message.startswith("Cannot overwrite a value"):
         return "a key is written twice: keep one of the two lines"
