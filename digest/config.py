@@ -353,15 +353,11 @@ def config_problems(settings: Settings) -> tuple[list[str], list[str]]:
     if settings.smtp.host and not settings.outbox:
         servers.append(("smtp", settings.smtp, bool(settings.smtp.username)))
     for name, section, needs_password in servers:
-        if needs_password and not section.password_file and not os.environ.get(section.password_env):
-            if not _ENV_NAME.fullmatch(section.password_env or ""):
-                # the password itself written where the variable's name goes: never repeat it
-                problems.append(f"{at(name + '.password_env')}: {name}.password_env must be the name of an "
-                                f"environment variable (like DIGEST_{name.upper()}_PASSWORD), not the password "
-                                "itself; put the password in that variable, or in a file named by password_file")
-            else:
-                warnings.append(f"{name}.password: the environment variable {section.password_env} is not set in "
-                                "this shell; the service needs it in its own environment (or set password_file)")
+        # a password_env that names no variable (the password itself written there) is read_secret's error below
+        if needs_password and not section.password_file and not os.environ.get(section.password_env) \
+                and _ENV_NAME.fullmatch(section.password_env or ""):
+            warnings.append(f"{name}.password: the environment variable {section.password_env} is not set in this "
+                            "shell; the service needs it in its own environment (or set password_file)")
         elif needs_password:
             try:
                 section.password()

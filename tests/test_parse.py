@@ -692,24 +692,18 @@ def test_scholar_base64_multipart_alternative_gives_same_papers():
     assert parse_message(raw).papers == scholar_reference()
 
 
-def test_scholar_forwarded_as_attachment_gives_same_papers():
+@pytest.mark.parametrize("as_file", [False, True])
+def test_scholar_forwarded_as_attachment_gives_same_papers(as_file):
+    """Attached as a message (message/rfc822), or as an .eml file (application/octet-stream)."""
     original = (FIXTURES / "google_scholar/bzz-16ef1451727eb505.eml").read_bytes()
     msg = EmailMessage()
     msg["From"] = "Me <me@example.org>"
     msg["Subject"] = "Fwd: Uri Alon - new citations"
     msg.set_content("see attached")
-    msg.add_attachment(email.message_from_bytes(original, policy=email.policy.default))
-    parsed = parse_message(msg.as_bytes())
-    assert parsed.kind == "google_scholar" and parsed.papers == scholar_reference()
-
-
-def test_an_alert_attached_as_an_eml_file_rather_than_as_a_message_gives_the_same_papers():
-    original = (FIXTURES / "google_scholar/bzz-16ef1451727eb505.eml").read_bytes()
-    msg = EmailMessage()
-    msg["From"] = "Me <me@example.org>"
-    msg["Subject"] = "alert attached"
-    msg.set_content("see attached")
-    msg.add_attachment(original, maintype="application", subtype="octet-stream", filename="Uri Alon alert.eml")
+    if as_file:
+        msg.add_attachment(original, maintype="application", subtype="octet-stream", filename="Uri Alon alert.eml")
+    else:
+        msg.add_attachment(email.message_from_bytes(original, policy=email.policy.default))
     parsed = parse_message(msg.as_bytes())
     assert parsed.kind == "google_scholar" and parsed.papers == scholar_reference()
 

@@ -67,8 +67,8 @@ def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
             blocks.append(lines)
     # abstracts are long: a text whose lines are all short (but for a few unbreakable addresses) was wrapped by
     # a mail program
-    lines = [line for line in text.split("\n") if line.strip()]
-    hard_wrapped = sum(len(line) > 80 for line in lines) <= max(2, len(lines) // 50)
+    text_lines = [line for line in text.split("\n") if line.strip()]
+    hard_wrapped = sum(len(line) > 80 for line in text_lines) <= max(2, len(text_lines) // 50)
     papers: list[Paper] = []
     title: str | None = None
     ident: str | None = None
