@@ -284,6 +284,11 @@ def _value(fields, top_level, defaults, key, value, section, where, at, source, 
         raise ConfigError(f"{at}: {where} must be {bounds} (got {toml_repr(value)}); for example: {example}")
     if (section, key) == ("web", "base_url"):
         _check_base_url(value, at)
+    if (section, key) in (("", "data_dir"), ("", "profiles_dir")) and not value.strip():
+        raise ConfigError(f"{at}: {where} must name a folder (an empty one would mean whatever folder digest runs "
+                          f"in); for example: {example}")
+    if key == "host" and section in ("imap", "smtp"):
+        _check_host(value, section, at)
     if (section, key) in (("smtp", "from_addr"), ("web", "reply_address")) and (value or key == "from_addr"):
         _check_address(value, where, at)
     if (section, key) == ("smtp", "from_name") and any(c in value for c in "\r\n\t\0"):
@@ -310,6 +315,27 @@ def _check_address(address: str, where: str, at: str) -> None:
     if not valid_address(address):
         raise ConfigError(f"{at}: {where} must be one email address, user@host (got {address!r}); "
                           f'for example: {where.split(".")[-1]} = "digest@example.org"')
+
+
+def _check_host(host: str, section: str, at: str) -> None:
+    """A server's name or address only: a URL or a "host:port" never connects, and would fail at 3 a.m."""
+    example = f'for example: host = "{section}.example.org" and port = {993 if section == "imap" else 465}'
+    if "://" in host or host.lower().startswith(("imap:", "imaps:", "smtp:", "smtps:")):
+        name = urlsplit(host if "://" in host else host.replace(":", "://", 1)).hostname or f"{section}.example.org"
+        raise ConfigError(f"{at}: {section}.host is the server's name only, without a scheme (got {host!r}); write "
+                          f'host = "{name}", and say TLS with security = "tls" and the port with port')
+    if host.count(":") == 1 or (host.startswith("[") and "]:" in host):
+        name, _, port = host.rpartition(":")
+        if port.isdigit():
+            raise ConfigError(f"{at}: {section}.host is the server's name only; the port goes in its own key (got "
+                              f'{host!r}): host = "{name.strip("[]")}" and port = {port}')
+    if any(c.isspace() or c in "/@?#" for c in host.strip()) or host != host.strip():
+        raise ConfigError(f"{at}: {section}.host must be a server name or address, without spaces or slashes "
+                          f"(got {host!r}); {example}")
+
+
+# the usual port of each security mode; the other mode's port with this one hangs or fails in the handshake
+_USUAL_PORTS = {"imap": {"tls": (993,), "starttls": (143,)}, "smtp": {"tls": (465,), "starttls": (587, 25)}}
 
 
 def _check_base_url(url: str, at: str) -> None:
@@ -367,6 +393,15 @@ def config_problems(settings: Settings) -> tuple[list[str], list[str]]:
         if section.ca_file and not Path(section.ca_file).expanduser().is_file():
             problems.append(f"{at(name + '.ca_file')}: {name}.ca_file: no such file {section.ca_file}; give the path "
                             "of the PEM file holding the server's CA certificate, or remove the key")
+    for name, section in (("imap", settings.imap), ("smtp", settings.smtp)):
+        usual = _USUAL_PORTS[name]
+        other = next((mode for mode, ports in usual.items() if mode != section.security and section.port in ports), None)
+        if section.host and section.security in usual and other:
+            modes = {"tls": "implicit TLS", "starttls": "STARTTLS"}
+            warnings.append(f"{at(name + '.port')}: {name}.port = {section.port} is the usual {modes[other]} port, but "
+                            f'security = "{section.security}": set security = "{other}", or port = '
+                            f"{usual[section.security][0]} for {modes[section.security]} (unless your provider "
+                            "really uses this pair)")
     if not settings.imap.host:
         warnings.append(f"{settings.source_label}: imap.host is not set, so `digest poll` and `digest run` cannot read "
                         "alerts from a mailbox; set [imap] host, username and the password (see config.example.toml), "

@@ -10,6 +10,7 @@
      +-- TokenError         a feedback link or reply token is altered, forged, expired or for another user
 """
 
+import functools
 import re
 
 
@@ -110,12 +111,37 @@ def toml_line(text: str, key: str) -> int | None:
     table), ``interests[2].weight`` (key of the third ``[[interests]]``), ``interests[2]`` (that table's
     header), ``imap`` (a table). Keys are looked for inside the right table, so ``keywords`` under ``[mute]``
     is not reported at the ``keywords`` of ``[boost]``. None when the key is not written in the file (a default,
-    or a layout this does not follow)."""
+    or a layout this does not follow). The text is read once (``_toml_index``), so naming a line for each of
+    thousands of seeds stays linear."""
     m = _PATH.fullmatch(key)
     if not m:
         return None
     table, leaf = m.group(1), m.group(3)
     index, leaf_index = (int(g) if g is not None else None for g in (m.group(2), m.group(4)))
+    found = _toml_index(text)
+    if table is None:
+        # the [[leaf]] (the first, or the one numbered), the [leaf] table, or a top-level leaf = / leaf.x =
+        lines = [found.get(("array", leaf, leaf_index)), found.get(("top", leaf))]
+        if leaf_index is None:
+            lines.append(found.get(("table", leaf)))
+    else:
+        # the sub-table [table.leaf], leaf = inside [table] (or the numbered [[table]]), a dotted table.leaf =
+        lines = [found.get(("table", f"{table}.{leaf}")), found.get(("in", table, index, leaf)),
+                 found.get(("top-dotted", f"{table}.{leaf}"))]
+    lines = [line for line in lines if line is not None]
+    if lines:
+        return min(lines)
+    # not written in the file (a required key that is missing), an inline table (boost = {keywords = [...]}) or
+    # a dotted layout: the line of the table entry itself, else of the table
+    if table is not None and index is not None:
+        return toml_line(text, f"{table}[{index}]") or toml_line(text, table)
+    return toml_line(text, table) if table is not None else None
+
+
+@functools.lru_cache(maxsize=16)
+def _toml_index(text: str) -> dict[tuple, int]:
+    """Every place ``toml_line`` looks for, with the first line it is written on, from one pass over ``text``."""
+    found: dict[tuple, int] = {}
     current, current_index = None, None
     counts: dict[str, int] = {}
     in_string = None  # the quotes of a multi-line string being read: its lines are text, not TOML
@@ -128,13 +154,12 @@ def toml_line(text: str, key: str) -> int | None:
             current = _key_name(header.group(1))
             current_index = counts.get(current, 0)
             counts[current] = current_index + 1
-            if table is None and current == leaf and leaf_index in (None, current_index):
-                return number
+            found.setdefault(("array", current, None), number)
+            found.setdefault(("array", current, current_index), number)
             continue
         if header := _HEADER.match(line):
             current, current_index = _key_name(header.group(1)), None
-            if (table is None and current == leaf and leaf_index is None) or current == f"{table}.{leaf}":
-                return number  # the table, or an unknown sub-table [imap.sub]
+            found.setdefault(("table", current), number)
             continue
         if not (assign := _ASSIGN.match(line)):
             continue
@@ -142,17 +167,14 @@ def toml_line(text: str, key: str) -> int | None:
             if line.count(quotes) % 2:
                 in_string = quotes
         name = _key_name(assign.group(1))
-        if table is None:
-            if current is None and (name == leaf or name.startswith(leaf + ".")):
-                return number
-        elif (current == table and index in (None, current_index) and name == leaf) or \
-                (current is None and name == f"{table}.{leaf}"):
-            return number
-    # not written in the file (a required key that is missing), an inline table (boost = {keywords = [...]}) or
-    # a dotted layout: the line of the table entry itself, else of the table
-    if table is not None and index is not None:
-        return toml_line(text, f"{table}[{index}]") or toml_line(text, table)
-    return toml_line(text, table) if table is not None else None
+        if current is None:
+            found.setdefault(("top", name.split(".")[0]), number)
+            found.setdefault(("top-dotted", name), number)
+        else:
+            found.setdefault(("in", current, None, name), number)
+            if current_index is not None:
+                found.setdefault(("in", current, current_index, name), number)
+    return found
 
 
 def parse_toml(text: str, path, error: type[DigestError]) -> dict:

@@ -45,7 +45,8 @@ def normalise_doi(value: str | None) -> str | None:
 
 CUT_MARK = " …"  # ends a text that an alert cut short (the rest of it was not in the mail)
 
-_ARXIV_FORM = re.compile(r"(\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?", re.I)
+_ARXIV_FORM = re.compile(r"(\d\d(?:0[1-9]|1[0-2])\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d\d(?:0[1-9]|1[0-2])\d{3})(?:v\d+)?",
+                         re.I)  # YYMM.NNNNN: a month from 01 to 12
 _DOI_FORM = re.compile(r"10\.\d{4,9}(?:\.\d+)*/\S+$")
 
 

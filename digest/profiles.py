@@ -45,6 +45,9 @@ TOP_KEYS = {
 INTEREST_KEYS = {"label": '"Protein design"', "description": '"diffusion models for protein structure"', "weight": "1.0"}
 SEED_KEYS = {"arxiv": '"2106.09685"', "doi": '"10.1038/s41586-021-03819-2"', "title": '"Attention is all you need"',
              "abstract": '"The dominant sequence transduction models ..."'}
+# top-level keys of other TOML files that end up in a profiles folder (digest's config, a pyproject.toml)
+_NOT_PROFILE_KEYS = {"imap", "smtp", "web", "model", "ranking", "data_dir", "profiles_dir", "outbox", "log_level",
+                     "project", "build-system", "tool"}
 LIST_KEYS = {"keywords": '["diffusion", "sparse attention"]', "authors": '["Yann LeCun"]'}
 
 
@@ -184,8 +187,21 @@ _FIXED_OFFSET_ZONES = {"EST": '"America/New_York"', "MST": '"America/Denver" (or
                        'daylight saving)'}
 
 
+_OFFSET = re.compile(r"(?:UTC|GMT)?\s*([+\-−])\s*(\d{1,2})(?::?(\d\d))?", re.IGNORECASE)
+_ETC_GMT = re.compile(r"Etc/GMT([+-])(\d{1,2})")
+
+
 def _zone_hint(name: str) -> str:
-    """'; did you mean "Europe/London"?' for a zone written in the wrong case or misspelled, else ''."""
+    """'; did you mean "Europe/London"?' for a zone written in the wrong case or misspelled, else ''. An offset
+    ("UTC+1", "+05:30") is not a zone: the hint says so, and how to write a fixed offset if that is really meant."""
+    if offset := _OFFSET.fullmatch(name.strip()):
+        sign, hours, minutes = offset.groups()
+        behind = sign != "+"
+        fixed = f'"Etc/GMT{"+" if behind else "-"}{int(hours)}"' if minutes in (None, "00") else None
+        return ("; an offset from UTC is not a time zone: name your city's zone (e.g. \"Europe/Berlin\", "
+                "\"Asia/Kolkata\"), which also follows summer time" +
+                (f", or for a fixed offset write {fixed} (the sign of Etc/GMT zones is inverted, as POSIX "
+                 "writes them)" if fixed else ""))
     zones = zoneinfo.available_timezones()
     by_lower = {z.lower(): z for z in zones}
     close = [by_lower[name.lower()]] if name.lower() in by_lower else \
@@ -201,6 +217,11 @@ def parse_profile(text: str, path: str | Path) -> Profile:
     if not _USER.match(user):
         raise ProfileError(f"{path}: the file name must be a short lower-case user id like profiles/ada.toml")
     data = parse_toml(text, path, ProfileError)
+    foreign = sorted(set(data) & _NOT_PROFILE_KEYS)
+    if foreign and not set(data) & set(TOP_KEYS):
+        raise ProfileError(f"{path}: not a profile (it has {', '.join(foreign)}, none of a profile's keys): the "
+                           "profiles folder (profiles_dir in config.toml) must hold only profiles; move this file "
+                           "out, or give the profiles a folder of their own")
     check.unknown(data, TOP_KEYS)
 
     email = check.string(data, "email", TOP_KEYS["email"], required=True)
@@ -258,6 +279,19 @@ def parse_profile(text: str, path: str | Path) -> Profile:
 
     seeds = []
     notes: list[str] = []
+    if etc := _ETC_GMT.fullmatch(timezone):
+        sign, hours = etc.groups()
+        if int(hours):
+            real = f"UTC{'-' if sign == '+' else '+'}{int(hours)}"
+            notes.append(str(check.fail("timezone", f"{timezone!r} is {real} (the sign of Etc/GMT zones is "
+                                                    f"inverted, as POSIX writes them): if you meant "
+                                                    f"UTC{sign}{int(hours)}, write \"Etc/GMT{'-' if sign == '+' else '+'}"
+                                                    f"{int(hours)}\", or better your city's zone, which also follows "
+                                                    f"summer time")))
+    elif timezone.lower() in ("localtime", "posixrules", "factory"):
+        notes.append(str(check.fail("timezone", f"{timezone!r} is not a place: it follows whatever this server is "
+                                                f"set to, so digests move if the server does; name your city's zone "
+                                                f"instead", TOP_KEYS["timezone"])))
     if timezone in _FIXED_OFFSET_ZONES:
         notes.append(str(check.fail("timezone", f"{timezone!r} is a fixed offset from UTC without daylight saving "
                                                 f"time, so in summer digests come an hour off; name your city's "
@@ -315,7 +349,30 @@ def parse_profile(text: str, path: str | Path) -> Profile:
             raise check.fail(table_key, "must be a table", TOP_KEYS[table_key])
         check.unknown(table, LIST_KEYS, f"{table_key}.")
         for key in LIST_KEYS:
-            lists[f"{table_key}_{key}"] = check.strings(table, key, f"{table_key}.")
+            values = check.strings(table, key, f"{table_key}.")
+            kept = []
+            for i, value in enumerate(values):
+                if not re.search(r"\w", value):
+                    # "," or "-" as a keyword matches nearly every abstract: a mute would empty the digest
+                    notes.append(str(check.fail(f"{table_key}.{key}", f"{toml_repr(value)} (entry {i + 1}) has no "
+                                                f"letter or digit, so it would match almost every paper; it is "
+                                                f"ignored: write each {key[:-1]} as its own quoted string",
+                                                LIST_KEYS[key])))
+                elif value.lower() not in (v.lower() for v in kept):
+                    kept.append(value)
+            lists[f"{table_key}_{key}"] = tuple(kept)
+    for key in LIST_KEYS:
+        both = sorted({v.lower() for v in lists[f"boost_{key}"]} & {v.lower() for v in lists[f"mute_{key}"]})
+        if both:
+            notes.append(str(check.fail(f"mute.{key}", f"{', '.join(map(toml_repr, both))} is both boosted and "
+                                        f"muted; the mute wins (papers that match are left out): keep it in one "
+                                        f"of [boost] and [mute]")))
+    labels = [i.label.lower() for i in interests]
+    for i, label in enumerate(labels):
+        if label in labels[:i]:
+            notes.append(str(check.fail(f"interests[{i}].label", f"{toml_repr(interests[i].label)} is the label of "
+                                        f"interests[{labels.index(label)}] too, so a reason naming it cannot tell "
+                                        f"which one matched: give each interest its own label")))
 
     return Profile(user=user, name=name, email=email, timezone=timezone, send_at=send_at, frequency=frequency,
                    max_items=max_items, relevance_floor=None if floor is None else float(floor),
@@ -395,6 +452,8 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
             if previous is not None:
                 found[path.stem] = (path, None, previous)
 
+    misnamed = [_misnamed(path) for path in sorted(directory.iterdir())]
+
     def had(user: str, email: str) -> bool:
         previous = _last_good(last_good, found[user][0])
         return previous is not None and previous.email.lower() == email
@@ -434,7 +493,7 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
     profiles: dict[str, Profile] = {}
     texts: dict[str, str] = {}
     stale = []
-    warnings: list[str] = []
+    warnings: list[str] = [m for m in misnamed if m]
     for user, (_path, text, profile) in sorted(found.items(), key=lambda item: item[1][0]):
         profiles[user], library_errors, library_warnings = with_library(profile)
         errors.extend(library_errors)
@@ -444,6 +503,19 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
             texts[user] = text
             warnings.extend([*profile.notes, *library_warnings])
     return LoadedProfiles(profiles, errors, texts, tuple(stale), warnings)
+
+
+def _misnamed(path: Path) -> str | None:
+    """A warning for a file meant as a profile that is not read as one: ``uma.TOML``, ``tess.toml.txt`` (an
+    editor that adds .txt), ``ben.tml``; None for anything else (backups such as ``ada.toml.bak`` are quiet)."""
+    name = path.name
+    if name.startswith((".", "#", "~")) or path.suffix == ".toml":
+        return None
+    stem = name.split(".")[0]
+    if not stem or not name.lower().endswith((".toml", ".toml.txt", ".tml", ".tmol")):
+        return None
+    return (f"{path}: not read: only files ending in .toml (lower case) are profiles; rename it to "
+            f"{stem.lower()}.toml")
 
 
 def _last_good(last_good: Mapping[str, str], path: Path) -> Profile | None:

@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import unicodedata
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -122,14 +123,38 @@ def _phrase_in(phrase: str, text: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(phrase.lower())}(?!\w)", text) is not None
 
 
+_SUFFIXES = {"jr", "sr", "ii", "iii", "iv"}
+_PUBMED_INITIALS = re.compile(r"[A-Z]{1,3}")  # PubMed and Scopus write "Prates AC": surname, then initials
+
+
+def _name_key(name: str) -> tuple[str, str]:
+    """(surname, first initial) of an author however the source writes them: "Yann LeCun", "Y. LeCun",
+    Scholar's "Y LeCun", PubMed's "LeCun Y", BibTeX's "LeCun, Yann", "Schölkopf" or "Scholkopf", "Jr." left
+    out. The surname is its last word ("Laurens van der Maaten" -> maaten), so particles may come or go."""
+    text = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+    if "," in text:
+        surname, _, given = text.partition(",")
+        given = " ".join(w for w in given.replace(",", " ").split() if w.strip(".").lower() not in _SUFFIXES)
+    else:
+        words = [w for w in text.split() if w.strip(".").lower() not in _SUFFIXES] or text.split()
+        if len(words) >= 2 and _PUBMED_INITIALS.fullmatch(words[-1]) and not words[0].isupper():
+            surname, given = " ".join(words[:-1]), words[-1]
+        else:
+            surname, given = " ".join(words[-1:]), " ".join(words[:-1])
+    surname_words = surname.lower().replace(".", " ").split()
+    initial = re.search(r"\w", given)
+    return (surname_words[-1] if surname_words else "", initial[0].lower() if initial else "")
+
+
 def _author_match(wanted: str, authors: Sequence[str]) -> bool:
-    """'Yann LeCun' matches 'Yann LeCun' and Scholar's 'Y LeCun': same surname and compatible initial."""
-    w = wanted.lower().split()
+    """'Yann LeCun' (or 'LeCun, Yann') matches 'Yann LeCun', Scholar's 'Y LeCun' and PubMed's 'LeCun Y': the
+    same surname and, when both give one, the same first initial."""
+    w_surname, w_initial = _name_key(wanted)
+    if not w_surname:
+        return False
     for author in authors:
-        a = author.lower().replace(".", " ").split()
-        if not a or not w or a[-1] != w[-1]:
-            continue
-        if len(a) == 1 or len(w) == 1 or a[0][0] == w[0][0]:
+        surname, initial = _name_key(author)
+        if surname == w_surname and (not initial or not w_initial or initial == w_initial):
             return True
     return False
 

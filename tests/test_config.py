@@ -176,6 +176,16 @@ def test_generated_secret_key_is_kept_in_the_data_dir(tmp_path, monkeypatch):
     ('[smtp]\nfrom_addr = "Digest <d@example.org>"\n', r"config\.toml:2: smtp\.from_addr must be one email"),
     ('[smtp]\nfrom_name = "Paper\\ndigest"\n', r"config\.toml:2: smtp\.from_name must be one line"),
     ('[web]\nreply_address = "nope"\n', r"config\.toml:2: web\.reply_address must be one email address"),
+    # a server written as a URL or with its port never connects: said at load, not at the first poll
+    ('[imap]\nhost = "imaps://imap.gmail.com"\n',
+     r'config\.toml:2: imap\.host is the server\'s name only, without a scheme .* write host = "imap\.gmail\.com"'),
+    ('[smtp]\nhost = "smtp:mail.example.org"\n', r'config\.toml:2: smtp\.host .* write host = "mail\.example\.org"'),
+    ('[smtp]\nhost = "smtp.example.org:587"\n',
+     r'config\.toml:2: smtp\.host .*the port goes in its own key .*host = "smtp\.example\.org" and port = 587'),
+    ('[imap]\nhost = "[::1]:10143"\n', r'imap\.host .*host = "::1" and port = 10143'),
+    ('[imap]\nhost = "imap.example.org/inbox"\n', r"imap\.host must be a server name or address, without spaces"),
+    ('data_dir = ""\n', r"config\.toml:1: data_dir must name a folder"),
+    ('profiles_dir = " "\n', r"config\.toml:1: profiles_dir must name a folder"),
 ])
 def test_errors_name_the_line_and_values_out_of_range_are_refused(tmp_path, text, message):
     path = tmp_path / "config.toml"
@@ -216,3 +226,21 @@ def test_a_config_nested_too_deep_for_the_toml_reader_is_one_error(tmp_path):
     path.write_text("x = " + "[" * 2000 + "]" * 2000 + "\n")
     with pytest.raises(ConfigError, match=r"config\.toml: .*nested"):
         load_settings(path)
+
+
+def test_an_ipv6_address_is_a_host_and_a_port_of_the_other_security_mode_is_warned_about(tmp_path, monkeypatch):
+    from digest.config import config_problems
+
+    monkeypatch.setenv("DIGEST_IMAP_PASSWORD", "x")
+    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "x")
+    path = tmp_path / "config.toml"
+    path.write_text('[imap]\nhost = "::1"\nsecurity = "plain"\nport = 143\n'
+                    '[smtp]\nhost = "smtp.example.org"\nport = 465\nsecurity = "starttls"\nusername = "me"\n')
+    problems, warnings = config_problems(load_settings(path))
+    assert not problems
+    assert [w for w in warnings if "port" in w] == [
+        f'{path}:7: smtp.port = 465 is the usual implicit TLS port, but security = "starttls": set security = "tls", '
+        "or port = 587 for STARTTLS (unless your provider really uses this pair)"]
+    path.write_text('[imap]\nhost = "imap.example.org"\nport = 143\n')
+    assert any(w.startswith(f'{path}:3: imap.port = 143 is the usual STARTTLS port, but security = "tls"')
+               for w in config_problems(load_settings(path))[1])

@@ -59,6 +59,9 @@ def test_a_good_profile_parses_with_defaults(tmp_path):
     (GOOD.replace('"Ada"', '"Ada\\nLovelace"'), r"ada\.toml:1: name: must be one line"),
     (GOOD.replace('"ada@example.org"', '"ada@@example.org"'), r"ada\.toml:2: email: must be one email address"),
     (GOOD + "[[seeds]]\narxiv = \"221117192\"\n", r"ada\.toml:\d+: seeds\[0\]\.arxiv: is not an arXiv id .*2106\.09685"),
+    # a month 13 or 00 is no arXiv id (a slip of a digit): said now, not a seed that never matches a paper
+    (GOOD + "[[seeds]]\narxiv = \"2213.17192\"\n", r'seeds\[0\]\.arxiv: is not an arXiv id \(got "2213\.17192"\)'),
+    (GOOD + "[[seeds]]\narxiv = \"hep-th/9900001\"\n", r'seeds\[0\]\.arxiv: is not an arXiv id'),
     ("quiet_day = true\n" + GOOD, r'quiet_day: must be a non-empty string \(got true\)'),  # TOML's spelling
     (GOOD + "[[seeds]]\ndoi = \"nonsense\"\n", r'ada\.toml:\d+: seeds\[0\]\.doi: is not a DOI \(got "nonsense"\)'),
 ])
@@ -285,3 +288,69 @@ def test_a_toml_slip_gets_its_line_its_key_and_the_usual_fix(tmp_path, text, fix
     with pytest.raises(ProfileError) as info:
         parse_profile(text, tmp_path / "ada.toml")
     assert fix in str(info.value) and str(info.value).startswith(str(tmp_path / "ada.toml"))
+
+
+def test_a_keyword_without_letters_is_dropped_with_a_note_and_does_not_mute_everything(tmp_path):
+    text = GOOD.replace("[[interests]]", '[mute]\nkeywords = ["survey", ",", "Survey"]\n\n[[interests]]')
+    profile = parse_profile(text, tmp_path / "ada.toml")
+    assert profile.mute_keywords == ("survey",)  # the comma is gone, the case-only duplicate too
+    [note] = profile.notes
+    assert note.startswith(f"{tmp_path / 'ada.toml'}:8: mute.keywords:") and "no letter or digit" in note
+
+
+def test_a_keyword_both_boosted_and_muted_and_a_label_given_twice_get_notes(tmp_path):
+    text = GOOD.replace("[[interests]]", '[boost]\nkeywords = ["Survey"]\n[mute]\nkeywords = ["survey"]\n\n'
+                                         '[[interests]]') + '\n[[interests]]\nlabel = "speculative decoding"\n'
+    notes = parse_profile(text, tmp_path / "ada.toml").notes
+    assert len(notes) == 2
+    assert ":10: mute.keywords: " in notes[0] and "both boosted and muted; the mute wins" in notes[0]
+    assert ":18: interests[1].label: " in notes[1] and "label of interests[0] too" in notes[1]
+
+
+def test_a_file_that_is_not_a_profile_says_so(tmp_path):
+    with pytest.raises(ProfileError, match=r"config\.toml: not a profile \(it has data_dir, imap, none of a "
+                                           r"profile's keys\).*profiles_dir"):
+        parse_profile('data_dir = "data"\n[imap]\nhost = "x"\n', tmp_path / "config.toml")
+    with pytest.raises(ProfileError, match=r"unknown key"):  # a profile with a stray key is still a profile
+        parse_profile(GOOD + "\n[imap]\nhost = 'x'\n", tmp_path / "ada.toml")
+
+
+def test_a_misnamed_profile_is_named_in_a_warning(tmp_path):
+    (tmp_path / "ada.toml").write_text(GOOD)
+    for name in ("uma.TOML", "tess.toml.txt", "ben.tml", "ada.toml.bak", "notes.txt", ".ada.toml.swp"):
+        (tmp_path / name).write_text(GOOD.replace("ada@", f"{name.split('.')[0]}@"))
+    loaded = load_profiles(tmp_path)
+    assert list(loaded.profiles) == ["ada"] and not loaded.errors
+    assert sorted(loaded.warnings) == sorted(
+        f"{tmp_path / name}: not read: only files ending in .toml (lower case) are profiles; rename it to {stem}.toml"
+        for name, stem in (("uma.TOML", "uma"), ("tess.toml.txt", "tess"), ("ben.tml", "ben")))
+
+
+@pytest.mark.parametrize("zone, fixed", [("UTC+1", '"Etc/GMT-1"'), ("GMT-5", '"Etc/GMT+5"'),
+                                         ("UTC+01:00", '"Etc/GMT-1"'), ("+05:30", None)])
+def test_an_offset_is_not_a_zone_and_the_hint_does_not_invert_its_sign(tmp_path, zone, fixed):
+    with pytest.raises(ProfileError) as error:
+        parse_profile(GOOD.replace("Europe/London", zone), tmp_path / "ada.toml")
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / 'ada.toml'}:3: timezone: unknown IANA time zone")
+    assert "an offset from UTC is not a time zone: name your city's zone" in message
+    assert (f"for a fixed offset write {fixed}" in message) if fixed else "fixed offset" not in message
+    assert "GMT+0" not in message  # the old spelling hint offered a zone 1 or 5 hours off
+
+
+def test_an_etc_gmt_zone_or_the_servers_localtime_get_a_note(tmp_path):
+    [note] = parse_profile(GOOD.replace("Europe/London", "Etc/GMT+1"), tmp_path / "ada.toml").notes
+    assert "'Etc/GMT+1' is UTC-1 (the sign of Etc/GMT zones is inverted" in note and 'write "Etc/GMT-1"' in note
+    [note] = parse_profile(GOOD.replace("Europe/London", "localtime"), tmp_path / "ada.toml").notes
+    assert note.startswith(f"{tmp_path / 'ada.toml'}:3: timezone: 'localtime' is not a place")
+    assert parse_profile(GOOD.replace("Europe/London", "Etc/UTC"), tmp_path / "ada.toml").notes == ()
+
+
+def test_many_malformed_seeds_each_get_their_line_from_one_read_of_the_file(tmp_path):
+    from digest.errors import _toml_index
+
+    text = GOOD + "".join(f'[[seeds]]\narxiv = "x{i}"\ntitle = "Paper {i}"\n' for i in range(500))
+    _toml_index.cache_clear()
+    notes = parse_profile(text, tmp_path / "ada.toml").notes
+    assert [int(n.split(":")[1]) for n in notes] == [12 + 3 * i for i in range(500)]  # each seed's arxiv line
+    assert _toml_index.cache_info().misses == 1  # the text was indexed once, not once per seed

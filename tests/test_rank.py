@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from digest.models import Paper
 from digest.profiles import Profile
-from digest.rank import Anchor, build_signals, rank, score_papers
+from digest.rank import Anchor, _author_match, build_signals, rank, score_papers
 
 DIM = 32
 
@@ -57,6 +58,27 @@ def test_a_muted_author_drops_out():
     assert [s.paper.title for s in ranking.picked] == ["by someone else"]
     muted = next(s for s in ranking.scored if s.paper.title == "by Jane")
     assert muted.details["muted"] == ["Jane Doe"] and muted.reason.startswith("Muted")
+
+
+@pytest.mark.parametrize("wanted", ["Yann LeCun", "LeCun, Yann", "LeCun, Y.", "Y. LeCun", "LeCun"])
+@pytest.mark.parametrize("written", ["Yann LeCun", "Y LeCun", "Y. LeCun", "LeCun Y", "LeCun, Yann", "Yann Lécun"])
+def test_an_author_matches_however_the_profile_and_the_source_write_the_name(wanted, written):
+    # BibTeX's "Last, First" in a profile, PubMed's "LeCun Y" and Scholar's "Y LeCun" in alerts
+    assert _author_match(wanted, ["Someone Else", written])
+
+
+@pytest.mark.parametrize("wanted, written", [
+    ("Yann LeCun", "Jan LeCun"), ("Yann LeCun", "LeCun J"), ("LeCun, Yann", "Yann Cun"),
+    ("Ana Prates", "Prates Bo"), ("Laurens van der Maaten", "Laurens van der Berg"), ("", "Yann LeCun")])
+def test_an_author_with_another_surname_or_initial_does_not_match(wanted, written):
+    assert not _author_match(wanted, [written])
+
+
+def test_particles_accents_and_suffixes_do_not_hide_an_author():
+    assert _author_match("van der Maaten, Laurens", ["L van der Maaten"])
+    assert _author_match("Bernhard Schölkopf", ["Scholkopf B"])
+    assert _author_match("Martin Luther King Jr.", ["King, Martin Luther, Jr."])
+    assert _author_match("Ana Prates", ["Muradali D", "Prates AC"])
 
 
 def test_a_boosted_keyword_raises_a_paper_and_says_so():
