@@ -6,11 +6,12 @@ tests call these functions. One user's failure never stops the others.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.utils import make_msgid
@@ -187,28 +188,32 @@ class UserRanking:
         return self.paper_ids.get(id(paper), paper.id)
 
 
-def earlier_names(store: Store, profile: Profile) -> list[str]:
+def earlier_names(store: Store, profile: Profile, addresses: Mapping[str, str] | None = None) -> list[str]:
     """Other users whose last good profile named this profile's address: the same reader under an earlier file
     name (``dan.toml`` renamed ``eve.toml``). Their digests, sent papers and votes count as this user's, so a
     renamed profile neither gets the day's digest twice nor papers it was sent, and keeps what it taught.
-    (Two current profiles never share an address: ``load_profiles`` refuses the second.)"""
+    (Two current profiles never share an address: ``load_profiles`` refuses the second.) A loop over every
+    user reads ``profile_addresses`` once and passes it as ``addresses``."""
     email = profile.email.strip().lower()
-    return [user for user, named in _profile_addresses(store).items() if user != profile.user and named == email]
+    addresses = profile_addresses(store) if addresses is None else addresses
+    return [user for user, named in addresses.items() if user != profile.user and named == email]
 
 
-def _profile_addresses(store: Store) -> dict[str, str]:
+def profile_addresses(store: Store) -> dict[str, str]:
     """{user: the address their last good profile text names, lower case}."""
+    return {user: named for user, text in store.profile_texts().items() if (named := _address_in(text))}
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_in(text: str) -> str | None:
+    """The address a profile text names (each text is parsed once however often it is asked)."""
     import tomllib
 
-    addresses = {}
-    for user, text in store.profile_texts().items():
-        try:
-            named = tomllib.loads(text.lstrip("\ufeff")).get("email")
-        except tomllib.TOMLDecodeError:
-            continue
-        if isinstance(named, str):
-            addresses[user] = named.strip().lower()
-    return addresses
+    try:
+        named = tomllib.loads(text.lstrip("\ufeff")).get("email")
+    except (tomllib.TOMLDecodeError, RecursionError):
+        return None
+    return named.strip().lower() if isinstance(named, str) else None
 
 
 def user_address(store: Store, settings: Settings, user: str) -> str | None:
@@ -221,7 +226,8 @@ def user_address(store: Store, settings: Settings, user: str) -> str | None:
     profile = loaded.profiles.get(user)
     if profile is None:
         # a digest sent under an earlier file name of a profile: its address now belongs to the renamed file
-        profile = next((p for p in loaded.profiles.values() if user in earlier_names(store, p)), None)
+        named = profile_addresses(store).get(user)
+        profile = next((p for p in loaded.profiles.values() if named and p.email.strip().lower() == named), None)
     return profile.email if profile else None
 
 
@@ -229,7 +235,7 @@ def reader_names(store: Store, settings: Settings, user: str) -> list[str]:
     """``user`` first, then its earlier names (``earlier_names``): the names whose last good profile texts named
     the address ``user`` has now (``user_address``, else its own last good text). For a link that carries only
     the user's name (a digest page), so a renamed profile still reaches its digests."""
-    addresses = _profile_addresses(store)
+    addresses = profile_addresses(store)
     email = (user_address(store, settings, user) or "").strip().lower() or addresses.get(user)
     return [user, *(u for u, named in addresses.items() if email and u != user and named == email)]
 

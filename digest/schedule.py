@@ -106,12 +106,13 @@ def next_send(profile: Profile, after: datetime) -> datetime:
     return fire
 
 
-def done_period(store: Store, profile: Profile) -> str | None:
+def done_period(store: Store, profile: Profile, addresses: Mapping[str, str] | None = None) -> str | None:
     """The latest period whose digest this reader has had (also under an earlier name of their profile file:
-    ``deliver_user`` would answer 'already' for it, so the catch-up must not announce it)."""
+    ``deliver_user`` would answer 'already' for it, so the catch-up must not announce it). ``addresses``: the
+    ``profile_addresses`` a loop over every user read once."""
     from .pipeline import earlier_names
 
-    return store.last_done_period(profile.user, profile.email, earlier_names(store, profile))
+    return store.last_done_period(profile.user, profile.email, earlier_names(store, profile, addresses))
 
 
 def next_undone_send(profile: Profile, after: datetime, last_done: str | None) -> datetime:
@@ -499,8 +500,10 @@ class Daemon:
         if self.stopping:
             return
         self._queue_libraries(list(self.profiles))
-        now = datetime.now(UTC)
-        upcoming = sorted((next_undone_send(p, now, done_period(self.loop_store, p)), u)
+        from .pipeline import profile_addresses
+
+        now, addresses = datetime.now(UTC), profile_addresses(self.loop_store)
+        upcoming = sorted((next_undone_send(p, now, done_period(self.loop_store, p, addresses)), u)
                           for u, p in self.profiles.items() if not p.paused)
         first = f"next digest: {upcoming[0][1]} {describe_time(upcoming[0][0])}" if upcoming else "no digests due"
         log.info("job=start: ready; %d users, %s", len(self.profiles), first)
@@ -803,12 +806,14 @@ class Daemon:
             self.loop_store.log_event("WARNING", "schedule", message, user=c.user)
 
     def _due_now(self) -> list[tuple[CatchUp, str | None]]:
-        now = datetime.now(UTC)
+        from .pipeline import profile_addresses
+
+        now, addresses = datetime.now(UTC), profile_addresses(self.loop_store)
         out = []
         for user, profile in sorted(self.profiles.items()):
             if profile.paused or self.loop_store.pause_of(user) is not None:  # the file's switch, or a link's
                 continue
-            last_period = done_period(self.loop_store, profile)
+            last_period = done_period(self.loop_store, profile, addresses)
             c = due_catch_up(profile, now, last_period, self.grace)
             if c is not None:
                 out.append((c, last_period))
@@ -1007,9 +1012,10 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
         profiles, stale = loaded.profiles, set(loaded.stale)
     except ProfileError as exc:
         profiles, stale, errors = {}, set(), [str(exc)]
-    from .pipeline import candidate_since, earlier_names
+    from .pipeline import candidate_since, earlier_names, profile_addresses
 
     since = candidate_since(settings, now)  # the window `digest rank` ranks
+    addresses = profile_addresses(store)
     for user, profile in sorted(profiles.items()):
         unsubscribed = store.pause_of(user)
         entry: dict[str, Any] = {"user": user, "email": profile.email, "timezone": profile.timezone,
@@ -1017,7 +1023,7 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
                                  "paused": profile.paused, "stale": user in stale,
                                  "unsubscribed": unsubscribed and {k: unsubscribed[k] for k in ("paused_at", "via")}}
         if not profile.paused and not unsubscribed:
-            last_done = done_period(store, profile)
+            last_done = done_period(store, profile, addresses)
             due = due_catch_up(profile, now, last_done, timedelta(minutes=settings.schedule.grace_minutes))
             if due is not None and due.send:
                 # due and not done yet (missed, or waiting for a retry): the daemon sends it now, not in a day
@@ -1039,7 +1045,7 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
                 # 'dead': the run holding it is gone (kill -9, a crash); the next run takes it over and sends it
                 entry["last"]["claim"] = owner_state(last.get("claimed_by") or "")
         entry["waiting"] = store.count_candidates(user, since, replacements=settings.ranking.include_replacements,
-                                                  also_sent_to=earlier_names(store, profile))
+                                                  also_sent_to=earlier_names(store, profile, addresses))
         users.append(entry)
     report["users"] = users
     report["profile_errors"] = errors
