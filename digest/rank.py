@@ -37,6 +37,7 @@ for the classifier, so it counts at the next ranking.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -119,8 +120,26 @@ def build_signals(profile: Profile, anchors: Sequence[Anchor], vectors: np.ndarr
                        profile.boost_keywords, profile.boost_authors, profile.mute_keywords, profile.mute_authors)
 
 
+def _fold(text: str) -> str:
+    """Lower case without accents: "Schrödinger" and "Schrodinger" are one word to a keyword."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).casefold()
+
+
+@functools.lru_cache(maxsize=1024)
+def _phrase_pattern(phrase: str) -> re.Pattern:
+    """Whole words, the last one also in the plural ("KV cache" finds "KV caches"); a space or a hyphen between
+    words matches either ("KV-cache", "KV cache")."""
+    words = [w for w in re.split(r"[\s\-\u2010\u2011]+", _fold(phrase)) if w]
+    if not words:
+        return re.compile(r"(?!)")
+    body = r"[\s\-\u2010\u2011]*".join(map(re.escape, words))
+    plural = "(?:e?s)?" if words[-1][-1:].isalpha() else ""
+    return re.compile(rf"(?<!\w){body}{plural}(?!\w)")
+
+
 def _phrase_in(phrase: str, text: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(phrase.lower())}(?!\w)", text) is not None
+    """``text`` (folded by ``_fold``) contains the keyword ``phrase``."""
+    return _phrase_pattern(phrase).search(text) is not None
 
 
 _SUFFIXES = {"jr", "sr", "ii", "iii", "iv"}
@@ -485,7 +504,7 @@ def score_papers(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[P
                                   "similarity": round(float(ch.anchor_sim[i, worst]), 3),
                                   "penalty": round(float(ch.penalty[i]) / SCALE, 4)}
             reasons.append(f"lowered: like “{signals.anchors[worst].label}”, which you marked 👎")
-        text = f"{paper.title} {paper.abstract or paper.snippet or ''}".lower()
+        text = _fold(f"{paper.title} {paper.abstract or paper.snippet or ''}")
         kws = [k for k in signals.boost_keywords if _phrase_in(k, text)]
         aus = [a for a in signals.boost_authors if _author_match(a, paper.authors)]
         if kws:

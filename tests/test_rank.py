@@ -9,7 +9,7 @@ import pytest
 
 from digest.models import Paper
 from digest.profiles import Profile
-from digest.rank import Anchor, _author_match, build_signals, rank, score_papers
+from digest.rank import Anchor, _author_match, _fold, _phrase_in, build_signals, rank, score_papers
 
 DIM = 32
 
@@ -79,6 +79,21 @@ def test_particles_accents_and_suffixes_do_not_hide_an_author():
     assert _author_match("Bernhard Schölkopf", ["Scholkopf B"])
     assert _author_match("Martin Luther King Jr.", ["King, Martin Luther, Jr."])
     assert _author_match("Ana Prates", ["Muradali D", "Prates AC"])
+
+
+@pytest.mark.parametrize("keyword, text", [
+    ("KV cache", "Compressing KV caches for long contexts"), ("KV cache", "A KV-cache eviction policy"),
+    ("kv-cache", "the KV cache of a transformer"), ("survey", "Surveys of the field"), ("LLM", "LLMs as judges"),
+    ("Schrödinger bridge", "Schrodinger bridges for generative modelling"), ("C++", "A C++ library")])
+def test_a_keyword_finds_plurals_hyphens_and_accents(keyword, text):
+    assert _phrase_in(keyword, _fold(text))
+
+
+@pytest.mark.parametrize("keyword, text", [
+    ("GAN", "An organ atlas"), ("survey", "We surveyed the field"), ("diffusion", "diffusional creep"),
+    ("KV cache", "KV and cache"), (",", "a, b")])
+def test_a_keyword_is_not_found_inside_other_words(keyword, text):
+    assert not _phrase_in(keyword, _fold(text))
 
 
 def test_a_boosted_keyword_raises_a_paper_and_says_so():
