@@ -329,7 +329,8 @@ def rank_user(store: Store, embedder: Embedder, settings: Settings, profile: Pro
         background_vecs = embed_papers(store, embedder, background)[0] if background else None
     else:
         cand_vecs, background_vecs = np.zeros((0, anchor_vecs.shape[1] if anchor_vecs.size else 1)), None
-    ranking = rank(signals, cand_vecs, papers, max_items=profile.max_items, floor=profile.relevance_floor,
+    max_items = profile.max_items or settings.ranking.default_max_items
+    ranking = rank(signals, cand_vecs, papers, max_items=max_items, floor=profile.relevance_floor,
                    today=today, background_vecs=background_vecs)
     ids = {id(p): pid for pid, p in candidates}
     return UserRanking(profile, ranking, ids, len(candidates), notes)
@@ -352,7 +353,8 @@ def verdict(user_ranking: UserRanking, item: ScoredPaper) -> str:
         places = 2 if f"{item.score:.2f}" != f"{ranking.floor:.2f}" else 4  # never "0.20 < 0.20"
         return f"below the floor: {item.score:.{places}f} < {ranking.floor:.{places}f} (relevance_floor)"
     cleared = len(ranking.cleared())
-    return (f"cleared the floor but not picked: {cleared} papers did, for max_items = {profile.max_items}; the "
+    max_items = ranking.max_items or profile.max_items
+    return (f"cleared the floor but not picked: {cleared} papers did, for max_items = {max_items}; the "
             "digest takes each interest's best paper, then the best of the rest, preferring papers unlike those "
             "already picked")
 

@@ -82,7 +82,7 @@ class Profile:
     timezone: str = "UTC"
     send_at: str = "07:00"
     frequency: str = "daily"
-    max_items: int = 12
+    max_items: int | None = None  # None: the config's ranking.default_max_items
     relevance_floor: float | None = None
     quiet_day: str = "note"
     paused: bool = False
@@ -247,8 +247,9 @@ def parse_profile(text: str, path: str | Path) -> Profile:
         frequency_days(frequency)
     except ValueError:
         raise check.fail("frequency", f"unknown frequency {frequency!r}", TOP_KEYS["frequency"]) from None
-    max_items = data.get("max_items", 12)
-    if not isinstance(max_items, int) or isinstance(max_items, bool) or not 1 <= max_items <= 100:
+    max_items = data.get("max_items")
+    if max_items is not None and (not isinstance(max_items, int) or isinstance(max_items, bool)
+                                  or not 1 <= max_items <= 100):
         raise check.fail("max_items", f"must be a whole number from 1 to 100 (got {toml_repr(max_items)})", TOP_KEYS["max_items"])
     floor = data.get("relevance_floor")
     if floor is not None and (isinstance(floor, bool) or not isinstance(floor, int | float) or not 0 <= floor <= 1):

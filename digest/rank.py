@@ -183,6 +183,7 @@ class Ranking:
     picked: list[ScoredPaper]
     scored: list[ScoredPaper] = field(default_factory=list)  # every candidate, best first
     floor: float = DEFAULT_FLOOR
+    max_items: int | None = None  # the most papers ``select`` could pick
 
     def cleared(self) -> list[ScoredPaper]:
         """The candidates ``select`` may pick: at or above the floor and not muted, best first."""
@@ -578,4 +579,4 @@ def rank(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[Paper], *
                           background_texts=background_texts)
     picked = select(scored, cand_vecs, max_items, floor)
     order = sorted(range(len(scored)), key=lambda i: -scored[i].score)
-    return Ranking(picked, [scored[i] for i in order], floor)
+    return Ranking(picked, [scored[i] for i in order], floor, max_items)

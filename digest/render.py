@@ -7,7 +7,7 @@ The context (built by ``pipeline.compose``)::
 
     date, date_label, items, quiet, n_candidates, profile_file, unsubscribe_url, user, reply_address, page_url,
     n_more (runners-up on the page), n_below (papers below the floor on the page)
-    items[i]: title, url, authors, sources, text, reason, score, up_url, down_url, reply_up, reply_down
+    items[i]: title, url, authors, sources, where, text, reason, score, up_url, down_url, reply_up, reply_down
 
 ``reply_up`` / ``reply_down`` (mailto links), ``reply_address`` and ``page_url`` (the digest's own web page,
 where several papers can be voted on at once) may be empty: then they are not shown.
@@ -32,7 +32,7 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SOURCE_NAMES = {"arxiv": "arXiv", "google_scholar": "Google Scholar", "hf": "Hugging Face", "nature": "Nature",
                 "cellpress": "Cell Press", "sciencedirect": "ScienceDirect",
                 "rsc": "Royal Society of Chemistry", "acs": "ACS Publications", "aaas": "AAAS",
-                "aha": "AHA Journals", "wiley": "Wiley Online Library", "biorxiv": "bioRxiv",
+                "aha": "AHA Journals", "wiley": "Wiley Online Library", "biorxiv": "bioRxiv", "medrxiv": "medRxiv",
                 "pubmed": "PubMed", "generic": "email"}
 TEXT_LIMIT = 280  # characters of abstract/snippet per item: three or four lines on a desktop, a glance on a phone
 TITLE_LIMIT = 300  # a "title" longer than this is a parser accident, not something to show in full

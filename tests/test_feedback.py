@@ -942,6 +942,19 @@ def test_a_vote_through_the_server_moves_a_near_duplicate_in_the_next_ranking(li
         assert "liked" in item.reason
 
 
+@pytest.mark.model
+def test_a_profile_without_max_items_gets_the_configs_default_and_its_own_value_wins(live, embedder):
+    profile = _profile_file(live, "maxi", "maxi@example.test", [("Graphs", "Graph neural networks.")])
+    for title, abstract in OTHERS:
+        live.paper(title, abstract)
+    settings = dataclasses.replace(live.settings, ranking=dataclasses.replace(live.settings.ranking,
+                                                                             default_max_items=2))
+    unset = rank_user(live.store, embedder, settings, dataclasses.replace(profile, max_items=None)).ranking
+    assert len(unset.scored) > 3 and len(unset.picked) == 2 and unset.max_items == 2
+    own = rank_user(live.store, embedder, settings, dataclasses.replace(profile, max_items=3)).ranking
+    assert len(own.picked) == 3
+
+
 def test_an_unknown_paper_gets_a_friendly_404_and_no_vote(live):
     link = live.link("uma", "up", "arxiv:9999.99999")
     with live.client() as client:

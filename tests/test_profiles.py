@@ -30,7 +30,7 @@ def test_a_good_profile_parses_with_defaults(tmp_path):
     assert profile.user == "ada"
     assert profile.send_days == (0, 3)
     assert profile.interests[0].weight == 2.0
-    assert profile.max_items == 12 and profile.quiet_day == "note" and not profile.paused
+    assert profile.max_items is None and profile.quiet_day == "note" and not profile.paused
 
 
 @pytest.mark.parametrize("text, message", [
