@@ -39,7 +39,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from email.message import EmailMessage
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
@@ -58,6 +57,7 @@ from .errors import DigestError, TokenError
 from .models import ScoredPaper
 from .store import Store
 from .tokens import (
+    FROM_PAGE,
     TOKEN_RE,
     VOTE_VALUES,
     ExpiredToken,
@@ -188,6 +188,25 @@ def _header(msg: EmailMessage, name: str) -> str:
         return ""
 
 
+def _sender(msg: EmailMessage) -> tuple[str, str]:
+    """(the one address of the From header, lower case; '' and why when there is not exactly one, well formed).
+
+    Strict on purpose: a vote counts only from the user's own address, and a header such as
+    ``ada@example.org <mallory@evil.example>`` or ``ada@example.org, mallory@...`` (Python's parser takes ada,
+    the sender's provider authenticates mallory) or a second From line must not pass for the user."""
+    try:
+        headers = msg.get_all("From") or []
+        if len(headers) != 1:
+            return "", f"{len(headers)} From headers" if headers else "no From header"
+        header = headers[0]
+        addresses = getattr(header, "addresses", ())
+        if getattr(header, "defects", ()) or len(addresses) != 1 or "@" not in addresses[0].addr_spec:
+            return "", f"a From header that is not one well-formed address ({' '.join(str(header).split())[:120]!r})"
+        return addresses[0].addr_spec.lower(), ""
+    except (ValueError, TypeError, IndexError, AttributeError):  # a header the parser cannot read
+        return "", "a From header that cannot be read"
+
+
 def handle_reply(store: Store, settings: Settings, raw: bytes, *, mailbox: str, uidvalidity: int = 0,
                  uid: int = 0, key: Secret | None = None) -> ReplyOutcome | None:
     """Recognise a vote sent by email, check it and record it with its message. ``None``: not feedback.
@@ -203,7 +222,7 @@ def handle_reply(store: Store, settings: Settings, raw: bytes, *, mailbox: str, 
     digest_row = None if found else store.digest_by_message_id(_message_ids(msg))
     if not found and digest_row is None:
         return None
-    sender = parseaddr(_header(msg, "From"))[1].lower()
+    sender, sender_problem = _sender(msg)
     message_id = _header(msg, "Message-ID").strip() or None
 
     def finish(status: str, user: str | None, reason: str = "", votes: Sequence[tuple[str, int]] = ()):
@@ -255,6 +274,8 @@ def handle_reply(store: Store, settings: Settings, raw: bytes, *, mailbox: str, 
     address = user_address(store, settings, user)
     if address is None:
         return finish("feedback_rejected", user, f"no profile for user {user!r}")
+    if sender_problem:
+        return finish("feedback_rejected", user, f"{sender_problem}: a vote counts only from the user's own address")
     if sender != address.lower():
         # the token or the digest may have been forwarded: only the user's own address can vote for them
         return finish("feedback_rejected", user, f"sender {sender or '(none)'} is not the address of user {user}")
@@ -440,8 +461,13 @@ class _App:
 
     def token(self, request: Request, actions: tuple[str, ...]) -> TokenData:
         token = request.path_params["token"]
-        max_age = None if actions == ("unsubscribe",) else self.settings.web.token_max_age_days
-        return expect(read_token(self.key, token, max_age_days=max_age), actions=actions)
+        max_age = self.settings.web.token_max_age_days
+        if actions != ("unsubscribe",):
+            return expect(read_token(self.key, token, max_age_days=max_age), actions=actions)
+        # the email's unsubscribe link works however old it is; one a page handed out expires with that page's
+        # link, so a shared 👍 link never turns into lasting control over someone's digests
+        data = expect(read_token(self.key, token, max_age_days=None), actions=actions)
+        return read_token(self.key, token, max_age_days=max_age) if data.paper_id == FROM_PAGE else data
 
     async def form(self, request: Request) -> dict[str, str]:
         form = await request.form(max_files=0, max_fields=10)
@@ -593,7 +619,7 @@ class _App:
                      voted_more=sum(1 for i in items[len(entries):n_above] if i["vote"]), newer_elsewhere=newer,
                      earlier=self._link(data, "digest", str(earlier)) if earlier else "",
                      later=self._link(data, "digest", str(later)) if later else "",
-                     unsubscribe=self._link(data, "unsubscribe"), reply=bool(self.settings.web.reply_address),
+                     unsubscribe=self._link(data, "unsubscribe", FROM_PAGE), reply=bool(self.settings.web.reply_address),
                      search=search, found=found, n_found=n_found)
 
     def _page_item(self, store: Store, item: ScoredPaper, pid: str, vote: int, done: str,
@@ -652,10 +678,11 @@ class _App:
                                        "take a vote.")
             else:
                 papers = store.digest_numbers(row["id"]) if row else {}
-                if int(number) not in papers:
+                item = int(number) if len(number) <= 6 else None  # "9" x 5000 is no item (nor a 500)
+                if item not in papers:
                     return _error_page(self.settings, 404, "Paper not found",
                                        "This digest has no such paper, so it cannot take a vote.")
-                pid = papers[int(number)]
+                pid = papers[item]
             if do == "undo":  # the vote the page showed, whichever of the reader's names gave it
                 changed = any([store.undo_vote(name, pid, via="web") for name in readers])
             else:
@@ -766,13 +793,81 @@ def create_app(settings: Settings, *, key: Secret | None = None) -> Starlette:
     return starlette
 
 
+# A client that opens a connection must send a whole request head within this many seconds (of opening, or of
+# the last response on a kept-alive connection), and a request may take at most REQUEST_ROUNDS such periods
+# in all (a body sent a byte at a time): otherwise the connection is closed. uvicorn alone never closes a
+# connection that has not sent a first request, so 100 idle sockets (limit_concurrency) locked every reader out.
+REQUEST_SECONDS = 10.0
+REQUEST_ROUNDS = 6
+# connections one address may hold open at once; the loopback (a reverse proxy in front) is not counted
+PER_CLIENT = 20
+
+
+def _protocol(request_seconds: float, per_client: int) -> type:
+    """uvicorn's HTTP/1.1 protocol with the deadlines and the per-address cap above."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    open_by: dict[str, int] = {}
+
+    class DeadlineProtocol(H11Protocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._deadline, self._rounds = None, 0
+            self._address = (self.client or ("",))[0] or ""
+            if self._address in ("127.0.0.1", "::1", ""):
+                self._address = ""
+            else:
+                open_by[self._address] = open_by.get(self._address, 0) + 1
+                if open_by[self._address] > per_client:
+                    log.warning("feedback server: %s holds more than %d connections; closing the newest",
+                                self._address, per_client)
+                    transport.close()
+                    return
+            self._arm()
+
+        def connection_lost(self, exc) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+            if self._address:
+                open_by[self._address] -= 1
+                if not open_by[self._address]:
+                    del open_by[self._address]
+                self._address = ""
+            super().connection_lost(exc)
+
+        def on_response_complete(self) -> None:
+            self._rounds = 0
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()
+
+        def _arm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline = self.loop.call_later(request_seconds, self._expire)
+
+        def _expire(self) -> None:
+            self._deadline = None
+            busy = self.cycle is not None and not self.cycle.response_complete
+            if busy and self._rounds < REQUEST_ROUNDS - 1:  # a request under way: its body, or the app's answer
+                self._rounds += 1
+                self._arm()
+            elif not self.transport.is_closing():
+                self.transport.close()
+
+    return DeadlineProtocol
+
+
 def build_server(settings: Settings, host: str | None = None, port: int | None = None, *,
-                 handle_signals: bool = True, **config: Any):
+                 handle_signals: bool = True, request_seconds: float = REQUEST_SECONDS,
+                 per_client: int = PER_CLIENT, **config: Any):
     """A ``uvicorn.Server`` for the app: ``server.run()``, or ``await server.serve()`` in a running loop.
 
     Inside a process that handles SIGTERM itself (the scheduler), pass ``handle_signals=False`` and stop
     the server with ``server.should_exit = True``; otherwise uvicorn takes SIGINT/SIGTERM while it runs
-    (and re-raises them after its graceful shutdown). Extra keywords go to ``uvicorn.Config``.
+    (and re-raises them after its graceful shutdown). ``request_seconds`` and ``per_client``: the deadlines and
+    the per-address cap of ``_protocol``. Extra keywords go to ``uvicorn.Config``.
     """
     import uvicorn
 
@@ -784,7 +879,8 @@ def build_server(settings: Settings, host: str | None = None, port: int | None =
     options = {"host": host or settings.web.host, "port": port if port is not None else settings.web.port,
                # tokens are bearer credentials in the URL path: no access log, so they never land in logs
                "access_log": False, "server_header": False, "proxy_headers": True, "limit_concurrency": 100,
-               "log_level": settings.log_level.lower(), "lifespan": "off", **config}
+               "log_level": settings.log_level.lower(), "lifespan": "off",
+               "http": _protocol(request_seconds, per_client), **config}
     server_class = uvicorn.Server if handle_signals else QuietServer
     return server_class(uvicorn.Config(create_app(settings), **options))
 

@@ -325,7 +325,9 @@ def bind_port(host: str, port: int, fix: str,
                               f"try again, or {host_fix}") from None
         raise ConfigError(f"web: cannot listen on {host}:{port}: no such host ({why}); {host_fix}") from None
     try:
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP named, so asyncio sets TCP_NODELAY on each connection: without it Nagle and delayed ACKs
+        # hold every later request on a kept-alive connection ~40 ms
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
     except OSError as exc:

@@ -26,6 +26,9 @@ SALT = "digest.feedback.v1"
 ACTIONS = ("up", "down", "unsubscribe", "digest")
 # "digest": the link to one digest's web page (its id rides in the paper-id slot); the page votes on that
 # digest's papers only
+# the "paper" of an unsubscribe link a web page hands out (derived from the link the page was opened with): such a
+# link expires with that one, while the email's own unsubscribe link never does
+FROM_PAGE = "page"
 LINK_PATHS = {"up": "vote", "down": "vote", "unsubscribe": "unsubscribe", "digest": "digest"}  # /PATH/TOKEN
 VOTE_VALUES = {"up": 1, "down": -1}
 # what a token looks like: base64url payload (a leading "." if itsdangerous compressed it), timestamp and
@@ -97,7 +100,7 @@ def make_token(key: Secret, user: str, action: str, paper_id: str | None = None,
     expire when that token does: following links never makes a link live longer."""
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {ACTIONS} (got {action!r})")
-    if (action == "unsubscribe") != (paper_id is None):
+    if (action == "unsubscribe") != (paper_id in (None, FROM_PAGE)) or (action != "unsubscribe" and paper_id is None):
         raise ValueError("a vote or digest token needs a paper or digest id; an unsubscribe token has none")
     return _serializer(key, issued_at).dumps({"u": user, "p": paper_id, "a": action})
 

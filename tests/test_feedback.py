@@ -36,7 +36,7 @@ from digest.models import Paper, ScoredPaper
 from digest.pipeline import _links, deliver_all, deliver_user, ingest_raw, profile_anchors, rank_user
 from digest.profiles import Profile, load_profile
 from digest.store import SCHEMA_VERSION, Store
-from digest.tokens import make_token, read_token
+from digest.tokens import FROM_PAGE, make_token, read_token
 
 REPO = Path(__file__).resolve().parent.parent
 NO_ENV_KEY = "DIGEST_FEEDBACK_TEST_NO_SUCH_KEY"  # so the key comes from data_dir/secret.key, never the shell
@@ -77,8 +77,9 @@ def _write_config(path: Path, tmp: Path, url: str, **web) -> None:
 
 
 @contextmanager
-def running_server(tmp: Path, **web) -> Iterator[Live]:
-    """uvicorn serving create_app(settings) on a socket bound to a free loopback port, in a thread."""
+def running_server(tmp: Path, server: dict | None = None, **web) -> Iterator[Live]:
+    """uvicorn serving create_app(settings) on a socket bound to a free loopback port, in a thread; ``server``:
+    build_server's options."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -86,7 +87,7 @@ def running_server(tmp: Path, **web) -> Iterator[Live]:
     config = tmp / "config.toml"
     _write_config(config, tmp, url, **web)
     settings = load_settings(config)
-    server = build_server(settings, "127.0.0.1", sock.getsockname()[1], log_level="warning")
+    server = build_server(settings, "127.0.0.1", sock.getsockname()[1], log_level="warning", **(server or {}))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
@@ -107,6 +108,69 @@ def running_server(tmp: Path, **web) -> Iterator[Live]:
 def live(tmp_path_factory) -> Iterator[Live]:
     with running_server(tmp_path_factory.mktemp("feedback")) as server:
         yield server
+
+
+def _closed_by_server(sock: socket.socket, within: float) -> bool:
+    """Whether the server closes this connection within ``within`` seconds (recv gives b"" or a reset)."""
+    sock.settimeout(within)
+    try:
+        while True:
+            if not sock.recv(4096):
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_idle_half_sent_and_crawling_connections_are_closed_so_readers_get_in(tmp_path):
+    # uvicorn alone never closes a connection that sends no request: 100 of them (limit_concurrency) locked
+    # every reader out with 503, indefinitely
+    with running_server(tmp_path, server={"request_seconds": 0.5}) as live:
+        host, port = "127.0.0.1", int(live.url.rsplit(":", 1)[1])
+        half = socket.create_connection((host, port))
+        half.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # the head never ends
+        slow = socket.create_connection((host, port))
+        target = live.path(live.link("crawler", "unsubscribe")).encode()  # a valid link: the server reads the body
+        slow.sendall(b"POST " + target + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        idle = [socket.create_connection((host, port)) for _ in range(100)]
+        started = time.monotonic()
+        for _ in range(20):  # a byte every 0.3 s: never done within 6 rounds of 0.5 s
+            slow.sendall(b"a")
+            time.sleep(0.3)
+            if _closed_by_server(slow, 0.01):
+                break
+        crawled = time.monotonic() - started
+        try:
+            assert all(_closed_by_server(s, 5) for s in [*idle, half])
+            assert 2.5 < crawled < 5.5, crawled
+            with httpx.Client(base_url=live.url) as client:  # a reader's requests, kept alive, go through
+                assert client.get("/healthz").status_code == 200
+                time.sleep(0.2)
+                assert client.get("/robots.txt").status_code == 200
+        finally:
+            for s in [*idle, half, slow]:
+                s.close()
+
+
+def test_one_address_cannot_hold_more_than_its_share_of_connections(tmp_path):
+    with running_server(tmp_path, server={"per_client": 3}) as live:
+        port = int(live.url.rsplit(":", 1)[1])
+        # 127.0.0.2 is another machine to the server (only 127.0.0.1 and ::1, a reverse proxy, are exempt)
+        mine = [socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.2", 0)) for _ in range(4)]
+        try:
+            assert [_closed_by_server(s, 0.5) for s in mine] == [False, False, False, True]
+            mine[0].close()
+            time.sleep(0.2)
+            again = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.2", 0))
+            mine.append(again)
+            assert not _closed_by_server(again, 0.5)  # a closed one frees its place
+            local = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
+            mine += local
+            assert not any(_closed_by_server(s, 0.2) for s in local)
+        finally:
+            for s in mine:
+                s.close()
 
 
 def snapshot(store: Store) -> list[str]:
@@ -379,6 +443,23 @@ def test_unsubscribe_links_keep_working_after_vote_links_expire(live):
     assert response.status_code == 200 and live.store.pause_of("mona") is not None
 
 
+def test_a_pages_unsubscribe_link_expires_with_the_page_though_the_emails_never_does(live):
+    link, _ = sent_digest(live, "ulla", "2025-11-05", ["Some paper"])
+    with live.client() as client:
+        page = BeautifulSoup(client.get(live.path(link)).text, "html.parser")
+    footer = next(a["href"] for a in page.select("footer a") if "/unsubscribe/" in a["href"])
+    assert read_token(live.key, footer.rsplit("/", 1)[1], max_age_days=None).paper_id == FROM_PAGE
+    # the same link from a page opened with a vote link of 61 days ago: a shared 👍 link must not pause ulla
+    old = make_token(live.key, "ulla", "unsubscribe", FROM_PAGE,
+                     issued_at=time.time() - (live.settings.web.token_max_age_days + 1) * 86400)
+    with live.client() as client:
+        shown = client.get(f"/unsubscribe/{old}")
+        clicked = client.post(f"/unsubscribe/{old}", data={"token": old, "do": "pause"})
+        one_click = client.post(f"/unsubscribe/{old}", data={"List-Unsubscribe": "One-Click"})
+    assert shown.status_code == clicked.status_code == one_click.status_code == 410, one_click.text
+    assert "expired" in clicked.text and live.store.pause_of("ulla") is None
+
+
 def test_the_resume_and_votes_commands(live):
     pid = live.paper("Program repair with graph models", "Fix bugs.", arxiv_id="2501.00009")
     live.store.record_vote("nora", pid, -1, via="email")
@@ -592,6 +673,32 @@ def test_an_html_only_reply_counts_the_votes_above_the_quote_and_the_sender_case
                       settings=settings)[0] == "seen"
     assert ingest_raw(store, _raw_reply("ada@example.test", "-1"), mailbox="Archive", uid=1,
                       settings=settings)[0] == "duplicate"
+    assert store.get_vote("ada", pids[0]) == 1
+
+
+@pytest.mark.parametrize("from_lines", [
+    ["From: ada@example.test <mallory@evil.test>"],        # Python's parser takes ada, the provider mallory
+    ["From: ada@example.test)<mallory@evil.test>"],
+    ["From: <ada@example.test> <mallory@evil.test>"],
+    ["From: ada@example.test, mallory@evil.test"],         # two authors
+    ["From: Ada <ada@example.test>", "From: mallory@evil.test"],  # two From lines
+    ['From: "ada@example.test" <mallory@evil.test>'],     # ada only in the display name
+    [],
+])
+def test_a_reply_whose_from_header_is_not_one_clean_address_of_the_user_is_no_vote(tmp_path, from_lines):
+    settings, store, pids = _replies_setup(tmp_path)
+    raw = "\r\n".join([*from_lines, "To: replies@example.test", "Subject: Re: digest", "Message-ID: <r9@example.test>",
+                        "In-Reply-To: <d1@example.test>", "", "+1", ""]).encode()
+    status, _ = ingest_raw(store, raw, mailbox="INBOX", uid=9, settings=settings)
+    assert status == "feedback_rejected" and store.votes("ada") == []
+    [row] = store.messages("feedback_rejected")
+    assert "a vote counts only from the user's own address" in row["error"] or "is not the address" in row["error"]
+    # the reader's own mail program writes one clean address, display name and all: that one counts
+    clean = raw.replace(b"r9@", b"r10@")
+    for line in from_lines:
+        clean = clean.replace(line.encode() + b"\r\n", b"")
+    clean = b"From: =?utf-8?q?Ada_L=C3=B6?= <ada@example.test>\r\n" + clean
+    assert ingest_raw(store, clean, mailbox="INBOX", uid=10, settings=settings)[0] == "feedback"
     assert store.get_vote("ada", pids[0]) == 1
 
 
@@ -1078,8 +1185,8 @@ def test_a_digest_page_keeps_the_best_papers_below_the_bar_folded_with_their_sco
         ["item-1"]
 
 
-@pytest.mark.parametrize("case", ["no such item", "not a number", "a superscript digit", "unknown action", "another page's token",
-                                  "a vote token", "altered"])
+@pytest.mark.parametrize("case", ["no such item", "a number of 5000 digits", "not a number", "a superscript digit",
+                                  "unknown action", "another page's token", "a vote token", "altered"])
 def test_a_digest_page_votes_only_on_its_own_papers_with_its_own_token(live, case):
     user = f"xena-{case.replace(' ', '-')}"
     link, pids = sent_digest(live, user, "2025-04-02", ["A first paper", "A second one"])
@@ -1087,6 +1194,8 @@ def test_a_digest_page_votes_only_on_its_own_papers_with_its_own_token(live, cas
     target, form = link, _item_form(link, 1, "up")
     if case == "no such item":
         form["item"] = "3"
+    elif case == "a number of 5000 digits":  # more than int() reads: a 404 like any other, not a 500
+        form["item"] = "9" * 5000
     elif case == "not a number":
         form["item"] = pids[0]
     elif case == "a superscript digit":  # str.isdigit() says yes, int() says no
@@ -1104,7 +1213,8 @@ def test_a_digest_page_votes_only_on_its_own_papers_with_its_own_token(live, cas
     before = snapshot(live.store)
     with live.client() as client:
         answer = client.post(live.path(target).replace("/vote/", "/digest/"), data=form)
-    assert answer.status_code == {"no such item": 404, "altered": 403}.get(case, 400), answer.text
+    assert answer.status_code == {"no such item": 404, "a number of 5000 digits": 404, "altered": 403}.get(case, 400), \
+        answer.text
     assert "Traceback" not in answer.text and snapshot(live.store) == before
 
 
