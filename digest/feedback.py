@@ -814,7 +814,7 @@ def _protocol(request_seconds: float, per_client: int) -> type:
             super().connection_made(transport)
             self._deadline, self._rounds = None, 0
             self._address = (self.client or ("",))[0] or ""
-            if self._address in ("127.0.0.1", "::1", ""):
+            if self._address in ("127.0.0.1", "::1", "::ffff:127.0.0.1", ""):
                 self._address = ""
             else:
                 open_by[self._address] = open_by.get(self._address, 0) + 1
