@@ -734,6 +734,13 @@ class _App:
         return RedirectResponse(f"{request.path_params['token']}?done={do}d", status_code=303)
 
 
+def _by_method(get, post):
+    """One endpoint for an address that takes GET (and HEAD) and POST."""
+    async def endpoint(request: Request) -> Response:
+        return await (post if request.method == "POST" else get)(request)
+    return endpoint
+
+
 def create_app(settings: Settings, *, key: Secret | None = None) -> Starlette:
     """The feedback web app. Links are built from ``web.base_url`` elsewhere; this app never trusts Host.
 
@@ -773,12 +780,11 @@ def create_app(settings: Settings, *, key: Secret | None = None) -> Starlette:
         Route("/healthz", app.healthz, methods=["GET"]),
         Route("/robots.txt", app.robots, methods=["GET"]),
         Route("/static/page.css", app.stylesheet, methods=["GET"]),
-        Route("/vote/{token}", app.vote_get, methods=["GET"]),
-        Route("/vote/{token}", app.vote_post, methods=["POST"]),
-        Route("/digest/{token}", app.digest_get, methods=["GET"]),
-        Route("/digest/{token}", app.digest_post, methods=["POST"]),
-        Route("/unsubscribe/{token}", app.unsubscribe_get, methods=["GET"]),
-        Route("/unsubscribe/{token}", app.unsubscribe_post, methods=["POST"]),
+        # one route per address, so that a 405 names every method it takes (Allow: GET, HEAD, POST)
+        Route("/vote/{token}", _by_method(app.vote_get, app.vote_post), methods=["GET", "POST"]),
+        Route("/digest/{token}", _by_method(app.digest_get, app.digest_post), methods=["GET", "POST"]),
+        Route("/unsubscribe/{token}", _by_method(app.unsubscribe_get, app.unsubscribe_post),
+              methods=["GET", "POST"]),
     ]
     middleware = [
         Middleware(SecurityHeaders),

@@ -339,6 +339,7 @@ def test_every_response_carries_the_security_headers(live):
                      client.get("/healthz"), client.post(live.path(up), data=_form(up)),
                      client.post(live.path(up), content=b"x" * (live.settings.web.max_body_bytes + 1))]
     assert [r.status_code for r in responses] == [200, 404, 405, 403, 200, 200, 303, 413]
+    assert sorted(responses[2].headers["allow"].split(", ")) == ["GET", "HEAD", "POST"]  # all it takes
     for response in responses:
         for name, value in SECURITY_HEADERS.items():
             if response.url.path == "/static/page.css" and name == "cache-control":
