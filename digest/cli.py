@@ -888,6 +888,8 @@ def _print_status(r: dict) -> None:
     pending = sum(digests.get(s, 0) for s in ("claimed", "sending", "retry"))
     click.echo(f"digests: {sum(digests.values())} ({', '.join(f'{n} {s}' for s, n in digests.items()) or 'none'})"
                + (f"   pending: {pending}" if pending else ""))
+    n = counts["vectors"]
+    click.echo(f"store: {r['store_bytes'] / 1e6:.1f} MB   embedded: {n} text{'' if n == 1 else 's'} with {r['model']}")
     click.echo("")
     if not r["users"]:
         click.echo(f"users: none (add {r['profiles_dir']}/NAME.toml)")

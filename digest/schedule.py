@@ -989,12 +989,18 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
     """Everything ``digest status`` shows, as plain data (no daemon needed, no model loaded)."""
     now = now or datetime.now(UTC)
     report: dict[str, Any] = {"now": now.isoformat(timespec="seconds"), "config": settings.source,
-                              "data_dir": str(settings.data_path), "profiles_dir": str(settings.profiles_path)}
+                              "data_dir": str(settings.data_path), "profiles_dir": str(settings.profiles_path),
+                              "model": settings.model.name}
     report["daemon"] = RunLock.holder(settings.data_path)
     report["polls"] = [{"mailbox": r["mailbox"], "at": r["last_poll_at"], "result": _poll_result(store, r)}
                        for r in store.poll_states()]
     report["counts"] = {"papers": store.count_papers(), "messages": store.count_by_status("messages"),
-                        "digests": store.count_by_status("digests")}
+                        "digests": store.count_by_status("digests"),
+                        "vectors": store.count_vectors(settings.model.name)}
+    # the database with its write-ahead log: what the store takes on disk (~10 KB a paper with the default
+    # model: its vector, text and search index)
+    report["store_bytes"] = sum(p.stat().st_size for p in (settings.db_path.with_name(settings.db_path.name + x)
+                                                           for x in ("", "-wal")) if p.exists())
     # the messages that could not be read, latest first: which mail, and why (`digest parse` shows more)
     report["failed_messages"] = [
         {"mailbox": m["mailbox"], "uid": m["uid"], "subject": m["subject"], "sender": m["sender"],

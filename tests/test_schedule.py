@@ -3,11 +3,13 @@ changes, frequencies, catch-up inside and outside the grace window, and what `di
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 import time_machine
 from click.testing import CliRunner
@@ -278,6 +280,11 @@ def test_status_shows_each_users_next_digest_in_their_time_zone_and_utc(setup):
     assert ben["paused"] and "next" not in ben
     assert report["counts"]["messages"] == {"failed": 1}
     assert report["counts"]["digests"] == {"retry": 1}
+    store.put_vectors(settings.model.name, {"h1": np.ones(4, dtype=np.float32)})
+    store.put_vectors("another-model", {"h1": np.ones(4, dtype=np.float32)})  # not the configured model's
+    later = status_report(settings, store)
+    assert later["counts"]["vectors"] == 1 and later["model"] == settings.model.name
+    assert later["store_bytes"] >= settings.db_path.stat().st_size > 0
     assert report["polls"][0]["result"] == "3 new messages, 12 papers"
     assert report["recent_errors"][0]["user"] == "ada"
     assert report["daemon"] is None
@@ -291,6 +298,7 @@ def test_status_shows_each_users_next_digest_in_their_time_zone_and_utc(setup):
     assert "last: 2024-03-28 retry" in out and "451 4.3.0 later" in out
     assert "next: paused" in out
     assert "messages: 1 (1 failed)" in out and "pending: 1" in out
+    assert f"embedded: 1 text with {settings.model.name}" in out and re.search(r"store: \d+\.\d MB", out)
     assert "recent errors:" in out and "2024-03-29 09:00 UTC ERROR send ada: SMTP failed" in out
 
     as_json = json.loads(CliRunner().invoke(cli, ["--config", str(config), "status", "--json"]).output)
