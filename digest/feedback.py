@@ -292,8 +292,10 @@ def _when(stamp: str | None) -> str:
 
 @functools.cache
 def _pages(directory: str) -> jinja2.Environment:
+    from .render import printable
+
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(directory), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
+                             undefined=jinja2.StrictUndefined, finalize=printable)
     env.filters["when"] = _when
     return env
 

@@ -25,6 +25,7 @@ from urllib.parse import quote, urlsplit
 
 import css_inline
 import jinja2
+import markupsafe
 
 from .models import Paper, ScoredPaper
 
@@ -37,6 +38,16 @@ SOURCE_NAMES = {"arxiv": "arXiv", "google_scholar": "Google Scholar", "hf": "Hug
 TEXT_LIMIT = 280  # characters of abstract/snippet per item: three or four lines on a desktop, a glance on a phone
 TITLE_LIMIT = 300  # a "title" longer than this is a parser accident, not something to show in full
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# what no value shown in a digest may carry: control characters other than tab and newline (a title with ESC
+# sequences would colour a text-mode mail reader's terminal; NUL is not allowed in mail at all)
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(value: object) -> object:
+    """Every ``{{ value }}`` of the templates goes through here (our own Markup is left as it is)."""
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return _UNPRINTABLE.sub("", value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,8 @@ class Rendered:
 @functools.cache
 def _env(directory: str, autoescape: bool) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(directory), autoescape=autoescape,
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             finalize=printable)
     env.filters["plural"] = lambda n, word: f"{n} {word}" + ("" if n == 1 else "s")
     return env
 

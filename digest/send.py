@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import ssl
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -50,7 +51,19 @@ log = logging.getLogger(__name__)
 _WIRE = policy.SMTP.clone(max_line_length=998)
 _FILE = policy.default.clone(max_line_length=998)
 MAX_BACKOFF = 60.0
+_HEADER_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def header_text(value: str) -> str:
+    """A header value made of text from alerts or profiles (a paper's title, a user's name), made inert.
+
+    Control characters go, and an RFC 2047 encoded word written *as text* (``=?utf-8?q?...=0D=0A...?=`` in a
+    title) is broken with a word joiner after its ``=``: Python's email package decodes such a word in a string
+    it is given and, before 3.12.5, wrote a CR LF decoded from it to the wire as a line break, so a title could
+    add headers (a Bcc) or start the body. The reader sees the same text.
+    """
+    return " ".join(_HEADER_CONTROL.sub(" ", value).split()).replace("=?", "=\u2060?")
 
 
 def build_message(rendered: Rendered, *, sender: str, sender_name: str, to: str, to_name: str = "",
@@ -62,9 +75,9 @@ def build_message(rendered: Rendered, *, sender: str, sender_name: str, to: str,
     recognisably the same message.
     """
     msg = EmailMessage()
-    msg["Subject"] = rendered.subject
-    msg["From"] = Address(display_name=sender_name, addr_spec=sender)
-    msg["To"] = Address(display_name=to_name, addr_spec=to) if to_name else to
+    msg["Subject"] = header_text(rendered.subject)
+    msg["From"] = Address(display_name=header_text(sender_name), addr_spec=sender)
+    msg["To"] = Address(display_name=header_text(to_name), addr_spec=to) if to_name else to
     msg["Date"] = format_datetime(date or datetime.now(UTC))
     msg["Message-ID"] = message_id or make_msgid(domain=sender.rsplit("@", 1)[-1])
     if reply_to:
