@@ -30,7 +30,7 @@ def normalise_arxiv_id(value: str | None) -> str | None:
     value = value.strip()
     value = re.sub(r"^(arxiv:)", "", value, flags=re.IGNORECASE)
     value = _ARXIV_VERSION.sub("", value)
-    return value or None
+    return value if _ARXIV_FORM.fullmatch(value) else None  # 9999.99999 (month 99) is no arXiv id
 
 
 def normalise_doi(value: str | None) -> str | None:
@@ -39,8 +39,23 @@ def normalise_doi(value: str | None) -> str | None:
         return None
     value = value.strip()
     value = re.sub(r"^(https?://(dx\.)?doi\.org/|doi:\s*)", "", value, flags=re.IGNORECASE)
-    value = value.rstrip(".,;)]}>")
-    return value.lower() or None
+    return _doi_end(value).lower() or None
+
+
+_PAIRS = {")": "(", "]": "[", "}": "{"}
+_WEB_LINK = re.compile(r"https?://[^\s/?#]", re.I)
+
+
+def _doi_end(value: str) -> str:
+    """Without the punctuation of the sentence around it: "(doi:10.1/x)." ends at x, but a closing bracket
+    the DOI opened stays (10.1061/(ASCE)0733-9399(2006)132:5(466))."""
+    while value:
+        last = value[-1]
+        if last in ".,;:>\"'”’»" or (last in _PAIRS and value.count(last) > value.count(_PAIRS[last])):
+            value = value[:-1]
+        else:
+            break
+    return value
 
 
 CUT_MARK = " …"  # ends a text that an alert cut short (the rest of it was not in the mail)
@@ -134,6 +149,8 @@ class Paper:
             if value and (label := _ABSTRACT_LABEL.match(value)) and len(value) - label.end() > 20:
                 object.__setattr__(self, key, value[label.end():])
         object.__setattr__(self, "categories", tuple(self.categories))
+        if self.url is not None:  # javascript:, data:, a relative path: never a paper's link
+            object.__setattr__(self, "url", self.url.strip() if _WEB_LINK.match(self.url.strip()) else None)
 
     @property
     def id(self) -> str:

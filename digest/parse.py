@@ -28,7 +28,7 @@ from email.message import Message
 from pathlib import Path
 
 from .errors import ParseError
-from .models import Paper
+from .models import Paper, normalise_title
 from .parsers import arxiv, biorxiv, generic, hf, journals, pubmed, scholar
 from .parsers.common import DOI_RE, TEXT_LINK, Body, html_to_text, unwrap_url
 
@@ -172,7 +172,7 @@ def _decode_part(part: Message) -> str:
         try:
             text = payload.decode(candidate)
             break
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, UnicodeError, ValueError):  # unknown, "undefined" (UnicodeError), a NUL in the name
             continue
     else:
         text = payload.decode("cp1252", errors="replace")
@@ -367,9 +367,15 @@ def _inline_forward(text: str, depth: int = 0) -> _Forward | None:
 # ---------------------------------------------------------------- dispatch
 
 
+def _named(papers: list[Paper]) -> list[Paper]:
+    """Without "papers" that are neither named nor identified: a title of punctuation alone ("." or "—…") and no
+    arXiv id or DOI would be one paper for the store (they all share the id of the empty title)."""
+    return [p for p in papers if p.arxiv_id or p.doi or normalise_title(p.title)]
+
+
 def _run(kind: str, body: Body, *, sender: str, strict: bool) -> list[Paper]:
     try:
-        papers = _PARSERS[kind](body)
+        papers = _named(_PARSERS[kind](body))
     except ParseError:
         raise
     except Exception as exc:  # a parser bug on odd input: report it as a parse error of this mail
@@ -382,7 +388,7 @@ def _run(kind: str, body: Body, *, sender: str, strict: bool) -> list[Paper]:
     if not papers and kind in _WHOLE_DOMAIN and not text_only:
         # e.g. a Nature issue alert without DOIs, an HF mail of another layout (but never the text a mail
         # program made of an HTML alert: read as text, its lines give some papers and junk, not the alert)
-        papers = generic.parse(body)
+        papers = _named(generic.parse(body))
     if not papers and strict and not any(_MARKERS[kind](b) for b in (body.html, body.text) if b):
         strict = kind not in _WHOLE_DOMAIN and not administrative
     # the text a mail program made of an HTML alert: its links written out ("title <url>") or its DOIs, under
@@ -447,7 +453,7 @@ def _parse_bodies(text: str | None, html: str | None, *, sender: str, subject: s
         papers = _run(kind, body, sender=sender, strict=False)
         if papers:
             return kind, papers
-    papers = generic.parse(body)
+    papers = _named(generic.parse(body))
     return ("generic", papers) if papers else (None, [])
 
 
@@ -491,7 +497,11 @@ def parse_message(raw: bytes) -> ParsedMessage:
     raw = _lead_stripped(raw)
     if not raw.strip():
         raise ParseError("empty: there is nothing in it (a save or download that failed?); save the alert again")
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+    except Exception as exc:  # the standard library's header parser on odd input: charset*=undefined''utf-8
+        raise ParseError(f"not readable as an email: its headers break the mail parser ({exc!r}); if it is an "
+                         "alert, save it again from your mail program (\"Show original\")") from exc
     if not msg.keys():
         raise ParseError("not an email: no header lines (From:, Subject:, ...) at its top; for a file, save the "
                          "alert with its headers (your mail program's \"Save as\" .eml or \"Show original\"), or "
@@ -502,18 +512,18 @@ def parse_message(raw: bytes) -> ParsedMessage:
             kind, papers = None, []  # never read our own digests (or bounces of them) as alerts
         else:
             kind, papers = _parse_msg(msg, parts)
+        date = _date(_header(msg, "date"))
+        message_id = _header(msg, "message-id") or None
+        warnings = _cut_short(msg, parts, kind, len(papers),
+                              "the same Message-ID" if message_id else "the same sender and subject")
     except ParseError:
         raise
     except Exception as exc:  # a bug on odd input (outside any one parser): this mail's error, never a crash
         raise ParseError(f"mail from {_address(_header(msg, 'from')) or 'unknown sender'} (subject "
                          f"{_header(msg, 'subject')!r}) could not be parsed: {exc!r}") from exc
-    date = _date(_header(msg, "date"))
-    message_id = _header(msg, "message-id") or None
     return ParsedMessage(kind=kind, papers=papers, subject=_header(msg, "subject"),
                          sender=_address(_header(msg, "from")), message_id=message_id,
-                         date=date.isoformat() if date else None,
-                         warnings=_cut_short(msg, parts, kind, len(papers),
-                                             "the same Message-ID" if message_id else "the same sender and subject"))
+                         date=date.isoformat() if date else None, warnings=warnings)
 
 
 def _kept(n_papers: int, same: str) -> str:

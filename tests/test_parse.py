@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from digest.errors import ParseError
+from digest.models import Paper, normalise_arxiv_id, normalise_doi, normalise_title
 from digest.parse import iter_raw_messages, parse_message, parse_text
 from digest.store import Store
 
@@ -328,6 +329,32 @@ def test_et_al_is_not_an_author():
 
     assert split_authors("G. Peter, D. Piazza, et\n al. (20 additional authors not shown)") == ["G. Peter", "D. Piazza"]
     assert split_authors("A. One, et al.") == ["A. One"]
+
+
+def test_affiliations_in_parentheses_go_nested_or_not_and_an_unclosed_one_stays():
+    from digest.parsers.common import split_authors
+
+    assert split_authors("A. One (Dept. X (Y Lab), Z), B. Two (W) and C. Three") == ["A. One", "B. Two", "C. Three"]
+    assert split_authors("A. One (MIT, B. Two") == ["A. One (MIT", "B. Two"]
+    assert split_authors("A. One) (x), B. Two") == ["A. One)", "B. Two"]
+    assert split_authors("Bo Li " + "(" * 5000 + "x" + ")" * 5000 + ", Al Xu") == ["Bo Li", "Al Xu"]
+
+
+@pytest.mark.parametrize("name", ["other/nature_issue", "other/cellpress", "other/wiley_atypon", "other/rsc"])
+def test_the_heading_before_each_element_is_the_one_find_previous_finds(name):
+    """Preceding answers find_previous for every element of a real table of contents, from one pass."""
+
+    from digest.parsers.common import Preceding, soup_of
+
+    for path in sorted((FIXTURES / name).iterdir()):
+        [(_, raw)] = list(iter_raw_messages(path))
+        html = next(p.get_content() for p in email.message_from_bytes(raw, policy=email.policy.default).walk()
+                    if p.get_content_type() == "text/html")
+        tags = soup_of(html).find_all(True)[::5]  # find_previous for every one would take seconds
+        for match in (lambda t: t.name in ("h2", "h3", "td") and len(t.get_text()) < 60,
+                      lambda t: bool(t.get("class")) and t.name == "div"):
+            before = Preceding(match)
+            assert [before(t) for t in tags] == [t.find_previous(match) for t in tags]
 
 
 # ---------------------------------------------------------------- PubMed
@@ -726,11 +753,52 @@ def test_arxiv_forwarded_inline_gives_same_papers(mark):
     assert parsed.papers == reference
 
 
-def test_wrong_charset_does_not_break_parsing():
+@pytest.mark.parametrize("charset", ["charset=x-bogus", 'charset="undefined"', "charset=\"utf-8\x00\""])
+def test_wrong_charset_does_not_break_parsing(charset):
     body = HAND_MADE.encode("utf-8")
-    raw = b"From: no-reply@arxiv.org\nSubject: cs daily Subj-class mailing 1\nContent-Type: text/plain; charset=x-bogus\n\n"
+    raw = (b"From: no-reply@arxiv.org\nSubject: cs daily Subj-class mailing 1\nContent-Type: text/plain; "
+           + charset.encode() + b"\n\n")
     parsed = parse_message(raw + body)
     assert len(parsed.papers) == 2
+
+
+def test_a_title_of_punctuation_alone_without_ids_is_no_paper_and_links_are_web_links_only():
+    name = "google_scholar/landau-19bc03358e94bbaf-inference-and-analysis-of-cell-cell-communication-.html"
+    html = (FIXTURES / name).read_text(encoding="utf-8")
+    first, second = (p.title for p in parse_fixture(name).papers[:2])  # the first two have no DOI
+    assert first in html and second in html
+    html = html.replace(first, "—…").replace(second, ".")
+    html = html.replace("https://www.cell.com/cancer-cell/abstract/", "javascript:alert(1)//", 1)
+    msg = EmailMessage()
+    msg["From"], msg["Subject"] = "Google Scholar Alerts <scholaralerts-noreply@google.com>", "new citations"
+    msg.set_content(html, subtype="html")
+    papers = parse_message(msg.as_bytes()).papers
+    # both would have been one paper for the store (the id of the empty title), merging across mails
+    assert len(papers) == 8 and all(normalise_title(p.title) for p in papers)
+    assert all(p.url is None or p.url.startswith("https://") for p in papers)
+    assert Paper("x", url="javascript:alert(1)//arxiv.org/abs/2601.00004").url is None
+    assert Paper("x", url=" https://arxiv.org/abs/2601.00004 ").url == "https://arxiv.org/abs/2601.00004"
+    assert Paper("x", url="data:text/html;base64,PGI+").url is None and Paper("x", url="/abs/1").url is None
+
+
+@pytest.mark.parametrize(("written", "doi"), [
+    ("10.1061/(ASCE)0733-9399(2006)132:5(466)", "10.1061/(asce)0733-9399(2006)132:5(466)"),  # its own brackets
+    ("10.1038/s41586-024-0001-2).", "10.1038/s41586-024-0001-2"),  # "(doi: ...)." in a sentence
+    ("10.1038/abc”", "10.1038/abc"), ("https://doi.org/10.1/X];", "10.1/x"), ("10.1/(a)b)", "10.1/(a)b")])
+def test_a_doi_keeps_the_brackets_it_opened_and_loses_the_sentences_punctuation(written, doi):
+    assert normalise_doi(written) == doi
+
+
+def test_an_arxiv_id_has_a_month():
+    assert normalise_arxiv_id("9999.99999") is None and normalise_arxiv_id("2613.00001") is None
+    assert normalise_arxiv_id("arXiv:2601.00001v3") == "2601.00001"
+    assert normalise_arxiv_id("math.GT/0309136v2") == "math.GT/0309136"
+
+
+def test_headers_that_break_the_mail_parser_give_a_parse_error_not_a_crash():
+    raw = b"From: a@b.example\r\nSubject: x\r\nContent-Type: text/html; charset*=undefined''utf-8\r\n\r\n<p>x</p>"
+    with pytest.raises(ParseError, match="headers break the mail parser"):
+        parse_message(raw)
 
 
 # ---------------------------------------------------------------- reading mail files

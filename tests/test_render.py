@@ -240,7 +240,7 @@ def test_each_item_says_where_it_appeared_and_what_kind_of_piece_it_is():
     listing = Paper("Speculative decoding", categories=("cs.CL", "cs.LG"), comments="12 pages", source="arxiv",
                     arxiv_id="2501.00001")
     assert where_line(listing, ["arxiv", "hf"]) == "cs.CL · via arXiv, Hugging Face"  # arXiv's comments are not kinds
-    merged = Paper("T", venue="Nature Physics", comments="12 pages, 5 figures", source="arxiv", arxiv_id="2501.2")  # arXiv's copy first
+    merged = Paper("T", venue="Nature Physics", comments="12 pages, 5 figures", source="arxiv", arxiv_id="2501.00002")  # arXiv's copy first
     assert where_line(merged, ["arxiv", "nature"]) == "Nature Physics · via arXiv, Nature"
     scholar = Paper("X", venue="Clinical and Translational …, 2026", source="google_scholar", url="https://x.org/1")
     assert where_line(scholar, ["google_scholar"]) == "Clinical and Translational …, 2026 · via Google Scholar"

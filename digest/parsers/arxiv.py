@@ -29,7 +29,7 @@ _FIELDS = (
     "Report-no", "DOI", "License", "Proxy", "From", "Subj-class",
 )
 _FIELD_LINE = re.compile(rf"^({'|'.join(re.escape(f) for f in _FIELDS)}):\s?(.*)$")
-_WINDOW = re.compile(r"received from .*?\bto\s+\w{3}\s+(\d{1,2})\s+(\w{3})\s+(\d{2,4})", re.I)
+_WINDOW = re.compile(r"received from .{0,200}?\bto\s+\w{3}\s+(\d{1,2})\s+(\w{3})\s+(\d{2,4})", re.I)
 _MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 
 
@@ -38,7 +38,7 @@ def looks_like(text: str) -> bool:
     <id>`` in the pre-2007 mailings)."""
     if "Send any comments regarding submissions directly to submitter" in text:
         return True
-    return bool(re.search(rf"^\\\\\s*\n\s*(?:arXiv|Paper):\s*{ARXIV_ID}", _normalise(text), re.M)) \
+    return bool(re.search(rf"^\\\\[ \t\r]*\n\s*(?:arXiv|Paper):\s*{ARXIV_ID}", _normalise(text), re.M)) \
         and "Title:" in text
 
 

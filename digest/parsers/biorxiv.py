@@ -15,7 +15,7 @@ from .common import Body, clean_lines, clean_space, doi_url, html_to_text, iso_d
 
 SENDERS = {"openrxiv-mailer@alerts.highwire.org", "cshljnls-mailer@alerts.highwire.org"}
 _POSTED = re.compile(
-    r"\b(bioRxiv|medRxiv)\s+posted\s+(?P<date>\d{1,2}\s+\w+\s+\d{4}|\w+\s+\d{1,2},?\s+\d{4})?.*?"
+    r"\b(bioRxiv|medRxiv)\s+posted\s+(?P<date>\d{1,2}\s+\w+\s+\d{4}|\w+\s+\d{1,2},?\s+\d{4})?.{0,400}?"
     r"doi:?\s*(?:https?://doi\.org/)?(?P<doi>10\.\d{4,9}/[^\s<>\"]+)",
     re.I,
 )

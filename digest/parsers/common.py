@@ -9,11 +9,12 @@ import html as html_lib
 import re
 import string
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from bs4 import BeautifulSoup, CData, NavigableString
+from bs4 import BeautifulSoup, CData, NavigableString, Tag
 
 ARXIV_NEW_ID = r"\d{4}\.\d{4,5}"
 ARXIV_OLD_ID = r"[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7}"
@@ -243,7 +244,7 @@ TEXT_LINK = re.compile(r"\s*<https?://[^\s<>]+>")
 # what mail clients put before every class and id of a mail they forward: Gmail "m_5785777122273086187"
 # (glued to the name), Outlook on the web "x_"
 _FORWARD_CLASS_PREFIX = re.compile(r"^(?:m_-?\d+_?|x_)+")  # repeated: forwarded again by the same kind of client
-_RENAMED = re.compile(r"""\b(?:class|id)\s*=\s*["']?[^"'>]*?\b(?:m_-?\d|x_)""", re.I)
+_RENAMED = re.compile(r"""\b(?:class|id)\s*=\s*["']?[^"'>]{0,200}?\b(?:m_-?\d|x_)""", re.I)
 
 
 def soup_of(html: str) -> BeautifulSoup:
@@ -298,6 +299,29 @@ def _stands_apart(tag) -> bool:
     """A block element, an image, or an element styled ``display: block``: text on either side is not one word."""
     return tag.name in _BLOCK_TAGS or tag.name == "img" or \
         re.search(r"display:\s*block", tag.get("style") or "") is not None
+
+
+class Preceding:
+    """``node.find_previous(match)`` for the many items of one mail, from one pass over its elements.
+
+    find_previous walks back element by element, so asking it for each item of a long list without a match
+    (a crafted mail, or one without headings) took time quadratic in the mail's length."""
+
+    def __init__(self, match: Callable[[Tag], bool]):
+        self._match = match
+        self._before: dict[int, Tag | None] | None = None
+
+    def __call__(self, node) -> Tag | None:
+        if self._before is None:
+            root = node
+            while root.parent is not None:
+                root = root.parent
+            self._before, last = {}, None
+            for element in root.descendants:  # document order: what find_previous walks back through
+                self._before[id(element)] = last
+                if isinstance(element, Tag) and self._match(element):
+                    last = element
+        return self._before.get(id(node))
 
 
 def text_of(node) -> str:
@@ -366,7 +390,8 @@ def _url_defense(url: str, path: str, query: dict[str, list[str]]) -> str:
         return query["u"][0]
     if path.startswith("/v2/") and "u" in query:
         return unquote(query["u"][0].replace("-", "%").replace("_", "/"))
-    m = _V3.search(url)
+    # (no "!" after the prefix: no v3 link, and the search would take time quadratic in the length)
+    m = _V3.search(url) if "!" in url.partition("/v3/__")[2] else None
     if m is None:
         return url
     try:
@@ -453,15 +478,33 @@ def arxiv_url(arxiv_id: str) -> str:
 _SUFFIX = re.compile(r"^(jr\.?|sr\.?|ii|iii|iv|phd|md)$", re.I)
 
 
+def _without_parentheses(text: str) -> str:
+    """Every closed ``(...)`` a space, nested ones too ("A (Dept. X (Y)), B" -> "A  , B"); an unclosed "(" stays.
+    One pass: a removal per nesting level took time quadratic in the depth."""
+    if "(" not in text:
+        return text
+    opened: list[int] = []
+    closed: list[tuple[int, int]] = []
+    for i, ch in enumerate(text):
+        if ch == "(":
+            opened.append(i)
+        elif ch == ")" and opened:
+            start = opened.pop()
+            while closed and closed[-1][0] > start:  # the pairs inside this one go with it
+                closed.pop()
+            closed.append((start, i + 1))
+    out, at = [], 0
+    for start, end in closed:
+        out += [text[at:start], " "]
+        at = end
+    return "".join([*out, text[at:]])
+
+
 def split_authors(text: str | None) -> list[str]:
     """``A, B and C`` / ``A, B, and C`` / ``A & B`` -> names; parenthesised affiliations are removed first."""
     if not text:
         return []
-    text = clean_space(text)
-    previous = None
-    while previous != text:  # innermost parentheses first, so nested affiliation lists go too
-        previous = text
-        text = re.sub(r"\([^()]*\)", " ", text)
+    text = _without_parentheses(clean_space(text))
     text = re.sub(r"\s+(and|&)\s+", ", ", text)
     names: list[str] = []
     for raw in text.split(","):
@@ -541,7 +584,7 @@ def is_meaningful_title(text: str | None) -> bool:
     if text.lower().strip(" .:!»›>") in _LINK_WORDS:
         return False
     # a URL, a DOI, an email address or a handle; not chemistry's core@shell ("CuCo@TiO2", "Au@Pt nanoparticles")
-    if re.search(r"https?://|www\.|\S@\S+\.[a-z]{2,}\b|(?:^|\s)@\w|\b10\.\d{4,9}/", text, re.I):
+    if re.search(r"https?://|www\.|\S@[^\s@]+\.[a-z]{2,}\b|(?:^|\s)@\w|\b10\.\d{4,9}/", text, re.I):
         return False
     if _NOT_TITLE_START.match(text) or text.endswith((":", ",")) or _MARKUP_START.match(text):
         return False

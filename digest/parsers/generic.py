@@ -181,6 +181,9 @@ def from_doi_blocks(soup) -> list[Paper]:
     """Items of a table of contents that prints DOIs as text: per DOI, the smallest block around it that holds
     a title (and no other DOI); the block right after the title's, when it reads as names, is the authors."""
     papers = []
+    # whether a block holds more than one item, per block: the DOIs of a list share their ancestors, and
+    # reading a list's text again for each of its DOIs took time quadratic in the length of the list
+    past_item: dict[int, bool] = {}
     for node in soup.find_all(string=_DOI_TEXT):
         if isinstance(node, Comment) or not _DOI_ALONE.match(clean_space(str(node))):
             continue  # a DOI inside a sentence ("please cite 10.1016/..."), or in a linked title: not an item's
@@ -188,8 +191,10 @@ def from_doi_blocks(soup) -> list[Paper]:
         box, title = node.parent, None
         while box is not None and box.name != "[document]":
             if box.name in _ITEM_BLOCKS:
-                text = text_of(box)
-                if len(_doi_in(text)) > 1 or len(text) > 4000:
+                if id(box) not in past_item:
+                    text = text_of(box)
+                    past_item[id(box)] = len(_doi_in(text)) > 1 or len(text) > 4000
+                if past_item[id(box)]:
                     break  # grown past the item into the list
                 title = _title_in(box, node)
                 if title is not None:

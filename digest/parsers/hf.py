@@ -33,7 +33,7 @@ _META = re.compile(
     r"^(published on\b.*|submitted by\b.*|upvotes?\b.*|\d[\d,.]*k?|·|•|\+\s?\d+|#\d+.*|"
     r"\d+ (authors?|comments?|upvotes?|likes?)\b.*|authors?:.*|github\b.*|arxiv page|pdf|"
     r"view (arxiv|pdf|paper).*|add to collection|community|(daily|trending) papers|"
-    r"https?://\S+|\S+/\S+ · .*|\d+ (days?|hours?|minutes?) ago|"
+    r"https?://\S+|[^\s/]+/\S+ · .*|\d+ (days?|hours?|minutes?) ago|"
     r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* \d{1,2}(, \d{4})?)$",
     re.I,
 )

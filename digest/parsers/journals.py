@@ -12,12 +12,14 @@ The article type or section (Editorial, Review, Original Article, ...) goes into
 from __future__ import annotations
 
 import re
+from itertools import islice
 
 from ..models import Paper
 from .common import (
     DOI_RE,
     TOC_FURNITURE,
     Body,
+    Preceding,
     author_names,
     clean_space,
     doi_from_url,
@@ -160,6 +162,7 @@ def _parse_nature_issue(soup, body: Body) -> list[Paper]:
     papers: list[Paper] = []
     seen: set[str] = set()
     published = iso_date(body.subject) or (body.date.date().isoformat() if body.date else None)
+    heading_before = Preceding(_is_nature_heading)
     for a in soup.find_all("a", href=True):
         title = text_of(a)
         cell = a.find_parent("td")
@@ -175,7 +178,7 @@ def _parse_nature_issue(soup, body: Body) -> list[Paper]:
             # headline is one even where the rule against link labels would say no ("My PI is not offering ...")
             continue
         seen.add(title.lower())
-        heading = a.find_previous(_is_nature_heading)
+        heading = heading_before(a)
         papers.append(Paper(
             title=title,
             authors=tuple(split_authors(" and ".join(text_of(b) for b in bold if text_of(b)))),
@@ -203,8 +206,12 @@ _CELL_HEADING = re.compile(r"font-size:\s*18px", re.I)
 _CELL_BOXES = {"featured content", "online now", "announcements", "table of contents", "spotlight", ""}
 
 
-def _cellpress_section(link) -> str | None:
-    heading = link.find_previous("td", style=_CELL_HEADING)
+def _is_cell_heading(tag) -> bool:
+    return tag.name == "td" and _CELL_HEADING.search(tag.get("style") or "") is not None
+
+
+def _cellpress_section(link, heading_before: Preceding) -> str | None:
+    heading = heading_before(link)
     text = clean_space(text_of(heading)) if heading is not None else ""
     if heading is None or heading.find("a") is not None or len(text) > 40 or text.lower() in _CELL_BOXES:
         return None
@@ -221,6 +228,7 @@ def parse_cellpress(body: Body) -> list[Paper]:
     venue = clean_space(m.group(1)) if m else None
     published = iso_date(body.subject)
     by_pii: dict[str, Paper] = {}
+    heading_before = Preceding(_is_cell_heading)
     for a in soup.find_all("a", href=True):
         target = unwrap_url(a["href"])
         m = _PII.search(target)
@@ -230,8 +238,9 @@ def parse_cellpress(body: Body) -> list[Paper]:
         pii = re.sub(r"[()\-]", "", m.group(1)).upper()
         # the rows after the title row: authors first, then the highlight/eTOC blurb
         row = a.find_parent("tr")
-        rows = [text_of(r) for r in row.find_next_siblings("tr")] if row is not None else []
-        rows = [r for r in rows if not _LABELS.match(r)]
+        # the next two rows that are not labels (reading every row to the table's end made a long table quadratic)
+        following = (text_of(r) for r in (row.next_siblings if row is not None else ()) if getattr(r, "name", "") == "tr")
+        rows = list(islice((r for r in following if not _LABELS.match(r)), 2))
         authors = split_authors(rows[0]) if rows else []
         blurb = rows[1] if len(rows) > 1 else None
         paper = Paper(
@@ -243,7 +252,7 @@ def parse_cellpress(body: Body) -> list[Paper]:
             source="cellpress",
             published=published,
             venue=venue,
-            comments=_cellpress_section(a),
+            comments=_cellpress_section(a, heading_before),
         )
         old = by_pii.get(pii)
         # the "Featured" box repeats TOC items with "Pinglay et al."; keep the richer TOC entry, with the
@@ -324,6 +333,7 @@ def parse_rsc(body: Body) -> list[Paper]:
         venue = re.sub(r"[\s:–-]+(latest|advance|accepted|new)\s+(articles|manuscripts)\b.*$", "", venue, flags=re.I)
     papers: list[Paper] = []
     seen: set[str] = set()
+    heading_before = Preceding(lambda t: t.name == "div" and "GroupHeading" in (t.get("class") or ()))
     for item in soup.select("div.Item"):
         link = item.select_one("a.ItemTitleLink") or item.find("a", href=True)
         title = text_of(link)
@@ -331,7 +341,7 @@ def parse_rsc(body: Body) -> list[Paper]:
         if not doi or not is_meaningful_title(title) or TOC_FURNITURE.match(title) or doi.group(0).lower() in seen:
             continue
         seen.add(doi.group(0).lower())
-        heading = item.find_previous("div", class_="GroupHeading")
+        heading = heading_before(item)
         abbreviated = text_of(item.select_one(".ItemAbrrevTitle"))
         papers.append(Paper(
             title=title,
@@ -478,6 +488,9 @@ def parse_wiley(body: Body) -> list[Paper]:
         venue = clean_space(m.group(1)) if m else None
     papers: list[Paper] = []
     seen: set[str] = set()
+    own_before = Preceding(lambda t: "toc__heading" in (t.get("class") or ()))
+    heading_before = Preceding(lambda t: t.name in ("p", "h2", "h3", "h4") and text_of(t).isupper()
+                               and len(text_of(t)) <= 60)
     for item in soup.select("div.issue-item"):
         if item.select_one("div.issue-item"):
             continue  # nested blocks: the innermost one is the item
@@ -489,11 +502,10 @@ def parse_wiley(body: Body) -> list[Paper]:
         names = [text_of(s).rstrip(",").strip() for s in item.select(".loa span") if s.find("span") is None]
         names = [n for n in names if n] or split_authors(text_of(item.select_one(".loa")))
         meta = text_of(item.select_one("p.rlist--inline"))
-        own = item.select_one(".toc__heading") or item.find_previous(class_="toc__heading")
+        own = item.select_one(".toc__heading") or own_before(item)
         if own is not None and _WILEY_PICTURES.match(text_of(own)):
             continue  # "Cover Picture", "Back Cover": a picture of a paper listed below as itself
-        heading = own or item.find_previous(
-            lambda t: t.name in ("p", "h2", "h3", "h4") and text_of(t).isupper() and len(text_of(t)) <= 60)
+        heading = own or heading_before(item)
         href = unwrap_url(link["href"]) if link is not None and link.get("href") else None
         blurb = item.select_one(".toc-item__abstract p, .abstract-preview p, .abstract-preview__text")
         papers.append(Paper(

@@ -103,11 +103,17 @@ def _record_ids(node) -> set[str]:
     return {m.group(1) for x in node.find_all("a", href=True) if (m := _RECORD_URL.search(x["href"]))}
 
 
-def _record_box(a, pmid: str):
-    """The largest element around a record link that links to no other record: that result's rows."""
+def _record_box(a, pmid: str, known: dict[int, set[str]]):
+    """The largest element around a record link that links to no other record: that result's rows.
+
+    ``known``: the records each element links to, kept over a mail's records (the results of a list share their
+    ancestors: reading them again for each result took time quadratic in the number of results)."""
     box = a
-    while box.parent is not None and box.parent.name not in ("body", "html", "[document]") and \
-            _record_ids(box.parent) <= {pmid}:
+    while box.parent is not None and box.parent.name not in ("body", "html", "[document]"):
+        if id(box.parent) not in known:
+            known[id(box.parent)] = _record_ids(box.parent)
+        if not known[id(box.parent)] <= {pmid}:
+            break
         box = box.parent
     return box
 
@@ -120,8 +126,9 @@ def _from_html(html: str) -> list[Paper]:
         if m and len(title.split()) >= 2:
             links.setdefault(m.group(1), (a, title))
     papers = []
+    known: dict[int, set[str]] = {}
     for pmid, (a, title) in links.items():
-        box = _record_box(a, pmid)
+        box = _record_box(a, pmid, known)
         lines = _lines(html_to_text(str(box)))
         key = normalise_title(title)[:40]
         at = next((i for i, line in enumerate(lines) if key and key in normalise_title(line)), None)

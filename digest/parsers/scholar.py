@@ -124,10 +124,16 @@ def _shared_titles(soup) -> dict[str, str]:
     return titles
 
 
+_MOST_BLOCKS = 12  # a paper's byline, snippet and "Cites:" row, with room to spare
+
+
 def _following_blocks(h3):
-    """The sibling elements after the title's <h3>, up to the next <h3> (the next paper)."""
+    """The sibling elements after the title's <h3> (or title link), up to the next paper's, and a dozen at most
+    (a mail without <h3>s would otherwise have every paper read to the end of the mail: quadratic time)."""
     node = h3.find_next_sibling()
-    while node is not None and node.name != "h3":
+    for _ in range(_MOST_BLOCKS):
+        if node is None or node.name == "h3" or (node.name == "a" and _has_class(node, "gse_alrt_title")):
+            return
         yield node
         node = node.find_next_sibling()
 

@@ -1,0 +1,81 @@
+"""How parsing time grows with crafted mails: each recipe at size n and 2n, and the ratio of the two times.
+
+A ratio near 2 is linear; near 4 quadratic (what these recipes took before they were fixed: a 56 KB mail of
+"class= " 76 s, 4,000 DOIs in one <div> 26 s, 1,000 Scholar titles without <h3> 13 s). Anyone can send mail to
+the alert mailbox, and a From header proves nothing, so no sender's layout may let a mail's size buy time.
+
+    .venv/bin/python benchmarks/hostile.py [--n 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from digest.errors import ParseError
+from digest.parse import parse_message
+
+ARXIV, SCHOLAR = "no-reply@arxiv.org", "scholaralerts-noreply@google.com"
+
+
+def mail(body: str, sender: str = "someone@example.org", subject: str = "hello", html: bool = False) -> bytes:
+    kind = "html" if html else "plain"
+    return (f"From: {sender}\r\nTo: me@example.org\r\nSubject: {subject}\r\nMessage-ID: <x@example.org>\r\n"
+            f"MIME-Version: 1.0\r\nContent-Type: text/{kind}; charset=utf-8\r\n"
+            f"Content-Transfer-Encoding: 8bit\r\n\r\n{body}").encode()
+
+
+RECIPES = {
+    "class= (forwarded-class regex)": lambda n: mail("<p>" + "class= " * (4 * n) + "</p>", html=True),
+    "backslash line + blank lines (arXiv)": lambda n: mail("\\\\\n" + "\n" * (15 * n)),
+    "a/ on one line (HF card lines)": lambda n: mail("a/" * (25 * n)),
+    "URL Defense v3 without '!'": lambda n: mail("https://urldefense.com/v3/__" + "a__;" * (6 * n)),
+    "a@ as a link's text": lambda n: mail('<a href="https://arxiv.org/abs/2601.00001">' + "a@" * (20 * n) + "</a>",
+                                         html=True),
+    "nested parentheses in Authors (arXiv)": lambda n: mail(
+        "\\\\\narXiv:2601.00001\nTitle: x\nAuthors: " + "(" * (10 * n) + "x" + ")" * (10 * n) + "\n\\\\\n", ARXIV),
+    "'received from' repeated (arXiv)": lambda n: mail("received from " * (10 * n), ARXIV),
+    "'bioRxiv posted' repeated": lambda n: mail("bioRxiv posted " * (5 * n)),
+    "DOIs in one <div>": lambda n: mail("<div>" + "".join(f"<p>10.1234/x{i}</p>" for i in range(2 * n)) + "</div>",
+                                       html=True),
+    "Scholar titles without <h3>": lambda n: mail("".join(
+        f'<a class="gse_alrt_title" href="https://x.org/{i}">Title number {i} words</a><table><tr><td>a</td></tr>'
+        f"</table>" for i in range(n // 2)), SCHOLAR, html=True),
+    "Cell Press rows": lambda n: mail("<table>" + "".join(
+        f'<tr><td><a href="https://www.cell.com/cell/fulltext/S0092-8674(25)0{i:04d}-1">Title number {i} here</a>'
+        f"</td></tr>" for i in range(n // 2)) + "</table>", "cellpress@notification.elsevier.com", html=True),
+    "Wiley items": lambda n: mail("wiley" + "".join(
+        f'<div class="issue-item"><a class="issue-item__title" href="https://x.org/{i}">A study of things number {i}'
+        f"</a></div>" for i in range(n // 2)), "alerts@wiley.com", html=True),
+    "Nature issue items": lambda n: mail("links.springernature.com<table>" + "".join(
+        f'<tr><td><a href="https://links.springernature.com/f/a/{i}">A study of things number {i}</a>'
+        f"<span>standfirst text</span></td></tr>" for i in range(n // 2)) + "</table>", "alerts@nature.com",
+        "Nature alert for 22nd January 2026", html=True),
+    "PubMed records in one <div>": lambda n: mail("My NCBI<div>" + "".join(
+        f'<p><a href="https://pubmed.ncbi.nlm.nih.gov/{i + 1}/">Title number {i} here.</a></p><p>PMID: {i + 1}</p>'
+        for i in range(n // 2)) + "</div>", "efback@ncbi.nlm.nih.gov", html=True),
+}
+
+
+def seconds(raw: bytes) -> float:
+    start = time.perf_counter()
+    try:
+        parse_message(raw)
+    except ParseError:
+        pass
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=2000, help="the size unit of every recipe (default 2000)")
+    args = ap.parse_args()
+    print(f"{'recipe':42} {'KB at n':>8} {'s at n':>8} {'s at 2n':>8} {'ratio':>6}")
+    for name, make in RECIPES.items():
+        small, large = make(args.n), make(2 * args.n)
+        a, b = seconds(small), seconds(large)
+        print(f"{name:42} {len(small) / 1000:8.0f} {a:8.2f} {b:8.2f} {b / max(a, 1e-6):6.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
