@@ -14,17 +14,20 @@ library is parsed again only when it changes.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import re
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
+from stat import S_ISDIR, S_ISREG
 
 from .models import normalise_arxiv_id, normalise_doi, normalise_title
 from .parsers.common import DOI_RE, arxiv_id_from_url, tex_to_unicode
 from .profiles import Seed
 
+MAX_BYTES = 200 * 10**6  # a 20,000-paper export with abstracts is ~40 MB
 FORMATS = {".bib": "BibTeX", ".bibtex": "BibTeX", ".ris": "RIS", ".json": "CSL JSON"}
 EXPORT_HINT = "export it from your reference manager as BibTeX (.bib), RIS (.ris) or CSL JSON (.json)"
 _ARXIV_TEXT = re.compile(r"arxiv[:\s/]*(?:abs/)?(\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?", re.I)
@@ -54,23 +57,30 @@ def read_library(path: str | Path) -> LibraryRead:
     try:
         stat = path.stat()
         stamp = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
-    except OSError as exc:
-        return _failed(path, f"{path}: cannot read the library ({exc.strerror}); check the path (relative paths "
-                             "start at the profile's folder) or " + EXPORT_HINT)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        return _failed(path, f"{path}: cannot read the library ({getattr(exc, 'strerror', None) or exc}); check "
+                             "the path (relative paths start at the profile's folder) or " + EXPORT_HINT)
+    if not S_ISREG(stat.st_mode):  # reading a named pipe would wait for ever, a device (/dev/zero) without end
+        what = "a folder" if S_ISDIR(stat.st_mode) else "not a regular file (a named pipe or a device)"
+        return _failed(path, f"{path}: {what}; name the exported file itself, or " + EXPORT_HINT)
+    if stat.st_size > MAX_BYTES:
+        return _failed(path, f"{path}: {stat.st_size / 1e6:.0f} MB is more than a library export "
+                             f"({MAX_BYTES // 10**6} MB at most); export the library without attachments or notes")
     with _lock:
         cached = _cache.get(path)
     if cached is not None and cached[0] == stamp:
         return cached[1]
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = _decoded(path.read_bytes())
     except UnicodeDecodeError:
         return _failed(path, f"{path}: not UTF-8 text; export the library again with the UTF-8 encoding")
     except OSError as exc:
         return _failed(path, f"{path}: cannot read the library ({exc.strerror})")
     try:
         seeds, problems = {"BibTeX": _bibtex, "RIS": _ris, "CSL JSON": _csl_json}[fmt](text, path)
-    except ValueError as exc:
-        return _failed(path, str(exc))
+    except ValueError as exc:  # this module's own messages name the file; a library's (rare) ones do not
+        return _failed(path, str(exc) if str(exc).startswith(str(path)) else f"{path}: cannot read this {fmt} "
+                                                                          f"file ({exc}); " + EXPORT_HINT)
     except Exception as exc:  # noqa: BLE001 - a library must never stop the profiles from loading
         return _failed(path, f"{path}: cannot read this {fmt} file ({type(exc).__name__}: {exc}); " + EXPORT_HINT)
     if not seeds:
@@ -81,6 +91,18 @@ def read_library(path: str | Path) -> LibraryRead:
     with _lock:
         _cache[path] = (stamp, result)
     return result
+
+
+def _decoded(data: bytes) -> str:
+    """UTF-8 (with or without a byte-order mark), or UTF-16 as EndNote and Windows tools write it."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    head = data[:400]
+    if len(head) >= 4 and head[1::2].count(0) > 0.9 * len(head[1::2]):  # UTF-16 LE without a mark: "T\0Y\0"
+        return data.decode("utf-16-le")
+    if len(head) >= 4 and head[0::2].count(0) > 0.9 * len(head[0::2]):
+        return data.decode("utf-16-be")
+    return data.decode("utf-8-sig")
 
 
 def _failed(path: Path, error: str) -> LibraryRead:
@@ -110,9 +132,29 @@ _ZOTERO_MACROS = {"{\\textless}": "<", "{\\textgreater}": ">", "\\textless{}": "
 
 
 def _text(value) -> str:
+    """A field's text: a string, a number, or a list of them (anything else, say a JSON object, is no text)."""
     if isinstance(value, list):
-        return " ".join(str(v) for v in value)
-    return "" if value is None else str(value)
+        return " ".join(_text(v) for v in value)
+    if isinstance(value, bool) or value is None or (isinstance(value, float) and value != value):  # NaN
+        return ""
+    return str(value) if isinstance(value, str | int | float) else ""
+
+
+# the rich text of CSL JSON (Zotero) and of RIS exports: <i>in vivo</i>, CO<sub>2</sub>, &amp;
+_MARKUP = re.compile(r"</?(?:i|b|em|strong|sub|sup|sc|span|nocase)\b[^<>]*>", re.I)
+
+
+def _unmarked(value) -> str:
+    text = _text(value)
+    return html.unescape(_MARKUP.sub("", text)) if "<" in text or "&" in text else text
+
+
+def _add(seeds: list[Seed], problems: list[str], seed: Seed, where: str) -> None:
+    """A seed, unless it has neither a title left (``title={{}}``, only TeX that means nothing) nor an id."""
+    if seed.title or seed.arxiv or seed.doi:
+        seeds.append(seed)
+    else:
+        problems.append(f"{where} has an empty title and no DOI or arXiv id; skipped (give it a title)")
 
 
 def _clean(value) -> str | None:
@@ -197,7 +239,8 @@ def _bibtex(text: str, path: Path) -> tuple[list[Seed], list[str]]:
         links = [get(k) or "" for k in ("eprint", "url", "journal", "note", "howpublished", "archiveprefix")]
         if (get("archiveprefix") or get("eprinttype") or "").lower() == "arxiv" and get("eprint"):
             links.insert(0, f"arXiv:{get('eprint')}")
-        seeds.append(_seed(title, get("abstract"), get("doi"), links))
+        _add(seeds, problems, _seed(title, get("abstract"), get("doi"), links),
+             f"{path}:{entry.start_line + 1}: @{entry.entry_type}{{{entry.key}}}")
     return seeds, problems
 
 
@@ -215,13 +258,19 @@ def _ris(text: str, path: Path) -> tuple[list[Seed], list[str]]:
                          "looks cut off (still being written?); export the library again")
     seeds, problems = [], []
     for i, entry in enumerate(entries, 1):
-        title = entry.get("title") or entry.get("primary_title") or entry.get("translated_title")
+        other = entry.get("unknown_tag") or {}  # tags rispy does not name: CT (a title), BT (a book's title)
+        title = entry.get("title") or entry.get("primary_title") or entry.get("translated_title") \
+            or other.get("CT") or other.get("BT")
         if not title:
             problems.append(f"{path}: entry {i} (TY  - {entry.get('type_of_reference', '?')}) has no title "
-                            "(TI or T1); skipped")
+                            "(TI, T1, CT or BT); skipped")
             continue
-        links = list(entry.get("urls") or [])  # not the abstract or notes: they may cite other papers' ids
-        seeds.append(_seed(title, entry.get("abstract") or entry.get("notes_abstract"), entry.get("doi"), links))
+        # the links (UR, L1: often arXiv's PDF), not the abstract or notes: they may cite other papers' ids
+        pdf = entry.get("file_attachments1") or []
+        links = [*(entry.get("urls") or []), *([pdf] if isinstance(pdf, str) else pdf)]
+        abstract = entry.get("abstract") or entry.get("notes_abstract")
+        _add(seeds, problems, _seed(_unmarked(title), _unmarked(abstract), entry.get("doi"), links),
+             f"{path}: entry {i}")
     return seeds, problems
 
 
@@ -240,8 +289,9 @@ def _csl_json(text: str, path: Path) -> tuple[list[Seed], list[str]]:
         if not isinstance(item, dict) or not item.get("title"):
             problems.append(f"{path}: item {i} has no \"title\"; skipped")
             continue
-        links = [str(item.get(k) or "") for k in ("URL", "number", "archive_location", "note")]
-        seeds.append(_seed(item.get("title"), item.get("abstract"), item.get("DOI"), links))
+        links = [_text(item.get(k)) for k in ("URL", "number", "archive_location", "note")]
+        _add(seeds, problems, _seed(_unmarked(item.get("title")), _unmarked(item.get("abstract")), item.get("DOI"),
+                                    links), f"{path}: item {i}")
     return seeds, problems
 
 

@@ -72,7 +72,7 @@ def test_ris_and_csl_json_exports_become_seed_papers():
          "10.18653/v1/n19-1423"),
     ]
     assert ris.seeds[0].abstract.startswith("The dominant sequence transduction models")
-    assert ris.problems == (f"{FIXTURES / 'mendeley.ris'}: entry 3 (TY  - JOUR) has no title (TI or T1); skipped",)
+    assert ris.problems == (f"{FIXTURES / 'mendeley.ris'}: entry 3 (TY  - JOUR) has no title (TI, T1, CT or BT); skipped",)
 
     csl = read_library(FIXTURES / "zotero.json")
     assert [(s.title, s.arxiv) for s in csl.seeds] == [
@@ -89,10 +89,22 @@ def test_ris_and_csl_json_exports_become_seed_papers():
     ("broken.json", b'[{"title": "x"},\n  {"title": }]', r"broken\.json:2: not valid JSON \(Expecting value\)"),
     ("object.json", b'{"title": "x"}', r"object\.json: a CSL JSON library is a list of items"),
     ("empty.bib", b"% nothing exported yet\n", r"empty\.bib: no BibTeX entry with a title found; export it"),
+    ("folder.bib", "dir", r"folder\.bib: a folder; name the exported file itself"),
+    ("pipe.bib", "fifo", r"pipe\.bib: not a regular file \(a named pipe or a device\); name the exported file"),
+    ("zero.bib", "/dev/zero", r"zero\.bib: not a regular file"),
+    ("blank.bib", b"@article{a, title = {{}}}\n@article{b, title = {\\relax}}\n",
+     r"blank\.bib: no BibTeX entry with a title found \(2 skipped, the first: .*blank\.bib:1: @article\{a\} has an "
+     r"empty title and no DOI or arXiv id; skipped \(give it a title\)\)"),
 ])
 def test_a_library_that_cannot_be_used_gets_a_precise_error(tmp_path, name, content, message):
     path = tmp_path / name
-    if content is not None:
+    if content == "dir":
+        path.mkdir()
+    elif content == "fifo":
+        os.mkfifo(path)  # reading it would wait for a writer for ever
+    elif content == "/dev/zero":
+        path.symlink_to(content)
+    elif content is not None:
         path.write_bytes(content)
     read = read_library(path)
     assert read.seeds == () and not read.stale
@@ -256,6 +268,24 @@ def test_a_cut_off_or_pathological_export_is_an_error_and_keeps_the_last_good_re
     fresh.write_text(content)
     first = read_library(fresh)
     assert first.error and not first.stale and first.seeds == ()
+
+
+def test_endnote_utf16_ris_rich_text_csl_json_and_ris_title_and_pdf_tags_are_read(tmp_path):
+    ris = "TY  - JOUR\r\nTI  - Caf\u00e9 <i>in vivo</i> CO<sub>2</sub> &amp; more\r\nER  - \r\n\r\n" \
+          "TY  - CHAP\r\nCT  - A chapter with only CT\r\nL1  - https://arxiv.org/pdf/2401.00001v2\r\nER  - \r\n"
+    for name, data in (("bom.ris", ris.encode("utf-16")), ("le.ris", ris.encode("utf-16-le")),
+                       ("be.ris", ris.encode("utf-16-be")), ("utf8.ris", ris.encode("utf-8-sig"))):
+        (tmp_path / name).write_bytes(data)
+        read = read_library(tmp_path / name)
+        assert read.error is None, (name, read.error)
+        assert [(s.title, s.arxiv) for s in read.seeds] == [("Café in vivo CO2 & more", None),
+                                                            ("A chapter with only CT", "2401.00001")], name
+    csl = tmp_path / "zotero.json"
+    csl.write_text('[{"title": "<i>In vivo</i> CO<sub>2</sub> &amp; <span class=\\"nocase\\">pH</span> < 7"},'
+                   ' {"title": {"text": "an object"}, "DOI": "10.1000/x"}, {"title": "  "}]')
+    read = read_library(csl)
+    assert [(s.title, s.doi) for s in read.seeds] == [("In vivo CO2 & pH < 7", None), (None, "10.1000/x")]
+    assert read.problems == (f"{csl}: item 3 has an empty title and no DOI or arXiv id; skipped (give it a title)",)
 
 
 def test_odd_but_real_field_values_are_read_not_crashed_on(tmp_path):
