@@ -476,6 +476,9 @@ def _given_back(m: re.Match) -> str:
     return unwrap_url(url) + m[0][len(url):]
 
 
+MAX_HEADER_BYTES = 256_000
+
+
 def _lead_stripped(raw: bytes) -> bytes:
     """Without a byte-order mark or blank lines before the headers (a Notepad save, a pasted "Show original"),
     which would make the whole message a body without headers (and hide an mbox's first "From " line)."""
@@ -497,6 +500,9 @@ def parse_message(raw: bytes) -> ParsedMessage:
     raw = _lead_stripped(raw)
     if not raw.strip():
         raise ParseError("empty: there is nothing in it (a save or download that failed?); save the alert again")
+    head = len(re.split(rb"\r?\n\r?\n", raw[:MAX_HEADER_BYTES + 4], maxsplit=1)[0])
+    if head > MAX_HEADER_BYTES:  # Python's header parser takes time quadratic in a header's length
+        raise ParseError(f"its headers run past {MAX_HEADER_BYTES // 1000} KB (an alert's take a few KB): not read")
     try:
         msg = email.message_from_bytes(raw, policy=email.policy.default)
     except Exception as exc:  # the standard library's header parser on odd input: charset*=undefined''utf-8

@@ -795,6 +795,21 @@ def test_an_arxiv_id_has_a_month():
     assert normalise_arxiv_id("math.GT/0309136v2") == "math.GT/0309136"
 
 
+def test_headers_longer_than_any_alerts_are_refused_before_the_mail_parser_reads_them():
+    raw = b"From: a@b.example\r\nSubject: x" + b"\r\n y" * 100_000 + b"\r\n\r\nbody"
+    with pytest.raises(ParseError, match="its headers run past 256 KB"):
+        parse_message(raw)
+    assert parse_message(b"From: a@b.example\r\nSubject: x\r\n\r\n" + b"a long body\n" * 100_000).kind is None
+
+
+def test_tex_beyond_any_abstracts_length_is_left_as_written():
+    from digest.parsers.common import tex_to_unicode
+
+    long = "\\unknownmacro{x} " * 2000  # 34,000 characters: not sent to pylatexenc
+    assert tex_to_unicode(long) == " ".join(long.split())
+    assert tex_to_unicode("\\unknownmacro{x} y") != "\\unknownmacro{x} y"  # a normal length is converted
+
+
 def test_headers_that_break_the_mail_parser_give_a_parse_error_not_a_crash():
     raw = b"From: a@b.example\r\nSubject: x\r\nContent-Type: text/html; charset*=undefined''utf-8\r\n\r\n<p>x</p>"
     with pytest.raises(ParseError, match="headers break the mail parser"):

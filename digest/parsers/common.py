@@ -118,6 +118,9 @@ def _tex_by_table(text: str) -> str | None:
     return text.replace("---", "—").replace("--", "–").replace("{", "").replace("}", "")
 
 
+_TEX_MOST = 20_000
+
+
 def _tex_segment(text: str) -> str:
     if "~" in text:
         text = _TIE.sub(" ", text)
@@ -131,6 +134,8 @@ def _tex_segment(text: str) -> str:
     fast = _tex_by_table(text)
     if fast is not None:
         return fast
+    if len(text) > _TEX_MOST:
+        return text  # no abstract is this long; pylatexenc takes ~9 µs a character
     # In TeX `%` starts a comment and `&`/`#` are special; abstracts use them literally, so escape them
     # first or pylatexenc would drop the rest of the line.
     # A "~" still here means "about" (z~2) and a "''" arcseconds: pylatexenc would make them a space and a quote.
