@@ -205,6 +205,8 @@ def _bibtex(text: str, path: Path) -> tuple[list[Seed], list[str]]:
     # the parser logs each broken entry as a warning; they are reported here, with their line and the fix
     logging.getLogger("bibtexparser").setLevel(logging.ERROR)
     library = bibtexparser.parse_string(text)
+    macros = {block.key.lower(): _group(block.value, 0)[0] if block.value[:1] in '{"' else block.value
+              for block in library.strings}
     problems = []
     entries = list(library.entries)
     for block in library.failed_blocks:
@@ -230,7 +232,8 @@ def _bibtex(text: str, path: Path) -> tuple[list[Seed], list[str]]:
     seeds = []
     for entry in entries:
         fields = {k.lower(): v for k, v in entry.fields_dict.items()}
-        get = {k: f.value for k, f in fields.items()}.get
+        get = {k: _joined(f.value, macros) if isinstance(f.value, str) and "#" in f.value else f.value
+               for k, f in fields.items()}.get
         title = get("title")
         if not title or not str(title).strip():
             problems.append(f"{path}:{entry.start_line + 1}: @{entry.entry_type}{{{entry.key}}} has no title; "
@@ -242,6 +245,47 @@ def _bibtex(text: str, path: Path) -> tuple[list[Seed], list[str]]:
         _add(seeds, problems, _seed(title, get("abstract"), get("doi"), links),
              f"{path}:{entry.start_line + 1}: @{entry.entry_type}{{{entry.key}}}")
     return seeds, problems
+
+
+_WORD = re.compile(r"[^\s#{}\"]+")
+
+
+def _group(value: str, i: int) -> tuple[str, int]:
+    """The inside of the ``{...}`` or ``"..."`` starting at ``value[i]``, and the index after it."""
+    depth = 0
+    for j in range(i + 1, len(value)):
+        char = value[j]
+        if char == "{":
+            depth += 1
+        elif char == "}" and depth:
+            depth -= 1
+        elif depth == 0 and char == ("}" if value[i] == "{" else '"'):
+            return value[i + 1:j], j + 1
+    raise ValueError("unclosed")
+
+
+def _joined(value: str, macros: dict[str, str]) -> str:
+    """A value BibTeX joins with ``#`` (``"Deep " # nat``, with ``@string{nat = "Nature"}``), joined; any other
+    value (``C# for {S}cience``) as it is. bibtexparser resolves a macro only when it is the whole value."""
+    parts, i = [], 0
+    try:
+        while True:
+            i = len(value) - len(value[i:].lstrip())
+            if i < len(value) and value[i] in '{"':
+                part, i = _group(value, i)
+            elif (word := _WORD.match(value, i)) and (word[0].lower() in macros or word[0].isdigit()):
+                part, i = macros.get(word[0].lower(), word[0]), word.end()
+            else:
+                return value
+            parts.append(part)
+            i = len(value) - len(value[i:].lstrip())
+            if i == len(value):
+                return "".join(parts) if len(parts) > 1 else value
+            if value[i] != "#":
+                return value
+            i += 1
+    except ValueError:
+        return value
 
 
 def _ris(text: str, path: Path) -> tuple[list[Seed], list[str]]:

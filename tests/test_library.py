@@ -288,6 +288,17 @@ def test_endnote_utf16_ris_rich_text_csl_json_and_ris_title_and_pdf_tags_are_rea
     assert read.problems == (f"{csl}: item 3 has an empty title and no DOI or arXiv id; skipped (give it a title)",)
 
 
+def test_bibtex_string_macros_joined_with_hash_are_resolved_and_a_hash_in_a_title_stays(tmp_path):
+    bib = tmp_path / "jabref.bib"
+    bib.write_text('@string{nat = "Nature"}\n@STRING{ jr = {Journal {of} Things} }\n'
+                   '@article{a, title = "Deep learning in " # nat}\n@article{b, title = {Part } # "two" # { of it}}\n'
+                   '@article{c, title = {C# for {S}cience}}\n@article{d, title = jr # " in " # 2024}\n'
+                   '@article{e, title = "A # in quotes"}\n@article{f, title = "Kept" # unknownmacro}\n')
+    read = read_library(bib)
+    assert [s.title for s in read.seeds] == ["Deep learning in Nature", "Part two of it", "C# for Science",
+                                             "Journal of Things in 2024", "A # in quotes", '"Kept" # unknownmacro']
+
+
 def test_odd_but_real_field_values_are_read_not_crashed_on(tmp_path):
     csl = tmp_path / "odd.json"
     csl.write_text('[{"title": "A paper", "DOI": 12345}, {"title": "Another", "DOI": ["10.1000/xyz"]},'
