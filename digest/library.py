@@ -94,7 +94,8 @@ def read_library(path: str | Path) -> LibraryRead:
 
 
 def _decoded(data: bytes) -> str:
-    """UTF-8 (with or without a byte-order mark), or UTF-16 as EndNote and Windows tools write it."""
+    """UTF-8 (with or without a byte-order mark), UTF-16 as EndNote and Windows tools write it, or the encoding
+    a JabRef file names in its first line."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16")
     head = data[:400]
@@ -102,7 +103,16 @@ def _decoded(data: bytes) -> str:
         return data.decode("utf-16-le")
     if len(head) >= 4 and head[0::2].count(0) > 0.9 * len(head[0::2]):
         return data.decode("utf-16-be")
-    return data.decode("utf-8-sig")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        # JabRef names the encoding it wrote in the first line: "% Encoding: windows-1252"
+        if (named := re.match(rb"%\s*Encoding:\s*([\w.-]+)", data[:200])) is None:
+            raise
+        try:
+            return data.decode(named.group(1).decode("ascii"))
+        except (LookupError, UnicodeError):
+            raise UnicodeDecodeError("utf-8", data, 0, 1, "not UTF-8, nor the encoding it names") from None
 
 
 def _failed(path: Path, error: str) -> LibraryRead:

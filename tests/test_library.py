@@ -86,6 +86,8 @@ def test_ris_and_csl_json_exports_become_seed_papers():
     ("missing.bib", None, r"missing\.bib: cannot read the library \(No such file or directory\); check the path"),
     ("library.pdf", b"%PDF", r"library\.pdf: unsupported library format '\.pdf'; export it .* BibTeX \(\.bib\)"),
     ("latin1.bib", "@article{a, title={Caf\xe9}}".encode("latin-1"), r"latin1\.bib: not UTF-8 text; export"),
+    ("named.bib", "% Encoding: no-such-codec\n@article{a, title={Caf\xe9}}".encode("latin-1"),
+     r"named\.bib: not UTF-8 text; export"),
     ("broken.json", b'[{"title": "x"},\n  {"title": }]', r"broken\.json:2: not valid JSON \(Expecting value\)"),
     ("object.json", b'{"title": "x"}', r"object\.json: a CSL JSON library is a list of items"),
     ("empty.bib", b"% nothing exported yet\n", r"empty\.bib: no BibTeX entry with a title found; export it"),
@@ -280,6 +282,9 @@ def test_endnote_utf16_ris_rich_text_csl_json_and_ris_title_and_pdf_tags_are_rea
         assert read.error is None, (name, read.error)
         assert [(s.title, s.arxiv) for s in read.seeds] == [("Café in vivo CO2 & more", None),
                                                             ("A chapter with only CT", "2401.00001")], name
+    jabref = tmp_path / "jabref.bib"
+    jabref.write_bytes("% Encoding: windows-1252\n@article{a, title={Caf\xe9 \u2013 cr\xe8me}}".encode("cp1252"))
+    assert [s.title for s in read_library(jabref).seeds] == ["Caf\xe9 \u2013 cr\xe8me"]
     csl = tmp_path / "zotero.json"
     csl.write_text('[{"title": "<i>In vivo</i> CO<sub>2</sub> &amp; <span class=\\"nocase\\">pH</span> < 7"},'
                    ' {"title": {"text": "an object"}, "DOI": "10.1000/x"}, {"title": "  "}]')
