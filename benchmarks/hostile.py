@@ -30,6 +30,10 @@ RECIPES = {
     "backslash line + blank lines (arXiv)": lambda n: mail("\\\\\n" + "\n" * (15 * n)),
     "a/ on one line (HF card lines)": lambda n: mail("a/" * (25 * n)),
     "URL Defense v3 without '!'": lambda n: mail("https://urldefense.com/v3/__" + "a__;" * (6 * n)),
+    "URL Defense v3 prefix repeated, then '!'": lambda n: mail("https://urldefense.com" + "/v3/__" * (5 * n) + "!"),
+    "TeX accent before a run of spaces (arXiv)": lambda n: mail(
+        "\\\\\narXiv:2601.00001\nTitle: Caf\\'" + " " * (10 * n) + "!\nAuthors: A B\n\\\\\n", ARXIV),
+    "a DOI followed by closing brackets": lambda n: mail("doi: 10.1234/abc" + ")" * (20 * n)),
     "a@ as a link's text": lambda n: mail('<a href="https://arxiv.org/abs/2601.00001">' + "a@" * (20 * n) + "</a>",
                                          html=True),
     "nested parentheses in Authors (arXiv)": lambda n: mail(

@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import email
+import email.errors
 import email.policy
 import functools
 import hmac
@@ -188,6 +189,9 @@ def _header(msg: EmailMessage, name: str) -> str:
         return ""
 
 
+_HARMLESS_DEFECTS = (email.errors.ObsoleteHeaderDefect, email.errors.UndecodableBytesDefect)
+
+
 def _sender(msg: EmailMessage) -> tuple[str, str]:
     """(the one address of the From header, lower case; '' and why when there is not exactly one, well formed).
 
@@ -200,7 +204,9 @@ def _sender(msg: EmailMessage) -> tuple[str, str]:
             return "", f"{len(headers)} From headers" if headers else "no From header"
         header = headers[0]
         addresses = getattr(header, "addresses", ())
-        if getattr(header, "defects", ()) or len(addresses) != 1 or "@" not in addresses[0].addr_spec:
+        # defects that make the address doubtful; an unquoted "Jane Q. Doe" (obsolete) or a raw UTF-8 name does not
+        doubtful = [d for d in getattr(header, "defects", ()) if not isinstance(d, _HARMLESS_DEFECTS)]
+        if doubtful or len(addresses) != 1 or "@" not in addresses[0].addr_spec:
             return "", f"a From header that is not one well-formed address ({' '.join(str(header).split())[:120]!r})"
         return addresses[0].addr_spec.lower(), ""
     except (ValueError, TypeError, IndexError, AttributeError):  # a header the parser cannot read

@@ -93,24 +93,29 @@ def read_library(path: str | Path) -> LibraryRead:
     return result
 
 
+def _lines(text: str) -> str:
+    """Line ends as "\n", also a classic Mac's lone CR (as reading a file as text does)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def _decoded(data: bytes) -> str:
     """UTF-8 (with or without a byte-order mark), UTF-16 as EndNote and Windows tools write it, or the encoding
     a JabRef file names in its first line."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
+        return _lines(data.decode("utf-16"))
     head = data[:400]
     if len(head) >= 4 and head[1::2].count(0) > 0.9 * len(head[1::2]):  # UTF-16 LE without a mark: "T\0Y\0"
-        return data.decode("utf-16-le")
+        return _lines(data.decode("utf-16-le"))
     if len(head) >= 4 and head[0::2].count(0) > 0.9 * len(head[0::2]):
-        return data.decode("utf-16-be")
+        return _lines(data.decode("utf-16-be"))
     try:
-        return data.decode("utf-8-sig")
+        return _lines(data.decode("utf-8-sig"))
     except UnicodeDecodeError:
         # JabRef names the encoding it wrote in the first line: "% Encoding: windows-1252"
         if (named := re.match(rb"%\s*Encoding:\s*([\w.-]+)", data[:200])) is None:
             raise
         try:
-            return data.decode(named.group(1).decode("ascii"))
+            return _lines(data.decode(named.group(1).decode("ascii")))
         except (LookupError, UnicodeError):
             raise UnicodeDecodeError("utf-8", data, 0, 1, "not UTF-8, nor the encoding it names") from None
 
@@ -215,8 +220,7 @@ def _bibtex(text: str, path: Path) -> tuple[list[Seed], list[str]]:
     # the parser logs each broken entry as a warning; they are reported here, with their line and the fix
     logging.getLogger("bibtexparser").setLevel(logging.ERROR)
     library = bibtexparser.parse_string(text)
-    macros = {block.key.lower(): _group(block.value, 0)[0] if block.value[:1] in '{"' else block.value
-              for block in library.strings}
+    macros = {block.key.lower(): str(block.value) for block in library.strings}  # without their quotes already
     problems = []
     entries = list(library.entries)
     for block in library.failed_blocks:

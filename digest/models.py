@@ -42,6 +42,12 @@ def normalise_doi(value: str | None) -> str | None:
     return _doi_end(value).lower() or None
 
 
+def legacy_doi(doi: str) -> str:
+    """A DOI as a store written before 2026-12-06 may hold it: with its own closing bracket taken off along with
+    a sentence's punctuation (``...132:5(466`` for ``...132:5(466)``). Looked up too, so an old row still matches."""
+    return doi.rstrip(".,;)]}>")
+
+
 _PAIRS = {")": "(", "]": "[", "}": "{"}
 _WEB_LINK = re.compile(r"https?://[^\s/?#]", re.I)
 
@@ -49,13 +55,16 @@ _WEB_LINK = re.compile(r"https?://[^\s/?#]", re.I)
 def _doi_end(value: str) -> str:
     """Without the punctuation of the sentence around it: "(doi:10.1/x)." ends at x, but a closing bracket
     the DOI opened stays (10.1061/(ASCE)0733-9399(2006)132:5(466))."""
-    while value:
-        last = value[-1]
-        if last in ".,;:>\"'”’»" or (last in _PAIRS and value.count(last) > value.count(_PAIRS[last])):
-            value = value[:-1]
-        else:
+    counts = {c: value.count(c) for c in "()[]{}"}  # once: counting again per character was quadratic
+    end = len(value)
+    while end:
+        last = value[end - 1]
+        if last in _PAIRS and counts[last] > counts[_PAIRS[last]]:
+            counts[last] -= 1
+        elif last not in ".,;:>\"'”’»":
             break
-    return value
+        end -= 1
+    return value[:end]
 
 
 CUT_MARK = " …"  # ends a text that an alert cut short (the rest of it was not in the mail)
@@ -103,7 +112,8 @@ def matches_query(title: str, ids: Iterable[str | None], query: str) -> bool:
 def query_ids(query: str) -> set[str]:
     """The ids a ``digest rank --find`` query may be, lower case: as typed, as an arXiv id without version (an
     arxiv.org abs/pdf link too), and as a DOI without its resolver (``https://doi.org/10.1/x`` is ``10.1/x``)."""
-    return {query.strip().lower(), (normalise_arxiv_id(query) or "").lower(), normalise_doi(query) or "",
+    doi = normalise_doi(query) or ""
+    return {query.strip().lower(), (normalise_arxiv_id(query) or "").lower(), doi, legacy_doi(doi),
             (arxiv_ref(query) or "").lower(), doi_ref(query) or ""} - {""}
 
 

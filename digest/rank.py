@@ -146,35 +146,39 @@ _SUFFIXES = {"jr", "sr", "ii", "iii", "iv"}
 _PUBMED_INITIALS = re.compile(r"[A-Z]{1,3}")  # PubMed and Scopus write "Prates AC": surname, then initials
 
 
-def _name_key(name: str) -> tuple[str, str]:
+def _name_keys(name: str) -> list[tuple[str, str]]:
     """(surname, first initial) of an author however the source writes them: "Yann LeCun", "Y. LeCun",
     Scholar's "Y LeCun", PubMed's "LeCun Y", BibTeX's "LeCun, Yann", "Schölkopf" or "Scholkopf", "Jr." left
-    out. The surname is its last word ("Laurens van der Maaten" -> maaten), so particles may come or go."""
+    out. The surname is its last word ("Laurens van der Maaten" -> maaten), so particles may come or go.
+    Two readings where the name may be either: PubMed's "LeCun Y" or a surname in capitals ("Wei LI")."""
     text = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+    readings: list[tuple[str, str]] = []
     if "," in text:
         surname, _, given = text.partition(",")
-        given = " ".join(w for w in given.replace(",", " ").split() if w.strip(".").lower() not in _SUFFIXES)
+        readings.append((surname, " ".join(w for w in given.replace(",", " ").split()
+                                            if w.strip(".").lower() not in _SUFFIXES)))
     else:
         words = [w for w in text.split() if w.strip(".").lower() not in _SUFFIXES] or text.split()
         if len(words) >= 2 and _PUBMED_INITIALS.fullmatch(words[-1]) and not words[0].isupper():
-            surname, given = " ".join(words[:-1]), words[-1]
-        else:
-            surname, given = " ".join(words[-1:]), " ".join(words[:-1])
-    surname_words = surname.lower().replace(".", " ").split()
-    initial = re.search(r"\w", given)
-    return (surname_words[-1] if surname_words else "", initial[0].lower() if initial else "")
+            readings.append((" ".join(words[:-1]), words[-1]))
+        readings.append((" ".join(words[-1:]), " ".join(words[:-1])))
+    keys = []
+    for surname, given in readings:
+        surname_words = surname.lower().replace(".", " ").split()
+        initial = re.search(r"\w", given)
+        keys.append((surname_words[-1] if surname_words else "", initial[0].lower() if initial else ""))
+    return keys
 
 
 def _author_match(wanted: str, authors: Sequence[str]) -> bool:
     """'Yann LeCun' (or 'LeCun, Yann') matches 'Yann LeCun', Scholar's 'Y LeCun' and PubMed's 'LeCun Y': the
     same surname and, when both give one, the same first initial."""
-    w_surname, w_initial = _name_key(wanted)
-    if not w_surname:
-        return False
+    wanted_keys = [key for key in _name_keys(wanted) if key[0]]
     for author in authors:
-        surname, initial = _name_key(author)
-        if surname == w_surname and (not initial or not w_initial or initial == w_initial):
-            return True
+        for surname, initial in _name_keys(author):
+            if any(surname == w_surname and (not initial or not w_initial or initial == w_initial)
+                   for w_surname, w_initial in wanted_keys):
+                return True
     return False
 
 

@@ -37,7 +37,7 @@ import numpy as np
 import sqlite_utils
 
 from .errors import StoreError
-from .models import CUT_MARK, Paper, ScoredPaper, Vote, matches_query, normalise_title, query_ids
+from .models import CUT_MARK, Paper, ScoredPaper, Vote, legacy_doi, matches_query, normalise_title, query_ids
 
 SCHEMA_VERSION = 7
 SEARCH_WORDS = 12  # a search uses at most this many words of its query
@@ -371,7 +371,7 @@ class Store:
         if not rows and paper.arxiv_id:
             rows = list(table.rows_where("arxiv_id = ?", [paper.arxiv_id], limit=1))
         if not rows and paper.doi:
-            rows = list(table.rows_where("doi = ?", [paper.doi], limit=1))
+            rows = list(table.rows_where("doi IN (?, ?)", [paper.doi, legacy_doi(paper.doi)], limit=1))
         key = normalise_title(paper.title)
         if not rows and len(key) >= 12:
             rows = list(table.rows_where("title_key = ?", [key], limit=1))
@@ -380,7 +380,7 @@ class Store:
                 rows = list(table.rows_where("title_key LIKE ? ESCAPE '\\'",
                                              [key.replace("%", r"\%").replace("_", r"\_") + "%"], limit=1))
         if rows and (paper.arxiv_id and rows[0]["arxiv_id"] and paper.arxiv_id != rows[0]["arxiv_id"]
-                     or paper.doi and rows[0]["doi"] and paper.doi != rows[0]["doi"]):
+                     or paper.doi and rows[0]["doi"] and legacy_doi(paper.doi) != legacy_doi(rows[0]["doi"])):
             return None  # same title, different ids: two papers
         return rows[0] if rows else None
 

@@ -710,6 +710,17 @@ def test_a_reply_whose_from_header_is_not_one_clean_address_of_the_user_is_no_vo
     assert store.get_vote("ada", pids[0]) == 1
 
 
+@pytest.mark.parametrize("from_line", ["From: Ada Q. Lovelace <ada@example.test>",  # an unquoted "." (obsolete)
+                                       "From: Ada L\u00f6 <ada@example.test>",  # a raw UTF-8 name (undecodable)
+                                       "From: ada@example.test (Ada)"])
+def test_a_from_header_with_a_harmless_defect_still_votes(tmp_path, from_line):
+    settings, store, pids = _replies_setup(tmp_path)
+    raw = "\r\n".join([from_line, "To: replies@example.test", "Subject: Re: digest", "Message-ID: <r9@example.test>",
+                        "In-Reply-To: <d1@example.test>", "", "+1", ""]).encode()
+    assert ingest_raw(store, raw, mailbox="INBOX", uid=9, settings=settings)[0] == "feedback"
+    assert store.get_vote("ada", pids[0]) == 1
+
+
 def test_digest_ingest_of_a_saved_reply_records_its_votes_as_the_poller_would(tmp_path):
     settings, store, pids = _replies_setup(tmp_path)
     store.close()

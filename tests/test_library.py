@@ -276,6 +276,7 @@ def test_endnote_utf16_ris_rich_text_csl_json_and_ris_title_and_pdf_tags_are_rea
     ris = "TY  - JOUR\r\nTI  - Caf\u00e9 <i>in vivo</i> CO<sub>2</sub> &amp; more\r\nER  - \r\n\r\n" \
           "TY  - CHAP\r\nCT  - A chapter with only CT\r\nL1  - https://arxiv.org/pdf/2401.00001v2\r\nER  - \r\n"
     for name, data in (("bom.ris", ris.encode("utf-16")), ("le.ris", ris.encode("utf-16-le")),
+                       ("mac.ris", ris.replace("\r\n", "\r").encode("utf-16")),  # a classic Mac's line ends
                        ("be.ris", ris.encode("utf-16-be")), ("utf8.ris", ris.encode("utf-8-sig"))):
         (tmp_path / name).write_bytes(data)
         read = read_library(tmp_path / name)
@@ -298,10 +299,12 @@ def test_bibtex_string_macros_joined_with_hash_are_resolved_and_a_hash_in_a_titl
     bib.write_text('@string{nat = "Nature"}\n@STRING{ jr = {Journal {of} Things} }\n'
                    '@article{a, title = "Deep learning in " # nat}\n@article{b, title = {Part } # "two" # { of it}}\n'
                    '@article{c, title = {C# for {S}cience}}\n@article{d, title = jr # " in " # 2024}\n'
-                   '@article{e, title = "A # in quotes"}\n@article{f, title = "Kept" # unknownmacro}\n')
+                   '@article{e, title = "A # in quotes"}\n@article{f, title = "Kept" # unknownmacro}\n'
+                   '@string{ieee = "{IEEE} Trans"}\n@string{none = ""}\n@article{g, title = ieee # " on Things" # none}\n')
     read = read_library(bib)
     assert [s.title for s in read.seeds] == ["Deep learning in Nature", "Part two of it", "C# for Science",
-                                             "Journal of Things in 2024", "A # in quotes", '"Kept" # unknownmacro']
+                                             "Journal of Things in 2024", "A # in quotes", '"Kept" # unknownmacro',
+                                             "IEEE Trans on Things"]
 
 
 def test_odd_but_real_field_values_are_read_not_crashed_on(tmp_path):

@@ -79,6 +79,9 @@ def test_particles_accents_and_suffixes_do_not_hide_an_author():
     assert _author_match("Bernhard Schölkopf", ["Scholkopf B"])
     assert _author_match("Martin Luther King Jr.", ["King, Martin Luther, Jr."])
     assert _author_match("Ana Prates", ["Muradali D", "Prates AC"])
+    # a short surname in capitals reads like PubMed's initials too: both readings are tried
+    assert _author_match("Wei Li", ["Wei LI"]) and _author_match("Andrew Ng", ["Andrew NG"])
+    assert _author_match("Wei Liu", ["Wei LIU"]) and not _author_match("Wei Liu", ["Bo LIU"])
 
 
 @pytest.mark.parametrize("keyword, text", [

@@ -57,6 +57,17 @@ def test_the_same_paper_from_three_senders_is_one_richer_paper(store):
     assert store.paper_sources("arxiv:2601.15305") == ["google_scholar", "arxiv", "hf"]
 
 
+def test_a_doi_stored_without_its_own_closing_bracket_still_matches_the_whole_doi(store):
+    """Before 2026-12-06 a DOI's own ")" was taken off with the sentence's punctuation: such rows still match."""
+    old = "10.1061/(asce)0733-9399(2006)132:5(466"
+    store.add_papers([Paper("Wave loads on piles", doi="10.1234/placeholder", source="generic")])
+    with store.db.conn:  # the row as an older version wrote it
+        store.db.execute("UPDATE papers SET doi = ?, id = ? WHERE doi = ?", [old, f"doi:{old}", "10.1234/placeholder"])
+    again = store.add_papers([Paper("Loads of waves on piles, revisited", doi=old + ")", source="nature")])
+    assert (again.new, again.merged) == (0, 1) and store.count_papers() == 1
+    assert store.paper_sources(f"doi:{old}") == ["generic", "nature"]
+
+
 def test_the_number_of_authors_an_alert_did_not_name_survives_merging(store):
     arxiv = Paper("A Census of Transients", authors=tuple(f"Author {i}" for i in range(40)), author_count=124,
                   arxiv_id="2303.00001", source="arxiv")

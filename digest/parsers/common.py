@@ -87,7 +87,7 @@ _ACCENT_MARKS = {'"': "\u0308", "'": "\u0301", "`": "\u0300", "^": "\u0302", "~"
                  "r": "\u030a"}
 # the spaces TeX swallows after a macro's name: any, with one line break (two are a paragraph: such text goes
 # to pylatexenc)
-_SP = r"[ \t]*\n?[ \t]*(?!\n)"
+_SP = r"(?>[ \t]*\n?[ \t]*)(?!\n)"  # atomic: a long run of spaces is not split every way
 _BASE = rf"(?:\\([ij])(?![A-Za-z]){_SP}|([A-Za-z]))"  # a letter, or a dotless i/j (\'\i = í)
 _ACCENT = re.compile(rf"""\\(?:(["'`^~=.]){_SP}(?:\{{{_SP}{_BASE}{_SP}\}}|{_BASE})"""
                      rf"""|([uvHckr])(?:{_SP}\{{{_SP}{_BASE}{_SP}\}}|(?=\s){_SP}{_BASE}))""")
@@ -244,7 +244,8 @@ _BLOCK_TAGS = (
 
 
 # a link as a mail program writes it in the text it makes of an HTML mail (a plain-text forward): "title <url>"
-TEXT_LINK = re.compile(r"\s*<https?://[^\s<>]+>")
+# (starting where a run of spaces starts: from inside one, each start would scan the rest of the run again)
+TEXT_LINK = re.compile(r"(?<!\s)\s*<https?://[^\s<>]+>")
 
 # what mail clients put before every class and id of a mail they forward: Gmail "m_5785777122273086187"
 # (glued to the name), Outlook on the web "x_"
@@ -314,14 +315,16 @@ class Preceding:
 
     def __init__(self, match: Callable[[Tag], bool]):
         self._match = match
-        self._before: dict[int, Tag | None] | None = None
+        self._root = None
+        self._before: dict[int, Tag | None] = {}
 
     def __call__(self, node) -> Tag | None:
-        if self._before is None:
-            root = node
-            while root.parent is not None:
-                root = root.parent
-            self._before, last = {}, None
+        """The last element before ``node`` that matches (the tree must not change between calls)."""
+        root = node
+        while root.parent is not None:
+            root = root.parent
+        if root is not self._root:  # the first call, or a node of another mail: index that one
+            self._root, self._before, last = root, {}, None
             for element in root.descendants:  # document order: what find_previous walks back through
                 self._before[id(element)] = last
                 if isinstance(element, Tag) and self._match(element):
@@ -395,8 +398,10 @@ def _url_defense(url: str, path: str, query: dict[str, list[str]]) -> str:
         return query["u"][0]
     if path.startswith("/v2/") and "u" in query:
         return unquote(query["u"][0].replace("-", "%").replace("_", "/"))
-    # (no "!" after the prefix: no v3 link, and the search would take time quadratic in the length)
-    m = _V3.search(url) if "!" in url.partition("/v3/__")[2] else None
+    # only at the first "/v3/__", and only with a "!" after it (no v3 link without): each other start, or a
+    # search without the "!", would scan to the end again, quadratic in the length
+    start = url.find("/v3/__")
+    m = _V3.match(url, start) if start >= 0 and "!" in url[start:] else None
     if m is None:
         return url
     try:
