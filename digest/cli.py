@@ -314,14 +314,17 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int, query: str | None) ->
     if query is not None and not stored:
         # before loading the model (seconds): no ranking can show it. The same words in another order, or in the
         # authors or abstract, may name the paper the user means: say which, so the next --find can take it
+        # (an answer, not an error: "not found:" and exit status 1, as grep does)
         near, n_near = store.search_papers(query, limit=3)
         if near:
             titles = "; ".join(repr(" ".join(r["paper"].title.split())) for r in near)
-            raise DigestError(f"no title in the store contains {query!r} (--find takes words in a title's order, "
-                              f"an arXiv id or a DOI); {_n(n_near, 'paper')} {'has' if n_near == 1 else 'have'} "
-                              f"all its words{', e.g.' if n_near > len(near) else ':'} {titles}")
-        raise DigestError(f"no paper in the store matches {query!r}: no alert read so far had it (`digest parse "
-                          "FILE` shows the papers a mail holds; `digest ingest FILE` stores them)")
+            click.echo(f"not found: no title in the store contains {query!r} (--find takes words in a title's "
+                       f"order, an arXiv id or a DOI); {_n(n_near, 'paper')} {'has' if n_near == 1 else 'have'} "
+                       f"all its words{', e.g.' if n_near > len(near) else ':'} {titles}", err=True)
+        else:
+            click.echo(f"not found: no paper in the store matches {query!r}: no alert read so far had it (`digest "
+                       "parse FILE` shows the papers a mail holds; `digest ingest FILE` stores them)", err=True)
+        sys.exit(1)
     for problem in [*prof.notes, *map(str, library_errors), *library_warnings]:
         click.secho(f"note: {problem}", fg="yellow")
     result = rank_user(store, _embedder(settings), settings, prof, progress=_embed_progress(settings, "texts"))
@@ -503,8 +506,9 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
     if settings.smtp.host and not settings.outbox:
         # example.org, .test, .invalid... never receive mail (RFC 2606): the example profiles left in place
         warnings += [f"{profile.path}: email: {profile.email} is a reserved example address, so a sent digest "
-                     "bounces; put the user's real address there, or move the example profiles out of "
-                     f"{directory}" for profile in loaded.profiles.values() if _reserved_address(profile.email)]
+                     "bounces; put the user's real address there"
+                     + (f", or move the example profiles out of {directory}" if profile.email in EXAMPLE_ADDRESSES else "")
+                     for profile in loaded.profiles.values() if _reserved_address(profile.email)]
     for warning in warnings:
         click.secho(f"warning: {warning}", fg="yellow")
     for tip in tips:
@@ -515,6 +519,9 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
         sys.exit(1)
     if not loaded.profiles:
         raise DigestError(f"{directory}: no profiles (*.toml) found; copy profiles/ada.toml as a start")
+
+
+EXAMPLE_ADDRESSES = {"ada@example.org", "ben@example.org"}  # the example profiles' (profiles/ada.toml, ben.toml)
 
 
 def _reserved_address(address: str) -> bool:

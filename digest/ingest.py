@@ -44,6 +44,7 @@ import imaplib
 import logging
 import os
 import re
+import socket
 import sqlite3
 import ssl
 import threading
@@ -258,6 +259,12 @@ def connect(settings: Settings) -> IMAPClient:
                            "(security = \"starttls\") port 143") from None
     except TimeoutError:
         _close(client)
+        if imap.security != "tls" and _accepts(imap.host, imap.port, imap.timeout):
+            # it takes connections but says nothing: a port that waits for a TLS handshake, not a network
+            # problem, so no retry (four of them took two minutes to say the same)
+            raise MailboxError(f"imap: {where} takes the connection but sends no greeting within imap.timeout = "
+                               f"{imap.timeout:g} s, as a port that expects TLS at once (like 993) does; set "
+                               f"imap.security = \"tls\" for it, or use the STARTTLS port (usually 143)") from None
         hint = "" if imap.security == "tls" else (
             "; a port that expects TLS at once (like 993) needs security = \"tls\"")
         raise _Lost(f"cannot reach {where} (no answer within imap.timeout = {imap.timeout:g} s{hint})") from None
@@ -269,6 +276,15 @@ def connect(settings: Settings) -> IMAPClient:
         raise MailboxError(f"imap: {where} refused the session: {_server_text(exc)}") from None
     log.debug("imap: logged in as %s at %s (%s)", imap.username, where, imap.security)
     return client
+
+
+def _accepts(host: str, port: int, timeout: float) -> bool:
+    """Whether something takes TCP connections at host:port (a silent server, rather than no route to it)."""
+    try:
+        socket.create_connection((host, port), timeout=min(timeout, 5.0)).close()
+        return True
+    except OSError:
+        return False
 
 
 def _check_account(settings: Settings) -> None:
@@ -427,6 +443,9 @@ def poll_all(store: Store, settings: Settings, *, stop: threading.Event | None =
                     break
                 if folder.error:
                     store.log_event("ERROR", "poll", f"{name}: {folder.error}")
+        except (ConfigError, MailboxError) as exc:  # a refused login, an untrusted certificate: for `digest status`
+            store.log_event("ERROR", "poll", str(exc))
+            raise
         finally:
             session.close()
     return report

@@ -21,7 +21,7 @@ from .errors import ProfileError, parse_toml, read_text_file, toml_line, toml_re
 from .models import arxiv_ref, doi_ref, normalise_title
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_SEND_AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_SEND_AT = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")  # "7:30" is "07:30"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _USER = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
@@ -242,6 +242,7 @@ def parse_profile(text: str, path: str | Path) -> Profile:
     send_at = check.string(data, "send_at", TOP_KEYS["send_at"]) or "07:00"
     if not _SEND_AT.match(send_at):
         raise check.fail("send_at", f'must look like "07:30", 24-hour HH:MM (got {toml_repr(send_at)})', TOP_KEYS["send_at"])
+    send_at = send_at.zfill(5)
     frequency = check.string(data, "frequency", TOP_KEYS["frequency"]) or "daily"
     try:
         frequency_days(frequency)

@@ -164,6 +164,12 @@ def test_check_warns_when_real_mail_would_go_to_the_example_addresses(tmp_path):
     result = CliRunner().invoke(cli, ["--config", str(config), "check"])
     assert result.exit_code == 0, result.output
     assert "ada.toml: email: ada@example.org is a reserved example address, so a sent digest bounces" in result.output
+    assert "or move the example profiles out of" in result.output  # ada@example.org is the example profile's
+    profile = tmp_path / "profiles" / "ada.toml"
+    profile.write_text(profile.read_text().replace("ada@example.org", "me@lab.example"))  # a user's own profile
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert "me@lab.example is a reserved example address" in result.output
+    assert "move the example profiles" not in result.output
 
 
 def test_check_says_whether_the_model_can_load_without_loading_it(tmp_path):
@@ -355,6 +361,13 @@ def test_check_warns_when_digests_cannot_go_out_or_their_links_would_open_the_re
     config.write_text(base + '[smtp]\nhost = "smtp.uni.example.edu"\n[web]\nbase_url = "https://digest.uni.example.edu"\n')
     result = CliRunner().invoke(cli, ["--config", str(config), "check"])
     assert "base_url" not in result.output and "smtp.host" not in result.output, result.output
+    # on this machine, without a proxy, the links must name the port `digest serve` listens on
+    config.write_text(base + '[web]\nbase_url = "http://127.0.0.1:8125"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert "web.base_url is http://127.0.0.1:8125, but `digest serve` and `digest run` listen on port 8025 " \
+           "(web.port), so its links reach nothing; set web.port = 8125" in result.output, result.output
+    config.write_text(base + '[web]\nbase_url = "http://127.0.0.1:8125"\nport = 8125\n')
+    assert "reach nothing" not in CliRunner().invoke(cli, ["--config", str(config), "check"]).output
 
 
 def test_check_says_which_seed_given_only_by_an_id_cannot_be_used_yet(tmp_path):

@@ -349,6 +349,19 @@ def test_a_wrong_password_gives_a_clear_error_without_the_password(account, monk
     assert message.startswith(f"imap: login failed for {account.address} at {host}: [AUTHENTICATIONFAILED]")
     assert message.endswith("check imap.username and the password in $DIGEST_IMAP_PASSWORD")
     assert "not-the-password" not in message and "b'" not in message
+    # a poll run from cron that fails leaves the reason where `digest status` shows it
+    from digest.schedule import status_report
+
+    [event] = [e for e in status_report(account.settings, account.store)["recent_errors"] if e["component"] == "poll"]
+    assert event["message"] == message
+
+
+def test_starttls_on_a_port_that_expects_tls_at_once_says_so_without_retrying(account, caplog):
+    account.configure(security="starttls", port=account.servers.imaps_port, timeout=1.0)
+    with pytest.raises(MailboxError, match=r"takes the connection but sends no greeting within imap.timeout = 1 s, "
+                                           r"as a port that expects TLS at once \(like 993\) does; set imap.security"):
+        account.poll()
+    assert "reconnecting" not in caplog.text  # a setting to fix, not a network to wait for: no retries
 
 
 def test_a_missing_password_names_the_environment_variable(account, monkeypatch):

@@ -25,6 +25,12 @@ def test_the_example_profiles_are_valid():
     assert len(list(Path("profiles").glob("*.toml"))) >= 2
 
 
+def test_send_at_without_its_leading_zero_is_the_same_time(tmp_path):
+    assert parse_profile(GOOD.replace('"07:30"', '"7:30"'), tmp_path / "ada.toml").send_at == "07:30"
+    with pytest.raises(ProfileError, match=r'send_at: must look like "07:30"'):
+        parse_profile(GOOD.replace('"07:30"', '"24:30"'), tmp_path / "ada.toml")
+
+
 def test_a_good_profile_parses_with_defaults(tmp_path):
     profile = parse_profile(GOOD, tmp_path / "ada.toml")
     assert profile.user == "ada"
@@ -204,7 +210,7 @@ def test_a_contested_address_goes_to_whoever_held_it_last_and_fallbacks_never_sh
 def test_a_broken_files_last_good_version_never_takes_an_address_from_a_file_that_loads(tmp_path):
     # ada once held ben's address (while ben.toml was out of the folder); both files are right again, then
     # ada's breaks: her stale last good version must not displace ben, who would get no digest and ada's instead
-    (tmp_path / "ada.toml").write_text(GOOD.replace('send_at = "07:30"', 'send_at = "7:30"'))
+    (tmp_path / "ada.toml").write_text(GOOD.replace('send_at = "07:30"', 'send_at = "7h30"'))
     (tmp_path / "ben.toml").write_text(_with("ben@example.org"))
     last_good = {"ben": _with("ben@example.org"), "ada": _with("ben@example.org")}  # ada's saved most recently
     loaded = load_profiles(tmp_path, last_good)
