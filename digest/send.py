@@ -8,8 +8,8 @@ What a failure does (``send_message``)::
     5xx reply to MAIL FROM, RCPT TO or DATA              permanent: DeliveryError(permanent=True) carrying
                                                          the server's reply; never retried
     TLS/certificate problem, STARTTLS not offered,       configuration: DeliveryError at once (retrying
-    AUTH refused                                         cannot help); not permanent, so the digest is sent
-                                                         by the next run once the configuration is fixed
+    AUTH refused, no greeting where STARTTLS was meant   cannot help); not permanent, so the digest is sent
+    (an implicit-TLS port)                               by the next run once the configuration is fixed
 
 TLS is explicit configuration and never silently downgraded: ``security = "starttls"`` against a server that
 does not offer STARTTLS fails; ``"plain"`` is accepted only for localhost (``config.load_settings``).
@@ -230,6 +230,12 @@ async def _attempt(data: bytes, sender: str, recipients: list[str], settings: Sm
             cause = exc.__cause__
             if isinstance(cause, ssl.SSLError):
                 raise _Final(_tls_hint(settings, cause), permanent=False) from None
+            if security != "tls" and isinstance(cause, aiosmtplib.SMTPReadTimeoutError):
+                # connected, but no greeting: a port that waits for a TLS handshake (465), not a network to wait for
+                raise _Final(f"{_where(settings)} takes the connection but sends no greeting within smtp.timeout = "
+                             f"{settings.timeout:g} s, as a port that expects TLS at once (like 465) does; nothing "
+                             f"was sent; set smtp.security = \"tls\" for it, or use the STARTTLS port (usually 587)",
+                             permanent=False) from None
             reason = "connection refused: nothing listens there" if isinstance(cause, ConnectionRefusedError) \
                 else str(cause or exc)
             raise _Transient(f"connect: cannot reach {_where(settings)} ({reason}); check smtp.host and smtp.port "

@@ -202,6 +202,15 @@ def test_implicit_tls_against_a_plain_port_fails_clearly_without_retries(mail_se
     assert 'security = "starttls"' in str(info.value)
 
 
+def test_starttls_against_an_implicit_tls_port_fails_clearly_without_retries(mail_servers):
+    address, _ = mail_servers.new_user("silent")
+    with pytest.raises(DeliveryError) as info:
+        _send(_message(address), _settings(mail_servers, port=mail_servers.smtps_port, timeout=1.0))
+    assert info.value.attempts == 1, str(info.value)  # a setting to fix: no retries
+    assert "takes the connection but sends no greeting within smtp.timeout = 1 s" in str(info.value)
+    assert 'set smtp.security = "tls" for it' in str(info.value) and mail_servers.messages(address) == []
+
+
 def test_an_untrusted_certificate_is_refused_and_the_error_names_ca_file(mail_servers):
     address, _ = mail_servers.new_user("untrusted")
     with pytest.raises(DeliveryError) as info:
