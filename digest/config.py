@@ -418,14 +418,14 @@ def config_problems(settings: Settings) -> tuple[list[str], list[str]]:
                         "vote by email")
     base = urlsplit(settings.web.base_url)
     try:
-        base_port = base.port or (443 if base.scheme == "https" else 80)
+        base_port = base.port  # None without one: a local proxy on port 80/443 may forward to web.port
     except ValueError:
         base_port = None
     if settings.web.enabled and (base.hostname or "") in ("localhost", "127.0.0.1", "::1") \
             and base_port is not None and base_port != settings.web.port:
-        # no proxy in between on the same machine: the links lead where nothing listens
-        warnings.append(f"{at('web.base_url')}: web.base_url is {settings.web.base_url}, but `digest serve` and "
-                        f"`digest run` listen on port {settings.web.port} (web.port), so its links reach nothing; "
+        # a port named on this machine, and not the one the server takes: the links lead where nothing listens
+        warnings.append(f"{at('web.base_url')}: web.base_url is {settings.web.base_url}, but `digest run` and "
+                        f"`digest serve` listen on port {settings.web.port} (web.port), so its links reach nothing; "
                         f"set web.port = {base_port}, or the port in base_url to {settings.web.port}")
     if settings.web.secret_key_file and not os.environ.get(settings.web.secret_key_env):
         try:

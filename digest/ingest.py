@@ -259,12 +259,13 @@ def connect(settings: Settings) -> IMAPClient:
                            "(security = \"starttls\") port 143") from None
     except TimeoutError:
         _close(client)
-        if imap.security != "tls" and _accepts(imap.host, imap.port, imap.timeout):
-            # it takes connections but says nothing: a port that waits for a TLS handshake, not a network
-            # problem, so no retry (four of them took two minutes to say the same)
+        if imap.security != "tls" and _silent(imap.host, imap.port, imap.timeout):
+            # it takes connections and says nothing (a server that greets and then stalls is not this): a port
+            # that waits for a TLS handshake, not a network problem, so no retry (four took two minutes)
             raise MailboxError(f"imap: {where} takes the connection but sends no greeting within imap.timeout = "
-                               f"{imap.timeout:g} s, as a port that expects TLS at once (like 993) does; set "
-                               f"imap.security = \"tls\" for it, or use the STARTTLS port (usually 143)") from None
+                               f"{imap.timeout:g} s, as a port that expects TLS at once (like 993) does (or a "
+                               f"server far too slow); set imap.security = \"tls\" for it, or use the STARTTLS "
+                               "port (usually 143)") from None
         hint = "" if imap.security == "tls" else (
             "; a port that expects TLS at once (like 993) needs security = \"tls\"")
         raise _Lost(f"cannot reach {where} (no answer within imap.timeout = {imap.timeout:g} s{hint})") from None
@@ -278,10 +279,14 @@ def connect(settings: Settings) -> IMAPClient:
     return client
 
 
-def _accepts(host: str, port: int, timeout: float) -> bool:
-    """Whether something takes TCP connections at host:port (a silent server, rather than no route to it)."""
+def _silent(host: str, port: int, timeout: float) -> bool:
+    """Whether host:port takes a TCP connection and then sends nothing (as a port expecting TLS at once does),
+    rather than being out of reach, or greeting and then being slow."""
     try:
-        socket.create_connection((host, port), timeout=min(timeout, 5.0)).close()
+        with socket.create_connection((host, port), timeout=min(timeout, 5.0)) as probe:
+            probe.recv(1)
+            return False  # a greeting (or a close): it speaks first, as a plain or STARTTLS port does
+    except TimeoutError:
         return True
     except OSError:
         return False
@@ -416,7 +421,11 @@ def poll_all(store: Store, settings: Settings, *, stop: threading.Event | None =
     lock_wait = LOCK_WAIT if lock_wait is None else lock_wait
     imap = settings.imap
     names = list(folders) if folders else list(imap.folders)
-    _check_settings(settings, names)
+    try:
+        _check_settings(settings, names)
+    except ConfigError as exc:  # a cron `digest poll` with a broken [imap] leaves the reason for `digest status`
+        store.log_event("ERROR", "poll", " ".join(str(exc).split()))
+        raise
     report = PollReport()
     with _poll_lock(store, stop, lock_wait) as locked:
         if not locked:
@@ -444,7 +453,7 @@ def poll_all(store: Store, settings: Settings, *, stop: threading.Event | None =
                 if folder.error:
                     store.log_event("ERROR", "poll", f"{name}: {folder.error}")
         except (ConfigError, MailboxError) as exc:  # a refused login, an untrusted certificate: for `digest status`
-            store.log_event("ERROR", "poll", str(exc))
+            store.log_event("ERROR", "poll", " ".join(str(exc).split()))  # as the daemon words it: one event
             raise
         finally:
             session.close()

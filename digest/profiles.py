@@ -240,7 +240,7 @@ def parse_profile(text: str, path: str | Path) -> Profile:
         raise check.fail("timezone", f"unknown IANA time zone {timezone!r}{hint}",
                          None if hint else TOP_KEYS["timezone"]) from None
     send_at = check.string(data, "send_at", TOP_KEYS["send_at"]) or "07:00"
-    if not _SEND_AT.match(send_at):
+    if not _SEND_AT.fullmatch(send_at):
         raise check.fail("send_at", f'must look like "07:30", 24-hour HH:MM (got {toml_repr(send_at)})', TOP_KEYS["send_at"])
     send_at = send_at.zfill(5)
     frequency = check.string(data, "frequency", TOP_KEYS["frequency"]) or "daily"

@@ -233,9 +233,9 @@ async def _attempt(data: bytes, sender: str, recipients: list[str], settings: Sm
             if security != "tls" and isinstance(cause, aiosmtplib.SMTPReadTimeoutError):
                 # connected, but no greeting: a port that waits for a TLS handshake (465), not a network to wait for
                 raise _Final(f"{_where(settings)} takes the connection but sends no greeting within smtp.timeout = "
-                             f"{settings.timeout:g} s, as a port that expects TLS at once (like 465) does; nothing "
-                             f"was sent; set smtp.security = \"tls\" for it, or use the STARTTLS port (usually 587)",
-                             permanent=False) from None
+                             f"{settings.timeout:g} s, as a port that expects TLS at once (like 465) does (or a "
+                             "server far too slow); nothing was sent; set smtp.security = \"tls\" for it, or use "
+                             "the STARTTLS port (usually 587)", permanent=False) from None
             reason = "connection refused: nothing listens there" if isinstance(cause, ConnectionRefusedError) \
                 else str(cause or exc)
             raise _Transient(f"connect: cannot reach {_where(settings)} ({reason}); check smtp.host and smtp.port "

@@ -364,9 +364,11 @@ def test_check_warns_when_digests_cannot_go_out_or_their_links_would_open_the_re
     # on this machine, without a proxy, the links must name the port `digest serve` listens on
     config.write_text(base + '[web]\nbase_url = "http://127.0.0.1:8125"\n')
     result = CliRunner().invoke(cli, ["--config", str(config), "check"])
-    assert "web.base_url is http://127.0.0.1:8125, but `digest serve` and `digest run` listen on port 8025 " \
+    assert "web.base_url is http://127.0.0.1:8125, but `digest run` and `digest serve` listen on port 8025 " \
            "(web.port), so its links reach nothing; set web.port = 8125" in result.output, result.output
     config.write_text(base + '[web]\nbase_url = "http://127.0.0.1:8125"\nport = 8125\n')
+    assert "reach nothing" not in CliRunner().invoke(cli, ["--config", str(config), "check"]).output
+    config.write_text(base + '[web]\nbase_url = "http://localhost/digest"\n')  # a local proxy on port 80 may forward
     assert "reach nothing" not in CliRunner().invoke(cli, ["--config", str(config), "check"]).output
 
 

@@ -356,12 +356,43 @@ def test_a_wrong_password_gives_a_clear_error_without_the_password(account, monk
     assert event["message"] == message
 
 
+def test_a_poll_refused_for_its_settings_leaves_the_reason_for_status(account):
+    from digest.schedule import status_report
+
+    account.configure(processed_flag="has space")
+    with pytest.raises(ConfigError, match="is not a valid IMAP keyword"):
+        account.poll()
+    [event] = [e for e in status_report(account.settings, account.store)["recent_errors"] if e["component"] == "poll"]
+    assert "imap.processed_flag = 'has space' is not a valid IMAP keyword" in event["message"]
+
+
 def test_starttls_on_a_port_that_expects_tls_at_once_says_so_without_retrying(account, caplog):
     account.configure(security="starttls", port=account.servers.imaps_port, timeout=1.0)
     with pytest.raises(MailboxError, match=r"takes the connection but sends no greeting within imap.timeout = 1 s, "
-                                           r"as a port that expects TLS at once \(like 993\) does; set imap.security"):
+                                           r"as a port that expects TLS at once \(like 993\) does .*set imap.security"):
         account.poll()
     assert "reconnecting" not in caplog.text  # a setting to fix, not a network to wait for: no retries
+
+
+def test_a_server_that_greets_and_then_stalls_is_waited_for_as_a_network_problem(tmp_path, monkeypatch):
+    listener = socket.create_server(("127.0.0.1", 0))
+    held = []
+
+    def greet_then_stall():  # greets every connection with STARTTLS offered, then says nothing more
+        while True:
+            conn, _ = listener.accept()
+            held.append(conn)
+            conn.sendall(b"* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n")
+
+    threading.Thread(target=greet_then_stall, daemon=True).start()
+    config = tmp_path / "config.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n[imap]\nhost = "127.0.0.1"\nport = {listener.getsockname()[1]}\n'
+                      'security = "starttls"\nusername = "alerts@example.org"\ntimeout = 1\n')
+    monkeypatch.setenv("DIGEST_IMAP_PASSWORD", "pw")
+    report = poll_all(Store(None), load_settings(config), retries=2, backoff=0.01)
+    # retried: a greeting came, so this is a slow server (or a network), not a port that expects TLS at once
+    assert "gave up after 3 attempts" in report.error and "no greeting" not in report.error, report.error
+    listener.close()
 
 
 def test_a_missing_password_names_the_environment_variable(account, monkeypatch):
