@@ -206,7 +206,7 @@ _RANGES = {
     ("model", "batch_size"): (1, 4096), ("ranking", "candidate_days"): (1, 3650),
     ("ranking", "background_size"): (0, 100_000), ("ranking", "default_max_items"): (1, 100),
     ("web", "token_max_age_days"): (1, 3650), ("web", "rate_limit_per_minute"): (1, None),
-    ("web", "max_body_bytes"): (256, None), ("schedule", "grace_minutes"): (0, 24 * 60),
+    ("web", "max_body_bytes"): (256, None), ("schedule", "grace_minutes"): (1, 24 * 60),
     ("schedule", "shutdown_timeout"): (0, 3600),
 }
 

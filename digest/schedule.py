@@ -735,6 +735,12 @@ class Daemon:
         if row is not None and row["status"] in DIGEST_DONE:
             log.debug("job=send user=%s period=%s: already %s", user, period, row["status"])
             return
+        done = done_period(self.work_store, profile)
+        if done is not None and period <= done:
+            # a later period already went out (the profile moved west, or the clock ran ahead and was put back):
+            # this older one is passed over, as `digest status` and the catch-up sweep pass over it
+            log.info("job=send user=%s period=%s: passed over, the digest of %s is already done", user, period, done)
+            return
         if (self.settings.schedule.poll_before_send and self.poll is not None
                 and self.work_store.pause_of(user) is None  # an unsubscribed user gets no email: no need to poll
                 and (self.last_poll_started is None or self.last_poll_started < due_at)):

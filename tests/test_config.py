@@ -167,6 +167,8 @@ def test_generated_secret_key_is_kept_in_the_data_dir(tmp_path, monkeypatch):
     ('[imap]\npoll_minutes = 0\n', r"config\.toml:2: imap\.poll_minutes must be at least 0\.5"),
     ('[smtp]\nretries = -1\n', r"smtp\.retries must be from 0 to 20"),
     ('[ranking]\ndefault_max_items = 0\n', r"ranking\.default_max_items must be from 1 to 100"),
+    # 0 would skip every digest: the send job runs a few milliseconds after its time
+    ('[schedule]\ngrace_minutes = 0\n', r"schedule\.grace_minutes must be from 1 to 1440"),
     # the classic TOML slip: a top-level key below a [table] belongs to that table
     ('[schedule]\ngrace_minutes = 60\ndata_dir = "/srv/digest"\n',
      r"config\.toml:3: unknown key schedule\.data_dir \(data_dir is a top-level key: move it above"),

@@ -215,6 +215,25 @@ def test_a_digest_missed_beyond_the_grace_window_is_skipped_and_logged(home, emb
     assert "user=ada period=2024-06-03" in skip.getMessage() and "3 h 30 min ago" in skip.getMessage()
 
 
+def test_a_reader_who_moved_west_after_a_digest_does_not_get_the_older_day_sent_too(home, embedder, caplog):
+    tmp_path, config = home
+    caplog.set_level(logging.INFO)
+    # Tokyo's 07:30 digest of 4 June went out; then the profile moved to Los Angeles, 18:00 (still 3 June there)
+    write_profile(tmp_path / "profiles", "ada", tz="America/Los_Angeles", send_at="18:00")
+    settings = load_settings(config)
+    with time_machine.travel(datetime(2024, 6, 4, 0, 59, 58, tzinfo=UTC), tick=True):  # 17:59:58 PDT, 3 June
+        store = Store(settings.db_path)
+        ingest_paths(store, [ALERT])
+        store.mark_digest(store.claim_digest("ada", "2024-06-04"), "sent")
+        daemon = Daemon(settings, embedder=embedder)
+
+        async def scenario():
+            await until(lambda: records(caplog, "job=send user=ada period=2024-06-03: passed over"))
+
+        assert drive(daemon, scenario) == 0
+    assert outbox(tmp_path) == [] and store.digest_for("ada", "2024-06-03") is None  # one digest, not two
+
+
 def test_a_weekly_digest_is_not_sent_on_its_off_days(home, embedder):
     tmp_path, config = home
     write_profile(tmp_path / "profiles", "ada", tz="UTC", send_at="07:30", frequency="weekly:mon")
