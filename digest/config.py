@@ -199,6 +199,8 @@ class Settings:
 
 
 # (section, key) -> (lowest, highest) allowed; None = no bound
+# the names of this machine: plain SMTP/IMAP only to these, and links to them reach no one else
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
 _RANGES = {
     ("imap", "port"): (1, 65535), ("smtp", "port"): (1, 65535), ("web", "port"): (1, 65535),
     ("imap", "poll_minutes"): (0.5, None), ("imap", "timeout"): (1, None), ("smtp", "timeout"): (1, None),
@@ -406,23 +408,22 @@ def config_problems(settings: Settings) -> tuple[list[str], list[str]]:
         warnings.append(f"{settings.source_label}: imap.host is not set, so `digest poll` and `digest run` cannot read "
                         "alerts from a mailbox; set [imap] host, username and the password (see config.example.toml), "
                         "or store alert files with `digest ingest PATH`")
+    base = urlsplit(settings.web.base_url)
+    local = (base.hostname or "") in LOOPBACK  # links to this machine
     if not settings.smtp.host and not settings.outbox:
         warnings.append(f"{settings.source_label}: smtp.host is not set (nor outbox), so `digest send` and `digest run` "
                         "cannot deliver digests; set [smtp] host (see config.example.toml), or outbox = \"DIR\" to "
                         "write them to files")
-    elif settings.smtp.host and not settings.outbox and not settings.web.reply_address \
-            and (urlsplit(settings.web.base_url).hostname or "") in ("localhost", "127.0.0.1", "::1"):
+    elif settings.smtp.host and not settings.outbox and not settings.web.reply_address and local:
         warnings.append(f"{at('web.base_url')}: web.base_url is {settings.web.base_url}, so the 👍/👎 and unsubscribe "
                         "links of every digest sent open the reader's own machine, not this server; set it to the "
                         "address readers reach `digest serve` at (docs/feedback.md), or set web.reply_address to "
                         "vote by email")
-    base = urlsplit(settings.web.base_url)
     try:
         base_port = base.port  # None without one: a local proxy on port 80/443 may forward to web.port
     except ValueError:
         base_port = None
-    if settings.web.enabled and (base.hostname or "") in ("localhost", "127.0.0.1", "::1") \
-            and base_port is not None and base_port != settings.web.port:
+    if settings.web.enabled and local and base_port is not None and base_port != settings.web.port:
         # a port named on this machine, and not the one the server takes: the links lead where nothing listens
         warnings.append(f"{at('web.base_url')}: web.base_url is {settings.web.base_url}, but `digest run` and "
                         f"`digest serve` listen on port {settings.web.port} (web.port), so its links reach nothing; "
@@ -457,7 +458,7 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     settings = _build(Settings, table, "", source, text, problems)
     for section in (settings.imap, settings.smtp):
         name = "imap" if section is settings.imap else "smtp"
-        if section.security == "plain" and section.host not in ("", "localhost", "127.0.0.1", "::1"):
+        if section.security == "plain" and section.host not in ("", *LOOPBACK):
             line = toml_line(text, f"{name}.security") if text else None
             problems.append(f"{source}{f':{line}' if line else ''}: {name}.security = \"plain\" is only allowed for "
                             f"localhost (host is {section.host!r}); use \"tls\" or \"starttls\"")

@@ -71,7 +71,7 @@ def read_library(path: str | Path) -> LibraryRead:
     if cached is not None and cached[0] == stamp:
         return cached[1]
     try:
-        text = _decoded(path.read_bytes())
+        text = _lines(_decoded(path.read_bytes()))
     except UnicodeDecodeError:
         return _failed(path, f"{path}: not UTF-8 text; export the library again with the UTF-8 encoding")
     except OSError as exc:
@@ -102,20 +102,20 @@ def _decoded(data: bytes) -> str:
     """UTF-8 (with or without a byte-order mark), UTF-16 as EndNote and Windows tools write it, or the encoding
     a JabRef file names in its first line."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return _lines(data.decode("utf-16"))
+        return data.decode("utf-16")
     head = data[:400]
     if len(head) >= 4 and head[1::2].count(0) > 0.9 * len(head[1::2]):  # UTF-16 LE without a mark: "T\0Y\0"
-        return _lines(data.decode("utf-16-le"))
+        return data.decode("utf-16-le")
     if len(head) >= 4 and head[0::2].count(0) > 0.9 * len(head[0::2]):
-        return _lines(data.decode("utf-16-be"))
+        return data.decode("utf-16-be")
     try:
-        return _lines(data.decode("utf-8-sig"))
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         # JabRef names the encoding it wrote in the first line: "% Encoding: windows-1252"
         if (named := re.match(rb"%\s*Encoding:\s*([\w.-]+)", data[:200])) is None:
             raise
         try:
-            return _lines(data.decode(named.group(1).decode("ascii")))
+            return data.decode(named.group(1).decode("ascii"))
         except (LookupError, UnicodeError):
             raise UnicodeDecodeError("utf-8", data, 0, 1, "not UTF-8, nor the encoding it names") from None
 

@@ -91,11 +91,14 @@ def doi_ref(value: str) -> str | None:
     return doi if doi and _DOI_FORM.match(doi) else None
 
 
+def unaccented(text: str) -> str:
+    """``text`` without its accents ("Schrödinger" -> "Schrodinger"; compatibility forms decomposed too)."""
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+
+
 def normalise_title(title: str) -> str:
     """Case-, accent- and punctuation-insensitive form of a title, for matching the same paper across senders."""
-    text = unicodedata.normalize("NFKD", title)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = text.replace("…", " ").lower()
+    text = unaccented(title).replace("…", " ").lower()
     return " ".join(_NON_WORD.sub(" ", text).split())
 
 

@@ -41,7 +41,6 @@ import functools
 import hashlib
 import math
 import re
-import unicodedata
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,7 +48,7 @@ from datetime import date
 
 import numpy as np
 
-from .models import Paper, ScoredPaper
+from .models import Paper, ScoredPaper, unaccented
 from .profiles import Profile
 
 SCALE = 10.0            # public score = z / SCALE
@@ -122,7 +121,7 @@ def build_signals(profile: Profile, anchors: Sequence[Anchor], vectors: np.ndarr
 
 def _fold(text: str) -> str:
     """Lower case without accents: "Schrödinger" and "Schrodinger" are one word to a keyword."""
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).casefold()
+    return unaccented(text).casefold()
 
 
 @functools.lru_cache(maxsize=1024)
@@ -151,7 +150,7 @@ def _name_keys(name: str) -> list[tuple[str, str]]:
     Scholar's "Y LeCun", PubMed's "LeCun Y", BibTeX's "LeCun, Yann", "Schölkopf" or "Scholkopf", "Jr." left
     out. The surname is its last word ("Laurens van der Maaten" -> maaten), so particles may come or go.
     Two readings where the name may be either: PubMed's "LeCun Y" or a surname in capitals ("Wei LI")."""
-    text = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+    text = unaccented(name)
     readings: list[tuple[str, str]] = []
     if "," in text:
         surname, _, given = text.partition(",")

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import aiosmtplib
 
-from .config import SmtpSettings
+from .config import LOOPBACK, SmtpSettings
 from .errors import ConfigError, DeliveryError
 from .render import Rendered
 
@@ -52,7 +52,6 @@ _WIRE = policy.SMTP.clone(max_line_length=998)
 _FILE = policy.default.clone(max_line_length=998)
 MAX_BACKOFF = 60.0
 _HEADER_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 def header_text(value: str) -> str:
