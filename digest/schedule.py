@@ -11,6 +11,7 @@ Pure core (no I/O; tested with frozen time):
 The daemon (``Daemon``) wires them into one asyncio loop:
     AsyncIOScheduler   poll job (every imap.poll_minutes), one send job per profile, a catch-up sweep,
                        a profile watcher (every WATCH_SECONDS)
+    clock watcher      on the monotonic clock: when the wall clock is set back, moves the jobs back with it
     uvicorn Server     the feedback web app, in the same loop
     worker thread      every unit of blocking work (loading the model, one poll, one user's digest) runs in
                        a worker thread, one unit at a time (the work lock), so jobs never overlap and the
@@ -36,6 +37,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -58,6 +60,8 @@ log = logging.getLogger(__name__)
 WATCH_SECONDS = 2.0        # how often the profiles directory is checked for changes
 SWEEP_MINUTES = 10.0       # how often due-but-unsent digests (transient failures, dead claims) are retried
 LOCK_NAME = "run.lock"     # in data_dir: one `digest run` per data directory
+CLOCK_CHECK_SECONDS = 5.0  # how often the wall clock is compared with the monotonic clock
+CLOCK_JUMP_SECONDS = 30.0  # a step of the wall clock larger than this is a jump (NTP only slews smaller errors)
 
 
 # -- the pure core ------------------------------------------------------------------------------------------
@@ -182,18 +186,22 @@ def describe_time(when: datetime, now: datetime | None = None) -> str:
 
 
 def describe_delta(delta: timedelta) -> str:
+    """"in 2 h 5 min", "1 d 38 min ago", "just now"."""
     seconds = round(delta.total_seconds())
     if seconds == 0:
         return "just now"
-    ago, seconds = seconds < 0, abs(seconds)
-    days, rest = divmod(seconds, 86400)
+    length = describe_duration(delta)
+    return f"{length} ago" if seconds < 0 else f"in {length}"
+
+
+def describe_duration(delta: timedelta) -> str:
+    """The length of ``delta`` (its sign ignored) in its two largest units that are not zero: "1 d 2 h",
+    "1 d 38 min" (not a bare "1 d" for 24 h 38 min), "45 s"."""
+    days, rest = divmod(abs(round(delta.total_seconds())), 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
-    # the two largest units that are not zero: "1 d 2 h", "1 d 38 min" (not a bare "1 d" for 24 h 38 min)
     parts = [f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "min")) if n][:2]
-    if not parts:
-        parts.append(f"{secs} s")
-    return f"{' '.join(parts)} ago" if ago else f"in {' '.join(parts)}"
+    return " ".join(parts) or f"{secs} s"
 
 
 # -- helpers with I/O ---------------------------------------------------------------------------------------
@@ -404,6 +412,7 @@ class Daemon:
         self._library_task: asyncio.Task | None = None
         self._sweep_task: asyncio.Task | None = None  # a catch-up asked for by a profile change
         self._sweep_again = False
+        self._clock_task: asyncio.Task | None = None
         self._stopped = asyncio.Event()
         self.ready = asyncio.Event()             # set once the start-up catch-up has run
         self._lock = RunLock(settings.data_path)
@@ -485,6 +494,7 @@ class Daemon:
         self.scheduler.add_job(self._watch_job, "interval", seconds=WATCH_SECONDS, id="watch", name="profiles")
         self._apply_profiles(self.profiles, initial=True)
         self.scheduler.start()
+        self._clock_task = loop.create_task(self._watch_clock())
         if self.wait_for_mail is not None:
             loop.create_task(self._idle_loop())
         web_task = loop.create_task(self._serve_web()) if self.web_server is not None else None
@@ -624,6 +634,8 @@ class Daemon:
             self._hard_exit(1)
         except Exception as exc:  # a failing unit already logged itself; stopping must still happen
             log.debug("job=stop: %s", _one_line(exc))
+        if self._clock_task is not None:
+            self._clock_task.cancel()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
         self._close()
@@ -956,6 +968,51 @@ class Daemon:
             log.info("job=profiles: no profiles in %s yet; add NAME.toml and it is picked up without a restart",
                      self.settings.profiles_path)
         return changed
+
+    # -- the clock -----------------------------------------------------------------------------------------
+    async def _watch_clock(self) -> None:
+        """Follow jumps of the wall clock, measured against the monotonic clock, which nothing sets.
+
+        APScheduler keeps every job's next run as a wall-clock time. Set back (an NTP step after a boot with a
+        wrong hardware clock, a virtual machine restored from a snapshot), the clock would make every interval
+        job wait out the jump: an hour back, no poll, no profile check and no catch-up for an hour; a send job
+        scheduled while the clock ran ahead would wait for that wrong day. A jump forward (the machine slept,
+        or the clock was put right) needs no repair, as the jobs then due run at once; the catch-up is asked
+        for at once too, so a digest missed meanwhile is sent or reported now."""
+        offset = time.time() - time.monotonic()
+        while not self.stopping:
+            await asyncio.sleep(CLOCK_CHECK_SECONDS)
+            now_offset = time.time() - time.monotonic()
+            jump, offset = now_offset - offset, now_offset
+            if self.stopping or abs(jump) < CLOCK_JUMP_SECONDS:
+                continue
+            try:
+                if jump < 0:
+                    self._clock_went_back(timedelta(seconds=-jump))
+                else:
+                    log.info("job=clock: the clock jumped %s forward (the machine slept, or the clock was set); "
+                             "digests due meanwhile are caught up now", describe_duration(timedelta(seconds=jump)))
+                    self._request_sweep()
+            except Exception as exc:  # never let the watcher die: the next jump must be seen too
+                log.error("job=clock: could not reschedule after a clock jump: %s", _one_line(exc))
+
+    def _clock_went_back(self, back: timedelta) -> None:
+        """Move each interval job back by the jump (it keeps its pace on the monotonic clock), and each send job
+        to its next send time by the clock as it is now, where the wrong clock had put it later."""
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        now = datetime.now(UTC)
+        for job in self.scheduler.get_jobs():
+            if job.next_run_time is None:
+                continue
+            if isinstance(job.trigger, IntervalTrigger):
+                job.modify(next_run_time=max(now, job.next_run_time - back))
+            elif job.id.startswith("send:") and (profile := self.profiles.get(job.id[5:])) is not None:
+                right = next_undone_send(profile, now, done_period(self.loop_store, profile))
+                if job.next_run_time > right:
+                    job.modify(next_run_time=right)
+        log.warning("job=clock: the clock went back %s; polls, profile checks and the catch-up keep their pace, "
+                    "send times follow the clock as it is now", describe_duration(back))
 
     # -- web -----------------------------------------------------------------------------------------------
     async def _serve_web(self) -> None:

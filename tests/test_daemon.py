@@ -397,6 +397,50 @@ def test_a_profile_added_after_its_send_time_gets_todays_digest_within_the_grace
     assert line.getMessage().endswith("; next the 2024-06-03 digest now (due 15 min ago, within the grace window)")
 
 
+def test_a_clock_set_back_a_day_and_then_forward_keeps_every_job_on_time(home, embedder, caplog):
+    """APScheduler keeps next runs as wall-clock times: set back, the clock would stall the interval jobs (here
+    the profile watcher) and a send job scheduled by the wrong clock for as long as the jump. The daemon sees
+    the jump on the monotonic clock (time-machine moves the wall clock only, as an NTP step does) and moves
+    them back; a jump forward sends the digest that fell due meanwhile, once."""
+    tmp_path, config = home
+    caplog.set_level(logging.INFO)
+    profiles = tmp_path / "profiles"
+    write_profile(profiles, "ada", tz="UTC", send_at="11:00")
+    settings = load_settings(config)
+    # the machine booted with its clock a day ahead
+    with time_machine.travel(datetime(2024, 6, 4, 10, 0, tzinfo=UTC), tick=True) as clock:
+        store = Store(settings.db_path)
+        ingest_paths(store, [ALERT])
+        daemon = Daemon(settings, embedder=embedder)
+
+        def next_run(job_id):
+            job = daemon.scheduler.get_job(job_id)
+            return job and job.next_run_time
+
+        async def scenario():
+            await until(lambda: daemon.ready.is_set())
+            assert next_run("send:ada") == datetime(2024, 6, 4, 11, 0, tzinfo=UTC)
+            clock.shift(timedelta(days=-1))  # NTP puts it right: 3 June, 10:00
+            await until(lambda: records(caplog, "job=clock: the clock went back 1 d"), timeout=30)
+            assert next_run("send:ada") == datetime(2024, 6, 3, 11, 0, tzinfo=UTC)
+            assert next_run("sweep") <= datetime.now(UTC) + timedelta(minutes=SWEEP_MINUTES)
+            write_profile(profiles, "ben", tz="UTC", send_at="12:00")  # the profile watcher still watches
+            await until(lambda: next_run("send:ben"), timeout=3 * WATCH_SECONDS + 5)
+            assert next_run("send:ben") == datetime(2024, 6, 3, 12, 0, tzinfo=UTC)
+            assert outbox(tmp_path) == []
+
+            clock.shift(timedelta(hours=2, minutes=30))  # the machine slept: 12:30, both send times passed
+            await until(lambda: len(outbox(tmp_path)) == 2, timeout=90)
+            await asyncio.sleep(2 * WATCH_SECONDS)
+
+        assert drive(daemon, scenario, timeout=240) == 0
+    assert outbox(tmp_path) == ["ada-2024-06-03.eml", "ben-2024-06-03.eml"]
+    assert [d["period"] for d in store.digests("ada")] == ["2024-06-03"]
+    [back] = records(caplog, "job=clock: the clock went back")
+    assert back.levelno == logging.WARNING and "went back 1 d;" in back.getMessage()
+    assert records(caplog, "job=clock: the clock jumped 2 h 30 min forward")
+
+
 class HeldEmbedder:
     """The session's real embedder, held at the start of two chunks of a library until the test lets it go: a
     digest falls due, and a stop comes, at a known point between chunks rather than in a race with the CPU."""
