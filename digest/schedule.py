@@ -176,7 +176,7 @@ def schedule_key(profile: Profile) -> tuple:
 
 
 def describe_time(when: datetime, now: datetime | None = None) -> str:
-    """``Tue 2024-03-05 07:30 GMT (07:30 UTC)``, plus ``in 3 h 5 min`` when ``now`` is given."""
+    """``Tue 2024-03-05 07:30 CET (06:30 UTC)`` (the UTC time only when it differs), plus ``in 3 h 5 min`` when ``now`` is given."""
     text = f"{when:%a %Y-%m-%d %H:%M} {when.tzname()}"
     if when.utcoffset():
         text += f" ({when.astimezone(UTC):%H:%M} UTC)"
@@ -1122,8 +1122,7 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
     report["profile_errors"] = errors
     report["recent_errors"] = [{**{k: e[k] for k in ("at", "level", "component", "user", "message")},
                                 "resolved": _resolved(store, e, errors)}
-                               for e in store.recent_events(10)
-                               if e["level"] in ("ERROR", "WARNING")]
+                               for e in store.recent_events(10, levels=("ERROR", "WARNING"))]
     return report
 
 

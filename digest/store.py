@@ -973,10 +973,11 @@ class Store:
             self._insert("events", {"at": utcnow(), "level": level, "component": component, "user": user,
                                     "message": message})
 
-    def recent_events(self, limit: int = 10, level: str | None = None) -> list[dict]:
-        where = "level = ?" if level else None
-        return list(self.db["events"].rows_where(where, [level] if level else [], order_by="at desc, id desc",
-                                                 limit=limit))
+    def recent_events(self, limit: int = 10, levels: tuple[str, ...] = ()) -> list[dict]:
+        """The latest `limit` events, latest first; only those of `levels` when given (INFO lines between
+        errors do not push them out of the list)."""
+        where = f"level IN ({', '.join('?' * len(levels))})" if levels else None
+        return list(self.db["events"].rows_where(where, list(levels), order_by="at desc, id desc", limit=limit))
 
     # -- feedback (owner: feedback): pauses, batched votes, digests by Message-ID --------------------------
     def pause_user(self, user: str, *, via: str = "web", reason: str = "") -> bool:

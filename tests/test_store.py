@@ -412,6 +412,16 @@ def test_an_event_repeated_by_every_command_is_kept_once_with_its_latest_time(st
     assert len(store.recent_events(limit=50)) == 5
 
 
+def test_errors_are_listed_past_any_number_of_info_events_logged_after_them(store):
+    store.log_event("ERROR", "send", "SMTP failed 4 times, last: 451 later", user="ada")
+    store.log_event("WARNING", "clock", "the clock went back 1 d")
+    for n in range(12):  # a busy day of INFO lines after them
+        store.log_event("INFO", "feedback", f"vote {n}", user="ada")
+    assert all(e["level"] == "INFO" for e in store.recent_events(10))
+    errors = store.recent_events(10, levels=("ERROR", "WARNING"))
+    assert [(e["level"], e["component"]) for e in errors] == [("WARNING", "clock"), ("ERROR", "send")]
+
+
 def test_a_text_an_alert_cut_short_loses_to_a_whole_one_even_when_the_mark_makes_it_longer(store):
     whole = "We study sparse attention. It scales."
     cut = "We study sparse attention. It scales …"  # cut just before the end, then marked: one character longer
