@@ -15,6 +15,7 @@ alert.
 
 from __future__ import annotations
 
+import codecs
 import email
 import email.errors
 import email.policy
@@ -161,6 +162,8 @@ def kind_of_content(text: str | None, html: str | None) -> str | None:
 # ---------------------------------------------------------------- MIME
 
 
+# labels of single-byte Western charsets that mail often gets wrong (as codecs.lookup names them)
+_WESTERN_LABELS = {"ascii", "iso8859-1", "cp1252"}
 def _decode_part(part: Message) -> str:
     """A text part's content, tolerant of missing, wrong or unknown charsets."""
     payload = part.get_payload(decode=True)
@@ -168,7 +171,15 @@ def _decode_part(part: Message) -> str:
         payload = part.get_payload()
         return payload if isinstance(payload, str) else ""
     charset = part.get_content_charset() or "utf-8"
-    for candidate in (charset, "utf-8"):
+    try:
+        single_byte = codecs.lookup(charset).name in _WESTERN_LABELS
+    except (LookupError, ValueError):
+        single_byte = False
+    # Latin-1 decodes any bytes, so a wrong label would never fail over: UTF-8 labelled ISO-8859-1 or ASCII
+    # (a gateway's default) is read as UTF-8 when it is valid UTF-8, and ISO-8859-1 as Windows-1252, as
+    # browsers do (Outlook's curly quotes and dashes are 0x80-0x9F, control characters in Latin-1)
+    candidates = ("utf-8", "cp1252", "latin-1") if single_byte else (charset, "utf-8")
+    for candidate in candidates:
         try:
             text = payload.decode(candidate)
             break

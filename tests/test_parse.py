@@ -27,6 +27,7 @@ CELL = "other/cellpress/landau-19be68deae8c8a9c-cell-january-22-2026-volume-189-
 AHA = "other/aha_journals_atypon/landau-19be4d80d8f5e8e9-these-new-articles-for-circulation-are-available-o.html"
 BIORXIV = "other/biorxiv/landau-19be862ec2035233-biorxiv-subject-collection-alert.txt"
 JCCR = "arxiv/jccr-cs-daily-2024-11-07.eml"
+SCIENCE_ADVANCES = "other/aaas/hydrochan-science-advances-toc-12-14-TRUNCATED-first-13-items.html"
 
 
 def parse_fixture(name: str):
@@ -762,6 +763,30 @@ def test_wrong_charset_does_not_break_parsing(charset):
     assert len(parsed.papers) == 2
 
 
+@pytest.mark.parametrize("name, sender, subtype", [
+    (BIORXIV, "bioRxiv <cshljnls-mailer@alerts.highwire.org>", "plain"),  # á é í
+    (SCIENCE_ADVANCES, "Science <alerts@aaas.sciencepubs.org>", "html"),  # – — ’
+])
+@pytest.mark.parametrize("encoding, label", [
+    ("utf-8", "iso-8859-1"), ("utf-8", "us-ascii"), ("utf-8", "windows-1252"),  # a gateway's default label
+    ("cp1252", "iso-8859-1"),  # Outlook: curly quotes and dashes in 0x80-0x9F, labelled Latin-1
+    ("cp1252", "windows-1252"), ("latin-1", "iso-8859-1")])  # labelled right: read as before
+def test_a_body_whose_charset_label_is_wrong_reads_as_written(name, sender, subtype, encoding, label):
+    text = (FIXTURES / name).read_text(encoding="utf-8")
+    if encoding == "latin-1":
+        text = text.translate({ord(c): "-" for c in "–—"}).replace("’", "'")
+    right = parse_message(_mail_bytes(text, sender, subtype, "utf-8", "utf-8"))
+    wrong = parse_message(_mail_bytes(text, sender, subtype, encoding, label))
+    assert len(right.papers) >= 5
+    assert [(p.title, p.authors, p.abstract) for p in wrong.papers] == \
+        [(p.title, p.authors, p.abstract) for p in right.papers]
+
+
+def _mail_bytes(text: str, sender: str, subtype: str, encoding: str, label: str) -> bytes:
+    return (f"From: {sender}\nSubject: alert\nMIME-Version: 1.0\nContent-Type: text/{subtype}; charset={label}\n"
+            "Content-Transfer-Encoding: 8bit\n\n").encode() + text.encode(encoding)
+
+
 def test_a_title_of_punctuation_alone_without_ids_is_no_paper_and_links_are_web_links_only():
     name = "google_scholar/landau-19bc03358e94bbaf-inference-and-analysis-of-cell-cell-communication-.html"
     html = (FIXTURES / name).read_text(encoding="utf-8")
@@ -1274,7 +1299,6 @@ def test_a_nature_methods_contents_mail_gives_every_item_with_its_doi_kind_and_d
     assert parsed.papers[0].title == "Appeals: what, why, when, how" and parsed.papers[0].comments == "Editorial"
 
 
-SCIENCE_ADVANCES = "other/aaas/hydrochan-science-advances-toc-12-14-TRUNCATED-first-13-items.html"
 
 
 def test_science_advances_toc_items_by_their_byline_without_dois():
