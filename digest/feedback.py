@@ -105,7 +105,14 @@ SUBJECT_TOKEN = re.compile(r"\[vote:\s*(" + TOKEN_RE.pattern + r")\s*\]")
 REPLY_VOTE = re.compile(r"([+\-−–])(\d{1,3})")
 # where the quoted digest starts in a plain-text reply: "On ... wrote:", Outlook's header block, a signature
 QUOTE_START = re.compile(r"^(On .{0,200}wrote:?|Le .{0,200}a écrit\s?:?|Am .{0,200}schrieb.{0,60}:?|"
-                         r"-{2,}\s*Original Message\s*-{2,}|_{10,}|From:\s.*|-- ?)$", re.IGNORECASE)
+                         r"El .{0,200}escribió:?|Em .{0,200}escreveu:?|Il .{0,200}ha scritto:?|"
+                         r"Op .{0,200}schreef.{0,60}:?|.{0,200}写道[:：]?|"
+                         r"-{2,}\s*(Original Message|Ursprüngliche Nachricht|Message d'origine|Mensaje original)"
+                         r"\s*-{2,}|_{10,}|"
+                         # Outlook's header block, in the languages it is most often set to
+                         r"(From|Von|De|Da|Van|Från|Fra|Od|От|发件人|差出人|寄件者)\s?[:：]\s.*|-- ?)$", re.IGNORECASE)
+# a vote may end its sentence: "+12, +13."
+VOTE_END = ".!"
 
 
 @dataclass(frozen=True)
@@ -146,7 +153,7 @@ def reply_votes(text: str) -> list[tuple[int, int]]:
         if QUOTE_START.match(stripped):
             break
         words = [w for w in re.split(r"[\s,;]+", stripped) if w]
-        matches = [REPLY_VOTE.fullmatch(w) for w in words]
+        matches = [REPLY_VOTE.fullmatch(w.rstrip(VOTE_END)) for w in words]
         if words and all(matches):
             votes.extend((int(m.group(2)), 1 if m.group(1) == "+" else -1) for m in matches)
     return votes
@@ -165,7 +172,14 @@ def _fresh_text(msg: EmailMessage) -> str:
         from bs4 import BeautifulSoup
 
         soup = BeautifulSoup(content, "html.parser")
-        for quoted in soup.select("blockquote, .gmail_quote, #divRplyFwdMsg, #appendonsend"):
+        # Outlook quotes the earlier message after its header block (not inside it, nor in a blockquote):
+        # everything from that block on is quoted text, earlier votes included
+        for header in soup.select("#divRplyFwdMsg, #appendonsend, #mail-editor-reference-message-container"):
+            if header.parent is not None:  # not inside one already taken out
+                for later in header.find_all_next():
+                    later.extract()
+                header.decompose()
+        for quoted in soup.select("blockquote, .gmail_quote"):
             quoted.decompose()
         for br in soup.find_all(["br", "p", "div"]):
             br.insert_after("\n")
@@ -225,7 +239,7 @@ def handle_reply(store: Store, settings: Settings, raw: bytes, *, mailbox: str, 
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     subject = " ".join(_header(msg, "Subject").split())
     found = SUBJECT_TOKEN.search(subject)
-    digest_row = None if found else store.digest_by_message_id(_message_ids(msg))
+    digest_row = store.digest_by_message_id(_message_ids(msg))
     if not found and digest_row is None:
         return None
     sender, sender_problem = _sender(msg)
@@ -252,12 +266,20 @@ def handle_reply(store: Store, settings: Settings, raw: bytes, *, mailbox: str, 
     if auto and auto != "no":
         return finish("feedback_rejected", None, f"an automatic reply (Auto-Submitted: {auto}), not a vote")
 
+    data, token_problem = None, ""
     if found:
         try:
             data = expect(read_token(key or settings.web.secret_key(settings.data_path), found.group(1),
                                      max_age_days=settings.web.token_max_age_days), actions=("up", "down"))
         except TokenError as exc:
-            return finish("feedback_rejected", None, f"vote token refused: {exc}")
+            token_problem = f"vote token refused: {exc}"
+            if digest_row is None:
+                return finish("feedback_rejected", None, token_problem)
+        # a reply to a digest keeps the digest's subject, made of paper titles, which come from alerts anyone
+        # can send: a "[vote:...]" there that is not that reader's own vote is part of a title, not the vote
+        if data is not None and digest_row is not None and data.user != digest_row["user"]:
+            data = None
+    if data is not None:
         user, votes, notes = data.user, [(data.paper_id, data.value)], ""
     else:
         user = digest_row["user"]
@@ -271,7 +293,7 @@ def handle_reply(store: Store, settings: Settings, raw: bytes, *, mailbox: str, 
         notes = (f"no item {', '.join(map(str, unknown))} in the digest of {digest_row['period']} ({counts})"
                  if unknown else "")
         if not votes:
-            return finish("feedback_rejected", user, notes or "a reply to a digest without votes (write "
+            return finish("feedback_rejected", user, notes or token_problem or "a reply to a digest without votes (write "
                           "+N or -N on a line of its own, e.g. \"+1 -3\")")
         votes = list({pid: (pid, value) for pid, value in votes}.values())  # "+1 -1": the last one wins
 

@@ -40,7 +40,8 @@ TITLE_LIMIT = 300  # a "title" longer than this is a parser accident, not someth
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # what no value shown in a digest may carry: control characters other than tab and newline (a title with ESC
 # sequences would colour a text-mode mail reader's terminal; NUL is not allowed in mail at all)
-_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# control characters, and the bidirectional overrides and isolates that can make a title display as another
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def printable(value: object) -> object:

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 _WIRE = policy.SMTP.clone(max_line_length=998)
 _FILE = policy.default.clone(max_line_length=998)
 MAX_BACKOFF = 60.0
-_HEADER_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_HEADER_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def header_text(value: str) -> str:

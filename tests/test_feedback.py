@@ -625,6 +625,11 @@ def test_an_existing_database_gets_the_pauses_table_and_keeps_its_data(tmp_path)
     ("-3 degrees outside", []),
     ("> +4\n+6", [(6, 1)]),  # quoted lines are not the reader's
     ("+2\n\nOn Mon, 3 Mar 2025 at 07:30, digest <d@x> wrote:\n> 1. A paper\n+7", [(2, 1)]),
+    ("+12, +13.\nThanks!", [(12, 1), (13, 1)]),  # a vote may end its sentence
+    ("+1\n\nVon: digest <d@x>\nGesendet: Montag, 3. März 2025 07:30\n-7", [(1, 1)]),  # Outlook in German,
+    ("+1\n\nDe : digest <d@x>\nEnvoyé : lundi 3 mars 2025 07:30\n-7", [(1, 1)]),  # French: not quoted with ">"
+    ("+1\n\n发件人: digest <d@x>\n-7", [(1, 1)]),
+    ("+1\n\nEl lun, 3 mar 2025 a las 7:30, digest (<d@x>) escribió:\n-7", [(1, 1)]),
     ("", []),
 ])
 def test_reply_votes_reads_only_the_readers_own_vote_lines(text, votes):
@@ -682,6 +687,39 @@ def test_an_html_only_reply_counts_the_votes_above_the_quote_and_the_sender_case
     assert ingest_raw(store, _raw_reply("ada@example.test", "-1"), mailbox="Archive", uid=1,
                       settings=settings)[0] == "duplicate"
     assert store.get_vote("ada", pids[0]) == 1
+
+
+def test_an_outlook_reply_does_not_replay_the_votes_of_the_earlier_reply_it_quotes(tmp_path):
+    settings, store, pids = _replies_setup(tmp_path)
+    store.record_votes("ada", [(pids[1], 1)], "web")  # after an earlier "-2" by email, a 👍 on the web
+    # Outlook on the web: the earlier message follows its header block, not inside it nor in a blockquote
+    html = ("<div>+3</div><div id='appendonsend'></div><hr><div id='divRplyFwdMsg'><b>From:</b> Ada<br>"
+            "<b>Sent:</b> Monday</div><div><div>-2</div><div>-1</div></div>")
+    assert ingest_raw(store, _raw_reply("ada@example.test", html, html=True), mailbox="INBOX", uid=1,
+                      settings=settings)[0] == "feedback"
+    assert {v.paper_id: v.value for v in store.votes("ada")} == {pids[1]: 1, pids[2]: 1}
+
+
+def test_a_vote_token_in_a_digests_subject_made_of_titles_does_not_stop_the_replies_to_it(tmp_path):
+    settings, store, pids = _replies_setup(tmp_path)
+    key = settings.web.secret_key(settings.data_path)
+    (tmp_path / "profiles" / "bob.toml").write_text('email = "bob@example.test"\n[[interests]]\nlabel = "x"\n')
+    bobs = make_token(key, "bob", "up", pids[0])  # even a real token of another reader, put in a title
+    for uid, planted in enumerate(["[vote:aaaaaaaaaa.bbbbbb.cccccccccccccccccccc]", f"[vote:{bobs}]"], 1):
+        reply = _raw_reply("ada@example.test", "+2 -3", subject=f"Re: {planted} Speculative decoding + 2 more",
+                           message_id=f"<r{uid}@x>")
+        assert ingest_raw(store, reply, mailbox="INBOX", uid=uid, settings=settings)[0] == "feedback"
+        assert {v.paper_id: v.value for v in store.votes("ada")} == {pids[1]: 1, pids[2]: -1}
+        store.undo_vote("ada", pids[1]), store.undo_vote("ada", pids[2])
+    assert store.votes("bob") == []
+    # a mailto vote (a new message with its token, no reply headers) still counts as before
+    mine = make_token(key, "ada", "down", pids[0])
+    vote = EmailMessage()
+    vote["From"], vote["To"], vote["Subject"] = "ada@example.test", "r@example.test", f"👎 x [vote:{mine}]"
+    vote["Message-ID"] = "<m1@x>"
+    vote.set_content("Send this email as it is")
+    assert ingest_raw(store, vote.as_bytes(), mailbox="INBOX", uid=9, settings=settings)[0] == "feedback"
+    assert store.get_vote("ada", pids[0]) == -1
 
 
 @pytest.mark.parametrize("from_lines", [

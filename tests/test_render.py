@@ -132,6 +132,17 @@ def test_hostile_paper_text_is_escaped_in_html():
     assert '<script>alert("x")</script>' in out.text  # plain text is not HTML: shown as it is
 
 
+def test_bidirectional_overrides_in_a_title_cannot_make_it_display_as_another():
+    # U+202E turns "...cod.exe" into "exe.doc..." on screen; isolates (U+2066-9) do the same inside a line
+    out = render_digest(_context([_item("Safe title \u202egnp.exe\u202c and \u2067more\u2069",
+                                        authors=("Eve \u202eevE",))]))
+    for part in (out.subject, out.text, out.html):
+        assert not set(part) & {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068",
+                                "\u2069"}
+        assert "Safe title gnp.exe and more" in part
+    assert "نموذج لغوي" in render_digest(_context([_item(**HOSTILE[2])])).html  # right-to-left text itself stays
+
+
 def test_only_http_links_reach_the_digest():
     assert safe_url("javascript:alert(1)") == ""
     assert safe_url("data:text/html,<b>x</b>") == ""
@@ -193,6 +204,10 @@ def test_a_quiet_day_says_so():
     assert "none of the 12 recent papers cleared your relevance bar" in out.text.lower()
     assert "relevance_floor" in out.html and "A quiet day" in out.html
     assert "The number in a reason" not in out.text  # no reasons on a quiet day
+    # nothing to reply "+1" to: the email does not invite numbered votes (a reply's numbers go on past the
+    # email's items to its page's, which would be an unseen paper's)
+    replies = render_digest(_context([], quiet=True, n=12, reply_address="alerts@example.org"))
+    assert "+N" not in replies.text and "+2 -5" not in replies.html and "Quiet day" in replies.subject
 
 
 def test_a_day_without_any_new_papers_suggests_checking_the_alerts():

@@ -73,7 +73,8 @@ INJECTED = "=?utf-8?q?Great=0D=0ABcc:_eve@evil.example=0D=0A=0D=0A<b>spoof</b>?=
 
 def test_a_title_or_name_written_as_an_encoded_word_cannot_add_headers_or_start_the_body(mail_servers):
     address, _ = mail_servers.new_user("inject")
-    msg = _message(address, title=f"{INJECTED} \x1b[31mred\x00 paper", name=INJECTED)  # the profile's name
+    msg = _message(address, title=f"{INJECTED} \x1b[31mred\x00 paper",
+                   name=INJECTED + " \u202eevE")  # the profile's name; U+202E would show the rest reversed
     _send(msg, _settings(mail_servers))
     [got] = _delivered(mail_servers, address, msg["Message-ID"])
     assert "Bcc" not in got and got["From"].addresses[0].addr_spec == "digest@example.test"
@@ -81,6 +82,7 @@ def test_a_title_or_name_written_as_an_encoded_word_cannot_add_headers_or_start_
     # the text as it was written, with an invisible word joiner after "=": no header break, no escape code
     assert got["Subject"].startswith("=\u2060?utf-8?q?Great=0D=0ABcc:_eve@evil.example=0D=0A=0D=0A<b>spoof</b>?=")
     assert got["To"].addresses[0].display_name.startswith("=\u2060?utf-8?q?")
+    assert got["To"].addresses[0].display_name.endswith(" evE")  # the override is gone, the name stays
     text = got.get_body(("plain",)).get_content()
     assert "spoof" in text and "\x1b" not in text and "\x00" not in text and "red paper" in text
     assert "<b>spoof</b>" not in got.get_body(("html",)).get_content()  # escaped there, as every title
