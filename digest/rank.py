@@ -57,6 +57,7 @@ KEYWORD_BOOST = 0.10    # per matched keyword (one sigma)
 AUTHOR_BOOST = 0.15     # per matched author
 RECENCY_BONUS = 0.03    # at most, for a paper published today, fading over a month
 MUTED_SCORE = -99.0     # JSON-able stand-in for "never show"
+STRONG_Z = 2.0          # an anchor this many sigmas above the background counts as a strong match in a reason
 
 # channel weights and shapes, tuned on the static/online CiteULike protocols with --seed 1 (benchmarks/README.md)
 W_KNN = 1.0
@@ -492,6 +493,15 @@ def score_papers(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[P
                                 "anchor_z": round(float(ch.anchor_z[i, best]), 2)}
             if anchor.kind == "facet":
                 reasons.append(f"matches your interest “{anchor.label}” ({sim:.2f})")
+                # the interest named is the one the paper stands out for against the background (z), which
+                # need not be the one it is closest to: a generic interest is close to many papers. When the
+                # closest also counts as a strong match, say so, or the lower number looks like a mistake
+                closest = int(facets[int(np.argmax(ch.anchor_sim[i, facets]))])
+                if closest != best and ch.anchor_z[i, closest] >= STRONG_Z:
+                    also = signals.anchors[closest]
+                    details["also"] = {"label": also.label, "similarity": round(float(ch.anchor_sim[i, closest]), 3),
+                                       "anchor_z": round(float(ch.anchor_z[i, closest]), 2)}
+                    reasons.append(f"also your interest “{also.label}” ({ch.anchor_sim[i, closest]:.2f})")
             else:
                 if anchor.kind == "liked":
                     reasons.append(f"close to a paper you liked “{anchor.label}” ({sim:.2f})")
@@ -499,7 +509,7 @@ def score_papers(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[P
                     reasons.append(f"close to “{anchor.label}” in your library ({sim:.2f})")
                 else:
                     reasons.append(f"close to your seed paper “{anchor.label}” ({sim:.2f})")
-                if facet is not None and details["facet"]["anchor_z"] >= 2.0:
+                if facet is not None and details["facet"]["anchor_z"] >= STRONG_Z:
                     reasons.append(f"in your interest “{facet}”")
         score = float(ch.z[i]) / SCALE
         if len(neg) and ch.penalty[i] > 0:

@@ -50,6 +50,22 @@ def test_the_reason_names_the_facet_that_matched():
     json.dumps(by_title["paper 0"].details)  # the numbers behind the reason stay JSON-able
 
 
+def test_a_paper_closer_to_a_broad_interest_than_to_the_one_it_is_listed_under_names_both():
+    rng = np.random.default_rng(1)
+    stream = rng.normal(size=(300, DIM)).astype(np.float32)
+    stream[:, 0] += 3.0  # the broad interest's topic is all over the store
+    stream /= np.linalg.norm(stream, axis=1, keepdims=True)
+    sig = signals([("facet", "LLM inference", unit((0, 1))), ("facet", "ML for code", unit((1, 1)))])
+    near_both, only_code = unit((0, 1.0), (1, 0.7)), unit((1, 1.0), (2, 0.8))
+    ranking = rank(sig, np.stack([near_both, only_code]), papers(2), max_items=5, background_vecs=stream)
+    by_title = {s.paper.title: s for s in ranking.scored}
+    both, code = by_title["paper 0"], by_title["paper 1"]
+    # listed under the interest it stands out for (z), though closer to the broad one: the reason says both
+    assert both.facet == "ML for code" and both.details["also"]["similarity"] > both.details["match"]["similarity"]
+    assert both.reason == "Matches your interest “ML for code” (0.57); also your interest “LLM inference” (0.82)"
+    assert "also" not in code.details and "LLM inference" not in code.reason  # not a strong match: not named
+
+
 def test_a_muted_author_drops_out():
     sig = signals([("seed", "A seed", unit((0, 1)))], mute_authors=("Jane Doe",))
     cands = np.stack([unit((0, 1), (2, 0.1)), unit((0, 1), (3, 0.3))])

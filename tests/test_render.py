@@ -80,7 +80,8 @@ def test_a_digest_has_subject_text_and_html_with_counts_reasons_and_links():
     assert "profiles/ada.toml" in out.text and "profiles/ada.toml" in out.html
     assert "Sat 28 Nov 2026" in out.text and "Ada Lovelace" in out.html
     # what the number in a reason means, once, at the foot
-    legend = "The number in a reason is how close the paper is to that interest or paper (0 to 1)."
+    legend = ("The number in a reason is how close the paper is to that interest or paper (0 to 1); the interest "
+              "named first is the one the paper stands out for most among all the papers read.")
     assert out.text.count(legend) == out.html.count(legend) == 1
 
 
