@@ -51,6 +51,31 @@ def _store(settings, *, read_only: bool = False):
     return Store(None) if read_only and not settings.db_path.exists() else Store(settings.db_path)
 
 
+def _no_store(ctx: click.Context, settings) -> str | None:
+    """None when the database file exists; else what a command that only reads says: the path, that nothing has
+    been read in there, and where the data directory came from (a mistyped --data-dir is the usual cause)."""
+    if settings.db_path.exists():
+        return None
+    given = ctx.obj.get("data_dir_from")
+    origin = (f"--data-dir {ctx.obj['data_dir']}" if given == "--data-dir" else
+              f"DIGEST_DATA_DIR={ctx.obj['data_dir']}" if given else
+              f"data_dir in {settings.source}" if settings.source != "(defaults)" else
+              "data_dir (the built-in default: no config.toml)")
+    return (f"{settings.db_path}: no such file: no store there yet, nothing has been read in under "
+            f"{settings.data_path}; check {origin}: the data directory comes from --data-dir, else "
+            "DIGEST_DATA_DIR, else data_dir in the config")
+
+
+def _existing_store(ctx: click.Context, settings):
+    """The store of a command about what earlier runs left (votes, a digest's page, a pause): an error naming
+    the missing database file rather than an empty answer, and nothing created (e.g. under a mistyped
+    --data-dir)."""
+    missing = _no_store(ctx, settings)
+    if missing:
+        raise DigestError(missing)
+    return _store(settings)
+
+
 def _embedder(settings):
     from .embed import Embedder
 
@@ -96,7 +121,8 @@ def cli(ctx: click.Context, config: str | None, data_dir: str | None, log_level:
     """
     ctx.ensure_object(dict)
     typed = ctx.get_parameter_source("data_dir") == click.core.ParameterSource.COMMANDLINE
-    ctx.obj.update(config=config, data_dir=data_dir, data_dir_typed=typed and data_dir, log_level=log_level)
+    ctx.obj.update(config=config, data_dir=data_dir, data_dir_typed=typed and data_dir, log_level=log_level,
+                   data_dir_from=data_dir and ("--data-dir" if typed else "DIGEST_DATA_DIR"))
 
 
 def _n(count: int, noun: str) -> str:
@@ -192,7 +218,9 @@ def _print_delivery(d) -> None:
             click.echo(f"  {d.user}: refused earlier for this period, not tried again: {d.error} (after fixing "
                        "the cause: `digest send --retry-failed`)")
         else:
-            where = f" ({d.path})" if d.path else ""
+            # an outbox write is the day's delivery: say so, or a later SMTP run looks as if mail had gone out
+            where = f": it was written to a file, {d.path} (an outbox file counts as the day's delivery, so no " \
+                    "email follows for this period; the papers are in that file)" if d.path else ""
             click.echo(f"  {d.user}: already delivered for this period, not sent again{where}")
     elif d.status == "busy":
         click.echo(f"  {d.user}: another run is sending this digest; left to it ({d.error})")
@@ -307,7 +335,9 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int, query: str | None) ->
     prof, library_errors, library_warnings = with_library(_load_profile(settings, profile))
     if not store.count_papers():
         # before loading the model (seconds): there is nothing to rank
-        raise DigestError(f"{settings.db_path}: no papers in the store yet; read alerts in with `digest poll` "
+        missing = _no_store(ctx, settings)
+        raise DigestError((f"{missing}; or read alerts in" if missing else
+                           f"{settings.db_path}: no papers in the store yet; read alerts in") + " with `digest poll` "
                           "(IMAP) or `digest ingest PATH`, or look at the demo's store: "
                           "`digest --data-dir demo-data rank " + prof.user + "`")
     stored = store.papers_matching(query, limit=limit) if query is not None else []
@@ -376,7 +406,8 @@ def _find_in_ranking(settings, store, prof, result, query: str, limit: int, stor
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Show what would go out; send and record nothing.")
 @click.option("--outbox", type=click.Path(file_okay=False, path_type=Path),
-              help="Write complete .eml files to this folder instead of using SMTP.")
+              help="Write complete .eml files to this folder instead of using SMTP. This is the day's delivery: "
+                   "no email follows for it (--dry-run previews instead).")
 @click.option("--user", "users", multiple=True, help="Only this user (repeatable).")
 @click.option("--any-day", is_flag=True,
               help="Also users whose frequency skips today (e.g. frequency = \"weekdays\" on a Sunday).")
@@ -391,7 +422,8 @@ def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[st
     Due: today (the user's local day) is one of their profile's `frequency` days, and no digest went out for
     it yet. A digest already sent for the user's current day is never sent again; one that failed for a
     transient reason is retried (same papers, same Message-ID). --dry-run ranks and renders but sends and
-    records nothing; --outbox writes complete .eml files (and .html to look at) instead of using SMTP.
+    records nothing; --outbox writes complete .eml files (and .html to look at) instead of using SMTP, and that
+    counts as the day's delivery (no email follows for it).
     Run it from cron at any time of day; `digest run` also waits for each user's send_at.
 
     Example:
@@ -410,7 +442,9 @@ def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[st
         outbox = Path(settings.outbox)
     if outbox is None and not dry_run and not settings.smtp.host:
         raise ConfigError(f"smtp.host is not set in {settings.source_label}, so digests cannot be sent; set [smtp] host "
-                          "(see config.example.toml), or write them to files with --outbox DIR")
+                          "(see config.example.toml); `digest send --dry-run` previews them (sends and records "
+                          "nothing); `--outbox DIR` writes them to files instead, and that counts as the day's "
+                          "delivery: no email follows for that day")
     store = _store(settings)
     loaded = load_user_profiles(store, settings)
     files = [str(settings.profiles_path / f"{u}.toml") for u in users]
@@ -466,7 +500,7 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
     """
     from .config import config_problems
     from .embed import model_problems
-    from .pipeline import profile_anchors
+    from .pipeline import profile_addresses, profile_anchors
     from .profiles import load_profiles
 
     settings = _settings(ctx)
@@ -481,6 +515,7 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
     store = _store(settings, read_only=True)
     last_good = store.profile_texts() if Path(directory).resolve() == settings.profiles_path.resolve() else None
     loaded = load_profiles(directory, last_good)
+    addresses = profile_addresses(store)
     empty, tips = [], []
     for user, profile in sorted(loaded.profiles.items()):
         library = f", {_n(len(profile.library_seeds), 'library paper')}" if profile.library else ""
@@ -490,7 +525,7 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
         elif state == "ok" and any(str(e).startswith(f"{profile.path}: library:") for e in loaded.errors):
             state = "a library file is unusable (the error below); the rest of the profile serves"
         click.echo(f"profile {user}: {state} ({_n(len(profile.interests), 'interest')}, {_n(len(profile.seeds), 'seed')}{library}, "
-                   f"{profile.frequency} at {profile.send_at} {profile.timezone})")
+                   f"{profile.frequency} at {profile.send_at} {profile.timezone}){_paused(store, profile, addresses)}")
         n_papers = len(profile.seeds) + len(profile.library_seeds)
         if state == "ok" and n_papers < 10 and not profile.library:
             tips.append(f"{user}: {_n(n_papers, 'seed paper')}; papers the user saved teach the ranking most: "
@@ -519,6 +554,22 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
         sys.exit(1)
     if not loaded.profiles:
         raise DigestError(f"{directory}: no profiles (*.toml) found; copy profiles/ada.toml as a start")
+
+
+def _paused(store, profile, addresses) -> str:
+    """`digest check`'s note on a profile whose digests do not go out: paused = true in the file, or an unsubscribe
+    link (also one followed under an earlier file name of the profile, as delivery sees it); else "".
+    ``addresses``: ``pipeline.profile_addresses(store)``, read once for every profile."""
+    from .pipeline import earlier_names
+
+    if profile.paused:
+        return "; paused: paused = true in the file (set it to false to resume)"
+    names = [profile.user, *earlier_names(store, profile, addresses)]
+    pause = next(filter(None, (store.pause_of(u) for u in names)), None)
+    if pause is None:
+        return ""
+    return (f"; paused: unsubscribed by link ({pause['via']}) on {pause['paused_at'][:10]}; "
+            f"`digest resume {profile.user}` to resume")
 
 
 EXAMPLE_ADDRESSES = {"ada@example.org", "ben@example.org"}  # the example profiles' (profiles/ada.toml, ben.toml)
@@ -659,7 +710,7 @@ def votes(ctx: click.Context, user: str, history: bool, bib: bool) -> None:
     from .pipeline import reader_names, reader_votes
 
     settings = _settings(ctx)
-    store = _store(settings, read_only=True)
+    store = _existing_store(ctx, settings)
     _check_user(settings, store, user)
     # the votes given under an earlier file name of the profile count too (as in the ranking), marked with it
     names = reader_names(store, settings, user)
@@ -721,7 +772,7 @@ def page(ctx: click.Context, user: str, day: str | None) -> None:
     from .render import date_label
 
     settings = _settings(ctx)
-    store = _store(settings, read_only=True)
+    store = _existing_store(ctx, settings)
     _check_user(settings, store, user)
     sent = store.sent_digests(reader_names(store, settings, user))
     if day is not None:
@@ -754,7 +805,7 @@ def resume(ctx: click.Context, user: str) -> None:
         digest resume ada
     """
     settings = _settings(ctx)
-    store = _store(settings)
+    store = _existing_store(ctx, settings)  # no store: nobody can have unsubscribed there
     _check_user(settings, store, user)
     resumed = store.resume_user(user, via="cli")
     profile_file = settings.profiles_path / f"{user}.toml"
@@ -834,6 +885,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
     settings = _settings(ctx)
     store = _store(settings, read_only=True)
     report = status_report(settings, store)
+    # a fresh install has no store yet, but neither has a mistyped --data-dir: say which directory holds none
+    report["store_exists"] = settings.db_path.exists()
+    if not report["store_exists"]:
+        report["store_note"] = _no_store(ctx, settings)
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
         return
@@ -865,6 +920,8 @@ def _print_status(r: dict) -> None:
 
     daemon = r["daemon"]
     click.echo(f"config: {r['config']}   data: {r['data_dir']}   profiles: {r['profiles_dir']}")
+    if r.get("store_note"):
+        click.secho(f"data: {r['store_note']}", fg="yellow")
     click.echo(f"daemon: running (pid {daemon.get('pid')}, started {ago(daemon.get('started_at'))})" if daemon
                else "daemon: not running (start it with `digest run`)")
     if not r["polls"]:
@@ -920,6 +977,8 @@ def _print_status(r: dict) -> None:
                 line += f", at {stamp(last['sent_at'])}"
             if written:
                 line += f" to {last['path']}"
+            if last.get("as_user"):
+                line += f" (as {last['as_user']}: an earlier file name of this profile)"
             if last["error"]:
                 line += f": {last['error']}"
             if last.get("claim") == "dead":

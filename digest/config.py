@@ -452,7 +452,12 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
                               "pass a file with --config or $DIGEST_CONFIG")
         table = parse_toml(text, candidate, ConfigError)
     elif explicit:
-        raise ConfigError(f"{candidate}: config file not found; copy config.example.toml to {candidate}")
+        # most often a typo in --config or $DIGEST_CONFIG: never suggest creating a file under the typo's name
+        siblings = [p.name for p in candidate.parent.glob("*.toml")] if candidate.parent.is_dir() else []
+        close = difflib.get_close_matches(candidate.name, siblings, n=1)
+        hint = f"did you mean {candidate.with_name(close[0])}? " if close else ""
+        raise ConfigError(f"{candidate}: no such file (check the path given with --config or DIGEST_CONFIG; {hint}"
+                          "to start a config, copy config.example.toml)")
     table = {**table, **{k: v for k, v in overrides.items() if v is not None}}
     problems: list[str] = []
     settings = _build(Settings, table, "", source, text, problems)

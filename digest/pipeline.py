@@ -269,7 +269,8 @@ def profile_anchors(store: Store, profile: Profile) -> tuple[list[Anchor], list[
             anchors.append(Anchor("seed", seed.title))
             texts.append(f"{seed.title}. {seed.abstract}" if seed.abstract else seed.title)
         else:
-            notes.append(f"{profile.path}: seed {seed.label} is not in the store yet; add its title to the seed "
+            where = f"{profile.path}:{seed.line}" if seed.line else profile.path
+            notes.append(f"{where}: seed {seed.label} is not in the store yet; add its title to the seed "
                          "so it can be used before the paper arrives in an alert")
     # the library's entries carry their own title and, mostly, abstract; one without an abstract takes the
     # store's text when its id is known there (looked up by id only: a library has hundreds of entries)
@@ -348,7 +349,7 @@ def verdict(user_ranking: UserRanking, item: ScoredPaper) -> str:
     if id(item.paper) in picked:
         return f"picked: {picked.index(id(item.paper)) + 1} of the {len(picked)} papers this ranking puts in the digest"
     if "muted" in item.details:
-        return "muted by the profile (mute_keywords / mute_authors): never picked"
+        return "muted by the profile ([mute] keywords / authors): never picked"
     if item.score < ranking.floor:
         places = 2 if f"{item.score:.2f}" != f"{ranking.floor:.2f}" else 4  # never "0.20 < 0.20"
         return f"below the floor: {item.score:.{places}f} < {ranking.floor:.{places}f} (relevance_floor)"

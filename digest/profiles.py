@@ -68,6 +68,7 @@ class Seed:
     doi: str | None = None
     title: str | None = None
     abstract: str | None = None
+    line: int | None = field(default=None, compare=False)  # of its arxiv (else doi) key in the profile, for messages
 
     @property
     def label(self) -> str:
@@ -138,6 +139,17 @@ def local_period(profile: Profile, now: datetime | None = None) -> str:
     """A digest's period: the user's local calendar date at ``now`` (default: the current time)."""
     now = now or datetime.now(UTC)
     return now.astimezone(zoneinfo.ZoneInfo(profile.timezone)).date().isoformat()
+
+
+def _same_authors(boosted: tuple[str, ...], muted: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The (boosted, muted) pairs that name one author as the ranking matches authors ("Yu, Geng" and "Geng Yu",
+    "Y LeCun" and "Yann LeCun"), leaving out those written alike, which the keyword check reports."""
+    if not boosted or not muted:
+        return []
+    from .rank import _author_match  # here: rank imports this module
+
+    return [(b, m) for b in boosted for m in muted
+            if b.lower() != m.lower() and (_author_match(b, [m]) or _author_match(m, [b]))]
 
 
 class _Checker:
@@ -326,7 +338,8 @@ def parse_profile(text: str, path: str | Path) -> Profile:
                 notes.append(str(check.fail(prefix + key, message + "; the seed is used by its title meanwhile",
                                             SEED_KEYS[key])))
             seed = replace(seed, **{key: good})
-        seeds.append(seed)
+        seeds.append(replace(seed, line=toml_line(check.text, prefix + ("arxiv" if seed.arxiv else "doi"))
+                             or toml_line(check.text, f"seeds[{i}]")))
     library = data.get("library", [])
     if isinstance(library, str):
         library = [library]
@@ -369,6 +382,11 @@ def parse_profile(text: str, path: str | Path) -> Profile:
             notes.append(str(check.fail(f"mute.{key}", f"{', '.join(map(toml_repr, both))} is both boosted and "
                                         f"muted; the mute wins (papers that match are left out): keep it in one "
                                         f"of [boost] and [mute]")))
+    for boosted, muted in _same_authors(lists["boost_authors"], lists["mute_authors"]):
+        notes.append(str(check.fail("mute.authors", f"{toml_repr(muted)} and {toml_repr(boosted)} in [boost] "
+                                    f"authors are one author to the ranking (the same surname and first "
+                                    f"initial), so their papers are both boosted and muted; the mute wins (they "
+                                    f"are left out): keep the author in one of [boost] and [mute]")))
     labels = [i.label.lower() for i in interests]
     for i, label in enumerate(labels):
         if label in labels[:i]:

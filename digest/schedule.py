@@ -1106,10 +1106,16 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
                 entry["next"] = describe_time(nxt, now)
             entry["next_local"] = nxt.isoformat()
             entry["next_utc"] = nxt.astimezone(UTC).isoformat()
-        last = store.last_digest(user)
+        # the reader's latest digest, also under an earlier file name of the profile (dan.toml renamed eve.toml,
+        # the same address), as delivery counts it; on the same day, this name's own row
+        earlier = earlier_names(store, profile, addresses)
+        lasts = [row for row in (store.last_digest(name) for name in [user, *earlier]) if row is not None]
+        last = max(lasts, key=lambda row: row["period"], default=None)
         if last is not None:
             entry["last"] = {k: last.get(k) for k in ("period", "status", "n_items", "n_candidates", "error",
                                                      "sent_at", "attempts", "path")}
+            if last["user"] != user:
+                entry["last"]["as_user"] = last["user"]  # an earlier file name of this profile
             if last["status"] in ("claimed", "sending"):
                 from .store import owner_state
 

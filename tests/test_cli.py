@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 import time
@@ -81,6 +82,7 @@ def _profiles(tmp_path, frequency="daily"):
 @pytest.mark.parametrize("command", ["votes", "resume"])
 def test_a_mistyped_user_name_is_an_error_not_an_empty_answer(tmp_path, command):
     config = _profiles(tmp_path)
+    Store(tmp_path / "data" / "digest.db").close()
     result = CliRunner().invoke(cli, ["--config", str(config), command, "adda"])
     assert result.exit_code == 1, result.output
     assert "no user 'adda'" in result.output and 'did you mean "ada"?' in result.output
@@ -95,14 +97,44 @@ def test_rank_on_an_empty_store_says_where_papers_come_from_before_loading_the_m
     result = subprocess.run([sys.executable, "-c", code, "--config", str(config), "rank", "ada"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "no papers in the store yet" in result.stderr and "digest poll" in result.stderr
+    assert "digest.db: no such file: no store there yet" in result.stderr and "digest poll" in result.stderr
     assert "--data-dir demo-data rank ada" in result.stderr
-    # a command that only looks creates no database (e.g. under a mistyped --data-dir)
-    for command, code, says in ((["rank", "ada"], 1, "no papers in the store yet"),
-                                (["votes", "ada"], 0, "ada: no votes yet"), (["status"], 0, "last: none yet")):
-        result = CliRunner().invoke(cli, ["--config", str(config), *command])
-        assert result.exit_code == code and says in result.output, (command, result.output)
-    assert not (tmp_path / "data").exists()
+    Store(tmp_path / "data" / "digest.db").close()
+    result = CliRunner().invoke(cli, ["--config", str(config), "rank", "ada"])
+    assert result.exit_code == 1 and "digest.db: no papers in the store yet; read alerts in with `digest poll`" \
+        in result.output, result.output
+
+
+def test_a_command_that_only_looks_at_a_missing_store_says_so_and_creates_nothing(tmp_path, monkeypatch):
+    """`digest --data-dir dta votes me` (a typo) answered "me: no votes yet", and status showed an empty store."""
+    config = _profiles(tmp_path)
+    typo = tmp_path / "dta"
+    check = f"check --data-dir {typo}: the data directory comes from --data-dir, else DIGEST_DATA_DIR, else data_dir in " \
+        "the config"
+    missing = f"{typo / 'digest.db'}: no such file: no store there yet, nothing has been read in under {typo}"
+    for command in (["votes", "ada"], ["votes", "ada", "--bib"], ["page", "ada"], ["resume", "ada"], ["rank", "ada"]):
+        result = CliRunner().invoke(cli, ["--config", str(config), "--data-dir", str(typo), *command])
+        assert result.exit_code == 1, (command, result.output)
+        assert f"error: {missing}; {check}" in result.output, (command, result.output)
+        assert "no votes yet" not in result.output
+    result = CliRunner().invoke(cli, ["--config", str(config), "--data-dir", str(typo), "status"])
+    assert result.exit_code == 0 and f"data: {missing}; {check}" in result.output, result.output
+    result = CliRunner().invoke(cli, ["--config", str(config), "--data-dir", str(typo), "status", "--json"])
+    report = json.loads(result.output)
+    assert report["store_exists"] is False and report["store_note"] == f"{missing}; {check}"
+    monkeypatch.setenv("DIGEST_DATA_DIR", str(typo))
+    result = CliRunner().invoke(cli, ["--config", str(config), "votes", "ada"])
+    assert f"check DIGEST_DATA_DIR={typo}: the data directory" in result.output, result.output
+    monkeypatch.delenv("DIGEST_DATA_DIR")
+    result = CliRunner().invoke(cli, ["--config", str(config), "page", "ada"])
+    assert f"check data_dir in {config}: the data directory" in result.output, result.output
+    assert not typo.exists() and not (tmp_path / "data").exists()
+    # a store, even an empty one: the answers of an empty world, and no note in status
+    Store(typo / "digest.db").close()
+    result = CliRunner().invoke(cli, ["--config", str(config), "--data-dir", str(typo), "votes", "ada"])
+    assert result.exit_code == 0 and "ada: no votes yet" in result.output, result.output
+    result = CliRunner().invoke(cli, ["--config", str(config), "--data-dir", str(typo), "status", "--json"])
+    assert json.loads(result.output)["store_exists"] is True and "store_note" not in json.loads(result.output)
 
 
 def test_send_leaves_out_a_user_whose_frequency_skips_today(tmp_path):
@@ -379,7 +411,7 @@ def test_check_says_which_seed_given_only_by_an_id_cannot_be_used_yet(tmp_path):
                                              '[[seeds]]\ndoi = "10.1234/known"\ntitle = "A titled seed"\n')
     result = CliRunner().invoke(cli, ["--config", str(config), "check"])
     assert result.exit_code == 0
-    assert f"{profile}: seed doi:10.1234/not.in.store is not in the store yet; add its title to the seed" \
+    assert f"{profile}:7: seed doi:10.1234/not.in.store is not in the store yet; add its title to the seed" \
         in result.output, result.output
     assert "10.1234/known" not in result.output
 
@@ -468,3 +500,84 @@ def test_a_data_dir_that_is_a_file_is_named_by_check_and_is_one_error_line_for_t
     ingest = CliRunner().invoke(cli, ["--config", str(config), "ingest", str(alert)])
     assert ingest.exit_code != 0 and "Traceback" not in ingest.output
     assert "cannot keep the database there (it is a file, not a folder)" in ingest.output
+
+
+def test_send_without_smtp_says_an_outbox_write_is_the_days_delivery_and_points_to_a_dry_run(tmp_path):
+    config = _profiles(tmp_path)
+    result = CliRunner().invoke(cli, ["--config", str(config), "send"])
+    assert result.exit_code == 2 and "smtp.host is not set in" in result.output
+    assert "`digest send --dry-run` previews them (sends and records nothing)" in result.output
+    assert "`--outbox DIR` writes them to files instead, and that counts as the day's delivery: no email follows " \
+        "for that day" in result.output, result.output
+    assert "no email follows for it" in CliRunner().invoke(cli, ["send", "--help"]).output
+
+
+def test_an_smtp_send_after_an_outbox_write_says_the_days_digest_went_to_that_file(tmp_path):
+    from digest.profiles import load_profile, local_period
+
+    config = _profiles(tmp_path)
+    config.write_text(config.read_text() + '[smtp]\nhost = "smtp.uni.example.edu"\n')
+    period = local_period(load_profile(tmp_path / "profiles" / "ada.toml"))
+    written = tmp_path / "out" / f"ada-{period}.eml"
+    store = Store(tmp_path / "data" / "digest.db")
+    store.mark_digest(store.claim_digest("ada", period), "sent", path=str(written))  # a try with --outbox
+    store.close()
+    result = CliRunner().invoke(cli, ["--config", str(config), "send"])
+    assert result.exit_code == 0, result.output
+    assert f"ada: already delivered for this period, not sent again: it was written to a file, {written} (an " \
+        "outbox file counts as the day's delivery, so no email follows for this period; the papers are in that " \
+        "file)" in result.output, result.output
+
+
+def test_check_says_a_profile_is_paused_by_an_unsubscribe_link_or_its_file(tmp_path):
+    from datetime import UTC, datetime
+
+    config = _profiles(tmp_path)
+    ok = "profile ada: ok (1 interest, 0 seeds, daily at 07:00 UTC)"
+    assert f"{ok}\n" in CliRunner().invoke(cli, ["--config", str(config), "check"]).output
+    store = Store(tmp_path / "data" / "digest.db")
+    store.pause_user("ada", via="web")
+    store.close()
+    today = datetime.now(UTC).date().isoformat()
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert result.exit_code == 0
+    assert f"{ok}; paused: unsubscribed by link (web) on {today}; `digest resume ada` to resume\n" in result.output, \
+        result.output
+    # unsubscribed under an earlier file name of the same address (dan.toml renamed ada.toml): delivery holds it too
+    store = Store(tmp_path / "data" / "digest.db")
+    store.resume_user("ada")
+    store.pause_user("dan", via="email")
+    store.save_profile_texts({"dan": (tmp_path / "profiles" / "ada.toml").read_text()})
+    store.close()
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert f"{ok}; paused: unsubscribed by link (email) on {today}; `digest resume ada` to resume\n" in result.output, \
+        result.output
+    profile = tmp_path / "profiles" / "ada.toml"
+    profile.write_text(profile.read_text().replace('[[interests]]', 'paused = true\n[[interests]]'))
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert f"{ok}; paused: paused = true in the file (set it to false to resume)\n" in result.output, result.output
+
+
+def test_status_shows_the_last_digest_a_renamed_profile_had_under_its_earlier_name(tmp_path):
+    """me.toml renamed eve.toml (the same address): `send` says the day's digest went out as user 'me', and status
+    said `last: none yet` for eve."""
+    config = _profiles(tmp_path)
+    profiles = tmp_path / "profiles"
+    (profiles / "ada.toml").rename(profiles / "eve.toml")
+    store = Store(tmp_path / "data" / "digest.db")
+    store.save_profile_texts({"ada": (profiles / "eve.toml").read_text()})  # ada's last good text: the same address
+    store.mark_digest(store.claim_digest("ada", "2026-11-27"), "sent", path=str(tmp_path / "out" / "ada.eml"))
+    store.mark_digest(store.claim_digest("bob", "2026-11-28"), "sent")  # another reader's: not eve's
+    store.close()
+    result = CliRunner().invoke(cli, ["--config", str(config), "status"])
+    assert result.exit_code == 0
+    assert "  last: 2026-11-27 written, at " in result.output and f" to {tmp_path / 'out' / 'ada.eml'} (as ada: an " \
+        "earlier file name of this profile)\n" in result.output, result.output
+    [eve] = json.loads(CliRunner().invoke(cli, ["--config", str(config), "status", "--json"]).output)["users"]
+    assert eve["last"]["period"] == "2026-11-27" and eve["last"]["as_user"] == "ada"
+    # a digest under the current name, later than the earlier name's: that one, without the note
+    store = Store(tmp_path / "data" / "digest.db")
+    store.mark_digest(store.claim_digest("eve", "2026-11-28"), "sent")
+    store.close()
+    [eve] = json.loads(CliRunner().invoke(cli, ["--config", str(config), "status", "--json"]).output)["users"]
+    assert eve["last"]["period"] == "2026-11-28" and "as_user" not in eve["last"]

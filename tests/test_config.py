@@ -246,3 +246,18 @@ def test_an_ipv6_address_is_a_host_and_a_port_of_the_other_security_mode_is_warn
     path.write_text('[imap]\nhost = "imap.example.org"\nport = 143\n')
     assert any(w.startswith(f'{path}:3: imap.port = 143 is the usual STARTTLS port, but security = "tls"')
                for w in config_problems(load_settings(path))[1])
+
+
+def test_a_mistyped_config_path_is_named_without_suggesting_a_file_under_the_typo(tmp_path, monkeypatch):
+    monkeypatch.delenv("DIGEST_CONFIG", raising=False)
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "confg.toml")
+    assert str(info.value) == (f"{tmp_path / 'confg.toml'}: no such file (check the path given with --config or "
+                               "DIGEST_CONFIG; to start a config, copy config.example.toml)")
+    (tmp_path / "config.toml").write_text("")
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "confg.toml")
+    assert f"DIGEST_CONFIG; did you mean {tmp_path / 'config.toml'}? to start a config, copy" in str(info.value)
+    monkeypatch.setenv("DIGEST_CONFIG", str(tmp_path / "nowhere" / "c.toml"))  # a folder that is not there either
+    with pytest.raises(ConfigError, match=r"c\.toml: no such file \(check the path"):
+        load_settings()

@@ -360,3 +360,18 @@ def test_many_malformed_seeds_each_get_their_line_from_one_read_of_the_file(tmp_
     notes = parse_profile(text, tmp_path / "ada.toml").notes
     assert [int(n.split(":")[1]) for n in notes] == [12 + 3 * i for i in range(500)]  # each seed's arxiv line
     assert _toml_index.cache_info().misses == 1  # the text was indexed once, not once per seed
+
+
+def test_an_author_both_boosted_and_muted_however_written_gets_a_note(tmp_path):
+    text = GOOD.replace("[[interests]]", '[boost]\nauthors = ["Yu, Geng", "Y LeCun"]\n[mute]\nauthors = ["Ada Byron", '
+                                         '"Geng Yu"]\n\n[[interests]]')
+    [note] = parse_profile(text, tmp_path / "ada.toml").notes
+    assert note == (f"{tmp_path / 'ada.toml'}:10: mute.authors: \"Geng Yu\" and \"Yu, Geng\" in [boost] authors are "
+                    "one author to the ranking (the same surname and first initial), so their papers are both "
+                    "boosted and muted; the mute wins (they are left out): keep the author in one of [boost] and "
+                    "[mute]")
+    # written alike: the note of a keyword in both lists, once; another first initial is another author
+    text = GOOD.replace("[[interests]]", '[boost]\nauthors = ["Geng Yu", "Wei Li"]\n[mute]\nauthors = ["geng yu", '
+                                         '"Li, Qiang"]\n\n[[interests]]')
+    [note] = parse_profile(text, tmp_path / "ada.toml").notes
+    assert ":10: mute.authors: \"geng yu\" is both boosted and muted; the mute wins" in note

@@ -375,7 +375,7 @@ def test_rank_find_tells_why_a_stored_paper_is_not_ranked_and_where_a_ranked_one
              (("Top", 0.5, {}), ("Muted one", 0.4, {"muted": ["x"]}), ("Second", 0.3, {}), ("Low", 0.1, {}))]
     ranking = UserRanking(ada, Ranking(picked=items[:1], scored=items, floor=0.2), {}, 4)
     assert [verdict(ranking, i).split(":")[0] for i in items] == [
-        "picked", "muted by the profile (mute_keywords / mute_authors)", "cleared the floor but not picked",
+        "picked", "muted by the profile ([mute] keywords / authors)", "cleared the floor but not picked",
         "below the floor"]
     assert "2 papers did, for max_items = 1" in verdict(ranking, items[2])
     close = ScoredPaper(Paper("Just under"), 0.1996, "r")
