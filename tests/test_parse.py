@@ -547,6 +547,20 @@ def test_cellpress_unwraps_click_links():
     assert p.doi is None
 
 
+def test_a_cellpress_item_without_an_author_row_keeps_its_blurb_as_the_snippet_not_as_authors():
+    # the Cell issue with one item's author row left empty (as an editorial or a retraction has none): the blurb
+    # moved up into its place and was split at its commas into "authors"
+    body = (FIXTURES / CELL).read_text()
+    names = "<i>Aaron Kilgallon, Rafael Tubelleza, Arutha Kulasinghe</i>"
+    assert body.count(names) == 1
+    parsed = parse_message(html_mail(body.replace(names, ""), "Cell Press <cellpress@notification.elsevier.com>",
+                                     "Cell: January 22, 2026 (Volume 189, Issue 2)"))
+    p = by_title(parsed.papers, "Large-scale spatial profiling of the tumor microenvironment")
+    assert p.authors == () and p.snippet.startswith("Multiplex immunofluorescence proteomics is a powerful method")
+    assert p.snippet.endswith("enabling clinical discovery and patient stratification.")
+    assert by_title(parsed.papers, "Mammalian genome writing").authors[0] == "Sudarshan Pinglay"  # the others as before
+
+
 # ---------------------------------------------------------------- Hugging Face and generic
 
 
@@ -622,6 +636,63 @@ def test_links_to_papers_own_pages_without_an_id_in_the_address_are_papers_when_
         ("Single-cell transcriptomics of the aging mouse brain", "https://pubmed.ncbi.nlm.nih.gov/31234567/"),
         ("A primer on checkpoint inhibitors", "https://academic.oup.com/annonc/article/30/2/123/5123456"),
     ]
+
+
+def test_a_link_is_a_paper_link_when_a_doi_can_be_read_from_it_whoever_publishes_it():
+    # the Science Advances table of contents with each title linked to another publisher's article page (PLOS's
+    # "article?id=<DOI>", Frontiers, IOP, eLife's article number, APS, BMC), as their alerts link them: none of
+    # these hosts is listed anywhere, the DOI in the address makes the link a paper's
+    from bs4 import BeautifulSoup
+
+    from digest.parsers import generic
+    from digest.parsers.common import Body, text_of
+
+    html = (FIXTURES / SCIENCE_ADVANCES).read_text()
+    titles = [p.title for p in parse_text(html, content_type="text/html").papers]
+    pages = [("https://journals.plos.org/plosone/article?id=10.1371/journal.pone.03123{n:02d}&utm_source=alert",
+              "10.1371/journal.pone.03123{n:02d}"),
+             ("https://www.frontiersin.org/articles/10.3389/fnins.2025.15123{n:02d}/full", "10.3389/fnins.2025.15123{n:02d}"),
+             ("https://iopscience.iop.org/article/10.1088/1741-2552/adb1{n:02d}", "10.1088/1741-2552/adb1{n:02d}"),
+             ("https://elifesciences.org/articles/987{n:02d}", "10.7554/elife.987{n:02d}"),
+             ("https://journals.aps.org/prl/abstract/10.1103/PhysRevLett.134.0101{n:02d}",
+              "10.1103/physrevlett.134.0101{n:02d}"),
+             ("https://bmcbioinformatics.biomedcentral.com/articles/10.1186/s12859-025-060{n:02d}-2",
+              "10.1186/s12859-025-060{n:02d}-2")]
+    soup = BeautifulSoup(html, "html.parser")
+    expected = []
+    for a in soup.find_all("a", href=True):
+        if text_of(a) in titles:
+            n = len(expected)
+            url, doi = pages[n % len(pages)]
+            a["href"] = url.format(n=n)
+            expected.append((text_of(a), doi.format(n=n)))
+    # links that name a DOI without being a paper's page: sharing, alerts about it, citing it, a journal's own DOI
+    soup.append(BeautifulSoup(
+        '<p><a href="https://twitter.com/intent/tweet?url=https%3A%2F%2Fdoi.org%2F10.1371%2Fjournal.pone.0399999">'
+        'Share the new sleep study with your followers</a> <a href="https://journals.plos.org/plosone/alerts?doi='
+        '10.1371/journal.pone.0399998">Manage your alerts for this journal</a> <a href="https://pubs.acs.org/action/'
+        'showCitFormats?doi=10.1021/acsnano.5b00001">Export the citation of this article</a> <a href="https://'
+        'onlinelibrary.wiley.com/doi/10.1002/(ISSN)1521-3773">Angewandte Chemie International Edition</a> '
+        '<a href="https://journals.plos.org/plosone/">Visit the PLOS ONE home page</a></p>', "html.parser"))
+    papers = generic.parse(Body(html=str(soup)))
+    assert len(expected) == 13 and [(p.title, p.doi) for p in papers] == expected
+    assert papers[0].url == "https://doi.org/10.1371/journal.pone.0312300"  # not the tracked PLOS address
+
+
+def test_a_plain_text_alert_of_title_authors_and_link_takes_the_title_above_the_authors():
+    # the Nature Medicine issue laid out as journals' plain-text alerts are: title, author line, link (doi.org or
+    # the publisher's article page). The author line was taken for the title, and a short one ("K. Tanaka,
+    # P. Rossi", "Luana Araujo") is no title, which lost the paper
+    items = [p for p in parse_fixture(NATURE).papers if p.authors and p.doi and len(p.title.split()) >= 3]
+    links = ["https://doi.org/{doi}", "https://www.frontiersin.org/articles/{doi}/full"]
+    text = "New articles in Nature Medicine\n\n" + "\n\n".join(
+        f"{p.title}\n{', '.join(p.authors)}\n{links[n % 2].format(doi=p.doi)}" for n, p in enumerate(items)) + "\n"
+    parsed = parse_message(plain_mail(text, "Journal Alerts <alerts@journals.example.org>", "New articles"))
+    assert len(items) == 51 and parsed.kind == "generic"
+    assert [(p.doi, p.title, p.authors) for p in parsed.papers] == [(p.doi, p.title, p.authors) for p in items]
+    # one name of title-cased words under a line that reads as a title is still the title
+    papers = parse_text("Reading group, spring term\nAttention Is All You Need\nhttps://arxiv.org/abs/1706.03762\n").papers
+    assert [(p.title, p.authors) for p in papers] == [("Attention Is All You Need", ())]
 
 
 def test_a_numbered_reading_list_gives_titles_without_their_numbers():
@@ -1094,6 +1165,18 @@ def test_arxiv_keeps_the_number_of_authors_it_does_not_name():
     assert papers["2303.01138"].author_count is None  # every author named: no count
 
 
+def test_a_collaboration_named_before_its_members_is_an_author_of_its_own():
+    # arXiv writes big collaborations' papers "Authors: ATLAS Collaboration: G. Aad, B. Abbott, et al. (...)"
+    name = "arxiv/arxivbrowse-astro-ph-new-2023-03-03.txt"
+    text = (FIXTURES / name).read_text()
+    members = "Authors: David Zegeye, Federico Bianchini,"
+    assert text.count(members) == 1
+    parsed = parse_text(text.replace(members, "Authors: CMB-S4 Collaboration: David Zegeye, Federico Bianchini,"))
+    paper = next(p for p in parsed.papers if p.arxiv_id == "2303.00916")
+    assert paper.authors[:3] == ("CMB-S4 Collaboration", "David Zegeye", "Federico Bianchini")
+    assert paper.authors[-1] == "The CMB-S4 Collaboration"  # as the listing ends it, unchanged
+
+
 def test_pre_2007_arxiv_entries_are_recognised():
     parsed = parse_fixture("arxiv/arxivbrowse-astro-ph-monthly-listing-9204-old-Paper-format.txt")
     assert parsed.kind == "arxiv"
@@ -1159,6 +1242,19 @@ def test_sciencedirect_new_articles_alert():
                                  "Cell Reports Methods: January 2026")).kind == "cellpress"
 
 
+@pytest.mark.parametrize("added", ["María del Carmen García de la Fuente, Hélène d'Orléans",
+                                   "Laila al-Farabi, Ahmad bin Said, Omar ibn Khalid, Giulia dell'Acqua",
+                                   "Johannes van der Waals, Ana dos Santos, Juan Carlos Pérez de la Torre y Gómez"])
+def test_one_author_with_particles_or_a_prefixed_surname_keeps_the_whole_author_list(added):
+    # a name outside the narrow grammar (seven words, a lower-case "d'" or "al-") emptied the paper's list
+    body = (FIXTURES / SCIENCEDIRECT).read_text().replace("Hongru Hao, Jiahui Wang,", f"Hongru Hao, {added}, Jiahui Wang,")
+    parsed = parse_message(html_mail(body, "ScienceDirect <sciencedirect@notification.elsevier.com>",
+                                     "Applied Catalysis B: Environment and Energy: new articles"))
+    first = parsed.papers[0]
+    assert first.authors[0] == "Hongru Hao" and first.authors[1:-9] == tuple(added.split(", "))
+    assert first.authors[-9:][0] == "Jiahui Wang" and len(first.authors) == 10 + len(added.split(", "))
+
+
 def test_rsc_contents_alert_keeps_papers_with_their_dois_and_sections_and_drops_covers_and_news():
     parsed = parse_message(as_mail(RSC, "Energy & Environmental Science <ees@rsc.org>",
                                    "Contents Alert for Energy & Environmental Science - 2026, Volume 19, Issue 7"))
@@ -1200,6 +1296,11 @@ def test_a_toc_that_prints_dois_as_text_is_read_by_item_without_knowing_its_send
     ("Energy Environ. Sci., 2026, 19, 2149", 0),          # a citation
     ("Our premier journals are committed to publishing only the highest quality work", 0),  # a sentence
     ("Deep learning for graphs: a survey", 0),
+    ("María del Carmen García de la Fuente, Hélène d'Orléans and Laila al-Farabi", 3),
+    ("Johannes van der Waals, Ahmad bin Said, Juan Pérez y Gómez, Fatima el-Sayed", 4),
+    ("Maria de", 0),                                      # no name ends with a particle
+    ("the results de la study are shown", 0),             # particles do not make a sentence a name
+    ("Cells, tissues and organs", 0),
 ])
 def test_author_lines_are_told_from_citations_and_sentences(line, names):
     from digest.parsers.common import author_names
@@ -1299,6 +1400,17 @@ def test_a_nature_methods_contents_mail_gives_every_item_with_its_doi_kind_and_d
     assert parsed.papers[0].title == "Appeals: what, why, when, how" and parsed.papers[0].comments == "Editorial"
 
 
+
+
+@pytest.mark.parametrize("doi_as", ["DOI: 10.1038/", "DOI:10.1038/", "https://doi.org/10.1038/"])
+def test_a_nature_contents_mail_that_prints_its_dois_another_way_gives_every_item(doi_as):
+    body = (FIXTURES / NATURE_METHODS).read_text()
+    assert body.count("doi:10.1038/") == 32
+    parsed = parse_message(html_mail(body.replace("doi:10.1038/", doi_as), "Nature Methods <alerts@nature.com>",
+                                     "Nature Methods Contents: Volume 23 Issue 4"))
+    assert parsed.kind == "nature" and len(parsed.papers) == 32
+    annevo = by_title(parsed.papers, "Highly accurate ab initio gene annotation with ANNEVO")
+    assert (annevo.doi, annevo.comments, annevo.published) == ("10.1038/s41592-026-03036-7", "Article", "2026-03-12")
 
 
 def test_science_advances_toc_items_by_their_byline_without_dois():

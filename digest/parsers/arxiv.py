@@ -74,6 +74,16 @@ def announcement_date(text: str, mail_date: datetime | None) -> str | None:
     return None
 
 
+# "ATLAS Collaboration: G. Aad, B. Abbott": a collaboration before its members, which would be one "author"
+# "ATLAS Collaboration: G. Aad"
+_COLLABORATION = re.compile(r"\b(Collaborations?|Consortium|Consortia)\s*:\s*", re.I)
+
+
+def _collaborations_apart(authors: str | None) -> str | None:
+    """The Authors field with each collaboration named before its members made a name of its own."""
+    return _COLLABORATION.sub(r"\1, ", authors) if authors else authors
+
+
 def _entry_to_paper(arxiv_id: str, fields: dict[str, str], abstract: list[str], section: str,
                     url: str | None, published: str | None) -> Paper:
     def field(name: str) -> str | None:
@@ -81,7 +91,7 @@ def _entry_to_paper(arxiv_id: str, fields: dict[str, str], abstract: list[str], 
         return value or None
 
     title = tex_to_unicode(field("Title")) or arxiv_id
-    authors = [tex_to_unicode(a) or a for a in split_authors(tex_to_unicode(field("Authors")))]
+    authors = [tex_to_unicode(a) or a for a in split_authors(_collaborations_apart(tex_to_unicode(field("Authors"))))]
     # "A, B, et al. (97 additional authors not shown)": the names are cut, the count is kept
     more = re.search(r"\(\s*(\d+)\s+additional\s+authors?\s+not\s+shown\s*\)", field("Authors") or "", re.I)
     abstract_text = tex_to_unicode(" ".join(abstract)) if abstract else None

@@ -534,26 +534,45 @@ def split_authors(text: str | None) -> list[str]:
 TOC_FURNITURE = re.compile(r"^(issue information|cover (image|picture)|(inside )?(front|back) cover|table of contents|"
                            r"masthead|editorial board|contents( list)?)(\s*[-–:|(].*)?$", re.I)
 
-# name particles written in lower case ("Ludwig van Beethoven", "Maria de la Cruz")
+# name particles written in lower case ("Ludwig van Beethoven", "Maria de la Cruz", "Ahmad bin Said")
 _PARTICLES = {"van", "von", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "la", "le", "ter", "ten",
-              "bin", "al", "el", "y", "zu", "af"}
+              "bin", "binti", "ibn", "al", "el", "y", "zu", "af", "vom", "zur", "dei", "degli", "do", "e"}
+# a surname's elided or joined prefix written in lower case: "d'Orléans", "dell'Acqua", "al-Khwarizmi", "el-Sayed"
+_PREFIXED = re.compile(r"^(?:d|l|dell|dall|degli|al|el|ul|ad|as|ash|at|az|bin|ibn|abu)['’‘-](?=[^\W\d_])", re.I)
+# names are at most five words of their own, with up to four particles between them ("María del Carmen García de
+# la Fuente" has four of its own and three particles)
+_MOST_NAME_WORDS, _MOST_PARTICLES = 5, 4
+
+
+def _name_word(word: str) -> bool:
+    """Whether ``word`` can be part of a person's name: capitalised ("Hélène", "O'Brien", "D'Angelo"), a
+    particle ("van", "de"), or a lower-case prefix joined to a capitalised surname ("d'Orléans", "al-Farabi")."""
+    if word[0].isupper() or word in _PARTICLES:
+        return True
+    m = _PREFIXED.match(word)
+    return m is not None and word[m.end()].isupper()
+
+
+def _is_name(name: str) -> bool:
+    words = name.split()
+    own = [w for w in words if w not in _PARTICLES]
+    return 1 <= len(own) <= _MOST_NAME_WORDS and len(words) - len(own) <= _MOST_PARTICLES \
+        and words[-1] not in _PARTICLES and all(_name_word(w) for w in words) \
+        and not any(w.lower().strip(".") in _NOT_NAMES for w in words)
 
 
 def author_names(text: str | None) -> list[str]:
     """The names of a line that reads as an author list ("A. Smith, Bo Li and Hélène Pilorgé"), else [].
 
-    Every name has one to five words, each capitalised (or a particle: "van", "de"), and the line has no digits,
-    URLs, addresses or colons: a citation ("Energy Environ. Sci., 2026, 19, 2149") or a sentence is not one."""
+    Every name has one to five words of its own, each capitalised (or joined to a lower-case prefix: "d'Orléans",
+    "al-Farabi"), with particles between them ("van der", "de la", "bin"), and the line has no digits, URLs,
+    addresses or colons: a citation ("Energy Environ. Sci., 2026, 19, 2149") or a sentence is not one. One name
+    that is not one makes the line no author list: the line is something else."""
     text = clean_space(re.sub(r",?\s+et\.?\s*al\.?$", "", clean_space(text or "")))
     if not text or len(text) > 3000 or re.search(r"\d|https?:|www\.|@|:|[!?]", text):
         return []
     names = split_authors(text)
-    for name in names:
-        words = name.split()
-        if not 1 <= len(words) <= 5 or not all(w[0].isupper() or w.lower() in _PARTICLES for w in words) \
-                or any(w.lower().strip(".") in _NOT_NAMES for w in words):
-            return []
-    return names
+    return names if all(_is_name(name) for name in names) else []
 
 
 # words of the labels around a paper's title that are written like names ("Research Article", "Open Access",

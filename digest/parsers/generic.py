@@ -2,7 +2,9 @@
 
 A found id becomes a paper only with a meaningful title (``common.is_meaningful_title``): the link text,
 else the text before the link on its line, else the previous line. So a signature with one DOI behind
-"here" gives nothing. A table of contents that prints each item's DOI as text and links its title to an
+"here" gives nothing. A link is a paper's when an arXiv id or a DOI can be read from its address, whoever
+publishes it; in plain text laid out "Title / Authors / URL" the names are the authors, the line above them the
+title. A table of contents that prints each item's DOI as text and links its title to an
 opaque tracker (the Royal Society of Chemistry's, many others') is read by item: the smallest block around
 the DOI that holds a title, with the authors and abstract it shows. A forwarded page of title + abstract
 paragraphs needs at least two such pairs; in a table of contents (three or more items), paragraphs serve only
@@ -12,6 +14,7 @@ as the abstracts of its papers, never as papers of their own (they are the newsl
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 from bs4 import Comment, NavigableString, Tag
 
@@ -65,11 +68,26 @@ def _ids(url: str) -> tuple[str | None, str | None]:
     return arxiv, None if arxiv else doi_from_url(url)
 
 
+# links that carry a paper's DOI without leading to the paper: sharing it, citing it, managing alerts about it,
+# or a journal's own DOI ("10.1002/(ISSN)1521-3773", its home page)
+_NOT_PAPER_LINK = re.compile(
+    r"^https?://(?:[\w-]+\.)*(?:twitter\.com|x\.com|facebook\.com|linkedin\.com|bsky\.app|reddit\.com|"
+    r"weibo\.com|wechat\.com|mendeley\.com|crossmark\.crossref\.org|altmetric\.com|plu\.mx)[/:?#]|"
+    r"/(?:share|sharer|unsubscribe|alerts?|preferences|login|signin|showcitformats|citation-export|"
+    r"export-?citation|cite|ris|bibtex|permissions|rightslink)(?:[/.?&=#]|$)|\(ISSN\)",
+    re.I,
+)
+
+
 def _paper_link(url: str) -> tuple[str | None, str | None] | None:
     """(arXiv id, DOI) of a link to a paper, either or both None for a paper's own page that carries neither
-    (``_RECORD_LINK``); None when the link is not to a paper."""
+    (``_RECORD_LINK``); None when the link is not to a paper.
+
+    Any address an arXiv id or a DOI can be read from is a paper's (PLOS ``article?id=10.1371/...``, Frontiers,
+    IOP, APS, BMC, eLife's article numbers, ...): a list of publishers' hosts lost every paper of the ones it
+    did not name. Sharing, citing and alert links name a paper's DOI too, and are left out."""
     record = _RECORD_LINK.search(url) is not None
-    if not (record or _PAPER_HOST.search(url)):
+    if not record and _NOT_PAPER_LINK.search(unquote(url)):
         return None
     arxiv, doi = _ids(url)
     return (arxiv, doi) if arxiv or doi or record else None
@@ -237,14 +255,30 @@ def _from_text(text: str) -> list[Paper]:
             found.append((None, m.group(1).rstrip(".,;"), None, m.start()))
         for arxiv, doi, url, start in found:
             before = _title_before(line[:start])
-            prev = next((x for x in reversed(lines[max(0, i - 2):i]) if x), "")
-            # the previous line only for a link alone on its line ("Title\nhttps://..."): a line with words of
+            above, authors = _title_above(lines, i)
+            # the lines above only for a link alone on its line ("Title\nhttps://..."): a line with words of
             # its own before the link ("1.58-bit FLUX - <url>") is that item, not the line above's
-            title = before if is_meaningful_title(before) else \
-                prev if not _own_words(before) and is_meaningful_title(prev) else ""
+            if is_meaningful_title(before):
+                title, authors = before, []
+            else:
+                title = above if not _own_words(before) and is_meaningful_title(above) else ""
             if title:
-                papers.append(_make(title, arxiv, doi, url))
+                papers.append(_make(title, arxiv, doi, url).with_(authors=tuple(authors)))
     return papers
+
+
+def _title_above(lines: list[str], i: int) -> tuple[str, list[str]]:
+    """The title above a link alone on line ``i``, and its authors: "Title / Authors / URL" (a journal's alert in
+    plain text) has the title two lines up, and the names between, which were taken for the title (or, too short
+    for one, lost the paper). The line right above is the authors only when it reads as names and the line above
+    it as a title; one "name" of four or more title-cased words ("Attention Is All You Need") is a title."""
+    prev = next((x for x in reversed(lines[max(0, i - 2):i]) if x), "")
+    names = author_names(lines[i - 1]) if i >= 2 else []
+    title = lines[i - 2] if i >= 2 else ""
+    if names and (len(names) > 1 or len(names[0].split()) <= 3) and is_meaningful_title(title) \
+            and not author_names(title):
+        return title, names
+    return prev, []
 
 
 def _dedup(papers: list[Paper]) -> list[Paper]:

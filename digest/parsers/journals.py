@@ -99,6 +99,11 @@ def _section_of(node) -> str | None:
 # ---------------------------------------------------------------- Nature Portfolio
 
 
+# the DOI on an item's date line: "doi:10.1038/...", as some journals' TOCs print it "DOI: 10.1038/...", or as a
+# link "https://doi.org/10.1038/..."; an item without it is not read, so a spelling missed loses every paper
+_NATURE_DOI = re.compile(r"(?:\bdoi:\s*|\bdoi\.org/)(10\.\d{4,9}/\S+)", re.I)
+
+
 def parse_nature(body: Body) -> list[Paper]:
     if not body.html:
         return []
@@ -120,7 +125,7 @@ def parse_nature(body: Body) -> list[Paper]:
             box = box.find_parent("table")
         date_td = box.select_one("td.article-date") if box is not None else None
         date_text = text_of(date_td)
-        m = re.search(r"doi:\s*(10\.\d{4,9}/\S+)", date_text)
+        m = _NATURE_DOI.search(date_text)
         doi = m.group(1) if m else None
         if doi is None or doi.lower() in seen:
             continue
@@ -218,6 +223,16 @@ def _cellpress_section(link, heading_before: Preceding) -> str | None:
     return text
 
 
+def _cellpress_authors_and_blurb(rows: list[str]) -> tuple[list[str], str | None]:
+    """The authors and the blurb of an item from the rows after its title. The first row is the authors only when
+    it reads as names: an item without an author row (an editorial, a retraction) has its blurb there, which
+    split at its commas made a sentence's pieces the paper's "authors"."""
+    authors = author_names(rows[0]) if rows else []
+    if not authors:
+        return [], rows[0] if rows else None
+    return authors, rows[1] if len(rows) > 1 else None
+
+
 def parse_cellpress(body: Body) -> list[Paper]:
     if not body.html:
         return []
@@ -241,8 +256,7 @@ def parse_cellpress(body: Body) -> list[Paper]:
         # the next two rows that are not labels (reading every row to the table's end made a long table quadratic)
         following = (text_of(r) for r in (row.next_siblings if row is not None else ()) if getattr(r, "name", "") == "tr")
         rows = list(islice((r for r in following if not _LABELS.match(r)), 2))
-        authors = split_authors(rows[0]) if rows else []
-        blurb = rows[1] if len(rows) > 1 else None
+        authors, blurb = _cellpress_authors_and_blurb(rows)
         paper = Paper(
             title=title,
             authors=tuple(authors),
