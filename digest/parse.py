@@ -79,6 +79,15 @@ _ADMIN_SUBJECT = re.compile(
     r"account|help|activate|alert (?:has been |was )?(?:created|cancell?ed|deleted|updated|changed))\b", re.I)
 # ...but not in an alert's own subject, where the words are the user's query: "T cell activation - new results"
 _ALERT_SUBJECT = re.compile(r"\s-\s[^-]{3,60}$|\bdaily\b.*\bmailing\b", re.I)
+
+
+def _administrative(subject: str) -> bool:
+    """Whether a subject is an alert sender's administrative mail: an administrative word outside an alert's own
+    query ("Google Scholar Alert - Confirm your alert" is; "T cell activation - new results" is not)."""
+    alert = _ALERT_SUBJECT.search(subject)
+    if alert and not _ADMIN_SUBJECT.search(alert.group()):
+        return False  # the administrative words are the user's query's
+    return bool(_ADMIN_SUBJECT.search(subject))
 # what a family's alerts look like (DOM markers, a listing's layout). A mail from an alert sender that yields no
 # papers is an error when it has the markers (the layout changed under the parser); without them it is other
 # mail (a subscription confirmation, a newsletter) when its subject says so or when the family is a whole
@@ -393,7 +402,7 @@ def _run(kind: str, body: Body, *, sender: str, strict: bool) -> list[Paper]:
         raise ParseError(f"{_LABELS[kind]} from {sender or 'unknown sender'} "
                          f"(subject {body.subject!r}) could not be parsed: {exc!r}") from exc
     text_only = body.html is None and kind in _HTML_LAID_OUT
-    administrative = bool(_ADMIN_SUBJECT.search(body.subject or "")) and not _ALERT_SUBJECT.search(body.subject or "")
+    administrative = _administrative(body.subject or "")
     # Google Scholar's alerts come from an address that sends nothing else; a publisher's domain sends letters too
     alert_address = strict and kind not in _WHOLE_DOMAIN
     if not papers and kind in _WHOLE_DOMAIN and not text_only:

@@ -190,6 +190,8 @@ def test_administrative_mail_from_an_alert_sender_is_not_an_alert():
 @pytest.mark.parametrize(("sender", "subject"), [
     ("no-reply@arXiv.org", "Re: subscribe Jane Doe"),
     ("scholaralerts-noreply@google.com", "Google Scholar alert created"),
+    # shaped like an alert's "query - new results", but the part after the dash is the administrative one
+    ("scholaralerts-noreply@google.com", "Google Scholar Alert - Confirm your alert"),
     # a whole publisher domain's other mail (a newsletter without the table-of-contents layout)
     ("Nature Briefing <briefing@nature.com>", "Nature Briefing: the week in science"),
     ("AHA Newsroom <news@heart.org>", "This week at AHA"),
