@@ -592,6 +592,30 @@ def test_hf_page_forwarded_inline_with_metadata_and_links():
     assert parsed.papers[0].arxiv_id == "2409.08857" and parsed.papers[0].abstract.startswith("Drag-based")
 
 
+@pytest.mark.parametrize("one_link_per_card", [True, False])
+def test_hf_cards_in_html_give_titles_not_the_card_nor_its_authors(one_link_per_card):
+    # a daily-papers mail in HTML only, each card a thumbnail, the title as a heading, the authors, the abstract
+    # and the upvotes; as one link around the whole card, or a link on the title alone
+    reference = parse_fixture("hf-trending-papers.txt").papers[:3]
+    authors = [("DeepSeek-AI", "Daya Guo", "Dejian Yang"), ("Kimi Team", "Angang Du"), ("Siyu Yuan", "Zehui Chen")]
+    cards = []
+    for n, (paper, names) in enumerate(zip(reference, authors, strict=True)):
+        url = f"https://huggingface.co/papers/2501.1{n:04d}"
+        body = f"<h3>{paper.title}</h3><div>{', '.join(names)}</div><p>{paper.abstract}</p><span>▲ 412</span>"
+        cards.append(f'<tr><td><a href="{url}"><img src="https://cdn.example/t.png" alt="">{body}</a></td></tr>'
+                     if one_link_per_card else
+                     f'<tr><td><a href="{url}"><img src="https://cdn.example/t.png" alt=""></a>'
+                     f'<h3><a href="{url}">{paper.title}</a></h3><div>{", ".join(names)}</div><p>{paper.abstract}'
+                     f'</p><a href="{url}#community">412 upvotes</a></td></tr>')
+    html = f"<table><tr><td><h1>Daily Papers</h1></td></tr>{''.join(cards)}</table>"
+    parsed = parse_message(html_mail(html, "Hugging Face <website@huggingface.co>", "Daily Papers"))
+    assert parsed.kind == "hf"
+    assert [(p.title, p.arxiv_id) for p in parsed.papers] == [
+        (paper.title, f"2501.1{n:04d}") for n, paper in enumerate(reference)]
+    if not one_link_per_card:  # the names between title and abstract are the authors, not another paper
+        assert [p.authors for p in parsed.papers] == authors
+
+
 def test_generic_mail_with_paper_links():
     msg = EmailMessage()
     msg["From"] = "Colleague <c@uni.example>"

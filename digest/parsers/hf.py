@@ -18,6 +18,7 @@ from .common import (
     HF_URL,
     Body,
     arxiv_url,
+    author_names,
     clean_lines,
     clean_space,
     html_to_text,
@@ -73,10 +74,11 @@ def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
     title: str | None = None
     ident: str | None = None
     abstract: list[str] = []
+    authors: list[str] = []
 
     def flush() -> None:
         if title and abstract:
-            papers.append(Paper(title=title, abstract=" ".join(abstract), arxiv_id=ident,
+            papers.append(Paper(title=title, authors=tuple(authors), abstract=" ".join(abstract), arxiv_id=ident,
                                 url=arxiv_url(ident) if ident else None, source=source))
 
     for lines in blocks:
@@ -91,9 +93,12 @@ def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
             if title:
                 abstract.append(joined)
             continue
+        if title and not abstract and not authors and author_names(joined):
+            authors = author_names(joined)  # "Title / Authors / Abstract": the names are not the next title
+            continue
         # a short block: the title of the next paper (the last short block before an abstract wins)
         flush()
-        title, abstract = None, []
+        title, abstract, authors = None, [], []
         # a title wrapped over lines (the whole text wrapped at 72-76 columns by a mail program) is whole again;
         # of other several-line blocks (a label, then the title) the last line is the title
         wrapped = hard_wrapped and all(len(x) >= 55 for x in content[:-1]) and len(joined) <= 300
@@ -119,7 +124,9 @@ def _from_links(html: str) -> list[Paper]:
         if ident not in best:
             order.append(ident)
             best[ident] = ""
-        label = text_of(a)
+        # a card that is one link (thumbnail, title, authors, abstract, upvotes) names its title in a heading
+        heading = a.find(["h1", "h2", "h3", "h4", "h5", "h6", "strong", "b"])
+        label = text_of(heading) if heading is not None and len(text_of(heading)) > 10 else text_of(a)
         # several links per card (title, thumbnail, "upvote"): keep the longest text that reads as a title
         if len(label) > len(best[ident]) and not re.fullmatch(r"[\d\s.,k+]*|view|read|upvote", label, re.I):
             best[ident] = label
