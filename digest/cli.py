@@ -378,7 +378,8 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int, query: str | None) ->
     if result.ranking.scored:
         click.echo("score: calibrated relevance, 0.1 per standard deviation above a random paper of the store (the "
                    "floor is relevance_floor); the number in a reason: how close the paper is to that interest or "
-                   "paper (cosine similarity, 0 to 1)")
+                   "paper (cosine similarity, 0 to 1); the interest named first is the one the paper stands out "
+                   "for most against the store")
 
 
 def _find_in_ranking(settings, store, prof, result, query: str, limit: int, stored: list[dict]) -> None:
