@@ -531,6 +531,13 @@ def _earlier_digest(store: Store, profile: Profile, period: str,
     return None
 
 
+def refused_elsewhere(row: dict | None, profile: Profile) -> bool:
+    """Whether a digest row was refused (5xx) for an address the profile no longer names: the corrected address
+    gets that day's digest, whoever delivers it (`digest send`, the daemon's send job or its catch-up)."""
+    return bool(row and row["status"] == "failed" and row["address"]
+                and row["address"].lower() != profile.email.lower())
+
+
 def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, profile: Profile, *,
                  outbox: Path | None = None, dry_run: bool = False, now: datetime | None = None,
                  send: Callable | None = None, ranker: Callable[[Profile], UserRanking] | None = None) -> Delivery:
@@ -556,9 +563,7 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
         return rank_user(store, embedder, settings, profile, today=date.fromisoformat(period), now=now)
 
     row = store.digest_for(profile.user, period)
-    # refused (5xx) for an address the profile no longer names: the corrected address gets that day's digest
-    readdressed = bool(row and row["status"] == "failed" and row["address"]
-                       and row["address"].lower() != profile.email.lower())
+    readdressed = refused_elsewhere(row, profile)
     if dry_run:
         if row and row["status"] in DIGEST_DONE and not readdressed:
             return _already(profile, row)

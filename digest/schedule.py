@@ -737,14 +737,14 @@ class Daemon:
 
     def _deliver_blocking(self, user: str, due_at: datetime) -> None:
         """Poll (if the last poll started before the send time), then deliver one digest (worker thread)."""
-        from .pipeline import deliver_user
+        from .pipeline import deliver_user, refused_elsewhere
 
         profile = self.profiles.get(user)
         if profile is None or profile.paused:
             return
         period = period_of(profile, due_at)
         row = self.work_store.digest_for(user, period)
-        if row is not None and row["status"] in DIGEST_DONE:
+        if row is not None and row["status"] in DIGEST_DONE and not refused_elsewhere(row, profile):
             log.debug("job=send user=%s period=%s: already %s", user, period, row["status"])
             return
         done = done_period(self.work_store, profile)

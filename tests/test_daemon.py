@@ -194,6 +194,32 @@ def test_a_digest_missed_within_the_grace_window_is_sent_once_and_a_restart_send
     assert not records(caplog, "job=send") and not records(caplog, "job=catch-up")
 
 
+def test_a_digest_refused_for_an_address_since_corrected_is_sent_to_the_new_one_and_only_that(home, embedder, caplog):
+    tmp_path, config = home
+    caplog.set_level(logging.INFO)
+    write_profile(tmp_path / "profiles", "ada", send_at="07:30")  # ada@example.test, corrected after the refusal
+    write_profile(tmp_path / "profiles", "bob", send_at="07:30")  # refused at the address the profile still names
+    settings = load_settings(config)
+    with time_machine.travel(datetime(2024, 6, 3, 8, 0, tzinfo=UTC), tick=True):  # 30 min after the send time
+        store = Store(settings.db_path)
+        ingest_paths(store, [ALERT])
+        store.mark_digest(store.claim_digest("ada", "2024-06-03"), "failed", error="550 5.1.1 no such user",
+                          address="ada@exmaple.test")
+        store.mark_digest(store.claim_digest("bob", "2024-06-03"), "failed", error="550 5.1.1 no such user",
+                          address="bob@example.test")
+        daemon = Daemon(settings, embedder=embedder)
+
+        async def scenario():
+            await until(lambda: outbox(tmp_path))
+            await until(lambda: daemon.ready.is_set())
+
+        assert drive(daemon, scenario) == 0
+    assert outbox(tmp_path) == ["ada-2024-06-03.eml"]  # bob's address is the refused one: not tried again
+    assert store.digest_for("ada", "2024-06-03")["status"] == "sent"
+    assert store.digest_for("bob", "2024-06-03")["status"] == "failed"
+    assert records(caplog, "job=send user=ada period=2024-06-03: wrote")
+
+
 def test_a_digest_missed_beyond_the_grace_window_is_skipped_and_logged(home, embedder, caplog):
     tmp_path, config = home
     caplog.set_level(logging.INFO)
