@@ -1137,16 +1137,18 @@ def _resolved(store: Store, event: dict, profile_errors: list[str]) -> dict | No
     ({"by": "digest sent", "at": ...}), a profile file that loads again ({"by": "the file loads now"}).
     None when it may still stand."""
     if event["component"] == "send" and event["user"]:
-        last = store.last_digest(event["user"])
-        if last and last["status"] == "sent" and (last["sent_at"] or "") > event["at"]:
-            return {"by": "digest written" if last["path"] else "digest sent", "at": last["sent_at"]}
+        # the first delivery after it (a later day's failure does not undo it)
+        sent = store.first_sent_since(event["user"], event["at"])
+        if sent is not None:
+            return {"by": "digest written" if sent["path"] else "digest sent", "at": sent["sent_at"]}
     elif event["component"] == "profiles" and event["level"] == "ERROR":
         where = event["message"].split(":", 1)[0]
         if where.endswith(".toml") and not any(e.split(":", 1)[0] == where for e in profile_errors):
             return {"by": "the file loads now" if Path(where).exists() else "the file is gone (removed or renamed)",
                     "at": None}
-    elif event["component"] == "poll":
-        # a later poll of a mailbox that ended without an error: the mailbox is reachable again
+    elif event["component"] == "poll" and event["level"] == "ERROR":
+        # a later poll of a mailbox that ended without an error: the mailbox is reachable again (a warning about
+        # one message, quarantined or too large, stands however many polls go well after it)
         later = [p for p in store.poll_states() if (p["last_poll_at"] or "") > event["at"]
                  and "error" not in (p["last_result"] or "")]
         if later:

@@ -1048,6 +1048,12 @@ class Store:
                 "('sent', 'skipped')", list(earlier)).fetchone()[0])
         return max((p for p in periods if p), default=None)
 
+    def first_sent_since(self, user: str, at: str) -> dict | None:
+        """The first digest of ``user`` delivered at or after ``at`` (an ISO time, as events have)."""
+        rows = list(self.db["digests"].rows_where("user = ? AND status = 'sent' AND sent_at >= ?", [user, at],
+                                                  order_by="sent_at, id", limit=1))
+        return rows[0] if rows else None
+
     def last_digest(self, user: str) -> dict | None:
         rows = list(self.db["digests"].rows_where("user = ?", [user], order_by="period desc, id desc", limit=1))
         return rows[0] if rows else None

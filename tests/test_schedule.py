@@ -242,15 +242,19 @@ def test_status_says_which_recent_errors_were_put_right_since(setup):
         store.log_event("ERROR", "profiles", f"{broken}:2: timezone: unknown", user="carl")
         store.log_event("ERROR", "profiles", f"{tmp_path / 'profiles' / 'gone.toml'}:1: not TOML", user="gone")
         store.log_event("ERROR", "poll", "imap: cannot reach 127.0.0.1:993 (Connection refused)")
+        store.log_event("WARNING", "poll", "quarantined INBOX UID 7 (Alert): the listing layout changed")
         clock.shift(timedelta(minutes=10))
         store.mark_digest(digest_id, "sent")  # the retry went through
         store.set_poll_state("imaps://x/INBOX", result="INBOX: 2 fetched, 2 ingested")  # the mailbox is back
         clock.shift(timedelta(minutes=10))
         store.log_event("ERROR", "send", "SMTP failed 4 times, last: 421 too busy", user="ada")  # a later one
+        # the next day's digest is refused: that does not undo the delivery that put the first error right
+        store.mark_digest(store.claim_digest("ada", "2024-03-30"), "failed", error="550 5.1.1 no such user")
         report = status_report(settings, store)
         result = CliRunner().invoke(cli, ["--config", str(config), "status"])
-    later, poll, gone, carl, ben, first = report["recent_errors"]
+    later, quarantined, poll, gone, carl, ben, first = report["recent_errors"]
     assert poll["resolved"] == {"by": "a poll succeeded", "at": "2024-03-29T09:10:00+00:00"}
+    assert quarantined["resolved"] is None  # the message is still quarantined, however many polls went well
     assert gone["resolved"] == {"by": "the file is gone (removed or renamed)", "at": None}
     assert first["resolved"] == {"by": "digest sent", "at": "2024-03-29T09:10:00+00:00"}
     assert ben["resolved"] == {"by": "the file loads now", "at": None}  # ben.toml is fine now
