@@ -14,6 +14,8 @@ import difflib
 import math
 import os
 import re
+import socket
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,6 +203,26 @@ class Settings:
 # (section, key) -> (lowest, highest) allowed; None = no bound
 # the names of this machine: plain SMTP/IMAP only to these, and links to them reach no one else
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def answers_tls(host: str, port: int, timeout: float) -> bool:
+    """Whether host:port answers a TLS handshake: a port that expects TLS at once (465, 993), which takes a
+    connection and waits for the client to speak, as opposed to a server that takes it and stalls (busy,
+    hung, behind a greeting delay), which says nothing to the handshake either. Only called after a
+    connection got no greeting; a port that greets meanwhile is not TLS."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # what answers, not whether it is trusted
+    try:
+        with socket.create_connection((host, port), timeout=min(timeout, 5.0)) as raw, \
+                context.wrap_socket(raw, server_hostname=host):
+            return True
+    except ssl.SSLEOFError:
+        return False  # closed without a word of TLS
+    except ssl.SSLError as exc:
+        # plain text where a TLS record was due (a greeting after all): not TLS; any other TLS alert: TLS
+        return exc.reason not in ("WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG")
+    except OSError:  # no answer within the timeout, refused, unreachable
+        return False
 _RANGES = {
     ("imap", "port"): (1, 65535), ("smtp", "port"): (1, 65535), ("web", "port"): (1, 65535),
     ("imap", "poll_minutes"): (0.5, None), ("imap", "timeout"): (1, None), ("smtp", "timeout"): (1, None),

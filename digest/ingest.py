@@ -44,7 +44,6 @@ import imaplib
 import logging
 import os
 import re
-import socket
 import sqlite3
 import ssl
 import threading
@@ -56,7 +55,7 @@ from pathlib import Path
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from .config import ImapSettings, Settings
+from .config import ImapSettings, Settings, answers_tls
 from .errors import ConfigError, MailboxError, StoreError
 from .pipeline import IngestReport, ingest_raw
 from .store import Store
@@ -259,15 +258,14 @@ def connect(settings: Settings) -> IMAPClient:
                            "(security = \"starttls\") port 143") from None
     except TimeoutError:
         _close(client)
-        if imap.security != "tls" and _silent(imap.host, imap.port, imap.timeout):
-            # it takes connections and says nothing (a server that greets and then stalls is not this): a port
+        if imap.security != "tls" and answers_tls(imap.host, imap.port, imap.timeout):
+            # it says nothing until spoken to in TLS (a server that stalls says nothing to that either): a port
             # that waits for a TLS handshake, not a network problem, so no retry (four took two minutes)
             raise MailboxError(f"imap: {where} takes the connection but sends no greeting within imap.timeout = "
-                               f"{imap.timeout:g} s, as a port that expects TLS at once (like 993) does (or a "
-                               f"server far too slow); set imap.security = \"tls\" for it, or use the STARTTLS "
-                               "port (usually 143)") from None
-        hint = "" if imap.security == "tls" else (
-            "; a port that expects TLS at once (like 993) needs security = \"tls\"")
+                               f"{imap.timeout:g} s and answers TLS, as a port that expects TLS at once (like 993) "
+                               f"does; set imap.security = \"tls\" for it, or use the STARTTLS port (usually 143)"
+                               ) from None
+        hint = "" if imap.security == "tls" else "; busy or stalled: it does not answer TLS either"
         raise _Lost(f"cannot reach {where} (no answer within imap.timeout = {imap.timeout:g} s{hint})") from None
     except (OSError, imaplib.IMAP4.abort) as exc:
         _close(client)
@@ -277,19 +275,6 @@ def connect(settings: Settings) -> IMAPClient:
         raise MailboxError(f"imap: {where} refused the session: {_server_text(exc)}") from None
     log.debug("imap: logged in as %s at %s (%s)", imap.username, where, imap.security)
     return client
-
-
-def _silent(host: str, port: int, timeout: float) -> bool:
-    """Whether host:port takes a TCP connection and then sends nothing (as a port expecting TLS at once does),
-    rather than being out of reach, or greeting and then being slow."""
-    try:
-        with socket.create_connection((host, port), timeout=min(timeout, 5.0)) as probe:
-            probe.recv(1)
-            return False  # a greeting (or a close): it speaks first, as a plain or STARTTLS port does
-    except TimeoutError:
-        return True
-    except OSError:
-        return False
 
 
 def _check_account(settings: Settings) -> None:

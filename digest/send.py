@@ -38,7 +38,7 @@ from pathlib import Path
 
 import aiosmtplib
 
-from .config import LOOPBACK, SmtpSettings
+from .config import LOOPBACK, SmtpSettings, answers_tls
 from .errors import ConfigError, DeliveryError
 from .render import Rendered
 
@@ -230,10 +230,15 @@ async def _attempt(data: bytes, sender: str, recipients: list[str], settings: Sm
             if isinstance(cause, ssl.SSLError):
                 raise _Final(_tls_hint(settings, cause), permanent=False) from None
             if security != "tls" and isinstance(cause, aiosmtplib.SMTPReadTimeoutError):
-                # connected, but no greeting: a port that waits for a TLS handshake (465), not a network to wait for
+                # connected, but no greeting: a port that waits for a TLS handshake (465) is a setting to fix; a
+                # server that stalls (busy, hung, a greeting delay) is one to wait for
+                if not await asyncio.to_thread(answers_tls, settings.host, settings.port, settings.timeout):
+                    raise _Transient(f"connect: {_where(settings)} takes the connection but sends no greeting "
+                                     f"within smtp.timeout = {settings.timeout:g} s (busy or stalled: it does not "
+                                     "answer TLS either)") from None
                 raise _Final(f"{_where(settings)} takes the connection but sends no greeting within smtp.timeout = "
-                             f"{settings.timeout:g} s, as a port that expects TLS at once (like 465) does (or a "
-                             "server far too slow); nothing was sent; set smtp.security = \"tls\" for it, or use "
+                             f"{settings.timeout:g} s and answers TLS, as a port that expects TLS at once (like "
+                             "465) does; nothing was sent; set smtp.security = \"tls\" for it, or use "
                              "the STARTTLS port (usually 587)", permanent=False) from None
             reason = "connection refused: nothing listens there" if isinstance(cause, ConnectionRefusedError) \
                 else str(cause or exc)

@@ -368,8 +368,9 @@ def test_a_poll_refused_for_its_settings_leaves_the_reason_for_status(account):
 
 def test_starttls_on_a_port_that_expects_tls_at_once_says_so_without_retrying(account, caplog):
     account.configure(security="starttls", port=account.servers.imaps_port, timeout=1.0)
-    with pytest.raises(MailboxError, match=r"takes the connection but sends no greeting within imap.timeout = 1 s, "
-                                           r"as a port that expects TLS at once \(like 993\) does .*set imap.security"):
+    with pytest.raises(MailboxError, match=r"takes the connection but sends no greeting within imap.timeout = 1 s and "
+                                           r"answers TLS, as a port that expects TLS at once \(like 993\) does; set "
+                                           r"imap.security"):
         account.poll()
     assert "reconnecting" not in caplog.text  # a setting to fix, not a network to wait for: no retries
 
@@ -392,6 +393,23 @@ def test_a_server_that_greets_and_then_stalls_is_waited_for_as_a_network_problem
     report = poll_all(Store(None), load_settings(config), retries=2, backoff=0.01)
     # retried: a greeting came, so this is a slow server (or a network), not a port that expects TLS at once
     assert "gave up after 3 attempts" in report.error and "no greeting" not in report.error, report.error
+    listener.close()
+
+
+def test_a_server_that_takes_connections_and_says_nothing_is_waited_for_not_taken_for_a_tls_port(
+        tmp_path, monkeypatch):
+    # a hung or overloaded server (or one with a greeting delay): the connection is taken, no word follows, and a
+    # TLS handshake gets no answer either; unlike the implicit-TLS port above, retried as a network problem
+    listener = socket.create_server(("127.0.0.1", 0))
+    held = []
+    threading.Thread(target=lambda: [held.append(listener.accept()) for _ in iter(int, 1)], daemon=True).start()
+    config = tmp_path / "config.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n[imap]\nhost = "127.0.0.1"\nport = {listener.getsockname()[1]}\n'
+                      'security = "starttls"\nusername = "alerts@example.org"\ntimeout = 1\n')
+    monkeypatch.setenv("DIGEST_IMAP_PASSWORD", "pw")
+    report = poll_all(Store(None), load_settings(config), retries=1, backoff=0.01)
+    assert "gave up after 2 attempts" in report.error and "does not answer TLS either" in report.error, report.error
+    assert 'set imap.security = "tls"' not in report.error
     listener.close()
 
 

@@ -4,6 +4,7 @@ and, where the relay cannot misbehave the way a test needs, a real aiosmtpd serv
 import asyncio
 import email
 import logging
+import socket
 from datetime import date
 from email import policy
 from email.utils import make_msgid
@@ -202,6 +203,17 @@ def test_implicit_tls_against_a_plain_port_fails_clearly_without_retries(mail_se
         _send(_message("x@example.test"), _settings(mail_servers, security="tls"))
     assert info.value.attempts == 1 and "did not answer with TLS" in str(info.value)
     assert 'security = "starttls"' in str(info.value)
+
+
+def test_a_server_that_takes_the_connection_and_stalls_is_retried_not_taken_for_a_tls_port(mail_servers):
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel does), never says a word
+    settings = _settings(mail_servers, timeout=1.0, retries=1, port=listener.getsockname()[1])
+    with pytest.raises(DeliveryError) as info:
+        _send(_message("x@example.test"), settings)
+    listener.close()
+    assert info.value.attempts > 1 and not info.value.permanent, str(info.value)  # waited for, like a network
+    assert "sends no greeting" in str(info.value) and "does not answer TLS either" in str(info.value)
+    assert 'set smtp.security = "tls"' not in str(info.value)
 
 
 def test_starttls_against_an_implicit_tls_port_fails_clearly_without_retries(mail_servers):
