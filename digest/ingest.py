@@ -438,7 +438,11 @@ def poll_all(store: Store, settings: Settings, *, stop: threading.Event | None =
                 if folder.error:
                     store.log_event("ERROR", "poll", f"{name}: {folder.error}")
         except (ConfigError, MailboxError) as exc:  # a refused login, an untrusted certificate: for `digest status`
-            store.log_event("ERROR", "poll", " ".join(str(exc).split()))  # as the daemon words it: one event
+            message = " ".join(str(exc).split())
+            store.log_event("ERROR", "poll", message)  # as the daemon words it: one event
+            # and on each folder's "last poll" line, which otherwise went on showing the last good pass
+            for name in names[len(report.folders) - 1 if report.folders else 0:]:
+                store.set_poll_state(mailbox_key(imap, name), result=f"{name}: error: {message}")
             raise
         finally:
             session.close()

@@ -341,6 +341,8 @@ def test_an_untrusted_certificate_fails_with_a_clear_error(account, tmp_path):
 
 
 def test_a_wrong_password_gives_a_clear_error_without_the_password(account, monkeypatch):
+    fill_inbox(account)
+    account.poll()  # a good pass first: its line must not go on standing for the failed one
     monkeypatch.setenv("DIGEST_IMAP_PASSWORD", "not-the-password")
     with pytest.raises(MailboxError) as caught:
         account.poll()
@@ -352,8 +354,11 @@ def test_a_wrong_password_gives_a_clear_error_without_the_password(account, monk
     # a poll run from cron that fails leaves the reason where `digest status` shows it
     from digest.schedule import status_report
 
-    [event] = [e for e in status_report(account.settings, account.store)["recent_errors"] if e["component"] == "poll"]
-    assert event["message"] == message
+    report = status_report(account.settings, account.store)
+    [event] = [e for e in report["recent_errors"] if e["component"] == "poll" and e["level"] == "ERROR"]
+    assert event["message"] == message and event["resolved"] is None
+    # every folder's "last poll" line says this pass failed, not what the good one before it read
+    assert {p["result"].split(":", 1)[1] for p in report["polls"]} == {f" error: {message}"}, report["polls"]
 
 
 def test_a_poll_refused_for_its_settings_leaves_the_reason_for_status(account):
