@@ -953,6 +953,9 @@ def _print_status(r: dict) -> None:
     pending = sum(digests.get(s, 0) for s in ("claimed", "sending", "retry"))
     click.echo(f"digests: {sum(digests.values())} ({', '.join(f'{n} {s}' for s, n in digests.items()) or 'none'})"
                + (f"   pending: {pending}" if pending else ""))
+    for d in r.get("orphaned_digests", []):
+        click.echo(f"  {d['user']}'s {d['period']} digest ({d['status']}): no profile {d['user']}.toml any more, so "
+                   f"nothing sends it; put the file back to send it, once")
     n = counts["vectors"]
     click.echo(f"store: {r['store_bytes'] / 1e6:.1f} MB   embedded: {n} text{'' if n == 1 else 's'} with {r['model']}")
     click.echo("")

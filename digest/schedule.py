@@ -1076,6 +1076,7 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
          "warning": m["error"], "at": m["processed_at"]}
         for m in store.partial_messages(since=(now - timedelta(days=14)).isoformat(timespec="seconds"))]
     users: list[dict] = []
+    covered: set[str] = set()  # the users with a profile, and their profiles' earlier file names
     errors: list[str] = []
     try:
         loaded = load_profiles(settings.profiles_path, store.profile_texts())
@@ -1109,6 +1110,7 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
         # the reader's latest digest, also under an earlier file name of the profile (dan.toml renamed eve.toml,
         # the same address), as delivery counts it; on the same day, this name's own row
         earlier = earlier_names(store, profile, addresses)
+        covered.update([user, *earlier])
         lasts = [row for row in (store.last_digest(name) for name in [user, *earlier]) if row is not None]
         last = max(lasts, key=lambda row: row["period"], default=None)
         if last is not None:
@@ -1125,6 +1127,10 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
                                                   also_sent_to=earlier_names(store, profile, addresses))
         users.append(entry)
     report["users"] = users
+    # unfinished digests of a profile that is gone (deleted, or renamed with a new address): nothing sends them
+    # until the file is back, and no user section shows them
+    report["orphaned_digests"] = [{k: d[k] for k in ("user", "period", "status")}
+                                  for d in store.unfinished_digests() if d["user"] not in covered]
     report["profile_errors"] = errors
     report["recent_errors"] = [{**{k: e[k] for k in ("at", "level", "component", "user", "message")},
                                 "resolved": _resolved(store, e, errors)}

@@ -335,6 +335,17 @@ def test_status_says_written_for_a_digest_that_went_to_an_outbox_file(setup):
     assert "last: 2024-03-28 sent" not in out
 
 
+def test_status_names_an_unfinished_digest_whose_profile_is_gone(setup):
+    tmp_path, config = setup
+    store = Store(load_settings(config).db_path)
+    store.mark_digest(store.claim_digest("hana", "2024-03-28"), "retry", error="451 later")  # hana.toml deleted
+    store.mark_digest(store.claim_digest("ada", "2024-03-28"), "retry", error="451 later")  # ada's shows as hers
+    out = CliRunner().invoke(cli, ["--config", str(config), "status"]).output
+    assert "pending: 2" in out
+    assert "hana's 2024-03-28 digest (retry): no profile hana.toml any more, so nothing sends it" in out
+    assert "ada's 2024-03-28" not in out
+
+
 def test_status_names_the_messages_that_could_not_be_read_and_why(setup):
     tmp_path, config = setup
     store = Store(load_settings(config).db_path)
