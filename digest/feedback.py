@@ -172,15 +172,15 @@ def _fresh_text(msg: EmailMessage) -> str:
         from bs4 import BeautifulSoup
 
         soup = BeautifulSoup(content, "html.parser")
-        # Outlook quotes the earlier message after its header block (not inside it, nor in a blockquote):
-        # everything from that block on is quoted text, earlier votes included
-        for header in soup.select("#divRplyFwdMsg, #appendonsend, #mail-editor-reference-message-container"):
-            if header.parent is not None:  # not inside one already taken out
-                for later in header.find_all_next():
-                    later.extract()
-                header.decompose()
-        for quoted in soup.select("blockquote, .gmail_quote"):
+        for quoted in soup.select("blockquote, .gmail_quote"):  # first: an Outlook header inside one is theirs
             quoted.decompose()
+        # Outlook quotes the earlier message after its header block (not inside it, nor in a blockquote):
+        # everything from that block on, bare text too, is quoted text, earlier votes included
+        header = soup.select_one("#divRplyFwdMsg, #appendonsend, #mail-editor-reference-message-container")
+        if header is not None:
+            for later in list(header.next_elements):
+                later.extract()
+            header.decompose()
         for br in soup.find_all(["br", "p", "div"]):
             br.insert_after("\n")
         content = soup.get_text()

@@ -698,6 +698,15 @@ def test_an_outlook_reply_does_not_replay_the_votes_of_the_earlier_reply_it_quot
     assert ingest_raw(store, _raw_reply("ada@example.test", html, html=True), mailbox="INBOX", uid=1,
                       settings=settings)[0] == "feedback"
     assert {v.paper_id: v.value for v in store.votes("ada")} == {pids[1]: 1, pids[2]: 1}
+    # bare text after the header block is quoted too; an Outlook header inside a Gmail quote is the quote's
+    bare = "<div>+1</div><div id='divRplyFwdMsg'><b>From:</b> Ada</div>\n-2\n"
+    gmail = ("<div class='gmail_quote'>On Mon, Ada wrote:<div id='divRplyFwdMsg'>From: digest</div>-1</div>"
+             "<div>-3</div>")
+    for uid, (html, expected) in enumerate([(bare, {pids[0]: 1, pids[1]: 1, pids[2]: 1}),
+                                            (gmail, {pids[0]: 1, pids[1]: 1, pids[2]: -1})], 2):
+        assert ingest_raw(store, _raw_reply("ada@example.test", html, html=True, message_id=f"<o{uid}@x>"),
+                          mailbox="INBOX", uid=uid, settings=settings)[0] == "feedback"
+        assert {v.paper_id: v.value for v in store.votes("ada")} == expected
 
 
 def test_a_vote_token_in_a_digests_subject_made_of_titles_does_not_stop_the_replies_to_it(tmp_path):
