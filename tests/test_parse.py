@@ -601,7 +601,8 @@ def test_hf_cards_in_html_give_titles_not_the_card_nor_its_authors(one_link_per_
     cards = []
     for n, (paper, names) in enumerate(zip(reference, authors, strict=True)):
         url = f"https://huggingface.co/papers/2501.1{n:04d}"
-        body = f"<h3>{paper.title}</h3><div>{', '.join(names)}</div><p>{paper.abstract}</p><span>▲ 412</span>"
+        body = (f"<div>Submitted by <b>akhaliq_bot_user</b></div><h3>{paper.title}</h3><div>{', '.join(names)}</div>"
+                f"<p>{paper.abstract}</p><span>▲ 412</span>")
         cards.append(f'<tr><td><a href="{url}"><img src="https://cdn.example/t.png" alt="">{body}</a></td></tr>'
                      if one_link_per_card else
                      f'<tr><td><a href="{url}"><img src="https://cdn.example/t.png" alt=""></a>'
@@ -614,6 +615,15 @@ def test_hf_cards_in_html_give_titles_not_the_card_nor_its_authors(one_link_per_
         (paper.title, f"2501.1{n:04d}") for n, paper in enumerate(reference)]
     if not one_link_per_card:  # the names between title and abstract are the authors, not another paper
         assert [p.authors for p in parsed.papers] == authors
+
+
+def test_a_short_title_case_title_after_a_heading_is_a_title_not_the_headings_authors():
+    from digest.parsers import hf
+
+    abstract = parse_fixture("hf-trending-papers.txt").papers[0].abstract
+    for title in ("Attention Is All You Need", "Vision Transformers Revisited"):
+        papers = hf.pairs_from_blocks(f"Hugging Face Daily Papers\n\n{title}\n\n{abstract}\n", source="hf")
+        assert [(p.title, p.authors) for p in papers] == [(title, ())]
 
 
 def test_generic_mail_with_paper_links():
@@ -716,9 +726,17 @@ def test_a_plain_text_alert_of_title_authors_and_link_takes_the_title_above_the_
     parsed = parse_message(plain_mail(text, "Journal Alerts <alerts@journals.example.org>", "New articles"))
     assert len(items) == 51 and parsed.kind == "generic"
     assert [(p.doi, p.title, p.authors) for p in parsed.papers] == [(p.doi, p.title, p.authors) for p in items]
-    # one name of title-cased words under a line that reads as a title is still the title
-    papers = parse_text("Reading group, spring term\nAttention Is All You Need\nhttps://arxiv.org/abs/1706.03762\n").papers
-    assert [(p.title, p.authors) for p in papers] == [("Attention Is All You Need", ())]
+    # one short Title-Case phrase under a line that reads as a title is still the title, not its author
+    for above, title in [("Reading group, spring term", "Attention Is All You Need"),
+                         ("Editors' pick of the week, chosen for its broad appeal", "Quantum Error Correction")]:
+        papers = parse_text(f"{above}\n{title}\nhttps://arxiv.org/abs/1706.03762\n").papers
+        assert [(p.title, p.authors) for p in papers] == [(title, ())], papers
+    # ... and a journal's name between a title and its link is no author: the title is above it
+    papers = parse_text("Sparse attention for long documents\nScience Advances\nhttps://doi.org/10.1126/sciadv.x1\n")
+    assert [(p.title, p.authors) for p in papers.papers] == [("Sparse attention for long documents", ())]
+    # one author written as a person is a byline
+    papers = parse_text("Sparse attention for long documents\nA. Smith\nhttps://doi.org/10.1126/sciadv.x1\n").papers
+    assert [(p.title, p.authors) for p in papers] == [("Sparse attention for long documents", ("A. Smith",))]
 
 
 def test_a_numbered_reading_list_gives_titles_without_their_numbers():

@@ -575,6 +575,29 @@ def author_names(text: str | None) -> list[str]:
     return names if all(_is_name(name) for name in names) else []
 
 
+# words of journals' and fields' names, which read as a person's name in Title Case ("Science Advances", "Nature
+# Physics", "Protein Design"): one name made with them is no byline
+_FIELD_WORDS = {"nature", "science", "sciences", "cell", "advances", "reports", "physics", "chemistry", "biology",
+                "medicine", "design", "engineering", "materials", "genetics", "genomics", "neuroscience", "proceedings",
+                "annals", "trends", "frontiers", "plos", "one", "current", "molecular", "clinical", "international",
+                "society", "methods", "systems", "computing", "intelligence", "energy", "letters", "today", "week",
+                "weekly", "daily", "digest", "highlights", "stories", "top", "new", "latest", "featured", "editors"}
+
+
+def byline_names(text: str | None) -> list[str]:
+    """``author_names`` for a line whose place alone does not say it is a byline (the line between a title and its
+    link or abstract): several names, or one written as a person's ("A. Smith", "van Beethoven") or too short to
+    be a title ("Natalie Healey"); one Title-Case phrase that reads as a title ("Quantum Error Correction") or
+    names a journal or a field ("Science Advances", "Protein Design") is not taken for one."""
+    names = author_names(text)
+    if len(names) != 1:
+        return names
+    words = names[0].split()
+    if any(re.fullmatch(r"[A-Z]\.?(?:-?[A-Z]\.?)*", w) for w in words) or any(w in _PARTICLES for w in words):
+        return names
+    return [] if is_meaningful_title(names[0]) or any(w.lower() in _FIELD_WORDS for w in words) else names
+
+
 # words of the labels around a paper's title that are written like names ("Research Article", "Open Access",
 # "ACS Nano", "Read More"): never part of a person's name
 _NOT_NAMES = {"article", "articles", "research", "review", "reviews", "letter", "letters", "communication",

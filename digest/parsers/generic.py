@@ -27,6 +27,7 @@ from .common import (
     arxiv_id_from_url,
     arxiv_url,
     author_names,
+    byline_names,
     clean_lines,
     clean_space,
     doi_from_url,
@@ -242,6 +243,10 @@ def from_doi_blocks(soup) -> list[Paper]:
 def _from_text(text: str) -> list[Paper]:
     lines = clean_lines(text)
     papers = []
+    # a mail laid out "Title / Authors / URL" (two items or more with several names above their link): there a
+    # single name in the same place is a byline too ("Syarifah Liza Munira"), where elsewhere it is a title
+    bylines = sum(1 for i in range(2, len(lines)) if _URL.search(lines[i]) and len(author_names(lines[i - 1])) >= 2
+                  and is_meaningful_title(lines[i - 2])) >= 2
     for i, line in enumerate(lines):
         found: list[tuple[str | None, str | None, str | None, int]] = []
         for m in _URL.finditer(line):
@@ -255,7 +260,7 @@ def _from_text(text: str) -> list[Paper]:
             found.append((None, m.group(1).rstrip(".,;"), None, m.start()))
         for arxiv, doi, url, start in found:
             before = _title_before(line[:start])
-            above, authors = _title_above(lines, i)
+            above, authors = _title_above(lines, i, bylines)
             # the lines above only for a link alone on its line ("Title\nhttps://..."): a line with words of
             # its own before the link ("1.58-bit FLUX - <url>") is that item, not the line above's
             if is_meaningful_title(before):
@@ -267,17 +272,20 @@ def _from_text(text: str) -> list[Paper]:
     return papers
 
 
-def _title_above(lines: list[str], i: int) -> tuple[str, list[str]]:
+def _title_above(lines: list[str], i: int, bylines: bool = False) -> tuple[str, list[str]]:
     """The title above a link alone on line ``i``, and its authors: "Title / Authors / URL" (a journal's alert in
     plain text) has the title two lines up, and the names between, which were taken for the title (or, too short
-    for one, lost the paper). The line right above is the authors only when it reads as names and the line above
-    it as a title; one "name" of four or more title-cased words ("Attention Is All You Need") is a title."""
+    for one, lost the paper). The line right above is the authors only when it reads as a byline
+    (``byline_names``: a short Title-Case title or a journal's name is not one, unless ``bylines``: the mail's
+    layout has them) and the line above it as a title."""
     prev = next((x for x in reversed(lines[max(0, i - 2):i]) if x), "")
-    names = author_names(lines[i - 1]) if i >= 2 else []
+    names = (author_names if bylines else byline_names)(lines[i - 1]) if i >= 2 else []
     title = lines[i - 2] if i >= 2 else ""
-    if names and (len(names) > 1 or len(names[0].split()) <= 3) and is_meaningful_title(title) \
-            and not author_names(title):
-        return title, names
+    if is_meaningful_title(title) and not author_names(title):
+        if names:
+            return title, names
+        if lines[i - 1] and not is_meaningful_title(lines[i - 1]):
+            return title, []  # a journal's name or a label between ("Science Advances"): the title is above it
     return prev, []
 
 

@@ -19,6 +19,7 @@ from .common import (
     Body,
     arxiv_url,
     author_names,
+    byline_names,
     clean_lines,
     clean_space,
     html_to_text,
@@ -93,8 +94,8 @@ def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
             if title:
                 abstract.append(joined)
             continue
-        if title and not abstract and not authors and author_names(joined):
-            authors = author_names(joined)  # "Title / Authors / Abstract": the names are not the next title
+        if title and not abstract and not authors and byline_names(joined):
+            authors = byline_names(joined)  # "Title / Authors / Abstract": the names are not the next title
             continue
         # a short block: the title of the next paper (the last short block before an abstract wins)
         flush()
@@ -112,6 +113,19 @@ def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
     return papers
 
 
+def _card_heading(a) -> str | None:
+    """The title of a card that is one link: its heading, else a bold line that reads as a title (not "Submitted
+    by <b>akhaliq</b>", not the authors)."""
+    heading = a.find(["h1", "h2", "h3", "h4", "h5", "h6"])
+    if heading is not None and is_meaningful_title(text_of(heading)):
+        return text_of(heading)
+    for bold in a.find_all(["strong", "b"]):
+        text = text_of(bold)
+        if is_meaningful_title(text) and not author_names(text):
+            return text
+    return None
+
+
 def _from_links(html: str) -> list[Paper]:
     soup = soup_of(html)
     best: dict[str, str] = {}
@@ -125,8 +139,7 @@ def _from_links(html: str) -> list[Paper]:
             order.append(ident)
             best[ident] = ""
         # a card that is one link (thumbnail, title, authors, abstract, upvotes) names its title in a heading
-        heading = a.find(["h1", "h2", "h3", "h4", "h5", "h6", "strong", "b"])
-        label = text_of(heading) if heading is not None and len(text_of(heading)) > 10 else text_of(a)
+        label = _card_heading(a) or text_of(a)
         # several links per card (title, thumbnail, "upvote"): keep the longest text that reads as a title
         if len(label) > len(best[ident]) and not re.fullmatch(r"[\d\s.,k+]*|view|read|upvote", label, re.I):
             best[ident] = label
