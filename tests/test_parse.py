@@ -709,7 +709,14 @@ def test_a_link_is_a_paper_link_when_a_doi_can_be_read_from_it_whoever_publishes
         '10.1371/journal.pone.0399998">Manage your alerts for this journal</a> <a href="https://pubs.acs.org/action/'
         'showCitFormats?doi=10.1021/acsnano.5b00001">Export the citation of this article</a> <a href="https://'
         'onlinelibrary.wiley.com/doi/10.1002/(ISSN)1521-3773">Angewandte Chemie International Edition</a> '
-        '<a href="https://journals.plos.org/plosone/">Visit the PLOS ONE home page</a></p>', "html.parser"))
+        '<a href="https://journals.plos.org/plosone/">Visit the PLOS ONE home page</a> <a href="https://pubs.acs.org/'
+        'action/doSubscribe?doi=10.1021/acs.chemrev">Subscribe to this journal today</a> <a href="https://pubs.acs.'
+        'org/action/addCitationAlert?doi=10.1021/acs.chemrev.4c00001">Add this article to your citation alerts</a> '
+        '<a href="https://scholar.google.com/scholar_lookup?doi=10.1021/acs.chemrev.4c00001">Find this article on '
+        'Google Scholar</a> <a href="https://figshare.com/articles/dataset/x/10.6084/m9.figshare.123">Raw spectra for '
+        'all catalysts studied</a> <a href="https://connect.biorxiv.org/relate/content/10.1101/2024.01.01.123456">'
+        'Related articles in our collection</a> <a href="https://link.springer.com/journal/10.1007/s00125">'
+        'Diabetologia, the journal of the EASD</a></p>', "html.parser"))
     papers = generic.parse(Body(html=str(soup)))
     assert len(expected) == 13 and [(p.title, p.doi) for p in papers] == expected
     assert papers[0].url == "https://doi.org/10.1371/journal.pone.0312300"  # not the tracked PLOS address

@@ -69,15 +69,22 @@ def _ids(url: str) -> tuple[str | None, str | None]:
     return arxiv, None if arxiv else doi_from_url(url)
 
 
-# links that carry a paper's DOI without leading to the paper: sharing it, citing it, managing alerts about it,
-# or a journal's own DOI ("10.1002/(ISSN)1521-3773", its home page)
+# links that carry a paper's DOI without leading to the paper: sharing it, citing it, managing alerts about it
+# (Atypon's /action/... pages: subscribe, citation alerts), related papers, a journal's page or its own DOI
+# ("10.1002/(ISSN)1521-3773"), or a data set
 _NOT_PAPER_LINK = re.compile(
     r"^https?://(?:[\w-]+\.)*(?:twitter\.com|x\.com|facebook\.com|linkedin\.com|bsky\.app|reddit\.com|"
     r"weibo\.com|wechat\.com|mendeley\.com|crossmark\.crossref\.org|altmetric\.com|plu\.mx)[/:?#]|"
-    r"/(?:share|sharer|unsubscribe|alerts?|preferences|login|signin|showcitformats|citation-export|"
-    r"export-?citation|cite|ris|bibtex|permissions|rightslink)(?:[/.?&=#]|$)|\(ISSN\)",
+    r"/(?:share|sharer|unsubscribe|subscribe|alerts?|preferences|login|signin|showcitformats|citation-export|"
+    r"export-?citation|cite|ris|bibtex|permissions|rightslink|relate|related|scholar_lookup|journal|action)"
+    r"(?:[/.?&=#]|$)",
     re.I,
 )
+# DOIs that are not a paper's: a journal's own, and data sets (Zenodo, figshare, Dryad)
+_NOT_PAPER_DOI = re.compile(r"\(ISSN\)|\b10\.(?:5281|6084|5061)/", re.I)
+# where a DOI starts in an address: the path words before it say what the page is; the DOI's own ("10.1371/
+# journal.pone...") say nothing
+_DOI_START = re.compile(r"\b10\.\d{4,9}/")
 
 
 def _paper_link(url: str) -> tuple[str | None, str | None] | None:
@@ -88,7 +95,9 @@ def _paper_link(url: str) -> tuple[str | None, str | None] | None:
     IOP, APS, BMC, eLife's article numbers, ...): a list of publishers' hosts lost every paper of the ones it
     did not name. Sharing, citing and alert links name a paper's DOI too, and are left out."""
     record = _RECORD_LINK.search(url) is not None
-    if not record and _NOT_PAPER_LINK.search(unquote(url)):
+    address = unquote(url)
+    if not record and (_NOT_PAPER_LINK.search(_DOI_START.split(address, maxsplit=1)[0])
+                       or _NOT_PAPER_DOI.search(address)):
         return None
     arxiv, doi = _ids(url)
     return (arxiv, doi) if arxiv or doi or record else None
