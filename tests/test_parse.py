@@ -561,6 +561,14 @@ def test_a_cellpress_item_without_an_author_row_keeps_its_blurb_as_the_snippet_n
     assert p.authors == () and p.snippet.startswith("Multiplex immunofluorescence proteomics is a powerful method")
     assert p.snippet.endswith("enabling clinical discovery and patient stratification.")
     assert by_title(parsed.papers, "Mammalian genome writing").authors[0] == "Sudarshan Pinglay"  # the others as before
+    # an author row with names the strict name grammar does not know stays the authors, the blurb stays the blurb
+    for row, authors in [("Aaron Kilgallon, Juan dela Cruz, 李华", ("Aaron Kilgallon", "Juan dela Cruz", "李华")),
+                         ("Aaron Kilgallon, danah boyd, and the COVID-19 Genomics UK Consortium",
+                          ("Aaron Kilgallon", "danah boyd", "the COVID-19 Genomics UK Consortium"))]:
+        parsed = parse_message(html_mail(body.replace(names, f"<i>{row}</i>"),
+                                         "Cell Press <cellpress@notification.elsevier.com>", "Cell: January 22, 2026"))
+        p = by_title(parsed.papers, "Large-scale spatial profiling of the tumor microenvironment")
+        assert p.authors == authors and p.snippet.startswith("Multiplex immunofluorescence proteomics"), p
 
 
 # ---------------------------------------------------------------- Hugging Face and generic

@@ -223,14 +223,24 @@ def _cellpress_section(link, heading_before: Preceding) -> str | None:
     return text
 
 
+# words of running text, never of an author row (whose particles are "van", "de", "la", ... and whose "and" is a
+# separator)
+_PROSE_WORDS = {"the", "of", "in", "is", "are", "was", "were", "we", "this", "that", "these", "with", "for", "from",
+                "to", "on", "by", "an", "our", "which", "how", "here", "show", "shows", "can", "into", "their", "its"}
+
+
 def _cellpress_authors_and_blurb(rows: list[str]) -> tuple[list[str], str | None]:
-    """The authors and the blurb of an item from the rows after its title. The first row is the authors only when
-    it reads as names: an item without an author row (an editorial, a retraction) has its blurb there, which
-    split at its commas made a sentence's pieces the paper's "authors"."""
-    authors = author_names(rows[0]) if rows else []
-    if not authors:
-        return [], rows[0] if rows else None
-    return authors, rows[1] if len(rows) > 1 else None
+    """The authors and the blurb of an item from the rows after its title. An item without an author row (an
+    editorial, a retraction) has its blurb first, which split at its commas made a sentence's pieces the paper's
+    "authors": a first row that reads as prose is the blurb. Any other first row is the authors, names the strict
+    name grammar does not know included ("Juan dela Cruz", "李华", a consortium)."""
+    if not rows:
+        return [], None
+    words = re.findall(r"[^\W\d_]+", rows[0])
+    prose = sum(w in _PROSE_WORDS for w in words) >= 2 or (rows[0].rstrip().endswith(".") and len(words) > 12)
+    if prose and not author_names(rows[0]):
+        return [], rows[0]
+    return split_authors(rows[0]), rows[1] if len(rows) > 1 else None
 
 
 def parse_cellpress(body: Body) -> list[Paper]:
