@@ -1076,14 +1076,14 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
          "warning": m["error"], "at": m["processed_at"]}
         for m in store.partial_messages(since=(now - timedelta(days=14)).isoformat(timespec="seconds"))]
     users: list[dict] = []
-    covered: set[str] = set()  # the users with a profile, and their profiles' earlier file names
+    covered: set[str] | None = set()  # the users with a profile, and their profiles' earlier file names
     errors: list[str] = []
     try:
         loaded = load_profiles(settings.profiles_path, store.profile_texts())
         errors = [str(e) for e in loaded.errors]
         profiles, stale = loaded.profiles, set(loaded.stale)
-    except ProfileError as exc:
-        profiles, stale, errors = {}, set(), [str(exc)]
+    except ProfileError as exc:  # the folder itself (missing, a file): no profile can be told gone
+        profiles, stale, errors, covered = {}, set(), [str(exc)], None
     from .pipeline import candidate_since, earlier_names, profile_addresses
 
     since = candidate_since(settings, now)  # the window `digest rank` ranks
@@ -1110,7 +1110,8 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
         # the reader's latest digest, also under an earlier file name of the profile (dan.toml renamed eve.toml,
         # the same address), as delivery counts it; on the same day, this name's own row
         earlier = earlier_names(store, profile, addresses)
-        covered.update([user, *earlier])
+        if covered is not None:
+            covered.update([user, *earlier])
         lasts = [row for row in (store.last_digest(name) for name in [user, *earlier]) if row is not None]
         last = max(lasts, key=lambda row: row["period"], default=None)
         if last is not None:
@@ -1129,8 +1130,8 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
     report["users"] = users
     # unfinished digests of a profile that is gone (deleted, or renamed with a new address): nothing sends them
     # until the file is back, and no user section shows them
-    report["orphaned_digests"] = [{k: d[k] for k in ("user", "period", "status")}
-                                  for d in store.unfinished_digests() if d["user"] not in covered]
+    report["orphaned_digests"] = [] if covered is None else [
+        {k: d[k] for k in ("user", "period", "status")} for d in store.unfinished_digests() if d["user"] not in covered]
     report["profile_errors"] = errors
     report["recent_errors"] = [{**{k: e[k] for k in ("at", "level", "component", "user", "message")},
                                 "resolved": _resolved(store, e, errors)}
@@ -1152,9 +1153,9 @@ def _resolved(store: Store, event: dict, profile_errors: list[str]) -> dict | No
         if where.endswith(".toml") and not any(e.split(":", 1)[0] == where for e in profile_errors):
             return {"by": "the file loads now" if Path(where).exists() else "the file is gone (removed or renamed)",
                     "at": None}
-    elif event["component"] == "poll" and event["level"] == "ERROR":
-        # a later poll of a mailbox that ended without an error: the mailbox is reachable again (a warning about
-        # one message, quarantined or too large, stands however many polls go well after it)
+    elif event["component"] == "poll" and not event["message"].startswith(("quarantined", "skipped")):
+        # a later poll of a mailbox that ended without an error: the mailbox is reachable again, a rescan is done
+        # (a warning about one message, quarantined or too large, stands however many polls go well after it)
         later = [p for p in store.poll_states() if (p["last_poll_at"] or "") > event["at"]
                  and "error" not in (p["last_result"] or "")]
         if later:

@@ -243,6 +243,7 @@ def test_status_says_which_recent_errors_were_put_right_since(setup):
         store.log_event("ERROR", "profiles", f"{tmp_path / 'profiles' / 'gone.toml'}:1: not TOML", user="gone")
         store.log_event("ERROR", "poll", "imap: cannot reach 127.0.0.1:993 (Connection refused)")
         store.log_event("WARNING", "poll", "quarantined INBOX UID 7 (Alert): the listing layout changed")
+        store.log_event("WARNING", "poll", "INBOX: UIDVALIDITY changed (1 -> 2); rescanning the folder")
         clock.shift(timedelta(minutes=10))
         store.mark_digest(digest_id, "sent")  # the retry went through
         store.set_poll_state("imaps://x/INBOX", result="INBOX: 2 fetched, 2 ingested")  # the mailbox is back
@@ -252,7 +253,8 @@ def test_status_says_which_recent_errors_were_put_right_since(setup):
         store.mark_digest(store.claim_digest("ada", "2024-03-30"), "failed", error="550 5.1.1 no such user")
         report = status_report(settings, store)
         result = CliRunner().invoke(cli, ["--config", str(config), "status"])
-    later, quarantined, poll, gone, carl, ben, first = report["recent_errors"]
+    later, rescan, quarantined, poll, gone, carl, ben, first = report["recent_errors"]
+    assert rescan["resolved"] == {"by": "a poll succeeded", "at": "2024-03-29T09:10:00+00:00"}  # the rescan is done
     assert poll["resolved"] == {"by": "a poll succeeded", "at": "2024-03-29T09:10:00+00:00"}
     assert quarantined["resolved"] is None  # the message is still quarantined, however many polls went well
     assert gone["resolved"] == {"by": "the file is gone (removed or renamed)", "at": None}
@@ -344,6 +346,10 @@ def test_status_names_an_unfinished_digest_whose_profile_is_gone(setup):
     assert "pending: 2" in out
     assert "hana's 2024-03-28 digest (retry): no profile hana.toml any more, so nothing sends it" in out
     assert "ada's 2024-03-28" not in out
+    # with the profiles folder itself missing, no profile can be told gone: none is named
+    (tmp_path / "profiles").rename(tmp_path / "elsewhere")
+    out = CliRunner().invoke(cli, ["--config", str(config), "status"]).output
+    assert "profiles directory not found" in out and "any more" not in out
 
 
 def test_status_names_the_messages_that_could_not_be_read_and_why(setup):
