@@ -173,6 +173,7 @@ def kind_of_content(text: str | None, html: str | None) -> str | None:
 
 # labels of single-byte Western charsets that mail often gets wrong (as codecs.lookup names them)
 _WESTERN_LABELS = {"ascii", "iso8859-1", "cp1252"}
+_SINGLE_BYTE = ("iso8859-", "cp125", "koi8", "mac-", "latin")
 def _decode_part(part: Message) -> str:
     """A text part's content, tolerant of missing, wrong or unknown charsets."""
     payload = part.get_payload(decode=True)
@@ -181,13 +182,19 @@ def _decode_part(part: Message) -> str:
         return payload if isinstance(payload, str) else ""
     charset = part.get_content_charset() or "utf-8"
     try:
-        single_byte = codecs.lookup(charset).name in _WESTERN_LABELS
+        name = codecs.lookup(charset).name
     except (LookupError, ValueError):
-        single_byte = False
-    # Latin-1 decodes any bytes, so a wrong label would never fail over: UTF-8 labelled ISO-8859-1 or ASCII
-    # (a gateway's default) is read as UTF-8 when it is valid UTF-8, and ISO-8859-1 as Windows-1252, as
-    # browsers do (Outlook's curly quotes and dashes are 0x80-0x9F, control characters in Latin-1)
-    candidates = ("utf-8", "cp1252", "latin-1") if single_byte else (charset, "utf-8")
+        name = ""
+    # A single-byte charset decodes (nearly) any bytes, so a wrong label would never fail over: a body labelled
+    # ISO-8859-x, Windows-125x, KOI8 or ASCII (a gateway's default) that is valid UTF-8 is read as UTF-8 (other
+    # text is hardly ever valid UTF-8 by chance), and ISO-8859-1 as Windows-1252, as browsers do (Outlook's curly
+    # quotes and dashes are 0x80-0x9F, control characters in Latin-1)
+    if name in _WESTERN_LABELS:
+        candidates: tuple[str, ...] = ("utf-8", "cp1252", "latin-1")
+    elif name.startswith(_SINGLE_BYTE):
+        candidates = ("utf-8", charset)
+    else:
+        candidates = (charset, "utf-8")
     for candidate in candidates:
         try:
             text = payload.decode(candidate)

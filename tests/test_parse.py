@@ -899,6 +899,7 @@ def test_wrong_charset_does_not_break_parsing(charset):
 ])
 @pytest.mark.parametrize("encoding, label", [
     ("utf-8", "iso-8859-1"), ("utf-8", "us-ascii"), ("utf-8", "windows-1252"),  # a gateway's default label
+    ("utf-8", "iso-8859-15"), ("utf-8", "iso-8859-2"), ("utf-8", "koi8-r"),  # or another single-byte one
     ("cp1252", "iso-8859-1"),  # Outlook: curly quotes and dashes in 0x80-0x9F, labelled Latin-1
     ("cp1252", "windows-1252"), ("latin-1", "iso-8859-1")])  # labelled right: read as before
 def test_a_body_whose_charset_label_is_wrong_reads_as_written(name, sender, subtype, encoding, label):
