@@ -1366,8 +1366,8 @@ def _found(html: str) -> dict[str, dict]:
 
 def test_a_digest_page_finds_any_paper_that_had_arrived_and_takes_a_vote_on_it(live):
     sent_digest(live, "hal", "2025-07-01", ["Quokka diets sent before"])
+    missed = live.paper("Quokka habitats nobody sent", "Marsupials of Rottnest Island.")  # before the link is made
     link, pids = sent_digest(live, "hal", "2025-08-01", ["Quokka dynamics"], more=["Quokka runner-up"])
-    missed = live.paper("Quokka habitats nobody sent", "Marsupials of Rottnest Island.")
     later = live.store.add_papers([Paper("Quokka futures")], first_seen=(
         datetime.now(UTC) + timedelta(hours=1)).isoformat(timespec="seconds")).paper_ids[0]
     token = link.rsplit("/", 1)[1]
@@ -1414,9 +1414,9 @@ def test_a_digest_page_finds_any_paper_that_had_arrived_and_takes_a_vote_on_it(l
 
 
 def test_a_digest_page_search_says_when_nothing_or_too_much_matches(live):
-    link, _ = sent_digest(live, "ivy", "2025-08-02", ["Axolotl regeneration"])
-    for i in range(23):
+    for i in range(23):  # before the link is made: a page finds only papers that had arrived by then (to the second)
         live.paper(f"Numbat study {i}", "Termites.")
+    link, _ = sent_digest(live, "ivy", "2025-08-02", ["Axolotl regeneration"])
     with live.client() as client:
         none = client.get(live.path(link), params={"q": "axolotl platypus"})
         many = client.get(live.path(link), params={"q": "numbat " * 40})
