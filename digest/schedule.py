@@ -1153,7 +1153,8 @@ def _resolved(store: Store, event: dict, profile_errors: list[str]) -> dict | No
         if where.endswith(".toml") and not any(e.split(":", 1)[0] == where for e in profile_errors):
             return {"by": "the file loads now" if Path(where).exists() else "the file is gone (removed or renamed)",
                     "at": None}
-    elif event["component"] == "poll" and not event["message"].startswith(("quarantined", "skipped")):
+    elif event["component"] == "poll" and (event["level"] == "ERROR"
+                                           or not event["message"].startswith(("quarantined", "skipped"))):
         # a later poll of a mailbox that ended without an error: the mailbox is reachable again, a rescan is done
         # (a warning about one message, quarantined or too large, stands however many polls go well after it)
         later = [p for p in store.poll_states() if (p["last_poll_at"] or "") > event["at"]

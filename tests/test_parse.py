@@ -634,6 +634,42 @@ def test_a_short_title_case_title_after_a_heading_is_a_title_not_the_headings_au
         assert [(p.title, p.authors) for p in papers] == [(title, ())]
 
 
+def test_second_review_cases_of_links_bylines_headings_and_blurbs():
+    from digest.parsers import hf
+    from digest.parsers.generic import _paper_link
+    from digest.parsers.journals import _cellpress_authors_and_blurb
+
+    # publishers' article addresses whose path says "journal" or "action" before the DOI are papers
+    for url, doi in [("https://www.microbiologyresearch.org/content/journal/mgen/10.1099/mgen.0.001180",
+                      "10.1099/mgen.0.001180"),
+                     ("https://www.imrpress.com/journal/RCM/25/1/10.31083/j.rcm2501001", "10.31083/j.rcm2501001"),
+                     ("https://journal.frontiersin.org/article/10.3389/fpsyg.2017.00001/full", "10.3389/fpsyg.2017.00001"),
+                     ("https://pubs.acs.org/action/showAbstract?doi=10.1021/jacs.4c00001", "10.1021/jacs.4c00001")]:
+        assert _paper_link(url) == (None, doi), url
+    for url in ("https://pubs.acs.org/action/doSubscribe?doi=10.1021/acs.chemrev",
+                "https://link.springer.com/journal/10.1007/s00125"):
+        assert _paper_link(url) is None, url
+    # a short model name between a description and its link is no label: not titled by the line above
+    text = ("Papers:\nBERT\nhttps://arxiv.org/abs/1810.04805\nPre-training of deep bidirectional transformers for "
+            "language understanding\nGPT-3\nhttps://arxiv.org/abs/2005.14165\n")
+    assert not any(p.title.startswith("Pre-training") and p.arxiv_id == "2005.14165" for p in parse_text(text).papers)
+    # one three-word author, in a mail whose other item has several: a byline, not a title
+    abstract = "We study a new method for training large language models that improves sample efficiency. " * 3
+    papers = hf.pairs_from_blocks(f"Efficient training of language models with half the memory\n\nMaria Garcia Lopez"
+                                  f"\n\n{abstract}\n\nSecond paper on scaling laws for retrieval\n\nAna Li, Bo Chen"
+                                  f"\n\n{abstract}\n", source="hf")
+    assert [(p.title[:20], p.authors) for p in papers] == [("Efficient training o", ("Maria Garcia Lopez",)),
+                                                            ("Second paper on scal", ("Ana Li", "Bo Chen"))]
+    # a card that is one link, with a short heading: the heading is the title
+    card = ('<a href="https://huggingface.co/papers/2501.12948"><h3>DeepSeek-R1</h3><div>Daya Guo, Dejian Yang</div>'
+            f'<p>{abstract}</p></a>')
+    assert [p.title for p in hf._from_links(card)] == ["DeepSeek-R1"]
+    # Cell Press: a short blurb or a notice is no author
+    for row in ("Gut microbes shape host metabolism via bile acids.", "A pan-cancer atlas of T cell states",
+                "Correction: Mammalian genome writing"):
+        assert _cellpress_authors_and_blurb([row, "more"]) == ([], row)
+
+
 def test_generic_mail_with_paper_links():
     msg = EmailMessage()
     msg["From"] = "Colleague <c@uni.example>"

@@ -257,6 +257,10 @@ def test_status_says_which_recent_errors_were_put_right_since(setup):
     assert rescan["resolved"] == {"by": "a poll succeeded", "at": "2024-03-29T09:10:00+00:00"}  # the rescan is done
     assert poll["resolved"] == {"by": "a poll succeeded", "at": "2024-03-29T09:10:00+00:00"}
     assert quarantined["resolved"] is None  # the message is still quarantined, however many polls went well
+    from digest.schedule import _resolved  # a folder's error is a mailbox's, whatever the folder is called
+
+    folder_error = {**poll, "message": "skipped-alerts: cannot open folder 'skipped-alerts'"}
+    assert _resolved(store, folder_error, []) == poll["resolved"]
     assert gone["resolved"] == {"by": "the file is gone (removed or renamed)", "at": None}
     assert first["resolved"] == {"by": "digest sent", "at": "2024-03-29T09:10:00+00:00"}
     assert ben["resolved"] == {"by": "the file loads now", "at": None}  # ben.toml is fine now

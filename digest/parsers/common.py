@@ -537,6 +537,7 @@ TOC_FURNITURE = re.compile(r"^(issue information|cover (image|picture)|(inside )
 # name particles written in lower case ("Ludwig van Beethoven", "Maria de la Cruz", "Ahmad bin Said")
 _PARTICLES = {"van", "von", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "la", "le", "ter", "ten",
               "bin", "binti", "ibn", "al", "el", "y", "zu", "af", "vom", "zur", "dei", "degli", "do", "e"}
+NAME_PARTICLES = frozenset(_PARTICLES)  # for other modules
 # a surname's elided or joined prefix written in lower case: "d'Orléans", "dell'Acqua", "al-Khwarizmi", "el-Sayed"
 _PREFIXED = re.compile(r"^(?:d|l|dell|dall|degli|al|el|ul|ad|as|ash|at|az|bin|ibn|abu)['’‘-](?=[^\W\d_])", re.I)
 # names are at most five words of their own, with up to four particles between them ("María del Carmen García de
@@ -584,18 +585,28 @@ _FIELD_WORDS = {"nature", "science", "sciences", "cell", "advances", "reports", 
                 "weekly", "daily", "digest", "highlights", "stories", "top", "new", "latest", "featured", "editors"}
 
 
+def is_label(line: str) -> bool:
+    """Whether a short line is a journal's name or an item's label ("Science Advances", "Open Access", "Research
+    Article"), not a title of its own: its words are those of journals, fields and labels."""
+    words = re.findall(r"[^\W\d_]+", line.lower())
+    return 0 < len(words) <= 6 and all(w in _FIELD_WORDS or w in _NOT_NAMES or w in ("of", "the", "and", "in", "for")
+                                       for w in words) and not all(w in ("of", "the", "and", "in", "for") for w in words)
+
+
 def byline_names(text: str | None) -> list[str]:
     """``author_names`` for a line whose place alone does not say it is a byline (the line between a title and its
-    link or abstract): several names, or one written as a person's ("A. Smith", "van Beethoven") or too short to
-    be a title ("Natalie Healey"); one Title-Case phrase that reads as a title ("Quantum Error Correction") or
-    names a journal or a field ("Science Advances", "Protein Design") is not taken for one."""
+    link or abstract): several names, or one written as a person's ("A. Smith", "van Beethoven") or of two or
+    three words too short to be a title ("Natalie Healey"); one word ("Mamba"), a Title-Case phrase that reads as
+    a title ("Quantum Error Correction") or names a journal or a field ("Science Advances") is not taken for one."""
     names = author_names(text)
     if len(names) != 1:
         return names
     words = names[0].split()
     if any(re.fullmatch(r"[A-Z]\.?(?:-?[A-Z]\.?)*", w) for w in words) or any(w in _PARTICLES for w in words):
         return names
-    return [] if is_meaningful_title(names[0]) or any(w.lower() in _FIELD_WORDS for w in words) else names
+    if len(words) < 2 or is_meaningful_title(names[0]) or any(w.lower() in _FIELD_WORDS for w in words):
+        return []  # "Mamba", "Quantum Error Correction", "Science Advances"
+    return names
 
 
 # words of the labels around a paper's title that are written like names ("Research Article", "Open Access",

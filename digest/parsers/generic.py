@@ -14,7 +14,7 @@ as the abstracts of its papers, never as papers of their own (they are the newsl
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from bs4 import Comment, NavigableString, Tag
 
@@ -33,6 +33,7 @@ from .common import (
     doi_from_url,
     doi_url,
     html_to_text,
+    is_label,
     is_meaningful_title,
     soup_of,
     text_of,
@@ -72,14 +73,18 @@ def _ids(url: str) -> tuple[str | None, str | None]:
 # links that carry a paper's DOI without leading to the paper: sharing it, citing it, managing alerts about it
 # (Atypon's /action/... pages: subscribe, citation alerts), related papers, a journal's page or its own DOI
 # ("10.1002/(ISSN)1521-3773"), or a data set
-_NOT_PAPER_LINK = re.compile(
+_NOT_PAPER_HOST = re.compile(
     r"^https?://(?:[\w-]+\.)*(?:twitter\.com|x\.com|facebook\.com|linkedin\.com|bsky\.app|reddit\.com|"
-    r"weibo\.com|wechat\.com|mendeley\.com|crossmark\.crossref\.org|altmetric\.com|plu\.mx)[/:?#]|"
+    r"weibo\.com|wechat\.com|mendeley\.com|crossmark\.crossref\.org|altmetric\.com|plu\.mx)[/:?#]", re.I)
+# (read in the path and query only: "journal.frontiersin.org" is a host); Atypon's /action/ pages other than an
+# article's own (showAbstract, showFullText, showPdf); "/journal/" only when the journal's DOI ends the address
+_NOT_PAPER_LINK = re.compile(
     r"/(?:share|sharer|unsubscribe|subscribe|alerts?|preferences|login|signin|showcitformats|citation-export|"
-    r"export-?citation|cite|ris|bibtex|permissions|rightslink|relate|related|scholar_lookup|journal|action)"
-    r"(?:[/.?&=#]|$)",
+    r"export-?citation|cite|ris|bibtex|permissions|rightslink|relate|related|scholar_lookup)(?:[/.?&=#]|$)|"
+    r"/action/(?!show(?:abstract|fulltext|pdf)\b)",
     re.I,
 )
+_JOURNAL_PAGE = re.compile(r"/journal/10\.\d{4,9}/[^/?#]+/?$", re.I)
 # DOIs that are not a paper's: a journal's own, and data sets (Zenodo, figshare, Dryad)
 _NOT_PAPER_DOI = re.compile(r"\(ISSN\)|\b10\.(?:5281|6084|5061)/", re.I)
 # where a DOI starts in an address: the path words before it say what the page is; the DOI's own ("10.1371/
@@ -96,8 +101,10 @@ def _paper_link(url: str) -> tuple[str | None, str | None] | None:
     did not name. Sharing, citing and alert links name a paper's DOI too, and are left out."""
     record = _RECORD_LINK.search(url) is not None
     address = unquote(url)
-    if not record and (_NOT_PAPER_LINK.search(_DOI_START.split(address, maxsplit=1)[0])
-                       or _NOT_PAPER_DOI.search(address)):
+    parts = urlsplit(address)
+    before_doi = _DOI_START.split(f"{parts.path}?{parts.query}", maxsplit=1)[0]
+    if not record and (_NOT_PAPER_HOST.search(address) or _NOT_PAPER_LINK.search(before_doi)
+                       or _JOURNAL_PAGE.search(parts.path) or _NOT_PAPER_DOI.search(address)):
         return None
     arxiv, doi = _ids(url)
     return (arxiv, doi) if arxiv or doi or record else None
@@ -252,10 +259,10 @@ def from_doi_blocks(soup) -> list[Paper]:
 def _from_text(text: str) -> list[Paper]:
     lines = clean_lines(text)
     papers = []
-    # a mail laid out "Title / Authors / URL" (two items or more with several names above their link): there a
-    # single name in the same place is a byline too ("Syarifah Liza Munira"), where elsewhere it is a title
-    bylines = sum(1 for i in range(2, len(lines)) if _URL.search(lines[i]) and len(author_names(lines[i - 1])) >= 2
-                  and is_meaningful_title(lines[i - 2])) >= 2
+    # a mail laid out "Title / Authors / URL" (an item with several names above its link): there a single name in
+    # the same place is a byline too ("Syarifah Liza Munira"), where elsewhere it may be a title
+    bylines = any(_URL.search(lines[i]) and len(author_names(lines[i - 1])) >= 2 and is_meaningful_title(lines[i - 2])
+                  for i in range(2, len(lines)))
     for i, line in enumerate(lines):
         found: list[tuple[str | None, str | None, str | None, int]] = []
         for m in _URL.finditer(line):
@@ -293,7 +300,7 @@ def _title_above(lines: list[str], i: int, bylines: bool = False) -> tuple[str, 
     if is_meaningful_title(title) and not author_names(title):
         if names:
             return title, names
-        if lines[i - 1] and not is_meaningful_title(lines[i - 1]):
+        if is_label(lines[i - 1]):
             return title, []  # a journal's name or a label between ("Science Advances"): the title is above it
     return prev, []
 

@@ -71,6 +71,8 @@ def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
     # a mail program
     text_lines = [line for line in text.split("\n") if line.strip()]
     hard_wrapped = sum(len(line) > 80 for line in text_lines) <= max(2, len(text_lines) // 50)
+    # laid out "Title / Authors / Abstract" (a block of several names somewhere): a single name is a byline too
+    names_of = author_names if any(len(author_names(" ".join(b))) >= 2 for b in blocks) else byline_names
     papers: list[Paper] = []
     title: str | None = None
     ident: str | None = None
@@ -94,8 +96,8 @@ def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
             if title:
                 abstract.append(joined)
             continue
-        if title and not abstract and not authors and byline_names(joined):
-            authors = byline_names(joined)  # "Title / Authors / Abstract": the names are not the next title
+        if title and not abstract and not authors and names_of(joined):
+            authors = names_of(joined)  # "Title / Authors / Abstract": the names are not the next title
             continue
         # a short block: the title of the next paper (the last short block before an abstract wins)
         flush()
@@ -117,7 +119,7 @@ def _card_heading(a) -> str | None:
     """The title of a card that is one link: its heading, else a bold line that reads as a title (not "Submitted
     by <b>akhaliq</b>", not the authors)."""
     heading = a.find(["h1", "h2", "h3", "h4", "h5", "h6"])
-    if heading is not None and is_meaningful_title(text_of(heading)):
+    if heading is not None and re.search(r"[^\W\d_]{2}", text_of(heading)):  # "DeepSeek-R1" is a title too
         return text_of(heading)
     for bold in a.find_all(["strong", "b"]):
         text = text_of(bold)

@@ -17,6 +17,7 @@ from itertools import islice
 from ..models import Paper
 from .common import (
     DOI_RE,
+    NAME_PARTICLES,
     TOC_FURNITURE,
     Body,
     Preceding,
@@ -236,11 +237,23 @@ def _cellpress_authors_and_blurb(rows: list[str]) -> tuple[list[str], str | None
     name grammar does not know included ("Juan dela Cruz", "李华", a consortium)."""
     if not rows:
         return [], None
-    words = re.findall(r"[^\W\d_]+", rows[0])
-    prose = sum(w in _PROSE_WORDS for w in words) >= 2 or (rows[0].rstrip().endswith(".") and len(words) > 12)
-    if prose and not author_names(rows[0]):
+    if not author_names(rows[0]) and _reads_as_prose(rows[0]):
         return [], rows[0]
     return split_authors(rows[0]), rows[1] if len(rows) > 1 else None
+
+
+def _reads_as_prose(row: str) -> bool:
+    """A sentence or a title ("Gut microbes shape host metabolism via bile acids.", "Correction: ..."), not a
+    list of names: words of running text, a colon or a closing full stop (not an initial's), or most of its
+    comma-separated parts holding several lower-case words that are no name particles ("A pan-cancer atlas of T
+    cell states"; "Jane Doe, danah boyd" and "..., on behalf of the ENIGMA Consortium" stay names)."""
+    row = re.sub(r",?\s*(?:on behalf of|for) the\b[^,]*$", "", row)  # "..., on behalf of the ENIGMA Consortium"
+    words = re.findall(r"[^\W\d_]+", row)
+    if sum(w in _PROSE_WORDS for w in words) >= 2 or ":" in row or re.search(r"[^\W\d_]{2}\.\s*$", row):
+        return True
+    parts = split_authors(row) or [row]
+    wordy = [p for p in parts if sum(w.islower() and w not in NAME_PARTICLES for w in re.findall(r"[^\W\d_]+", p)) >= 2]
+    return len(wordy) * 2 > len(parts)
 
 
 def parse_cellpress(body: Body) -> list[Paper]:
