@@ -200,7 +200,6 @@ class Settings:
         return Path(self.profiles_dir).expanduser()
 
 
-# (section, key) -> (lowest, highest) allowed; None = no bound
 # the names of this machine: plain SMTP/IMAP only to these, and links to them reach no one else
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
@@ -223,6 +222,9 @@ def answers_tls(host: str, port: int, timeout: float) -> bool:
         return exc.reason not in ("WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG")
     except OSError:  # no answer within the timeout, refused, unreachable
         return False
+
+
+# (section, key) -> (lowest, highest) allowed; None = no bound
 _RANGES = {
     ("imap", "port"): (1, 65535), ("smtp", "port"): (1, 65535), ("web", "port"): (1, 65535),
     ("imap", "poll_minutes"): (0.5, None), ("imap", "timeout"): (1, None), ("smtp", "timeout"): (1, None),

@@ -88,6 +88,8 @@ def _administrative(subject: str) -> bool:
     if alert and not _ADMIN_SUBJECT.search(alert.group()):
         return False  # the administrative words are the user's query's
     return bool(_ADMIN_SUBJECT.search(subject))
+
+
 # what a family's alerts look like (DOM markers, a listing's layout). A mail from an alert sender that yields no
 # papers is an error when it has the markers (the layout changed under the parser); without them it is other
 # mail (a subscription confirmation, a newsletter) when its subject says so or when the family is a whole
@@ -173,7 +175,9 @@ def kind_of_content(text: str | None, html: str | None) -> str | None:
 
 # labels of single-byte Western charsets that mail often gets wrong (as codecs.lookup names them)
 _WESTERN_LABELS = {"ascii", "iso8859-1", "cp1252"}
-_SINGLE_BYTE = ("iso8859-", "cp125", "koi8", "mac-", "latin")
+_SINGLE_BYTE = ("iso8859-", "cp125", "koi8", "mac-")  # the other single-byte ones, by codecs.lookup name prefix
+
+
 def _decode_part(part: Message) -> str:
     """A text part's content, tolerant of missing, wrong or unknown charsets."""
     payload = part.get_payload(decode=True)

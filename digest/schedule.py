@@ -1125,7 +1125,7 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
                 # 'dead': the run holding it is gone (kill -9, a crash); the next run takes it over and sends it
                 entry["last"]["claim"] = owner_state(last.get("claimed_by") or "")
         entry["waiting"] = store.count_candidates(user, since, replacements=settings.ranking.include_replacements,
-                                                  also_sent_to=earlier_names(store, profile, addresses))
+                                                  also_sent_to=earlier)
         users.append(entry)
     report["users"] = users
     # unfinished digests of a profile that is gone (deleted, or renamed with a new address): nothing sends them

@@ -535,9 +535,8 @@ TOC_FURNITURE = re.compile(r"^(issue information|cover (image|picture)|(inside )
                            r"masthead|editorial board|contents( list)?)(\s*[-–:|(].*)?$", re.I)
 
 # name particles written in lower case ("Ludwig van Beethoven", "Maria de la Cruz", "Ahmad bin Said")
-_PARTICLES = {"van", "von", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "la", "le", "ter", "ten",
+NAME_PARTICLES = {"van", "von", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "la", "le", "ter", "ten",
               "bin", "binti", "ibn", "al", "el", "y", "zu", "af", "vom", "zur", "dei", "degli", "do", "e"}
-NAME_PARTICLES = frozenset(_PARTICLES)  # for other modules
 # a surname's elided or joined prefix written in lower case: "d'Orléans", "dell'Acqua", "al-Khwarizmi", "el-Sayed"
 _PREFIXED = re.compile(r"^(?:d|l|dell|dall|degli|al|el|ul|ad|as|ash|at|az|bin|ibn|abu)['’‘-](?=[^\W\d_])", re.I)
 # names are at most five words of their own, with up to four particles between them ("María del Carmen García de
@@ -548,7 +547,7 @@ _MOST_NAME_WORDS, _MOST_PARTICLES = 5, 4
 def _name_word(word: str) -> bool:
     """Whether ``word`` can be part of a person's name: capitalised ("Hélène", "O'Brien", "D'Angelo"), a
     particle ("van", "de"), or a lower-case prefix joined to a capitalised surname ("d'Orléans", "al-Farabi")."""
-    if word[0].isupper() or word in _PARTICLES:
+    if word[0].isupper() or word in NAME_PARTICLES:
         return True
     m = _PREFIXED.match(word)
     return m is not None and word[m.end()].isupper()
@@ -556,9 +555,9 @@ def _name_word(word: str) -> bool:
 
 def _is_name(name: str) -> bool:
     words = name.split()
-    own = [w for w in words if w not in _PARTICLES]
+    own = [w for w in words if w not in NAME_PARTICLES]
     return 1 <= len(own) <= _MOST_NAME_WORDS and len(words) - len(own) <= _MOST_PARTICLES \
-        and words[-1] not in _PARTICLES and all(_name_word(w) for w in words) \
+        and words[-1] not in NAME_PARTICLES and all(_name_word(w) for w in words) \
         and not any(w.lower().strip(".") in _NOT_NAMES for w in words)
 
 
@@ -585,12 +584,15 @@ _FIELD_WORDS = {"nature", "science", "sciences", "cell", "advances", "reports", 
                 "weekly", "daily", "digest", "highlights", "stories", "top", "new", "latest", "featured", "editors"}
 
 
+_CONNECTORS = {"of", "the", "and", "in", "for"}  # "Journal of the ...": between a label's words, never one alone
+
+
 def is_label(line: str) -> bool:
     """Whether a short line is a journal's name or an item's label ("Science Advances", "Open Access", "Research
     Article"), not a title of its own: its words are those of journals, fields and labels."""
     words = re.findall(r"[^\W\d_]+", line.lower())
-    return 0 < len(words) <= 6 and all(w in _FIELD_WORDS or w in _NOT_NAMES or w in ("of", "the", "and", "in", "for")
-                                       for w in words) and not all(w in ("of", "the", "and", "in", "for") for w in words)
+    own = [w for w in words if w not in _CONNECTORS]
+    return len(words) <= 6 and bool(own) and all(w in _FIELD_WORDS or w in _NOT_NAMES for w in own)
 
 
 def byline_names(text: str | None) -> list[str]:
@@ -602,7 +604,7 @@ def byline_names(text: str | None) -> list[str]:
     if len(names) != 1:
         return names
     words = names[0].split()
-    if any(re.fullmatch(r"[A-Z]\.?(?:-?[A-Z]\.?)*", w) for w in words) or any(w in _PARTICLES for w in words):
+    if any(re.fullmatch(r"[A-Z]\.?(?:-?[A-Z]\.?)*", w) for w in words) or any(w in NAME_PARTICLES for w in words):
         return names
     if len(words) < 2 or is_meaningful_title(names[0]) or any(w.lower() in _FIELD_WORDS for w in words):
         return []  # "Mamba", "Quantum Error Correction", "Science Advances"

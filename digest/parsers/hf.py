@@ -96,8 +96,9 @@ def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
             if title:
                 abstract.append(joined)
             continue
-        if title and not abstract and not authors and names_of(joined):
-            authors = names_of(joined)  # "Title / Authors / Abstract": the names are not the next title
+        byline = names_of(joined) if title and not abstract and not authors else []
+        if byline:
+            authors = byline  # "Title / Authors / Abstract": the names are not the next title
             continue
         # a short block: the title of the next paper (the last short block before an abstract wins)
         flush()
