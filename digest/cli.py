@@ -296,8 +296,8 @@ def parse(paths: tuple[Path, ...], as_json: bool) -> None:
             else:
                 click.echo(f"{label}: {parsed.kind or 'not a paper alert'}, {_n(len(parsed.papers), 'paper')}")
                 for paper in parsed.papers:
-                    ident = paper.arxiv_id or paper.doi or ""
-                    click.echo(f"  - {paper.title}  [{ident}]")
+                    ident = paper.arxiv_id or paper.doi
+                    click.echo(f"  - {paper.title}{f'  [{ident}]' if ident else ''}")
             for warning in parsed.warnings:
                 click.secho(f"{label}: {warning}", fg="yellow", err=True)
         if not found:

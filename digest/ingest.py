@@ -147,6 +147,14 @@ class PollReport:
         return self.error is None and all(f.error is None for f in self.folders)
 
     @property
+    def log_level(self) -> int:
+        """How the pass is logged: ERROR when a folder could not be read (as `digest status` shows it), WARNING
+        for a pass skipped because another is running (the next one reads what it leaves), else INFO."""
+        if any(f.error for f in self.folders):
+            return logging.ERROR
+        return logging.WARNING if self.error else logging.INFO
+
+    @property
     def errors(self) -> list[str]:
         found = [f.error for f in self.folders if f.error]
         return found if found or not self.error else [self.error]
@@ -431,7 +439,7 @@ def poll_all(store: Store, settings: Settings, *, stop: threading.Event | None =
                 report.folders.append(folder)
                 _poll_with_retries(session, store, settings, folder, report, stop, progress, retries, backoff)
                 store.set_poll_state(folder.mailbox, result=folder.summary())
-                (summary_log.warning if folder.error else summary_log.info)("imap: %s", folder.summary())
+                (summary_log.error if folder.error else summary_log.info)("imap: %s", folder.summary())
                 if report.error:
                     store.log_event("ERROR", "poll", report.error)
                     break

@@ -23,13 +23,13 @@ import email.utils
 import mailbox
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
 
 from .errors import ParseError
-from .models import Paper, normalise_title
+from .models import CUT_MARK, Paper, normalise_title
 from .parsers import arxiv, biorxiv, generic, hf, journals, pubmed, scholar
 from .parsers.common import DOI_RE, TEXT_LINK, Body, html_to_text, unwrap_url
 
@@ -404,6 +404,11 @@ def _named(papers: list[Paper]) -> list[Paper]:
     return [p for p in papers if p.arxiv_id or p.doi or normalise_title(p.title)]
 
 
+def _empty_listing(kind: str, body: Body) -> bool:
+    """An arXiv listing of a day without new entries in its categories: whole, and empty."""
+    return kind == "arxiv" and bool(body.text) and arxiv.empty_listing(body.text)
+
+
 def _run(kind: str, body: Body, *, sender: str, strict: bool) -> list[Paper]:
     try:
         papers = _named(_PARSERS[kind](body))
@@ -433,10 +438,19 @@ def _run(kind: str, body: Body, *, sender: str, strict: bool) -> list[Paper]:
             f"the HTML version: forward the original alert as it came (as HTML, or as an attachment), or save it "
             f"as .eml and read it with `digest ingest FILE`."
         )
+    if not papers and _empty_listing(kind, body):
+        return []  # a category without new entries that day: an alert that holds no papers, not a layout change
+    if not papers and kind == "arxiv" and body.text and arxiv.header_only(body.text):
+        raise ParseError(
+            f"{_LABELS[kind]} from {sender or 'unknown sender'} (subject {body.subject!r}) stops after its header "
+            f"(no entry, no closing %%%--- rule): the mail was cut short (a partial download or save), not laid "
+            f"out anew; read a complete copy of it (`digest ingest FILE`)"
+        )
     if not papers and strict:
         raise ParseError(
             f"{_LABELS[kind]} from {sender or 'unknown sender'} (subject {body.subject!r}) contains no papers: "
-            f"the layout may have changed. Save the mail as .eml and check it with `digest parse FILE`."
+            f"the layout may have changed. Keep the mail as .eml (`digest parse FILE` shows what is read from it) "
+            f"and report it with the file, so the parser learns the new layout."
         )
     return papers
 
@@ -463,7 +477,9 @@ def _parse_bodies(text: str | None, html: str | None, *, sender: str, subject: s
         kind = "sciencedirect"  # Elsevier's other journals, from another address of the same domain
     if kind is not None:
         papers = _run(kind, body, sender=sender, strict=True)
-        return (kind, papers) if papers else (None, [])  # administrative mail of an alert sender
+        if papers or _empty_listing(kind, body):
+            return kind, papers
+        return None, []  # administrative mail of an alert sender
     for inner in attached:  # forwarded as an attachment: the inner mail has its own From
         inner_kind, papers = _parse_msg(inner)
         if inner_kind is not None:
@@ -551,8 +567,13 @@ def parse_message(raw: bytes) -> ParsedMessage:
             kind, papers = _parse_msg(msg, parts)
         date = _date(_header(msg, "date"))
         message_id = _header(msg, "message-id") or None
-        warnings = _cut_short(msg, parts, kind, len(papers),
-                              "the same Message-ID" if message_id else "the same sender and subject")
+        same = "the same Message-ID" if message_id else "the same sender and subject"
+        warnings = _cut_short(msg, parts, kind, len(papers), same)
+        if warnings and papers and parts.html:
+            kept = _title_cut(papers, "\n".join(parts.html))
+            if len(kept) < len(papers):  # the paper it stopped in is left out: the warning counts what is kept
+                warnings = _cut_short(msg, parts, kind, len(kept), same)
+            papers = kept
     except ParseError:
         raise
     except Exception as exc:  # a bug on odd input (outside any one parser): this mail's error, never a crash
@@ -588,6 +609,20 @@ def _cut_short(msg: Message, parts: _Parts, kind: str | None, n_papers: int, sam
         return [f"cut short: the message ends before its MIME parts do, in the middle of a line; "
                 f"{_kept(n_papers, same)}"]
     return []
+
+
+def _title_cut(papers: list[Paper], html: str) -> list[Paper]:
+    """The papers of an HTML alert that stops in the middle, when the text stops inside the last one's title
+    ("Single-Atom Ru-Trigg"): with an arXiv id or DOI, its title marked " …" (shown as cut, and replaced by the
+    whole title when a complete copy comes); without, left out (known by its title alone, a cut title would stay
+    a paper of its own beside the complete copy's)."""
+    last = papers[-1]
+    words = " ".join(html_to_text(html).split())
+    if not last.title or last.title.endswith(CUT_MARK) or not words.endswith(" ".join(last.title.split())):
+        return papers
+    if not (last.arxiv_id or last.doi):
+        return papers[:-1]
+    return [*papers[:-1], replace(last, title=last.title.rstrip(" .…") + CUT_MARK)]
 
 
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.S)

@@ -146,10 +146,10 @@ def _same_authors(boosted: tuple[str, ...], muted: tuple[str, ...]) -> list[tupl
     "Y LeCun" and "Yann LeCun"), leaving out those written alike, which the keyword check reports."""
     if not boosted or not muted:
         return []
-    from .rank import _author_match  # here: rank imports this module
+    from .rank import author_match  # here: rank imports this module
 
     return [(b, m) for b in boosted for m in muted
-            if b.lower() != m.lower() and (_author_match(b, [m]) or _author_match(m, [b]))]
+            if b.lower() != m.lower() and (author_match(b, [m]) or author_match(m, [b]))]
 
 
 class _Checker:

@@ -170,7 +170,7 @@ def _name_keys(name: str) -> list[tuple[str, str]]:
     return keys
 
 
-def _author_match(wanted: str, authors: Sequence[str]) -> bool:
+def author_match(wanted: str, authors: Sequence[str]) -> bool:
     """'Yann LeCun' (or 'LeCun, Yann') matches 'Yann LeCun', Scholar's 'Y LeCun' and PubMed's 'LeCun Y': the
     same surname and, when both give one, the same first initial."""
     wanted_keys = [key for key in _name_keys(wanted) if key[0]]
@@ -520,7 +520,7 @@ def score_papers(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[P
             reasons.append(f"lowered: like “{signals.anchors[worst].label}”, which you marked 👎")
         text = _fold(f"{paper.title} {paper.abstract or paper.snippet or ''}")
         kws = [k for k in signals.boost_keywords if _phrase_in(k, text)]
-        aus = [a for a in signals.boost_authors if _author_match(a, paper.authors)]
+        aus = [a for a in signals.boost_authors if author_match(a, paper.authors)]
         if kws:
             score += KEYWORD_BOOST * len(kws)
             details["keywords"] = kws
@@ -534,7 +534,7 @@ def score_papers(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[P
             score += recency
             details["recency"] = round(recency, 4)
         muted = [k for k in signals.mute_keywords if _phrase_in(k, text)] + \
-                [a for a in signals.mute_authors if _author_match(a, paper.authors)]
+                [a for a in signals.mute_authors if author_match(a, paper.authors)]
         if muted:
             details["muted"] = muted
             score = MUTED_SCORE

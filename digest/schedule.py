@@ -695,7 +695,7 @@ class Daemon:
             self.work_store.log_event("ERROR", "poll", _one_line(exc))
             return
         self.last_poll_report = report
-        level = logging.INFO if getattr(report, "ok", True) else logging.WARNING
+        level = getattr(report, "log_level", logging.INFO)
         log.log(level, "job=poll (%s): %s", reason, describe_poll(report))
         if getattr(report, "new_papers", 1) and not self.stop_event.is_set():
             self._embed_new("new papers")

@@ -187,6 +187,38 @@ def test_administrative_mail_from_an_alert_sender_is_not_an_alert():
     assert parsed.kind is None and parsed.papers == []
 
 
+_EMPTY_LISTING = """\
+------------------------------------------------------------------------------
+------------------------------------------------------------------------------
+Send any comments regarding submissions directly to submitter.
+------------------------------------------------------------------------------
+Archives at http://arxiv.org/
+To unsubscribe, e-mail To: q-fin@arXiv.org, Subject: cancel
+------------------------------------------------------------------------------
+ Submissions to:
+Mathematical Finance
+ received from  Tue  5 Nov 24 19:00:00 GMT  to  Wed  6 Nov 24 19:00:00 GMT
+------------------------------------------------------------------------------
+------------------------------------------------------------------------------
+%%--%%--%%--%%--%%--%%--%%--%%--%%--%%--%%--%%--%%--%%--%%--%%--%%--%%--%%--%%--
+%%%---%%%---%%%---%%%---%%%---%%%---%%%---%%%---%%%---%%%---%%%---%%%---%%%---
+"""
+
+
+def test_an_arxiv_listing_without_entries_is_an_alert_with_no_papers():
+    # a small category on a quiet day: the whole frame, no entry; not a layout change to quarantine
+    msg = EmailMessage()
+    msg["From"] = "send mail ONLY to q-fin <no-reply@arXiv.org>"
+    msg["Subject"] = "q-fin daily Subj-class mailing 20000080 1"
+    msg.set_content(_EMPTY_LISTING)
+    parsed = parse_message(msg.as_bytes())
+    assert parsed.kind == "arxiv" and parsed.papers == [] and parsed.warnings == []
+    # the same frame cut before its closing rule is a listing that stopped: an error that says so
+    msg.set_content(_EMPTY_LISTING.split("%%--")[0])
+    with pytest.raises(ParseError, match="stops after its header"):
+        parse_message(msg.as_bytes())
+
+
 @pytest.mark.parametrize(("sender", "subject"), [
     ("no-reply@arXiv.org", "Re: subscribe Jane Doe"),
     ("scholaralerts-noreply@google.com", "Google Scholar alert created"),
@@ -1695,6 +1727,51 @@ def test_an_arxiv_listing_cut_short_is_read_as_far_as_it_goes_and_says_where_it_
     # a bare listing body cut short says so too
     text = parse_text((FIXTURES / "arxiv/arxivbrowse-q-fin-new-2023-03-17.txt").read_text()[:9000])
     assert text.kind == "arxiv" and text.warnings and "stops in the middle of entry arXiv:" in text.warnings[0]
+
+
+def _cut_inside_title(name: str, index: int):
+    """A Scholar fixture's HTML cut three letters into the second word of its paper ``index``'s title: the mail,
+    its whole papers and the cut mail's papers."""
+    scholar = email.message_from_bytes((FIXTURES / "google_scholar" / name).read_bytes(), policy=email.policy.default)
+    html = scholar.get_body(("html",)).get_content()
+    whole = parse_message(scholar.as_bytes()).papers
+    words = whole[index].title.split()
+    at = html.index(words[1], html.index(words[0], html.index(whole[index - 1].title.split()[-1])))
+    return scholar, html, whole, parse_message(_html_mail(scholar, html[:at + 3]))
+
+
+def test_an_html_alert_cut_inside_a_title_marks_that_title_cut_and_a_complete_copy_restores_it(tmp_path):
+    # the third paper has a DOI: kept, its title marked cut, and a complete copy's title replaces it
+    scholar, html, whole, cut = _cut_inside_title("bzz-16ef1451727eb505.eml", 2)
+    assert whole[2].doi and cut.warnings and [p.title for p in cut.papers[:2]] == [p.title for p in whole[:2]]
+    assert len(cut.papers) == 3 and cut.papers[2].title.endswith(" …") and cut.papers[2].doi == whole[2].doi
+    store = Store(tmp_path / "digest.db")
+    store.add_papers(cut.papers)
+    store.add_papers(whole)  # the complete copy
+    assert store.get_papers([whole[2].id])[whole[2].id].title == whole[2].title
+    # a cut that falls between two papers leaves every title as it is
+    between = html[:html.index(whole[2].title.split()[0], html.index(whole[1].title.split()[-1])) - 1]
+    assert all(not p.title.endswith(" …") for p in parse_message(_html_mail(scholar, between)).papers)
+    # the second paper has no id: known by its title alone, a cut title would stay a paper of its own
+    _, _, whole, cut = _cut_inside_title("bzz-16ef14516c65fd3c.eml", 1)
+    assert not (whole[1].doi or whole[1].arxiv_id) and cut.warnings
+    assert [p.title for p in cut.papers] == [whole[0].title] and "what was read (1 paper) is kept" in cut.warnings[0]
+
+
+def _html_mail(original, html: str) -> bytes:
+    msg = EmailMessage()
+    for header in ("From", "Subject", "Date"):
+        msg[header] = original[header]
+    msg.set_content(html, subtype="html")
+    return msg.as_bytes()
+
+
+def test_an_arxiv_listing_cut_after_its_header_says_it_was_cut_not_that_the_layout_changed():
+    head = (FIXTURES / "arxiv/jccr-cs-daily-2024-11-07.eml").read_text()
+    cut = head[:head.index("cancel\n") + len("cancel\n")]  # the frame's first lines, nothing after
+    with pytest.raises(ParseError, match=r"stops after its header \(no entry, no closing %%%--- rule\): the mail "
+                                         r"was cut short"):
+        parse_message(cut.encode())
 
 
 def test_a_multipart_or_html_alert_cut_short_says_so_and_every_whole_fixture_does_not():

@@ -42,6 +42,22 @@ def looks_like(text: str) -> bool:
         and "Title:" in text
 
 
+def empty_listing(text: str) -> bool:
+    """A whole listing without entries (a small category on a quiet day): its frame, from the ``Submissions to:``
+    window to the closing ``%%%---`` rule, and not one ``arXiv:<id>`` line. Not a layout change, so no error."""
+    text = _normalise(text)
+    return bool(_WINDOW.search(text)) and any(_RULE_END.match(line) for line in text.splitlines()) \
+        and not any(_ID_LINE.match(line.strip()) for line in text.splitlines())
+
+
+def header_only(text: str) -> bool:
+    """A listing cut right after its frame: the frame's text, no entry and no closing ``%%%---`` rule."""
+    text = _normalise(text)
+    lines = text.splitlines()
+    return "Send any comments regarding submissions directly to submitter" in text \
+        and not any(_RULE_END.match(line) for line in lines) and not any(_ID_LINE.match(line.strip()) for line in lines)
+
+
 def _normalise(text: str) -> str:
     # hand-copied bodies turn the 2-space indent into NBSP (trap d); CRLF and CR from the wire
     return text.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
