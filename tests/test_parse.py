@@ -717,6 +717,35 @@ def test_generic_mail_with_paper_links():
     ]
 
 
+def test_a_contents_list_with_the_citation_above_each_doi_takes_the_title_and_byline_above_it():
+    # hand-made in the layout of a Cambridge Core new-issue alert (seen as a Gmail reconstruction, not raw mail):
+    # an opaque title link, then a block "Authors<br>Journal, Volume / Issue, pp<br>doi: ... Published Online"
+    def item(title, authors, pages, doi):
+        return (f'<p>Study</p><a href="https://click.updates.example/?qs={doi[-4:]}">{title}</a>'
+                f'<img alt="Open Access"><div>{authors}<br><a href="https://click.updates.example/?qs=c">Language '
+                f'Teaching, Volume 59 / Issue 4</a>, October 2026, pp {pages}<br>doi: {doi} Published Online on '
+                f'20 May 2026</div>')
+    html = ("<html><body>" + item("When AI speaks too loudly: Rethinking English learning", "Dan Zhou", "415 - 421",
+                                  "10.1017/S0261444826101293")
+            + item("Volume rendering of classroom talk in three dimensions", "Pia Resnik, Jean-Marc Dewaele",
+                   "422 - 428", "10.1017/S0261444826101372")
+            + item("LTA volume 59 issue 4 Cover and Front matter", "", "f1 - f4", "10.1017/S0261444825100955")
+            + "</body></html>")
+    msg = EmailMessage()
+    msg["From"], msg["Subject"] = "Cambridge Core <academic@updates.example>", "New Issue of Language Teaching"
+    msg.set_content(html, subtype="html")
+    parsed = parse_message(msg.as_bytes())
+    assert [(p.title, p.authors, p.doi) for p in parsed.papers] == [
+        ("When AI speaks too loudly: Rethinking English learning", ("Dan Zhou",), "10.1017/s0261444826101293"),
+        ("Volume rendering of classroom talk in three dimensions", ("Pia Resnik", "Jean-Marc Dewaele"),
+         "10.1017/s0261444826101372"),
+    ]
+    # the citation and the DOI on one line, in plain text: the title is still the line above
+    text = parsed.papers[0].title + "\nDan Zhou\nLanguage Teaching, Vol. 59, pp 415-421, doi: 10.1017/S0261444826101293\n"
+    assert [(p.title, p.doi) for p in parse_text(text + "\n" + text.replace("93", "94")).papers] == [
+        (parsed.papers[0].title, "10.1017/s0261444826101293"), (parsed.papers[0].title, "10.1017/s0261444826101294")]
+
+
 def test_links_to_papers_own_pages_without_an_id_in_the_address_are_papers_when_their_text_is_a_title():
     # hand-made, in the way Semantic Scholar's alerts link each paper (a "paper-link" to its S2 page) and
     # colleagues paste PubMed, IEEE or OUP links: no arXiv id or DOI in the address, the title is the link text

@@ -195,6 +195,36 @@ def _doi_in(text: str) -> set[str]:
     return {d.rstrip(".,;)]").lower() for d in _DOI_TEXT.findall(text)}
 
 
+# a reference to where an item appeared, not its title: "Language Teaching, Volume 59 / Issue 4", "Vol. 12, pp 3-9"
+_CITATION = re.compile(r"\b(?:vol(?:ume)?\.?\s*\d+\b.{0,30}?\b(?:issue|no\.?|number|pp?\.?)\s*\d+|"
+                       r"pp?\.?\s*\d+\s*[-–]\s*\d+)", re.I)
+# an issue's cover and front or back matter, listed with a DOI like its articles
+_MATTER = re.compile(r"\b(?:cover and (?:front|back) matter|(?:front|back) matter)\b", re.I)
+
+
+def _is_citation(text: str) -> bool:
+    return len(text) < 160 and bool(_CITATION.search(text))
+
+
+def _is_title(text: str) -> bool:
+    return is_meaningful_title(text) and not TOC_FURNITURE.match(text) and not _DOI_TEXT.search(text) \
+        and not _is_citation(text)
+
+
+def _title_before_block(box):
+    """The title printed just before an item's block, as its own link or heading (a layout that puts the title
+    link first and then a block of authors, citation and DOI): the first sibling with text before ``box``."""
+    for sibling in box.previous_siblings:  # lazily: the first one with text decides
+        if not isinstance(sibling, Tag) or not text_of(sibling):
+            continue
+        heading = sibling if sibling.name in _TITLE_TAGS else None
+        if heading is None and sibling.name in ("div", "p", "span", "td"):
+            tags = sibling.find_all(_TITLE_TAGS)
+            heading = tags[-1] if len(tags) == 1 and text_of(tags[-1]) == text_of(sibling) else None
+        return heading if heading is not None and _is_title(text_of(heading)) else None
+    return None
+
+
 def _title_in(box, doi_node):
     """The first link or heading in ``box`` whose text is a paper's title: before the DOI if there is one
     (the usual order), else after it (a layout that prints the DOI first). ``box`` holds no other DOI."""
@@ -204,8 +234,7 @@ def _title_in(box, doi_node):
         if node is doi_node:
             seen_doi = True
         elif isinstance(node, Tag) and node.name in _TITLE_TAGS:
-            title = text_of(node)
-            if is_meaningful_title(title) and not TOC_FURNITURE.match(title) and not _DOI_TEXT.search(title):
+            if _is_title(text_of(node)):
                 if not seen_doi:
                     return node
                 after = after or node
@@ -223,7 +252,7 @@ def from_doi_blocks(soup) -> list[Paper]:
         if isinstance(node, Comment) or not _DOI_ALONE.match(clean_space(str(node))):
             continue  # a DOI inside a sentence ("please cite 10.1016/..."), or in a linked title: not an item's
         doi = _DOI_TEXT.search(str(node)).group(0).rstrip(".,;)]")
-        box, title = node.parent, None
+        box, title, inner = node.parent, None, None
         while box is not None and box.name != "[document]":
             if box.name in _ITEM_BLOCKS:
                 if id(box) not in past_item:
@@ -231,15 +260,25 @@ def from_doi_blocks(soup) -> list[Paper]:
                     past_item[id(box)] = len(_doi_in(text)) > 1 or len(text) > 4000
                 if past_item[id(box)]:
                     break  # grown past the item into the list
+                inner = box
                 title = _title_in(box, node)
                 if title is not None:
                     break
             box = box.parent
-        if title is None or box is None:
+        first_line = None
+        if title is None and inner is not None:
+            # the item's block holds no title: its title may be the link just before it, and its first line the
+            # authors ("Dan Zhou<br>Language Teaching, Volume 59 / Issue 4 ...<br>doi: 10.1017/...")
+            title = _title_before_block(inner)
+            box = inner
+            first_line = next((line.strip() for line in inner.get_text("\n").splitlines() if line.strip()), "")
+        if title is None or box is None or _MATTER.search(text_of(title)):
             continue
         tagged = box.select_one('[class*="uthor"], [class*="contrib"]')
         authors = author_names(text_of(tagged)) if tagged is not None else []
-        if not authors:
+        if first_line is not None:
+            authors = authors or author_names(first_line)
+        elif not authors:
             # the first block with text after the title's: the item's child that holds the title, then its
             # next sibling (RSC's div.ItemAuthors after div.ItemTitle; ACS's author row after the title row)
             head = title
@@ -276,9 +315,21 @@ def _from_text(text: str) -> list[Paper]:
             found.append((None, m.group(1).rstrip(".,;"), None, m.start()))
         for arxiv, doi, url, start in found:
             before = _title_before(line[:start])
-            above, authors = _title_above(lines, i, bylines)
+            # "Title / Authors / Language Teaching, Volume 59 / Issue 4, pp 415 - 421 / doi: ...": the item's
+            # citation is above its DOI; the title and byline are above that (a layout with bylines)
+            near = _nonblank_above(lines, i)
+            cited = 0
+            while cited < len(near) and _is_citation(near[-1 - cited]):
+                cited += 1
+            if cited:
+                window = [*near[:len(near) - cited], line]
+                above, authors = _title_above(window, len(window) - 1, True)
+            else:
+                above, authors = _title_above(lines, i, bylines)
             # the lines above only for a link alone on its line ("Title\nhttps://..."): a line with words of
             # its own before the link ("1.58-bit FLUX - <url>") is that item, not the line above's
+            if _is_citation(before):
+                before = ""  # the citation and DOI on one line: the title is above it
             if is_meaningful_title(before):
                 title, authors = before, []
             else:
@@ -286,6 +337,12 @@ def _from_text(text: str) -> list[Paper]:
             if title:
                 papers.append(_make(title, arxiv, doi, url).with_(authors=tuple(authors)))
     return papers
+
+
+def _nonblank_above(lines: list[str], i: int, n: int = 4, reach: int = 12) -> list[str]:
+    """Up to ``n`` non-blank lines above line ``i``, in order, looking at most ``reach`` lines up."""
+    found = [x for x in lines[max(0, i - reach):i] if x]
+    return found[-n:]
 
 
 def _title_above(lines: list[str], i: int, bylines: bool = False) -> tuple[str, list[str]]:
