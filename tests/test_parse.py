@@ -1465,6 +1465,47 @@ def test_author_lines_are_told_from_citations_and_sentences(line, names):
     assert len(author_names(line)) == names
 
 
+@pytest.mark.parametrize("line, names", [
+    # surname first, separated by semicolons (APA alerts, EndNote and library exports): given name first here
+    ("Lu, Sirui; Efendić, Emir; Feldman, Gilad", ["Sirui Lu", "Emir Efendić", "Gilad Feldman"]),
+    ("Spielmann, Julia; Vial, Andrea C.", ["Julia Spielmann", "Andrea C. Vial"]),
+    ("A. Smith; B. Jones and C. Wu", ["A. Smith", "B. Jones", "C. Wu"]),
+    ("By Jane Doe and John Smith", ["Jane Doe", "John Smith"]),
+])
+def test_author_lines_written_surname_first_or_with_by_give_each_name_given_name_first(line, names):
+    from digest.parsers.common import author_names
+
+    assert author_names(line) == names
+
+
+def test_a_contents_list_with_opaque_links_is_read_from_its_titles_and_bylines():
+    # hand-made in the layout of an APA PsycAlert (seen as a Gmail reconstruction, not raw mail): every link is a
+    # mailing service's click tracker, no DOI anywhere; each title link is followed by its byline
+    items = [("Unconscious mental content in implicit evaluation: Evidence from misprediction.",
+              "Kurdi, Benedek; Melnikoff, David E.; Morris, Adam"),
+             ("Virtue trade-offs in everyday life.", "Zhang, Qilin; Jacobson, Jeremy"),
+             ("Extended artificial intelligence aversion: People deny humanness to its users.", "Dang, Jianning"),
+             ("Correction to a registered report on rice farming and happiness.", "No authorship indicated")]
+    html = "".join(f'<a href="https://click.info.example/?qs=a{i}">{title}</a><div>{byline} &nbsp;-&nbsp; '
+                   f'7/9/2026 &nbsp;- Volume 131, Issue 4</div><a href="https://click.info.example/?qs=r{i}">Read '
+                   f'More</a>' for i, (title, byline) in enumerate(items))
+    html = ('<h1>APA PsycAlert</h1><a href="https://click.info.example/?qs=j">Journal of Personality and Social '
+            'Psychology</a>' + html + '<a href="https://click.info.example/?qs=u">Manage your alert preferences '
+            'online</a><p>750 First Street NE, Washington DC</p>')
+    parsed = parse_message(html_mail(html, "APA PsycAlert <psycalerts@info.example>", "APA PsycAlert - JPSP"))
+    assert [(p.title, p.authors, p.url) for p in parsed.papers] == [
+        (items[0][0], ("Benedek Kurdi", "David E. Melnikoff", "Adam Morris"), "https://click.info.example/?qs=a0"),
+        (items[1][0], ("Qilin Zhang", "Jeremy Jacobson"), "https://click.info.example/?qs=a1"),
+        (items[2][0], ("Jianning Dang",), "https://click.info.example/?qs=a2"),
+    ]
+    # a newsletter's stories with "By Jane Doe" under them are no papers, nor are fewer than three items
+    story = '<a href="https://news.example/{0}">A story about the lab retreat number {0}</a><p>By Jane Doe</p>'
+    news = parse_message(html_mail("".join(story.format(i) for i in range(5)), "News <n@news.example>", "Weekly"))
+    assert news.kind is None and news.papers == []
+    two = parse_message(html_mail(html.split("Virtue")[0] + "</a></div>", "A <a@info.example>", "APA PsycAlert"))
+    assert two.papers == []
+
+
 ACS = "other/acs/hydrochan-acs-applied-nano-materials-highlights-2026.html"
 WILEY_ISSUE = "other/wiley_atypon/hydrochan-wiley-advanced-energy-materials-16-13.html"
 

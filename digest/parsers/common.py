@@ -510,11 +510,25 @@ def _without_parentheses(text: str) -> str:
     return "".join([*out, text[at:]])
 
 
+def given_first(name: str) -> str:
+    """"Lu, Sirui" -> "Sirui Lu"; "Smith, Jr., Alan" and names without a comma stay as they are."""
+    surname, comma, given = name.partition(",")
+    if not comma or not given.strip() or _SUFFIX.match(given.strip()):
+        return name
+    return f"{given.strip()} {surname.strip()}"
+
+
 def split_authors(text: str | None) -> list[str]:
     """``A, B and C`` / ``A, B, and C`` / ``A & B`` -> names; parenthesised affiliations are removed first."""
     if not text:
         return []
     text = _without_parentheses(clean_space(text))
+    if ";" in text:
+        # "Lu, Sirui; Efendić, Emir; Feldman, Gilad" (surname first, as APA, EndNote and library exports write
+        # them) or "A. Smith; B. Jones": each part is one name, given name first
+        parts = [clean_space(part) for part in text.split(";") if part.strip()]
+        if all(part.count(",") <= 1 for part in parts):
+            text = ", ".join(given_first(part) for part in parts)
     text = re.sub(r"\s+(and|&)\s+", ", ", text)
     names: list[str] = []
     for raw in text.split(","):
@@ -569,6 +583,7 @@ def author_names(text: str | None) -> list[str]:
     addresses or colons: a citation ("Energy Environ. Sci., 2026, 19, 2149") or a sentence is not one. One name
     that is not one makes the line no author list: the line is something else."""
     text = clean_space(re.sub(r",?\s+et\.?\s*al\.?$", "", clean_space(text or "")))
+    text = re.sub(r"^by\s+(?=[^\W\d_])", "", text, flags=re.I)  # "By Jane Doe and John Smith"
     if not text or len(text) > 3000 or re.search(r"\d|https?:|www\.|@|:|[!?]", text):
         return []
     names = split_authors(text)

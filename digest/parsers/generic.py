@@ -32,6 +32,7 @@ from .common import (
     clean_space,
     doi_from_url,
     doi_url,
+    given_first,
     html_to_text,
     is_label,
     is_meaningful_title,
@@ -182,6 +183,33 @@ def _from_html(html: str) -> list[Paper]:
         if is_meaningful_title(title):
             papers.append(_make(title, arxiv, doi, target))
     return papers
+
+
+# the end of a byline: " - 12/15/2025 - Volume 131, Issue 4", " | Published 3 May", " (2026)"
+_BYLINE_END = re.compile(r"\s+[-–|·]\s+|\s*\(\d{4}\)|\s+\d")
+
+
+def from_byline_links(soup) -> list[Paper]:
+    """A table of contents whose links are opaque (a mailing service's click tracker, no DOI or arXiv id in
+    them): an item is a link whose text is a title followed by its byline ("Lu, Sirui; Efendić, Emir - 12/15/2025
+    - Volume 131, Issue 4"). Only bylines of several names, or one written surname first, count: a newsletter's
+    "by Jane Doe" under its stories is not a paper's."""
+    papers = []
+    for a in soup.find_all("a", href=True):
+        title = text_of(a)
+        if not _is_title(title) or title.lower().strip(" .") in LINK_WORDS:
+            continue
+        after = next((x for x in a.next_siblings if isinstance(x, Tag) and text_of(x)), None)
+        if after is None or after.name == "a":
+            continue
+        line = _BYLINE_END.split(text_of(after), maxsplit=1)[0]
+        names = author_names(line)
+        surname_first = ";" in line or (len(names) == 2 and all(len(n.split()) == 1 for n in names))
+        if len(names) == 2 and surname_first and ";" not in line:
+            names = author_names(given_first(line))  # "Dang, Jianning": one author, surname first
+        if names and (len(names) >= 2 or surname_first):
+            papers.append(_make(title.rstrip(), None, None, unwrap_url(a["href"])).with_(authors=tuple(names)))
+    return papers if len(papers) >= 3 else []
 
 
 _DOI_TEXT = re.compile(r"\b10\.\d{4,9}/[^\s\"'<>]+")
@@ -378,6 +406,8 @@ def parse(body: Body) -> list[Paper]:
     if len(items) < 2:
         items = []  # one DOI under a heading is a newsletter or a signature, not a table of contents
     linked = _dedup(items + (_from_html(body.html) if body.html else []) + _from_text(text))  # items first: authors
+    if not linked and body.html:
+        linked = _dedup(from_byline_links(soup_of(body.html)))  # no paper's id anywhere: opaque links, with bylines
     pairs = pairs_from_blocks(text, source="generic")
     if len(pairs) < 2:
         pairs = []
