@@ -205,6 +205,17 @@ Mathematical Finance
 """
 
 
+def test_an_arxiv_entry_marked_cross_listing_on_its_id_line_is_a_cross_list_without_the_rule():
+    # an excerpt pasted without the %-%- rule before the cross-lists (seen in another project's test data)
+    text = (FIXTURES / "arxiv/arxivbrowse-math-OA-new-2023-06-09.txt").read_text()
+    whole = parse_text(text).papers
+    assert whole[0].arxiv_id == "2306.04713" and whole[0].section == "cross"
+    without_rule = re.sub(r"(?m)^(%-){8,}.*\n", "", text)
+    assert without_rule != text
+    pasted = parse_text(without_rule).papers
+    assert [(p.arxiv_id, p.section) for p in pasted] == [(p.arxiv_id, p.section) for p in whole]
+
+
 def test_an_arxiv_listing_without_entries_is_an_alert_with_no_papers():
     # a small category on a quiet day: the whole frame, no entry; not a layout change to quarantine
     msg = EmailMessage()

@@ -206,6 +206,8 @@ def _read_entry(lines: list[str], j: int, m: re.Match, section: str, published: 
         if em:
             url = em.group(1)
             k += 1
+    if section == "new" and "cross-list" in m.group(0).lower():
+        section = "cross"  # "arXiv:2602.12181 (*cross-listing*)": marked on its id line, also without the rule
     papers.append(_entry_to_paper(arxiv_id, fields, abstract, section, url, published))
     return k
 
