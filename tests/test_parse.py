@@ -1642,6 +1642,23 @@ def test_science_advances_toc_items_by_their_byline_without_dois():
     assert alone.kind == "aaas" and alone.papers[0].venue == "Science Advances"
 
 
+def test_a_sciencedirect_search_alert_of_the_2018_layout_gives_authors_and_journal():
+    # the 2018-19 layout (an item as quoted in a public parser's docstring): kind, citation and authors in three
+    # paragraphs after the title, the author list shortened with "..."
+    item = ('<td><h2><a href="https://www.sciencedirect.com/science/article/pii/S002561961830402{0}?dgcid=raven_sd_'
+            'search_email">C3 Glomerulopathy: Ten Years\' Experience at Mayo Clinic, part {0}</a></h2>'
+            '<p><span style="font-style:italic"></span>Research article</p>'
+            '<p><span><span>Mayo Clinic Proceedings, Volume 93, Issue 8, Pages 991-1008, </span></span></p>'
+            '<p>Aishwarya Ravindran, Fernando C. Fervenza, Richard J. H. Smith, ... Sanjeev Sethi</p></td>')
+    html = ("<html><body><h1>Showing top results for search alert:<br/>GalaxyProject.org</h1><table><tr>"
+            + "</tr><tr>".join(item.format(i) for i in range(2)) + "</tr></table></body></html>")
+    parsed = parse_message(html_mail(html, "ScienceDirect <sciencedirect@notification.elsevier.com>",
+                                     "New Search Alert results for GalaxyProject.org"))
+    assert parsed.kind == "sciencedirect" and len(parsed.papers) == 2
+    assert all(p.authors == ("Aishwarya Ravindran", "Fernando C. Fervenza", "Richard J. H. Smith", "Sanjeev Sethi")
+               and p.venue == "Mayo Clinic Proceedings" and p.comments == "Research article" for p in parsed.papers)
+
+
 def test_a_sciencedirect_alert_from_another_elsevier_address_and_with_other_kinds_of_article():
     body = (FIXTURES / SCIENCEDIRECT).read_text()
     parsed = parse_message(html_mail(body, "Elsevier <no-reply@notification.elsevier.com>", "New articles"))

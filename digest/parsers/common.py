@@ -532,7 +532,7 @@ def split_authors(text: str | None) -> list[str]:
     text = re.sub(r"\s+(and|&)\s+", ", ", text)
     names: list[str] = []
     for raw in text.split(","):
-        name = clean_space(raw).strip(" ;…").strip()
+        name = re.sub(r"^(?:\.\.\.|…)\s*", "", clean_space(raw).strip(" ;…").strip())  # ", ... Sanjeev Sethi"
         name = re.sub(r"(\.\.\.|…)$", "", name).strip()
         name = re.sub(r"\s+et\.?\s*al\.?$", "", name, flags=re.I).strip()  # "Eric Topol et al."
         if not name or name.lower().rstrip(".") in ("et al", "and", "others"):

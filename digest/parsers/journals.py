@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from itertools import islice
 
+from bs4 import Tag
+
 from ..models import Paper
 from .common import (
     DOI_RE,
@@ -307,6 +309,12 @@ _SD_PII = re.compile(r"(?:_piikey=|/pii/)(S[\dX]{16})\b", re.I)
 _SD_DATE = re.compile(r"\b(available online|publication date|published|in press|volume)\b|\b\d{4}\b", re.I)
 
 
+def _sd_cited_venue(line: str) -> str | None:
+    """The journal of a citation line ("Mayo Clinic Proceedings, Volume 93, Issue 8, Pages 991-1008")."""
+    m = re.match(r"(.+?),\s*(?:Volume|In press)\b", line, re.I)
+    return m.group(1).strip() if m else None
+
+
 def parse_sciencedirect(body: Body) -> list[Paper]:
     """ScienceDirect's alerts (new articles in a journal, a new issue, a saved search): per paper an ``<h2>``
     link to the article (through Elsevier's click wrapper, to ``...citationSearch&_piikey=<PII>`` or
@@ -330,8 +338,15 @@ def parse_sciencedirect(body: Body) -> list[Paper]:
         if pii in by_pii:
             continue
         block = a.find_parent(("h1", "h2", "h3", "h4", "p", "td")) or a
-        meta = block.find_next_sibling("p") if block.name != "td" else None
-        lines = [clean_space(x) for x in meta.get_text("\n").split("\n")] if meta is not None else []
+        # the paragraph of lines after the title; in the 2018-19 layout, three paragraphs (kind, citation, authors)
+        metas = []
+        for sibling in (block.next_siblings if block.name != "td" else ()):  # lazily: a long list is not read again
+            if not isinstance(sibling, Tag):
+                continue
+            if sibling.name != "p" or len(metas) == 3:
+                break
+            metas.append(sibling)
+        lines = [clean_space(x) for meta in metas for x in meta.get_text("\n").split("\n")]
         lines = [x for x in lines if x]
         # by position: the kind ("Research article", "Editorial") before the date line, the authors after it
         dated = next((i for i, x in enumerate(lines) if _SD_DATE.search(x)), None)
@@ -345,7 +360,7 @@ def parse_sciencedirect(body: Body) -> list[Paper]:
             doi=doi_from_url(target),
             source="sciencedirect",
             published=iso_date(lines[dated]) if dated is not None else None,
-            venue=venue,
+            venue=venue or _sd_cited_venue(lines[dated] if dated is not None else ""),
             comments=kind,
         )
     return list(by_pii.values())
