@@ -1179,6 +1179,7 @@ def test_wiley_alerts_of_every_kind():
     assert papers[0].venue == "Journal of Computer Assisted Learning" and papers[1].authors[-1] == "Mohammadreza Farrokhnia"
     [early] = parse_fixture(WILEY_EARLY).papers
     assert early.authors == ("Fubiao Zhen", "Wei Dong Shi", "Sandra Acosta") and early.published == "2026-09-28"
+    assert early.venue == "The Modern Language Journal"  # its td.journal-title, without a subject to read it from
     toc = parse_fixture(WILEY_TOC).papers
     assert len(toc) == 9 and not any(p.title.startswith("Issue Information") for p in toc)
     assert toc[0].comments == "Editorial" and toc[1].comments == "Article" and toc[0].venue == "TESOL Quarterly"

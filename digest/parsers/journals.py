@@ -533,7 +533,7 @@ def parse_wiley(body: Body) -> list[Paper]:
     if not body.html:
         return []
     soup = soup_of(body.html)
-    series = soup.select_one(".series-title")
+    series = soup.select_one(".series-title") or soup.select_one(".journal-title b")  # Early View: td.journal-title
     venue = text_of(series) or None
     if venue is None:  # "New Articles Alert: Journal of Computer Assisted Learning, Vol. 42, ..."
         m = re.search(r"(?:alert|early view)[^:]*:\s*([^,]+)", body.subject or "", re.I)
