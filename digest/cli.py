@@ -446,7 +446,7 @@ def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[st
                           "(see config.example.toml); `digest send --dry-run` previews them (sends and records "
                           "nothing); `--outbox DIR` writes them to files instead, and that counts as the day's "
                           "delivery: no email follows for that day")
-    store = _store(settings)
+    store = _store(settings, read_only=dry_run)  # a preview creates no store where there is none
     loaded = load_user_profiles(store, settings)
     files = [str(settings.profiles_path / f"{u}.toml") for u in users]
     shown = [e for e in loaded.errors if not users or any(str(e).startswith(f) for f in files)]  # --user: theirs
@@ -626,9 +626,11 @@ def poll(ctx: click.Context, folders: tuple[str, ...], once: bool, rescan: bool)
     import signal
     import threading
 
-    from .ingest import idle_wait, poll_all
+    from .ingest import check_settings, idle_wait, poll_all
 
     settings = _settings(ctx)
+    if not settings.db_path.exists():
+        check_settings(settings, folders or settings.imap.folders)  # no store is created for a poll that cannot run
     if not ctx.obj.get("log_level"):
         # the per-folder lines below say what the poller would log at INFO; keep its warnings and errors
         logging.getLogger("digest.ingest").setLevel(logging.WARNING)

@@ -202,6 +202,9 @@ def _toml_fix(message: str, line: str) -> str:
     """The usual fix for a TOML syntax error, from the reader's message and the line it names."""
     if "(at end of document)" in message:
         return "the file ends inside a value: a [ or a quote is still open"
+    if message.startswith("Cannot overwrite a value") and re.match(r"\s*\[\[", line):
+        return ("this [[block]] has a [block] of the same name above it, with single brackets: each interest or "
+                "seed is its own [[interests]] or [[seeds]] block, with double brackets, all of them")
     if message.startswith("Cannot overwrite a value"):
         return "a key is written twice: keep one of the two lines"
     if message.startswith("Cannot declare") and "twice" in message:

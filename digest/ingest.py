@@ -44,6 +44,7 @@ import imaplib
 import logging
 import os
 import re
+import socket
 import sqlite3
 import ssl
 import threading
@@ -60,7 +61,7 @@ from .errors import ConfigError, MailboxError, StoreError
 from .pipeline import IngestReport, ingest_raw
 from .store import Store
 
-__all__ = ["FolderReport", "PollReport", "connect", "idle_wait", "mailbox_key", "poll_all"]
+__all__ = ["FolderReport", "PollReport", "check_settings", "connect", "idle_wait", "mailbox_key", "poll_all"]
 
 log = logging.getLogger(__name__)
 # the one-line summary per folder: the CLI prints these lines itself, so it quiets this logger
@@ -277,7 +278,9 @@ def connect(settings: Settings) -> IMAPClient:
         raise _Lost(f"cannot reach {where} (no answer within imap.timeout = {imap.timeout:g} s{hint})") from None
     except (OSError, imaplib.IMAP4.abort) as exc:
         _close(client)
-        raise _Lost(f"cannot reach {where} ({_describe(exc)})") from None
+        check = ("; check imap.host and imap.port, and that the server runs" if isinstance(exc, ConnectionRefusedError)
+                 else "; check imap.host" if isinstance(exc, socket.gaierror) else "")
+        raise _Lost(f"cannot reach {where} ({_describe(exc)}{check})") from None
     except IMAPClientError as exc:
         _close(client)
         raise MailboxError(f"imap: {where} refused the session: {_server_text(exc)}") from None
@@ -286,16 +289,19 @@ def connect(settings: Settings) -> IMAPClient:
 
 
 def _check_account(settings: Settings) -> None:
-    imap, source = settings.imap, settings.source
+    imap, source = settings.imap, settings.source_label
     if not imap.host:
-        raise ConfigError(f"{source}: imap.host is not set; to read alerts from a mailbox, add to [imap] "
+        where = "copy config.example.toml to config.toml and set in its [imap]" if settings.source == "(defaults)" \
+            else "add to [imap]"
+        raise ConfigError(f"{source}: imap.host is not set; to read alerts from a mailbox, {where} "
                           'host = "imap.example.org" and username = "alerts@example.org"')
     if not imap.username:
         raise ConfigError(f'{source}: imap.username is not set; for example: username = "alerts@example.org"')
 
 
-def _check_settings(settings: Settings, folders: Sequence[str]) -> None:
-    imap, source = settings.imap, settings.source
+def check_settings(settings: Settings, folders: Sequence[str]) -> None:
+    """The [imap] settings a poll needs, else a ConfigError naming the key and the fix."""
+    imap, source = settings.imap, settings.source_label
     _check_account(settings)
     if not folders:
         raise ConfigError(f'{source}: imap.folders is empty; for example: folders = ["INBOX"]')
@@ -415,7 +421,7 @@ def poll_all(store: Store, settings: Settings, *, stop: threading.Event | None =
     imap = settings.imap
     names = list(folders) if folders else list(imap.folders)
     try:
-        _check_settings(settings, names)
+        check_settings(settings, names)
     except ConfigError as exc:  # a cron `digest poll` with a broken [imap] leaves the reason for `digest status`
         store.log_event("ERROR", "poll", " ".join(str(exc).split()))
         raise

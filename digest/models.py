@@ -81,6 +81,10 @@ def arxiv_ref(value: str) -> str | None:
     value = re.sub(r"(?:\.pdf)?/?(?:[?#].*)?$", "", value)
     if not _ARXIV_FORM.fullmatch(value):
         return None
+    new = re.fullmatch(r"(\d\d)(\d\d)\.(\d+)(?:[vV]\d+)?", value)
+    if new and not (1 <= int(new[2]) <= 12 and len(new[3]) == (4 if new[1] + new[2] < "1501" else 5)
+                    and new[1] + new[2] >= "0704"):
+        return None  # 2411.0355: since 2015 (1501) an id has five digits after the point, before it four
     return normalise_arxiv_id(re.sub(r"[vV]\d+$", "", value))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,8 +22,16 @@ import numpy as np
 
 from .config import Secret, Settings
 from .embed import Embedder, cached_vectors, embed_missing
-from .errors import DeliveryError, DigestError, ParseError, ProfileError
-from .models import Paper, ScoredPaper, Vote, matches_query, normalise_title
+from .errors import ConfigError, DeliveryError, DigestError, ParseError, ProfileError
+from .models import (
+    Paper,
+    ScoredPaper,
+    Vote,
+    matches_query,
+    normalise_arxiv_id,
+    normalise_doi,
+    normalise_title,
+)
 from .profiles import LoadedProfiles, Profile, load_profiles, local_period
 from .rank import Anchor, Ranking, build_signals, rank
 from .render import item_context, render_digest
@@ -307,6 +316,30 @@ def embed_profile(store: Store, embedder: Embedder, profile: Profile, *,
     return embed_missing(store, embedder, texts, should_stop=should_stop)
 
 
+def own_seed(profile: Profile) -> Callable[[str | None, str | None, str | None], str | None]:
+    """Which of the profile's seed papers (or library entries) a paper is: ``(arxiv_id, doi, title) -> where it is
+    named`` ("profiles/you.toml:23", "your library"), else None. A paper the reader gave as a seed is one they know:
+    it is no candidate for their digest when an alert brings it. Titles count when they are long enough to be
+    one paper's alone."""
+    where: dict[tuple[str, str], str] = {}
+    for seed, named in [*((s, f"{_display_path(profile.path)}:{s.line}" if s.line else _display_path(profile.path))
+                          for s in profile.seeds),
+                        *((s, "your library (the profile's library file)") for s in profile.library_seeds)]:
+        for key in (("arxiv", normalise_arxiv_id(seed.arxiv)), ("doi", normalise_doi(seed.doi)),
+                    ("title", normalise_title(seed.title or ""))):
+            if key[1] and (key[0] != "title" or len(key[1]) >= 20):
+                where.setdefault(key, named)
+
+    def find(arxiv_id: str | None, doi: str | None, title: str | None) -> str | None:
+        for key in (("arxiv", normalise_arxiv_id(arxiv_id)), ("doi", normalise_doi(doi)),
+                    ("title", normalise_title(title or ""))):
+            if key[1] and key in where:
+                return where[key]
+        return None
+
+    return find
+
+
 def rank_user(store: Store, embedder: Embedder, settings: Settings, profile: Profile, *,
               today: date | None = None, now: datetime | None = None,
               progress: Callable[[int, int], None] | None = None) -> UserRanking:
@@ -315,6 +348,8 @@ def rank_user(store: Store, embedder: Embedder, settings: Settings, profile: Pro
     candidates = store.candidate_papers(profile.user, candidate_since(settings, now),
                                         replacements=settings.ranking.include_replacements,
                                         also_sent_to=earlier_names(store, profile))
+    seeded = own_seed(profile)  # the reader's own seed papers are papers they know, not news
+    candidates = [(pid, p) for pid, p in candidates if seeded(p.arxiv_id, p.doi, p.title) is None]
     anchors, texts, notes = profile_anchors(store, profile)
     anchor_vecs, embedded = cached_vectors(store, embedder, texts, progress)
     if embedded > 20:  # a library's first read: say where the time went (each text is embedded once)
@@ -375,6 +410,9 @@ def why_not_candidate(store: Store, settings: Settings, profile: Profile, row: d
     if row["first_seen"] < candidate_since(settings, now):
         return (f"arrived {row['first_seen'][:10]}, before the last {settings.ranking.candidate_days} days, which "
                 "are what is ranked (candidate_days in config.toml's [ranking])")
+    seeded = own_seed(profile)(row["arxiv_id"], row["doi"], row["title"])
+    if seeded is not None:
+        return f"one of your seed papers ({seeded}): a paper you already know is not ranked"
     if row["section"] == "replaced" and not settings.ranking.include_replacements:
         return ("a revised version of an older arXiv paper (the listing's replacements): not news, so not ranked "
                 "(include_replacements in config.toml's [ranking])")
@@ -431,11 +469,17 @@ def _display_path(path: str) -> str:
         return path
 
 
-def compose(settings: Settings, store: Store, user_ranking: UserRanking, period: str, digest_id: int | None = None):
+def compose(settings: Settings, store: Store, user_ranking: UserRanking, period: str, digest_id: int | None = None,
+            *, preview: bool = False):
     """Render the digest of one ranking: returns (rendered, context). With ``digest_id`` (the row its papers are
     saved under), the digest links to its own web page, where the reader can vote on several papers at once."""
     profile = user_ranking.profile
-    key = settings.web.secret_key(settings.data_path)  # once per digest: it may mean reading a file
+    # once per digest: it may mean reading a file; a preview (dry run) makes no key file where there is none
+    made = None if preview and not (settings.data_path / "secret.key").exists() else settings.data_path
+    try:
+        key = settings.web.secret_key(made)
+    except ConfigError:  # a preview, and no key anywhere yet: its links are never followed
+        key = Secret(os.urandom(32).hex())
     reply = settings.web.reply_address
     items = []
     for item in user_ranking.ranking.picked:
@@ -578,7 +622,7 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
         user_ranking = _frozen_ranking(store, profile, row) if row and row["message_id"] else ranking()
         if not user_ranking.ranking.picked and profile.quiet_day == "skip":
             return Delivery(profile.user, "dry-run", 0, to=profile.email, note='quiet_day = "skip"')
-        rendered, context = compose(settings, store, user_ranking, period)
+        rendered, context = compose(settings, store, user_ranking, period, preview=True)
         return Delivery(profile.user, "dry-run", len(context["items"]), subject=rendered.subject, to=profile.email,
                         titles=tuple(i["title"] for i in context["items"]))
     if readdressed:
@@ -690,13 +734,23 @@ def _record_sent(store: Store, digest_id: int, address: str, attempts: int = 5) 
             time.sleep(2 * attempt)
 
 
+def record_profile_error(store: Store, loaded: LoadedProfiles, error: Exception) -> tuple[str, str]:
+    """Log a profile's error for `digest status`, worded the same by every command and the daemon (so it is one
+    event however many see it): returns (the user, the message)."""
+    user = Path(str(error).split(":", 1)[0]).stem
+    keeps = " (still sending with its last good version)" if user in loaded.stale else ""
+    message = f"{error}{keeps}"
+    store.log_event("ERROR", "profiles", message, user=user)
+    return user, message
+
+
 def load_user_profiles(store: Store, settings: Settings) -> LoadedProfiles:
     """Load profiles, falling back to the last good text of broken files; remember the good texts (a dry run
     too: who had which address, ``earlier_names``, is read from them in the same run)."""
     loaded = load_profiles(settings.profiles_path, store.profile_texts())
     store.save_profile_texts(loaded.texts)
     for error in loaded.errors:
-        store.log_event("ERROR", "profiles", str(error))
+        record_profile_error(store, loaded, error)
     for warning in loaded.warnings:
         store.log_event("WARNING", "profiles", warning)
     return loaded

@@ -438,6 +438,10 @@ def with_library(profile: Profile) -> tuple[Profile, list[ProfileError], list[st
     return replace(profile, library_seeds=tuple(seeds)), errors, warnings
 
 
+# the addresses of the example profiles (profiles/ada.toml, ben.toml): a copy of one that keeps its address
+EXAMPLE_EMAILS = frozenset({"ada@example.org", "ben@example.org"})
+
+
 def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -> LoadedProfiles:
     """Load every ``*.toml`` in ``directory``. A broken file is reported and, if ``last_good`` has an earlier
     text for that user, that version keeps serving.
@@ -499,10 +503,11 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
                     f"{found[owner][0]} has now; {user} gets no digest until {path.name} is fixed (the error above)"))
                 continue
             line = toml_line(text, "email")
+            example = " (or move the example profiles out of the folder)" \
+                if profile.email.lower() in EXAMPLE_EMAILS else ""
             errors.append(ProfileError(
                 f"{path}{f':{line}' if line else ''}: email: {profile.email} is already used by "
-                f"{found[owner][0]}; each user needs their own address (or move the example profiles out of the "
-                "folder)"))
+                f"{found[owner][0]}; each user needs their own address{example}"))
             fallbacks.append((user, path))
     for user, path in fallbacks:  # served from the last good version, if its address is nobody else's
         previous = _last_good(last_good, path)

@@ -876,14 +876,14 @@ class Daemon:
     # -- profiles ------------------------------------------------------------------------------------------
     def _read_profiles(self, store: Store):
         """Load profiles with the last good text of broken files; log each new error once."""
+        from .pipeline import record_profile_error
+
         loaded = load_profiles(self.settings.profiles_path, store.profile_texts())
         store.save_profile_texts(loaded.texts)
         current = {str(e) for e in loaded.errors}
         for error in sorted(current - self._reported_errors):
-            user = Path(error.split(":", 1)[0]).stem
-            keeps = " (still sending with its last good version)" if user in loaded.stale else ""
-            log.error("job=profiles user=%s: %s%s", user, error, keeps)
-            store.log_event("ERROR", "profiles", error + keeps, user=user)
+            user, message = record_profile_error(store, loaded, next(e for e in loaded.errors if str(e) == error))
+            log.error("job=profiles user=%s: %s", user, message)
         for error in sorted(self._reported_errors - current):
             where = error.split(":", 1)[0]
             if Path(where).suffix == ".toml" and not Path(where).exists():

@@ -512,6 +512,15 @@ def test_send_without_smtp_says_an_outbox_write_is_the_days_delivery_and_points_
     assert "no email follows for it" in CliRunner().invoke(cli, ["send", "--help"]).output
 
 
+@pytest.mark.model
+def test_a_dry_run_where_there_is_no_store_yet_previews_and_creates_nothing(tmp_path, monkeypatch):
+    config = _profiles(tmp_path)
+    monkeypatch.delenv("DIGEST_SECRET_KEY", raising=False)
+    result = CliRunner().invoke(cli, ["--config", str(config), "send", "--dry-run", "--any-day"])
+    assert result.exit_code == 0 and "ada: would send 0 papers to ada@example.org" in result.output, result.output
+    assert not (tmp_path / "data").exists()  # "sends and records nothing": no digest.db, no secret.key
+
+
 def test_an_smtp_send_after_an_outbox_write_says_the_days_digest_went_to_that_file(tmp_path):
     from digest.profiles import load_profile, local_period
 

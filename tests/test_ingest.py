@@ -592,7 +592,8 @@ def test_digest_poll_fails_with_one_line_on_a_wrong_password_or_an_unreachable_s
     account.configure(port=closed_port)
     result = CliRunner().invoke(cli, ["--config", account.settings.source, "poll"])
     assert result.exit_code == 1
-    assert f"error: imap: cannot reach {account.servers.host}:{closed_port} (Connection refused)" in result.output
+    assert (f"error: imap: cannot reach {account.servers.host}:{closed_port} (Connection refused; check imap.host "
+            "and imap.port, and that the server runs)") in result.output
     assert "gave up after 4 attempts" in result.output and "Traceback" not in result.output
     assert result.output.count("gave up after 4 attempts") == 1  # said once, not by the log, the line and again
 
@@ -640,3 +641,15 @@ def test_settings_the_poller_cannot_work_with_are_refused_before_connecting(tmp_
     with pytest.raises(ConfigError) as caught:
         poll_all(Store(None), load_settings(config))
     assert str(caught.value).startswith(f"{config}: ") and message in str(caught.value)
+
+
+
+def test_digest_poll_without_a_config_says_what_to_copy_and_creates_no_store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DIGEST_CONFIG", raising=False)
+    monkeypatch.delenv("DIGEST_DATA_DIR", raising=False)
+    result = CliRunner().invoke(cli, ["poll"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: the built-in defaults (no config.toml): imap.host is not set; to read "
+                                    "alerts from a mailbox, copy config.example.toml to config.toml")
+    assert list(tmp_path.iterdir()) == []  # no data/digest.db for a poll that could not run

@@ -222,6 +222,41 @@ def test_a_profile_with_only_a_library_ranks_by_it_and_says_which_paper_matched(
     assert f"Close to “{best.details['match']['label']}” in your library" in best.reason
 
 
+@pytest.mark.model
+def test_the_readers_own_seed_papers_are_never_candidates_when_an_alert_brings_them(tmp_path):
+    from digest.config import load_settings
+    from digest.embed import Embedder
+    from digest.pipeline import rank_user, why_not_candidate
+    from digest.store import Store
+
+    directory = _profiles(tmp_path, ada='"zotero.bib"')
+    shutil.copy(FIXTURES / "zotero.bib", directory / "zotero.bib")
+    with (directory / "ada.toml").open("a") as f:
+        f.write('[[seeds]]\narxiv = "https://arxiv.org/abs/2411.03555v1"\n')
+    settings = load_settings("/dev/null", data_dir=str(tmp_path / "data"), profiles_dir=str(directory))
+    store = Store(settings.db_path)
+    store.add_papers([
+        # a library entry, by its DOI written another way; the profile's seed, by its arXiv id with a version
+        Paper("Robust deep learning-based protein sequence design using ProteinMPNN", doi="10.1126/SCIENCE.ADD2187"),
+        Paper("3DGS-CD: 3D Gaussian Splatting-based Change Detection", arxiv_id="2411.03555"),
+        # a library entry known by its title alone (the alert gave no id)
+        Paper("Illuminating protein space with a programmable generative model"),
+        Paper("Diffusion models for de novo design of protein binders", abstract="Backbones that bind a target."),
+        Paper("Sparse attention for long-document summarisation", abstract="A sparse transformer."),
+    ])
+    profile = load_profiles(directory).profiles["ada"]
+    ranking = rank_user(store, Embedder("all-MiniLM-L6-v2"), settings, profile)
+    assert sorted(s.paper.title for s in ranking.ranking.scored) == [
+        "Diffusion models for de novo design of protein binders", "Sparse attention for long-document summarisation"]
+    assert ranking.n_candidates == 2
+    library = "your library (the profile's library file)"
+    for query, said in (("ProteinMPNN", library), ("2411.03555", f"{directory / 'ada.toml'}:4"),
+                        ("Illuminating protein space", library)):
+        [row] = store.papers_matching(query)
+        assert why_not_candidate(store, settings, profile, row) == \
+            f"one of your seed papers ({said}): a paper you already know is not ranked"
+
+
 def test_a_library_entry_without_abstract_reads_the_stored_abstract_of_the_same_paper(tmp_path):
     from digest.pipeline import profile_anchors
     from digest.store import Store

@@ -95,6 +95,14 @@ doi = "www.doi.org/10.1000.10/123"
                                                  (None, "10.1000.10/123")]
 
 
+@pytest.mark.parametrize("value", ["2411.0355", "1412.12345", "2413.01234", "0612.1234"])
+def test_an_arxiv_id_with_the_wrong_number_of_digits_or_month_is_an_error_with_its_line(tmp_path, value):
+    # four digits after the point until 1412, five since 1501; months 01-12; new-style ids began in 0704
+    with pytest.raises(ProfileError) as info:
+        parse_profile(GOOD + f'[[seeds]]\narxiv = "{value}"\n', tmp_path / "ada.toml")
+    assert f'ada.toml:12: seeds[0].arxiv: is not an arXiv id (got "{value}")' in str(info.value)
+
+
 def test_a_malformed_seed_id_with_a_title_is_a_warning_and_the_title_serves(tmp_path):
     # a profile that loaded before ids were checked must not stop getting digests over a typo in an id
     (tmp_path / "ada.toml").write_text(GOOD + '[[seeds]]\narxiv = "221117192"\ntitle = "Fast Inference from '
@@ -156,6 +164,28 @@ def test_two_profiles_with_the_same_address_are_refused(tmp_path):
     # the folder actually read (not a hard-coded profiles/), the line, and the likely cause
     assert f"twin.toml:2: email: ada@example.org is already used by {tmp_path / 'ada.toml'}" in str(loaded.errors[0])
     assert "move the example profiles out" in str(loaded.errors[0])
+    # two profiles of one's own with the same address: no example profile is to blame
+    for name in ("ada", "twin"):
+        (tmp_path / f"{name}.toml").write_text(GOOD.replace("ada@example.org", "me@uni.example"))
+    [error] = load_profiles(tmp_path).errors
+    assert str(error).endswith("each user needs their own address")
+
+
+def test_a_profile_error_seen_by_a_command_and_by_the_daemon_is_one_event(tmp_path):
+    from digest.config import load_settings
+    from digest.pipeline import load_user_profiles, record_profile_error
+    from digest.store import Store
+
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "ada.toml").write_text(GOOD)
+    (profiles / "twin.toml").write_text(GOOD)
+    settings = load_settings("/dev/null", data_dir=str(tmp_path / "data"), profiles_dir=str(profiles))
+    store = Store(settings.db_path)
+    loaded = load_user_profiles(store, settings)  # `digest send` and the other commands
+    record_profile_error(store, loaded, loaded.errors[0])  # the daemon's profile watcher
+    [event] = [e for e in store.recent_events(levels=("ERROR",)) if e["component"] == "profiles"]
+    assert event["user"] == "twin" and event["message"].startswith(f"{profiles / 'twin.toml'}:2: email:")
 
 
 def test_a_new_profile_cannot_take_an_address_a_user_already_has(tmp_path):
@@ -287,6 +317,8 @@ def test_a_fixed_offset_zone_that_people_use_for_a_city_with_summer_time_is_a_wa
     ('library = "C:\\Users\\tess\\zotero.bib"\n', "write a Windows path in single quotes"),
     ('email = "a@example.org"\nemail = "b@example.org"\n', "a key is written twice: keep one of the two lines"),
     ('[boost]\nkeywords = ["a"]\n[boost]\nauthors = ["b"]\n', "a [table] is declared twice: merge the two"),
+    # one interest written [interests], the next [[interests]]: not a key written twice (deleting one would lose it)
+    ('[interests]\nlabel = "A"\n\n[[interests]]\nlabel = "B"\n', "a [block] of the same name above it, with single"),
     ('name = “Tess”\n', "use straight quotes"),
     ("x = " + "[" * 2000 + "]" * 2000 + "\n", "brackets nested too deep"),
 ])
