@@ -89,8 +89,21 @@ def _load_profile(settings, name: str):
     if not path.suffix:
         path = settings.profiles_path / f"{name}.toml"
     if not path.exists():
-        raise DigestError(f"{path}: profile not found; profiles live in {settings.profiles_path}/NAME.toml")
+        known = sorted(p.stem for p in settings.profiles_path.glob("*.toml")) if settings.profiles_path.is_dir() else []
+        users = f" (the users there: {', '.join(known)})" if known else ""
+        raise DigestError(f"{path}: profile not found; profiles live in {settings.profiles_path}/NAME.toml{users}")
     return load_profile(path)
+
+
+def _clipped(title: str, width: int = 100) -> str:
+    """A title on one line, cut at ``width`` characters with an ellipsis when longer."""
+    title = " ".join(title.split())
+    return title if len(title) <= width else title[:width - 1].rstrip() + "…"
+
+
+def _score(item) -> str:
+    """An item's score as `digest rank` shows it: a muted paper has no score to speak of, only the mute."""
+    return "muted" if "muted" in item.details else f"{item.score:.2f}"
 
 
 def _check_user(settings, store, user: str) -> None:
@@ -372,8 +385,7 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int, query: str | None) ->
     click.echo(f"{'':2}{'score':>6}  title / why")
     for item in result.ranking.scored[:limit]:
         mark = "✓" if id(item.paper) in picked else " "
-        title = " ".join(item.paper.title.split())
-        click.echo(f"{mark:2}{item.score:6.2f}  {title[:100]}")
+        click.echo(f"{mark:2}{_score(item):>6}  {_clipped(item.paper.title)}")
         click.echo(f"{'':10}why: {item.reason}")
     if result.ranking.scored:
         click.echo("score: calibrated relevance, 0.1 per standard deviation above a random paper of the store (the "
@@ -390,8 +402,7 @@ def _find_in_ranking(settings, store, prof, result, query: str, limit: int, stor
     scored = result.ranking.scored
     found = [(n, item) for n, item in enumerate(scored, 1) if matches(item.paper, result.id_of(item.paper), query)]
     for n, item in found[:limit]:
-        title = " ".join(item.paper.title.split())
-        click.echo(f"#{n} of {len(scored)}  score {item.score:.2f}  {title[:100]}")
+        click.echo(f"#{n} of {len(scored)}  score {_score(item)}  {_clipped(item.paper.title)}")
         click.echo(f"{'':4}why: {item.reason}")
         click.echo(f"{'':4}{verdict(result, item)}")
     if len(found) > limit:
@@ -399,8 +410,7 @@ def _find_in_ranking(settings, store, prof, result, query: str, limit: int, stor
     ranked = {result.id_of(item.paper) for item in scored}
     others = [row for row in stored if row["id"] not in ranked]
     for row in others:
-        title = " ".join(row["paper"].title.split())
-        click.echo(f"not ranked  {title[:100]}")
+        click.echo(f"not ranked  {_clipped(row['paper'].title)}")
         click.echo(f"{'':4}{why_not_candidate(store, settings, prof, row)}")
 
 

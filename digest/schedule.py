@@ -518,7 +518,7 @@ class Daemon:
         upcoming = sorted((next_undone_send(p, now, done_period(self.loop_store, p, addresses)), u)
                           for u, p in self.profiles.items() if not p.paused)
         first = f"next digest: {upcoming[0][1]} {describe_time(upcoming[0][0])}" if upcoming else "no digests due"
-        log.info("job=start: ready; %d users, %s", len(self.profiles), first)
+        log.info("job=start: ready; %d user%s, %s", len(self.profiles), "" if len(self.profiles) == 1 else "s", first)
         self.ready.set()
 
     def _load_model(self) -> bool:

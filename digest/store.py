@@ -1064,11 +1064,14 @@ class Store:
                                                   order_by="period, user"))
 
     def count_by_status(self, table: str) -> dict[str, int]:
-        """{status: count} of ``messages`` or ``digests``."""
+        """{status: count} of ``messages`` or ``digests`` (for digests, "written" are those delivered to the outbox)."""
         if table not in ("messages", "digests"):
             raise ValueError(table)
+        # a digest delivered to the outbox (its file's path kept) is "written", not "sent"
+        status = "CASE WHEN status = 'sent' AND path IS NOT NULL THEN 'written' ELSE status END" \
+            if table == "digests" else "status"
         return {status: n for status, n in self.db.execute(
-            f"SELECT status, COUNT(*) FROM [{table}] GROUP BY status ORDER BY status")}
+            f"SELECT {status} AS s, COUNT(*) FROM [{table}] GROUP BY s ORDER BY s")}
 
     def count_sent_since(self, user: str, since: str, also_sent_to: Sequence[str] = ()) -> int:
         """How many papers first seen since ``since`` already went out to ``user`` or got their vote (also under

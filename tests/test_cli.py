@@ -79,6 +79,26 @@ def _profiles(tmp_path, frequency="daily"):
     return config
 
 
+def test_rank_of_an_unknown_profile_names_the_users_there(tmp_path):
+    config = _profiles(tmp_path)
+    Store(tmp_path / "data" / "digest.db").close()
+    result = CliRunner().invoke(cli, ["--config", str(config), "rank", "nobody"])
+    assert result.exit_code == 1 and "nobody.toml: profile not found" in result.output
+    assert "(the users there: ada)" in result.output, result.output
+
+
+def test_rank_lines_clip_long_titles_with_an_ellipsis_and_show_a_mute_as_such():
+    from digest.cli import _clipped, _score
+    from digest.models import Paper, ScoredPaper
+
+    assert _clipped("A  short\ntitle") == "A short title"
+    long = "Word " * 30
+    assert len(_clipped(long)) == 100 and _clipped(long).endswith("Word…")
+    paper = Paper("Muted")
+    assert _score(ScoredPaper(paper, -99.0, "muted", details={"muted": ["survey"]})) == "muted"
+    assert _score(ScoredPaper(paper, 0.314, "why")) == "0.31"
+
+
 @pytest.mark.parametrize("command", ["votes", "resume"])
 def test_a_mistyped_user_name_is_an_error_not_an_empty_answer(tmp_path, command):
     config = _profiles(tmp_path)

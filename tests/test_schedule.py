@@ -339,6 +339,9 @@ def test_status_says_written_for_a_digest_that_went_to_an_outbox_file(setup):
     out = CliRunner().invoke(cli, ["--config", str(config), "status"]).output
     assert "last: 2024-03-28 written" in out and "to /srv/out/ada-2024-03-28.eml" in out
     assert "last: 2024-03-28 sent" not in out
+    store.mark_digest(store.claim_digest("ada", "2024-03-27"), "sent")  # and one that went out by SMTP
+    out = CliRunner().invoke(cli, ["--config", str(config), "status"]).output
+    assert "digests: 2 (1 sent, 1 written)" in out
 
 
 def test_status_names_an_unfinished_digest_whose_profile_is_gone(setup):
