@@ -32,12 +32,14 @@ class DigestGroup(click.Group):
             ctx.exit(exc.exit_code)
 
 
-def _settings(ctx: click.Context, **overrides):
+def _settings(ctx: click.Context, *, local: bool = True, **overrides):
+    """The settings of this command: --config (or $DIGEST_CONFIG), else ./config.toml when ``local``, else the
+    built-in defaults; with --data-dir and ``overrides`` on top."""
     from .config import load_settings
 
     if ctx.obj.get("data_dir") and "data_dir" not in overrides:
         overrides["data_dir"] = ctx.obj["data_dir"]
-    settings = load_settings(ctx.obj["config"], **overrides)
+    settings = load_settings(ctx.obj["config"], local=local, **overrides)
     logging.basicConfig(level=ctx.obj.get("log_level") or settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return settings
@@ -123,7 +125,7 @@ def _check_user(settings, store, user: str) -> None:
 @click.option("--config", "config", type=click.Path(dir_okay=False), envvar="DIGEST_CONFIG",
               help="Path to config.toml (default: $DIGEST_CONFIG, else ./config.toml, else built-in defaults).")
 @click.option("--data-dir", type=click.Path(file_okay=False), envvar="DIGEST_DATA_DIR",
-              help="Override data_dir from the config (where digest.db lives).")
+              help="Override data_dir from the config (where digest.db lives); default $DIGEST_DATA_DIR.")
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), default=None)
 @click.version_option(package_name="digest")
 @click.pass_context
@@ -163,23 +165,26 @@ def _print_ingest(report) -> None:
 @click.option("--inbox", default=str(REPO / "sample_inbox"), show_default=True, type=click.Path(exists=True),
               help="The sample inbox to ingest (a folder of .eml files or a Maildir).")
 @click.option("--profiles", "profiles_dir", default=str(REPO / "profiles"), show_default=True,
-              type=click.Path(exists=True, file_okay=False))
+              type=click.Path(exists=True, file_okay=False),
+              help="The profiles to write digests for (the examples ada and ben; your own folder to try yours).")
 @click.pass_context
 def demo(ctx: click.Context, data_dir: str, inbox: str, profiles_dir: str) -> None:
     """Run the whole job on embedded defaults: ingest the sample inbox, embed, rank, write digests.
 
-    Needs no configuration. Digests go to DATA_DIR/outbox as .eml (and .html for viewing).
+    Needs no configuration, and a config.toml in this folder is not read (--config is): the built-in defaults,
+    the example profiles in profiles/, and DATA_DIR/outbox for the digests, as .eml (and .html for viewing).
 
     Example:
 
-        digest demo && open demo-data/outbox/*.html
+        digest demo && xdg-open demo-data/outbox/ada-*.html
     """
     from .pipeline import deliver_all, embed_new, ingest_paths, load_user_profiles
 
     # the demo's own --data-dir, else a global one typed with it; never $DIGEST_DATA_DIR, which may be a real store
     if ctx.get_parameter_source("data_dir") != click.core.ParameterSource.COMMANDLINE:
         data_dir = ctx.obj.get("data_dir_typed") or data_dir
-    settings = _settings(ctx, data_dir=data_dir, profiles_dir=profiles_dir)
+    # the embedded defaults: a config.toml in this folder (the real setup's) is not the demo's; --config is
+    settings = _settings(ctx, local=False, data_dir=data_dir, profiles_dir=profiles_dir)
     store = _store(settings)
     report = ingest_paths(store, [Path(inbox)])
     _print_ingest(report)
@@ -324,8 +329,9 @@ def parse(paths: tuple[Path, ...], as_json: bool) -> None:
 @click.argument("profile")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many candidates to show.")
 @click.option("--find", "query", metavar="TEXT",
-              help="Only papers whose title contains TEXT (or whose arXiv id or DOI is TEXT): where each ranks, and "
-                   "why it is or is not in the digest.")
+              help="Only papers whose title has the words of TEXT in that order (or whose arXiv id or DOI is TEXT; "
+                   "else all its words, also in the authors and abstract): where each ranks, and why it is or is "
+                   "not in the digest.")
 @click.pass_context
 def rank_cmd(ctx: click.Context, profile: str, limit: int, query: str | None) -> None:
     """Preview a user's ranking: score, title and why, without sending anything.
@@ -511,8 +517,9 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
     """
     from .config import config_problems
     from .embed import model_problems
+    from .errors import ProfileError
     from .pipeline import profile_addresses, profile_anchors
-    from .profiles import load_profiles
+    from .profiles import EXAMPLE_EMAILS, load_profiles
 
     settings = _settings(ctx)
     config_errors, config_warnings = config_problems(settings)
@@ -525,7 +532,14 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
     # service judges it (the established user keeps it)
     store = _store(settings, read_only=True)
     last_good = store.profile_texts() if Path(directory).resolve() == settings.profiles_path.resolve() else None
-    loaded = load_profiles(directory, last_good)
+    try:
+        loaded = load_profiles(directory, last_good)
+    except ProfileError as exc:  # no profiles folder: what is wrong with the config is still worth saying
+        for warning in [*config_warnings, *problems]:
+            click.secho(f"warning: {warning}", fg="yellow")
+        for error in [*config_errors, exc]:
+            click.secho(f"error: {error}", fg="red")
+        sys.exit(1)
     addresses = profile_addresses(store)
     empty, tips = [], []
     for user, profile in sorted(loaded.profiles.items()):
@@ -553,7 +567,7 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
         # example.org, .test, .invalid... never receive mail (RFC 2606): the example profiles left in place
         warnings += [f"{profile.path}: email: {profile.email} is a reserved example address, so a sent digest "
                      "bounces; put the user's real address there"
-                     + (f", or move the example profiles out of {directory}" if profile.email in EXAMPLE_ADDRESSES else "")
+                     + (f", or move the example profiles out of {directory}" if profile.email in EXAMPLE_EMAILS else "")
                      for profile in loaded.profiles.values() if _reserved_address(profile.email)]
     for warning in warnings:
         click.secho(f"warning: {warning}", fg="yellow")
@@ -581,9 +595,6 @@ def _paused(store, profile, addresses) -> str:
         return ""
     return (f"; paused: unsubscribed by link ({pause['via']}) on {pause['paused_at'][:10]}; "
             f"`digest resume {profile.user}` to resume")
-
-
-EXAMPLE_ADDRESSES = {"ada@example.org", "ben@example.org"}  # the example profiles' (profiles/ada.toml, ben.toml)
 
 
 def _reserved_address(address: str) -> bool:

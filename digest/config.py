@@ -440,7 +440,8 @@ def config_problems(settings: Settings) -> tuple[list[str], list[str]]:
                         "write them to files")
     elif settings.smtp.host and not settings.outbox and not settings.web.reply_address and local:
         warnings.append(f"{at('web.base_url')}: web.base_url is {settings.web.base_url}, so the 👍/👎 and unsubscribe "
-                        "links of every digest sent open the reader's own machine, not this server; set it to the "
+                        "links of every digest sent open the reader's own machine: right when the readers read "
+                        "their mail on this machine (digest on your own computer, for you), else set it to the "
                         "address readers reach `digest serve` at (docs/feedback.md), or set web.reply_address to "
                         "vote by email")
     try:
@@ -463,10 +464,11 @@ def config_problems(settings: Settings) -> tuple[list[str], list[str]]:
     return problems, warnings
 
 
-def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
-    """Read ``config.toml`` (``path``, else ``$DIGEST_CONFIG``, else ./config.toml if present, else defaults)."""
+def load_settings(path: str | Path | None = None, *, local: bool = True, **overrides: Any) -> Settings:
+    """Read ``config.toml`` (``path``, else ``$DIGEST_CONFIG``, else ./config.toml if present and ``local``, else
+    the defaults)."""
     explicit = path or os.environ.get("DIGEST_CONFIG")
-    candidate = Path(explicit) if explicit else Path("config.toml")
+    candidate = Path(explicit) if explicit else Path("config.toml") if local else Path("/nonexistent/config.toml")
     table: dict = {}
     text = ""
     source = "(defaults)"

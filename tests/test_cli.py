@@ -252,6 +252,20 @@ def test_the_demo_never_writes_into_the_store_named_by_the_environment(tmp_path,
     assert not (tmp_path / "prod").exists()
 
 
+def test_the_demo_does_not_read_the_real_setups_config_toml_but_reads_one_given_with_config(tmp_path, monkeypatch):
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "profiles").mkdir()
+    monkeypatch.delenv("DIGEST_CONFIG", raising=False)
+    monkeypatch.delenv("DIGEST_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.toml").write_text('[smtp]\nhots = "half-edited"\n')  # the real setup's, mid-edit
+    rest = ["--inbox", "inbox", "--profiles", "profiles"]
+    result = CliRunner().invoke(cli, ["demo", *rest])
+    assert result.exit_code == 0 and "hots" not in result.output, result.output
+    result = CliRunner().invoke(cli, ["--config", "config.toml", "demo", *rest])
+    assert result.exit_code != 0 and "unknown key smtp.hots" in result.output, result.output
+
+
 def test_parse_and_ingest_say_when_a_path_holds_no_email(tmp_path):
     """Random bytes named .mbox, an empty file and an empty folder each get a message saying what to give instead;
     nothing is silently read as nothing."""
