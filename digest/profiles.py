@@ -216,9 +216,25 @@ def _zone_hint(name: str) -> str:
                  "writes them)" if fixed else ""))
     zones = zoneinfo.available_timezones()
     by_lower = {z.lower(): z for z in zones}
+    if name.upper() in _ABBREVIATIONS:
+        return f"; {name.upper()} is an abbreviation, not a zone: name a city's zone, e.g. {_ABBREVIATIONS[name.upper()]}"
+    # a city alone ("Chicago", "new york"): the zones named after it
+    city = re.sub(r"\s+", "_", name.strip()).lower()
+    cities = sorted(z for z in zones if "/" in z and z.rsplit("/", 1)[1].lower() == city and not z.startswith("Etc/"))
+    if cities:
+        return f'; did you mean "{cities[0]}"?' + (f" (or {', '.join(repr(c) for c in cities[1:3])})"
+                                                   if len(cities) > 1 else "")
     close = [by_lower[name.lower()]] if name.lower() in by_lower else \
         difflib.get_close_matches(name, sorted(zones), n=1, cutoff=0.8)
     return f'; did you mean "{close[0]}"?' if close else ""
+
+
+# time zone abbreviations people write for their zone (those that are not zones themselves): a likely city
+_ABBREVIATIONS = {"CST": '"America/Chicago"', "CDT": '"America/Chicago"', "PST": '"America/Los_Angeles"',
+                  "PDT": '"America/Los_Angeles"', "EDT": '"America/New_York"', "MDT": '"America/Denver"',
+                  "BST": '"Europe/London"', "CEST": '"Europe/Berlin"', "JST": '"Asia/Tokyo"',
+                  "AEST": '"Australia/Sydney"', "AEDT": '"Australia/Sydney"', "IST": '"Asia/Kolkata" (India) or '
+                  '"Europe/Dublin" (Ireland)', "SGT": '"Asia/Singapore"', "KST": '"Asia/Seoul"'}
 
 
 def parse_profile(text: str, path: str | Path) -> Profile:

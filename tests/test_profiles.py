@@ -60,6 +60,10 @@ def test_a_good_profile_parses_with_defaults(tmp_path):
                                                      r'mean "Europe/London"\?$'),
     (GOOD.replace("Europe/London", "utc"), r'unknown IANA time zone \'utc\'; did you mean "UTC"\?$'),
     (GOOD.replace("Europe/London", "America/New_Yrok"), r'did you mean "America/New_York"\?$'),
+    # a city alone, or an abbreviation: the zone to write
+    (GOOD.replace("Europe/London", "new york"), r'unknown IANA time zone \'new york\'; did you mean "America/New_York"\?$'),
+    (GOOD.replace("Europe/London", "CST"), r'CST is an abbreviation, not a zone: name a city\'s zone, e.g. '
+                                           r'"America/Chicago"$'),
     (GOOD.replace('"07:30"', "07:30:00"), r"ada\.toml:4: send_at: must be text in quotes \(got the unquoted 07:30:00\)"),
     # what would break the To: header at send time is refused here, where the user can fix it
     (GOOD.replace('"Ada"', '"Ada\\nLovelace"'), r"ada\.toml:1: name: must be one line"),
