@@ -22,7 +22,7 @@ import numpy as np
 
 from .config import Secret, Settings
 from .embed import Embedder, cached_vectors, embed_missing
-from .errors import ConfigError, DeliveryError, DigestError, ParseError, ProfileError
+from .errors import DeliveryError, DigestError, ParseError, ProfileError
 from .models import (
     Paper,
     ScoredPaper,
@@ -474,12 +474,13 @@ def compose(settings: Settings, store: Store, user_ranking: UserRanking, period:
     """Render the digest of one ranking: returns (rendered, context). With ``digest_id`` (the row its papers are
     saved under), the digest links to its own web page, where the reader can vote on several papers at once."""
     profile = user_ranking.profile
-    # once per digest: it may mean reading a file; a preview (dry run) makes no key file where there is none
-    made = None if preview and not (settings.data_path / "secret.key").exists() else settings.data_path
-    try:
-        key = settings.web.secret_key(made)
-    except ConfigError:  # a preview, and no key anywhere yet: its links are never followed
-        key = Secret(os.urandom(32).hex())
+    # once per digest: it may mean reading a file. A preview (dry run) where no key is configured nor made yet
+    # signs with a throwaway one (its links are never followed) rather than making the key file; a key that is
+    # configured is read as for a send, so its errors show in the preview too
+    web = settings.web
+    throwaway = preview and not (settings.data_path / "secret.key").exists() and not web.secret_key_file \
+        and not os.environ.get(web.secret_key_env)
+    key = Secret(os.urandom(32).hex()) if throwaway else web.secret_key(settings.data_path)
     reply = settings.web.reply_address
     items = []
     for item in user_ranking.ranking.picked:

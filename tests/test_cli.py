@@ -553,6 +553,10 @@ def test_a_dry_run_where_there_is_no_store_yet_previews_and_creates_nothing(tmp_
     result = CliRunner().invoke(cli, ["--config", str(config), "send", "--dry-run", "--any-day"])
     assert result.exit_code == 0 and "ada: would send 0 papers to ada@example.org" in result.output, result.output
     assert not (tmp_path / "data").exists()  # "sends and records nothing": no digest.db, no secret.key
+    # a key that is configured is read as a send reads it: its error shows in the preview, not a throwaway key
+    config.write_text(config.read_text() + f'[web]\nsecret_key_file = "{tmp_path / "missing.key"}"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "send", "--dry-run", "--any-day"])
+    assert "cannot read the secret file" in result.output and result.exit_code != 0, result.output
 
 
 def test_an_smtp_send_after_an_outbox_write_says_the_days_digest_went_to_that_file(tmp_path):

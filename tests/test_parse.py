@@ -2284,3 +2284,64 @@ def test_an_empty_to_line_in_a_forward_does_not_take_the_first_line_of_the_body(
                               "second line\n")
     assert (forward.sender, forward.subject) == ("alerts@nature.com", "Nature alert")
     assert forward.text.lstrip().startswith("FIRST LINE")
+
+
+# ---------------------------------------------------------------- senders without a parser (session 20)
+GENERIC_QA = FIXTURES / "generic_qa"
+# mail that is no paper alert (N*), and the papers the others carry (P*): (title start, arXiv id or DOI or None)
+GENERIC_EXPECTED = {
+    "N02": [], "N03": [], "N04": [], "N06": [], "N07": [], "N08": [], "N09": [], "N12": [], "N13": [], "N14": [],
+    # a forum post's link to a paper, a publisher's "recently published" and a colleague's signature are papers
+    "N05": [("LoRA: Low-Rank Adaptation", "2106.09685")],
+    "N10": [("Efficient On-Device Inference for Transformer Models", None)],
+    "N11": [("Calibrated uncertainty for protein structure predictors", "10.1093/bioinformatics/btae052")],
+    "P01": [("Distributed Inference and Fine-tuning of Large Language Models Over The Internet", "2312.08361"),
+            ("Autonomous chemical research with large language models", "10.1038/s41586-023-06792-0"),
+            ("Emergent autonomous scientific research capabilities of large language models", "2304.05332"),
+            ("Typhoon: Thai Large Language Models", "2312.13951")],
+    "P02": [("Distributed Inference and Fine-tuning", None), ("Emergent autonomous scientific research", None),
+            ("Typhoon: Thai Large Language Models", None)],
+    "P03": [("DeepSeek-R1", "2501.12948"), ("DeepSeek-V3 Technical Report", "2412.19437"),
+            ("KAN: Kolmogorov-Arnold Networks", "2404.19756"), ("Mistral 7B", "2310.06825"),
+            ("Segment Anything", "2304.02643")],
+    "P04": [("Direct Preference Optimization", None), ("Mamba: Linear-Time", None), ("Mistral 7B", None)],
+    "P05": [("Mamba: Linear-Time", None), ("Direct Preference Optimization", None)],
+    "P06": [("Chain-of-Thought Prompting", None), ("LoRA: Low-Rank Adaptation", None)],
+    "P07": [],  # papers named by nickname only ("the DPO paper", "Mamba")
+    "P08": [("Chain-of-Thought Prompting", "2201.11903"), ("FlashAttention-2", "2307.08691"),
+            ("Highly accurate protein structure prediction with AlphaFold", "10.1038/s41586-021-03819-2")],
+    "P09": [("Direct Preference Optimization: Your Language Model is Secretly a Reward Model", "2305.18290"),
+            ("KAN: Kolmogorov-Arnold Networks", "2404.19756"),
+            ("Efficiently Modeling Long Sequences with Structured State Spaces", None),
+            ("The Era of 1-bit LLMs", "2402.17764"),
+            ("Accurate prediction of protein structures and interactions using a three-track neural network",
+             "10.1126/science.abj8754")],
+    "P10": [("Scaling deep learning for materials discovery", None),
+            ("Highly accurate protein structure prediction", None), ("Accurate prediction of protein structures", None)],
+    "P11": [("Scaling deep learning for materials discovery", "10.1038/s41586-023-06735-9"),
+            ("Highly accurate protein structure prediction", "10.1038/s41586-021-03819-2")],
+    "P12": [("Establishing Benchmarks For Learning Program Representations", None),
+            ("Adopting Program Synthesis for Test Amplification", None)],
+    "P13": [("Mamba: Linear-Time", "2312.00752"), ("KAN: Kolmogorov-Arnold Networks", "2404.19756"),
+            ("The Era of 1-bit LLMs", "2402.17764")],
+    "P14": [],  # the link is on the researchers' names, not on a title
+}
+
+
+@pytest.mark.parametrize("name", sorted(GENERIC_EXPECTED))
+def test_mail_from_senders_without_a_parser(name):
+    """Newsletters, notifications, forums, seminars, a lab's reading list, a colleague's mail: no junk "papers"
+    (a sentence around a link, a greeting, a story's byline, researchers' names), and the papers they do carry,
+    with clean titles ("Title (arXiv)", "Alice — Title (NeurIPS 2023)", "Title, Science 373 (2021).")."""
+    [path] = GENERIC_QA.glob(f"{name}-*.eml")
+    papers = parse_message(path.read_bytes()).papers
+    got = [(p.title, p.arxiv_id or p.doi) for p in papers]
+    expected = GENERIC_EXPECTED[name]
+    assert len(got) == len(expected), got
+    for (title, ident), (start, want) in zip(got, expected, strict=True):
+        assert title.startswith(start) and ident == want, (title, ident)
+        assert not re.search(r"\((?:arXiv|Nature|NeurIPS \d{4})\)$|^\*?[A-Z]\w*\*? — |^Latest:", title), title
+    if name == "P10":  # Mendeley's byline, read because the line after it names the journal and year
+        assert papers[0].authors[:2] == ("Merchant A.", "Batzner S.")
+    if name == "P09":  # the same paper from the HTML and the text part, known by its page's address: once
+        assert sum("Structured State Spaces" in p.title for p in papers) == 1

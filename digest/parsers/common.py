@@ -22,7 +22,7 @@ ARXIV_ID = rf"(?:{ARXIV_NEW_ID}|{ARXIV_OLD_ID})(?:v\d+)?"
 # DOI suffixes may contain almost anything; stop at whitespace, quotes, angle brackets and URL query/fragment
 DOI_RE = re.compile(r"\b(10\.\d{4,9}/[^\s\"'<>?#&]+)")
 
-_ARXIV_URL = re.compile(rf"arxiv\.org/(?:abs|pdf|html)/({ARXIV_ID})", re.I)
+_ARXIV_URL = re.compile(rf"(?:arxiv|alphaxiv)\.org/(?:abs|pdf|html|overview)/({ARXIV_ID})", re.I)
 HF_URL = re.compile(rf"huggingface\.co/papers/({ARXIV_NEW_ID})", re.I)
 
 
@@ -632,7 +632,7 @@ _NOT_NAMES = {"article", "articles", "research", "review", "reviews", "letter", 
               "communications", "paper", "papers", "editorial", "access", "open", "free", "full", "read", "more",
               "view", "download", "pdf", "abstract", "journal", "nano", "issue", "volume", "cover", "contents",
               "perspective", "commentary", "correspondence", "news", "online", "early", "supplementary", "learning",
-              "network", "networks", "model", "models", "analysis", "study"}
+              "network", "networks", "model", "models", "analysis", "study", "author", "authors", "editor", "editors", "item", "type"}
 
 
 LINK_WORDS = _LINK_WORDS = {

@@ -43,7 +43,7 @@ from .common import (
 from .hf import is_abstract, pairs_from_blocks
 
 _PAPER_HOST = re.compile(
-    r"(arxiv\.org/(abs|pdf)/|doi\.org/10\.|biorxiv\.org/content/|medrxiv\.org/content/|huggingface\.co/papers/|"
+    r"((?:arxiv|alphaxiv)\.org/(abs|pdf|overview)/|doi\.org/10\.|biorxiv\.org/content/|medrxiv\.org/content/|huggingface\.co/papers/|"
     r"/doi/(abs/|full/|pdf/)?10\.|link\.springer\.com/(article|chapter)/|nature\.com/articles/|"
     r"openreview\.net/(forum|pdf)\?id=|aclanthology\.org/)",
     re.I,
@@ -57,7 +57,7 @@ _RECORD_LINK = re.compile(
     r"jamanetwork\.com/journals/[^/?#]+/fullarticle/\d+|thelancet\.com/journals/[^/?#]+/article/|"
     r"sciencedirect\.com/science/article/(abs/)?pii/|cell\.com/[^?#]*/(fulltext|abstract)/S|"
     r"openreview\.net/(forum|pdf)\?id=|aclanthology\.org/[\w.-]+\d/?(?:$|[?#])|bmj\.com/content/\d+/bmj[.-]|"
-    r"papers\.ssrn\.com/sol3/papers\.cfm\?abstract_id=\d+|researchgate\.net/publication/\d+|"
+    r"papers\.ssrn\.com/sol3/papers\.cfm\?abstract_id=\d+|researchgate\.net/publication/\d+|academia\.edu/\d+/|"
     r"proceedings\.mlr\.press/v\d+/[^/?#]+\.html|(papers|proceedings)\.(nips|neurips)\.cc/paper(_files)?/.*/hash/)",
     re.I,
 )
@@ -119,7 +119,49 @@ def _make(title: str, arxiv: str | None, doi: str | None, url: str | None) -> Pa
     if url is None or not (_PAPER_HOST.search(url) or _RECORD_LINK.search(url)):
         url = arxiv_url(arxiv) if arxiv else doi_url(doi) if doi else url
     title = _LIST_MARK.sub("", clean_space(title).strip(" -:|•"))
-    return Paper(title=title, arxiv_id=arxiv, doi=doi, url=url, source="generic")
+    return Paper(title=_bare_title(title), arxiv_id=arxiv, doi=doi, url=url, source="generic")
+
+
+# where a newsletter or reading list says a paper is from, around its title: "Title (arXiv)", "Title (NeurIPS
+# 2023)", "Title, Science 373 (2021).", and who presents it in a reading list: "Alice — Title", "*Bo* — Title"
+_SOURCE_LABEL = re.compile(r"\s*\((?:arXiv|bioRxiv|medRxiv|ChemRxiv|SSRN|preprint|paper|PDF|Nature|Science|Cell|PNAS|"
+                           r"[A-Z][\w&-]*(?: [A-Z][\w&-]*)? (?:19|20)\d\d)\)\s*$")
+_CITED_IN = re.compile(r",\s+(?:[A-Z][\w.&-]*\s+){1,4}\d+(?:\(\d+\))?,?\s*(?:\((?:19|20)\d\d\)|(?:19|20)\d\d)\.?$")
+_PRESENTER = re.compile(r"^\*?[A-Z][\w.'-]*\*?\s+[—–]\s+(?=\S)")
+_NEWS_LABEL = re.compile(r"^(?:latest|new|recent|just out)(?: paper| preprint| publication)?:\s+", re.I)
+
+
+def _bare_title(title: str) -> str:
+    """A title without the source label, citation or presenter a newsletter, reading list or signature puts
+    around it."""
+    bare = _NEWS_LABEL.sub("", _PRESENTER.sub("", _CITED_IN.sub("", _SOURCE_LABEL.sub("", title))))
+    return bare if is_meaningful_title(bare) else title
+
+
+# the opening of a sentence, not of a title: a title's first word is capitalised ("builds on earlier work", "a
+# study published in Nature", "the DPO paper"), unless it is a name written so ("mRNA", "iPhone", "word2vec",
+# "mixup: ...")
+_LOWER_WORD = re.compile(r"[a-z]+")
+# a greeting or salutation that opens a paragraph of a mailing-list message
+_GREETING = re.compile(r"^(?:good (?:morning|afternoon|evening|day)|greetings|hey)\b", re.I)
+# a speaker's or writer's own words: "In this talk I will present ...", "we will discuss"
+_ANNOUNCEMENT = re.compile(r"\b(?:I|we) will\b|\bin this (?:talk|post|issue|email|newsletter|seminar)\b", re.I)
+
+
+def _reads_as_title(text: str) -> bool:
+    """``is_meaningful_title``, and not the prose around a link in mail that is not an alert (a newsletter, a
+    forum, a seminar announcement): not a sentence's lower-case opening, not a paragraph (more than 30 words),
+    not a bracketed aside, not the names of the people who wrote it ("Rafael Rafailov, Archit Sharma, and
+    colleagues"), not a greeting."""
+    if not is_meaningful_title(text):
+        return False
+    text = clean_space(text)
+    words = text.split()
+    if _LOWER_WORD.fullmatch(words[0]) or len(words) > 30 or text.startswith("[") or text.endswith("]") \
+            or _GREETING.match(text) or _ANNOUNCEMENT.search(text) \
+            or (len(words) <= 4 and words[-1].lower().strip(".:") in ("paper", "papers", "preprint", "article", "work")):
+        return False
+    return not byline_names(re.sub(r",?\s+(?:and|&)\s+(?:colleagues|others|co-?workers|team)$", "", text))
 
 
 def _title_before(text: str) -> str:
@@ -169,22 +211,62 @@ def _from_html(html: str) -> list[Paper]:
         target = unwrap_url(a["href"])
         ids = _paper_link(target)
         if ids is None:
+            # a newsletter's opaque link (Substack's /redirect/...) whose text says it is a paper: "Title (arXiv)"
+            text = text_of(a)
+            if _PREPRINT_LABEL.search(text) and _reads_as_title(_SOURCE_LABEL.sub("", text)):
+                papers.append(_make(text, None, None, target))
             continue
         arxiv, doi = ids
         # only the link text: the text around a link is too often a sentence ("my paper is <a>here</a>");
         # plain-text alternatives and "Title <url>" lines are handled by _from_text
         title = text_of(a)
+        if _short_title(title):
+            papers.append(_make(title, arxiv, doi, target))  # "Mistral 7B", "Segment Anything"
+            continue
         if not is_meaningful_title(title):
             # "<li>Title (<a href=...>arXiv</a>)</li>": a link label after the title in a list item or paragraph
             label = clean_space(title).lower().strip(" .:!»›>()[]")
             after_title = label in _AFTER_TITLE or (len(label.split()) == 1 and _PAPER_HOST.search(label) is not None) \
                 or re.fullmatch(r"(arxiv:\s*)?" + ARXIV_ID + r"|10\.\d{4,9}/\S+", label, re.I) is not None
             title = _title_before(_text_before_link(a, before)) if after_title else ""
-        if is_meaningful_title(title):
+            if (after_title or label == "paper") and not _text_before_link(a, before).strip():
+                title = _heading_above(a)  # "### Title / a blurb / [Paper] | [Code]" (a newsletter's item)
+        if _reads_as_title(title):
             papers.append(_make(title, arxiv, doi, target))
     return papers
 
 
+def _heading_above(a, reach: int = 40) -> str:
+    """The text of the nearest heading above the link ``a`` within ``reach`` elements (a newsletter's item: its
+    title as a heading, a blurb, then "Paper | Code" links); "" when another paper link comes first."""
+    for n, node in enumerate(a.previous_elements):
+        if n > reach:
+            break
+        if isinstance(node, Tag) and node.name in ("h1", "h2", "h3", "h4", "h5"):
+            return text_of(node)
+        if isinstance(node, Tag) and node.name == "a" and node.get("href") and _ids(unwrap_url(node["href"])) != (None, None):
+            break  # the previous item's link: this one has no heading of its own
+    return ""
+
+
+_PREPRINT_LABEL = re.compile(r"\((?:arXiv|bioRxiv|medRxiv|ChemRxiv|preprint|paper)\)\s*$", re.I)
+# link texts of two words that are no paper's name: "Full text", "Our paper", "arXiv preprint"
+_NOT_SHORT_TITLE = {"our", "my", "the", "this", "new", "full", "read", "view", "open", "free", "download", "see",
+                    "paper", "papers", "preprint", "pdf", "article", "abstract", "text", "link", "version", "code",
+                    "here", "more", "website", "project", "page", "arxiv", "doi", "html", "supplementary"}
+
+
+def _short_title(text: str) -> bool:
+    """A paper's short name as the text of a link to it (its arXiv id, DOI or record page): two words, each
+    capitalised or a number ("Mistral 7B", "Segment Anything"), none of them a link's label."""
+    words = clean_space(text).split()
+    return len(words) == 2 and all(w[0].isupper() or w[0].isdigit() for w in words) \
+        and not any(w.lower().strip(".:") in _NOT_SHORT_TITLE for w in words) \
+        and sum(ch.isalpha() for ch in text) >= 6
+
+
+# a journal's year as a citation gives it: "Nature (2023)", "Science, 2021"
+_PUBLISHED = re.compile(r"^[A-Z][\w .&:-]{1,80}?(?:\((?:19|20)\d\d\)|,\s*(?:19|20)\d\d)\.?$")
 # the end of a byline: " - 12/15/2025 - Volume 131, Issue 4", " | Published 3 May", " (2026)"
 _BYLINE_END = re.compile(r"\s+[-–|·]\s+|\s*\(\d{4}\)|\s+\d")
 
@@ -199,10 +281,23 @@ def from_byline_links(soup) -> list[Paper]:
         title = text_of(a)
         if not _is_title(title) or title.lower().strip(" .") in LINK_WORDS:
             continue
-        after = next((x for x in a.next_siblings if isinstance(x, Tag) and text_of(x)), None)
-        if after is None or after.name == "a":
+        # the next element with text: a short block without links (a byline is a line; a block that holds the rest
+        # of the mail, nested, is not one, and reading it for every link would take time quadratic in the mail)
+        after = next((x for x in a.next_siblings if isinstance(x, Tag) and any(t.strip() for t in x.strings)), None)
+        if after is None or after.name == "a" or after.find("a") is not None:
             continue
-        line = _BYLINE_END.split(text_of(after), maxsplit=1)[0]
+        byline = _short_text(after)
+        if byline is None or re.match(r"by\s", byline, re.I):
+            continue  # a story's byline ("By Jane Doe and John Smith | May 3"), not a paper's
+        # a paper's byline, or the line after it, says where it appeared ("- 12/15/2025 - Volume 131, Issue 4",
+        # "Nature (2023)"); a story's or a talk's does not
+        if not (_CITATION.search(byline) or _PUBLISHED.search(byline)):
+            venue = next((x for x in after.next_siblings if isinstance(x, Tag) and any(t.strip() for t in x.strings)),
+                         None)
+            cited = _short_text(venue) if venue is not None and venue.find("a") is None else None
+            if not cited or not (_CITATION.search(cited) or _PUBLISHED.search(cited)):
+                continue
+        line = _BYLINE_END.split(byline, maxsplit=1)[0]
         names = author_names(line)
         surname_first = ";" in line or (len(names) == 2 and all(len(n.split()) == 1 for n in names))
         if len(names) == 2 and surname_first and ";" not in line:
@@ -227,7 +322,18 @@ def _doi_in(text: str) -> set[str]:
 _CITATION = re.compile(r"\b(?:vol(?:ume)?\.?\s*\d+\b.{0,30}?\b(?:issue|no\.?|number|pp?\.?)\s*\d+|"
                        r"pp?\.?\s*\d+\s*[-–]\s*\d+)", re.I)
 # an issue's cover and front or back matter, listed with a DOI like its articles
-_MATTER = re.compile(r"\b(?:cover and (?:front|back) matter|(?:front|back) matter)\b", re.I)
+_MATTER = re.compile(r"(?:^|\bcover and )(?:front|back) matter\s*$", re.I)
+
+
+def _short_text(node, limit: int = 600) -> str | None:
+    """``text_of(node)`` when its text is at most ``limit`` characters, else None, read no further than that."""
+    size = 0
+    for piece in node.strings:
+        size += len(piece)
+        if size > 2 * limit:
+            return None
+    text = text_of(node)
+    return text if len(text) <= limit else None
 
 
 def _is_citation(text: str) -> bool:
@@ -243,13 +349,16 @@ def _title_before_block(box):
     """The title printed just before an item's block, as its own link or heading (a layout that puts the title
     link first and then a block of authors, citation and DOI): the first sibling with text before ``box``."""
     for sibling in box.previous_siblings:  # lazily: the first one with text decides
-        if not isinstance(sibling, Tag) or not text_of(sibling):
+        if not isinstance(sibling, Tag) or not any(t.strip() for t in sibling.strings):
             continue
+        text = _short_text(sibling)  # a title is short: a block that holds much of the mail is read no further
+        if text is None:
+            return None
         heading = sibling if sibling.name in _TITLE_TAGS else None
         if heading is None and sibling.name in ("div", "p", "span", "td"):
-            tags = sibling.find_all(_TITLE_TAGS)
-            heading = tags[-1] if len(tags) == 1 and text_of(tags[-1]) == text_of(sibling) else None
-        return heading if heading is not None and _is_title(text_of(heading)) else None
+            tags = sibling.find_all(_TITLE_TAGS, limit=2)
+            heading = tags[0] if len(tags) == 1 and text_of(tags[0]) == text else None
+        return heading if heading is not None and _is_title(text) else None
     return None
 
 
@@ -269,6 +378,20 @@ def _title_in(box, doi_node):
     return after
 
 
+def _past_item(box, limit: int = 4000) -> bool:
+    """Whether a block holds more than one item: a second DOI, or more than ``limit`` characters of text. Read no
+    further than that: in nested markup each block holds all the rest of the mail."""
+    size, dois = 0, set()
+    for piece in box.strings:
+        if isinstance(piece, Comment):
+            continue
+        size += len(" ".join(piece.split()))
+        dois |= _doi_in(piece)
+        if size > limit or len(dois) > 1:
+            return True
+    return False
+
+
 def from_doi_blocks(soup) -> list[Paper]:
     """Items of a table of contents that prints DOIs as text: per DOI, the smallest block around it that holds
     a title (and no other DOI); the block right after the title's, when it reads as names, is the authors."""
@@ -284,8 +407,7 @@ def from_doi_blocks(soup) -> list[Paper]:
         while box is not None and box.name != "[document]":
             if box.name in _ITEM_BLOCKS:
                 if id(box) not in past_item:
-                    text = text_of(box)
-                    past_item[id(box)] = len(_doi_in(text)) > 1 or len(text) > 4000
+                    past_item[id(box)] = _past_item(box)
                 if past_item[id(box)]:
                     break  # grown past the item into the list
                 inner = box
@@ -358,10 +480,10 @@ def _from_text(text: str) -> list[Paper]:
             # its own before the link ("1.58-bit FLUX - <url>") is that item, not the line above's
             if _is_citation(before):
                 before = ""  # the citation and DOI on one line: the title is above it
-            if is_meaningful_title(before):
+            if _reads_as_title(before):
                 title, authors = before, []
             else:
-                title = above if not _own_words(before) and is_meaningful_title(above) else ""
+                title = above if not _own_words(before) and _reads_as_title(above) else ""
             if title:
                 papers.append(_make(title, arxiv, doi, url).with_(authors=tuple(authors)))
     return papers
@@ -391,11 +513,14 @@ def _title_above(lines: list[str], i: int, bylines: bool = False) -> tuple[str, 
 
 
 def _dedup(papers: list[Paper]) -> list[Paper]:
+    """Each paper once: by its id, and a paper known by its title alone also by its page's address (the HTML and
+    the text part of a mail may word its title differently)."""
     seen: set[str] = set()
     out = []
     for p in papers:
-        if p.id not in seen:
-            seen.add(p.id)
+        page = f"url:{p.url}" if p.url and not (p.arxiv_id or p.doi) else None
+        if p.id not in seen and (page is None or page not in seen):
+            seen.update(filter(None, (p.id, page)))
             out.append(p)
     return out
 
@@ -408,7 +533,10 @@ def parse(body: Body) -> list[Paper]:
     linked = _dedup(items + (_from_html(body.html) if body.html else []) + _from_text(text))  # items first: authors
     if not linked and body.html:
         linked = _dedup(from_byline_links(soup_of(body.html)))  # no paper's id anywhere: opaque links, with bylines
-    pairs = pairs_from_blocks(text, source="generic")
+    # title and abstract paragraphs (no id): in other mail, paragraphs of prose ("Good morning, Ana." and a
+    # message; "[internal archives, accessed 2030]" and a story)
+    pairs = [p for p in pairs_from_blocks(text, source="generic") if _reads_as_title(p.title)
+             and not p.title.rstrip().endswith(".")]
     if len(pairs) < 2:
         pairs = []
     by_title = {clean_space(p.title).lower(): p for p in linked}
@@ -424,6 +552,10 @@ def parse(body: Body) -> list[Paper]:
     # a title followed by its author line is not a title and abstract
     pairs = [p.with_(abstract=None, authors=tuple(author_names(p.abstract))) if author_names(p.abstract) else p
              for p in pairs]
+    # a paper both as a title and abstract and as a link (its arXiv id, DOI or page): one paper with both
+    by_title = {clean_space(p.title).lower(): p for p in linked}
+    pairs = [p.with_(arxiv_id=found.arxiv_id, doi=found.doi, url=found.url, authors=p.authors or found.authors)
+             if (found := by_title.get(clean_space(p.title).lower())) is not None else p for p in pairs]
     titles = {clean_space(p.title).lower() for p in pairs}
     out = pairs + [p for p in linked if clean_space(p.title).lower() not in titles]
     return _dedup(out)

@@ -45,7 +45,8 @@ def looks_like(text: str) -> bool:
     """An HF papers link anywhere, or the page's own words at its top (a forwarded or pasted page starts with
     them; a document that merely mentions "trending papers" further down is not such a page)."""
     return bool(HF_URL.search(text)) or bool(
-        re.search(r"trending papers|daily papers|byAK and the research community", text[:2000], re.I))
+        re.search(r"byAK and the research community|hugging\s?face\W+(?:trending|daily) papers|"
+                  r"(?:trending|daily) papers\W+(?:on |from |\W)*hugging\s?face", text[:2000], re.I))
 
 
 def is_abstract(block: str) -> bool:
