@@ -539,7 +539,7 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
             click.secho(f"warning: {warning}", fg="yellow")
         for error in [*config_errors, exc]:
             click.secho(f"error: {error}", fg="red")
-        sys.exit(1)
+        sys.exit(exc.exit_code)  # as for any other command: where the profiles are is the setup's error
     addresses = profile_addresses(store)
     empty, tips = [], []
     for user, profile in sorted(loaded.profiles.items()):

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -322,22 +323,36 @@ def own_seed(profile: Profile) -> Callable[[str | None, str | None, str | None],
     it is no candidate for their digest when an alert brings it. Titles count when they are long enough to be
     one paper's alone."""
     where: dict[tuple[str, str], str] = {}
+    titled: dict[str, tuple[str, str | None, str | None]] = {}  # title key -> (where, the seed's arXiv id, DOI)
     for seed, named in [*((s, f"{_display_path(profile.path)}:{s.line}" if s.line else _display_path(profile.path))
                           for s in profile.seeds),
                         *((s, "your library (the profile's library file)") for s in profile.library_seeds)]:
-        for key in (("arxiv", normalise_arxiv_id(seed.arxiv)), ("doi", normalise_doi(seed.doi)),
-                    ("title", normalise_title(seed.title or ""))):
-            if key[1] and (key[0] != "title" or len(key[1]) >= 20):
+        arxiv, doi = normalise_arxiv_id(seed.arxiv), normalise_doi(seed.doi)
+        for key in (("arxiv", arxiv), ("doi", doi)):
+            if key[1]:
                 where.setdefault(key, named)
+        title = normalise_title(seed.title or "")
+        if len(title.split()) >= 4 and not _BOILERPLATE_TITLE.match(title):
+            titled.setdefault(title, (named, arxiv, doi))
 
     def find(arxiv_id: str | None, doi: str | None, title: str | None) -> str | None:
-        for key in (("arxiv", normalise_arxiv_id(arxiv_id)), ("doi", normalise_doi(doi)),
-                    ("title", normalise_title(title or ""))):
+        arxiv_id, doi = normalise_arxiv_id(arxiv_id), normalise_doi(doi)
+        for key in (("arxiv", arxiv_id), ("doi", doi)):
             if key[1] and key in where:
                 return where[key]
-        return None
+        named, seed_arxiv, seed_doi = titled.get(normalise_title(title or ""), (None, None, None))
+        # the same title under another id is another paper (a different version's DOI is rare; a namesake is not)
+        if named is None or (arxiv_id and seed_arxiv and arxiv_id != seed_arxiv) or (doi and seed_doi and doi != seed_doi):
+            return None
+        return named
 
     return find
+
+
+# titles that many papers share: a seed titled so finds no paper by its title alone
+_BOILERPLATE_TITLE = re.compile(r"^(?:publisher s |author )?(?:correction|erratum|corrigendum|retraction|editorial|"
+                                r"letter to the editor|reply|response|comment|introduction|preface|foreword|"
+                                r"editor s note|in memoriam|obituary|book review)\b")
 
 
 def rank_user(store: Store, embedder: Embedder, settings: Settings, profile: Profile, *,

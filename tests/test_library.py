@@ -257,6 +257,24 @@ def test_the_readers_own_seed_papers_are_never_candidates_when_an_alert_brings_t
             f"one of your seed papers ({said}): a paper you already know is not ranked"
 
 
+def test_a_seed_hides_only_its_own_paper_not_a_namesake(tmp_path):
+    from digest.pipeline import own_seed
+    from digest.profiles import parse_profile
+
+    profile = parse_profile('email = "a@example.org"\n[[seeds]]\narxiv = "2402.06196"\ntitle = "Large Language '
+                            'Models: A Survey"\n[[seeds]]\ntitle = "Letter to the Editor"\n[[seeds]]\ndoi = '
+                            '"10.1038/s41586-026-0001-1"\ntitle = "Publisher Correction"\n[[seeds]]\ntitle = "Highly '
+                            'accurate protein structure prediction with AlphaFold"\n', tmp_path / "ada.toml")
+    seeded = own_seed(profile)
+    assert seeded("2402.06196", None, "Another title") == f"{tmp_path / 'ada.toml'}:3"
+    assert seeded(None, None, "Large language models: a survey") == f"{tmp_path / 'ada.toml'}:3"  # by title
+    assert seeded("2404.99999", None, "Large Language Models: A Survey") is None  # another survey of that name
+    assert seeded(None, "10.1016/j.x.2026.1", "Letter to the editor") is None  # a title many papers have
+    assert seeded(None, "10.1038/s41586-026-0999-9", "Publisher Correction") is None
+    assert seeded(None, "10.1038/s41586-021-03819-2", "Highly accurate protein structure prediction with AlphaFold") \
+        == f"{tmp_path / 'ada.toml'}:10"  # a seed given by its title alone: the line of its [[seeds]]
+
+
 def test_a_library_entry_without_abstract_reads_the_stored_abstract_of_the_same_paper(tmp_path):
     from digest.pipeline import profile_anchors
     from digest.store import Store

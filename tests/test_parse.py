@@ -224,6 +224,12 @@ def test_an_arxiv_listing_without_entries_is_an_alert_with_no_papers():
     msg.set_content(_EMPTY_LISTING)
     parsed = parse_message(msg.as_bytes())
     assert parsed.kind == "arxiv" and parsed.papers == [] and parsed.warnings == []
+    # entries whose id line is laid out anew ("arXiv ID 2303.08867"): a layout change, not an empty day
+    changed = _EMPTY_LISTING.replace("%%--%%--", "\\\\\narXiv ID 2303.08867\nTitle: A paper\nAuthors: A. Smith\n"
+                                                 "\\\\ ( https://arxiv.org/abs/2303.08867 , 12kb)\n%%--%%--", 1)
+    msg.set_content(changed)
+    with pytest.raises(ParseError, match="contains no papers: the layout may have changed"):
+        parse_message(msg.as_bytes())
     # the same frame cut before its closing rule is a listing that stopped: an error that says so
     msg.set_content(_EMPTY_LISTING.split("%%--")[0])
     with pytest.raises(ParseError, match="stops after its header"):
@@ -1483,6 +1489,11 @@ def test_author_lines_are_told_from_citations_and_sentences(line, names):
     ("Spielmann, Julia; Vial, Andrea C.", ["Julia Spielmann", "Andrea C. Vial"]),
     ("A. Smith; B. Jones and C. Wu", ["A. Smith", "B. Jones", "C. Wu"]),
     ("By Jane Doe and John Smith", ["Jane Doe", "John Smith"]),
+    ("Yin, Bingqing Miranda; de la Cruz, Maria; Brown, Alan, Jr.", ["Bingqing Miranda Yin", "Maria de la Cruz",
+                                                                    "Alan Brown, Jr."]),
+    # a semicolon between names written given name first is one more comma, not a surname-first list
+    ("Alice Smith, Bob Jones; Carol White", ["Alice Smith", "Bob Jones", "Carol White"]),
+    ("A. Smith, B. Jones; C. Lee, D. Kim", ["A. Smith", "B. Jones", "C. Lee", "D. Kim"]),
 ])
 def test_author_lines_written_surname_first_or_with_by_give_each_name_given_name_first(line, names):
     from digest.parsers.common import author_names
@@ -1658,6 +1669,19 @@ def test_a_sciencedirect_search_alert_of_the_2018_layout_gives_authors_and_journ
     assert parsed.kind == "sciencedirect" and len(parsed.papers) == 2
     assert all(p.authors == ("Aishwarya Ravindran", "Fernando C. Fervenza", "Richard J. H. Smith", "Sanjeev Sethi")
                and p.venue == "Mayo Clinic Proceedings" and p.comments == "Research article" for p in parsed.papers)
+    # a <br> between the title and its lines; titles in paragraphs of their own: each item keeps its own lines
+    sender, subject = "ScienceDirect <sciencedirect@notification.elsevier.com>", "New articles alert"
+    link = '<a href="https://www.sciencedirect.com/science/article/pii/S01406736260000{0}">{1}</a>'
+    br = (f'<h1>Alert: The Lancet</h1><table><tr><td><h2>{link.format(11, "Editorial on global health funding")}'
+          '</h2><br><p>Editorial<br>Available online 1 April 2026<br>Alice Brown, Bob Green</p></td></tr></table>')
+    [item] = parse_message(html_mail(br, sender, subject)).papers
+    assert (item.authors, item.comments, item.published) == (("Alice Brown", "Bob Green"), "Editorial", "2026-04-01")
+    in_p = (f'<h1>Alert: The Lancet</h1><table><tr><td><p>{link.format(11, "Editorial on global health funding")}</p>'
+            '<p>Editorial<br>Available online 1 April 2026</p>'
+            f'<p>{link.format(22, "Randomised trial of a new malaria vaccine in children")}</p>'
+            '<p>Research article<br>Available online 2 April 2026<br>Jane Doe, John Smith</p></td></tr></table>')
+    editorial, trial = parse_message(html_mail(in_p, sender, subject)).papers
+    assert editorial.authors == () and trial.authors == ("Jane Doe", "John Smith")
 
 
 def test_a_sciencedirect_alert_from_another_elsevier_address_and_with_other_kinds_of_article():

@@ -47,7 +47,14 @@ def empty_listing(text: str) -> bool:
     window to the closing ``%%%---`` rule, and not one ``arXiv:<id>`` line. Not a layout change, so no error."""
     text = _normalise(text)
     return bool(_WINDOW.search(text)) and any(_RULE_END.match(line) for line in text.splitlines()) \
-        and not any(_ID_LINE.match(line.strip()) for line in text.splitlines())
+        and not _has_entry_lines(text)
+
+
+def _has_entry_lines(text: str) -> bool:
+    """An id line, or an entry's Title:/Authors: lines (entries whose id line is laid out anew: a layout change,
+    not an empty day)."""
+    return any(_ID_LINE.match(line.strip()) for line in text.splitlines()) \
+        or bool(re.search(r"^\s*(?:Title|Authors):", text, re.M))
 
 
 def header_only(text: str) -> bool:
@@ -55,7 +62,7 @@ def header_only(text: str) -> bool:
     text = _normalise(text)
     lines = text.splitlines()
     return "Send any comments regarding submissions directly to submitter" in text \
-        and not any(_RULE_END.match(line) for line in lines) and not any(_ID_LINE.match(line.strip()) for line in lines)
+        and not any(_RULE_END.match(line) for line in lines) and not _has_entry_lines(text)
 
 
 def _normalise(text: str) -> str:

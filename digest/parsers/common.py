@@ -510,12 +510,28 @@ def _without_parentheses(text: str) -> str:
     return "".join([*out, text[at:]])
 
 
+def _surname_first(part: str) -> bool:
+    """"Lu, Sirui", "Yin, Bingqing Miranda", "de la Cruz, Maria", "Doe, J.", "Brown, Alan, Jr.": one name written
+    surname first: one surname (with its particles) before the comma, one to three given names or initials after
+    (not "A. Smith, B. Jones" nor "Alice Smith, Bob Jones")."""
+    pieces = [x.strip() for x in part.split(",")]
+    if len(pieces) == 3 and _SUFFIX.match(pieces[2]):
+        pieces = pieces[:2]
+    if len(pieces) != 2 or not pieces[1]:
+        return False
+    surname, given = pieces[0].split(), pieces[1].split()
+    own = [w for w in surname if w.lower() not in NAME_PARTICLES]
+    return len(own) == 1 and own[0][:1].isupper() and not own[0].endswith(".") and 1 <= len(given) <= 3 \
+        and all(w[:1].isupper() for w in given)
+
+
 def given_first(name: str) -> str:
-    """"Lu, Sirui" -> "Sirui Lu"; "Smith, Jr., Alan" and names without a comma stay as they are."""
-    surname, comma, given = name.partition(",")
-    if not comma or not given.strip() or _SUFFIX.match(given.strip()):
+    """"Lu, Sirui" -> "Sirui Lu", "Brown, Alan, Jr." -> "Alan Brown, Jr."; a name without a comma stays."""
+    pieces = [x.strip() for x in name.split(",")]
+    suffix = f", {pieces.pop()}" if len(pieces) == 3 and _SUFFIX.match(pieces[2]) else ""
+    if len(pieces) != 2 or not pieces[1] or _SUFFIX.match(pieces[1]):
         return name
-    return f"{given.strip()} {surname.strip()}"
+    return f"{pieces[1]} {pieces[0]}{suffix}"
 
 
 def split_authors(text: str | None) -> list[str]:
@@ -525,10 +541,13 @@ def split_authors(text: str | None) -> list[str]:
     text = _without_parentheses(clean_space(text))
     if ";" in text:
         # "Lu, Sirui; Efendić, Emir; Feldman, Gilad" (surname first, as APA, EndNote and library exports write
-        # them) or "A. Smith; B. Jones": each part is one name, given name first
+        # them) or "A. Smith; B. Jones": each part is one name, given name first; else a ";" is one more ","
+        # ("Alice Smith, Bob Jones; Carol White")
         parts = [clean_space(part) for part in text.split(";") if part.strip()]
-        if all(part.count(",") <= 1 for part in parts):
+        if all(part.count(",") == 0 or _surname_first(part) for part in parts):
             text = ", ".join(given_first(part) for part in parts)
+        else:
+            text = text.replace(";", ",")
     text = re.sub(r"\s+(and|&)\s+", ", ", text)
     names: list[str] = []
     for raw in text.split(","):

@@ -341,10 +341,11 @@ def parse_sciencedirect(body: Body) -> list[Paper]:
         # the paragraph of lines after the title; in the 2018-19 layout, three paragraphs (kind, citation, authors)
         metas = []
         for sibling in (block.next_siblings if block.name != "td" else ()):  # lazily: a long list is not read again
-            if not isinstance(sibling, Tag):
+            if not isinstance(sibling, Tag) or sibling.name == "br":
                 continue
-            if sibling.name != "p" or len(metas) == 3:
-                break
+            if sibling.name != "p" or len(metas) == 3 or any(_SD_PII.search(unwrap_url(x["href"]))
+                                                            for x in sibling.find_all("a", href=True, limit=3)):
+                break  # the next item (its title in a paragraph of its own), or the end of this one's lines
             metas.append(sibling)
         lines = [clean_space(x) for meta in metas for x in meta.get_text("\n").split("\n")]
         lines = [x for x in lines if x]
