@@ -473,8 +473,9 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
                            f"--profiles {directory.parent or '.'}), or set profiles_dir in config.toml")
     if not directory.is_dir():
         where = "" if directory.is_absolute() else f" (looked for {directory.resolve()})"
-        raise ProfileError(f"{directory}: profiles directory not found{where}; create it or set profiles_dir in "
-                           "config.toml (a relative path is taken from the folder digest runs in)")
+        raise ProfileError(f"{directory}: profiles directory not found{where}; create it and put a profile in it "
+                           f"(mkdir {directory} && cp profiles/ada.toml {directory}/yourname.toml), or set "
+                           "profiles_dir in config.toml (a relative path is taken from the folder digest runs in)")
     errors: list[ProfileError] = []
     # user -> (path, text of the file if it loaded, else None, the profile: the file's or its last good version's)
     found: dict[str, tuple[Path, str | None, Profile]] = {}

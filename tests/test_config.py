@@ -1,3 +1,5 @@
+import shutil
+
 import pytest
 
 from digest.config import Secret, load_settings, read_secret
@@ -66,14 +68,19 @@ def test_config_path_comes_from_the_environment(tmp_path, monkeypatch):
     assert load_settings().data_dir == "/tmp/elsewhere"
 
 
-def test_check_of_a_config_without_a_mailbox_warns_that_poll_cannot_read_alerts():
+def test_check_of_a_config_without_a_mailbox_warns_that_poll_cannot_read_alerts(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from digest.cli import cli
 
+    shutil.copy("config.example.toml", tmp_path / "config.example.toml")
+    monkeypatch.chdir(tmp_path)  # a fresh clone's folder: no my-profiles/ yet
     result = CliRunner().invoke(cli, ["--config", "config.example.toml", "check"])
     assert "warning: config.example.toml: imap.host is not set, so `digest poll` and `digest run` cannot read" \
         in result.output
+    # the example config's profiles folder, before the user made it: how to make it
+    assert "error: my-profiles: profiles directory not found" in result.output and \
+        "(mkdir my-profiles && cp profiles/ada.toml my-profiles/yourname.toml)" in result.output, result.output
 
 
 def test_settings_are_frozen():
