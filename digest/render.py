@@ -107,8 +107,9 @@ def safe_url(url: str | None) -> str:
 
 
 def paper_url(paper: Paper) -> str:
-    """Where the title links to: the arXiv abstract page, the alert's own link, the DOI, else a Scholar search
-    for the title (so every item can be opened, even from an alert that carried no link)."""
+    """Where the title links to: the arXiv abstract page, the alert's own link, the DOI, else a search for the
+    title (so every item can be opened, even from an alert that carried no link): arXiv's title search for a
+    Hugging Face paper (they are arXiv papers), Google Scholar's for the others."""
     if paper.arxiv_id:
         return f"https://arxiv.org/abs/{quote(paper.arxiv_id, safe='/.')}"
     url = safe_url(paper.url)
@@ -116,10 +117,12 @@ def paper_url(paper: Paper) -> str:
         return url
     if paper.doi:
         return f"https://doi.org/{quote(paper.doi, safe='/.()-_;:')}"
-    return _SEARCH + quote(" ".join(paper.title.split()), safe="")
+    title = quote(" ".join(paper.title.split()), safe="")
+    return _ARXIV_SEARCH.format(title) if paper.source == "hf" else _SEARCH + title
 
 
 _SEARCH = "https://scholar.google.com/scholar?q="  # where the title of a paper with no link of its own leads
+_ARXIV_SEARCH = "https://arxiv.org/search/?query={}&searchtype=title"
 
 
 # table-of-contents headings that only say "a research paper": not worth a reader's glance
@@ -145,8 +148,11 @@ def where_line(paper: Paper, sources: Sequence[str]) -> str:
         parts.append(kind)
     if names:
         parts.append("via " + ", ".join(names))
-    if paper_url(paper).startswith(_SEARCH):
+    link = paper_url(paper)
+    if link.startswith(_SEARCH):
         parts.append("no link in the alert: the title searches Google Scholar")
+    elif link.startswith(_ARXIV_SEARCH.split("?")[0]):
+        parts.append("no link in the alert: the title searches arXiv")
     return " · ".join(parts)
 
 

@@ -262,7 +262,10 @@ def test_each_item_says_where_it_appeared_and_what_kind_of_piece_it_is():
     assert where_line(scholar, ["google_scholar"]) == "Clinical and Translational …, 2026 · via Google Scholar"
     # an alert that gave no link (a forwarded Hugging Face page): the title's link is a search, and it says so
     bare = Paper("Scaling laws for everything", source="hf")
-    assert where_line(bare, ["hf"]) == "via Hugging Face · no link in the alert: the title searches Google Scholar"
+    assert where_line(bare, ["hf"]) == "via Hugging Face · no link in the alert: the title searches arXiv"
+    assert paper_url(bare) == "https://arxiv.org/search/?query=Scaling%20laws%20for%20everything&searchtype=title"
+    assert where_line(Paper("Scaling laws for everything", source="generic"), []) == \
+        "no link in the alert: the title searches Google Scholar"  # not known to be on arXiv
     out = render_digest(_context([item_context(ScoredPaper(news, 0.5, "why"), ["nature"], "u", "d")]))
     assert "Nature Medicine · News &amp; Views · via Nature" in out.html
     assert "Nature Medicine · News & Views · via Nature" in out.text
