@@ -58,6 +58,17 @@ RECIPES = {
     "PubMed records in one <div>": lambda n: mail("My NCBI<div>" + "".join(
         f'<p><a href="https://pubmed.ncbi.nlm.nih.gov/{i + 1}/">Title number {i} here.</a></p><p>PMID: {i + 1}</p>'
         for i in range(n // 2)) + "</div>", "efback@ncbi.nlm.nih.gov", html=True),
+    # unclosed tags nest: each link's block holds the rest of the mail (session 20's second review)
+    "'Paper' links in unclosed <p>": lambda n: mail("".join(
+        f'<p><a href="https://arxiv.org/abs/2601.{i:05d}">Paper</a> ' for i in range(n // 4)), html=True),
+    "unclosed <a> links": lambda n: mail('<a href="https://arxiv.org/abs/2601.00001">A study of things</a>' + "".join(
+        f'<a href="https://example.com/{i}">link {i} ' for i in range(n)), html=True),
+    "<h3> text and a 'Paper' link, unclosed": lambda n: mail("".join(
+        f'<h3>Title number {i} <a href="https://arxiv.org/abs/2601.{i:05d}">Paper</a>' for i in range(n // 2)),
+        html=True),
+    "title links with bylines, nested": lambda n: mail("".join(
+        f'<div><a href="https://x.example/{i}">A study of many things number {i}</a>' for i in range(n // 4))
+        + "</div>" * (n // 4), html=True),
 }
 
 

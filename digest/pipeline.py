@@ -350,9 +350,10 @@ def own_seed(profile: Profile) -> Callable[[str | None, str | None, str | None],
 
 
 # titles that many papers share: a seed titled so finds no paper by its title alone
-_BOILERPLATE_TITLE = re.compile(r"^(?:publisher s |author )?(?:correction|erratum|corrigendum|retraction|editorial|"
-                                r"letter to the editor|reply|response|comment|introduction|preface|foreword|"
-                                r"editor s note|in memoriam|obituary|book review)\b")
+_BOILERPLATE_TITLE = re.compile(
+    r"^(?:(?:publisher s |author s? )?(?:correction|erratum|corrigendum|retraction|reply|response|comment)"
+    r"(?:$| (?:to|on)\b)|(?:editorial|letter to the editor|introduction|preface|foreword|editor s note|"
+    r"in memoriam|obituary|book review)$)")
 
 
 def rank_user(store: Store, embedder: Embedder, settings: Settings, profile: Profile, *,

@@ -271,6 +271,14 @@ def test_a_seed_hides_only_its_own_paper_not_a_namesake(tmp_path):
     assert seeded("2404.99999", None, "Large Language Models: A Survey") is None  # another survey of that name
     assert seeded(None, "10.1016/j.x.2026.1", "Letter to the editor") is None  # a title many papers have
     assert seeded(None, "10.1038/s41586-026-0999-9", "Publisher Correction") is None
+    # a title that merely starts with such a word is a paper's own
+    response = parse_profile('email = "a@example.org"\n[[seeds]]\ntitle = "Response of Arctic sea ice to Atlantic '
+                             'warming"\n', tmp_path / "ben.toml")
+    assert own_seed(response)(None, None, "Response of Arctic sea ice to Atlantic warming") == \
+        f"{tmp_path / 'ben.toml'}:2"
+    reply = parse_profile('email = "a@example.org"\n[[seeds]]\ntitle = "Reply to: On the limits of scaling laws"\n',
+                          tmp_path / "cy.toml")
+    assert own_seed(reply)(None, None, "Reply to: On the limits of scaling laws") is None
     assert seeded(None, "10.1038/s41586-021-03819-2", "Highly accurate protein structure prediction with AlphaFold") \
         == f"{tmp_path / 'ada.toml'}:10"  # a seed given by its title alone: the line of its [[seeds]]
 

@@ -519,10 +519,15 @@ def _surname_first(part: str) -> bool:
         pieces = pieces[:2]
     if len(pieces) != 2 or not pieces[1]:
         return False
-    surname, given = pieces[0].split(), pieces[1].split()
-    own = [w for w in surname if w.lower() not in NAME_PARTICLES]
-    return len(own) == 1 and own[0][:1].isupper() and not own[0].endswith(".") and 1 <= len(given) <= 3 \
-        and all(w[:1].isupper() for w in given)
+    surname = [w for w in pieces[0].split() if w.lower() not in NAME_PARTICLES]
+    given = [w for w in pieces[1].split() if w.lower() not in NAME_PARTICLES]
+    if not (1 <= len(surname) <= 3) or not all(w[:1].isupper() and not w.endswith(".") for w in surname):
+        return False
+    initials = all(re.fullmatch(r"(?:[A-Z]\.-?)+", w) for w in given)  # "J. A.", "B.C."
+    # "García Márquez, Gabriel", "Lloyd Webber, Andrew", "Yin, Bingqing Miranda", "Rodríguez, María del Carmen";
+    # two words on each side ("Alice Smith, Bob Jones") are two people written given name first
+    return bool(given) and all(w[:1].isupper() for w in given) \
+        and (initials or len(given) == 1 or (len(surname) == 1 and len(given) <= 3))
 
 
 def given_first(name: str) -> str:

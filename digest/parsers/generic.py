@@ -16,12 +16,13 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote, urlsplit
 
-from bs4 import Comment, NavigableString, Tag
+from bs4 import Comment, Tag
 
 from ..models import Paper
 from .common import (
     ARXIV_ID,
     LINK_WORDS,
+    NAME_PARTICLES,
     TOC_FURNITURE,
     Body,
     arxiv_id_from_url,
@@ -125,27 +126,44 @@ def _make(title: str, arxiv: str | None, doi: str | None, url: str | None) -> Pa
 # where a newsletter or reading list says a paper is from, around its title: "Title (arXiv)", "Title (NeurIPS
 # 2023)", "Title, Science 373 (2021).", and who presents it in a reading list: "Alice — Title", "*Bo* — Title"
 _SOURCE_LABEL = re.compile(r"\s*\((?:arXiv|bioRxiv|medRxiv|ChemRxiv|SSRN|preprint|paper|PDF|Nature|Science|Cell|PNAS|"
-                           r"[A-Z][\w&-]*(?: [A-Z][\w&-]*)? (?:19|20)\d\d)\)\s*$")
+                           r"(?:NeurIPS|NIPS|ICML|ICLR|ACL|EMNLP|NAACL|EACL|COLING|CVPR|ICCV|ECCV|AAAI|IJCAI|KDD|SIGIR|"
+                           r"WWW|CHI|UAI|AISTATS|COLT|MICCAI|ISMB|RECOMB|Interspeech|ICASSP|CoRL|RSS|ICRA|IROS)"
+                           r"(?:[ ']\d{2,4})?)\)\s*$")
 _CITED_IN = re.compile(r",\s+(?:[A-Z][\w.&-]*\s+){1,4}\d+(?:\(\d+\))?,?\s*(?:\((?:19|20)\d\d\)|(?:19|20)\d\d)\.?$")
 _PRESENTER = re.compile(r"^\*?[A-Z][\w.'-]*\*?\s+[—–]\s+(?=\S)")
 _NEWS_LABEL = re.compile(r"^(?:latest|new|recent|just out)(?: paper| preprint| publication)?:\s+", re.I)
 
 
 def _bare_title(title: str) -> str:
-    """A title without the source label, citation or presenter a newsletter, reading list or signature puts
-    around it."""
-    bare = _NEWS_LABEL.sub("", _PRESENTER.sub("", _CITED_IN.sub("", _SOURCE_LABEL.sub("", title))))
+    """A title without the source label or citation a newsletter, reading list or signature puts around it
+    (the presenters of a reading list: ``_without_presenters``, which knows the whole mail)."""
+    bare = _NEWS_LABEL.sub("", _CITED_IN.sub("", _SOURCE_LABEL.sub("", title)))
     return bare if is_meaningful_title(bare) else title
 
 
-# the opening of a sentence, not of a title: a title's first word is capitalised ("builds on earlier work", "a
-# study published in Nature", "the DPO paper"), unless it is a name written so ("mRNA", "iPhone", "word2vec",
-# "mixup: ...")
-_LOWER_WORD = re.compile(r"[a-z]+")
-# a greeting or salutation that opens a paragraph of a mailing-list message
-_GREETING = re.compile(r"^(?:good (?:morning|afternoon|evening|day)|greetings|hey)\b", re.I)
-# a speaker's or writer's own words: "In this talk I will present ...", "we will discuss"
-_ANNOUNCEMENT = re.compile(r"\b(?:I|we) will\b|\bin this (?:talk|post|issue|email|newsletter|seminar)\b", re.I)
+def _without_presenters(papers: list[Paper]) -> list[Paper]:
+    """A reading list names who presents each paper ("Alice — Title", "*Bo* — Title"): when two titles or more
+    of the mail start so, the names go; one alone is a title's own ("Covid-19 — Navigating the Uncharted")."""
+    if sum(bool(_PRESENTER.match(p.title)) for p in papers) < 2:
+        return papers
+    return [p.with_(title=_PRESENTER.sub("", p.title)) if _PRESENTER.match(p.title)
+            and is_meaningful_title(_PRESENTER.sub("", p.title)) else p for p in papers]
+
+
+# the opening of a sentence, not of a title ("builds on earlier work", "a study published in Nature", "the DPO
+# paper"): a lower-case word that opens sentences; titles open with lower-case names ("limma powers ...", "de
+# Sitter vacua", "mRNA vaccines", "ape 5.0") and Latin ("in vivo", "in situ")
+_SENTENCE_OPENERS = {"a", "an", "the", "this", "that", "these", "those", "our", "my", "we", "i", "it", "its", "their",
+                     "his", "her", "your", "on", "at", "for", "with", "from", "by", "and", "or", "but", "as", "to",
+                     "of", "see", "following", "builds", "here", "there", "read", "check", "via", "after", "before",
+                     "since", "which", "while", "when", "where", "also", "more", "some", "one", "new", "latest",
+                     "recent", "today", "yesterday", "based", "using", "in", "is", "was", "are", "were", "has", "have"}
+_LATIN = re.compile(r"^in (?:vivo|vitro|situ|silico|utero|ovo|toto)\b")
+# a greeting that opens a paragraph of a mailing-list message ("Good morning, ZmnSCPxj."; not "Greetings from Mars")
+_GREETING = re.compile(r"^(?:good (?:morning|afternoon|evening|day)|greetings|hey|hi|hello|dear)\b[^.!?:]{0,40}[,!]",
+                       re.I)
+# a speaker's or writer's own words: "In this talk I will present ...", "we will discuss" (not "What We Will Learn")
+_ANNOUNCEMENT = re.compile(r"\bI will\b|\bwe will\b|\b[Ii]n this (?:talk|post|issue|email|newsletter|seminar)\b")
 
 
 def _reads_as_title(text: str) -> bool:
@@ -157,11 +175,26 @@ def _reads_as_title(text: str) -> bool:
         return False
     text = clean_space(text)
     words = text.split()
-    if _LOWER_WORD.fullmatch(words[0]) or len(words) > 30 or text.startswith("[") or text.endswith("]") \
-            or _GREETING.match(text) or _ANNOUNCEMENT.search(text) \
-            or (len(words) <= 4 and words[-1].lower().strip(".:") in ("paper", "papers", "preprint", "article", "work")):
+    if (words[0] in _SENTENCE_OPENERS and not _LATIN.match(text)) or len(words) > 30 \
+            or (text.startswith("[") and text.endswith("]")) or _GREETING.match(text) or _ANNOUNCEMENT.search(text) \
+            or (len(words) <= 4 and words[-1].lower().strip(".:") in ("paper", "papers", "preprint", "article")):
         return False
-    return not byline_names(re.sub(r",?\s+(?:and|&)\s+(?:colleagues|others|co-?workers|team)$", "", text))
+    return not _names_of_people(text)
+
+
+def _names_of_people(text: str) -> bool:
+    """Whether a link's text names the people who wrote the paper ("Rafael Rafailov, Archit Sharma, and
+    colleagues", "A. Smith, B. Jones"), not a title that reads as Title-Case names ("Adversarial Examples Are Not
+    Bugs, They Are Features", "Speech and Language Processing")."""
+    bare = re.sub(r",?\s+(?:and|&)\s+(?:colleagues|others|co-?workers|team)$", "", text)
+    names = byline_names(bare)
+    if not names:
+        return False
+    if bare != text:
+        return True
+    personal = all(2 <= len(n.split()) <= 3 for n in names)
+    marked = any(re.search(r"\b[A-Z]\.", n) or any(w in NAME_PARTICLES for w in n.split()) for n in names)
+    return len(names) >= 2 and personal and (len(names) >= 3 or marked)
 
 
 def _title_before(text: str) -> str:
@@ -176,22 +209,43 @@ def _text_before_link(a, cache: dict[int, dict[int, str]] | None = None) -> str:
     """What a list item or paragraph says before the link ``a`` (its own text only, no deeper search).
     ``cache`` keeps, per block, the text before each of its links: one walk of a block for all its links, not
     one per link (a paragraph of thousands of "Title (<a>doi</a>)" lines took minutes)."""
-    block = a.find_parent(("li", "p", "td"))
+    block = _block_of(a)
     if block is None:
         return ""
     cache = {} if cache is None else cache
     if id(block) not in cache:
         before: dict[int, str] = {}
         parts: list[str] = []
-        for node in block.descendants:
-            if isinstance(node, Tag) and node.name in ("br", "a"):
-                if node.name == "a":
-                    before[id(node)] = " ".join(parts)
-                parts = []  # a line break or another link ends the previous item: only this link's own line counts
-            elif isinstance(node, NavigableString) and not isinstance(node, Comment) and node.find_parent("a") is None:
+        # the block's own text, in order: not a link's text, nor a nested block's (which is its own block, read
+        # when one of its links asks): each node is read once however deep unclosed tags nest
+        stack = list(reversed(block.contents))
+        while stack:
+            node = stack.pop()
+            if isinstance(node, Tag):
+                if node.name in ("br", "a"):
+                    if node.name == "a":
+                        before[id(node)] = " ".join(parts)
+                    parts = []  # a line break or another link ends the previous item: only this link's line counts
+                elif node.name not in _LINE_BLOCKS:
+                    stack.extend(reversed(node.contents))
+            elif not isinstance(node, Comment):
                 parts.append(str(node))
         cache[id(block)] = before
     return cache[id(block)].get(id(a), "")
+
+
+_LINE_BLOCKS = ("li", "p", "td")
+
+
+def _block_of(a, reach: int = 30):
+    """The list item, paragraph or cell a link is in, looked for at most ``reach`` levels up (unclosed tags nest
+    a long mail's links ever deeper: walking to the root for each took time quadratic in its size)."""
+    for n, parent in enumerate(a.parents):
+        if n >= reach:
+            return None
+        if parent.name in _LINE_BLOCKS:
+            return parent
+    return None
 
 
 # link labels that follow a title ("Title (arXiv)", "Title [pdf]"); not "here" or "this paper", which end prose
@@ -205,23 +259,23 @@ def _own_words(before: str) -> bool:
 
 
 def _from_html(html: str) -> list[Paper]:
-    papers = []
+    papers, short = [], []
     before: dict[int, dict[int, str]] = {}
     for a in soup_of(html).find_all("a", href=True):
         target = unwrap_url(a["href"])
         ids = _paper_link(target)
+        # a link's text: a title is short (a link that holds the rest of the mail, nested, is read no further)
+        title = _short_text(a, 400) or ""
         if ids is None:
             # a newsletter's opaque link (Substack's /redirect/...) whose text says it is a paper: "Title (arXiv)"
-            text = text_of(a)
-            if _PREPRINT_LABEL.search(text) and _reads_as_title(_SOURCE_LABEL.sub("", text)):
-                papers.append(_make(text, None, None, target))
+            if _PREPRINT_LABEL.search(title) and _reads_as_title(_SOURCE_LABEL.sub("", title)):
+                papers.append(_make(title, None, None, target))
             continue
         arxiv, doi = ids
         # only the link text: the text around a link is too often a sentence ("my paper is <a>here</a>");
         # plain-text alternatives and "Title <url>" lines are handled by _from_text
-        title = text_of(a)
         if _short_title(title):
-            papers.append(_make(title, arxiv, doi, target))  # "Mistral 7B", "Segment Anything"
+            short.append(_make(title, arxiv, doi, target))  # "Mistral 7B", unless another link names the paper
             continue
         if not is_meaningful_title(title):
             # "<li>Title (<a href=...>arXiv</a>)</li>": a link label after the title in a list item or paragraph
@@ -233,19 +287,32 @@ def _from_html(html: str) -> list[Paper]:
                 title = _heading_above(a)  # "### Title / a blurb / [Paper] | [Code]" (a newsletter's item)
         if _reads_as_title(title):
             papers.append(_make(title, arxiv, doi, target))
-    return papers
+    named = {p.id for p in papers}
+    return papers + [p for p in short if p.id not in named]
+
+
+_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "strong", "b")
 
 
 def _heading_above(a, reach: int = 40) -> str:
-    """The text of the nearest heading above the link ``a`` within ``reach`` elements (a newsletter's item: its
-    title as a heading, a blurb, then "Paper | Code" links); "" when another paper link comes first."""
+    """The item's own heading above the link ``a`` (a newsletter's item: its title as a heading or in bold, a
+    blurb, then "Paper | Code" links), looked for within ``reach`` elements and two paragraphs; "" when another
+    link, a list item or a table row comes first (the heading above those is a section's, not this item's)."""
+    blocks = 0
     for n, node in enumerate(a.previous_elements):
-        if n > reach:
-            break
-        if isinstance(node, Tag) and node.name in ("h1", "h2", "h3", "h4", "h5"):
-            return text_of(node)
-        if isinstance(node, Tag) and node.name == "a" and node.get("href") and _ids(unwrap_url(node["href"])) != (None, None):
-            break  # the previous item's link: this one has no heading of its own
+        if n > reach or not isinstance(node, Tag):
+            continue
+        if node.name in _HEADINGS:
+            return _short_text(node, 400) or ""
+        if node.name == "a":  # a heading that is a link ("<h3><a>Title</a></h3>") is still the item's heading
+            parent = node.parent
+            return (_short_text(parent, 400) or "") if parent is not None and parent.name in _HEADINGS else ""
+        if node.name in ("li", "tr", "table", "ul", "ol"):
+            return ""
+        if node.name in ("p", "div"):
+            blocks += 1
+            if blocks > 2:
+                return ""
     return ""
 
 
@@ -253,20 +320,27 @@ _PREPRINT_LABEL = re.compile(r"\((?:arXiv|bioRxiv|medRxiv|ChemRxiv|preprint|pape
 # link texts of two words that are no paper's name: "Full text", "Our paper", "arXiv preprint"
 _NOT_SHORT_TITLE = {"our", "my", "the", "this", "new", "full", "read", "view", "open", "free", "download", "see",
                     "paper", "papers", "preprint", "pdf", "article", "abstract", "text", "link", "version", "code",
-                    "here", "more", "website", "project", "page", "arxiv", "doi", "html", "supplementary"}
+                    "here", "more", "website", "project", "page", "arxiv", "doi", "html", "supplementary", "continue",
+                    "keep", "sign", "register", "get", "check", "join", "peer", "review", "press", "release", "blog",
+                    "post", "author", "information", "scholar", "pubmed", "pmc", "xplore", "anthology", "semantic",
+                    "central", "citation", "cite", "share", "subscribe", "now", "online", "access", "reading"}
 
 
 def _short_title(text: str) -> bool:
     """A paper's short name as the text of a link to it (its arXiv id, DOI or record page): two words, each
     capitalised or a number ("Mistral 7B", "Segment Anything"), none of them a link's label."""
     words = clean_space(text).split()
+    # a person's name ("Tony Zhao") or a journal's ("Nature Medicine") links a paper too: a short name of a paper
+    # has a number or an inner capital ("Mistral 7B", "DeepSeek-V3", "GPT-4") when it could be a name
+    coined = any(re.search(r"\d|[a-z][A-Z]|-", w) for w in words)
     return len(words) == 2 and all(w[0].isupper() or w[0].isdigit() for w in words) \
         and not any(w.lower().strip(".:") in _NOT_SHORT_TITLE for w in words) \
-        and sum(ch.isalpha() for ch in text) >= 6
+        and sum(ch.isalpha() for ch in text) >= 6 and not is_label(text) and (coined or not byline_names(text))
 
 
 # a journal's year as a citation gives it: "Nature (2023)", "Science, 2021"
-_PUBLISHED = re.compile(r"^[A-Z][\w .&:-]{1,80}?(?:\((?:19|20)\d\d\)|,\s*(?:19|20)\d\d)\.?$")
+_PUBLISHED = re.compile(r"^(?!.*\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\b)(?!(?:Apply|Deadline|Register)\b)"
+                        r"[A-Z][A-Za-z .&:-]{1,80}?(?:\((?:19|20)\d\d\)|,\s*(?:19|20)\d\d)\.?$")
 # the end of a byline: " - 12/15/2025 - Volume 131, Issue 4", " | Published 3 May", " (2026)"
 _BYLINE_END = re.compile(r"\s+[-–|·]\s+|\s*\(\d{4}\)|\s+\d")
 
@@ -278,12 +352,12 @@ def from_byline_links(soup) -> list[Paper]:
     "by Jane Doe" under its stories is not a paper's."""
     papers = []
     for a in soup.find_all("a", href=True):
-        title = text_of(a)
+        title = _short_text(a, 400) or ""
         if not _is_title(title) or title.lower().strip(" .") in LINK_WORDS:
             continue
         # the next element with text: a short block without links (a byline is a line; a block that holds the rest
         # of the mail, nested, is not one, and reading it for every link would take time quadratic in the mail)
-        after = next((x for x in a.next_siblings if isinstance(x, Tag) and any(t.strip() for t in x.strings)), None)
+        after = next((x for x in a.next_siblings if isinstance(x, Tag) and _has_text(x)), None)
         if after is None or after.name == "a" or after.find("a") is not None:
             continue
         byline = _short_text(after)
@@ -292,7 +366,7 @@ def from_byline_links(soup) -> list[Paper]:
         # a paper's byline, or the line after it, says where it appeared ("- 12/15/2025 - Volume 131, Issue 4",
         # "Nature (2023)"); a story's or a talk's does not
         if not (_CITATION.search(byline) or _PUBLISHED.search(byline)):
-            venue = next((x for x in after.next_siblings if isinstance(x, Tag) and any(t.strip() for t in x.strings)),
+            venue = next((x for x in after.next_siblings if isinstance(x, Tag) and _has_text(x)),
                          None)
             cited = _short_text(venue) if venue is not None and venue.find("a") is None else None
             if not cited or not (_CITATION.search(cited) or _PUBLISHED.search(cited)):
@@ -325,13 +399,33 @@ _CITATION = re.compile(r"\b(?:vol(?:ume)?\.?\s*\d+\b.{0,30}?\b(?:issue|no\.?|num
 _MATTER = re.compile(r"(?:^|\bcover and )(?:front|back) matter\s*$", re.I)
 
 
+def _strings(node, stop: int):
+    """The strings under ``node`` in order, until ``stop`` characters have gone by: a walk of its children that
+    costs what it reads (bs4's ``.strings`` first finds the end of the whole subtree, which in nested markup is
+    the rest of the mail, for every node asked)."""
+    stack, seen = [node], 0
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Tag):
+            stack.extend(reversed(item.contents))
+        elif not isinstance(item, Comment):
+            yield item
+            seen += len(item)
+            if seen > stop:
+                return
+
+
+def _has_text(node) -> bool:
+    return any(piece.strip() for piece in _strings(node, 2000))
+
+
 def _short_text(node, limit: int = 600) -> str | None:
     """``text_of(node)`` when its text is at most ``limit`` characters, else None, read no further than that."""
     size = 0
-    for piece in node.strings:
+    for piece in _strings(node, 2 * limit):
         size += len(piece)
-        if size > 2 * limit:
-            return None
+    if size > 2 * limit:
+        return None
     text = text_of(node)
     return text if len(text) <= limit else None
 
@@ -349,7 +443,7 @@ def _title_before_block(box):
     """The title printed just before an item's block, as its own link or heading (a layout that puts the title
     link first and then a block of authors, citation and DOI): the first sibling with text before ``box``."""
     for sibling in box.previous_siblings:  # lazily: the first one with text decides
-        if not isinstance(sibling, Tag) or not any(t.strip() for t in sibling.strings):
+        if not isinstance(sibling, Tag) or not _has_text(sibling):
             continue
         text = _short_text(sibling)  # a title is short: a block that holds much of the mail is read no further
         if text is None:
@@ -382,9 +476,7 @@ def _past_item(box, limit: int = 4000) -> bool:
     """Whether a block holds more than one item: a second DOI, or more than ``limit`` characters of text. Read no
     further than that: in nested markup each block holds all the rest of the mail."""
     size, dois = 0, set()
-    for piece in box.strings:
-        if isinstance(piece, Comment):
-            continue
+    for piece in _strings(box, 4 * limit):
         size += len(" ".join(piece.split()))
         dois |= _doi_in(piece)
         if size > limit or len(dois) > 1:
@@ -514,14 +606,18 @@ def _title_above(lines: list[str], i: int, bylines: bool = False) -> tuple[str, 
 
 def _dedup(papers: list[Paper]) -> list[Paper]:
     """Each paper once: by its id, and a paper known by its title alone also by its page's address (the HTML and
-    the text part of a mail may word its title differently)."""
-    seen: set[str] = set()
-    out = []
+    the text part of a mail may word its title differently); the first reading, with a later one's authors when
+    it had none."""
+    kept: dict[str, int] = {}  # id or page -> index in out
+    out: list[Paper] = []
     for p in papers:
         page = f"url:{p.url}" if p.url and not (p.arxiv_id or p.doi) else None
-        if p.id not in seen and (page is None or page not in seen):
-            seen.update(filter(None, (p.id, page)))
+        at = kept.get(p.id, kept.get(page) if page else None)
+        if at is None:
+            kept.update({key: len(out) for key in (p.id, page) if key})
             out.append(p)
+        elif not out[at].authors and p.authors:  # the same paper read again (the text part): its byline counts
+            out[at] = out[at].with_(authors=p.authors)
     return out
 
 
@@ -547,7 +643,7 @@ def parse(body: Body) -> list[Paper]:
             key = clean_space(pair.title).lower()
             if key in by_title and not by_title[key].abstract and not author_names(pair.abstract):
                 enriched[key] = by_title[key].with_(abstract=pair.abstract)
-        return [enriched.get(clean_space(p.title).lower(), p) for p in linked]
+        return _without_presenters([enriched.get(clean_space(p.title).lower(), p) for p in linked])
     # prefer the richer title+abstract records, then add linked papers not already there
     # a title followed by its author line is not a title and abstract
     pairs = [p.with_(abstract=None, authors=tuple(author_names(p.abstract))) if author_names(p.abstract) else p
@@ -558,5 +654,5 @@ def parse(body: Body) -> list[Paper]:
              if (found := by_title.get(clean_space(p.title).lower())) is not None else p for p in pairs]
     titles = {clean_space(p.title).lower() for p in pairs}
     out = pairs + [p for p in linked if clean_space(p.title).lower() not in titles]
-    return _dedup(out)
+    return _without_presenters(_dedup(out))
 

@@ -145,7 +145,9 @@ def _from_links(html: str) -> list[Paper]:
         # a card that is one link (thumbnail, title, authors, abstract, upvotes) names its title in a heading
         label = _card_heading(a) or text_of(a)
         # several links per card (title, thumbnail, "upvote"): keep the longest text that reads as a title
-        if len(label) > len(best[ident]) and not re.fullmatch(r"[\d\s.,k+]*|view|read|upvote", label, re.I):
+        # ... and a title: not a label ("Hugging Face", "View paper"), unless a short coined name ("DeepSeek-R1")
+        titled = is_meaningful_title(label) or (len(label.split()) <= 2 and bool(re.search(r"\d|[a-z][A-Z]|-", label)))
+        if len(label) > len(best[ident]) and titled and not re.fullmatch(r"[\d\s.,k+]*|view|read|upvote", label, re.I):
             best[ident] = label
     return [Paper(title=best[i], arxiv_id=i, url=arxiv_url(i), source="hf") for i in order if best[i]]
 
