@@ -1084,7 +1084,7 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
         profiles, stale = loaded.profiles, set(loaded.stale)
     except ProfileError as exc:  # the folder itself (missing, a file): no profile can be told gone
         profiles, stale, errors, covered = {}, set(), [str(exc)], None
-    from .pipeline import candidate_since, earlier_names, profile_addresses
+    from .pipeline import candidate_since, earlier_names, own_seed, profile_addresses
 
     since = candidate_since(settings, now)  # the window `digest rank` ranks
     addresses = profile_addresses(store)
@@ -1125,7 +1125,7 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
                 # 'dead': the run holding it is gone (kill -9, a crash); the next run takes it over and sends it
                 entry["last"]["claim"] = owner_state(last.get("claimed_by") or "")
         entry["waiting"] = store.count_candidates(user, since, replacements=settings.ranking.include_replacements,
-                                                  also_sent_to=earlier)
+                                                  also_sent_to=earlier, leave_out=own_seed(profile))
         users.append(entry)
     report["users"] = users
     # unfinished digests of a profile that is gone (deleted, or renamed with a new address): nothing sends them

@@ -28,7 +28,7 @@ import re
 import socket
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -1081,7 +1081,12 @@ class Store:
                                [since, *args]).fetchone()[0]
 
     def count_candidates(self, user: str, since: str, *, replacements: bool = False,
-                         also_sent_to: Sequence[str] = ()) -> int:
-        """How many papers wait for the user's next digest (as ``candidate_papers``, counted)."""
+                         also_sent_to: Sequence[str] = (),
+                         leave_out: Callable[[str | None, str | None, str | None], object] | None = None) -> int:
+        """How many papers wait for the user's next digest (as ``candidate_papers``, counted); without those
+        ``leave_out(arxiv_id, doi, title)`` names (the reader's own seed papers: ``pipeline.own_seed``)."""
         where, args = _candidates(user, since, replacements, also_sent_to)
-        return self.db.execute(f"SELECT COUNT(*) FROM papers WHERE {where}", args).fetchone()[0]
+        if leave_out is None:
+            return self.db.execute(f"SELECT COUNT(*) FROM papers WHERE {where}", args).fetchone()[0]
+        rows = self.db.execute(f"SELECT arxiv_id, doi, title FROM papers WHERE {where}", args)
+        return sum(1 for arxiv_id, doi, title in rows if not leave_out(arxiv_id, doi, title))

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from digest.cli import cli
 from digest.config import load_settings
+from digest.models import Paper
 from digest.profiles import Interest, Profile
 from digest.schedule import (
     RunLock,
@@ -342,6 +343,18 @@ def test_status_says_written_for_a_digest_that_went_to_an_outbox_file(setup):
     store.mark_digest(store.claim_digest("ada", "2024-03-27"), "sent")  # and one that went out by SMTP
     out = CliRunner().invoke(cli, ["--config", str(config), "status"]).output
     assert "digests: 2 (1 sent, 1 written)" in out
+
+
+def test_status_waiting_counts_what_the_ranking_would_rank_not_the_readers_own_seed_papers(setup):
+    tmp_path, config = setup
+    profile = tmp_path / "profiles" / "ada.toml"
+    profile.write_text(profile.read_text() + '[[seeds]]\narxiv = "2211.17192"\n')
+    settings = load_settings(config)
+    store = Store(settings.db_path)
+    store.add_papers([Paper("Fast Inference from Transformers via Speculative Decoding", arxiv_id="2211.17192"),
+                      Paper("A new paper on KV caches", arxiv_id="2501.00001")])
+    [ada] = [u for u in status_report(settings, store)["users"] if u["user"] == "ada"]
+    assert ada["waiting"] == 1  # the seed paper that arrived is not news to ada
 
 
 def test_status_names_an_unfinished_digest_whose_profile_is_gone(setup):
