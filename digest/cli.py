@@ -336,9 +336,10 @@ def parse(paths: tuple[Path, ...], as_json: bool) -> None:
 def rank_cmd(ctx: click.Context, profile: str, limit: int, query: str | None) -> None:
     """Preview a user's ranking: score, title and why, without sending anything.
 
-    PROFILE is a user name (profiles/NAME.toml) or a path to a profile file. Picked items are marked ✓.
+    PROFILE is a user name (NAME.toml in profiles_dir) or a path to a profile file. Picked items are marked ✓.
     --find answers "why is this paper not in my digest?": its place in the ranking and the rule that left it
-    out (below the floor, muted, no room), or why it is not ranked at all (already sent, too old).
+    out (below the floor, muted, no room), or why it is not ranked at all (already sent or voted on, one of
+    your seed papers, too old, an arXiv replacement).
 
     Example:
 

@@ -454,6 +454,14 @@ def with_library(profile: Profile) -> tuple[Profile, list[ProfileError], list[st
     return replace(profile, library_seeds=tuple(seeds)), errors, warnings
 
 
+def _shown(path: Path) -> str:
+    """A path as the user would type it: relative to the working directory when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 # the addresses of the example profiles (profiles/ada.toml, ben.toml): a copy of one that keeps its address
 EXAMPLE_EMAILS = frozenset({"ada@example.org", "ben@example.org"})
 
@@ -473,9 +481,13 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
                            f"--profiles {directory.parent or '.'}), or set profiles_dir in config.toml")
     if not directory.is_dir():
         where = "" if directory.is_absolute() else f" (looked for {directory.resolve()})"
-        raise ProfileError(f"{directory}: profiles directory not found{where}; create it and put a profile in it "
-                           f"(mkdir {directory} && cp profiles/ada.toml {directory}/yourname.toml), or set "
-                           "profiles_dir in config.toml (a relative path is taken from the folder digest runs in)")
+        # the repository's examples (profiles/ada.toml), when this is not that folder itself
+        example = Path(__file__).resolve().parent.parent / "profiles" / "ada.toml"
+        start = f" (mkdir {directory} && cp {_shown(example)} {directory}/yourname.toml)" \
+            if example.exists() and directory.resolve() != example.parent else ""
+        raise ProfileError(f"{directory}: profiles directory not found{where}; create it and put a profile in it"
+                           f"{start}, or set profiles_dir in config.toml (a relative path is taken from the folder "
+                           "digest runs in)")
     errors: list[ProfileError] = []
     # user -> (path, text of the file if it loaded, else None, the profile: the file's or its last good version's)
     found: dict[str, tuple[Path, str | None, Profile]] = {}

@@ -1,4 +1,5 @@
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -79,8 +80,9 @@ def test_check_of_a_config_without_a_mailbox_warns_that_poll_cannot_read_alerts(
     assert "warning: config.example.toml: imap.host is not set, so `digest poll` and `digest run` cannot read" \
         in result.output
     # the example config's profiles folder, before the user made it: how to make it
+    example = Path(__file__).resolve().parent.parent / "profiles" / "ada.toml"  # outside the clone: its full path
     assert "error: my-profiles: profiles directory not found" in result.output and \
-        "(mkdir my-profiles && cp profiles/ada.toml my-profiles/yourname.toml)" in result.output, result.output
+        f"(mkdir my-profiles && cp {example} my-profiles/yourname.toml)" in result.output, result.output
 
 
 def test_settings_are_frozen():
