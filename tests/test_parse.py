@@ -2326,8 +2326,8 @@ GENERIC_EXPECTED = {
     "P02": [("Distributed Inference and Fine-tuning", None), ("Emergent autonomous scientific research", None),
             ("Typhoon: Thai Large Language Models", None)],
     "P03": [("DeepSeek-R1", "2501.12948"), ("DeepSeek-V3 Technical Report", "2412.19437"),
-            ("KAN: Kolmogorov-Arnold Networks", "2404.19756"), ("Mistral 7B", "2310.06825")],
-    # ("Segment Anything" is lost: two Title-Case words linking a paper read as a person's name, "Tony Zhao")
+            ("KAN: Kolmogorov-Arnold Networks", "2404.19756"), ("Mistral 7B", "2310.06825"),
+            ("Segment Anything", "2304.02643")],  # two Title-Case words, a title since its byline follows
     "P04": [("Direct Preference Optimization", None), ("Mamba: Linear-Time", None), ("Mistral 7B", None)],
     "P05": [("Mamba: Linear-Time", None), ("Direct Preference Optimization", None)],
     "P06": [("Chain-of-Thought Prompting", None), ("LoRA: Low-Rank Adaptation", None)],

@@ -274,7 +274,7 @@ def _from_html(html: str) -> list[Paper]:
         arxiv, doi = ids
         # only the link text: the text around a link is too often a sentence ("my paper is <a>here</a>");
         # plain-text alternatives and "Title <url>" lines are handled by _from_text
-        if _short_title(title):
+        if _short_title(title) or (_short_title(title, names_too=True) and _byline_after(a)):
             short.append(_make(title, arxiv, doi, target))  # "Mistral 7B", unless another link names the paper
             continue
         if not is_meaningful_title(title):
@@ -326,16 +326,26 @@ _NOT_SHORT_TITLE = {"our", "my", "the", "this", "new", "full", "read", "view", "
                     "central", "citation", "cite", "share", "subscribe", "now", "online", "access", "reading"}
 
 
-def _short_title(text: str) -> bool:
+def _byline_after(a) -> bool:
+    """Whether the link ``a`` is followed by its authors ("Segment Anything" / "Alexander Kirillov, Eric Mintun,
+    ..."): then two Title-Case words are its title, not a person's name linking to it."""
+    after = next((x for x in a.next_siblings if isinstance(x, Tag) and _has_text(x)), None)
+    line = _short_text(after) if after is not None and after.name != "a" else None
+    return bool(line) and len(author_names(_BYLINE_END.split(line, maxsplit=1)[0])) >= 2
+
+
+def _short_title(text: str, names_too: bool = False) -> bool:
     """A paper's short name as the text of a link to it (its arXiv id, DOI or record page): two words, each
-    capitalised or a number ("Mistral 7B", "Segment Anything"), none of them a link's label."""
+    capitalised or a number ("Mistral 7B", "Segment Anything"), none of them a link's label; with ``names_too``
+    also two words that could be a person's name (the caller knows a byline follows)."""
     words = clean_space(text).split()
     # a person's name ("Tony Zhao") or a journal's ("Nature Medicine") links a paper too: a short name of a paper
     # has a number or an inner capital ("Mistral 7B", "DeepSeek-V3", "GPT-4") when it could be a name
     coined = any(re.search(r"\d|[a-z][A-Z]|-", w) for w in words)
     return len(words) == 2 and all(w[0].isupper() or w[0].isdigit() for w in words) \
         and not any(w.lower().strip(".:") in _NOT_SHORT_TITLE for w in words) \
-        and sum(ch.isalpha() for ch in text) >= 6 and not is_label(text) and (coined or not byline_names(text))
+        and sum(ch.isalpha() for ch in text) >= 6 and not is_label(text) \
+        and (coined or names_too or not byline_names(text))
 
 
 # a journal's year as a citation gives it: "Nature (2023)", "Science, 2021"
