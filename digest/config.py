@@ -468,11 +468,11 @@ def load_settings(path: str | Path | None = None, *, local: bool = True, **overr
     """Read ``config.toml`` (``path``, else ``$DIGEST_CONFIG``, else ./config.toml if present and ``local``, else
     the defaults)."""
     explicit = path or os.environ.get("DIGEST_CONFIG")
-    candidate = Path(explicit) if explicit else Path("config.toml") if local else Path("/nonexistent/config.toml")
+    candidate = Path(explicit) if explicit else Path("config.toml") if local else None
     table: dict = {}
     text = ""
     source = "(defaults)"
-    if candidate.exists():
+    if candidate is not None and candidate.exists():
         source = str(candidate)
         text = read_text_file(candidate, ConfigError, "cannot read the config file",
                               "pass a file with --config or $DIGEST_CONFIG")
