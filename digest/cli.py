@@ -98,9 +98,10 @@ def _load_profile(settings, name: str):
 
 
 def _clipped(title: str, width: int = 100) -> str:
-    """A title on one line, cut at ``width`` characters with an ellipsis when longer."""
-    title = " ".join(title.split())
-    return title if len(title) <= width else title[:width - 1].rstrip() + "…"
+    """A title on one line, cut at ``width`` characters with an ellipsis when longer (as the digest cuts them)."""
+    from .render import shorten
+
+    return shorten(title, width)
 
 
 def _score(item) -> str:

@@ -33,7 +33,7 @@ from .models import (
     normalise_doi,
     normalise_title,
 )
-from .profiles import LoadedProfiles, Profile, load_profiles, local_period
+from .profiles import LoadedProfiles, Profile, display_path, load_profiles, local_period
 from .rank import Anchor, Ranking, build_signals, rank
 from .render import item_context, render_digest
 from .send import build_message, send_message, write_outbox
@@ -324,7 +324,7 @@ def own_seed(profile: Profile) -> Callable[[str | None, str | None, str | None],
     one paper's alone."""
     where: dict[tuple[str, str], str] = {}
     titled: dict[str, tuple[str, str | None, str | None]] = {}  # title key -> (where, the seed's arXiv id, DOI)
-    for seed, named in [*((s, f"{_display_path(profile.path)}:{s.line}" if s.line else _display_path(profile.path))
+    for seed, named in [*((s, f"{display_path(profile.path)}:{s.line}" if s.line else display_path(profile.path))
                           for s in profile.seeds),
                         *((s, "your library (the profile's library file)") for s in profile.library_seeds)]:
         arxiv, doi = normalise_arxiv_id(seed.arxiv), normalise_doi(seed.doi)
@@ -475,16 +475,6 @@ def _links(settings: Settings, key: Secret, profile: Profile, paper_id: str | No
     return web_link(settings, key, profile.user, action, paper_id)
 
 
-def _display_path(path: str) -> str:
-    """The profile file as the user would type it: relative to the working directory when inside it."""
-    if not path:
-        return ""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return path
-
-
 def compose(settings: Settings, store: Store, user_ranking: UserRanking, period: str, digest_id: int | None = None,
             *, preview: bool = False):
     """Render the digest of one ranking: returns (rendered, context). With ``digest_id`` (the row its papers are
@@ -510,7 +500,7 @@ def compose(settings: Settings, store: Store, user_ranking: UserRanking, period:
     context = {
         "date": date.fromisoformat(period), "items": items, "quiet": not items,
         "n_candidates": user_ranking.n_candidates,
-        "profile_file": _display_path(profile.path) or f"profiles/{profile.user}.toml",
+        "profile_file": display_path(profile.path) or f"profiles/{profile.user}.toml",
         "unsubscribe_url": _links(settings, key, profile, None, "unsubscribe"), "user": profile.name,
         "reply_address": reply,
         "page_url": _links(settings, key, profile, str(digest_id), "digest") if digest_id is not None else "",

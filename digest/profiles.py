@@ -454,10 +454,12 @@ def with_library(profile: Profile) -> tuple[Profile, list[ProfileError], list[st
     return replace(profile, library_seeds=tuple(seeds)), errors, warnings
 
 
-def _shown(path: Path) -> str:
-    """A path as the user would type it: relative to the working directory when inside it."""
+def display_path(path: str | Path) -> str:
+    """A path as the user would type it: relative to the working directory when inside it ("" for none)."""
+    if not path:
+        return ""
     try:
-        return str(path.relative_to(Path.cwd().resolve()))
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
 
@@ -483,7 +485,7 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
         where = "" if directory.is_absolute() else f" (looked for {directory.resolve()})"
         # the repository's examples (profiles/ada.toml), when this is not that folder itself
         example = Path(__file__).resolve().parent.parent / "profiles" / "ada.toml"
-        start = f" (mkdir {directory} && cp {_shown(example)} {directory}/yourname.toml)" \
+        start = f" (mkdir {directory} && cp {display_path(example)} {directory}/yourname.toml)" \
             if example.exists() and directory.resolve() != example.parent else ""
         raise ProfileError(f"{directory}: profiles directory not found{where}; create it and put a profile in it"
                            f"{start}, or set profiles_dir in config.toml (a relative path is taken from the folder "

@@ -282,8 +282,9 @@ def _from_html(html: str) -> list[Paper]:
             label = clean_space(title).lower().strip(" .:!»›>()[]")
             after_title = label in _AFTER_TITLE or (len(label.split()) == 1 and _PAPER_HOST.search(label) is not None) \
                 or re.fullmatch(r"(arxiv:\s*)?" + ARXIV_ID + r"|10\.\d{4,9}/\S+", label, re.I) is not None
-            title = _title_before(_text_before_link(a, before)) if after_title else ""
-            if (after_title or label == "paper") and not _text_before_link(a, before).strip():
+            said = _text_before_link(a, before)
+            title = _title_before(said) if after_title else ""
+            if (after_title or label == "paper") and not said.strip():
                 title = _heading_above(a)  # "### Title / a blurb / [Paper] | [Code]" (a newsletter's item)
         if _reads_as_title(title):
             papers.append(_make(title, arxiv, doi, target))
@@ -329,7 +330,7 @@ _NOT_SHORT_TITLE = {"our", "my", "the", "this", "new", "full", "read", "view", "
 def _byline_after(a) -> bool:
     """Whether the link ``a`` is followed by its authors ("Segment Anything" / "Alexander Kirillov, Eric Mintun,
     ..."): then two Title-Case words are its title, not a person's name linking to it."""
-    after = next((x for x in a.next_siblings if isinstance(x, Tag) and _has_text(x)), None)
+    after = _with_text(a.next_siblings)
     line = _short_text(after) if after is not None and after.name != "a" else None
     return bool(line) and len(author_names(_BYLINE_END.split(line, maxsplit=1)[0])) >= 2
 
@@ -355,6 +356,11 @@ _PUBLISHED = re.compile(r"^(?!.*\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov
 _BYLINE_END = re.compile(r"\s+[-–|·]\s+|\s*\(\d{4}\)|\s+\d")
 
 
+def _says_where(line: str) -> bool:
+    """Whether a line says where a paper appeared: a citation ("Volume 131, Issue 4") or a journal and year."""
+    return bool(_CITATION.search(line) or _PUBLISHED.search(line))
+
+
 def from_byline_links(soup) -> list[Paper]:
     """A table of contents whose links are opaque (a mailing service's click tracker, no DOI or arXiv id in
     them): an item is a link whose text is a title followed by its byline ("Lu, Sirui; Efendić, Emir - 12/15/2025
@@ -367,7 +373,7 @@ def from_byline_links(soup) -> list[Paper]:
             continue
         # the next element with text: a short block without links (a byline is a line; a block that holds the rest
         # of the mail, nested, is not one, and reading it for every link would take time quadratic in the mail)
-        after = next((x for x in a.next_siblings if isinstance(x, Tag) and _has_text(x)), None)
+        after = _with_text(a.next_siblings)
         if after is None or after.name == "a" or after.find("a") is not None:
             continue
         byline = _short_text(after)
@@ -375,11 +381,10 @@ def from_byline_links(soup) -> list[Paper]:
             continue  # a story's byline ("By Jane Doe and John Smith | May 3"), not a paper's
         # a paper's byline, or the line after it, says where it appeared ("- 12/15/2025 - Volume 131, Issue 4",
         # "Nature (2023)"); a story's or a talk's does not
-        if not (_CITATION.search(byline) or _PUBLISHED.search(byline)):
-            venue = next((x for x in after.next_siblings if isinstance(x, Tag) and _has_text(x)),
-                         None)
+        if not _says_where(byline):
+            venue = _with_text(after.next_siblings)
             cited = _short_text(venue) if venue is not None and venue.find("a") is None else None
-            if not cited or not (_CITATION.search(cited) or _PUBLISHED.search(cited)):
+            if not cited or not _says_where(cited):
                 continue
         line = _BYLINE_END.split(byline, maxsplit=1)[0]
         names = author_names(line)
@@ -429,6 +434,12 @@ def _has_text(node) -> bool:
     return any(piece.strip() for piece in _strings(node, 2000))
 
 
+def _with_text(siblings):
+    """The first element among ``siblings`` (a node's ``next_siblings`` or ``previous_siblings``, walked lazily)
+    that has text, else None."""
+    return next((x for x in siblings if isinstance(x, Tag) and _has_text(x)), None)
+
+
 def _short_text(node, limit: int = 600) -> str | None:
     """``text_of(node)`` when its text is at most ``limit`` characters, else None, read no further than that."""
     size = 0
@@ -452,18 +463,16 @@ def _is_title(text: str) -> bool:
 def _title_before_block(box):
     """The title printed just before an item's block, as its own link or heading (a layout that puts the title
     link first and then a block of authors, citation and DOI): the first sibling with text before ``box``."""
-    for sibling in box.previous_siblings:  # lazily: the first one with text decides
-        if not isinstance(sibling, Tag) or not _has_text(sibling):
-            continue
-        text = _short_text(sibling)  # a title is short: a block that holds much of the mail is read no further
-        if text is None:
-            return None
-        heading = sibling if sibling.name in _TITLE_TAGS else None
-        if heading is None and sibling.name in ("div", "p", "span", "td"):
-            tags = sibling.find_all(_TITLE_TAGS, limit=2)
-            heading = tags[0] if len(tags) == 1 and text_of(tags[0]) == text else None
-        return heading if heading is not None and _is_title(text) else None
-    return None
+    sibling = _with_text(box.previous_siblings)  # the first one with text decides
+    # a title is short: a block that holds much of the mail is read no further
+    text = _short_text(sibling) if sibling is not None else None
+    if text is None:
+        return None
+    heading = sibling if sibling.name in _TITLE_TAGS else None
+    if heading is None and sibling.name in ("div", "p", "span", "td"):
+        tags = sibling.find_all(_TITLE_TAGS, limit=2)
+        heading = tags[0] if len(tags) == 1 and text_of(tags[0]) == text else None
+    return heading if heading is not None and _is_title(text) else None
 
 
 def _title_in(box, doi_node):
@@ -659,7 +668,6 @@ def parse(body: Body) -> list[Paper]:
     pairs = [p.with_(abstract=None, authors=tuple(author_names(p.abstract))) if author_names(p.abstract) else p
              for p in pairs]
     # a paper both as a title and abstract and as a link (its arXiv id, DOI or page): one paper with both
-    by_title = {clean_space(p.title).lower(): p for p in linked}
     pairs = [p.with_(arxiv_id=found.arxiv_id, doi=found.doi, url=found.url, authors=p.authors or found.authors)
              if (found := by_title.get(clean_space(p.title).lower())) is not None else p for p in pairs]
     titles = {clean_space(p.title).lower() for p in pairs}
