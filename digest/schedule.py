@@ -880,9 +880,10 @@ class Daemon:
 
         loaded = load_profiles(self.settings.profiles_path, store.profile_texts())
         store.save_profile_texts(loaded.texts)
-        current = {str(e) for e in loaded.errors}
+        by_text = {str(e): e for e in loaded.errors}
+        current = set(by_text)
         for error in sorted(current - self._reported_errors):
-            user, message = record_profile_error(store, loaded, next(e for e in loaded.errors if str(e) == error))
+            user, message = record_profile_error(store, loaded, by_text[error])
             log.error("job=profiles user=%s: %s", user, message)
         for error in sorted(self._reported_errors - current):
             where = error.split(":", 1)[0]

@@ -514,9 +514,7 @@ def _surname_first(part: str) -> bool:
     """"Lu, Sirui", "Yin, Bingqing Miranda", "de la Cruz, Maria", "Doe, J.", "Brown, Alan, Jr.": one name written
     surname first: one surname (with its particles) before the comma, one to three given names or initials after
     (not "A. Smith, B. Jones" nor "Alice Smith, Bob Jones")."""
-    pieces = [x.strip() for x in part.split(",")]
-    if len(pieces) == 3 and _SUFFIX.match(pieces[2]):
-        pieces = pieces[:2]
+    pieces, _ = _name_pieces(part)
     if len(pieces) != 2 or not pieces[1]:
         return False
     surname = [w for w in pieces[0].split() if w.lower() not in NAME_PARTICLES]
@@ -532,11 +530,16 @@ def _surname_first(part: str) -> bool:
 
 def given_first(name: str) -> str:
     """"Lu, Sirui" -> "Sirui Lu", "Brown, Alan, Jr." -> "Alan Brown, Jr."; a name without a comma stays."""
-    pieces = [x.strip() for x in name.split(",")]
-    suffix = f", {pieces.pop()}" if len(pieces) == 3 and _SUFFIX.match(pieces[2]) else ""
+    pieces, suffix = _name_pieces(name)
     if len(pieces) != 2 or not pieces[1] or _SUFFIX.match(pieces[1]):
         return name
-    return f"{pieces[1]} {pieces[0]}{suffix}"
+    return f"{pieces[1]} {pieces[0]}{f', {suffix}' if suffix else ''}"
+
+
+def _name_pieces(name: str) -> tuple[list[str], str]:
+    """A name's comma-separated pieces without a trailing suffix ("Brown, Alan, Jr." -> ["Brown", "Alan"], "Jr.")."""
+    pieces = [x.strip() for x in name.split(",")]
+    return (pieces[:2], pieces[2]) if len(pieces) == 3 and _SUFFIX.match(pieces[2]) else (pieces, "")
 
 
 def split_authors(text: str | None) -> list[str]:
@@ -624,6 +627,15 @@ _FIELD_WORDS = {"nature", "science", "sciences", "cell", "advances", "reports", 
 
 
 _CONNECTORS = {"of", "the", "and", "in", "for"}  # "Journal of the ...": between a label's words, never one alone
+
+
+def coined(text: str) -> bool:
+    """Whether a short name is coined, as a model's or a method's ("Mistral 7B", "DeepSeek-V3", "GPT-4",
+    "scGPT"): a digit, an inner capital or a hyphen, which a person's or a journal's name has not."""
+    return bool(_COINED.search(text))
+
+
+_COINED = re.compile(r"\d|[a-z][A-Z]|-")
 
 
 def is_label(line: str) -> bool:

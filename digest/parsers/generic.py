@@ -31,6 +31,7 @@ from .common import (
     byline_names,
     clean_lines,
     clean_space,
+    coined,
     doi_from_url,
     doi_url,
     given_first,
@@ -342,11 +343,10 @@ def _short_title(text: str, names_too: bool = False) -> bool:
     words = clean_space(text).split()
     # a person's name ("Tony Zhao") or a journal's ("Nature Medicine") links a paper too: a short name of a paper
     # has a number or an inner capital ("Mistral 7B", "DeepSeek-V3", "GPT-4") when it could be a name
-    coined = any(re.search(r"\d|[a-z][A-Z]|-", w) for w in words)
     return len(words) == 2 and all(w[0].isupper() or w[0].isdigit() for w in words) \
         and not any(w.lower().strip(".:") in _NOT_SHORT_TITLE for w in words) \
         and sum(ch.isalpha() for ch in text) >= 6 and not is_label(text) \
-        and (coined or names_too or not byline_names(text))
+        and (coined(text) or names_too or not byline_names(text))
 
 
 # a journal's year as a citation gives it: "Nature (2023)", "Science, 2021"

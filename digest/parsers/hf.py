@@ -22,6 +22,7 @@ from .common import (
     byline_names,
     clean_lines,
     clean_space,
+    coined,
     html_to_text,
     is_meaningful_title,
     soup_of,
@@ -146,7 +147,7 @@ def _from_links(html: str) -> list[Paper]:
         label = _card_heading(a) or text_of(a)
         # several links per card (title, thumbnail, "upvote"): keep the longest text that reads as a title
         # ... and a title: not a label ("Hugging Face", "View paper"), unless a short coined name ("DeepSeek-R1")
-        titled = is_meaningful_title(label) or (len(label.split()) <= 2 and bool(re.search(r"\d|[a-z][A-Z]|-", label)))
+        titled = is_meaningful_title(label) or (len(label.split()) <= 2 and coined(label))
         if len(label) > len(best[ident]) and titled and not re.fullmatch(r"[\d\s.,k+]*|view|read|upvote", label, re.I):
             best[ident] = label
     return [Paper(title=best[i], arxiv_id=i, url=arxiv_url(i), source="hf") for i in order if best[i]]
