@@ -10,7 +10,8 @@ a paper alert (``kind=None``).
 A mail from a known alert sender that yields no papers raises :class:`~digest.errors.ParseError` when it has
 its family's alert layout (see ``_MARKERS``); without it, a subscription confirmation and the like (by its
 subject) or any mail of a whole publisher domain (nature.com, heart.org, ...: newsletters) is not a paper
-alert.
+alert. Mail of any sender that yields no papers but reads as an alert (its subject, and links to follow) raises
+too (``_unread_alert``): a publisher's layout no parser knows is reported, not passed over.
 """
 
 from __future__ import annotations
@@ -261,6 +262,8 @@ def _collect(msg: Message, parts: _Parts) -> _Parts:
         payload = msg.get_payload(decode=True)
         if payload:
             parts.attached.append(email.message_from_bytes(payload, policy=email.policy.default))
+    elif ctype == "text/x-amp-html":
+        pass  # AMP for email: always an alternative to the text/html part beside it, which is the one read
     elif ctype in ("text/plain", "text/html", "text/x-html") or (msg.get_content_maintype() == "text"
                                                                 and not msg.get_filename()):
         (parts.html if "html" in ctype else parts.text).append(_decode_part(msg))
@@ -479,6 +482,7 @@ def _parse_bodies(text: str | None, html: str | None, *, sender: str, subject: s
         papers = _run(kind, body, sender=sender, strict=True)
         if papers or _empty_listing(kind, body):
             return kind, papers
+        _unread_alert(body, sender)
         return None, []  # administrative mail of an alert sender
     for inner in attached:  # forwarded as an attachment: the inner mail has its own From
         inner_kind, papers = _parse_msg(inner)
@@ -501,7 +505,37 @@ def _parse_bodies(text: str | None, html: str | None, *, sender: str, subject: s
         if papers:
             return kind, papers
     papers = _named(generic.parse(body))
+    if not papers:
+        _unread_alert(body, sender)
     return ("generic", papers) if papers else (None, [])
+
+
+# a subject only a paper alert has: "New articles for X are now available online", "Article Event Alert",
+# "1 new match for ...", "New OnlineFirst articles", "eTOC", "Early View" (a lone "alert" or "new issue" is not
+# enough: "Security alert", "New issue opened")
+_PAPER_ALERT_SUBJECT = re.compile(
+    r"\b(?:new (?:online ?first |early view |open access )?(?:articles?|papers|publications|citations?|matche?s?)\b|"
+    r"table of contents|e-?tocs?\b|online ?first|early view|just accepted|ahead of print|articles? asap|"
+    r"(?:article(?: event)?|citation|search|content|journal|table of contents|toc) alerts?\b|"
+    r"latest (?:articles|research|issue of))", re.I)
+_LINK = re.compile(r"""<a\s[^>]*?href\s*=\s*["']?https?://|(?<![\w"'=])https?://""", re.I)
+
+
+def _unread_alert(body: Body, sender: str) -> None:
+    """A mail that gives no papers but reads as a paper alert (its subject, and links to follow) is an alert
+    whose layout no parser knows: an error, so the user hears of it, rather than mail passed over in silence."""
+    subject = body.subject or ""
+    if not _PAPER_ALERT_SUBJECT.search(subject) or _administrative(subject):
+        return
+    content = (body.html or body.text or "")[:2_000_000]
+    if len(_LINK.findall(content)) + len(set(DOI_RE.findall(content))) < 2:  # an alert points to its papers
+        return
+    raise ParseError(
+        f"mail from {sender or 'unknown sender'} (subject {subject!r}) reads like a paper alert, but no papers "
+        f"could be read from it: its layout is one no parser knows, and its links carry no DOI or arXiv id. "
+        f"Keep the mail as .eml (`digest parse FILE` shows what is read from it) and report it with the file, "
+        f"so the parser learns the layout; if it is not an alert, nothing is lost by ignoring this."
+    )
 
 
 def _parse_msg(msg: Message, parts: _Parts | None = None) -> tuple[str | None, list[Paper]]:

@@ -372,8 +372,90 @@ def test_dois_are_recovered_from_the_publishers_article_links():
         "https://elifesciences.org/digests/90123/a-digest-title": None,
         "https://academic.oup.com/bioinformatics/article/40/1/btad123/7000000?utm_source=etoc": None,
         "https://ieeexplore.ieee.org/document/10123456?source=authoralert": None,
+        # Silverchair sites (OUP, AIP, ASH): the site's article number, file name or title slug after the DOI
+        "https://academic.oup.com/mnras/advance-article/doi/10.1093/mnras/stae001/7500000": "10.1093/mnras/stae001",
+        "https://academic.oup.com/publius/advance-article-pdf/doi/10.1093/publius/pjaf050/64169417/pjaf050.pdf": "10.1093/publius/pjaf050",
+        "https://pubs.aip.org/aip/jcp/article-pdf/doi/10.1063/5.0190000/19000000/014101_1_5.0190000.pdf": "10.1063/5.0190000",
+        "https://ashpublications.org/blood/article/doi/10.1182/blood.2024024000/515000/Some-title": "10.1182/blood.2024024000",
+        "https://academic.oup.com/bioinformatics/article-abstract/doi/10.1093/bioinformatics/btae106": "10.1093/bioinformatics/btae106",
+        # a DOI whose suffix has a slash of its own keeps it (Atypon paths are /doi/..., not /article/doi/...)
+        "https://www.tandfonline.com/doi/abs/10.1080/1234/5678": "10.1080/1234/5678",
+        "https://www.medrxiv.org/content/10.1101/2025.08.29.25333548v1.full-text": "10.1101/2025.08.29.25333548",
+        "https://www.biorxiv.org/content/10.1101/2024.01.01.573000v2.supplementary-material": "10.1101/2024.01.01.573000",
+        "https://www.biorxiv.org/content/biorxiv/early/2024/01/03/2024.01.01.573000.full.pdf": "10.1101/2024.01.01.573000",
+        "https://www.biorxiv.org/content/early/2016/03/21/044891": "10.1101/044891",
     }
     assert {url: doi_from_url(url) for url in cases} == cases
+
+
+def mail(sender: str, subject: str, body: str, subtype: str = "plain") -> bytes:
+    msg = EmailMessage()
+    msg["From"], msg["Subject"] = sender, subject
+    msg.set_content(body, subtype=subtype)
+    return msg.as_bytes()
+
+
+def test_amazon_ses_click_tracking_is_unwrapped():
+    from digest.parsers.common import unwrap_url
+
+    target = "https://www.sciencedirect.com/science/article/pii/S0025619618304026"
+    ses = ("https://cwhib9vv.r.us-east-1.awstrack.me/L0/https:%2F%2Fwww.sciencedirect.com%2Fscience%2Farticle%2Fpii%2F"
+           "S0025619618304026%3Fdgcid=raven_sd_search_email/1/0100016-000000/_ewE29jTmNG=68")
+    assert unwrap_url(ses) == target
+    raw = mail("sciencedirect@notification.elsevier.com", "New Search Alert results for kidney",
+               f'<table><tr><td><h2><a href="{ses}">C3 Glomerulopathy: Ten Years\' Experience at Mayo Clinic</a></h2>'
+               "<p>Research article</p><p>Mayo Clinic Proceedings, Volume 93, Issue 8, Pages 991-1008,</p>"
+               "<p>Aishwarya Ravindran, Sanjeev Sethi</p></td></tr></table>", subtype="html")
+    (paper,) = parse_message(raw).papers
+    assert paper.url == target and paper.title.startswith("C3 Glomerulopathy")
+    # a tracker path that is not a wrapped address is left as it is
+    assert unwrap_url("https://x.r.us-east-1.awstrack.me/L0/abc/1/2/3") == "https://x.r.us-east-1.awstrack.me/L0/abc/1/2/3"
+
+
+def test_an_amp_alternative_is_not_read_beside_the_html():
+    item = ('<h3><a class="gse_alrt_title" href="https://scholar.google.com/scholar_url?url=https://arxiv.org/abs/'
+            '2401.00001&amp;folt=rel">A title of a paper</a></h3><div>A Author&nbsp;- arXiv, 2026</div>')
+    raw = ("From: scholaralerts-noreply@google.com\nSubject: X - new related research\nMIME-Version: 1.0\n"
+           'Content-Type: multipart/alternative; boundary="b"\n\n--b\nContent-Type: text/x-amp-html; charset=utf-8\n\n'
+           f"<html \u26a14email>{item}</html>\n--b\nContent-Type: text/html; charset=utf-8\n\n<html>{item}</html>\n"
+           "--b--\n").encode()
+    assert [p.arxiv_id for p in parse_message(raw).papers] == ["2401.00001"]
+
+
+def test_footnote_marks_are_not_part_of_a_name():
+    from digest.parsers.common import split_authors
+
+    assert split_authors("Y Miyadera¹, A Smith*†, B Jones²³, C. Li, Jr., D Wu") == [
+        "Y Miyadera", "A Smith", "B Jones", "C. Li, Jr.", "D Wu"]
+
+
+TANDF_ALERT = (  # Taylor & Francis' layout (as another project's tests show it): tracker links, no DOI anywhere
+    '<a href="https://url.tandfonline.com/journal">Feedback Journal</a><p>Research Article</p>'
+    '<a href="https://url.tandfonline.com/title">Calibrating GenAI and human feedback</a>'
+    "<p>Siliang Yu, Chao Wang &amp; Qianxiao Zhang</p>"
+    '<a href="https://url.tandfonline.com/button">Read article</a>')
+
+
+@pytest.mark.parametrize("sender, subject", [
+    ("alerts@tandfonline.com", "New articles for Feedback Journal are now available online"),
+    ("noreply@sagepub.com", "New OnlineFirst articles available for Review of Educational Research"),
+    ("wileyonlinelibrary@wiley.com", 'Wiley Online Library 1 new match for "Galaxy" AND workflow'),
+    ("wileyonlinelibrary@wiley.com", "Smith Jones Article Event Alert (doi:10.1002/0471142727.mb1910s89)"),
+])
+def test_an_alert_of_an_unknown_layout_is_an_error_not_mail_passed_over(sender, subject):
+    with pytest.raises(ParseError, match="reads like a paper alert, but no papers could be read"):
+        parse_message(mail(sender, subject, TANDF_ALERT, subtype="html"))
+
+
+@pytest.mark.parametrize("subject, body", [
+    ("Security alert: new sign-in to your account", TANDF_ALERT),  # not a paper alert's subject
+    ("New issue opened in your repository", TANDF_ALERT),
+    ("Confirm your table of contents alert", TANDF_ALERT),  # an alert sender's administrative mail
+    ("New articles for Feedback Journal are now available online", "<p>Your alert is ready: visit us.</p>"),  # no links
+])
+def test_other_mail_with_links_is_still_not_an_alert(subject, body):
+    parsed = parse_message(mail("news@example.org", subject, body, subtype="html"))
+    assert parsed.kind is None and parsed.papers == []
 
 
 def test_et_al_is_not_an_author():

@@ -373,8 +373,11 @@ def _unwrap_once(url: str) -> str:
         target = query.get("url", [None])[0]
         if target:
             return target
-    if host.endswith("notification.elsevier.com") and "/CL0/" in parts.path:
-        m = re.search(r"/CL0/([^/]+)/\d+/", url)
+    if (host.endswith(("notification.elsevier.com", ".awstrack.me"))
+            and re.match(r"/C?L0/https?(?::|%3A)", parts.path, re.I)):
+        # Amazon SES's click tracking (Elsevier's own host, and "<id>.r.<region>.awstrack.me" of other senders):
+        # "/CL0/<the %-encoded address>/<n>/<message id>/<signature>"
+        m = re.search(r"/C?L0/([^/]+)/\d+/", url)
         if m:
             return strip_tracking(unquote(m.group(1)))
     if host.endswith("safelinks.protection.outlook.com") and "url" in query:
@@ -441,6 +444,9 @@ def arxiv_id_from_url(url: str | None) -> str | None:
     return re.sub(r"\.pdf$", "", m.group(1))
 
 
+_SILVERCHAIR = re.compile(r"/(?:advance-)?article(?:-abstract|-pdf|-lookup)?/doi/10\.")
+
+
 def doi_from_url(url: str | None) -> str | None:
     """A DOI recovered from a publisher URL, where the path carries one (or Nature's article id)."""
     if not url:
@@ -458,9 +464,10 @@ def doi_from_url(url: str | None) -> str | None:
         if m:
             return f"10.7554/eLife.{m.group(1)}"
     if host.endswith(("biorxiv.org", "medrxiv.org")):
-        m = re.search(r"/content/(10\.\d+/[\d.]+?)(?:v\d+)?(?:\.full|\.abstract|\.pdf|\.full\.pdf|\.article-\w+)*$", path)
-        if m:
-            return m.group(1)
+        m = re.search(r"/content/(?:(?:bio|med)rxiv/)?(?:early/\d{4}/\d\d/\d\d/)?(10\.\d+/)?([\d.]+?)(?:v\d+)?"
+                      r"(?:\.full|\.abstract|\.pdf|\.full-text|\.supplementary-material|\.article-\w+|\+html)*$", path)
+        if m and (m.group(1) or "/early/" in path):  # an "early" path (PDFs of 2016-2024) leaves the prefix out
+            return (m.group(1) or "10.1101/") + m.group(2)
     query = parse_qs(parts.query)
     for key in ("doi", "id"):
         for value in query.get(key, []):
@@ -470,6 +477,10 @@ def doi_from_url(url: str | None) -> str | None:
     if not m:
         return None
     doi = m.group(1)
+    if _SILVERCHAIR.search(path):
+        # OUP, AIP, ASH and the other Silverchair sites: ".../article/doi/10.1093/mnras/stae001/7500000[/slug]",
+        # the site's own article number (and a file name or title slug) after the DOI
+        doi = re.sub(r"/\d{4,}(?:/[^/]*)?/?$", "", doi)
     doi = re.sub(r"(/(full|abstract|pdf|epdf|html|meta|fulltext|summary)|\.pdf|\.full|\.abstract)+/?$", "", doi)
     return doi.rstrip("/.")
 
@@ -542,6 +553,9 @@ def _name_pieces(name: str) -> tuple[list[str], str]:
     return (pieces[:2], pieces[2]) if len(pieces) == 3 and _SUFFIX.match(pieces[2]) else (pieces, "")
 
 
+_FOOTNOTE_MARKS = re.compile(r"(?<=\w)[\s,]*[¹²³⁰⁴-⁹*†‡§¶]+$")
+
+
 def split_authors(text: str | None) -> list[str]:
     """``A, B and C`` / ``A, B, and C`` / ``A & B`` -> names; parenthesised affiliations are removed first."""
     if not text:
@@ -562,6 +576,7 @@ def split_authors(text: str | None) -> list[str]:
         name = re.sub(r"^(?:\.\.\.|…)\s*", "", clean_space(raw).strip(" ;…").strip())  # ", ... Sanjeev Sethi"
         name = re.sub(r"(\.\.\.|…)$", "", name).strip()
         name = re.sub(r"\s+et\.?\s*al\.?$", "", name, flags=re.I).strip()  # "Eric Topol et al."
+        name = _FOOTNOTE_MARKS.sub("", name)  # "Y Miyadera¹", "A. Smith*†": affiliation and footnote marks
         if not name or name.lower().rstrip(".") in ("et al", "and", "others"):
             continue
         if names and _SUFFIX.match(name):
