@@ -9,6 +9,7 @@ repr is ``'**********'``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import math
@@ -159,6 +160,9 @@ class WebSettings:
                     handle.write(os.urandom(32).hex())
             return Secret(path.read_text().strip())
         raise ConfigError(f"web.secret_key: set the environment variable {self.secret_key_env} or secret_key_file")
+
+
+MIN_SECRET_CHARS = 32  # 16 random bytes written as hex; the key digest makes itself is 64
 
 
 @dataclass(frozen=True)
@@ -461,6 +465,17 @@ def config_problems(settings: Settings) -> tuple[list[str], list[str]]:
                                 "is empty, so links are signed with the key generated in data_dir/secret.key")
         except ConfigError as exc:
             problems.append(f"{at('web.secret_key_file')}: {exc}")
+    with contextlib.suppress(ConfigError):
+        web = settings.web
+        configured = read_secret("web.secret_key", web.secret_key_env, web.secret_key_file, required=False)
+        newest = re.split(r"[,\n]", configured.reveal().strip())[0].strip() if configured else ""
+        if configured and len(newest) < MIN_SECRET_CHARS:
+            where = f"${web.secret_key_env}" if os.environ.get(web.secret_key_env) else web.secret_key_file
+            warnings.append(f"{at('web.secret_key_file') if where == web.secret_key_file else 'web.secret_key'}: "
+                            f"the link-signing key in {where} is {len(newest)} characters: a link shows what it "
+                            f"signs, so a short key can be guessed offline and links forged; use 32 random bytes "
+                            f"(openssl rand -hex 32), the old key after a "
+                            f"comma while its links should still work")
     return problems, warnings
 
 

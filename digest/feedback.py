@@ -49,7 +49,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
@@ -130,7 +130,7 @@ class ReplyOutcome:
 def vote_mailto(reply_address: str, token: str, action: str, title: str) -> str:
     """A mailto: link that sends one vote: the token rides in the subject, which clients keep as it is."""
     emoji, label = VOTE_LABELS[action]
-    short = " ".join(title.split())
+    short = " ".join(title.split()).replace("[", "(").replace("]", ")")  # a "[vote:...]" in a title is no token
     short = short if len(short) <= 60 else short[:59].rstrip() + "…"
     subject = f"{emoji} {label}: {short} [vote:{token}]"
     body = (f"Send this email as it is: digest records {emoji} {label.lower()} for “{short}”.\n"
@@ -238,7 +238,9 @@ def handle_reply(store: Store, settings: Settings, raw: bytes, *, mailbox: str, 
     """
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     subject = " ".join(_header(msg, "Subject").split())
-    found = SUBJECT_TOKEN.search(subject)
+    # the last: a prepared vote email puts its token at the end, after the paper's title (where a planted
+    # "[vote:...]" of an alert's title could stand in a subject written by hand)
+    found = next(reversed(list(SUBJECT_TOKEN.finditer(subject))), None)
     digest_row = store.digest_by_message_id(_message_ids(msg))
     if not found and digest_row is None:
         return None
@@ -568,10 +570,8 @@ class _App:
                                    "This paper is no longer in the digest's library, so it cannot take a vote.")
             if do == "vote":
                 changed = store.record_vote(data.user, data.paper_id, data.value, via="web")
-            elif store.get_vote(data.user, data.paper_id) == data.value:
-                changed = store.undo_vote(data.user, data.paper_id, via="web")  # undo only what this link set
-            else:
-                changed = False
+            else:  # undo only what this link set (checked in the same statement: a vote cast meanwhile stays)
+                changed = store.undo_vote(data.user, data.paper_id, via="web", value=data.value)
             if changed:
                 log.info("vote %s by %s on %s via web", do if do == "undo" else data.action, data.user,
                          data.paper_id)
@@ -794,6 +794,13 @@ def create_app(settings: Settings, *, key: Secret | None = None) -> Starlette:
             response.headers[name] = value
         return response
 
+    async def on_gone(request: Request, exc: Exception) -> Response:
+        # the reader's connection dropped in the middle of sending (a phone losing signal): nothing was read,
+        # nothing changed, and no one is left to answer
+        log.info("feedback server: the client left during %s %s; nothing was changed", request.method,
+                 request.url.path.split("/")[1:2])
+        return PlainTextResponse("", status_code=400)
+
     async def on_crash(request: Request, exc: Exception) -> Response:
         log.exception("feedback server error on %s %s", request.method, request.url.path.split("/")[1:2])
         return _error_page(settings, 500, "Something went wrong",
@@ -822,7 +829,7 @@ def create_app(settings: Settings, *, key: Secret | None = None) -> Starlette:
         Middleware(BodyLimit, max_bytes=settings.web.max_body_bytes, settings=settings),
     ]
     handlers = {TokenError: on_token_error, HTTPException: on_http_error, DigestError: on_digest_error,
-                Exception: on_crash}
+                ClientDisconnect: on_gone, Exception: on_crash}
     starlette = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
     # no "add a slash" redirects: Starlette builds them from the Host header, which this app never trusts
     starlette.router.redirect_slashes = False
@@ -837,6 +844,26 @@ REQUEST_SECONDS = 10.0
 REQUEST_ROUNDS = 6
 # connections one address may hold open at once; the loopback (a reverse proxy in front) is not counted
 PER_CLIENT = 20
+# connections the server holds at once before it answers 503 (uvicorn's limit_concurrency): far above
+# PER_CLIENT, so a few addresses keeping connections busy (a request every few seconds resets the deadline) do
+# not lock every reader out, as 100 did; the file-descriptor limit is raised to fit when the system allows
+MAX_CONNECTIONS = 1000
+
+
+def _connection_limit() -> int:
+    """MAX_CONNECTIONS, or what the open-file limit leaves room for (raised to fit where the hard limit allows)."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return MAX_CONNECTIONS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = MAX_CONNECTIONS + 200  # the store, the model's files, the mail connections
+    if soft != resource.RLIM_INFINITY and soft < want:
+        target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return MAX_CONNECTIONS if soft == resource.RLIM_INFINITY else max(50, min(MAX_CONNECTIONS, soft - 200))
 
 
 def _protocol(request_seconds: float, per_client: int) -> type:
@@ -914,7 +941,8 @@ def build_server(settings: Settings, host: str | None = None, port: int | None =
 
     options = {"host": host or settings.web.host, "port": port if port is not None else settings.web.port,
                # tokens are bearer credentials in the URL path: no access log, so they never land in logs
-               "access_log": False, "server_header": False, "proxy_headers": True, "limit_concurrency": 100,
+               "access_log": False, "server_header": False, "proxy_headers": True,
+               "limit_concurrency": _connection_limit(),
                "log_level": settings.log_level.lower(), "lifespan": "off",
                "http": _protocol(request_seconds, per_client), **config}
     server_class = uvicorn.Server if handle_signals else QuietServer

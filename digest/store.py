@@ -704,10 +704,12 @@ class Store:
         self._insert("vote_events", {"user": user, "paper_id": pid, "value": value, "via": via, "at": now})
         return True
 
-    def undo_vote(self, user: str, paper_id: str, via: str = "web") -> bool:
+    def undo_vote(self, user: str, paper_id: str, via: str = "web", value: int | None = None) -> bool:
+        """Remove the user's vote on a paper (only if it is ``value``, when given). False if there was none."""
         pid = self.resolve_id(paper_id)
         with self._transaction():
-            cursor = self.db.execute("DELETE FROM votes WHERE user = ? AND paper_id = ?", [user, pid])
+            cursor = self.db.execute("DELETE FROM votes WHERE user = ? AND paper_id = ? AND value = coalesce(?, value)",
+                                     [user, pid, value])
             if cursor.rowcount:
                 self._insert("vote_events", {"user": user, "paper_id": pid, "value": 0, "via": via, "at": utcnow()})
         return bool(cursor.rowcount)

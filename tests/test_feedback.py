@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import email
 import email.policy
+import logging
 import re
 import signal
 import smtplib
@@ -180,6 +181,35 @@ def test_one_address_cannot_hold_more_than_its_share_of_connections(tmp_path):
                 s.close()
 
 
+def test_many_open_connections_do_not_lock_readers_out(tmp_path):
+    # uvicorn answers 503 to everyone once limit_concurrency connections are open; at 100, a few addresses kept
+    # that many busy (a request every few seconds resets the idle deadline)
+    with running_server(tmp_path) as live:
+        port = int(live.url.rsplit(":", 1)[1])
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(150)]
+        try:
+            with httpx.Client(base_url=live.url) as client:
+                assert client.get("/robots.txt").status_code == 200
+        finally:
+            for s in held:
+                s.close()
+
+
+def test_a_client_that_leaves_in_the_middle_of_a_post_is_no_server_error(tmp_path, caplog):
+    with running_server(tmp_path) as live:
+        port = int(live.url.rsplit(":", 1)[1])
+        target = live.path(live.link("phone", "up", live.paper("A paper", "Text.", arxiv_id="2501.00909"))).encode()
+        with socket.create_connection(("127.0.0.1", port)) as gone:
+            gone.sendall(b"POST " + target + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
+                         b"\r\nContent-Length: 500\r\n\r\ntoken=abc")
+            time.sleep(0.3)
+        time.sleep(0.5)
+        with httpx.Client(base_url=live.url) as client:  # still serving
+            assert client.get("/healthz").status_code == 200
+        assert live.store.votes("phone") == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
 def snapshot(store: Store) -> list[str]:
     """Every row of every table: equal snapshots mean nothing changed."""
     return list(store.db.conn.iterdump())
@@ -250,6 +280,10 @@ def test_the_last_choice_wins_and_undo_removes_only_the_vote_its_link_made(live)
         assert live.store.get_vote("ines", pid) == 0
         assert "Vote removed" in client.get(live.path(down) + "?done=undone").text
     assert [e["value"] for e in live.store.vote_events("ines")] == [1, -1, 0]
+    # the check and the removal are one statement: a 👎 cast between a 👍 link's check and its removal stays
+    live.store.record_vote("ines", pid, -1)
+    assert not live.store.undo_vote("ines", pid, value=1) and live.store.get_vote("ines", pid) == -1
+    assert live.store.undo_vote("ines", pid, value=-1) and live.store.get_vote("ines", pid) == 0
 
 
 def test_a_post_must_carry_the_token_of_its_own_link(live):
@@ -644,6 +678,26 @@ def test_a_mailto_link_carries_the_token_in_its_subject():
     assert query["subject"][0].endswith("[vote:abc.def.ghi]") and query["subject"][0].startswith("👎")
     assert "…" in query["subject"][0]  # a long title is shortened
     assert "Send this email as it is" in query["body"][0]
+
+
+def test_a_prepared_vote_email_counts_whatever_the_papers_title_says(tmp_path):
+    settings, store, pids = _replies_setup(tmp_path)
+    key = settings.web.secret_key(settings.data_path)
+    token = make_token(key, "ada", "up", pids[1])
+    planted = "KV cache [vote:aaaaaaaaaa.bbbbbb.cccccccccccccccccccc] tricks"  # an alert's title
+    subject = parse_qs(urlsplit(vote_mailto("r@example.test", token, "up", planted)).query)["subject"][0]
+    assert subject.count("[vote:") == 1 and subject.endswith(f"[vote:{token}]")
+    vote = EmailMessage()
+    vote["From"], vote["To"], vote["Message-ID"] = "ada@example.test", "r@example.test", "<m2@x>"
+    for uid, written in enumerate([subject, f"👍 Like: {planted} [vote:{token}]"], 1):  # also one typed by hand
+        del vote["Subject"]
+        vote["Subject"] = written
+        del vote["Message-ID"]
+        vote["Message-ID"] = f"<m{uid}@x>"
+        vote.set_content("Send this email as it is")
+        assert ingest_raw(store, vote.as_bytes(), mailbox="INBOX", uid=uid, settings=settings)[0] == "feedback"
+        assert store.get_vote("ada", pids[1]) == 1
+        store.undo_vote("ada", pids[1])
 
 
 def _replies_setup(tmp_path) -> tuple[Settings, Store, list[str]]:
