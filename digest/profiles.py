@@ -200,6 +200,9 @@ _FIXED_OFFSET_ZONES = {"EST": '"America/New_York"', "MST": '"America/Denver" (or
 
 
 _OFFSET = re.compile(r"(?:UTC|GMT)?\s*([+\-−])\s*(\d{1,2})(?::?(\d\d))?", re.IGNORECASE)
+# papers whose email stays under the ~102 KB where Gmail clips a message (tests/test_render.py checks it with
+# long titles, abstracts and links)
+MAX_UNCLIPPED_ITEMS = 35
 _ETC_GMT = re.compile(r"Etc/GMT([+-])(\d{1,2})")
 
 
@@ -326,6 +329,11 @@ def parse_profile(text: str, path: str | Path) -> Profile:
         notes.append(str(check.fail("timezone", f"{timezone!r} is a fixed offset from UTC without daylight saving "
                                                 f"time, so in summer digests come an hour off; name your city's "
                                                 f"zone instead", _FIXED_OFFSET_ZONES[timezone])))
+    if max_items is not None and max_items > MAX_UNCLIPPED_ITEMS:
+        notes.append(str(check.fail("max_items", f"{max_items} papers make an email of more than Gmail's ~102 KB "
+                                                 f"(about {MAX_UNCLIPPED_ITEMS} fit), and Gmail then cuts it off "
+                                                 f"(\"[Message clipped]\"), hiding the last papers and the footer's "
+                                                 f"links; the digest's web page shows them all", TOP_KEYS["max_items"])))
     raw_seeds = data.get("seeds", [])
     if not isinstance(raw_seeds, list):
         raise check.fail("seeds", "must be a list of [[seeds]] tables", TOP_KEYS["seeds"])

@@ -388,6 +388,14 @@ def test_an_etc_gmt_zone_or_the_servers_localtime_get_a_note(tmp_path):
     assert parse_profile(GOOD.replace("Europe/London", "Etc/UTC"), tmp_path / "ada.toml").notes == ()
 
 
+def test_more_papers_than_fit_in_an_unclipped_email_get_a_note(tmp_path):
+    text = GOOD.replace('name = ', 'max_items = 60\nname = ', 1)
+    assert "max_items = 60" in text
+    [note] = parse_profile(text, tmp_path / "ada.toml").notes
+    assert "max_items: 60 papers make an email of more than Gmail's ~102 KB" in note and "[Message clipped]" in note
+    assert parse_profile(text.replace("max_items = 60", "max_items = 30"), tmp_path / "ada.toml").notes == ()
+
+
 def test_many_malformed_seeds_each_get_their_line_from_one_read_of_the_file(tmp_path):
     from digest.errors import _toml_index
 
