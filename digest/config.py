@@ -109,6 +109,7 @@ class ImapSettings:
     timeout: float = 30.0
     idle: bool = False
     poll_minutes: float = 15.0
+    first_poll_days: int = 14  # a folder's first poll reads the mail of these last days (0: all of it)
 
     def password(self) -> Secret:
         return read_secret("imap.password", self.password_env, self.password_file)
@@ -233,7 +234,7 @@ _RANGES = {
     ("imap", "port"): (1, 65535), ("smtp", "port"): (1, 65535), ("web", "port"): (1, 65535),
     ("imap", "poll_minutes"): (0.5, None), ("imap", "timeout"): (1, None), ("smtp", "timeout"): (1, None),
     ("imap", "max_message_bytes"): (1024, None), ("smtp", "retries"): (0, 20), ("smtp", "retry_backoff"): (0, 3600),
-    ("model", "batch_size"): (1, 4096), ("ranking", "candidate_days"): (1, 3650),
+    ("model", "batch_size"): (1, 4096), ("ranking", "candidate_days"): (1, 3650), ("imap", "first_poll_days"): (0, 36500),
     ("ranking", "background_size"): (0, 100_000), ("ranking", "default_max_items"): (1, 100),
     ("web", "token_max_age_days"): (1, 3650), ("web", "rate_limit_per_minute"): (1, None),
     ("web", "max_body_bytes"): (256, None), ("schedule", "grace_minutes"): (1, 24 * 60),

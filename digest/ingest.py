@@ -51,6 +51,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from imapclient import IMAPClient
@@ -109,6 +110,8 @@ class FolderReport:
     new_papers: int = 0
     merged_papers: int = 0
     rescanned: bool = False  # UIDVALIDITY changed: the whole folder was looked at again
+    left_alone: int = 0  # first look at the folder: unmarked mail that arrived before imap.first_poll_days
+    left_since: date | None = None  # ...that is, before this day
     stopped: bool = False  # the stop event ended the pass early
     error: str | None = None
     problems: list[str] = field(default_factory=list)  # one line per quarantined or skipped message
@@ -129,6 +132,10 @@ class FolderReport:
             line += f" ({self.merged_papers} merged)"
         if self.rescanned:
             line += "; UIDVALIDITY changed, folder rescanned"
+        if self.left_alone:
+            line += (f"; first look at this folder: {self.left_alone} older message"
+                     f"{'' if self.left_alone == 1 else 's'} (before {self.left_since}) left alone, "
+                     f"`digest poll --rescan` reads them")
         if self.stopped:
             line += "; stopped early"
         if self.error:
@@ -492,6 +499,30 @@ def _poll_with_retries(session: _Session, store: Store, settings: Settings, fold
             return
 
 
+def _first_look(client: IMAPClient, store: Store, folder: FolderReport, uidvalidity: int, days: int,
+                unmarked: list[str]) -> int:
+    """The first poll of a folder reads the mail of the last ``days`` days (by the server's arrival date), not a
+    folder's whole history: years of alerts would all be today's candidates, and embedding them would hold the
+    first digest up for hours. Returns the UID high-water mark under which the older mail stays (kept in the
+    store at once, so a retry after a lost connection starts from it too)."""
+    since = datetime.now(UTC).date() - timedelta(days=days)
+    recent = client.search(["SINCE", since])
+    if recent:
+        last = min(recent) - 1
+    else:  # nothing recent: everything there now is older
+        last = folder.uidnext - 1 if folder.uidnext else max(client.search(["ALL"]), default=0)
+    older = client.search(["UID", f"1:{last}", *unmarked]) if last else []
+    folder.left_alone, folder.left_since = len([uid for uid in older if uid <= last]), since
+    store.set_poll_state(folder.mailbox, uidvalidity=uidvalidity, last_uid=last)
+    if folder.left_alone:
+        message = (f"{folder.folder}: first look at this folder: reading mail from {since} on (imap.first_poll_days "
+                   f"= {days}); {folder.left_alone} older message{'' if folder.left_alone == 1 else 's'} left "
+                   f"alone (`digest poll --rescan` reads them)")
+        log.info("imap: %s", message)
+        store.log_event("INFO", "poll", message)
+    return last
+
+
 def _poll_folder(session: _Session, store: Store, settings: Settings, folder: FolderReport,
                  stop: threading.Event | None, progress: Progress | None) -> None:
     imap = settings.imap
@@ -524,10 +555,13 @@ def _poll_folder(session: _Session, store: Store, settings: Settings, folder: Fo
         store.set_poll_state(folder.mailbox, uidvalidity=uidvalidity, last_uid=0)
     if imap.mark == "flag":
         _check_keywords(info, imap, folder.folder)
+    unmarked = ["NOT", "KEYWORD", imap.processed_flag, "NOT", "KEYWORD", imap.quarantine_flag] \
+        if imap.mark == "flag" else []
+    if state is None and imap.first_poll_days:
+        last = _first_look(client, store, folder, uidvalidity, imap.first_poll_days, unmarked)
     criteria: list[str] = ["UID", f"{last + 1}:*"]
-    if imap.mark == "flag":
-        # marked mail is skipped by the server itself; the high-water mark skips what we left untouched
-        criteria += ["NOT", "KEYWORD", imap.processed_flag, "NOT", "KEYWORD", imap.quarantine_flag]
+    # marked mail is skipped by the server itself; the high-water mark skips what we left untouched
+    criteria += unmarked
     # "UID n:*" also matches the last message when n is past it (RFC 3501): filter on our side
     uids = sorted(uid for uid in client.search(criteria) if uid > last)
     log.debug("imap: %s: %d messages to look at after UID %d", folder.folder, len(uids), last)

@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -229,12 +230,14 @@ class MailServers:
         client.login(address, self.users[address])
         return client
 
-    def append(self, address: str, raw: bytes, folder: str = "INBOX", flags: tuple | list = ()) -> int | None:
-        """APPEND raw to address's folder (created if missing); return the new UID if reported."""
+    def append(self, address: str, raw: bytes, folder: str = "INBOX", flags: tuple | list = (),
+               arrived: datetime | None = None) -> int | None:
+        """APPEND raw to address's folder (created if missing), arrived (INTERNALDATE) now or at ``arrived``;
+        return the new UID if reported."""
         with self.imap(address) as client:
             if folder.upper() != "INBOX" and not client.folder_exists(folder):
                 client.create_folder(folder)
-            response = client.append(folder, raw, flags=tuple(flags))
+            response = client.append(folder, raw, flags=tuple(flags), msg_time=arrived)
         match = re.search(rb"APPENDUID \d+ (\d+)", response or b"")
         return int(match.group(1)) if match else None
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -253,6 +254,31 @@ def test_a_new_uidvalidity_rescans_the_folder_without_duplicates(account):
     assert sum(1 for f in account.flags("Alerts").values() if f == {FLAG}) == 7
     state = account.store.poll_state(mailbox_key(account.settings.imap, "Alerts"))
     assert state["uidvalidity"] == second.uidvalidity
+
+
+def test_the_first_poll_of_a_folder_reads_its_recent_mail_and_leaves_its_history_for_a_rescan(account):
+    # a folder that has collected alerts for years: the first poll must not make all of them today's candidates
+    account.configure(folders=["History"], first_poll_days=14)
+    old = datetime.now(UTC) - timedelta(days=60)
+    older = [account.servers.append(account.address, raw, "History", arrived=old) for raw in ALERTS[1:3]]
+    account.servers.append(account.address, ALERTS[4], "History", arrived=old, flags=[FLAG])  # read before
+    recent = account.servers.append(account.address, ALERTS[3], "History")
+    first = account.poll().folder("History")
+    assert (first.fetched, first.ingested, first.left_alone) == (1, 1, 2), first.summary()
+    assert "first look at this folder: 2 older messages" in first.summary() and "--rescan" in first.summary()
+    assert account.flags("History")[recent] == {FLAG} and all(account.flags("History")[u] == set() for u in older)
+    assert any("2 older messages left alone" in e["message"] for e in account.store.recent_events(10))
+    # later polls read what comes, and do not count the history again
+    account.append(ALERTS[5], "History")
+    second = account.poll().folder("History")
+    assert (second.fetched, second.ingested, second.left_alone) == (1, 1, 0)
+    # asked for, the history is read
+    third = account.poll(rescan=True).folder("History")
+    assert (third.fetched, third.ingested) == (2, 2) and all(account.flags("History")[u] == {FLAG} for u in older)
+    # first_poll_days = 0: a new folder is read whole
+    account.configure(folders=["Whole"], first_poll_days=0)
+    account.servers.append(account.address, ALERTS[6], "Whole", arrived=old)
+    assert (account.poll().folder("Whole").ingested, account.poll().folder("Whole").left_alone) == (1, 0)
 
 
 def test_a_missing_folder_is_reported_and_the_other_folders_are_still_polled(account):
