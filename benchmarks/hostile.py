@@ -69,6 +69,10 @@ RECIPES = {
     "title links with bylines, nested": lambda n: mail("".join(
         f'<div><a href="https://x.example/{i}">A study of many things number {i}</a>' for i in range(n // 4))
         + "</div>" * (n // 4), html=True),
+    "start tags without '>' ('<a <a <a')": lambda n: mail("<a " * (2 * n), html=True),
+    "an alert's subject, links and DOIs": lambda n: mail("".join(
+        f'<p><a href="https://t.example/{i}">x</a> 10.1000/x{i}</p>' for i in range(n // 2)),
+        sender="alerts@tandfonline.com", subject="New articles for X are now available online", html=True),
 }
 
 

@@ -158,6 +158,8 @@ def _print_ingest(report) -> None:
         click.secho(f"  failed: {error}", fg="yellow")
     for warning in report.warnings:
         click.secho(f"  read in part: {warning}", fg="yellow")
+    for note in report.unread:
+        click.secho(f"  {note}", fg="yellow")
 
 
 @cli.command()

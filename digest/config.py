@@ -164,6 +164,9 @@ class WebSettings:
 
 
 MIN_SECRET_CHARS = 32  # 16 random bytes written as hex; the key digest makes itself is 64
+# papers whose email stays under the ~102 KB where Gmail clips a message (tests/test_render.py checks it with
+# long titles, abstracts and links)
+MAX_UNCLIPPED_ITEMS = 35
 
 
 @dataclass(frozen=True)
@@ -469,14 +472,22 @@ def config_problems(settings: Settings) -> tuple[list[str], list[str]]:
     with contextlib.suppress(ConfigError):
         web = settings.web
         configured = read_secret("web.secret_key", web.secret_key_env, web.secret_key_file, required=False)
-        newest = re.split(r"[,\n]", configured.reveal().strip())[0].strip() if configured else ""
-        if configured and len(newest) < MIN_SECRET_CHARS:
+        # every key listed verifies links (the newest signs them): a short one anywhere lets links be forged
+        keys = [k.strip() for k in re.split(r"[,\n]", configured.reveal()) if k.strip()] if configured else []
+        short = [(i, k) for i, k in enumerate(keys) if len(k) < MIN_SECRET_CHARS]
+        if short:
             where = f"${web.secret_key_env}" if os.environ.get(web.secret_key_env) else web.secret_key_file
+            which = "; ".join(f"the {'newest' if i == 0 else f'older key {i + 1}'} is {len(k)} characters"
+                              for i, k in short)
             warnings.append(f"{at('web.secret_key_file') if where == web.secret_key_file else 'web.secret_key'}: "
-                            f"the link-signing key in {where} is {len(newest)} characters: a link shows what it "
-                            f"signs, so a short key can be guessed offline and links forged; use 32 random bytes "
-                            f"(openssl rand -hex 32), the old key after a "
-                            f"comma while its links should still work")
+                            f"in {where}, {which}: a link shows what it signs, so a short key can be guessed offline "
+                            f"and links forged (every listed key verifies them); use 32 random bytes (openssl rand "
+                            f"-hex 32), and drop an old short key rather than keep it for its links")
+    if settings.ranking.default_max_items > MAX_UNCLIPPED_ITEMS:
+        warnings.append(f"{at('ranking.default_max_items')}: ranking.default_max_items = "
+                        f"{settings.ranking.default_max_items}: an email of more than about {MAX_UNCLIPPED_ITEMS} "
+                        f"papers passes Gmail's ~102 KB, and Gmail then cuts it off (\"[Message clipped]\"), hiding "
+                        f"the last papers and the footer's links; the digest's web page shows them all")
     return problems, warnings
 
 

@@ -863,7 +863,8 @@ def _connection_limit() -> int:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    return MAX_CONNECTIONS if soft == resource.RLIM_INFINITY else max(50, min(MAX_CONNECTIONS, soft - 200))
+    # never below uvicorn's usual 100 (what this server had before), whatever the limit
+    return MAX_CONNECTIONS if soft == resource.RLIM_INFINITY else max(100, min(MAX_CONNECTIONS, soft - 200))
 
 
 def _protocol(request_seconds: float, per_client: int) -> type:

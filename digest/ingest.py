@@ -110,6 +110,7 @@ class FolderReport:
     new_papers: int = 0
     merged_papers: int = 0
     rescanned: bool = False  # UIDVALIDITY changed: the whole folder was looked at again
+    whole: bool = False  # `digest poll --rescan`: every unmarked message, also on a first look at the folder
     left_alone: int = 0  # first look at the folder: unmarked mail that arrived before imap.first_poll_days
     left_since: date | None = None  # ...that is, before this day
     stopped: bool = False  # the stop event ended the pass early
@@ -448,7 +449,7 @@ def poll_all(store: Store, settings: Settings, *, stop: threading.Event | None =
             for name in names:
                 if stop is not None and stop.is_set():
                     break
-                folder = FolderReport(name, mailbox_key(imap, name))
+                folder = FolderReport(name, mailbox_key(imap, name), whole=rescan)
                 report.folders.append(folder)
                 _poll_with_retries(session, store, settings, folder, report, stop, progress, retries, backoff)
                 store.set_poll_state(folder.mailbox, result=folder.summary())
@@ -505,12 +506,17 @@ def _first_look(client: IMAPClient, store: Store, folder: FolderReport, uidvalid
     folder's whole history: years of alerts would all be today's candidates, and embedding them would hold the
     first digest up for hours. Returns the UID high-water mark under which the older mail stays (kept in the
     store at once, so a retry after a lost connection starts from it too)."""
+    if not days:  # the whole folder (imap.first_poll_days = 0, or `digest poll --rescan`)
+        store.set_poll_state(folder.mailbox, uidvalidity=uidvalidity, last_uid=0)
+        return 0
     since = datetime.now(UTC).date() - timedelta(days=days)
+    # without UIDNEXT, the highest UID there is asked first: mail arriving meanwhile is after it, and read
+    everything = None if folder.uidnext else max(client.search(["ALL"]), default=0)
     recent = client.search(["SINCE", since])
     if recent:
         last = min(recent) - 1
     else:  # nothing recent: everything there now is older
-        last = folder.uidnext - 1 if folder.uidnext else max(client.search(["ALL"]), default=0)
+        last = folder.uidnext - 1 if folder.uidnext else everything
     older = client.search(["UID", f"1:{last}", *unmarked]) if last else []
     folder.left_alone, folder.left_since = len([uid for uid in older if uid <= last]), since
     store.set_poll_state(folder.mailbox, uidvalidity=uidvalidity, last_uid=last)
@@ -540,25 +546,28 @@ def _poll_folder(session: _Session, store: Store, settings: Settings, folder: Fo
     uidvalidity = int(info[b"UIDVALIDITY"])
     folder.uidvalidity, folder.uidnext = uidvalidity, info.get(b"UIDNEXT")
     state = store.poll_state(folder.mailbox)
+    # never read: no state, or only a failed attempt's (a refused login, a missing folder, a lost connection
+    # before the first look was done): the first look is still to come
+    first = state is None or state["uidvalidity"] is None
     last = 0
     if state and state["uidvalidity"] == uidvalidity:
         last = state["last_uid"] or 0
-    else:
-        if state and state["uidvalidity"] is not None:
-            # the server renumbered the folder (restored, migrated, recreated): our UIDs mean nothing now.
-            # Look at every unmarked message again; Message-IDs and paper ids keep the store free of copies.
-            folder.rescanned = True
-            message = (f"{folder.folder}: UIDVALIDITY changed ({state['uidvalidity']} -> {uidvalidity}); "
-                       "rescanning the folder")
-            log.warning("imap: %s", message)
-            store.log_event("WARNING", "poll", message)
+    elif not first:
+        # the server renumbered the folder (restored, migrated, recreated): our UIDs mean nothing now.
+        # Look at every unmarked message again; Message-IDs and paper ids keep the store free of copies.
+        folder.rescanned = True
+        message = (f"{folder.folder}: UIDVALIDITY changed ({state['uidvalidity']} -> {uidvalidity}); "
+                   "rescanning the folder")
+        log.warning("imap: %s", message)
+        store.log_event("WARNING", "poll", message)
         store.set_poll_state(folder.mailbox, uidvalidity=uidvalidity, last_uid=0)
     if imap.mark == "flag":
         _check_keywords(info, imap, folder.folder)
     unmarked = ["NOT", "KEYWORD", imap.processed_flag, "NOT", "KEYWORD", imap.quarantine_flag] \
         if imap.mark == "flag" else []
-    if state is None and imap.first_poll_days:
-        last = _first_look(client, store, folder, uidvalidity, imap.first_poll_days, unmarked)
+    if first:
+        last = _first_look(client, store, folder, uidvalidity, 0 if folder.whole else imap.first_poll_days,
+                           unmarked)
     criteria: list[str] = ["UID", f"{last + 1}:*"]
     # marked mail is skipped by the server itself; the high-water mark skips what we left untouched
     criteria += unmarked
@@ -697,8 +706,8 @@ class _Walker:
             folder.problems.extend(f"quarantined: {e}" for e in report.errors)
         folder.new_papers += report.new
         folder.merged_papers += report.merged
-        for warning in report.warnings:  # read in part (cut short): kept, and named in `digest status`
-            log.warning("imap: %s", warning)
+        for warning in [*report.warnings, *report.unread]:  # read in part (cut short), or read like an alert
+            log.warning("imap: %s", warning)  # of a layout no parser knows: named in `digest status` too
         log.debug("imap: %s: %s (%d new papers, %d merged)", label, status, report.new, report.merged)
         if self.progress is not None:
             self.progress(folder.folder, uid, status)

@@ -10,8 +10,9 @@ a paper alert (``kind=None``).
 A mail from a known alert sender that yields no papers raises :class:`~digest.errors.ParseError` when it has
 its family's alert layout (see ``_MARKERS``); without it, a subscription confirmation and the like (by its
 subject) or any mail of a whole publisher domain (nature.com, heart.org, ...: newsletters) is not a paper
-alert. Mail of any sender that yields no papers but reads as an alert (its subject, and links to follow) raises
-too (``_unread_alert``): a publisher's layout no parser knows is reported, not passed over.
+alert. A mail that is not a paper alert but reads like one (``_unread_alert``: an alert's subject, from a
+publisher or with DOIs, links to follow) carries a warning that says so: a layout no parser knows is reported,
+while the mail, which may be other mail after all, is left alone.
 """
 
 from __future__ import annotations
@@ -482,7 +483,6 @@ def _parse_bodies(text: str | None, html: str | None, *, sender: str, subject: s
         papers = _run(kind, body, sender=sender, strict=True)
         if papers or _empty_listing(kind, body):
             return kind, papers
-        _unread_alert(body, sender)
         return None, []  # administrative mail of an alert sender
     for inner in attached:  # forwarded as an attachment: the inner mail has its own From
         inner_kind, papers = _parse_msg(inner)
@@ -505,37 +505,44 @@ def _parse_bodies(text: str | None, html: str | None, *, sender: str, subject: s
         if papers:
             return kind, papers
     papers = _named(generic.parse(body))
-    if not papers:
-        _unread_alert(body, sender)
     return ("generic", papers) if papers else (None, [])
 
 
 # a subject only a paper alert has: "New articles for X are now available online", "Article Event Alert",
-# "1 new match for ...", "New OnlineFirst articles", "eTOC", "Early View" (a lone "alert" or "new issue" is not
-# enough: "Security alert", "New issue opened")
+# "1 new match for ...", "New OnlineFirst articles", "eTOC", "Early View" (a lone "alert", "new articles" or "latest
+# research" is not enough: "Security alert", "New articles from writers you follow", "Nature Briefing: the latest
+# research")
 _PAPER_ALERT_SUBJECT = re.compile(
-    r"\b(?:new (?:online ?first |early view |open access )?(?:articles?|papers|publications|citations?|matche?s?)\b|"
-    r"table of contents|e-?tocs?\b|online ?first|early view|just accepted|ahead of print|articles? asap|"
-    r"(?:article(?: event)?|citation|search|content|journal|table of contents|toc) alerts?\b|"
-    r"latest (?:articles|research|issue of))", re.I)
-_LINK = re.compile(r"""<a\s[^>]*?href\s*=\s*["']?https?://|(?<![\w"'=])https?://""", re.I)
+    r"\b(?:new (?:online ?first |early view |open access )?(?:articles?|papers|publications|content|issue)\b"
+    r".{0,60}\b(?:available|published|online)\b|new (?:online ?first|early view) articles?\b|"
+    r"\d+ new match(?:es)? for|table of contents alert|e-?tocs?\b|online ?first|early view|ahead of print|"
+    r"articles? asap|(?:article(?: event)?|citation|table of contents|toc|journal) alerts?\b|latest (?:articles|issue))",
+    re.I)
+_LINK = re.compile(r"""\bhref\s*=\s*["']?https?://|(?<![\w"'=])https?://""", re.I)
+# publishers whose alerts have no parser here (their links are trackers without DOIs), besides the families above
+_PUBLISHER_DOMAINS = ("tandfonline.com", "taylorandfrancis.com", "sagepub.com", "springer.com", "springernature.com",
+                      "oup.com", "academic.oup.com", "ieee.org", "acm.org", "cambridge.org", "karger.com", "mdpi.com",
+                      "frontiersin.org", "plos.org", "bmj.com", "jamanetwork.com", "nejm.org", "thelancet.com",
+                      "elsevier.com", "aip.org", "aps.org", "iop.org", "pnas.org", "annualreviews.org", "tandf.co.uk",
+                      "degruyter.com", "emerald.com", "apa.org", "biomedcentral.com", "hindawi.com", "jstor.org")
 
 
-def _unread_alert(body: Body, sender: str) -> None:
-    """A mail that gives no papers but reads as a paper alert (its subject, and links to follow) is an alert
-    whose layout no parser knows: an error, so the user hears of it, rather than mail passed over in silence."""
-    subject = body.subject or ""
+def _unread_alert(msg: Message, parts: _Parts) -> str | None:
+    """A note for a mail that gives no papers but reads as a paper alert: its subject, from a publisher (or
+    with DOIs in it), and with links or DOIs to follow. Its layout is one no parser knows; the mail is left as
+    it is (it may still be other mail), and the note tells the user, so an alert is not passed over in silence."""
+    subject, sender = _header(msg, "subject"), _address(_header(msg, "from"))
     if not _PAPER_ALERT_SUBJECT.search(subject) or _administrative(subject):
-        return
-    content = (body.html or body.text or "")[:2_000_000]
-    if len(_LINK.findall(content)) + len(set(DOI_RE.findall(content))) < 2:  # an alert points to its papers
-        return
-    raise ParseError(
-        f"mail from {sender or 'unknown sender'} (subject {subject!r}) reads like a paper alert, but no papers "
-        f"could be read from it: its layout is one no parser knows, and its links carry no DOI or arXiv id. "
-        f"Keep the mail as .eml (`digest parse FILE` shows what is read from it) and report it with the file, "
-        f"so the parser learns the layout; if it is not an alert, nothing is lost by ignoring this."
-    )
+        return None
+    content = "\n".join([*parts.html, *parts.text])[:2_000_000]
+    dois = len(set(DOI_RE.findall(content)))
+    publisher = kind_of_sender(sender) is not None or sender.rpartition("@")[2].endswith(_PUBLISHER_DOMAINS)
+    if not (publisher or dois >= 2) or len(_LINK.findall(content)) + dois < 2:
+        return None
+    return (f"not read: mail from {sender or 'unknown sender'} (subject {subject!r}) reads like a paper alert, but "
+            f"no papers could be read from it (a layout no parser knows, links without a DOI or arXiv id); it is "
+            f"left as it is. If it is an alert, keep it as .eml (`digest parse FILE` shows what is read) and report "
+            f"it with the file, so the parser learns the layout.")
 
 
 def _parse_msg(msg: Message, parts: _Parts | None = None) -> tuple[str | None, list[Paper]]:
@@ -595,7 +602,8 @@ def parse_message(raw: bytes) -> ParsedMessage:
                          "give a bare body as .html or .txt")
     try:
         parts = _collect(msg, _Parts())
-        if _own_or_report(msg):
+        own = _own_or_report(msg)
+        if own:
             kind, papers = None, []  # never read our own digests (or bounces of them) as alerts
         else:
             kind, papers = _parse_msg(msg, parts)
@@ -603,6 +611,8 @@ def parse_message(raw: bytes) -> ParsedMessage:
         message_id = _header(msg, "message-id") or None
         same = "the same Message-ID" if message_id else "the same sender and subject"
         warnings = _cut_short(msg, parts, kind, len(papers), same)
+        if kind is None and not own and (note := _unread_alert(msg, parts)):
+            warnings = [note]
         if warnings and papers and parts.html:
             kept = _title_cut(papers, "\n".join(parts.html))
             if len(kept) < len(papers):  # the paper it stopped in is left out: the warning counts what is kept

@@ -57,6 +57,7 @@ class IngestReport:
     feedback_rejected: int = 0  # feedback replies refused (wrong sender, bad token, no votes), recorded as such
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # mails read, but not whole (cut short)
+    unread: list[str] = field(default_factory=list)  # not alerts by what was read, but they read like one
 
     def add(self, other: IngestReport) -> None:
         for name in ("emails", "alerts", "not_alerts", "duplicates", "failed", "new", "merged", "feedback",
@@ -64,6 +65,7 @@ class IngestReport:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors.extend(other.errors)
         self.warnings.extend(other.warnings)
+        self.unread.extend(other.unread)
 
 
 def ingest_raw(store: Store, raw: bytes, *, mailbox: str, uidvalidity: int = 0, uid: int = 0,
@@ -108,8 +110,12 @@ def ingest_raw(store: Store, raw: bytes, *, mailbox: str, uidvalidity: int = 0, 
         return "failed", report
     if parsed.kind is None:
         report.not_alerts = 1
+        note = "; ".join(parsed.warnings) or None  # it reads like an alert of a layout no parser knows
         store.record_message(mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, message_id=parsed.message_id,
-                             subject=parsed.subject, sender=parsed.sender, status="not_alert")
+                             subject=parsed.subject, sender=parsed.sender, status="not_alert", error=note)
+        if note:
+            report.unread.append(f"{label or mailbox}: {note}")
+            store.log_event("WARNING", "poll" if uid else "ingest", f"{label or mailbox}: {note}")
         return "not_alert", report
     earlier = store.message_by_message_id(parsed.message_id) if parsed.message_id else None
     if earlier is not None and (len(parsed.papers) > (earlier["n_papers"] or 0)

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from datetime import time as dt_time
 from pathlib import Path
 
-from .config import valid_address
+from .config import MAX_UNCLIPPED_ITEMS, valid_address
 from .errors import ProfileError, parse_toml, read_text_file, toml_line, toml_repr
 from .models import arxiv_ref, doi_ref, normalise_title
 
@@ -200,9 +200,6 @@ _FIXED_OFFSET_ZONES = {"EST": '"America/New_York"', "MST": '"America/Denver" (or
 
 
 _OFFSET = re.compile(r"(?:UTC|GMT)?\s*([+\-−])\s*(\d{1,2})(?::?(\d\d))?", re.IGNORECASE)
-# papers whose email stays under the ~102 KB where Gmail clips a message (tests/test_render.py checks it with
-# long titles, abstracts and links)
-MAX_UNCLIPPED_ITEMS = 35
 _ETC_GMT = re.compile(r"Etc/GMT([+-])(\d{1,2})")
 
 

@@ -260,20 +260,37 @@ def test_an_ipv6_address_is_a_host_and_a_port_of_the_other_security_mode_is_warn
 def test_a_short_link_signing_key_is_warned_about(tmp_path, monkeypatch):
     from digest.config import config_problems
 
+    def key_warnings():
+        return [w for w in config_problems(load_settings(path))[1] if "random bytes" in w]
+
     path = tmp_path / "config.toml"
     path.write_text("[web]\n")
-    monkeypatch.setenv("DIGEST_SECRET_KEY", "short,an-older-key-that-is-long-enough-to-pass-the-check")
-    warnings = [w for w in config_problems(load_settings(path))[1] if "link-signing key" in w]
-    assert warnings == ["web.secret_key: the link-signing key in $DIGEST_SECRET_KEY is 5 characters: a link shows "
-                        "what it signs, so a short key can be guessed offline and links forged; use 32 random bytes "
-                        "(openssl rand -hex 32), the old key after a comma while its links should still work"]
-    monkeypatch.setenv("DIGEST_SECRET_KEY", "0123456789abcdef" * 4 + ",short")  # the old one is on its way out
-    assert not [w for w in config_problems(load_settings(path))[1] if "link-signing key" in w]
+    long = "0123456789abcdef" * 4
+    monkeypatch.setenv("DIGEST_SECRET_KEY", f"short,{long}")
+    assert key_warnings() == ["web.secret_key: in $DIGEST_SECRET_KEY, the newest is 5 characters: a link shows what "
+                              "it signs, so a short key can be guessed offline and links forged (every listed key "
+                              "verifies them); use 32 random bytes (openssl rand -hex 32), and drop an old short key "
+                              "rather than keep it for its links"]
+    monkeypatch.setenv("DIGEST_SECRET_KEY", f"{long},short")  # an old key verifies links too: as bad
+    assert "the newest" not in key_warnings()[0] and "older key 2 is 5 characters" in key_warnings()[0]
+    monkeypatch.setenv("DIGEST_SECRET_KEY", f",{long},")  # empty entries are no keys
+    assert key_warnings() == []
     monkeypatch.delenv("DIGEST_SECRET_KEY")
     (tmp_path / "key").write_text("tiny\n")
     path.write_text(f'[web]\nsecret_key_file = "{tmp_path / "key"}"\n')
-    assert any(f"the link-signing key in {tmp_path / 'key'} is 4 characters" in w
+    assert any(f"in {tmp_path / 'key'}, the newest is 4 characters" in w for w in key_warnings())
+
+
+def test_a_default_max_items_that_gmail_would_clip_is_warned_about(tmp_path):
+    from digest.config import config_problems
+
+    path = tmp_path / "config.toml"
+    path.write_text("[ranking]\ndefault_max_items = 50\n")
+    assert any("ranking.default_max_items = 50: an email of more than about 35 papers" in w
                for w in config_problems(load_settings(path))[1])
+    other = tmp_path / "other.toml"
+    other.write_text("[ranking]\ndefault_max_items = 20\n")
+    assert not any("ranking.default_max_items =" in w for w in config_problems(load_settings(other))[1])
 
 
 def test_a_mistyped_config_path_is_named_without_suggesting_a_file_under_the_typo(tmp_path, monkeypatch):

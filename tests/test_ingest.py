@@ -259,6 +259,7 @@ def test_a_new_uidvalidity_rescans_the_folder_without_duplicates(account):
 def test_the_first_poll_of_a_folder_reads_its_recent_mail_and_leaves_its_history_for_a_rescan(account):
     # a folder that has collected alerts for years: the first poll must not make all of them today's candidates
     account.configure(folders=["History"], first_poll_days=14)
+    assert account.poll().folder("History").error  # the user's filter has not made the folder yet
     old = datetime.now(UTC) - timedelta(days=60)
     older = [account.servers.append(account.address, raw, "History", arrived=old) for raw in ALERTS[1:3]]
     account.servers.append(account.address, ALERTS[4], "History", arrived=old, flags=[FLAG])  # read before
@@ -275,10 +276,14 @@ def test_the_first_poll_of_a_folder_reads_its_recent_mail_and_leaves_its_history
     # asked for, the history is read
     third = account.poll(rescan=True).folder("History")
     assert (third.fetched, third.ingested) == (2, 2) and all(account.flags("History")[u] == {FLAG} for u in older)
-    # first_poll_days = 0: a new folder is read whole
+    # first_poll_days = 0, or --rescan as the first poll of a folder: it is read whole
     account.configure(folders=["Whole"], first_poll_days=0)
     account.servers.append(account.address, ALERTS[6], "Whole", arrived=old)
     assert (account.poll().folder("Whole").ingested, account.poll().folder("Whole").left_alone) == (1, 0)
+    account.configure(folders=["Archive"], first_poll_days=14)
+    account.servers.append(account.address, PERSONAL, "Archive", arrived=old)
+    archive = account.poll(rescan=True).folder("Archive")
+    assert (archive.fetched, archive.not_alerts, archive.left_alone) == (1, 1, 0)
 
 
 def test_a_missing_folder_is_reported_and_the_other_folders_are_still_polled(account):

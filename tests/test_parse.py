@@ -378,6 +378,10 @@ def test_dois_are_recovered_from_the_publishers_article_links():
         "https://pubs.aip.org/aip/jcp/article-pdf/doi/10.1063/5.0190000/19000000/014101_1_5.0190000.pdf": "10.1063/5.0190000",
         "https://ashpublications.org/blood/article/doi/10.1182/blood.2024024000/515000/Some-title": "10.1182/blood.2024024000",
         "https://academic.oup.com/bioinformatics/article-abstract/doi/10.1093/bioinformatics/btae106": "10.1093/bioinformatics/btae106",
+        # ... but not a DOI that ends in digits itself (Karger and Hindawi on the same platform)
+        "https://karger.com/ofa/article/doi/10.1159/000531045": "10.1159/000531045",
+        "https://karger.com/ofa/article/doi/10.1159/000531045/": "10.1159/000531045",
+        "https://example.silverchair.com/j/article/doi/10.1155/2023/1234567": "10.1155/2023/1234567",
         # a DOI whose suffix has a slash of its own keeps it (Atypon paths are /doi/..., not /article/doi/...)
         "https://www.tandfonline.com/doi/abs/10.1080/1234/5678": "10.1080/1234/5678",
         "https://www.medrxiv.org/content/10.1101/2025.08.29.25333548v1.full-text": "10.1101/2025.08.29.25333548",
@@ -442,20 +446,50 @@ TANDF_ALERT = (  # Taylor & Francis' layout (as another project's tests show it)
     ("wileyonlinelibrary@wiley.com", 'Wiley Online Library 1 new match for "Galaxy" AND workflow'),
     ("wileyonlinelibrary@wiley.com", "Smith Jones Article Event Alert (doi:10.1002/0471142727.mb1910s89)"),
 ])
-def test_an_alert_of_an_unknown_layout_is_an_error_not_mail_passed_over(sender, subject):
-    with pytest.raises(ParseError, match="reads like a paper alert, but no papers could be read"):
-        parse_message(mail(sender, subject, TANDF_ALERT, subtype="html"))
+def test_an_alert_of_an_unknown_layout_gets_a_note_and_is_left_alone(sender, subject):
+    parsed = parse_message(mail(sender, subject, TANDF_ALERT, subtype="html"))
+    assert parsed.kind is None and parsed.papers == []  # not quarantined (and not moved): it may be other mail
+    [note] = parsed.warnings
+    assert note.startswith(f"not read: mail from {sender} (subject {subject!r}) reads like a paper alert")
 
 
-@pytest.mark.parametrize("subject, body", [
-    ("Security alert: new sign-in to your account", TANDF_ALERT),  # not a paper alert's subject
-    ("New issue opened in your repository", TANDF_ALERT),
-    ("Confirm your table of contents alert", TANDF_ALERT),  # an alert sender's administrative mail
-    ("New articles for Feedback Journal are now available online", "<p>Your alert is ready: visit us.</p>"),  # no links
+TWO_DOIS = '<p>See <a href="https://doi.org/10.1000/a.1">one</a> and <a href="https://doi.org/10.1000/b.2">two</a></p>'
+FOOTER = '<p><a href="https://example.org/settings">Settings</a> <a href="https://example.org/u">Unsubscribe</a></p>'
+
+
+@pytest.mark.parametrize("sender, subject, body", [
+    ("news@example.org", "Security alert: new sign-in to your account", TANDF_ALERT),  # not a paper alert's subject
+    ("notifications@github.com", "[org/repo] New issue: table of contents rendering broken", FOOTER),
+    ("alerts@tandfonline.com", "Confirm your table of contents alert", TANDF_ALERT),  # administrative
+    ("alerts@tandfonline.com", "New articles for Feedback Journal are now available online", "<p>Visit us.</p>"),
+    # an alert's words, but neither from a publisher nor with DOIs in it
+    ("noreply@medium.com", "New articles from writers you follow are available", FOOTER),
+    ("calendar-notification@google.com", "Invitation: Journal Club - new papers published @ Wed 4pm", FOOTER),
+    ("colleague@uni.example", "Just accepted at NeurIPS! Early view of the camera-ready", FOOTER),
+    ("jobs@example.org", "Search alert: 12 new jobs for postdoc", FOOTER),
+    ("briefing@nature.com", "Nature Briefing: the latest research", FOOTER),  # a publisher, not an alert's words
 ])
-def test_other_mail_with_links_is_still_not_an_alert(subject, body):
-    parsed = parse_message(mail("news@example.org", subject, body, subtype="html"))
-    assert parsed.kind is None and parsed.papers == []
+def test_other_mail_is_not_an_alert_and_gets_no_note(sender, subject, body):
+    parsed = parse_message(mail(sender, subject, body, subtype="html"))
+    assert parsed.kind is None and parsed.papers == [] and parsed.warnings == []
+
+
+def test_a_note_for_mail_with_dois_from_any_sender_and_none_for_an_attachment():
+    # DOIs printed as text (no links to papers the generic parser reads), from a sender unknown here
+    text = "Citing literature:\nA study, 10.1000/xyz.1, (1-9), 2019.\nAnother, 10.1000/xyz.2, (3-4), 2019.\n"
+    parsed = parse_message(mail("alerts@journals.example", "Citation alert: your paper was cited", text))
+    assert parsed.kind is None and parsed.warnings and "reads like a paper alert" in parsed.warnings[0]
+    # a colleague's mail with two papers and, attached, a newsletter that reads like an alert: the papers count
+    outer = EmailMessage()
+    outer["From"], outer["Subject"] = "colleague@uni.example", "two papers for you"
+    outer.set_content('<p><a href="https://arxiv.org/abs/2401.00001">Sparse attention for long documents at scale</a> and '
+                      '<a href="https://doi.org/10.1038/s41586-024-07000-1">A map of every protein interaction in the human cell</a></p>', subtype="html")
+    outer.add_attachment(email.message_from_bytes(
+        mail("alerts@tandfonline.com", "New articles for X are now available online", TANDF_ALERT, subtype="html"),
+        policy=email.policy.default))
+    parsed = parse_message(outer.as_bytes())
+    assert parsed.kind == "generic" and {p.arxiv_id or p.doi for p in parsed.papers} == {
+        "2401.00001", "10.1038/s41586-024-07000-1"} and parsed.warnings == []
 
 
 def test_et_al_is_not_an_author():
@@ -2504,3 +2538,18 @@ def test_surname_first_lists_with_long_surnames_or_given_names_keep_each_person_
     from digest.parsers.common import split_authors
 
     assert split_authors(line) == names
+
+
+def test_a_mail_that_reads_like_an_unknown_alert_is_recorded_with_its_note_and_left_alone():
+    from digest.pipeline import ingest_raw
+
+    store = Store(None)
+    raw = mail("alerts@tandfonline.com", "New articles for Feedback Journal are now available online",
+               TANDF_ALERT, subtype="html")
+    status, report = ingest_raw(store, raw, mailbox="INBOX", uid=7, label="INBOX UID 7")
+    assert status == "not_alert" and report.not_alerts == 1 and report.failed == 0  # not quarantined, not moved
+    [note] = report.unread
+    assert note.startswith("INBOX UID 7: not read: mail from alerts@tandfonline.com")
+    assert any(e["level"] == "WARNING" and e["message"] == note for e in store.recent_events(5))
+    # seen once: polled again, it is not read (nor noted) again
+    assert ingest_raw(store, raw, mailbox="INBOX", uid=7)[0] == "seen"

@@ -198,7 +198,7 @@ def test_twenty_items_stay_under_100_kb():
     size = len(hostile_digest(20).html.encode("utf-8"))
     assert size < 100_000, size
     # the number of papers a profile is told fits (a note beyond it) does
-    from digest.profiles import MAX_UNCLIPPED_ITEMS
+    from digest.config import MAX_UNCLIPPED_ITEMS
 
     assert len(hostile_digest(MAX_UNCLIPPED_ITEMS).html.encode("utf-8")) < 100_000
     assert len(hostile_digest(MAX_UNCLIPPED_ITEMS + 10).html.encode("utf-8")) > 100_000  # and the note is no idle worry

@@ -253,10 +253,16 @@ _FORWARD_CLASS_PREFIX = re.compile(r"^(?:m_-?\d+_?|x_)+")  # repeated: forwarded
 _RENAMED = re.compile(r"""\b(?:class|id)\s*=\s*["']?[^"'>]{0,200}?\b(?:m_-?\d|x_)""", re.I)
 
 
+# a start tag that another "<" interrupts before its ">" ("<a <a <a ..."): Python's HTML parser reads each such
+# tag's attributes up to the end of the text, time quadratic in the mail's length (4,000 of them, 12 KB, took
+# 12 s), so its "<" is made text, as the parser would have kept it
+_UNCLOSED_TAG = re.compile(r"<(?=[A-Za-z][^<>]*<)")
+
+
 def soup_of(html: str) -> BeautifulSoup:
     """The parsed HTML, with the class and id names a forwarding mail client renamed given back their
     sender's names, so a forwarded alert reads like the original."""
-    soup = BeautifulSoup(html, "html.parser")
+    soup = BeautifulSoup(_UNCLOSED_TAG.sub("&lt;", html), "html.parser")
     if _RENAMED.search(html):
         for tag in soup.find_all(class_=_FORWARD_CLASS_PREFIX):
             tag["class"] = [_FORWARD_CLASS_PREFIX.sub("", c) or c for c in tag["class"]]
@@ -479,8 +485,12 @@ def doi_from_url(url: str | None) -> str | None:
     doi = m.group(1)
     if _SILVERCHAIR.search(path):
         # OUP, AIP, ASH and the other Silverchair sites: ".../article/doi/10.1093/mnras/stae001/7500000[/slug]",
-        # the site's own article number (and a file name or title slug) after the DOI
-        doi = re.sub(r"/\d{4,}(?:/[^/]*)?/?$", "", doi)
+        # the site's own article number (and a file name or title slug) after the DOI; but a DOI may end in
+        # digits itself (Karger's 10.1159/000531045, Hindawi's 10.1155/2023/1234567): what is left must keep a
+        # suffix that is not a number
+        cut = re.sub(r"/\d{4,}(?:/[^/]*)?/?$", "", doi)
+        if cut != doi and "/" in cut and not re.fullmatch(r"\d+", cut.rsplit("/", 1)[1]):
+            doi = cut
     doi = re.sub(r"(/(full|abstract|pdf|epdf|html|meta|fulltext|summary)|\.pdf|\.full|\.abstract)+/?$", "", doi)
     return doi.rstrip("/.")
 
