@@ -367,12 +367,8 @@ def parse_profile(text: str, path: str | Path) -> Profile:
     if not isinstance(library, list) or not all(isinstance(v, str) and v.strip() for v in library):
         raise check.fail("library", f"must be a file name or a list of them (got {toml_repr(data.get('library'))})",
                          TOP_KEYS["library"])
-    for file in library:
-        # imported only for profiles that name a library (it imports the parsers)
-        from .library import EXPORT_HINT, FORMATS
-
-        if Path(file).suffix.lower() not in FORMATS:
-            raise check.fail("library", f"{file!r} is not a library export; {EXPORT_HINT}", TOP_KEYS["library"])
+    # a file of another format (or name) is the library's error, reported with the file: the rest of the
+    # profile serves meanwhile
     library = tuple(str((Path(path).parent / Path(file.strip()).expanduser()).resolve()) for file in library)
     if not interests and not seeds and not library:
         raise ProfileError(f"{path}: add at least one [[interests]] entry or one [[seeds]] paper, for example:\n"

@@ -1,5 +1,6 @@
 """A profile's `library`: a reference manager's export (BibTeX, RIS, CSL JSON) as seed papers."""
 
+import json
 import os
 import re
 import shutil
@@ -84,7 +85,16 @@ def test_ris_and_csl_json_exports_become_seed_papers():
 
 @pytest.mark.parametrize("name, content, message", [
     ("missing.bib", None, r"missing\.bib: cannot read the library \(No such file or directory\); check the path"),
-    ("library.pdf", b"%PDF", r"library\.pdf: unsupported library format '\.pdf'; export it .* BibTeX \(\.bib\)"),
+    ("library.pdf", b"%PDF", r"library\.pdf: not a library export this reads \(BibTeX, RIS, CSL JSON, PubMed's "
+                             r"MEDLINE \.nbib, EndNote's tagged \.enw\); export it .* BibTeX \(\.bib\)"),
+    ("endnote.xml", b'<?xml version="1.0"?><xml><records><record><titles>x</titles></record></records></xml>',
+     r"endnote\.xml: an EndNote XML export, which is not read here: in EndNote, File > Export with the output style "
+     r"\"RefMan \(RIS\) Export\", and name the file \.ris"),
+    ("renamed.ris", b'<?xml version="1.0"?><xml><records>\n<record>x</record></records></xml>',
+     r"renamed\.ris: an EndNote XML export"),
+    ("zotero.rdf", b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"></rdf:RDF>',
+     r"zotero\.rdf: a Zotero RDF export, which is not read here: in Zotero, export the library as BibTeX"),
+    ("notes.ris", b"Some notes\nER  - \n", r"notes\.ris: not a RIS file: no entry starts with a \"TY  -\" line"),
     ("latin1.bib", "@article{a, title={Caf\xe9}}".encode("latin-1"), r"latin1\.bib: not UTF-8 text; export"),
     ("named.bib", "% Encoding: no-such-codec\n@article{a, title={Caf\xe9}}".encode("latin-1"),
      r"named\.bib: not UTF-8 text; export"),
@@ -117,8 +127,9 @@ def test_a_library_that_cannot_be_used_gets_a_precise_error(tmp_path, name, cont
 def test_the_library_key_is_validated_with_its_line_and_a_library_alone_is_a_profile(tmp_path):
     with pytest.raises(ProfileError, match=r"ada\.toml:2: library: must be a file name or a list of them"):
         parse_profile('email = "a@b.org"\nlibrary = 3\n', tmp_path / "ada.toml")
-    with pytest.raises(ProfileError, match=r"ada\.toml:2: library: 'papers\.pdf' is not a library export; export"):
-        parse_profile('email = "a@b.org"\nlibrary = ["ok.bib", "papers.pdf"]\n', tmp_path / "ada.toml")
+    # a file of another format is the library's error (read_library), not the profile's: the profile serves
+    assert len(parse_profile('email = "a@b.org"\nlibrary = ["ok.bib", "papers.pdf"]\n',
+                             tmp_path / "ada.toml").library) == 2
     profile = parse_profile('email = "a@b.org"\nlibrary = "libs/zotero.bib"\n', tmp_path / "profiles" / "ada.toml")
     # relative to the profile's own folder, wherever digest runs from
     assert profile.library == (str((tmp_path / "profiles" / "libs" / "zotero.bib").resolve()),)
@@ -463,3 +474,75 @@ def test_bibtex_export_of_an_arxiv_paper_takes_its_year_from_the_id_not_from_the
     text = to_bibtex([replaced, trending, old_style, published])
     assert re.findall(r"year = \{(\d+)\}", text) == ["2022", "2024", "1999", "2021"]  # the journal's year
     assert "@misc{lee2022older," in text
+
+
+def test_a_library_is_read_by_what_it_holds_whatever_its_name_says(tmp_path):
+    ris = "TY  - JOUR\nTI  - Protein folding with language models\nDO  - 10.1000/ris.1\nER  - \n"
+    bib = "@article{a, title = {Sparse attention for long documents}, doi = {10.1000/bib.1}}\n"
+    for name, text, doi in [("My EndNote Library.txt", ris, "10.1000/ris.1"), ("export", ris, "10.1000/ris.1"),
+                            ("bib-as.ris", bib, "10.1000/bib.1"), ("ris-as.bib", ris, "10.1000/ris.1")]:
+        (tmp_path / name).write_text(text)
+        read = read_library(tmp_path / name)
+        assert read.error is None and [s.doi for s in read.seeds] == [doi], (name, read)
+    # one space before the dash, as some exporters write RIS
+    (tmp_path / "one-space.ris").write_text(ris.replace("  - ", " - "))
+    assert [s.title for s in read_library(tmp_path / "one-space.ris").seeds] == ["Protein folding with language models"]
+
+
+def test_pubmed_medline_and_endnote_tagged_exports_become_seed_papers(tmp_path):
+    (tmp_path / "pubmed.nbib").write_text(
+        "PMID- 30922926\nOWN - NLM\nTI  - Time lapse: A glimpse into prehistoric\n      genomics.\n"
+        "LID - S1769-7212(19)30059-X [pii]\nLID - 10.1016/j.ejmg.2019.03.004 [doi]\n"
+        "AB  - For the purpose of this review, 'time-lapse' refers to the reconstruction of\n"
+        "      ancestral karyotypes.\nFAU - Griffin, Darren K\n\n"
+        "PMID- 31000001\nTI  - A second record.\nAID - 10.1000/second [doi]\n")
+    first, second = read_library(tmp_path / "pubmed.nbib").seeds
+    assert first.title == "Time lapse: A glimpse into prehistoric genomics."
+    assert first.doi == "10.1016/j.ejmg.2019.03.004" and first.abstract.endswith("ancestral karyotypes.")
+    assert (second.title, second.doi) == ("A second record.", "10.1000/second")
+    (tmp_path / "endnote.enw").write_text(
+        "%0 Journal Article\n%T Superior techniques for eliminating ring artifacts\n%A Vo, Nghia T\n"
+        "%R 10.1364/OE.26.028396\n%X We show two techniques.\n\n%0 Journal Article\n%A Nobody\n")
+    read = read_library(tmp_path / "endnote.enw")
+    assert [(s.title, s.doi, s.abstract) for s in read.seeds] == [
+        ("Superior techniques for eliminating ring artifacts", "10.1364/oe.26.028396", "We show two techniques.")]
+    assert read.problems == (f"{tmp_path / 'endnote.enw'}:7: a record without a title (EndNote tagged); skipped",)
+
+
+def test_markup_and_escaped_math_in_exports_read_as_text(tmp_path):
+    (tmp_path / "lib.bib").write_text(
+        "@article{a, title = {Design of {\\(\\Sigma\\)}{\\(\\Delta\\)} modulators},\n"
+        "  abstract = {{\\textless}p{\\textgreater}We report {\\textless}i{\\textgreater}Otx2{\\textless}/i"
+        "{\\textgreater} in mice.{\\textless}/p{\\textgreater}}}\n"
+        "@article{b, title={FuXi-$$\\backslash$alpha $: Scaling weather models}}\n")
+    a, b = read_library(tmp_path / "lib.bib").seeds
+    assert a.title == "Design of ΣΔ modulators" and a.abstract == "We report Otx2 in mice."
+    assert b.title == "FuXi-α: Scaling weather models"
+    (tmp_path / "lib.json").write_text(json.dumps([{"title": "A <i>title</i>", "abstract":
+        "<jats:title>Abstract</jats:title><jats:p>We show <jats:italic>X</jats:italic> works.</jats:p>"
+        "<jats:p>Second part.</jats:p>"}]))
+    (item,) = read_library(tmp_path / "lib.json").seeds
+    assert (item.title, item.abstract) == ("A title", "We show X works. Second part.")
+
+
+def test_a_jabref_2_file_names_its_encoding_after_its_first_line(tmp_path):
+    (tmp_path / "jabref.bib").write_bytes("% This file was created with JabRef 2.10.\n% Encoding: Cp1252\n\n"
+                                          "@article{a, title = {Bæredygtige byer}}\n".encode("cp1252"))
+    assert [s.title for s in read_library(tmp_path / "jabref.bib").seeds] == ["Bæredygtige byer"]
+
+
+def test_a_field_given_twice_keeps_the_entry_and_ids_are_found_where_exporters_put_them(tmp_path):
+    (tmp_path / "lib.bib").write_text(
+        "@article{twice, title = {First title}, title = {Second title}}\n"
+        "@article{mendeley, title = {Mendeley paper}, archivePrefix = {arXiv}, arxivId = {1610.04325}}\n"
+        "@article{bare, title = {Bare eprint}, eprint = {2303.08774}}\n"
+        "@article{s2, title = {Semantic Scholar paper}, journal = {ArXiv}, volume = {abs/2005.14165}}\n"
+        "@article{old, title = {Old style}, journal = {arXiv preprint cs/0112017}}\n"
+        "@article{url, title = {DOI in the URL}, url = {https://doi.org/10.1000/in.url}}\n"
+        "@article{jstor, title = {On JSTOR}, eprinttype = {jstor}, eprint = {10.2307/1234567}}\n")
+    read = read_library(tmp_path / "lib.bib")
+    by_title = {s.title: s for s in read.seeds}
+    assert "Second title" in by_title and any("gives title twice" in p for p in read.problems), read.problems
+    assert [by_title[t].arxiv for t in ("Mendeley paper", "Bare eprint", "Semantic Scholar paper", "Old style")] == [
+        "1610.04325", "2303.08774", "2005.14165", "cs/0112017"]
+    assert (by_title["DOI in the URL"].doi, by_title["On JSTOR"].doi) == ("10.1000/in.url", "10.2307/1234567")
