@@ -3,6 +3,7 @@
 A ratio near 2 is linear; near 4 quadratic (what these recipes took before they were fixed: a 56 KB mail of
 "class= " 76 s, 4,000 DOIs in one <div> 26 s, 1,000 Scholar titles without <h3> 13 s). Anyone can send mail to
 the alert mailbox, and a From header proves nothing, so no sender's layout may let a mail's size buy time.
+The last recipes read reference-library exports (a profile's `library`) the same way.
 
     .venv/bin/python benchmarks/hostile.py [--n 2000]
 """
@@ -10,9 +11,13 @@ the alert mailbox, and a From header proves nothing, so no sender's layout may l
 from __future__ import annotations
 
 import argparse
+import json
+import tempfile
 import time
+from pathlib import Path
 
 from digest.errors import ParseError
+from digest.library import read_library
 from digest.parse import parse_message
 
 ARXIV, SCHOLAR = "no-reply@arxiv.org", "scholaralerts-noreply@google.com"
@@ -70,9 +75,23 @@ RECIPES = {
         f'<div><a href="https://x.example/{i}">A study of many things number {i}</a>' for i in range(n // 4))
         + "</div>" * (n // 4), html=True),
     "start tags without '>' ('<a <a <a')": lambda n: mail("<a " * (2 * n), html=True),
+    "end tags, '<?' and '<!--' without an end": lambda n: mail("</a " * n + "<?" * n + "</" * n + "<!--" * n,
+                                                             html=True),
     "an alert's subject, links and DOIs": lambda n: mail("".join(
         f'<p><a href="https://t.example/{i}">x</a> 10.1000/x{i}</p>' for i in range(n // 2)),
         sender="alerts@tandfonline.com", subject="New articles for X are now available online", html=True),
+}
+
+
+# a reference library (a profile's `library` file) is the user's own file, but exported by programs from text
+# that publishers and databases wrote: the same rule, its size must not buy time
+LIBRARY_RECIPES = {
+    "library: blank lines (.bib)": ("lib.bib", lambda n: "\n" * (10 * n)),
+    "library: '<jats:a-a-a' in an abstract (.json)": ("lib.json", lambda n: json.dumps(
+        [{"title": "A title", "abstract": "<jats:" + "a-" * (5 * n)}])),
+    "library: a long MEDLINE abstract (.nbib)": ("lib.nbib", lambda n: "PMID- 1\nTI  - t\nAB  - x\n"
+                                                 + "      continued abstract line of eighty characters or so\n" * n),
+    "library: '\\(' repeated (.bib)": ("lib.bib", lambda n: "@article{a, title = {" + "\\(" * (5 * n) + "}}\n"),
 }
 
 
@@ -85,6 +104,15 @@ def seconds(raw: bytes) -> float:
     return time.perf_counter() - start
 
 
+def library_seconds(name: str, text: str) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        path.write_text(text)
+        start = time.perf_counter()
+        read_library(path)
+        return time.perf_counter() - start
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000, help="the size unit of every recipe (default 2000)")
@@ -93,6 +121,10 @@ def main() -> None:
     for name, make in RECIPES.items():
         small, large = make(args.n), make(2 * args.n)
         a, b = seconds(small), seconds(large)
+        print(f"{name:42} {len(small) / 1000:8.0f} {a:8.2f} {b:8.2f} {b / max(a, 1e-6):6.1f}", flush=True)
+    for name, (file, make) in LIBRARY_RECIPES.items():
+        small, large = make(args.n), make(2 * args.n)
+        a, b = library_seconds(file, small), library_seconds(file, large)
         print(f"{name:42} {len(small) / 1000:8.0f} {a:8.2f} {b:8.2f} {b / max(a, 1e-6):6.1f}", flush=True)
 
 

@@ -35,7 +35,7 @@ EXPORT_HINT = "export it from your reference manager as BibTeX (.bib), RIS (.ris
 # what each format's text starts its entries with: a file is read by what it holds when its name does not say
 # (EndNote saves a RIS export as .txt) or says another format than it holds (a PubMed .nbib renamed .ris)
 _LOOKS = {
-    "BibTeX": re.compile(r"^\s*@[A-Za-z]+\s*[{(]", re.M),
+    "BibTeX": re.compile(r"^[ \t]*@[A-Za-z]+\s*[{(]", re.M),
     "RIS": re.compile(r"^TY {1,2}- ", re.M),
     "MEDLINE": re.compile(r"^PMID- ?\d", re.M),
     "EndNote tagged": re.compile(r"^%0 \S", re.M),
@@ -120,12 +120,10 @@ def read_library(path: str | Path) -> LibraryRead:
 
 
 def _format(named: str | None, text: str) -> str | None:
-    """The format to read: the one the file's name says when its text has that format's entries, else the
-    one its text shows (or the named one, whose reader then says what is wrong)."""
-    if named is not None and _LOOKS[named].search(text):
-        return named
-    head = text[:200_000]
-    return next((fmt for fmt, looks in _LOOKS.items() if looks.search(head)), None) or named
+    """The format to read: the one whose entries start first in the text (an abstract may hold a line like
+    another format's: "@Risk (...)"), else the one the file's name says (whose reader then says what is wrong)."""
+    found = [(m.start(), fmt) for fmt, looks in _LOOKS.items() if (m := looks.search(text))]
+    return min(found)[1] if found else named
 
 
 def _lines(text: str) -> str:
@@ -178,7 +176,7 @@ def _unique(seeds: list[Seed]) -> tuple[Seed, ...]:
 
 
 _BRACED_MATH = re.compile(r"\{(\$[^$]*\$)\}")
-_INLINE_MATH = re.compile(r"\\\((.{0,500}?)\\\)")
+_INLINE_MATH = re.compile(r"\\\(((?:[^\\]|\\[^()]){0,500}?)\\\)")
 # Zotero writes < and > as these (pylatexenc would drop them)
 _ZOTERO_MACROS = {"{\\textless}": "<", "{\\textgreater}": ">", "\\textless{}": "<", "\\textgreater{}": ">"}
 
@@ -194,8 +192,11 @@ def _text(value) -> str:
 
 # the rich text of CSL JSON (Zotero) and of RIS exports: <i>in vivo</i>, CO<sub>2</sub>, &amp;; abstracts as
 # publishers deliver them: <p>, <h2>Summary</h2>, <br/>, JATS (<jats:p>, <jats:title>Abstract</jats:title>)
-_MARKUP = re.compile(r"</?(?:i|b|em|strong|sub|sup|sc|span|nocase|u|a)\b[^<>]*>", re.I)
-_BLOCK_MARKUP = re.compile(r"</?(?:p|div|br|h[1-6]|li|ul|ol|section|sec|jats:[\w-]+|mml:[\w-]+)\b[^<>]*>", re.I)
+# a tag as markup writes it: its name, then attributes with values (<span style="...">, <jats:italic toggle="yes">)
+# or nothing: "a<b and c>d" or "0<p and q>1" in a title is no tag
+_ATTRIBUTES = r"""(?:\s+[\w:-]+\s*=\s*(?:"[^"]*"|'[^']*'|[^\s<>"']+))*\s*/?>"""
+_MARKUP = re.compile(rf"</?(?:i|b|em|strong|sub|sup|sc|span|nocase|u|a){_ATTRIBUTES}", re.I)
+_BLOCK_MARKUP = re.compile(rf"</?(?:p|div|br|h[1-6]|li|ul|ol|section|jats:[\w-]++|mml:[\w-]++){_ATTRIBUTES}", re.I)
 _HEADING = re.compile(r"\A\s*<(h[1-6]|jats:title)\b[^<>]*>\s*(?:abstract|summary)\s*</\1\s*>", re.I)
 
 
@@ -220,14 +221,15 @@ def _clean(value) -> str | None:
     text = _text(value).strip()
     if not text:
         return None
+    marked = any(macro in text for macro in _ZOTERO_MACROS)
     for macro, char in _ZOTERO_MACROS.items():
         text = text.replace(macro, char)
-    if "<" in text:  # HTML that Zotero wrote with the macros above: <p>, <i>Otx2</i>
+    if marked:  # HTML that Zotero wrote with the macros above: <p>, <i>Otx2</i>
         text = _unmarked(text)
     if "\\" in text:
         # math as DBLP writes it, \(\Sigma\), and TeX that Google Scholar or Mendeley escaped once more:
-        # "$\backslash$alpha", "{\$}$\backslash$sqrt{\{}n{\}}{\$}"
-        text = text.replace("$\\backslash$", "\\").replace("{\\$}", "$").replace("{\\{}", "{").replace("{\\}}", "}")
+        # "$$\backslash$alpha $", "{\$}$\backslash$sqrt{\{}n{\}}{\$}" (a "$\backslash$" alone is a backslash)
+        text = text.replace("{\\$}", "$").replace("$$\\backslash$", "$\\").replace("{\\{}", "{").replace("{\\}}", "}")
         text = _INLINE_MATH.sub(lambda m: f"${m.group(1)}$", text)
         text = re.sub(r"(\$\\[A-Za-z]+)\s+\$", r"\1$", text)  # Scholar's "$\backslash$alpha $" -> "$\alpha$"
     if "\\" not in text and "$" not in text:
@@ -321,8 +323,9 @@ def _bibtex(text: str, path: Path) -> tuple[list[Seed], list[str]]:
                           _text(get("volume")) if _text(get("journal")).strip().lower() == "arxiv" else ""):
             if m := _BARE_ARXIV.fullmatch(candidate):
                 links.insert(0, f"arXiv:{m.group(1)}")
+        # (not from a note: "Comment on https://doi.org/..." names another paper)
         doi = get("doi") or (eprint if prefix == "jstor" and eprint.startswith("10.") else None) \
-            or next((d for link in (get("url"), get("note")) if (d := doi_from_url(_text(link)))), None)
+            or doi_from_url(_text(get("url")))
         _add(seeds, problems, _seed(title, get("abstract"), doi, links),
              f"{path}:{entry.start_line + 1}: @{entry.entry_type}{{{entry.key}}}")
     return seeds, problems
@@ -372,8 +375,10 @@ def _joined(value: str, macros: dict[str, str]) -> str:
 def _ris(text: str, path: Path) -> tuple[list[Seed], list[str]]:
     import rispy
 
-    # "TY - JOUR" with one space before the dash, as some exporters write it: the standard has two
-    text = re.sub(r"^([A-Z][A-Z0-9]) - ", r"\1  - ", text, flags=re.M)
+    if not re.search(r"^TY  - ", text, re.M):
+        # "TY - JOUR" with one space before the dash, as some exporters write it (the standard has two); not in
+        # a file that has the standard's, where "US - based cohorts" is a line of an abstract
+        text = re.sub(r"^([A-Z][A-Z0-9]) - ", r"\1  - ", text, flags=re.M)
     if not _LOOKS["RIS"].search(text):
         raise ValueError(f"{path}: not a RIS file: no entry starts with a \"TY  -\" line; " + EXPORT_HINT)
     try:
@@ -429,22 +434,22 @@ def _csl_json(text: str, path: Path) -> tuple[list[Seed], list[str]]:
 def _tagged(text: str, tag: re.Pattern, start: str) -> list[tuple[int, dict[str, list[str]]]]:
     """(line, {tag: values}) per record of a tagged text format (MEDLINE, EndNote's tagged export): a record
     begins with its ``start`` tag; a line without a tag continues the value before it."""
-    records: list[tuple[int, dict[str, list[str]]]] = []
-    last = None
+    records: list[tuple[int, dict[str, list[list[str]]]]] = []
+    last: list[str] | None = None  # the pieces of the value being read (joined once at the end: linear time)
     for number, line in enumerate(text.splitlines(), 1):
         if m := tag.match(line):
             key, value = m.group(1).strip(), m.group(2).strip()
             if key == start:
                 records.append((number, {}))
             if records:
-                records[-1][1].setdefault(key, []).append(value)
-                last = (records[-1][1][key], len(records[-1][1][key]) - 1)
+                last = [value]
+                records[-1][1].setdefault(key, []).append(last)
         elif line.strip() and last is not None:
-            values, i = last
-            values[i] = f"{values[i]} {line.strip()}"
+            last.append(line.strip())
         else:  # a blank line ends a value (and, in these formats, a record)
             last = None
-    return records
+    return [(number, {key: [" ".join(pieces) for pieces in values] for key, values in record.items()})
+            for number, record in records]
 
 
 def _records(text: str, path: Path, tag: re.Pattern, start: str, fields: dict[str, str],

@@ -536,7 +536,9 @@ def _unread_alert(msg: Message, parts: _Parts) -> str | None:
         return None
     content = "\n".join([*parts.html, *parts.text])[:2_000_000]
     dois = len(set(DOI_RE.findall(content)))
-    publisher = kind_of_sender(sender) is not None or sender.rpartition("@")[2].endswith(_PUBLISHER_DOMAINS)
+    domain = sender.rpartition("@")[2]
+    publisher = kind_of_sender(sender) is not None or any(domain == d or domain.endswith("." + d)
+                                                          for d in _PUBLISHER_DOMAINS)
     if not (publisher or dois >= 2) or len(_LINK.findall(content)) + dois < 2:
         return None
     return (f"not read: mail from {sender or 'unknown sender'} (subject {subject!r}) reads like a paper alert, but "

@@ -1155,9 +1155,10 @@ def _resolved(store: Store, event: dict, profile_errors: list[str]) -> dict | No
             return {"by": "the file loads now" if Path(where).exists() else "the file is gone (removed or renamed)",
                     "at": None}
     elif event["component"] == "poll" and (event["level"] == "ERROR"
-                                           or not event["message"].startswith(("quarantined", "skipped"))):
+                                           or not (event["message"].startswith(("quarantined", "skipped"))
+                                                   or ": not read: " in event["message"])):
         # a later poll of a mailbox that ended without an error: the mailbox is reachable again, a rescan is done
-        # (a warning about one message, quarantined or too large, stands however many polls go well after it)
+        # (a warning about one message, quarantined, too large or not read, stands however many polls go well after it)
         later = [p for p in store.poll_states() if (p["last_poll_at"] or "") > event["at"]
                  and "error" not in (p["last_result"] or "")]
         if later:

@@ -546,3 +546,35 @@ def test_a_field_given_twice_keeps_the_entry_and_ids_are_found_where_exporters_p
     assert [by_title[t].arxiv for t in ("Mendeley paper", "Bare eprint", "Semantic Scholar paper", "Old style")] == [
         "1610.04325", "2303.08774", "2005.14165", "cs/0112017"]
     assert (by_title["DOI in the URL"].doi, by_title["On JSTOR"].doi) == ("10.1000/in.url", "10.2307/1234567")
+
+
+def test_angle_brackets_and_backslashes_of_plain_text_are_kept(tmp_path):
+    (tmp_path / "lib.bib").write_text(
+        "@article{a, title = {Effects when a<b and c>d hold}}\n"
+        "@article{b, title = {Hardy inequality for 0<p and q>1}}\n"
+        "@article{c, title = {The $\\backslash$n escape in C strings}}\n"
+        "@article{d, title = {Estimates for $0<p\\le 1$ and $q>0$ spaces}}\n")
+    titles = [s.title for s in read_library(tmp_path / "lib.bib").seeds]
+    assert titles[:2] == ["Effects when a<b and c>d hold", "Hardy inequality for 0<p and q>1"]
+    assert "\\" in titles[2] or "backslash" in titles[2]  # a literal backslash is not read as a TeX command
+    assert titles[3] == "Estimates for 0 < p ≤ 1 and q > 0 spaces"  # math, read as math
+    (tmp_path / "lib.nbib").write_text("PMID- 1\nTI  - Sparse regression in the n<p setting; when p>n it fails.\n")
+    assert [s.title for s in read_library(tmp_path / "lib.nbib").seeds] == [
+        "Sparse regression in the n<p setting; when p>n it fails."]
+    (tmp_path / "lib.json").write_text(json.dumps([{"title": "Bounds for x<a and y>b in Lp",
+                                                    "abstract": "A <span style=\"x\">styled</span> word"}]))
+    (item,) = read_library(tmp_path / "lib.json").seeds
+    assert (item.title, item.abstract) == ("Bounds for x<a and y>b in Lp", "A styled word")
+
+
+def test_the_format_whose_entries_start_first_is_read_and_ris_lines_are_not_retagged(tmp_path):
+    # an abstract line that looks like another format's entry ("@Risk (...)") does not decide the format
+    (tmp_path / "endnote.txt").write_text("TY  - JOUR\nTI  - Risk models\nAB  - We used\n@Risk (Palisade)\nER  - \n")
+    assert [s.title for s in read_library(tmp_path / "endnote.txt").seeds] == ["Risk models"]
+    # a standard RIS file keeps a continuation line that reads like a one-space tag
+    (tmp_path / "std.ris").write_text("TY  - JOUR\nTI  - Cohorts\nAB  - First line of the abstract\n"
+                                      "US - based cohorts were followed.\nER  - \n")
+    assert "US - based cohorts" in read_library(tmp_path / "std.ris").seeds[0].abstract
+    # a DOI in a note names another paper: not this entry's
+    (tmp_path / "note.bib").write_text("@article{a, title = {A reply}, note = {Comment on https://doi.org/10.1000/x}}\n")
+    assert read_library(tmp_path / "note.bib").seeds[0].doi is None

@@ -8,10 +8,12 @@ import json
 import mailbox
 import re
 from collections import Counter
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+import time_machine
 
 from digest.errors import ParseError
 from digest.models import Paper, normalise_arxiv_id, normalise_doi, normalise_title
@@ -382,6 +384,7 @@ def test_dois_are_recovered_from_the_publishers_article_links():
         "https://karger.com/ofa/article/doi/10.1159/000531045": "10.1159/000531045",
         "https://karger.com/ofa/article/doi/10.1159/000531045/": "10.1159/000531045",
         "https://example.silverchair.com/j/article/doi/10.1155/2023/1234567": "10.1155/2023/1234567",
+        "https://karger.com/ddi/article/doi/10.1159/000531045/912345/Title-slug": "10.1159/000531045",
         # a DOI whose suffix has a slash of its own keeps it (Atypon paths are /doi/..., not /article/doi/...)
         "https://www.tandfonline.com/doi/abs/10.1080/1234/5678": "10.1080/1234/5678",
         "https://www.medrxiv.org/content/10.1101/2025.08.29.25333548v1.full-text": "10.1101/2025.08.29.25333548",
@@ -2553,3 +2556,29 @@ def test_a_mail_that_reads_like_an_unknown_alert_is_recorded_with_its_note_and_l
     assert any(e["level"] == "WARNING" and e["message"] == note for e in store.recent_events(5))
     # seen once: polled again, it is not read (nor noted) again
     assert ingest_raw(store, raw, mailbox="INBOX", uid=7)[0] == "seen"
+
+
+
+def test_a_quoted_attribute_holding_a_tag_does_not_unmake_its_link():
+    html = ('<a title="CO<sub>2</sub> capture" href="https://doi.org/10.1038/s41586-024-07001-1">Direct air capture '
+            'of carbon dioxide with porous crystals at scale</a> and x<y and y<z')
+    from digest.parsers.common import html_to_text, soup_of
+
+    assert soup_of(html).find("a")["href"] == "https://doi.org/10.1038/s41586-024-07001-1"
+    assert "x<y and y<z" in html_to_text(html)
+    # an unclosed comment at the end hides nothing before it
+    assert "before" in html_to_text("<p>before</p><!-- <!-- never closed")
+
+
+def test_a_not_read_note_stands_in_status_after_later_polls():
+    from digest.schedule import _resolved
+
+    store = Store(None)
+    with time_machine.travel(datetime(2026, 12, 1, 8, 0, tzinfo=UTC), tick=False):
+        store.log_event("WARNING", "poll", "INBOX UID 7: not read: mail from alerts@tandfonline.com reads like ...")
+        store.log_event("WARNING", "poll", "INBOX: connection to imap.example.org lost; reconnecting")
+    with time_machine.travel(datetime(2026, 12, 1, 9, 0, tzinfo=UTC), tick=False):
+        store.set_poll_state("imap:INBOX", uidvalidity=1, last_uid=7, result="INBOX: 1 fetched")  # went well
+    note, lost = sorted(store.recent_events(2), key=lambda e: "not read" not in e["message"])
+    assert _resolved(store, note, []) is None  # a note about one message stands
+    assert _resolved(store, lost, []) is not None  # (a warning about the mailbox is put right by a good poll)

@@ -253,16 +253,26 @@ _FORWARD_CLASS_PREFIX = re.compile(r"^(?:m_-?\d+_?|x_)+")  # repeated: forwarded
 _RENAMED = re.compile(r"""\b(?:class|id)\s*=\s*["']?[^"'>]{0,200}?\b(?:m_-?\d|x_)""", re.I)
 
 
-# a start tag that another "<" interrupts before its ">" ("<a <a <a ..."): Python's HTML parser reads each such
-# tag's attributes up to the end of the text, time quadratic in the mail's length (4,000 of them, 12 KB, took
-# 12 s), so its "<" is made text, as the parser would have kept it
-_UNCLOSED_TAG = re.compile(r"<(?=[A-Za-z][^<>]*<)")
+# a tag that another "<" interrupts before its ">" ("<a <a <a ...", "</a </a", "<? <?", "<!x <!x"; a "<" inside a
+# quoted attribute value does not count): Python's HTML parser reads each such tag up to the end of the text, time
+# quadratic in the mail's length (4,000 of them, 12 KB, took 12 s), so its "<" is made text, as the parser would
+# have kept it; and so is a "<!--" that no "-->" closes (each would be read to the end too)
+_UNCLOSED_TAG = re.compile(r"""<(?=(?!!--)[/?!A-Za-z](?:[^<>"']|"[^"]*"|'[^']*')*<)""")
+
+
+def _unclosed_made_text(html: str) -> str:
+    html = _UNCLOSED_TAG.sub("&lt;", html)
+    end = html.rfind("-->")
+    if html.find("<!--", end + 1 if end >= 0 else 0) >= 0:
+        start = end + 3 if end >= 0 else 0
+        html = html[:start] + html[start:].replace("<!--", "&lt;!--")
+    return html
 
 
 def soup_of(html: str) -> BeautifulSoup:
     """The parsed HTML, with the class and id names a forwarding mail client renamed given back their
     sender's names, so a forwarded alert reads like the original."""
-    soup = BeautifulSoup(_UNCLOSED_TAG.sub("&lt;", html), "html.parser")
+    soup = BeautifulSoup(_unclosed_made_text(html), "html.parser")
     if _RENAMED.search(html):
         for tag in soup.find_all(class_=_FORWARD_CLASS_PREFIX):
             tag["class"] = [_FORWARD_CLASS_PREFIX.sub("", c) or c for c in tag["class"]]
@@ -487,9 +497,9 @@ def doi_from_url(url: str | None) -> str | None:
         # OUP, AIP, ASH and the other Silverchair sites: ".../article/doi/10.1093/mnras/stae001/7500000[/slug]",
         # the site's own article number (and a file name or title slug) after the DOI; but a DOI may end in
         # digits itself (Karger's 10.1159/000531045, Hindawi's 10.1155/2023/1234567): what is left must keep a
-        # suffix that is not a number
+        # suffix, and not end in a year
         cut = re.sub(r"/\d{4,}(?:/[^/]*)?/?$", "", doi)
-        if cut != doi and "/" in cut and not re.fullmatch(r"\d+", cut.rsplit("/", 1)[1]):
+        if cut != doi and "/" in cut and not re.fullmatch(r"(?:19|20)\d\d", cut.rsplit("/", 1)[1]):
             doi = cut
     doi = re.sub(r"(/(full|abstract|pdf|epdf|html|meta|fulltext|summary)|\.pdf|\.full|\.abstract)+/?$", "", doi)
     return doi.rstrip("/.")
