@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from .errors import ConfigError, DigestError
+from .errors import ConfigError, DigestError, ProfileError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -95,6 +95,23 @@ def _load_profile(settings, name: str):
         users = f" (the users there: {', '.join(known)})" if known else ""
         raise DigestError(f"{path}: profile not found; profiles live in {settings.profiles_path}/NAME.toml{users}")
     return load_profile(path)
+
+
+def _profile_or_last_good(settings, store, name: str):
+    """(profile, note): the profile file's, or while it is broken its last good version, which is what the
+    service sends by meanwhile (with the note that says so); a broken file without one is the error."""
+    from .profiles import parse_profile
+
+    try:
+        return _load_profile(settings, name), ""
+    except ProfileError as exc:
+        path = Path(name) if Path(name).suffix else settings.profiles_path / f"{name}.toml"
+        text = store.profile_texts().get(path.stem) if path.resolve().parent == settings.profiles_path.resolve() \
+            else None
+        if text is None:
+            raise
+        return parse_profile(text, path), (f"{exc}\n  the file is broken; this ranks its last good version, which "
+                                           f"digests use until the file is fixed")
 
 
 def _clipped(title: str, width: int = 100) -> str:
@@ -355,7 +372,10 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int, query: str | None) ->
 
     settings = _settings(ctx)
     store = _store(settings, read_only=True)
-    prof, library_errors, library_warnings = with_library(_load_profile(settings, profile))
+    prof, broken = _profile_or_last_good(settings, store, profile)
+    prof, library_errors, library_warnings = with_library(prof)
+    if broken:
+        click.secho(f"note: {broken}", fg="yellow")
     if not store.count_papers():
         # before loading the model (seconds): there is nothing to rank
         missing = _no_store(ctx, settings)
@@ -521,7 +541,6 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
     """
     from .config import config_problems
     from .embed import model_problems
-    from .errors import ProfileError
     from .pipeline import profile_addresses, profile_anchors
     from .profiles import EXAMPLE_EMAILS, load_profiles
 

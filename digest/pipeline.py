@@ -544,6 +544,9 @@ def _already(profile: Profile, row: dict) -> Delivery:
     failed = row["status"] == "failed"
     if row["status"] == "skipped" and not row["error"] and not row["n_items"]:  # a quiet day, quiet_day = "skip"
         return Delivery(profile.user, "skipped", to=profile.email, note="decided by an earlier run")
+    if row["status"] == "skipped" and (row["error"] or "").startswith(PAUSED_NOTE):
+        return Delivery(profile.user, "paused", to=profile.email,
+                        error=f"{row['error']}; resumed since, the next digest goes out at its usual time")
     return Delivery(profile.user, "already", row["n_items"] or 0, Path(row["path"]) if row["path"] else None,
                     error=row["error"] if failed else None, note="" if failed else row["error"] or "",
                     to=profile.email)
@@ -611,8 +614,13 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
         paused_as, pause = next(((u, p) for u in earlier_names(store, profile) for p in [store.pause_of(u)]
                                  if p is not None), (profile.user, None))
     if pause is not None:
-        # unsubscribed by a link: nothing goes out until `digest resume USER`, whichever job calls this
-        return Delivery(profile.user, "paused", error=_pause_note(paused_as, pause))
+        # unsubscribed by a link: nothing goes out until `digest resume USER`, whichever job calls this; the
+        # period is recorded as skipped, so a resume later that day waits for the next send time (as it says)
+        # and no catch-up takes the day for missed
+        note = _pause_note(paused_as, pause)
+        if not dry_run and (digest_id := store.claim_digest(profile.user, period)) is not None:
+            store.mark_digest(digest_id, "skipped", error=f"{PAUSED_NOTE}{note}")
+        return Delivery(profile.user, "paused", error=note)
 
     def ranking() -> UserRanking:
         if ranker is not None:
@@ -767,6 +775,9 @@ def load_user_profiles(store: Store, settings: Settings) -> LoadedProfiles:
     for warning in loaded.warnings:
         store.log_event("WARNING", "profiles", warning)
     return loaded
+
+
+PAUSED_NOTE = "paused at its send time: "  # a period skipped because the reader had unsubscribed
 
 
 def _pause_note(user: str, pause: dict) -> str:

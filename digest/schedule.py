@@ -818,10 +818,11 @@ class Daemon:
         self._reported_skips.add((c.user, c.period))
         profile = self.profiles[c.user]
         local = c.due_at.astimezone(zoneinfo.ZoneInfo(profile.timezone))
-        message = (f"missed the digest for {c.period} (due {local:%H:%M} {profile.timezone}, "
-                   f"{describe_delta(-c.late)}): beyond schedule.grace_minutes = "
-                   f"{self.settings.schedule.grace_minutes}, skipped; its papers go into the next digest")
-        log.warning("job=catch-up user=%s period=%s: %s", c.user, c.period, message)
+        # the event's text is the same whenever it is seen (a later start sees it again): status lists it once
+        message = (f"missed the digest for {c.period} (due {local:%H:%M} {profile.timezone}): beyond "
+                   f"schedule.grace_minutes = {self.settings.schedule.grace_minutes}, skipped; its papers go into "
+                   f"the next digest")
+        log.warning("job=catch-up user=%s period=%s: %s (%s)", c.user, c.period, message, describe_delta(-c.late))
         with contextlib.suppress(Exception):
             self.loop_store.log_event("WARNING", "schedule", message, user=c.user)
 

@@ -125,6 +125,20 @@ def test_rank_on_an_empty_store_says_where_papers_come_from_before_loading_the_m
         in result.output, result.output
 
 
+def test_rank_of_a_broken_profile_previews_its_last_good_version_as_the_service_sends_it(tmp_path):
+    config = _profiles(tmp_path)
+    good = (tmp_path / "profiles" / "ada.toml").read_text()
+    store = Store(tmp_path / "data" / "digest.db")
+    (tmp_path / "profiles" / "ada.toml").write_text(good + "send_at = 07:30\n")  # a slip: the time unquoted
+    assert CliRunner().invoke(cli, ["--config", str(config), "rank", "ada"]).exit_code == 2  # none kept: the error
+    store.save_profile_texts({"ada": good})
+    store.close()
+    result = CliRunner().invoke(cli, ["--config", str(config), "rank", "ada"])
+    assert "ada.toml" in result.output and "the file is broken; this ranks its last good version, which digests " \
+        "use until the file is fixed" in result.output, result.output
+    assert "no papers in the store yet" in result.output  # and on it goes, with that version
+
+
 def test_a_command_that_only_looks_at_a_missing_store_says_so_and_creates_nothing(tmp_path, monkeypatch):
     """`digest --data-dir dta votes me` (a typo) answered "me: no votes yet", and status showed an empty store."""
     config = _profiles(tmp_path)

@@ -239,6 +239,16 @@ def test_a_digest_missed_beyond_the_grace_window_is_skipped_and_logged(home, emb
     [skip] = records(caplog, "missed the digest")
     assert skip.levelno == logging.WARNING
     assert "user=ada period=2024-06-03" in skip.getMessage() and "3 h 30 min ago" in skip.getMessage()
+    # a later start sees the same missed day again: `digest status` still lists it once
+    with time_machine.travel(datetime(2024, 6, 3, 12, 0, tzinfo=UTC), tick=True):
+        daemon = Daemon(settings, embedder=embedder)
+
+        async def again():
+            await until(lambda: daemon.ready.is_set())
+
+        assert drive(daemon, again) == 0
+    assert len(records(caplog, "missed the digest")) == 2
+    assert len([e for e in store.recent_events(20) if "missed the digest for 2024-06-03" in e["message"]]) == 1
 
 
 def test_a_reader_who_moved_west_after_a_digest_does_not_get_the_older_day_sent_too(home, embedder, caplog):
@@ -291,8 +301,18 @@ def test_a_user_who_unsubscribed_by_link_gets_no_digest_and_no_catch_up(home, em
             await daemon._sweep_job()  # the catch-up does not try again
 
         assert drive(daemon, scenario) == 0
-    assert outbox(tmp_path) == [] and store.digest_for("ada", "2024-06-03") is None
+    assert outbox(tmp_path) == [] and store.digest_for("ada", "2024-06-03")["status"] == "skipped"
     assert len(records(caplog, "user=ada")) == 2  # scheduled, then paused: said once
+    # resumed later that day: the day was the pause's, so no catch-up sends it, and no "missed" warning comes
+    store.resume_user("ada")
+    with time_machine.travel(datetime(2024, 6, 3, 8, 0, tzinfo=UTC), tick=True):
+        daemon = Daemon(settings, embedder=embedder)
+
+        async def later():
+            await until(lambda: daemon.ready.is_set())
+
+        assert drive(daemon, later) == 0
+    assert outbox(tmp_path) == [] and not records(caplog, "missed the digest")
 
 
 # -- profiles are watched --------------------------------------------------------------------------------------

@@ -703,3 +703,7 @@ def test_an_unsubscribe_under_the_old_file_name_still_holds_after_a_rename(setup
 
     out = CliRunner().invoke(cli, ["--config", str(config), "resume", "eve"]).output
     assert "eve: digests resumed" in out and store.pause_of("ada") is None
+    # the day paused at its send time stays without a digest: "the next one goes out at its usual time"
+    again = deliver_user(store, None, settings, eve, now=NOW, outbox=tmp_path / "outbox", ranker=fixed_ranker(store))
+    assert again.status == "paused" and "resumed since, the next digest goes out at its usual time" in again.error
+    assert not (tmp_path / "outbox").exists()
