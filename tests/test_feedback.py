@@ -465,7 +465,10 @@ def test_one_click_unsubscribe_pauses_the_user_until_they_resume(live, encoding)
         # a job that delivers one reader directly (the scheduler) is stopped too, before any ranking
         direct = deliver_user(live.store, None, live.settings, profile)
         assert direct.status == "paused" and f"digest resume {user}" in direct.error
-        assert live.store.digests(user) == []
+        # nothing was ranked or sent; the day is recorded as the pause's (a resume today waits for tomorrow)
+        [day] = live.store.digests(user)
+        assert (day["status"], day["n_items"], day["message_id"]) == ("skipped", None, None)
+        assert day["error"].startswith("paused at its send time: unsubscribed by link (one-click)")
         assert client.post(live.path(unsub), content=b"List-Unsubscribe=One-Click",
                            headers={"content-type": "application/x-www-form-urlencoded"}).status_code == 200
         # the page offers the way back
