@@ -3,7 +3,8 @@
 Zotero, Mendeley, JabRef, EndNote and Google Scholar export a library as BibTeX (``.bib``), RIS (``.ris``) or
 CSL JSON (``.json``); PubMed as MEDLINE (``.nbib``), EndNote also in its tagged format (``.enw``). A file is read
 by the format its text shows when its name says another or none (EndNote names a RIS export ``.txt``). Every
-entry with a title becomes a seed paper: its title and abstract (what the model reads), its DOI and arXiv id. A whole library ranks better than a few hand-picked seeds (benchmarks/README.md,
+entry with a title becomes a seed paper: its title and abstract (what the model reads), its DOI and arXiv id. A
+whole library ranks better than a few hand-picked seeds (benchmarks/README.md,
 *How far is the online target*: 0.663 against 0.606 online P@10 on the same users).
 
 ``read_library(path)`` never raises: a file that cannot be used comes back with ``error`` set (and, when this
