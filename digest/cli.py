@@ -84,12 +84,15 @@ def _embedder(settings):
     return Embedder(settings.model.name, batch_size=settings.model.batch_size, offline=settings.model.offline)
 
 
+def _profile_path(settings, name: str) -> Path:
+    """A user name (NAME.toml in profiles_dir) or a profile file's path, as the commands take them."""
+    return Path(name) if Path(name).suffix else settings.profiles_path / f"{name}.toml"
+
+
 def _load_profile(settings, name: str):
     from .profiles import load_profile
 
-    path = Path(name)
-    if not path.suffix:
-        path = settings.profiles_path / f"{name}.toml"
+    path = _profile_path(settings, name)
     if not path.exists():
         known = sorted(p.stem for p in settings.profiles_path.glob("*.toml")) if settings.profiles_path.is_dir() else []
         users = f" (the users there: {', '.join(known)})" if known else ""
@@ -105,7 +108,7 @@ def _profile_or_last_good(settings, store, name: str):
     try:
         return _load_profile(settings, name), ""
     except ProfileError as exc:
-        path = Path(name) if Path(name).suffix else settings.profiles_path / f"{name}.toml"
+        path = _profile_path(settings, name)
         text = store.profile_texts().get(path.stem) if path.resolve().parent == settings.profiles_path.resolve() \
             else None
         if text is None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigError, parse_toml, read_text_file, toml_line, toml_repr
+from .errors import ConfigError, TokenError, parse_toml, read_text_file, toml_line, toml_repr
 
 # chosen by measurement on the CiteULike benchmark (benchmarks/README.md): the two models' ensemble ranks best
 DEFAULT_MODEL = "all-MiniLM-L6-v2+all-mpnet-base-v2"
@@ -469,11 +469,13 @@ def config_problems(settings: Settings) -> tuple[list[str], list[str]]:
                                 "is empty, so links are signed with the key generated in data_dir/secret.key")
         except ConfigError as exc:
             problems.append(f"{at('web.secret_key_file')}: {exc}")
-    with contextlib.suppress(ConfigError):
+    with contextlib.suppress(ConfigError, TokenError):
+        from .tokens import secret_keys  # the keys as links are signed and checked with them
+
         web = settings.web
         configured = read_secret("web.secret_key", web.secret_key_env, web.secret_key_file, required=False)
         # every key listed verifies links (the newest signs them): a short one anywhere lets links be forged
-        keys = [k.strip() for k in re.split(r"[,\n]", configured.reveal()) if k.strip()] if configured else []
+        keys = secret_keys(configured) if configured else []
         short = [(i, k) for i, k in enumerate(keys) if len(k) < MIN_SECRET_CHARS]
         if short:
             where = f"${web.secret_key_env}" if os.environ.get(web.secret_key_env) else web.secret_key_file
