@@ -9,8 +9,8 @@ whole library ranks better than a few hand-picked seeds (benchmarks/README.md,
 
 ``read_library(path)`` never raises: a file that cannot be used comes back with ``error`` set (and, when this
 process read a good version of it before, that version's seeds with ``stale`` set, so a half-saved export
-does not empty a user's profile); entries it had to skip are listed in ``problems`` with their line (BibTeX) or
-position (RIS, CSL JSON) and the reason. Reads are cached by the file's modification time and size, so a
+does not empty a user's profile); entries it had to skip are listed in ``problems`` with their line (and, in RIS
+and CSL JSON, their number) and the reason. Reads are cached by the file's modification time and size, so a
 library is parsed again only when it changes.
 """
 
@@ -391,13 +391,16 @@ def _ris(text: str, path: Path) -> tuple[list[Seed], list[str]]:
         # rispy drops an entry without its closing ER: say so, instead of serving a library with papers missing
         raise ValueError(f"{path}: the file ends inside an entry (no closing \"ER  -\" line at the end), so it "
                          "looks cut off (still being written?); export the library again")
+    starts = [n for n, line in enumerate(text.splitlines(), 1) if line.startswith("TY  - ")]
     seeds, problems = [], []
     for i, entry in enumerate(entries, 1):
+        # where an entry starts, when each "TY" line began one (else its number)
+        where = f"{path}:{starts[i - 1]}: entry {i}" if len(starts) == len(entries) else f"{path}: entry {i}"
         other = entry.get("unknown_tag") or {}  # tags rispy does not name: CT (a title), BT (a book's title)
         title = entry.get("title") or entry.get("primary_title") or entry.get("translated_title") \
             or other.get("CT") or other.get("BT")
         if not title:
-            problems.append(f"{path}: entry {i} (TY  - {entry.get('type_of_reference', '?')}) has no title "
+            problems.append(f"{where} (TY  - {entry.get('type_of_reference', '?')}) has no title "
                             "(TI, T1, CT or BT); skipped")
             continue
         # the links (UR, L1: often arXiv's PDF), not the abstract or notes: they may cite other papers' ids
@@ -406,8 +409,7 @@ def _ris(text: str, path: Path) -> tuple[list[Seed], list[str]]:
         links = [*(entry.get("urls") or []), *([pdf] if isinstance(pdf, str) else pdf),
                  *(j for j in journal if "arxiv" in _text(j).lower())]  # "arXiv preprint arXiv:2401.00001"
         abstract = entry.get("abstract") or entry.get("notes_abstract")
-        _add(seeds, problems, _seed(_unmarked(title), _unmarked(abstract), entry.get("doi"), links),
-             f"{path}: entry {i}")
+        _add(seeds, problems, _seed(_unmarked(title), _unmarked(abstract), entry.get("doi"), links), where)
     return seeds, problems
 
 
@@ -421,15 +423,40 @@ def _csl_json(text: str, path: Path) -> tuple[list[Seed], list[str]]:
     if not isinstance(items, list):
         raise ValueError(f"{path}: a CSL JSON library is a list of items ([{{\"title\": ...}}, ...]); "
                          + EXPORT_HINT)
+    starts = _item_lines(text)
     seeds, problems = [], []
     for i, item in enumerate(items, 1):
+        where = f"{path}:{starts[i - 1]}: item {i}" if len(starts) == len(items) else f"{path}: item {i}"
         if not isinstance(item, dict) or not item.get("title"):
-            problems.append(f"{path}: item {i} has no \"title\"; skipped")
+            problems.append(f"{where} has no \"title\"; skipped")
             continue
         links = [_text(item.get(k)) for k in ("URL", "number", "archive_location", "note", "container-title")]
         _add(seeds, problems, _seed(_unmarked(item.get("title")), _unmarked(item.get("abstract")), item.get("DOI"),
-                                    links), f"{path}: item {i}")
+                                    links), where)
     return seeds, problems
+
+
+def _item_lines(text: str) -> list[int]:
+    """The line each item of a JSON library (a list) starts on; [] for anything else (items then go by number)."""
+    decoder, space = json.JSONDecoder(), re.compile(r"[ \t\n\r]*")
+    i = space.match(text).end()
+    if not text.startswith("[", i):
+        return []
+    lines, line, counted = [], 1, 0
+    i += 1
+    try:
+        while True:
+            i = space.match(text, i).end()
+            if text.startswith("]", i):
+                return lines
+            line, counted = line + text.count("\n", counted, i), i
+            lines.append(line)
+            _, i = decoder.raw_decode(text, i)
+            i = space.match(text, i).end()
+            if text.startswith(",", i):
+                i += 1
+    except ValueError:
+        return []
 
 
 def _tagged(text: str, tag: re.Pattern, start: str) -> list[tuple[int, dict[str, list[str]]]]:

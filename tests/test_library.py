@@ -73,14 +73,14 @@ def test_ris_and_csl_json_exports_become_seed_papers():
          "10.18653/v1/n19-1423"),
     ]
     assert ris.seeds[0].abstract.startswith("The dominant sequence transduction models")
-    assert ris.problems == (f"{FIXTURES / 'mendeley.ris'}: entry 3 (TY  - JOUR) has no title (TI, T1, CT or BT); skipped",)
+    assert ris.problems == (f"{FIXTURES / 'mendeley.ris'}:17: entry 3 (TY  - JOUR) has no title (TI, T1, CT or BT); skipped",)
 
     csl = read_library(FIXTURES / "zotero.json")
     assert [(s.title, s.arxiv) for s in csl.seeds] == [
         ("Denoising Diffusion Probabilistic Models", "2006.11239"),
         ("Score-based generative modeling through stochastic differential equations", None),
     ]
-    assert csl.problems == (f'{FIXTURES / "zotero.json"}: item 3 has no "title"; skipped',)
+    assert csl.problems == (f'{FIXTURES / "zotero.json"}:4: item 3 has no "title"; skipped',)
 
 
 @pytest.mark.parametrize("name, content, message", [
@@ -363,7 +363,10 @@ def test_endnote_utf16_ris_rich_text_csl_json_and_ris_title_and_pdf_tags_are_rea
                    ' {"title": {"text": "an object"}, "DOI": "10.1000/x"}, {"title": "  "}]')
     read = read_library(csl)
     assert [(s.title, s.doi) for s in read.seeds] == [("In vivo CO2 & pH < 7", None), (None, "10.1000/x")]
-    assert read.problems == (f"{csl}: item 3 has an empty title and no DOI or arXiv id; skipped (give it a title)",)
+    assert read.problems == (f"{csl}:1: item 3 has an empty title and no DOI or arXiv id; skipped (give it a title)",)
+    # a library wrapped in {"items": [...]} has its items read, and named by number (no line to point at)
+    csl.write_text('{"items": [{"title": "A paper"}, {"DOI": "10.1000/y"}]}')
+    assert read_library(csl).problems == (f'{csl}: item 2 has no "title"; skipped',)
 
 
 def test_bibtex_string_macros_joined_with_hash_are_resolved_and_a_hash_in_a_title_stays(tmp_path):
