@@ -534,13 +534,18 @@ def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[st
 @cli.command()
 @click.option("--profiles", "profiles_dir", type=click.Path(path_type=Path),
               help="Profiles directory to check (default: profiles_dir from the config).")
+@click.option("--connect", is_flag=True,
+              help="Also log in to the IMAP and SMTP servers and look at the folders a poll uses, changing "
+                   "nothing (no mail read, marked or sent, no folder made).")
 @click.pass_context
-def check(ctx: click.Context, profiles_dir: Path | None) -> None:
+def check(ctx: click.Context, profiles_dir: Path | None, connect: bool) -> None:
     """Validate config.toml and every profile; print each problem with its file and key.
 
     Example:
 
         digest check --profiles profiles/
+
+        digest check --connect     # before the first poll: login, folders, move targets, SMTP
     """
     from .config import config_problems
     from .embed import model_problems
@@ -595,16 +600,47 @@ def check(ctx: click.Context, profiles_dir: Path | None) -> None:
                      "bounces; put the user's real address there"
                      + (f", or move the example profiles out of {directory}" if profile.email in EXAMPLE_EMAILS else "")
                      for profile in loaded.profiles.values() if _reserved_address(profile.email)]
+    found, server_errors = _connect_checks(settings) if connect and not config_errors else ([], [])
+    for line in found:
+        click.echo(line)
     for warning in warnings:
         click.secho(f"warning: {warning}", fg="yellow")
     for tip in tips:
         click.echo(f"tip: {tip}")
-    for error in [*config_errors, *loaded.errors]:
+    for error in [*config_errors, *loaded.errors, *server_errors]:
         click.secho(f"error: {error}", fg="red")
-    if loaded.errors or config_errors:
+    if loaded.errors or config_errors or server_errors:
         sys.exit(1)
     if not loaded.profiles:
         raise DigestError(f"{directory}: no profiles (*.toml) found; copy profiles/ada.toml as a start")
+
+
+def _connect_checks(settings) -> tuple[list[str], list[str]]:
+    """`check --connect`: what the IMAP and SMTP servers say to the settings (lines found, problems)."""
+    import asyncio
+
+    from .errors import DeliveryError, MailboxError
+    from .ingest import check_mailbox
+    from .send import check_smtp
+
+    found, problems = [], []
+    if settings.imap.host:
+        try:
+            lines, trouble = check_mailbox(settings)
+        except (ConfigError, MailboxError) as exc:
+            lines, trouble = [], [str(exc)]
+        found += lines
+        problems += trouble
+    else:
+        found.append("imap: not set up (imap.host is empty): alerts come in with `digest ingest PATH` only")
+    if settings.outbox:
+        found.append(f"smtp: not used: digests are written to {settings.outbox} (outbox)")
+    elif settings.smtp.host:
+        try:
+            found.append(asyncio.run(check_smtp(settings.smtp)))
+        except DeliveryError as exc:
+            problems.append(str(exc))
+    return found, problems
 
 
 def _paused(store, profile, addresses) -> str:
@@ -981,8 +1017,9 @@ def _print_status(r: dict) -> None:
     for p in r["polls"]:
         where = _mailbox_label(p["mailbox"])
         result = p["result"] or "no result recorded"
-        folder = where.rsplit("/", 1)[-1]
-        result = result.removeprefix(f"{folder}: ")  # the result line starts with the folder: say it once
+        # the result line starts with the folder (which may hold "/": "Alerts/arXiv"): say it once
+        folder = where.split("/", 1)[-1] if p["mailbox"].startswith("imap://") else where.rsplit("/", 1)[-1]
+        result = result.removeprefix(f"{folder}: ")
         click.echo(f"last poll: {where}: {ago(p['at'])}: {result}")
     counts = r["counts"]
     messages, digests = counts["messages"], counts["digests"]

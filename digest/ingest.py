@@ -191,7 +191,8 @@ def _server_text(exc: BaseException) -> str:
     text = str(exc.args[0] if exc.args else exc)
     text = re.sub(r"""\bb(['"])(.*?)\1""", r"\2", text)
     text = re.sub(r"\s*\(\d+\.\d+(?: \+ \d+\.\d+)* secs\)", "", text)  # Dovecot's timings
-    return re.sub(r"^(?:\w+ failed|command: \w+ =>): ", "", text).strip()
+    text = re.sub(r"^(?:\w+ failed|command: \w+ =>): ", "", text).strip()
+    return re.sub(r"(?<!\.)\.$", "", text)  # our message goes on after it ("...; check imap.folders")
 
 
 def _password_hint(imap: ImapSettings) -> str:
@@ -333,12 +334,44 @@ class _Session:
         self.settings = settings
         self._client: IMAPClient | None = None
         self.known_folders: set[str] = set()
+        self.targets_ready = False  # mark = "move": the server can move mail and both folders exist
 
     def client(self) -> IMAPClient:
         if self._client is None:
             self._client = connect(self.settings)
-            self.known_folders = set()
+            self.known_folders, self.targets_ready = set(), False
         return self._client
+
+    def prepare_targets(self) -> None:
+        """With mark = "move", before any message is read: the server can move mail safely and both target folders
+        exist (created when missing). A pass must not store mail it then cannot file (it would stop at that
+        message on every poll), so a server that refuses either is the account's error, named with the key."""
+        imap = self.settings.imap
+        if imap.mark != "move" or self.targets_ready:
+            return
+        client = self.client()
+        if not (client.has_capability("MOVE") or client.has_capability("UIDPLUS")):
+            raise MailboxError(f"imap: {_no_move(imap)}")
+        for target in (imap.processed_folder, imap.quarantine_folder):
+            self.ensure_folder(target)
+        self.targets_ready = True
+
+    def ensure_folder(self, target: str) -> None:
+        if target in self.known_folders:
+            return
+        client, imap = self.client(), self.settings.imap
+        try:
+            if not client.folder_exists(target):
+                client.create_folder(target)
+                with contextlib.suppress(IMAPClientError):
+                    client.subscribe_folder(target)  # so mail clients show it
+                log.info("imap: created folder %s", target)
+        except imaplib.IMAP4.abort:
+            raise
+        except IMAPClientError as exc:
+            raise MailboxError(f"imap: cannot create folder {target!r} ({_target_key(imap, target)}) on {imap.host}: "
+                               f"{_server_text(exc)}; {_folder_fix(client, imap, target)}") from None
+        self.known_folders.add(target)
 
     def drop(self) -> None:
         client, self._client = self._client, None
@@ -349,6 +382,87 @@ class _Session:
     def close(self) -> None:
         client, self._client = self._client, None
         _close(client)
+
+
+def _target_key(imap: ImapSettings, target: str) -> str:
+    return "imap.processed_folder" if target == imap.processed_folder else "imap.quarantine_folder"
+
+
+def _prefix_fix(client: IMAPClient, imap: ImapSettings, target: str) -> str | None:
+    """The fix for a folder name outside the account's personal namespace: many servers (Courier, cPanel, Cyrus)
+    keep every folder under "INBOX." and refuse a top-level one. None when the name is inside it."""
+    try:
+        personal = client.namespace().personal or ()
+    except (IMAPClientError, imaplib.IMAP4.error):
+        personal = ()
+    prefix, sep = personal[0] if personal else ("", None)
+    if isinstance(prefix, bytes):
+        prefix = prefix.decode("utf-8", "replace")
+    if isinstance(sep, bytes):
+        sep = sep.decode("utf-8", "replace")
+    if not prefix or target.startswith(prefix):
+        return None
+    name = target.replace("/", sep) if sep and sep != "/" else target
+    return (f"this server keeps folders under {prefix!r}: set {_target_key(imap, target)} = \"{prefix}{name}\" "
+            "(or imap.mark = \"flag\" to leave mail where it is)")
+
+
+def _folder_fix(client: IMAPClient, imap: ImapSettings, target: str) -> str:
+    """How to name a folder this server lets the account create."""
+    return _prefix_fix(client, imap, target) or (
+        f"set {_target_key(imap, target)} to a folder this account may create (the server has: "
+        f"{_folder_list(client)}), or create it in your mail program, or set imap.mark = \"flag\"")
+
+
+def check_mailbox(settings: Settings) -> tuple[list[str], list[str]]:
+    """`digest check --connect`: log in as a poll does and look at what it would use, changing nothing on the
+    server (no folder made, no mail read or marked). Returns (what was found, problems), each a line with the
+    fix; raises ConfigError / MailboxError as a poll would (a refused login, an untrusted certificate)."""
+    imap = settings.imap
+    check_settings(settings, imap.folders)
+    try:
+        client = connect(settings)
+    except _Lost as exc:
+        return [], [f"imap: {exc}"]
+    found, problems = [f"imap: logged in to {imap.host}:{imap.port} as {imap.username} ({imap.security})"], []
+    try:
+        for name in imap.folders:
+            try:
+                info = client.select_folder(name)  # read-write, as a poll opens it (EXAMINE is always read-only)
+            except imaplib.IMAP4.readonly:
+                problems.append(f"imap: {_read_only(imap, name)}")
+                continue
+            except IMAPClientError as exc:
+                problems.append(f"imap: {_cannot_open(client, imap, name, exc)}")
+                continue
+            if info.get(b"READ-ONLY"):
+                problems.append(f"imap: {_read_only(imap, name)}")
+                continue
+            if imap.mark == "flag":
+                try:
+                    _check_keywords(info, imap, name)
+                except _FolderError as exc:
+                    problems.append(f"imap: {exc}")
+                    continue
+            count = int(info.get(b"EXISTS", 0))
+            found.append(f"imap: folder {name!r}: {count} message{'' if count == 1 else 's'}, readable and "
+                         f"{'keeps the keywords' if imap.mark == 'flag' else 'writable'}")
+        if imap.mark == "move":
+            if not (client.has_capability("MOVE") or client.has_capability("UIDPLUS")):
+                problems.append(f"imap: {_no_move(imap)}")
+            for target in (imap.processed_folder, imap.quarantine_folder):
+                key = _target_key(imap, target)
+                if client.folder_exists(target):
+                    found.append(f"imap: {key} {target!r} exists")
+                elif fix := _prefix_fix(client, imap, target):
+                    problems.append(f"imap: {key} {target!r} does not exist and cannot be made there: {fix}")
+                else:
+                    found.append(f"imap: {key} {target!r} does not exist yet; the first poll creates it")
+    except (OSError, imaplib.IMAP4.abort) as exc:
+        problems.append(f"imap: connection to {imap.host} lost ({_describe(exc)}); try again")
+    finally:
+        _close(client)
+    return found, problems
 
 
 def _sleep(stop: threading.Event | None, seconds: float) -> bool:
@@ -479,6 +593,10 @@ def _poll_with_retries(session: _Session, store: Store, settings: Settings, fold
         try:
             _poll_folder(session, store, settings, folder, stop, progress)
             return
+        except imaplib.IMAP4.readonly:  # an abort by class, but the folder's state, not the connection's
+            session.drop()
+            folder.error = _read_only(settings.imap, folder.folder)
+            return
         except (_Lost, OSError, imaplib.IMAP4.abort) as exc:
             # the server went away or the network broke: what is committed is committed, and every
             # message is marked only after its commit, so starting the folder again is always safe
@@ -533,16 +651,17 @@ def _poll_folder(session: _Session, store: Store, settings: Settings, folder: Fo
                  stop: threading.Event | None, progress: Progress | None) -> None:
     imap = settings.imap
     client = session.client()
+    session.prepare_targets()
     try:
         info = client.select_folder(folder.folder)
+    except imaplib.IMAP4.readonly:  # imaplib's answer to a SELECT the server granted read-only
+        raise _FolderError(_read_only(imap, folder.folder)) from None
     except imaplib.IMAP4.abort:
         raise
     except IMAPClientError as exc:
-        raise _FolderError(f"cannot open folder {folder.folder!r} on {imap.host}: {_server_text(exc)}; "
-                           f"check imap.folders (the server has: {_folder_list(client)})") from None
+        raise _FolderError(_cannot_open(client, imap, folder.folder, exc)) from None
     if info.get(b"READ-ONLY"):
-        raise _FolderError(f"folder {folder.folder!r} is read-only for {imap.username}, so read mail cannot be "
-                           "marked; give the account write access or poll another folder")
+        raise _FolderError(_read_only(imap, folder.folder))
     uidvalidity = int(info[b"UIDVALIDITY"])
     folder.uidvalidity, folder.uidnext = uidvalidity, info.get(b"UIDNEXT")
     state = store.poll_state(folder.mailbox)
@@ -586,11 +705,29 @@ def _poll_folder(session: _Session, store: Store, settings: Settings, folder: Fo
         store.set_poll_state(folder.mailbox, last_uid=folder.uidnext - 1)
 
 
+def _cannot_open(client: IMAPClient, imap: ImapSettings, name: str, exc: BaseException) -> str:
+    return (f"cannot open folder {name!r} on {imap.host}: {_server_text(exc)}; check imap.folders (the server "
+            f"has: {_folder_list(client)})")
+
+
+def _no_move(imap: ImapSettings) -> str:
+    return (f"{imap.host} supports neither MOVE nor UIDPLUS, so mail cannot be moved safely; set imap.mark = "
+            "\"flag\" (read mail then gets a keyword instead of a move)")
+
+
+def _read_only(imap: ImapSettings, name: str) -> str:
+    return (f"folder {name!r} is read-only for {imap.username}, so read mail cannot be marked; give the account "
+            "write access or poll another folder (imap.folders)")
+
+
 def _folder_list(client: IMAPClient) -> str:
+    """The folders that can be polled (not the \\Noselect parents of a hierarchy)."""
     try:
-        return ", ".join(sorted(name for _, _, name in client.list_folders())) or "no folders"
+        names = [name for flags, _, name in client.list_folders()
+                 if not {f.lower() for f in flags} & {b"\\noselect", b"\\nonexistent"}]
     except IMAPClientError:
         return "unknown"
+    return ", ".join(sorted(names)) or "no folders"
 
 
 def _check_keywords(info: dict, imap: ImapSettings, name: str) -> None:
@@ -734,13 +871,7 @@ class _Walker:
 
     def _move(self, uid: int, target: str) -> None:
         client = self.client
-        if target not in self.session.known_folders:
-            if not client.folder_exists(target):
-                client.create_folder(target)
-                with contextlib.suppress(IMAPClientError):
-                    client.subscribe_folder(target)  # so mail clients show it
-                log.info("imap: created folder %s", target)
-            self.session.known_folders.add(target)
+        self.session.ensure_folder(target)
         try:
             if client.has_capability("MOVE"):
                 client.move([uid], target)
@@ -750,13 +881,12 @@ class _Walker:
                 client.add_flags([uid], ["\\Deleted"], silent=True)
                 client.uid_expunge([uid])
             else:
-                raise _FolderError(f"{self.imap.host} supports neither MOVE nor UIDPLUS, so mail cannot be moved "
-                                   "safely; set imap.mark = \"flag\"")
+                raise _FolderError(_no_move(self.imap))
         except imaplib.IMAP4.abort:
             raise
         except IMAPClientError as exc:
-            raise _FolderError(f"cannot move UID {uid} from {self.folder.folder!r} to {target!r}: "
-                               f"{_server_text(exc)}") from None
+            raise _FolderError(f"cannot move UID {uid} from {self.folder.folder!r} to {target!r} "
+                               f"({_target_key(self.imap, target)}): {_server_text(exc)}") from None
 
     def _record_oversize(self, uid: int, size: int) -> None:
         """Record why we do not read it (with its headers, so `digest status` can say which mail it was)."""

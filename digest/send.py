@@ -180,9 +180,10 @@ def _tls_hint(settings: SmtpSettings, exc: BaseException) -> str:
     return f"TLS with {_where(settings)} failed: {text}"
 
 
-async def _attempt(data: bytes, sender: str, recipients: list[str], settings: SmtpSettings, password: str,
+async def _attempt(data: bytes | None, sender: str, recipients: list[str], settings: SmtpSettings, password: str,
                    before_data: Callable[[], object] | None, tls_context: ssl.SSLContext | None) -> str:
-    """One SMTP session: connect, (STARTTLS), (AUTH), MAIL, RCPT, DATA. Returns the reply to DATA."""
+    """One SMTP session: connect, (STARTTLS), (AUTH), MAIL, RCPT, DATA. Returns the reply to DATA. Without
+    ``data``, a probe: the session ends with RSET after MAIL FROM, and nothing is sent."""
     security = settings.security
     client = aiosmtplib.SMTP(hostname=settings.host, port=settings.port, timeout=settings.timeout,
                              use_tls=security == "tls", start_tls=False,
@@ -203,7 +204,10 @@ async def _attempt(data: bytes, sender: str, recipients: list[str], settings: Sm
                 stage = "AUTH"
                 await client.login(settings.username, password)
             stage = "MAIL FROM"
-            await client.mail(sender)
+            response = await client.mail(sender)
+            if data is None:
+                await client.rset()
+                return f"{response.code} {' '.join(response.message.split())}"
             stage = "RCPT TO"
             for rcpt in recipients:
                 await client.rcpt(rcpt)
@@ -267,6 +271,28 @@ async def _close(client: aiosmtplib.SMTP) -> None:
             await client.quit()
         except (aiosmtplib.SMTPException, OSError, TimeoutError):
             client.close()
+
+
+async def check_smtp(settings: SmtpSettings) -> str:
+    """`digest check --connect`: connect, (STARTTLS), log in and offer smtp.from_addr as the sender, as a send
+    does, then RSET: nothing is sent. Returns what was found; raises DeliveryError with the fix."""
+    if settings.security == "plain" and settings.host not in LOOPBACK:
+        raise DeliveryError(f'smtp.security = "plain" is only allowed for localhost (host is {settings.host!r}); '
+                            'use "tls" or "starttls"')
+    try:
+        secret = settings.password()
+    except ConfigError as exc:
+        raise DeliveryError(f"cannot log in to {settings.host}: {exc}") from None
+    try:
+        reply = await _attempt(None, settings.from_addr, [], settings, secret.reveal() if secret else "", None,
+                               _tls_context(settings))
+    except (_Final, _Transient) as exc:
+        hint = "; check smtp.from_addr (many servers take only the account's own address)" \
+            if str(exc).startswith("MAIL FROM") else ""
+        raise DeliveryError(f"smtp: {exc}{hint}") from None
+    login = f" as {settings.username}" if settings.username else " (no login: smtp.username is not set)"
+    return (f"smtp: connected to {_where(settings)}{login}; it takes {settings.from_addr} as the sender "
+            f"(smtp.from_addr: {reply})")
 
 
 async def send_message(msg: EmailMessage, settings: SmtpSettings, *,

@@ -187,21 +187,24 @@ class MailServers:
                 users[name] = password.removeprefix("{PLAIN}")
         return users
 
-    def add_user(self, address: str, password: str) -> None:
+    def add_user(self, address: str, password: str, settings: str = "") -> None:
         """Add a mailbox, usable at once: no restart or HUP (tested).
 
         Dovecot reads ``etc/users.d/<address>`` (a new file is read on first lookup; a line appended
-        to one shared file could stay unseen for up to 1 s), the relay reads ``etc/users``.
+        to one shared file could stay unseen for up to 1 s), the relay reads ``etc/users``. ``settings``:
+        Dovecot settings for this user only, as userdb extra fields (space-separated, no spaces in a value), e.g.
+        ``userdb_namespace/inbox/prefix=INBOX. userdb_namespace/inbox/separator=.`` for a server that keeps
+        folders under "INBOX." (Courier, cPanel), ``userdb_imap_capability=IMAP4rev1`` for one without MOVE.
         """
-        if ":" in address or ":" in password or "\n" in address + password or "/" in address:
-            raise ValueError("address and password must not contain ':', '/' or newlines")
+        if ":" in address + password + settings or "\n" in address + password + settings or "/" in address:
+            raise ValueError("address, password and settings must not contain ':' or newlines, nor the address '/'")
         with self._lock:
             if address in self.users:
                 raise ValueError(f"user {address} already exists")
             # same uid/gid as the existing entries (5000 as root, the caller's uid otherwise)
             first = next(line for line in self.users_file.read_text().splitlines() if line.count(":") >= 6)
             uid, gid = first.split(":")[2:4]
-            line = f"{address}:{{PLAIN}}{password}:{uid}:{gid}::{self.dir}/mail/{address}::\n"
+            line = f"{address}:{{PLAIN}}{password}:{uid}:{gid}::{self.dir}/mail/{address}::{settings}\n"
             user_file = self.users_file.parent / "users.d" / address.lower()
             tmp = user_file.with_name(f".{user_file.name}.tmp")
             tmp.write_text(line)
@@ -210,12 +213,13 @@ class MailServers:
             with self.users_file.open("a") as fh:
                 fh.write(line)
 
-    def new_user(self, prefix: str = "user") -> tuple[str, str]:
-        """Create a fresh, empty mailbox with a unique address; return (address, password)."""
+    def new_user(self, prefix: str = "user", settings: str = "") -> tuple[str, str]:
+        """Create a fresh, empty mailbox with a unique address (``settings``: see add_user); return (address,
+        password)."""
         local = re.sub(r"[^a-z0-9.-]+", "-", prefix.lower()).strip("-.") or "user"
         address = f"{local}-{next(self._serial)}-{secrets.token_hex(3)}@example.test"
         password = secrets.token_urlsafe(12)
-        self.add_user(address, password)
+        self.add_user(address, password, settings)
         return address, password
 
     # -- IMAP ----------------------------------------------------------------------------------

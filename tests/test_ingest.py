@@ -87,16 +87,22 @@ def account(mail_servers, tmp_path, monkeypatch):
             self.store = Store(self.settings.db_path)
 
         def configure(self, **imap):
-            self.settings = make_settings(tmp_path, mail_servers, address, password, monkeypatch, **imap)
+            self.settings = make_settings(tmp_path, mail_servers, self.address, self.password, monkeypatch, **imap)
             return self.settings
 
+        def on_server_like(self, settings, **imap):
+            """Move to a fresh mailbox of a server configured otherwise (Dovecot settings for this user only: see
+            MailServers.add_user), and configure for it."""
+            self.address, self.password = mail_servers.new_user("variant", settings)
+            return self.configure(**imap)
+
         def append(self, raw, folder="INBOX", flags=()):
-            return mail_servers.append(address, raw, folder, flags)
+            return mail_servers.append(self.address, raw, folder, flags)
 
         def flags(self, folder="INBOX"):
             """uid -> set of flags, as the server has them."""
             return {uid: {f.decode() if isinstance(f, bytes) else f for f in flags}
-                    for uid, flags, _ in mail_servers.messages(address, folder)}
+                    for uid, flags, _ in mail_servers.messages(self.address, folder)}
 
         def poll(self, **kwargs):
             kwargs.setdefault("backoff", 0.05)
@@ -289,10 +295,12 @@ def test_the_first_poll_of_a_folder_reads_its_recent_mail_and_leaves_its_history
 def test_a_missing_folder_is_reported_and_the_other_folders_are_still_polled(account):
     account.configure(folders=["Nope", "INBOX"])
     account.append(ALERTS[1])
+    with account.servers.imap(account.address) as client:
+        client.create_folder("Alerts/arXiv")  # "Alerts" is then a parent that cannot be selected (\\Noselect)
     report = account.poll()
     assert not report.ok
-    assert "cannot open folder 'Nope'" in report.folder("Nope").error
-    assert "check imap.folders (the server has: INBOX" in report.folder("Nope").error
+    assert report.folder("Nope").error == ("cannot open folder 'Nope' on 127.0.0.1: Mailbox doesn't exist: Nope; "
+                                           "check imap.folders (the server has: Alerts/arXiv, INBOX)")
     assert report.folder("INBOX").ingested == 1
 
 
@@ -313,6 +321,73 @@ def test_move_mode_moves_processed_mail_to_its_folder_and_keeps_it_unread(accoun
     assert [raw for _, _, raw in quarantined] == [MALFORMED]
     assert account.store.count_papers() == EXPECTED_PAPERS
     assert account.poll().folder("INBOX").fetched == 0
+
+
+INBOX_DOT = "userdb_namespace/inbox/prefix=INBOX. userdb_namespace/inbox/separator=."  # Courier, cPanel, Cyrus
+
+
+def test_a_move_folder_the_server_refuses_to_create_stops_the_pass_before_any_mail_with_the_key_and_its_fix(
+        account):
+    from digest.schedule import status_report
+
+    account.on_server_like(INBOX_DOT, mark="move")  # a top-level "Digested" is refused there
+    uids = fill_inbox(account)
+    with pytest.raises(MailboxError) as error:
+        account.poll()
+    message = str(error.value)
+    assert message.startswith("imap: cannot create folder 'Digested' (imap.processed_folder) on ")
+    assert "nonexistent namespace" in message and ".;" not in message
+    assert "this server keeps folders under 'INBOX.': set imap.processed_folder = \"INBOX.Digested\"" in message
+    # nothing was read that could not be filed: the mail is where it was, unmarked, and read by the next pass
+    assert account.store.count_papers() == 0
+    assert set(account.flags()) == {uid for group in uids.values() for uid in ([group] if isinstance(group, int)
+                                                                                 else group)}
+    [event] = [e for e in status_report(account.settings, account.store)["recent_errors"] if e["component"] == "poll"]
+    assert "set imap.processed_folder = \"INBOX.Digested\"" in event["message"]
+
+    # the quarantine folder is checked the same way, before any mail: a garbled alert must find it later
+    account.configure(mark="move", processed_folder="INBOX.Digested")
+    with pytest.raises(MailboxError, match="'Digest-Failed' \\(imap.quarantine_folder\\).*"
+                                           "set imap.quarantine_folder = \"INBOX.Digest-Failed\""):
+        account.poll()
+    assert account.store.count_papers() == 0
+
+    account.configure(mark="move", processed_folder="INBOX.Digested", quarantine_folder="INBOX.Digest-Failed")
+    report = account.poll()
+    assert report.ok, report.errors
+    assert [raw for _, _, raw in account.servers.messages(account.address, "INBOX")] == [PERSONAL]
+    assert sorted(raw for _, _, raw in account.servers.messages(account.address, "INBOX.Digested")) == sorted(ALERTS)
+    assert [raw for _, _, raw in account.servers.messages(account.address, "INBOX.Digest-Failed")] == [MALFORMED]
+    assert account.store.count_papers() == EXPECTED_PAPERS
+
+
+def test_a_server_that_cannot_move_mail_is_refused_before_any_mail_is_read_or_folder_made(account):
+    account.on_server_like("userdb_imap_capability=IMAP4rev1", mark="move")  # neither MOVE nor UIDPLUS
+    account.append(ALERTS[1])
+    with pytest.raises(MailboxError, match="supports neither MOVE nor UIDPLUS, so mail cannot be moved safely; "
+                                           "set imap.mark = \"flag\""):
+        account.poll()
+    assert account.store.count_papers() == 0
+    with account.servers.imap(account.address) as client:
+        assert [name for _, _, name in client.list_folders()] == ["INBOX"], "no folder made that cannot be used"
+    account.configure(mark="flag")
+    assert account.poll().folder("INBOX").ingested == 1
+
+
+def test_a_read_only_folder_is_that_folders_error_at_once_and_the_other_folders_are_still_polled(account):
+    account.on_server_like("userdb_mail_plugins=acl userdb_acl=vfile", folders=["INBOX", "Other"])
+    account.append(ALERTS[0])
+    other = account.append(ALERTS[1], "Other")
+    # the owner may list and read INBOX, not change it (Dovecot's ACL file of the Maildir's INBOX)
+    (account.servers.dir / "mail" / account.address / "Maildir" / "dovecot-acl").write_text("owner lr\n")
+    started = time.monotonic()
+    report = account.poll(backoff=1.0)
+    assert time.monotonic() - started < 1.0, "not taken for a lost connection and retried"
+    assert report.folder("INBOX").error == (f"folder 'INBOX' is read-only for {account.address}, so read mail cannot "
+                                            "be marked; give the account write access or poll another folder "
+                                            "(imap.folders)")
+    assert report.error is None
+    assert report.folder("Other").ingested == 1 and account.flags("Other") == {other: {FLAG}}
 
 
 # -- size limit --------------------------------------------------------------------------------------------
@@ -684,3 +759,63 @@ def test_digest_poll_without_a_config_says_what_to_copy_and_creates_no_store(tmp
     assert result.output.startswith("error: the built-in defaults (no config.toml): imap.host is not set; to read "
                                     "alerts from a mailbox, copy config.example.toml to config.toml")
     assert list(tmp_path.iterdir()) == []  # no data/digest.db for a poll that could not run
+
+
+# -- digest check --connect ----------------------------------------------------------------------------------
+def check_connect(account, tmp_path, smtp_password, **imap):
+    """`digest check --connect` on a config for this account (IMAP) and the relay (SMTP, logged in as the same
+    account), with one profile; returns (exit code, output)."""
+    servers = account.servers
+    profiles = tmp_path / "profiles"
+    profiles.mkdir(exist_ok=True)
+    (profiles / "ada.toml").write_text('email = "ada@mylab.example.edu"\n[[interests]]\nlabel = "x"\n'
+                                       'description = "retrieval-augmented language models"\n')
+    sections = {
+        "imap": {"host": servers.host, "port": servers.imaps_port, "security": "tls", "username": account.address,
+                 "ca_file": servers.ca_cert, "timeout": 10.0, **imap},
+        "smtp": {"host": servers.host, "port": servers.smtps_port, "security": "tls", "ca_file": servers.ca_cert,
+                 "username": account.address, "from_addr": account.address},
+        "model": {"name": "all-MiniLM-L6-v2"}, "web": {"base_url": "https://digest.example.edu"}}
+    lines = [f"data_dir = {json.dumps(str(tmp_path / 'data'))}", f"profiles_dir = {json.dumps(str(profiles))}"]
+    for name, values in sections.items():
+        lines += [f"[{name}]", *(f"{key} = {json.dumps(value)}" for key, value in values.items())]
+    config = tmp_path / "check.toml"
+    config.write_text("\n".join(lines) + "\n")
+    env = {"DIGEST_IMAP_PASSWORD": account.password, "DIGEST_SMTP_PASSWORD": smtp_password,
+           "DIGEST_SECRET_KEY": "k" * 40}
+    result = CliRunner().invoke(cli, ["--config", str(config), "check", "--connect"], env=env)
+    return result.exit_code, result.output
+
+
+def test_check_connect_logs_in_and_looks_at_the_folders_and_smtp_without_changing_anything(account, tmp_path):
+    uid = account.append(ALERTS[1])
+    code, out = check_connect(account, tmp_path, account.password, mark="move", folders=["INBOX", "Nope"])
+    assert code == 1, out
+    assert f"imap: logged in to {account.servers.host}:{account.servers.imaps_port} as {account.address} (tls)" in out
+    assert "imap: folder 'INBOX': 1 message, readable and writable" in out
+    assert "imap: imap.processed_folder 'Digested' does not exist yet; the first poll creates it" in out
+    assert (f"smtp: connected to {account.servers.host}:{account.servers.smtps_port} (smtp.security = \"tls\") as "
+            f"{account.address}; it takes {account.address} as the sender") in out
+    assert "error: imap: cannot open folder 'Nope' on 127.0.0.1: Mailbox doesn't exist: Nope; check imap.folders " \
+           "(the server has: INBOX)" in out
+    # nothing changed: no folder made, the mail unmarked, nothing stored, nothing sent
+    with account.servers.imap(account.address) as client:
+        assert [name for _, _, name in client.list_folders()] == ["INBOX"]
+    assert account.flags() == {uid: set()}
+    assert account.store.count_papers() == 0
+    assert not any(account.address in line for line in account.servers.smtp_log()), "nothing was sent"
+
+    code, out = check_connect(account, tmp_path, "wrong", mark="flag")
+    assert code == 1 and "imap: folder 'INBOX': 1 message, readable and keeps the keywords" in out
+    assert f"error: smtp: {account.servers.host} refused the login of '{account.address}': 535" in out
+
+    account.on_server_like(INBOX_DOT)
+    code, out = check_connect(account, tmp_path, account.password, mark="move")
+    assert code == 1, out
+    assert ("error: imap: imap.processed_folder 'Digested' does not exist and cannot be made there: this server "
+            "keeps folders under 'INBOX.': set imap.processed_folder = \"INBOX.Digested\"") in out
+    assert "set imap.quarantine_folder = \"INBOX.Digest-Failed\"" in out
+    code, out = check_connect(account, tmp_path, account.password, mark="move", processed_folder="INBOX.Digested",
+                              quarantine_folder="INBOX.Digest-Failed")
+    assert code == 0, out
+    assert "does not exist yet; the first poll creates it" in out and "error" not in out

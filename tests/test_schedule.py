@@ -306,6 +306,10 @@ def test_status_shows_each_users_next_digest_in_their_time_zone_and_utc(setup):
     assert "next: due now: the 2024-03-29 digest was due 1 h 30 min ago and is not sent yet" in out
     assert "daemon: not running" in out
     assert "last poll: INBOX: just now: 3 new messages, 12 papers" in out
+    # a folder in a hierarchy is named once, whole (the "/" in it is not the one after the host)
+    store.set_poll_state("imap://me@mail.example.org/Alerts/arXiv", result="Alerts/arXiv: 1 fetched, 1 ingested")
+    out = CliRunner().invoke(cli, ["--config", str(config), "status"]).output
+    assert "last poll: mail.example.org/Alerts/arXiv: just now: 1 fetched, 1 ingested" in out
     assert "last: 2024-03-28 retry" in out and "451 4.3.0 later" in out
     assert "next: paused" in out
     assert "messages: 1 (1 failed)" in out and "pending: 1" in out
