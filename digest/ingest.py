@@ -460,6 +460,8 @@ def check_mailbox(settings: Settings) -> tuple[list[str], list[str]]:
                     found.append(f"imap: {key} {target!r} does not exist yet; the first poll creates it")
     except (OSError, imaplib.IMAP4.abort) as exc:
         problems.append(f"imap: connection to {imap.host} lost ({_describe(exc)}); try again")
+    except IMAPClientError as exc:
+        problems.append(f"imap: {imap.host} refused a command of the check: {_server_text(exc)}")
     finally:
         _close(client)
     return found, problems
