@@ -447,6 +447,11 @@ def check_mailbox(settings: Settings) -> tuple[list[str], list[str]]:
             count = int(info.get(b"EXISTS", 0))
             found.append(f"imap: folder {name!r}: {count} message{'' if count == 1 else 's'}, readable and "
                          f"{'keeps the keywords' if imap.mark == 'flag' else 'writable'}")
+        if imap.idle:
+            found.append("imap: IDLE offered: new mail is read as it arrives (imap.idle = true)"
+                         if client.has_capability("IDLE") else
+                         f"imap: {imap.host} does not offer IDLE, so imap.idle = true falls back to a poll every "
+                         f"imap.poll_minutes = {imap.poll_minutes:g} min")
         if imap.mark == "move":
             if not (client.has_capability("MOVE") or client.has_capability("UIDPLUS")):
                 problems.append(f"imap: {_no_move(imap)}")

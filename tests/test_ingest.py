@@ -789,8 +789,9 @@ def check_connect(account, tmp_path, smtp_password, **imap):
 
 def test_check_connect_logs_in_and_looks_at_the_folders_and_smtp_without_changing_anything(account, tmp_path):
     uid = account.append(ALERTS[1])
-    code, out = check_connect(account, tmp_path, account.password, mark="move", folders=["INBOX", "Nope"])
+    code, out = check_connect(account, tmp_path, account.password, mark="move", folders=["INBOX", "Nope"], idle=True)
     assert code == 1, out
+    assert "imap: IDLE offered: new mail is read as it arrives (imap.idle = true)" in out
     assert f"imap: logged in to {account.servers.host}:{account.servers.imaps_port} as {account.address} (tls)" in out
     assert "imap: folder 'INBOX': 1 message, readable and writable" in out
     assert "imap: imap.processed_folder 'Digested' does not exist yet; the first poll creates it" in out
@@ -819,3 +820,12 @@ def test_check_connect_logs_in_and_looks_at_the_folders_and_smtp_without_changin
                               quarantine_folder="INBOX.Digest-Failed")
     assert code == 0, out
     assert "does not exist yet; the first poll creates it" in out and "error" not in out
+
+    account.on_server_like("userdb_imap_capability=IMAP4rev1")  # neither MOVE, UIDPLUS nor IDLE
+    code, out = check_connect(account, tmp_path, account.password, mark="move", idle=True)
+    assert code == 1, out
+    assert "error: imap: 127.0.0.1 supports neither MOVE nor UIDPLUS, so mail cannot be moved safely" in out
+    assert "imap: 127.0.0.1 does not offer IDLE, so imap.idle = true falls back to a poll every " \
+           "imap.poll_minutes = 15 min" in out
+    code, out = check_connect(account, tmp_path, account.password, mark="flag")
+    assert code == 0 and "IDLE" not in out, out
