@@ -252,6 +252,8 @@ def _print_delivery(d) -> None:
         where = f" -> {d.path} (+ {d.path.with_suffix('.html')})" if d.path else f" to {d.to}"
         tries = f" (after {d.attempts} attempts)" if d.attempts > 1 else ""
         click.echo(f"  {d.user}: {_n(d.items, 'paper')} {d.status}{where}{tries}")
+        if d.note:
+            click.secho(f"    {d.note}", fg="yellow")
     elif d.status == "already":
         if d.note:
             click.echo(f"  {d.user}: already delivered for this period, not sent again: {d.note}")
@@ -457,7 +459,8 @@ def _find_in_ranking(settings, store, prof, result, query: str, limit: int, stor
               help="Also users whose frequency skips today (e.g. frequency = \"weekdays\" on a Sunday).")
 @click.option("--retry-failed", is_flag=True,
               help="Try again today's digests the mail server refused permanently (after fixing the mailbox or "
-                   "the server; a corrected `email` in the profile is tried again without it).")
+                   "the server; a corrected `email` in the profile is tried again without it), and those it did "
+                   "not confirm (recorded as sent: use it when the reader says it did not arrive).")
 @click.pass_context
 def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[str, ...], any_day: bool,
          retry_failed: bool) -> None:
@@ -512,8 +515,11 @@ def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[st
     profiles = [p for p in profiles if p not in resting]
     if retry_failed and not dry_run:
         for p in profiles:
-            if store.reopen_failed(p.user, local_period(p, now), "refused earlier; tried again (--retry-failed)"):
-                click.echo(f"  {p.user}: the digest refused earlier today is tried again")
+            row = store.digest_for(p.user, local_period(p, now))
+            if store.reopen_failed(p.user, local_period(p, now), "refused or not confirmed earlier; tried again "
+                                   "(--retry-failed)", unconfirmed=True):
+                what = "refused" if row["status"] == "failed" else "not confirmed by the server"
+                click.echo(f"  {p.user}: the digest {what} earlier today is tried again")
     deliveries = []
     if profiles:
         embedder = _embedder(settings)

@@ -48,12 +48,15 @@ class StoreError(DigestError):
 
 class DeliveryError(DigestError):
     """``permanent``: the server refused the message (5xx), so it is not tried again for this period.
-    ``attempts``: how many SMTP sessions were tried before giving up (0 when none could start)."""
+    ``attempts``: how many SMTP sessions were tried before giving up (0 when none could start).
+    ``unconfirmed``: the last attempt handed the message over (DATA) and the connection broke before the server's
+    reply, and no further handover was allowed: the server may well have it, so it is not sent again."""
 
-    def __init__(self, message: str, *, permanent: bool = False, attempts: int = 0):
+    def __init__(self, message: str, *, permanent: bool = False, attempts: int = 0, unconfirmed: bool = False):
         super().__init__(message)
         self.permanent = permanent
         self.attempts = attempts
+        self.unconfirmed = unconfirmed
 
 
 class TokenError(DigestError):

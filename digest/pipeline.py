@@ -37,7 +37,7 @@ from .profiles import LoadedProfiles, Profile, display_path, load_profiles, loca
 from .rank import Anchor, Ranking, build_signals, rank
 from .render import item_context, render_digest
 from .send import build_message, send_message, write_outbox
-from .store import DIGEST_DONE, Store
+from .store import DIGEST_DONE, MAX_UNCONFIRMED, Store
 from .tokens import link_path, make_token
 
 log = logging.getLogger(__name__)
@@ -673,6 +673,13 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
         log.info("%s: the unsent digest of %s is superseded by %s", profile.user, old, period)
     try:
         row = store.digest(digest_id)
+        if row["message_id"] and (row["unconfirmed"] or 0) >= MAX_UNCONFIRMED:
+            # handed over twice already (a run died while sending): the server most likely has it
+            note = unconfirmed_note(profile, row["error"] or "")
+            store.mark_digest(digest_id, "sent", error=note, address=profile.email)
+            settle_own("skipped", error=adopted)
+            return Delivery(profile.user, "sent", row["n_items"] or 0, subject=row["subject"] or "",
+                            to=profile.email, note=note)
         if row["message_id"]:
             user_ranking, message_id = _frozen_ranking(store, profile, row), row["message_id"]
         else:
@@ -714,13 +721,24 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
 
         import asyncio
 
-        result = asyncio.run((send or send_message)(msg, settings.smtp, before_data=before_data,
-                                                    not_sent=lambda: store.unmark_sending(digest_id)))
-        _record_sent(store, digest_id, profile.email)
+        result = asyncio.run((send or send_message)(
+            msg, settings.smtp, before_data=before_data, not_sent=lambda: store.unmark_sending(digest_id),
+            handed_over=lambda reason: store.note_unconfirmed(digest_id, reason) < MAX_UNCONFIRMED))
+        if unconfirmed := getattr(result, "unconfirmed", ""):
+            done.note = (f"an earlier attempt was handed over, then {unconfirmed}, before the server confirmed it: "
+                         f"{profile.email} may have it twice (same Message-ID; many mail programs show it once)")
+        _record_sent(store, digest_id, profile.email, note=done.note or None)
         settle_own("skipped", error=adopted)
         done.attempts = getattr(result, "attempts", 1)
         return done
     except DeliveryError as exc:
+        if exc.unconfirmed:
+            # the server may well have it: recorded as sent (its papers are not offered again), with the doubt said
+            note = unconfirmed_note(profile, str(exc))
+            _record_sent(store, digest_id, profile.email, note=note)
+            settle_own("skipped", error=adopted)
+            return Delivery(profile.user, "sent", len(picked), subject=rendered.subject, to=profile.email,
+                            attempts=exc.attempts, note=note)
         status = "failed" if exc.permanent else "retry"
         store.mark_digest(digest_id, status, error=str(exc), address=profile.email)
         settle_own(status, error=str(exc), address=profile.email)
@@ -740,12 +758,18 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
         return Delivery(profile.user, "retry", error=str(exc), to=profile.email)
 
 
-def _record_sent(store: Store, digest_id: int, address: str, attempts: int = 5) -> None:
+def unconfirmed_note(profile: Profile, why: str) -> str:
+    """What a digest handed over without the server's confirmation says, in the CLI, the log and `digest status`."""
+    return (f"unconfirmed: {why}; the server most likely has it, so it is not sent again; if {profile.email} did "
+            f"not get it, `digest send --retry-failed --user {profile.user}` sends it once more")
+
+
+def _record_sent(store: Store, digest_id: int, address: str, attempts: int = 5, note: str | None = None) -> None:
     """The server took the message for ``address``: record 'sent' even if the database is busy for a while,
     because a digest left in 'sending' is resent by the next run (see docs/delivery.md)."""
     for attempt in range(1, attempts + 1):
         try:
-            store.mark_digest(digest_id, "sent", address=address)
+            store.mark_digest(digest_id, "sent", address=address, error=note)
             return
         except sqlite3.OperationalError:
             if attempt == attempts:

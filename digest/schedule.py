@@ -774,7 +774,8 @@ class Daemon:
         d = deliver_user(self.work_store, self.embedder, self.settings, profile, outbox=self.outbox, now=due_at)
         prefix = f"job=send user={user} period={period}:"
         if d.status == "sent":
-            log.info("%s sent %s to %s (%s)", prefix, _papers(d.items), profile.email, when)
+            (log.warning if d.note else log.info)("%s sent %s to %s (%s)%s", prefix, _papers(d.items), profile.email,
+                                                  when, f": {d.note}" if d.note else "")
         elif d.status == "written":
             log.info("%s wrote %s to %s (%s)", prefix, _papers(d.items), d.path, when)
         elif d.status == "skipped":

@@ -129,6 +129,12 @@ def write_outbox(msg: EmailMessage, html: str, outbox: Path, stem: str) -> Path:
 class SendResult:
     reply: str  # the server's reply to DATA, e.g. "250 2.0.0 Ok: queued as 4Xyz"
     attempts: int
+    unconfirmed: str = ""  # why an earlier attempt's handover was not confirmed (a copy may have arrived twice)
+
+
+# RFC 5321 4.5.3.2.6: wait 10 minutes for the reply to the end of the data. The server is delivering the message
+# then (filters, virus scans); a client that gives up sooner sends a second copy of a message it already took.
+DATA_REPLY_TIMEOUT = 600.0
 
 
 class _Transient(Exception):
@@ -214,7 +220,7 @@ async def _attempt(data: bytes | None, sender: str, recipients: list[str], setti
             if before_data is not None:
                 before_data()
             stage = "DATA"
-            response = await client.data(data)
+            response = await client.data(data, timeout=max(settings.timeout, DATA_REPLY_TIMEOUT))
         except ssl.SSLError as exc:
             raise _Final(_tls_hint(settings, exc), permanent=False) from None
         except aiosmtplib.SMTPAuthenticationError as exc:
@@ -298,13 +304,18 @@ async def check_smtp(settings: SmtpSettings) -> str:
 async def send_message(msg: EmailMessage, settings: SmtpSettings, *,
                        before_data: Callable[[], object] | None = None,
                        not_sent: Callable[[], object] | None = None,
+                       handed_over: Callable[[str], bool] | None = None,
                        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> SendResult:
     """Send ``msg`` to its To address with bounded retries on transient failures.
 
     ``before_data`` runs right before each DATA command (the caller records 'sending'); if it raises, the
     attempt stops before anything is transmitted. ``not_sent`` runs before waiting to retry when no attempt so far
     can have delivered (each was refused, or failed before DATA), so a crash while waiting leaves no doubt
-    behind. Raises ``DeliveryError`` (``permanent``, ``attempts``).
+    behind. ``handed_over(reason)`` runs after an attempt that broke during DATA, when the server may have taken
+    the message: it returns whether the message may be handed over once more (the caller counts such handovers
+    per digest); without it, or when it says no, no further attempt is made (``DeliveryError.unconfirmed``): a
+    server that takes a message and drops the connection must not get a copy per retry.
+    Raises ``DeliveryError`` (``permanent``, ``attempts``, ``unconfirmed``).
     """
     if not settings.host:
         raise DeliveryError("smtp.host is not set in config.toml; set [smtp] host, or use --outbox DIR")
@@ -322,7 +333,7 @@ async def send_message(msg: EmailMessage, settings: SmtpSettings, *,
     recipients = [a.addr_spec for a in msg["To"].addresses]
     data = message_bytes(msg)
     attempts = max(1, settings.retries + 1)
-    doubt = False
+    doubt, unconfirmed = False, ""
     for attempt in range(1, attempts + 1):
         try:
             reply = await _attempt(data, sender, recipients, settings, password, before_data, tls_context)
@@ -330,6 +341,13 @@ async def send_message(msg: EmailMessage, settings: SmtpSettings, *,
             log.error("SMTP to %s: %s", ", ".join(recipients), exc)
             raise DeliveryError(str(exc), permanent=exc.permanent, attempts=attempt) from None
         except _Transient as exc:
+            if exc.unknown:
+                unconfirmed = str(exc)
+                if handed_over is None or not handed_over(unconfirmed):
+                    log.error("SMTP to %s: %s; the server may have the message, so it is not sent again",
+                              ", ".join(recipients), exc)
+                    raise DeliveryError(f"handed over, then {exc}, before the server confirmed it",
+                                        attempts=attempt, unconfirmed=True) from None
             if attempt == attempts:
                 raise DeliveryError(f"SMTP failed {attempts} time{'' if attempts == 1 else 's'}, last: {exc}", attempts=attempt) from None
             doubt = doubt or exc.unknown  # an earlier attempt that broke during DATA may have delivered
@@ -341,5 +359,5 @@ async def send_message(msg: EmailMessage, settings: SmtpSettings, *,
             await sleep(delay)
             continue
         log.info("sent %s to %s: %s", msg["Message-ID"], ", ".join(recipients), reply)
-        return SendResult(reply, attempt)
+        return SendResult(reply, attempt, unconfirmed)
     raise AssertionError("unreachable")

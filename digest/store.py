@@ -39,7 +39,7 @@ import sqlite_utils
 from .errors import StoreError
 from .models import CUT_MARK, Paper, ScoredPaper, Vote, legacy_doi, matches_query, normalise_title, query_ids
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 SEARCH_WORDS = 12  # a search uses at most this many words of its query
 
 
@@ -159,10 +159,21 @@ def _migration_7(db: sqlite_utils.Database) -> None:
     db["digests"].add_column("floor", float)  # the relevance floor the digest was composed with
 
 
-MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6, _migration_7]
+def _migration_8(db: sqlite_utils.Database) -> None:
+    # owner: delivery. How often a digest was handed over (SMTP DATA) without the server's confirmation: the
+    # connection broke before its reply, or a run died while sending. It may have arrived each time, so such
+    # handovers are bounded (MAX_UNCONFIRMED).
+    db["digests"].add_column("unconfirmed", int, not_null_default=0)
+
+
+MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6, _migration_7,
+              _migration_8]
 
 
 DIGEST_DONE = ("sent", "skipped", "failed", "superseded")  # a digest in one of these is never sent again
+# a digest is handed over without the server's confirmation at most this often: the first such handover gets one
+# resend (the server may not have it); after the second the server most likely has it, so it is recorded as sent
+MAX_UNCONFIRMED = 2
 
 
 def _boot_id() -> str:
@@ -767,8 +778,12 @@ class Store:
             changes = {"status": "claimed", "claimed_by": owner, "claimed_at": now.isoformat(timespec="seconds")}
             if status == "sending":
                 # the previous owner died between 'sending' and 'sent': the server may or may not have the message
+                self.db.execute("UPDATE digests SET unconfirmed = unconfirmed + 1 WHERE id = ?", [digest_id])
+                handovers = self.db.execute("SELECT unconfirmed FROM digests WHERE id = ?", [digest_id]).fetchone()[0]
                 note = (f"run {claimed_by} died while sending; resending with the same Message-ID (a copy may "
-                        "already have arrived)")
+                        "already have arrived)") if handovers < MAX_UNCONFIRMED else \
+                    (f"handed over {handovers} times without the server's confirmation (run {claimed_by} died "
+                     "while sending)")
                 changes["error"] = note
                 self._insert("events", {"at": utcnow(), "level": "WARNING", "component": "send", "user": user,
                                         "message": f"digest {period}: {note}"})
@@ -903,13 +918,16 @@ class Store:
 
     # -- delivery: claim owners and the 'sending' state (owner: delivery) -----------------------------------
 
-    def reopen_failed(self, user: str, period: str, note: str) -> bool:
+    def reopen_failed(self, user: str, period: str, note: str, *, unconfirmed: bool = False) -> bool:
         """Let a digest refused permanently be tried again (its address was corrected, or the server fixed):
-        'failed' becomes 'retry', so the next delivery claims it and sends the same papers. Returns whether
-        there was one."""
+        'failed' becomes 'retry', so the next delivery claims it and sends the same papers. With ``unconfirmed``,
+        also one recorded as sent without the server's confirmation (the reader says it did not arrive): it may
+        then be handed over once more. Returns whether there was one."""
         with self._transaction():
-            cursor = self.db.execute("UPDATE digests SET status = 'retry', error = ? WHERE user = ? AND period = ? "
-                                     "AND status = 'failed'", [note, user, period])
+            cursor = self.db.execute(
+                "UPDATE digests SET status = 'retry', error = ?, unconfirmed = MIN(unconfirmed, ?) WHERE user = ? "
+                "AND period = ? AND (status = 'failed' OR (? AND status = 'sent' AND unconfirmed >= ?))",
+                [note, MAX_UNCONFIRMED - 1, user, period, unconfirmed, MAX_UNCONFIRMED])
         return cursor.rowcount == 1
 
     def mark_sending(self, digest_id: int) -> bool:
@@ -923,6 +941,19 @@ class Store:
                 "UPDATE digests SET status = 'sending' WHERE id = ? AND claimed_by = ? AND status IN "
                 "('claimed', 'sending')", [digest_id, owner])
         return cursor.rowcount == 1
+
+    def note_unconfirmed(self, digest_id: int, reason: str) -> int:
+        """An attempt handed the digest over (DATA) and the connection broke before the server's reply: it may
+        have arrived. Counted, with a WARNING event; returns how many such handovers the digest has had."""
+        with self._transaction():
+            self.db.execute("UPDATE digests SET unconfirmed = unconfirmed + 1 WHERE id = ?", [digest_id])
+            user, period, handovers = self.db.execute("SELECT user, period, unconfirmed FROM digests WHERE id = ?",
+                                                      [digest_id]).fetchone()
+            again = "sent once more" if handovers < MAX_UNCONFIRMED else "not sent again"
+            self._insert("events", {"at": utcnow(), "level": "WARNING", "component": "send", "user": user,
+                                    "message": f"digest {period}: handed over, then {reason}, before the server "
+                                               f"confirmed it: it may have arrived; {again} (same Message-ID)"})
+        return handovers
 
     def unmark_sending(self, digest_id: int) -> None:
         """An attempt after 'sending' certainly failed (the server refused it): back to 'claimed', so a crash

@@ -120,8 +120,8 @@ def subprocess_main(config: str, mode: str) -> None:
     elif mode == "die-after-250":
         from digest.send import send_message
 
-        async def send_then_die(msg, smtp, before_data, not_sent):
-            await send_message(msg, smtp, before_data=before_data, not_sent=not_sent)
+        async def send_then_die(msg, smtp, before_data, not_sent, handed_over):
+            await send_message(msg, smtp, before_data=before_data, not_sent=not_sent, handed_over=handed_over)
             print(f"sent {msg['Message-ID']}", flush=True)
             os.kill(os.getpid(), signal.SIGKILL)  # the crash: after the 250, before 'sent' is recorded
 
@@ -133,8 +133,9 @@ def subprocess_main(config: str, mode: str) -> None:
             print("refused, waiting", flush=True)
             os.kill(os.getpid(), signal.SIGKILL)  # the crash: between a refused attempt and the next one
 
-        async def send_and_die_waiting(msg, smtp, before_data, not_sent):
-            await send_message(msg, smtp, before_data=before_data, not_sent=not_sent, sleep=die)
+        async def send_and_die_waiting(msg, smtp, before_data, not_sent, handed_over):
+            await send_message(msg, smtp, before_data=before_data, not_sent=not_sent, handed_over=handed_over,
+                               sleep=die)
 
         deliver_user(store, None, settings, profile, now=NOW, send=send_and_die_waiting, ranker=fixed_ranker(store))
     elif mode == "race":
@@ -258,14 +259,14 @@ def test_the_runners_up_are_saved_with_the_digest_for_its_page_and_its_email_lin
         return UserRanking(profile, Ranking(picked=picked, scored=scored, floor=0.2),
                            {id(p): pid for p, pid in zip(papers, pids, strict=True)}, n_candidates=9)
 
-    async def refused_for_now(msg, smtp, before_data=None, not_sent=None):
+    async def refused_for_now(msg, smtp, before_data=None, not_sent=None, handed_over=None):
         raise DeliveryError("451 try again later")
 
     try:
         # a transient failure first: the digest is frozen with its runners-up, and the retry keeps both even
         # though the ranking changed meanwhile
         failed = deliver_user(store, None, settings, profile, now=NOW, ranker=ranker, send=refused_for_now)
-        assert failed.status == "retry"
+        assert (failed.status, failed.error) == ("retry", "451 try again later")
         picked, scored = [scored[1]], scored[::-1]
         done = deliver_user(store, None, settings, profile, now=NOW, ranker=ranker, outbox=tmp_path / "outbox")
         row = store.digests("ada")[0]
@@ -457,6 +458,71 @@ def test_a_run_killed_after_the_servers_250_is_resent_once_with_the_same_message
     assert titles[0] == titles[1] and len(titles[0]) == 5
     assert any("died while sending" in e["message"] for e in store.recent_events())
     assert run(config).status == "already" and len(inbox(mail_servers, address)) == 2
+
+
+def test_a_server_that_takes_the_digest_and_drops_the_connection_gets_it_twice_at_most(mail_servers, setup):
+    config, address = setup
+    # every attempt: the server delivers, then drops the connection before its 250 (a crash, a lost reply)
+    mail_servers.set_faults({"deliver_then_disconnect": 10})
+    try:
+        first = run(config)
+        # one resend after the first unconfirmed handover (the server may not have had it), then no more
+        assert (first.status, first.items, first.attempts) == ("sent", 5, 2)
+        assert first.note.startswith("unconfirmed: handed over, then DATA: SMTPServerDisconnected")
+        assert "not sent again; if " + address + " did not get it, `digest send --retry-failed --user ada`" \
+               in first.note
+        assert len(inbox(mail_servers, address)) == 2
+        settings, store, _ = open_run(config)
+        row = store.digest_for("ada", "2026-11-28")
+        assert (row["status"], row["unconfirmed"]) == ("sent", 2) and row["error"] == first.note
+        assert len(store.sent_paper_ids("ada")) == 5, "its papers are not offered again"
+        events = [e["message"] for e in store.recent_events() if e["component"] == "send"]
+        assert any(m.endswith("it may have arrived; sent once more (same Message-ID)") for m in events)
+        assert any(m.endswith("it may have arrived; not sent again (same Message-ID)") for m in events)
+        # later runs (the daemon's sweep, cron) leave it: no third copy
+        again = run(config)
+        assert again.status == "already" and again.note == first.note
+        assert len(inbox(mail_servers, address)) == 2
+        # the reader says it never came: --retry-failed (store.reopen_failed) hands it over once more, only once
+        assert not store.reopen_failed("ada", "2026-11-28", "again"), "only with unconfirmed = True"
+        assert store.reopen_failed("ada", "2026-11-28", "again", unconfirmed=True)
+        resent = run(config)
+        assert (resent.status, resent.attempts) == ("sent", 1) and resent.note.startswith("unconfirmed: handed over")
+        assert len(inbox(mail_servers, address)) == 3
+        assert {m["Message-ID"] for m in inbox(mail_servers, address)} == {row["message_id"]}
+    finally:
+        mail_servers.clear_faults()
+
+
+def test_one_unconfirmed_handover_then_a_confirmed_one_is_sent_with_the_doubt_said(mail_servers, setup):
+    config, address = setup
+    mail_servers.set_faults({"deliver_then_disconnect": 1})
+    try:
+        result = run(config)
+    finally:
+        mail_servers.clear_faults()
+    assert (result.status, result.attempts) == ("sent", 2)
+    assert result.note.startswith("an earlier attempt was handed over, then DATA: SMTPServerDisconnected")
+    assert result.note.endswith(f"{address} may have it twice (same Message-ID; many mail programs show it once)")
+    assert len(inbox(mail_servers, address)) == 2
+
+
+def test_a_digest_whose_runs_died_while_sending_twice_is_not_handed_over_a_third_time(mail_servers, setup):
+    config, address = setup
+    helper = start_helper(config, "die-after-250")
+    helper.communicate(timeout=60)
+    assert helper.returncode == -signal.SIGKILL
+    settings, store, _ = open_run(config)
+    row = store.digest_for("ada", "2026-11-28")
+    # as if a second run had taken it over and died while sending too
+    store.db.execute("UPDATE digests SET unconfirmed = 1 WHERE id = ?", [row["id"]])
+    store.db.conn.commit()
+    closed = run(config)
+    assert closed.status == "sent" and closed.note.startswith("unconfirmed: handed over 2 times without the "
+                                                              "server's confirmation (run ")
+    assert len(inbox(mail_servers, address)) == 1, "the copy of the run that died, and no other"
+    assert store.digest_for("ada", "2026-11-28")["status"] == "sent"
+    assert run(config).status == "already" and len(inbox(mail_servers, address)) == 1
 
 
 def test_a_run_killed_while_waiting_to_retry_a_refusal_leaves_no_doubt_and_one_copy(mail_servers, setup):

@@ -162,16 +162,38 @@ def test_an_unknown_recipient_is_refused_before_data(mail_servers):
     assert calls == []  # nothing was ever about to be transmitted: the caller never records 'sending'
 
 
-def test_a_connection_dropped_after_data_is_retried_and_one_copy_arrives(mail_servers):
+def test_a_connection_dropped_after_data_is_retried_once_allowed_and_one_copy_arrives(mail_servers):
     address, _ = mail_servers.new_user("dropped")
     mail_servers.set_faults({"disconnect": 1})
     msg = _message(address)
     calls = []
+
+    def handed_over(reason):
+        calls.append(f"handed over: {reason}")
+        return True
+
     result = _send(msg, _settings(mail_servers), before_data=lambda: calls.append(1),
-                   not_sent=lambda: calls.append("not sent"))
-    # the connection broke during DATA: the server may have the message, so it is never called 'not sent'
-    assert result.attempts == 2 and calls == [1, 1]
+                   not_sent=lambda: calls.append("not sent"), handed_over=handed_over)
+    # the connection broke during DATA: the server may have the message, so it is never called 'not sent'; the
+    # caller was asked before the second handover
+    assert result.attempts == 2 and calls[0] == 1 and calls[2] == 1 and len(calls) == 3
+    assert calls[1].startswith("handed over: DATA: SMTPServerDisconnected")
+    assert result.unconfirmed.startswith("DATA: SMTPServerDisconnected")
     assert len(_delivered(mail_servers, address, msg["Message-ID"])) == 1
+
+
+def test_a_message_handed_over_without_a_reply_is_not_sent_again_unless_the_caller_allows_it(mail_servers):
+    # the server took the message and dropped the connection before its reply: every resend is another copy
+    address, _ = mail_servers.new_user("taken")
+    mail_servers.set_faults({"deliver_then_disconnect": 3})
+    msg = _message(address)
+    for allow in (None, lambda reason: False):
+        with pytest.raises(DeliveryError) as info:
+            _send(msg, _settings(mail_servers), **({"handed_over": allow} if allow else {}))
+        assert info.value.unconfirmed and info.value.attempts == 1 and not info.value.permanent
+        assert str(info.value).startswith("handed over, then DATA: SMTPServerDisconnected")
+        assert str(info.value).endswith("before the server confirmed it")
+    assert len(_delivered(mail_servers, address, msg["Message-ID"])) == 2, "one copy per run, no retries"
 
 
 def test_a_refusal_after_an_attempt_that_broke_during_data_leaves_the_doubt_standing(mail_servers):
@@ -180,7 +202,7 @@ def test_a_refusal_after_an_attempt_that_broke_during_data_leaves_the_doubt_stan
     msg = _message(address)
     calls = []
     result = _send(msg, _settings(mail_servers), before_data=lambda: calls.append("data"),
-                   not_sent=lambda: calls.append("not sent"))
+                   not_sent=lambda: calls.append("not sent"), handed_over=lambda reason: True)
     # the 451 is certain for its own attempt, but the first one may have delivered: never 'not sent'
     assert result.attempts == 3 and calls == ["data", "data", "data"]
     assert len(_delivered(mail_servers, address, msg["Message-ID"])) == 1

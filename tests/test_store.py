@@ -97,7 +97,7 @@ def test_a_version_2_database_gains_the_author_count_and_keeps_its_papers(tmp_pa
     db.conn.commit()
     db.conn.close()
     store = Store(path)
-    assert store.schema_version == SCHEMA_VERSION == 7
+    assert store.schema_version == SCHEMA_VERSION == 8
     old = store.get_papers(["arxiv:1"])["arxiv:1"]
     assert old.authors == ("A",) and old.author_count is None
     # the word index of schema 6 holds the papers stored before it
@@ -129,6 +129,7 @@ def test_a_migration_cut_short_leaves_the_old_schema_and_the_next_open_finishes_
         first.db.execute(f"DROP {name}")
     first.db.execute("ALTER TABLE digest_more DROP COLUMN below")  # and schema 7's columns
     first.db.execute("ALTER TABLE digests DROP COLUMN floor")
+    first.db.execute("ALTER TABLE digests DROP COLUMN unconfirmed")  # and schema 8's
     first.db.execute("PRAGMA user_version = 5")
     first.close()
 
@@ -150,7 +151,7 @@ def test_a_migration_cut_short_leaves_the_old_schema_and_the_next_open_finishes_
     assert not check.execute("SELECT name FROM sqlite_master WHERE name LIKE 'papers_fts%'").fetchall()
     check.close()
     again = Store(path)
-    assert again.schema_version == 7 and again.search_papers("transformers")[1] == 500
+    assert again.schema_version == 8 and again.search_papers("transformers")[1] == 500
 
 
 # ---- search: the digest page's "find a paper in your alerts" -------------------------------------------------

@@ -20,6 +20,9 @@ every DATA, for example::
   (SMTP has a single reply to DATA), and answers with the first fault in recipient order.
 * ``"disconnect": N`` drops the connection after the message data of the next N transactions,
   before any reply (the client cannot know whether the mail went through; nothing is delivered).
+* ``"deliver_then_disconnect": N`` delivers the message of the next N transactions, then drops the
+  connection before the reply (a server that took the mail and crashed, or a reply lost on the way: the
+  client cannot know either, and here the mail did arrive).
 
 Every delivered message is logged as one tab-separated line to ``--log``:
 ``<UTC time>\\t<mail from>\\t<rcpt,rcpt>\\t<Message-ID>``.
@@ -95,11 +98,12 @@ class Faults:
             return None
         changed = False
         chosen: str | None = None
-        disconnect = data.get("disconnect")
-        if isinstance(disconnect, int) and disconnect > 0:
-            data["disconnect"] = disconnect - 1
-            chosen, changed = "disconnect", True
-        else:
+        for kind in ("disconnect", "deliver_then_disconnect"):
+            count = data.get(kind)
+            if chosen is None and isinstance(count, int) and count > 0:
+                data[kind] = count - 1
+                chosen, changed = kind, True
+        if chosen is None:
             for rcpt in recipients:
                 for key in (rcpt.lower(), "*"):
                     queue = data.get(key)
@@ -209,6 +213,9 @@ class Relay:
 
     async def handle_DATA(self, server, session, envelope):
         fault = self.faults.take(envelope.rcpt_tos)
+        then_drop = fault == "deliver_then_disconnect"
+        if then_drop:
+            fault = None
         if fault == "disconnect":
             # abort(): nothing more is written, not even the reply aiosmtpd tries to send next
             server.transport.abort()
@@ -243,6 +250,9 @@ class Relay:
                 return "554 5.0.0 Delivery failed: " + failed[0].splitlines()[0][4:]
             return "451 4.3.0 Local delivery failed for some recipients, try again later"
         self._log(mail_from, envelope.rcpt_tos, data)
+        if then_drop:
+            server.transport.abort()
+            return "421 4.4.2 connection dropped after delivery (injected fault)"
         return "250 2.0.0 OK delivered"
 
     def _log(self, mail_from: str, rcpts: list[str], data: bytes) -> None:
