@@ -50,13 +50,16 @@ class DeliveryError(DigestError):
     """``permanent``: the server refused the message (5xx), so it is not tried again for this period.
     ``attempts``: how many SMTP sessions were tried before giving up (0 when none could start).
     ``unconfirmed``: the last attempt handed the message over (DATA) and the connection broke before the server's
-    reply, and no further handover was allowed: the server may well have it, so it is not sent again."""
+    reply, and no further handover was allowed: the server may well have it, so it is not sent again.
+    ``too_large``: refused for its size (nothing went out), so a smaller digest may be composed instead."""
 
-    def __init__(self, message: str, *, permanent: bool = False, attempts: int = 0, unconfirmed: bool = False):
+    def __init__(self, message: str, *, permanent: bool = False, attempts: int = 0, unconfirmed: bool = False,
+                 too_large: bool = False):
         super().__init__(message)
         self.permanent = permanent
         self.attempts = attempts
         self.unconfirmed = unconfirmed
+        self.too_large = too_large
 
 
 class TokenError(DigestError):

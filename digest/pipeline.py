@@ -740,10 +740,15 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
             return Delivery(profile.user, "sent", len(picked), subject=rendered.subject, to=profile.email,
                             attempts=exc.attempts, note=note)
         status = "failed" if exc.permanent else "retry"
-        store.mark_digest(digest_id, status, error=str(exc), address=profile.email)
-        settle_own(status, error=str(exc), address=profile.email)
-        store.log_event("ERROR", "send", str(exc), user=profile.user)
-        return Delivery(profile.user, status, error=str(exc), to=profile.email, attempts=exc.attempts)
+        error = str(exc)
+        if error.startswith("RCPT TO refused"):  # the server does not know the reader's address
+            error += f"; check email in {display_path(profile.path) or f'profiles/{profile.user}.toml'}"
+        store.mark_digest(digest_id, status, error=error, address=profile.email)
+        if getattr(exc, "too_large", False):
+            store.unfreeze(digest_id)  # `--retry-failed` then composes it again, with a lower max_items
+        settle_own(status, error=error, address=profile.email)
+        store.log_event("ERROR", "send", error, user=profile.user)
+        return Delivery(profile.user, status, error=error, to=profile.email, attempts=exc.attempts)
     except _ClaimLost as exc:
         settle_own("retry", error=str(exc))
         return Delivery(profile.user, "busy", error=str(exc), to=profile.email)

@@ -253,6 +253,17 @@ def parse_profile(text: str, path: str | Path) -> Profile:
     check.unknown(data, TOP_KEYS)
 
     email = check.string(data, "email", TOP_KEYS["email"], required=True)
+    local, _, domain = email.rpartition("@")
+    if _EMAIL.match(email) and not local.isascii():
+        raise check.fail("email", f"{toml_repr(email)} has a user name in non-ASCII letters, which only mail sent with "
+                         "SMTPUTF8 can reach, and digest does not send that; give an ASCII address of the same "
+                         "mailbox (most have one, an alias)", TOP_KEYS["email"])
+    if _EMAIL.match(email) and not domain.isascii():
+        try:  # an internationalised domain: its ASCII form (IDNA) reaches the same mailbox, with any server
+            email = f"{local}@{domain.encode('idna').decode('ascii')}"
+        except UnicodeError:
+            raise check.fail("email", f"the domain of {toml_repr(email)} has no ASCII form (IDNA); check its "
+                             "spelling", TOP_KEYS["email"]) from None
     if not _EMAIL.match(email) or not valid_address(email):
         raise check.fail("email", f"must be one email address, user@host (got {toml_repr(email)})", TOP_KEYS["email"])
     name = check.string(data, "name", TOP_KEYS["name"]) or user

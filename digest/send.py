@@ -132,6 +132,9 @@ class SendResult:
     unconfirmed: str = ""  # why an earlier attempt's handover was not confirmed (a copy may have arrived twice)
 
 
+TOO_LARGE = ("lower max_items in the profile (or default_max_items in config.toml), then `digest send --retry-failed` "
+             "composes the day's digest again")
+
 # RFC 5321 4.5.3.2.6: wait 10 minutes for the reply to the end of the data. The server is delivering the message
 # then (filters, virus scans); a client that gives up sooner sends a second copy of a message it already took.
 DATA_REPLY_TIMEOUT = 600.0
@@ -149,9 +152,9 @@ class _Transient(Exception):
 class _Final(Exception):
     """An attempt failed in a way that no retry in this run can fix."""
 
-    def __init__(self, message: str, *, permanent: bool):
+    def __init__(self, message: str, *, permanent: bool, too_large: bool = False):
         super().__init__(message)
-        self.permanent = permanent
+        self.permanent, self.too_large = permanent, too_large
 
 
 def _tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
@@ -217,6 +220,11 @@ async def _attempt(data: bytes | None, sender: str, recipients: list[str], setti
             stage = "RCPT TO"
             for rcpt in recipients:
                 await client.rcpt(rcpt)
+            limit = client.esmtp_extensions.get("size", "")
+            if limit.isdigit() and 0 < int(limit) < len(data):
+                # refused before DATA, not after transmitting the whole digest for the same answer
+                raise _Final(f"the digest is {len(data) / 1000:.1f} KB and {settings.host} takes at most "
+                             f"{int(limit) / 1000:.1f} KB (its SIZE); {TOO_LARGE}", permanent=True, too_large=True)
             if before_data is not None:
                 before_data()
             stage = "DATA"
@@ -232,7 +240,13 @@ async def _attempt(data: bytes | None, sender: str, recipients: list[str], setti
         except aiosmtplib.SMTPResponseException as exc:
             if 400 <= exc.code < 500:
                 raise _Transient(f"{stage}: {_reply(exc)}") from None
-            if stage in ("MAIL FROM", "RCPT TO", "DATA"):
+            if stage == "MAIL FROM":
+                # the sender is ours, not the reader's: a setting to fix, after which the digest goes out
+                raise _Final(f"MAIL FROM refused: {_reply(exc)}; check smtp.from_addr (many servers take only the "
+                             "account's own address as the sender)", permanent=False) from None
+            if stage == "DATA" and exc.code == 552:
+                raise _Final(f"DATA refused: {_reply(exc)}; {TOO_LARGE}", permanent=True, too_large=True) from None
+            if stage in ("RCPT TO", "DATA"):
                 raise _Final(f"{stage} refused: {_reply(exc)}", permanent=True) from None
             raise _Final(f"{_where(settings)} refused {stage}: {_reply(exc)}", permanent=False) from None
         except aiosmtplib.SMTPConnectError as exc:
@@ -257,8 +271,10 @@ async def _attempt(data: bytes | None, sender: str, recipients: list[str], setti
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, TimeoutError, OSError) as exc:
             raise _Transient(f"{stage}: {type(exc).__name__}: {exc}", unknown=stage == "DATA") from None
         except aiosmtplib.SMTPException as exc:
-            text = str(exc)
+            text = str(exc).strip().rstrip(".")
             if stage in ("STARTTLS", "AUTH"):
+                if stage == "AUTH" and security == "plain" and "not supported" in text:
+                    text += '; the server offers AUTH only over TLS: set smtp.security = "starttls"'
                 raise _Final(f"{_where(settings)}: {stage} failed: {text}; nothing was sent",
                              permanent=False) from None
             raise _Transient(f"{stage}: {text}", unknown=stage == "DATA") from None
@@ -293,9 +309,7 @@ async def check_smtp(settings: SmtpSettings) -> str:
         reply = await _attempt(None, settings.from_addr, [], settings, secret.reveal() if secret else "", None,
                                _tls_context(settings))
     except (_Final, _Transient) as exc:
-        hint = "; check smtp.from_addr (many servers take only the account's own address)" \
-            if str(exc).startswith("MAIL FROM") else ""
-        raise DeliveryError(f"smtp: {exc}{hint}") from None
+        raise DeliveryError(f"smtp: {exc}") from None
     login = f" as {settings.username}" if settings.username else " (no login: smtp.username is not set)"
     return (f"smtp: connected to {_where(settings)}{login}; it takes {settings.from_addr} as the sender "
             f"(smtp.from_addr: {reply})")
@@ -339,7 +353,7 @@ async def send_message(msg: EmailMessage, settings: SmtpSettings, *,
             reply = await _attempt(data, sender, recipients, settings, password, before_data, tls_context)
         except _Final as exc:
             log.error("SMTP to %s: %s", ", ".join(recipients), exc)
-            raise DeliveryError(str(exc), permanent=exc.permanent, attempts=attempt) from None
+            raise DeliveryError(str(exc), permanent=exc.permanent, attempts=attempt, too_large=exc.too_large) from None
         except _Transient as exc:
             if exc.unknown:
                 unconfirmed = str(exc)

@@ -920,15 +920,26 @@ class Store:
 
     def reopen_failed(self, user: str, period: str, note: str, *, unconfirmed: bool = False) -> bool:
         """Let a digest refused permanently be tried again (its address was corrected, or the server fixed):
-        'failed' becomes 'retry', so the next delivery claims it and sends the same papers. With ``unconfirmed``,
-        also one recorded as sent without the server's confirmation (the reader says it did not arrive): it may
-        then be handed over once more. Returns whether there was one."""
+        'failed' becomes 'retry', so the next delivery claims it and sends the same papers (or ranks afresh, if
+        ``unfreeze`` let it go). With ``unconfirmed``, also a digest recorded as sent without the server's
+        confirmation (the reader says it did not arrive): it may then be handed over once more, unchanged (a copy
+        may exist). Returns whether there was one."""
         with self._transaction():
-            cursor = self.db.execute(
-                "UPDATE digests SET status = 'retry', error = ?, unconfirmed = MIN(unconfirmed, ?) WHERE user = ? "
-                "AND period = ? AND (status = 'failed' OR (? AND status = 'sent' AND unconfirmed >= ?))",
-                [note, MAX_UNCONFIRMED - 1, user, period, unconfirmed, MAX_UNCONFIRMED])
-        return cursor.rowcount == 1
+            row = self.db.execute("SELECT id, status, unconfirmed FROM digests WHERE user = ? AND period = ?",
+                                  [user, period]).fetchone()
+            if row is None or not (row[1] == "failed" or (unconfirmed and row[1] == "sent"
+                                                          and (row[2] or 0) >= MAX_UNCONFIRMED)):
+                return False
+            self._update("digests", "id = ?", [row[0]], {"status": "retry", "error": note,
+                                                         "unconfirmed": min(row[2] or 0, MAX_UNCONFIRMED - 1)})
+        return True
+
+    def unfreeze(self, digest_id: int) -> None:
+        """A digest refused as it is (too large for the server), of which no copy can exist: its papers are let
+        go, so a retry ranks the day again with the profile as it is then (a lower max_items)."""
+        with self._transaction():
+            self.db.execute("UPDATE digests SET message_id = NULL WHERE id = ? AND status = 'failed' AND "
+                            "unconfirmed = 0", [digest_id])
 
     def mark_sending(self, digest_id: int) -> bool:
         """Record 'sending' right before SMTP DATA: from here until 'sent' the outcome is unknown if we crash.

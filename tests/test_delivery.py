@@ -411,6 +411,34 @@ def test_a_digest_refused_for_a_wrong_address_goes_out_once_the_profile_names_th
     assert store.digest_for("ada", "2026-11-28")["address"] == right  # where it went, not where it was refused
 
 
+def test_an_address_the_server_does_not_know_names_the_profile_key_to_fix(mail_servers, tmp_path):
+    config = write_setup(tmp_path, mail_servers.smtp_port, mail_servers.ca_cert, "nobody-here@example.test")
+    settings, store, _ = open_run(config)
+    store.add_papers(PAPERS)
+    store.close()
+    failed = run(config)  # the relay answers 550 at RCPT for an address it has no mailbox for
+    assert failed.status == "failed" and failed.error.startswith("RCPT TO refused: 550")
+    assert failed.error.endswith(f"; check email in {config.parent / 'profiles' / 'ada.toml'}")
+
+
+def test_retry_failed_composes_a_digest_refused_as_too_large_again_with_the_profiles_new_size(mail_servers, setup):
+    config, address = setup
+    mail_servers.set_faults({address: ["552 5.3.4 Message too big for system"]})
+    try:
+        failed = run(config)
+    finally:
+        mail_servers.clear_faults()
+    assert failed.status == "failed" and "lower max_items in the profile" in failed.error
+    settings, store, profile = open_run(config)
+    refused = store.digest_for("ada", "2026-11-28")
+    assert store.reopen_failed("ada", "2026-11-28", "tried again")
+    smaller = deliver_user(store, None, settings, profile, now=NOW, ranker=fixed_ranker(store, n=2))
+    assert (smaller.status, smaller.items) == ("sent", 2)
+    [msg] = inbox(mail_servers, address)
+    assert msg["Message-ID"] != refused["message_id"], "composed again: nothing of the refused one went out"
+    assert len(store.digest_items(refused["id"])) == 2 and len(store.sent_paper_ids("ada")) == 2
+
+
 def test_one_users_failure_does_not_block_the_others(mail_servers, tmp_path):
     from digest.pipeline import deliver_all
 

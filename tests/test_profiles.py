@@ -68,6 +68,9 @@ def test_a_good_profile_parses_with_defaults(tmp_path):
     # what would break the To: header at send time is refused here, where the user can fix it
     (GOOD.replace('"Ada"', '"Ada\\nLovelace"'), r"ada\.toml:1: name: must be one line"),
     (GOOD.replace('"ada@example.org"', '"ada@@example.org"'), r"ada\.toml:2: email: must be one email address"),
+    (GOOD.replace('"ada@example.org"', '"jürgen@example.org"'), r'ada\.toml:2: email: "jürgen@example\.org" has a '
+                                                               r"user name in non-ASCII letters, which only mail sent "
+                                                               r"with SMTPUTF8 can reach"),
     (GOOD + "[[seeds]]\narxiv = \"221117192\"\n", r"ada\.toml:\d+: seeds\[0\]\.arxiv: is not an arXiv id .*2106\.09685"),
     # a month 13 or 00 is no arXiv id (a slip of a digit): said now, not a seed that never matches a paper
     (GOOD + "[[seeds]]\narxiv = \"2213.17192\"\n", r'seeds\[0\]\.arxiv: is not an arXiv id \(got "2213\.17192"\)'),
@@ -78,6 +81,12 @@ def test_a_good_profile_parses_with_defaults(tmp_path):
 def test_errors_name_file_key_line_and_fix(tmp_path, text, message):
     with pytest.raises(ProfileError, match=message):
         parse_profile(text, tmp_path / "ada.toml")
+
+
+def test_an_address_with_an_internationalised_domain_is_kept_in_its_ascii_form(tmp_path):
+    # what the SMTP server needs at RCPT (digest does not send SMTPUTF8), and the same mailbox
+    profile = parse_profile(GOOD.replace('"ada@example.org"', '"ada@müller.example"'), tmp_path / "ada.toml")
+    assert profile.email == "ada@xn--mller-kva.example"
 
 
 def test_seed_ids_are_read_in_the_forms_people_paste_them(tmp_path):

@@ -17,7 +17,7 @@ from digest.config import SmtpSettings
 from digest.errors import DeliveryError
 from digest.models import Paper, ScoredPaper
 from digest.render import item_context, render_digest
-from digest.send import build_message, send_message
+from digest.send import build_message, message_bytes, send_message
 
 pytestmark = pytest.mark.mail
 
@@ -324,3 +324,86 @@ def test_an_unusable_ca_file_is_a_configuration_error_that_names_the_key(mail_se
             _send(_message(address), _settings(mail_servers, ca_file=ca_file))
         assert not info.value.permanent  # fixed in the config, the next run sends it
     assert _delivered(mail_servers, address, None) == []
+
+
+class _Picky(_Recorder):
+    """A server with its own rules: refuses some senders at MAIL FROM, or every message at DATA."""
+
+    def __init__(self, mail_reply: str | None = None, data_reply: str | None = None):
+        super().__init__()
+        self.mail_reply, self.data_reply = mail_reply, data_reply
+        self.mail_from = []
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self.mail_from.append(address)
+        if self.mail_reply:
+            return self.mail_reply
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.data_reply:
+            return self.data_reply
+        return await super().handle_DATA(server, session, envelope)
+
+
+def _serve(handler, **options):
+    [port] = pick_free_ports(1)
+    controller = Controller(handler, hostname="127.0.0.1", port=port, **options)
+    controller.start()
+    return controller, port
+
+
+def test_a_digest_over_the_servers_size_limit_is_refused_before_data_with_the_sizes_and_the_fix():
+    recorder = _Picky()
+    controller, port = _serve(recorder, data_size_limit=5000)  # advertised as "SIZE 5000"
+    try:
+        msg = _message("ada@example.test")
+        settings = SmtpSettings(host="127.0.0.1", port=port, security="plain", retries=3, retry_backoff=0.01)
+        with pytest.raises(DeliveryError) as info:
+            _send(msg, settings)
+    finally:
+        controller.stop()
+    assert info.value.permanent and info.value.attempts == 1
+    assert str(info.value).startswith(f"the digest is {len(message_bytes(msg)) / 1000:.1f} KB and 127.0.0.1 takes at "
+                                      "most 5.0 KB (its SIZE); lower max_items in the profile")
+    assert "`digest send --retry-failed` composes the day's digest again" in str(info.value)
+    assert recorder.messages == [], "not transmitted for the same answer"
+
+
+def test_a_552_at_data_a_refused_sender_and_auth_only_over_tls_name_their_fix(monkeypatch):
+    recorder = _Picky(data_reply="552 5.3.4 Message too big for system")
+    controller, port = _serve(recorder)
+    try:
+        settings = SmtpSettings(host="127.0.0.1", port=port, security="plain", retries=3, retry_backoff=0.01)
+        with pytest.raises(DeliveryError) as info:
+            _send(_message("ada@example.test"), settings)
+        assert info.value.permanent
+        assert str(info.value) == ("DATA refused: 552 5.3.4 Message too big for system; lower max_items in the "
+                                   "profile (or default_max_items in config.toml), then `digest send "
+                                   "--retry-failed` composes the day's digest again")
+
+        # the sender is our setting, not the reader's address: fixable, so not a refusal for the day
+        recorder.mail_reply, recorder.data_reply = "553 5.7.1 Sender address rejected: not owned by user", None
+        with pytest.raises(DeliveryError) as info:
+            _send(_message("ada@example.test"), settings)
+        assert not info.value.permanent and info.value.attempts == 1
+        assert str(info.value) == ("MAIL FROM refused: 553 5.7.1 Sender address rejected: not owned by user; check "
+                                   "smtp.from_addr (many servers take only the account's own address as the sender)")
+    finally:
+        controller.stop()
+
+    # AUTH offered only after STARTTLS (aiosmtpd's default), and the config logs in without it
+    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "pw")
+    recorder = _Picky()
+    controller, port = _serve(recorder, authenticator=lambda *args: None)
+    try:
+        settings = SmtpSettings(host="127.0.0.1", port=port, security="plain", username="ada", retries=0)
+        with pytest.raises(DeliveryError) as info:
+            _send(_message("ada@example.test"), settings)
+    finally:
+        controller.stop()
+    assert recorder.mail_from == [], "nothing after the failed AUTH"
+    text = str(info.value)
+    assert "AUTH failed: " in text and ".;" not in text
+    assert text.endswith('the server offers AUTH only over TLS: set smtp.security = "starttls"; nothing was sent')
