@@ -345,6 +345,14 @@ def valid_address(address: str) -> bool:
     return bool(parsed.username and parsed.domain)
 
 
+def ascii_domain(address: str) -> str:
+    """``user@domain`` with an internationalised domain in its ASCII form (IDNA: ``müller.example`` ->
+    ``xn--mller-kva.example``), the form any mail server takes and the one a profile keeps. Raises UnicodeError
+    for a domain that has none."""
+    local, _, domain = address.rpartition("@")
+    return address if domain.isascii() else f"{local}@{domain.encode('idna').decode('ascii')}"
+
+
 def _check_address(address: str, where: str, at: str) -> None:
     if not valid_address(address):
         raise ConfigError(f"{at}: {where} must be one email address, user@host (got {address!r}); "

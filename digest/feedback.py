@@ -53,7 +53,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from .config import Secret, Settings
+from .config import Secret, Settings, ascii_domain
 from .errors import DigestError, TokenError
 from .models import ScoredPaper
 from .store import Store
@@ -222,7 +222,12 @@ def _sender(msg: EmailMessage) -> tuple[str, str]:
         doubtful = [d for d in getattr(header, "defects", ()) if not isinstance(d, _HARMLESS_DEFECTS)]
         if doubtful or len(addresses) != 1 or "@" not in addresses[0].addr_spec:
             return "", f"a From header that is not one well-formed address ({' '.join(str(header).split())[:120]!r})"
-        return addresses[0].addr_spec.lower(), ""
+        # raw UTF-8 in the address (mail sent with SMTPUTF8) comes out of the parser as surrogates: read it
+        spec = addresses[0].addr_spec.encode("utf-8", "surrogateescape").decode("utf-8", "replace").lower()
+        try:  # a profile keeps an internationalised domain in its ASCII form: compare in that form
+            return ascii_domain(spec), ""
+        except UnicodeError:
+            return spec, ""
     except (ValueError, TypeError, IndexError, AttributeError):  # a header the parser cannot read
         return "", "a From header that cannot be read"
 

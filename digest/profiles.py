@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from datetime import time as dt_time
 from pathlib import Path
 
-from .config import MAX_UNCLIPPED_ITEMS, valid_address
+from .config import MAX_UNCLIPPED_ITEMS, ascii_domain, valid_address
 from .errors import ProfileError, parse_toml, read_text_file, toml_line, toml_repr
 from .models import arxiv_ref, doi_ref, normalise_title
 
@@ -260,7 +260,7 @@ def parse_profile(text: str, path: str | Path) -> Profile:
                          "mailbox (most have one, an alias)", TOP_KEYS["email"])
     if _EMAIL.match(email) and not domain.isascii():
         try:  # an internationalised domain: its ASCII form (IDNA) reaches the same mailbox, with any server
-            email = f"{local}@{domain.encode('idna').decode('ascii')}"
+            email = ascii_domain(email)
         except UnicodeError:
             raise check.fail("email", f"the domain of {toml_repr(email)} has no ASCII form (IDNA); check its "
                              "spelling", TOP_KEYS["email"]) from None

@@ -814,6 +814,24 @@ def test_a_reply_whose_from_header_is_not_one_clean_address_of_the_user_is_no_vo
     assert store.get_vote("ada", pids[0]) == 1
 
 
+def test_a_reader_at_an_internationalised_domain_votes_by_reply_in_either_form_of_it(tmp_path):
+    settings, store, pids = _replies_setup(tmp_path)
+    (tmp_path / "profiles" / "ada.toml").write_text('email = "ada@müller.example"\n[[interests]]\nlabel = "x"\n')
+    # the profile keeps the ASCII form (what was sent to); the reply's From has the domain as the reader wrote it
+    for uid, sender in enumerate(["ada@müller.example", "Ada <ada@xn--mller-kva.example>"], 1):
+        raw = "\r\n".join([f"From: {sender}", "To: replies@example.test", "Subject: Re: digest",
+                            f"Message-ID: <r{uid}@example.test>", "In-Reply-To: <d1@example.test>", "",
+                            f"+{uid}", ""]).encode()
+        assert ingest_raw(store, raw, mailbox="INBOX", uid=uid, settings=settings)[0] == "feedback", sender
+    assert {v.paper_id: v.value for v in store.votes("ada")} == {pids[0]: 1, pids[1]: 1}
+    # someone else's raw UTF-8 address (it broke the recording of the message before): refused, and kept
+    raw = "\r\n".join(["From: mallory@évil.example", "To: replies@example.test", "Subject: Re: digest",
+                        "Message-ID: <r9@example.test>", "In-Reply-To: <d1@example.test>", "", "-1", ""]).encode()
+    assert ingest_raw(store, raw, mailbox="INBOX", uid=9, settings=settings)[0] == "feedback_rejected"
+    assert store.messages("feedback_rejected")[0]["sender"] == "mallory@xn--vil-9la.example"
+    assert store.get_vote("ada", pids[0]) == 1
+
+
 @pytest.mark.parametrize("from_line", ["From: Ada Q. Lovelace <ada@example.test>",  # an unquoted "." (obsolete)
                                        "From: Ada L\u00f6 <ada@example.test>",  # a raw UTF-8 name (undecodable)
                                        "From: ada@example.test (Ada)"])
