@@ -459,8 +459,8 @@ def _find_in_ranking(settings, store, prof, result, query: str, limit: int, stor
               help="Also users whose frequency skips today (e.g. frequency = \"weekdays\" on a Sunday).")
 @click.option("--retry-failed", is_flag=True,
               help="Try again today's digests the mail server refused permanently (after fixing the mailbox or "
-                   "the server; a corrected `email` in the profile is tried again without it), and those it did "
-                   "not confirm (recorded as sent: use it when the reader says it did not arrive).")
+                   "the server; a corrected `email` in the profile is tried again without it); with --user, also "
+                   "that user's digest the server did not confirm (recorded as sent), when it did not arrive.")
 @click.pass_context
 def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[str, ...], any_day: bool,
          retry_failed: bool) -> None:
@@ -516,8 +516,10 @@ def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[st
     if retry_failed and not dry_run:
         for p in profiles:
             row = store.digest_for(p.user, local_period(p, now))
+            # a digest the server did not confirm may well have arrived: sent again only for a reader named
+            # (one who says it did not come), never for everyone by a cron job's --retry-failed
             if store.reopen_failed(p.user, local_period(p, now), "refused or not confirmed earlier; tried again "
-                                   "(--retry-failed)", unconfirmed=True):
+                                   "(--retry-failed)", unconfirmed=bool(users)):
                 what = "refused" if row["status"] == "failed" else "not confirmed by the server"
                 click.echo(f"  {p.user}: the digest {what} earlier today is tried again")
     deliveries = []
@@ -607,6 +609,8 @@ def check(ctx: click.Context, profiles_dir: Path | None, connect: bool) -> None:
                      + (f", or move the example profiles out of {directory}" if profile.email in EXAMPLE_EMAILS else "")
                      for profile in loaded.profiles.values() if _reserved_address(profile.email)]
     found, server_errors = _connect_checks(settings) if connect and not config_errors else ([], [])
+    if connect and config_errors:
+        found.append("servers: not tried (--connect): fix the config errors below first")
     for line in found:
         click.echo(line)
     for warning in warnings:

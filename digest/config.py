@@ -346,11 +346,19 @@ def valid_address(address: str) -> bool:
 
 
 def ascii_domain(address: str) -> str:
-    """``user@domain`` with an internationalised domain in its ASCII form (IDNA: ``müller.example`` ->
-    ``xn--mller-kva.example``), the form any mail server takes and the one a profile keeps. Raises UnicodeError
-    for a domain that has none."""
+    """``user@domain`` with an internationalised domain in its ASCII form (IDNA 2008 with UTS 46, as browsers
+    and mail servers use it: ``müller.example`` -> ``xn--mller-kva.example``, ``straße.de`` ->
+    ``xn--strae-oqa.de``, not the other domain ``strasse.de`` that Python's IDNA 2003 codec gives), the form any
+    mail server takes and the one a profile keeps. Raises UnicodeError for a domain that has none."""
     local, _, domain = address.rpartition("@")
-    return address if domain.isascii() else f"{local}@{domain.encode('idna').decode('ascii')}"
+    if domain.isascii():
+        return address
+    import idna
+
+    try:
+        return f"{local}@{idna.encode(domain, uts46=True, transitional=False).decode('ascii')}"
+    except idna.IDNAError as exc:
+        raise UnicodeError(str(exc)) from None
 
 
 def _check_address(address: str, where: str, at: str) -> None:

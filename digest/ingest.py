@@ -426,6 +426,23 @@ def check_mailbox(settings: Settings) -> tuple[list[str], list[str]]:
         return [], [f"imap: {exc}"]
     found, problems = [f"imap: logged in to {imap.host}:{imap.port} as {imap.username} ({imap.security})"], []
     try:
+        # the server-wide checks first: after a read-only SELECT, imaplib refuses the next command
+        if imap.idle:
+            found.append("imap: IDLE offered: new mail is read as it arrives (imap.idle = true)"
+                         if client.has_capability("IDLE") else
+                         f"imap: {imap.host} does not offer IDLE, so imap.idle = true falls back to a poll every "
+                         f"imap.poll_minutes = {imap.poll_minutes:g} min")
+        if imap.mark == "move":
+            if not (client.has_capability("MOVE") or client.has_capability("UIDPLUS")):
+                problems.append(f"imap: {_no_move(imap)}")
+            for target in (imap.processed_folder, imap.quarantine_folder):
+                key = _target_key(imap, target)
+                if client.folder_exists(target):
+                    found.append(f"imap: {key} {target!r} exists")
+                elif fix := _prefix_fix(client, imap, target):
+                    problems.append(f"imap: {key} {target!r} does not exist and cannot be made there: {fix}")
+                else:
+                    found.append(f"imap: {key} {target!r} does not exist yet; the first poll creates it")
         for name in imap.folders:
             try:
                 info = client.select_folder(name)  # read-write, as a poll opens it (EXAMINE is always read-only)
@@ -447,22 +464,6 @@ def check_mailbox(settings: Settings) -> tuple[list[str], list[str]]:
             count = int(info.get(b"EXISTS", 0))
             found.append(f"imap: folder {name!r}: {count} message{'' if count == 1 else 's'}, readable and "
                          f"{'keeps the keywords' if imap.mark == 'flag' else 'writable'}")
-        if imap.idle:
-            found.append("imap: IDLE offered: new mail is read as it arrives (imap.idle = true)"
-                         if client.has_capability("IDLE") else
-                         f"imap: {imap.host} does not offer IDLE, so imap.idle = true falls back to a poll every "
-                         f"imap.poll_minutes = {imap.poll_minutes:g} min")
-        if imap.mark == "move":
-            if not (client.has_capability("MOVE") or client.has_capability("UIDPLUS")):
-                problems.append(f"imap: {_no_move(imap)}")
-            for target in (imap.processed_folder, imap.quarantine_folder):
-                key = _target_key(imap, target)
-                if client.folder_exists(target):
-                    found.append(f"imap: {key} {target!r} exists")
-                elif fix := _prefix_fix(client, imap, target):
-                    problems.append(f"imap: {key} {target!r} does not exist and cannot be made there: {fix}")
-                else:
-                    found.append(f"imap: {key} {target!r} does not exist yet; the first poll creates it")
     except (OSError, imaplib.IMAP4.abort) as exc:
         problems.append(f"imap: connection to {imap.host} lost ({_describe(exc)}); try again")
     except IMAPClientError as exc:

@@ -766,7 +766,7 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
 def unconfirmed_note(profile: Profile, why: str) -> str:
     """What a digest handed over without the server's confirmation says, in the CLI, the log and `digest status`."""
     return (f"unconfirmed: {why}; the server most likely has it, so it is not sent again; if {profile.email} did "
-            f"not get it, `digest send --retry-failed --user {profile.user}` sends it once more")
+            f"not get it, `digest send --retry-failed --user {profile.user}` that day sends it once more")
 
 
 def _record_sent(store: Store, digest_id: int, address: str, attempts: int = 5, note: str | None = None) -> None:

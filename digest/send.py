@@ -170,6 +170,14 @@ def _tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
                             "certificate of the server's CA") from None
 
 
+def _too_large(exc: aiosmtplib.SMTPResponseException) -> bool:
+    """A refusal for the message's size (552 5.3.4, 5.2.3, or saying so), not a full mailbox (552 5.2.2)."""
+    text = str(exc.message).lower()
+    return exc.code == 552 and (text.startswith(("5.3.4", "5.2.3")) or
+                                (not text.startswith("5.") and any(w in text for w in ("size", "too big", "too large",
+                                                                                        "too much", "exceed"))))
+
+
 def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
     return f"{exc.code} {' '.join(str(exc.message).split())}"
 
@@ -244,7 +252,7 @@ async def _attempt(data: bytes | None, sender: str, recipients: list[str], setti
                 # the sender is ours, not the reader's: a setting to fix, after which the digest goes out
                 raise _Final(f"MAIL FROM refused: {_reply(exc)}; check smtp.from_addr (many servers take only the "
                              "account's own address as the sender)", permanent=False) from None
-            if stage == "DATA" and exc.code == 552:
+            if stage == "DATA" and _too_large(exc):
                 raise _Final(f"DATA refused: {_reply(exc)}; {TOO_LARGE}", permanent=True, too_large=True) from None
             if stage in ("RCPT TO", "DATA"):
                 raise _Final(f"{stage} refused: {_reply(exc)}", permanent=True) from None
@@ -365,7 +373,8 @@ async def send_message(msg: EmailMessage, settings: SmtpSettings, *,
             if attempt == attempts:
                 raise DeliveryError(f"SMTP failed {attempts} time{'' if attempts == 1 else 's'}, last: {exc}", attempts=attempt) from None
             doubt = doubt or exc.unknown  # an earlier attempt that broke during DATA may have delivered
-            if not_sent is not None and not doubt:
+            # this attempt certainly delivered nothing: say so, unless an earlier one may have and nobody counted it
+            if not_sent is not None and not exc.unknown and (not doubt or handed_over is not None):
                 not_sent()
             delay = min(MAX_BACKOFF, settings.retry_backoff * 2 ** (attempt - 1))
             log.warning("SMTP attempt %d/%d to %s failed (%s); retrying in %.1f s", attempt, attempts,

@@ -957,7 +957,10 @@ class Store:
         """An attempt handed the digest over (DATA) and the connection broke before the server's reply: it may
         have arrived. Counted, with a WARNING event; returns how many such handovers the digest has had."""
         with self._transaction():
-            self.db.execute("UPDATE digests SET unconfirmed = unconfirmed + 1 WHERE id = ?", [digest_id])
+            # counted now, so no longer in the blind spot: back to 'claimed' until the next DATA (a run that dies
+            # while waiting to retry must not have this handover counted again when its claim is taken over)
+            self.db.execute("UPDATE digests SET unconfirmed = unconfirmed + 1, status = CASE status WHEN 'sending' "
+                            "THEN 'claimed' ELSE status END WHERE id = ?", [digest_id])
             user, period, handovers = self.db.execute("SELECT user, period, unconfirmed FROM digests WHERE id = ?",
                                                       [digest_id]).fetchone()
             again = "sent once more" if handovers < MAX_UNCONFIRMED else "not sent again"

@@ -568,6 +568,22 @@ def test_a_run_killed_while_waiting_to_retry_a_refusal_leaves_no_doubt_and_one_c
     assert store.digest(row["id"])["error"] is None
 
 
+def test_a_run_killed_while_waiting_after_an_unconfirmed_handover_counts_it_once(mail_servers, setup):
+    config, address = setup
+    mail_servers.set_faults({"deliver_then_disconnect": 1})  # taken, then the connection drops; then normal
+    helper = start_helper(config, "die-while-waiting-to-retry")
+    out, err = helper.communicate(timeout=60)
+    assert helper.returncode == -signal.SIGKILL and "refused, waiting" in out, err
+    settings, store, _ = open_run(config)
+    row = store.digest_for("ada", "2026-11-28")
+    # the handover was counted before the wait, so the row is out of the blind spot
+    assert (row["status"], row["unconfirmed"]) == ("claimed", 1)
+    resent = run(config)  # taken over: the one resend it is allowed, not closed as if handed over twice
+    assert resent.status == "sent" and resent.note == ""
+    assert store.digest(row["id"])["unconfirmed"] == 1
+    assert [m["Message-ID"] for m in inbox(mail_servers, address)] == [row["message_id"]] * 2
+
+
 def test_a_claim_from_another_host_is_taken_over_only_when_stale(mail_servers, setup):
     config, address = setup
     settings, store, _ = open_run(config)

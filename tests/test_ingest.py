@@ -374,7 +374,7 @@ def test_a_server_that_cannot_move_mail_is_refused_before_any_mail_is_read_or_fo
     assert account.poll().folder("INBOX").ingested == 1
 
 
-def test_a_read_only_folder_is_that_folders_error_at_once_and_the_other_folders_are_still_polled(account):
+def test_a_read_only_folder_is_that_folders_error_at_once_and_the_other_folders_are_still_polled(account, tmp_path):
     account.on_server_like("userdb_mail_plugins=acl userdb_acl=vfile", folders=["INBOX", "Other"])
     account.append(ALERTS[0])
     other = account.append(ALERTS[1], "Other")
@@ -388,6 +388,11 @@ def test_a_read_only_folder_is_that_folders_error_at_once_and_the_other_folders_
                                             "(imap.folders)")
     assert report.error is None
     assert report.folder("Other").ingested == 1 and account.flags("Other") == {other: {FLAG}}
+    # check --connect says the same, and goes on with the other checks
+    code, out = check_connect(account, tmp_path, account.password, mark="move", folders=["Other", "INBOX"])
+    assert code == 1 and f"error: imap: folder 'INBOX' is read-only for {account.address}" in out
+    assert "imap: folder 'Other': 1 message, readable and writable" in out
+    assert "imap: imap.processed_folder 'Digested' does not exist yet" in out and "lost" not in out, out
 
 
 # -- size limit --------------------------------------------------------------------------------------------

@@ -87,6 +87,9 @@ def test_an_address_with_an_internationalised_domain_is_kept_in_its_ascii_form(t
     # what the SMTP server needs at RCPT (digest does not send SMTPUTF8), and the same mailbox
     profile = parse_profile(GOOD.replace('"ada@example.org"', '"ada@müller.example"'), tmp_path / "ada.toml")
     assert profile.email == "ada@xn--mller-kva.example"
+    # IDNA 2008: "ß" stays itself (IDNA 2003, Python's codec, made it "ss": strasse.de, someone else's domain)
+    profile = parse_profile(GOOD.replace('"ada@example.org"', '"ada@straße.de"'), tmp_path / "ada.toml")
+    assert profile.email == "ada@xn--strae-oqa.de"
 
 
 def test_seed_ids_are_read_in_the_forms_people_paste_them(tmp_path):

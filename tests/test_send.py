@@ -196,15 +196,17 @@ def test_a_message_handed_over_without_a_reply_is_not_sent_again_unless_the_call
     assert len(_delivered(mail_servers, address, msg["Message-ID"])) == 2, "one copy per run, no retries"
 
 
-def test_a_refusal_after_an_attempt_that_broke_during_data_leaves_the_doubt_standing(mail_servers):
+def test_a_refusal_after_a_counted_unconfirmed_handover_is_not_sent_for_its_own_attempt(mail_servers):
     address, _ = mail_servers.new_user("doubt")
     mail_servers.set_faults({address: ["disconnect", "451 4.3.0 later"]})
     msg = _message(address)
     calls = []
     result = _send(msg, _settings(mail_servers), before_data=lambda: calls.append("data"),
-                   not_sent=lambda: calls.append("not sent"), handed_over=lambda reason: True)
-    # the 451 is certain for its own attempt, but the first one may have delivered: never 'not sent'
-    assert result.attempts == 3 and calls == ["data", "data", "data"]
+                   not_sent=lambda: calls.append("not sent"),
+                   handed_over=lambda reason: calls.append("handed over") or True)
+    # the first attempt may have delivered: counted by the caller (handed_over), never 'not sent'; the 451 is
+    # certain for its own attempt, so a crash while waiting after it must not count another handover
+    assert result.attempts == 3 and calls == ["data", "handed over", "data", "not sent", "data"]
     assert len(_delivered(mail_servers, address, msg["Message-ID"])) == 1
     assert len(_delivered(mail_servers, address, msg["Message-ID"])) == 1
 
@@ -382,6 +384,13 @@ def test_a_552_at_data_a_refused_sender_and_auth_only_over_tls_name_their_fix(mo
         assert str(info.value) == ("DATA refused: 552 5.3.4 Message too big for system; lower max_items in the "
                                    "profile (or default_max_items in config.toml), then `digest send "
                                    "--retry-failed` composes the day's digest again")
+
+        # a 552 for a full mailbox (5.2.2) is the reader's mailbox, not the digest's size
+        recorder.data_reply = "552 5.2.2 Mailbox full"
+        with pytest.raises(DeliveryError) as info:
+            _send(_message("ada@example.test"), settings)
+        assert info.value.permanent and not info.value.too_large
+        assert str(info.value) == "DATA refused: 552 5.2.2 Mailbox full"
 
         # the sender is our setting, not the reader's address: fixable, so not a refusal for the day
         recorder.mail_reply, recorder.data_reply = "553 5.7.1 Sender address rejected: not owned by user", None
