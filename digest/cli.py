@@ -1084,7 +1084,8 @@ def _print_status(r: dict) -> None:
             if last.get("claim") == "dead":
                 # no live run holds it: a run died (kill -9, a crash) while sending
                 line += " (its run stopped before it finished; the next `digest run` or `digest send` sends it, once)"
-            click.secho(line, fg="red" if last["status"] in ("failed", "retry") else None)
+            doubt = last["status"] == "sent" and (last["error"] or "").startswith("unconfirmed")
+            click.secho(line, fg="red" if last["status"] in ("failed", "retry") else "yellow" if doubt else None)
         else:
             click.echo("  last: none yet")
         click.echo(f"  waiting: {u['waiting']} recent papers not yet sent or voted on")
