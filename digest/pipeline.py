@@ -675,7 +675,8 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
         row = store.digest(digest_id)
         if row["message_id"] and (row["unconfirmed"] or 0) >= MAX_UNCONFIRMED:
             # handed over twice already (a run died while sending): the server most likely has it
-            note = unconfirmed_note(profile, row["error"] or "")
+            note = unconfirmed_note(profile, row["error"] or f"handed over {row['unconfirmed']} times without the "
+                                                              "server's confirmation")
             store.mark_digest(digest_id, "sent", error=note, address=profile.email)
             settle_own("skipped", error=adopted)
             return Delivery(profile.user, "sent", row["n_items"] or 0, subject=row["subject"] or "",
