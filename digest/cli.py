@@ -574,9 +574,12 @@ def check(ctx: click.Context, profiles_dir: Path | None, connect: bool) -> None:
     try:
         loaded = load_profiles(directory, last_good)
     except ProfileError as exc:  # no profiles folder: what is wrong with the config is still worth saying
+        found, server_errors = _connect_checks(settings) if connect and not config_errors else ([], [])
+        for line in found:
+            click.echo(line)
         for warning in [*config_warnings, *problems]:
             click.secho(f"warning: {warning}", fg="yellow")
-        for error in [*config_errors, exc]:
+        for error in [*config_errors, *server_errors, exc]:
             click.secho(f"error: {error}", fg="red")
         sys.exit(exc.exit_code)  # as for any other command: where the profiles are is the setup's error
     addresses = profile_addresses(store)

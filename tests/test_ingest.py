@@ -826,6 +826,15 @@ def test_check_connect_logs_in_and_looks_at_the_folders_and_smtp_without_changin
     assert code == 0, out
     assert "does not exist yet; the first poll creates it" in out and "error" not in out
 
+    # before any profile exists (the first thing a new user checks), the servers are still tried
+    profiles = tmp_path / "profiles"
+    (profiles / "ada.toml").rename(tmp_path / "ada.toml")
+    profiles.rmdir()
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "check.toml"), "check", "--connect"],
+                                env={"DIGEST_IMAP_PASSWORD": account.password, "DIGEST_SMTP_PASSWORD": account.password,
+                                     "DIGEST_SECRET_KEY": "k" * 40})
+    assert result.exit_code != 0 and "imap: logged in to " in result.output and "smtp: connected to " in result.output
+
     account.on_server_like("userdb_imap_capability=IMAP4rev1")  # neither MOVE, UIDPLUS nor IDLE
     code, out = check_connect(account, tmp_path, account.password, mark="move", idle=True)
     assert code == 1, out
