@@ -948,9 +948,11 @@ class Store:
         if owner is None:
             return False
         with self._transaction():
+            # the claim is renewed too: a run on another host takes a claim over when it is 30 minutes old, and
+            # a send may take long (retries, and up to 10 minutes for the reply to each DATA)
             cursor = self.db.execute(
-                "UPDATE digests SET status = 'sending' WHERE id = ? AND claimed_by = ? AND status IN "
-                "('claimed', 'sending')", [digest_id, owner])
+                "UPDATE digests SET status = 'sending', claimed_at = ? WHERE id = ? AND claimed_by = ? AND status IN "
+                "('claimed', 'sending')", [datetime.now(UTC).isoformat(timespec="seconds"), digest_id, owner])
         return cursor.rowcount == 1
 
     def note_unconfirmed(self, digest_id: int, reason: str) -> int:

@@ -1,5 +1,5 @@
 import sqlite3
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -435,3 +435,13 @@ def test_a_text_an_alert_cut_short_loses_to_a_whole_one_even_when_the_mark_makes
     [other] = store.add_papers([Paper("Dense attention", arxiv_id="2501.00078", abstract="Short.")]).paper_ids
     store.add_papers([Paper("Dense attention", arxiv_id="2501.00078", abstract="A much longer abstract, cut …")])
     assert store.get_papers([other])[other].abstract == "A much longer abstract, cut …"
+
+
+def test_each_handover_renews_the_claim_so_a_long_send_is_not_taken_for_a_stale_one(tmp_path):
+    store = Store(tmp_path / "d.db")
+    digest_id = store.claim_digest("ada", "2026-11-28")
+    store.db.execute("UPDATE digests SET claimed_at = '2026-11-28T07:00:00+00:00' WHERE id = ?", [digest_id])
+    store.db.conn.commit()
+    assert store.mark_sending(digest_id)
+    renewed = datetime.fromisoformat(store.digest(digest_id)["claimed_at"])
+    assert datetime.now(UTC) - renewed < timedelta(minutes=1)
