@@ -445,22 +445,12 @@ def check_mailbox(settings: Settings) -> tuple[list[str], list[str]]:
                     found.append(f"imap: {key} {target!r} does not exist yet; the first poll creates it")
         for name in imap.folders:
             try:
-                info = client.select_folder(name)  # read-write, as a poll opens it (EXAMINE is always read-only)
-            except imaplib.IMAP4.readonly:
-                problems.append(f"imap: {_read_only(imap, name)}")
-                continue
-            except IMAPClientError as exc:
-                problems.append(f"imap: {_cannot_open(client, imap, name, exc)}")
-                continue
-            if info.get(b"READ-ONLY"):
-                problems.append(f"imap: {_read_only(imap, name)}")
-                continue
-            if imap.mark == "flag":
-                try:
+                info = _open_folder(client, imap, name)  # as a poll opens it (EXAMINE is always read-only)
+                if imap.mark == "flag":
                     _check_keywords(info, imap, name)
-                except _FolderError as exc:
-                    problems.append(f"imap: {exc}")
-                    continue
+            except _FolderError as exc:
+                problems.append(f"imap: {exc}")
+                continue
             count = int(info.get(b"EXISTS", 0))
             found.append(f"imap: folder {name!r}: {count} message{'' if count == 1 else 's'}, readable and "
                          f"{'keeps the keywords' if imap.mark == 'flag' else 'writable'}")
@@ -660,16 +650,7 @@ def _poll_folder(session: _Session, store: Store, settings: Settings, folder: Fo
     imap = settings.imap
     client = session.client()
     session.prepare_targets()
-    try:
-        info = client.select_folder(folder.folder)
-    except imaplib.IMAP4.readonly:  # imaplib's answer to a SELECT the server granted read-only
-        raise _FolderError(_read_only(imap, folder.folder)) from None
-    except imaplib.IMAP4.abort:
-        raise
-    except IMAPClientError as exc:
-        raise _FolderError(_cannot_open(client, imap, folder.folder, exc)) from None
-    if info.get(b"READ-ONLY"):
-        raise _FolderError(_read_only(imap, folder.folder))
+    info = _open_folder(client, imap, folder.folder)
     uidvalidity = int(info[b"UIDVALIDITY"])
     folder.uidvalidity, folder.uidnext = uidvalidity, info.get(b"UIDNEXT")
     state = store.poll_state(folder.mailbox)
@@ -713,9 +694,21 @@ def _poll_folder(session: _Session, store: Store, settings: Settings, folder: Fo
         store.set_poll_state(folder.mailbox, last_uid=folder.uidnext - 1)
 
 
-def _cannot_open(client: IMAPClient, imap: ImapSettings, name: str, exc: BaseException) -> str:
-    return (f"cannot open folder {name!r} on {imap.host}: {_server_text(exc)}; check imap.folders (the server "
-            f"has: {_folder_list(client)})")
+def _open_folder(client: IMAPClient, imap: ImapSettings, name: str) -> dict:
+    """SELECT a folder read-write, as reading and marking its mail needs; _FolderError when it is missing or
+    read-only for the account (a lost connection is raised as it is)."""
+    try:
+        info = client.select_folder(name)
+    except imaplib.IMAP4.readonly:  # imaplib's answer to a SELECT the server granted read-only
+        raise _FolderError(_read_only(imap, name)) from None
+    except imaplib.IMAP4.abort:
+        raise
+    except IMAPClientError as exc:
+        raise _FolderError(f"cannot open folder {name!r} on {imap.host}: {_server_text(exc)}; check imap.folders "
+                           f"(the server has: {_folder_list(client)})") from None
+    if info.get(b"READ-ONLY"):
+        raise _FolderError(_read_only(imap, name))
+    return info
 
 
 def _no_move(imap: ImapSettings) -> str:

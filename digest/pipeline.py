@@ -677,7 +677,7 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
             # handed over twice already (a run died while sending): the server most likely has it
             note = unconfirmed_note(profile, row["error"] or f"handed over {row['unconfirmed']} times without the "
                                                               "server's confirmation")
-            store.mark_digest(digest_id, "sent", error=note, address=profile.email)
+            _record_sent(store, digest_id, profile.email, note=note)
             settle_own("skipped", error=adopted)
             return Delivery(profile.user, "sent", row["n_items"] or 0, subject=row["subject"] or "",
                             to=profile.email, note=note)

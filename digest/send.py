@@ -178,8 +178,9 @@ def _too_large(exc: aiosmtplib.SMTPResponseException) -> bool:
                                                                                         "too much", "exceed"))))
 
 
-def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
-    return f"{exc.code} {' '.join(str(exc.message).split())}"
+def _reply(reply: aiosmtplib.SMTPResponse | aiosmtplib.SMTPResponseException) -> str:
+    """A server's reply (or the error carrying it) on one line: "250 2.0.0 Ok: queued as 4Xyz"."""
+    return f"{reply.code} {' '.join(str(reply.message).split())}"
 
 
 def _where(settings: SmtpSettings) -> str:
@@ -224,7 +225,7 @@ async def _attempt(data: bytes | None, sender: str, recipients: list[str], setti
             response = await client.mail(sender)
             if data is None:
                 await client.rset()
-                return f"{response.code} {' '.join(response.message.split())}"
+                return _reply(response)
             stage = "RCPT TO"
             for rcpt in recipients:
                 await client.rcpt(rcpt)
@@ -291,7 +292,7 @@ async def _attempt(data: bytes | None, sender: str, recipients: list[str], setti
                          permanent=True) from None
     finally:
         await _close(client)
-    return f"{response.code} {' '.join(response.message.split())}"
+    return _reply(response)
 
 
 async def _close(client: aiosmtplib.SMTP) -> None:

@@ -778,8 +778,7 @@ class Store:
             changes = {"status": "claimed", "claimed_by": owner, "claimed_at": now.isoformat(timespec="seconds")}
             if status == "sending":
                 # the previous owner died between 'sending' and 'sent': the server may or may not have the message
-                self.db.execute("UPDATE digests SET unconfirmed = unconfirmed + 1 WHERE id = ?", [digest_id])
-                handovers = self.db.execute("SELECT unconfirmed FROM digests WHERE id = ?", [digest_id]).fetchone()[0]
+                handovers = self._count_handover(digest_id)
                 note = (f"run {claimed_by} died while sending; resending with the same Message-ID (a copy may "
                         "already have arrived)") if handovers < MAX_UNCONFIRMED else \
                     (f"handed over {handovers} times without the server's confirmation (run {claimed_by} died "
@@ -961,15 +960,19 @@ class Store:
         with self._transaction():
             # counted now, so no longer in the blind spot: back to 'claimed' until the next DATA (a run that dies
             # while waiting to retry must not have this handover counted again when its claim is taken over)
-            self.db.execute("UPDATE digests SET unconfirmed = unconfirmed + 1, status = CASE status WHEN 'sending' "
-                            "THEN 'claimed' ELSE status END WHERE id = ?", [digest_id])
-            user, period, handovers = self.db.execute("SELECT user, period, unconfirmed FROM digests WHERE id = ?",
-                                                      [digest_id]).fetchone()
+            handovers = self._count_handover(digest_id)
+            self.db.execute("UPDATE digests SET status = 'claimed' WHERE id = ? AND status = 'sending'", [digest_id])
+            user, period = self.db.execute("SELECT user, period FROM digests WHERE id = ?", [digest_id]).fetchone()
             again = "sent once more" if handovers < MAX_UNCONFIRMED else "not sent again"
             self._insert("events", {"at": utcnow(), "level": "WARNING", "component": "send", "user": user,
                                     "message": f"digest {period}: handed over, then {reason}, before the server "
                                                f"confirmed it: it may have arrived; {again} (same Message-ID)"})
         return handovers
+
+    def _count_handover(self, digest_id: int) -> int:
+        """One more handover without the server's confirmation (inside a transaction); returns how many now."""
+        self.db.execute("UPDATE digests SET unconfirmed = unconfirmed + 1 WHERE id = ?", [digest_id])
+        return self.db.execute("SELECT unconfirmed FROM digests WHERE id = ?", [digest_id]).fetchone()[0]
 
     def unmark_sending(self, digest_id: int) -> None:
         """An attempt after 'sending' certainly failed (the server refused it): back to 'claimed', so a crash
