@@ -24,12 +24,19 @@ class DigestGroup(click.Group):
     """Prints DigestErrors as one clear line with a non-zero exit code, never a traceback."""
 
     def invoke(self, ctx: click.Context):
+        import sqlite3
+
         try:
             return super().invoke(ctx)
         except DigestError as exc:
             for problem in getattr(exc, "problems", None) or [str(exc)]:
                 click.secho(f"error: {problem}", fg="red", err=True)
             ctx.exit(exc.exit_code)
+        except sqlite3.DatabaseError as exc:  # found in the middle of a command: the disk, a lock, damage
+            from .store import database_problem
+
+            click.secho(f"error: {database_problem(ctx.obj.get('db_path'), exc)}", fg="red", err=True)
+            ctx.exit(1)
 
 
 def _settings(ctx: click.Context, *, local: bool = True, **overrides):
@@ -40,6 +47,7 @@ def _settings(ctx: click.Context, *, local: bool = True, **overrides):
     if ctx.obj.get("data_dir") and "data_dir" not in overrides:
         overrides["data_dir"] = ctx.obj["data_dir"]
     settings = load_settings(ctx.obj["config"], local=local, **overrides)
+    ctx.obj["db_path"] = settings.db_path  # for the error message of a database problem
     logging.basicConfig(level=ctx.obj.get("log_level") or settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return settings
@@ -963,6 +971,51 @@ def run(ctx: click.Context) -> None:
     settings = _settings(ctx)
     preflight(settings)  # a refused start leaves nothing behind (no new data directory, database or key)
     sys.exit(run_daemon(settings, **_daemon_parts(settings)))
+
+
+@cli.command()
+@click.argument("dest", required=False, type=click.Path(path_type=Path))
+@click.pass_context
+def backup(ctx: click.Context, dest: Path | None) -> None:
+    """Copy the database (papers, votes, digests sent, history) to one file, safely while digest runs.
+
+    DEST is a file or a folder; default: the folder backups/ in data_dir, with the time in the file's name.
+    The copy is checked by SQLite before it takes its name. To restore one: stop digest, delete digest.db-wal
+    and digest.db-shm in data_dir, copy the backup over digest.db.
+
+    Example:
+
+    \b
+        digest backup
+        digest backup /mnt/nas/digest.db      # e.g. nightly from cron: the file is replaced
+    """
+    from datetime import UTC, datetime
+
+    settings = _settings(ctx)
+    store = _existing_store(ctx, settings)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    name = f"digest-{stamp}.db"
+    if dest is None:
+        dest = settings.data_path / "backups" / name
+        try:
+            dest.parent.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise DigestError(f"{dest.parent}: cannot create it ({exc.strerror}); name a folder to write the "
+                              "copy to: digest backup DEST") from None
+    elif dest.is_dir():
+        dest = dest / name
+    if dest.resolve() == settings.db_path.resolve():
+        raise DigestError(f"{dest}: that is the database itself; name another file or folder")
+    if not dest.parent.is_dir():
+        raise DigestError(f"{dest.parent}: no such folder; create it, or name an existing one")
+    replaced = dest.exists()
+    try:
+        counts = store.backup(dest)
+    finally:
+        store.close()
+    size = dest.stat().st_size / 1e6
+    click.echo(f"{'replaced' if replaced else 'wrote'} {dest} ({size:.1f} MB, checked): {counts['papers']} papers, "
+               f"{counts['votes']} votes ({counts['vote_events']} vote events), {counts['digests']} digests")
 
 
 @cli.command()

@@ -43,6 +43,38 @@ SCHEMA_VERSION = 8
 SEARCH_WORDS = 12  # a search uses at most this many words of its query
 
 
+def damaged_message(path: Path | None, exc: sqlite3.DatabaseError) -> str:
+    """What to say when SQLite finds the store's file is no database, or a damaged one (from a disk fault, a copy
+    taken while it was written, a -wal file removed without its database): the file, SQLite's words, the fix."""
+    return (f"{path}: not a usable database ({exc}). digest changes nothing in it. If it is digest's store, stop "
+            f"digest and restore your latest `digest backup` copy over it (delete {path.name}-wal and "
+            f"{path.name}-shm beside it first), or salvage what SQLite can read: `sqlite3 {path} .recover | "
+            f"sqlite3 recovered.db`, then use recovered.db; else point data_dir (config.toml or --data-dir) "
+            f"elsewhere" if path else f"the database is damaged ({exc})")
+
+
+def database_problem(path: Path | None, exc: sqlite3.DatabaseError) -> str:
+    """One line for an SQLite error met in the middle of a command: what it means and what to do. Every write is
+    one transaction, so the one that failed left nothing half-done."""
+    where = str(path) if path else "the database"
+    text = str(exc)
+    if not isinstance(exc, sqlite3.OperationalError):
+        return damaged_message(path, exc)
+    if "locked" in text or "busy" in text:
+        return (f"{where}: another process held the database's write lock for 30 s ({text}); the write that "
+                "waited was not made (nothing is left half-written). A `digest run` daemon or another command may "
+                "be busy: try again, or find the process keeping it (e.g. an sqlite3 shell with an open "
+                "transaction)")
+    if "full" in text:
+        folder = path.parent if path else "data_dir"
+        return (f"{where}: the disk is full ({text}); the write that failed was not made (nothing is left "
+                f"half-written). Free space where {folder} is (`df -h {folder}`), then run it again")
+    if "disk I/O" in text or "readonly" in text or "read-only" in text or "unable to open" in text:
+        return (f"{where}: SQLite cannot write the database ({text}); the write that failed was not made. Check "
+                "that the disk is mounted and writable by this user, then run it again")
+    return f"{where}: {text}"
+
+
 def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -290,6 +322,11 @@ class Store:
             self.path = None
         else:
             self.path = Path(path)
+            if self.path.is_dir():
+                raise StoreError(f"{self.path}: a folder where the database file belongs; data_dir must hold a "
+                                 f"file named {self.path.name}: move the folder away, or change data_dir in "
+                                 "config.toml (or --data-dir)")
+            conn = None
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
@@ -304,14 +341,42 @@ class Store:
                 raise StoreError(f"{self.path.parent}: cannot keep the database there ({why}); data_dir must be a "
                                  "folder this user can write: create it, or change data_dir in config.toml (or "
                                  "--data-dir)") from None
-            self.db.execute("PRAGMA synchronous=NORMAL")
-        # digest id -> the owner string of the claims this Store made (to check it still holds them)
-        self._claim_owners: dict[int, str] = {}
-        self.db.execute("PRAGMA busy_timeout=30000")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+            except sqlite3.DatabaseError as exc:  # not a database at all, or a damaged one
+                if conn is not None:
+                    conn.close()
+                raise StoreError(damaged_message(self.path, exc)) from None
+        try:
+            if self.path is not None:
+                self.db.execute("PRAGMA synchronous=NORMAL")
+            # digest id -> the owner string of the claims this Store made (to check it still holds them)
+            self._claim_owners: dict[int, str] = {}
+            self.db.execute("PRAGMA busy_timeout=30000")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._refuse_foreign()
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):
+                raise
+            self.db.conn.close()
+            raise StoreError(damaged_message(self.path, exc)) from None
+        except StoreError:
+            self.db.conn.close()
+            raise
 
     # -- schema -----------------------------------------------------------------------------------------
+    def _refuse_foreign(self) -> None:
+        """A database at schema 0 is new and empty: one with tables is another program's file, which the first
+        migration would write digest's tables into."""
+        if self.schema_version:
+            return
+        tables = [r[0] for r in self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        if tables:
+            shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+            raise StoreError(f"{self.path}: an SQLite database of another program (tables {shown}), not digest's; "
+                             "digest leaves it as it is: point data_dir (config.toml or --data-dir) at a folder of "
+                             "its own")
+
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -348,6 +413,39 @@ class Store:
 
     def close(self) -> None:
         self.db.conn.close()
+
+    def backup(self, dest: Path) -> dict[str, int]:
+        """A consistent copy of the whole store at ``dest`` (SQLite's online backup: safe while other processes
+        read and write), checked by SQLite before it takes the name, so a half-written or damaged copy never looks
+        like a backup. Returns the copy's row counts of what cannot be had again (votes, digests) and papers."""
+        dest = Path(dest)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+        try:
+            try:
+                target = sqlite3.connect(str(tmp))
+            except sqlite3.OperationalError as exc:
+                raise StoreError(f"{dest}: cannot write the copy there ({exc}): choose a folder this user can "
+                                 "write") from None
+            try:
+                self.db.conn.backup(target, pages=1024)
+                target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
+                check = target.execute("PRAGMA quick_check").fetchone()[0]
+                if check != "ok":
+                    raise StoreError(f"{self.path}: the copy fails SQLite's check ({check}): the database is "
+                                     f"damaged; {dest} was not written")
+                counts = {t: target.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                          for t in ("papers", "votes", "vote_events", "digests")}
+            except sqlite3.OperationalError as exc:  # e.g. the disk is full: the store itself is untouched
+                raise StoreError(f"{dest}: the copy could not be written ({exc}); the store is unchanged, and no "
+                                 "file was left at that name") from None
+            except sqlite3.DatabaseError as exc:  # reading a damaged page of the store
+                raise StoreError(damaged_message(self.path, exc)) from None
+            finally:
+                target.close()
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return counts
 
 
     # -- raw writes: sqlite-utils' write helpers commit on their own, which would split our transactions ----

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli import cli
+from digest.models import Paper
 from digest.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,6 +124,43 @@ def test_rank_on_an_empty_store_says_where_papers_come_from_before_loading_the_m
     result = CliRunner().invoke(cli, ["--config", str(config), "rank", "ada"])
     assert result.exit_code == 1 and "digest.db: no papers in the store yet; read alerts in with `digest poll`" \
         in result.output, result.output
+
+
+def test_a_damaged_page_met_mid_command_is_one_error_with_the_fix_not_a_traceback(tmp_path):
+    config = _profiles(tmp_path)
+    path = tmp_path / "data" / "digest.db"
+    store = Store(path)
+    store.add_papers([Paper(f"Paper {i} on program synthesis", abstract="words " * 300) for i in range(40)])
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    root, size = (store.db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'papers'").fetchone()[0],
+                  store.db.execute("PRAGMA page_size").fetchone()[0])
+    store.close()
+    data = bytearray(path.read_bytes())
+    data[(root - 1) * size: root * size] = b"\xee" * size  # the papers table's root page: opening still works
+    path.write_bytes(bytes(data))
+    result = CliRunner().invoke(cli, ["--config", str(config), "rank", "ada"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"error: {path}: not a usable database (database disk image is malformed)" in result.output
+    assert "digest backup" in result.output and ".recover" in result.output
+
+
+def test_backup_writes_a_checked_copy_into_data_dir_or_where_told(tmp_path):
+    config = _profiles(tmp_path)
+    store = Store(tmp_path / "data" / "digest.db")
+    store.add_papers([Paper("Program synthesis from examples")])
+    store.close()
+    result = CliRunner().invoke(cli, ["--config", str(config), "backup"])
+    assert result.exit_code == 0, result.output
+    (copy,) = (tmp_path / "data" / "backups").glob("digest-*.db")
+    assert f"wrote {copy} (" in result.output and "checked): 1 papers, 0 votes" in result.output
+    assert Store(copy).count_papers() == 1
+    target = tmp_path / "nas" / "digest.db"
+    target.parent.mkdir()
+    assert CliRunner().invoke(cli, ["--config", str(config), "backup", str(target)]).exit_code == 0
+    result = CliRunner().invoke(cli, ["--config", str(config), "backup", str(target)])
+    assert result.exit_code == 0 and f"replaced {target}" in result.output
+    result = CliRunner().invoke(cli, ["--config", str(config), "backup", str(tmp_path / "data" / "digest.db")])
+    assert result.exit_code == 1 and "that is the database itself" in result.output
 
 
 def test_rank_of_a_broken_profile_previews_its_last_good_version_as_the_service_sends_it(tmp_path):

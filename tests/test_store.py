@@ -32,6 +32,70 @@ def test_a_database_from_a_newer_version_is_refused(tmp_path):
         Store(path)
 
 
+def test_a_file_that_is_no_database_is_refused_with_the_fix_and_left_as_it_was(tmp_path):
+    path = tmp_path / "digest.db"
+    path.write_bytes(b"notes, not a database\n" * 100)
+    with pytest.raises(StoreError, match=r"digest\.db: not a usable database \(file is not a database\).*"
+                                         r"digest backup.*\.recover"):
+        Store(path)
+    assert path.read_bytes() == b"notes, not a database\n" * 100
+
+
+def test_a_damaged_database_is_refused_with_the_fix(tmp_path):
+    path = tmp_path / "digest.db"
+    store = Store(path)
+    store.add_papers([Paper(f"Paper number {i} on a topic", abstract="x" * 2000) for i in range(50)])
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])  # cut short, as by a copy taken while it was written
+    with pytest.raises(StoreError, match="not a usable database .*malformed"):
+        Store(path)
+
+
+def test_another_programs_sqlite_file_gets_no_digest_tables(tmp_path):
+    path = tmp_path / "digest.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match=r"another program \(tables notes\)"):
+        Store(path)
+    conn = sqlite3.connect(path)
+    assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["notes"]
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
+    conn.close()
+
+
+def test_a_folder_named_like_the_database_is_refused(tmp_path):
+    (tmp_path / "digest.db").mkdir()
+    with pytest.raises(StoreError, match="a folder where the database file belongs"):
+        Store(tmp_path / "digest.db")
+
+
+def test_a_backup_is_a_whole_checked_copy_taken_while_another_connection_writes(tmp_path):
+    store = Store(tmp_path / "digest.db")
+    store.add_papers([Paper("First paper on sparse attention")])
+    other = Store(tmp_path / "digest.db")  # a second process's connection, its writes in the WAL
+    other.add_papers([Paper("Second paper on protein folding")])
+    counts = store.backup(tmp_path / "copy.db")
+    assert counts["papers"] == 2
+    assert not list(tmp_path.glob(".copy.db*"))  # no temporary file left beside it
+    copy = Store(tmp_path / "copy.db")
+    assert copy.count_papers() == 2 and copy.schema_version == SCHEMA_VERSION
+    for s in (copy, other, store):
+        s.close()
+
+
+def test_a_backup_that_cannot_be_written_leaves_no_file_at_its_name(tmp_path):
+    store = Store(tmp_path / "digest.db")
+    store.add_papers([Paper("A paper")])
+    with pytest.raises(StoreError, match="cannot write the copy there"):
+        store.backup(tmp_path / "missing-folder" / "copy.db")
+    assert not (tmp_path / "missing-folder").exists()
+    store.close()
+
+
 def test_stable_ids_prefer_arxiv_then_doi_then_title():
     assert paper_id("arXiv:2401.01234v3", "10.1/X", "T") == "arxiv:2401.01234"
     assert paper_id(None, "https://doi.org/10.1038/ABC", "T") == "doi:10.1038/abc"
