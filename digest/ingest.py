@@ -366,6 +366,8 @@ class _Session:
                 with contextlib.suppress(IMAPClientError):
                     client.subscribe_folder(target)  # so mail clients show it
                 log.info("imap: created folder %s", target)
+            elif problem := _no_insert(client, imap, target):
+                raise MailboxError(f"imap: {problem}")
         except imaplib.IMAP4.abort:
             raise
         except IMAPClientError as exc:
@@ -407,6 +409,30 @@ def _prefix_fix(client: IMAPClient, imap: ImapSettings, target: str) -> str | No
             "(or imap.mark = \"flag\" to leave mail where it is)")
 
 
+def _my_rights(client: IMAPClient, folder: str) -> str | None:
+    """The account's rights on a folder (RFC 4314 MYRIGHTS, e.g. "lrswipkxtecda"); None when the server has no
+    ACLs or does not say. (imapclient has no call for it; this is how its own getacl calls imaplib.)"""
+    if not client.has_capability("ACL"):
+        return None
+    try:
+        data = client._command_and_check("myrights", client._normalise_folder(folder))
+    except (IMAPClientError, imaplib.IMAP4.error):
+        return None
+    words = data[-1].split() if data and isinstance(data[-1], bytes) else []
+    return words[-1].decode("ascii", "replace") if len(words) >= 2 else None
+
+
+def _no_insert(client: IMAPClient, imap: ImapSettings, target: str) -> str | None:
+    """Why mail cannot be moved into an existing target folder (no "i", insert, right), or None. Checked before a
+    pass reads mail, or it would stop at its first alert on every poll."""
+    rights = _my_rights(client, target)
+    if rights is None or "i" in rights:
+        return None
+    return (f"{_target_key(imap, target)} {target!r}: {imap.username} may not put mail into it (the server gives "
+            f"the rights {rights!r}, without 'i'); give the account that right on it, or set "
+            f"{_target_key(imap, target)} to a folder it may write (or imap.mark = \"flag\")")
+
+
 def _folder_fix(client: IMAPClient, imap: ImapSettings, target: str) -> str:
     """How to name a folder this server lets the account create."""
     return _prefix_fix(client, imap, target) or (
@@ -438,7 +464,10 @@ def check_mailbox(settings: Settings) -> tuple[list[str], list[str]]:
             for target in (imap.processed_folder, imap.quarantine_folder):
                 key = _target_key(imap, target)
                 if client.folder_exists(target):
-                    found.append(f"imap: {key} {target!r} exists")
+                    if problem := _no_insert(client, imap, target):
+                        problems.append(f"imap: {problem}")
+                    else:
+                        found.append(f"imap: {key} {target!r} exists")
                 elif fix := _prefix_fix(client, imap, target):
                     problems.append(f"imap: {key} {target!r} does not exist and cannot be made there: {fix}")
                 else:

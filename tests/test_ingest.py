@@ -395,6 +395,28 @@ def test_a_read_only_folder_is_that_folders_error_at_once_and_the_other_folders_
     assert "imap: imap.processed_folder 'Digested' does not exist yet" in out and "lost" not in out, out
 
 
+def test_a_move_folder_the_account_may_not_write_to_is_refused_before_any_mail_is_read(account, tmp_path):
+    account.on_server_like("userdb_mail_plugins=acl,imap_acl userdb_acl=vfile", mark="move")  # MYRIGHTS offered
+    account.append(ALERTS[1], "Digested")  # the folder exists (made by the mail program, say) ...
+    alert = account.append(ALERTS[3])
+    maildir = account.servers.dir / "mail" / account.address / "Maildir"
+    (maildir / ".Digested" / "dovecot-acl").write_text("owner lr\n")  # ... and the account may only read it
+    fix = (f"imap.processed_folder 'Digested': {account.address} may not put mail into it (the server gives the "
+           "rights 'lr', without 'i'); give the account that right on it, or set imap.processed_folder to a folder "
+           "it may write (or imap.mark = \"flag\")")
+    with pytest.raises(MailboxError) as raised:
+        account.poll()
+    assert str(raised.value) == f"imap: {fix}"
+    assert account.store.count_papers() == 0 and list(account.flags()) == [alert], "nothing read that is not filed"
+    assert FLAG not in account.flags()[alert]
+    code, out = check_connect(account, tmp_path, account.password, mark="move")
+    assert code == 1 and f"error: imap: {fix}" in out, out
+    (maildir / ".Digested" / "dovecot-acl").write_text("owner lrwstipekxa\n")
+    report = account.poll()
+    assert report.ok, report.errors
+    assert account.flags() == {} and account.store.count_papers() == reference_paper_count(ALERTS[3:4])
+
+
 # -- size limit --------------------------------------------------------------------------------------------
 def test_an_oversize_message_is_skipped_with_its_reason_and_read_after_the_limit_is_raised(account):
     account.configure(max_message_bytes=100_000)  # the arXiv listing is 231 KB
