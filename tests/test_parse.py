@@ -164,6 +164,11 @@ def test_arxiv_line_starting_with_arxiv_inside_an_abstract_does_not_start_an_ent
     ("costs \\$5 per $n$ items", "costs $5 per n items"),
     # what plain text cannot show faithfully stays TeX
     ("$\\frac{1}{2}$ and $W^{1,p}$ and $x^{q}$", "$\\frac{1}{2}$ and $W^{1,p}$ and $x^{q}$"),
+    # TeX's dashes with or without other TeX around them; an option stays as written
+    ("On the Birch--Swinnerton-Dyer conjecture", "On the Birch–Swinnerton-Dyer conjecture"),
+    ("Erd\\H{o}s--R\\'enyi graphs", "Erdős–Rényi graphs"),
+    ("in 1990---2000, a -- b", "in 1990—2000, a – b"),
+    ("run it with --no-deps", "run it with --no-deps"),
 ])
 def test_simple_inline_math_becomes_unicode(tex, shown):
     from digest.parsers.common import tex_to_unicode

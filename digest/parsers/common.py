@@ -121,6 +121,9 @@ def _tex_by_table(text: str) -> str | None:
 _TEX_MOST = 20_000
 
 
+_PLAIN_DASH = re.compile(r"(?<=\w)---?(?=\w)|(?<= )---?(?= )")
+
+
 def _tex_segment(text: str) -> str:
     if "~" in text:
         text = _TIE.sub(" ", text)
@@ -130,7 +133,8 @@ def _tex_segment(text: str) -> str:
     if "\\" in text:
         text = _TEXT_MACRO.sub(lambda m: _TEXT_MACROS[m.group(1)], text)
     if "\\" not in text and "{" not in text:
-        return text
+        # no macros, but TeX's dashes still: Birch--Swinnerton-Dyer, 1990---2000, "a -- b" (not an option: --help)
+        return _PLAIN_DASH.sub(lambda m: "—" if len(m.group(0).strip()) == 3 else "–", text) if "--" in text else text
     fast = _tex_by_table(text)
     if fast is not None:
         return fast
