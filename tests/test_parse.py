@@ -354,6 +354,40 @@ def test_scholar_alert_forwarded_from_gmail_keeps_its_snippets():
     assert all(p.snippet for p in forwarded)
 
 
+# Scholar's layouts before 2018 (as archived alerts have them, read with `digest ingest` from an mbox): no classes,
+# the byline and snippet in <font>s; before ~2014 the target in "q=" and the byline a <span> inside the snippet's <font>
+_SCHOLAR_2016 = (
+    '<div>Scholar Alert: <b>[ tree search ]</b></div><h3 style="font-weight:normal"><a href="http://scholar.google.com/'
+    'scholar_url?url=http://www.nature.com/nature/journal/v529/n7587/full/nature16961.html&amp;hl=en&amp;sa=X&amp;'
+    'scisig=AAGBfm0&amp;nossl=1&amp;oi=scholaralrt">Mastering the game of Go with deep neural networks and tree search'
+    '</a></h3><font color="#006621">D Silver, A Huang, CJ Maddison - Nature, 2016</font><br><font color="#222222" '
+    'size="-1">The game of Go has long been viewed as the most challenging of classic games for <br>artificial '
+    'intelligence …</font><br><br>')
+_SCHOLAR_2013 = (
+    '<b>Scholar Alert: [ variational inference ]</b><br><br><h3 style="font-weight:normal"><a href="http://scholar.'
+    'google.com/scholar_url?hl=en&amp;q=http://arxiv.org/abs/1312.6114&amp;sa=X&amp;scisig=AAGBfm2&amp;oi=scholaralrt">'
+    'Auto-encoding variational bayes</a></h3><font size="-1"><span style="color:#008000">DP Kingma, M Welling - arXiv '
+    'preprint arXiv:1312.6114, 2013 - arxiv.org</span><br>How can we perform efficient inference and <b>learning</b> '
+    'in directed probabilistic models ...<br></font><br>')
+
+
+@pytest.mark.parametrize(("html", "expected"), [
+    (_SCHOLAR_2016, ("Mastering the game of Go with deep neural networks and tree search",
+                     ("D Silver", "A Huang", "CJ Maddison"), "Nature, 2016",
+                     "The game of Go has long been viewed as the most challenging of classic games for artificial "
+                     "intelligence …", None, "10.1038/nature16961")),
+    (_SCHOLAR_2013, ("Auto-encoding variational bayes", ("DP Kingma", "M Welling"),
+                     "arXiv preprint arXiv:1312.6114, 2013 - arxiv.org",
+                     "How can we perform efficient inference and learning in directed probabilistic models ...",
+                     "1312.6114", None)),
+])
+def test_scholar_alerts_in_the_layouts_before_2018_keep_their_bylines_snippets_and_targets(html, expected):
+    [paper] = parse_message(html_mail(html, "Google Scholar Alerts <scholaralerts-noreply@google.com>",
+                                      "Scholar Alert - [ query ]")).papers
+    assert (paper.title, paper.authors, paper.venue, paper.snippet, paper.arxiv_id, paper.doi) == expected
+    assert "scholar.google" not in paper.url
+
+
 def test_nested_link_wrappers_are_all_unwrapped():
     from urllib.parse import quote
 

@@ -390,7 +390,9 @@ def _unwrap_once(url: str) -> str:
     host = parts.netloc.lower()
     query = parse_qs(parts.query)
     if re.match(r"(www\.)?scholar\.google\.[a-z.]+$", host) and parts.path.rstrip("/") == "/scholar_url":
-        target = query.get("url", [None])[0]
+        # "url=" since about 2014; the alerts before it named the target as "q="
+        target = query.get("url", [None])[0] or next(
+            (q for q in query.get("q", []) if re.match(r"https?://", q, re.I)), None)
         if target:
             return target
     if (host.endswith(("notification.elsevier.com", ".awstrack.me"))
@@ -479,6 +481,10 @@ def doi_from_url(url: str | None) -> str | None:
         m = re.match(r"/articles/([a-z0-9][a-z0-9.\-]+)", path)
         if m and not m.group(1).startswith("10."):
             return "10.1038/" + re.sub(r"\.pdf$", "", m.group(1))
+        # the addresses before 2017: /nature/journal/v529/n7587/full/nature16961.html (also abs/, pdf/)
+        m = re.match(r"/[a-z]+/journal/v\d+/n[\w-]+/(?:full|abs|pdf)/([a-z][a-z0-9.\-]*?\d)\.(?:html|pdf)$", path)
+        if m:
+            return "10.1038/" + m.group(1)
     if host.endswith("elifesciences.org"):  # eLife's article numbers are its DOIs' suffixes
         m = re.match(r"/(?:articles|reviewed-preprints)/(\d{4,6})(?:v\d+)?(?:[/.#?]|$)", path)
         if m:

@@ -182,6 +182,16 @@ def parse(body: Body) -> list[Paper]:
                 snippet = text_of(block)
             elif block.name == "div" and byline is None and not block.find("table") and text_of(block):
                 byline = block.get_text("")
+            elif block.name == "font" and text_of(block):  # the layouts before 2018 (archived alerts)
+                whole, coloured = text_of(block), block.find("span")
+                if byline is None and coloured is not None and whole.startswith(text_of(coloured)):
+                    # before ~2014: <font><span>byline</span><br>snippet</font>
+                    byline = coloured.get_text("")
+                    snippet = snippet or whole[len(text_of(coloured)):].strip() or None
+                elif byline is None:
+                    byline = block.get_text("")  # <font color=#006621>byline</font><br><font>snippet</font>
+                elif snippet is None:
+                    snippet = whole
             elif block.name == "table" and cites is None:
                 cites = _cited(block)
         authors, venue = _split_byline(byline or "")
