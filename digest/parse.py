@@ -516,7 +516,8 @@ _PAPER_ALERT_SUBJECT = re.compile(
     r"\b(?:new (?:online ?first |early view |open access )?(?:articles?|papers|publications|content|issue)\b"
     r".{0,60}\b(?:available|published|online)\b|new (?:online ?first|early view) articles?\b|"
     r"\d+ new match(?:es)? for|table of contents alert|e-?tocs?\b|online ?first|early view|ahead of print|"
-    r"articles? asap|(?:article(?: event)?|citation|table of contents|toc|journal) alerts?\b|latest (?:articles|issue))",
+    r"articles? asap|(?:article(?: event)?|citation|table of contents|toc|journal) alerts?\b|latest (?:articles|issue)|"
+    r"\bcontents: )",  # "Nature Genetics contents: July 2017 Volume 49 Number 7"
     re.I)
 _LINK = re.compile(r"""\bhref\s*=\s*["']?https?://|(?<![\w"'=])https?://""", re.I)
 # publishers whose alerts have no parser here (their links are trackers without DOIs), besides the families above

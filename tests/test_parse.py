@@ -388,6 +388,26 @@ def test_scholar_alerts_in_the_layouts_before_2018_keep_their_bylines_snippets_a
     assert "scholar.google" not in paper.url
 
 
+def test_a_contents_list_whose_dois_end_each_items_citation_gives_its_papers():
+    # Nature's eTOCs of the 2010s: "<i>Nature Genetics</i> <b>49</b>, 1000 (2017) doi:10.1038/ng.3905" under a
+    # tracked title link; a DOI inside a sentence is still no item's
+    item = ('<tr><td><a href="http://links.springernature.com/f/a/{n}~~/AABE5gA~"><b>{title}</b></a><br>'
+            '<span>{authors}</span><br><span><i>Nature Genetics</i> <b>49</b>, {page} (2017) doi:{doi}</span></td></tr>')
+    html = ("<table><tr><td><b>Nature Genetics</b> Volume 49 Number 7, July 2017</td></tr>"
+            + item.format(n=1, title="Genome-wide association study identifies 44 independent genomic loci for "
+                          "self-reported adult hearing difficulty", authors="Helena R. R. Wells, Maxim B. Freidin "
+                          "&amp; Frances M. K. Williams", page=1006, doi="10.1038/ng.3905")
+            + item.format(n=2, title="The landscape of genomic alterations across childhood cancers",
+                          authors="Susanne N. Gröbner &amp; Stefan M. Pfister", page=1021, doi="10.1038/ng.3917")
+            + "<tr><td>Please cite this journal's editorial policy, published in 2016 doi:10.1038/ng.0000 as "
+              "written.</td></tr></table>")
+    parsed = parse_message(html_mail(html, "Nature Genetics <ealert@nature.com>",
+                                     "Nature Genetics contents: July 2017 Volume 49 Number 7"))
+    assert [(p.doi, p.title[:40], p.authors[-1]) for p in parsed.papers] == [
+        ("10.1038/ng.3905", "Genome-wide association study identifies", "Frances M. K. Williams"),
+        ("10.1038/ng.3917", "The landscape of genomic alterations acr", "Stefan M. Pfister")]
+
+
 def test_nested_link_wrappers_are_all_unwrapped():
     from urllib.parse import quote
 

@@ -400,6 +400,10 @@ _DOI_TEXT = re.compile(r"\b10\.\d{4,9}/[^\s\"'<>]+")
 _ITEM_BLOCKS = ("div", "td", "li", "tr", "p", "table", "tbody", "section", "article", "dd")
 # an item's DOI stands on its own: "10.1039/D5EE07078C" after a "DOI:" label, "DOI: 10.1021/...", a doi.org link
 _DOI_ALONE = re.compile(r"^(?:doi:?\s*|https?://(?:dx\.)?doi\.org/)?10\.\d{4,9}/\S+$", re.I)
+# ... or it ends the item's citation: "Nature Genetics 49, 1000 (2017) doi:10.1038/ng.3905" (a label or doi.org
+# before it, a year just before that; a DOI inside a sentence has neither)
+_DOI_CITED = re.compile(r"^.{0,150}?\b(?:19|20)\d\d\)?[,.;:]?\s*(?:doi:\s*|https?://(?:dx\.)?doi\.org/)10\.\d{4,9}/\S+$",
+                        re.I)
 _TITLE_TAGS = ("a", "h1", "h2", "h3", "h4", "h5", "strong", "b")
 
 
@@ -511,9 +515,10 @@ def from_doi_blocks(soup) -> list[Paper]:
     # reading a list's text again for each of its DOIs took time quadratic in the length of the list
     past_item: dict[int, bool] = {}
     for node in soup.find_all(string=_DOI_TEXT):
-        if isinstance(node, Comment) or not _DOI_ALONE.match(clean_space(str(node))):
+        text = clean_space(str(node))
+        if isinstance(node, Comment) or not (_DOI_ALONE.match(text) or _DOI_CITED.match(text)):
             continue  # a DOI inside a sentence ("please cite 10.1016/..."), or in a linked title: not an item's
-        doi = _DOI_TEXT.search(str(node)).group(0).rstrip(".,;)]")
+        doi = _DOI_TEXT.findall(str(node))[-1].rstrip(".,;)]")
         box, title, inner = node.parent, None, None
         while box is not None and box.name != "[document]":
             if box.name in _ITEM_BLOCKS:
