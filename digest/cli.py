@@ -578,6 +578,7 @@ def check(ctx: click.Context, profiles_dir: Path | None, connect: bool) -> None:
     # the profiles the service reads: with their last good versions, so a contested address is judged as the
     # service judges it (the established user keeps it)
     store = _store(settings, read_only=True)
+    store_errors = _store_problems(settings, store)
     last_good = store.profile_texts() if Path(directory).resolve() == settings.profiles_path.resolve() else None
     try:
         loaded = load_profiles(directory, last_good)
@@ -587,7 +588,7 @@ def check(ctx: click.Context, profiles_dir: Path | None, connect: bool) -> None:
             click.echo(line)
         for warning in [*config_warnings, *problems]:
             click.secho(f"warning: {warning}", fg="yellow")
-        for error in [*config_errors, *server_errors, exc]:
+        for error in [*config_errors, *store_errors, *server_errors, exc]:
             click.secho(f"error: {error}", fg="red")
         sys.exit(exc.exit_code)  # as for any other command: where the profiles are is the setup's error
     addresses = profile_addresses(store)
@@ -628,12 +629,40 @@ def check(ctx: click.Context, profiles_dir: Path | None, connect: bool) -> None:
         click.secho(f"warning: {warning}", fg="yellow")
     for tip in tips:
         click.echo(f"tip: {tip}")
-    for error in [*config_errors, *loaded.errors, *server_errors]:
+    for error in [*config_errors, *store_errors, *loaded.errors, *server_errors]:
         click.secho(f"error: {error}", fg="red")
-    if loaded.errors or config_errors or server_errors:
+    if loaded.errors or config_errors or store_errors or server_errors:
         sys.exit(1)
     if not loaded.profiles:
         raise DigestError(f"{directory}: no profiles (*.toml) found; copy profiles/ada.toml as a start")
+
+
+def _store_problems(settings, store) -> list[str]:
+    """`check`: the database file is whole (SQLite's quick_check reads every page) and writable; prints its line
+    when it is, returns the errors when not. Nothing to say before the first run made it."""
+    import os
+    import sqlite3
+
+    from .store import damaged_message
+
+    db = settings.db_path
+    if not db.exists():
+        return []
+    try:
+        verdict = store.db.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        verdict = str(exc)
+    if verdict != "ok":
+        lines = [line for line in verdict.splitlines() if line.strip() and not line.startswith("***")] or [verdict]
+        more = f" and {len(lines) - 1} more" if len(lines) > 1 else ""
+        return [damaged_message(db, sqlite3.DatabaseError(f"SQLite's check: {lines[0]}{more}"))]
+    unwritable = [p for p in (db, db.parent) if not os.access(p, os.W_OK)]
+    if unwritable:
+        return [f"{unwritable[0]}: not writable by this user, so nothing can be recorded (polls, digests sent, "
+                "votes); give this user write access to it (the database file and its folder), or run digest as "
+                "the user who owns it"]
+    click.echo(f"store: {db}: ok ({store.count_papers()} papers, {db.stat().st_size / 1e6:.1f} MB)")
+    return []
 
 
 def _connect_checks(settings) -> tuple[list[str], list[str]]:

@@ -34,6 +34,7 @@ import functools
 import hmac
 import logging
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -54,9 +55,9 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from .config import Secret, Settings, ascii_domain
-from .errors import DigestError, TokenError
+from .errors import DigestError, StoreError, TokenError
 from .models import ScoredPaper
-from .store import Store
+from .store import Store, database_problem
 from .tokens import (
     FROM_PAGE,
     TOKEN_RE,
@@ -490,6 +491,9 @@ class _App:
     # -- helpers ----------------------------------------------------------------------------------------
     def with_store(self, fn: Callable[[Store], T]) -> T:
         # one connection per request, in a worker thread: SQLite connections are not shared across threads
+        if not self.settings.db_path.exists():  # removed while serving: never start an empty one in its place
+            raise StoreError(f"{self.settings.db_path}: the database file is gone (deleted or moved while the "
+                             "server ran); restore it (`digest backup` copies) and restart")
         store = Store(self.settings.db_path)
         try:
             return fn(store)
@@ -812,6 +816,15 @@ def create_app(settings: Settings, *, key: Secret | None = None) -> Starlette:
                            "The server failed while handling this link; nothing was changed by this error.",
                            "Try again in a minute. If it keeps happening, tell whoever runs your digest.")
 
+    async def on_database_error(request: Request, exc: Exception) -> Response:
+        # the store's trouble (a full disk, a lock held elsewhere, a damaged file): one line with the cause and
+        # the fix for whoever runs it, not a traceback; the reader learns their click was not recorded
+        log.error("feedback server: %s %s: %s", request.method, request.url.path.split("/")[1:2],
+                  database_problem(settings.db_path, exc))
+        return _error_page(settings, 503, "Not available right now",
+                           "The digest's database cannot be used right now, so this click was not recorded.",
+                           "Try the link again later. If it keeps happening, tell whoever runs your digest.")
+
     async def on_digest_error(request: Request, exc: Exception) -> Response:
         log.error("feedback server: %s", exc)
         return _error_page(settings, 503, "Not available right now", "The digest's data is not available.",
@@ -834,7 +847,7 @@ def create_app(settings: Settings, *, key: Secret | None = None) -> Starlette:
         Middleware(BodyLimit, max_bytes=settings.web.max_body_bytes, settings=settings),
     ]
     handlers = {TokenError: on_token_error, HTTPException: on_http_error, DigestError: on_digest_error,
-                ClientDisconnect: on_gone, Exception: on_crash}
+                sqlite3.DatabaseError: on_database_error, ClientDisconnect: on_gone, Exception: on_crash}
     starlette = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
     # no "add a slash" redirects: Starlette builds them from the Host header, which this app never trusts
     starlette.router.redirect_slashes = False

@@ -6,6 +6,7 @@ tests call these functions. One user's failure never stops the others.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -37,7 +38,7 @@ from .profiles import LoadedProfiles, Profile, display_path, load_profiles, loca
 from .rank import Anchor, Ranking, build_signals, rank
 from .render import item_context, render_digest
 from .send import build_message, send_message, write_outbox
-from .store import DIGEST_DONE, MAX_UNCONFIRMED, Store
+from .store import DIGEST_DONE, MAX_UNCONFIRMED, Store, database_problem
 from .tokens import link_path, make_token
 
 log = logging.getLogger(__name__)
@@ -736,8 +737,12 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
         if exc.unconfirmed:
             # the server may well have it: recorded as sent (its papers are not offered again), with the doubt said
             note = unconfirmed_note(profile, str(exc))
-            _record_sent(store, digest_id, profile.email, note=note)
-            settle_own("skipped", error=adopted)
+            try:
+                _record_sent(store, digest_id, profile.email, note=note)
+            except _SentUnrecorded as unrecorded:
+                note = f"{note}; {unrecorded}"
+            else:
+                settle_own("skipped", error=adopted)
             return Delivery(profile.user, "sent", len(picked), subject=rendered.subject, to=profile.email,
                             attempts=exc.attempts, note=note)
         status = "failed" if exc.permanent else "retry"
@@ -753,15 +758,26 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
     except _ClaimLost as exc:
         settle_own("retry", error=str(exc))
         return Delivery(profile.user, "busy", error=str(exc), to=profile.email)
+    except _SentUnrecorded as exc:  # sent: the row stays as it is until the next claim enters the delivery
+        log.warning("digest for %s %s", profile.user, exc)
+        return Delivery(profile.user, "sent", len(picked), subject=rendered.subject, to=profile.email, note=str(exc))
     except Exception as exc:  # one user's failure never blocks the others; the claim is retried next run
-        store.mark_digest(digest_id, "retry", error=f"{type(exc).__name__}: {exc}")
-        settle_own("retry", error=f"{type(exc).__name__}: {exc}")
-        store.log_event("ERROR", "send", f"{type(exc).__name__}: {exc}", user=profile.user)
+        if isinstance(exc, sqlite3.DatabaseError):  # the store's trouble (a full disk, a lock), said as such
+            exc = DigestError(database_problem(store.path, exc))
+        # (when the database cannot take even this, the claim stays and the next run takes it over)
+        with contextlib.suppress(sqlite3.OperationalError):
+            store.mark_digest(digest_id, "retry", error=_one_line(exc))
+            settle_own("retry", error=_one_line(exc))
+            store.log_event("ERROR", "send", _one_line(exc), user=profile.user)
         if isinstance(exc, DigestError):  # ours (e.g. a model that cannot load): the message says it all
             log.error("digest for %s failed: %s", profile.user, exc)
         else:
             log.exception("digest for %s failed", profile.user)
         return Delivery(profile.user, "retry", error=str(exc), to=profile.email)
+
+
+def _one_line(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, DigestError) else f"{type(exc).__name__}: {exc}"
 
 
 def unconfirmed_note(profile: Profile, why: str) -> str:
@@ -770,19 +786,33 @@ def unconfirmed_note(profile: Profile, why: str) -> str:
             f"not get it, `digest send --retry-failed --user {profile.user}` that day sends it once more")
 
 
+class _SentUnrecorded(Exception):
+    """The server accepted the digest, the database could not record it, and the delivery was kept in the
+    store's ``delivered_path`` file instead (entered by the next claim)."""
+
+
 def _record_sent(store: Store, digest_id: int, address: str, attempts: int = 5, note: str | None = None) -> None:
     """The server took the message for ``address``: record 'sent' even if the database is busy for a while,
-    because a digest left in 'sending' is resent by the next run (see docs/delivery.md)."""
+    because a digest left in 'sending' is resent by the next run (see docs/delivery.md). When it cannot be written
+    at all (a full disk; a lock held for minutes), the delivery goes to a small file the next run enters
+    (raises _SentUnrecorded); only when that fails too does the database's error go up."""
     for attempt in range(1, attempts + 1):
         try:
             store.mark_digest(digest_id, "sent", address=address, error=note)
             return
-        except sqlite3.OperationalError:
-            if attempt == attempts:
-                raise
-            log.warning("digest %s was sent but the database is busy; recording it again (%d/%d)", digest_id,
-                        attempt, attempts)
-            time.sleep(2 * attempt)
+        except sqlite3.OperationalError as exc:
+            if attempt < attempts and re.search(r"locked|busy", str(exc)):  # a lock may clear; a full disk won't
+                log.warning("digest %s was sent but the database cannot record it (%s); trying again (%d/%d)",
+                            digest_id, exc, attempt, attempts)
+                time.sleep(2 * attempt)
+                continue
+            if store.note_delivered(digest_id, address, note):
+                raise _SentUnrecorded(
+                    f"delivered, but {store.path} could not record it ({exc}); the delivery is kept in "
+                    f"{store.delivered_path}, which the next run enters (it is not sent again)") from None
+            log.error("digest %s was delivered to %s, but neither the database nor %s could record it (%s): the "
+                      "next run may send it again", digest_id, address, store.delivered_path, exc)
+            raise
 
 
 def record_profile_error(store: Store, loaded: LoadedProfiles, error: Exception) -> tuple[str, str]:

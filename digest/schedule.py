@@ -36,6 +36,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import threading
 import time
 import zoneinfo
@@ -49,7 +50,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from .errors import ConfigError, DigestError, ProfileError
 from .profiles import WEEKDAYS, Profile, load_profiles, local_period
-from .store import DIGEST_DONE
+from .store import DIGEST_DONE, database_problem
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -305,13 +306,23 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if not isinstance(exc, DigestError) else text
 
 
+def _file_identity(path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _report_failure(store: Store, job: str | None, component: str, exc: Exception, user: str | None,
                     then: str = "") -> None:
     """A unit of work failed: one log line (the traceback at DEBUG) and an event `digest status` shows."""
-    log.error("job=%s: failed: %s%s", job, _one_line(exc), then)
+    # the store's own trouble (a full disk, a lock held elsewhere, a damaged file) is said with its cause and fix
+    text = database_problem(store.path, exc) if isinstance(exc, sqlite3.DatabaseError) else _one_line(exc)
+    log.error("job=%s: failed: %s%s", job, text, then)
     log.debug("job=%s", job, exc_info=True)
     with contextlib.suppress(Exception):
-        store.log_event("ERROR", component, _one_line(exc), user=user)
+        store.log_event("ERROR", component, text, user=user)
 
 
 # -- the daemon ---------------------------------------------------------------------------------------------
@@ -422,6 +433,7 @@ class Daemon:
             self.work_store: Store = Store(settings.db_path)
             self.watch_store: Store = Store(settings.db_path)
             self.loop_store: Store = Store(settings.db_path)
+            self._db_identity = _file_identity(settings.db_path)
             self._load_profiles_initial()
             self._socket = self._bind_web() if self.web_server is not None else None
         except BaseException:
@@ -667,6 +679,10 @@ class Daemon:
         async with self._lock_work:
             if self.stopping:
                 return None
+            if gone := self._store_gone():
+                log.error("job=%s: not run: %s", label, gone)
+                self.request_stop(exit_code=2)  # a setup error: a service manager should not restart into it
+                return None
             loop = asyncio.get_running_loop()
             self.current = f"{label} user={user}" if user else label
             future = loop.run_in_executor(self._executor, functools.partial(fn, *args))
@@ -684,6 +700,23 @@ class Daemon:
         if fatal and failed is not None:
             self.request_stop(exit_code=failed.exit_code if isinstance(failed, DigestError) else 1)
         return None
+
+    def _store_gone(self) -> str | None:
+        """Why the database file this daemon writes is no longer the one in data_dir (deleted, moved or replaced
+        while it ran; or its -wal file, which holds the latest writes until a checkpoint), or None. SQLite goes on
+        writing into an open file that was deleted: every poll would mark alerts read on the server and store
+        them nowhere, and the web server would start an empty database in its place."""
+        db = self.settings.db_path
+        wal = db.with_name(db.name + "-wal")
+        if _file_identity(db) != self._db_identity:
+            what = "deleted or moved" if not db.exists() else "replaced by another file"
+        elif not wal.exists():
+            what = "left without its -wal file (the latest writes; deleted?)"
+        else:
+            return None
+        return (f"{db}: {what} while digest run was running; stopping, so that no alert is marked read and no vote "
+                "taken with nowhere to keep them. Put the database back (a `digest backup` copy, with no -wal or "
+                "-shm beside it) and start digest run again")
 
     def _poll_blocking(self, reason: str) -> None:
         """One pass over the mailbox (worker thread)."""
@@ -1047,8 +1080,8 @@ def _poll_result(store: Store, state: dict) -> str | None:
     if poll_running(store):
         return f"{result} (under way)"
     folder = result[:reading.start()]
-    return (f"{folder}: stopped before its end (the process was killed, or the machine went down); the next "
-            f"poll goes on after UID {state['last_uid']}")
+    return (f"{folder}: stopped before its end (the process was killed, the machine went down, or the database "
+            f"could not record its end: see the errors below); the next poll goes on after UID {state['last_uid']}")
 
 
 def status_report(settings: Settings, store: Store, now: datetime | None = None) -> dict:

@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import socket
 import sqlite3
 import uuid
@@ -53,6 +54,13 @@ def damaged_message(path: Path | None, exc: sqlite3.DatabaseError) -> str:
             f"elsewhere" if path else f"the database is damaged ({exc})")
 
 
+def _free_bytes(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 1 << 62
+
+
 def database_problem(path: Path | None, exc: sqlite3.DatabaseError) -> str:
     """One line for an SQLite error met in the middle of a command: what it means and what to do. Every write is
     one transaction, so the one that failed left nothing half-done."""
@@ -65,10 +73,11 @@ def database_problem(path: Path | None, exc: sqlite3.DatabaseError) -> str:
                 "waited was not made (nothing is left half-written). A `digest run` daemon or another command may "
                 "be busy: try again, or find the process keeping it (e.g. an sqlite3 shell with an open "
                 "transaction)")
-    if "full" in text:
-        folder = path.parent if path else "data_dir"
+    if "full" in text or ("disk I/O" in text and path is not None and _free_bytes(path.parent) < 1_000_000):
+        folder, wal = (path.parent, f"{path.name}-wal") if path else ("data_dir", "digest.db-wal")
         return (f"{where}: the disk is full ({text}); the write that failed was not made (nothing is left "
-                f"half-written). Free space where {folder} is (`df -h {folder}`), then run it again")
+                f"half-written). Free space where {folder} is (`df -h {folder}`; not by deleting {wal}: it holds "
+                "the latest writes), then run it again")
     if "disk I/O" in text or "readonly" in text or "read-only" in text or "unable to open" in text:
         return (f"{where}: SQLite cannot write the database ({text}); the write that failed was not made. Check "
                 "that the disk is mounted and writable by this user, then run it again")
@@ -331,6 +340,7 @@ class Store:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
                 self.db = sqlite_utils.Database(conn)
+                self._refuse_foreign()  # before anything is written, even the journal mode
                 self.db.execute("PRAGMA journal_mode=WAL")
             except (OSError, sqlite3.OperationalError) as exc:
                 if isinstance(exc, sqlite3.OperationalError) and not re.search(r"unable to open|readonly|read-only",
@@ -345,6 +355,9 @@ class Store:
                 if conn is not None:
                     conn.close()
                 raise StoreError(damaged_message(self.path, exc)) from None
+            except StoreError:
+                conn.close()
+                raise
         try:
             if self.path is not None:
                 self.db.execute("PRAGMA synchronous=NORMAL")
@@ -352,7 +365,6 @@ class Store:
             self._claim_owners: dict[int, str] = {}
             self.db.execute("PRAGMA busy_timeout=30000")
             self.db.execute("PRAGMA foreign_keys=ON")
-            self._refuse_foreign()
             self._migrate()
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError):
@@ -366,13 +378,15 @@ class Store:
     # -- schema -----------------------------------------------------------------------------------------
     def _refuse_foreign(self) -> None:
         """A database at schema 0 is new and empty: one with tables is another program's file, which the first
-        migration would write digest's tables into."""
-        if self.schema_version:
-            return
+        migration would write digest's tables into; one at a later schema has digest's tables."""
         tables = [r[0] for r in self.db.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-        if tables:
+        version = self.schema_version
+        # digest's own file has these from schema 1 on (and another program may set user_version too)
+        ours = {"papers", "digests", "messages"} <= set(tables)
+        if (tables and not version) or (version and not ours):
             shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+            shown = shown or "none"
             raise StoreError(f"{self.path}: an SQLite database of another program (tables {shown}), not digest's; "
                              "digest leaves it as it is: point data_dir (config.toml or --data-dir) at a folder of "
                              "its own")
@@ -844,6 +858,53 @@ class Store:
         return [Vote(r["user"], r["paper_id"], r["value"], r["via"], r["updated_at"]) for r in rows]
 
     # -- digests and the sent ledger ---------------------------------------------------------------------
+    # -- deliveries the database could not record ---------------------------------------------------------
+    @property
+    def delivered_path(self) -> Path | None:
+        """A digest the server accepted whose 'sent' could not be written (a full disk, a lock held for minutes)
+        is written here instead, one JSON line each, and entered by the next claim: else the next run would take
+        the digest, left 'sending', for one the server may not have, and send it again."""
+        return self.path.with_name(self.path.name + ".delivered") if self.path is not None else None
+
+    def note_delivered(self, digest_id: int, address: str, note: str | None) -> bool:
+        """Append a delivery to ``delivered_path`` (flushed to disk); False when even that cannot be written."""
+        if self.delivered_path is None:
+            return False
+        line = json.dumps({"digest_id": digest_id, "address": address, "note": note, "at": utcnow()})
+        try:
+            with open(self.delivered_path, "a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError:
+            return False
+        return True
+
+    def enter_delivered(self) -> int:
+        """Record as 'sent' the deliveries ``note_delivered`` kept, then remove the file; how many were entered.
+        A line cut short (the disk filled while it was written) is passed over: that digest is then treated as
+        one handed over without the server's confirmation (docs/delivery.md)."""
+        path = self.delivered_path
+        if path is None or not path.exists():
+            return 0
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return 0
+        entered = 0
+        for line in lines:
+            try:
+                record = json.loads(line)
+                digest_id, address = int(record["digest_id"]), str(record["address"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            row = self.find_digest(digest_id)
+            if row is not None and row["status"] != "sent":
+                self.mark_digest(digest_id, "sent", address=address, error=record.get("note"))
+                entered += 1
+        path.unlink(missing_ok=True)
+        return entered
+
     def claim_digest(self, user: str, period: str, *, stale_after: timedelta = timedelta(minutes=30)) -> int | None:
         """Claim the (user, period) digest before anything goes out. Returns the digest id, or None when it is
         done (sent, skipped, refused permanently, superseded) or being sent by a live run.
@@ -853,6 +914,7 @@ class Store:
         takes. A claim from another host cannot be checked, so it is taken over only after ``stale_after``.
         A digest left in 'retry' by a transient failure is taken over by the next run.
         """
+        self.enter_delivered()  # a delivery an earlier run could not record, before its row is judged
         owner = claim_owner()
         now = datetime.now(UTC)
         with self._transaction():  # immediate: two processes claiming at once: one waits, then sees the row

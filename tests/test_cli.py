@@ -142,6 +142,21 @@ def test_a_damaged_page_met_mid_command_is_one_error_with_the_fix_not_a_tracebac
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"error: {path}: not a usable database (database disk image is malformed)" in result.output
     assert "digest backup" in result.output and ".recover" in result.output
+    # check reads every page, so it finds the damage before a command meets it
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert result.exit_code == 1 and f"error: {path}: not a usable database (SQLite's check: " in result.output
+
+
+def test_check_says_the_store_is_whole(tmp_path):
+    config = _profiles(tmp_path)
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert result.exit_code == 0 and "store:" not in result.output  # none yet: nothing to say (nor made)
+    assert not (tmp_path / "data" / "digest.db").exists()
+    store = Store(tmp_path / "data" / "digest.db")
+    store.add_papers([Paper("Program synthesis from examples")])
+    store.close()
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert result.exit_code == 0 and f"store: {tmp_path / 'data' / 'digest.db'}: ok (1 papers, " in result.output
 
 
 def test_backup_writes_a_checked_copy_into_data_dir_or_where_told(tmp_path):

@@ -657,6 +657,26 @@ def test_a_stop_lets_the_running_poll_finish_and_starts_no_new_work(home, embedd
     assert outbox(tmp_path) == ["ada-2024-06-03.eml"]
 
 
+@pytest.mark.parametrize("removed", ["digest.db", "digest.db-wal"])
+def test_a_database_deleted_while_the_daemon_runs_stops_it_before_the_next_job(home, embedder, caplog, removed):
+    tmp_path, config = home
+    config.write_text(config.read_text() + '[imap]\nhost = "127.0.0.1"\nsecurity = "plain"\n')
+    settings = load_settings(config)
+    polls = []
+    daemon = Daemon(settings, embedder=embedder, poll=lambda store, settings, *, stop: polls.append(1) or "0 new")
+
+    async def scenario():
+        await until(lambda: polls and daemon.ready.is_set())
+        (settings.data_path / removed).unlink()  # by hand, while it runs
+        await daemon._unit("poll (test)", daemon._poll_blocking, "test")
+
+    assert drive(daemon, scenario) == 2  # a setup error: systemd's RestartPreventExitStatus=2 does not loop on it
+    assert polls == [1], "no poll into a database that is gone"
+    [line] = records(caplog, "while digest run was running; stopping")
+    assert f"{settings.db_path}: {'deleted or moved' if removed == 'digest.db' else 'left without its -wal'}" \
+        in line.getMessage()
+
+
 def test_a_second_daemon_on_the_same_data_directory_is_refused(home, embedder):
     _, config = home
     settings = load_settings(config)

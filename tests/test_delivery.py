@@ -488,6 +488,32 @@ def test_a_run_killed_after_the_servers_250_is_resent_once_with_the_same_message
     assert run(config).status == "already" and len(inbox(mail_servers, address)) == 2
 
 
+def test_a_delivery_the_database_cannot_record_is_kept_aside_and_never_sent_again(mail_servers, setup):
+    from digest.send import send_message
+
+    config, address = setup
+    settings, store, profile = open_run(config)
+
+    async def send_then_fill_the_disk(msg, smtp, **kwargs):
+        result = await send_message(msg, smtp, **kwargs)  # the real relay takes it (250) ...
+        store.db.execute("PRAGMA query_only = 1")  # ... and then SQLite refuses every write, as on a full disk
+        return result
+
+    done = deliver_user(store, None, settings, profile, now=NOW, ranker=fixed_ranker(store), send=send_then_fill_the_disk)
+    assert done.status == "sent" and "could not record it (attempt to write a readonly database)" in done.note
+    assert f"kept in {store.delivered_path}" in done.note and store.delivered_path.exists()
+    assert store.digest_for("ada", "2026-11-28")["status"] == "sending"  # the database still says so
+    store.close()
+    [first] = inbox(mail_servers, address)
+    # the next run (space freed) enters the delivery before it judges the row: no second copy, papers in the ledger
+    again = run(config)
+    assert again.status == "already" and [m["Message-ID"] for m in inbox(mail_servers, address)] == [first["Message-ID"]]
+    settings, store, _ = open_run(config)
+    assert store.digest_for("ada", "2026-11-28")["status"] == "sent" and len(store.sent_paper_ids("ada")) == 5
+    assert not store.delivered_path.exists()
+    store.close()
+
+
 def test_a_server_that_takes_the_digest_and_drops_the_connection_gets_it_twice_at_most(mail_servers, setup):
     config, address = setup
     # every attempt: the server delivers, then drops the connection before its 250 (a crash, a lost reply)

@@ -210,6 +210,31 @@ def test_a_client_that_leaves_in_the_middle_of_a_post_is_no_server_error(tmp_pat
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
+def test_a_damaged_or_deleted_database_gives_readers_a_503_and_the_log_one_line_with_the_fix(tmp_path, caplog):
+    with running_server(tmp_path) as live:
+        pid = live.paper("A paper on sparse attention", "Text.", arxiv_id="2501.00919")
+        up = live.path(live.link("dora", "up", pid))
+        db = live.settings.db_path
+        live.store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        root, size = (live.store.db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'papers'").fetchone()[0],
+                      live.store.db.execute("PRAGMA page_size").fetchone()[0])
+        data = bytearray(db.read_bytes())
+        data[(root - 1) * size: root * size] = b"\xee" * size
+        db.write_bytes(bytes(data))
+        with live.client() as client:
+            page = client.get(up)
+        assert page.status_code == 503 and "this click was not recorded" in page.text
+        [line] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert f"{db}: not a usable database (database disk image is malformed)" in line.getMessage()
+        assert line.exc_info is None, "one line, not a traceback"
+        caplog.clear()
+        db.unlink()
+        with live.client() as client:
+            page = client.get(up)
+        assert page.status_code == 503 and not db.exists(), "no empty database started in its place"
+        assert "the database file is gone" in caplog.text
+
+
 def snapshot(store: Store) -> list[str]:
     """Every row of every table: equal snapshots mean nothing changed."""
     return list(store.db.conn.iterdump())

@@ -223,8 +223,9 @@ def test_status_tells_a_poll_under_way_from_one_whose_process_died(account):
         account.poll(progress=die_at_the_third)
     assert seen[0] == "INBOX: reading 9 new messages after UID 0 (under way)"
     [poll] = status_report(account.settings, account.store)["polls"]
-    assert poll["result"] == (f"INBOX: stopped before its end (the process was killed, or the machine went down); "
-                              f"the next poll goes on after UID {uids['alerts'][1]}")
+    assert poll["result"] == ("INBOX: stopped before its end (the process was killed, the machine went down, or the "
+                              "database could not record its end: see the errors below); the next poll goes on "
+                              f"after UID {uids['alerts'][1]}")
     assert account.poll().folder("INBOX").fetched == 6
     [poll] = status_report(account.settings, account.store)["polls"]
     assert poll["result"].startswith("INBOX: 6 fetched")  # a pass that ended shows its summary again
