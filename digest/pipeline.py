@@ -793,9 +793,10 @@ class _SentUnrecorded(Exception):
 
 def _record_sent(store: Store, digest_id: int, address: str, attempts: int = 5, note: str | None = None) -> None:
     """The server took the message for ``address``: record 'sent' even if the database is busy for a while,
-    because a digest left in 'sending' is resent by the next run (see docs/delivery.md). When it cannot be written
-    at all (a full disk; a lock held for minutes), the delivery goes to a small file the next run enters
-    (raises _SentUnrecorded); only when that fails too does the database's error go up."""
+    because a digest left in 'sending' is resent by the next run (see docs/delivery.md). When the whole record
+    cannot be written (a full disk: the ledger needs room), the row alone is marked 'sent' and the ledger is
+    filled by the next claim; when not even that (a lock held for minutes), the delivery goes to a small file
+    the next claim enters (raises _SentUnrecorded, as when that fails too: the row then stays 'sending')."""
     for attempt in range(1, attempts + 1):
         try:
             store.mark_digest(digest_id, "sent", address=address, error=note)
@@ -806,13 +807,20 @@ def _record_sent(store: Store, digest_id: int, address: str, attempts: int = 5, 
                             digest_id, exc, attempt, attempts)
                 time.sleep(2 * attempt)
                 continue
-            if store.note_delivered(digest_id, address, note):
-                raise _SentUnrecorded(
-                    f"delivered, but {store.path} could not record it ({exc}); the delivery is kept in "
-                    f"{store.delivered_path}, which the next run enters (it is not sent again)") from None
-            log.error("digest %s was delivered to %s, but neither the database nor %s could record it (%s): the "
-                      "next run may send it again", digest_id, address, store.delivered_path, exc)
-            raise
+            failure = exc
+            break
+    with contextlib.suppress(sqlite3.OperationalError):
+        store.mark_sent_only(digest_id, address, note)
+        log.warning("digest %s was delivered and is recorded as sent, but the database had no room for its papers "
+                    "in the sent ledger (%s); the next run enters them", digest_id, failure)
+        return
+    if store.note_delivered(digest_id, address, note):
+        raise _SentUnrecorded(
+            f"delivered, but {store.path} could not record it ({failure}); the delivery is kept in "
+            f"{store.delivered_path}, which the next run enters (it is not sent again)")
+    raise _SentUnrecorded(
+        f"delivered, but neither {store.path} nor {store.delivered_path} could record it ({failure}): the next run "
+        "takes it for a digest handed over without confirmation and sends it once more (same Message-ID)")
 
 
 def record_profile_error(store: Store, loaded: LoadedProfiles, error: Exception) -> tuple[str, str]:

@@ -880,6 +880,13 @@ class Store:
             return False
         return True
 
+    def mark_sent_only(self, digest_id: int, address: str, note: str | None) -> None:
+        """'sent' on the row alone, for a disk too full for the sent ledger's rows (an UPDATE in place needs no
+        new page); the next claim_digest fills the ledger from the digest's items."""
+        with self._transaction():
+            self.db.execute("UPDATE digests SET status = 'sent', sent_at = ?, address = ?, error = ? WHERE id = ?",
+                            [utcnow(), address, note, digest_id])
+
     def enter_delivered(self) -> int:
         """Record as 'sent' the deliveries ``note_delivered`` kept, then remove the file; how many were entered.
         A line cut short (the disk filled while it was written) is passed over: that digest is then treated as
@@ -918,6 +925,11 @@ class Store:
         owner = claim_owner()
         now = datetime.now(UTC)
         with self._transaction():  # immediate: two processes claiming at once: one waits, then sees the row
+            # the ledger of a digest recorded as sent without it (mark_sent_only), before this user is ranked again
+            self.db.execute(
+                "INSERT OR IGNORE INTO sent_papers (user, paper_id, digest_id, sent_at) SELECT d.user, i.paper_id, "
+                "d.id, d.sent_at FROM digests d JOIN digest_items i ON i.digest_id = d.id WHERE d.user = ? AND "
+                "d.status = 'sent' AND d.sent_at >= ?", [user, (now - timedelta(days=7)).isoformat(timespec="seconds")])
             row = self.db.execute("SELECT id, status, claimed_by, claimed_at FROM digests WHERE user = ? AND "
                                   "period = ?", [user, period]).fetchone()
             if row is None:

@@ -315,6 +315,32 @@ def test_votes_are_idempotent_last_choice_wins_and_undo_is_logged(store):
     assert events == [1, -1, 0]
 
 
+def test_a_digest_marked_sent_without_room_for_its_ledger_gets_it_at_the_next_claim(store):
+    ids = store.add_papers([Paper("A paper", arxiv_id="2401.00001"), Paper("B paper", arxiv_id="2401.00002")])
+    digest_id = store.claim_digest("ada", "2026-11-28")
+    items = [ScoredPaper(Paper("A paper"), 0.9, "why"), ScoredPaper(Paper("B paper"), 0.8, "why")]
+    store.save_digest_items(digest_id, items, ids.paper_ids, n_candidates=2)
+    store.mark_sent_only(digest_id, "ada@example.org", None)  # a full disk: the row alone
+    assert store.digest(digest_id)["status"] == "sent" and store.sent_paper_ids("ada") == set()
+    assert store.claim_digest("ada", "2026-11-28") is None  # done: nothing goes out again
+    assert store.sent_paper_ids("ada") == set(ids.paper_ids)  # and the claim filled the ledger
+    assert store.candidate_papers("ada", "2000-01-01") == []
+
+
+def test_a_delivery_kept_aside_is_entered_once_and_a_cut_line_is_passed_over(tmp_path):
+    store = Store(tmp_path / "digest.db")
+    first, second = store.claim_digest("ada", "2026-11-28"), store.claim_digest("bob", "2026-11-28")
+    assert store.note_delivered(first, "ada@example.org", "a note")
+    store.delivered_path.write_text(store.delivered_path.read_text() + '{"digest_id": ' + str(second))  # cut short
+    other = Store(tmp_path / "digest.db")  # the next run
+    assert other.claim_digest("ada", "2026-11-28") is None and not other.delivered_path.exists()
+    row = other.digest(first)
+    assert (row["status"], row["address"], row["error"]) == ("sent", "ada@example.org", "a note")
+    assert other.digest(second)["status"] == "claimed"
+    for s in (store, other):
+        s.close()
+
+
 def test_a_digest_is_claimed_once_and_its_papers_enter_the_ledger_only_when_sent(store):
     ids = store.add_papers([Paper("A paper", arxiv_id="2401.00001"), Paper("B paper", arxiv_id="2401.00002")])
     digest_id = store.claim_digest("ada", "2026-11-28")
