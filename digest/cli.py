@@ -36,7 +36,7 @@ class DigestGroup(click.Group):
             from .store import database_problem
 
             click.secho(f"error: {database_problem(ctx.obj.get('db_path'), exc)}", fg="red", err=True)
-            ctx.exit(1)
+            ctx.exit(1 if isinstance(exc, sqlite3.OperationalError) else 2)  # a damaged file: like a StoreError
 
 
 def _settings(ctx: click.Context, *, local: bool = True, **overrides):

@@ -43,7 +43,10 @@ class MailboxError(DigestError):
 
 
 class StoreError(DigestError):
-    pass
+    """The database file cannot be used (damaged, another program's, from a newer digest, nowhere to keep it):
+    a setup error like a config one, so a service manager does not restart into it (exit 2)."""
+
+    exit_code = 2
 
 
 class DeliveryError(DigestError):
