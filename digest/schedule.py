@@ -434,6 +434,9 @@ class Daemon:
             self.watch_store: Store = Store(settings.db_path)
             self.loop_store: Store = Store(settings.db_path)
             self._db_identity = _file_identity(settings.db_path)
+            # SQLite keeps the -wal file while a connection is open, in WAL mode; where WAL cannot be used (some
+            # network file systems) the journal mode stays another and there is no -wal file to watch
+            self._wal_watched = settings.db_path.with_name(settings.db_path.name + "-wal").exists()
             self._load_profiles_initial()
             self._socket = self._bind_web() if self.web_server is not None else None
         except BaseException:
@@ -710,7 +713,7 @@ class Daemon:
         wal = db.with_name(db.name + "-wal")
         if _file_identity(db) != self._db_identity:
             what = "deleted or moved" if not db.exists() else "replaced by another file"
-        elif not wal.exists():
+        elif self._wal_watched and not wal.exists():
             what = "left without its -wal file (the latest writes; deleted?)"
         else:
             return None

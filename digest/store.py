@@ -22,6 +22,7 @@ Tables
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import re
@@ -890,26 +891,34 @@ class Store:
     def enter_delivered(self) -> int:
         """Record as 'sent' the deliveries ``note_delivered`` kept, then remove the file; how many were entered.
         A line cut short (the disk filled while it was written) is passed over: that digest is then treated as
-        one handed over without the server's confirmation (docs/delivery.md)."""
+        one handed over without the server's confirmation (docs/delivery.md).
+
+        The file is first renamed to a name of this call's own, so a line another process appends meanwhile
+        goes to a new file (read by the next call) instead of being removed unread; a renamed file left by a
+        call that failed half-way (the disk still full) is read again by the next. Entering a line twice is
+        harmless: a row already 'sent' is left alone."""
         path = self.delivered_path
-        if path is None or not path.exists():
+        if path is None:
             return 0
-        try:
-            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            return 0
+        with contextlib.suppress(FileNotFoundError):  # absent, or another process took it first
+            os.replace(path, path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}"))
         entered = 0
-        for line in lines:
+        for taken in sorted(path.parent.glob(glob.escape(path.name) + ".*")):
             try:
-                record = json.loads(line)
-                digest_id, address = int(record["digest_id"]), str(record["address"])
-            except (ValueError, KeyError, TypeError):
+                lines = taken.read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:  # another process entered and removed it meanwhile
                 continue
-            row = self.find_digest(digest_id)
-            if row is not None and row["status"] != "sent":
-                self.mark_digest(digest_id, "sent", address=address, error=record.get("note"))
-                entered += 1
-        path.unlink(missing_ok=True)
+            for line in lines:
+                try:
+                    record = json.loads(line)
+                    digest_id, address = int(record["digest_id"]), str(record["address"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+                row = self.find_digest(digest_id)
+                if row is not None and row["status"] != "sent":
+                    self.mark_digest(digest_id, "sent", address=address, error=record.get("note"))
+                    entered += 1
+            taken.unlink(missing_ok=True)
         return entered
 
     def claim_digest(self, user: str, period: str, *, stale_after: timedelta = timedelta(minutes=30)) -> int | None:

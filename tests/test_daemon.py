@@ -677,6 +677,30 @@ def test_a_database_deleted_while_the_daemon_runs_stops_it_before_the_next_job(h
         in line.getMessage()
 
 
+def test_other_programs_opening_checkpointing_and_closing_the_database_do_not_stop_the_daemon(home, embedder):
+    """The -wal file the daemon watches must not vanish because another process (digest status, rank, backup, a
+    separate web server, sqlite3) opened the database, checkpointed it and closed it: SQLite deletes the -wal only
+    when the last connection closes, and the daemon holds its own."""
+    tmp_path, config = home
+    config.write_text(config.read_text() + '[imap]\nhost = "127.0.0.1"\nsecurity = "plain"\n')
+    settings = load_settings(config)
+    polls = []
+    daemon = Daemon(settings, embedder=embedder, poll=lambda store, settings, *, stop: polls.append(1) or "0 new")
+    other = ("import sys; from digest.store import Store\n"
+             "s = Store(sys.argv[1]); s.log_event('INFO', 'test', 'another process')\n"
+             "s.db.execute('PRAGMA wal_checkpoint(TRUNCATE)'); s.close()\n")
+
+    async def scenario():
+        await until(lambda: polls and daemon.ready.is_set())
+        for n in range(3):
+            subprocess.run([sys.executable, "-c", other, str(settings.db_path)], check=True, timeout=60)
+            await daemon._unit("poll (test)", daemon._poll_blocking, "test")
+            assert len(polls) == n + 2 and not daemon.stopping
+        daemon.request_stop()
+
+    assert drive(daemon, scenario) == 0
+    assert (settings.data_path / "digest.db-wal").exists() is False  # the last connection closed it cleanly
+
 def test_a_second_daemon_on_the_same_data_directory_is_refused(home, embedder):
     _, config = home
     settings = load_settings(config)

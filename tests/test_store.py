@@ -535,3 +535,24 @@ def test_each_handover_renews_the_claim_so_a_long_send_is_not_taken_for_a_stale_
     assert store.mark_sending(digest_id)
     renewed = datetime.fromisoformat(store.digest(digest_id)["claimed_at"])
     assert datetime.now(UTC) - renewed < timedelta(minutes=1)
+
+
+def test_a_delivery_noted_while_another_process_enters_the_kept_ones_is_not_lost(tmp_path):
+    """Two processes on a disk that was full: one enters the kept deliveries while the other keeps a new one.
+    The new line must not be removed unread with the old file; and a file taken but not finished (the disk
+    still full) is read by the next call."""
+    store = Store(tmp_path / "digest.db")
+    ids = [store.claim_digest(user, "2026-12-07") for user in ("ada", "bob", "cy")]
+    assert store.note_delivered(ids[0], "ada@example.org", None)
+    # another process took the file (renamed it) and died before it entered anything ...
+    taken = store.delivered_path.with_name(store.delivered_path.name + ".4242-deadbeef")
+    store.delivered_path.rename(taken)
+    # ... while this one kept two more deliveries (a new file)
+    assert store.note_delivered(ids[1], "bob@example.org", None)
+    assert store.note_delivered(ids[2], "cy@example.org", "unconfirmed: test")
+    assert store.enter_delivered() == 3
+    assert [store.find_digest(i)["status"] for i in ids] == ["sent"] * 3
+    assert store.find_digest(ids[2])["error"] == "unconfirmed: test"
+    assert not list(tmp_path.glob("digest.db.delivered*"))
+    assert store.enter_delivered() == 0  # nothing left, nothing entered twice
+    store.close()
