@@ -108,21 +108,44 @@ def _load_profile(settings, name: str):
     return load_profile(path)
 
 
-def _profile_or_last_good(settings, store, name: str):
-    """(profile, note): the profile file's, or while it is broken its last good version, which is what the
-    service sends by meanwhile (with the note that says so); a broken file without one is the error."""
-    from .profiles import parse_profile
+def _keep_last_good(store, texts: dict[str, str]) -> None:
+    """Keep the profile texts that loaded as their users' last good versions (what serves if a file breaks
+    later); a preview goes on when the database cannot take them (read-only, locked, full)."""
+    import sqlite3
 
-    try:
+    from .errors import StoreError
+
+    if store.path is not None and texts:
+        with contextlib.suppress(sqlite3.Error, StoreError):
+            store.save_profile_texts(texts)
+
+
+def _profile_or_last_good(settings, store, name: str):
+    """(profile, note): the profile as the service reads it now: the file's, or while the file is broken (or
+    refused: its address belongs to another user) its last good version, which digests use meanwhile (with the
+    note that says so); a profile the service cannot use at all is the error. A file outside profiles_dir is
+    that file alone. The texts that load are kept as the last good versions, as `digest send` and the daemon
+    keep them, so the version a preview just accepted is the one that serves if the file breaks later."""
+    from .profiles import load_profiles
+
+    path = _profile_path(settings, name)
+    if not path.exists() or path.resolve().parent != settings.profiles_path.resolve():
         return _load_profile(settings, name), ""
-    except ProfileError as exc:
-        path = _profile_path(settings, name)
-        text = store.profile_texts().get(path.stem) if path.resolve().parent == settings.profiles_path.resolve() \
-            else None
-        if text is None:
-            raise
-        return parse_profile(text, path), (f"{exc}\n  the file is broken; this ranks its last good version, which "
-                                           f"digests use until the file is fixed")
+    loaded = load_profiles(settings.profiles_path, store.profile_texts())
+    _keep_last_good(store, loaded.texts)
+    mine = [e for e in loaded.errors if Path(str(e).split(":", 1)[0]).stem == path.stem
+            and not str(e).startswith(f"{path}: library:")]  # a library's trouble is rank's own line, below
+    profile = loaded.profiles.get(path.stem)
+    if profile is None and not mine:
+        return _load_profile(settings, name), ""
+    if profile is None:
+        raise mine[0] if len(mine) == 1 else ProfileError("\n  ".join(map(str, mine)))
+    if not mine:
+        return profile, ""
+    what = "refused (its address is another user's)" if any("is already used by" in str(e) for e in mine) \
+        else "broken"
+    return profile, ("\n  ".join(map(str, mine)) + f"\n  the file is {what}; this ranks its last good version, "
+                     "which digests use until the file is fixed")
 
 
 def _clipped(title: str, width: int = 100) -> str:
@@ -591,6 +614,8 @@ def check(ctx: click.Context, profiles_dir: Path | None, connect: bool) -> None:
         for error in [*config_errors, *store_errors, *server_errors, exc]:
             click.secho(f"error: {error}", fg="red")
         sys.exit(exc.exit_code)  # as for any other command: where the profiles are is the setup's error
+    if last_good is not None and not store_errors:
+        _keep_last_good(store, loaded.texts)
     addresses = profile_addresses(store)
     empty, tips = [], []
     for user, profile in sorted(loaded.profiles.items()):

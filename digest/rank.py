@@ -58,6 +58,7 @@ AUTHOR_BOOST = 0.15     # per matched author
 RECENCY_BONUS = 0.03    # at most, for a paper published today, fading over a month
 MUTED_SCORE = -99.0     # JSON-able stand-in for "never show"
 STRONG_Z = 2.0          # an anchor this many sigmas above the background counts as a strong match in a reason
+WEAK_Z = 1.0            # below this, the nearest anchor is no match worth naming (about a sixth of random papers)
 
 # channel weights and shapes, tuned on the static/online CiteULike protocols with --seed 1 (benchmarks/README.md)
 W_KNN = 1.0
@@ -225,8 +226,12 @@ def _standardise(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def _weighted(z: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Anchor weights: below 1 shrink the z, above 1 add half a sigma per unit (a facet weighted 2 wins ties)."""
-    return z * np.minimum(weights, 1.0) + 0.5 * np.maximum(weights - 1.0, 0.0)
+    """Anchor weights: below 1 shrink the z; above 1 lift a match by half a sigma per unit (a facet weighted 2
+    wins ties), in full from a strong match (STRONG_Z) on and fading to nothing at the background's mean, so a
+    facet weighted 5 lifts its own papers, not every paper (a flat lift made it the best match of papers it
+    barely resembles, and their reason)."""
+    lift = 0.5 * np.maximum(weights - 1.0, 0.0) * np.clip(z / STRONG_Z, 0.0, 1.0)
+    return z * np.minimum(weights, 1.0) + lift
 
 
 def _knn(zw: np.ndarray) -> np.ndarray:
@@ -454,6 +459,10 @@ def _recency(paper: Paper, today: date | None) -> float:
     return RECENCY_BONUS * max(0.0, 1 - max(age, 0) / 30)
 
 
+_ANCHOR_WORDS = {"facet": "your interest", "seed": "your seed paper", "library": "a paper in your library",
+                 "liked": "a paper you liked"}
+
+
 def score_papers(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[Paper],
                  today: date | None = None, background_vecs: np.ndarray | None = None,
                  background_texts: Sequence[str] | None = None) -> list[ScoredPaper]:
@@ -476,6 +485,7 @@ def score_papers(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[P
         if ch.lexical is not None:
             details["lexical_z"] = round(float(ch.lexical[i]), 3)
         reasons = []
+        weak = ""
         facet = None
         if len(facets):
             # the facet this paper belongs to (for the per-facet quota), even when a seed matched it better
@@ -491,7 +501,12 @@ def score_papers(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[P
             sim = float(ch.anchor_sim[i, best])
             details["match"] = {"kind": anchor.kind, "label": anchor.label, "similarity": round(sim, 3),
                                 "anchor_z": round(float(ch.anchor_z[i, best]), 2)}
-            if anchor.kind == "facet":
+            if ch.anchor_z[i, best] < WEAK_Z:
+                # as close to it as a random paper: no "matches" or "close to" claim (said after the boosts,
+                # and only when nothing else carried the paper)
+                weak = f"{_ANCHOR_WORDS[anchor.kind if anchor.source != 'library' else 'library']}" \
+                       f" “{anchor.label}”, {sim:.2f}"
+            elif anchor.kind == "facet":
                 reasons.append(f"matches your interest “{anchor.label}” ({sim:.2f})")
                 # the interest named is the one the paper stands out for against the background (z), which
                 # need not be the one it is closest to: a generic interest is close to many papers. When the
@@ -542,7 +557,7 @@ def score_papers(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[P
         if not math.isfinite(score):
             score = MUTED_SCORE
         details["score"] = round(score, 4)
-        reason = "; ".join(reasons) if reasons else "no strong match"
+        reason = "; ".join(reasons) if reasons else f"no strong match (nearest: {weak})" if weak else "no strong match"
         out.append(ScoredPaper(paper, round(score, 4), reason[0].upper() + reason[1:], facet, details))
     return out
 

@@ -192,6 +192,41 @@ def test_rank_of_a_broken_profile_previews_its_last_good_version_as_the_service_
     assert "no papers in the store yet" in result.output  # and on it goes, with that version
 
 
+def test_rank_judges_a_profile_as_the_service_does_and_keeps_what_it_accepted(tmp_path):
+    """`rank cat` of a profile refused for another user's address previewed it as if it were served; and the
+    last good version was only kept by `send`, so a version `check` and `rank` had accepted was not the one
+    that served once the file broke."""
+    from digest.config import load_settings
+
+    config = _profiles(tmp_path)
+    profiles, db = tmp_path / "profiles", load_settings(config).db_path
+    ada = (profiles / "ada.toml").read_text()
+    Store(db).close()  # a store exists (check and rank create none)
+    (profiles / "cat.toml").write_text(ada.replace('email = "ada@example.org"', 'email = "Ada@Example.org"'))
+    result = CliRunner().invoke(cli, ["--config", str(config), "rank", "cat"])
+    assert result.exit_code == 2, result.output
+    assert f"{profiles / 'cat.toml'}:1: email: Ada@Example.org is already used by {profiles / 'ada.toml'}" \
+        in result.output
+    # cat gets its own address: accepted by `check`, then by `rank` with a new floor
+    (profiles / "cat.toml").write_text(ada.replace("ada@", "cat@"))
+    assert "profile cat: ok" in CliRunner().invoke(cli, ["--config", str(config), "check"]).output
+    assert Store(db).profile_texts()["cat"] == (profiles / "cat.toml").read_text()
+    (profiles / "cat.toml").write_text("relevance_floor = 0.3\n" + ada.replace("ada@", "cat@"))
+    result = CliRunner().invoke(cli, ["--config", str(config), "rank", "cat"])
+    assert "no papers in the store yet" in result.output and "note:" not in result.output, result.output
+    kept = (profiles / "cat.toml").read_text()
+    assert Store(db).profile_texts()["cat"] == kept
+    # then the file breaks: the version rank accepted is the one that serves
+    (profiles / "cat.toml").write_text(kept + "send_at = 07:30\n")
+    result = CliRunner().invoke(cli, ["--config", str(config), "rank", "cat"])
+    assert "the file is broken; this ranks its last good version" in result.output, result.output
+    # a file that loads beats a broken file's stand-in for an address (load_profiles): then cat is not served
+    (profiles / "dan.toml").write_text(ada.replace("ada@", "cat@"))
+    result = CliRunner().invoke(cli, ["--config", str(config), "rank", "cat"])
+    assert result.exit_code == 2 and "cannot serve its last good version: that names cat@example.org, which " \
+        f"{profiles / 'dan.toml'} has now" in result.output, result.output
+
+
 def test_a_command_that_only_looks_at_a_missing_store_says_so_and_creates_nothing(tmp_path, monkeypatch):
     """`digest --data-dir dta votes me` (a typo) answered "me: no votes yet", and status showed an empty store."""
     config = _profiles(tmp_path)

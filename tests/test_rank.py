@@ -268,3 +268,37 @@ def test_a_candidate_in_the_background_sample_is_not_its_own_neighbour():
     alone = score_papers(sig, cands, papers(2), background_vecs=bg)
     inside = score_papers(sig, cands, papers(2), background_vecs=np.vstack([bg, cands[1:]]))
     assert abs(inside[1].details["knn_z"] - alone[1].details["knn_z"]) < 0.3
+
+
+def test_a_heavy_facet_lifts_its_own_papers_not_every_paper():
+    """A facet weighted 5 added 2 sigmas to every paper's match with it: a paper squarely inside another
+    interest was listed under the heavy one at a cosine near zero ("Matches your interest “Video generation”
+    (0.17)") and papers it barely resembles ranked as its matches."""
+    anchors = (Anchor("facet", "Video generation", 5.0), Anchor("facet", "LLM inference", 1.0))
+    sig = build_signals(profile(), list(anchors), np.stack([unit((0, 1)), unit((1, 1))]))
+    inside_llm = unit((1, 0.53), (0, 0.21), (2, 0.82))  # an LLM-inference paper (z ~3), faintly like video (z ~1)
+    video = unit((0, 1), (3, 0.6))               # a clear video-generation paper
+    neither = unit((4, 1), (0, 0.15))            # faintly like video, really about something else
+    scored = score_papers(sig, np.stack([inside_llm, video, neither]), papers(3), background_vecs=background())
+    assert scored[0].facet == "LLM inference" and scored[0].reason.startswith("Matches your interest “LLM inference”")
+    assert scored[1].facet == "Video generation"
+    # the weight still counts where the paper matches: a video paper of the same closeness wins over an LLM one
+    same = score_papers(sig, np.stack([unit((0, 1), (3, 0.6)), unit((1, 1), (3, 0.6))]), papers(2),
+                        background_vecs=background())
+    assert same[0].score > same[1].score
+    assert scored[2].score < min(scored[0].score, scored[1].score)
+    assert "Video generation" not in scored[2].reason.split("nearest")[0]
+
+
+def test_a_paper_carried_by_a_keyword_does_not_claim_a_match_it_does_not_have():
+    """"Matches your interest “Robotics” (0.02)" on a paper picked for a boosted keyword: the reason now names
+    what carried it, and a paper with nothing near says so with its nearest anchor."""
+    sig = signals([("facet", "Robotics", unit((0, 1))), ("seed", "A seed", unit((1, 1)))],
+                  boost_keywords=("time to first token",))
+    far = unit((5, 1), (6, 0.2))
+    items = [Paper(title="KV prediction for improved time to first token"), Paper(title="plain")]
+    scored = score_papers(sig, np.stack([far, far]), items, background_vecs=background())
+    assert scored[0].reason == "Mentions “time to first token”", scored[0].reason
+    assert scored[1].reason.startswith("No strong match (nearest: ") and scored[1].details["match"]["anchor_z"] < 1
+    near = score_papers(sig, np.stack([unit((1, 1), (5, 0.2))]), papers(1), background_vecs=background())[0]
+    assert near.reason.startswith("Close to your seed paper “A seed”")
