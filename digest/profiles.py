@@ -7,6 +7,7 @@ good profiles, the errors, and falls back to the last good text of a broken file
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 import zoneinfo
@@ -157,6 +158,19 @@ class _Checker:
 
     def __init__(self, path: str, text: str):
         self.path, self.text = path, text
+        self.errors: list[ProfileError] = []  # every problem of the file, so one `check` lists them all
+
+    @contextlib.contextmanager
+    def section(self):
+        """A part of the file checked on its own: its problem is kept and the next part is checked too."""
+        try:
+            yield
+        except ProfileError as exc:
+            self.errors.append(exc)
+
+    def raise_errors(self) -> None:
+        if self.errors:
+            raise ProfileError("\n  ".join(map(str, self.errors)))
 
     def fail(self, key: str, problem: str, example: str | None = None) -> ProfileError:
         line = toml_line(self.text, key)
@@ -172,7 +186,7 @@ class _Checker:
                 if prefix and key in TOP_KEYS:
                     # a classic TOML slip: a top-level key written below a [table] belongs to that table
                     fix = f"{key} is a top-level key: move it above the first [table] or [[table]] line"
-                raise self.fail(f"{prefix}{key}", f"unknown key ({fix})")
+                self.errors.append(self.fail(f"{prefix}{key}", f"unknown key ({fix})"))
 
     def string(self, table: Mapping, key: str, example: str, prefix: str = "", required: bool = False) -> str | None:
         value = table.get(key)
@@ -189,7 +203,7 @@ class _Checker:
 
     def strings(self, table: Mapping, key: str, prefix: str) -> tuple[str, ...]:
         value = table.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self.fail(prefix + key, f"must be a list of strings (got {toml_repr(value)})", LIST_KEYS[key])
         return tuple(v.strip() for v in value)
 
@@ -237,21 +251,7 @@ _ABBREVIATIONS = {"CST": '"America/Chicago"', "CDT": '"America/Chicago"', "PST":
                   '"Europe/Dublin" (Ireland)', "SGT": '"Asia/Singapore"', "KST": '"Asia/Seoul"'}
 
 
-def parse_profile(text: str, path: str | Path) -> Profile:
-    """Validate one profile file's text. Raises ProfileError naming the file, key, line and the fix."""
-    path = str(path)
-    user = Path(path).stem
-    check = _Checker(path, text)
-    if not _USER.match(user):
-        raise ProfileError(f"{path}: the file name must be a short lower-case user id like profiles/ada.toml")
-    data = parse_toml(text, path, ProfileError)
-    foreign = sorted(set(data) & _NOT_PROFILE_KEYS)
-    if foreign and not set(data) & set(TOP_KEYS):
-        raise ProfileError(f"{path}: not a profile (it has {', '.join(foreign)}, none of a profile's keys): the "
-                           "profiles folder (profiles_dir in config.toml) must hold only profiles; move this file "
-                           "out, or give the profiles a folder of their own")
-    check.unknown(data, TOP_KEYS)
-
+def _email(check: _Checker, data: Mapping) -> str:
     email = check.string(data, "email", TOP_KEYS["email"], required=True)
     local, _, domain = email.rpartition("@")
     if _EMAIL.match(email) and not local.isascii():
@@ -266,10 +266,10 @@ def parse_profile(text: str, path: str | Path) -> Profile:
                              "spelling", TOP_KEYS["email"]) from None
     if not _EMAIL.match(email) or not valid_address(email):
         raise check.fail("email", f"must be one email address, user@host (got {toml_repr(email)})", TOP_KEYS["email"])
-    name = check.string(data, "name", TOP_KEYS["name"]) or user
-    if any(ord(c) < 32 for c in name):
-        raise check.fail("name", f"must be one line: it greets the user and goes into the To: header (got {toml_repr(name)})",
-                         TOP_KEYS["name"])
+    return email
+
+
+def _timezone(check: _Checker, data: Mapping) -> str:
     timezone = check.string(data, "timezone", TOP_KEYS["timezone"]) or "UTC"
     try:
         zoneinfo.ZoneInfo(timezone)
@@ -278,45 +278,118 @@ def parse_profile(text: str, path: str | Path) -> Profile:
         hint = _zone_hint(timezone)
         raise check.fail("timezone", f"unknown IANA time zone {timezone!r}{hint}",
                          None if hint else TOP_KEYS["timezone"]) from None
-    send_at = check.string(data, "send_at", TOP_KEYS["send_at"]) or "07:00"
-    if not _SEND_AT.fullmatch(send_at):
-        raise check.fail("send_at", f'must look like "07:30", 24-hour HH:MM (got {toml_repr(send_at)})', TOP_KEYS["send_at"])
-    send_at = send_at.zfill(5)
-    frequency = check.string(data, "frequency", TOP_KEYS["frequency"]) or "daily"
-    try:
-        frequency_days(frequency)
-    except ValueError:
-        raise check.fail("frequency", f"unknown frequency {frequency!r}", TOP_KEYS["frequency"]) from None
+    return timezone
+
+
+def _interest(check: _Checker, i: int, item) -> Interest:
+    prefix = f"interests[{i}]."
+    if not isinstance(item, dict):
+        raise check.fail(f"interests[{i}]", "must be a table with label and description", TOP_KEYS["interests"])
+    check.unknown(item, INTEREST_KEYS, prefix)
+    label = check.string(item, "label", INTEREST_KEYS["label"], prefix, required=True)
+    description = check.string(item, "description", INTEREST_KEYS["description"], prefix) or ""
+    weight = item.get("weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight <= 5:
+        raise check.fail(prefix + "weight", f"must be a number above 0 and at most 5 (got {toml_repr(weight)})",
+                         INTEREST_KEYS["weight"])
+    return Interest(label, description, float(weight))
+
+
+def _seed(check: _Checker, i: int, item, notes: list[str]) -> Seed:
+    prefix = f"seeds[{i}]."
+    if not isinstance(item, dict):
+        raise check.fail(f"seeds[{i}]", "must be a table with arxiv, doi or title", TOP_KEYS["seeds"])
+    check.unknown(item, SEED_KEYS, prefix)
+    seed = Seed(*(check.string(item, k, SEED_KEYS[k], prefix) for k in ("arxiv", "doi", "title", "abstract")))
+    if not (seed.arxiv or seed.doi or seed.title):
+        raise check.fail(f"seeds[{i}]", "needs an arxiv id, a doi or a title", TOP_KEYS["seeds"])
+    for key, read, problem in (
+            ("arxiv", arxiv_ref, "is not an arXiv id ({got}); an id looks like 2106.09685 or hep-th/9901001, "
+                                   "an arxiv.org link works too"),
+            ("doi", doi_ref, "is not a DOI ({got}); a DOI starts with 10. and has a slash, a doi.org link "
+                               "works too")):
+        value = getattr(seed, key)
+        if not value:
+            continue
+        good = read(value)
+        if good is None:
+            message = problem.format(got=f"got {toml_repr(value)}")
+            if not seed.title:
+                raise check.fail(prefix + key, message, SEED_KEYS[key])
+            # the title still finds the paper: serve it, and say what to fix
+            notes.append(str(check.fail(prefix + key, message + "; the seed is used by its title meanwhile",
+                                        SEED_KEYS[key])))
+        seed = replace(seed, **{key: good})
+    return replace(seed, line=toml_line(check.text, prefix + ("arxiv" if seed.arxiv else "doi"))
+                   or toml_line(check.text, f"seeds[{i}]"))
+
+
+def parse_profile(text: str, path: str | Path) -> Profile:
+    """Validate one profile file's text. Raises ProfileError naming the file, key, line and the fix."""
+    path = str(path)
+    user = Path(path).stem
+    check = _Checker(path, text)
+    if not _USER.match(user):
+        raise ProfileError(f"{path}: the file name must be a short lower-case user id like profiles/ada.toml")
+    data = parse_toml(text, path, ProfileError)
+    foreign = sorted(set(data) & _NOT_PROFILE_KEYS)
+    if foreign and not set(data) & set(TOP_KEYS):
+        raise ProfileError(f"{path}: not a profile (it has {', '.join(foreign)}, none of a profile's keys): the "
+                           "profiles folder (profiles_dir in config.toml) must hold only profiles; move this file "
+                           "out, or give the profiles a folder of their own")
+    check.unknown(data, TOP_KEYS)
+    # each part is checked on its own (check.section), so a file with several mistakes gets them all at once
+    email = ""
+    with check.section():
+        email = _email(check, data)
+    name, timezone, send_at, frequency = user, "UTC", "07:00", "daily"
+    with check.section():
+        name = check.string(data, "name", TOP_KEYS["name"]) or user
+        if any(ord(c) < 32 for c in name):
+            raise check.fail("name", "must be one line: it greets the user and goes into the To: header (got "
+                             f"{toml_repr(name)})", TOP_KEYS["name"])
+    with check.section():
+        timezone = _timezone(check, data)
+    with check.section():
+        given = check.string(data, "send_at", TOP_KEYS["send_at"]) or "07:00"
+        if not _SEND_AT.fullmatch(given):
+            raise check.fail("send_at", f'must look like "07:30", 24-hour HH:MM (got {toml_repr(given)})',
+                             TOP_KEYS["send_at"])
+        send_at = given.zfill(5)
+    with check.section():
+        given = check.string(data, "frequency", TOP_KEYS["frequency"]) or "daily"
+        try:
+            frequency_days(given)
+        except ValueError:
+            raise check.fail("frequency", f"unknown frequency {given!r}", TOP_KEYS["frequency"]) from None
+        frequency = given
     max_items = data.get("max_items")
     if max_items is not None and (not isinstance(max_items, int) or isinstance(max_items, bool)
                                   or not 1 <= max_items <= 100):
-        raise check.fail("max_items", f"must be a whole number from 1 to 100 (got {toml_repr(max_items)})", TOP_KEYS["max_items"])
+        check.errors.append(check.fail("max_items", f"must be a whole number from 1 to 100 (got {toml_repr(max_items)})",
+                                       TOP_KEYS["max_items"]))
+        max_items = None
     floor = data.get("relevance_floor")
     if floor is not None and (isinstance(floor, bool) or not isinstance(floor, int | float) or not 0 <= floor <= 1):
-        raise check.fail("relevance_floor", f"must be a number from 0 to 1 (got {toml_repr(floor)})", TOP_KEYS["relevance_floor"])
-    quiet_day = check.string(data, "quiet_day", TOP_KEYS["quiet_day"]) or "note"
-    if quiet_day not in ("note", "skip"):
-        raise check.fail("quiet_day", f'must be "note" or "skip" (got {toml_repr(quiet_day)})', TOP_KEYS["quiet_day"])
+        check.errors.append(check.fail("relevance_floor", f"must be a number from 0 to 1 (got {toml_repr(floor)})",
+                                       TOP_KEYS["relevance_floor"]))
+    quiet_day = "note"
+    with check.section():
+        quiet_day = check.string(data, "quiet_day", TOP_KEYS["quiet_day"]) or "note"
+        if quiet_day not in ("note", "skip"):
+            raise check.fail("quiet_day", f'must be "note" or "skip" (got {toml_repr(quiet_day)})', TOP_KEYS["quiet_day"])
     paused = data.get("paused", False)
     if not isinstance(paused, bool):
-        raise check.fail("paused", f"must be true or false (got {toml_repr(paused)})", TOP_KEYS["paused"])
+        check.errors.append(check.fail("paused", f"must be true or false (got {toml_repr(paused)})", TOP_KEYS["paused"]))
 
     interests = []
     raw_interests = data.get("interests", [])
     if not isinstance(raw_interests, list):
-        raise check.fail("interests", "must be a list of [[interests]] tables", TOP_KEYS["interests"])
+        check.errors.append(check.fail("interests", "must be a list of [[interests]] tables", TOP_KEYS["interests"]))
+        raw_interests = []
     for i, item in enumerate(raw_interests):
-        prefix = f"interests[{i}]."
-        if not isinstance(item, dict):
-            raise check.fail(f"interests[{i}]", "must be a table with label and description", TOP_KEYS["interests"])
-        check.unknown(item, INTEREST_KEYS, prefix)
-        label = check.string(item, "label", INTEREST_KEYS["label"], prefix, required=True)
-        description = check.string(item, "description", INTEREST_KEYS["description"], prefix) or ""
-        weight = item.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight <= 5:
-            raise check.fail(prefix + "weight", f"must be a number above 0 and at most 5 (got {toml_repr(weight)})",
-                             INTEREST_KEYS["weight"])
-        interests.append(Interest(label, description, float(weight)))
+        with check.section():
+            interests.append(_interest(check, i, item))
 
     seeds = []
     notes: list[str] = []
@@ -344,58 +417,42 @@ def parse_profile(text: str, path: str | Path) -> Profile:
                                                  f"links; the digest's web page shows them all", TOP_KEYS["max_items"])))
     raw_seeds = data.get("seeds", [])
     if not isinstance(raw_seeds, list):
-        raise check.fail("seeds", "must be a list of [[seeds]] tables", TOP_KEYS["seeds"])
+        check.errors.append(check.fail("seeds", "must be a list of [[seeds]] tables", TOP_KEYS["seeds"]))
+        raw_seeds = []
     for i, item in enumerate(raw_seeds):
-        prefix = f"seeds[{i}]."
-        if not isinstance(item, dict):
-            raise check.fail(f"seeds[{i}]", "must be a table with arxiv, doi or title", TOP_KEYS["seeds"])
-        check.unknown(item, SEED_KEYS, prefix)
-        seed = Seed(*(check.string(item, k, SEED_KEYS[k], prefix) for k in ("arxiv", "doi", "title", "abstract")))
-        if not (seed.arxiv or seed.doi or seed.title):
-            raise check.fail(f"seeds[{i}]", "needs an arxiv id, a doi or a title", TOP_KEYS["seeds"])
-        for key, read, problem in (
-                ("arxiv", arxiv_ref, "is not an arXiv id ({got}); an id looks like 2106.09685 or hep-th/9901001, "
-                                       "an arxiv.org link works too"),
-                ("doi", doi_ref, "is not a DOI ({got}); a DOI starts with 10. and has a slash, a doi.org link "
-                                   "works too")):
-            value = getattr(seed, key)
-            if not value:
-                continue
-            good = read(value)
-            if good is None:
-                message = problem.format(got=f"got {toml_repr(value)}")
-                if not seed.title:
-                    raise check.fail(prefix + key, message, SEED_KEYS[key])
-                # the title still finds the paper: serve it, and say what to fix
-                notes.append(str(check.fail(prefix + key, message + "; the seed is used by its title meanwhile",
-                                            SEED_KEYS[key])))
-            seed = replace(seed, **{key: good})
-        seeds.append(replace(seed, line=toml_line(check.text, prefix + ("arxiv" if seed.arxiv else "doi"))
-                             or toml_line(check.text, f"seeds[{i}]")))
+        with check.section():
+            seeds.append(_seed(check, i, item, notes))
     library = data.get("library", [])
     if isinstance(library, str):
         library = [library]
     if not isinstance(library, list) or not all(isinstance(v, str) and v.strip() for v in library):
-        raise check.fail("library", f"must be a file name or a list of them (got {toml_repr(data.get('library'))})",
-                         TOP_KEYS["library"])
+        check.errors.append(check.fail("library", "must be a file name or a list of them (got "
+                                       f"{toml_repr(data.get('library'))})", TOP_KEYS["library"]))
+        library = [v for v in library if isinstance(v, str) and v.strip()] if isinstance(library, list) else []
     # a file of another format (or name) is the library's error, reported with the file: the rest of the
     # profile serves meanwhile
     library = tuple(str((Path(path).parent / Path(file.strip()).expanduser()).resolve()) for file in library)
-    if not interests and not seeds and not library:
-        raise ProfileError(f"{path}: add at least one [[interests]] entry or one [[seeds]] paper, for example:\n"
-                           '[[interests]]\nlabel = "Protein design"\ndescription = "diffusion models for proteins"')
+    if not data.get("interests") and not data.get("seeds") and not data.get("library"):
+        check.errors.append(ProfileError(f"{path}: add at least one [[interests]] entry or one [[seeds]] paper, for example:\n"
+                           '[[interests]]\nlabel = "Protein design"\ndescription = "diffusion models for proteins"'))
 
-    lists = {}
+    lists = {f"{table_key}_{key}": () for table_key in ("boost", "mute") for key in LIST_KEYS}
     for table_key in ("boost", "mute"):
         table = data.get(table_key, {})
         if not isinstance(table, dict):
-            raise check.fail(table_key, "must be a table", TOP_KEYS[table_key])
+            check.errors.append(check.fail(table_key, "must be a table", TOP_KEYS[table_key]))
+            continue
         check.unknown(table, LIST_KEYS, f"{table_key}.")
         for key in LIST_KEYS:
-            values = check.strings(table, key, f"{table_key}.")
+            values = ()
+            with check.section():
+                values = check.strings(table, key, f"{table_key}.")
             kept = []
             for i, value in enumerate(values):
-                if not re.search(r"\w", value):
+                if not value:
+                    notes.append(str(check.fail(f"{table_key}.{key}", f"entry {i + 1} is empty; it is ignored: "
+                                                f"remove it, or write the {key[:-1]} there", LIST_KEYS[key])))
+                elif not re.search(r"\w", value):
                     # "," or "-" as a keyword matches nearly every abstract: a mute would empty the digest
                     notes.append(str(check.fail(f"{table_key}.{key}", f"{toml_repr(value)} (entry {i + 1}) has no "
                                                 f"letter or digit, so it would match almost every paper; it is "
@@ -415,6 +472,7 @@ def parse_profile(text: str, path: str | Path) -> Profile:
                                     f"authors are one author to the ranking (the same surname and first "
                                     f"initial), so their papers are both boosted and muted; the mute wins (they "
                                     f"are left out): keep the author in one of [boost] and [mute]")))
+    check.raise_errors()
     labels = [i.label.lower() for i in interests]
     for i, label in enumerate(labels):
         if label in labels[:i]:

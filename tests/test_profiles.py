@@ -431,3 +431,33 @@ def test_an_author_both_boosted_and_muted_however_written_gets_a_note(tmp_path):
                                          '"Li, Qiang"]\n\n[[interests]]')
     [note] = parse_profile(text, tmp_path / "ada.toml").notes
     assert ":10: mute.authors: \"geng yu\" is both boosted and muted; the mute wins" in note
+
+
+def test_a_file_with_several_mistakes_gets_them_all_at_once(tmp_path):
+    """A time zone, a send time and max_items wrong in one file: each fix used to reveal the next."""
+    text = (GOOD.replace('"Europe/London"', '"Mars/Olympus"').replace('"07:30"', '"25:00"')
+            .replace("weight = 2", "weight = 9\nlabl = \"x\"") + "max_items = 0\n")
+    text = "max_items = 0\n" + text.replace("max_items = 0\n", "")
+    path = tmp_path / "ada.toml"
+    with pytest.raises(ProfileError) as info:
+        parse_profile(text, path)
+    lines = str(info.value).split("\n  ")
+    assert [line.split(": ")[1] for line in lines] == ["timezone", "send_at", "max_items", "interests[0].labl",
+                                                       "interests[0].weight"], lines
+    assert all(line.startswith(f"{path}:") for line in lines)
+    assert "unknown IANA time zone 'Mars/Olympus'" in lines[0] and 'did you mean "label"?' in lines[3]
+    # one mistake stays one line, as before
+    with pytest.raises(ProfileError) as info:
+        parse_profile(GOOD.replace('"07:30"', '"25:00"'), path)
+    assert "\n" not in str(info.value) and str(info.value).startswith(f"{path}:4: send_at:")
+
+
+def test_an_empty_keyword_or_author_is_ignored_with_a_note_naming_its_entry(tmp_path):
+    text = GOOD.replace("[[interests]]", '[boost]\nkeywords = ["", "diffusion"]\nauthors = ["  "]\n\n[[interests]]')
+    profile = parse_profile(text, tmp_path / "ada.toml")
+    assert profile.boost_keywords == ("diffusion",) and profile.boost_authors == ()
+    assert [n.split(": ", 2)[1:] for n in profile.notes] == [
+        ["boost.keywords", "entry 1 is empty; it is ignored: remove it, or write the keyword there; for example: "
+                           'keywords = ["diffusion", "sparse attention"]'],
+        ["boost.authors", "entry 1 is empty; it is ignored: remove it, or write the author there; for example: "
+                          'authors = ["Yann LeCun"]']]
