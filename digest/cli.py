@@ -102,8 +102,14 @@ def _load_profile(settings, name: str):
 
     path = _profile_path(settings, name)
     if not path.exists():
-        known = sorted(p.stem for p in settings.profiles_path.glob("*.toml")) if settings.profiles_path.is_dir() else []
-        users = f" (the users there: {', '.join(known)})" if known else ""
+        from .profiles import is_user_id
+
+        known = sorted(p.stem for p in settings.profiles_path.glob("*.toml")
+                       if is_user_id(p.stem)) if settings.profiles_path.is_dir() else []
+        # a user id is lower case (rank ADA); a file named uma.TOML is not a profile until it ends in .toml
+        close = difflib.get_close_matches(path.stem.lower(), known, n=1, cutoff=0.8)
+        users = (f"; did you mean {close[0]}?" if close else "") + (f" (the users there: {', '.join(known)})"
+                                                                      if known else "")
         raise DigestError(f"{path}: profile not found; profiles live in {settings.profiles_path}/NAME.toml{users}")
     return load_profile(path)
 

@@ -26,6 +26,11 @@ _SEND_AT = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")  # "7:30" is "07:30"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _USER = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
+
+def is_user_id(name: str) -> bool:
+    """A profile file's stem that names a user (lower case, no editor's lock or backup prefix)."""
+    return bool(_USER.match(name))
+
 # key -> (example shown in errors, type check)
 TOP_KEYS = {
     "name": '"Ada Lovelace"',
@@ -361,7 +366,10 @@ def parse_profile(text: str, path: str | Path) -> Profile:
         try:
             frequency_days(given)
         except ValueError:
-            raise check.fail("frequency", f"unknown frequency {given!r}", TOP_KEYS["frequency"]) from None
+            day = " needs its day or days: for example \"weekly:mon\" or \"weekly:mon,thu\"" \
+                if given.strip().lower() in ("weekly", "weekly:") else ""
+            raise check.fail("frequency", f"unknown frequency {given!r}{day}", None if day else TOP_KEYS["frequency"]) \
+                from None
         frequency = given
     max_items = data.get("max_items")
     if max_items is not None and (not isinstance(max_items, int) or isinstance(max_items, bool)

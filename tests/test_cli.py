@@ -86,6 +86,12 @@ def test_rank_of_an_unknown_profile_names_the_users_there(tmp_path):
     result = CliRunner().invoke(cli, ["--config", str(config), "rank", "nobody"])
     assert result.exit_code == 1 and "nobody.toml: profile not found" in result.output
     assert "(the users there: ada)" in result.output, result.output
+    # an editor's lock file and a file check does not take for a profile are not users; a capital is a slip
+    for name in (".#ada.toml", "Config.toml", "v w.toml"):
+        (tmp_path / "profiles" / name).write_text("")
+    result = CliRunner().invoke(cli, ["--config", str(config), "rank", "ADA"])
+    assert "ADA.toml: profile not found" in result.output and "; did you mean ada? (the users there: ada)" \
+        in result.output, result.output
 
 
 def test_rank_lines_clip_long_titles_with_an_ellipsis_and_show_a_mute_as_such():

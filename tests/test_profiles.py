@@ -461,3 +461,9 @@ def test_an_empty_keyword_or_author_is_ignored_with_a_note_naming_its_entry(tmp_
                            'keywords = ["diffusion", "sparse attention"]'],
         ["boost.authors", "entry 1 is empty; it is ignored: remove it, or write the author there; for example: "
                           'authors = ["Yann LeCun"]']]
+
+
+def test_a_weekly_frequency_without_its_day_says_how_to_name_it(tmp_path):
+    with pytest.raises(ProfileError, match=r'ada.toml:5: frequency: unknown frequency \'weekly\' needs its day or '
+                                           r'days: for example "weekly:mon" or "weekly:mon,thu"$'):
+        parse_profile(GOOD.replace('"weekly:mon,thu"', '"weekly"'), tmp_path / "ada.toml")
