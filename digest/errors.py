@@ -92,8 +92,15 @@ def read_text_file(path, error: type[DigestError], cannot_read: str = "cannot re
                         f"{'; ' + fix if fix else ''}")
         # utf-8-sig: Windows editors (Notepad) may start the file with a byte-order mark, which TOML forbids
         return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise error(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    except UnicodeDecodeError as exc:
+        raw = exc.object if isinstance(exc.object, bytes) else b""
+        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise error(f"{path}: UTF-16 text (as Windows Notepad saves \"Unicode\"); save the file as UTF-8") \
+                from None
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise error(f"{path}:{line}: not UTF-8 text (byte {raw[exc.start:exc.start + 1]!r} at column {column}, e.g. "
+                    "Latin-1 from an older editor); save the file as UTF-8") from None
     except OSError as exc:
         raise error(f"{path}: {cannot_read} ({exc.strerror}){'; ' + fix if fix else ''}") from None
 

@@ -207,8 +207,13 @@ def test_errors_name_the_line_and_values_out_of_range_are_refused(tmp_path, text
 
 def test_a_config_file_that_is_not_utf8_or_not_a_file_is_one_clear_error(tmp_path):
     path = tmp_path / "config.toml"
-    path.write_bytes(b"# caf\xe9\n")
-    with pytest.raises(ConfigError, match=r"config\.toml: not UTF-8 text; save the file as UTF-8"):
+    path.write_bytes(b"[model]\n# caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"config\.toml:2: not UTF-8 text \(byte b'\\xe9' at column 6, e\.g\. "
+                                          r"Latin-1 from an older editor\); save the file as UTF-8"):
+        load_settings(path)
+    path.write_bytes("[model]\n".encode("utf-16"))
+    with pytest.raises(ConfigError, match=r"config\.toml: UTF-16 text \(as Windows Notepad saves \"Unicode\"\); save "
+                                          r"the file as UTF-8"):
         load_settings(path)
     path.unlink()
     path.mkdir()
