@@ -342,6 +342,9 @@ def parse_profile(text: str, path: str | Path) -> Profile:
         raise ProfileError(f"{path}: not a profile (it has {', '.join(foreign)}, none of a profile's keys): the "
                            "profiles folder (profiles_dir in config.toml) must hold only profiles; move this file "
                            "out, or give the profiles a folder of their own")
+    if not data:
+        raise ProfileError(f"{path}: empty (only comments, or nothing): a profile needs at least an email and one "
+                           "[[interests]] entry or [[seeds]] paper; start from a copy of profiles/ada.toml")
     check.unknown(data, TOP_KEYS)
     # each part is checked on its own (check.section), so a file with several mistakes gets them all at once
     email = ""

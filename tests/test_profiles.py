@@ -467,3 +467,10 @@ def test_a_weekly_frequency_without_its_day_says_how_to_name_it(tmp_path):
     with pytest.raises(ProfileError, match=r'ada.toml:5: frequency: unknown frequency \'weekly\' needs its day or '
                                            r'days: for example "weekly:mon" or "weekly:mon,thu"$'):
         parse_profile(GOOD.replace('"weekly:mon,thu"', '"weekly"'), tmp_path / "ada.toml")
+
+
+@pytest.mark.parametrize("text", ["", "# just a comment\n", "\n\n"])
+def test_an_empty_profile_says_it_is_empty_and_where_to_start(tmp_path, text):
+    with pytest.raises(ProfileError, match=r"cat\.toml: empty \(only comments, or nothing\): a profile needs at least "
+                                           r"an email .* start from a copy of profiles/ada\.toml"):
+        parse_profile(text, tmp_path / "cat.toml")
