@@ -33,10 +33,10 @@ class DigestGroup(click.Group):
                 click.secho(f"error: {problem}", fg="red", err=True)
             ctx.exit(exc.exit_code)
         except sqlite3.DatabaseError as exc:  # found in the middle of a command: the disk, a lock, damage
-            from .store import database_problem
+            from .store import database_problem, is_damage
 
             click.secho(f"error: {database_problem(ctx.obj.get('db_path'), exc)}", fg="red", err=True)
-            ctx.exit(1 if isinstance(exc, sqlite3.OperationalError) else 2)  # a damaged file: like a StoreError
+            ctx.exit(2 if is_damage(exc) else 1)  # a damaged file: like a StoreError
 
 
 def _settings(ctx: click.Context, *, local: bool = True, **overrides):

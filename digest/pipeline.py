@@ -609,6 +609,16 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
     same Message-ID); mark 'sending' right before SMTP DATA; mark 'sent' after the 250 reply, which also
     enters the papers into the sent ledger. ``ranker`` replaces ``rank_user`` (tests, previews).
     """
+    try:
+        return _deliver_user(store, embedder, settings, profile, outbox=outbox, dry_run=dry_run, now=now, send=send,
+                             ranker=ranker)
+    finally:
+        store.let_go()  # a claim left unfinished (its last write failed) is the next delivery's, of this process too
+
+
+def _deliver_user(store: Store, embedder: Embedder | None, settings: Settings, profile: Profile, *,
+                  outbox: Path | None, dry_run: bool, now: datetime | None, send: Callable | None,
+                  ranker: Callable[[Profile], UserRanking] | None) -> Delivery:
     period = local_period(profile, now)
     paused_as, pause = profile.user, store.pause_of(profile.user)
     if pause is None:  # an unsubscribe under an earlier file name of this address still holds
@@ -672,14 +682,19 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
         return Delivery(profile.user, "busy", error=f"being sent by {row['claimed_by']} since {row['claimed_at']}")
     for old in store.supersede_unsent(profile.user, period):
         log.info("%s: the unsent digest of %s is superseded by %s", profile.user, old, period)
+    picked, rendered = [], None  # (what a handler below says of a digest that went out)
     try:
         row = store.digest(digest_id)
         if row["message_id"] and (row["unconfirmed"] or 0) >= MAX_UNCONFIRMED:
             # handed over twice already (a run died while sending): the server most likely has it
             note = unconfirmed_note(profile, row["error"] or f"handed over {row['unconfirmed']} times without the "
                                                               "server's confirmation")
-            _record_sent(store, digest_id, profile.email, note=note)
-            settle_own("skipped", error=adopted)
+            try:
+                _record_sent(store, digest_id, profile.email, note=note)
+            except _SentUnrecorded as unrecorded:
+                note = f"{note}; {unrecorded}"
+            else:
+                settle_own("skipped", error=adopted)
             return Delivery(profile.user, "sent", row["n_items"] or 0, subject=row["subject"] or "",
                             to=profile.email, note=note)
         if row["message_id"]:
@@ -749,18 +764,25 @@ def deliver_user(store: Store, embedder: Embedder | None, settings: Settings, pr
         error = str(exc)
         if error.startswith("RCPT TO refused"):  # the server does not know the reader's address
             error += f"; check email in {display_path(profile.path) or f'profiles/{profile.user}.toml'}"
-        store.mark_digest(digest_id, status, error=error, address=profile.email)
-        if getattr(exc, "too_large", False):
-            store.unfreeze(digest_id)  # `--retry-failed` then composes it again, with a lower max_items
-        settle_own(status, error=error, address=profile.email)
-        store.log_event("ERROR", "send", error, user=profile.user)
+        try:
+            store.mark_digest(digest_id, status, error=error, address=profile.email)
+            if getattr(exc, "too_large", False):
+                store.unfreeze(digest_id)  # `--retry-failed` then composes it again, with a lower max_items
+            settle_own(status, error=error, address=profile.email)
+            store.log_event("ERROR", "send", error, user=profile.user)
+        except sqlite3.DatabaseError as db_exc:  # not sent, and not recorded either: the next run tries again
+            # (the claim stays; a later run takes it over once this one is gone) and the other users go on
+            error = f"{error}; and {database_problem(store.path, db_exc)}"
+            log.error("digest for %s not sent: %s", profile.user, error)
+            return Delivery(profile.user, "retry", error=error, to=profile.email, attempts=exc.attempts)
         return Delivery(profile.user, status, error=error, to=profile.email, attempts=exc.attempts)
     except _ClaimLost as exc:
         settle_own("retry", error=str(exc))
         return Delivery(profile.user, "busy", error=str(exc), to=profile.email)
     except _SentUnrecorded as exc:  # sent: the row stays as it is until the next claim enters the delivery
         log.warning("digest for %s %s", profile.user, exc)
-        return Delivery(profile.user, "sent", len(picked), subject=rendered.subject, to=profile.email, note=str(exc))
+        return Delivery(profile.user, "sent", len(picked), subject=rendered.subject if rendered else "",
+                        to=profile.email, note=str(exc))
     except Exception as exc:  # one user's failure never blocks the others; the claim is retried next run
         if isinstance(exc, sqlite3.DatabaseError):  # the store's trouble (a full disk, a lock), said as such
             exc = DigestError(database_problem(store.path, exc))

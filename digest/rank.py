@@ -503,9 +503,10 @@ def score_papers(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[P
                                 "anchor_z": round(float(ch.anchor_z[i, best]), 2)}
             if ch.anchor_z[i, best] < WEAK_Z:
                 # as close to it as a random paper: no "matches" or "close to" claim (said after the boosts,
-                # and only when nothing else carried the paper)
-                weak = f"{_ANCHOR_WORDS[anchor.kind if anchor.source != 'library' else 'library']}" \
-                       f" “{anchor.label}”, {sim:.2f}"
+                # and only when nothing else carried the paper), and "nearest" means nearest, not weighted
+                near = signals.anchors[int(rows[int(np.argmax(ch.anchor_sim[i, rows]))])]
+                weak = f"{_ANCHOR_WORDS[near.kind if near.source != 'library' else 'library']}" \
+                       f" “{near.label}”, {float(ch.anchor_sim[i, rows].max()):.2f}"
             elif anchor.kind == "facet":
                 reasons.append(f"matches your interest “{anchor.label}” ({sim:.2f})")
                 # the interest named is the one the paper stands out for against the background (z), which

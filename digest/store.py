@@ -22,6 +22,7 @@ Tables
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import json
 import os
@@ -41,7 +42,7 @@ import sqlite_utils
 from .errors import StoreError
 from .models import CUT_MARK, Paper, ScoredPaper, Vote, legacy_doi, matches_query, normalise_title, query_ids
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 SEARCH_WORDS = 12  # a search uses at most this many words of its query
 
 
@@ -62,13 +63,22 @@ def _free_bytes(folder: Path) -> int:
         return 1 << 62
 
 
+def is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """SQLite's word that the file is no database or a damaged one, not an error of the statement (an
+    IntegrityError or ProgrammingError is a fault in digest: restoring a backup would only lose data)."""
+    return type(exc) is sqlite3.DatabaseError or bool(re.search(r"malformed|not a database|corrupt", str(exc)))
+
+
 def database_problem(path: Path | None, exc: sqlite3.DatabaseError) -> str:
     """One line for an SQLite error met in the middle of a command: what it means and what to do. Every write is
     one transaction, so the one that failed left nothing half-done."""
     where = str(path) if path else "the database"
     text = str(exc)
-    if not isinstance(exc, sqlite3.OperationalError):
+    if is_damage(exc):
         return damaged_message(path, exc)
+    if not isinstance(exc, sqlite3.OperationalError):
+        return (f"{where}: {type(exc).__name__}: {text}: a fault in digest, not in the database file (leave the file "
+                "as it is); please report it with the command that met it")
     if "locked" in text or "busy" in text:
         return (f"{where}: another process held the database's write lock for 30 s ({text}); the write that "
                 "waited was not made (nothing is left half-written). A `digest run` daemon or another command may "
@@ -208,8 +218,14 @@ def _migration_8(db: sqlite_utils.Database) -> None:
     db["digests"].add_column("unconfirmed", int, not_null_default=0)
 
 
+def _migration_9(db: sqlite_utils.Database) -> None:
+    # owner: delivery. A digest recorded 'sent' without its ledger rows (mark_sent_only, a full disk) is found
+    # by its id at every claim, whoever's and however old, so its papers are never offered again.
+    db["sent_papers"].create_index(["digest_id"])
+
+
 MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6, _migration_7,
-              _migration_8]
+              _migration_8, _migration_9]
 
 
 DIGEST_DONE = ("sent", "skipped", "failed", "superseded")  # a digest in one of these is never sent again
@@ -247,6 +263,19 @@ def claim_owner() -> str:
     """Who holds a claim: ``host:boot:pid:start:nonce`` (nonce: two claims by one process differ)."""
     pid = os.getpid()
     return f"{socket.gethostname()}:{_boot_id()}:{pid}:{_process_start(pid) or ''}:{uuid.uuid4().hex[:8]}"
+
+
+# the claims this process is working on (every Store of it): a claim of this process that is not among them was
+# left behind by a delivery whose last write failed (a full disk): the process lives on (the daemon), so without
+# this its own claim would read as another live run's, and the digest as 'busy' until a restart
+_HELD: set[str] = set()
+
+
+def _left_here(owner: str) -> bool:
+    """Whether ``owner`` is a claim of this very process that no delivery of it is working on any more."""
+    parts = owner.split(":")
+    return (len(parts) == 5 and parts[0] == socket.gethostname() and parts[2] == str(os.getpid())
+            and parts[3] == (_process_start(os.getpid()) or "") and owner not in _HELD)
 
 
 def owner_state(owner: str) -> str:
@@ -427,6 +456,7 @@ class Store:
         return self.db.execute("PRAGMA user_version").fetchone()[0]
 
     def close(self) -> None:
+        self.let_go()
         self.db.conn.close()
 
     def backup(self, dest: Path) -> dict[str, int]:
@@ -873,13 +903,22 @@ class Store:
             return False
         line = json.dumps({"digest_id": digest_id, "address": address, "note": note, "at": utcnow()})
         try:
-            with open(self.delivered_path, "a", encoding="utf-8") as fh:
-                fh.write(line + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+            for _ in range(10):
+                with open(self.delivered_path, "a", encoding="utf-8") as fh:
+                    # locked, and still the file of that name: a run entering the kept deliveries (enter_delivered)
+                    # renames the file, then locks it before reading, so a line is either read by it or goes to a
+                    # new file, never into one being removed
+                    fcntl.flock(fh, fcntl.LOCK_EX)
+                    with contextlib.suppress(FileNotFoundError):
+                        if os.stat(self.delivered_path).st_ino != os.fstat(fh.fileno()).st_ino:
+                            continue
+                        fh.write(line + "\n")
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                        return True
+            return False
         except OSError:
             return False
-        return True
 
     def mark_sent_only(self, digest_id: int, address: str, note: str | None) -> None:
         """'sent' on the row alone, for a disk too full for the sent ledger's rows (an UPDATE in place needs no
@@ -887,6 +926,7 @@ class Store:
         with self._transaction():
             self.db.execute("UPDATE digests SET status = 'sent', sent_at = ?, address = ?, error = ? WHERE id = ?",
                             [utcnow(), address, note, digest_id])
+        _HELD.discard(self._claim_owners.pop(digest_id, None))
 
     def enter_delivered(self) -> int:
         """Record as 'sent' the deliveries ``note_delivered`` kept, then remove the file; how many were entered.
@@ -905,7 +945,9 @@ class Store:
         entered = 0
         for taken in sorted(path.parent.glob(glob.escape(path.name) + ".*")):
             try:
-                lines = taken.read_text(encoding="utf-8", errors="replace").splitlines()
+                with open(taken, encoding="utf-8", errors="replace") as fh:
+                    fcntl.flock(fh, fcntl.LOCK_EX)  # a writer that opened it before the rename finishes its line
+                    lines = fh.read().splitlines()
             except OSError:  # another process entered and removed it meanwhile
                 continue
             for line in lines:
@@ -927,18 +969,19 @@ class Store:
 
         A claim ('claimed' or 'sending') is taken over at once when its owner is provably dead: same host and
         its process is gone (or the host rebooted since); never while that process lives, however long it
-        takes. A claim from another host cannot be checked, so it is taken over only after ``stale_after``.
+        takes, unless it is this process and no delivery of it holds the claim any more (``let_go``). A claim from another host cannot be checked, so it is taken over only after ``stale_after``.
         A digest left in 'retry' by a transient failure is taken over by the next run.
         """
         self.enter_delivered()  # a delivery an earlier run could not record, before its row is judged
         owner = claim_owner()
         now = datetime.now(UTC)
         with self._transaction():  # immediate: two processes claiming at once: one waits, then sees the row
-            # the ledger of a digest recorded as sent without it (mark_sent_only), before this user is ranked again
+            # the ledger of any digest recorded as sent without it (mark_sent_only), before anyone is ranked again
+            # (also one under a profile's earlier name, or weeks old: its papers may still be candidates)
             self.db.execute(
                 "INSERT OR IGNORE INTO sent_papers (user, paper_id, digest_id, sent_at) SELECT d.user, i.paper_id, "
-                "d.id, d.sent_at FROM digests d JOIN digest_items i ON i.digest_id = d.id WHERE d.user = ? AND "
-                "d.status = 'sent' AND d.sent_at >= ?", [user, (now - timedelta(days=7)).isoformat(timespec="seconds")])
+                "d.id, d.sent_at FROM digests d JOIN digest_items i ON i.digest_id = d.id WHERE d.status = 'sent' "
+                "AND NOT EXISTS (SELECT 1 FROM sent_papers s WHERE s.digest_id = d.id)")
             row = self.db.execute("SELECT id, status, claimed_by, claimed_at FROM digests WHERE user = ? AND "
                                   "period = ?", [user, period]).fetchone()
             if row is None:
@@ -946,13 +989,14 @@ class Store:
                                                      "claimed_by": owner,
                                                      "claimed_at": now.isoformat(timespec="seconds"), "attempts": 1})
                 self._claim_owners[digest_id] = owner
+                _HELD.add(owner)
                 return digest_id
             digest_id, status, claimed_by, claimed_at = row
             if status in DIGEST_DONE:
                 return None
             if status in ("claimed", "sending"):
                 state = owner_state(claimed_by or "")
-                if state == "alive":
+                if state == "alive" and not _left_here(claimed_by or ""):
                     return None
                 if state == "unknown" and claimed_at and now - datetime.fromisoformat(claimed_at) < stale_after:
                     return None
@@ -970,6 +1014,7 @@ class Store:
             self._update("digests", "id = ?", [digest_id], changes)
             self.db.execute("UPDATE digests SET attempts = attempts + 1 WHERE id = ?", [digest_id])
             self._claim_owners[digest_id] = owner
+            _HELD.add(owner)
             return digest_id
 
     def save_digest_items(self, digest_id: int, items: Sequence[ScoredPaper], paper_ids: Sequence[str], *,
@@ -1060,7 +1105,8 @@ class Store:
                     "INSERT OR IGNORE INTO sent_papers (user, paper_id, digest_id, sent_at) "
                     "SELECT ?, paper_id, digest_id, ? FROM digest_items WHERE digest_id = ?", [user, now, digest_id])
             elif digest_id in self._claim_owners:
-                where, args = "id = ? AND claimed_by = ?", [digest_id, self._claim_owners[digest_id]]
+                # (never over 'sent': the truth, e.g. recorded by mark_sent_only while the claim was still ours)
+                where, args = "id = ? AND claimed_by = ? AND status != 'sent'", [digest_id, self._claim_owners[digest_id]]
             else:
                 # not our claim (any more): never overwrite a finished digest or another run's live claim
                 live_or_done = ", ".join("?" * (len(DIGEST_DONE) + 2))
@@ -1069,8 +1115,15 @@ class Store:
             sets = ", ".join(f"[{c}] = ?" for c in changes)
             cursor = self.db.execute(f"UPDATE digests SET {sets} WHERE {where}", [*changes.values(), *args])
         if status in DIGEST_DONE or status == "retry":
-            self._claim_owners.pop(digest_id, None)
+            _HELD.discard(self._claim_owners.pop(digest_id, None))
         return cursor.rowcount == 1
+
+    def let_go(self) -> None:
+        """The delivery that took this store's claims is over: a claim it could not finish (its last write
+        failed) is left to the next delivery, of this process too, which takes it over."""
+        for owner in self._claim_owners.values():
+            _HELD.discard(owner)
+        self._claim_owners.clear()
 
     def digest(self, digest_id: int) -> dict:
         return self.db["digests"].get(digest_id)

@@ -843,3 +843,60 @@ def test_an_unsubscribe_under_the_old_file_name_still_holds_after_a_rename(setup
     again = deliver_user(store, None, settings, eve, now=NOW, outbox=tmp_path / "outbox", ranker=fixed_ranker(store))
     assert again.status == "paused" and "resumed since, the next digest goes out at its usual time" in again.error
     assert not (tmp_path / "outbox").exists()
+
+
+def test_a_temporary_refusal_when_the_database_is_full_too_is_said_and_the_run_goes_on(mail_servers, setup):
+    """A 451 from the server and a full disk at once: the handler's writes raised out of deliver_user, so a
+    cron `digest send` stopped before the other users."""
+    from digest.send import send_message
+
+    config, address = setup
+    settings, store, profile = open_run(config)
+    mail_servers.set_faults({address: ["451 4.3.0 try later"] * 3})
+
+    async def refused_as_the_disk_fills(msg, smtp, **kwargs):
+        try:
+            return await send_message(msg, smtp, **kwargs)
+        finally:
+            store.db.execute("PRAGMA query_only = 1")  # SQLite refuses every write from here, as on a full disk
+
+    done = deliver_user(store, None, settings, profile, now=NOW, ranker=fixed_ranker(store),
+                        send=refused_as_the_disk_fills)
+    assert done.status == "retry" and "451" in done.error and "SQLite cannot write the database" in done.error, done
+    store.close()
+    assert inbox(mail_servers, address) == []
+    mail_servers.clear_faults()
+    assert run(config).status == "sent" and len(inbox(mail_servers, address)) == 1  # the next run sends it, once
+
+
+def test_a_digest_handed_over_twice_is_recorded_as_sent_even_when_the_database_cannot_take_it(tmp_path):
+    """The branch for a digest already handed over MAX_UNCONFIRMED times met a database that cannot record
+    'sent': an UnboundLocalError escaped deliver_user (and stopped `digest send` for the other users)."""
+    from digest.store import MAX_UNCONFIRMED
+
+    config = write_setup(tmp_path, 1, "/nonexistent", "ada@example.test")
+    settings, store, profile = open_run(config)
+    store.add_papers(PAPERS)
+    first = store.claim_digest("ada", "2026-11-28")
+    ranking = fixed_ranker(store)(profile)
+    store.save_digest_items(first, ranking.ranking.picked, [ranking.id_of(i.paper) for i in ranking.ranking.picked],
+                            n_candidates=5, subject="Your digest", message_id="<m@example.test>")
+    store.db.execute("UPDATE digests SET unconfirmed = ?, status = 'retry' WHERE id = ?", [MAX_UNCONFIRMED, first])
+    store.close()
+    settings, store, profile = open_run(config)
+    read = store.digest
+
+    def read_then_the_disk_fills(digest_id):  # right after the claim: no write fits any more
+        row = read(digest_id)
+        store.db.execute("PRAGMA query_only = 1")
+        return row
+
+    store.digest = read_then_the_disk_fills
+    done = deliver_user(store, None, settings, profile, now=NOW, ranker=fixed_ranker(store))
+    assert done.status == "sent" and done.subject == "Your digest" and done.items == 5, done
+    assert "unconfirmed:" in done.note and f"kept in {store.delivered_path}" in done.note, done.note
+    store.close()
+    settings, store, _ = open_run(config)
+    assert store.claim_digest("ada", "2026-11-28") is None  # entered as sent: never handed over a third time
+    assert store.digest(first)["status"] == "sent" and len(store.sent_paper_ids("ada")) == 5
+    store.close()

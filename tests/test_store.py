@@ -161,7 +161,7 @@ def test_a_version_2_database_gains_the_author_count_and_keeps_its_papers(tmp_pa
     db.conn.commit()
     db.conn.close()
     store = Store(path)
-    assert store.schema_version == SCHEMA_VERSION == 8
+    assert store.schema_version == SCHEMA_VERSION == 9
     old = store.get_papers(["arxiv:1"])["arxiv:1"]
     assert old.authors == ("A",) and old.author_count is None
     # the word index of schema 6 holds the papers stored before it
@@ -194,6 +194,7 @@ def test_a_migration_cut_short_leaves_the_old_schema_and_the_next_open_finishes_
     first.db.execute("ALTER TABLE digest_more DROP COLUMN below")  # and schema 7's columns
     first.db.execute("ALTER TABLE digests DROP COLUMN floor")
     first.db.execute("ALTER TABLE digests DROP COLUMN unconfirmed")  # and schema 8's
+    first.db.execute("DROP INDEX idx_sent_papers_digest_id")  # and schema 9's
     first.db.execute("PRAGMA user_version = 5")
     first.close()
 
@@ -215,7 +216,7 @@ def test_a_migration_cut_short_leaves_the_old_schema_and_the_next_open_finishes_
     assert not check.execute("SELECT name FROM sqlite_master WHERE name LIKE 'papers_fts%'").fetchall()
     check.close()
     again = Store(path)
-    assert again.schema_version == 8 and again.search_papers("transformers")[1] == 500
+    assert again.schema_version == SCHEMA_VERSION and again.search_papers("transformers")[1] == 500
 
 
 # ---- search: the digest page's "find a paper in your alerts" -------------------------------------------------
@@ -556,3 +557,81 @@ def test_a_delivery_noted_while_another_process_enters_the_kept_ones_is_not_lost
     assert not list(tmp_path.glob("digest.db.delivered*"))
     assert store.enter_delivered() == 0  # nothing left, nothing entered twice
     store.close()
+
+
+def _sent_only(store: Store, user: str, period: str) -> tuple[int, set[str]]:
+    """A digest of two papers recorded 'sent' on its row alone, as on a disk too full for the ledger's rows."""
+    from digest.models import ScoredPaper
+
+    digest_id = store.claim_digest(user, period)
+    candidates = store.candidate_papers(user, "2000-01-01")[:2]
+    store.save_digest_items(digest_id, [ScoredPaper(p, 0.5, "why", "facet") for _, p in candidates],
+                            [pid for pid, _ in candidates], n_candidates=2, subject="s", message_id=f"<{user}@x>")
+    assert store.mark_sending(digest_id)
+    store.mark_sent_only(digest_id, f"{user}@example.org", None)
+    return digest_id, {pid for pid, _ in candidates}
+
+
+def test_a_digest_recorded_sent_on_its_row_alone_stays_sent_and_its_ledger_is_filled_whoever_claims_next(tmp_path):
+    """mark_sent_only kept the claim, so a later 'retry' from the same run (its next write failing on the full
+    disk) turned a delivered digest back to 'retry', resent by the next run; and only the same user's claims
+    within 7 days filled its ledger (a renamed profile's digest, or a weekly reader's, was offered again)."""
+    store = Store(tmp_path / "digest.db")
+    store.add_papers([Paper(f"Paper {i}", arxiv_id=f"2401.0000{i}") for i in range(6)])
+    digest_id, papers = _sent_only(store, "ada", "2026-11-21")
+    assert not store.mark_digest(digest_id, "retry", error="OperationalError: database or disk is full")
+    assert store.digest(digest_id)["status"] == "sent"
+    store.db.execute("UPDATE digests SET sent_at = '2026-11-01T07:00:00+00:00' WHERE id = ?", [digest_id])
+    assert store.sent_paper_ids("ada") == set()
+    dan_id, dan_papers = _sent_only(store, "dan", "2026-11-28")  # weeks later, another user's claim fills it
+    assert store.sent_paper_ids("ada") == papers and store.sent_paper_ids("dan") == set()
+    store.claim_digest("eve", "2026-11-29")  # dan.toml, since renamed eve.toml: the earlier name's ledger too
+    assert store.sent_paper_ids("dan") == dan_papers
+    store.close()
+
+
+def test_a_delivery_kept_by_a_writer_that_opened_the_file_before_another_run_took_it_is_not_lost(tmp_path):
+    """note_delivered opened the file, then another process's enter_delivered renamed, read and removed it
+    before the line was written: the line went into the removed file. Now the writer locks the file and
+    checks it is still the one of that name before it writes."""
+    import fcntl
+    import threading
+    import time
+
+    writer, reader = Store(tmp_path / "digest.db"), Store(tmp_path / "digest.db")
+    ids = [writer.claim_digest(user, "2026-12-07") for user in ("ada", "bob")]
+    assert writer.note_delivered(ids[0], "ada@example.org", None)
+    holder = open(writer.delivered_path, encoding="utf-8")  # a reader in the middle of reading it holds its lock
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    noted = threading.Thread(target=writer.note_delivered, args=(ids[1], "bob@example.org", None))
+    noted.start()  # opens the file, then waits for its lock
+    time.sleep(0.3)
+    entering = threading.Thread(target=reader.enter_delivered)
+    entering.start()  # renames the file away, then waits for its lock too
+    time.sleep(0.3)
+    fcntl.flock(holder, fcntl.LOCK_UN)
+    holder.close()
+    noted.join(10)
+    entering.join(10)
+    reader.enter_delivered()  # whatever was left for the next call
+    assert [reader.find_digest(i)["status"] for i in ids] == ["sent", "sent"]
+    assert not list(tmp_path.glob("digest.db.delivered*"))
+    writer.close()
+    reader.close()
+
+
+def test_a_statement_error_is_not_called_a_damaged_database(tmp_path):
+    """An IntegrityError (a fault in digest) was answered with "not a usable database ... restore your latest
+    backup", advice that would lose every vote and digest since that backup."""
+    import sqlite3
+
+    from digest.store import database_problem, is_damage
+
+    path = tmp_path / "digest.db"
+    fault = sqlite3.IntegrityError("UNIQUE constraint failed: digests.user, digests.period")
+    assert not is_damage(fault)
+    said = database_problem(path, fault)
+    assert "a fault in digest, not in the database file" in said and "backup" not in said
+    for damage in (sqlite3.DatabaseError("file is not a database"),
+                   sqlite3.DatabaseError("database disk image is malformed")):
+        assert is_damage(damage) and "not a usable database" in database_problem(path, damage)
