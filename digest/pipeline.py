@@ -892,4 +892,6 @@ def deliver_all(store: Store, embedder: Embedder | None, settings: Settings, pro
                                     ranker=ranker))
         except DigestError as exc:  # raised before anything was recorded: the next run simply tries again
             out.append(Delivery(profile.user, "retry", error=str(exc)))
+        except sqlite3.OperationalError as exc:  # the claim could not be written (a lock, a full disk): the same
+            out.append(Delivery(profile.user, "retry", error=database_problem(store.path, exc)))
     return out

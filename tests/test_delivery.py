@@ -900,3 +900,18 @@ def test_a_digest_handed_over_twice_is_recorded_as_sent_even_when_the_database_c
     assert store.claim_digest("ada", "2026-11-28") is None  # entered as sent: never handed over a third time
     assert store.digest(first)["status"] == "sent" and len(store.sent_paper_ids("ada")) == 5
     store.close()
+
+
+def test_a_database_that_takes_no_claim_is_said_for_every_user_and_stops_none(tmp_path):
+    from digest.pipeline import deliver_all
+
+    config = write_setup(tmp_path, 1, "/nonexistent", "ada@example.test")
+    write_setup(tmp_path, 1, "/nonexistent", "bob@example.test", user="bob")
+    settings, store, _ = open_run(config)
+    store.add_papers(PAPERS)
+    profiles = [load_profile(settings.profiles_path / f"{u}.toml") for u in ("ada", "bob")]
+    store.db.execute("PRAGMA query_only = 1")  # no write fits: the claims cannot be taken
+    done = deliver_all(store, None, settings, profiles, now=NOW, ranker=fixed_ranker(store))
+    assert [(d.user, d.status) for d in done] == [("ada", "retry"), ("bob", "retry")]
+    assert all("SQLite cannot write the database" in d.error for d in done)
+    store.close()
