@@ -55,7 +55,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from .config import Secret, Settings, ascii_domain
-from .errors import DigestError, StoreError, TokenError
+from .errors import DigestError, TokenError
 from .models import ScoredPaper
 from .store import Store, database_problem
 from .tokens import (
@@ -491,10 +491,8 @@ class _App:
     # -- helpers ----------------------------------------------------------------------------------------
     def with_store(self, fn: Callable[[Store], T]) -> T:
         # one connection per request, in a worker thread: SQLite connections are not shared across threads
-        if not self.settings.db_path.exists():  # removed while serving: never start an empty one in its place
-            raise StoreError(f"{self.settings.db_path}: the database file is gone (deleted or moved while the "
-                             "server ran); restore it (`digest backup` copies) and restart")
-        store = Store(self.settings.db_path)
+        # removed while serving: never start an empty one in its place
+        store = Store(self.settings.db_path, create=False)
         try:
             return fn(store)
         finally:

@@ -442,7 +442,15 @@ def parse_profile(text: str, path: str | Path) -> Profile:
         library = [v for v in library if isinstance(v, str) and v.strip()] if isinstance(library, list) else []
     # a file of another format (or name) is the library's error, reported with the file: the rest of the
     # profile serves meanwhile
-    library = tuple(str((Path(path).parent / Path(file.strip()).expanduser()).resolve()) for file in library)
+    resolved = []
+    for file in library:
+        try:
+            resolved.append(str((Path(path).parent / Path(file.strip()).expanduser()).resolve()))
+        except (RuntimeError, ValueError, OSError) as exc:  # "~nobody/a.bib" (no such user), a NUL byte
+            check.errors.append(check.fail("library", f"{toml_repr(file)} is no usable file name ({exc}); give the "
+                                           "path of the export file, relative to this profile or absolute",
+                                           TOP_KEYS["library"]))
+    library = tuple(resolved)
     if not data.get("interests") and not data.get("seeds") and not data.get("library"):
         check.errors.append(ProfileError(f"{path}: add at least one [[interests]] entry or one [[seeds]] paper, for example:\n"
                            '[[interests]]\nlabel = "Protein design"\ndescription = "diffusion models for proteins"'))

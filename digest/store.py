@@ -95,6 +95,16 @@ def database_problem(path: Path | None, exc: sqlite3.DatabaseError) -> str:
     return f"{where}: {text}"
 
 
+def _sync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a new file's name) to disk, where the system allows it."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -355,7 +365,9 @@ def _candidates(user: str, since: str, replacements: bool, also_sent_to: Sequenc
 class Store:
     """All persistent state. Open one per process (or per thread); every write is one transaction."""
 
-    def __init__(self, path: str | Path | None):
+    def __init__(self, path: str | Path | None, *, create: bool = True):
+        """``create=False``: a database file that is not there is an error, never a new empty one (a server
+        whose database was deleted under it must not start another in its place)."""
         if path is None:
             self.db = sqlite_utils.Database(memory=True)
             self.path = None
@@ -367,8 +379,18 @@ class Store:
                                  "config.toml (or --data-dir)")
             conn = None
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+                if create:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+                else:  # SQLite's read-write mode without create: atomic, where an exists() check is not
+                    try:
+                        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True, timeout=30,
+                                               check_same_thread=False)
+                    except sqlite3.OperationalError:
+                        if self.path.exists():
+                            raise
+                        raise StoreError(f"{self.path}: the database file is gone (deleted or moved); restore it "
+                                         "(`digest backup` copies) and restart") from None
                 self.db = sqlite_utils.Database(conn)
                 self._refuse_foreign()  # before anything is written, even the journal mode
                 self.db.execute("PRAGMA journal_mode=WAL")
@@ -386,7 +408,8 @@ class Store:
                     conn.close()
                 raise StoreError(damaged_message(self.path, exc)) from None
             except StoreError:
-                conn.close()
+                if conn is not None:
+                    conn.close()
                 raise
         try:
             if self.path is not None:
@@ -915,6 +938,7 @@ class Store:
                         fh.write(line + "\n")
                         fh.flush()
                         os.fsync(fh.fileno())
+                        _sync_folder(self.delivered_path.parent)  # the file's name too, when it is new
                         return True
             return False
         except OSError:

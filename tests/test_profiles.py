@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -474,3 +475,10 @@ def test_an_empty_profile_says_it_is_empty_and_where_to_start(tmp_path, text):
     with pytest.raises(ProfileError, match=r"cat\.toml: empty \(only comments, or nothing\): a profile needs at least "
                                            r"an email .* start from a copy of profiles/ada\.toml"):
         parse_profile(text, tmp_path / "cat.toml")
+
+
+@pytest.mark.parametrize("name", ["~nosuchuser-digest/a.bib", "a\u0000b.bib"])
+def test_a_library_name_that_is_no_file_name_is_the_profiles_error(tmp_path, name):
+    text = GOOD.replace("[[interests]]", f"library = {json.dumps(name)}\n\n[[interests]]")
+    with pytest.raises(ProfileError, match=r"ada\.toml:\d+: library: .* is no usable file name"):
+        parse_profile(text, tmp_path / "ada.toml")

@@ -635,3 +635,18 @@ def test_a_statement_error_is_not_called_a_damaged_database(tmp_path):
     for damage in (sqlite3.DatabaseError("file is not a database"),
                    sqlite3.DatabaseError("database disk image is malformed")):
         assert is_damage(damage) and "not a usable database" in database_problem(path, damage)
+
+
+def test_a_store_opened_without_create_never_makes_a_database(tmp_path):
+    """The web server opens the database per request: between an exists() check and the open, a database
+    deleted meanwhile was started again, empty. Without create, SQLite itself refuses (mode=rw)."""
+    import pytest
+
+    from digest.errors import StoreError
+
+    path = tmp_path / "data" / "digest.db"
+    with pytest.raises(StoreError, match="the database file is gone"):
+        Store(path, create=False)
+    assert not (tmp_path / "data").exists()
+    Store(path).close()
+    Store(path, create=False).close()  # there: opened as usual
