@@ -683,18 +683,23 @@ def _deliver_user(store: Store, embedder: Embedder | None, settings: Settings, p
     for old in store.supersede_unsent(profile.user, period):
         log.info("%s: the unsent digest of %s is superseded by %s", profile.user, old, period)
     picked, rendered = [], None  # (what a handler below says of a digest that went out)
+
+    def record_unconfirmed(why: str) -> str:
+        """Record as sent a digest the server most likely has (handed over without its confirmation); the note."""
+        note = unconfirmed_note(profile, why)
+        try:
+            _record_sent(store, digest_id, profile.email, note=note)
+        except _SentUnrecorded as unrecorded:
+            return f"{note}; {unrecorded}"
+        settle_own("skipped", error=adopted)
+        return note
+
     try:
         row = store.digest(digest_id)
         if row["message_id"] and (row["unconfirmed"] or 0) >= MAX_UNCONFIRMED:
             # handed over twice already (a run died while sending): the server most likely has it
-            note = unconfirmed_note(profile, row["error"] or f"handed over {row['unconfirmed']} times without the "
-                                                              "server's confirmation")
-            try:
-                _record_sent(store, digest_id, profile.email, note=note)
-            except _SentUnrecorded as unrecorded:
-                note = f"{note}; {unrecorded}"
-            else:
-                settle_own("skipped", error=adopted)
+            note = record_unconfirmed(row["error"] or f"handed over {row['unconfirmed']} times without the server's "
+                                                      "confirmation")
             return Delivery(profile.user, "sent", row["n_items"] or 0, subject=row["subject"] or "",
                             to=profile.email, note=note)
         if row["message_id"]:
@@ -751,13 +756,7 @@ def _deliver_user(store: Store, embedder: Embedder | None, settings: Settings, p
     except DeliveryError as exc:
         if exc.unconfirmed:
             # the server may well have it: recorded as sent (its papers are not offered again), with the doubt said
-            note = unconfirmed_note(profile, str(exc))
-            try:
-                _record_sent(store, digest_id, profile.email, note=note)
-            except _SentUnrecorded as unrecorded:
-                note = f"{note}; {unrecorded}"
-            else:
-                settle_own("skipped", error=adopted)
+            note = record_unconfirmed(str(exc))
             return Delivery(profile.user, "sent", len(picked), subject=rendered.subject, to=profile.email,
                             attempts=exc.attempts, note=note)
         status = "failed" if exc.permanent else "retry"
