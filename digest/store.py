@@ -993,8 +993,9 @@ class Store:
 
         A claim ('claimed' or 'sending') is taken over at once when its owner is provably dead: same host and
         its process is gone (or the host rebooted since); never while that process lives, however long it
-        takes, unless it is this process and no delivery of it holds the claim any more (``let_go``). A claim from another host cannot be checked, so it is taken over only after ``stale_after``.
-        A digest left in 'retry' by a transient failure is taken over by the next run.
+        takes, unless it is this process and no delivery of it holds the claim any more (``let_go``). A claim
+        from another host cannot be checked, so it is taken over only after ``stale_after``. A digest left in
+        'retry' by a transient failure is taken over by the next run.
         """
         self.enter_delivered()  # a delivery an earlier run could not record, before its row is judged
         owner = claim_owner()
