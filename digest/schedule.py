@@ -469,7 +469,7 @@ class Daemon:
             if row["status"] != "retry" and owner_state(row["claimed_by"] or "") == "dead":
                 log.warning("job=recover user=%s period=%s: the run that claimed this digest (%s) stopped while it "
                             "was %s; the catch-up sends it", row["user"], row["period"], row["claimed_by"],
-                            "being sent" if row["status"] == "sending" else "being prepared")
+                            "being sent" if row["status"] == "sending" else "not yet handed over")
 
     async def run(self) -> int:
         """Run until SIGTERM or SIGINT; returns the exit code (0 after a clean stop)."""
@@ -882,17 +882,29 @@ class Daemon:
         window and not done (downtime, a transient failure, a run that died) is sent; an older one is skipped
         and logged."""
         for c, last_period in self._due_now():
+            started = None
             if not c.send:
-                if last_period is not None:  # a user who never had a digest missed nothing worth a warning
-                    self._report_skip(c)
-                continue
+                # a digest a run started (a `digest send` stopped with Ctrl-C, a run that died, a server that
+                # refused it for hours) is finished however late: `digest status` promised it; only a digest
+                # nobody started is skipped beyond the grace window
+                row = self.loop_store.digest_for(c.user, c.period)
+                started = row["status"] if row is not None and row["status"] in ("claimed", "sending", "retry") \
+                    else None
+                if started is None:
+                    if last_period is not None:  # a user who never had a digest missed nothing worth a warning
+                        self._report_skip(c)
+                    continue
             if self.stopping:
                 return
             profile = self.profiles.get(c.user)
             if profile is None:
                 continue
             local = c.due_at.astimezone(zoneinfo.ZoneInfo(profile.timezone))
-            if c.late.total_seconds() >= 60:
+            if started:
+                log.info("job=catch-up user=%s period=%s: due %s %s (%s), beyond the grace window, but an earlier "
+                         "run started it (left %s): finishing it now", c.user, c.period, f"{local:%H:%M}",
+                         profile.timezone, describe_delta(-c.late), started)
+            elif c.late.total_seconds() >= 60:
                 log.info("job=catch-up user=%s period=%s: due %s %s (%s), within the grace window: sending now",
                          c.user, c.period, f"{local:%H:%M}", profile.timezone, describe_delta(-c.late))
             await self._send_unit(c.user, c.due_at)

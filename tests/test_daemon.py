@@ -251,6 +251,29 @@ def test_a_digest_missed_beyond_the_grace_window_is_skipped_and_logged(home, emb
     assert len([e for e in store.recent_events(20) if "missed the digest for 2024-06-03" in e["message"]]) == 1
 
 
+def test_a_digest_a_run_started_is_finished_beyond_the_grace_window(home, embedder, caplog):
+    """`digest send` stopped with Ctrl-C at 13:49 for a 06:00 digest: status promised "the next `digest run` or
+    `digest send` sends it, once", but the daemon's catch-up skipped it as beyond the grace window, silently."""
+    tmp_path, config = home
+    caplog.set_level(logging.INFO)
+    write_profile(tmp_path / "profiles", "ada", tz="UTC", send_at="06:00")
+    settings = load_settings(config)
+    with time_machine.travel(datetime(2024, 6, 3, 13, 49, tzinfo=UTC), tick=True):  # 7 h 49 min late
+        store = Store(settings.db_path)
+        store.mark_digest(store.claim_digest("ada", "2024-06-02"), "sent")
+        store.claim_digest("ada", "2024-06-03")  # the interrupted run's claim ...
+        store.close()  # ... which it no longer works on
+        daemon = Daemon(settings, embedder=embedder)
+
+        async def scenario():
+            await until(lambda: outbox(tmp_path))
+
+        assert drive(daemon, scenario) == 0
+    assert outbox(tmp_path) == ["ada-2024-06-03.eml"]
+    assert records(caplog, "beyond the grace window, but an earlier run started it (left claimed): finishing it now")
+    assert not records(caplog, "missed the digest")
+
+
 def test_a_reader_who_moved_west_after_a_digest_does_not_get_the_older_day_sent_too(home, embedder, caplog):
     tmp_path, config = home
     caplog.set_level(logging.INFO)
