@@ -37,6 +37,22 @@ class DigestGroup(click.Group):
 
             click.secho(f"error: {database_problem(ctx.obj.get('db_path'), exc)}", fg="red", err=True)
             ctx.exit(2 if is_damage(exc) else 1)  # a damaged file: like a StoreError
+        except KeyboardInterrupt:  # Ctrl-C: what it means for this command, not click's bare "Aborted!" (exit 1)
+            if ctx.invoked_subcommand == "serve":  # the documented way to stop the server
+                click.echo("stopped (Ctrl-C)", err=True)
+                ctx.exit(0)
+            hint = INTERRUPTED.get(ctx.invoked_subcommand or "", "")
+            click.secho(f"interrupted (Ctrl-C){hint}", fg="yellow", err=True)
+            ctx.exit(130)
+
+
+# what a command stopped with Ctrl-C left behind (every write is one transaction: nothing is half-written)
+INTERRUPTED = {
+    "send": ("; digests that went out are recorded; one interrupted in the middle is finished by the next `digest "
+             "send` or `digest run`, once, with the same papers and Message-ID (`digest status` shows it)"),
+    "poll": "; the alerts read so far are stored and marked; the next poll reads the rest",
+    "ingest": "; the files read so far are stored; running it again reads the rest and skips what it has",
+}
 
 
 def _settings(ctx: click.Context, *, local: bool = True, **overrides):
@@ -66,14 +82,28 @@ def _no_store(ctx: click.Context, settings) -> str | None:
     been read in there, and where the data directory came from (a mistyped --data-dir is the usual cause)."""
     if settings.db_path.exists():
         return None
-    given = ctx.obj.get("data_dir_from")
-    origin = (f"--data-dir {ctx.obj['data_dir']}" if given == "--data-dir" else
-              f"DIGEST_DATA_DIR={ctx.obj['data_dir']}" if given else
-              f"data_dir in {settings.source}" if settings.source != "(defaults)" else
-              "data_dir (the built-in default: no config.toml)")
     return (f"{settings.db_path}: no such file: no store there yet, nothing has been read in under "
-            f"{settings.data_path}; check {origin}: the data directory comes from --data-dir, else "
-            "DIGEST_DATA_DIR, else data_dir in the config")
+            f"{settings.data_path}; check {_data_dir_origin(ctx, settings)}: the data directory comes from "
+            "--data-dir, else DIGEST_DATA_DIR, else data_dir in the config")
+
+
+def _data_dir_origin(ctx: click.Context, settings) -> str:
+    """Where this command's data directory came from, as the user set it."""
+    given = ctx.obj.get("data_dir_from")
+    return (f"--data-dir {ctx.obj['data_dir']}" if given == "--data-dir" else
+            f"DIGEST_DATA_DIR={ctx.obj['data_dir']}" if given else
+            f"data_dir in {settings.source}" if settings.source != "(defaults)" else
+            "data_dir (the built-in default: no config.toml)")
+
+
+def _new_or_existing_store(ctx: click.Context, settings):
+    """The store of a command that reads alerts in: a new one is made where there is none, and said, so a
+    mistyped --data-dir is seen at once (mail a poll marks read is not read again into the right store)."""
+    if not settings.db_path.exists():
+        click.secho(f"note: no store at {settings.db_path} yet: starting a new one there (from "
+                    f"{_data_dir_origin(ctx, settings)}); if you meant an existing store, check the data "
+                    "directory", fg="yellow", err=True)
+    return _store(settings)
 
 
 def _existing_store(ctx: click.Context, settings):
@@ -336,7 +366,7 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     from .pipeline import ingest_paths
 
     settings = _settings(ctx)
-    store = _store(settings)
+    store = _new_or_existing_store(ctx, settings)
     report = ingest_paths(store, paths, settings)
     _print_ingest(report)
     if report.failed or report.errors:  # an email that failed, or a path that held no email
@@ -799,7 +829,7 @@ def poll(ctx: click.Context, folders: tuple[str, ...], once: bool, rescan: bool)
         # the per-folder lines below say what the poller would log at INFO; keep its warnings and errors
         logging.getLogger("digest.ingest").setLevel(logging.WARNING)
         logging.getLogger("digest.ingest.summary").setLevel(logging.CRITICAL)  # printed below, once
-    store = _store(settings)
+    store = _new_or_existing_store(ctx, settings)
     if once:
         report = poll_all(store, settings, folders=folders or None, rescan=rescan)
         _print_poll(report)

@@ -123,9 +123,10 @@ class FolderReport:
         if self.duplicates:
             counts.append(f"{self.duplicates} already known")
         if self.feedback:
-            counts.append(f"{self.feedback} feedback replies")
+            counts.append(f"{self.feedback} feedback repl{'y' if self.feedback == 1 else 'ies'}")
         if self.feedback_rejected:
-            counts.append(f"{self.feedback_rejected} feedback replies refused (see digest status)")
+            counts.append(f"{self.feedback_rejected} feedback repl{'y' if self.feedback_rejected == 1 else 'ies'} "
+                          "refused (see digest status)")
         counts += [f"{self.not_alerts} not alerts", f"{self.failed} failed (quarantined)",
                    f"{self.skipped} skipped (too large)"]
         line = f"{self.folder}: {', '.join(counts)}; {self.new_papers} new papers"
@@ -136,7 +137,7 @@ class FolderReport:
         if self.left_alone:
             line += (f"; first look at this folder: {self.left_alone} older message"
                      f"{'' if self.left_alone == 1 else 's'} (before {self.left_since}) left alone, "
-                     f"`digest poll --rescan` reads them")
+                     f"`digest poll --rescan` reads {'it' if self.left_alone == 1 else 'them'}")
         if self.stopped:
             line += "; stopped early"
         if self.error:

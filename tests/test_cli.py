@@ -736,3 +736,16 @@ def test_status_shows_the_last_digest_a_renamed_profile_had_under_its_earlier_na
     store.close()
     [eve] = json.loads(CliRunner().invoke(cli, ["--config", str(config), "status", "--json"]).output)["users"]
     assert eve["last"]["period"] == "2026-11-28" and "as_user" not in eve["last"]
+
+
+def test_ingest_into_a_new_data_directory_says_it_starts_a_new_store(tmp_path):
+    """`digest --data-dir dta poll` (a typo) read mail into a new, empty store without a word."""
+    config = _profiles(tmp_path)
+    typo = tmp_path / "dta"
+    mail = tmp_path / "nothing.eml"
+    mail.write_bytes(b"From: someone@example.org\r\nSubject: hello\r\n\r\nnot an alert\r\n")
+    result = CliRunner().invoke(cli, ["--config", str(config), "--data-dir", str(typo), "ingest", str(mail)])
+    assert f"note: no store at {typo / 'digest.db'} yet: starting a new one there (from --data-dir {typo})" \
+        in result.output, result.output
+    again = CliRunner().invoke(cli, ["--config", str(config), "--data-dir", str(typo), "ingest", str(mail)])
+    assert "note: no store" not in again.output  # once it is there, nothing to say

@@ -553,7 +553,8 @@ def test_the_resume_and_votes_commands(live):
     assert unknown.exit_code == 1 and "no user 'nobody'" in unknown.output and "zoe" in unknown.output
 
 
-def test_digest_serve_runs_the_app_and_stops_on_sigterm(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_digest_serve_runs_the_app_and_stops_on_sigterm(tmp_path, stop):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -572,10 +573,15 @@ def test_digest_serve_runs_the_app_and_stops_on_sigterm(tmp_path):
                 assert proc.poll() is None and time.monotonic() < deadline, "digest serve did not come up"
                 time.sleep(0.1)
         assert response.json()["status"] == "ok"
-        proc.send_signal(signal.SIGTERM)
-        # uvicorn shuts down gracefully, then re-raises SIGTERM so a process manager sees a clean signal stop
-        assert proc.wait(timeout=15) in (0, -signal.SIGTERM)
-        assert f"http://127.0.0.1:{port}" in proc.stdout.read()
+        proc.send_signal(stop)
+        if stop == signal.SIGTERM:
+            # uvicorn shuts down gracefully, then re-raises SIGTERM so a process manager sees a clean signal stop
+            assert proc.wait(timeout=15) in (0, -signal.SIGTERM)
+            assert f"http://127.0.0.1:{port}" in proc.stdout.read()
+        else:  # Ctrl-C, the way the command's help says to stop it: a clean stop, not click's "Aborted!" and 1
+            assert proc.wait(timeout=15) == 0
+            out = proc.stdout.read()
+            assert "stopped (Ctrl-C)" in out and "Aborted" not in out, out
     finally:
         if proc.poll() is None:
             proc.kill()
