@@ -405,7 +405,8 @@ def verdict(user_ranking: UserRanking, item: ScoredPaper) -> str:
     ranking, profile = user_ranking.ranking, user_ranking.profile
     picked = [id(i.paper) for i in ranking.picked]
     if id(item.paper) in picked:
-        return f"picked: {picked.index(id(item.paper)) + 1} of the {len(picked)} papers this ranking puts in the digest"
+        return (f"picked: in the digest, paper {picked.index(id(item.paper)) + 1} of its {len(picked)} (the digest "
+                "lists its papers by score)")
     if "muted" in item.details:
         return "muted by the profile ([mute] keywords / authors): never picked"
     if item.score < ranking.floor:

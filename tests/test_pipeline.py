@@ -80,7 +80,7 @@ def test_the_demo_writes_one_digest_per_profile_and_a_second_run_embeds_nothing(
         found = subprocess.run([*look, "rank", "ada", "--find", query], capture_output=True, text=True, cwd=REPO,
                                timeout=600)
         assert found.returncode == 0 and says in found.stdout, (query, found.stdout, found.stderr)
-    verdict = "picked: 1 of the " if ranked.stdout.splitlines()[2].startswith("✓") else "below the floor: "
+    verdict = "picked: in the digest, paper 1 of its " if ranked.stdout.splitlines()[2].startswith("✓") else "below the floor: "
     assert verdict in found.stdout, found.stdout
     missing = subprocess.run([*look, "rank", "ada", "--find", "no such paper title"], capture_output=True, text=True,
                              cwd=REPO, timeout=60)
