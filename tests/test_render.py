@@ -118,6 +118,14 @@ def test_the_plain_text_keeps_its_columns_with_ten_or_more_items():
     assert re.search(r"^    Why: ", out.text, re.M) and not re.search(r"^   Why: ", out.text, re.M)
 
 
+def test_the_plain_text_never_breaks_a_line_inside_a_hyphenated_word():
+    """`mentions “single-` / `cell”`: the reason was wrapped at a keyword's hyphen."""
+    reason = "Matches your interest “Cell-cell communication” (0.47); mentions “spatial transcriptomics”, “single-cell”"
+    out = render_digest(_context([_item(reason=reason, abstract="A well-known state-of-the-art method " * 6)]))
+    assert "“single-cell”" in out.text and "“Cell-cell communication”" in out.text
+    assert not re.search(r"\w-\n", out.text), out.text
+
+
 def test_the_subject_leads_with_the_first_title_and_is_one_line():
     one = render_digest(_context([_item("A single\nremarkable paper")]))
     assert one.subject == "A single remarkable paper · your paper for Sat 28 Nov"
