@@ -52,7 +52,8 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def read_secret(what: str, env: str, file: str, *, required: bool = True) -> Secret | None:
-    """A secret from the environment variable ``env`` or, failing that, from ``file`` (first line)."""
+    """A secret from the environment variable ``env`` or, failing that, from ``file`` (its text, stripped; the
+    link-signing key's file may hold several keys, one per line, newest first)."""
     if env and not _ENV_NAME.fullmatch(env):  # the password itself where the variable's name goes: never echo it
         raise ConfigError(f"{what}_env must be the name of an environment variable, not the password itself; put "
                           f"the password in that variable, or in a file named by {what}_file")
@@ -68,6 +69,11 @@ def read_secret(what: str, env: str, file: str, *, required: bool = True) -> Sec
         if not value and required:
             raise ConfigError(f"{what}: the secret file {file} is empty; write the secret on its first line "
                               f"or set the environment variable {env}")
+        if env and re.match(rf"(?:export\s+)?{re.escape(env)}\s*=", value):
+            # an environment file (systemd's EnvironmentFile=, a .env): the name would be sent as the password
+            raise ConfigError(f"{what}: the secret file {file} holds {env}=... (an environment file); write the "
+                              f"secret alone on its first line, or give that file to the service's environment "
+                              f"(systemd EnvironmentFile=) and leave {what}_file unset")
         return Secret(value) if value else None
     if required:
         raise ConfigError(f"{what}: no secret given; set the environment variable {env} "

@@ -112,6 +112,19 @@ def test_secret_from_a_file_and_missing_secret_explains_the_fix(tmp_path, monkey
     assert repr(Secret("x")) == "Secret('**********')"
 
 
+@pytest.mark.parametrize("text", ["X_PW=s3cret\n", "export X_PW = s3cret\n"])
+def test_a_secret_file_written_as_an_environment_file_is_said_not_sent_as_the_password(tmp_path, monkeypatch, text):
+    """"DIGEST_IMAP_PASSWORD=..." in password_file only gave "login failed": the whole line was the password."""
+    monkeypatch.delenv("X_PW", raising=False)
+    file = tmp_path / "pw"
+    file.write_text(text)
+    with pytest.raises(ConfigError, match=r"imap\.password: the secret file .*pw holds X_PW=\.\.\. \(an environment "
+                                          r"file\); write the secret alone on its first line"):
+        read_secret("imap.password", "X_PW", str(file))
+    file.write_text("X_PWs3cret\n")  # a password that merely starts with the name is the password
+    assert read_secret("imap.password", "X_PW", str(file)).reveal() == "X_PWs3cret"
+
+
 def test_an_empty_secret_file_is_an_error_not_an_empty_password(tmp_path, monkeypatch):
     monkeypatch.delenv("X_PW", raising=False)
     file = tmp_path / "pw"
