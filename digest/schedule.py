@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 2.0        # how often the profiles directory is checked for changes
 SWEEP_MINUTES = 10.0       # how often due-but-unsent digests (transient failures, dead claims) are retried
+EMBED_LOG_SECONDS = 15.0   # while a large batch of new papers is embedded, a progress line at most this often
 LOCK_NAME = "run.lock"     # in data_dir: one `digest run` per data directory
 CLOCK_CHECK_SECONDS = 5.0  # how often the wall clock is compared with the monotonic clock
 CLOCK_JUMP_SECONDS = 30.0  # a step of the wall clock larger than this is a jump (NTP only slews smaller errors)
@@ -600,7 +601,17 @@ class Daemon:
         ends it between chunks: what is done stays stored, the rest is embedded at the next start."""
         from .pipeline import embed_new
 
-        count, missing = embed_new(self.work_store, self.embedder, self.settings, should_stop=lambda: self.stopping)
+        started = last = time.monotonic()
+
+        def progress(done: int, total: int) -> None:  # a long embedding is not a silent log (a stall?)
+            nonlocal last
+            now = time.monotonic()
+            if 0 < done < total and now - last >= EMBED_LOG_SECONDS:
+                last = now
+                log.info("job=embed: %d of %d %s embedded so far (%.0f s)", done, total, what, now - started)
+
+        count, missing = embed_new(self.work_store, self.embedder, self.settings, progress,
+                                   should_stop=lambda: self.stopping)
         if count < missing:
             log.info("job=embed: stopping: %d of %d %s embedded; the rest at the next start", count, missing, what)
         elif count:

@@ -596,6 +596,31 @@ def test_a_long_library_embedding_gives_way_to_a_digest_due_and_to_a_stop_and_re
     assert outbox(tmp_path) == ["ada-2024-06-03.eml"]
 
 
+def test_a_long_embedding_of_new_papers_says_how_far_it_got(home, embedder, caplog, monkeypatch):
+    """151 new papers embedded after a poll: ~50 s of a silent log, as if the daemon had stalled."""
+    import digest.schedule as schedule_module
+    from digest.models import Paper
+
+    tmp_path, config = home
+    caplog.set_level(logging.INFO)
+    config.write_text(config.read_text() + '[imap]\nhost = "127.0.0.1"\nsecurity = "plain"\n')
+    settings = load_settings(config)
+    monkeypatch.setattr(schedule_module, "EMBED_LOG_SECONDS", 0.0)  # every chunk, instead of every 15 s
+
+    def poll(store, settings, *, stop):
+        store.add_papers([Paper(f"A study of topic number {i} in depth") for i in range(40)])
+        return "40 new papers"
+
+    daemon = Daemon(settings, embedder=embedder, poll=poll)
+
+    async def scenario():
+        await until(lambda: records(caplog, "job=embed: 40 new papers embedded"), timeout=120)
+
+    assert drive(daemon, scenario) == 0
+    progress = [r.getMessage() for r in records(caplog, "embedded so far")]
+    assert progress and progress[0].startswith("job=embed: 16 of 40 new papers embedded so far ("), progress
+
+
 class FailingEmbedder:
     """The session's real embedder, failing on any batch that holds one of ``poison``'s texts."""
 
