@@ -729,29 +729,34 @@ def _store_problems(settings, store) -> list[str]:
 def _connect_checks(settings) -> tuple[list[str], list[str]]:
     """`check --connect`: what the IMAP and SMTP servers say to the settings (lines found, problems)."""
     import asyncio
+    import concurrent.futures
 
     from .errors import DeliveryError, MailboxError
     from .ingest import check_mailbox
     from .send import check_smtp
 
-    found, problems = [], []
-    if settings.imap.host:
+    def imap() -> tuple[list[str], list[str]]:
+        if not settings.imap.host:
+            return ["imap: not set up (imap.host is empty): alerts come in with `digest ingest PATH` only"], []
         try:
-            lines, trouble = check_mailbox(settings)
+            return check_mailbox(settings)
         except (ConfigError, MailboxError) as exc:
-            lines, trouble = [], [str(exc)]
-        found += lines
-        problems += trouble
-    else:
-        found.append("imap: not set up (imap.host is empty): alerts come in with `digest ingest PATH` only")
-    if settings.outbox:
-        found.append(f"smtp: not used: digests are written to {settings.outbox} (outbox)")
-    elif settings.smtp.host:
+            return [], [str(exc)]
+
+    def smtp() -> tuple[list[str], list[str]]:
+        if settings.outbox:
+            return [f"smtp: not used: digests are written to {settings.outbox} (outbox)"], []
+        if not settings.smtp.host:
+            return [], []
         try:
-            found.append(asyncio.run(check_smtp(settings.smtp)))
+            return [asyncio.run(check_smtp(settings.smtp))], []
         except DeliveryError as exc:
-            problems.append(str(exc))
-    return found, problems
+            return [], [str(exc)]
+
+    # both servers at once: a server that never answers (a wrong port or security mode) costs its timeout once
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        results = [f.result() for f in [pool.submit(imap), pool.submit(smtp)]]
+    return [line for lines, _ in results for line in lines], [p for _, trouble in results for p in trouble]
 
 
 def _paused(store, profile, addresses) -> str:
