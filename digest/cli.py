@@ -470,8 +470,11 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int, query: str | None) ->
             click.echo(f"not found: no paper in the store matches {query!r}: no alert read so far had it (`digest "
                        "parse FILE` shows the papers a mail holds; `digest ingest FILE` stores them)", err=True)
         sys.exit(1)
-    for problem in [*prof.notes, *map(str, library_errors), *library_warnings]:
-        click.secho(f"note: {problem}", fg="yellow")
+    # labelled as `digest check` labels them (the preview goes on with what serves)
+    for problem in library_errors:
+        click.secho(f"error: {problem}", fg="red")
+    for problem in [*prof.notes, *library_warnings]:
+        click.secho(f"warning: {problem}", fg="yellow")
     result = rank_user(store, _embedder(settings), settings, prof, progress=_embed_progress(settings, "texts"))
     for note in result.notes:
         click.secho(f"note: {note}", fg="yellow")
