@@ -144,6 +144,13 @@ def _load_profile(settings, name: str):
     return load_profile(path)
 
 
+def _library_error(error: Exception, path) -> bool:
+    """Whether ``error`` is the trouble of a library file of the profile at ``path`` (not of the profile)."""
+    import re
+
+    return bool(re.match(rf"{re.escape(str(path))}(?::\d+)?: library: ", str(error)))
+
+
 def _keep_last_good(store, texts: dict[str, str]) -> None:
     """Keep the profile texts that loaded as their users' last good versions (what serves if a file breaks
     later); a preview goes on when the database cannot take them (read-only, locked, full)."""
@@ -170,7 +177,7 @@ def _profile_or_last_good(settings, store, name: str):
     loaded = load_profiles(settings.profiles_path, store.profile_texts())
     _keep_last_good(store, loaded.texts)
     mine = [e for e in loaded.errors if Path(str(e).split(":", 1)[0]).stem == path.stem
-            and not str(e).startswith(f"{path}: library:")]  # a library's trouble is rank's own line, below
+            and not _library_error(e, path)]  # a library's trouble is rank's own line, below
     profile = loaded.profiles.get(path.stem)
     if profile is None and not mine:
         return _load_profile(settings, name), ""
@@ -662,7 +669,7 @@ def check(ctx: click.Context, profiles_dir: Path | None, connect: bool) -> None:
         state = "ok" if profile.interests or profile.seeds or profile.library_seeds else "nothing to rank with"
         if user in loaded.stale:
             state = f"broken (the error below); its last good version (to {profile.email}) serves meanwhile"
-        elif state == "ok" and any(str(e).startswith(f"{profile.path}: library:") for e in loaded.errors):
+        elif state == "ok" and any(_library_error(e, profile.path) for e in loaded.errors):
             state = "a library file is unusable (the error below); the rest of the profile serves"
         click.echo(f"profile {user}: {state} ({_n(len(profile.interests), 'interest')}, {_n(len(profile.seeds), 'seed')}{library}, "
                    f"{profile.frequency} at {profile.send_at} {profile.timezone}){_paused(store, profile, addresses)}")

@@ -97,6 +97,7 @@ class Profile:
     seeds: tuple[Seed, ...] = ()
     library: tuple[str, ...] = ()  # exported reference-manager files (absolute paths), read by load_profiles
     library_seeds: tuple[Seed, ...] = ()  # their entries, as seeds (see digest/library.py)
+    library_line: int | None = field(default=None, compare=False)  # the line of `library` in the file
     boost_keywords: tuple[str, ...] = ()
     boost_authors: tuple[str, ...] = ()
     mute_keywords: tuple[str, ...] = ()
@@ -502,7 +503,8 @@ def parse_profile(text: str, path: str | Path) -> Profile:
     return Profile(user=user, name=name, email=email, timezone=timezone, send_at=send_at, frequency=frequency,
                    max_items=max_items, relevance_floor=None if floor is None else float(floor),
                    quiet_day=quiet_day, paused=paused, interests=tuple(interests), seeds=tuple(seeds),
-                   library=library, path=path, notes=tuple(notes), **lists)
+                   library=library, library_line=toml_line(text, "library") if library else None, path=path,
+                   notes=tuple(notes), **lists)
 
 
 def load_profile(path: Path) -> Profile:
@@ -539,7 +541,8 @@ def with_library(profile: Profile) -> tuple[Profile, list[ProfileError], list[st
         if read.error:
             kept = (f"; until it is fixed, its last good read ({len(read.seeds)} papers) keeps serving"
                     if read.stale else "")
-            errors.append(ProfileError(f"{profile.path}: library: {read.error}{kept}"))
+            where = f"{profile.path}:{profile.library_line}" if profile.library_line else profile.path
+            errors.append(ProfileError(f"{where}: library: {read.error}{kept}"))
     return replace(profile, library_seeds=tuple(seeds)), errors, warnings
 
 

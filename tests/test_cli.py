@@ -433,7 +433,7 @@ def test_check_does_not_call_ok_a_profile_left_with_nothing_to_rank_with(tmp_pat
     assert result.exit_code == 1
     assert "profile lib: a library file is unusable (the error below); the rest of the profile serves (1 interest, " \
         "0 seeds, 0 library papers" in result.output
-    assert "lib.toml: library:" in result.output
+    assert "lib.toml:2: library:" in result.output
 
 
 def test_a_bom_or_blank_lines_before_the_headers_do_not_hide_them(tmp_path):

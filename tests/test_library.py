@@ -148,7 +148,7 @@ def test_edits_to_a_library_count_at_the_next_load_and_a_broken_one_keeps_its_la
     assert any(w.startswith(f"{library}:46: ") for w in first.warnings)
     # a library that does not exist is an error, but the user is still there (it has nothing else to rank by)
     assert [str(e) for e in first.errors] == [
-        f"{directory / 'cy.toml'}: library: {directory / 'gone.bib'}: cannot read the library (No such file or "
+        f"{directory / 'cy.toml'}:2: library: {directory / 'gone.bib'}: cannot read the library (No such file or "
         "directory); check the path (relative paths start at the profile's folder) or export it from your "
         "reference manager as BibTeX (.bib), RIS (.ris) or CSL JSON (.json)"]
     assert first.profiles["cy"].library_seeds == ()
@@ -165,7 +165,7 @@ def test_edits_to_a_library_count_at_the_next_load_and_a_broken_one_keeps_its_la
     third = load_profiles(directory)
     assert len(third.profiles["ada"].library_seeds) == 7          # the last good read keeps serving
     ada_errors = [str(e) for e in third.errors if "ada.toml" in str(e)]
-    assert ada_errors == [f"{directory / 'ada.toml'}: library: {library}: no BibTeX entry with a title found; "
+    assert ada_errors == [f"{directory / 'ada.toml'}:2: library: {library}: no BibTeX entry with a title found; "
                           "export it from your reference manager as BibTeX (.bib), RIS (.ris) or CSL JSON (.json); "
                           "until it is fixed, its last good read (7 papers) keeps serving"]
     assert len(third.profiles["ben"].library_seeds) == 4          # the others are untouched
@@ -199,7 +199,7 @@ def test_digest_check_counts_the_library_and_names_what_it_skipped(tmp_path):
     run = subprocess.run([sys.executable, "-m", "digest", "--config", "/dev/null", "check", "--profiles",
                           str(directory)], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert run.returncode == 1
-    assert f"error: {directory / 'ada.toml'}: library: {directory / 'zotero.bib'}: cannot read" in run.stdout
+    assert f"error: {directory / 'ada.toml'}:2: library: {directory / 'zotero.bib'}: cannot read" in run.stdout
 
 
 @pytest.mark.model
