@@ -174,6 +174,10 @@ class _Checker:
         except ProfileError as exc:
             self.errors.append(exc)
 
+    def problem(self, key: str, problem: str, example: str | None = None) -> None:
+        """A problem of the file, kept; the checks go on (``fail`` is the same as an exception to raise)."""
+        self.errors.append(self.fail(key, problem, example))
+
     def raise_errors(self) -> None:
         if self.errors:
             raise ProfileError("\n  ".join(map(str, self.errors)))
@@ -192,7 +196,7 @@ class _Checker:
                 if prefix and key in TOP_KEYS:
                     # a classic TOML slip: a top-level key written below a [table] belongs to that table
                     fix = f"{key} is a top-level key: move it above the first [table] or [[table]] line"
-                self.errors.append(self.fail(f"{prefix}{key}", f"unknown key ({fix})"))
+                self.problem(f"{prefix}{key}", f"unknown key ({fix})")
 
     def string(self, table: Mapping, key: str, example: str, prefix: str = "", required: bool = False) -> str | None:
         value = table.get(key)
@@ -335,7 +339,7 @@ def parse_profile(text: str, path: str | Path) -> Profile:
     path = str(path)
     user = Path(path).stem
     check = _Checker(path, text)
-    if not _USER.match(user):
+    if not is_user_id(user):
         raise ProfileError(f"{path}: the file name must be a short lower-case user id like profiles/ada.toml")
     data = parse_toml(text, path, ProfileError)
     foreign = sorted(set(data) & _NOT_PROFILE_KEYS)
@@ -378,13 +382,13 @@ def parse_profile(text: str, path: str | Path) -> Profile:
     max_items = data.get("max_items")
     if max_items is not None and (not isinstance(max_items, int) or isinstance(max_items, bool)
                                   or not 1 <= max_items <= 100):
-        check.errors.append(check.fail("max_items", f"must be a whole number from 1 to 100 (got {toml_repr(max_items)})",
-                                       TOP_KEYS["max_items"]))
+        check.problem("max_items", f"must be a whole number from 1 to 100 (got {toml_repr(max_items)})",
+                      TOP_KEYS["max_items"])
         max_items = None
     floor = data.get("relevance_floor")
     if floor is not None and (isinstance(floor, bool) or not isinstance(floor, int | float) or not 0 <= floor <= 1):
-        check.errors.append(check.fail("relevance_floor", f"must be a number from 0 to 1 (got {toml_repr(floor)})",
-                                       TOP_KEYS["relevance_floor"]))
+        check.problem("relevance_floor", f"must be a number from 0 to 1 (got {toml_repr(floor)})",
+                      TOP_KEYS["relevance_floor"])
     quiet_day = "note"
     with check.section():
         quiet_day = check.string(data, "quiet_day", TOP_KEYS["quiet_day"]) or "note"
@@ -392,12 +396,12 @@ def parse_profile(text: str, path: str | Path) -> Profile:
             raise check.fail("quiet_day", f'must be "note" or "skip" (got {toml_repr(quiet_day)})', TOP_KEYS["quiet_day"])
     paused = data.get("paused", False)
     if not isinstance(paused, bool):
-        check.errors.append(check.fail("paused", f"must be true or false (got {toml_repr(paused)})", TOP_KEYS["paused"]))
+        check.problem("paused", f"must be true or false (got {toml_repr(paused)})", TOP_KEYS["paused"])
 
     interests = []
     raw_interests = data.get("interests", [])
     if not isinstance(raw_interests, list):
-        check.errors.append(check.fail("interests", "must be a list of [[interests]] tables", TOP_KEYS["interests"]))
+        check.problem("interests", "must be a list of [[interests]] tables", TOP_KEYS["interests"])
         raw_interests = []
     for i, item in enumerate(raw_interests):
         with check.section():
@@ -429,7 +433,7 @@ def parse_profile(text: str, path: str | Path) -> Profile:
                                                  f"links; the digest's web page shows them all", TOP_KEYS["max_items"])))
     raw_seeds = data.get("seeds", [])
     if not isinstance(raw_seeds, list):
-        check.errors.append(check.fail("seeds", "must be a list of [[seeds]] tables", TOP_KEYS["seeds"]))
+        check.problem("seeds", "must be a list of [[seeds]] tables", TOP_KEYS["seeds"])
         raw_seeds = []
     for i, item in enumerate(raw_seeds):
         with check.section():
@@ -438,8 +442,8 @@ def parse_profile(text: str, path: str | Path) -> Profile:
     if isinstance(library, str):
         library = [library]
     if not isinstance(library, list) or not all(isinstance(v, str) and v.strip() for v in library):
-        check.errors.append(check.fail("library", "must be a file name or a list of them (got "
-                                       f"{toml_repr(data.get('library'))})", TOP_KEYS["library"]))
+        check.problem("library", "must be a file name or a list of them (got "
+                      f"{toml_repr(data.get('library'))})", TOP_KEYS["library"])
         library = [v for v in library if isinstance(v, str) and v.strip()] if isinstance(library, list) else []
     # a file of another format (or name) is the library's error, reported with the file: the rest of the
     # profile serves meanwhile
@@ -448,19 +452,20 @@ def parse_profile(text: str, path: str | Path) -> Profile:
         try:
             resolved.append(str((Path(path).parent / Path(file.strip()).expanduser()).resolve()))
         except (RuntimeError, ValueError, OSError) as exc:  # "~nobody/a.bib" (no such user), a NUL byte
-            check.errors.append(check.fail("library", f"{toml_repr(file)} is no usable file name ({exc}); give the "
-                                           "path of the export file, relative to this profile or absolute",
-                                           TOP_KEYS["library"]))
+            check.problem("library", f"{toml_repr(file)} is no usable file name ({exc}); give the "
+                          "path of the export file, relative to this profile or absolute",
+                          TOP_KEYS["library"])
     library = tuple(resolved)
     if not data.get("interests") and not data.get("seeds") and not data.get("library"):
-        check.errors.append(ProfileError(f"{path}: add at least one [[interests]] entry or one [[seeds]] paper, for example:\n"
-                           '[[interests]]\nlabel = "Protein design"\ndescription = "diffusion models for proteins"'))
+        check.errors.append(ProfileError(f"{path}: add at least one [[interests]] entry or one [[seeds]] paper, for "
+                                         'example:\n[[interests]]\nlabel = "Protein design"\ndescription = '
+                                         '"diffusion models for proteins"'))
 
     lists = {f"{table_key}_{key}": () for table_key in ("boost", "mute") for key in LIST_KEYS}
     for table_key in ("boost", "mute"):
         table = data.get(table_key, {})
         if not isinstance(table, dict):
-            check.errors.append(check.fail(table_key, "must be a table", TOP_KEYS[table_key]))
+            check.problem(table_key, "must be a table", TOP_KEYS[table_key])
             continue
         check.unknown(table, LIST_KEYS, f"{table_key}.")
         for key in LIST_KEYS:
