@@ -437,7 +437,8 @@ class Daemon:
             self._db_identity = _file_identity(settings.db_path)
             # SQLite keeps the -wal file while a connection is open, in WAL mode; where WAL cannot be used (some
             # network file systems) the journal mode stays another and there is no -wal file to watch
-            self._wal_watched = settings.db_path.with_name(settings.db_path.name + "-wal").exists()
+            wal = settings.db_path.with_name(settings.db_path.name + "-wal")
+            self._wal: Path | None = wal if wal.exists() else None
             self._load_profiles_initial()
             self._socket = self._bind_web() if self.web_server is not None else None
         except BaseException:
@@ -721,10 +722,9 @@ class Daemon:
         writing into an open file that was deleted: every poll would mark alerts read on the server and store
         them nowhere, and the web server would start an empty database in its place."""
         db = self.settings.db_path
-        wal = db.with_name(db.name + "-wal")
         if _file_identity(db) != self._db_identity:
             what = "deleted or moved" if not db.exists() else "replaced by another file"
-        elif self._wal_watched and not wal.exists():
+        elif self._wal is not None and not self._wal.exists():
             what = "left without its -wal file (the latest writes; deleted?)"
         else:
             return None
