@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from .errors import ConfigError, DigestError, ProfileError
+from .errors import ConfigError, DigestError, ProfileError, StoreError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -155,8 +155,6 @@ def _keep_last_good(store, texts: dict[str, str]) -> None:
     """Keep the profile texts that loaded as their users' last good versions (what serves if a file breaks
     later); a preview goes on when the database cannot take them (read-only, locked, full)."""
     import sqlite3
-
-    from .errors import StoreError
 
     if store.path is not None and texts:
         with contextlib.suppress(sqlite3.Error, StoreError):
@@ -891,6 +889,17 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     from .schedule import bind_port
 
     settings = _settings(ctx)
+    if settings.db_path.exists():  # none yet: the first `digest poll` or `digest run` makes it
+        from .feedback import READ_ONLY_FIX
+        from .store import Store
+
+        store = Store(settings.db_path, create=False)
+        try:
+            problem = store.write_problem()
+        finally:
+            store.close()
+        if problem:  # every page would show, and every vote fail
+            raise StoreError(f"{settings.db_path}: {problem}; {READ_ONLY_FIX}")
     server = build_server(settings, host, port)
     # bound before saying it serves: a port in use is one clear error line, not a traceback after the banner
     sock = bind_port(server.config.host, server.config.port,

@@ -394,6 +394,8 @@ class SecurityHeaders:
         await self.app(scope, receive, send_secure)
 
 
+READ_ONLY_FIX = ("this process cannot write the database, so no vote can be recorded: run the server as the user "
+                 "that owns the data folder, or give this user write access to the database file and its folder")
 UNLIMITED = ("/healthz", "/static/page.css")  # paths the rate limit does not count
 
 
@@ -521,10 +523,14 @@ class _App:
     # -- endpoints --------------------------------------------------------------------------------------
     async def healthz(self, request: Request) -> Response:
         try:
-            version = await run_in_threadpool(self.with_store, lambda s: s.schema_version)
+            version, problem = await run_in_threadpool(self.with_store,
+                                                       lambda s: (s.schema_version, s.write_problem()))
         except Exception as exc:  # the point of a health check: say what is wrong, with a 503
             log.warning("health check failed: %s", exc)
             return JSONResponse({"status": "error", "error": type(exc).__name__}, status_code=503)
+        if problem:  # pages would show, but no vote could be recorded
+            log.warning("health check failed: %s: %s; %s", self.settings.db_path, problem, READ_ONLY_FIX)
+            return JSONResponse({"status": "error", "error": "read-only", "schema": version}, status_code=503)
         return JSONResponse({"status": "ok", "schema": version})
 
     async def robots(self, request: Request) -> Response:

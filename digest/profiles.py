@@ -21,6 +21,7 @@ from .config import MAX_UNCLIPPED_ITEMS, ascii_domain, valid_address
 from .errors import ProfileError, parse_toml, read_text_file, toml_line, toml_repr
 from .models import arxiv_ref, doi_ref, normalise_title
 
+MAX_INTERESTS = 100  # facets a profile may have (each is embedded, and compared with every paper)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SEND_AT = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")  # "7:30" is "07:30"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -402,6 +403,13 @@ def parse_profile(text: str, path: str | Path) -> Profile:
     raw_interests = data.get("interests", [])
     if not isinstance(raw_interests, list):
         check.problem("interests", "must be a list of [[interests]] tables", TOP_KEYS["interests"])
+        raw_interests = []
+    if len(raw_interests) > MAX_INTERESTS:
+        # each interest is a text to embed and a facet every paper is compared with: a file of thousands (a list
+        # pasted in by mistake, a generated file) would take minutes at each first ranking
+        check.problem("interests", f"{len(raw_interests)} [[interests]] entries, more than the {MAX_INTERESTS} "
+                      "a profile may have; merge close ones into one description, and give papers you want more of "
+                      "as [[seeds]] or a library file instead")
         raw_interests = []
     for i, item in enumerate(raw_interests):
         with check.section():

@@ -478,6 +478,31 @@ class Store:
     def schema_version(self) -> int:
         return self.db.execute("PRAGMA user_version").fetchone()[0]
 
+    def write_problem(self) -> str | None:
+        """None if this process can write the database, else SQLite's reason. SQLite opens a file it may not
+        write (another user's, a read-only mount) read-only without a word, and every read works: only a write
+        tells. This one writes the schema number it has, in a transaction rolled back, so nothing changes."""
+        if self.path is None:
+            return None
+        conn = self.db.conn
+        version = self.schema_version
+        conn.execute("PRAGMA busy_timeout=2000")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if re.search(r"locked|busy", str(exc)):
+                return None  # another connection is writing it right now
+            return str(exc)
+        finally:
+            conn.execute("PRAGMA busy_timeout=30000")
+        try:
+            conn.execute(f"PRAGMA user_version = {int(version)}")
+        except sqlite3.OperationalError as exc:
+            return str(exc)
+        finally:
+            conn.rollback()
+        return None
+
     def close(self) -> None:
         self.let_go()
         self.db.conn.close()

@@ -7,12 +7,15 @@ import dataclasses
 import email
 import email.policy
 import logging
+import os
 import re
+import shutil
 import signal
 import smtplib
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -455,6 +458,70 @@ def test_healthz_reports_the_schema(live):
     with live.client() as client:
         response = client.get("/healthz")
     assert response.status_code == 200 and response.json() == {"status": "ok", "schema": SCHEMA_VERSION}
+
+
+def test_a_database_the_server_cannot_write_stops_serve_and_fails_the_health_check():
+    """A feedback server run as another user than the data folder's owner reads the database (SQLite opens it
+    read-only without a word) but can record no vote: `digest serve` refuses to start, and /healthz turns 503
+    when the file stops being writable under a running server. Root writes any file, so as root the server runs
+    as `nobody`."""
+    as_other = []
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: no user to whom a file can be read-only")
+        as_other = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    base = Path(tempfile.mkdtemp(prefix="digest-readonly-"))  # under /tmp, where nobody can reach it
+    try:
+        base.chmod(0o755)
+        data = base / "data"
+        data.mkdir(mode=0o777)
+        data.chmod(0o777)  # -wal and -shm files are made by whoever opens the database
+        (base / "profiles").mkdir(mode=0o755)
+        db = data / "digest.db"
+        Store(db).close()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        config = base / "config.toml"
+        _write_config(config, base, f"http://127.0.0.1:{port}", secret_key_env="DIGEST_READONLY_TEST_KEY")
+        config.chmod(0o644)
+        command = [*as_other, sys.executable, "-m", "digest", "--config", str(config), "serve", "--port", str(port)]
+        env = {**os.environ, "DIGEST_READONLY_TEST_KEY": "k" * 64}
+        read_only = 0o644 if as_other else 0o444  # another user's file / the owner's own without write bit
+
+        db.chmod(read_only)
+        refused = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2 and "feedback server on" not in refused.stdout, refused
+        assert refused.stderr.strip() == (
+            f"error: {db}: attempt to write a readonly database; this process cannot write the database, so no vote "
+            "can be recorded: run the server as the user that owns the data folder, or give this user write access "
+            "to the database file and its folder")
+
+        db.chmod(0o666)
+        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    healthy = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                    break
+                except httpx.TransportError:
+                    assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+                    time.sleep(0.1)
+            assert healthy.status_code == 200 and healthy.json()["status"] == "ok"
+            db.chmod(read_only)
+            sick = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+            assert sick.status_code == 503
+            assert sick.json() == {"status": "error", "error": "read-only", "schema": SCHEMA_VERSION}
+            db.chmod(0o666)  # fixed: healthy again, without a restart
+            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+        finally:
+            proc.terminate()
+            out = proc.communicate(timeout=15)[0]
+        assert "health check failed" in out and "attempt to write a readonly database" in out, out
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 # ---- unsubscribe ------------------------------------------------------------------------------------------

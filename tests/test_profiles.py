@@ -144,6 +144,20 @@ def test_a_profile_needs_an_interest_or_a_seed(tmp_path):
         parse_profile('email = "a@b.org"\n', tmp_path / "a.toml")
 
 
+def test_a_profile_of_thousands_of_interests_is_refused_with_the_way_out(tmp_path):
+    many = "".join(f'[[interests]]\nlabel = "Topic {i}"\ndescription = "words {i}"\n' for i in range(100))  # and GOOD's own
+    with pytest.raises(ProfileError, match=r"interests: 101 \[\[interests\]\] entries, more than the 100 .*"
+                                           r"\[\[seeds\]\] or a library file") as caught:
+        parse_profile(GOOD + many, tmp_path / "ada.toml")
+    assert "ada.toml:" in str(caught.value)
+    # the file's other mistakes are still reported with it
+    with pytest.raises(ProfileError, match=r"(?s)send_at.*101 \[\[interests\]\]"):
+        parse_profile(GOOD.replace('"07:30"', '"25:00"') + many, tmp_path / "ada.toml")
+    # a hundred are fine
+    hundred = "".join(f'[[interests]]\nlabel = "Topic {i}"\ndescription = "words {i}"\n' for i in range(99))
+    assert len(parse_profile(GOOD + hundred, tmp_path / "ada.toml").interests) == 100
+
+
 def test_frequencies():
     assert frequency_days("daily") == tuple(range(7))
     assert frequency_days("weekdays") == (0, 1, 2, 3, 4)

@@ -650,3 +650,18 @@ def test_a_store_opened_without_create_never_makes_a_database(tmp_path):
     assert not (tmp_path / "data").exists()
     Store(path).close()
     Store(path, create=False).close()  # there: opened as usual
+
+
+def test_write_problem_is_none_for_a_writable_file_even_while_another_process_writes(tmp_path):
+    store = Store(tmp_path / "digest.db")
+    assert store.write_problem() is None and store.schema_version == SCHEMA_VERSION
+    assert not store.db.conn.in_transaction  # the probe's transaction is rolled back
+    writer = sqlite3.connect(tmp_path / "digest.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # holds the write lock: the probe must not wait 30 s, nor call it read-only
+    try:
+        assert store.write_problem() is None
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] == 30000  # the usual patience is back
+    store.close()
