@@ -308,9 +308,11 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _file_identity(path) -> tuple[int, int] | None:
+    """The file's (device, inode), None if there is no file there; another OSError (ESTALE or EIO of a network
+    file system, EACCES) is raised: it says nothing about whether the file is there."""
     try:
         st = os.stat(path)
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     return st.st_dev, st.st_ino
 
@@ -722,9 +724,17 @@ class Daemon:
         writing into an open file that was deleted: every poll would mark alerts read on the server and store
         them nowhere, and the web server would start an empty database in its place."""
         db = self.settings.db_path
-        if _file_identity(db) != self._db_identity:
-            what = "deleted or moved" if not db.exists() else "replaced by another file"
-        elif self._wal is not None and not self._wal.exists():
+        try:
+            identity = _file_identity(db)
+            wal_gone = self._wal is not None and _file_identity(self._wal) is None
+        except OSError as exc:
+            # cannot tell now (a network file system's passing trouble): the job runs, and fails with its own
+            # error if the database cannot be used; stopping the daemon for good on one failed look would not do
+            log.warning("cannot check the database file %s (%s); running the job", db, exc.strerror or exc)
+            return None
+        if identity != self._db_identity:
+            what = "deleted or moved" if identity is None else "replaced by another file"
+        elif wal_gone:
             what = "left without its -wal file (the latest writes; deleted?)"
         else:
             return None

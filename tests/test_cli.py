@@ -749,3 +749,35 @@ def test_ingest_into_a_new_data_directory_says_it_starts_a_new_store(tmp_path):
         in result.output, result.output
     again = CliRunner().invoke(cli, ["--config", str(config), "--data-dir", str(typo), "ingest", str(mail)])
     assert "note: no store" not in again.output  # once it is there, nothing to say
+
+
+def test_ctrl_c_during_a_poll_says_what_it_left_and_exits_130(tmp_path):
+    """A poll stopped with Ctrl-C (here while the server has not greeted yet): one line on what is kept and
+    what the next poll does, exit status 130 as a shell expects, no traceback and no click "Aborted!"."""
+    import os
+    import signal
+    import socket
+
+    with socket.socket() as silent:  # an IMAP server that accepts and never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        config = tmp_path / "config.toml"
+        config.write_text(f'data_dir = "{tmp_path / "data"}"\nprofiles_dir = "{tmp_path / "profiles"}"\n'
+                          f'[imap]\nhost = "127.0.0.1"\nport = {silent.getsockname()[1]}\nsecurity = "plain"\n'
+                          'username = "alerts"\npassword_env = "DIGEST_CTRL_C_TEST_PASSWORD"\ntimeout = 60\n')
+        proc = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(config), "poll"],
+                                env={**os.environ, "DIGEST_CTRL_C_TEST_PASSWORD": "secret"},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            silent.settimeout(30)
+            connection, _ = silent.accept()  # the poll is inside the command now, waiting for the greeting
+            with connection:
+                proc.send_signal(signal.SIGINT)
+                out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 130, (out, err)
+    assert "interrupted (Ctrl-C); the alerts read so far are stored and marked; the next poll reads the rest" in err
+    assert "Traceback" not in err and "Aborted" not in err + out

@@ -1062,3 +1062,37 @@ def test_a_daemon_with_nowhere_to_send_digests_refuses_to_start(tmp_path, embedd
     config.write_text(f'data_dir = "{tmp_path}"\nprofiles_dir = "{tmp_path / "profiles"}"\n[web]\nenabled = false\n')
     with pytest.raises(DigestError, match=r"smtp.host is not set in .*config.toml, so digests cannot be sent"):
         Daemon(load_settings(config), embedder=embedder)
+
+
+def test_a_database_file_that_cannot_be_looked_at_for_a_moment_does_not_stop_the_daemon(home, embedder, caplog,
+                                                                                          monkeypatch):
+    """On NFS a stat can fail with ESTALE (or EIO) for a moment while the file is there: the job runs and the
+    daemon goes on; only a file that is not there stops it. (ESTALE cannot be made here without NFS: the look
+    at the file is what fails.)"""
+    import errno
+
+    from digest import schedule
+
+    tmp_path, config = home
+    config.write_text(config.read_text() + '[imap]\nhost = "127.0.0.1"\nsecurity = "plain"\n')
+    settings = load_settings(config)
+    polls = []
+    daemon = Daemon(settings, embedder=embedder, poll=lambda store, settings, *, stop: polls.append(1) or "0 new")
+    real = schedule._file_identity
+
+    def stale(path):
+        raise OSError(errno.ESTALE, os.strerror(errno.ESTALE), str(path))
+
+    async def scenario():
+        await until(lambda: polls and daemon.ready.is_set())
+        monkeypatch.setattr(schedule, "_file_identity", stale)
+        await daemon._unit("poll (test)", daemon._poll_blocking, "test")
+        monkeypatch.setattr(schedule, "_file_identity", real)
+        await daemon._unit("poll (test)", daemon._poll_blocking, "test")
+        assert not daemon.stopping
+        daemon.request_stop()
+
+    assert drive(daemon, scenario) == 0
+    assert polls == [1, 1, 1]
+    [line] = records(caplog, "cannot check the database file")
+    assert "Stale file handle" in line.getMessage() and "running the job" in line.getMessage()
