@@ -507,12 +507,38 @@ def config_problems(settings: Settings) -> tuple[list[str], list[str]]:
                             f"in {where}, {which}: a link shows what it signs, so a short key can be guessed offline "
                             f"and links forged (every listed key verifies them); use 32 random bytes (openssl rand "
                             f"-hex 32), and drop an old short key rather than keep it for its links")
+    warnings += _relative_paths(settings, text, at)
     if settings.ranking.default_max_items > MAX_UNCLIPPED_ITEMS:
         warnings.append(f"{at('ranking.default_max_items')}: ranking.default_max_items = "
                         f"{settings.ranking.default_max_items}: an email of more than about {MAX_UNCLIPPED_ITEMS} "
                         f"papers passes Gmail's ~102 KB, and Gmail then cuts it off (\"[Message clipped]\"), hiding "
                         f"the last papers and the footer's links; the digest's web page shows them all")
     return problems, warnings
+
+
+def _relative_paths(settings: Settings, text: str, at) -> list[str]:
+    """A config file in another folder than the one digest runs in, with relative paths: they are taken from the
+    folder digest runs in, so a command run elsewhere (`digest rank` from a project folder) reads other profiles,
+    or keeps another store, than the service does."""
+    if not text:
+        return []
+    here, home = Path.cwd().resolve(), Path(settings.source).resolve().parent
+    if here == home:
+        return []
+    written = {}
+    with contextlib.suppress(ConfigError):
+        written = parse_toml(text, settings.source, ConfigError)
+    keys = ["data_dir", "profiles_dir"] + (["outbox"] if settings.outbox else [])
+    # --data-dir (an override, taken from here on purpose) is not the file's
+    relative = [key for key in keys if not Path(getattr(settings, key)).expanduser().is_absolute()
+                and written.get(key, getattr(Settings, key)) == getattr(settings, key)]
+    if not relative:
+        return []
+    shown = ", ".join(f"{key} = {toml_repr(getattr(settings, key))} ({here / getattr(settings, key)})"
+                      for key in relative)
+    return [f"{at(relative[0])}: {shown}: relative paths are taken from the folder digest runs in ({here}), not "
+            f"from the config file's ({home}), so a command run from another folder uses other ones; run digest "
+            f"from {home} (a service: WorkingDirectory={home}), or write absolute paths"]
 
 
 def load_settings(path: str | Path | None = None, *, local: bool = True, **overrides: Any) -> Settings:

@@ -324,3 +324,28 @@ def test_a_mistyped_config_path_is_named_without_suggesting_a_file_under_the_typ
     monkeypatch.setenv("DIGEST_CONFIG", str(tmp_path / "nowhere" / "c.toml"))  # a folder that is not there either
     with pytest.raises(ConfigError, match=r"c\.toml: no such file \(check the path"):
         load_settings()
+
+
+def test_relative_paths_in_a_config_of_another_folder_are_warned_about_with_where_they_point(tmp_path, monkeypatch):
+    from digest.config import config_problems
+
+    home, elsewhere = tmp_path / "srv", tmp_path / "project"
+    home.mkdir()
+    elsewhere.mkdir()
+    path = home / "config.toml"
+    path.write_text(f'data_dir = "{home / "data"}"\nprofiles_dir = "my-profiles"\n')
+
+    def relative_warnings(settings):
+        return [w for w in config_problems(settings)[1] if "relative paths" in w]
+
+    monkeypatch.chdir(home)  # run where the config is: the paths mean what its writer saw
+    assert relative_warnings(load_settings(path)) == []
+    monkeypatch.chdir(elsewhere)
+    assert relative_warnings(load_settings(path)) == [
+        f"{path}:2: profiles_dir = \"my-profiles\" ({elsewhere / 'my-profiles'}): relative paths are taken from the "
+        f"folder digest runs in ({elsewhere}), not from the config file's ({home}), so a command run from another "
+        f"folder uses other ones; run digest from {home} (a service: WorkingDirectory={home}), or write absolute paths"]
+    # a data_dir the file leaves out is the default "data", relative too; --data-dir is meant from here
+    path.write_text('profiles_dir = "/etc/digest/profiles"\n')
+    assert "data_dir = \"data\"" in relative_warnings(load_settings(path))[0]
+    assert relative_warnings(load_settings(path, data_dir="store-here")) == []
