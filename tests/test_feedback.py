@@ -460,6 +460,17 @@ def test_healthz_reports_the_schema(live):
     assert response.status_code == 200 and response.json() == {"status": "ok", "schema": SCHEMA_VERSION}
 
 
+def _first_health(proc: subprocess.Popen, port: int) -> httpx.Response:
+    """The first answer of /healthz of a `digest serve` just started (within 30 s, while it runs)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+        except httpx.TransportError:
+            assert proc.poll() is None and time.monotonic() < deadline, "digest serve did not come up"
+            time.sleep(0.1)
+
+
 def test_a_database_the_server_cannot_write_stops_serve_and_fails_the_health_check():
     """A feedback server run as another user than the data folder's owner reads the database (SQLite opens it
     read-only without a word) but can record no vote: `digest serve` refuses to start, and /healthz turns 503
@@ -501,14 +512,7 @@ def test_a_database_the_server_cannot_write_stops_serve_and_fails_the_health_che
         proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    healthy = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                    break
-                except httpx.TransportError:
-                    assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
-                    time.sleep(0.1)
+            healthy = _first_health(proc, port)
             assert healthy.status_code == 200 and healthy.json()["status"] == "ok"
             db.chmod(read_only)
             sick = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
@@ -631,14 +635,7 @@ def test_digest_serve_runs_the_app_and_stops_on_sigterm(tmp_path, stop):
     proc = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(config), "serve", "--port", str(port)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, "digest serve did not come up"
-                time.sleep(0.1)
+        response = _first_health(proc, port)
         assert response.json()["status"] == "ok"
         proc.send_signal(stop)
         if stop == signal.SIGTERM:
