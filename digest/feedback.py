@@ -743,10 +743,20 @@ class _App:
 
         return await run_in_threadpool(self.with_store, apply)
 
+    def pause_of(self, store: Store, user: str) -> dict | None:
+        """The pause that holds a reader's digests: set under the link's name or another name of the same reader
+        (a renamed profile: delivery honours a pause under its earlier file name, so the page shows it too)."""
+        return next(filter(None, (store.pause_of(name) for name in self.readers(store, user))), None)
+
+    def resume(self, store: Store, user: str) -> None:
+        """Lift the reader's pauses under each of their names (as `digest resume` does), so Resume resumes."""
+        for name in self.readers(store, user):
+            store.resume_user(name, via="web")
+
     async def unsubscribe_get(self, request: Request) -> Response:
         data = self.token(request, ("unsubscribe",))
         done = request.query_params.get("done", "")
-        pause = await run_in_threadpool(self.with_store, lambda s: s.pause_of(data.user))
+        pause = await run_in_threadpool(self.with_store, lambda s: self.pause_of(s, data.user))
         return _page(self.settings, "page_unsubscribe.html", user=data.user, pause=pause, done=done,
                      token=request.path_params["token"])
 
@@ -759,7 +769,7 @@ class _App:
             # bare from lax clients); answer with the result page, no redirect to follow
             def pause(store: Store) -> dict | None:
                 store.pause_user(data.user, via="one-click")
-                return store.pause_of(data.user)
+                return self.pause_of(store, data.user)
 
             paused = await run_in_threadpool(self.with_store, pause)
             log.info("digests of %s paused (one-click unsubscribe)", data.user)
@@ -770,7 +780,7 @@ class _App:
         if do == "pause":
             await run_in_threadpool(self.with_store, lambda s: s.pause_user(data.user, via="web"))
         elif do == "resume":
-            await run_in_threadpool(self.with_store, lambda s: s.resume_user(data.user, via="web"))
+            await run_in_threadpool(self.with_store, lambda s: self.resume(s, data.user))
         else:
             raise WrongToken("Unknown request.")
         log.info("digests of %s %s via web", data.user, "paused" if do == "pause" else "resumed")

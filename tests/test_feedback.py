@@ -620,6 +620,26 @@ def test_the_resume_and_votes_commands(live):
     assert unknown.exit_code == 1 and "no user 'nobody'" in unknown.output and "zoe" in unknown.output
 
 
+def test_a_renamed_readers_unsubscribe_page_shows_and_lifts_a_pause_made_under_their_earlier_name(live):
+    # pia.toml became pia2.toml (same address); the Unsubscribe button of an old email paused "pia", which
+    # stops pia2's digests: the unsubscribe page of pia2's newer emails must say so and its Resume must lift it
+    live.store.save_profile_texts({"pia": 'email = "pia@example.test"\n', "pia2": 'email = "PIA@example.test"\n'})
+    profile = _profile_file(live, "pia2", "pia@example.test", [("Anything", "Papers.")])
+    old, new = live.link("pia", "unsubscribe"), live.link("pia2", "unsubscribe")
+    try:
+        with live.client() as client:
+            assert client.post(live.path(old), data={"List-Unsubscribe": "One-Click"}).status_code == 200
+            assert deliver_user(live.store, None, live.settings, profile).status == "paused"
+            page = client.get(live.path(new)).text
+            assert "Your digests are paused." in page and 'id="resume"' in page, page
+            assert client.post(live.path(new), data=_form(new, "resume")).status_code == 303
+            assert "on again" in client.get(live.path(new) + "?done=resumed").text
+            assert live.store.pause_of("pia") is None and live.store.pause_of("pia2") is None
+            assert "Pause your digests?" in client.get(live.path(old)).text
+    finally:
+        Path(profile.path).unlink()
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_digest_serve_runs_the_app_and_stops_on_sigterm(tmp_path, stop):
     with socket.socket() as probe:
