@@ -254,7 +254,11 @@ def handle_reply(store: Store, settings: Settings, raw: bytes, *, mailbox: str, 
     message_id = _header(msg, "Message-ID").strip() or None
 
     def finish(status: str, user: str | None, reason: str = "", votes: Sequence[tuple[str, int]] = ()):
-        changed = store.record_votes(user, votes, VIA_EMAIL) if votes and user else 0
+        from .pipeline import reader_names
+
+        # a renamed reader has one vote on a paper, the last given, whichever name the digest or token carried
+        changed = store.record_votes(user, votes, VIA_EMAIL, also=reader_names(store, settings, user)) \
+            if votes and user else 0
         store.record_message(mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, message_id=message_id,
                              subject=subject[:300], sender=sender, kind="feedback", status=status,
                              error=reason or None)
@@ -561,10 +565,12 @@ class _App:
 
         emoji, label = VOTE_LABELS[data.action]
         # the digest this link most likely came from
-        sent_in = store.latest_digest_with(self.readers(store, data.user), data.paper_id)
+        readers = self.readers(store, data.user)
+        sent_in = store.latest_digest_with(readers, data.paper_id)
+        current = store.votes_on(readers, [store.resolve_id(data.paper_id)]).get(store.resolve_id(data.paper_id), 0)
         return _page(self.settings, "page_vote.html", title=" ".join(paper.title.split()), url=paper_url(paper),
                      authors=short_authors(paper.authors, count=paper.author_count), emoji=emoji, label=label, value=data.value,
-                     current=store.get_vote(data.user, data.paper_id), done=done,
+                     current=current, done=done,
                      token=request.path_params["token"],
                      digest_url=self._link(data, "digest", str(sent_in["id"])) if sent_in else "",
                      digest_date=date_label(date.fromisoformat(sent_in["period"])) if sent_in else "")
@@ -581,10 +587,11 @@ class _App:
             if store.get_papers([data.paper_id]) == {}:
                 return _error_page(self.settings, 404, "Paper not found",
                                    "This paper is no longer in the digest's library, so it cannot take a vote.")
+            readers = self.readers(store, data.user)  # a renamed reader has one vote, under whichever name
             if do == "vote":
-                changed = store.record_vote(data.user, data.paper_id, data.value, via="web")
+                changed = store.record_vote(data.user, data.paper_id, data.value, via="web", also=readers)
             else:  # undo only what this link set (checked in the same statement: a vote cast meanwhile stays)
-                changed = store.undo_vote(data.user, data.paper_id, via="web", value=data.value)
+                changed = any([store.undo_vote(name, data.paper_id, via="web", value=data.value) for name in readers])
             if changed:
                 log.info("vote %s by %s on %s via web", do if do == "undo" else data.action, data.user,
                          data.paper_id)
@@ -729,7 +736,7 @@ class _App:
             if do == "undo":  # the vote the page showed, whichever of the reader's names gave it
                 changed = any([store.undo_vote(name, pid, via="web") for name in readers])
             else:
-                changed = store.record_vote(data.user, pid, VOTE_VALUES[do], via="web")
+                changed = store.record_vote(data.user, pid, VOTE_VALUES[do], via="web", also=readers)
             if changed:
                 log.info("vote %s by %s on %s via the digest page%s", do, data.user, pid,
                          " (a search)" if paper else "")

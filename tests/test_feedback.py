@@ -37,7 +37,16 @@ from digest.cli import cli
 from digest.config import Secret, Settings, SmtpSettings, load_settings
 from digest.feedback import SECURITY_HEADERS, build_server, reply_votes, vote_mailto
 from digest.models import Paper, ScoredPaper
-from digest.pipeline import _links, deliver_all, deliver_user, ingest_raw, profile_anchors, rank_user
+from digest.pipeline import (
+    _links,
+    deliver_all,
+    deliver_user,
+    earlier_names,
+    ingest_raw,
+    profile_anchors,
+    rank_user,
+    reader_votes,
+)
 from digest.profiles import Profile, load_profile
 from digest.store import SCHEMA_VERSION, Store
 from digest.tokens import FROM_PAGE, make_token, read_token
@@ -1774,6 +1783,41 @@ def test_a_renamed_readers_page_shows_and_undoes_the_votes_of_their_earlier_name
         client.post(live.path(new_link), data=_item_form(new_link, 1, "undo"))
         assert _page_items(client.get(live.path(new_link)).text)[0]["pressed"] == []
     assert live.store.get_vote("max", pids[0]) == 0
+
+
+def test_a_renamed_reader_has_one_vote_per_paper_the_last_given_under_either_name(live):
+    # rho.toml became rho2.toml (same address). rho2 said 👎 on her page; then she pressed 👍 behind a link of an
+    # old email, made for "rho": her last choice is 👍 everywhere (both pages, the ranking), not two votes of which
+    # the ranking keeps the older
+    live.store.save_profile_texts({"rho": 'email = "rho@example.test"\n', "rho2": 'email = "RHO@example.test"\n'})
+    profile = _profile_file(live, "rho2", "rho@example.test", [("Anything", "Papers.")])
+    old_page, pids = sent_digest(live, "rho", "2026-07-01", ["Voted under both names", "Voted by reply"])
+    new_page = live.link("rho2", "digest", read_token(live.key, old_page.rsplit("/", 1)[1], max_age_days=None).paper_id)
+    up = live.link("rho", "up", pids[0])
+    try:
+        with live.client() as client:
+            client.post(live.path(new_page), data=_item_form(new_page, 1, "down"))
+            assert "You said <strong>👎 Less like this</strong>" in client.get(live.path(up)).text  # the old link knows
+            assert client.post(live.path(up), data=_form(up)).status_code == 303
+            for page in (old_page, new_page):
+                assert _page_items(client.get(live.path(page)).text)[0]["pressed"] == ["up"], page
+            assert [(n, v.value) for n, v in reader_votes(live.store, ["rho2", *earlier_names(live.store, profile)])
+                    if v.paper_id == pids[0]] == [("rho", 1)]
+            # the link's Undo takes that vote back, whichever name holds it
+            client.post(live.path(new_page), data=_item_form(new_page, 1, "down"))
+            assert client.post(live.path(live.link("rho", "down", pids[0])), data=_form(live.link("rho", "down", pids[0]),
+                                                                                     "undo")).status_code == 303
+            assert live.store.votes_on(["rho", "rho2"], [pids[0]]) == {}
+        # a reply to the old digest (made for "rho") replaces rho2's vote the same way
+        live.store.record_vote("rho2", pids[1], -1)
+        reply = EmailMessage()
+        reply["From"], reply["To"], reply["Subject"] = "rho@example.test", "r@example.test", "Re: digest"
+        reply["Message-ID"], reply["In-Reply-To"] = "<rho-reply@x>", live.store.digests("rho")[0]["message_id"]
+        reply.set_content("+2\n")
+        assert ingest_raw(live.store, reply.as_bytes(), mailbox="INBOX", uid=1, settings=live.settings)[0] == "feedback"
+        assert live.store.votes_on(["rho2"], [pids[1]]) == {} and live.store.get_vote("rho", pids[1]) == 1
+    finally:
+        Path(profile.path).unlink()
 
 
 def test_digest_page_finds_a_renamed_readers_digests_by_the_address_in_their_profile_file(live):
