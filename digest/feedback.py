@@ -111,7 +111,10 @@ QUOTE_START = re.compile(r"^(On .{0,200}wrote:?|Le .{0,200}a écrit\s?:?|Am .{0,
                          r"-{2,}\s*(Original Message|Ursprüngliche Nachricht|Message d'origine|Mensaje original)"
                          r"\s*-{2,}|_{10,}|"
                          # Outlook's header block, in the languages it is most often set to
-                         r"(From|Von|De|Da|Van|Från|Fra|Od|От|发件人|差出人|寄件者)\s?[:：]\s.*|-- ?)$", re.IGNORECASE)
+                         r"(From|Von|De|Da|Van|Från|Fra|Od|От|发件人|差出人|寄件者)\s?[:：]\s.*|"
+                         # ...and in any other language: a label of a word or three, then the sender's address
+                         r"[^\W\d_]+( [^\W\d_]+){0,2}\s?[:：]\s.*(<[^<>\s]+@[^<>\s]+>|\[mailto:[^\]\s]+\]).*|"
+                         r"-- ?)$", re.IGNORECASE)
 # a vote may end its sentence: "+12, +13."
 VOTE_END = ".!"
 

@@ -794,6 +794,12 @@ def test_an_existing_database_gets_the_pauses_table_and_keeps_its_data(tmp_path)
     ("+1\n\nDe : digest <d@x>\nEnvoyé : lundi 3 mars 2025 07:30\n-7", [(1, 1)]),  # French: not quoted with ">"
     ("+1\n\n发件人: digest <d@x>\n-7", [(1, 1)]),
     ("+1\n\nEl lun, 3 mar 2025 a las 7:30, digest (<d@x>) escribió:\n-7", [(1, 1)]),
+    # Outlook's header block in a language not listed: its first line names the sender's address, and what follows
+    # (here the reader's earlier reply, "+1 -3") is quoted, not voted again
+    ("-1\n\nKimden: Ada <ada@example.test>\nGönderildi: 3 Mart 2025 Pazartesi 07:30\n\n+1 -3", [(1, -1)]),
+    ("-1\n\nFeladó: Ada <ada@example.test>\nElküldve: 2025. március 3.\n+1 -3", [(1, -1)]),
+    ("-1\n\n보낸 사람: Ada <ada@example.test>\n+1 -3", [(1, -1)]),
+    ("-1\n\nLähettäjä: Ada Lovelace [mailto:ada@example.test]\n+1 -3", [(1, -1)]),
     ("", []),
 ])
 def test_reply_votes_reads_only_the_readers_own_vote_lines(text, votes):
@@ -891,6 +897,18 @@ def test_an_outlook_reply_does_not_replay_the_votes_of_the_earlier_reply_it_quot
         assert ingest_raw(store, _raw_reply("ada@example.test", html, html=True, message_id=f"<o{uid}@x>"),
                           mailbox="INBOX", uid=uid, settings=settings)[0] == "feedback"
         assert {v.paper_id: v.value for v in store.votes("ada")} == expected
+
+
+def test_an_outlook_reply_in_another_language_does_not_replay_the_earlier_reply_it_quotes(tmp_path):
+    settings, store, pids = _replies_setup(tmp_path)
+    # Outlook for Windows in Turkish: its header block ("Kimden:" = From) is no #divRplyFwdMsg, the quoted earlier
+    # reply "+1 -3" follows it unmarked; the reader's new vote is "-1"
+    html = ("<div><p class=MsoNormal>-1</p></div><div style='border:none;border-top:solid #E1E1E1 1.0pt'>"
+            "<p class=MsoNormal><b>Kimden:</b> Ada &lt;<a href='mailto:ada@example.test'>ada@example.test</a>&gt;<br>"
+            "<b>Gönderildi:</b> 3 Mart 2025 Pazartesi 07:30</p></div><p class=MsoNormal>+1 -3</p>")
+    assert ingest_raw(store, _raw_reply("ada@example.test", html, html=True), mailbox="INBOX", uid=1,
+                      settings=settings)[0] == "feedback"
+    assert {v.paper_id: v.value for v in store.votes("ada")} == {pids[0]: -1}
 
 
 def test_a_vote_token_in_a_digests_subject_made_of_titles_does_not_stop_the_replies_to_it(tmp_path):
