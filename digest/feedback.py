@@ -113,7 +113,9 @@ QUOTE_START = re.compile(r"^(On .{0,200}wrote:?|Le .{0,200}a écrit\s?:?|Am .{0,
                          # Outlook's header block, in the languages it is most often set to
                          r"(From|Von|De|Da|Van|Från|Fra|Od|От|发件人|差出人|寄件者)\s?[:：]\s.*|"
                          # ...and in any other language: a label of a word or three, then the sender's address
-                         r"[^\W\d_]+( [^\W\d_]+){0,2}\s?[:：]\s.*(<[^<>\s]+@[^<>\s]+>|\[mailto:[^\]\s]+\]).*|"
+                         # (bounded, and the address's parts without "@": linear on any line a stranger sends)
+                         r"[^\W\d_]{1,40}( [^\W\d_]{1,40}){0,2}\s?[:：]\s.{0,200}?"
+                         r"(<[^<>\s@]{1,64}@[^<>\s@]{1,255}>|\[mailto:[^\]\s@]{1,64}@[^\]\s@]{1,255}\]).*|"
                          r"-- ?)$", re.IGNORECASE)
 # a vote may end its sentence: "+12, +13."
 VOTE_END = ".!"
