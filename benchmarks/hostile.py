@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from digest.errors import ParseError
+from digest.feedback import reply_votes
 from digest.library import read_library
 from digest.parse import parse_message
 
@@ -95,6 +96,20 @@ LIBRARY_RECIPES = {
 }
 
 
+# an email vote's text (anyone can write to the reply address; its From header proves nothing until checked)
+REPLY_RECIPES = {
+    "reply: 'Word: <' then '@' repeated": lambda n: "Word: <" + "@" * (20 * n),
+    "reply: 'Word: [mailto:' then 'a@' repeated": lambda n: "Word: [mailto:" + "a@" * (10 * n),
+    "reply: '+1 ' repeated on one line": lambda n: "+1 " * (10 * n),
+}
+
+
+def reply_seconds(text: str) -> float:
+    start = time.perf_counter()
+    reply_votes(text)
+    return time.perf_counter() - start
+
+
 def seconds(raw: bytes) -> float:
     start = time.perf_counter()
     try:
@@ -121,6 +136,10 @@ def main() -> None:
     for name, make in RECIPES.items():
         small, large = make(args.n), make(2 * args.n)
         a, b = seconds(small), seconds(large)
+        print(f"{name:42} {len(small) / 1000:8.0f} {a:8.2f} {b:8.2f} {b / max(a, 1e-6):6.1f}", flush=True)
+    for name, make in REPLY_RECIPES.items():
+        small, large = make(args.n), make(2 * args.n)
+        a, b = reply_seconds(small), reply_seconds(large)
         print(f"{name:42} {len(small) / 1000:8.0f} {a:8.2f} {b:8.2f} {b / max(a, 1e-6):6.1f}", flush=True)
     for name, (file, make) in LIBRARY_RECIPES.items():
         small, large = make(args.n), make(2 * args.n)

@@ -111,7 +111,12 @@ QUOTE_START = re.compile(r"^(On .{0,200}wrote:?|Le .{0,200}a écrit\s?:?|Am .{0,
                          r"-{2,}\s*(Original Message|Ursprüngliche Nachricht|Message d'origine|Mensaje original)"
                          r"\s*-{2,}|_{10,}|"
                          # Outlook's header block, in the languages it is most often set to
-                         r"(From|Von|De|Da|Van|Från|Fra|Od|От|发件人|差出人|寄件者)\s?[:：]\s.*|-- ?)$", re.IGNORECASE)
+                         r"(From|Von|De|Da|Van|Från|Fra|Od|От|发件人|差出人|寄件者)\s?[:：]\s.*|"
+                         # ...and in any other language: a label of a word or three, then the sender's address
+                         # (bounded, and the address's parts without "@": linear on any line a stranger sends)
+                         r"[^\W\d_]{1,40}( [^\W\d_]{1,40}){0,2}\s?[:：]\s.{0,200}?"
+                         r"(<[^<>\s@]{1,64}@[^<>\s@]{1,255}>|\[mailto:[^\]\s@]{1,64}@[^\]\s@]{1,255}\]).*|"
+                         r"-- ?)$", re.IGNORECASE)
 # a vote may end its sentence: "+12, +13."
 VOTE_END = ".!"
 
@@ -254,7 +259,11 @@ def handle_reply(store: Store, settings: Settings, raw: bytes, *, mailbox: str, 
     message_id = _header(msg, "Message-ID").strip() or None
 
     def finish(status: str, user: str | None, reason: str = "", votes: Sequence[tuple[str, int]] = ()):
-        changed = store.record_votes(user, votes, VIA_EMAIL) if votes and user else 0
+        from .pipeline import reader_names
+
+        # a renamed reader has one vote on a paper, the last given, whichever name the digest or token carried
+        changed = store.record_votes(user, votes, VIA_EMAIL, also=reader_names(store, settings, user)) \
+            if votes and user else 0
         store.record_message(mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, message_id=message_id,
                              subject=subject[:300], sender=sender, kind="feedback", status=status,
                              error=reason or None)
@@ -561,10 +570,12 @@ class _App:
 
         emoji, label = VOTE_LABELS[data.action]
         # the digest this link most likely came from
-        sent_in = store.latest_digest_with(self.readers(store, data.user), data.paper_id)
+        readers = self.readers(store, data.user)
+        sent_in = store.latest_digest_with(readers, data.paper_id)
+        current = store.votes_on(readers, [store.resolve_id(data.paper_id)]).get(store.resolve_id(data.paper_id), 0)
         return _page(self.settings, "page_vote.html", title=" ".join(paper.title.split()), url=paper_url(paper),
                      authors=short_authors(paper.authors, count=paper.author_count), emoji=emoji, label=label, value=data.value,
-                     current=store.get_vote(data.user, data.paper_id), done=done,
+                     current=current, done=done,
                      token=request.path_params["token"],
                      digest_url=self._link(data, "digest", str(sent_in["id"])) if sent_in else "",
                      digest_date=date_label(date.fromisoformat(sent_in["period"])) if sent_in else "")
@@ -581,10 +592,11 @@ class _App:
             if store.get_papers([data.paper_id]) == {}:
                 return _error_page(self.settings, 404, "Paper not found",
                                    "This paper is no longer in the digest's library, so it cannot take a vote.")
+            readers = self.readers(store, data.user)  # a renamed reader has one vote, under whichever name
             if do == "vote":
-                changed = store.record_vote(data.user, data.paper_id, data.value, via="web")
+                changed = store.record_vote(data.user, data.paper_id, data.value, via="web", also=readers)
             else:  # undo only what this link set (checked in the same statement: a vote cast meanwhile stays)
-                changed = store.undo_vote(data.user, data.paper_id, via="web", value=data.value)
+                changed = any([store.undo_vote(name, data.paper_id, via="web", value=data.value) for name in readers])
             if changed:
                 log.info("vote %s by %s on %s via web", do if do == "undo" else data.action, data.user,
                          data.paper_id)
@@ -729,7 +741,7 @@ class _App:
             if do == "undo":  # the vote the page showed, whichever of the reader's names gave it
                 changed = any([store.undo_vote(name, pid, via="web") for name in readers])
             else:
-                changed = store.record_vote(data.user, pid, VOTE_VALUES[do], via="web")
+                changed = store.record_vote(data.user, pid, VOTE_VALUES[do], via="web", also=readers)
             if changed:
                 log.info("vote %s by %s on %s via the digest page%s", do, data.user, pid,
                          " (a search)" if paper else "")
@@ -743,10 +755,20 @@ class _App:
 
         return await run_in_threadpool(self.with_store, apply)
 
+    def pause_of(self, store: Store, user: str) -> dict | None:
+        """The pause that holds a reader's digests: set under the link's name or another name of the same reader
+        (a renamed profile: delivery honours a pause under its earlier file name, so the page shows it too)."""
+        return next(filter(None, (store.pause_of(name) for name in self.readers(store, user))), None)
+
+    def resume(self, store: Store, user: str) -> None:
+        """Lift the reader's pauses under each of their names (as `digest resume` does), so Resume resumes."""
+        for name in self.readers(store, user):
+            store.resume_user(name, via="web")
+
     async def unsubscribe_get(self, request: Request) -> Response:
         data = self.token(request, ("unsubscribe",))
         done = request.query_params.get("done", "")
-        pause = await run_in_threadpool(self.with_store, lambda s: s.pause_of(data.user))
+        pause = await run_in_threadpool(self.with_store, lambda s: self.pause_of(s, data.user))
         return _page(self.settings, "page_unsubscribe.html", user=data.user, pause=pause, done=done,
                      token=request.path_params["token"])
 
@@ -759,7 +781,7 @@ class _App:
             # bare from lax clients); answer with the result page, no redirect to follow
             def pause(store: Store) -> dict | None:
                 store.pause_user(data.user, via="one-click")
-                return store.pause_of(data.user)
+                return self.pause_of(store, data.user)
 
             paused = await run_in_threadpool(self.with_store, pause)
             log.info("digests of %s paused (one-click unsubscribe)", data.user)
@@ -770,7 +792,7 @@ class _App:
         if do == "pause":
             await run_in_threadpool(self.with_store, lambda s: s.pause_user(data.user, via="web"))
         elif do == "resume":
-            await run_in_threadpool(self.with_store, lambda s: s.resume_user(data.user, via="web"))
+            await run_in_threadpool(self.with_store, lambda s: self.resume(s, data.user))
         else:
             raise WrongToken("Unknown request.")
         log.info("digests of %s %s via web", data.user, "paused" if do == "pause" else "resumed")

@@ -883,20 +883,29 @@ class Store:
         return self.db["embeddings"].count_where("model = ?", [model]) if model else self.db["embeddings"].count
 
     # -- votes ------------------------------------------------------------------------------------------
-    def record_vote(self, user: str, paper_id: str, value: int, via: str = "web") -> bool:
-        """Set the user's vote on a paper (the last choice wins). Returns False if nothing changed."""
-        with self._transaction():
-            return self._set_vote(user, paper_id, value, via)
+    def record_vote(self, user: str, paper_id: str, value: int, via: str = "web", *, also: Sequence[str] = ()) -> bool:
+        """Set the user's vote on a paper (the last choice wins). Returns False if nothing changed.
 
-    def _set_vote(self, user: str, paper_id: str, value: int, via: str) -> bool:
+        ``also``: the reader's other names (a renamed profile's earlier file name, or its new one): their votes on
+        the paper are removed, so the reader has one vote on it, the last given, whichever name a link carried."""
+        with self._transaction():
+            return self._set_vote(user, paper_id, value, via, also)
+
+    def _set_vote(self, user: str, paper_id: str, value: int, via: str, also: Sequence[str] = ()) -> bool:
         """One vote inside the caller's transaction; logs the change. False if it was already so."""
         if value not in (1, -1):
             raise ValueError("vote must be +1 or -1")
         pid = self.resolve_id(paper_id)
+        now = utcnow()
+        replaced = False
+        for name in dict.fromkeys(also):
+            if name != user and self.db.execute("DELETE FROM votes WHERE user = ? AND paper_id = ?",
+                                                [name, pid]).rowcount:
+                self._insert("vote_events", {"user": name, "paper_id": pid, "value": 0, "via": via, "at": now})
+                replaced = True
         row = self.db.execute("SELECT value FROM votes WHERE user = ? AND paper_id = ?", [user, pid]).fetchone()
         if row and row[0] == value:
-            return False
-        now = utcnow()
+            return replaced
         if row:
             self._update("votes", "user = ? AND paper_id = ?", [user, pid],
                          {"value": value, "via": via, "updated_at": now})
@@ -1342,12 +1351,13 @@ class Store:
     def paused_users(self) -> dict[str, dict]:
         return {r["user"]: r for r in self.db["pauses"].rows}
 
-    def record_votes(self, user: str, votes: Sequence[tuple[str, int]], via: str) -> int:
-        """Set several votes of one user in one transaction (the last choice wins). Returns how many changed."""
+    def record_votes(self, user: str, votes: Sequence[tuple[str, int]], via: str, *, also: Sequence[str] = ()) -> int:
+        """Set several votes of one user in one transaction (the last choice wins). Returns how many changed.
+        ``also``: as for ``record_vote``."""
         changed = 0
         with self._transaction():
             for paper_id, value in votes:
-                changed += self._set_vote(user, paper_id, value, via)
+                changed += self._set_vote(user, paper_id, value, via, also)
         return changed
 
     def vote_events(self, user: str) -> list[dict]:

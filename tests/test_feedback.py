@@ -37,7 +37,16 @@ from digest.cli import cli
 from digest.config import Secret, Settings, SmtpSettings, load_settings
 from digest.feedback import SECURITY_HEADERS, build_server, reply_votes, vote_mailto
 from digest.models import Paper, ScoredPaper
-from digest.pipeline import _links, deliver_all, deliver_user, ingest_raw, profile_anchors, rank_user
+from digest.pipeline import (
+    _links,
+    deliver_all,
+    deliver_user,
+    earlier_names,
+    ingest_raw,
+    profile_anchors,
+    rank_user,
+    reader_votes,
+)
 from digest.profiles import Profile, load_profile
 from digest.store import SCHEMA_VERSION, Store
 from digest.tokens import FROM_PAGE, make_token, read_token
@@ -624,6 +633,26 @@ def test_the_resume_and_votes_commands(live):
     assert unknown.exit_code == 1 and "no user 'nobody'" in unknown.output and "zoe" in unknown.output
 
 
+def test_a_renamed_readers_unsubscribe_page_shows_and_lifts_a_pause_made_under_their_earlier_name(live):
+    # pia.toml became pia2.toml (same address); the Unsubscribe button of an old email paused "pia", which
+    # stops pia2's digests: the unsubscribe page of pia2's newer emails must say so and its Resume must lift it
+    live.store.save_profile_texts({"pia": 'email = "pia@example.test"\n', "pia2": 'email = "PIA@example.test"\n'})
+    profile = _profile_file(live, "pia2", "pia@example.test", [("Anything", "Papers.")])
+    old, new = live.link("pia", "unsubscribe"), live.link("pia2", "unsubscribe")
+    try:
+        with live.client() as client:
+            assert client.post(live.path(old), data={"List-Unsubscribe": "One-Click"}).status_code == 200
+            assert deliver_user(live.store, None, live.settings, profile).status == "paused"
+            page = client.get(live.path(new)).text
+            assert "Your digests are paused." in page and 'id="resume"' in page, page
+            assert client.post(live.path(new), data=_form(new, "resume")).status_code == 303
+            assert "on again" in client.get(live.path(new) + "?done=resumed").text
+            assert live.store.pause_of("pia") is None and live.store.pause_of("pia2") is None
+            assert "Pause your digests?" in client.get(live.path(old)).text
+    finally:
+        Path(profile.path).unlink()
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_digest_serve_runs_the_app_and_stops_on_sigterm(tmp_path, stop):
     with socket.socket() as probe:
@@ -762,6 +791,12 @@ def test_an_existing_database_gets_the_pauses_table_and_keeps_its_data(tmp_path)
     ("+1\n\nDe : digest <d@x>\nEnvoyé : lundi 3 mars 2025 07:30\n-7", [(1, 1)]),  # French: not quoted with ">"
     ("+1\n\n发件人: digest <d@x>\n-7", [(1, 1)]),
     ("+1\n\nEl lun, 3 mar 2025 a las 7:30, digest (<d@x>) escribió:\n-7", [(1, 1)]),
+    # Outlook's header block in a language not listed: its first line names the sender's address, and what follows
+    # (here the reader's earlier reply, "+1 -3") is quoted, not voted again
+    ("-1\n\nKimden: Ada <ada@example.test>\nGönderildi: 3 Mart 2025 Pazartesi 07:30\n\n+1 -3", [(1, -1)]),
+    ("-1\n\nFeladó: Ada <ada@example.test>\nElküldve: 2025. március 3.\n+1 -3", [(1, -1)]),
+    ("-1\n\n보낸 사람: Ada <ada@example.test>\n+1 -3", [(1, -1)]),
+    ("-1\n\nLähettäjä: Ada Lovelace [mailto:ada@example.test]\n+1 -3", [(1, -1)]),
     ("", []),
 ])
 def test_reply_votes_reads_only_the_readers_own_vote_lines(text, votes):
@@ -859,6 +894,18 @@ def test_an_outlook_reply_does_not_replay_the_votes_of_the_earlier_reply_it_quot
         assert ingest_raw(store, _raw_reply("ada@example.test", html, html=True, message_id=f"<o{uid}@x>"),
                           mailbox="INBOX", uid=uid, settings=settings)[0] == "feedback"
         assert {v.paper_id: v.value for v in store.votes("ada")} == expected
+
+
+def test_an_outlook_reply_in_another_language_does_not_replay_the_earlier_reply_it_quotes(tmp_path):
+    settings, store, pids = _replies_setup(tmp_path)
+    # Outlook for Windows in Turkish: its header block ("Kimden:" = From) is no #divRplyFwdMsg, the quoted earlier
+    # reply "+1 -3" follows it unmarked; the reader's new vote is "-1"
+    html = ("<div><p class=MsoNormal>-1</p></div><div style='border:none;border-top:solid #E1E1E1 1.0pt'>"
+            "<p class=MsoNormal><b>Kimden:</b> Ada &lt;<a href='mailto:ada@example.test'>ada@example.test</a>&gt;<br>"
+            "<b>Gönderildi:</b> 3 Mart 2025 Pazartesi 07:30</p></div><p class=MsoNormal>+1 -3</p>")
+    assert ingest_raw(store, _raw_reply("ada@example.test", html, html=True), mailbox="INBOX", uid=1,
+                      settings=settings)[0] == "feedback"
+    assert {v.paper_id: v.value for v in store.votes("ada")} == {pids[0]: -1}
 
 
 def test_a_vote_token_in_a_digests_subject_made_of_titles_does_not_stop_the_replies_to_it(tmp_path):
@@ -1751,6 +1798,41 @@ def test_a_renamed_readers_page_shows_and_undoes_the_votes_of_their_earlier_name
         client.post(live.path(new_link), data=_item_form(new_link, 1, "undo"))
         assert _page_items(client.get(live.path(new_link)).text)[0]["pressed"] == []
     assert live.store.get_vote("max", pids[0]) == 0
+
+
+def test_a_renamed_reader_has_one_vote_per_paper_the_last_given_under_either_name(live):
+    # rho.toml became rho2.toml (same address). rho2 said 👎 on her page; then she pressed 👍 behind a link of an
+    # old email, made for "rho": her last choice is 👍 everywhere (both pages, the ranking), not two votes of which
+    # the ranking keeps the older
+    live.store.save_profile_texts({"rho": 'email = "rho@example.test"\n', "rho2": 'email = "RHO@example.test"\n'})
+    profile = _profile_file(live, "rho2", "rho@example.test", [("Anything", "Papers.")])
+    old_page, pids = sent_digest(live, "rho", "2026-07-01", ["Voted under both names", "Voted by reply"])
+    new_page = live.link("rho2", "digest", read_token(live.key, old_page.rsplit("/", 1)[1], max_age_days=None).paper_id)
+    up = live.link("rho", "up", pids[0])
+    try:
+        with live.client() as client:
+            client.post(live.path(new_page), data=_item_form(new_page, 1, "down"))
+            assert "You said <strong>👎 Less like this</strong>" in client.get(live.path(up)).text  # the old link knows
+            assert client.post(live.path(up), data=_form(up)).status_code == 303
+            for page in (old_page, new_page):
+                assert _page_items(client.get(live.path(page)).text)[0]["pressed"] == ["up"], page
+            assert [(n, v.value) for n, v in reader_votes(live.store, ["rho2", *earlier_names(live.store, profile)])
+                    if v.paper_id == pids[0]] == [("rho", 1)]
+            # the link's Undo takes that vote back, whichever name holds it
+            client.post(live.path(new_page), data=_item_form(new_page, 1, "down"))
+            assert client.post(live.path(live.link("rho", "down", pids[0])), data=_form(live.link("rho", "down", pids[0]),
+                                                                                     "undo")).status_code == 303
+            assert live.store.votes_on(["rho", "rho2"], [pids[0]]) == {}
+        # a reply to the old digest (made for "rho") replaces rho2's vote the same way
+        live.store.record_vote("rho2", pids[1], -1)
+        reply = EmailMessage()
+        reply["From"], reply["To"], reply["Subject"] = "rho@example.test", "r@example.test", "Re: digest"
+        reply["Message-ID"], reply["In-Reply-To"] = "<rho-reply@x>", live.store.digests("rho")[0]["message_id"]
+        reply.set_content("+2\n")
+        assert ingest_raw(live.store, reply.as_bytes(), mailbox="INBOX", uid=1, settings=live.settings)[0] == "feedback"
+        assert live.store.votes_on(["rho2"], [pids[1]]) == {} and live.store.get_vote("rho", pids[1]) == 1
+    finally:
+        Path(profile.path).unlink()
 
 
 def test_digest_page_finds_a_renamed_readers_digests_by_the_address_in_their_profile_file(live):
