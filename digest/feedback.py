@@ -149,14 +149,20 @@ def reply_votes(text: str) -> list[tuple[int, int]]:
 
     Only lines made of votes alone count ("+1 -3", "+2, +5"), so a phone number in a signature or a
     sentence like "-3 degrees" never becomes a vote. Quoted text and everything after the quote header or
-    the signature separator is ignored.
+    the signature separator is ignored; but where the header is followed by text quoted line by line ("> "),
+    the lines between and after the quoted ones are the reader's (a reply written below, or between, the
+    quoted lines, as mutt and Thunderbird users do).
     """
     votes = []
-    for line in text.splitlines():
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
         stripped = line.strip()
         if stripped.startswith(">"):
             continue
         if QUOTE_START.match(stripped):
+            following = next((rest.strip() for rest in lines[i + 1:] if rest.strip()), "")
+            if following.startswith(">") and not stripped.startswith("--"):
+                continue  # the quoted text is marked line by line: what is not marked is the reader's
             break
         words = [w for w in re.split(r"[\s,;]+", stripped) if w]
         matches = [REPLY_VOTE.fullmatch(w.rstrip(VOTE_END)) for w in words]
@@ -179,7 +185,8 @@ def _fresh_text(msg: EmailMessage) -> str:
 
         soup = BeautifulSoup(content, "html.parser")
         for quoted in soup.select("blockquote, .gmail_quote"):  # first: an Outlook header inside one is theirs
-            quoted.decompose()
+            # a line marked quoted in its place, so text written below it still reads as the reader's
+            quoted.replace_with("\n> (quoted)\n")
         # Outlook quotes the earlier message after its header block (not inside it, nor in a blockquote):
         # everything from that block on, bare text too, is quoted text, earlier votes included
         header = soup.select_one("#divRplyFwdMsg, #appendonsend, #mail-editor-reference-message-container")

@@ -785,7 +785,14 @@ def test_an_existing_database_gets_the_pauses_table_and_keeps_its_data(tmp_path)
     ("Call me at +1 555 0100", []),  # a vote must stand on a line of its own
     ("-3 degrees outside", []),
     ("> +4\n+6", [(6, 1)]),  # quoted lines are not the reader's
-    ("+2\n\nOn Mon, 3 Mar 2025 at 07:30, digest <d@x> wrote:\n> 1. A paper\n+7", [(2, 1)]),
+    # a reply written below or between the quoted lines (mutt, Thunderbird): the unmarked lines are the reader's
+    ("+2\n\nOn Mon, 3 Mar 2025 at 07:30, digest <d@x> wrote:\n> 1. A paper\n+7", [(2, 1), (7, 1)]),
+    ("On Mon, 3 Mar 2025, digest wrote:\n> 1. Paper A\n> why\n+1\n\n> 2. Paper B\n-2\n> 3. Paper C\n\n"
+     "-- \nAda\n+3", [(1, 1), (2, -1)]),
+    ("Le lundi 3 mars 2025, digest a écrit :\n\n> 1. Paper A\n+1", [(1, 1)]),
+    # ...but a quote that is not marked line by line (Outlook, or a forward) is all quoted, votes in it too
+    ("+1\n\nOn Mon, 3 Mar 2025, digest wrote:\n1. Paper A\n+1 -3", [(1, 1)]),
+    ("-1\n-----Original Message-----\nFrom: digest <d@x>\n+1 -3\n> +4\n+5", [(1, -1)]),
     ("+12, +13.\nThanks!", [(12, 1), (13, 1)]),  # a vote may end its sentence
     ("+1\n\nVon: digest <d@x>\nGesendet: Montag, 3. März 2025 07:30\n-7", [(1, 1)]),  # Outlook in German,
     ("+1\n\nDe : digest <d@x>\nEnvoyé : lundi 3 mars 2025 07:30\n-7", [(1, 1)]),  # French: not quoted with ">"
@@ -874,6 +881,18 @@ def test_an_html_only_reply_counts_the_votes_above_the_quote_and_the_sender_case
     assert ingest_raw(store, _raw_reply("ada@example.test", "-1"), mailbox="Archive", uid=1,
                       settings=settings)[0] == "duplicate"
     assert store.get_vote("ada", pids[0]) == 1
+
+
+def test_an_html_reply_written_below_the_quote_counts_the_votes_below_it(tmp_path):
+    settings, store, pids = _replies_setup(tmp_path)
+    # Thunderbird, replying below the quote: its attribution line, the quoted digest, then the reader's votes
+    html = ("<p></p><div class='moz-cite-prefix'>On 3/3/25 07:30, digest wrote:<br></div>"
+            "<blockquote type='cite'><p>1. Paper number 0 about graphs</p><p>+3</p></blockquote>"
+            "<p>+1</p><blockquote type='cite'><p>2. Paper number 1 about graphs</p></blockquote><p>-2</p>"
+            "<pre class='moz-signature'>-- \nAda\n+3</pre>")
+    assert ingest_raw(store, _raw_reply("ada@example.test", html, html=True), mailbox="INBOX", uid=1,
+                      settings=settings)[0] == "feedback"
+    assert {v.paper_id: v.value for v in store.votes("ada")} == {pids[0]: 1, pids[1]: -1}
 
 
 def test_an_outlook_reply_does_not_replay_the_votes_of_the_earlier_reply_it_quotes(tmp_path):
