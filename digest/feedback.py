@@ -31,6 +31,7 @@ import email
 import email.errors
 import email.policy
 import functools
+import hashlib
 import hmac
 import logging
 import re
@@ -263,7 +264,9 @@ def handle_reply(store: Store, settings: Settings, raw: bytes, *, mailbox: str, 
     if not found and digest_row is None:
         return None
     sender, sender_problem = _sender(msg)
-    message_id = _header(msg, "Message-ID").strip() or None
+    # a reply without a Message-ID (rare) is known by its bytes, so reading it again (a new UIDVALIDITY, another
+    # folder) cannot set its votes over the ones given since
+    message_id = _header(msg, "Message-ID").strip() or f"<sha256.{hashlib.sha256(raw).hexdigest()[:40]}@digest.invalid>"
 
     def finish(status: str, user: str | None, reason: str = "", votes: Sequence[tuple[str, int]] = ()):
         from .pipeline import reader_names

@@ -883,6 +883,23 @@ def test_an_html_only_reply_counts_the_votes_above_the_quote_and_the_sender_case
     assert store.get_vote("ada", pids[0]) == 1
 
 
+def test_a_reply_without_a_message_id_read_again_does_not_undo_a_later_web_vote(tmp_path):
+    settings, store, pids = _replies_setup(tmp_path)
+    raw = _raw_reply("ada@example.test", "+1")
+    raw = re.sub(rb"Message-ID: [^\r\n]*\r?\n", b"", raw, flags=re.IGNORECASE)
+    assert b"message-id" not in raw.lower()
+    assert ingest_raw(store, raw, mailbox="INBOX", uidvalidity=1, uid=5, settings=settings)[0] == "feedback"
+    assert store.get_vote("ada", pids[0]) == 1
+    store.record_vote("ada", pids[0], -1, via="web")  # changed her mind, on the web
+    # the server renumbered its mailbox (a new UIDVALIDITY): every message is read again
+    assert ingest_raw(store, raw, mailbox="INBOX", uidvalidity=2, uid=5, settings=settings)[0] == "duplicate"
+    assert store.get_vote("ada", pids[0]) == -1
+    # another reply without a Message-ID is another message
+    other = raw.replace(b"+1", b"+2")
+    assert ingest_raw(store, other, mailbox="INBOX", uidvalidity=2, uid=6, settings=settings)[0] == "feedback"
+    assert store.get_vote("ada", pids[1]) == 1
+
+
 def test_an_html_reply_written_below_the_quote_counts_the_votes_below_it(tmp_path):
     settings, store, pids = _replies_setup(tmp_path)
     # Thunderbird, replying below the quote: its attribution line, the quoted digest, then the reader's votes
