@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, TypeVar
@@ -247,13 +247,17 @@ def _sender(msg: EmailMessage) -> tuple[str, str]:
 
 
 def handle_reply(store: Store, settings: Settings, raw: bytes, *, mailbox: str, uidvalidity: int = 0,
-                 uid: int = 0, key: Secret | None = None) -> ReplyOutcome | None:
+                 uid: int = 0, key: Secret | None = None, received_at: datetime | None = None) -> ReplyOutcome | None:
     """Recognise a vote sent by email, check it and record it with its message. ``None``: not feedback.
 
     Feedback is a message with a vote token in its subject (a digest's mailto: link) or a reply to a digest
     we sent (its In-Reply-To / References name the digest's Message-ID). Either way the sender must be the
     address in that user's profile. Votes are written before the message row, so a crash in between only
     means the message is read again and the (idempotent) votes set again.
+
+    ``received_at``: when the mail server received the message (IMAP's INTERNALDATE). The votes count as given
+    then: a vote the reader gave on the web after it stands (the poller may read the email minutes or hours
+    later), and the token's age is judged then.
     """
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     subject = " ".join(_header(msg, "Subject").split())
@@ -272,8 +276,8 @@ def handle_reply(store: Store, settings: Settings, raw: bytes, *, mailbox: str, 
         from .pipeline import reader_names
 
         # a renamed reader has one vote on a paper, the last given, whichever name the digest or token carried
-        changed = store.record_votes(user, votes, VIA_EMAIL, also=reader_names(store, settings, user)) \
-            if votes and user else 0
+        changed = store.record_votes(user, votes, VIA_EMAIL, also=reader_names(store, settings, user),
+                                     as_of=as_of) if votes and user else 0
         store.record_message(mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, message_id=message_id,
                              subject=subject[:300], sender=sender, kind="feedback", status=status,
                              error=reason or None)
@@ -293,11 +297,16 @@ def handle_reply(store: Store, settings: Settings, raw: bytes, *, mailbox: str, 
     if auto and auto != "no":
         return finish("feedback_rejected", None, f"an automatic reply (Auto-Submitted: {auto}), not a vote")
 
+    received_at = received_at.astimezone(UTC) if received_at else None  # a time without a zone is local time
+    as_of = received_at.isoformat(timespec="seconds") if received_at else None
+    # read hours (the daemon down) after it was sent: its token is as old as it was when it arrived
+    late = (datetime.now(UTC) - received_at).total_seconds() / 86400 if received_at else 0.0
     data, token_problem = None, ""
     if found:
         try:
             data = expect(read_token(key or settings.web.secret_key(settings.data_path), found.group(1),
-                                     max_age_days=settings.web.token_max_age_days), actions=("up", "down"))
+                                     max_age_days=settings.web.token_max_age_days + max(late, 0.0)),
+                          actions=("up", "down"))
         except TokenError as exc:
             token_problem = f"vote token refused: {exc}"
             if digest_row is None:

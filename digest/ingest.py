@@ -81,6 +81,14 @@ PROCESSED = ("ingested", "duplicate", "feedback", "feedback_rejected")
 _ATOM = re.compile(r"[^\s(){%*\"\\\]]+")  # what an IMAP keyword may look like (RFC 3501 atom)
 
 
+def _arrival(value) -> datetime | None:
+    """A message's INTERNALDATE as an aware UTC time, never later than now (a server clock ahead of ours must not
+    put an email vote after the reader's later clicks); None when the server gave none that reads as a time.
+    IMAPClient gives it as this machine's local time without a zone (``normalise_times``)."""
+    if not isinstance(value, datetime):
+        return None
+    return min(value.astimezone(UTC), datetime.now(UTC))
+
 class _Lost(Exception):
     """The connection could not be made or broke (network, server restart): retried, then reported."""
 
@@ -811,7 +819,7 @@ class _Walker:
                 plan.append((uid, "done" if status == "skipped" else "skip", size))
             else:
                 plan.append((uid, "fetch", size))  # new, or failed before (parse it again)
-        bodies: dict[int, bytes] = {}
+        bodies: dict[int, tuple[bytes, datetime | None]] = {}
         for index, (uid, action, size) in enumerate(plan):
             if stop is not None and stop.is_set():
                 return False
@@ -822,14 +830,15 @@ class _Walker:
             elif action == "fetch":
                 if uid not in bodies:
                     bodies.update(self._fetch_bodies([p for p in plan[index:] if p[1] == "fetch"]))
-                raw = bodies.pop(uid, None)
-                if raw is None:
+                fetched = bodies.pop(uid, None)
+                if fetched is None:
                     continue  # expunged meanwhile; nothing to record
-                self._handle(uid, raw)
+                self._handle(uid, *fetched)
             self._advance(uid)
         return True
 
-    def _fetch_bodies(self, pending: list[tuple[int, str, int]]) -> dict[int, bytes]:
+    def _fetch_bodies(self, pending: list[tuple[int, str, int]]) -> dict[int, tuple[bytes, datetime | None]]:
+        """{uid: (the message, when it reached the server)} for the next batch of ``pending``."""
         batch, total = [], 0
         for uid, _, size in pending:
             if batch and (len(batch) >= BODY_BATCH or total + size > BODY_BATCH_BYTES):
@@ -837,17 +846,19 @@ class _Walker:
             batch.append(uid)
             total += size
         # BODY.PEEK[]: RFC822 or BODY[] would set \Seen on the user's mail
-        data = self.client.fetch(batch, ["BODY.PEEK[]"])
-        return {uid: data[uid][b"BODY[]"] for uid in batch if uid in data and b"BODY[]" in data[uid]}
+        # INTERNALDATE: when the server received it, which orders an email vote among the reader's web votes
+        data = self.client.fetch(batch, ["BODY.PEEK[]", "INTERNALDATE"])
+        return {uid: (data[uid][b"BODY[]"], _arrival(data[uid].get(b"INTERNALDATE")))
+                for uid in batch if uid in data and b"BODY[]" in data[uid]}
 
-    def _handle(self, uid: int, raw: bytes) -> None:
+    def _handle(self, uid: int, raw: bytes, received_at: datetime | None = None) -> None:
         folder = self.folder
         folder.fetched += 1
         label = f"{folder.folder} UID {uid}"
         try:
             # with the settings, ingest_raw recognises votes sent by email before parsing alerts
             status, report = ingest_raw(self.store, raw, mailbox=folder.mailbox, uidvalidity=self.uidvalidity,
-                                        uid=uid, label=label, settings=self.settings)
+                                        uid=uid, label=label, settings=self.settings, received_at=received_at)
         except (sqlite3.Error, StoreError):
             raise  # the database itself is unusable: not a problem of this message
         except Exception as exc:  # noqa: BLE001 - a parser bug must not stop the other messages

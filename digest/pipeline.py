@@ -70,7 +70,8 @@ class IngestReport:
 
 
 def ingest_raw(store: Store, raw: bytes, *, mailbox: str, uidvalidity: int = 0, uid: int = 0,
-               label: str = "", settings: Settings | None = None) -> tuple[str, IngestReport]:
+               label: str = "", settings: Settings | None = None,
+               received_at: datetime | None = None) -> tuple[str, IngestReport]:
     """Parse one message and record it with its papers in one transaction.
 
     Returns the message's status ('ingested', 'not_alert', 'duplicate' or 'failed') and the counts.
@@ -79,7 +80,8 @@ def ingest_raw(store: Store, raw: bytes, *, mailbox: str, uidvalidity: int = 0, 
 
     With ``settings`` (the poller passes them), a vote sent by email is recognised first and never parsed
     as an alert: status 'feedback' (votes recorded) or 'feedback_rejected' (recorded with the reason, e.g. a
-    wrong sender). Both are final: mark the message processed like 'ingested'. See feedback.handle_reply.
+    wrong sender). Both are final: mark the message processed like 'ingested'. See feedback.handle_reply;
+    ``received_at`` (when the mail server received it) places its votes among the reader's other votes.
     """
     from .parse import parse_message  # parsing needs no model: keep torch out of this import path
 
@@ -92,7 +94,8 @@ def ingest_raw(store: Store, raw: bytes, *, mailbox: str, uidvalidity: int = 0, 
     if settings is not None:
         from .feedback import handle_reply
 
-        outcome = handle_reply(store, settings, raw, mailbox=mailbox, uidvalidity=uidvalidity, uid=uid)
+        outcome = handle_reply(store, settings, raw, mailbox=mailbox, uidvalidity=uidvalidity, uid=uid,
+                               received_at=received_at)
         if outcome is not None and outcome.status == "duplicate":
             store.record_message(mailbox=mailbox, uidvalidity=uidvalidity, uid=uid,
                                  message_id=outcome.message_id, kind="feedback", status="duplicate")

@@ -883,20 +883,31 @@ class Store:
         return self.db["embeddings"].count_where("model = ?", [model]) if model else self.db["embeddings"].count
 
     # -- votes ------------------------------------------------------------------------------------------
-    def record_vote(self, user: str, paper_id: str, value: int, via: str = "web", *, also: Sequence[str] = ()) -> bool:
+    def record_vote(self, user: str, paper_id: str, value: int, via: str = "web", *, also: Sequence[str] = (),
+                    as_of: str | None = None) -> bool:
         """Set the user's vote on a paper (the last choice wins). Returns False if nothing changed.
 
         ``also``: the reader's other names (a renamed profile's earlier file name, or its new one): their votes on
-        the paper are removed, so the reader has one vote on it, the last given, whichever name a link carried."""
+        the paper are removed, so the reader has one vote on it, the last given, whichever name a link carried.
+        ``as_of``: when the vote was given, if earlier than now (an email read later): a vote or undo on the paper
+        recorded after that time stands, and this one is not applied."""
         with self._transaction():
-            return self._set_vote(user, paper_id, value, via, also)
+            return self._set_vote(user, paper_id, value, via, also, as_of)
 
-    def _set_vote(self, user: str, paper_id: str, value: int, via: str, also: Sequence[str] = ()) -> bool:
-        """One vote inside the caller's transaction; logs the change. False if it was already so."""
+    def _set_vote(self, user: str, paper_id: str, value: int, via: str, also: Sequence[str] = (),
+                  as_of: str | None = None) -> bool:
+        """One vote inside the caller's transaction; logs the change. False if it was already so, or a later
+        choice of the reader stands (see ``record_vote``)."""
         if value not in (1, -1):
             raise ValueError("vote must be +1 or -1")
         pid = self.resolve_id(paper_id)
         now = utcnow()
+        if as_of is not None:
+            names = list(dict.fromkeys([user, *also]))
+            if self.db.execute(f"SELECT 1 FROM vote_events WHERE paper_id = ? AND user IN ({', '.join('?' * len(names))}) "
+                               "AND at > ? LIMIT 1", [pid, *names, as_of]).fetchone():
+                return False
+            now = min(now, as_of)
         replaced = False
         for name in dict.fromkeys(also):
             if name != user and self.db.execute("DELETE FROM votes WHERE user = ? AND paper_id = ?",
@@ -1351,13 +1362,14 @@ class Store:
     def paused_users(self) -> dict[str, dict]:
         return {r["user"]: r for r in self.db["pauses"].rows}
 
-    def record_votes(self, user: str, votes: Sequence[tuple[str, int]], via: str, *, also: Sequence[str] = ()) -> int:
+    def record_votes(self, user: str, votes: Sequence[tuple[str, int]], via: str, *, also: Sequence[str] = (),
+                     as_of: str | None = None) -> int:
         """Set several votes of one user in one transaction (the last choice wins). Returns how many changed.
-        ``also``: as for ``record_vote``."""
+        ``also``, ``as_of``: as for ``record_vote``."""
         changed = 0
         with self._transaction():
             for paper_id, value in votes:
-                changed += self._set_vote(user, paper_id, value, via, also)
+                changed += self._set_vote(user, paper_id, value, via, also, as_of)
         return changed
 
     def vote_events(self, user: str) -> list[dict]:

@@ -883,6 +883,65 @@ def test_an_html_only_reply_counts_the_votes_above_the_quote_and_the_sender_case
     assert store.get_vote("ada", pids[0]) == 1
 
 
+def test_an_email_vote_counts_as_given_when_it_arrived_so_a_later_web_vote_stands(tmp_path):
+    """The poller reads a reply minutes (or, with the daemon down, hours) after it arrived; a vote the reader
+    gave on the web in between is their last choice and stands. Its token's age is judged at its arrival."""
+    settings, store, pids = _replies_setup(tmp_path)
+    now = datetime.now(UTC)
+    store.record_vote("ada", pids[0], -1, via="web")  # 👎 on the web...
+    reply = _raw_reply("ada@example.test", "+1 +2", message_id="<late@x>")  # ...after replying "+1 +2" an hour ago
+    assert ingest_raw(store, reply, mailbox="INBOX", uid=1, settings=settings,
+                      received_at=now - timedelta(hours=1))[0] == "feedback"
+    assert store.get_vote("ada", pids[0]) == -1  # the later web vote stands
+    assert store.get_vote("ada", pids[1]) == 1  # a paper not voted on since: the email's vote counts
+    assert {e["at"] for e in store.vote_events("ada") if e["via"] == "email"} == {
+        (now - timedelta(hours=1)).isoformat(timespec="seconds")}  # recorded as given when it arrived
+    store.undo_vote("ada", pids[1])  # an undo since is a later choice too
+    again = _raw_reply("ada@example.test", "+2", message_id="<late2@x>")
+    ingest_raw(store, again, mailbox="INBOX", uid=2, settings=settings, received_at=now - timedelta(minutes=30))
+    assert store.get_vote("ada", pids[1]) == 0
+    # a reply that arrived after the web vote is the last choice
+    newer = _raw_reply("ada@example.test", "+1", message_id="<newer@x>")
+    ingest_raw(store, newer, mailbox="INBOX", uid=3, settings=settings, received_at=datetime.now(UTC))
+    assert store.get_vote("ada", pids[0]) == 1
+    # a prepared vote email sent on a link's last valid day, read two days later, still counts
+    key = settings.web.secret_key(settings.data_path)
+    with time_machine.travel(now - timedelta(days=settings.web.token_max_age_days + 1), tick=False):
+        token = make_token(key, "ada", "down", pids[2])
+    prepared = _raw_reply("ada@example.test", "Send this email as it is", subject=f"👎 Less like this: x [vote:{token}]",
+                          message_id="<prepared@x>")
+    assert ingest_raw(store, prepared, mailbox="INBOX", uid=4, settings=settings,
+                      received_at=now - timedelta(days=2))[0] == "feedback"
+    assert store.get_vote("ada", pids[2]) == -1
+    # ...but not one that arrived when the link had expired
+    store.undo_vote("ada", pids[2])
+    expired = prepared.replace(b"<prepared@x>", b"<expired@x>")
+    assert ingest_raw(store, expired, mailbox="INBOX", uid=5, settings=settings,
+                      received_at=now)[0] == "feedback_rejected"
+
+
+@pytest.mark.mail
+def test_the_poller_gives_an_email_vote_the_time_the_server_received_it(tmp_path, mail_servers, monkeypatch):
+    from digest.config import ImapSettings
+    from digest.ingest import poll_all
+
+    settings, store, pids = _replies_setup(tmp_path)
+    mailbox, password = mail_servers.new_user("ada-replies")
+    monkeypatch.setenv("DIGEST_FEEDBACK_TEST_IMAP", password)
+    imap = ImapSettings(host="127.0.0.1", port=mail_servers.imap_port, security="plain", username=mailbox,
+                        password_env="DIGEST_FEEDBACK_TEST_IMAP")
+    now = datetime.now(UTC)
+    store.record_vote("ada", pids[0], 1, via="web")
+    mail_servers.append(mailbox, _raw_reply("ada@example.test", "-1\n-2", message_id="<early@x>"),
+                        arrived=now - timedelta(hours=2))  # replied before the 👍 above, read only now
+    report = poll_all(store, dataclasses.replace(settings, imap=imap))
+    assert report.error is None, report.error
+    assert [m["status"] for m in store.messages() if m["kind"] == "feedback"] == ["feedback"]
+    assert store.get_vote("ada", pids[0]) == 1 and store.get_vote("ada", pids[1]) == -1
+    [event] = [e for e in store.vote_events("ada") if e["via"] == "email"]
+    assert abs(datetime.fromisoformat(event["at"]) - (now - timedelta(hours=2))) < timedelta(seconds=2)
+
+
 def test_a_reply_without_a_message_id_read_again_does_not_undo_a_later_web_vote(tmp_path):
     settings, store, pids = _replies_setup(tmp_path)
     raw = _raw_reply("ada@example.test", "+1")
