@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from itsdangerous import BadData, BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
@@ -31,6 +31,7 @@ ACTIONS = ("up", "down", "unsubscribe", "digest")
 FROM_PAGE = "page"
 LINK_PATHS = {"up": "vote", "down": "vote", "unsubscribe": "unsubscribe", "digest": "digest"}  # /PATH/TOKEN
 VOTE_VALUES = {"up": 1, "down": -1}
+CLOCK_SKEW = timedelta(days=1)  # a link signed this far "ahead" of this server's clock is taken as just made
 # what a token looks like: base64url payload (a leading "." if itsdangerous compressed it), timestamp and
 # signature joined by dots; used to find a token in text and to refuse anything else before verifying
 TOKEN_RE = re.compile(r"\.?[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{16,}")
@@ -124,8 +125,13 @@ def read_token(key: Secret, token: str, *, max_age_days: float | None) -> TokenD
         raise invalid
     try:
         data, issued = _serializer(key).loads(token, max_age=max_age, return_timestamp=True)
-    except SignatureExpired:
-        raise ExpiredToken("This link has expired. Use the links in a more recent digest.") from None
+    except SignatureExpired as exc:
+        # itsdangerous also calls a link signed "in the future" expired: this server's clock is behind the one
+        # that signed it (a restored VM, `digest serve` on another machine); within a day, a fresh link is fresh
+        signed = exc.date_signed
+        if signed is None or not datetime.now(UTC) < signed <= datetime.now(UTC) + CLOCK_SKEW:
+            raise ExpiredToken("This link has expired. Use the links in a more recent digest.") from None
+        data, issued = _serializer(key).loads(token, max_age=None, return_timestamp=True)
     except (BadSignature, BadData, UnicodeError, ValueError):
         raise invalid from None
     if (not isinstance(data, dict) or data.get("a") not in ACTIONS or not isinstance(data.get("u"), str)

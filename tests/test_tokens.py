@@ -131,3 +131,15 @@ def test_a_long_paper_id_gives_a_compressed_token_that_still_verifies():
     assert token.startswith(".")  # itsdangerous compressed the payload
     assert TOKEN_RE.fullmatch(token)
     assert read_token(KEY, token, max_age_days=60).paper_id == long_id
+
+
+def test_a_link_signed_by_a_clock_ahead_of_this_one_is_fresh_not_expired():
+    """itsdangerous calls a negative age expired: a `digest serve` whose clock is behind the daemon's that signed
+    the link (or a VM restored from a snapshot) would tell a reader their brand-new link has expired."""
+    with time_machine.travel(datetime.now(UTC) + timedelta(hours=2), tick=False):
+        ahead = make_token(KEY, "ada", "up", "arxiv:2401.00001")
+    assert read_token(KEY, ahead, max_age_days=60).user == "ada"
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=3), tick=False):
+        far = make_token(KEY, "ada", "up", "arxiv:2401.00001")
+    with pytest.raises(ExpiredToken):  # days ahead is no clock skew: not taken as fresh
+        read_token(KEY, far, max_age_days=60)
