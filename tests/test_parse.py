@@ -223,6 +223,21 @@ def test_an_arxiv_entry_marked_cross_listing_on_its_id_line_is_a_cross_list_with
     assert [(p.arxiv_id, p.section) for p in pasted] == [(p.arxiv_id, p.section) for p in whole]
 
 
+@pytest.mark.parametrize("name", [JCCR, "arxiv/zhaohengz-cs-daily-body-2019-07-16.txt"])
+def test_an_arxiv_replacement_is_one_without_the_section_rules(name):
+    # "replaced with revised version ..." in place of the Date: line marks each replacement, also one whose id
+    # line says (*cross-listing*): a listing without its %-%- and %%-- rules keeps every section
+    [(_, raw)] = list(iter_raw_messages(FIXTURES / name))
+    whole = parse_message(raw).papers
+    without_rules = re.sub(rb"(?m)^(?:(?:%-){8,}|(?:%%--){5,}).*\n", b"", raw)
+    assert without_rules != raw
+    pasted = parse_message(without_rules).papers
+    assert [(p.arxiv_id, p.section) for p in pasted] == [(p.arxiv_id, p.section) for p in whole]
+    assert Counter(p.section for p in pasted) == Counter(MANIFEST[name]["entry_counts_heuristic"])
+    replaced_cross = re.findall(rb"arXiv:(\S+) \(\*cross-listing\*\)\r?\nreplaced with", raw)
+    assert replaced_cross and all(p.section == "replaced" for p in pasted if p.arxiv_id.encode() in replaced_cross)
+
+
 def test_an_arxiv_listing_without_entries_is_an_alert_with_no_papers():
     # a small category on a quiet day: the whole frame, no entry; not a layout change to quarantine
     msg = EmailMessage()

@@ -1,7 +1,9 @@
 """arXiv daily listing mails (``no-reply@arXiv.org``) and bare listing text.
 
 The body is a sequence of entries ``\\\\`` / ``arXiv:<id>`` / metadata / ``\\\\`` / abstract / ``\\\\ ( url , size)``.
-Sections are switched by rule lines: ``%-%-`` (cross-lists), ``%%--%%--`` (replacements), ``%%%---`` (end).
+Sections are switched by rule lines: ``%-%-`` (cross-lists), ``%%--%%--`` (replacements), ``%%%---`` (end);
+each entry also says its own (``(*cross-listing*)`` on its id line, ``replaced with revised version`` in place
+of its Date: line), which decides where the rules are missing.
 We walk the lines with a small state machine rather than splitting on ``^arXiv:``, because abstracts can
 contain a line that starts with ``arXiv:`` (FORMATS.md trap a).
 """
@@ -213,7 +215,11 @@ def _read_entry(lines: list[str], j: int, m: re.Match, section: str, published: 
         if em:
             url = em.group(1)
             k += 1
-    if section == "new" and "cross-list" in m.group(0).lower():
+    if fields.get("Date", "").lower().startswith("replaced with revised version"):
+        # a replacement says so in place of its Date: line, also without the %%-- rule (a listing copied by hand
+        # or cut to its entries), and also when its id line is marked as a cross-list
+        section = "replaced"
+    elif section == "new" and "cross-list" in m.group(0).lower():
         section = "cross"  # "arXiv:2602.12181 (*cross-listing*)": marked on its id line, also without the rule
     papers.append(_entry_to_paper(arxiv_id, fields, abstract, section, url, published))
     return k
