@@ -347,6 +347,39 @@ def test_scholar_bare_html_dois_from_publisher_paths():
     assert all((p.comments or "").startswith("Google Scholar: new citations") for p in cites.papers)
 
 
+CELLCHAT = "google_scholar/landau-19bc03358e94bbaf-inference-and-analysis-of-cell-cell-communication-.html"
+
+
+def scholar_query_alert(query: str) -> str:
+    """The CellChat alert (folt=kw: a search query's alert, its query "cites:<id>") as a keyword query's alert
+    of the same layout: its heading and footer say the query, and the footer links to its results page."""
+    html = (FIXTURES / CELLCHAT).read_text()
+    kw = html.replace('<p><b>&quot;Inference and analysis of cell-cell communication using CellChat&quot; - new '
+                      'citations</b></p>', f"<p><b>{query} - new results</b></p>")
+    kw = re.sub(r'following new results that cite <a href="[^"]*"([^>]*)>[^<]*</a>',
+                rf'following new results for <a href="https://scholar.google.com/scholar?q={query.replace(" ", "+")}'
+                rf'&amp;hl=en&amp;as_sdt=0,5"\1>[{query}]</a>', kw)
+    assert kw.count(f"{query}") == 2 and "cites=" not in kw
+    return kw
+
+
+@pytest.mark.parametrize(("subject", "kind"), [
+    ("single-cell communication inference - new results", "new results"),
+    ("", "new results"),  # a bare body: the footer links to the query's results, not to a paper's citations
+])
+def test_a_scholar_search_query_alert_is_new_results_and_a_cited_by_alert_new_citations(subject, kind):
+    # both carry folt=kw: the kind is the query's, "cites:<id>" (new citations) or words (new results)
+    html = scholar_query_alert("single-cell communication inference")
+    papers = parse_message(html_mail(html, "Google Scholar Alerts <scholaralerts-noreply@google.com>", subject)).papers
+    assert len(papers) == 10 and {p.comments.split(";")[0] for p in papers} == {f"Google Scholar: {kind}"}
+    assert not any("Cites:" in p.comments for p in papers)
+    # the cited-by alert read without its subject: its footer names the paper and links to its citing articles
+    cited = parse_text((FIXTURES / CELLCHAT).read_text(), content_type="text/html").papers
+    assert {p.comments.split("; ")[0] for p in cited} == {"Google Scholar: new citations"}
+    assert all(p.comments.endswith("Cites: Inference and analysis of cell-cell communication using CellChat")
+               for p in cited)
+
+
 def test_scholar_citation_alerts_name_the_cited_paper_in_any_ui_language():
     [en] = parse_fixture("google_scholar/flecha-citations-en-2024.eml").papers
     assert en.comments == ("Google Scholar: new citations; [PDF]; "

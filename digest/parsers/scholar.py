@@ -30,13 +30,19 @@ from .common import (
 SENDERS = {"scholaralerts-noreply@google.com", "scholarcitations-noreply@google.com"}
 _SCHOLAR_LINK = re.compile(r"scholar\.google\.[a-z.]+/(scholar_url\?|citations\?[^\"']*view_citation)", re.I)
 _TAG = re.compile(r"^\s*\[(PDF|HTML|CITATION|BOOK|B|C|DOC|PS)\]\s*", re.I)
+# the alert kind in the ``folt=`` parameter of the mail's links: "art" new articles written by a followed author,
+# "rel" new articles related to an author's research, "cit" new citations to an author's articles; "kw" and
+# "kw-top" (fewer, most relevant results) a search query's alert, which is one paper's citations when the query is
+# "cites:<id>" (a "Cited by" page followed: '"<title>" - new citations', the footer's "new results that cite
+# <title>" linking to scholar?cites=<id>) and else "<query> - new results"
 _FOLT = {
     "art": "new articles",
     "rel": "new related research",
     "cit": "new citations",
-    "kw": "new citations",
+    "kw": "new results",
     "kw-top": "new results",
 }
+_QUERY_FOLT = ("kw", "kw-top")
 
 
 # the label before the cited paper in a citation alert, in the UI languages seen ("Cites:", Japanese/Chinese
@@ -81,11 +87,24 @@ _SUBJECT_TYPES = (
 
 def _alert_type(subject: str, hrefs: list[str]) -> str | None:
     """From the ``folt=`` parameter of the mail's links (any link: in [CITATION]-only mails only the footer's
-    tracking pixel has it), else from the subject."""
+    tracking pixel has it), else from the subject. A search query's alert is "new results", or "new citations"
+    when its query is one paper's citations (its subject says so, or the footer links to that paper's
+    ``scholar?cites=`` page)."""
     for href in hrefs:
         folt = parse_qs(urlsplit(href).query).get("folt")
+        if folt and folt[0] in _QUERY_FOLT:
+            cites = any(_CITES_PAGE.search(h) for h in hrefs) or _subject_type(subject) == "new citations"
+            return "new citations" if cites else _FOLT[folt[0]]
         if folt and folt[0] in _FOLT:
             return _FOLT[folt[0]]
+    return _subject_type(subject)
+
+
+# the footer's link to the followed paper's citing articles: "... new results that cite <a href=...>Title</a>"
+_CITES_PAGE = re.compile(r"^https?://scholar\.google\.[a-z.]+/scholar\?(?:[^#]*&)?cites=\d", re.I)
+
+
+def _subject_type(subject: str) -> str | None:
     # "<Name> - new citations": the part after the last " - " (a query may itself say "new citation ..."); a
     # phrase of a UI language not listed ("neue Ergebnisse") as written
     phrase = clean_space(subject.rsplit(" - ", 1)[1]) if " - " in subject else subject
@@ -152,9 +171,11 @@ def parse(body: Body) -> list[Paper]:
     kind = _alert_type(body.subject, links)
     shared = _shared_titles(soup)
     # a citation alert for one paper names it in the subject ("\"Learning to ...\" - new citations"), also where
-    # the body has no "Cites:" row (2019 mails)
+    # the body has no "Cites:" row (2019 mails); the 2026 footer links to its citing articles ("... new results
+    # that cite <a href=".../scholar?cites=...">Learning to ...</a>"), also in a body read without its subject
     quoted = re.match(r'\s*["“](.+)["”]\s+-\s', body.subject or "")
-    subject_cited = clean_space(quoted.group(1)) if quoted and kind == "new citations" else None
+    footer = next((text_of(a) for a in soup.find_all("a", href=True) if _CITES_PAGE.search(a["href"])), None)
+    subject_cited = (clean_space(quoted.group(1)) if quoted else footer) if kind == "new citations" else None
     papers = []
     for a in anchors:
         href = a.get("href", "")
