@@ -402,6 +402,62 @@ def test_scholar_alert_forwarded_from_gmail_keeps_its_snippets():
     assert all(p.snippet for p in forwarded)
 
 
+def outlook_desktop_forward(html: str, subject: str) -> bytes:
+    """A Scholar alert forwarded from Outlook for Windows: Word's HTML keeps the blocks but no class of the
+    original (each block's text in <p class=MsoNormal><span style=...>, the <br> between papers a paragraph),
+    beside the text Outlook writes of it, under its header block (From:/Sent:/To:/Subject:)."""
+    from digest.parsers.common import html_to_text
+
+    body = html[html.index("<body>") + 6:html.index("</body>")]
+    body = re.sub(r'\sclass="[^"]*"', "", body)
+    body = re.sub(r'<h3 style="font-weight:normal;margin:0;[^"]*">(.*?)<a href="([^"]*)"[^>]*>(.*?)</a></h3>',
+                  r"""<h3 style='margin:0cm'><span style='font-size:12.5pt;font-family:"Arial",sans-serif;"""
+                  r"""font-weight:normal'>\1<a href="\2"><span style='color:#1A0DAB;text-decoration:none'>\3</span>"""
+                  r"""</a><o:p></o:p></span></h3>""", body)
+    for colour, style in (("#006621", "color:#006621"), ("#222222", "line-height:17px")):
+        body = re.sub(rf'<div style="{style}[^"]*">(.*?)</div>',
+                      rf"""<div><p class=MsoNormal><span style='font-size:10.0pt;font-family:"Arial",sans-serif;"""
+                      rf"""color:{colour}'>\1<o:p></o:p></span></p></div>""", body)
+    body = body.replace("</div><br>", "</div><p class=MsoNormal><o:p>&nbsp;</o:p></p>")
+    assert "gse_alrt" not in body and "MsoNormal" in body
+    header = ("<b>From:</b> Google Scholar Alerts &lt;scholaralerts-noreply@google.com&gt;<br><b>Sent:</b> Thursday, "
+              "January 22, 2026 9:14 AM<br><b>To:</b> Reader &lt;reader@example.org&gt;<br><b>Subject:</b> "
+              f"{subject}")
+    word = ('<html xmlns:o="urn:schemas-microsoft-com:office:office" xmlns="http://www.w3.org/TR/REC-html40"><head>'
+            '<meta name=Generator content="Microsoft Word 15 (filtered medium)"><style><!-- p.MsoNormal {margin:0cm;'
+            'font-size:11.0pt;font-family:"Calibri",sans-serif;} --></style></head><body lang=EN-US link="#0563C1">'
+            '<div class=WordSection1><p class=MsoNormal>for the reading group<o:p></o:p></p><p class=MsoNormal>'
+            '<o:p>&nbsp;</o:p></p><div style=\'border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm 0cm '
+            f'0cm\'><p class=MsoNormal>{header}<o:p></o:p></p></div><p class=MsoNormal><o:p>&nbsp;</o:p></p>'
+            f'<div>{body}</div></div></body></html>')
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "Ada Reader <ada@example.org>", "lab@example.org", f"FW: {subject}"
+    msg.set_content("for the reading group\n\n" + re.sub(r"<[^>]+>", "", header.replace("<br>", "\n")
+                                                        ).replace("&lt;", "<").replace("&gt;", ">") + "\n\n"
+                    + html_to_text(body))
+    msg.add_alternative(word, subtype="html")
+    return msg.as_bytes()
+
+
+@pytest.mark.parametrize(("name", "subject"), [
+    ("google_scholar/landau-19be71e5ca65b0b2-cheng-li-new-related-research.html", "Cheng Li - new related research"),
+    (CELLCHAT, '"Inference and analysis of cell-cell communication using CellChat" - new citations'),
+    ("google_scholar/ucfchps-vanryckeghem-new-articles-citation-tags-2026-03-12.html",
+     "Martine Vanryckeghem - new articles"),
+])
+def test_scholar_alert_forwarded_from_outlook_without_its_classes_keeps_its_snippets(name, subject):
+    html = (FIXTURES / name).read_text()
+    original = parse_message(html_mail(html, "Google Scholar Alerts <scholaralerts-noreply@google.com>",
+                                       subject)).papers
+    parsed = parse_message(outlook_desktop_forward(html, subject))
+    assert parsed.kind == "google_scholar" and parsed.sender == "ada@example.org"
+    fields = ("title", "authors", "venue", "snippet", "url", "doi", "comments")
+    assert [[getattr(p, f) for f in fields] for p in parsed.papers] == \
+        [[getattr(p, f) for f in fields] for p in original]
+    # a [CITATION] paper has no snippet: the icons or the next paper's title follow its byline, never its text
+    assert [bool(p.snippet) for p in parsed.papers] == [not p.comments.count("[CITATION]") for p in original]
+
+
 # Scholar's layouts before 2018 (as archived alerts have them, read with `digest ingest` from an mbox): no classes,
 # the byline and snippet in <font>s; before ~2014 the target in "q=" and the byline a <span> inside the snippet's <font>
 _SCHOLAR_2016 = (

@@ -197,12 +197,20 @@ def parse(body: Body) -> list[Paper]:
             if len(longer) > len(title) and longer.startswith(stem):
                 title = longer
         byline = snippet = cites = None
+        previous = byline_block = None
         container = h3 if h3 is not None else a
         for block in _following_blocks(container):
+            boxed = block.name == "table" or block.find("table") is not None
+            text = block.name in ("div", "p") and not boxed and bool(text_of(block))
             if _has_class(block, "gse_alrt_sni"):
                 snippet = text_of(block)
-            elif block.name == "div" and byline is None and not block.find("table") and text_of(block):
-                byline = block.get_text("")
+            elif text and block.name == "div" and byline is None:
+                byline, byline_block = block.get_text(""), block
+            elif text and snippet is None and previous is not None and previous is byline_block:
+                # the block right after the byline: the snippet of a copy whose classes were lost (an Outlook
+                # forward, Word's HTML: <div><p class=MsoNormal><span>...</span></p></div>); a paper without one
+                # ([CITATION]) has its icons or its end (<br>) there
+                snippet = text_of(block)
             elif block.name == "font" and text_of(block):  # the layouts before 2018 (archived alerts)
                 whole, coloured = text_of(block), block.find("span")
                 if byline is None and coloured is not None and whole.startswith(text_of(coloured)):
@@ -213,8 +221,9 @@ def parse(body: Body) -> list[Paper]:
                     byline = block.get_text("")  # <font color=#006621>byline</font><br><font>snippet</font>
                 elif snippet is None:
                     snippet = whole
-            elif block.name == "table" and cites is None:
-                cites = _cited(block)
+            elif boxed and cites is None:
+                cites = _cited(block if block.name == "table" else block.find("table"))
+            previous = block
         authors, venue = _split_byline(byline or "")
         is_citation = bool(tag and tag.group(1).upper() == "CITATION") or "view_citation" in target
         comments = "; ".join(
