@@ -8,6 +8,7 @@ import json
 import mailbox
 import re
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -2389,6 +2390,103 @@ def test_an_html_alert_that_arrives_as_plain_text_only_says_so_and_how_to_forwar
             parse_message(raw)
         assert "Google Scholar alert from scholaralerts-noreply@google.com" in str(info.value)
         assert "came as plain text only" in str(info.value) and "as an attachment" in str(info.value)
+
+
+def mail_program_text(html: str, *, width: int = 78, link: str = " <{}>", icons: bool = True,
+                      quote: str = "") -> str:
+    """The text a mail program makes of an HTML mail for a plain-text forward: a line per block and per <br>,
+    a link written after its text (Gmail and Thunderbird "text <url>", Outlook "text<url>"), a linked icon as
+    Gmail writes it ("[image: Save]"), <b> as *bold*, the lines wrapped at ``width`` (0: not wrapped) and
+    ``quote``d."""
+    import textwrap
+
+    from bs4 import BeautifulSoup, Comment, NavigableString
+
+    blocks = {"div", "p", "h3", "table", "tr", "tbody"}
+    out: list[str] = []
+
+    def walk(node) -> None:
+        for child in node.children:
+            if isinstance(child, Comment):
+                continue
+            if isinstance(child, NavigableString):
+                out.append(re.sub(r"\s+", " ", str(child)))
+            elif child.name == "br":
+                out.append("\n")
+            elif child.name == "img":
+                out.append(f"[image: {child['alt']}]" if icons and child.get("alt") else "")
+            elif child.name not in ("style", "head"):
+                out.append("\n" if child.name in blocks else "*" if child.name == "b" else "")
+                walk(child)
+                out.append("*" if child.name == "b" else " " if child.name == "td" else "")
+                if child.name == "a" and child.get("href") and (child.get_text().strip() or icons and child.img):
+                    out.append(link.format(child["href"]))
+                out.append("\n" if child.name in blocks else "")
+
+    walk(BeautifulSoup(html, "html.parser"))
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(line.strip() for line in "".join(out).split("\n"))).strip()
+    if width:
+        text = "\n".join(w for line in text.split("\n")
+                         for w in textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False) or [""])
+    return "\n".join(f"{quote}{line}".rstrip() for line in text.split("\n"))
+
+
+def scholar_forwarded_as_text(html: str, subject: str, cut: Callable[[str], str] = str, **style) -> bytes:
+    forwarded = EmailMessage()
+    forwarded["From"], forwarded["Subject"] = "Ada Reader <ada@example.org>", f"Fwd: {subject}"
+    forwarded.set_content(
+        "For Thursday's journal club.\n\n---------- Forwarded message ---------\nFrom: Google Scholar Alerts "
+        f"<scholaralerts-noreply@google.com>\nDate: Thu, Jan 22, 2026 at 9:14 AM\nSubject: {subject}\nTo: "
+        f"<reader@example.org>\n\n\n{cut(mail_program_text(html, **style))}\n")
+    return forwarded.as_bytes()
+
+
+def scholar_fixture_html(name: str) -> str:
+    if name.endswith(".html"):
+        return (FIXTURES / name).read_text()
+    return email.message_from_bytes((FIXTURES / name).read_bytes(),
+                                    policy=email.policy.default).get_body(("html",)).get_content()
+
+
+@pytest.mark.parametrize(("name", "subject"), [
+    ("google_scholar/landau-19be71e5ca65b0b2-cheng-li-new-related-research.html", "Cheng Li - new related research"),
+    (CELLCHAT, '"Inference and analysis of cell-cell communication using CellChat" - new citations'),
+    ("google_scholar/flecha-citations-en-2024.eml", "1 new citation to articles by Zhiyuan Flecha"),
+    ("google_scholar/bzz-16ef14516c65fd3c.eml", "Miltiadis Allamanis - new related research"),
+    ("google_scholar/ucfchps-vanryckeghem-new-articles-citation-tags-2026-03-12.html",
+     "Martine Vanryckeghem - new articles"),
+])
+@pytest.mark.parametrize("style", [
+    {},  # Gmail: wrapped at 78, the long addresses on lines of their own, icons as "[image: Save]"
+    {"width": 0, "link": "<{}>", "icons": False},  # Outlook: "Title<url>", not wrapped, no icons
+    {"width": 72, "quote": "> "},  # quoted, wrapped at 72
+])
+def test_a_scholar_alert_forwarded_as_plain_text_with_its_links_gives_its_papers(name, subject, style):
+    html = scholar_fixture_html(name)
+    original = parse_message(html_mail(html, "Google Scholar Alerts <scholaralerts-noreply@google.com>",
+                                       subject)).papers
+    parsed = parse_message(scholar_forwarded_as_text(html, subject, **style))
+    assert parsed.kind == "google_scholar" and len(parsed.papers) == len(original)
+    fields = ("authors", "venue", "snippet", "url", "doi", "arxiv_id", "comments")
+    assert [[getattr(p, f) for f in fields] for p in parsed.papers] == \
+        [[getattr(p, f) for f in fields] for p in original]
+    for got, want in zip(parsed.papers, original, strict=True):
+        # the whole title, or Scholar's cut of it where no share link ("rt=") carries a longer one
+        assert got.title == want.title or (got.title.endswith("…") and want.title.startswith(got.title[:-1].strip()))
+
+
+def test_a_scholar_alert_as_text_whose_titles_cannot_all_be_read_is_not_read_at_all():
+    html = scholar_fixture_html("google_scholar/bzz-16ef14516c65fd3c.eml")
+    subject = "Miltiadis Allamanis - new related research"
+    assert len(parse_message(scholar_forwarded_as_text(html, subject)).papers) == 3
+
+    def cut(text: str) -> str:  # the text ends at the last title's link (a copy cut there)
+        last = list(re.finditer(r"<https?://[^>]*scholar_url[^>]*>", text))[-1]
+        return text[:last.end()]
+
+    # the last paper has no byline below its link: it is not read, nor are the others
+    with pytest.raises(ParseError, match="came as plain text only"):
+        parse_message(scholar_forwarded_as_text(html, subject, cut))
 
 
 def test_a_pubmed_alert_forwarded_as_plain_text_keeps_its_titles_without_the_link_addresses():
