@@ -1281,6 +1281,27 @@ def test_arxiv_forwarded_inline_gives_same_papers(mark):
     assert parsed.papers == reference
 
 
+def test_an_arxiv_listing_forwarded_as_a_quote_wrapped_after_quoting_gives_same_papers():
+    # "> " before every line, then wrapped at 76 by a mail program that does not quote the lines' ends: the
+    # 78-dash rules and the longest lines break, and a quarter of the lines are left unquoted (too few for the
+    # forward's own unquoting). It read as a listing without entries: no papers and no error
+    import textwrap
+
+    reference = parse_fixture(JCCR).papers
+    original = email.message_from_bytes((FIXTURES / JCCR).read_bytes(), policy=email.policy.default)
+    quoted = [f"> {line}".rstrip() for line in original.get_content().replace("\r\n", "\n").split("\n")]
+    wrapped = [w for line in quoted for w in (
+        textwrap.wrap(line, 76, break_long_words=False, break_on_hyphens=False) if len(line) > 76 else [line])]
+    assert sum(not w.startswith(">") for w in wrapped) > 0.2 * len(wrapped)
+    msg = EmailMessage()
+    msg["From"], msg["Subject"] = "Me <me@example.org>", "Fwd: cs daily"
+    msg.set_content("---------- Forwarded message ---------\nFrom: send mail ONLY to cs <no-reply@arXiv.org>\n"
+                    "Date: Thu, Nov 7, 2024 at 6:45 AM\nSubject: cs daily Subj-class mailing 20000080 1\n\n"
+                    + "\n".join(wrapped))
+    parsed = parse_message(msg.as_bytes())
+    assert parsed.kind == "arxiv" and parsed.papers == reference
+
+
 @pytest.mark.parametrize("charset", ["charset=x-bogus", 'charset="undefined"', "charset=\"utf-8\x00\""])
 def test_wrong_charset_does_not_break_parsing(charset):
     body = HAND_MADE.encode("utf-8")

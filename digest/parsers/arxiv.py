@@ -67,9 +67,18 @@ def header_only(text: str) -> bool:
         and not any(_RULE_END.match(line) for line in lines) and not _has_entry_lines(text)
 
 
+# an entry's opening lines quoted ("> \\\\" then "> arXiv:2411.01234"): a listing forwarded as a quote
+_QUOTED_ENTRY = re.compile(rf"^>[> ]*\\\\[ \t]*\n>[> ]*(?:arXiv|Paper):\s*{ARXIV_ID}", re.M)
+
+
 def _normalise(text: str) -> str:
     # hand-copied bodies turn the 2-space indent into NBSP (trap d); CRLF and CR from the wire
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
+    if _QUOTED_ENTRY.search(text):
+        # a listing quoted with "> " (the forward's own unquoting left it, e.g. where a mail program wrapped the
+        # quoted lines without quoting their ends): its lines as they were, the indents of the fields kept
+        text = re.sub(r"^>(?:[ \t]?>)*[ \t]?", "", text, flags=re.M)
+    return text
 
 
 def announcement_date(text: str, mail_date: datetime | None) -> str | None:
