@@ -88,6 +88,39 @@ def test_arxiv_tex_accents_become_unicode():
     assert not any("\\" in a for a in authors)
 
 
+MATH_ENTRY = r"""\\
+arXiv:2306.05123
+Date: Thu, 8 Jun 2023 12:34:56 GMT   (38kb)
+
+Title: On the $p$-adic local Langlands correspondence for $\mathrm{GL}_2(\mathbb{Q}_p)$
+  in families
+Authors: Jean-Fran\c{c}ois Dat, David Helm (Imperial College London), Robert
+  Kurinczuk and Vytautas Pa\v{s}k\={u}nas
+Categories: math.NT math.RT
+Comments: 45 pages; v2: corrected the statement of Theorem 3.4, added an
+  appendix by G. Chenevier
+MSC-class: 11F80 (Primary) 22E50, 11S37 (Secondary)
+Journal-ref: Compositio Math. 159 (2023), no. 7, 1380--1430
+Report-no: IPMU23-0017
+DOI: 10.1112/S0010437X23007170
+\\
+  We study the $p$-adic local Langlands correspondence in families, and prove
+the Breuil--M\'ezard conjecture for all two-dimensional representations.
+\\ ( https://arxiv.org/abs/2306.05123 ,  38kb)
+"""
+
+
+def test_an_arxiv_journal_reference_is_written_as_its_other_fields_are():
+    [p] = parse_text(MATH_ENTRY).papers
+    assert p.authors == ("Jean-François Dat", "David Helm", "Robert Kurinczuk", "Vytautas Paškūnas")
+    assert p.abstract.endswith("the Breuil–Mézard conjecture for all two-dimensional representations.")
+    assert p.venue == "Compositio Math. 159 (2023), no. 7, 1380–1430"  # TeX's "--", as in the abstract
+    assert p.comments == ("45 pages; v2: corrected the statement of Theorem 3.4, added an appendix by G. Chenevier; "
+                          "Journal-ref: Compositio Math. 159 (2023), no. 7, 1380–1430; MSC-class: 11F80 (Primary) "
+                          "22E50, 11S37 (Secondary); Report-no: IPMU23-0017")
+    assert p.doi == "10.1112/s0010437x23007170" and p.categories == ("math.NT", "math.RT")
+
+
 def test_arxiv_replacement_has_no_abstract_and_and_separated_authors():
     papers = parse_fixture("arxiv/arxivbrowse-q-fin-new-2023-03-17.txt").papers
     replaced = [p for p in papers if p.section == "replaced"]

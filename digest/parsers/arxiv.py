@@ -130,7 +130,9 @@ def _entry_to_paper(arxiv_id: str, fields: dict[str, str], abstract: list[str], 
     more = re.search(r"\(\s*(\d+)\s+additional\s+authors?\s+not\s+shown\s*\)", field("Authors") or "", re.I)
     abstract_text = tex_to_unicode(" ".join(abstract)) if abstract else None
     comments = tex_to_unicode(field("Comments"))
-    extra = [f"{k}: {field(k)}" for k in ("Journal-ref", "MSC-class", "ACM-class", "Report-no") if field(k)]
+    # TeX as in the other fields: "Compositio Math. 159 (2023) 1380--1430" (an en dash), "Math. Ann. (G\\"ottingen)"
+    extra = [f"{k}: {tex_to_unicode(field(k))}" for k in ("Journal-ref", "MSC-class", "ACM-class", "Report-no")
+             if field(k)]
     if extra:
         comments = "; ".join(([comments] if comments else []) + extra)
     categories = tuple((field("Categories") or "").split())
@@ -145,7 +147,7 @@ def _entry_to_paper(arxiv_id: str, fields: dict[str, str], abstract: list[str], 
         source="arxiv",
         section=section,
         published=published,
-        venue=field("Journal-ref"),
+        venue=tex_to_unicode(field("Journal-ref")),
         categories=categories,
         comments=comments,
     )
