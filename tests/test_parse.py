@@ -8,6 +8,7 @@ import json
 import mailbox
 import re
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -85,6 +86,39 @@ def test_arxiv_tex_accents_become_unicode():
     authors = {a for p in parse_fixture(JCCR).papers for a in p.authors}
     assert {"Aurélien Colin", "Zorah Lähner", "Tomáš Karella"} <= authors
     assert not any("\\" in a for a in authors)
+
+
+MATH_ENTRY = r"""\\
+arXiv:2306.05123
+Date: Thu, 8 Jun 2023 12:34:56 GMT   (38kb)
+
+Title: On the $p$-adic local Langlands correspondence for $\mathrm{GL}_2(\mathbb{Q}_p)$
+  in families
+Authors: Jean-Fran\c{c}ois Dat, David Helm (Imperial College London), Robert
+  Kurinczuk and Vytautas Pa\v{s}k\={u}nas
+Categories: math.NT math.RT
+Comments: 45 pages; v2: corrected the statement of Theorem 3.4, added an
+  appendix by G. Chenevier
+MSC-class: 11F80 (Primary) 22E50, 11S37 (Secondary)
+Journal-ref: Compositio Math. 159 (2023), no. 7, 1380--1430
+Report-no: IPMU23-0017
+DOI: 10.1112/S0010437X23007170
+\\
+  We study the $p$-adic local Langlands correspondence in families, and prove
+the Breuil--M\'ezard conjecture for all two-dimensional representations.
+\\ ( https://arxiv.org/abs/2306.05123 ,  38kb)
+"""
+
+
+def test_an_arxiv_journal_reference_is_written_as_its_other_fields_are():
+    [p] = parse_text(MATH_ENTRY).papers
+    assert p.authors == ("Jean-François Dat", "David Helm", "Robert Kurinczuk", "Vytautas Paškūnas")
+    assert p.abstract.endswith("the Breuil–Mézard conjecture for all two-dimensional representations.")
+    assert p.venue == "Compositio Math. 159 (2023), no. 7, 1380–1430"  # TeX's "--", as in the abstract
+    assert p.comments == ("45 pages; v2: corrected the statement of Theorem 3.4, added an appendix by G. Chenevier; "
+                          "Journal-ref: Compositio Math. 159 (2023), no. 7, 1380–1430; MSC-class: 11F80 (Primary) "
+                          "22E50, 11S37 (Secondary); Report-no: IPMU23-0017")
+    assert p.doi == "10.1112/s0010437x23007170" and p.categories == ("math.NT", "math.RT")
 
 
 def test_arxiv_replacement_has_no_abstract_and_and_separated_authors():
@@ -223,6 +257,21 @@ def test_an_arxiv_entry_marked_cross_listing_on_its_id_line_is_a_cross_list_with
     assert [(p.arxiv_id, p.section) for p in pasted] == [(p.arxiv_id, p.section) for p in whole]
 
 
+@pytest.mark.parametrize("name", [JCCR, "arxiv/zhaohengz-cs-daily-body-2019-07-16.txt"])
+def test_an_arxiv_replacement_is_one_without_the_section_rules(name):
+    # "replaced with revised version ..." in place of the Date: line marks each replacement, also one whose id
+    # line says (*cross-listing*): a listing without its %-%- and %%-- rules keeps every section
+    [(_, raw)] = list(iter_raw_messages(FIXTURES / name))
+    whole = parse_message(raw).papers
+    without_rules = re.sub(rb"(?m)^(?:(?:%-){8,}|(?:%%--){5,}).*\n", b"", raw)
+    assert without_rules != raw
+    pasted = parse_message(without_rules).papers
+    assert [(p.arxiv_id, p.section) for p in pasted] == [(p.arxiv_id, p.section) for p in whole]
+    assert Counter(p.section for p in pasted) == Counter(MANIFEST[name]["entry_counts_heuristic"])
+    replaced_cross = re.findall(rb"arXiv:(\S+) \(\*cross-listing\*\)\r?\nreplaced with", raw)
+    assert replaced_cross and all(p.section == "replaced" for p in pasted if p.arxiv_id.encode() in replaced_cross)
+
+
 def test_an_arxiv_listing_without_entries_is_an_alert_with_no_papers():
     # a small category on a quiet day: the whole frame, no entry; not a layout change to quarantine
     msg = EmailMessage()
@@ -332,6 +381,39 @@ def test_scholar_bare_html_dois_from_publisher_paths():
     assert all((p.comments or "").startswith("Google Scholar: new citations") for p in cites.papers)
 
 
+CELLCHAT = "google_scholar/landau-19bc03358e94bbaf-inference-and-analysis-of-cell-cell-communication-.html"
+
+
+def scholar_query_alert(query: str) -> str:
+    """The CellChat alert (folt=kw: a search query's alert, its query "cites:<id>") as a keyword query's alert
+    of the same layout: its heading and footer say the query, and the footer links to its results page."""
+    html = (FIXTURES / CELLCHAT).read_text()
+    kw = html.replace('<p><b>&quot;Inference and analysis of cell-cell communication using CellChat&quot; - new '
+                      'citations</b></p>', f"<p><b>{query} - new results</b></p>")
+    kw = re.sub(r'following new results that cite <a href="[^"]*"([^>]*)>[^<]*</a>',
+                rf'following new results for <a href="https://scholar.google.com/scholar?q={query.replace(" ", "+")}'
+                rf'&amp;hl=en&amp;as_sdt=0,5"\1>[{query}]</a>', kw)
+    assert kw.count(f"{query}") == 2 and "cites=" not in kw
+    return kw
+
+
+@pytest.mark.parametrize(("subject", "kind"), [
+    ("single-cell communication inference - new results", "new results"),
+    ("", "new results"),  # a bare body: the footer links to the query's results, not to a paper's citations
+])
+def test_a_scholar_search_query_alert_is_new_results_and_a_cited_by_alert_new_citations(subject, kind):
+    # both carry folt=kw: the kind is the query's, "cites:<id>" (new citations) or words (new results)
+    html = scholar_query_alert("single-cell communication inference")
+    papers = parse_message(html_mail(html, "Google Scholar Alerts <scholaralerts-noreply@google.com>", subject)).papers
+    assert len(papers) == 10 and {p.comments.split(";")[0] for p in papers} == {f"Google Scholar: {kind}"}
+    assert not any("Cites:" in p.comments for p in papers)
+    # the cited-by alert read without its subject: its footer names the paper and links to its citing articles
+    cited = parse_text((FIXTURES / CELLCHAT).read_text(), content_type="text/html").papers
+    assert {p.comments.split("; ")[0] for p in cited} == {"Google Scholar: new citations"}
+    assert all(p.comments.endswith("Cites: Inference and analysis of cell-cell communication using CellChat")
+               for p in cited)
+
+
 def test_scholar_citation_alerts_name_the_cited_paper_in_any_ui_language():
     [en] = parse_fixture("google_scholar/flecha-citations-en-2024.eml").papers
     assert en.comments == ("Google Scholar: new citations; [PDF]; "
@@ -352,6 +434,62 @@ def test_scholar_alert_forwarded_from_gmail_keeps_its_snippets():
     original, forwarded = parse_fixture(name).papers, parse_text(renamed, content_type="text/html").papers
     assert [(p.title, p.snippet) for p in forwarded] == [(p.title, p.snippet) for p in original]
     assert all(p.snippet for p in forwarded)
+
+
+def outlook_desktop_forward(html: str, subject: str) -> bytes:
+    """A Scholar alert forwarded from Outlook for Windows: Word's HTML keeps the blocks but no class of the
+    original (each block's text in <p class=MsoNormal><span style=...>, the <br> between papers a paragraph),
+    beside the text Outlook writes of it, under its header block (From:/Sent:/To:/Subject:)."""
+    from digest.parsers.common import html_to_text
+
+    body = html[html.index("<body>") + 6:html.index("</body>")]
+    body = re.sub(r'\sclass="[^"]*"', "", body)
+    body = re.sub(r'<h3 style="font-weight:normal;margin:0;[^"]*">(.*?)<a href="([^"]*)"[^>]*>(.*?)</a></h3>',
+                  r"""<h3 style='margin:0cm'><span style='font-size:12.5pt;font-family:"Arial",sans-serif;"""
+                  r"""font-weight:normal'>\1<a href="\2"><span style='color:#1A0DAB;text-decoration:none'>\3</span>"""
+                  r"""</a><o:p></o:p></span></h3>""", body)
+    for colour, style in (("#006621", "color:#006621"), ("#222222", "line-height:17px")):
+        body = re.sub(rf'<div style="{style}[^"]*">(.*?)</div>',
+                      rf"""<div><p class=MsoNormal><span style='font-size:10.0pt;font-family:"Arial",sans-serif;"""
+                      rf"""color:{colour}'>\1<o:p></o:p></span></p></div>""", body)
+    body = body.replace("</div><br>", "</div><p class=MsoNormal><o:p>&nbsp;</o:p></p>")
+    assert "gse_alrt" not in body and "MsoNormal" in body
+    header = ("<b>From:</b> Google Scholar Alerts &lt;scholaralerts-noreply@google.com&gt;<br><b>Sent:</b> Thursday, "
+              "January 22, 2026 9:14 AM<br><b>To:</b> Reader &lt;reader@example.org&gt;<br><b>Subject:</b> "
+              f"{subject}")
+    word = ('<html xmlns:o="urn:schemas-microsoft-com:office:office" xmlns="http://www.w3.org/TR/REC-html40"><head>'
+            '<meta name=Generator content="Microsoft Word 15 (filtered medium)"><style><!-- p.MsoNormal {margin:0cm;'
+            'font-size:11.0pt;font-family:"Calibri",sans-serif;} --></style></head><body lang=EN-US link="#0563C1">'
+            '<div class=WordSection1><p class=MsoNormal>for the reading group<o:p></o:p></p><p class=MsoNormal>'
+            '<o:p>&nbsp;</o:p></p><div style=\'border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm 0cm '
+            f'0cm\'><p class=MsoNormal>{header}<o:p></o:p></p></div><p class=MsoNormal><o:p>&nbsp;</o:p></p>'
+            f'<div>{body}</div></div></body></html>')
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "Ada Reader <ada@example.org>", "lab@example.org", f"FW: {subject}"
+    msg.set_content("for the reading group\n\n" + re.sub(r"<[^>]+>", "", header.replace("<br>", "\n")
+                                                        ).replace("&lt;", "<").replace("&gt;", ">") + "\n\n"
+                    + html_to_text(body))
+    msg.add_alternative(word, subtype="html")
+    return msg.as_bytes()
+
+
+@pytest.mark.parametrize(("name", "subject"), [
+    ("google_scholar/landau-19be71e5ca65b0b2-cheng-li-new-related-research.html", "Cheng Li - new related research"),
+    (CELLCHAT, '"Inference and analysis of cell-cell communication using CellChat" - new citations'),
+    ("google_scholar/ucfchps-vanryckeghem-new-articles-citation-tags-2026-03-12.html",
+     "Martine Vanryckeghem - new articles"),
+])
+def test_scholar_alert_forwarded_from_outlook_without_its_classes_keeps_its_snippets(name, subject):
+    html = (FIXTURES / name).read_text()
+    original = parse_message(html_mail(html, "Google Scholar Alerts <scholaralerts-noreply@google.com>",
+                                       subject)).papers
+    parsed = parse_message(outlook_desktop_forward(html, subject))
+    assert parsed.kind == "google_scholar" and parsed.sender == "ada@example.org"
+    fields = ("title", "authors", "venue", "snippet", "url", "doi", "comments")
+    assert [[getattr(p, f) for f in fields] for p in parsed.papers] == \
+        [[getattr(p, f) for f in fields] for p in original]
+    # a [CITATION] paper has no snippet: the icons or the next paper's title follow its byline, never its text
+    assert [bool(p.snippet) for p in parsed.papers] == [not p.comments.count("[CITATION]") for p in original]
 
 
 # Scholar's layouts before 2018 (as archived alerts have them, read with `digest ingest` from an mbox): no classes,
@@ -1174,6 +1312,27 @@ def test_arxiv_forwarded_inline_gives_same_papers(mark):
     parsed = parse_message(msg.as_bytes())
     assert parsed.kind == "arxiv" and parsed.sender == "me@example.org"
     assert parsed.papers == reference
+
+
+def test_an_arxiv_listing_forwarded_as_a_quote_wrapped_after_quoting_gives_same_papers():
+    # "> " before every line, then wrapped at 76 by a mail program that does not quote the lines' ends: the
+    # 78-dash rules and the longest lines break, and a quarter of the lines are left unquoted (too few for the
+    # forward's own unquoting). It read as a listing without entries: no papers and no error
+    import textwrap
+
+    reference = parse_fixture(JCCR).papers
+    original = email.message_from_bytes((FIXTURES / JCCR).read_bytes(), policy=email.policy.default)
+    quoted = [f"> {line}".rstrip() for line in original.get_content().replace("\r\n", "\n").split("\n")]
+    wrapped = [w for line in quoted for w in (
+        textwrap.wrap(line, 76, break_long_words=False, break_on_hyphens=False) if len(line) > 76 else [line])]
+    assert sum(not w.startswith(">") for w in wrapped) > 0.2 * len(wrapped)
+    msg = EmailMessage()
+    msg["From"], msg["Subject"] = "Me <me@example.org>", "Fwd: cs daily"
+    msg.set_content("---------- Forwarded message ---------\nFrom: send mail ONLY to cs <no-reply@arXiv.org>\n"
+                    "Date: Thu, Nov 7, 2024 at 6:45 AM\nSubject: cs daily Subj-class mailing 20000080 1\n\n"
+                    + "\n".join(wrapped))
+    parsed = parse_message(msg.as_bytes())
+    assert parsed.kind == "arxiv" and parsed.papers == reference
 
 
 @pytest.mark.parametrize("charset", ["charset=x-bogus", 'charset="undefined"', "charset=\"utf-8\x00\""])
@@ -2285,6 +2444,103 @@ def test_an_html_alert_that_arrives_as_plain_text_only_says_so_and_how_to_forwar
             parse_message(raw)
         assert "Google Scholar alert from scholaralerts-noreply@google.com" in str(info.value)
         assert "came as plain text only" in str(info.value) and "as an attachment" in str(info.value)
+
+
+def mail_program_text(html: str, *, width: int = 78, link: str = " <{}>", icons: bool = True,
+                      quote: str = "") -> str:
+    """The text a mail program makes of an HTML mail for a plain-text forward: a line per block and per <br>,
+    a link written after its text (Gmail and Thunderbird "text <url>", Outlook "text<url>"), a linked icon as
+    Gmail writes it ("[image: Save]"), <b> as *bold*, the lines wrapped at ``width`` (0: not wrapped) and
+    ``quote``d."""
+    import textwrap
+
+    from bs4 import BeautifulSoup, Comment, NavigableString
+
+    blocks = {"div", "p", "h3", "table", "tr", "tbody"}
+    out: list[str] = []
+
+    def walk(node) -> None:
+        for child in node.children:
+            if isinstance(child, Comment):
+                continue
+            if isinstance(child, NavigableString):
+                out.append(re.sub(r"\s+", " ", str(child)))
+            elif child.name == "br":
+                out.append("\n")
+            elif child.name == "img":
+                out.append(f"[image: {child['alt']}]" if icons and child.get("alt") else "")
+            elif child.name not in ("style", "head"):
+                out.append("\n" if child.name in blocks else "*" if child.name == "b" else "")
+                walk(child)
+                out.append("*" if child.name == "b" else " " if child.name == "td" else "")
+                if child.name == "a" and child.get("href") and (child.get_text().strip() or icons and child.img):
+                    out.append(link.format(child["href"]))
+                out.append("\n" if child.name in blocks else "")
+
+    walk(BeautifulSoup(html, "html.parser"))
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(line.strip() for line in "".join(out).split("\n"))).strip()
+    if width:
+        text = "\n".join(w for line in text.split("\n")
+                         for w in textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False) or [""])
+    return "\n".join(f"{quote}{line}".rstrip() for line in text.split("\n"))
+
+
+def scholar_forwarded_as_text(html: str, subject: str, cut: Callable[[str], str] = str, **style) -> bytes:
+    forwarded = EmailMessage()
+    forwarded["From"], forwarded["Subject"] = "Ada Reader <ada@example.org>", f"Fwd: {subject}"
+    forwarded.set_content(
+        "For Thursday's journal club.\n\n---------- Forwarded message ---------\nFrom: Google Scholar Alerts "
+        f"<scholaralerts-noreply@google.com>\nDate: Thu, Jan 22, 2026 at 9:14 AM\nSubject: {subject}\nTo: "
+        f"<reader@example.org>\n\n\n{cut(mail_program_text(html, **style))}\n")
+    return forwarded.as_bytes()
+
+
+def scholar_fixture_html(name: str) -> str:
+    if name.endswith(".html"):
+        return (FIXTURES / name).read_text()
+    return email.message_from_bytes((FIXTURES / name).read_bytes(),
+                                    policy=email.policy.default).get_body(("html",)).get_content()
+
+
+@pytest.mark.parametrize(("name", "subject"), [
+    ("google_scholar/landau-19be71e5ca65b0b2-cheng-li-new-related-research.html", "Cheng Li - new related research"),
+    (CELLCHAT, '"Inference and analysis of cell-cell communication using CellChat" - new citations'),
+    ("google_scholar/flecha-citations-en-2024.eml", "1 new citation to articles by Zhiyuan Flecha"),
+    ("google_scholar/bzz-16ef14516c65fd3c.eml", "Miltiadis Allamanis - new related research"),
+    ("google_scholar/ucfchps-vanryckeghem-new-articles-citation-tags-2026-03-12.html",
+     "Martine Vanryckeghem - new articles"),
+])
+@pytest.mark.parametrize("style", [
+    {},  # Gmail: wrapped at 78, the long addresses on lines of their own, icons as "[image: Save]"
+    {"width": 0, "link": "<{}>", "icons": False},  # Outlook: "Title<url>", not wrapped, no icons
+    {"width": 72, "quote": "> "},  # quoted, wrapped at 72
+])
+def test_a_scholar_alert_forwarded_as_plain_text_with_its_links_gives_its_papers(name, subject, style):
+    html = scholar_fixture_html(name)
+    original = parse_message(html_mail(html, "Google Scholar Alerts <scholaralerts-noreply@google.com>",
+                                       subject)).papers
+    parsed = parse_message(scholar_forwarded_as_text(html, subject, **style))
+    assert parsed.kind == "google_scholar" and len(parsed.papers) == len(original)
+    fields = ("authors", "venue", "snippet", "url", "doi", "arxiv_id", "comments")
+    assert [[getattr(p, f) for f in fields] for p in parsed.papers] == \
+        [[getattr(p, f) for f in fields] for p in original]
+    for got, want in zip(parsed.papers, original, strict=True):
+        # the whole title, or Scholar's cut of it where no share link ("rt=") carries a longer one
+        assert got.title == want.title or (got.title.endswith("…") and want.title.startswith(got.title[:-1].strip()))
+
+
+def test_a_scholar_alert_as_text_whose_titles_cannot_all_be_read_is_not_read_at_all():
+    html = scholar_fixture_html("google_scholar/bzz-16ef14516c65fd3c.eml")
+    subject = "Miltiadis Allamanis - new related research"
+    assert len(parse_message(scholar_forwarded_as_text(html, subject)).papers) == 3
+
+    def cut(text: str) -> str:  # the text ends at the last title's link (a copy cut there)
+        last = list(re.finditer(r"<https?://[^>]*scholar_url[^>]*>", text))[-1]
+        return text[:last.end()]
+
+    # the last paper has no byline below its link: it is not read, nor are the others
+    with pytest.raises(ParseError, match="came as plain text only"):
+        parse_message(scholar_forwarded_as_text(html, subject, cut))
 
 
 def test_a_pubmed_alert_forwarded_as_plain_text_keeps_its_titles_without_the_link_addresses():

@@ -1,7 +1,9 @@
 """arXiv daily listing mails (``no-reply@arXiv.org``) and bare listing text.
 
 The body is a sequence of entries ``\\\\`` / ``arXiv:<id>`` / metadata / ``\\\\`` / abstract / ``\\\\ ( url , size)``.
-Sections are switched by rule lines: ``%-%-`` (cross-lists), ``%%--%%--`` (replacements), ``%%%---`` (end).
+Sections are switched by rule lines: ``%-%-`` (cross-lists), ``%%--%%--`` (replacements), ``%%%---`` (end);
+each entry also says its own (``(*cross-listing*)`` on its id line, ``replaced with revised version`` in place
+of its Date: line), which decides where the rules are missing.
 We walk the lines with a small state machine rather than splitting on ``^arXiv:``, because abstracts can
 contain a line that starts with ``arXiv:`` (FORMATS.md trap a).
 """
@@ -65,9 +67,18 @@ def header_only(text: str) -> bool:
         and not any(_RULE_END.match(line) for line in lines) and not _has_entry_lines(text)
 
 
+# an entry's opening lines quoted ("> \\\\" then "> arXiv:2411.01234"): a listing forwarded as a quote
+_QUOTED_ENTRY = re.compile(rf"^>[> ]*\\\\[ \t]*\n>[> ]*(?:arXiv|Paper):\s*{ARXIV_ID}", re.M)
+
+
 def _normalise(text: str) -> str:
     # hand-copied bodies turn the 2-space indent into NBSP (trap d); CRLF and CR from the wire
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
+    if _QUOTED_ENTRY.search(text):
+        # a listing quoted with "> " (the forward's own unquoting left it, e.g. where a mail program wrapped the
+        # quoted lines without quoting their ends): its lines as they were, the indents of the fields kept
+        text = re.sub(r"^>(?:[ \t]?>)*[ \t]?", "", text, flags=re.M)
+    return text
 
 
 def announcement_date(text: str, mail_date: datetime | None) -> str | None:
@@ -119,7 +130,9 @@ def _entry_to_paper(arxiv_id: str, fields: dict[str, str], abstract: list[str], 
     more = re.search(r"\(\s*(\d+)\s+additional\s+authors?\s+not\s+shown\s*\)", field("Authors") or "", re.I)
     abstract_text = tex_to_unicode(" ".join(abstract)) if abstract else None
     comments = tex_to_unicode(field("Comments"))
-    extra = [f"{k}: {field(k)}" for k in ("Journal-ref", "MSC-class", "ACM-class", "Report-no") if field(k)]
+    # TeX as in the other fields: "Compositio Math. 159 (2023) 1380--1430" (an en dash), "Math. Ann. (G\\"ottingen)"
+    extra = [f"{k}: {tex_to_unicode(field(k))}" for k in ("Journal-ref", "MSC-class", "ACM-class", "Report-no")
+             if field(k)]
     if extra:
         comments = "; ".join(([comments] if comments else []) + extra)
     categories = tuple((field("Categories") or "").split())
@@ -134,7 +147,7 @@ def _entry_to_paper(arxiv_id: str, fields: dict[str, str], abstract: list[str], 
         source="arxiv",
         section=section,
         published=published,
-        venue=field("Journal-ref"),
+        venue=tex_to_unicode(field("Journal-ref")),
         categories=categories,
         comments=comments,
     )
@@ -213,7 +226,11 @@ def _read_entry(lines: list[str], j: int, m: re.Match, section: str, published: 
         if em:
             url = em.group(1)
             k += 1
-    if section == "new" and "cross-list" in m.group(0).lower():
+    if fields.get("Date", "").lower().startswith("replaced with revised version"):
+        # a replacement says so in place of its Date: line, also without the %%-- rule (a listing copied by hand
+        # or cut to its entries), and also when its id line is marked as a cross-list
+        section = "replaced"
+    elif section == "new" and "cross-list" in m.group(0).lower():
         section = "cross"  # "arXiv:2602.12181 (*cross-listing*)": marked on its id line, also without the rule
     papers.append(_entry_to_paper(arxiv_id, fields, abstract, section, url, published))
     return k

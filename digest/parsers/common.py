@@ -360,9 +360,13 @@ def text_of(node) -> str:
         return ""
     if isinstance(node, NavigableString):
         return clean_space(html_lib.unescape(str(node)))
-    # "task-<br>based" is one word; "pre-<br>and post-training" keeps its suspended hyphen
-    text = re.sub(r"(?<=[^\W\d_]-)\s*\n\s*(?=[a-z])(?!(?:and|or|nor|to)\b)", "", _text(node, _stands_apart))
-    return clean_space(html_lib.unescape(text))
+    return clean_space(html_lib.unescape(joined_lines(_text(node, _stands_apart))))
+
+
+def joined_lines(text: str) -> str:
+    """Lines as one text: a word hyphenated across a line break ("task-\nbased") is whole again, while
+    "pre-\nand post-training" keeps its suspended hyphen; other breaks stay whitespace."""
+    return re.sub(r"(?<=[^\W\d_]-)\s*\n\s*(?=[a-z])(?!(?:and|or|nor|to)\b)", "", text)
 
 
 # ---------------------------------------------------------------- links and ids

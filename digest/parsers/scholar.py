@@ -3,6 +3,8 @@
 One paper per ``a.gse_alrt_title`` (a DOM selector: the class name also appears in the <style> block).
 The title link is ``scholar.google.<tld>/scholar_url?url=<target>&...``; the byline below it is
 ``authors<NBSP>- venue, year``; the ``gse_alrt_sni`` div is a truncated snippet (never an abstract).
+Scholar sends HTML alone; the text a mail program makes of it (a plain-text forward) is read where it writes
+out each title's link (:func:`parse_text`), and not at all without them.
 
 Decision: ``section`` stays None (it is an arXiv notion); the alert type ("new citations", "related
 research", ...) goes into ``comments`` as ``Google Scholar: <type>``, plus ``Cites: <title>`` when given.
@@ -12,6 +14,7 @@ the year alone is not a date, so ``published`` is None.
 
 from __future__ import annotations
 
+import bisect
 import re
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,6 +24,7 @@ from .common import (
     arxiv_id_from_url,
     clean_space,
     doi_from_url,
+    joined_lines,
     soup_of,
     split_authors,
     text_of,
@@ -30,13 +34,19 @@ from .common import (
 SENDERS = {"scholaralerts-noreply@google.com", "scholarcitations-noreply@google.com"}
 _SCHOLAR_LINK = re.compile(r"scholar\.google\.[a-z.]+/(scholar_url\?|citations\?[^\"']*view_citation)", re.I)
 _TAG = re.compile(r"^\s*\[(PDF|HTML|CITATION|BOOK|B|C|DOC|PS)\]\s*", re.I)
+# the alert kind in the ``folt=`` parameter of the mail's links: "art" new articles written by a followed author,
+# "rel" new articles related to an author's research, "cit" new citations to an author's articles; "kw" and
+# "kw-top" (fewer, most relevant results) a search query's alert, which is one paper's citations when the query is
+# "cites:<id>" (a "Cited by" page followed: '"<title>" - new citations', the footer's "new results that cite
+# <title>" linking to scholar?cites=<id>) and else "<query> - new results"
 _FOLT = {
     "art": "new articles",
     "rel": "new related research",
     "cit": "new citations",
-    "kw": "new citations",
+    "kw": "new results",
     "kw-top": "new results",
 }
+_QUERY_FOLT = ("kw", "kw-top")
 
 
 # the label before the cited paper in a citation alert, in the UI languages seen ("Cites:", Japanese/Chinese
@@ -81,11 +91,24 @@ _SUBJECT_TYPES = (
 
 def _alert_type(subject: str, hrefs: list[str]) -> str | None:
     """From the ``folt=`` parameter of the mail's links (any link: in [CITATION]-only mails only the footer's
-    tracking pixel has it), else from the subject."""
+    tracking pixel has it), else from the subject. A search query's alert is "new results", or "new citations"
+    when its query is one paper's citations (its subject says so, or the footer links to that paper's
+    ``scholar?cites=`` page)."""
     for href in hrefs:
         folt = parse_qs(urlsplit(href).query).get("folt")
+        if folt and folt[0] in _QUERY_FOLT:
+            cites = any(_CITES_PAGE.search(h) for h in hrefs) or _subject_type(subject) == "new citations"
+            return "new citations" if cites else _FOLT[folt[0]]
         if folt and folt[0] in _FOLT:
             return _FOLT[folt[0]]
+    return _subject_type(subject)
+
+
+# the footer's link to the followed paper's citing articles: "... new results that cite <a href=...>Title</a>"
+_CITES_PAGE = re.compile(r"^https?://scholar\.google\.[a-z.]+/scholar\?(?:[^#]*&)?cites=\d", re.I)
+
+
+def _subject_type(subject: str) -> str | None:
     # "<Name> - new citations": the part after the last " - " (a query may itself say "new citation ..."); a
     # phrase of a UI language not listed ("neue Ergebnisse") as written
     phrase = clean_space(subject.rsplit(" - ", 1)[1]) if " - " in subject else subject
@@ -111,13 +134,13 @@ def _split_byline(byline: str) -> tuple[list[str], str | None]:
     return names, clean_space(venue).strip(" -") or None
 
 
-def _shared_titles(soup) -> dict[str, str]:
+def _shared_titles(hrefs: list[str]) -> dict[str, str]:
     """Target URL -> the longest title among the mail's ``scholar_share?url=...&rt=<title>`` links."""
     titles: dict[str, str] = {}
-    for a in soup.find_all("a", href=True):
-        if "scholar_share" not in a["href"]:
+    for href in hrefs:
+        if "scholar_share" not in href:
             continue
-        query = parse_qs(urlsplit(unwrap_url(a["href"])).query)
+        query = parse_qs(urlsplit(unwrap_url(href)).query)
         url, title = query.get("url", [""])[0], clean_space(query.get("rt", [""])[0])
         if url and len(title) > len(titles.get(url, "")):
             titles[url] = title
@@ -138,9 +161,41 @@ def _following_blocks(h3):
         node = node.find_next_sibling()
 
 
+def _whole_title(title: str, target: str, shared: dict[str, str]) -> str:
+    """Scholar cuts long titles ("…"); its share links for the same paper carry a longer cut ("rt=")."""
+    if title.endswith(("…", "...")):
+        stem = title.rstrip("…. \xa0")
+        longer = shared.get(target, "")
+        if len(longer) > len(title) and longer.startswith(stem):
+            return longer
+    return title
+
+
+def _paper(title: str, tag: re.Match | None, target: str, byline: str | None, snippet: str | None,
+           cites: str | None, kind: str | None) -> Paper:
+    authors, venue = _split_byline(byline or "")
+    is_citation = bool(tag and tag.group(1).upper() == "CITATION") or "view_citation" in target
+    comments = "; ".join(
+        x for x in [f"Google Scholar: {kind}" if kind else None,
+                    f"[{tag.group(1).upper()}]" if tag else None,
+                    f"Cites: {cites}" if cites else None] if x
+    ) or None
+    return Paper(
+        title=title,
+        authors=tuple(authors),
+        snippet=snippet or None,
+        url=target,
+        arxiv_id=None if is_citation else arxiv_id_from_url(target),
+        doi=None if is_citation else doi_from_url(target),
+        source="google_scholar",
+        venue=venue,
+        comments=comments,
+    )
+
+
 def parse(body: Body) -> list[Paper]:
     if not body.html:
-        return []
+        return parse_text(body) if body.text else []
     soup = soup_of(body.html)
     anchors = soup.find_all(lambda tag: tag.name == "a" and _has_class(tag, "gse_alrt_title"))
     if not anchors:
@@ -150,11 +205,13 @@ def parse(body: Body) -> list[Paper]:
     links = [a.get("href", "") for a in anchors]
     links += [t.get("href") or t.get("src") or "" for t in soup.find_all(["a", "img"])]
     kind = _alert_type(body.subject, links)
-    shared = _shared_titles(soup)
+    shared = _shared_titles(links)
     # a citation alert for one paper names it in the subject ("\"Learning to ...\" - new citations"), also where
-    # the body has no "Cites:" row (2019 mails)
+    # the body has no "Cites:" row (2019 mails); the 2026 footer links to its citing articles ("... new results
+    # that cite <a href=".../scholar?cites=...">Learning to ...</a>"), also in a body read without its subject
     quoted = re.match(r'\s*["“](.+)["”]\s+-\s', body.subject or "")
-    subject_cited = clean_space(quoted.group(1)) if quoted and kind == "new citations" else None
+    footer = next((text_of(a) for a in soup.find_all("a", href=True) if _CITES_PAGE.search(a["href"])), None)
+    subject_cited = (clean_space(quoted.group(1)) if quoted else footer) if kind == "new citations" else None
     papers = []
     for a in anchors:
         href = a.get("href", "")
@@ -169,19 +226,22 @@ def parse(body: Body) -> list[Paper]:
         title = _TAG.sub("", title).strip()
         if not title or "cleardot.gif" in target:
             continue
-        if title.endswith(("…", "...")):
-            # Scholar cuts long titles; its share links for the same paper carry a longer cut ("rt=")
-            stem = title.rstrip("…. \xa0")
-            longer = shared.get(target, "")
-            if len(longer) > len(title) and longer.startswith(stem):
-                title = longer
+        title = _whole_title(title, target, shared)
         byline = snippet = cites = None
+        previous = byline_block = None
         container = h3 if h3 is not None else a
         for block in _following_blocks(container):
+            boxed = block.name == "table" or block.find("table") is not None
+            text = block.name in ("div", "p") and not boxed and bool(text_of(block))
             if _has_class(block, "gse_alrt_sni"):
                 snippet = text_of(block)
-            elif block.name == "div" and byline is None and not block.find("table") and text_of(block):
-                byline = block.get_text("")
+            elif text and block.name == "div" and byline is None:
+                byline, byline_block = block.get_text(""), block
+            elif text and snippet is None and previous is not None and previous is byline_block:
+                # the block right after the byline: the snippet of a copy whose classes were lost (an Outlook
+                # forward, Word's HTML: <div><p class=MsoNormal><span>...</span></p></div>); a paper without one
+                # ([CITATION]) has its icons or its end (<br>) there
+                snippet = text_of(block)
             elif block.name == "font" and text_of(block):  # the layouts before 2018 (archived alerts)
                 whole, coloured = text_of(block), block.find("span")
                 if byline is None and coloured is not None and whole.startswith(text_of(coloured)):
@@ -192,26 +252,125 @@ def parse(body: Body) -> list[Paper]:
                     byline = block.get_text("")  # <font color=#006621>byline</font><br><font>snippet</font>
                 elif snippet is None:
                     snippet = whole
-            elif block.name == "table" and cites is None:
-                cites = _cited(block)
-        authors, venue = _split_byline(byline or "")
+            elif boxed and cites is None:
+                cites = _cited(block if block.name == "table" else block.find("table"))
+            previous = block
+        papers.append(_paper(title, tag, target, byline, snippet, cites or subject_cited, kind))
+    return papers
+
+
+# ---------------------------------------------------------------- the text a mail program made of an alert
+
+# a title link as mail programs write a link in the text they make of HTML (a plain-text forward: Gmail and
+# Thunderbird "Title <https://...>", the address on a line of its own when it is long; Outlook "Title<https://...>")
+_TEXT_TITLE_LINK = re.compile(
+    r"<(https?://scholar\.google\.[a-z.]+/(?:scholar_url\?|citations\?[^\s<>#]*view_op=view_citation)[^\s<>]*)>",
+    re.I)
+_TEXT_LINK = re.compile(r"<(https?://[^\s<>]+)>")
+# a byline that ends as one does: "A Author, B Author… - Venue, 2026", "A Karmakar - 2019"
+_BYLINE_END = re.compile(r"(?:^|[\s\xa0])-\s.*\b(?:19|20)\d{2}$|^(?:19|20)\d{2}$")
+_FOOTER = re.compile(r"^(?:This (?:message|alert) (?:was|is) sent by Google Scholar|List (?:my )?alerts|Cancel alert)",
+                     re.I)
+_EMPHASIS = re.compile(r"(?<![\w*])\*(\S[^*\n]*?)\*")  # <b>query words</b> as a text is written: *words*
+_ICON = re.compile(r"\[image:[^\]]*\]\s*$")  # a linked icon as Gmail writes it: "[image: Save]"
+_MOST_TITLE_LINES = 6
+
+
+def _plain(text: str) -> str:
+    return clean_space(_EMPHASIS.sub(r"\1", text))
+
+
+def _apart(line: str) -> bool:
+    """A line that belongs to no title, byline or snippet: blank, a link or an icon, the "•" of a "Cites:" row,
+    the footer."""
+    line = line.strip()
+    return not line or "<http" in line or line.endswith(">") or line.startswith(("[image:", "•")) \
+        or bool(_FOOTER.match(line))
+
+
+def _stops_title(line: str, *, last: bool) -> bool:
+    """A line above a title link that is not part of the title: one :func:`_apart`, or (unless it is the title's
+    ``last`` line, which may end in Scholar's cut "…") the end of the paper before: its snippet's "…", its
+    byline."""
+    if _apart(line):
+        return True
+    line = line.strip()
+    return not last and (line.endswith(("…", "...")) or bool(_BYLINE_END.search(line)))
+
+
+def _wrap_width(lines: list[str]) -> int:
+    """The width a mail program wrapped the text at (Gmail 78, Thunderbird 72): its longest line that is no link."""
+    return max((len(line.rstrip()) for line in lines if "<http" not in line), default=0)
+
+
+def parse_text(body: Body) -> list[Paper]:
+    """An alert as text (a plain-text forward), read only where each paper's title link is written out: the title
+    above its link, the byline the line below it (and its end, when the mail program wrapped it), then the
+    snippet up to the paper's icons, its "• Cites:" row or the next title. Without the links (Apple Mail's text)
+    nothing is read: where a title ends and a snippet starts is then a guess, and a wrong paper is worse than
+    none. A title link without a line below it makes the whole text unread ([]) for the same reason."""
+    text = (body.text or "").replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line) + 1)
+
+    def line_of(offset: int) -> int:
+        return bisect.bisect_right(starts, offset) - 1
+
+    found = [m for m in _TEXT_TITLE_LINK.finditer(text) if "cleardot.gif" not in unwrap_url(m.group(1))]
+    if not found:
+        return []
+    hrefs = [m.group(1) for m in found] + [m.group(1) for m in _TEXT_LINK.finditer(text)]
+    kind = _alert_type(body.subject, hrefs)
+    shared = _shared_titles(hrefs)
+    quoted = re.match(r'\s*["“](.+)["”]\s+-\s', body.subject or "")
+    subject_cited = clean_space(quoted.group(1)) if quoted and kind == "new citations" else None
+    width = _wrap_width(lines)
+    # each title: the lines above its link, and the text before the link on its line
+    titles: list[tuple[int, str]] = []  # (the title's first line, its text)
+    for m in found:
+        at = line_of(m.start())
+        first, words = at, [text[starts[at]:m.start()]]
+        while first > 0 and at - first < _MOST_TITLE_LINES \
+                and not _stops_title(lines[first - 1], last=first == at and not words[0].strip()):
+            first -= 1
+            words.insert(0, lines[first])
+        titles.append((first, joined_lines("\n".join(w.strip() for w in words))))
+    papers = []
+    for n, m in enumerate(found):
+        target = unwrap_url(m.group(1))
+        tag = _TAG.match(_plain(titles[n][1]))
+        title = _whole_title(_TAG.sub("", _plain(titles[n][1])).strip(), target, shared)
+        k = line_of(m.end() - 1)
+        end = titles[n + 1][0] if n + 1 < len(found) else len(lines)
+        following = [line.strip() for line in [text[m.end():starts[k + 1] - 1], *lines[k + 1:end]] if line.strip()]
+        if not title or not following or _apart(following[0]):
+            return []  # a title link without its byline below: not the alert's layout
+        byline, rest = following[0], following[1:]
+        wrapped = f"{byline} {rest[0]}" if rest and not _apart(rest[0]) else ""
+        if wrapped and not _BYLINE_END.search(byline) and not byline.endswith("…") \
+                and len(byline) + 1 + len(rest[0].split()[0]) > width \
+                and (_BYLINE_END.search(wrapped) or wrapped.endswith("…")):
+            # the byline's end (its venue's, its year), wrapped to the next line: its first word would not have
+            # fitted on the line, and the byline ends there as bylines do
+            byline, rest = wrapped, rest[1:]
+        snippet: list[str] = []
+        cites = None
+        for i, line in enumerate(rest):
+            if line.startswith("•"):  # "• Cites: <title>": the "•" may be a line of its own, the title wrapped
+                after = rest[i + 1:]
+                row = [line.lstrip("• \t")] + after[:next((j for j, x in enumerate(after) if _apart(x)), len(after))]
+                row = _ICON.sub("", " ".join(row).replace("\u202a", "").replace("\u202c", ""))
+                cites = clean_space(_CITES_LABEL.sub("", row)) if _CITES_LABEL.match(row) else None
+                break
+            if _apart(line):
+                break
+            snippet.append(line)
+        # a snippet ends in Scholar's "…": a heading after it (the alert's name, where no icons follow) is not part
+        cut = max((i for i, line in enumerate(snippet) if line.endswith(("…", "..."))), default=None)
+        snippet = snippet[:cut + 1] if cut is not None else snippet
         is_citation = bool(tag and tag.group(1).upper() == "CITATION") or "view_citation" in target
-        comments = "; ".join(
-            x for x in [f"Google Scholar: {kind}" if kind else None,
-                        f"[{tag.group(1).upper()}]" if tag else None,
-                        f"Cites: {cites or subject_cited}" if cites or subject_cited else None] if x
-        ) or None
-        papers.append(
-            Paper(
-                title=title,
-                authors=tuple(authors),
-                snippet=snippet or None,
-                url=target,
-                arxiv_id=None if is_citation else arxiv_id_from_url(target),
-                doi=None if is_citation else doi_from_url(target),
-                source="google_scholar",
-                venue=venue,
-                comments=comments,
-            )
-        )
+        papers.append(_paper(title, tag, target, byline, None if is_citation else _plain(joined_lines("\n".join(
+            snippet))) or None, cites or subject_cited, kind))
     return papers
