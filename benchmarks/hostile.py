@@ -31,7 +31,15 @@ def mail(body: str, sender: str = "someone@example.org", subject: str = "hello",
             f"Content-Transfer-Encoding: 8bit\r\n\r\n{body}").encode()
 
 
+_SCHOLAR_LINK = "<https://scholar.google.com/scholar_url?url=https://x.org/a&hl=en>"
+
 RECIPES = {
+    "Scholar as text: ' -' repeated on a byline": lambda n: mail(
+        f"A title {_SCHOLAR_LINK}\n" + " -" * (20 * n) + "\nits wrapped end\n", sender=SCHOLAR,
+        subject="new results"),
+    "Scholar as text: ' -' repeated above a title": lambda n: mail(
+        "a\n" + " -" * (20 * n) + f"\nTitle {_SCHOLAR_LINK}\nA Author - 2024\n", sender=SCHOLAR,
+        subject="new results"),
     "class= (forwarded-class regex)": lambda n: mail("<p>" + "class= " * (4 * n) + "</p>", html=True),
     "backslash line + blank lines (arXiv)": lambda n: mail("\\\\\n" + "\n" * (15 * n)),
     "a/ on one line (HF card lines)": lambda n: mail("a/" * (25 * n)),

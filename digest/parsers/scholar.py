@@ -268,7 +268,18 @@ _TEXT_TITLE_LINK = re.compile(
     re.I)
 _TEXT_LINK = re.compile(r"<(https?://[^\s<>]+)>")
 # a byline that ends as one does: "A Author, B Author… - Venue, 2026", "A Karmakar - 2019"
-_BYLINE_END = re.compile(r"(?:^|[\s\xa0])-\s.*\b(?:19|20)\d{2}$|^(?:19|20)\d{2}$")
+_YEAR_END = re.compile(r"\b(?:19|20)\d{2}$")
+_DASH = re.compile(r"(?:^|[\s\xa0])-\s")
+
+
+def _byline_end(line: str) -> bool:
+    """The line ends as a byline does: a year, after a " - " (or the year alone). Two searches, not one pattern
+    with ".*" between them: that is quadratic on a line of " - - - ..." (anyone can send a mail)."""
+    year = _YEAR_END.search(line)
+    if year is None:
+        return False
+    dash = _DASH.search(line)
+    return year.start() == 0 or (dash is not None and dash.end() <= year.start())
 _FOOTER = re.compile(r"^(?:This (?:message|alert) (?:was|is) sent by Google Scholar|List (?:my )?alerts|Cancel alert)",
                      re.I)
 _EMPHASIS = re.compile(r"(?<![\w*])\*(\S[^*\n]*?)\*")  # <b>query words</b> as a text is written: *words*
@@ -295,7 +306,7 @@ def _stops_title(line: str, *, last: bool) -> bool:
     if _apart(line):
         return True
     line = line.strip()
-    return not last and (line.endswith(("…", "...")) or bool(_BYLINE_END.search(line)))
+    return not last and (line.endswith(("…", "...")) or _byline_end(line))
 
 
 def _wrap_width(lines: list[str]) -> int:
@@ -349,9 +360,9 @@ def parse_text(body: Body) -> list[Paper]:
             return []  # a title link without its byline below: not the alert's layout
         byline, rest = following[0], following[1:]
         wrapped = f"{byline} {rest[0]}" if rest and not _apart(rest[0]) else ""
-        if wrapped and not _BYLINE_END.search(byline) and not byline.endswith("…") \
+        if wrapped and not _byline_end(byline) and not byline.endswith("…") \
                 and len(byline) + 1 + len(rest[0].split()[0]) > width \
-                and (_BYLINE_END.search(wrapped) or wrapped.endswith("…")):
+                and (_byline_end(wrapped) or wrapped.endswith("…")):
             # the byline's end (its venue's, its year), wrapped to the next line: its first word would not have
             # fitted on the line, and the byline ends there as bylines do
             byline, rest = wrapped, rest[1:]
