@@ -246,6 +246,13 @@ def _sender(msg: EmailMessage) -> tuple[str, str]:
         return "", "a From header that cannot be read"
 
 
+def _without_tag(address: str) -> str:
+    """``ada+papers@example.org`` -> ``ada@example.org``: a profile may name a subaddress (to file the digests
+    under a label), while mail programs reply from the mailbox's own address, whose owner the subaddress's is."""
+    local, at, domain = address.rpartition("@")
+    return f"{local.split('+', 1)[0]}{at}{domain}" if at and local.split("+", 1)[0] else address
+
+
 def handle_reply(store: Store, settings: Settings, raw: bytes, *, mailbox: str, uidvalidity: int = 0,
                  uid: int = 0, key: Secret | None = None, received_at: datetime | None = None) -> ReplyOutcome | None:
     """Recognise a vote sent by email, check it and record it with its message. ``None``: not feedback.
@@ -340,7 +347,7 @@ def handle_reply(store: Store, settings: Settings, raw: bytes, *, mailbox: str, 
         return finish("feedback_rejected", user, f"no profile for user {user!r}")
     if sender_problem:
         return finish("feedback_rejected", user, f"{sender_problem}: a vote counts only from the user's own address")
-    if sender != address.lower():
+    if sender not in (address.lower(), _without_tag(address.lower())):
         # the token or the digest may have been forwarded: only the user's own address can vote for them
         return finish("feedback_rejected", user, f"sender {sender or '(none)'} is not the address of user {user}")
     return finish("feedback", user, notes, votes)

@@ -942,6 +942,19 @@ def test_the_poller_gives_an_email_vote_the_time_the_server_received_it(tmp_path
     assert abs(datetime.fromisoformat(event["at"]) - (now - timedelta(hours=2))) < timedelta(seconds=2)
 
 
+def test_a_profile_with_a_subaddress_takes_votes_from_the_mailboxs_own_address_only(tmp_path):
+    settings, store, pids = _replies_setup(tmp_path)
+    (settings.profiles_path / "ada.toml").write_text('email = "Ada+Papers@Example.test"\n[[interests]]\nlabel = "x"\n')
+    outcomes = {}
+    for uid, sender in enumerate(["ada@example.test", "ada+other@example.test", "bob@example.test",
+                                  "ada@elsewhere.test", "ada+papers@example.test"], 1):
+        reply = _raw_reply(sender, f"+{uid % 3 + 1}", message_id=f"<s{uid}@x>")
+        outcomes[sender] = ingest_raw(store, reply, mailbox="INBOX", uid=uid, settings=settings)[0]
+    assert outcomes == {"ada@example.test": "feedback", "ada+other@example.test": "feedback_rejected",
+                        "bob@example.test": "feedback_rejected", "ada@elsewhere.test": "feedback_rejected",
+                        "ada+papers@example.test": "feedback"}
+
+
 def test_a_reply_without_a_message_id_read_again_does_not_undo_a_later_web_vote(tmp_path):
     settings, store, pids = _replies_setup(tmp_path)
     raw = _raw_reply("ada@example.test", "+1")
