@@ -2897,3 +2897,21 @@ def test_a_not_read_note_stands_in_status_after_later_polls():
     note, lost = sorted(store.recent_events(2), key=lambda e: "not read" not in e["message"])
     assert _resolved(store, note, []) is None  # a note about one message stands
     assert _resolved(store, lost, []) is not None  # (a warning about the mailbox is put right by a good poll)
+
+
+def test_a_scholar_alerts_kind_is_read_behind_outlooks_safe_links_too():
+    """Outlook wraps every link in a safe link: the kind (folt=) is read inside it, not only from the subject,
+    which may be in a language not listed, or missing."""
+    import html as html_lib
+    from urllib.parse import quote
+
+    html = (FIXTURES / "google_scholar/landau-19be71e5ca65b0b2-cheng-li-new-related-research.html").read_text()
+    safe = re.sub(r'href="([^"]+)"', lambda m: 'href="https://eur01.safelinks.protection.outlook.com/?url='
+                  + quote(html_lib.unescape(m.group(1)), safe="") + '&amp;data=05%7C02&amp;reserved=0"', html)
+    # and its image proxy, in place of the footer's tracking pixel (the other place folt= stands)
+    safe = re.sub(r'<img src="[^"]*cleardot[^"]*"', '<img src="https://attachments.office.net/owa/x"', safe)
+    assert "folt=rel" not in safe and "folt%3Drel" in safe
+    for body in (html, safe):
+        papers = parse_text(body, content_type="text/html").papers
+        assert papers and {p.comments.split(";")[0] for p in papers} == {"Google Scholar: new related research"}
+        assert all("safelinks" not in p.url for p in papers)

@@ -15,6 +15,7 @@ the year alone is not a date, so ``published`` is None.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import re
 from urllib.parse import parse_qs, urlsplit
 
@@ -94,6 +95,7 @@ def _alert_type(subject: str, hrefs: list[str]) -> str | None:
     tracking pixel has it), else from the subject. A search query's alert is "new results", or "new citations"
     when its query is one paper's citations (its subject says so, or the footer links to that paper's
     ``scholar?cites=`` page)."""
+    hrefs = [url for href in hrefs for url in _nested(href)]  # behind Outlook's safe links too
     for href in hrefs:
         folt = parse_qs(urlsplit(href).query).get("folt")
         if folt and folt[0] in _QUERY_FOLT:
@@ -102,6 +104,18 @@ def _alert_type(subject: str, hrefs: list[str]) -> str | None:
         if folt and folt[0] in _FOLT:
             return _FOLT[folt[0]]
     return _subject_type(subject)
+
+
+def _nested(href: str, depth: int = 3) -> list[str]:
+    """The link and the links it carries as parameters (a wrapper's ``url=``), outermost first: Scholar's own
+    link, with its ``folt=``, may sit inside Outlook's safe link (which ``unwrap_url`` would unwrap past it)."""
+    found = [href]
+    if depth:
+        with contextlib.suppress(ValueError):
+            for values in parse_qs(urlsplit(href).query).values():
+                found += [url for value in values if value.startswith(("http://", "https://"))
+                          for url in _nested(value, depth - 1)]
+    return found
 
 
 # the footer's link to the followed paper's citing articles: "... new results that cite <a href=...>Title</a>"
