@@ -2915,3 +2915,21 @@ def test_a_scholar_alerts_kind_is_read_behind_outlooks_safe_links_too():
         papers = parse_text(body, content_type="text/html").papers
         assert papers and {p.comments.split(";")[0] for p in papers} == {"Google Scholar: new related research"}
         assert all("safelinks" not in p.url for p in papers)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (FIXTURES / "other/nature_portfolio_toc").glob("*.html")))
+def test_a_nature_table_of_contents_forwarded_without_its_classes_keeps_its_papers(name):
+    """Outlook for Windows forwards in Word's HTML, which keeps no class of the original: the Nature reader's
+    `td.article-headline` is gone, and the DOI blocks carry it, where a citation split over tags ends
+    "<i>Nature Methods</i> <b>23</b> | doi:10.1038/..."."""
+    html = (FIXTURES / "other/nature_portfolio_toc" / name).read_text()
+    original = parse_message(html_mail(html, "Nature Methods <alerts@nature.com>", "Nature Methods contents")).papers
+    bare = re.sub(r'\s(?:class|id)="[^"]*"', "", re.sub(r"(?s)<style.*?</style>", "", html))
+    assert "article-headline" not in bare
+    forwarded = parse_message(html_mail("<p>for the journal club</p><p><b>From:</b> Nature Methods &lt;alerts@"
+                                        f"nature.com&gt;</p>{bare}", "Ada Reader <ada@example.org>",
+                                        "FW: Nature Methods contents")).papers
+    by_doi = {p.doi: (p.title, p.authors) for p in original}
+    found = {p.doi: (p.title, p.authors) for p in forwarded}
+    assert len(original) >= 30 and len(found) >= len(original) - 1  # a heading-less item may be missed
+    assert all(by_doi[doi] == fields for doi, fields in found.items())

@@ -399,7 +399,8 @@ def from_byline_links(soup) -> list[Paper]:
 _DOI_TEXT = re.compile(r"\b10\.\d{4,9}/[^\s\"'<>]+")
 _ITEM_BLOCKS = ("div", "td", "li", "tr", "p", "table", "tbody", "section", "article", "dd")
 # an item's DOI stands on its own: "10.1039/D5EE07078C" after a "DOI:" label, "DOI: 10.1021/...", a doi.org link
-_DOI_ALONE = re.compile(r"^(?:doi:?\s*|https?://(?:dx\.)?doi\.org/)?10\.\d{4,9}/\S+$", re.I)
+# (or after the separator of a citation split over several tags: "<i>Nature Methods</i> <b>23</b> | doi:10.1038/...")
+_DOI_ALONE = re.compile(r"^(?:[|·•]\s*)?(?:doi:?\s*|https?://(?:dx\.)?doi\.org/)?10\.\d{4,9}/\S+$", re.I)
 # ... or it ends the item's citation: "Nature Genetics 49, 1000 (2017) doi:10.1038/ng.3905" (a label or doi.org
 # before it, a year just before that; a DOI inside a sentence has neither)
 _DOI_CITED = re.compile(r"^.{0,150}?\b(?:19|20)\d\d\)?[,.;:]?\s*(?:doi:\s*|https?://(?:dx\.)?doi\.org/)10\.\d{4,9}/\S+$",
