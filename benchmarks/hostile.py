@@ -34,6 +34,10 @@ def mail(body: str, sender: str = "someone@example.org", subject: str = "hello",
 _SCHOLAR_LINK = "<https://scholar.google.com/scholar_url?url=https://x.org/a&hl=en>"
 
 RECIPES = {
+    "dated items: names, then a date line, repeated": lambda n: mail(
+        "A title of a paper here\n" + "Ann Bo,\n" * (2 * n) + "First Published: 1 May 2026\n" * (2 * n)),
+    "dated items: title, names, date, repeated": lambda n: mail(
+        "A title of a paper here\nAnn Bo, Cy Do\ne70001 | First Published: 1 May 2026\n" * (n // 2)),
     "Scholar as text: ' -' repeated on a byline": lambda n: mail(
         f"A title {_SCHOLAR_LINK}\n" + " -" * (20 * n) + "\nits wrapped end\n", sender=SCHOLAR,
         subject="new results"),

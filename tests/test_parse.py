@@ -2933,3 +2933,23 @@ def test_a_nature_table_of_contents_forwarded_without_its_classes_keeps_its_pape
     found = {p.doi: (p.title, p.authors) for p in forwarded}
     assert len(original) >= 30 and len(found) >= len(original) - 1  # a heading-less item may be missed
     assert all(by_doi[doi] == fields for doi, fields in found.items())
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (FIXTURES / "other/wiley_atypon").glob("*.html")
+                                        if "EarlyView" not in p.name))  # (one item: too little to call a list)
+def test_a_wiley_table_of_contents_forwarded_without_its_classes_keeps_its_papers(name):
+    """Word's HTML (an Outlook for Windows forward) keeps no `div.issue-item`; the items are read from the text,
+    anchored on their date lines ("e06462 | First Published: 20 January 2026"), their title links being the
+    mailer's opaque trackers. A cover's picture of a paper listed again is not an item, nor a cover blurb's DOI."""
+    html = (FIXTURES / "other/wiley_atypon" / name).read_text()
+    original = parse_message(html_mail(html, "Wiley Online Library <WileyOnlineLibrary@wiley.com>", "New content")).papers
+    bare = re.sub(r'\s(?:class|id)="[^"]*"', "", re.sub(r"(?s)<style.*?</style>", "", html))
+    assert "issue-item" not in bare
+    forwarded = parse_message(html_mail(f"<p>for the group</p>{bare}", "Ada Reader <ada@example.org>",
+                                        "FW: New content")).papers
+    by_title = {p.title: p for p in original}
+    # every item, but for two of a hundred (the original's reader also takes what its classes mark)
+    assert len(original) >= 2 and len(forwarded) >= len(original) - (2 if len(original) > 50 else 0)
+    assert all(p.title in by_title for p in forwarded), [p.title for p in forwarded if p.title not in by_title]
+    assert [(p.authors, p.url) for p in forwarded] == [(by_title[p.title].authors, by_title[p.title].url)
+                                                        for p in forwarded]

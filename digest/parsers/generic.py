@@ -606,6 +606,44 @@ def _from_text(text: str) -> list[Paper]:
     return papers
 
 
+# the date line of a table of contents' item (Atypon's journals: Wiley, and others of its layout): "First Published:
+# 20 January 2026", "Published online: 3 May 2025", "Version of Record online: ..."
+_DATED = re.compile(r"^(?:(?:Pages?:?\s*[\d\-–]+|e?\d{3,9})\s*\|\s*)?"  # its pages or article number, first
+                    r"(?:First Published|Published online|Version of Record online|Early View)\s*:?\s*"
+                    r"\d{1,2} [A-Z][a-z]+ (?:19|20)\d\d$", re.I)
+# what stands between an item's authors and its date line: the article number and its separator ("e06462", "|"),
+# its pages, its access ("Free Access", "Open Access")
+_BESIDE_DATE = re.compile(r"^(?:\|?\s*e?\d{3,9}\s*\|?|\||Pages?:? ?[\d\-–]+|(?:Free|Open) Access)$", re.I)
+
+
+# a cover's picture of a paper the issue lists again as itself: "... Pouch-Type Cell (Adv. Energy Mater. 13/2026)"
+_PICTURE_OF = re.compile(r"\((?:[A-Z][\w.&]*\s){1,6}\d{1,3}/(?:19|20)\d\d\)$")
+
+
+def _from_dated_items(text: str) -> list[Paper]:
+    """Items of a table of contents read from its text, where no id is in sight (its links are a mailer's
+    opaque click-trackers): per date line, the title above it, the author lines between, and the paragraph below
+    as the abstract. A forward from Outlook for Windows (Word's HTML, no class left) of a Wiley alert reads so."""
+    lines = [line for line in clean_lines(text) if line]
+    papers = []
+    for i, line in enumerate(lines):
+        if not _DATED.match(line):
+            continue
+        j = i - 1
+        while j >= 0 and _BESIDE_DATE.match(lines[j]):
+            j -= 1
+        names: list[str] = []
+        while j >= 0 and len(names) < 200 and (found := author_names(lines[j].rstrip(",;"))):
+            names[:0] = found
+            j -= 1
+        if j < 0 or not names or not _is_title(lines[j]) or _DATED.match(lines[j]) or _PICTURE_OF.search(lines[j]):
+            continue
+        after = next((x for x in lines[i + 1:i + 4] if not _BESIDE_DATE.match(x) and x.lower() != "abstract"), "")
+        abstract = after if is_abstract(after) and not _DATED.match(after) else None
+        papers.append(Paper(title=lines[j], authors=tuple(names), abstract=abstract, source="generic"))
+    return papers
+
+
 def _nonblank_above(lines: list[str], i: int, n: int = 4, reach: int = 12) -> list[str]:
     """Up to ``n`` non-blank lines above line ``i``, in order, looking at most ``reach`` lines up."""
     found = [x for x in lines[max(0, i - reach):i] if x]
@@ -651,6 +689,12 @@ def parse(body: Body) -> list[Paper]:
     items = from_doi_blocks(soup_of(body.html)) if body.html else []
     if len(items) < 2:
         items = []  # one DOI under a heading is a newsletter or a signature, not a table of contents
+    dated = _from_dated_items(text)
+    if len(dated) >= 2 and len(dated) > len(items):
+        # items with their date lines, more of them than DOIs in sight (those are in a cover picture's blurb:
+        # "More information can be found in the Research Article by ... (10.1002/...)"); title links are opaque
+        links = {text_of(a): a["href"] for a in soup_of(body.html).find_all("a", href=True)} if body.html else {}
+        items = [p.with_(url=unwrap_url(links[p.title])) if p.title in links else p for p in dated]
     linked = _dedup(items + (_from_html(body.html) if body.html else []) + _from_text(text))  # items first: authors
     if not linked and body.html:
         linked = _dedup(from_byline_links(soup_of(body.html)))  # no paper's id anywhere: opaque links, with bylines
