@@ -89,6 +89,7 @@ def _arrival(value) -> datetime | None:
         return None
     return min(value.astimezone(UTC), datetime.now(UTC))
 
+
 class _Lost(Exception):
     """The connection could not be made or broke (network, server restart): retried, then reported."""
 
