@@ -43,6 +43,7 @@ import zoneinfo
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,31 +72,43 @@ class LocalTimeTrigger(CronTrigger):
     """A CronTrigger that fires once per local day across daylight-saving changes.
 
     APScheduler's CronTrigger fires twice when the wall-clock time happens twice (01:30 in New York on the
-    first Sunday of November); this one skips the repeat. A time that does not exist (02:30 when the clocks
-    jump from 02:00 to 03:00) fires just after the jump, at the same distance past it (03:30)."""
+    first Sunday of November); it skips a day whose time does not exist when the clocks jump at midnight
+    (00:30 in Santiago, Havana or Beirut on the day they go from 00:00 to 01:00); and, asked from the time
+    it last fired (as the scheduler asks after each run), it skips the day after the clocks go forward for a
+    time from 00:00 to 00:59 (Berlin 00:30: Sun 31 Mar 2024, then Tue 2 Apr). This one computes each local
+    day's send time itself: a time that happens twice fires the first time; a time that does not exist
+    (02:30 when the clocks jump from 02:00 to 03:00) fires just after the jump, at the same distance past it
+    (03:30)."""
+
+    def __init__(self, days: tuple[int, ...], hour: int, minute: int, timezone: zoneinfo.ZoneInfo):
+        super().__init__(day_of_week=",".join(WEEKDAYS[d] for d in days), hour=hour, minute=minute, second=0,
+                         timezone=timezone)
+        self.days, self.at = frozenset(days), dt_time(hour, minute)
 
     def get_next_fire_time(self, previous_fire_time, now):
-        fire = super().get_next_fire_time(previous_fire_time, now)
-        while fire is not None and _repeats_earlier_wall_time(fire, self.timezone):
-            fire = super().get_next_fire_time(fire, fire)
-        # normalise: a wall time inside a gap comes back with the pre-gap offset; show the real local time
-        return fire.astimezone(UTC).astimezone(self.timezone) if fire is not None else None
-
-
-def _repeats_earlier_wall_time(when: datetime, tz) -> bool:
-    """True if ``when`` is the second occurrence of its local wall-clock time (clocks went back)."""
-    local = when.astimezone(tz)
-    first = local.replace(fold=0)
-    return (first.utcoffset() != local.replace(fold=1).utcoffset()
-            and first.astimezone(UTC) < local.astimezone(UTC))
+        # the first send time at or after `now`; after a fire, the first one after it (as CronTrigger counts:
+        # a fire missed since comes back, and the scheduler coalesces)
+        start = now
+        if previous_fire_time is not None:
+            start = min(now, previous_fire_time + timedelta(microseconds=1))
+            if start == previous_fire_time:
+                start += timedelta(microseconds=1)
+        day = start.astimezone(self.timezone).date() - timedelta(days=1)
+        for _ in range(9):  # every frequency has a day each week
+            if day.weekday() in self.days:
+                # fold=0: the first of a repeated wall time; in a gap, the offset before the jump, which is the
+                # same distance past the jump; through UTC, to carry the real local time and offset
+                fire = datetime.combine(day, self.at, tzinfo=self.timezone).astimezone(UTC).astimezone(self.timezone)
+                if fire >= start:
+                    return fire
+            day += timedelta(days=1)
+        return None
 
 
 def send_trigger(profile: Profile) -> LocalTimeTrigger:
     """The trigger of a profile's send job: ``send_at`` local time on ``send_days`` (Mon=0) in its zone."""
     hour, minute = (int(x) for x in profile.send_at.split(":"))
-    days = ",".join(WEEKDAYS[d] for d in profile.send_days)
-    return LocalTimeTrigger(day_of_week=days, hour=hour, minute=minute, second=0,
-                            timezone=zoneinfo.ZoneInfo(profile.timezone))
+    return LocalTimeTrigger(profile.send_days, hour, minute, zoneinfo.ZoneInfo(profile.timezone))
 
 
 def _aware(when: datetime, name: str) -> datetime:

@@ -91,6 +91,44 @@ def test_a_wall_time_that_does_not_exist_sends_just_after_the_jump():
     assert got[0].astimezone(UTC) == utc(2024, 3, 10, 7, 30)
 
 
+@pytest.mark.parametrize(("tz", "send_at", "start", "expected"), [
+    # Chile, Cuba and Lebanon move their clocks at midnight, 00:00 -> 01:00 (Sun 8 Sep, Sun 10 Mar, Sun 31 Mar
+    # 2024): that day's 00:30 (or 00:00) does not exist, and APScheduler's CronTrigger skipped the whole day
+    ("America/Santiago", "00:30", "2024-09-07", ["07 00:30 -04", "08 01:30 -03", "09 00:30 -03"]),
+    ("America/Havana", "00:00", "2024-03-09", ["09 00:00 CST", "10 01:00 CDT", "11 00:00 CDT"]),
+    ("Asia/Beirut", "00:30", "2024-03-30", ["30 00:30 EET", "31 01:30 EEST", "01 00:30 EEST"]),
+])
+def test_a_wall_time_in_a_gap_at_midnight_sends_just_after_the_jump_and_the_day_is_not_lost(tz, send_at, start,
+                                                                                            expected):
+    p = profile(tz, send_at)
+    got = sends(p, datetime.fromisoformat(start).replace(tzinfo=ZoneInfo(tz)) - timedelta(minutes=1), 3)
+    assert [t.strftime("%d %H:%M %Z") for t in got] == expected
+    assert [period_of(p, t)[-2:] for t in got] == [e[:2] for e in expected]  # one digest per local day
+    jump_day = got[1]
+    assert previous_send(p, jump_day + timedelta(minutes=5)) == jump_day  # the catch-up sees that day's send too
+    c = due_catch_up(p, jump_day + timedelta(minutes=5), period_of(p, got[0]), GRACE)
+    assert c.send and c.due_at == jump_day and c.late == timedelta(minutes=5)
+
+
+@pytest.mark.parametrize("tz", ["Europe/Berlin", "America/New_York", "Australia/Sydney", "Pacific/Auckland"])
+def test_a_send_time_after_midnight_fires_every_day_around_the_spring_change_as_the_scheduler_asks(tz):
+    # after each run APScheduler asks the trigger for the next time from the one that just fired; CronTrigger
+    # then skipped the day after the clocks went forward for a send time between 00:00 and 00:59 (Berlin: no
+    # digest on Mon 1 Apr 2024), and previous_send, which walks the same way, did not see that day either
+    p = profile(tz, "00:30")
+    trigger = send_trigger(p)
+    start = {"Europe/Berlin": "2024-03-29", "America/New_York": "2024-03-08",
+             "Australia/Sydney": "2024-10-04", "Pacific/Auckland": "2024-09-27"}[tz]
+    fire = trigger.get_next_fire_time(None, datetime.fromisoformat(start).replace(tzinfo=ZoneInfo(tz)))
+    days = [fire]
+    for _ in range(4):
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(milliseconds=5))  # as the scheduler asks
+        days.append(fire)
+    dates = [datetime.fromisoformat(start).date() + timedelta(days=n) for n in range(5)]
+    assert [(d.date(), d.strftime("%H:%M")) for d in days] == [(d, "00:30") for d in dates]
+    assert [previous_send(p, d + timedelta(minutes=5)) for d in days] == days
+
+
 @pytest.mark.parametrize(("tz", "send_at", "expected_utc"), [
     ("UTC", "07:30", utc(2024, 6, 3, 7, 30)),
     ("Asia/Tokyo", "07:30", utc(2024, 6, 3, 22, 30)),          # +09:00, already Tuesday in Tokyo
