@@ -797,7 +797,7 @@ class Daemon:
 
     def _deliver_blocking(self, user: str, due_at: datetime) -> None:
         """Poll (if the last poll started before the send time), then deliver one digest (worker thread)."""
-        from .pipeline import deliver_user, refused_elsewhere
+        from .pipeline import deliver_user, reader_pause, refused_elsewhere
 
         profile = self.profiles.get(user)
         if profile is None or profile.paused:
@@ -814,7 +814,7 @@ class Daemon:
             log.info("job=send user=%s period=%s: passed over, the digest of %s is already done", user, period, done)
             return
         if (self.settings.schedule.poll_before_send and self.poll is not None
-                and self.work_store.pause_of(user) is None  # an unsubscribed user gets no email: no need to poll
+                and reader_pause(self.work_store, profile) is None  # an unsubscribed user gets no email: no need to poll
                 and (self.last_poll_started is None or self.last_poll_started < due_at)):
             # the digest includes what arrived up to its send time
             self._poll_blocking(f"before {user}'s digest")
@@ -888,12 +888,13 @@ class Daemon:
             self.loop_store.log_event("WARNING", "schedule", message, user=c.user)
 
     def _due_now(self) -> list[tuple[CatchUp, str | None]]:
-        from .pipeline import profile_addresses
+        from .pipeline import profile_addresses, reader_pause
 
         now, addresses = datetime.now(UTC), profile_addresses(self.loop_store)
         out = []
-        for user, profile in sorted(self.profiles.items()):
-            if profile.paused or self.loop_store.pause_of(user) is not None:  # the file's switch, or a link's
+        for _user, profile in sorted(self.profiles.items()):
+            # the file's switch, or a link's (also one followed under an earlier file name of the profile)
+            if profile.paused or reader_pause(self.loop_store, profile, addresses) is not None:
                 continue
             last_period = done_period(self.loop_store, profile, addresses)
             c = due_catch_up(profile, now, last_period, self.grace)
@@ -1003,6 +1004,8 @@ class Daemon:
 
     def _apply_profiles(self, profiles: Mapping[str, Profile], *, initial: bool = False) -> bool:
         """Add, move or remove send jobs to match ``profiles``. Returns True if any send time (or address) changed."""
+        from .pipeline import reader_pause
+
         old, self.profiles = self.profiles if not initial else {}, dict(profiles)
         changed = False
         for user in sorted(old.keys() - profiles.keys()):
@@ -1035,7 +1038,7 @@ class Daemon:
             due = due_catch_up(profile, now, last_done, self.grace)
             # a send time already passed today, inside the grace window: the catch-up sends it now, not tomorrow
             nxt = f"the {due.period} digest now (due {describe_delta(-due.late)}, within the grace window)" \
-                if due is not None and due.send and self.loop_store.pause_of(user) is None \
+                if due is not None and due.send and reader_pause(self.loop_store, profile) is None \
                 else describe_time(next_undone_send(profile, now, last_done))
             log.info("job=profiles user=%s: %s: %s at %s %s; next %s", user, verb, profile.frequency,
                      profile.send_at, profile.timezone, nxt)
@@ -1159,12 +1162,12 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
         profiles, stale = loaded.profiles, set(loaded.stale)
     except ProfileError as exc:  # the folder itself (missing, a file): no profile can be told gone
         profiles, stale, errors, covered = {}, set(), [str(exc)], None
-    from .pipeline import candidate_since, earlier_names, own_seed, profile_addresses
+    from .pipeline import candidate_since, earlier_names, own_seed, profile_addresses, reader_pause
 
     since = candidate_since(settings, now)  # the window `digest rank` ranks
     addresses = profile_addresses(store)
     for user, profile in sorted(profiles.items()):
-        unsubscribed = store.pause_of(user)
+        unsubscribed = (reader_pause(store, profile, addresses) or (user, None))[1]
         entry: dict[str, Any] = {"user": user, "email": profile.email, "timezone": profile.timezone,
                                  "send_at": profile.send_at, "frequency": profile.frequency,
                                  "paused": profile.paused, "stale": user in stale,

@@ -443,6 +443,23 @@ def test_status_shows_a_user_who_unsubscribed_by_link_and_how_to_resume(setup):
     assert "next: none: unsubscribed by link (web) just now; `digest resume ada` resumes" in out
 
 
+@time_machine.travel(datetime(2024, 3, 28, 5, 0, tzinfo=UTC), tick=False)  # Thursday, before ada's 07:30 GMT
+def test_status_shows_an_unsubscribe_under_an_earlier_file_name_of_the_profile(setup):
+    """ada unsubscribed by link, then ada.toml was renamed eve.toml (the same address): delivery holds the pause
+    (nothing goes out to eve either, until `digest resume eve`), so status must not promise eve a digest."""
+    tmp_path, config = setup
+    settings = load_settings(config)
+    store = Store(settings.db_path)
+    ada = tmp_path / "profiles" / "ada.toml"
+    store.save_profile_texts({"ada": ada.read_text()})
+    store.pause_user("ada", via="web")
+    ada.rename(tmp_path / "profiles" / "eve.toml")
+    [eve] = [u for u in status_report(settings, store)["users"] if u["user"] == "eve"]
+    assert eve["unsubscribed"] and eve["unsubscribed"]["via"] == "web" and "next" not in eve
+    out = CliRunner().invoke(cli, ["--config", str(config), "status"]).output
+    assert "next: none: unsubscribed by link (web) just now; `digest resume eve` resumes" in out
+
+
 def test_status_says_when_the_daemon_is_running(setup):
     tmp_path, config = setup
     lock = RunLock(tmp_path / "data")
