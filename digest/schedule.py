@@ -185,6 +185,14 @@ def due_catch_up(profile: Profile, now: datetime, last_period: str | None, grace
     return CatchUp(profile.user, period, due, late, send=late <= grace)
 
 
+def started_status(store: Store, c: CatchUp) -> str | None:
+    """The state of a missed digest that a run already started ('claimed', 'sending' or 'retry': a `digest send`
+    stopped with Ctrl-C, a run that died, a server that answered "try later" for hours), or None. The catch-up
+    finishes such a digest however late; one nobody started is skipped beyond the grace window."""
+    row = store.digest_for(c.user, c.period)
+    return row["status"] if row is not None and row["status"] in ("claimed", "sending", "retry") else None
+
+
 def schedule_key(profile: Profile) -> tuple:
     """What the send job depends on: a change here reschedules; any other edit is read at send time."""
     return (profile.timezone, profile.send_at, profile.frequency, profile.paused)
@@ -912,9 +920,7 @@ class Daemon:
                 # a digest a run started (a `digest send` stopped with Ctrl-C, a run that died, a server that
                 # refused it for hours) is finished however late: `digest status` promised it; only a digest
                 # nobody started is skipped beyond the grace window
-                row = self.loop_store.digest_for(c.user, c.period)
-                started = row["status"] if row is not None and row["status"] in ("claimed", "sending", "retry") \
-                    else None
+                started = started_status(self.loop_store, c)
                 if started is None:
                     if last_period is not None:  # a user who never had a digest missed nothing worth a warning
                         self._report_skip(c)
@@ -1180,6 +1186,12 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
                 nxt = due.due_at
                 entry["next"] = (f"due now: the {due.period} digest was due {describe_delta(-due.late)} and is not "
                                  "sent yet; `digest run` sends it within the grace window, or run `digest send`")
+            elif due is not None and (started := started_status(store, due)) is not None:
+                # beyond the grace window, but a run started it: the daemon's catch-up finishes it however late
+                nxt = due.due_at
+                entry["next"] = (f"due now: the {due.period} digest was due {describe_delta(-due.late)} and an "
+                                 f"earlier run started it (left {started}); `digest run` finishes it however late "
+                                 f"(its catch-up, every {SWEEP_MINUTES:g} min), or run `digest send`")
             else:
                 nxt = next_undone_send(profile, now, last_done)
                 entry["next"] = describe_time(nxt, now)

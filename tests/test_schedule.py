@@ -375,6 +375,25 @@ def test_status_next_send_skips_a_period_whose_digest_already_went_out(setup):
     assert status_report(settings, store)["users"][0]["next_local"] == "2024-04-01T07:30:00+01:00"
 
 
+@time_machine.travel(datetime(2024, 3, 28, 12, 0, tzinfo=UTC), tick=False)  # Thursday, 4 h 30 min after 07:30 GMT
+def test_status_says_a_started_digest_beyond_the_grace_window_is_finished_now_as_the_daemon_does(setup):
+    """Today's digest failed with a temporary error (retry) and is now beyond the 3-hour grace window: the daemon's
+    sweep finishes it however late (docs/running.md, Catch-up), so status must not say the next one is tomorrow."""
+    tmp_path, config = setup
+    settings = load_settings(config)
+    store = Store(settings.db_path)
+    store.mark_digest(store.claim_digest("ada", "2024-03-27"), "sent")
+    store.mark_digest(store.claim_digest("ada", "2024-03-28"), "retry", error="451 4.3.0 later")
+    ada = status_report(settings, store)["users"][0]
+    assert ada["next_local"] == "2024-03-28T07:30:00+00:00"
+    assert ada["next"].startswith("due now: the 2024-03-28 digest was due 4 h 30 min ago")
+    assert "finish" in ada["next"]
+    # one nobody started is skipped by the daemon beyond the window: the next is tomorrow's
+    store.db.execute("DELETE FROM digests WHERE period = '2024-03-28'")
+    store.db.conn.commit()
+    assert status_report(settings, store)["users"][0]["next_local"] == "2024-03-29T07:30:00+00:00"
+
+
 def test_status_says_written_for_a_digest_that_went_to_an_outbox_file(setup):
     tmp_path, config = setup
     store = Store(load_settings(config).db_path)
