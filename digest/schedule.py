@@ -439,6 +439,9 @@ class Daemon:
         self._reported_errors: set[str] = set()
         self._reported_warnings: set[str] = set()
         self._reported_skips: set[tuple[str, str]] = set()
+        # when an edit last gave a user their send times (paused = false, a new send_at, timezone or frequency,
+        # a profile added or back): a send time of theirs before it was never theirs to miss
+        self._rescheduled_at: dict[str, datetime] = {}
         self._snapshot: tuple | None = None
         self._sends_waiting = 0                  # digests queued or running: background embedding gives way
         self._library_backlog: set[str] = set()  # users whose library (seeds, votes) is still to embed
@@ -922,7 +925,9 @@ class Daemon:
                 # nobody started is skipped beyond the grace window
                 started = started_status(self.loop_store, c)
                 if started is None:
-                    if last_period is not None:  # a user who never had a digest missed nothing worth a warning
+                    # a user who never had a digest missed nothing worth a warning; nor did one whose send time
+                    # passed before an edit made it theirs (or while they were paused): the profiles line says next
+                    if last_period is not None and c.due_at >= self._rescheduled_at.get(c.user, c.due_at):
                         self._report_skip(c)
                     continue
             if self.stopping:
@@ -1040,6 +1045,8 @@ class Daemon:
             self.scheduler.add_job(self._send_job, send_trigger(profile), args=[user], id=job_id,
                                    name=f"send {user}", replace_existing=True)
             verb = "scheduled" if before is None else "rescheduled"
+            if not initial:
+                self._rescheduled_at[user] = datetime.now(UTC)
             now, last_done = datetime.now(UTC), done_period(self.loop_store, profile)
             due = due_catch_up(profile, now, last_done, self.grace)
             # a send time already passed today, inside the grace window: the catch-up sends it now, not tomorrow
