@@ -199,10 +199,12 @@ def schedule_key(profile: Profile) -> tuple:
 
 
 def describe_time(when: datetime, now: datetime | None = None) -> str:
-    """``Tue 2024-03-05 07:30 CET (06:30 UTC)`` (the UTC time only when it differs), plus ``in 3 h 5 min`` when ``now`` is given."""
+    """``Tue 2024-03-05 07:30 CET (06:30 UTC)`` (the UTC time only when it differs, with its day when that differs
+    too: ``Mon 2024-06-10 07:30 +14 (Sun 17:30 UTC)``), plus ``in 3 h 5 min`` when ``now`` is given."""
     text = f"{when:%a %Y-%m-%d %H:%M} {when.tzname()}"
     if when.utcoffset():
-        text += f" ({when.astimezone(UTC):%H:%M} UTC)"
+        in_utc = when.astimezone(UTC)
+        text += f" ({in_utc:%a %H:%M} UTC)" if in_utc.date() != when.date() else f" ({in_utc:%H:%M} UTC)"
     if now is not None:
         text += f", {describe_delta(when - now)}"
     return text

@@ -543,6 +543,20 @@ def test_a_renamed_profile_has_had_the_digest_its_earlier_name_had():
     assert due_catch_up(eve, utc(2024, 6, 2, 8), done_period(store, eve), timedelta(hours=2)) is None
 
 
+@pytest.mark.parametrize(("tz", "send_at", "shown"), [
+    ("Pacific/Kiritimati", "07:30", "Mon 2024-06-10 07:30 +14 (Sun 17:30 UTC)"),  # +14: still Sunday in UTC
+    ("Pacific/Pago_Pago", "23:30", "Mon 2024-06-10 23:30 SST (Tue 10:30 UTC)"),   # -11: already Tuesday in UTC
+    ("Asia/Kathmandu", "07:30", "Mon 2024-06-10 07:30 +0545 (01:45 UTC)"),          # the same day: the time alone
+])
+def test_the_utc_time_of_a_send_names_its_day_when_the_utc_date_differs(tz, send_at, shown):
+    """`next: Mon 2024-06-10 07:30 +14 (17:30 UTC)` read as Monday 17:30 UTC, ten hours after the digest went out
+    (an admin watching a UTC server log waits for it on Monday afternoon): a `weekly:mon` digest there goes out
+    on Sunday in UTC."""
+    from digest.schedule import describe_time
+
+    assert describe_time(next_send(profile(tz, send_at, "weekly:mon"), utc(2024, 6, 5))) == shown
+
+
 def test_durations_show_their_two_largest_units():
     from datetime import timedelta
 
