@@ -185,12 +185,19 @@ def due_catch_up(profile: Profile, now: datetime, last_period: str | None, grace
     return CatchUp(profile.user, period, due, late, send=late <= grace)
 
 
-def started_status(store: Store, c: CatchUp) -> str | None:
+def started_status(store: Store, c: CatchUp, profile: Profile,
+                   addresses: Mapping[str, str] | None = None) -> str | None:
     """The state of a missed digest that a run already started ('claimed', 'sending' or 'retry': a `digest send`
-    stopped with Ctrl-C, a run that died, a server that answered "try later" for hours), or None. The catch-up
-    finishes such a digest however late; one nobody started is skipped beyond the grace window."""
-    row = store.digest_for(c.user, c.period)
-    return row["status"] if row is not None and row["status"] in ("claimed", "sending", "retry") else None
+    stopped with Ctrl-C, a run that died, a server that answered "try later" for hours), also under an earlier
+    file name of the profile (delivery finishes that one under the new name), or None. The catch-up finishes
+    such a digest however late; one nobody started is skipped beyond the grace window."""
+    from .pipeline import earlier_names
+
+    for user in [c.user, *earlier_names(store, profile, addresses)]:
+        row = store.digest_for(user, c.period)
+        if row is not None and row["status"] in ("claimed", "sending", "retry"):
+            return row["status"]
+    return None
 
 
 def schedule_key(profile: Profile) -> tuple:
@@ -921,11 +928,13 @@ class Daemon:
         and logged."""
         for c, last_period in self._due_now():
             started = None
+            if (profile := self.profiles.get(c.user)) is None:  # removed while earlier digests went out
+                continue
             if not c.send:
                 # a digest a run started (a `digest send` stopped with Ctrl-C, a run that died, a server that
                 # refused it for hours) is finished however late: `digest status` promised it; only a digest
                 # nobody started is skipped beyond the grace window
-                started = started_status(self.loop_store, c)
+                started = started_status(self.loop_store, c, profile)
                 if started is None:
                     # a user who never had a digest missed nothing worth a warning; nor did one whose send time
                     # passed before an edit made it theirs (or while they were paused): the profiles line says next
@@ -1195,7 +1204,7 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
                 nxt = due.due_at
                 entry["next"] = (f"due now: the {due.period} digest was due {describe_delta(-due.late)} and is not "
                                  "sent yet; `digest run` sends it within the grace window, or run `digest send`")
-            elif due is not None and (started := started_status(store, due)) is not None:
+            elif due is not None and (started := started_status(store, due, profile, addresses)) is not None:
                 # beyond the grace window, but a run started it: the daemon's catch-up finishes it however late
                 nxt = due.due_at
                 entry["next"] = (f"due now: the {due.period} digest was due {describe_delta(-due.late)} and an "

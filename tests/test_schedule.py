@@ -394,6 +394,30 @@ def test_status_says_a_started_digest_beyond_the_grace_window_is_finished_now_as
     assert status_report(settings, store)["users"][0]["next_local"] == "2024-03-29T07:30:00+00:00"
 
 
+@time_machine.travel(datetime(2024, 3, 28, 12, 0, tzinfo=UTC), tick=False)  # Thursday, 4 h 30 min after 07:30 GMT
+def test_a_digest_left_in_retry_under_an_earlier_file_name_is_finished_beyond_the_grace_window_too(setup):
+    """ada's digest of the day is in retry; ada.toml is renamed eve.toml (the same address): delivery finishes
+    ada's digest as eve's (docs/delivery.md), but the catch-up looked for a started digest under 'eve' only, so
+    beyond the grace window it skipped the day and ada's digest stayed pending for good."""
+    from digest.profiles import load_profile
+    from digest.schedule import started_status
+
+    tmp_path, config = setup
+    settings = load_settings(config)
+    store = Store(settings.db_path)
+    ada = tmp_path / "profiles" / "ada.toml"
+    store.save_profile_texts({"ada": ada.read_text()})
+    store.mark_digest(store.claim_digest("ada", "2024-03-27"), "sent")
+    store.mark_digest(store.claim_digest("ada", "2024-03-28"), "retry", error="451 4.3.0 later")
+    ada.rename(tmp_path / "profiles" / "eve.toml")
+    [eve] = [u for u in status_report(settings, store)["users"] if u["user"] == "eve"]
+    assert eve["next"].startswith("due now: the 2024-03-28 digest was due 4 h 30 min ago and an earlier run started "
+                                  "it (left retry)")
+    eve_profile = load_profile(tmp_path / "profiles" / "eve.toml")
+    c = due_catch_up(eve_profile, datetime.now(UTC), done_period(store, eve_profile), GRACE)
+    assert not c.send and started_status(store, c, eve_profile) == "retry"  # what the daemon's sweep asks
+
+
 def test_status_says_written_for_a_digest_that_went_to_an_outbox_file(setup):
     tmp_path, config = setup
     store = Store(load_settings(config).db_path)
