@@ -219,6 +219,17 @@ def earlier_names(store: Store, profile: Profile, addresses: Mapping[str, str] |
     return [user for user, named in addresses.items() if user != profile.user and named == email]
 
 
+def reader_pause(store: Store, profile: Profile, addresses: Mapping[str, str] | None = None) -> tuple[str, dict] | None:
+    """(the name it was set under, the pause) when this reader unsubscribed by link, also under an earlier file
+    name of the profile (an unsubscribe still holds after ``ada.toml`` is renamed ``eve.toml``); else None.
+    Delivery, the daemon's catch-up and `digest status` all ask this."""
+    pause = store.pause_of(profile.user)
+    if pause is not None:
+        return profile.user, pause
+    return next(((user, pause) for user in earlier_names(store, profile, addresses)
+                 if (pause := store.pause_of(user)) is not None), None)
+
+
 def profile_addresses(store: Store) -> dict[str, str]:
     """{user: the address their last good profile text names, lower case}."""
     return {user: named for user, text in store.profile_texts().items() if (named := _address_in(text))}
@@ -624,10 +635,7 @@ def _deliver_user(store: Store, embedder: Embedder | None, settings: Settings, p
                   outbox: Path | None, dry_run: bool, now: datetime | None, send: Callable | None,
                   ranker: Callable[[Profile], UserRanking] | None) -> Delivery:
     period = local_period(profile, now)
-    paused_as, pause = profile.user, store.pause_of(profile.user)
-    if pause is None:  # an unsubscribe under an earlier file name of this address still holds
-        paused_as, pause = next(((u, p) for u in earlier_names(store, profile) for p in [store.pause_of(u)]
-                                 if p is not None), (profile.user, None))
+    paused_as, pause = reader_pause(store, profile) or (profile.user, None)
     if pause is not None:
         # unsubscribed by a link: nothing goes out until `digest resume USER`, whichever job calls this; the
         # period is recorded as skipped, so a resume later that day waits for the next send time (as it says)

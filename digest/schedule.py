@@ -43,6 +43,7 @@ import zoneinfo
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,31 +72,43 @@ class LocalTimeTrigger(CronTrigger):
     """A CronTrigger that fires once per local day across daylight-saving changes.
 
     APScheduler's CronTrigger fires twice when the wall-clock time happens twice (01:30 in New York on the
-    first Sunday of November); this one skips the repeat. A time that does not exist (02:30 when the clocks
-    jump from 02:00 to 03:00) fires just after the jump, at the same distance past it (03:30)."""
+    first Sunday of November); it skips a day whose time does not exist when the clocks jump at midnight
+    (00:30 in Santiago, Havana or Beirut on the day they go from 00:00 to 01:00); and, asked from the time
+    it last fired (as the scheduler asks after each run), it skips the day after the clocks go forward for a
+    time from 00:00 to 00:59 (Berlin 00:30: Sun 31 Mar 2024, then Tue 2 Apr). This one computes each local
+    day's send time itself: a time that happens twice fires the first time; a time that does not exist
+    (02:30 when the clocks jump from 02:00 to 03:00) fires just after the jump, at the same distance past it
+    (03:30)."""
+
+    def __init__(self, days: tuple[int, ...], hour: int, minute: int, timezone: zoneinfo.ZoneInfo):
+        super().__init__(day_of_week=",".join(WEEKDAYS[d] for d in days), hour=hour, minute=minute, second=0,
+                         timezone=timezone)
+        self.days, self.at = frozenset(days), dt_time(hour, minute)
 
     def get_next_fire_time(self, previous_fire_time, now):
-        fire = super().get_next_fire_time(previous_fire_time, now)
-        while fire is not None and _repeats_earlier_wall_time(fire, self.timezone):
-            fire = super().get_next_fire_time(fire, fire)
-        # normalise: a wall time inside a gap comes back with the pre-gap offset; show the real local time
-        return fire.astimezone(UTC).astimezone(self.timezone) if fire is not None else None
-
-
-def _repeats_earlier_wall_time(when: datetime, tz) -> bool:
-    """True if ``when`` is the second occurrence of its local wall-clock time (clocks went back)."""
-    local = when.astimezone(tz)
-    first = local.replace(fold=0)
-    return (first.utcoffset() != local.replace(fold=1).utcoffset()
-            and first.astimezone(UTC) < local.astimezone(UTC))
+        # the first send time at or after `now`; after a fire, the first one after it (as CronTrigger counts:
+        # a fire missed since comes back, and the scheduler coalesces)
+        start = now
+        if previous_fire_time is not None:
+            start = min(now, previous_fire_time + timedelta(microseconds=1))
+            if start == previous_fire_time:
+                start += timedelta(microseconds=1)
+        day = start.astimezone(self.timezone).date() - timedelta(days=1)
+        for _ in range(9):  # every frequency has a day each week
+            if day.weekday() in self.days:
+                # fold=0: the first of a repeated wall time; in a gap, the offset before the jump, which is the
+                # same distance past the jump; through UTC, to carry the real local time and offset
+                fire = datetime.combine(day, self.at, tzinfo=self.timezone).astimezone(UTC).astimezone(self.timezone)
+                if fire >= start:
+                    return fire
+            day += timedelta(days=1)
+        return None
 
 
 def send_trigger(profile: Profile) -> LocalTimeTrigger:
     """The trigger of a profile's send job: ``send_at`` local time on ``send_days`` (Mon=0) in its zone."""
     hour, minute = (int(x) for x in profile.send_at.split(":"))
-    days = ",".join(WEEKDAYS[d] for d in profile.send_days)
-    return LocalTimeTrigger(day_of_week=days, hour=hour, minute=minute, second=0,
-                            timezone=zoneinfo.ZoneInfo(profile.timezone))
+    return LocalTimeTrigger(profile.send_days, hour, minute, zoneinfo.ZoneInfo(profile.timezone))
 
 
 def _aware(when: datetime, name: str) -> datetime:
@@ -172,16 +185,33 @@ def due_catch_up(profile: Profile, now: datetime, last_period: str | None, grace
     return CatchUp(profile.user, period, due, late, send=late <= grace)
 
 
+def started_status(store: Store, c: CatchUp, profile: Profile,
+                   addresses: Mapping[str, str] | None = None) -> str | None:
+    """The state of a missed digest that a run already started ('claimed', 'sending' or 'retry': a `digest send`
+    stopped with Ctrl-C, a run that died, a server that answered "try later" for hours), also under an earlier
+    file name of the profile (delivery finishes that one under the new name), or None. The catch-up finishes
+    such a digest however late; one nobody started is skipped beyond the grace window."""
+    from .pipeline import earlier_names
+
+    for user in [c.user, *earlier_names(store, profile, addresses)]:
+        row = store.digest_for(user, c.period)
+        if row is not None and row["status"] in ("claimed", "sending", "retry"):
+            return row["status"]
+    return None
+
+
 def schedule_key(profile: Profile) -> tuple:
     """What the send job depends on: a change here reschedules; any other edit is read at send time."""
     return (profile.timezone, profile.send_at, profile.frequency, profile.paused)
 
 
 def describe_time(when: datetime, now: datetime | None = None) -> str:
-    """``Tue 2024-03-05 07:30 CET (06:30 UTC)`` (the UTC time only when it differs), plus ``in 3 h 5 min`` when ``now`` is given."""
+    """``Tue 2024-03-05 07:30 CET (06:30 UTC)`` (the UTC time only when it differs, with its day when that differs
+    too: ``Mon 2024-06-10 07:30 +14 (Sun 17:30 UTC)``), plus ``in 3 h 5 min`` when ``now`` is given."""
     text = f"{when:%a %Y-%m-%d %H:%M} {when.tzname()}"
     if when.utcoffset():
-        text += f" ({when.astimezone(UTC):%H:%M} UTC)"
+        in_utc = when.astimezone(UTC)
+        text += f" ({in_utc:%a %H:%M} UTC)" if in_utc.date() != when.date() else f" ({in_utc:%H:%M} UTC)"
     if now is not None:
         text += f", {describe_delta(when - now)}"
     return text
@@ -420,6 +450,9 @@ class Daemon:
         self._reported_errors: set[str] = set()
         self._reported_warnings: set[str] = set()
         self._reported_skips: set[tuple[str, str]] = set()
+        # when an edit last gave a user their send times (paused = false, a new send_at, timezone or frequency,
+        # a profile added or back): a send time of theirs before it was never theirs to miss
+        self._rescheduled_at: dict[str, datetime] = {}
         self._snapshot: tuple | None = None
         self._sends_waiting = 0                  # digests queued or running: background embedding gives way
         self._library_backlog: set[str] = set()  # users whose library (seeds, votes) is still to embed
@@ -794,7 +827,7 @@ class Daemon:
 
     def _deliver_blocking(self, user: str, due_at: datetime) -> None:
         """Poll (if the last poll started before the send time), then deliver one digest (worker thread)."""
-        from .pipeline import deliver_user, refused_elsewhere
+        from .pipeline import deliver_user, reader_pause, refused_elsewhere
 
         profile = self.profiles.get(user)
         if profile is None or profile.paused:
@@ -811,7 +844,7 @@ class Daemon:
             log.info("job=send user=%s period=%s: passed over, the digest of %s is already done", user, period, done)
             return
         if (self.settings.schedule.poll_before_send and self.poll is not None
-                and self.work_store.pause_of(user) is None  # an unsubscribed user gets no email: no need to poll
+                and reader_pause(self.work_store, profile) is None  # an unsubscribed user gets no email: no need to poll
                 and (self.last_poll_started is None or self.last_poll_started < due_at)):
             # the digest includes what arrived up to its send time
             self._poll_blocking(f"before {user}'s digest")
@@ -885,12 +918,13 @@ class Daemon:
             self.loop_store.log_event("WARNING", "schedule", message, user=c.user)
 
     def _due_now(self) -> list[tuple[CatchUp, str | None]]:
-        from .pipeline import profile_addresses
+        from .pipeline import profile_addresses, reader_pause
 
         now, addresses = datetime.now(UTC), profile_addresses(self.loop_store)
         out = []
-        for user, profile in sorted(self.profiles.items()):
-            if profile.paused or self.loop_store.pause_of(user) is not None:  # the file's switch, or a link's
+        for _user, profile in sorted(self.profiles.items()):
+            # the file's switch, or a link's (also one followed under an earlier file name of the profile)
+            if profile.paused or reader_pause(self.loop_store, profile, addresses) is not None:
                 continue
             last_period = done_period(self.loop_store, profile, addresses)
             c = due_catch_up(profile, now, last_period, self.grace)
@@ -904,15 +938,17 @@ class Daemon:
         and logged."""
         for c, last_period in self._due_now():
             started = None
+            if (profile := self.profiles.get(c.user)) is None:  # removed while earlier digests went out
+                continue
             if not c.send:
                 # a digest a run started (a `digest send` stopped with Ctrl-C, a run that died, a server that
                 # refused it for hours) is finished however late: `digest status` promised it; only a digest
                 # nobody started is skipped beyond the grace window
-                row = self.loop_store.digest_for(c.user, c.period)
-                started = row["status"] if row is not None and row["status"] in ("claimed", "sending", "retry") \
-                    else None
+                started = started_status(self.loop_store, c, profile)
                 if started is None:
-                    if last_period is not None:  # a user who never had a digest missed nothing worth a warning
+                    # a user who never had a digest missed nothing worth a warning; nor did one whose send time
+                    # passed before an edit made it theirs (or while they were paused): the profiles line says next
+                    if last_period is not None and c.due_at >= self._rescheduled_at.get(c.user, c.due_at):
                         self._report_skip(c)
                     continue
             if self.stopping:
@@ -1000,6 +1036,8 @@ class Daemon:
 
     def _apply_profiles(self, profiles: Mapping[str, Profile], *, initial: bool = False) -> bool:
         """Add, move or remove send jobs to match ``profiles``. Returns True if any send time (or address) changed."""
+        from .pipeline import reader_pause
+
         old, self.profiles = self.profiles if not initial else {}, dict(profiles)
         changed = False
         for user in sorted(old.keys() - profiles.keys()):
@@ -1028,11 +1066,13 @@ class Daemon:
             self.scheduler.add_job(self._send_job, send_trigger(profile), args=[user], id=job_id,
                                    name=f"send {user}", replace_existing=True)
             verb = "scheduled" if before is None else "rescheduled"
+            if not initial:
+                self._rescheduled_at[user] = datetime.now(UTC)
             now, last_done = datetime.now(UTC), done_period(self.loop_store, profile)
             due = due_catch_up(profile, now, last_done, self.grace)
             # a send time already passed today, inside the grace window: the catch-up sends it now, not tomorrow
             nxt = f"the {due.period} digest now (due {describe_delta(-due.late)}, within the grace window)" \
-                if due is not None and due.send and self.loop_store.pause_of(user) is None \
+                if due is not None and due.send and reader_pause(self.loop_store, profile) is None \
                 else describe_time(next_undone_send(profile, now, last_done))
             log.info("job=profiles user=%s: %s: %s at %s %s; next %s", user, verb, profile.frequency,
                      profile.send_at, profile.timezone, nxt)
@@ -1156,12 +1196,12 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
         profiles, stale = loaded.profiles, set(loaded.stale)
     except ProfileError as exc:  # the folder itself (missing, a file): no profile can be told gone
         profiles, stale, errors, covered = {}, set(), [str(exc)], None
-    from .pipeline import candidate_since, earlier_names, own_seed, profile_addresses
+    from .pipeline import candidate_since, earlier_names, own_seed, profile_addresses, reader_pause
 
     since = candidate_since(settings, now)  # the window `digest rank` ranks
     addresses = profile_addresses(store)
     for user, profile in sorted(profiles.items()):
-        unsubscribed = store.pause_of(user)
+        unsubscribed = (reader_pause(store, profile, addresses) or (user, None))[1]
         entry: dict[str, Any] = {"user": user, "email": profile.email, "timezone": profile.timezone,
                                  "send_at": profile.send_at, "frequency": profile.frequency,
                                  "paused": profile.paused, "stale": user in stale,
@@ -1174,6 +1214,12 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
                 nxt = due.due_at
                 entry["next"] = (f"due now: the {due.period} digest was due {describe_delta(-due.late)} and is not "
                                  "sent yet; `digest run` sends it within the grace window, or run `digest send`")
+            elif due is not None and (started := started_status(store, due, profile, addresses)) is not None:
+                # beyond the grace window, but a run started it: the daemon's catch-up finishes it however late
+                nxt = due.due_at
+                entry["next"] = (f"due now: the {due.period} digest was due {describe_delta(-due.late)} and an "
+                                 f"earlier run started it (left {started}); `digest run` finishes it however late "
+                                 f"(its catch-up, every {SWEEP_MINUTES:g} min), or run `digest send`")
             else:
                 nxt = next_undone_send(profile, now, last_done)
                 entry["next"] = describe_time(nxt, now)

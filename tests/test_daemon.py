@@ -466,6 +466,40 @@ def test_a_profile_added_after_its_send_time_gets_todays_digest_within_the_grace
     assert line.getMessage().endswith("; next the 2024-06-03 digest now (due 15 min ago, within the grace window)")
 
 
+def test_resuming_a_paused_profile_or_moving_send_at_earlier_misses_nothing_and_warns_of_nothing(home, embedder,
+                                                                                                 caplog):
+    """paused = false at 12:00 for a 07:30 digest (beyond the grace window), or send_at moved from 18:00 to 07:30
+    at 12:00: no send time was missed (the user paused, or the time was not theirs when it passed), so no
+    WARNING "missed the digest ... skipped" in the log and in `digest status`'s recent errors; the next digest
+    is tomorrow's, as the profiles line says."""
+    tmp_path, config = home
+    caplog.set_level(logging.INFO)
+    write_profile(tmp_path / "profiles", "ada", tz="UTC", send_at="07:30", paused=True)
+    write_profile(tmp_path / "profiles", "ben", tz="UTC", send_at="18:00")
+    settings = load_settings(config)
+    with time_machine.travel(datetime(2024, 6, 3, 12, 0, tzinfo=UTC), tick=True):
+        store = Store(settings.db_path)
+        for user in ("ada", "ben"):
+            store.mark_digest(store.claim_digest(user, "2024-06-02"), "sent")
+        daemon = Daemon(settings, embedder=embedder)
+
+        async def scenario():
+            await until(lambda: daemon.ready.is_set())
+            write_profile(tmp_path / "profiles", "ada", tz="UTC", send_at="07:30", paused=False)
+            write_profile(tmp_path / "profiles", "ben", tz="UTC", send_at="07:30")
+            await until(lambda: records(caplog, "job=profiles user=ben: rescheduled"))
+            await asyncio.sleep(0.2)
+            await until(lambda: daemon._sweep_task is not None and daemon._sweep_task.done())
+
+        assert drive(daemon, scenario) == 0
+    assert outbox(tmp_path) == []
+    for user in ("ada", "ben"):
+        [line] = records(caplog, f"job=profiles user={user}: rescheduled")
+        assert line.getMessage().endswith("next Tue 2024-06-04 07:30 UTC")
+    assert not records(caplog, "missed the digest")
+    assert not [e for e in store.recent_events(20) if "missed the digest" in e["message"]]
+
+
 def test_a_clock_set_back_a_day_and_then_forward_keeps_every_job_on_time(home, embedder, caplog):
     """APScheduler keeps next runs as wall-clock times: set back, the clock would stall the interval jobs (here
     the profile watcher) and a send job scheduled by the wrong clock for as long as the jump. The daemon sees
