@@ -832,6 +832,12 @@ class Daemon:
         profile = self.profiles.get(user)
         if profile is None or profile.paused:
             return
+        if previous_send(profile, due_at) != due_at:
+            # send_at, timezone or frequency edited while this digest waited its turn: the due time is not the
+            # profile's any more (its date could be another day's); the new schedule sends the day's digest
+            log.info("job=send user=%s: the send time %s is no longer the profile's (edited meanwhile); its new "
+                     "schedule sends the digest", user, describe_time(due_at))
+            return
         period = period_of(profile, due_at)
         row = self.work_store.digest_for(user, period)
         if row is not None and row["status"] in DIGEST_DONE and not refused_elsewhere(row, profile):

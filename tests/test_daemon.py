@@ -1130,3 +1130,30 @@ def test_a_database_file_that_cannot_be_looked_at_for_a_moment_does_not_stop_the
     assert polls == [1, 1, 1]
     [line] = records(caplog, "cannot check the database file")
     assert "Stale file handle" in line.getMessage() and "running the job" in line.getMessage()
+
+
+def test_a_send_waiting_its_turn_when_the_schedule_is_edited_is_left_to_the_new_schedule(home, embedder, caplog):
+    """The send job fixes its due time, then waits for the worker (a poll, another digest): a timezone edited
+    meanwhile must not send under the new zone with the old due time (a Kolkata 21:31 digest going out at 08:01 in
+    Los Angeles, dated there, 13 hours early); the new schedule's own send time sends the day's digest."""
+    from digest.schedule import previous_send
+
+    tmp_path, config = home
+    caplog.set_level(logging.INFO)
+    path = write_profile(tmp_path / "profiles", "ada", tz="Asia/Kolkata", send_at="21:31")
+    settings = load_settings(config)
+    daemon = Daemon(settings, embedder=embedder)
+    try:
+        due = previous_send(daemon.profiles["ada"], datetime.now(UTC))
+        write_profile(tmp_path / "profiles", "ada", tz="America/Los_Angeles", send_at="21:31")
+        daemon.profiles["ada"] = load_profile(path)  # the watcher's reload, while the send waited
+        daemon._deliver_blocking("ada", due)
+        assert outbox(tmp_path) == []
+        assert records(caplog, "is no longer the profile's (edited meanwhile)")
+        # unedited, the same call sends (the test above is not vacuous)
+        daemon.profiles["ada"] = load_profile(write_profile(tmp_path / "profiles", "ada", tz="Asia/Kolkata",
+                                                            send_at="21:31"))
+        daemon._deliver_blocking("ada", due)
+        assert len(outbox(tmp_path)) == 1
+    finally:
+        daemon._close()
