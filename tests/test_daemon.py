@@ -134,7 +134,8 @@ def test_the_digest_goes_out_at_07_30_london_time_on_the_day_the_clocks_go_forwa
     assert outbox(tmp_path) == ["ada-2024-03-31.eml"]
     row = store.digest_for("ada", "2024-03-31")
     assert row["status"] == "sent" and row["n_items"] >= 1
-    assert "2024-03-31T06:30:00" <= row["claimed_at"] < "2024-03-31T06:31:00"
+    # at its send time (a loaded machine may take a minute or two to rank it), not before, nor hours later
+    assert "2024-03-31T06:30:00" <= row["claimed_at"] < "2024-03-31T06:35:00"
     assert ALERT_TITLE in text_of((tmp_path / "outbox" / "ada-2024-03-31.eml").read_bytes())
     # Saturday's digest, 23 hours late, is not sent but said once, with user and period
     skipped = records(caplog, "job=catch-up user=ada period=2024-03-30: missed the digest")
