@@ -2935,21 +2935,46 @@ def test_a_nature_table_of_contents_forwarded_without_its_classes_keeps_its_pape
     assert all(by_doi[doi] == fields for doi, fields in found.items())
 
 
+def _text_with_links(html: str) -> str:
+    """The text part a mail program makes of an HTML mail: each link written out after its text, glued to it as
+    Outlook writes it ("Title<https://...>")."""
+    from digest.parsers.common import html_to_text, soup_of
+
+    soup = soup_of(html)
+    for a in soup.find_all("a", href=True):
+        if a["href"].startswith("http") and a.get_text(strip=True):
+            a.append(f"<{a['href']}>")
+    return html_to_text(str(soup))
+
+
+@pytest.mark.parametrize("parts", ["html", "html and text", "text"])
 @pytest.mark.parametrize("name", sorted(p.name for p in (FIXTURES / "other/wiley_atypon").glob("*.html")
                                         if "EarlyView" not in p.name))  # (one item: too little to call a list)
-def test_a_wiley_table_of_contents_forwarded_without_its_classes_keeps_its_papers(name):
+def test_a_wiley_table_of_contents_forwarded_without_its_classes_keeps_its_papers(name, parts):
     """Word's HTML (an Outlook for Windows forward) keeps no `div.issue-item`; the items are read from the text,
     anchored on their date lines ("e06462 | First Published: 20 January 2026"), their title links being the
-    mailer's opaque trackers. A cover's picture of a paper listed again is not an item, nor a cover blurb's DOI."""
+    mailer's opaque trackers. A cover's picture of a paper listed again is not an item, nor a cover blurb's DOI.
+    The forward's text part (links written out) reads the same, and so does a forward as text alone."""
     html = (FIXTURES / "other/wiley_atypon" / name).read_text()
     original = parse_message(html_mail(html, "Wiley Online Library <WileyOnlineLibrary@wiley.com>", "New content")).papers
     bare = re.sub(r'\s(?:class|id)="[^"]*"', "", re.sub(r"(?s)<style.*?</style>", "", html))
     assert "issue-item" not in bare
-    forwarded = parse_message(html_mail(f"<p>for the group</p>{bare}", "Ada Reader <ada@example.org>",
-                                        "FW: New content")).papers
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "Ada Reader <ada@example.org>", "lab@example.org", "FW: New content"
+    if parts != "html":
+        msg.set_content(f"for the group\n\n{_text_with_links(bare)}")
+    if parts != "text":
+        if parts == "html":
+            msg.set_content(f"<p>for the group</p>{bare}", subtype="html")
+        else:
+            msg.add_alternative(f"<p>for the group</p>{bare}", subtype="html")
+    forwarded = parse_message(msg.as_bytes()).papers
     by_title = {p.title: p for p in original}
     # every item, but for two of a hundred (the original's reader also takes what its classes mark)
     assert len(original) >= 2 and len(forwarded) >= len(original) - (2 if len(original) > 50 else 0)
     assert all(p.title in by_title for p in forwarded), [p.title for p in forwarded if p.title not in by_title]
-    assert [(p.authors, p.url) for p in forwarded] == [(by_title[p.title].authors, by_title[p.title].url)
-                                                        for p in forwarded]
+    assert [(p.authors, p.url, p.published) for p in forwarded] == [
+        (by_title[p.title].authors, by_title[p.title].url, by_title[p.title].published) for p in forwarded]
+    # each paper's blurb, where the alert has one
+    assert [p.snippet for p in forwarded if by_title[p.title].snippet] == \
+        [by_title[p.title].snippet for p in forwarded if by_title[p.title].snippet]

@@ -38,6 +38,7 @@ from .common import (
     html_to_text,
     is_label,
     is_meaningful_title,
+    iso_date,
     soup_of,
     text_of,
     unwrap_url,
@@ -176,7 +177,7 @@ def _reads_as_title(text: str) -> bool:
         return False
     text = clean_space(text)
     words = text.split()
-    if (words[0] in _SENTENCE_OPENERS and not _LATIN.match(text)) or len(words) > 30 \
+    if (words[0] in _SENTENCE_OPENERS and not _LATIN.match(text)) or len(words) > 30 or _DATED.match(text) \
             or (text.startswith("[") and text.endswith("]")) or _GREETING.match(text) or _ANNOUNCEMENT.search(text) \
             or (len(words) <= 4 and words[-1].lower().strip(".:") in ("paper", "papers", "preprint", "article")):
         return False
@@ -620,6 +621,10 @@ _BESIDE_DATE = re.compile(r"^(?:\|?\s*e?\d{3,9}\s*\|?|\||Pages?:? ?[\d\-–]+|(?
 _PICTURE_OF = re.compile(r"\((?:[A-Z][\w.&]*\s){1,6}\d{1,3}/(?:19|20)\d\d\)$")
 
 
+_WRITTEN_LINK = re.compile(r"\s*<(https?://[^\s<>]+)>\s*$")
+_ACCESS_BADGE = re.compile(r"^(?:Free|Open) Access(?=[A-Z])")
+
+
 def _from_dated_items(text: str) -> list[Paper]:
     """Items of a table of contents read from its text, where no id is in sight (its links are a mailer's
     opaque click-trackers): per date line, the title above it, the author lines between, and the paragraph below
@@ -636,11 +641,26 @@ def _from_dated_items(text: str) -> list[Paper]:
         while j >= 0 and len(names) < 200 and (found := author_names(lines[j].rstrip(",;"))):
             names[:0] = found
             j -= 1
-        if j < 0 or not names or not _is_title(lines[j]) or _DATED.match(lines[j]) or _PICTURE_OF.search(lines[j]):
+        # a text part made of the HTML writes the title's link after it ("Title <https://...>", Outlook
+        # "Title<https://...>", or on a line of its own below), and may glue the access badge before it
+        # ("Open AccessFrom Digital ...")
+        link = _WRITTEN_LINK.search(lines[j]) if j >= 0 else None
+        if link is not None and link.start() == 0 and j > 0:  # the link alone on its line: the title above it
+            j -= 1
+        elif link is not None and link.start() == 0:
+            continue
+        title = _ACCESS_BADGE.sub("", lines[j][:link.start()] if link and link.start() else lines[j]).strip() \
+            if j >= 0 else ""
+        if not names or not _is_title(title) or _DATED.match(title) or _PICTURE_OF.search(title):
             continue
         after = next((x for x in lines[i + 1:i + 4] if not _BESIDE_DATE.match(x) and x.lower() != "abstract"), "")
-        abstract = after if is_abstract(after) and not _DATED.match(after) else None
-        papers.append(Paper(title=lines[j], authors=tuple(names), abstract=abstract, source="generic"))
+        # the paragraph below: what the alert shows of the paper (a blurb, as a publisher's own reader keeps it)
+        # (one sentence will do: the next item's title, the other line that may follow, ends in no full stop)
+        blurb = after if (is_abstract(after) or (len(after.split()) >= 8 and after.endswith("."))) \
+            and not _DATED.match(after) else None
+        papers.append(Paper(title=title, authors=tuple(names), snippet=blurb, source="generic",
+                            url=unwrap_url(link.group(1)) if link else None,
+                            published=iso_date(" ".join(line.split()[-3:]))))
     return papers
 
 
@@ -689,12 +709,13 @@ def parse(body: Body) -> list[Paper]:
     items = from_doi_blocks(soup_of(body.html)) if body.html else []
     if len(items) < 2:
         items = []  # one DOI under a heading is a newsletter or a signature, not a table of contents
-    dated = _from_dated_items(text)
+    # from the HTML where there is one: a mail program's text part of a forward writes links into the lines
+    dated = _from_dated_items(html_to_text(body.html) if body.html else text)
     if len(dated) >= 2 and len(dated) > len(items):
         # items with their date lines, more of them than DOIs in sight (those are in a cover picture's blurb:
         # "More information can be found in the Research Article by ... (10.1002/...)"); title links are opaque
         links = {text_of(a): a["href"] for a in soup_of(body.html).find_all("a", href=True)} if body.html else {}
-        items = [p.with_(url=unwrap_url(links[p.title])) if p.title in links else p for p in dated]
+        items = [p.with_(url=unwrap_url(links[p.title])) if p.title in links and not p.url else p for p in dated]
     linked = _dedup(items + (_from_html(body.html) if body.html else []) + _from_text(text))  # items first: authors
     if not linked and body.html:
         linked = _dedup(from_byline_links(soup_of(body.html)))  # no paper's id anywhere: opaque links, with bylines
