@@ -644,8 +644,15 @@ def check(ctx: click.Context, profiles_dir: Path | None, connect: bool) -> None:
     directory = profiles_dir or settings.profiles_path
     # the profiles the service reads: with their last good versions, so a contested address is judged as the
     # service judges it (the established user keeps it)
-    store = _store(settings, read_only=True)
-    store_errors = _store_problems(settings, store)
+    from .store import Store, unwritable_files
+
+    # another user's database files: said without opening them, which as this user would leave its -wal and -shm
+    # files in the folder, locking the owner out where anyone may write the folder
+    unwritable = unwritable_files(settings.db_path)
+    store = Store(None) if unwritable else _store(settings, read_only=True)
+    store_errors = [f"{settings.db_path}: {unwritable}, so nothing can be recorded (polls, digests sent, votes); "
+                    "run digest as the user that owns the data folder, or give this user write access to the "
+                    "database's files"] if unwritable else _store_problems(settings, store)
     last_good = store.profile_texts() if Path(directory).resolve() == settings.profiles_path.resolve() else None
     try:
         loaded = load_profiles(directory, last_good)
@@ -891,13 +898,17 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     settings = _settings(ctx)
     if settings.db_path.exists():  # none yet: the first `digest poll` or `digest run` makes it
         from .feedback import READ_ONLY_FIX
-        from .store import Store
+        from .store import Store, unwritable_files
 
-        store = Store(settings.db_path, create=False)
-        try:
-            problem = store.write_problem()
-        finally:
-            store.close()
+        # the files' permissions first: opening the database as a user who may not write it leaves -wal and -shm
+        # files of that user in a folder anyone may write, which then lock its owner out
+        problem = unwritable_files(settings.db_path)
+        if problem is None:
+            store = Store(settings.db_path, create=False)
+            try:
+                problem = store.write_problem()  # and what only a write tells: a read-only mount, say
+            finally:
+                store.close()
         if problem:  # every page would show, and every vote fail
             raise StoreError(f"{settings.db_path}: {problem}; {READ_ONLY_FIX}")
     server = build_server(settings, host, port)

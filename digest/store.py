@@ -362,6 +362,24 @@ def _candidates(user: str, since: str, replacements: bool, also_sent_to: Sequenc
     return f"first_seen >= ? {_not_replaced(replacements)}AND id NOT IN {judged}", [since, *args]
 
 
+def unwritable_files(db: Path) -> str | None:
+    """Which of the database's files (it, its -wal, its -shm) this user may not write, by their permissions,
+    without opening it; None if none (root may write any)."""
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        if path.exists() and not os.access(path, os.W_OK):
+            return f"{path.name} is not writable by this user ({_user_name()})"
+    return None
+
+
+def _user_name() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
+
 class Store:
     """All persistent state. Open one per process (or per thread); every write is one transaction."""
 

@@ -781,3 +781,38 @@ def test_ctrl_c_during_a_poll_says_what_it_left_and_exits_130(tmp_path):
     assert proc.returncode == 130, (out, err)
     assert "interrupted (Ctrl-C); the alerts read so far are stored and marked; the next poll reads the rest" in err
     assert "Traceback" not in err and "Aborted" not in err + out
+
+
+def test_check_names_a_database_file_this_user_cannot_write(tmp_path):
+    """Another user's database in the data folder (digest run as the wrong user): reads work, every write fails.
+    As root any file is writable, so check runs as `nobody` there."""
+    import os
+    import shutil
+    import tempfile
+
+    as_other = []
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: no user to whom a file can be read-only")
+        as_other = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    base = Path(tempfile.mkdtemp(prefix="digest-check-readonly-"))
+    try:
+        base.chmod(0o755)
+        data = base / "data"
+        data.mkdir()
+        data.chmod(0o777)
+        (base / "profiles").mkdir()
+        Store(data / "digest.db").close()
+        (data / "digest.db").chmod(0o644 if as_other else 0o444)
+        config = base / "config.toml"
+        config.write_text(f'data_dir = "{data}"\nprofiles_dir = "{base / "profiles"}"\n')
+        config.chmod(0o644)
+        proc = subprocess.run([*as_other, sys.executable, "-m", "digest", "--config", str(config), "check"],
+                              cwd=base, capture_output=True, text=True, timeout=60)
+        user = "nobody" if as_other else __import__("pwd").getpwuid(os.geteuid()).pw_name
+        assert f"error: {data / 'digest.db'}: digest.db is not writable by this user ({user}), so nothing can be " \
+               "recorded (polls, digests sent, votes)" in proc.stdout + proc.stderr, proc
+        assert proc.returncode == 1
+        assert sorted(p.name for p in data.iterdir()) == ["digest.db"]  # nothing of that user left beside it
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
