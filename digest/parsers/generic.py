@@ -415,7 +415,10 @@ def _doi_in(text: str) -> set[str]:
 
 # a reference to where an item appeared, not its title: "Language Teaching, Volume 59 / Issue 4", "Vol. 12, pp 3-9"
 _CITATION = re.compile(r"\b(?:vol(?:ume)?\.?\s*\d+\b.{0,30}?\b(?:issue|no\.?|number|pp?\.?)\s*\d+|"
-                       r"pp?\.?\s*\d+\s*[-–]\s*\d+)", re.I)
+                       r"pp?\.?\s*\d+\s*[-–]\s*\d+)|"
+                       # Nature's, with the article's type and date first: "News Feature | 05 January 2026
+                       # Nature Medicine 32 |"
+                       r"^[A-Z][\w ]{1,40} \| \d{1,2} [A-Z][a-z]+ (?:19|20)\d\d\b", re.I)
 # an issue's cover and front or back matter, listed with a DOI like its articles
 _MATTER = re.compile(r"(?:^|\bcover and )(?:front|back) matter\s*$", re.I)
 
