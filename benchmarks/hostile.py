@@ -112,7 +112,7 @@ LIBRARY_RECIPES = {
 REPLY_RECIPES = {
     "reply: 'Word: <' then '@' repeated": lambda n: "Word: <" + "@" * (20 * n),
     "reply: 'Word: [mailto:' then 'a@' repeated": lambda n: "Word: [mailto:" + "a@" * (10 * n),
-    "reply: '+1 ' repeated on one line": lambda n: "+1 " * (10 * n),
+    "reply: '+1 ' repeated on one line": lambda n: "+1 " * (40 * n),
 }
 
 
