@@ -765,9 +765,12 @@ def test_ctrl_c_during_a_poll_says_what_it_left_and_exits_130(tmp_path):
         config.write_text(f'data_dir = "{tmp_path / "data"}"\nprofiles_dir = "{tmp_path / "profiles"}"\n'
                           f'[imap]\nhost = "127.0.0.1"\nport = {silent.getsockname()[1]}\nsecurity = "plain"\n'
                           'username = "alerts"\npassword_env = "DIGEST_CTRL_C_TEST_PASSWORD"\ntimeout = 60\n')
+        # Ctrl-C as a terminal delivers it: a run started in the background (`make test &`) has SIGINT ignored,
+        # which the child would inherit, and Python then never raises KeyboardInterrupt
         proc = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(config), "poll"],
                                 env={**os.environ, "DIGEST_CTRL_C_TEST_PASSWORD": "secret"},
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             silent.settimeout(30)
             connection, _ = silent.accept()  # the poll is inside the command now, waiting for the greeting
