@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -519,10 +520,11 @@ def test_a_server_that_greets_and_then_stalls_is_waited_for_as_a_network_problem
     held = []
 
     def greet_then_stall():  # greets every connection with STARTTLS offered, then says nothing more
-        while True:
-            conn, _ = listener.accept()
-            held.append(conn)
-            conn.sendall(b"* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n")
+        with contextlib.suppress(OSError):  # until the test closes the listener
+            while True:
+                conn, _ = listener.accept()
+                held.append(conn)
+                conn.sendall(b"* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n")
 
     threading.Thread(target=greet_then_stall, daemon=True).start()
     config = tmp_path / "config.toml"
@@ -541,7 +543,12 @@ def test_a_server_that_takes_connections_and_says_nothing_is_waited_for_not_take
     # TLS handshake gets no answer either; unlike the implicit-TLS port above, retried as a network problem
     listener = socket.create_server(("127.0.0.1", 0))
     held = []
-    threading.Thread(target=lambda: [held.append(listener.accept()) for _ in iter(int, 1)], daemon=True).start()
+    def take():  # takes every connection and says nothing, until the test closes the listener
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(listener.accept())
+
+    threading.Thread(target=take, daemon=True).start()
     config = tmp_path / "config.toml"
     config.write_text(f'data_dir = "{tmp_path}"\n[imap]\nhost = "127.0.0.1"\nport = {listener.getsockname()[1]}\n'
                       'security = "starttls"\nusername = "alerts@example.org"\ntimeout = 1\n')
