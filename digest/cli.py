@@ -72,9 +72,17 @@ def _settings(ctx: click.Context, *, local: bool = True, **overrides):
 def _store(settings, *, read_only: bool = False):
     """The store; for a command that only looks (``read_only``), an empty in-memory one when there is no
     database file yet, rather than creating one (e.g. under a mistyped --data-dir)."""
-    from .store import Store
+    from .store import Store, unwritable_files
 
-    return Store(None) if read_only and not settings.db_path.exists() else Store(settings.db_path)
+    if read_only and not settings.db_path.exists():
+        return Store(None)
+    if problem := unwritable_files(settings.db_path):
+        # said before opening: SQLite would fail at the first write (a read too, where it cannot make its -shm
+        # file), and where the folder lets anyone write, it leaves -wal and -shm files of this user that lock the
+        # owner out
+        raise StoreError(f"{settings.db_path}: {problem}; run digest as the user that owns the data folder, or give "
+                         "this user write access to the database's files")
+    return Store(settings.db_path)
 
 
 def _no_store(ctx: click.Context, settings) -> str | None:

@@ -49,9 +49,9 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.triggers.cron import CronTrigger
 
-from .errors import ConfigError, DigestError, ProfileError
+from .errors import ConfigError, DigestError, ProfileError, StoreError
 from .profiles import WEEKDAYS, Profile, load_profiles, local_period
-from .store import DIGEST_DONE, database_problem
+from .store import DIGEST_DONE, database_problem, unwritable_files
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -393,7 +393,8 @@ def bind_port(host: str, port: int, fix: str,
 def preflight(settings: Settings, *, port: bool = True, lock: bool = True) -> None:
     """What stops `digest run` before it starts, checked before anything is created (a data directory, its
     database, the link-signing key): another run on this data directory (exit 1: a supervisor may retry),
-    nowhere to deliver, no profiles directory, the feedback port in use (exit 2: fix the config)."""
+    nowhere to deliver, no profiles directory, another user's database, the feedback port in use (exit 2: fix the
+    config)."""
     holder = RunLock.holder(settings.data_path) if lock else None
     if holder is not None:
         raise DigestError(f"{settings.data_path / LOCK_NAME}: another `digest run` (pid {holder.get('pid', '?')}) "
@@ -404,6 +405,9 @@ def preflight(settings: Settings, *, port: bool = True, lock: bool = True) -> No
     if not settings.profiles_path.is_dir():
         raise ConfigError(f"{settings.profiles_path}: profiles directory not found; create it or set "
                           f"profiles_dir in {settings.source} (an absolute path is safest for a service)")
+    if (problem := unwritable_files(settings.db_path)) is not None:  # run as the wrong user (systemd's User=)
+        raise StoreError(f"{settings.db_path}: {problem}; run digest as the user that owns the data folder, or give "
+                         "this user write access to the database's files")
     if port and settings.web.enabled:
         _bind(settings).close()
 

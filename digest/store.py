@@ -367,17 +367,25 @@ def unwritable_files(db: Path) -> str | None:
     without opening it; None if none (root may write any)."""
     for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
         if path.exists() and not os.access(path, os.W_OK):
-            return f"{path.name} is not writable by this user ({_user_name()})"
+            return f"{path.name} is not writable by this user ({_user_name()}; it belongs to {_owner(path)})"
     return None
 
 
-def _user_name() -> str:
+def _user_name(uid: int | None = None) -> str:
     import pwd
 
+    uid = os.geteuid() if uid is None else uid
     try:
-        return pwd.getpwuid(os.geteuid()).pw_name
+        return pwd.getpwuid(uid).pw_name
     except KeyError:
-        return f"uid {os.geteuid()}"
+        return f"uid {uid}"
+
+
+def _owner(path: Path) -> str:
+    try:
+        return _user_name(path.stat().st_uid)
+    except OSError:
+        return "another user"
 
 
 class Store:

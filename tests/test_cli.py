@@ -812,10 +812,24 @@ def test_check_names_a_database_file_this_user_cannot_write(tmp_path):
         config.chmod(0o644)
         proc = subprocess.run([*as_other, sys.executable, "-m", "digest", "--config", str(config), "check"],
                               cwd=base, capture_output=True, text=True, timeout=60)
-        user = "nobody" if as_other else __import__("pwd").getpwuid(os.geteuid()).pw_name
-        assert f"error: {data / 'digest.db'}: digest.db is not writable by this user ({user}), so nothing can be " \
-               "recorded (polls, digests sent, votes)" in proc.stdout + proc.stderr, proc
+        pwd = __import__("pwd")
+        user = "nobody" if as_other else pwd.getpwuid(os.geteuid()).pw_name
+        owner = pwd.getpwuid((data / "digest.db").stat().st_uid).pw_name
+        assert f"error: {data / 'digest.db'}: digest.db is not writable by this user ({user}; it belongs to {owner}), " \
+               "so nothing can be recorded (polls, digests sent, votes)" in proc.stdout + proc.stderr, proc
         assert proc.returncode == 1
         assert sorted(p.name for p in data.iterdir()) == ["digest.db"]  # nothing of that user left beside it
+        # the commands that read the store say the same, and leave nothing either
+        (data.parent / "outbox").mkdir()
+        (data.parent / "outbox").chmod(0o777)
+        config.write_text(config.read_text() + f'outbox = "{data.parent / "outbox"}"\n[web]\nenabled = false\n')
+        for command in (["status"], ["votes", "ada"], ["rank", "ada"], ["run"]):
+            proc = subprocess.run([*as_other, sys.executable, "-m", "digest", "--config", str(config), *command],
+                                  cwd=base, capture_output=True, text=True, timeout=60)
+            assert proc.returncode == 2 and proc.stderr.strip() == (
+                f"error: {data / 'digest.db'}: digest.db is not writable by this user ({user}; it belongs to "
+                f"{owner}); run digest as the user that owns the data folder, or give this user write access to the "
+                "database's files"), (command, proc)
+        assert sorted(p.name for p in data.iterdir()) == ["digest.db"]
     finally:
         shutil.rmtree(base, ignore_errors=True)

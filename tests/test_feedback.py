@@ -514,10 +514,11 @@ def test_a_database_the_server_cannot_write_stops_serve_and_fails_the_health_che
         refused = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
         assert refused.returncode == 2 and "feedback server on" not in refused.stdout, refused
         user = "nobody" if as_other else pwd.getpwuid(os.geteuid()).pw_name
+        owner = pwd.getpwuid(db.stat().st_uid).pw_name
         assert refused.stderr.strip() == (
-            f"error: {db}: digest.db is not writable by this user ({user}); this process cannot write the database, "
-            "so no vote can be recorded: run the server as the user that owns the data folder, or give this user "
-            "write access to the database file and its folder")
+            f"error: {db}: digest.db is not writable by this user ({user}; it belongs to {owner}); this process cannot "
+            "write the database, so no vote can be recorded: run the server as the user that owns the data folder, "
+            "or give this user write access to the database file and its folder")
         # told by the file's permissions, without opening it: no -wal or -shm of that user is left in the folder
         # (in a folder anyone may write, they would lock the database's owner out)
         assert sorted(p.name for p in data.iterdir()) == ["digest.db"]
