@@ -72,16 +72,12 @@ def _settings(ctx: click.Context, *, local: bool = True, **overrides):
 def _store(settings, *, read_only: bool = False):
     """The store; for a command that only looks (``read_only``), an empty in-memory one when there is no
     database file yet, rather than creating one (e.g. under a mistyped --data-dir)."""
-    from .store import Store, unwritable_files
+    from .store import Store, another_users_database
 
     if read_only and not settings.db_path.exists():
         return Store(None)
-    if problem := unwritable_files(settings.db_path):
-        # said before opening: SQLite would fail at the first write (a read too, where it cannot make its -shm
-        # file), and where the folder lets anyone write, it leaves -wal and -shm files of this user that lock the
-        # owner out
-        raise StoreError(f"{settings.db_path}: {problem}; run digest as the user that owns the data folder, or give "
-                         "this user write access to the database's files")
+    if problem := another_users_database(settings.db_path):
+        raise StoreError(problem)
     return Store(settings.db_path)
 
 
@@ -652,15 +648,12 @@ def check(ctx: click.Context, profiles_dir: Path | None, connect: bool) -> None:
     directory = profiles_dir or settings.profiles_path
     # the profiles the service reads: with their last good versions, so a contested address is judged as the
     # service judges it (the established user keeps it)
-    from .store import Store, unwritable_files
+    from .store import Store, another_users_database
 
-    # another user's database files: said without opening them, which as this user would leave its -wal and -shm
-    # files in the folder, locking the owner out where anyone may write the folder
-    unwritable = unwritable_files(settings.db_path)
+    # another user's database: said, and the rest checked without it (opening it is what must not happen)
+    unwritable = another_users_database(settings.db_path)
     store = Store(None) if unwritable else _store(settings, read_only=True)
-    store_errors = [f"{settings.db_path}: {unwritable}, so nothing can be recorded (polls, digests sent, votes); "
-                    "run digest as the user that owns the data folder, or give this user write access to the "
-                    "database's files"] if unwritable else _store_problems(settings, store)
+    store_errors = [unwritable] if unwritable else _store_problems(settings, store)
     last_good = store.profile_texts() if Path(directory).resolve() == settings.profiles_path.resolve() else None
     try:
         loaded = load_profiles(directory, last_good)
@@ -740,9 +733,8 @@ def _store_problems(settings, store) -> list[str]:
         lines = [line for line in verdict.splitlines() if line.strip() and not line.startswith("***")] or [verdict]
         more = f" and {len(lines) - 1} more" if len(lines) > 1 else ""
         return [damaged_message(db, sqlite3.DatabaseError(f"SQLite's check: {lines[0]}{more}"))]
-    unwritable = [p for p in (db, db.parent) if not os.access(p, os.W_OK)]
-    if unwritable:
-        return [f"{unwritable[0]}: not writable by this user, so nothing can be recorded (polls, digests sent, "
+    if not os.access(db.parent, os.W_OK):  # (the database's own files were checked before it was opened)
+        return [f"{db.parent}: not writable by this user, so nothing can be recorded (polls, digests sent, "
                 "votes); give this user write access to it (the database file and its folder), or run digest as "
                 "the user who owns it"]
     click.echo(f"store: {db}: ok ({store.count_papers()} papers, {db.stat().st_size / 1e6:.1f} MB)")

@@ -51,7 +51,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from .errors import ConfigError, DigestError, ProfileError, StoreError
 from .profiles import WEEKDAYS, Profile, load_profiles, local_period
-from .store import DIGEST_DONE, database_problem, unwritable_files
+from .store import DIGEST_DONE, another_users_database, database_problem
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -405,9 +405,8 @@ def preflight(settings: Settings, *, port: bool = True, lock: bool = True) -> No
     if not settings.profiles_path.is_dir():
         raise ConfigError(f"{settings.profiles_path}: profiles directory not found; create it or set "
                           f"profiles_dir in {settings.source} (an absolute path is safest for a service)")
-    if (problem := unwritable_files(settings.db_path)) is not None:  # run as the wrong user (systemd's User=)
-        raise StoreError(f"{settings.db_path}: {problem}; run digest as the user that owns the data folder, or give "
-                         "this user write access to the database's files")
+    if problem := another_users_database(settings.db_path):  # run as the wrong user (systemd's User=)
+        raise StoreError(problem)
     if port and settings.web.enabled:
         _bind(settings).close()
 

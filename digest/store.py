@@ -371,6 +371,16 @@ def unwritable_files(db: Path) -> str | None:
     return None
 
 
+def another_users_database(db: Path) -> str | None:
+    """The error for a database whose files this user may not write (digest run as the wrong user), said before
+    opening it: SQLite would fail at the first write (a read too, where it cannot make its -shm file), and where
+    the folder lets anyone write, it would leave -wal and -shm files of this user that lock the owner out."""
+    problem = unwritable_files(db)
+    return None if problem is None else (
+        f"{db}: {problem}, so nothing can be recorded (polls, digests sent, votes); run digest as the user that "
+        "owns the data folder, or give this user write access to the database's files")
+
+
 def _user_name(uid: int | None = None) -> str:
     import pwd
 

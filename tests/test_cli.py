@@ -828,8 +828,8 @@ def test_check_names_a_database_file_this_user_cannot_write(tmp_path):
                                   cwd=base, capture_output=True, text=True, timeout=60)
             assert proc.returncode == 2 and proc.stderr.strip() == (
                 f"error: {data / 'digest.db'}: digest.db is not writable by this user ({user}; it belongs to "
-                f"{owner}); run digest as the user that owns the data folder, or give this user write access to the "
-                "database's files"), (command, proc)
+                f"{owner}), so nothing can be recorded (polls, digests sent, votes); run digest as the user that "
+                "owns the data folder, or give this user write access to the database's files"), (command, proc)
         assert sorted(p.name for p in data.iterdir()) == ["digest.db"]
     finally:
         shutil.rmtree(base, ignore_errors=True)
