@@ -708,20 +708,22 @@ def _dedup(papers: list[Paper]) -> list[Paper]:
 
 
 def parse(body: Body) -> list[Paper]:
-    text = body.text or (html_to_text(body.html) if body.html else "")
-    items = from_doi_blocks(soup_of(body.html)) if body.html else []
+    soup = soup_of(body.html) if body.html else None  # read, never changed, by the readers below
+    html_text = html_to_text(body.html) if body.html else ""
+    text = body.text or html_text
+    items = from_doi_blocks(soup) if soup is not None else []
     if len(items) < 2:
         items = []  # one DOI under a heading is a newsletter or a signature, not a table of contents
     # from the HTML where there is one: a mail program's text part of a forward writes links into the lines
-    dated = _from_dated_items(html_to_text(body.html) if body.html else text)
+    dated = _from_dated_items(html_text or text)
     if len(dated) >= 2 and len(dated) > len(items):
         # items with their date lines, more of them than DOIs in sight (those are in a cover picture's blurb:
         # "More information can be found in the Research Article by ... (10.1002/...)"); title links are opaque
-        links = {text_of(a): a["href"] for a in soup_of(body.html).find_all("a", href=True)} if body.html else {}
+        links = {text_of(a): a["href"] for a in soup.find_all("a", href=True)} if soup is not None else {}
         items = [p.with_(url=unwrap_url(links[p.title])) if p.title in links and not p.url else p for p in dated]
     linked = _dedup(items + (_from_html(body.html) if body.html else []) + _from_text(text))  # items first: authors
-    if not linked and body.html:
-        linked = _dedup(from_byline_links(soup_of(body.html)))  # no paper's id anywhere: opaque links, with bylines
+    if not linked and soup is not None:
+        linked = _dedup(from_byline_links(soup))  # no paper's id anywhere: opaque links, with bylines
     # title and abstract paragraphs (no id): in other mail, paragraphs of prose ("Good morning, Ana." and a
     # message; "[internal archives, accessed 2030]" and a story)
     pairs = [p for p in pairs_from_blocks(text, source="generic") if _reads_as_title(p.title)
