@@ -185,10 +185,15 @@ def _whole_title(title: str, target: str, shared: dict[str, str]) -> str:
     return title
 
 
+def _is_citation(tag: re.Match | None, target: str) -> bool:
+    """A [CITATION] entry (or a link to a citation's record): a reference with no paper behind it, no text."""
+    return bool(tag and tag.group(1).upper() == "CITATION") or "view_citation" in target
+
+
 def _paper(title: str, tag: re.Match | None, target: str, byline: str | None, snippet: str | None,
            cites: str | None, kind: str | None) -> Paper:
     authors, venue = _split_byline(byline or "")
-    is_citation = bool(tag and tag.group(1).upper() == "CITATION") or "view_citation" in target
+    is_citation = _is_citation(tag, target)
     comments = "; ".join(
         x for x in [f"Google Scholar: {kind}" if kind else None,
                     f"[{tag.group(1).upper()}]" if tag else None,
@@ -395,7 +400,6 @@ def parse_text(body: Body) -> list[Paper]:
         # a snippet ends in Scholar's "…": a heading after it (the alert's name, where no icons follow) is not part
         cut = max((i for i, line in enumerate(snippet) if line.endswith(("…", "..."))), default=None)
         snippet = snippet[:cut + 1] if cut is not None else snippet
-        is_citation = bool(tag and tag.group(1).upper() == "CITATION") or "view_citation" in target
-        papers.append(_paper(title, tag, target, byline, None if is_citation else _plain(joined_lines("\n".join(
+        papers.append(_paper(title, tag, target, byline, None if _is_citation(tag, target) else _plain(joined_lines("\n".join(
             snippet))) or None, cites or subject_cited, kind))
     return papers
