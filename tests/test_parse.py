@@ -2944,33 +2944,9 @@ def test_a_nature_table_of_contents_forwarded_without_its_classes_keeps_its_pape
 
 
 def _text_with_links(html: str) -> str:
-    """The text part a mail program makes of an HTML mail: a line per block (inline tags run on: "News Feature |
-    05 January 2026 Nature Medicine 32 | doi:..."), each link written out after its text, glued to it as Outlook
-    writes it ("Title<https://...>")."""
-    from bs4 import Comment, NavigableString
-
-    from digest.parsers.common import soup_of
-
-    blocks = {"div", "p", "h1", "h2", "h3", "h4", "h5", "table", "tr", "li", "ul", "ol", "blockquote"}
-    out: list[str] = []
-
-    def walk(node):
-        for child in node.children:
-            if isinstance(child, Comment):
-                continue
-            if isinstance(child, NavigableString):
-                out.append(" ".join(str(child).split()) + (" " if str(child)[-1:].isspace() else ""))
-            elif child.name == "br":
-                out.append("\n")
-            elif child.name not in ("style", "script", "head", "title"):
-                out.append("\n" if child.name in blocks else "")
-                walk(child)
-                if child.name == "a" and child.get("href", "").startswith("http") and child.get_text(strip=True):
-                    out.append(f"<{child['href']}>")
-                out.append("\n" if child.name in blocks else " " if child.name == "td" else "")
-
-    walk(soup_of(html))
-    return "\n".join(" ".join(line.split()) for line in "".join(out).split("\n"))
+    """The text part a mail program makes of an HTML mail, each link written out after its text and glued to it as
+    Outlook writes it ("Title<https://...>"), not wrapped."""
+    return mail_program_text(html, width=0, link="<{}>", icons=False)
 
 
 @pytest.mark.parametrize("parts", ["html", "html and text", "text"])

@@ -625,7 +625,8 @@ _PICTURE_OF = re.compile(r"\((?:[A-Z][\w.&]*\s){1,6}\d{1,3}/(?:19|20)\d\d\)$")
 
 
 _WRITTEN_LINK = re.compile(r"\s*<(https?://[^\s<>]+)>\s*$")
-_ACCESS_BADGE = re.compile(r"^(?:Free|Open) Access(?=[A-Z])")
+# (glued to the title: a capital or an opening quote follows, never a space: "Open Access to Data" is a title)
+_ACCESS_BADGE = re.compile(r"^(?:(?:Free|Open) Access|Free to Read)(?=[A-Z“\"‘'(])")
 
 
 def _from_dated_items(text: str) -> list[Paper]:
