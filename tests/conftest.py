@@ -1,7 +1,59 @@
 # ---- real-server fixtures (owner: mailinfra) ------------------------------------------------
 # mail_servers: loopback Dovecot + SMTP relay, one per session     -> tests/mailserver.py
 # chromium, browser: headless Chromium and a WebDriver session       -> tests/browser.py
+# ---- then: foreign_store, a database this test's commands may not write
+import os
+import pwd
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
 from browser import browser, chromium  # noqa: F401
 from mailserver import mail_servers  # noqa: F401
 
-# ---- end of real-server fixtures ------------------------------------------------------------
+
+@dataclass
+class ForeignStore:
+    """A data folder anyone may write (so -wal and -shm files are made by whoever opens the database), holding a
+    database this test's commands may not write: run them with ``as_other`` in front (as root, which writes any
+    file, they run as `nobody`; otherwise the file has no write bit)."""
+
+    base: Path      # under /tmp, where `nobody` can reach it; profiles/ is there too
+    data: Path
+    db: Path
+    as_other: list[str]
+    read_only: int  # the file's mode that this user may not write
+    user: str       # who runs the commands
+    owner: str      # whose the database file is
+
+    def files(self) -> list[str]:
+        return sorted(p.name for p in self.data.iterdir())
+
+
+@pytest.fixture
+def foreign_store():
+    as_other = []
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: no user to whom a file can be read-only")
+        as_other = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    from digest.store import Store
+
+    base = Path(tempfile.mkdtemp(prefix="digest-readonly-"))
+    try:
+        base.chmod(0o755)
+        data = base / "data"
+        data.mkdir()
+        data.chmod(0o777)
+        (base / "profiles").mkdir()
+        db = data / "digest.db"
+        Store(db).close()
+        read_only = 0o644 if as_other else 0o444  # another user's file / the owner's own without write bit
+        db.chmod(read_only)
+        yield ForeignStore(base, data, db, as_other, read_only,
+                           "nobody" if as_other else pwd.getpwuid(os.geteuid()).pw_name,
+                           pwd.getpwuid(db.stat().st_uid).pw_name)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -786,50 +786,28 @@ def test_ctrl_c_during_a_poll_says_what_it_left_and_exits_130(tmp_path):
     assert "Traceback" not in err and "Aborted" not in err + out
 
 
-def test_check_names_a_database_file_this_user_cannot_write(tmp_path):
+def test_check_names_a_database_file_this_user_cannot_write(foreign_store):
     """Another user's database in the data folder (digest run as the wrong user): reads work, every write fails.
     As root any file is writable, so check runs as `nobody` there."""
-    import os
-    import shutil
-    import tempfile
-
-    as_other = []
-    if os.geteuid() == 0:
-        if not shutil.which("setpriv"):
-            pytest.skip("running as root without setpriv: no user to whom a file can be read-only")
-        as_other = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
-    base = Path(tempfile.mkdtemp(prefix="digest-check-readonly-"))
-    try:
-        base.chmod(0o755)
-        data = base / "data"
-        data.mkdir()
-        data.chmod(0o777)
-        (base / "profiles").mkdir()
-        Store(data / "digest.db").close()
-        (data / "digest.db").chmod(0o644 if as_other else 0o444)
-        config = base / "config.toml"
-        config.write_text(f'data_dir = "{data}"\nprofiles_dir = "{base / "profiles"}"\n')
-        config.chmod(0o644)
-        proc = subprocess.run([*as_other, sys.executable, "-m", "digest", "--config", str(config), "check"],
-                              cwd=base, capture_output=True, text=True, timeout=60)
-        pwd = __import__("pwd")
-        user = "nobody" if as_other else pwd.getpwuid(os.geteuid()).pw_name
-        owner = pwd.getpwuid((data / "digest.db").stat().st_uid).pw_name
-        assert f"error: {data / 'digest.db'}: digest.db is not writable by this user ({user}; it belongs to {owner}), " \
-               "so nothing can be recorded (polls, digests sent, votes)" in proc.stdout + proc.stderr, proc
-        assert proc.returncode == 1
-        assert sorted(p.name for p in data.iterdir()) == ["digest.db"]  # nothing of that user left beside it
-        # the commands that read the store say the same, and leave nothing either
-        (data.parent / "outbox").mkdir()
-        (data.parent / "outbox").chmod(0o777)
-        config.write_text(config.read_text() + f'outbox = "{data.parent / "outbox"}"\n[web]\nenabled = false\n')
-        for command in (["status"], ["votes", "ada"], ["rank", "ada"], ["run"]):
-            proc = subprocess.run([*as_other, sys.executable, "-m", "digest", "--config", str(config), *command],
-                                  cwd=base, capture_output=True, text=True, timeout=60)
-            assert proc.returncode == 2 and proc.stderr.strip() == (
-                f"error: {data / 'digest.db'}: digest.db is not writable by this user ({user}; it belongs to "
-                f"{owner}), so nothing can be recorded (polls, digests sent, votes); run digest as the user that "
-                "owns the data folder, or give this user write access to the database's files"), (command, proc)
-        assert sorted(p.name for p in data.iterdir()) == ["digest.db"]
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    f = foreign_store
+    config = f.base / "config.toml"
+    config.write_text(f'data_dir = "{f.data}"\nprofiles_dir = "{f.base / "profiles"}"\n')
+    config.chmod(0o644)
+    proc = subprocess.run([*f.as_other, sys.executable, "-m", "digest", "--config", str(config), "check"],
+                          cwd=f.base, capture_output=True, text=True, timeout=60)
+    assert f"error: {f.db}: digest.db is not writable by this user ({f.user}; it belongs to {f.owner}), " \
+           "so nothing can be recorded (polls, digests sent, votes)" in proc.stdout + proc.stderr, proc
+    assert proc.returncode == 1
+    assert f.files() == ["digest.db"]  # nothing of that user left beside it
+    # the commands that read the store say the same, and leave nothing either
+    (f.base / "outbox").mkdir()
+    (f.base / "outbox").chmod(0o777)
+    config.write_text(config.read_text() + f'outbox = "{f.base / "outbox"}"\n[web]\nenabled = false\n')
+    for command in (["status"], ["votes", "ada"], ["rank", "ada"], ["run"]):
+        proc = subprocess.run([*f.as_other, sys.executable, "-m", "digest", "--config", str(config), *command],
+                              cwd=f.base, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and proc.stderr.strip() == (
+            f"error: {f.db}: digest.db is not writable by this user ({f.user}; it belongs to {f.owner}), so "
+            "nothing can be recorded (polls, digests sent, votes); run digest as the user that owns the data "
+            "folder, or give this user write access to the database's files"), (command, proc)
+    assert f.files() == ["digest.db"]

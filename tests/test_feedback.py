@@ -8,15 +8,12 @@ import email
 import email.policy
 import logging
 import os
-import pwd
 import re
-import shutil
 import signal
 import smtplib
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -481,66 +478,47 @@ def _first_health(proc: subprocess.Popen, port: int) -> httpx.Response:
             time.sleep(0.1)
 
 
-def test_a_database_the_server_cannot_write_stops_serve_and_fails_the_health_check():
+def test_a_database_the_server_cannot_write_stops_serve_and_fails_the_health_check(foreign_store):
     """A feedback server run as another user than the data folder's owner reads the database (SQLite opens it
     read-only without a word) but can record no vote: `digest serve` refuses to start, and /healthz turns 503
     when the file stops being writable under a running server. Root writes any file, so as root the server runs
     as `nobody`."""
-    as_other = []
-    if os.geteuid() == 0:
-        if not shutil.which("setpriv"):
-            pytest.skip("running as root without setpriv: no user to whom a file can be read-only")
-        as_other = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
-    base = Path(tempfile.mkdtemp(prefix="digest-readonly-"))  # under /tmp, where nobody can reach it
+    f = foreign_store
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = f.base / "config.toml"
+    _write_config(config, f.base, f"http://127.0.0.1:{port}", secret_key_env="DIGEST_READONLY_TEST_KEY")
+    config.chmod(0o644)
+    command = [*f.as_other, sys.executable, "-m", "digest", "--config", str(config), "serve", "--port", str(port)]
+    env = {**os.environ, "DIGEST_READONLY_TEST_KEY": "k" * 64}
+
+    refused = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "feedback server on" not in refused.stdout, refused
+    assert refused.stderr.strip() == (
+        f"error: {f.db}: digest.db is not writable by this user ({f.user}; it belongs to {f.owner}); this process "
+        "cannot write the database, so no vote can be recorded: run the server as the user that owns the data "
+        "folder, or give this user write access to the database file and its folder")
+    # told by the file's permissions, without opening it: no -wal or -shm of that user is left in the folder
+    # (in a folder anyone may write, they would lock the database's owner out)
+    assert f.files() == ["digest.db"]
+
+    f.db.chmod(0o666)
+    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
     try:
-        base.chmod(0o755)
-        data = base / "data"
-        data.mkdir(mode=0o777)
-        data.chmod(0o777)  # -wal and -shm files are made by whoever opens the database
-        (base / "profiles").mkdir(mode=0o755)
-        db = data / "digest.db"
-        Store(db).close()
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        config = base / "config.toml"
-        _write_config(config, base, f"http://127.0.0.1:{port}", secret_key_env="DIGEST_READONLY_TEST_KEY")
-        config.chmod(0o644)
-        command = [*as_other, sys.executable, "-m", "digest", "--config", str(config), "serve", "--port", str(port)]
-        env = {**os.environ, "DIGEST_READONLY_TEST_KEY": "k" * 64}
-        read_only = 0o644 if as_other else 0o444  # another user's file / the owner's own without write bit
-
-        db.chmod(read_only)
-        refused = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
-        assert refused.returncode == 2 and "feedback server on" not in refused.stdout, refused
-        user = "nobody" if as_other else pwd.getpwuid(os.geteuid()).pw_name
-        owner = pwd.getpwuid(db.stat().st_uid).pw_name
-        assert refused.stderr.strip() == (
-            f"error: {db}: digest.db is not writable by this user ({user}; it belongs to {owner}); this process cannot "
-            "write the database, so no vote can be recorded: run the server as the user that owns the data folder, "
-            "or give this user write access to the database file and its folder")
-        # told by the file's permissions, without opening it: no -wal or -shm of that user is left in the folder
-        # (in a folder anyone may write, they would lock the database's owner out)
-        assert sorted(p.name for p in data.iterdir()) == ["digest.db"]
-
-        db.chmod(0o666)
-        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
-        try:
-            healthy = _first_health(proc, port)
-            assert healthy.status_code == 200 and healthy.json()["status"] == "ok"
-            db.chmod(read_only)
-            sick = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
-            assert sick.status_code == 503
-            assert sick.json() == {"status": "error", "error": "read-only", "schema": SCHEMA_VERSION}
-            db.chmod(0o666)  # fixed: healthy again, without a restart
-            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
-        finally:
-            proc.terminate()
-            out = proc.communicate(timeout=15)[0]
-        assert "health check failed" in out and "attempt to write a readonly database" in out, out
+        healthy = _first_health(proc, port)
+        assert healthy.status_code == 200 and healthy.json()["status"] == "ok"
+        f.db.chmod(f.read_only)
+        sick = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        assert sick.status_code == 503
+        assert sick.json() == {"status": "error", "error": "read-only", "schema": SCHEMA_VERSION}
+        f.db.chmod(0o666)  # fixed: healthy again, without a restart
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        proc.terminate()
+        out = proc.communicate(timeout=15)[0]
+    assert "health check failed" in out and "attempt to write a readonly database" in out, out
 
 
 # ---- unsubscribe ------------------------------------------------------------------------------------------
