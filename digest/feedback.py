@@ -56,9 +56,9 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from .config import Secret, Settings, ascii_domain
-from .errors import DigestError, TokenError
+from .errors import DigestError, StoreError, TokenError
 from .models import ScoredPaper
-from .store import Store, database_problem
+from .store import Store, another_users_database, database_problem, schema_without_opening, unwritable_files
 from .tokens import (
     FROM_PAGE,
     TOKEN_RE,
@@ -528,7 +528,11 @@ class _App:
     # -- helpers ----------------------------------------------------------------------------------------
     def with_store(self, fn: Callable[[Store], T]) -> T:
         # one connection per request, in a worker thread: SQLite connections are not shared across threads
-        # removed while serving: never start an empty one in its place
+        # removed while serving: never start an empty one in its place; files this process may not write are
+        # not opened (SQLite would leave -wal and -shm files as read-only as the database, which stay so after it
+        # is fixed and keep the store unwritable)
+        if problem := another_users_database(self.settings.db_path):
+            raise StoreError(problem)
         store = Store(self.settings.db_path, create=False)
         try:
             return fn(store)
@@ -557,9 +561,14 @@ class _App:
 
     # -- endpoints --------------------------------------------------------------------------------------
     async def healthz(self, request: Request) -> Response:
+        def look(store: Store) -> tuple[int, str | None]:
+            return store.schema_version, store.write_problem()
+
         try:
-            version, problem = await run_in_threadpool(self.with_store,
-                                                       lambda s: (s.schema_version, s.write_problem()))
+            if problem := unwritable_files(self.settings.db_path):  # told without opening it (see with_store)
+                version = await run_in_threadpool(schema_without_opening, self.settings.db_path)
+            else:
+                version, problem = await run_in_threadpool(self.with_store, look)
         except Exception as exc:  # the point of a health check: say what is wrong, with a 503
             log.warning("health check failed: %s", exc)
             return JSONResponse({"status": "error", "error": type(exc).__name__}, status_code=503)

@@ -371,6 +371,15 @@ def unwritable_files(db: Path) -> str | None:
     return None
 
 
+def schema_without_opening(db: Path) -> int:
+    """The database's schema number, read without the -wal and -shm files that opening it makes (immutable)."""
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    try:
+        return conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.close()
+
+
 def another_users_database(db: Path) -> str | None:
     """The error for a database whose files this user may not write (digest run as the wrong user), said before
     opening it: SQLite would fail at the first write (a read too, where it cannot make its -shm file), and where

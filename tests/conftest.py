@@ -17,14 +17,15 @@ from mailserver import mail_servers  # noqa: F401
 @dataclass
 class ForeignStore:
     """A data folder anyone may write (so -wal and -shm files are made by whoever opens the database), holding a
-    database this test's commands may not write: run them with ``as_other`` in front (as root, which writes any
-    file, they run as `nobody`; otherwise the file has no write bit)."""
+    database file without its write bit, which the commands run with ``as_other`` in front may not write: as
+    root (who writes any file) they run without root's power over file permissions (setpriv drops
+    CAP_DAC_OVERRIDE), still as root, so they can read a checkout only root may enter (a `mktemp -d` clone)."""
 
-    base: Path      # under /tmp, where `nobody` can reach it; profiles/ is there too
+    base: Path      # under /tmp; profiles/ is there too
     data: Path
     db: Path
     as_other: list[str]
-    read_only: int  # the file's mode that this user may not write
+    read_only: int  # the file's mode that the commands may not write
     user: str       # who runs the commands
     owner: str      # whose the database file is
 
@@ -37,8 +38,8 @@ def foreign_store():
     as_other = []
     if os.geteuid() == 0:
         if not shutil.which("setpriv"):
-            pytest.skip("running as root without setpriv: no user to whom a file can be read-only")
-        as_other = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+            pytest.skip("running as root without setpriv: root may write any file")
+        as_other = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
     from digest.store import Store
 
     base = Path(tempfile.mkdtemp(prefix="digest-readonly-"))
@@ -50,10 +51,8 @@ def foreign_store():
         (base / "profiles").mkdir()
         db = data / "digest.db"
         Store(db).close()
-        read_only = 0o644 if as_other else 0o444  # another user's file / the owner's own without write bit
-        db.chmod(read_only)
-        yield ForeignStore(base, data, db, as_other, read_only,
-                           "nobody" if as_other else pwd.getpwuid(os.geteuid()).pw_name,
-                           pwd.getpwuid(db.stat().st_uid).pw_name)
+        db.chmod(0o444)
+        name = pwd.getpwuid(os.geteuid()).pw_name
+        yield ForeignStore(base, data, db, as_other, 0o444, name, pwd.getpwuid(db.stat().st_uid).pw_name)
     finally:
         shutil.rmtree(base, ignore_errors=True)

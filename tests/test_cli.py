@@ -788,7 +788,7 @@ def test_ctrl_c_during_a_poll_says_what_it_left_and_exits_130(tmp_path):
 
 def test_check_names_a_database_file_this_user_cannot_write(foreign_store):
     """Another user's database in the data folder (digest run as the wrong user): reads work, every write fails.
-    As root any file is writable, so check runs as `nobody` there."""
+    (As root, the commands run without root's power to write any file: see the foreign_store fixture.)"""
     f = foreign_store
     config = f.base / "config.toml"
     config.write_text(f'data_dir = "{f.data}"\nprofiles_dir = "{f.base / "profiles"}"\n')

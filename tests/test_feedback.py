@@ -481,8 +481,8 @@ def _first_health(proc: subprocess.Popen, port: int) -> httpx.Response:
 def test_a_database_the_server_cannot_write_stops_serve_and_fails_the_health_check(foreign_store):
     """A feedback server run as another user than the data folder's owner reads the database (SQLite opens it
     read-only without a word) but can record no vote: `digest serve` refuses to start, and /healthz turns 503
-    when the file stops being writable under a running server. Root writes any file, so as root the server runs
-    as `nobody`."""
+    when the file stops being writable under a running server. (As root, the server runs without root's power to
+    write any file: see the foreign_store fixture.)"""
     f = foreign_store
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -518,7 +518,10 @@ def test_a_database_the_server_cannot_write_stops_serve_and_fails_the_health_che
     finally:
         proc.terminate()
         out = proc.communicate(timeout=15)[0]
-    assert "health check failed" in out and "attempt to write a readonly database" in out, out
+    # the file named, from its permissions: the check opened nothing (opening would have left -wal and -shm files
+    # as read-only as the database, and the store unwritable after the database itself was fixed)
+    assert "health check failed" in out and f"digest.db is not writable by this user ({f.user}; it belongs to " \
+        f"{f.owner})" in out, out
 
 
 # ---- unsubscribe ------------------------------------------------------------------------------------------
