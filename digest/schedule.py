@@ -200,6 +200,20 @@ def started_status(store: Store, c: CatchUp, profile: Profile,
     return None
 
 
+def live_claim(store: Store, c: CatchUp, profile: Profile, addresses: Mapping[str, str] | None = None) -> str | None:
+    """'claimed' or 'sending' when a live process holds the missed digest ``c`` right now (also under an earlier
+    file name of the profile), else None: a run that died, or another host's claim, is not 'live'."""
+    from .pipeline import earlier_names
+    from .store import owner_state
+
+    for user in [c.user, *earlier_names(store, profile, addresses)]:
+        row = store.digest_for(user, c.period)
+        if (row is not None and row["status"] in ("claimed", "sending")
+                and owner_state(row.get("claimed_by") or "") == "alive"):
+            return row["status"]
+    return None
+
+
 def schedule_key(profile: Profile) -> tuple:
     """What the send job depends on: a change here reschedules; any other edit is read at send time."""
     return (profile.timezone, profile.send_at, profile.frequency, profile.paused)
@@ -1218,7 +1232,12 @@ def status_report(settings: Settings, store: Store, now: datetime | None = None)
         if not profile.paused and not unsubscribed:
             last_done = done_period(store, profile, addresses)
             due = due_catch_up(profile, now, last_done, timedelta(minutes=settings.schedule.grace_minutes))
-            if due is not None and due.send:
+            if due is not None and (live := live_claim(store, due, profile, addresses)) is not None:
+                # a running `digest` holds it this minute: neither "not sent yet" nor an invitation to send it
+                nxt = due.due_at
+                entry["next"] = (f"being sent now: the {due.period} digest (due {describe_delta(-due.late)}) is "
+                                 f"{'being sent' if live == 'sending' else 'being prepared'} by a running digest")
+            elif due is not None and due.send:
                 # due and not done yet (missed, or waiting for a retry): the daemon sends it now, not in a day
                 nxt = due.due_at
                 entry["next"] = (f"due now: the {due.period} digest was due {describe_delta(-due.late)} and is not "

@@ -418,6 +418,30 @@ def test_a_digest_left_in_retry_under_an_earlier_file_name_is_finished_beyond_th
     assert not c.send and started_status(store, c, eve_profile) == "retry"  # what the daemon's sweep asks
 
 
+@time_machine.travel(datetime(2024, 3, 28, 8, 0, tzinfo=UTC), tick=False)  # Thursday, 30 min after 07:30 GMT
+def test_status_says_a_digest_a_live_run_is_sending_is_being_sent_not_due_and_unsent(setup):
+    """A run (here: this process) holds today's digest this minute: status must not tell the reader it is "not sent
+    yet" and to run `digest send`; a claim whose run died still says it is due (the next run sends it)."""
+    import socket
+
+    tmp_path, config = setup
+    settings = load_settings(config)
+    store = Store(settings.db_path)
+    store.mark_digest(store.claim_digest("ada", "2024-03-27"), "sent")
+    digest_id = store.claim_digest("ada", "2024-03-28")
+    ada = status_report(settings, store)["users"][0]
+    assert ada["next"] == "being sent now: the 2024-03-28 digest (due 30 min ago) is being prepared by a running digest"
+    assert store.mark_sending(digest_id)
+    ada = status_report(settings, store)["users"][0]
+    assert ada["next"].endswith("is being sent by a running digest")
+    assert ada["next_local"] == "2024-03-28T07:30:00+00:00"
+    store.db.execute("UPDATE digests SET claimed_by = ? WHERE id = ?", [f"{socket.gethostname()}::999999999::x",
+                                                                        digest_id])
+    store.db.conn.commit()
+    assert status_report(settings, store)["users"][0]["next"].startswith(
+        "due now: the 2024-03-28 digest was due 30 min ago and is not sent yet")
+
+
 def test_status_says_written_for_a_digest_that_went_to_an_outbox_file(setup):
     tmp_path, config = setup
     store = Store(load_settings(config).db_path)
