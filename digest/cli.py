@@ -690,7 +690,8 @@ def check(ctx: click.Context, profiles_dir: Path | None, connect: bool) -> None:
                          "[[interests]]")
     # seeds given by an id only, which the store does not know yet: unused until their paper arrives
     unresolved = [note for profile in loaded.profiles.values() for note in profile_anchors(store, profile)[2]]
-    warnings = [*config_warnings, *problems, *loaded.warnings, *unresolved, *empty]
+    warnings = [*config_warnings, *problems, *loaded.warnings, *unresolved, *empty,
+                *_new_reader_warnings(store, loaded.profiles, loaded.stale)]
     if settings.smtp.host and not settings.outbox:
         # example.org, .test, .invalid... never receive mail (RFC 2606): the example profiles left in place
         warnings += [f"{profile.path}: email: {profile.email} is a reserved example address, so a sent digest "
@@ -788,6 +789,26 @@ def _paused(store, profile, addresses) -> str:
         return ""
     return (f"; paused: unsubscribed by link ({pause['via']}) on {pause['paused_at'][:10]}; "
             f"`digest resume {profile.user}` to resume")
+
+
+def _new_reader_warnings(store, profiles: dict, stale) -> list[str]:
+    """A profile whose digests went to another address than the one it names now: the same reader who moved, or a
+    file name given to someone else, whom the earlier reader's links (votes, unsubscribe) would still act for."""
+    from .feedback import _without_tag
+
+    warnings = []
+    for user, profile in sorted(profiles.items()):
+        last = None if user in stale else store.db.execute(
+            "SELECT address, period FROM digests WHERE user = ? AND address IS NOT NULL AND address != '' "
+            "AND status IN ('sent', 'written') ORDER BY period DESC, id DESC LIMIT 1", [user]).fetchone()
+        if last is None or _without_tag(last[0].lower()) == _without_tag(profile.email.lower()):
+            continue
+        warnings.append(f"{profile.path}: email: {profile.email}, but this profile's digests went to {last[0]} "
+                        f"(the last on {last[1]}). The same reader at a new address: nothing to do, their votes and "
+                        "history go on. A new reader given this file name: rename the file (the file name is the "
+                        f"user id), or the links in the digests {last[0]} received still vote and unsubscribe for "
+                        "this profile")
+    return warnings
 
 
 def _reserved_address(address: str) -> bool:

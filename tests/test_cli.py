@@ -469,6 +469,28 @@ def test_check_judges_a_contested_address_and_a_broken_file_as_the_service_does(
     assert "profile bob: broken (the error below); its last good version (to bob@example.org) serves meanwhile" in result.output
 
 
+def test_check_warns_when_a_profile_names_another_address_than_its_digests_went_to(tmp_path):
+    """ada.toml given to a new reader (another address): the links in the digests the earlier reader received
+    would still vote and unsubscribe for the file's new reader. check says so, and how to tell the two apart; a
+    subaddress of the same mailbox, or a digest never sent, is no reason to."""
+    config = _profiles(tmp_path)
+    profile = tmp_path / "profiles" / "ada.toml"
+    store = Store(tmp_path / "data" / "digest.db")
+    store.mark_digest(store.claim_digest("ada", "2024-03-27"), "sent", address="ada@example.org")
+    store.mark_digest(store.claim_digest("ada", "2024-03-28"), "retry", error="451 later", address="old@example.org")
+    store.close()
+    assert "digests went to" not in CliRunner().invoke(cli, ["--config", str(config), "check"]).output
+    profile.write_text(profile.read_text().replace("ada@example.org", "ada+papers@example.org"))
+    assert "digests went to" not in CliRunner().invoke(cli, ["--config", str(config), "check"]).output
+    profile.write_text(profile.read_text().replace("ada+papers@example.org", "zoe@example.org"))
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert result.exit_code == 0
+    assert (f"warning: {profile}: email: zoe@example.org, but this profile's digests went to ada@example.org (the "
+            "last on 2024-03-27). The same reader at a new address: nothing to do") in result.output, result.output
+    profile.rename(tmp_path / "profiles" / "zoe.toml")  # the fix for a new reader: their own user id
+    assert "digests went to" not in CliRunner().invoke(cli, ["--config", str(config), "check"]).output
+
+
 def test_check_suggests_seed_papers_to_a_profile_with_few(tmp_path):
     config = _profiles(tmp_path)  # ada: one interest, no seeds, no library
     result = CliRunner().invoke(cli, ["--config", str(config), "check"])
