@@ -47,6 +47,10 @@ def test_a_good_profile_parses_with_defaults(tmp_path):
     (GOOD.replace("weekly:mon,thu", "fortnightly"), r"frequency: unknown frequency"),
     (GOOD.replace("weight = 2", "weight = -1"), r"interests\[0\]\.weight: must be a number above 0"),
     (GOOD.replace("label =", "lable ="), r'interests\[0\]\.lable: unknown key \(did you mean "label"\?\)'),
+    # the boost/mute tables written the other way round: [keywords] boost = [...]
+    (GOOD + '[keywords]\nboost = ["diffusion"]\n',
+     r'keywords: unknown key \(keywords go under \[boost\] or \[mute\]: write \[boost\] then keywords = '),
+    (GOOD + '[author]\nmute = ["Smith"]\n', r'author: unknown key \(authors go under \[boost\] or \[mute\]'),
     (GOOD.replace('email = "ada@example.org"\n', ""), r"email: is required"),
     ("max_items = 0\n" + GOOD, r"max_items: must be a whole number from 1 to 100"),
     ("relevance_floor = 3\n" + GOOD, r"relevance_floor: must be a number from 0 to 1"),
