@@ -87,7 +87,7 @@ def test_a_digest_has_subject_text_and_html_with_counts_reasons_and_links():
     # what the number in a reason means, once, at the foot
     legend = ("The number in a reason is how close the paper is to that interest or paper (0 to 1); the interest "
               "named first is the one the paper stands out for most among all the papers read.")
-    assert out.text.count(legend) == out.html.count(legend) == 1
+    assert " ".join(out.text.split()).count(legend) == out.html.count(legend) == 1
 
 
 @pytest.mark.parametrize("n_items, n_more, html_says, text_says", [
@@ -121,6 +121,24 @@ def test_the_plain_text_keeps_its_columns_with_ten_or_more_items():
     for line in out.text.split("11. Paper 11")[1].split("\n--")[0].splitlines()[1:]:
         assert not line or line.startswith("    ") and not line.startswith("     Why"), repr(line)
     assert re.search(r"^    Why: ", out.text, re.M) and not re.search(r"^   Why: ", out.text, re.M)
+
+
+def test_the_plain_text_wraps_titles_authors_and_the_footer_in_the_titles_column():
+    # a text-only client or a phone showed a 120-character title, an author list and the footer's sentences as
+    # one line each: running off the screen, or broken wherever the client chose, out of the title's column
+    title = "Efficient long-context inference with sparse and linear attention for very large language models"
+    authors = ("Alexandra Example-Longname", "Bartholomew Example", "Cordelia Example", "Dan Example")
+    out = render_digest(_context([_item(title, authors=authors), _item()], reply_address="votes@example.org"))
+    long = [line for line in out.text.splitlines() if len(line) > 78 and "https://" not in line]
+    assert not long, long
+    assert "\n1. Efficient long-context inference with sparse and linear attention for\n   very large language models\n" \
+        in out.text
+    assert "\n   Alexandra Example-Longname, Bartholomew Example, Cordelia Example et al.\n   (4 authors)\n" in out.text
+    footer = out.text.split("\n--\n")[1]
+    assert "Vote by email: reply with" in footer and "https://d.example/unsubscribe/t" in footer
+    # a URL is never broken, however long
+    far = render_digest(_context([_item("x", url="https://example.org/" + "a" * 200, arxiv_id=None)]))
+    assert "https://example.org/" + "a" * 200 + "\n" in far.text
 
 
 def test_the_plain_text_never_breaks_a_line_inside_a_hyphenated_word():
