@@ -452,6 +452,30 @@ def test_hostile_text_runs_no_script_and_shows_as_text(page_browser, hostile_pag
 
 
 @pytest.mark.browser
+def test_a_screen_reader_gets_a_heading_per_paper_and_vote_links_that_say_which_paper(page_browser, tmp_path):
+    # every vote link was read as "thumbs up More like this" (30 alike in a links list), the email votes as
+    # "+5" / "−5", and the papers' titles were no headings to move between
+    page = tmp_path / "digest.html"
+    page.write_text(hostile_digest(6, email_votes=True).html, encoding="utf-8")
+    page_browser.get(page)
+
+    def label(element: str) -> str:
+        return page_browser._cmd("GET", f"/element/{element}/computedlabel")
+
+    headings = page_browser.find_all("h2")
+    assert len(headings) == 6 and label(headings[3]).startswith("Emoji 🚀🔥 in titles")
+    votes = [label(e) for e in page_browser.find_all("a.vote")]
+    assert votes[:4] == ["More like this: paper 1", "Less like this: paper 1", "More like this: paper 2",
+                         "Less like this: paper 2"]
+    by_email = [label(e) for e in page_browser.find_all(".alt a")]
+    assert by_email == ["More like this by email: paper 5", "Less like this by email: paper 5",
+                        "More like this by email: paper 6", "Less like this by email: paper 6"]
+    # what is seen is unchanged
+    assert page_browser.text("a.vote") == "👍 More like this"
+    assert page_browser.execute("return getComputedStyle(document.querySelector('h2')).fontSize") == "17px"
+
+
+@pytest.mark.browser
 def test_the_card_turns_dark_in_dark_mode(page_browser, hostile_page):
     full_page_screenshot(page_browser, hostile_page, SHOTS / "render-hostile-phone-dark.png", 375, dark=True,
                          max_height=1600)
