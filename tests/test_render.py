@@ -276,7 +276,7 @@ def test_a_long_digest_keeps_its_footer_and_last_vote_links_inside_what_gmail_sh
 
 def test_a_quiet_day_says_so():
     out = render_digest(_context([], quiet=True, n=12))
-    assert out.subject == "Quiet day: no new papers cleared your bar · Sat 28 Nov"
+    assert out.subject == "Quiet day: none of 12 recent papers cleared your bar · Sat 28 Nov"
     assert "none of the 12 recent papers cleared your relevance bar" in out.text.lower()
     assert "relevance_floor" in out.html and "A quiet day" in out.html
     assert "The number in a reason" not in out.text  # no reasons on a quiet day
@@ -289,6 +289,9 @@ def test_a_quiet_day_says_so():
 def test_a_day_without_any_new_papers_suggests_checking_the_alerts():
     out = render_digest(_context([], quiet=True, n=0))
     assert "no new papers arrived" in out.text and "alert emails" in out.html
+    # the subject says so too: "no new papers cleared your bar" hid that nothing came in at all (alerts that stopped
+    # reaching the mailbox), which is the reader's to fix
+    assert out.subject == "No new papers arrived · Sat 28 Nov"
 
 
 def test_long_author_lists_are_shortened_and_missing_authors_are_left_out():
