@@ -171,8 +171,8 @@ class WebSettings:
 
 MIN_SECRET_CHARS = 32  # 16 random bytes written as hex; the key digest makes itself is 64
 # papers whose email stays under the ~102 KB where Gmail clips a message (tests/test_render.py checks it with
-# long titles, abstracts and links)
-MAX_UNCLIPPED_ITEMS = 35
+# long titles, abstracts and links): beyond them render.render_digest leaves the last ones to the digest's page
+MAX_UNCLIPPED_ITEMS = 30
 
 
 @dataclass(frozen=True)
@@ -511,8 +511,8 @@ def config_problems(settings: Settings) -> tuple[list[str], list[str]]:
     if settings.ranking.default_max_items > MAX_UNCLIPPED_ITEMS:
         warnings.append(f"{at('ranking.default_max_items')}: ranking.default_max_items = "
                         f"{settings.ranking.default_max_items}: an email of more than about {MAX_UNCLIPPED_ITEMS} "
-                        f"papers passes Gmail's ~102 KB, and Gmail then cuts it off (\"[Message clipped]\"), hiding "
-                        f"the last papers and the footer's links; the digest's web page shows them all")
+                        f"papers passes Gmail's ~102 KB, where Gmail cuts it off (\"[Message clipped]\"), so the "
+                        f"email shows the papers that fit and links to the others on the digest's web page")
     return problems, warnings
 
 

@@ -436,9 +436,9 @@ def parse_profile(text: str, path: str | Path) -> Profile:
                                                 f"zone instead", _FIXED_OFFSET_ZONES[timezone])))
     if max_items is not None and max_items > MAX_UNCLIPPED_ITEMS:
         notes.append(str(check.fail("max_items", f"{max_items} papers make an email of more than Gmail's ~102 KB "
-                                                 f"(about {MAX_UNCLIPPED_ITEMS} fit), and Gmail then cuts it off "
-                                                 f"(\"[Message clipped]\"), hiding the last papers and the footer's "
-                                                 f"links; the digest's web page shows them all", TOP_KEYS["max_items"])))
+                                                 f"(about {MAX_UNCLIPPED_ITEMS} fit), where Gmail cuts it off "
+                                                 f"(\"[Message clipped]\"), so the email shows the papers that fit "
+                                                 f"and links to the others on the digest's web page", TOP_KEYS["max_items"])))
     raw_seeds = data.get("seeds", [])
     if not isinstance(raw_seeds, list):
         check.problem("seeds", "must be a list of [[seeds]] tables", TOP_KEYS["seeds"])

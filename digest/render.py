@@ -20,6 +20,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -188,8 +189,38 @@ def _preheader(items: Sequence[dict], quiet: bool) -> str:
     return shorten(" · ".join(i["title"] for i in items[:3]), 150)
 
 
-def render_digest(context: dict, templates: Path = TEMPLATES) -> Rendered:
-    """Fill subject.txt, digest.txt and digest.html from one context dict; inline the HTML's CSS."""
+# Gmail shows the first ~102 KB of a message's HTML and hides the rest behind "[Message clipped]": the last papers'
+# 👍/👎 links and the footer's unsubscribe link with them. Measured as the HTML part is carried (quoted-printable:
+# every "=" of an attribute is three bytes, an emoji twelve), with room to spare.
+HTML_BUDGET = 96_000
+
+
+def html_size(html: str) -> int:
+    """Bytes of ``html`` as the message carries it: encoded as ``send.build_message`` encodes it, CRLF lines."""
+    part = EmailMessage()
+    part.set_content(html, subtype="html")
+    payload = part.get_payload()
+    return len(payload) + payload.count("\n")
+
+
+def _html(ctx: dict, subject: str, templates: Path, shown: int, email_votes: bool) -> str:
+    """digest.html with its CSS inlined, showing the first ``shown`` items (the others are linked to on the page),
+    with or without each item's vote-by-email links."""
+    items = ctx["items"][:shown]
+    if not email_votes:
+        items = [{**item, "reply_up": "", "reply_down": ""} for item in items]
+    html = _env(str(templates), True).get_template("digest.html").render({**ctx, "subject": subject, "shown": items})
+    # keep the <style> block too: it carries the dark-mode and phone media queries that cannot be inlined
+    return css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False).inline(html)
+
+
+def render_digest(context: dict, templates: Path = TEMPLATES, budget: int = HTML_BUDGET) -> Rendered:
+    """Fill subject.txt, digest.txt and digest.html from one context dict; inline the HTML's CSS.
+
+    An HTML part over ``budget`` bytes (a long digest) first loses the items' vote-by-email links (several hundred
+    bytes each; the footer and the text part still say how to vote by reply), then its last items, which a closing
+    row links to on the digest's page: so the footer, with the unsubscribe link, is never clipped away. The text
+    part always has every item."""
     items = [{"reply_up": "", "reply_down": "", **item} for item in context.get("items", [])]
     ctx = {"reply_address": "", "user": "", "page_url": "", "n_more": 0, "n_below": 0, **context, "items": items}
     day = ctx.get("date")
@@ -200,10 +231,15 @@ def render_digest(context: dict, templates: Path = TEMPLATES) -> Rendered:
     ctx.setdefault("quiet", not items)
     ctx["preheader"] = _preheader(items, ctx["quiet"])
     text_env = _env(str(templates), False)
-    html_env = _env(str(templates), True)
     subject = " ".join(text_env.get_template("subject.txt").render(ctx).split())
     text = text_env.get_template("digest.txt").render(ctx)
-    html = html_env.get_template("digest.html").render({**ctx, "subject": subject})
-    # keep the <style> block too: it carries the dark-mode and phone media queries that cannot be inlined
-    html = css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False).inline(html)
+    shown, email_votes = len(items), any(i["reply_up"] or i["reply_down"] for i in items)
+    html = _html(ctx, subject, templates, shown, email_votes)
+    if email_votes and html_size(html) > budget:
+        email_votes = False
+        html = _html(ctx, subject, templates, shown, email_votes)
+    while shown > 1 and (size := html_size(html)) > budget:
+        # items are about the same size: aim straight at the budget, then step down one at a time
+        shown = max(1, min(shown - 1, int(shown * budget / size)))
+        html = _html(ctx, subject, templates, shown, email_votes)
     return Rendered(subject, text, html)

@@ -53,6 +53,9 @@ _WIRE = policy.SMTP.clone(max_line_length=998)
 _FILE = policy.default.clone(max_line_length=998)
 MAX_BACKOFF = 60.0
 _HEADER_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# what a List-Id's label may be written as without quoting (RFC 5322 atext and spaces) and its id (a dot-atom)
+_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+")
+_DOT_ATOM = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 
 
 def header_text(value: str) -> str:
@@ -66,10 +69,21 @@ def header_text(value: str) -> str:
     return " ".join(_HEADER_CONTROL.sub(" ", value).split()).replace("=?", "=\u2060?")
 
 
+def list_id(sender: str, sender_name: str = "") -> str:
+    """``Paper digest <paper-digest.example.org>`` (RFC 2919): one list per installation, named after the sender's
+    domain, which mail programs and filters use to file, mute or rate the digests as one stream. The label is left
+    out when it would need quoting or encoding (a comma, an accent): the id is what matters."""
+    domain = sender.rsplit("@", 1)[-1].strip().lower()
+    ident = f"paper-digest.{domain if _DOT_ATOM.fullmatch(domain) else 'localhost'}"
+    label = header_text(sender_name)
+    return f"{label} <{ident}>" if label and _PHRASE.fullmatch(label) else f"<{ident}>"
+
+
 def build_message(rendered: Rendered, *, sender: str, sender_name: str, to: str, to_name: str = "",
                   message_id: str | None = None, date: datetime | None = None, unsubscribe_url: str | None = None,
                   unsubscribe_mailto: str | None = None, reply_to: str | None = None) -> EmailMessage:
-    """A multipart/alternative message, text first, with a Message-ID and one-click unsubscribe (RFC 8058).
+    """A multipart/alternative message, text first, with a Message-ID, a List-Id and one-click unsubscribe
+    (RFC 8058).
 
     Pass the same ``message_id`` for every attempt at one digest, so a copy that did arrive twice is
     recognisably the same message.
@@ -87,6 +101,7 @@ def build_message(rendered: Rendered, *, sender: str, sender_name: str, to: str,
         msg["List-Unsubscribe"] = ", ".join(targets)
         if unsubscribe_url:
             msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg["List-Id"] = list_id(sender, sender_name)
     # a machine-made message: no vacation auto-replies back to it
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Paper-Digest"] = "1"  # so a poller reading the user's own mailbox never takes it for an alert

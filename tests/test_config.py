@@ -304,7 +304,7 @@ def test_a_default_max_items_that_gmail_would_clip_is_warned_about(tmp_path):
 
     path = tmp_path / "config.toml"
     path.write_text("[ranking]\ndefault_max_items = 50\n")
-    assert any("ranking.default_max_items = 50: an email of more than about 35 papers" in w
+    assert any("ranking.default_max_items = 50: an email of more than about 30 papers" in w
                for w in config_problems(load_settings(path))[1])
     other = tmp_path / "other.toml"
     other.write_text("[ranking]\ndefault_max_items = 20\n")

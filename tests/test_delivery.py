@@ -191,6 +191,8 @@ def test_a_digest_sent_through_smtp_arrives_once_with_both_parts_headers_and_wor
     assert msg["To"].addresses[0].addr_spec == address and msg["Date"].datetime is not None
     assert re.fullmatch(r"<[^<>@\s]+@example\.test>", msg["Message-ID"])
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg["List-Id"] == "Paper digest <paper-digest.example.test>"
+    assert msg["Auto-Submitted"] == "auto-generated"
     assert msg["Subject"] == "Learning to Represent Programs with Graphs + 4 more · Sat 28 Nov"
 
     html = msg.get_body(("html",)).get_content()

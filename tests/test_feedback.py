@@ -536,6 +536,31 @@ def _profile_file(live: Live, user: str, email_address: str, interests: list[tup
     return load_profile(path)
 
 
+def test_the_one_click_post_a_mail_provider_makes_from_a_digests_own_headers_pauses_it(live, tmp_path):
+    # RFC 8058 as Gmail and Yahoo do it: the POST goes to the https URL of the delivered message's
+    # List-Unsubscribe, with exactly the body of its List-Unsubscribe-Post, no cookie, no page seen before
+    from digest.pipeline import UserRanking
+    from digest.rank import Ranking
+
+    user = "olive"
+    profile = _profile_file(live, user, f"{user}@example.test", [("Anything", "Papers.")])
+    paper = Paper("A paper to unsubscribe from", abstract="Text.", arxiv_id="2501.07001")
+    pid = live.store.add_papers([paper]).paper_ids[0]
+    ranking = UserRanking(profile, Ranking(picked=[ScoredPaper(paper, 0.9, "r")]), {id(paper): pid}, 10)
+    done = deliver_user(live.store, None, live.settings, profile, outbox=tmp_path, ranker=lambda _: ranking)
+    assert done.status == "written"
+    msg = email.message_from_bytes(done.path.read_bytes(), policy=email.policy.default)
+    [target] = re.findall(r"<(http[^>]+)>", msg["List-Unsubscribe"])
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click" and live.store.pause_of(user) is None
+    with httpx.Client(timeout=10, follow_redirects=False) as provider:
+        response = provider.post(target, content=msg["List-Unsubscribe-Post"].encode(),
+                                 headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 200  # RFC 8058: no redirect to follow, no confirmation to give
+    assert live.store.pause_of(user)["via"] == "one-click"
+    assert deliver_user(live.store, None, live.settings, profile, outbox=tmp_path,
+                        ranker=lambda _: ranking, now=datetime.now(UTC) + timedelta(days=1)).status == "paused"
+
+
 @pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
 def test_one_click_unsubscribe_pauses_the_user_until_they_resume(live, encoding):
     user = f"lena{encoding[:3]}"

@@ -2,6 +2,7 @@
 
 import email
 import email.policy
+import html
 import json
 import re
 import subprocess
@@ -72,8 +73,8 @@ def test_the_demo_writes_one_digest_per_profile_and_a_second_run_embeds_nothing(
 
     # `rank --find`: "why is this paper not in my digest?", for a paper sent today and for the best candidate
     [eml] = outbox.glob("ada-*.eml")
-    plain = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default).get_body(("plain",)).get_content()
-    sent_title = re.search(r"^ *1\. (.+)$", plain, re.M).group(1)
+    sent = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default).get_body(("html",)).get_content()
+    sent_title = html.unescape(re.search(r'class="title"[^>]*>([^<]+)</a>', sent).group(1))  # (the text part wraps it)
     best = ranked.stdout.splitlines()[2][10:].strip()  # the line after the header: mark, score, title
     for query, says in ((sent_title, f"already sent in the digest of {eml.stem.split('-', 1)[1]}: a paper is sent once"),
                         (best[:40], f"#1 of {n_candidates}  score ")):
