@@ -194,6 +194,11 @@ class _Checker:
             if key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1)
                 fix = f'did you mean "{close[0]}"?' if close else f"allowed keys: {', '.join(allowed)}"
+                if not prefix and key in ("keywords", "authors", "keyword", "author"):
+                    # [keywords] boost = [...]: the tables are the other way round
+                    plural = key.rstrip("s") + "s"
+                    fix = (f"{plural} go under [boost] or [mute]: write [boost] then {plural} = [...] on the next "
+                           f"line (and [mute] with its own {plural} = [...])")
                 if prefix and key in TOP_KEYS:
                     # a classic TOML slip: a top-level key written below a [table] belongs to that table
                     fix = f"{key} is a top-level key: move it above the first [table] or [[table]] line"
