@@ -990,6 +990,29 @@ def test_hf_cards_in_html_give_titles_not_the_card_nor_its_authors(one_link_per_
         assert [p.authors for p in parsed.papers] == authors
 
 
+def test_hf_titles_and_abstracts_in_tex_read_as_the_arxiv_parser_writes_them():
+    """Hugging Face shows arXiv's titles as typed ("$\\pi_0$: ..."): the digest showed the dollars and the backslash,
+    while the same paper from an arXiv listing read "π₀: ..."; a dollar amount is left alone."""
+    title, abstract = r"$\pi_0$: A Vision-Language-Action Flow Model", r"Attention costs $O(n^2)$ in the length; ours $1 less."
+    html = (f'<table><tr><td><h3><a href="https://huggingface.co/papers/2410.24164">{title}</a></h3><p>Physical '
+            f'Intelligence</p></td></tr><tr><td><h3><a href="https://huggingface.co/papers/2501.00001">Cheaper by '
+            f'$5 a run: budget inference</a></h3></td></tr></table>')
+    parsed = parse_message(html_mail(html, "Hugging Face <website@huggingface.co>", "Daily Papers"))
+    assert [p.title for p in parsed.papers] == ["π₀: A Vision-Language-Action Flow Model",
+                                                "Cheaper by $5 a run: budget inference"]
+    from digest.parsers import hf
+
+    reference = parse_fixture("hf-trending-papers.txt").papers[0].abstract
+    msg = EmailMessage()
+    msg["From"] = "Hugging Face <website@huggingface.co>"
+    msg["Subject"] = "Daily Papers"
+    msg.set_content(f"{title}\n\n{abstract} {reference}\n")
+    [paper] = parse_message(msg.as_bytes()).papers
+    assert paper.title == "π₀: A Vision-Language-Action Flow Model"
+    assert paper.abstract.startswith("Attention costs O(n²) in the length; ours $1 less.")
+    assert hf.pairs_from_blocks(f"{title}\n\n{reference}\n", source="hf")[0].title == title  # the raw parse
+
+
 def test_a_short_title_case_title_after_a_heading_is_a_title_not_the_headings_authors():
     from digest.parsers import hf
 

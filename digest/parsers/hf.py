@@ -26,6 +26,7 @@ from .common import (
     html_to_text,
     is_meaningful_title,
     soup_of,
+    tex_to_unicode,
     text_of,
 )
 
@@ -172,6 +173,21 @@ def _from_text_links(text: str) -> list[Paper]:
 
 
 def parse(body: Body) -> list[Paper]:
+    return [_untexed(p) for p in _parse(body)]
+
+
+def _untexed(paper: Paper) -> Paper:
+    """Hugging Face shows arXiv's titles and abstracts as their authors typed them: ``$\\pi_0$: A Vision-Language-
+    Action Flow Model``; the digest shows them as the arXiv parser does (TeX to Unicode: π₀)."""
+    title, abstract = paper.title, paper.abstract
+    if "$" in title or "\\" in title:
+        title = tex_to_unicode(title) or title
+    if abstract and ("$" in abstract or "\\" in abstract):
+        abstract = tex_to_unicode(abstract) or abstract
+    return paper if (title, abstract) == (paper.title, paper.abstract) else paper.with_(title=title, abstract=abstract)
+
+
+def _parse(body: Body) -> list[Paper]:
     text = body.text or (html_to_text(body.html) if body.html else "")
     blocks = pairs_from_blocks(text, source="hf")
     links = _from_links(body.html) if body.html else _from_text_links(text)
