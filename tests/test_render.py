@@ -521,3 +521,19 @@ def test_a_digest_that_lands_in_the_polled_mailbox_is_never_read_as_an_alert():
               b"Final-Recipient: rfc822; ada@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
               b"--B\r\nContent-Type: message/rfc822\r\n\r\n" + anonymous + b"\r\n--B--\r\n")
     assert parse_message(bounce).papers == []
+
+
+def test_a_short_preview_line_is_padded_so_mail_apps_do_not_continue_it_with_the_emails_header():
+    """Mail apps fill the preview under the subject with the body's text after the hidden preheader: one short title
+    read "A paper Sat 28 Nov 2026 · for Ada Your paper digest 1 picked...". Invisible padding ends the preview at the
+    title; a preheader long enough to fill the preview needs none."""
+    from bs4 import BeautifulSoup
+
+    def preview(items) -> str:
+        return BeautifulSoup(render_digest(_context(items)).html, "html.parser").select_one(".preheader").get_text()
+
+    short = preview([_item("A paper")])
+    assert short.startswith("A paper") and len(short) >= 140
+    assert not short[len("A paper"):].strip("\u034f\u200c\u00a0 ")  # nothing but padding after the title
+    long = [_item(f"A long title on sparse attention for efficient long-context inference, number {n}") for n in range(3)]
+    assert len(preview(long).rstrip("\u034f\u200c\u00a0 ")) >= 140 and len(preview(long)) <= 165  # little padding
