@@ -22,6 +22,7 @@ it, until the 250 reply, a crash or disconnect leaves the outcome unknown (see d
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import re
@@ -117,11 +118,31 @@ def write_outbox(msg: EmailMessage, html: str, outbox: Path, stem: str) -> Path:
 
     Both writes are atomic (temp file + rename): a crash leaves the old file or the new one, never half.
     The files are private (mode 600): their feedback links act for the user.
+    The .eml, the delivery itself, is written last: a write that fails leaves no .eml behind (a program that
+    mails the outbox's files would send it, and the next run writes it again). Such a failure (a full disk, a
+    read-only folder) is a DeliveryError naming the file and the fix; the next run writes the digest.
     """
     eml = outbox / f"{stem}.eml"
-    _atomic_write(eml, message_bytes(msg, for_file=True))
-    _atomic_write(outbox / f"{stem}.html", html.encode("utf-8"))
+    target = outbox / f"{stem}.html"
+    try:
+        _atomic_write(target, html.encode("utf-8"))
+        target = eml
+        _atomic_write(eml, message_bytes(msg, for_file=True))
+    except OSError as exc:
+        raise DeliveryError(f"cannot write {target}: {exc.strerror or exc}; {_outbox_fix(exc, outbox)}; nothing "
+                            "was delivered, the next run writes it") from None
     return eml
+
+
+def _outbox_fix(exc: OSError, outbox: Path) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"free some space on the disk of {outbox}"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"make {outbox} writable for this user, or point outbox (config.toml, or --outbox) at a folder "
+                "it can write")
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        return f"{outbox} must be a folder (or a path where one can be made): check outbox (config.toml, or --outbox)"
+    return "check outbox (config.toml, or --outbox) and the disk"
 
 
 # -- SMTP --------------------------------------------------------------------------------------------------
