@@ -605,6 +605,35 @@ def test_a_server_that_takes_the_digest_and_drops_the_connection_gets_it_twice_a
         mail_servers.clear_faults()
 
 
+def test_a_server_that_drops_every_data_command_before_its_354_leaves_the_digest_to_retry_not_recorded_sent(
+        mail_servers, setup):
+    """Two drops at the DATA command (nothing of the message transmitted) were counted as two unconfirmed
+    handovers, so the digest was recorded as sent, 'the server most likely has it', its papers in the ledger:
+    a digest that never went out, and never would."""
+    from test_send import _DataDropper
+
+    config, address = setup
+    dropper = _DataDropper("drop")
+    good = config.read_text()
+    config.write_text(good.replace(f"port = {mail_servers.smtp_port}", f"port = {dropper.port}")
+                      .replace('security = "starttls"', 'security = "plain"'))
+    try:
+        first = run(config)
+    finally:
+        dropper.close()
+    assert dropper.commands.count(b"DATA") == 3
+    assert first.status == "retry" and "before the server's 354 go-ahead (nothing was transmitted)" in first.error, first
+    settings, store, _ = open_run(config)
+    [row] = store.digests()
+    assert row["status"] == "retry" and not row["unconfirmed"] and store.sent_paper_ids("ada") == set()
+    store.close()
+    config.write_text(good)
+    second = run(config)
+    assert second.status == "sent" and not second.note, second
+    arrived = inbox(mail_servers, address)
+    assert len(arrived) == 1 and arrived[0]["Message-ID"] == row["message_id"]
+
+
 def test_one_unconfirmed_handover_then_a_confirmed_one_is_sent_with_the_doubt_said(mail_servers, setup):
     config, address = setup
     mail_servers.set_faults({"deliver_then_disconnect": 1})
