@@ -243,6 +243,7 @@ async def _attempt(data: bytes | None, sender: str, recipients: list[str], setti
                              use_tls=security == "tls", start_tls=False,
                              tls_context=tls_context)
     stage = "connect"
+    transmitted: list[bool] = []  # the message itself went out: from then on the server may have it
     try:
         try:
             await client.connect()
@@ -273,7 +274,7 @@ async def _attempt(data: bytes | None, sender: str, recipients: list[str], setti
             if before_data is not None:
                 before_data()
             stage = "DATA"
-            response = await client.data(data, timeout=max(settings.timeout, DATA_REPLY_TIMEOUT))
+            response = await _data(client, data, settings.timeout, transmitted)
         except ssl.SSLError as exc:
             raise _Final(_tls_hint(settings, exc), permanent=False) from None
         except aiosmtplib.SMTPAuthenticationError as exc:
@@ -314,6 +315,9 @@ async def _attempt(data: bytes | None, sender: str, recipients: list[str], setti
             raise _Transient(f"connect: cannot reach {_where(settings)} ({reason}); check smtp.host and smtp.port "
                              "and that the server is up") from None
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, TimeoutError, OSError) as exc:
+            if stage == "DATA" and not transmitted:  # before the server's go-ahead: nothing of the message went out
+                raise _Transient(f"DATA: {type(exc).__name__}: {exc}, before the server's 354 go-ahead (nothing was "
+                                 "transmitted)") from None
             raise _Transient(f"{stage}: {type(exc).__name__}: {exc}", unknown=stage == "DATA") from None
         except aiosmtplib.SMTPException as exc:
             text = str(exc).strip().rstrip(".")
@@ -322,13 +326,39 @@ async def _attempt(data: bytes | None, sender: str, recipients: list[str], setti
                     text += '; the server offers AUTH only over TLS: set smtp.security = "starttls"'
                 raise _Final(f"{_where(settings)}: {stage} failed: {text}; nothing was sent",
                              permanent=False) from None
-            raise _Transient(f"{stage}: {text}", unknown=stage == "DATA") from None
+            raise _Transient(f"{stage}: {text}", unknown=stage == "DATA" and bool(transmitted)) from None
         except UnicodeEncodeError:
             raise _Final(f"{stage}: non-ASCII addresses are not supported ({sender} -> {recipients})",
                          permanent=True) from None
     finally:
         await _close(client)
     return _reply(response)
+
+
+async def _data(client: aiosmtplib.SMTP, data: bytes, timeout: float, transmitted: list[bool]) -> aiosmtplib.SMTPResponse:
+    """DATA, telling its two halves apart: until the server's 354 go-ahead nothing of the message is transmitted, so a
+    break there leaves no doubt (it is an ordinary retry, not a handover that may have delivered), and the go-ahead
+    is waited for ``timeout`` (smtp.timeout), not the 10 minutes the reply to the data gets. aiosmtplib does both
+    in one call, so this client's protocol is watched: its next write after "DATA" is the message (noted in
+    ``transmitted``), and its reads wait as long as their half allows."""
+    protocol = client.protocol
+    if protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    write, read = protocol.write, protocol.read_response
+
+    def watched_write(chunk: bytes) -> None:
+        if chunk != b"DATA\r\n":
+            transmitted.append(True)
+        write(chunk)
+
+    async def timed_read(*_, **__) -> aiosmtplib.SMTPResponse:
+        return await read(timeout=DATA_REPLY_TIMEOUT if transmitted else timeout)
+
+    protocol.write, protocol.read_response = watched_write, timed_read  # type: ignore[method-assign]
+    try:
+        return await client.data(data, timeout=DATA_REPLY_TIMEOUT)
+    finally:
+        del protocol.write, protocol.read_response  # the class's own again
 
 
 async def _close(client: aiosmtplib.SMTP) -> None:

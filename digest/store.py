@@ -367,8 +367,17 @@ def unwritable_files(db: Path) -> str | None:
     without opening it; None if none (root may write any)."""
     for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
         if path.exists() and not os.access(path, os.W_OK):
+            if _read_only_mount(path):  # no user may write it: the permissions are not the cause
+                return f"{path.name} is on a file system mounted read-only ({path.parent})"
             return f"{path.name} is not writable by this user ({_user_name()}; it belongs to {_owner(path)})"
     return None
+
+
+def _read_only_mount(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def schema_without_opening(db: Path) -> int:
@@ -385,6 +394,9 @@ def another_users_database(db: Path) -> str | None:
     opening it: SQLite would fail at the first write (a read too, where it cannot make its -shm file), and where
     the folder lets anyone write, it would leave -wal and -shm files of this user that lock the owner out."""
     problem = unwritable_files(db)
+    if problem is not None and "mounted read-only" in problem:
+        return (f"{db}: {problem}, so nothing can be recorded (polls, digests sent, votes); remount it read-write "
+                "(or point data_dir at a writable disk), then run it again")
     return None if problem is None else (
         f"{db}: {problem}, so nothing can be recorded (polls, digests sent, votes); run digest as the user that "
         "owns the data folder, or give this user write access to the database's files")

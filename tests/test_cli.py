@@ -773,6 +773,29 @@ def test_ingest_into_a_new_data_directory_says_it_starts_a_new_store(tmp_path):
     assert "note: no store" not in again.output  # once it is there, nothing to say
 
 
+def test_a_data_folder_on_a_read_only_mount_is_said_as_such_not_as_another_users_file(tmp_path):
+    """A data folder on a file system mounted read-only (a real bind mount, in a user namespace) was said as a
+    permission problem, 'digest.db is not writable by this user (root; it belongs to root) ... run digest as the
+    user that owns the data folder': the wrong cause and a fix that cannot work."""
+    config = _profiles(tmp_path)
+    data = tmp_path / "data"
+    mail = tmp_path / "nothing.eml"
+    mail.write_bytes(b"From: someone@example.org\r\nSubject: hello\r\n\r\nnot an alert\r\n")
+    first = CliRunner().invoke(cli, ["--config", str(config), "--data-dir", str(data), "ingest", str(mail)])
+    assert (data / "digest.db").exists(), first.output
+    mount = f"mount --bind {data} {data} && mount -o remount,ro,bind {data} && exec \"$@\""
+    proc = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", mount, "sh",
+                           sys.executable, "-m", "digest", "--config", str(config), "--data-dir", str(data), "ingest",
+                           str(mail)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+    if "mount" in proc.stderr and "digest" not in proc.stderr:
+        pytest.skip(f"cannot make a read-only bind mount in a user namespace here: {proc.stderr.strip()}")
+    assert proc.returncode == 2, proc.stderr
+    assert f"{data / 'digest.db'}: digest.db is on a file system mounted read-only ({data}), so nothing can be " \
+           "recorded" in proc.stderr and "remount it read-write (or point data_dir at a writable disk)" in proc.stderr
+    assert "not writable by this user" not in proc.stderr, proc.stderr
+
+
 def test_ctrl_c_during_a_poll_says_what_it_left_and_exits_130(tmp_path):
     """A poll stopped with Ctrl-C (here while the server has not greeted yet): one line on what is kept and
     what the next poll does, exit status 130 as a shell expects, no traceback and no click "Aborted!"."""

@@ -247,6 +247,63 @@ def test_the_outbox_gets_a_complete_eml_and_a_second_run_writes_nothing(setup, t
     assert run(config, outbox=outbox).status == "already" and first.path.stat().st_mtime_ns == mtime
 
 
+def test_an_outbox_on_a_full_disk_or_under_a_file_is_said_with_the_file_and_fix_and_written_once_later(tmp_path):
+    """A full disk (a real 8 KB tmpfs, mounted in a user namespace) or an outbox path under a regular file: the
+    run said only `[Errno 28] No space left on device` (or a temp file's name), logged a traceback, and a
+    failure between the two writes could leave an .eml behind that the next run wrote again."""
+    from digest.pipeline import deliver_all
+
+    config = write_setup(tmp_path, 1, "/nonexistent", "ada@example.test")
+    write_setup(tmp_path, 1, "/nonexistent", "bob@example.test", user="bob")
+    settings, store, _ = open_run(config)
+    store.add_papers(PAPERS)
+    profiles = [load_profile(settings.profiles_path / f"{u}.toml") for u in ("ada", "bob")]
+    (tmp_path / "not-a-folder").write_text("")
+    under_a_file = tmp_path / "not-a-folder" / "outbox"
+    done = deliver_all(store, None, settings, profiles, now=NOW, ranker=fixed_ranker(store), outbox=under_a_file)
+    assert [(d.user, d.status) for d in done] == [("ada", "retry"), ("bob", "retry")]
+    assert done[0].error.startswith(f"cannot write {under_a_file}/ada-2026-11-28.html: Not a directory; "
+                                    f"{under_a_file} must be a folder"), done[0].error
+    assert "check outbox (config.toml, or --outbox)" in done[0].error and "the next run writes it" in done[0].error
+    frozen = {row["user"]: row["message_id"] for row in store.digests()}
+    store.close()
+
+    full = tmp_path / "full"
+    full.mkdir()
+    code = (f"import sys, json; sys.path[:0] = [{str(REPO)!r}, {str(TESTS)!r}]\n"
+            "import test_delivery as t\nfrom pathlib import Path\nfrom digest.pipeline import deliver_all\n"
+            f"settings, store, _ = t.open_run(Path({str(config)!r}))\n"
+            "profiles = [t.load_profile(settings.profiles_path / f'{u}.toml') for u in ('ada', 'bob')]\n"
+            "done = deliver_all(store, None, settings, profiles, now=t.NOW, ranker=t.fixed_ranker(store), "
+            f"outbox=Path({str(full)!r}))\n"
+            f"print(json.dumps([[d.user, d.status, d.error, sorted(p.name for p in Path({str(full)!r}).iterdir())] "
+            "for d in done]))\n")
+    mount = f"mount -t tmpfs -o size=8k tmpfs {full} && exec {sys.executable} -c \"$0\""
+    proc = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", mount, code], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    if "mount" in proc.stderr and proc.returncode and not proc.stdout:
+        pytest.skip(f"cannot mount a small tmpfs in a user namespace here: {proc.stderr.strip()}")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    import json
+
+    for user, status, error, files in json.loads(proc.stdout):
+        assert status == "retry" and error.startswith(f"cannot write {full}/{user}-2026-11-28.") and \
+            f"No space left on device; free some space on the disk of {full}" in error, error
+        assert not [f for f in files if f.endswith(".eml")], files  # nothing that looks delivered
+    settings, store, _ = open_run(config)
+    assert [row["status"] for row in store.digests()] == ["retry", "retry"]
+    store.close()
+
+    outbox = tmp_path / "outbox"
+    done = [run(config, user, outbox=outbox) for user in ("ada", "bob")]
+    assert [d.status for d in done] == ["written", "written"], done
+    for d in done:  # the digest frozen by the first run, once
+        assert email.message_from_bytes(d.path.read_bytes())["Message-ID"] == frozen[d.user]
+    assert sorted(p.name for p in outbox.iterdir()) == [f"{u}-2026-11-28.{x}" for u in ("ada", "bob")
+                                                        for x in ("eml", "html")]
+    assert [run(config, user, outbox=outbox).status for user in ("ada", "bob")] == ["already", "already"]
+
+
 def test_the_runners_up_are_saved_with_the_digest_for_its_page_and_its_email_links_to_that_page(setup, tmp_path):
     config, _ = setup
     settings, store, profile = open_run(config)
@@ -548,6 +605,35 @@ def test_a_server_that_takes_the_digest_and_drops_the_connection_gets_it_twice_a
         assert {m["Message-ID"] for m in inbox(mail_servers, address)} == {row["message_id"]}
     finally:
         mail_servers.clear_faults()
+
+
+def test_a_server_that_drops_every_data_command_before_its_354_leaves_the_digest_to_retry_not_recorded_sent(
+        mail_servers, setup):
+    """Two drops at the DATA command (nothing of the message transmitted) were counted as two unconfirmed
+    handovers, so the digest was recorded as sent, 'the server most likely has it', its papers in the ledger:
+    a digest that never went out, and never would."""
+    from test_send import _DataDropper
+
+    config, address = setup
+    dropper = _DataDropper("drop")
+    good = config.read_text()
+    config.write_text(good.replace(f"port = {mail_servers.smtp_port}", f"port = {dropper.port}")
+                      .replace('security = "starttls"', 'security = "plain"'))
+    try:
+        first = run(config)
+    finally:
+        dropper.close()
+    assert dropper.commands.count(b"DATA") == 3
+    assert first.status == "retry" and "before the server's 354 go-ahead (nothing was transmitted)" in first.error, first
+    settings, store, _ = open_run(config)
+    [row] = store.digests()
+    assert row["status"] == "retry" and not row["unconfirmed"] and store.sent_paper_ids("ada") == set()
+    store.close()
+    config.write_text(good)
+    second = run(config)
+    assert second.status == "sent" and not second.note, second
+    arrived = inbox(mail_servers, address)
+    assert len(arrived) == 1 and arrived[0]["Message-ID"] == row["message_id"]
 
 
 def test_one_unconfirmed_handover_then_a_confirmed_one_is_sent_with_the_doubt_said(mail_servers, setup):

@@ -2,9 +2,11 @@
 and, where the relay cannot misbehave the way a test needs, a real aiosmtpd server on loopback."""
 
 import asyncio
+import contextlib
 import email
 import logging
 import socket
+import threading
 from datetime import date
 from email import policy
 from email.utils import make_msgid
@@ -416,3 +418,77 @@ def test_a_552_at_data_a_refused_sender_and_auth_only_over_tls_name_their_fix(mo
     text = str(info.value)
     assert "AUTH failed: " in text and ".;" not in text
     assert text.endswith('the server offers AUTH only over TLS: set smtp.security = "starttls"; nothing was sent')
+
+
+class _DataDropper:
+    """A real SMTP server on loopback (a bare socket one: aiosmtpd answers DATA itself) that takes MAIL and RCPT and
+    then, at the DATA command, before its 354 go-ahead, drops the connection or says nothing, as an overloaded
+    server or a broken middlebox does. Nothing of the message can reach it."""
+
+    def __init__(self, mode: str):
+        self.mode, self.commands, self.bytes_after_data = mode, [], 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn):
+        with conn, conn.makefile("rwb", buffering=0) as f:
+            f.write(b"220 dropper.test ESMTP\r\n")
+            for line in f:
+                command = line.strip().upper()
+                self.commands.append(command)
+                if command.startswith(b"EHLO"):
+                    f.write(b"250-dropper.test\r\n250 8BITMIME\r\n")
+                elif command == b"DATA":
+                    if self.mode == "stall":
+                        conn.settimeout(30)
+                        with contextlib.suppress(OSError):
+                            while chunk := conn.recv(65536):
+                                self.bytes_after_data += len(chunk)
+                    return  # closing both the file and the socket drops the connection
+                elif command == b"QUIT":
+                    f.write(b"221 bye\r\n")
+                    return
+                else:
+                    f.write(b"250 ok\r\n")
+
+    def close(self):
+        self.listener.close()
+
+
+@pytest.mark.parametrize("mode", ["drop", "stall"])
+def test_a_break_before_the_servers_354_is_a_plain_retry_not_a_handover_and_waits_smtp_timeout(mode):
+    """A connection dropped at the DATA command, before the 354 go-ahead, counted as a handover that may have
+    delivered: the second such drop recorded the digest as sent ('the server most likely has it') although nothing
+    had been transmitted, so it never arrived. And a server silent after DATA held each attempt 10 minutes (the
+    wait for the reply to the data), not smtp.timeout."""
+    server = _DataDropper(mode)
+    settings = SmtpSettings(host="127.0.0.1", port=server.port, security="plain", timeout=1.0, retries=2,
+                            retry_backoff=0.01)
+    calls = []
+
+    async def bounded():
+        return await asyncio.wait_for(send_message(
+            _message("ada@example.test"), settings, before_data=lambda: calls.append("sending"),
+            not_sent=lambda: calls.append("not sent"),
+            handed_over=lambda reason: calls.append(f"handed over: {reason}") or True), 60)
+
+    try:
+        with pytest.raises(DeliveryError) as info:
+            asyncio.run(bounded())
+    finally:
+        server.close()
+    assert server.commands.count(b"DATA") == 3 and server.bytes_after_data == 0
+    assert not info.value.unconfirmed and not info.value.permanent and info.value.attempts == 3
+    assert str(info.value).startswith("SMTP failed 3 times, last: DATA: ") and \
+        str(info.value).endswith("before the server's 354 go-ahead (nothing was transmitted)"), str(info.value)
+    assert not [c for c in calls if c.startswith("handed over")], calls  # never counted as a handover
+    assert calls == ["sending", "not sent", "sending", "not sent", "sending"], calls
