@@ -492,3 +492,24 @@ def test_a_break_before_the_servers_354_is_a_plain_retry_not_a_handover_and_wait
         str(info.value).endswith("before the server's 354 go-ahead (nothing was transmitted)"), str(info.value)
     assert not [c for c in calls if c.startswith("handed over")], calls  # never counted as a handover
     assert calls == ["sending", "not sent", "sending", "not sent", "sending"], calls
+
+
+def test_the_data_watch_fits_the_installed_aiosmtplib_and_without_it_every_break_counts_as_a_handover(monkeypatch):
+    """_data watches aiosmtplib's DATA from inside (5.x). On an aiosmtplib that sends DATA otherwise, the watch is
+    off and a break at DATA is again a handover that may have delivered (the safe side: never a second copy)."""
+    from digest import send
+
+    assert send._watchable_data()  # if this fails, aiosmtplib changed: _data falls back, see below
+    monkeypatch.setattr(send, "_WATCHABLE_DATA", False)
+    server = _DataDropper("drop")
+    settings = SmtpSettings(host="127.0.0.1", port=server.port, security="plain", timeout=1.0, retries=0,
+                            retry_backoff=0.01)
+    handed = []
+    try:
+        with pytest.raises(DeliveryError):
+            asyncio.run(asyncio.wait_for(send_message(
+                _message("ada@example.test"), settings,
+                handed_over=lambda reason: handed.append(reason) or False), 60))
+    finally:
+        server.close()
+    assert handed, "a break at DATA without the watch must be treated as a possible delivery"
