@@ -918,7 +918,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
     settings = _settings(ctx)
     if settings.db_path.exists():  # none yet: the first `digest poll` or `digest run` makes it
-        from .feedback import READ_ONLY_FIX
+        from .feedback import read_only_fix
         from .store import Store, unwritable_files
 
         # the files' permissions first: opening the database as a user who may not write it leaves -wal and -shm
@@ -931,7 +931,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
             finally:
                 store.close()
         if problem:  # every page would show, and every vote fail
-            raise StoreError(f"{settings.db_path}: {problem}; {READ_ONLY_FIX}")
+            raise StoreError(f"{settings.db_path}: {problem}; {read_only_fix(problem)}")
     server = build_server(settings, host, port)
     # bound before saying it serves: a port in use is one clear error line, not a traceback after the banner
     sock = bind_port(server.config.host, server.config.port,

@@ -429,8 +429,14 @@ class SecurityHeaders:
         await self.app(scope, receive, send_secure)
 
 
-READ_ONLY_FIX = ("this process cannot write the database, so no vote can be recorded: run the server as the user "
-                 "that owns the data folder, or give this user write access to the database file and its folder")
+def read_only_fix(problem: str) -> str:
+    """What to do about a database the server cannot write (``problem``: store.unwritable_files's words or a write's
+    error): a read-only mount is no matter of users and permissions."""
+    if "mounted read-only" in problem or "read-only file system" in problem.lower():
+        return ("no vote can be recorded on a read-only file system: remount it read-write, or point data_dir at a "
+                "writable disk")
+    return ("this process cannot write the database, so no vote can be recorded: run the server as the user "
+            "that owns the data folder, or give this user write access to the database file and its folder")
 UNLIMITED = ("/healthz", "/static/page.css")  # paths the rate limit does not count
 
 
@@ -573,7 +579,7 @@ class _App:
             log.warning("health check failed: %s", exc)
             return JSONResponse({"status": "error", "error": type(exc).__name__}, status_code=503)
         if problem:  # pages would show, but no vote could be recorded
-            log.warning("health check failed: %s: %s; %s", self.settings.db_path, problem, READ_ONLY_FIX)
+            log.warning("health check failed: %s: %s; %s", self.settings.db_path, problem, read_only_fix(problem))
             return JSONResponse({"status": "error", "error": "read-only", "schema": version}, status_code=503)
         return JSONResponse({"status": "ok", "schema": version})
 

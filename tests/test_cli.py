@@ -794,6 +794,12 @@ def test_a_data_folder_on_a_read_only_mount_is_said_as_such_not_as_another_users
     assert f"{data / 'digest.db'}: digest.db is on a file system mounted read-only ({data}), so nothing can be " \
            "recorded" in proc.stderr and "remount it read-write (or point data_dir at a writable disk)" in proc.stderr
     assert "not writable by this user" not in proc.stderr, proc.stderr
+    # the feedback server, which checks the files itself before it serves, says the same and the same fix
+    serve = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", mount, "sh",
+                            sys.executable, "-m", "digest", "--config", str(config), "--data-dir", str(data), "serve"], capture_output=True, text=True, timeout=120,
+                           cwd=Path(__file__).resolve().parent.parent)
+    assert serve.returncode != 0 and "mounted read-only" in serve.stderr, serve.stderr
+    assert "remount it read-write" in serve.stderr and "run the server as the user" not in serve.stderr, serve.stderr
 
 
 def test_ctrl_c_during_a_poll_says_what_it_left_and_exits_130(tmp_path):
