@@ -3066,3 +3066,20 @@ def test_a_lone_item_without_its_classes_is_a_paper_only_under_an_alerts_subject
     assert len(parse_message(html_mail(html, sender, "These new articles for Circulation are available online."))
                .papers) == 1
     assert parse_message(html_mail(html, sender, "A message from our president")).papers == []
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (FIXTURES / "other/nature_issue").glob("*.html")))
+def test_a_nature_issue_alert_without_its_styles_keeps_its_authors(name):
+    """The weekly Nature alert marks an item's authors by bold alone (a style): a copy without its styles (a
+    forward, a gateway that cleans HTML) reads them from the item's last line where it reads as a byline. Never a
+    standfirst or another line as the authors: a name a byline rule cannot tell from a title is left out."""
+    html = (FIXTURES / "other/nature_issue" / name).read_text()
+    sender, subject = "Nature <alerts@nature.com>", "Nature alert for 22nd January 2026"
+    original = {p.title: p for p in parse_message(html_mail(html, sender, subject)).papers}
+    for raw in (html_mail(classless(html), sender, subject), gmail_forward(html, sender, subject)):
+        papers = parse_message(raw).papers
+        assert len(papers) >= len(original) - 1 and all(p.title in original for p in papers)
+        assert all(p.authors in ((), original[p.title].authors) for p in papers)
+        assert all(p.url == original[p.title].url and p.snippet == original[p.title].snippet for p in papers)
+        with_authors = [p for p in papers if original[p.title].authors]
+        assert sum(p.authors == original[p.title].authors for p in with_authors) >= 0.9 * len(with_authors)
