@@ -5,7 +5,7 @@ A ratio near 2 is linear; near 4 quadratic (what these recipes took before they 
 the alert mailbox, and a From header proves nothing, so no sender's layout may let a mail's size buy time.
 The last recipes read reference-library exports (a profile's `library`) the same way.
 
-    .venv/bin/python benchmarks/hostile.py [--n 2000]
+    .venv/bin/python benchmarks/hostile.py [--n 2000] [--only TEXT]
 """
 
 from __future__ import annotations
@@ -90,6 +90,18 @@ RECIPES = {
     "start tags without '>' ('<a <a <a')": lambda n: mail("<a " * (2 * n), html=True),
     "end tags, '<?' and '<!--' without an end": lambda n: mail("</a " * n + "<?" * n + "</" * n + "<!--" * n,
                                                              html=True),
+    # a journal alert without its classes: a short title's link, its names, then its citation and DOI, per item
+    "short titles above names and DOIs (class-less)": lambda n: mail("<div>" + "".join(
+        f'<table><tr><td><a href="https://t.example/{i}">Silenced genomes</a></td></tr><tr><td>Ann Bo</td></tr>'
+        f"<tr><td>News Feature | 05 January 2026 <i>Nature</i> <b>1</b> | doi:10.1038/x{i}</td></tr></table>"
+        for i in range(n // 4)) + "</div>", "ealert@nature.com", "Nature Medicine Contents: Volume 1", html=True),
+    "a link then name lines before one DOI": lambda n: mail(
+        '<div><a href="https://t.example/1">Silenced genomes</a>' + "<div>Ann Bo</div>" * n
+        + "<div>News | 05 January 2026 <i>Nature</i> <b>1</b> | doi:10.1038/x1</div></div>", "ealert@nature.com",
+        "Nature Medicine Contents", html=True),
+    "paragraphs of written links (is_abstract)": lambda n: mail("A title of a paper here\n\n" + "".join(
+        f"<https://t.example/{i}/{'a' * 40}> " for i in range(n)) + "\n\nAnother title of a paper\n\n"
+        + "<https://" * (2 * n)),
     "an alert's subject, links and DOIs": lambda n: mail("".join(
         f'<p><a href="https://t.example/{i}">x</a> 10.1000/x{i}</p>' for i in range(n // 2)),
         sender="alerts@tandfonline.com", subject="New articles for X are now available online", html=True),
@@ -143,17 +155,24 @@ def library_seconds(name: str, text: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000, help="the size unit of every recipe (default 2000)")
+    ap.add_argument("--only", default="", help="run only the recipes whose name holds this text")
     args = ap.parse_args()
     print(f"{'recipe':42} {'KB at n':>8} {'s at n':>8} {'s at 2n':>8} {'ratio':>6}")
     for name, make in RECIPES.items():
+        if args.only not in name:
+            continue
         small, large = make(args.n), make(2 * args.n)
         a, b = seconds(small), seconds(large)
         print(f"{name:42} {len(small) / 1000:8.0f} {a:8.2f} {b:8.2f} {b / max(a, 1e-6):6.1f}", flush=True)
     for name, make in REPLY_RECIPES.items():
+        if args.only not in name:
+            continue
         small, large = make(args.n), make(2 * args.n)
         a, b = reply_seconds(small), reply_seconds(large)
         print(f"{name:42} {len(small) / 1000:8.0f} {a:8.2f} {b:8.2f} {b / max(a, 1e-6):6.1f}", flush=True)
     for name, (file, make) in LIBRARY_RECIPES.items():
+        if args.only not in name:
+            continue
         small, large = make(args.n), make(2 * args.n)
         a, b = library_seconds(file, small), library_seconds(file, large)
         print(f"{name:42} {len(small) / 1000:8.0f} {a:8.2f} {b:8.2f} {b / max(a, 1e-6):6.1f}", flush=True)

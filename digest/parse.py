@@ -427,8 +427,9 @@ def _run(kind: str, body: Body, *, sender: str, strict: bool) -> list[Paper]:
     alert_address = strict and kind not in _WHOLE_DOMAIN
     if not papers and kind in _WHOLE_DOMAIN and not text_only:
         # e.g. a Nature issue alert without DOIs, an HF mail of another layout (but never the text a mail
-        # program made of an HTML alert: read as text, its lines give some papers and junk, not the alert)
-        papers = _named(generic.parse(body))
+        # program made of an HTML alert: read as text, its lines give some papers and junk, not the alert); an
+        # alert whose classes were lost (a forward): under a table of contents' subject, its one item counts
+        papers = _named(generic.parse(body, one_item=bool(_TOC_SUBJECT.search(body.subject or ""))))
     if not papers and strict and not any(_MARKERS[kind](b) for b in (body.html, body.text) if b):
         strict = kind not in _WHOLE_DOMAIN and not administrative
     # the text a mail program made of an HTML alert: its links written out ("title <url>") or its DOIs, under
@@ -490,6 +491,10 @@ def _parse_bodies(text: str | None, html: str | None, *, sender: str, subject: s
             return inner_kind, papers
     plain = text if text is not None else (html_to_text(html) if html else None)
     forward = _inline_forward(plain) if plain else None
+    if forward is None and text is not None and html:
+        # a text part that left the forward's header block out (or a mail program's own text of the alert): the
+        # HTML's block names the original sender
+        forward = _inline_forward(html_to_text(html))
     if forward is not None:
         inner_kind = kind_of_sender(forward.sender) if forward.sender else None
         inner_kind = inner_kind or kind_of_content(forward.text, html)

@@ -3003,3 +3003,106 @@ def test_a_wiley_table_of_contents_forwarded_without_its_classes_keeps_its_paper
     # each paper's blurb, where the alert has one (spaces aside: a text part spaces "Li<sup>+</sup> bulk" its way)
     assert ["".join((p.snippet or "").split()) for p in forwarded if by_title[p.title].snippet] == \
         ["".join(by_title[p.title].snippet.split()) for p in forwarded if by_title[p.title].snippet]
+
+
+# ---------------------------------------------------------------- class-less forwards of journal alerts
+
+# (fixture, the sender's From, the alert's subject) of the HTML journal alerts; each is forwarded below as mail
+# programs forward it, without its classes, ids and styles
+JOURNAL_ALERTS = [
+    (NATURE, "Nature Medicine <ealert@nature.com>", "Nature Medicine Contents: Volume 32 Number 1"),
+    ("other/nature_portfolio_toc/hydrochan-nature-methods-contents-23-4.html", "Nature Methods <ealert@nature.com>",
+     "Nature Methods Contents: Volume 23 Issue 4"),
+    (CELL, "Cell <cellpress@notification.elsevier.com>", "Cell: January 22, 2026 (Volume 189, Issue 2)"),
+    ("other/cellpress/landau-19bfb3ae53e04714-cell-reports-methods-jan-2026-vol6-iss1-TRUNCATED-first-32000-json-chars"
+     ".html", "Cell Reports Methods <cellpress@notification.elsevier.com>", "Cell Reports Methods: January 2026"),
+    (AHA, "The AHA Journals <ahajournals@ealerts.heart.org>", "These new articles for Circulation are available online."),
+    ("other/aha_journals_atypon/landau-19be4d07e20a9fa1-hypertension-vol83-no2-TRUNCATED-first-32000-json-chars.html",
+     "The AHA Journals <ahajournals@ealerts.heart.org>", "Hypertension Vol.83, No.2, February 2026 is now available online"),
+    (WILEY_EARLY, "Wiley Online Library <WileyOnlineLibrary@wiley.com>", "Early View Alert: The Modern Language Journal"),
+    (WILEY_NEW, "Wiley Online Library <WileyOnlineLibrary@wiley.com>",
+     "New Articles Alert: Journal of Computer Assisted Learning, Vol. 42, No. 6"),
+    ("other/rsc/hydrochan-rsc-contents-alert-ees-2026-v19-i7.html", "RSC <alerts@rsc.org>",
+     "Energy & Environmental Science contents alert"),
+    ("other/sciencedirect/hydrochan-sciencedirect-aip-applied-catalysis-b-2026-04-04.html",
+     "ScienceDirect <sciencedirect@notification.elsevier.com>", "Applied Catalysis B: articles in press alert"),
+    (SCIENCE_ADVANCES, "Science Advances <alerts@aaas.sciencepubs.org>", "Science Advances table of contents alert"),
+]
+
+
+def classless(html: str) -> str:
+    """An alert's HTML as a forward keeps it: the body only, without a class, an id, a style or a <style>."""
+    inner = re.search(r"<body[^>]*>(.*)</body>", html, re.S | re.I)
+    html = inner[1] if inner else html
+    return re.sub(r"""\s(?:class|id|style)\s*=\s*(?:"[^"]*"|'[^']*')""", "", re.sub(r"(?s)<style.*?</style>", "", html))
+
+
+def gmail_forward(html: str, sender: str, subject: str, *, text: bool = True, text_header: bool = True) -> bytes:
+    """The alert forwarded by Gmail: its header block above the original's HTML (classes gone), and a text part
+    made of that HTML (wrapped at 78 columns, links written out, and, with ``text_header``, the block too)."""
+    header = (f"---------- Forwarded message ---------\nFrom: {sender}\nDate: Thu, Jan 22, 2026 at 8:00 AM\n"
+              f"Subject: {subject}\nTo: <reader@example.org>\n\n")
+    bare = classless(html)
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "Ada Reader <ada@example.org>", "lab@example.org", f"Fwd: {subject}"
+    msg["Date"] = "Sat, 24 Jan 2026 10:00:00 +0000"
+    html_part = "<div dir=ltr><br><br>" + header.replace("<", "&lt;").replace(">", "&gt;").replace("\n", "<br>") \
+        + bare + "</div>"
+    if text:
+        msg.set_content(f"\n\n{header if text_header else ''}{mail_program_text(bare)}\n")
+        msg.add_alternative(html_part, subtype="html")
+    else:
+        msg.set_content(html_part, subtype="html")
+    return msg.as_bytes()
+
+
+def journal_keys(papers) -> list[tuple]:
+    return [(p.title, p.authors, p.doi, p.arxiv_id, p.url) for p in papers]
+
+
+@pytest.mark.parametrize("how", ["from the sender", "gmail, html", "gmail, html and text",
+                                 "gmail, text without the header"])
+@pytest.mark.parametrize(("name", "sender", "subject"), JOURNAL_ALERTS)
+def test_a_journal_alert_without_its_classes_gives_the_originals_papers(name, sender, subject, how):
+    """A journal's alert that lost its classes (a Gmail or Outlook forward, a gateway that cleans HTML) gives the
+    papers the original gives, each with its title, authors, DOI and link, and none of its own: a one-item alert
+    ("These new articles ... available online", an Early View alert) is read, a two-word news feature ("Silenced
+    genomes") too, and neither a banner ("New Issue available" above an advertisement's link) nor the wrapped end
+    of an author line ("Yang and Aletta E. Schutte") becomes a paper."""
+    html = (FIXTURES / name).read_text()
+    original = parse_message(html_mail(html, sender, subject))
+    if how == "from the sender":
+        raw = html_mail(classless(html), sender, subject)
+    else:
+        raw = gmail_forward(html, sender, subject, text="text" in how, text_header="without" not in how)
+    assert "class=" not in raw.decode(errors="replace")
+    parsed = parse_message(raw)
+    assert original.papers and parsed.kind is not None
+    assert journal_keys(parsed.papers) == journal_keys(original.papers)
+
+
+def test_a_lone_item_without_its_classes_is_a_paper_only_under_an_alerts_subject():
+    """One item with its DOI and authors from a publisher's domain, under a subject that is no alert's (a society's
+    letter that cites one article), is no table of contents: nothing is read from it, as before."""
+    html = classless((FIXTURES / AHA).read_text())
+    sender = "The AHA Journals <ahajournals@ealerts.heart.org>"
+    assert len(parse_message(html_mail(html, sender, "These new articles for Circulation are available online."))
+               .papers) == 1
+    assert parse_message(html_mail(html, sender, "A message from our president")).papers == []
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (FIXTURES / "other/nature_issue").glob("*.html")))
+def test_a_nature_issue_alert_without_its_styles_keeps_its_authors(name):
+    """The weekly Nature alert marks an item's authors by bold alone (a style): a copy without its styles (a
+    forward, a gateway that cleans HTML) reads them from the item's last line where it reads as a byline. Never a
+    standfirst or another line as the authors: a name a byline rule cannot tell from a title is left out."""
+    html = (FIXTURES / "other/nature_issue" / name).read_text()
+    sender, subject = "Nature <alerts@nature.com>", "Nature alert for 22nd January 2026"
+    original = {p.title: p for p in parse_message(html_mail(html, sender, subject)).papers}
+    for raw in (html_mail(classless(html), sender, subject), gmail_forward(html, sender, subject)):
+        papers = parse_message(raw).papers
+        assert len(papers) >= len(original) - 1 and all(p.title in original for p in papers)
+        assert all(p.authors in ((), original[p.title].authors) for p in papers)
+        assert all(p.url == original[p.title].url and p.snippet == original[p.title].snippet for p in papers)
+        with_authors = [p for p in papers if original[p.title].authors]
+        assert sum(p.authors == original[p.title].authors for p in with_authors) >= 0.9 * len(with_authors)

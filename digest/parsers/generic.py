@@ -500,6 +500,38 @@ def _title_in(box, doi_node):
     return after
 
 
+def _short_title_in(box, doi_node):
+    """A short title ("Silenced genomes", "Ageing clocks"), too short for the rule against junk titles, where an
+    item shows it in full: the link last before the item's DOI, followed at once by the item's author line and
+    then by nothing but its citation ("News Feature | 05 January 2026 <i>Nature Medicine</i> <b>32</b> |
+    doi:..."). A Nature table of contents forwarded without its classes lists its news features so. A link of
+    two words that could be a person's name, or a link's label ("Full text"), is not taken."""
+    link, after = None, []
+    for node in box.descendants:
+        if node is doi_node:
+            break
+        if isinstance(node, Tag) and node.name == "a":
+            link, after = node, []
+        elif link is not None and not isinstance(node, (Tag, Comment)) and node.strip() \
+                and not any(parent is link for parent in node.parents):
+            after.append(clean_space(str(node)))
+            if len(after) > 8:  # more than an author line and a citation between the link and the DOI
+                link, after = None, []
+    if link is None or not after:
+        return None
+    text = _short_text(link, 120) or ""
+    words = re.findall(r"[^\W\d_]{2,}", text)
+    if not (2 <= len(words) <= 6) or sum(ch.isalpha() for ch in text) < 8 or text.lower() in LINK_WORDS \
+            or any(w.lower() in _NOT_SHORT_TITLE for w in words[:1]) or is_label(text) or TOC_FURNITURE.match(text) \
+            or _DOI_TEXT.search(text) or re.search(r"https?:|www\.|@", text) \
+            or (author_names(text) and not _short_title(text)):
+        return None
+    # its authors right after it, then nothing but the citation ahead of the DOI (no sentence: a blurb's link)
+    if not author_names(after[0]) or any(len(piece) > 120 for piece in after[1:]):
+        return None
+    return link
+
+
 def _past_item(box, limit: int = 4000) -> bool:
     """Whether a block holds more than one item: a second DOI, or more than ``limit`` characters of text. Read no
     further than that: in nested markup each block holds all the rest of the mail."""
@@ -543,6 +575,11 @@ def from_doi_blocks(soup) -> list[Paper]:
             title = _title_before_block(inner)
             box = inner
             first_line = next((line.strip() for line in inner.get_text("\n").splitlines() if line.strip()), "")
+            if title is None and (title := _short_title_in(inner, node)) is not None:
+                # its authors are the block after its title's in the smallest block holding both, as for a longer title
+                first_line = None
+                above = {id(parent) for parent in title.parents}
+                box = next(parent for parent in node.parents if id(parent) in above)
         if title is None or box is None or _MATTER.search(text_of(title)):
             continue
         tagged = box.select_one('[class*="uthor"], [class*="contrib"]')
@@ -708,16 +745,19 @@ def _dedup(papers: list[Paper]) -> list[Paper]:
     return out
 
 
-def parse(body: Body) -> list[Paper]:
+def parse(body: Body, *, one_item: bool = False) -> list[Paper]:
+    """The papers of any mail. ``one_item``: the caller knows the mail is a table of contents (a journal's alert,
+    by its sender and subject), so a list of one item, with its authors, is one: an alert of a single new article
+    whose classes were lost (a forward) is read as the publisher's own reader reads it."""
     soup = soup_of(body.html) if body.html else None  # read, never changed, by the readers below
     html_text = html_to_text(body.html) if body.html else ""
     text = body.text or html_text
     items = from_doi_blocks(soup) if soup is not None else []
-    if len(items) < 2:
+    if len(items) < 2 and not (one_item and len(items) == 1 and items[0].authors):
         items = []  # one DOI under a heading is a newsletter or a signature, not a table of contents
     # from the HTML where there is one: a mail program's text part of a forward writes links into the lines
     dated = _from_dated_items(html_text or text)
-    if len(dated) >= 2 and len(dated) > len(items):
+    if (len(dated) >= 2 or one_item) and len(dated) > len(items):
         # items with their date lines, more of them than DOIs in sight (those are in a cover picture's blurb:
         # "More information can be found in the Research Article by ... (10.1002/...)"); title links are opaque
         links = {text_of(a): a["href"] for a in soup.find_all("a", href=True)} if soup is not None else {}

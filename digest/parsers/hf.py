@@ -51,8 +51,14 @@ def looks_like(text: str) -> bool:
                   r"(?:trending|daily) papers\W+(?:on |from |\W)*hugging\s?face", text[:2000], re.I))
 
 
+# a link written into the text ("Advertisement <http://url1282.ealerts.heart.org/ls/click?upn=...>", as a mail
+# program writes links in the text it makes of HTML): no words of its own, so it makes no paragraph long
+_WRITTEN_URL = re.compile(r"<?https?://[^\s<>]*>?")
+
+
 def is_abstract(block: str) -> bool:
-    """A paragraph of prose: long, with sentences."""
+    """A paragraph of prose: long, with sentences (its length counted without the links written into it)."""
+    block = clean_space(_WRITTEN_URL.sub("", block)) if "://" in block else block
     return len(block) >= 250 or (len(block) >= 120 and bool(re.search(r"[.!?]\s+[A-Z]", block))
                                  and block.rstrip().endswith((".", "!", "?", ")")))
 
@@ -73,7 +79,7 @@ def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
     # abstracts are long: a text whose lines are all short (but for a few unbreakable addresses) was wrapped by
     # a mail program
     text_lines = [line for line in text.split("\n") if line.strip()]
-    hard_wrapped = sum(len(line) > 80 for line in text_lines) <= max(2, len(text_lines) // 50)
+    hard_wrapped = sum(len(_WRITTEN_URL.sub("", line)) > 80 for line in text_lines) <= max(2, len(text_lines) // 50)
     # laid out "Title / Authors / Abstract" (a block of several names somewhere): a single name is a byline too
     names_of = author_names if any(len(author_names(" ".join(b))) >= 2 for b in blocks) else byline_names
     papers: list[Paper] = []

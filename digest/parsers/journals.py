@@ -24,6 +24,7 @@ from .common import (
     Body,
     Preceding,
     author_names,
+    byline_names,
     clean_space,
     doi_from_url,
     doi_url,
@@ -180,6 +181,10 @@ def _parse_nature_issue(soup, body: Body) -> list[Paper]:
         rest = [s for s in cell.find_all("span") if s.find("a") is None and s.find_parent("a") is None
                 and a not in s.descendants]
         bold = [s for s in rest if "bold" in (s.get("style") or "") or s.find_parent(["b", "strong"])]
+        if not bold and cell.find(style=True) is None:
+            # a copy without its styles (a forward, a gateway that cleans HTML) has no bold to tell the authors by:
+            # there they are the item's last line when it reads as a byline (a standfirst is a sentence)
+            bold = [s for s in rest[-1:] if byline_names(text_of(s))]
         standfirst = next((text_of(s) for s in rest if s not in bold and text_of(s)), None)
         if standfirst is None and (not bold or not is_meaningful_title(title)):
             # a bare link (a banner, "Subscribe to Nature") is not an item; with a standfirst below it, a news
