@@ -1977,3 +1977,79 @@ def test_the_page_of_a_digest_not_sent_yet_opens_even_when_nothing_was_sent_to_t
         page = client.get(live.path(link))
     assert page.status_code == 200 and [i["title"] for i in _page_items(page.text)] == ["Pending"]
     assert 'id="earlier"' not in page.text and 'id="newer"' not in page.text
+
+
+# ---- what a screen reader gets ---------------------------------------------------------------------------
+@pytest.mark.browser
+def test_a_screen_reader_gets_headings_buttons_that_name_their_paper_and_titles_that_say_what_happened(live, browser):
+    # the vote page had no heading at all, a digest page's papers were no headings to move between, its 30-odd
+    # buttons were all read "More like this" / "Undo" without their paper, and a page's title stayed the same
+    # after a press (the first thing a screen reader reads when the page after it loads)
+    found = live.paper("Wombat burrow acoustics", "Low-frequency sound in wombat burrows.")
+    titles = ["Sparse attention for long documents", "Protein folding with diffusion"]
+    link, pids = sent_digest(live, "zoe", "2025-05-02", titles, more=["Tiny robots that swim"])
+    up = live.link("zoe", "up", pids[0])
+
+    def label(element: str) -> str:
+        return browser._cmd("GET", f"/element/{element}/computedlabel")
+
+    def names(css: str) -> list[str]:
+        return [label(e) for e in browser.find_all(css)]
+
+    def title() -> str:
+        return browser.execute("return document.title")
+
+    seen = set()
+    browser.get(up)
+    assert names("h1") == [titles[0]] and title() == f"👍 More like this? · {titles[0]}"
+    assert browser.execute("return getComputedStyle(document.querySelector('h1 .title')).fontSize") == "18px"
+    seen.add(title())
+    browser.click("#vote")
+    browser.wait_for("#undo")
+    assert title() == f"Recorded: 👍 More like this · {titles[0]}" and live.store.get_vote("zoe", pids[0]) == 1
+    seen.add(title())
+    browser.click("#undo")
+    browser.wait_for("#vote")
+    assert title() == f"Vote removed · {titles[0]}" and live.store.get_vote("zoe", pids[0]) == 0
+    seen.add(title())
+
+    browser.get(link)
+    page_title = "Your paper digest of Fri 2 May 2025"
+    assert names("h1") == [page_title] and title() == page_title
+    assert names("h2") == ["The papers of the email", "Also above your bar that day", "Find a paper in your alerts"]
+    assert names("h3") == [*titles, "Tiny robots that swim"]
+    assert browser.execute("return document.querySelector('#papers').getBoundingClientRect().height") <= 1
+    assert names("#item-2 form.votes button") == ["More like this: paper 2", "Less like this: paper 2"]
+    assert browser.text("#item-2 button[value=up]") == "👍 More like this"  # what is seen is unchanged
+    seen.add(title())
+    browser.click("#item-2 button[value=down]")
+    browser.wait_for("#item-2 button[value=undo]")
+    assert title() == f"Recorded: 👎 Less like this, paper 2 · {page_title}"
+    assert names("#item-2 form.votes button") == ["More like this: paper 2", "Less like this: paper 2",
+                                                  "Undo: paper 2"]
+    seen.add(title())
+    browser.click("#item-2 button[value=undo]")
+    browser.wait_for("#item-2 .status")
+    assert title() == f"Vote removed, paper 2 · {page_title}" and live.store.get_vote("zoe", pids[1]) == 0
+    seen.add(title())
+    browser.get(link + "?q=wombat")
+    assert title() == f"Search “wombat” · {page_title}"
+    assert names("#found-1 form.votes button") == ["More like this: Wombat burrow acoustics",
+                                                  "Less like this: Wombat burrow acoustics"]
+    assert names("#found-1 h3") == ["Wombat burrow acoustics"] and live.store.get_vote("zoe", found) == 0
+    seen.add(title())
+
+    browser.get(live.link("zoe", "unsubscribe"))
+    assert title() == "Pause your digests?"
+    seen.add(title())
+    browser.click("#pause")
+    browser.wait_for("#resume")
+    assert title() == "Digests paused"
+    seen.add(title())
+    browser.click("#resume")
+    deadline = time.monotonic() + 5
+    while title() == "Digests paused" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert title() == "Digests on again" and names("h1") == ["Your digests are on again."]
+    seen.add(title())
+    assert len(seen) == 10  # every state its own title
