@@ -453,8 +453,15 @@ def test_a_client_over_the_rate_limit_gets_429_and_others_and_health_checks_do_n
             assert [client.get("/robots.txt").status_code for _ in range(3)] == [200, 200, 200]
             refused = client.get("/robots.txt")
             assert refused.status_code == 429
-            assert 1 <= int(refused.headers["retry-after"]) <= 60
-            assert "Too many requests" in refused.text
+            wait = int(refused.headers["retry-after"])
+            assert 1 <= wait <= 60
+            # whose requests ("this address" read as the link's), that a vote was not recorded, how long to wait
+            notes = [p.get_text(" ", strip=True) for p in BeautifulSoup(refused.text, "html.parser").select(".note")]
+            assert notes == ["Too many requests came from your connection in the last minute, so this one was not "
+                             "handled: if it was a vote, it was not recorded.",
+                             f"Wait {wait} second{'' if wait == 1 else 's'}, then open the link or press the button "
+                             "again."]
+            assert "<title>Too many requests</title>" in refused.text
             assert refused.headers["x-frame-options"] == "DENY"
             assert client.get("/healthz").status_code == client.get("/static/page.css").status_code == 200
             # another reader behind the same (trusted, local) reverse proxy has their own budget
@@ -1463,6 +1470,14 @@ def test_a_profile_without_max_items_gets_the_configs_default_and_its_own_value_
     assert len(unset.scored) > 3 and len(unset.picked) == 2 and unset.max_items == 2
     own = rank_user(live.store, embedder, settings, dataclasses.replace(profile, max_items=3)).ranking
     assert len(own.picked) == 3
+
+
+def test_an_unknown_address_says_what_to_do(live):
+    with live.client() as client:
+        for path in ("/nowhere", "/vote", "/vote/a/b", "/digest/"):
+            page = client.get(path)
+            assert page.status_code == 404 and "<title>Page not found</title>" in page.text
+            assert "Open the link straight from your digest email" in page.text and "Traceback" not in page.text
 
 
 def test_an_unknown_paper_gets_a_friendly_404_and_no_vote(live):
