@@ -1577,7 +1577,7 @@ def test_a_digest_page_keeps_the_best_papers_below_the_bar_folded_with_their_sco
         soup = BeautifulSoup(client.get(live.path(link)).text, "html.parser")
         folded = soup.select_one("details.below")
         assert folded is not None and not folded.has_attr("open")
-        assert folded.select_one("summary").get_text(strip=True) == "Show the 2 papers below your bar"
+        assert folded.select_one("summary .open-label").get_text(strip=True) == "Show the 2 papers below your bar"
         assert [a["id"] for a in folded.select("article.item")] == ["item-3", "item-4"]  # after the runner-up
         assert "score 0.08" in folded.select_one("#item-3 .where").get_text(" ", strip=True)
         assert "did not clear your relevance bar (0.20)" in soup.select_one("#below + p").get_text(" ", strip=True)
@@ -2068,3 +2068,32 @@ def test_a_screen_reader_gets_headings_buttons_that_name_their_paper_and_titles_
     assert title() == "Digests on again" and names("h1") == ["Your digests are on again."]
     seen.add(title())
     assert len(seen) == 10  # every state its own title
+
+
+@pytest.mark.browser
+def test_unfolding_the_papers_below_the_bar_by_keyboard_keeps_the_focus_on_its_button(live, browser):
+    # the button hid itself once pressed, so the focus fell back to the page's body: a screen reader said nothing
+    link, _ = sent_digest(live, "kit", "2025-05-03", ["Axolotl limbs"], below=["Salamander tails", "Newt eyes"])
+    browser.get(link)
+    summary = browser.find("details.below > summary")
+    browser.execute("arguments[0].focus()", {"element-6066-11e4-a52e-4f735466cecf": summary})
+
+    def press(key: str) -> None:
+        browser._cmd("POST", "/actions", {"actions": [{"type": "key", "id": "keyboard", "actions": [
+            {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]}]})
+
+    def label() -> str:
+        return browser._cmd("GET", f"/element/{summary}/computedlabel")
+
+    assert label() == "Show the 2 papers below your bar"
+    press("\ue007")  # Enter
+    assert browser.execute("return document.querySelector('details.below').open")
+    assert browser.execute("return document.activeElement === arguments[0]",
+                           {"element-6066-11e4-a52e-4f735466cecf": summary})
+    assert browser.execute("return arguments[0].matches(':focus-visible')",
+                           {"element-6066-11e4-a52e-4f735466cecf": summary})
+    assert label() == "Hide the 2 papers below your bar"
+    visible = "return document.querySelector(arguments[0]).checkVisibility()"  # the abstracts' own more / less
+    assert browser.execute(visible, "#item-2 .abstract .open-label") and not browser.execute(visible, "#item-2 .abstract .close-label")
+    press("\ue004")  # Tab: on into the first paper below the bar
+    assert browser.execute("return document.activeElement.closest('article').id") == "item-2"
