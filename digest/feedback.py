@@ -476,10 +476,14 @@ class RateLimit:
         client = (scope.get("client") or ("unknown", 0))[0]
         wait = self.allow(client)
         if wait:
+            seconds = max(1, int(wait + 0.999))
+            # "this address" read as the link's address (a broken link?): say whose requests, and what was lost
             response = _error_page(self.settings, 429, "Too many requests",
-                                   "This address sent too many requests in the last minute.",
-                                   "Wait a minute and try again.")
-            response.headers["retry-after"] = str(max(1, int(wait + 0.999)))
+                                   "Too many requests came from your connection in the last minute, so this one "
+                                   "was not handled: if it was a vote, it was not recorded.",
+                                   f"Wait {seconds} second{'' if seconds == 1 else 's'}, then open the link or "
+                                   "press the button again.")
+            response.headers["retry-after"] = str(seconds)
             return await response(scope, receive, send)
         await self.app(scope, receive, send)
 
@@ -865,7 +869,9 @@ def create_app(settings: Settings, *, key: Secret | None = None) -> Starlette:
                   405: ("Not allowed", "This address does not accept that kind of request."),
                   413: ("Request too large", f"This server accepts at most {settings.web.max_body_bytes} bytes.")}
         title, message = titles.get(status, ("Request refused", "The server could not handle this request."))
-        response = _error_page(settings, status, title, message)
+        hint = ("Open the link straight from your digest email; some mail programs break long links when copying."
+                if status == 404 else "")
+        response = _error_page(settings, status, title, message, hint)
         for name, value in (getattr(exc, "headers", None) or {}).items():
             response.headers[name] = value
         return response

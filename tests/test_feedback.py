@@ -453,8 +453,15 @@ def test_a_client_over_the_rate_limit_gets_429_and_others_and_health_checks_do_n
             assert [client.get("/robots.txt").status_code for _ in range(3)] == [200, 200, 200]
             refused = client.get("/robots.txt")
             assert refused.status_code == 429
-            assert 1 <= int(refused.headers["retry-after"]) <= 60
-            assert "Too many requests" in refused.text
+            wait = int(refused.headers["retry-after"])
+            assert 1 <= wait <= 60
+            # whose requests ("this address" read as the link's), that a vote was not recorded, how long to wait
+            notes = [p.get_text(" ", strip=True) for p in BeautifulSoup(refused.text, "html.parser").select(".note")]
+            assert notes == ["Too many requests came from your connection in the last minute, so this one was not "
+                             "handled: if it was a vote, it was not recorded.",
+                             f"Wait {wait} second{'' if wait == 1 else 's'}, then open the link or press the button "
+                             "again."]
+            assert "<title>Too many requests</title>" in refused.text
             assert refused.headers["x-frame-options"] == "DENY"
             assert client.get("/healthz").status_code == client.get("/static/page.css").status_code == 200
             # another reader behind the same (trusted, local) reverse proxy has their own budget
@@ -1465,6 +1472,14 @@ def test_a_profile_without_max_items_gets_the_configs_default_and_its_own_value_
     assert len(own.picked) == 3
 
 
+def test_an_unknown_address_says_what_to_do(live):
+    with live.client() as client:
+        for path in ("/nowhere", "/vote", "/vote/a/b", "/digest/"):
+            page = client.get(path)
+            assert page.status_code == 404 and "<title>Page not found</title>" in page.text
+            assert "Open the link straight from your digest email" in page.text and "Traceback" not in page.text
+
+
 def test_an_unknown_paper_gets_a_friendly_404_and_no_vote(live):
     link = live.link("uma", "up", "arxiv:9999.99999")
     with live.client() as client:
@@ -1562,7 +1577,7 @@ def test_a_digest_page_keeps_the_best_papers_below_the_bar_folded_with_their_sco
         soup = BeautifulSoup(client.get(live.path(link)).text, "html.parser")
         folded = soup.select_one("details.below")
         assert folded is not None and not folded.has_attr("open")
-        assert folded.select_one("summary").get_text(strip=True) == "Show the 2 papers below your bar"
+        assert folded.select_one("summary .open-label").get_text(strip=True) == "Show the 2 papers below your bar"
         assert [a["id"] for a in folded.select("article.item")] == ["item-3", "item-4"]  # after the runner-up
         assert "score 0.08" in folded.select_one("#item-3 .where").get_text(" ", strip=True)
         assert "did not clear your relevance bar (0.20)" in soup.select_one("#below + p").get_text(" ", strip=True)
@@ -1977,3 +1992,108 @@ def test_the_page_of_a_digest_not_sent_yet_opens_even_when_nothing_was_sent_to_t
         page = client.get(live.path(link))
     assert page.status_code == 200 and [i["title"] for i in _page_items(page.text)] == ["Pending"]
     assert 'id="earlier"' not in page.text and 'id="newer"' not in page.text
+
+
+# ---- what a screen reader gets ---------------------------------------------------------------------------
+@pytest.mark.browser
+def test_a_screen_reader_gets_headings_buttons_that_name_their_paper_and_titles_that_say_what_happened(live, browser):
+    # the vote page had no heading at all, a digest page's papers were no headings to move between, its 30-odd
+    # buttons were all read "More like this" / "Undo" without their paper, and a page's title stayed the same
+    # after a press (the first thing a screen reader reads when the page after it loads)
+    found = live.paper("Wombat burrow acoustics", "Low-frequency sound in wombat burrows.")
+    titles = ["Sparse attention for long documents", "Protein folding with diffusion"]
+    link, pids = sent_digest(live, "zoe", "2025-05-02", titles, more=["Tiny robots that swim"])
+    up = live.link("zoe", "up", pids[0])
+
+    def label(element: str) -> str:
+        return browser._cmd("GET", f"/element/{element}/computedlabel")
+
+    def names(css: str) -> list[str]:
+        return [label(e) for e in browser.find_all(css)]
+
+    def title() -> str:
+        return browser.execute("return document.title")
+
+    seen = set()
+    browser.get(up)
+    assert names("h1") == [titles[0]] and title() == f"👍 More like this? · {titles[0]}"
+    assert browser.execute("return getComputedStyle(document.querySelector('h1 .title')).fontSize") == "18px"
+    seen.add(title())
+    browser.click("#vote")
+    browser.wait_for("#undo")
+    assert title() == f"Recorded: 👍 More like this · {titles[0]}" and live.store.get_vote("zoe", pids[0]) == 1
+    seen.add(title())
+    browser.click("#undo")
+    browser.wait_for("#vote")
+    assert title() == f"Vote removed · {titles[0]}" and live.store.get_vote("zoe", pids[0]) == 0
+    seen.add(title())
+
+    browser.get(link)
+    page_title = "Your paper digest of Fri 2 May 2025"
+    assert names("h1") == [page_title] and title() == page_title
+    assert names("h2") == ["The papers of the email", "Also above your bar that day", "Find a paper in your alerts"]
+    assert names("h3") == [*titles, "Tiny robots that swim"]
+    assert browser.execute("return document.querySelector('#papers').getBoundingClientRect().height") <= 1
+    assert names("#item-2 form.votes button") == ["More like this: paper 2", "Less like this: paper 2"]
+    assert browser.text("#item-2 button[value=up]") == "👍 More like this"  # what is seen is unchanged
+    seen.add(title())
+    browser.click("#item-2 button[value=down]")
+    browser.wait_for("#item-2 button[value=undo]")
+    assert title() == f"Recorded: 👎 Less like this, paper 2 · {page_title}"
+    assert names("#item-2 form.votes button") == ["More like this: paper 2", "Less like this: paper 2",
+                                                  "Undo: paper 2"]
+    seen.add(title())
+    browser.click("#item-2 button[value=undo]")
+    browser.wait_for("#item-2 .status")
+    assert title() == f"Vote removed, paper 2 · {page_title}" and live.store.get_vote("zoe", pids[1]) == 0
+    seen.add(title())
+    browser.get(link + "?q=wombat")
+    assert title() == f"Search “wombat” · {page_title}"
+    assert names("#found-1 form.votes button") == ["More like this: Wombat burrow acoustics",
+                                                  "Less like this: Wombat burrow acoustics"]
+    assert names("#found-1 h3") == ["Wombat burrow acoustics"] and live.store.get_vote("zoe", found) == 0
+    seen.add(title())
+
+    browser.get(live.link("zoe", "unsubscribe"))
+    assert title() == "Pause your digests?"
+    seen.add(title())
+    browser.click("#pause")
+    browser.wait_for("#resume")
+    assert title() == "Digests paused"
+    seen.add(title())
+    browser.click("#resume")
+    deadline = time.monotonic() + 5
+    while title() == "Digests paused" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert title() == "Digests on again" and names("h1") == ["Your digests are on again."]
+    seen.add(title())
+    assert len(seen) == 10  # every state its own title
+
+
+@pytest.mark.browser
+def test_unfolding_the_papers_below_the_bar_by_keyboard_keeps_the_focus_on_its_button(live, browser):
+    # the button hid itself once pressed, so the focus fell back to the page's body: a screen reader said nothing
+    link, _ = sent_digest(live, "kit", "2025-05-03", ["Axolotl limbs"], below=["Salamander tails", "Newt eyes"])
+    browser.get(link)
+    summary = browser.find("details.below > summary")
+    browser.execute("arguments[0].focus()", {"element-6066-11e4-a52e-4f735466cecf": summary})
+
+    def press(key: str) -> None:
+        browser._cmd("POST", "/actions", {"actions": [{"type": "key", "id": "keyboard", "actions": [
+            {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]}]})
+
+    def label() -> str:
+        return browser._cmd("GET", f"/element/{summary}/computedlabel")
+
+    assert label() == "Show the 2 papers below your bar"
+    press("\ue007")  # Enter
+    assert browser.execute("return document.querySelector('details.below').open")
+    assert browser.execute("return document.activeElement === arguments[0]",
+                           {"element-6066-11e4-a52e-4f735466cecf": summary})
+    assert browser.execute("return arguments[0].matches(':focus-visible')",
+                           {"element-6066-11e4-a52e-4f735466cecf": summary})
+    assert label() == "Hide the 2 papers below your bar"
+    visible = "return document.querySelector(arguments[0]).checkVisibility()"  # the abstracts' own more / less
+    assert browser.execute(visible, "#item-2 .abstract .open-label") and not browser.execute(visible, "#item-2 .abstract .close-label")
+    press("\ue004")  # Tab: on into the first paper below the bar
+    assert browser.execute("return document.activeElement.closest('article').id") == "item-2"
