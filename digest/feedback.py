@@ -390,8 +390,12 @@ def _sent_on(sent: dict | None) -> str:
     return date_label(date.fromisoformat(sent["period"])) if sent and sent["period"] else ""
 
 
-def _error_page(settings: Settings, status: int, title: str, message: str, hint: str = "") -> HTMLResponse:
-    return _page(settings, "page_error.html", status, title=title, message=message, hint=hint)
+def _error_page(settings: Settings, status: int, title: str, message: str, hint: str = "",
+                foot: str = "Nothing was changed.") -> HTMLResponse:
+    response = _page(settings, "page_error.html", status, title=title, message=message, hint=hint, foot=foot)
+    if status == 503:
+        response.headers["retry-after"] = "60"  # what the page asks of a reader, for a client that reads headers
+    return response
 
 
 def _token_error_page(settings: Settings, exc: TokenError) -> HTMLResponse:
@@ -401,8 +405,7 @@ def _token_error_page(settings: Settings, exc: TokenError) -> HTMLResponse:
             if isinstance(exc, ExpiredToken) else
             "Open the link straight from the email; some mail programs break long links when copying."
             if isinstance(exc, InvalidToken) else "")
-    return _page(settings, "page_error.html", status, title=titles.get(status, "This link is not valid"),
-                 message=str(exc), hint=hint)
+    return _error_page(settings, status, titles.get(status, "This link is not valid"), str(exc), hint)
 
 
 class _Limited(Exception):
@@ -598,7 +601,7 @@ class _App:
     async def index(self, request: Request) -> Response:
         return _page(self.settings, "page_error.html", 200, title="digest",
                      message="This server records the votes from your paper digest.",
-                     hint="Use the 👍 / 👎 links in a digest email.")
+                     hint="Use the 👍 / 👎 links in a digest email.", foot="")
 
     async def vote_get(self, request: Request) -> Response:
         data = self.token(request, ("up", "down"))
@@ -885,9 +888,11 @@ def create_app(settings: Settings, *, key: Secret | None = None) -> Starlette:
 
     async def on_crash(request: Request, exc: Exception) -> Response:
         log.exception("feedback server error on %s %s", request.method, request.url.path.split("/")[1:2])
+        # not "nothing was changed": the crash may come after a vote was written; a vote given again counts once
         return _error_page(settings, 500, "Something went wrong",
-                           "The server failed while handling this link; nothing was changed by this error.",
-                           "Try again in a minute. If it keeps happening, tell whoever runs your digest.")
+                           "The server failed while handling this link, so it cannot say whether your click counted.",
+                           "Open the link again in a minute: a vote counts once however often it is given. If it "
+                           "keeps happening, tell whoever runs your digest.", foot="")
 
     async def on_database_error(request: Request, exc: Exception) -> Response:
         # the store's trouble (a full disk, a lock held elsewhere, a damaged file): one line with the cause and

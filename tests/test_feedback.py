@@ -234,6 +234,7 @@ def test_a_damaged_or_deleted_database_gives_readers_a_503_and_the_log_one_line_
         with live.client() as client:
             page = client.get(up)
         assert page.status_code == 503 and "this click was not recorded" in page.text
+        assert page.headers["retry-after"] == "60"  # "try again later", for a client that reads headers too
         [line] = [r for r in caplog.records if r.levelno >= logging.ERROR]
         assert f"{db}: not a usable database (database disk image is malformed)" in line.getMessage()
         assert line.exc_info is None, "one line, not a traceback"
@@ -243,6 +244,15 @@ def test_a_damaged_or_deleted_database_gives_readers_a_503_and_the_log_one_line_
             page = client.get(up)
         assert page.status_code == 503 and not db.exists(), "no empty database started in its place"
         assert "the database file is gone" in caplog.text
+
+
+def test_the_front_page_does_not_say_nothing_was_changed_as_error_pages_do(tmp_path):
+    """The front page (someone opened the server's bare address) is no error: its footer said "Nothing was changed."
+    as an error page's does; a refused link still says it."""
+    with running_server(tmp_path) as live, live.client() as client:
+        front, refused = client.get("/"), client.get("/vote/not-a-token")
+    assert front.status_code == 200 and "records the votes" in front.text and "Nothing was changed" not in front.text
+    assert refused.status_code in (400, 403, 404) and "Nothing was changed" in refused.text
 
 
 def snapshot(store: Store) -> list[str]:
