@@ -635,9 +635,12 @@ class Store:
         if not rows and len(key) >= 12:
             rows = list(table.rows_where("title_key = ?", [key], limit=1))
             if not rows and paper.title.rstrip().endswith(("…", "...")) and len(key) >= 30:
-                # Scholar truncates long titles: a truncated title matches the full one it begins
-                rows = list(table.rows_where("title_key LIKE ? ESCAPE '\\'",
-                                             [key.replace("%", r"\%").replace("_", r"\_") + "%"], limit=1))
+                # Scholar truncates long titles: a truncated title matches the full one it begins. A range of
+                # the title_key index, not LIKE (case-insensitive, so SQLite scans every paper for it): the keys
+                # that begin with ``key`` sort from it to before ``key`` + U+10FFFF (the last code point, never
+                # in a normalised title: not a word character)
+                rows = list(table.rows_where("title_key >= ? AND title_key < ?", [key, key + "\U0010ffff"],
+                                             limit=1))
         if rows and (paper.arxiv_id and rows[0]["arxiv_id"] and paper.arxiv_id != rows[0]["arxiv_id"]
                      or paper.doi and rows[0]["doi"] and legacy_doi(paper.doi) != legacy_doi(rows[0]["doi"])):
             return None  # same title, different ids: two papers

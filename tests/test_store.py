@@ -293,6 +293,33 @@ def test_a_truncated_scholar_title_matches_the_full_title(store):
     assert out.merged == 1 and store.count_papers() == 1
 
 
+def plans(store, fn) -> dict[str, str]:
+    """{statement: its query plan} of the statements ``fn()`` runs on ``store`` (as SQLite ran them, values bound;
+    the triggers' own statements aside): a query that reads a whole table shows "SCAN table"."""
+    statements = []
+    store.db.conn.set_trace_callback(statements.append)
+    try:
+        fn()
+    finally:
+        store.db.conn.set_trace_callback(None)
+    return {sql: " | ".join(row[3] for row in store.db.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            for sql in statements if sql.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE", "INSERT"))}
+
+
+def test_a_truncated_title_is_looked_up_in_the_title_index_not_by_reading_every_paper(store):
+    # Scholar cuts long titles ("…"): each such title was matched with LIKE, which SQLite cannot answer from
+    # the title_key index (LIKE ignores case), so every truncated title of an alert read the whole papers table
+    full = "Inference and analysis of cell-cell communication using CellChat"
+    store.add_papers([Paper(full, doi="10.1038/x"), Paper("Inference and analysis of cell-cell signalling in tissue"),
+                      Paper("Inference and analysis of cell-cell communicatio"),  # a shorter key: no prefix match
+                      Paper("A study of something else entirely, long enough")])
+    cut = Paper("Inference and analysis of cell-cell communication …", source="google_scholar")
+    seen = plans(store, lambda: store.add_papers([cut, Paper("Inference and analysis of nothing stored here at all …")]))
+    assert any("title_key>?" in plan for plan in seen.values())
+    assert [sql for sql, plan in seen.items() if "SCAN papers" in plan] == []
+    assert store.find_paper(title=cut.title).title == full and store.count_papers() == 5
+
+
 def test_same_title_with_different_arxiv_ids_stays_two_papers(store):
     store.add_papers([Paper("Introduction", arxiv_id="2401.00001"), Paper("Introduction", arxiv_id="2401.00002")])
     assert store.count_papers() == 2
