@@ -42,7 +42,7 @@ import sqlite_utils
 from .errors import StoreError
 from .models import CUT_MARK, Paper, ScoredPaper, Vote, legacy_doi, matches_query, normalise_title, query_ids
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 SEARCH_WORDS = 12  # a search uses at most this many words of its query
 
 
@@ -234,8 +234,16 @@ def _migration_9(db: sqlite_utils.Database) -> None:
     db["sent_papers"].create_index(["digest_id"])
 
 
+def _migration_10(db: sqlite_utils.Database) -> None:
+    # owner: feedback. vote_events had no index but its id: every vote of a reply read later (as_of: was a later
+    # choice made on this paper?), every rekeyed paper and `digest votes --history` read the whole log, which
+    # grows by every vote and undo, for ever.
+    db["vote_events"].create_index(["paper_id", "user"])
+    db["vote_events"].create_index(["user"])
+
+
 MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6, _migration_7,
-              _migration_8, _migration_9]
+              _migration_8, _migration_9, _migration_10]
 
 
 DIGEST_DONE = ("sent", "skipped", "failed", "superseded")  # a digest in one of these is never sent again

@@ -161,7 +161,7 @@ def test_a_version_2_database_gains_the_author_count_and_keeps_its_papers(tmp_pa
     db.conn.commit()
     db.conn.close()
     store = Store(path)
-    assert store.schema_version == SCHEMA_VERSION == 9
+    assert store.schema_version == SCHEMA_VERSION == 10
     old = store.get_papers(["arxiv:1"])["arxiv:1"]
     assert old.authors == ("A",) and old.author_count is None
     # the word index of schema 6 holds the papers stored before it
@@ -195,6 +195,8 @@ def test_a_migration_cut_short_leaves_the_old_schema_and_the_next_open_finishes_
     first.db.execute("ALTER TABLE digests DROP COLUMN floor")
     first.db.execute("ALTER TABLE digests DROP COLUMN unconfirmed")  # and schema 8's
     first.db.execute("DROP INDEX idx_sent_papers_digest_id")  # and schema 9's
+    first.db.execute("DROP INDEX idx_vote_events_paper_id_user")  # and schema 10's
+    first.db.execute("DROP INDEX idx_vote_events_user")
     first.db.execute("PRAGMA user_version = 5")
     first.close()
 
@@ -318,6 +320,41 @@ def test_a_truncated_title_is_looked_up_in_the_title_index_not_by_reading_every_
     assert any("title_key>?" in plan for plan in seen.values())
     assert [sql for sql, plan in seen.items() if "SCAN papers" in plan] == []
     assert store.find_paper(title=cut.title).title == full and store.count_papers() == 5
+
+
+def test_the_vote_log_is_read_by_paper_and_by_user_through_indexes_not_whole(tmp_path):
+    # vote_events grows by every vote and undo for ever; a reply's votes (as_of), a rekeyed paper and a user's
+    # history each read all of it. A store of schema 9 gains the indexes when opened.
+    import sqlite_utils
+
+    from digest.store import MIGRATIONS
+
+    path = tmp_path / "v9.db"
+    db = sqlite_utils.Database(sqlite3.connect(path))
+    for migration in MIGRATIONS[:9]:
+        migration(db)
+    db.execute("PRAGMA user_version = 9")
+    db.conn.commit()
+    db.conn.close()
+    store = Store(path)
+    store.add_papers([Paper("A paper on the vote log's indexes", arxiv_id="2401.00001"),
+                      Paper("A paper known by its title only, for now")])
+    for user in ("ada", "ben"):
+        store.record_vote(user, "arxiv:2401.00001", 1)
+    later = (datetime.now(UTC) + timedelta(minutes=1)).isoformat(timespec="seconds")
+    title_only = Paper("A paper known by its title only, for now").id
+    seen = plans(store, lambda: (
+        store.record_votes("ada", [("arxiv:2401.00001", -1), (title_only, 1)], "email", also=["ada-old"],
+                           as_of=later),
+        store.vote_events("ada"),
+        store.add_papers([Paper("A paper known by its title only, for now", arxiv_id="2401.00002")])))  # rekeyed
+    assert [sql for sql, plan in seen.items() if "SCAN vote_events" in plan] == []
+    assert any("vote_events USING" in plan and "paper_id=?" in plan for plan in seen.values())
+    # what they read is the same
+    assert [(e["paper_id"], e["value"]) for e in store.vote_events("ada")] == [
+        ("arxiv:2401.00001", 1), ("arxiv:2401.00001", -1), ("arxiv:2401.00002", 1)]
+    assert store.get_vote("ben", "arxiv:2401.00001") == 1
+    store.close()
 
 
 def test_same_title_with_different_arxiv_ids_stays_two_papers(store):
