@@ -61,6 +61,10 @@ log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 2.0        # how often the profiles directory is checked for changes
 SWEEP_MINUTES = 10.0       # how often due-but-unsent digests (transient failures, dead claims) are retried
+# the profile watcher waits this long for another process's write lock, then tries again at its next look (a
+# 30-s wait every 2 s kept it running past each tick); a lock held this long (as elsewhere) is said in the log
+WATCH_LOCK_WAIT = 1.0
+WATCH_LOCK_REPORT = 30.0
 EMBED_LOG_SECONDS = 15.0   # while a large batch of new papers is embedded, a progress line at most this often
 LOCK_NAME = "run.lock"     # in data_dir: one `digest run` per data directory
 CLOCK_CHECK_SECONDS = 5.0  # how often the wall clock is compared with the monotonic clock
@@ -471,6 +475,8 @@ class Daemon:
         # a profile added or back): a send time of theirs before it was never theirs to miss
         self._rescheduled_at: dict[str, datetime] = {}
         self._snapshot: tuple | None = None
+        # since when (monotonic) the profile watcher could not record a change it saw, and what it said of it
+        self._watch_unread: tuple[float, str] | None = None
         self._sends_waiting = 0                  # digests queued or running: background embedding gives way
         self._library_backlog: set[str] = set()  # users whose library (seeds, votes) is still to embed
         self._library_task: asyncio.Task | None = None
@@ -1038,15 +1044,28 @@ class Daemon:
         snapshot = profiles_snapshot(self.settings.profiles_path, self._library_files())
         if snapshot == self._snapshot:
             return
-        self._snapshot = snapshot
+
+        def read():
+            with self.watch_store.lock_wait(WATCH_LOCK_WAIT):
+                return self._read_profiles(self.watch_store)
+
         try:
-            loaded = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._read_profiles, self.watch_store)
+            loaded = await asyncio.get_running_loop().run_in_executor(self._executor, read)
         except ProfileError as exc:  # the directory itself went away: keep every schedule as it is
+            self._snapshot = snapshot
             if str(exc) not in self._reported_errors:
                 self._reported_errors.add(str(exc))
                 log.error("job=profiles: %s; keeping the current schedules", exc)
             return
+        except sqlite3.DatabaseError as exc:
+            # the change is not taken as seen (no snapshot), so a later look reads it again: a profile added while
+            # another process held the write lock was otherwise never scheduled until a restart
+            self._profiles_unread(exc)
+            return
+        self._snapshot = snapshot
+        if self._watch_unread is not None and self._watch_unread[1]:
+            log.info("job=profiles: the database can be written again; the profile changes are read")
+        self._watch_unread = None
         self.stale = loaded.stale
         before = self.profiles
         rescheduled = self._apply_profiles(loaded.profiles)
@@ -1056,6 +1075,22 @@ class Daemon:
             self._queue_libraries(new_library)  # in the background, behind the catch-up below
         if rescheduled and not self.stopping:
             self._request_sweep()  # a new or moved send time may already have passed today
+
+    def _profiles_unread(self, exc: sqlite3.DatabaseError) -> None:
+        """A change to the profiles could not be recorded (the database locked by another process, a full disk):
+        every schedule stays as it is and the watcher reads the change again at its next look. Said once (a lock
+        only once it has lasted WATCH_LOCK_REPORT seconds, as a write elsewhere would wait), not every 2 s."""
+        now = time.monotonic()
+        since, said = self._watch_unread or (now, "")
+        text = database_problem(self.watch_store.path, exc)
+        lock = "locked" in str(exc) or "busy" in str(exc)
+        if not said and (not lock or now - since >= WATCH_LOCK_REPORT):
+            log.error("job=profiles: a change in %s is not read yet: %s; it is read as soon as the database can be "
+                      "written (until then every schedule stays as it was)", self.settings.profiles_path, text)
+            said = text
+        else:
+            log.debug("job=profiles: a change is not read yet: %s", exc)
+        self._watch_unread = (since, said)
 
     def _apply_profiles(self, profiles: Mapping[str, Profile], *, initial: bool = False) -> bool:
         """Add, move or remove send jobs to match ``profiles``. Returns True if any send time (or address) changed."""

@@ -531,6 +531,16 @@ class Store:
             raise
         conn.commit()
 
+    @contextlib.contextmanager
+    def lock_wait(self, seconds: float) -> Iterator[None]:
+        """Writes inside wait at most ``seconds`` for another process's write lock (30 s otherwise), for a caller
+        that tries again soon anyway (the daemon's profile watcher)."""
+        self.db.conn.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+        try:
+            yield
+        finally:
+            self.db.conn.execute("PRAGMA busy_timeout=30000")
+
     @property
     def schema_version(self) -> int:
         return self.db.execute("PRAGMA user_version").fetchone()[0]

@@ -784,6 +784,58 @@ def test_other_programs_opening_checkpointing_and_closing_the_database_do_not_st
     assert drive(daemon, scenario) == 0
     assert (settings.data_path / "digest.db-wal").exists() is False  # the last connection closed it cleanly
 
+HOLD_WRITE_LOCK = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+db.execute("ROLLBACK")
+"""
+
+
+def test_a_profile_added_while_another_process_holds_the_write_lock_is_scheduled_once_it_is_released(home, caplog):
+    """Another process (a `digest send`, an sqlite3 shell with an open transaction) holds the database's write lock
+    for longer than SQLite's 30 s wait while a profile is added: the watcher could not record it, had already taken
+    the change as seen, and never scheduled the new reader until a restart (their digests silently never went
+    out), after an APScheduler traceback and a "maximum number of running instances" warning every 2 s. Now the
+    change is read again once the lock is gone, with one precise line meanwhile."""
+    tmp_path, config = home
+    config.write_text(config.read_text() + '[model]\nname = "all-MiniLM-L6-v2"\n')  # the fast model: loaded at start
+    caplog.set_level(logging.INFO)
+    write_profile(tmp_path / "profiles", "ada", send_at="07:30")
+    settings = load_settings(config)
+    daemon = Daemon(settings)
+    held_for = 38.0  # longer than SQLite's 30 s busy timeout
+
+    async def scenario():
+        await until(lambda: daemon.ready.is_set())
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(settings.db_path), str(held_for)],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert (await asyncio.to_thread(holder.stdout.readline)).strip() == "held"
+            write_profile(tmp_path / "profiles", "cat", send_at="07:45")
+            # said once the lock has lasted 30 s; nothing could be recorded meanwhile, so nothing changed yet
+            await until(lambda: records(caplog, "job=profiles: a change in"), timeout=held_for + 10)
+            assert holder.poll() is None and "cat" not in daemon.profiles
+            await until(lambda: "cat" in daemon.profiles, timeout=held_for)  # read again once the lock is gone
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+            holder.wait()
+
+    assert drive(daemon, scenario, timeout=180) == 0
+    assert records(caplog, "job=profiles user=cat: scheduled: daily at 07:45 UTC")
+    [unread] = records(caplog, "job=profiles: a change in")
+    assert unread.levelno == logging.ERROR
+    message = unread.getMessage()
+    assert str(tmp_path / "profiles") in message and "held the database's write lock for 30 s" in message
+    assert "it is read as soon as the database can be written" in message
+    assert len(records(caplog, "the database can be written again; the profile changes are read")) == 1
+    assert not records(caplog, "maximum number of running instances")
+    assert not [r for r in caplog.records if r.exc_info or "raised an exception" in r.getMessage()]
+
+
 def test_a_second_daemon_on_the_same_data_directory_is_refused(home, embedder):
     _, config = home
     settings = load_settings(config)
