@@ -804,6 +804,13 @@ class Daemon:
         try:
             report = self.poll(self.work_store, self.settings, stop=self.stop_event)
         except Exception as exc:  # e.g. the account cannot be used as configured: say so at every poll
+            if isinstance(exc, sqlite3.DatabaseError):
+                # the store's own trouble (a lock held elsewhere, a full disk), with its cause and fix; not written
+                # as an event too: that write would wait another 30 s for the same lock and fail, and take the
+                # digest this poll came before down with it
+                log.error("job=poll (%s): failed: %s; the next poll reads again what this one could not store",
+                          reason, database_problem(self.work_store.path, exc))
+                return
             log.error("job=poll (%s): failed: %s", reason, _one_line(exc))
             self.work_store.log_event("ERROR", "poll", _one_line(exc))
             return

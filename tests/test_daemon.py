@@ -836,6 +836,53 @@ def test_a_profile_added_while_another_process_holds_the_write_lock_is_scheduled
     assert not [r for r in caplog.records if r.exc_info or "raised an exception" in r.getMessage()]
 
 
+@pytest.mark.mail
+def test_a_poll_that_meets_the_write_lock_of_another_process_says_so_and_the_next_poll_stores_the_mail(
+        home, caplog, mail_servers, monkeypatch):
+    """The daemon's poll while another process holds the database's write lock beyond SQLite's 30 s: one line with
+    the cause and what to do (it was `failed: OperationalError: database is locked`, then a second 30-s wait to
+    write that as an event, which, before a digest, failed the digest too), and the alert, left unmarked on the
+    server, is stored by the next poll."""
+    from digest.ingest import poll_all
+
+    tmp_path, config = home
+    alerts, password = mail_servers.new_user("alerts")
+    mail_servers.append(alerts, ALERT.read_bytes())
+    config.write_text(config.read_text() + f"""[model]
+name = "all-MiniLM-L6-v2"
+[imap]
+host = "127.0.0.1"
+port = {mail_servers.imap_port}
+security = "plain"
+username = "{alerts}"
+""")
+    monkeypatch.setenv("DIGEST_IMAP_PASSWORD", password)
+    settings = load_settings(config)
+    caplog.set_level(logging.INFO)
+    daemon = Daemon(settings, poll=poll_all)
+    try:
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(settings.db_path), "33"],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            daemon._poll_blocking("test")
+        finally:
+            holder.wait(timeout=60)
+        [failed] = records(caplog, "job=poll (test): failed")
+        message = failed.getMessage()
+        assert f"{settings.db_path}: another process held the database's write lock for 30 s" in message
+        assert "find the process keeping it" in message and "the next poll reads again" in message
+        [(_, flags, _)] = mail_servers.messages(alerts)
+        assert b"$Digested" not in flags  # not stored, so not marked
+        daemon._poll_blocking("again")
+        assert records(caplog, "job=poll (again): INBOX: 1 fetched, 1 ingested")
+        [(_, flags, _)] = mail_servers.messages(alerts)
+        assert b"$Digested" in flags
+        assert daemon.work_store.count_papers() == 3
+    finally:
+        daemon._close()
+
+
 def test_a_second_daemon_on_the_same_data_directory_is_refused(home, embedder):
     _, config = home
     settings = load_settings(config)
