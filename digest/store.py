@@ -305,6 +305,23 @@ def owner_state(owner: str) -> str:
     return "alive"
 
 
+def describe_owner(owner: str, since: str | None = None) -> str:
+    """A claim's owner as whoever reads the message can look it up (``ps``): 'process 22473 on this machine since
+    2026-12-07 18:25:02 UTC', not the stored ``host:boot:pid:start:nonce``."""
+    parts = owner.split(":")
+    if len(parts) == 3:  # the first format: host:pid:nonce
+        parts = [parts[0], "", parts[1], "", parts[2]]
+    if len(parts) == 5 and parts[2].isdigit():
+        where = "this machine" if parts[0] == socket.gethostname() else f"host {parts[0]}"
+        who = f"process {parts[2]} on {where}"
+    else:
+        who = f"another run ({owner})" if owner else "another run"
+    if since:
+        when = f"{since[:10]} {since[11:19]} UTC" if since.endswith("+00:00") and len(since) >= 19 else since
+        who += f" since {when}"
+    return who
+
+
 @dataclass(frozen=True)
 class IngestOutcome:
     new: int
