@@ -912,6 +912,12 @@ class Daemon:
             log.info("%s another live run is sending it (%s); not sent again", prefix, d.error)
         elif d.status == "paused":
             log.info("%s paused%s; no email", prefix, f" ({d.error})" if d.error else "")
+        elif d.status == "retry" and user not in self.profiles:
+            # the profile was removed (or broke beyond use) while this digest was being sent: no job of this
+            # daemon retries it now, as `digest status` also says
+            log.warning("%s not delivered: %s; %s was removed (or cannot be used) meanwhile, so nothing retries "
+                        "it: put the file back to send it, once", prefix, d.error,
+                        profile.path or self.settings.profiles_path / f"{user}.toml")
         elif d.status == "retry":
             log.warning("%s not delivered, will retry within schedule.grace_minutes: %s", prefix, d.error)
         else:

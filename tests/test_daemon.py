@@ -883,6 +883,59 @@ username = "{alerts}"
         daemon._close()
 
 
+@pytest.mark.mail
+def test_a_profile_removed_while_its_digest_is_being_retried_is_not_promised_a_retry(tmp_path, caplog, mail_servers):
+    """The mail server answers "try later" to ben's digest, and ben.toml is deleted while the daemon retries it:
+    the digest is left 'retry' and no job of the daemon sends it any more (`digest status` says to put the file
+    back). The log said "will retry within schedule.grace_minutes"; it now says that nothing retries it, and how to
+    send it."""
+    ben, _ = mail_servers.new_user("ben")
+    (tmp_path / "profiles").mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text(f"""data_dir = "{tmp_path / 'data'}"
+profiles_dir = "{tmp_path / 'profiles'}"
+[model]
+name = "all-MiniLM-L6-v2"
+[smtp]
+host = "127.0.0.1"
+port = {mail_servers.smtp_port}
+security = "starttls"
+ca_file = "{mail_servers.ca_cert}"
+from_addr = "digest@example.test"
+retries = 3
+retry_backoff = 1.0
+[web]
+enabled = false
+[schedule]
+grace_minutes = 30
+shutdown_timeout = 20
+""")
+    caplog.set_level(logging.INFO)
+    due = local_minute("UTC", timedelta(minutes=-2))
+    path = write_profile(tmp_path / "profiles", "ben", send_at=f"{due:%H:%M}", email=ben)
+    refusals = ["451 4.3.0 try later"] * 4  # every attempt of the catch-up's send
+    mail_servers.set_faults({ben: refusals})
+    daemon = Daemon(load_settings(config))
+
+    async def scenario():
+        await until(lambda: len(mail_servers.faults().get(ben, [])) < len(refusals), timeout=90)
+        path.unlink()  # while the sender waits to try again
+        await until(lambda: records(caplog, f"job=send user=ben period={due:%Y-%m-%d}: not delivered"), timeout=60)
+
+    try:
+        assert drive(daemon, scenario) == 0
+    finally:
+        mail_servers.clear_faults()
+    assert records(caplog, "job=profiles user=ben: profile removed; no more digests")
+    [line] = records(caplog, f"job=send user=ben period={due:%Y-%m-%d}: not delivered")
+    message = line.getMessage()
+    assert "will retry" not in message
+    assert f"DATA: 451 4.3.0 try later; {path} was removed (or cannot be used) meanwhile, so nothing retries it: " \
+           "put the file back to send it, once" in message
+    assert mail_servers.messages(ben) == []
+    assert Store(tmp_path / "data" / "digest.db").digest_for("ben", f"{due:%Y-%m-%d}")["status"] == "retry"
+
+
 def test_a_second_daemon_on_the_same_data_directory_is_refused(home, embedder):
     _, config = home
     settings = load_settings(config)
