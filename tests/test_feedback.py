@@ -1553,6 +1553,37 @@ def test_a_digest_page_shows_every_paper_and_takes_a_vote_on_each_without_leavin
     assert [e["value"] for e in live.store.vote_events("wren") if e["paper_id"] == pids[1]] == [1, -1]
 
 
+def test_undo_on_a_digest_page_opened_before_a_later_vote_leaves_that_vote(live):
+    """A reader gives 👍 on the digest's page, then changes it to 👎 with the email's link (another window, or an
+    email vote), then presses Undo on the page still showing 👍: the 👎 given last stays, as a single vote's stale
+    Undo already left it (it was removed: the reader had no vote, and the page said "Vote removed")."""
+    link, pids = sent_digest(live, "zack", "2025-04-04", ["Retrieval heads in long-context models"])
+    down = live.link("zack", "down", pids[0])
+    with live.client() as client:
+        assert client.post(live.path(link), data=_item_form(link, 1, "up")).status_code == 303
+        shown = BeautifulSoup(client.get(live.path(link)).text, "html.parser").select_one("#item-1 form.votes")
+        # the form as the browser sends it when Undo is pressed on this page
+        stale = {i["name"]: i["value"] for i in shown.select("input[type=hidden]")} | {"do": "undo"}
+        client.post(live.path(down), data=_form(down))
+        assert live.store.get_vote("zack", pids[0]) == -1
+        undone = client.post(live.path(link), data=stale)
+        assert undone.status_code == 303
+        assert live.store.get_vote("zack", pids[0]) == -1
+        item = BeautifulSoup(client.get(live.path(link) + "?" + undone.headers["location"].split("?", 1)[1]).text,
+                             "html.parser").select_one("#item-1")
+        assert "Vote removed" not in item.text
+        assert item.select_one(".status").get_text(strip=True).startswith("Nothing to undo here: this vote was "
+                                                                           "changed after the page showed it")
+        assert _voting(item)["pressed"] == ["down"]
+        # pressed on a page showing the vote as it is, Undo removes it
+        shown = BeautifulSoup(client.get(live.path(link)).text, "html.parser").select_one("#item-1 form.votes")
+        fresh = {i["name"]: i["value"] for i in shown.select("input[type=hidden]")} | {"do": "undo"}
+        assert client.post(live.path(link), data=fresh).headers["location"].startswith(f"{link.rsplit('/', 1)[1]}"
+                                                                                       "?done=undo&")
+        assert live.store.get_vote("zack", pids[0]) == 0
+    assert [e["value"] for e in live.store.vote_events("zack")] == [1, -1, 0]
+
+
 def test_a_digest_page_keeps_the_best_papers_below_the_bar_folded_with_their_scores_and_takes_votes_on_them(live):
     titles = ["Graph transformers for molecules"]
     link, pids = sent_digest(live, "yara", "2025-04-03", titles, more=["Molecular dynamics on GPUs"],
