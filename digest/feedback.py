@@ -81,6 +81,12 @@ VOTE_LABELS = {"up": ("👍", "More like this"), "down": ("👎", "Less like thi
 SEARCH_CHARS = 200  # a digest page's search reads this much of its query...
 SEARCH_RESULTS = 20  # ...and shows this many papers
 # what a digest page says under the paper just voted on (also: the buttons it accepts)
+# how long a click waits for another process's write lock before the reader is told it was not recorded (503).
+# Each waiting click holds one of the server's 40 worker threads: with SQLite's 30 s, clicks queued behind 40
+# others waited 30 s for a thread and 30 s for the lock, past the 60 s a request may take, and their connections
+# were closed with no answer at all; a reader also waited half a minute to learn the click failed.
+WEB_LOCK_WAIT = 10.0
+
 DONE_NOTES = {"up": "Thanks, recorded: 👍 More like this.", "down": "Thanks, recorded: 👎 Less like this.",
               "undo": "Vote removed.",
               # an Undo from a page showing a vote the reader has changed since (another window, an email vote)
@@ -544,7 +550,8 @@ class _App:
             raise StoreError(problem)
         store = Store(self.settings.db_path, create=False)
         try:
-            return fn(store)
+            with store.lock_wait(WEB_LOCK_WAIT):
+                return fn(store)
         finally:
             store.close()
 
@@ -894,7 +901,7 @@ def create_app(settings: Settings, *, key: Secret | None = None) -> Starlette:
         # the store's trouble (a full disk, a lock held elsewhere, a damaged file): one line with the cause and
         # the fix for whoever runs it, not a traceback; the reader learns their click was not recorded
         log.error("feedback server: %s %s: %s", request.method, request.url.path.split("/")[1:2],
-                  database_problem(settings.db_path, exc))
+                  database_problem(settings.db_path, exc, waited=WEB_LOCK_WAIT))
         return _error_page(settings, 503, "Not available right now",
                            "The digest's database cannot be used right now, so this click was not recorded.",
                            "Try the link again later. If it keeps happening, tell whoever runs your digest.")

@@ -69,9 +69,10 @@ def is_damage(exc: sqlite3.DatabaseError) -> bool:
     return type(exc) is sqlite3.DatabaseError or bool(re.search(r"malformed|not a database|corrupt", str(exc)))
 
 
-def database_problem(path: Path | None, exc: sqlite3.DatabaseError) -> str:
+def database_problem(path: Path | None, exc: sqlite3.DatabaseError, waited: float = 30) -> str:
     """One line for an SQLite error met in the middle of a command: what it means and what to do. Every write is
-    one transaction, so the one that failed left nothing half-done."""
+    one transaction, so the one that failed left nothing half-done. ``waited``: how long the write waited for a
+    lock (its connection's busy timeout)."""
     where = str(path) if path else "the database"
     text = str(exc)
     if is_damage(exc):
@@ -80,7 +81,7 @@ def database_problem(path: Path | None, exc: sqlite3.DatabaseError) -> str:
         return (f"{where}: {type(exc).__name__}: {text}: a fault in digest, not in the database file (leave the file "
                 "as it is); please report it with the command that met it")
     if "locked" in text or "busy" in text:
-        return (f"{where}: another process held the database's write lock for 30 s ({text}); the write that "
+        return (f"{where}: another process held the database's write lock for {waited:g} s ({text}); the write that "
                 "waited was not made (nothing is left half-written). A `digest run` daemon or another command may "
                 "be busy: try again, or find the process keeping it (e.g. an sqlite3 shell with an open "
                 "transaction)")

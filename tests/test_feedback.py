@@ -245,6 +245,58 @@ def test_a_damaged_or_deleted_database_gives_readers_a_503_and_the_log_one_line_
         assert "the database file is gone" in caplog.text
 
 
+HOLD_WRITE_LOCK = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+db.execute("ROLLBACK")
+"""
+
+
+def test_fifty_clicks_while_another_process_holds_the_write_lock_each_get_the_not_recorded_page_soon(tmp_path,
+                                                                                                     caplog):
+    """Another process holds the database's write lock for 45 s (an sqlite3 shell with an open transaction) while a
+    reader's 50 clicks come in at once. Each click waited SQLite's 30 s in one of the server's 40 worker threads, so
+    the 10 beyond those waited 30 s for a thread first: answers took up to 45 s, and with a lock of a minute
+    those connections were closed with no answer at all. Now a click waits for the lock 10 s at most: every one is
+    told within about 20 s that it was not recorded, and once the lock is gone a click records its vote."""
+    import asyncio
+
+    with running_server(tmp_path) as live:
+        pid = live.paper("Mixture of depths for long contexts", "Text.", arxiv_id="2501.00123")
+        links = [live.link("omar", action, pid) for action in ("up", "down")]
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(live.settings.db_path), "45"],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "held"
+
+            async def click(client, link):
+                start = time.monotonic()
+                response = await client.post(live.path(link), data=_form(link))
+                return response.status_code, time.monotonic() - start, response.text
+
+            async def clicks():
+                async with httpx.AsyncClient(base_url=live.url, timeout=120,
+                                             limits=httpx.Limits(max_connections=100)) as client:
+                    return await asyncio.gather(*(click(client, links[i % 2]) for i in range(50)))
+
+            answers = asyncio.run(clicks())
+            assert holder.poll() is None  # all answered while the lock was still held
+        finally:
+            holder.wait(timeout=90)
+        assert [code for code, _, _ in answers] == [503] * 50
+        assert all("this click was not recorded" in text for _, _, text in answers)
+        assert max(seconds for _, seconds, _ in answers) < 30, sorted(seconds for _, seconds, _ in answers)
+        assert live.store.get_vote("omar", pid) == 0 and live.store.vote_events("omar") == []
+        lines = {r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR}
+        assert lines and all("another process held the database's write lock for 10 s" in line for line in lines)
+        with live.client() as client:  # the lock is gone: the reader's next click counts
+            assert client.post(live.path(links[1]), data=_form(links[1])).status_code == 303
+        assert live.store.get_vote("omar", pid) == -1
+
+
 def snapshot(store: Store) -> list[str]:
     """Every row of every table: equal snapshots mean nothing changed."""
     return list(store.db.conn.iterdump())
