@@ -745,9 +745,11 @@ class Daemon:
         os._exit(code)
 
     # -- units of work -------------------------------------------------------------------------------------
-    async def _unit(self, label: str, fn: Callable, *args, fatal: bool = False, user: str | None = None):
+    async def _unit(self, label: str, fn: Callable, *args, fatal: bool = False, user: str | None = None,
+                    then: str = ""):
         """Run one unit of blocking work in the worker thread, one at a time. Returns its result (None when
-        skipped because the daemon is stopping, or when it failed: failures are logged, never raised)."""
+        skipped because the daemon is stopping, or when it failed: failures are logged, never raised, with
+        ``then``: what becomes of the work)."""
         failed: BaseException | None = None
         async with self._lock_work:
             if self.stopping:
@@ -765,7 +767,7 @@ class Daemon:
                 return await asyncio.shield(future)
             except Exception as exc:
                 failed = exc
-                _report_failure(self.loop_store, self.current, label.split()[0], exc, user)
+                _report_failure(self.loop_store, self.current, label.split()[0], exc, user, then)
             finally:
                 if future.done():
                     self.current = None
@@ -941,7 +943,10 @@ class Daemon:
         """One digest as a unit of work; background embedding gives way to it while it waits."""
         self._sends_waiting += 1
         try:
-            await self._unit("send", self._deliver_blocking, user, due_at, user=user)
+            # nothing was sent (a failure after the claim leaves the digest 'retry' or its claim to take over)
+            await self._unit("send", self._deliver_blocking, user, due_at, user=user,
+                             then=f"; nothing was sent, and the catch-up tries this digest again (every "
+                                  f"{SWEEP_MINUTES:g} min, within schedule.grace_minutes of its send time)")
         finally:
             self._sends_waiting -= 1
 

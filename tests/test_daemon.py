@@ -883,6 +883,42 @@ username = "{alerts}"
         daemon._close()
 
 
+def test_a_digest_whose_send_meets_the_write_lock_of_another_process_is_sent_by_the_next_catch_up(home, caplog):
+    """The database is write-locked by another process for longer than SQLite's 30 s when a digest is due: the send
+    job fails with the cause and fix, says that nothing went out and that the catch-up tries again (it said only
+    `failed: ...`), and the next catch-up, the lock gone, sends it once."""
+    tmp_path, config = home
+    config.write_text(config.read_text() + '[model]\nname = "all-MiniLM-L6-v2"\n')
+    caplog.set_level(logging.INFO)
+    due = local_minute("UTC", timedelta(minutes=-2))
+    write_profile(tmp_path / "profiles", "dan", send_at=f"{due:%H:%M}")
+    settings = load_settings(config)
+    daemon = Daemon(settings)
+    assert daemon.embedder.dimension == 384  # loaded now: the start's catch-up meets the lock at once
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(settings.db_path), "36"],
+                              stdout=subprocess.PIPE, text=True)
+
+    async def scenario():
+        await until(lambda: daemon.ready.is_set(), timeout=90)  # the start's catch-up met the lock
+        await asyncio.to_thread(holder.wait, 60)
+        assert outbox(tmp_path) == []
+        await daemon._sweep_job()  # the next catch-up (every SWEEP_MINUTES)
+
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert drive(daemon, scenario, timeout=180) == 0
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.wait()
+    [failed] = records(caplog, "job=send user=dan: failed")
+    message = failed.getMessage()
+    assert f"{settings.db_path}: another process held the database's write lock for 30 s" in message
+    assert message.endswith("; nothing was sent, and the catch-up tries this digest again (every 10 min, within "
+                            "schedule.grace_minutes of its send time)")
+    assert outbox(tmp_path) == [f"dan-{due:%Y-%m-%d}.eml"]
+
+
 @pytest.mark.mail
 def test_a_profile_removed_while_its_digest_is_being_retried_is_not_promised_a_retry(tmp_path, caplog, mail_servers):
     """The mail server answers "try later" to ben's digest, and ben.toml is deleted while the daemon retries it:
