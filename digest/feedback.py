@@ -81,8 +81,17 @@ VOTE_LABELS = {"up": ("👍", "More like this"), "down": ("👎", "Less like thi
 SEARCH_CHARS = 200  # a digest page's search reads this much of its query...
 SEARCH_RESULTS = 20  # ...and shows this many papers
 # what a digest page says under the paper just voted on (also: the buttons it accepts)
+# how long a click waits for another process's write lock before the reader is told it was not recorded (503).
+# Each waiting click holds one of the server's 40 worker threads: with SQLite's 30 s, clicks queued behind 40
+# others waited 30 s for a thread and 30 s for the lock, past the 60 s a request may take, and their connections
+# were closed with no answer at all; a reader also waited half a minute to learn the click failed.
+WEB_LOCK_WAIT = 10.0
+
 DONE_NOTES = {"up": "Thanks, recorded: 👍 More like this.", "down": "Thanks, recorded: 👎 Less like this.",
-              "undo": "Vote removed."}
+              "undo": "Vote removed.",
+              # an Undo from a page showing a vote the reader has changed since (another window, an email vote)
+              "kept": "Nothing to undo here: this vote was changed after the page showed it (in another window or "
+                      "by email); the one shown now stands."}
 
 # Sent with every response. Pages have no scripts at all; the one stylesheet is same-origin. Tokens are in
 # URLs, so no Referer may ever carry them elsewhere, and nothing may be cached or framed.
@@ -548,7 +557,8 @@ class _App:
             raise StoreError(problem)
         store = Store(self.settings.db_path, create=False)
         try:
-            return fn(store)
+            with store.lock_wait(WEB_LOCK_WAIT):
+                return fn(store)
         finally:
             store.close()
 
@@ -735,7 +745,7 @@ class _App:
         context = item_context(item, store.paper_sources(pid) if sources is None else sources, "", "")
         # the email's first lines of the abstract, and the rest a click away (no script: <details>)
         whole = shorten(item.paper.abstract or item.paper.snippet, TEXT_LIMIT * 100)
-        noted = bool(done) and vote == {"up": 1, "down": -1, "undo": 0}[done]
+        noted = bool(done) and (vote != 0 if done == "kept" else vote == {"up": 1, "down": -1, "undo": 0}[done])
         # a digest's paper has its number on the page; a paper a search found, its place in the results (key)
         return {**context, "whole": whole if whole != context["text"] else "", "vote": vote,
                 "done": DONE_NOTES[done] if noted else "", "pid": pid, "number": 0, "key": 0, "sent_on": "", "below": False, **extra}
@@ -765,7 +775,7 @@ class _App:
         form = await self.form(request)
         self.same_token(request, form)
         do, number, paper = form.get("do", ""), form.get("item", ""), form.get("paper", "")
-        if do not in DONE_NOTES or not ((number.isascii() and number.isdigit()) or (paper and not number)):
+        if do not in ("up", "down", "undo") or not ((number.isascii() and number.isdigit()) or (paper and not number)):
             raise WrongToken("Unknown request.")
         search, key = " ".join(form.get("q", "").split())[:SEARCH_CHARS], form.get("key", "")
 
@@ -787,9 +797,13 @@ class _App:
                                        "This digest has no such paper, so it cannot take a vote.")
                 pid = papers[item]
             if do == "undo":  # the vote the page showed, whichever of the reader's names gave it
-                changed = any([store.undo_vote(name, pid, via="web") for name in readers])
+                # only if it is still that vote (checked in the same statement): a 👎 given in another window or by
+                # email after this page showed a 👍 stays, as with a single vote's link
+                shown = {"1": 1, "-1": -1}.get(form.get("shown", ""))
+                changed = any([store.undo_vote(name, pid, via="web", value=shown) for name in readers])
+                note = "kept" if not changed and store.votes_on(readers, [pid]).get(pid) else do
             else:
-                changed = store.record_vote(data.user, pid, VOTE_VALUES[do], via="web", also=readers)
+                changed, note = store.record_vote(data.user, pid, VOTE_VALUES[do], via="web", also=readers), do
             if changed:
                 log.info("vote %s by %s on %s via the digest page%s", do, data.user, pid,
                          " (a search)" if paper else "")
@@ -797,9 +811,9 @@ class _App:
             token = request.path_params["token"]
             if paper:
                 where = "#found-" + key if key.isascii() and key.isdigit() else "#search"
-                return RedirectResponse(f"{token}?{urlencode({'q': search, 'done': do, 'paper': pid})}{where}",
+                return RedirectResponse(f"{token}?{urlencode({'q': search, 'done': note, 'paper': pid})}{where}",
                                         status_code=303)
-            return RedirectResponse(f"{token}?done={do}&item={number}#item-{number}", status_code=303)
+            return RedirectResponse(f"{token}?done={note}&item={number}#item-{number}", status_code=303)
 
         return await run_in_threadpool(self.with_store, apply)
 
@@ -898,7 +912,7 @@ def create_app(settings: Settings, *, key: Secret | None = None) -> Starlette:
         # the store's trouble (a full disk, a lock held elsewhere, a damaged file): one line with the cause and
         # the fix for whoever runs it, not a traceback; the reader learns their click was not recorded
         log.error("feedback server: %s %s: %s", request.method, request.url.path.split("/")[1:2],
-                  database_problem(settings.db_path, exc))
+                  database_problem(settings.db_path, exc, waited=WEB_LOCK_WAIT))
         return _error_page(settings, 503, "Not available right now",
                            "The digest's database cannot be used right now, so this click was not recorded.",
                            "Try the link again later. If it keeps happening, tell whoever runs your digest.")

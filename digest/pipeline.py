@@ -38,7 +38,7 @@ from .profiles import LoadedProfiles, Profile, display_path, load_profiles, loca
 from .rank import Anchor, Ranking, build_signals, rank
 from .render import item_context, render_digest
 from .send import build_message, send_message, write_outbox
-from .store import DIGEST_DONE, MAX_UNCONFIRMED, Store, database_problem
+from .store import DIGEST_DONE, MAX_UNCONFIRMED, Store, database_problem, describe_owner
 from .tokens import link_path, make_token
 
 log = logging.getLogger(__name__)
@@ -691,7 +691,8 @@ def _deliver_user(store: Store, embedder: Embedder | None, settings: Settings, p
         row = store.digest_for(profile.user, period)
         if row["status"] in DIGEST_DONE:
             return _already(profile, row)
-        return Delivery(profile.user, "busy", error=f"being sent by {row['claimed_by']} since {row['claimed_at']}")
+        return Delivery(profile.user, "busy",
+                        error=f"being sent by {describe_owner(row['claimed_by'] or '', row['claimed_at'])}")
     for old in store.supersede_unsent(profile.user, period):
         log.info("%s: the unsent digest of %s is superseded by %s", profile.user, old, period)
     picked, rendered = [], None  # (what a handler below says of a digest that went out)

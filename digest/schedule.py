@@ -61,6 +61,10 @@ log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 2.0        # how often the profiles directory is checked for changes
 SWEEP_MINUTES = 10.0       # how often due-but-unsent digests (transient failures, dead claims) are retried
+# the profile watcher waits this long for another process's write lock, then tries again at its next look (a
+# 30-s wait every 2 s kept it running past each tick); a lock held this long (as elsewhere) is said in the log
+WATCH_LOCK_WAIT = 1.0
+WATCH_LOCK_REPORT = 30.0
 EMBED_LOG_SECONDS = 15.0   # while a large batch of new papers is embedded, a progress line at most this often
 LOCK_NAME = "run.lock"     # in data_dir: one `digest run` per data directory
 CLOCK_CHECK_SECONDS = 5.0  # how often the wall clock is compared with the monotonic clock
@@ -471,6 +475,8 @@ class Daemon:
         # a profile added or back): a send time of theirs before it was never theirs to miss
         self._rescheduled_at: dict[str, datetime] = {}
         self._snapshot: tuple | None = None
+        # since when (monotonic) the profile watcher could not record a change it saw, and what it said of it
+        self._watch_unread: tuple[float, str] | None = None
         self._sends_waiting = 0                  # digests queued or running: background embedding gives way
         self._library_backlog: set[str] = set()  # users whose library (seeds, votes) is still to embed
         self._library_task: asyncio.Task | None = None
@@ -739,9 +745,11 @@ class Daemon:
         os._exit(code)
 
     # -- units of work -------------------------------------------------------------------------------------
-    async def _unit(self, label: str, fn: Callable, *args, fatal: bool = False, user: str | None = None):
+    async def _unit(self, label: str, fn: Callable, *args, fatal: bool = False, user: str | None = None,
+                    then: str = ""):
         """Run one unit of blocking work in the worker thread, one at a time. Returns its result (None when
-        skipped because the daemon is stopping, or when it failed: failures are logged, never raised)."""
+        skipped because the daemon is stopping, or when it failed: failures are logged, never raised, with
+        ``then``: what becomes of the work)."""
         failed: BaseException | None = None
         async with self._lock_work:
             if self.stopping:
@@ -759,7 +767,7 @@ class Daemon:
                 return await asyncio.shield(future)
             except Exception as exc:
                 failed = exc
-                _report_failure(self.loop_store, self.current, label.split()[0], exc, user)
+                _report_failure(self.loop_store, self.current, label.split()[0], exc, user, then)
             finally:
                 if future.done():
                     self.current = None
@@ -798,6 +806,13 @@ class Daemon:
         try:
             report = self.poll(self.work_store, self.settings, stop=self.stop_event)
         except Exception as exc:  # e.g. the account cannot be used as configured: say so at every poll
+            if isinstance(exc, sqlite3.DatabaseError):
+                # the store's own trouble (a lock held elsewhere, a full disk), with its cause and fix; not written
+                # as an event too: that write would wait another 30 s for the same lock and fail, and take the
+                # digest this poll came before down with it
+                log.error("job=poll (%s): failed: %s; the next poll reads again what this one could not store",
+                          reason, database_problem(self.work_store.path, exc))
+                return
             log.error("job=poll (%s): failed: %s", reason, _one_line(exc))
             self.work_store.log_event("ERROR", "poll", _one_line(exc))
             return
@@ -899,6 +914,12 @@ class Daemon:
             log.info("%s another live run is sending it (%s); not sent again", prefix, d.error)
         elif d.status == "paused":
             log.info("%s paused%s; no email", prefix, f" ({d.error})" if d.error else "")
+        elif d.status == "retry" and user not in self.profiles:
+            # the profile was removed (or broke beyond use) while this digest was being sent: no job of this
+            # daemon retries it now, as `digest status` also says
+            log.warning("%s not delivered: %s; %s was removed (or cannot be used) meanwhile, so nothing retries "
+                        "it: put the file back to send it, once", prefix, d.error,
+                        profile.path or self.settings.profiles_path / f"{user}.toml")
         elif d.status == "retry":
             log.warning("%s not delivered, will retry within schedule.grace_minutes: %s", prefix, d.error)
         else:
@@ -922,7 +943,10 @@ class Daemon:
         """One digest as a unit of work; background embedding gives way to it while it waits."""
         self._sends_waiting += 1
         try:
-            await self._unit("send", self._deliver_blocking, user, due_at, user=user)
+            # nothing was sent (a failure after the claim leaves the digest 'retry' or its claim to take over)
+            await self._unit("send", self._deliver_blocking, user, due_at, user=user,
+                             then=f"; nothing was sent, and the catch-up tries this digest again (every "
+                                  f"{SWEEP_MINUTES:g} min, within schedule.grace_minutes of its send time)")
         finally:
             self._sends_waiting -= 1
 
@@ -1038,15 +1062,28 @@ class Daemon:
         snapshot = profiles_snapshot(self.settings.profiles_path, self._library_files())
         if snapshot == self._snapshot:
             return
-        self._snapshot = snapshot
+
+        def read():
+            with self.watch_store.lock_wait(WATCH_LOCK_WAIT):
+                return self._read_profiles(self.watch_store)
+
         try:
-            loaded = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._read_profiles, self.watch_store)
+            loaded = await asyncio.get_running_loop().run_in_executor(self._executor, read)
         except ProfileError as exc:  # the directory itself went away: keep every schedule as it is
+            self._snapshot = snapshot
             if str(exc) not in self._reported_errors:
                 self._reported_errors.add(str(exc))
                 log.error("job=profiles: %s; keeping the current schedules", exc)
             return
+        except sqlite3.DatabaseError as exc:
+            # the change is not taken as seen (no snapshot), so a later look reads it again: a profile added while
+            # another process held the write lock was otherwise never scheduled until a restart
+            self._profiles_unread(exc)
+            return
+        self._snapshot = snapshot
+        if self._watch_unread is not None and self._watch_unread[1]:
+            log.info("job=profiles: the database can be written again; the profile changes are read")
+        self._watch_unread = None
         self.stale = loaded.stale
         before = self.profiles
         rescheduled = self._apply_profiles(loaded.profiles)
@@ -1056,6 +1093,22 @@ class Daemon:
             self._queue_libraries(new_library)  # in the background, behind the catch-up below
         if rescheduled and not self.stopping:
             self._request_sweep()  # a new or moved send time may already have passed today
+
+    def _profiles_unread(self, exc: sqlite3.DatabaseError) -> None:
+        """A change to the profiles could not be recorded (the database locked by another process, a full disk):
+        every schedule stays as it is and the watcher reads the change again at its next look. Said once (a lock
+        only once it has lasted WATCH_LOCK_REPORT seconds, as a write elsewhere would wait), not every 2 s."""
+        now = time.monotonic()
+        since, said = self._watch_unread or (now, "")
+        text = database_problem(self.watch_store.path, exc)
+        lock = "locked" in str(exc) or "busy" in str(exc)
+        if not said and (not lock or now - since >= WATCH_LOCK_REPORT):
+            log.error("job=profiles: a change in %s is not read yet: %s; it is read as soon as the database can be "
+                      "written (until then every schedule stays as it was)", self.settings.profiles_path, text)
+            said = text
+        else:
+            log.debug("job=profiles: a change is not read yet: %s", exc)
+        self._watch_unread = (since, said)
 
     def _apply_profiles(self, profiles: Mapping[str, Profile], *, initial: bool = False) -> bool:
         """Add, move or remove send jobs to match ``profiles``. Returns True if any send time (or address) changed."""

@@ -69,9 +69,10 @@ def is_damage(exc: sqlite3.DatabaseError) -> bool:
     return type(exc) is sqlite3.DatabaseError or bool(re.search(r"malformed|not a database|corrupt", str(exc)))
 
 
-def database_problem(path: Path | None, exc: sqlite3.DatabaseError) -> str:
+def database_problem(path: Path | None, exc: sqlite3.DatabaseError, waited: float = 30) -> str:
     """One line for an SQLite error met in the middle of a command: what it means and what to do. Every write is
-    one transaction, so the one that failed left nothing half-done."""
+    one transaction, so the one that failed left nothing half-done. ``waited``: how long the write waited for a
+    lock (its connection's busy timeout)."""
     where = str(path) if path else "the database"
     text = str(exc)
     if is_damage(exc):
@@ -80,7 +81,7 @@ def database_problem(path: Path | None, exc: sqlite3.DatabaseError) -> str:
         return (f"{where}: {type(exc).__name__}: {text}: a fault in digest, not in the database file (leave the file "
                 "as it is); please report it with the command that met it")
     if "locked" in text or "busy" in text:
-        return (f"{where}: another process held the database's write lock for 30 s ({text}); the write that "
+        return (f"{where}: another process held the database's write lock for {waited:g} s ({text}); the write that "
                 "waited was not made (nothing is left half-written). A `digest run` daemon or another command may "
                 "be busy: try again, or find the process keeping it (e.g. an sqlite3 shell with an open "
                 "transaction)")
@@ -320,6 +321,23 @@ def owner_state(owner: str) -> str:
     return "alive"
 
 
+def describe_owner(owner: str, since: str | None = None) -> str:
+    """A claim's owner as whoever reads the message can look it up (``ps``): 'process 22473 on this machine since
+    2026-12-07 18:25:02 UTC', not the stored ``host:boot:pid:start:nonce``."""
+    parts = owner.split(":")
+    if len(parts) == 3:  # the first format: host:pid:nonce
+        parts = [parts[0], "", parts[1], "", parts[2]]
+    if len(parts) == 5 and parts[2].isdigit():
+        where = "this machine" if parts[0] == socket.gethostname() else f"host {parts[0]}"
+        who = f"process {parts[2]} on {where}"
+    else:
+        who = f"another run ({owner})" if owner else "another run"
+    if since:
+        when = f"{since[:10]} {since[11:19]} UTC" if since.endswith("+00:00") and len(since) >= 19 else since
+        who += f" since {when}"
+    return who
+
+
 @dataclass(frozen=True)
 class IngestOutcome:
     new: int
@@ -548,6 +566,16 @@ class Store:
             conn.rollback()
             raise
         conn.commit()
+
+    @contextlib.contextmanager
+    def lock_wait(self, seconds: float) -> Iterator[None]:
+        """Writes inside wait at most ``seconds`` for another process's write lock (30 s otherwise), for a caller
+        that tries again soon anyway (the daemon's profile watcher)."""
+        self.db.conn.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+        try:
+            yield
+        finally:
+            self.db.conn.execute("PRAGMA busy_timeout=30000")
 
     @property
     def schema_version(self) -> int:

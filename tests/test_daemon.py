@@ -784,6 +784,194 @@ def test_other_programs_opening_checkpointing_and_closing_the_database_do_not_st
     assert drive(daemon, scenario) == 0
     assert (settings.data_path / "digest.db-wal").exists() is False  # the last connection closed it cleanly
 
+HOLD_WRITE_LOCK = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+db.execute("ROLLBACK")
+"""
+
+
+def test_a_profile_added_while_another_process_holds_the_write_lock_is_scheduled_once_it_is_released(home, caplog):
+    """Another process (a `digest send`, an sqlite3 shell with an open transaction) holds the database's write lock
+    for longer than SQLite's 30 s wait while a profile is added: the watcher could not record it, had already taken
+    the change as seen, and never scheduled the new reader until a restart (their digests silently never went
+    out), after an APScheduler traceback and a "maximum number of running instances" warning every 2 s. Now the
+    change is read again once the lock is gone, with one precise line meanwhile."""
+    tmp_path, config = home
+    config.write_text(config.read_text() + '[model]\nname = "all-MiniLM-L6-v2"\n')  # the fast model: loaded at start
+    caplog.set_level(logging.INFO)
+    write_profile(tmp_path / "profiles", "ada", send_at="07:30")
+    settings = load_settings(config)
+    daemon = Daemon(settings)
+    held_for = 38.0  # longer than SQLite's 30 s busy timeout
+
+    async def scenario():
+        await until(lambda: daemon.ready.is_set())
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(settings.db_path), str(held_for)],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert (await asyncio.to_thread(holder.stdout.readline)).strip() == "held"
+            write_profile(tmp_path / "profiles", "cat", send_at="07:45")
+            # said once the lock has lasted 30 s; nothing could be recorded meanwhile, so nothing changed yet
+            await until(lambda: records(caplog, "job=profiles: a change in"), timeout=held_for + 10)
+            assert holder.poll() is None and "cat" not in daemon.profiles
+            await until(lambda: "cat" in daemon.profiles, timeout=held_for)  # read again once the lock is gone
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+            holder.wait()
+
+    assert drive(daemon, scenario, timeout=180) == 0
+    assert records(caplog, "job=profiles user=cat: scheduled: daily at 07:45 UTC")
+    [unread] = records(caplog, "job=profiles: a change in")
+    assert unread.levelno == logging.ERROR
+    message = unread.getMessage()
+    assert str(tmp_path / "profiles") in message and "held the database's write lock for 30 s" in message
+    assert "it is read as soon as the database can be written" in message
+    assert len(records(caplog, "the database can be written again; the profile changes are read")) == 1
+    assert not records(caplog, "maximum number of running instances")
+    assert not [r for r in caplog.records if r.exc_info or "raised an exception" in r.getMessage()]
+
+
+@pytest.mark.mail
+def test_a_poll_that_meets_the_write_lock_of_another_process_says_so_and_the_next_poll_stores_the_mail(
+        home, caplog, mail_servers, monkeypatch):
+    """The daemon's poll while another process holds the database's write lock beyond SQLite's 30 s: one line with
+    the cause and what to do (it was `failed: OperationalError: database is locked`, then a second 30-s wait to
+    write that as an event, which, before a digest, failed the digest too), and the alert, left unmarked on the
+    server, is stored by the next poll."""
+    from digest.ingest import poll_all
+
+    tmp_path, config = home
+    alerts, password = mail_servers.new_user("alerts")
+    mail_servers.append(alerts, ALERT.read_bytes())
+    config.write_text(config.read_text() + f"""[model]
+name = "all-MiniLM-L6-v2"
+[imap]
+host = "127.0.0.1"
+port = {mail_servers.imap_port}
+security = "plain"
+username = "{alerts}"
+""")
+    monkeypatch.setenv("DIGEST_IMAP_PASSWORD", password)
+    settings = load_settings(config)
+    caplog.set_level(logging.INFO)
+    daemon = Daemon(settings, poll=poll_all)
+    try:
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(settings.db_path), "33"],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            daemon._poll_blocking("test")
+        finally:
+            holder.wait(timeout=60)
+        [failed] = records(caplog, "job=poll (test): failed")
+        message = failed.getMessage()
+        assert f"{settings.db_path}: another process held the database's write lock for 30 s" in message
+        assert "find the process keeping it" in message and "the next poll reads again" in message
+        [(_, flags, _)] = mail_servers.messages(alerts)
+        assert b"$Digested" not in flags  # not stored, so not marked
+        daemon._poll_blocking("again")
+        assert records(caplog, "job=poll (again): INBOX: 1 fetched, 1 ingested")
+        [(_, flags, _)] = mail_servers.messages(alerts)
+        assert b"$Digested" in flags
+        assert daemon.work_store.count_papers() == 3
+    finally:
+        daemon._close()
+
+
+def test_a_digest_whose_send_meets_the_write_lock_of_another_process_is_sent_by_the_next_catch_up(home, caplog):
+    """The database is write-locked by another process for longer than SQLite's 30 s when a digest is due: the send
+    job fails with the cause and fix, says that nothing went out and that the catch-up tries again (it said only
+    `failed: ...`), and the next catch-up, the lock gone, sends it once."""
+    tmp_path, config = home
+    config.write_text(config.read_text() + '[model]\nname = "all-MiniLM-L6-v2"\n')
+    caplog.set_level(logging.INFO)
+    due = local_minute("UTC", timedelta(minutes=-2))
+    write_profile(tmp_path / "profiles", "dan", send_at=f"{due:%H:%M}")
+    settings = load_settings(config)
+    daemon = Daemon(settings)
+    assert daemon.embedder.dimension == 384  # loaded now: the start's catch-up meets the lock at once
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(settings.db_path), "36"],
+                              stdout=subprocess.PIPE, text=True)
+
+    async def scenario():
+        await until(lambda: daemon.ready.is_set(), timeout=90)  # the start's catch-up met the lock
+        await asyncio.to_thread(holder.wait, 60)
+        assert outbox(tmp_path) == []
+        await daemon._sweep_job()  # the next catch-up (every SWEEP_MINUTES)
+
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert drive(daemon, scenario, timeout=180) == 0
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.wait()
+    [failed] = records(caplog, "job=send user=dan: failed")
+    message = failed.getMessage()
+    assert f"{settings.db_path}: another process held the database's write lock for 30 s" in message
+    assert message.endswith("; nothing was sent, and the catch-up tries this digest again (every 10 min, within "
+                            "schedule.grace_minutes of its send time)")
+    assert outbox(tmp_path) == [f"dan-{due:%Y-%m-%d}.eml"]
+
+
+@pytest.mark.mail
+def test_a_profile_removed_while_its_digest_is_being_retried_is_not_promised_a_retry(tmp_path, caplog, mail_servers):
+    """The mail server answers "try later" to ben's digest, and ben.toml is deleted while the daemon retries it:
+    the digest is left 'retry' and no job of the daemon sends it any more (`digest status` says to put the file
+    back). The log said "will retry within schedule.grace_minutes"; it now says that nothing retries it, and how to
+    send it."""
+    ben, _ = mail_servers.new_user("ben")
+    (tmp_path / "profiles").mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text(f"""data_dir = "{tmp_path / 'data'}"
+profiles_dir = "{tmp_path / 'profiles'}"
+[model]
+name = "all-MiniLM-L6-v2"
+[smtp]
+host = "127.0.0.1"
+port = {mail_servers.smtp_port}
+security = "starttls"
+ca_file = "{mail_servers.ca_cert}"
+from_addr = "digest@example.test"
+retries = 3
+retry_backoff = 1.0
+[web]
+enabled = false
+[schedule]
+grace_minutes = 30
+shutdown_timeout = 20
+""")
+    caplog.set_level(logging.INFO)
+    due = local_minute("UTC", timedelta(minutes=-2))
+    path = write_profile(tmp_path / "profiles", "ben", send_at=f"{due:%H:%M}", email=ben)
+    refusals = ["451 4.3.0 try later"] * 4  # every attempt of the catch-up's send
+    mail_servers.set_faults({ben: refusals})
+    daemon = Daemon(load_settings(config))
+
+    async def scenario():
+        await until(lambda: len(mail_servers.faults().get(ben, [])) < len(refusals), timeout=90)
+        path.unlink()  # while the sender waits to try again
+        await until(lambda: records(caplog, f"job=send user=ben period={due:%Y-%m-%d}: not delivered"), timeout=60)
+
+    try:
+        assert drive(daemon, scenario) == 0
+    finally:
+        mail_servers.clear_faults()
+    assert records(caplog, "job=profiles user=ben: profile removed; no more digests")
+    [line] = records(caplog, f"job=send user=ben period={due:%Y-%m-%d}: not delivered")
+    message = line.getMessage()
+    assert "will retry" not in message
+    assert f"DATA: 451 4.3.0 try later; {path} was removed (or cannot be used) meanwhile, so nothing retries it: " \
+           "put the file back to send it, once" in message
+    assert mail_servers.messages(ben) == []
+    assert Store(tmp_path / "data" / "digest.db").digest_for("ben", f"{due:%Y-%m-%d}")["status"] == "retry"
+
+
 def test_a_second_daemon_on_the_same_data_directory_is_refused(home, embedder):
     _, config = home
     settings = load_settings(config)

@@ -516,7 +516,11 @@ def test_a_run_killed_after_claiming_is_recovered_at_once_by_the_next_run(mail_s
     config, address = setup
     helper = start_helper(config, "claim-and-wait")
     assert helper.stdout.readline().startswith("claimed")
-    assert run(config).status == "busy"  # the claimer lives: never taken over, however long it takes
+    busy = run(config)
+    assert busy.status == "busy"  # the claimer lives: never taken over, however long it takes
+    # the loser says which process it left the digest to, as `ps` knows it (not the stored owner string)
+    assert re.fullmatch(rf"being sent by process {helper.pid} on this machine since \d{{4}}-\d\d-\d\d "
+                        r"\d\d:\d\d:\d\d UTC", busy.error), busy.error
     helper.send_signal(signal.SIGKILL)
     helper.wait()
     recovered = run(config)  # a dead owner on this host: taken over at once, no 30-minute wait

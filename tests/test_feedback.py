@@ -255,6 +255,58 @@ def test_the_front_page_does_not_say_nothing_was_changed_as_error_pages_do(tmp_p
     assert refused.status_code in (400, 403, 404) and "Nothing was changed" in refused.text
 
 
+HOLD_WRITE_LOCK = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+db.execute("ROLLBACK")
+"""
+
+
+def test_fifty_clicks_while_another_process_holds_the_write_lock_each_get_the_not_recorded_page_soon(tmp_path,
+                                                                                                     caplog):
+    """Another process holds the database's write lock for 45 s (an sqlite3 shell with an open transaction) while a
+    reader's 50 clicks come in at once. Each click waited SQLite's 30 s in one of the server's 40 worker threads, so
+    the 10 beyond those waited 30 s for a thread first: answers took up to 45 s, and with a lock of a minute
+    those connections were closed with no answer at all. Now a click waits for the lock 10 s at most: every one is
+    told within about 20 s that it was not recorded, and once the lock is gone a click records its vote."""
+    import asyncio
+
+    with running_server(tmp_path) as live:
+        pid = live.paper("Mixture of depths for long contexts", "Text.", arxiv_id="2501.00123")
+        links = [live.link("omar", action, pid) for action in ("up", "down")]
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(live.settings.db_path), "45"],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "held"
+
+            async def click(client, link):
+                start = time.monotonic()
+                response = await client.post(live.path(link), data=_form(link))
+                return response.status_code, time.monotonic() - start, response.text
+
+            async def clicks():
+                async with httpx.AsyncClient(base_url=live.url, timeout=120,
+                                             limits=httpx.Limits(max_connections=100)) as client:
+                    return await asyncio.gather(*(click(client, links[i % 2]) for i in range(50)))
+
+            answers = asyncio.run(clicks())
+            assert holder.poll() is None  # all answered while the lock was still held
+        finally:
+            holder.wait(timeout=90)
+        assert [code for code, _, _ in answers] == [503] * 50
+        assert all("this click was not recorded" in text for _, _, text in answers)
+        assert max(seconds for _, seconds, _ in answers) < 30, sorted(seconds for _, seconds, _ in answers)
+        assert live.store.get_vote("omar", pid) == 0 and live.store.vote_events("omar") == []
+        lines = {r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR}
+        assert lines and all("another process held the database's write lock for 10 s" in line for line in lines)
+        with live.client() as client:  # the lock is gone: the reader's next click counts
+            assert client.post(live.path(links[1]), data=_form(links[1])).status_code == 303
+        assert live.store.get_vote("omar", pid) == -1
+
+
 def snapshot(store: Store) -> list[str]:
     """Every row of every table: equal snapshots mean nothing changed."""
     return list(store.db.conn.iterdump())
@@ -1576,6 +1628,37 @@ def test_a_digest_page_shows_every_paper_and_takes_a_vote_on_each_without_leavin
         client.post(live.path(link), data=_item_form(link, 3, "undo"))
     assert {v.paper_id: v.value for v in live.store.votes("wren")} == {pids[1]: -1}
     assert [e["value"] for e in live.store.vote_events("wren") if e["paper_id"] == pids[1]] == [1, -1]
+
+
+def test_undo_on_a_digest_page_opened_before_a_later_vote_leaves_that_vote(live):
+    """A reader gives 👍 on the digest's page, then changes it to 👎 with the email's link (another window, or an
+    email vote), then presses Undo on the page still showing 👍: the 👎 given last stays, as a single vote's stale
+    Undo already left it (it was removed: the reader had no vote, and the page said "Vote removed")."""
+    link, pids = sent_digest(live, "zack", "2025-04-04", ["Retrieval heads in long-context models"])
+    down = live.link("zack", "down", pids[0])
+    with live.client() as client:
+        assert client.post(live.path(link), data=_item_form(link, 1, "up")).status_code == 303
+        shown = BeautifulSoup(client.get(live.path(link)).text, "html.parser").select_one("#item-1 form.votes")
+        # the form as the browser sends it when Undo is pressed on this page
+        stale = {i["name"]: i["value"] for i in shown.select("input[type=hidden]")} | {"do": "undo"}
+        client.post(live.path(down), data=_form(down))
+        assert live.store.get_vote("zack", pids[0]) == -1
+        undone = client.post(live.path(link), data=stale)
+        assert undone.status_code == 303
+        assert live.store.get_vote("zack", pids[0]) == -1
+        item = BeautifulSoup(client.get(live.path(link) + "?" + undone.headers["location"].split("?", 1)[1]).text,
+                             "html.parser").select_one("#item-1")
+        assert "Vote removed" not in item.text
+        assert item.select_one(".status").get_text(strip=True).startswith("Nothing to undo here: this vote was "
+                                                                           "changed after the page showed it")
+        assert _voting(item)["pressed"] == ["down"]
+        # pressed on a page showing the vote as it is, Undo removes it
+        shown = BeautifulSoup(client.get(live.path(link)).text, "html.parser").select_one("#item-1 form.votes")
+        fresh = {i["name"]: i["value"] for i in shown.select("input[type=hidden]")} | {"do": "undo"}
+        assert client.post(live.path(link), data=fresh).headers["location"].startswith(f"{link.rsplit('/', 1)[1]}"
+                                                                                       "?done=undo&")
+        assert live.store.get_vote("zack", pids[0]) == 0
+    assert [e["value"] for e in live.store.vote_events("zack")] == [1, -1, 0]
 
 
 def test_a_digest_page_keeps_the_best_papers_below_the_bar_folded_with_their_scores_and_takes_votes_on_them(live):
