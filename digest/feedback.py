@@ -546,6 +546,9 @@ class _App:
 
     settings: Settings
     key: Secret
+    # /healthz's own worker threads: the 40 that every request shares can all be held by clicks waiting out another
+    # process's write lock (10 s each, in turn), and a monitor asking then waited behind them and called it down
+    _health_threads: Any = None
 
     # -- helpers ----------------------------------------------------------------------------------------
     def with_store(self, fn: Callable[[Store], T]) -> T:
@@ -587,11 +590,16 @@ class _App:
         def look(store: Store) -> tuple[int, str | None]:
             return store.schema_version, store.write_problem()
 
+        import anyio.to_thread
+
+        if self._health_threads is None:  # made in the server's event loop, on the first health check
+            self._health_threads = anyio.CapacityLimiter(2)
         try:
             if problem := unwritable_files(self.settings.db_path):  # told without opening it (see with_store)
-                version = await run_in_threadpool(schema_without_opening, self.settings.db_path)
+                version = await anyio.to_thread.run_sync(schema_without_opening, self.settings.db_path,
+                                                         limiter=self._health_threads)
             else:
-                version, problem = await run_in_threadpool(self.with_store, look)
+                version, problem = await anyio.to_thread.run_sync(self.with_store, look, limiter=self._health_threads)
         except Exception as exc:  # the point of a health check: say what is wrong, with a 503
             log.warning("health check failed: %s", exc)
             return JSONResponse({"status": "error", "error": type(exc).__name__}, status_code=503)

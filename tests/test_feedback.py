@@ -307,6 +307,41 @@ def test_fifty_clicks_while_another_process_holds_the_write_lock_each_get_the_no
         assert live.store.get_vote("omar", pid) == -1
 
 
+def test_the_health_check_answers_while_clicks_waiting_on_the_write_lock_hold_every_worker_thread(tmp_path):
+    """During another process's write lock, 45 clicks each wait 10 s for it in the 40 worker threads that every
+    request shares; /healthz queued behind them and answered only once the first clicks had given up (a monitor
+    saw the server as down). It has threads of its own now: it answers while every click still waits."""
+    import asyncio
+
+    with running_server(tmp_path) as live:
+        pid = live.paper("Sparse attention at scale", "Text.", arxiv_id="2501.00456")
+        link = live.link("pia", "up", pid)
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(live.settings.db_path), "14"],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            done: list[str] = []
+
+            async def click(client):
+                await client.post(live.path(link), data=_form(link))
+                done.append("click")
+
+            async def health(client):
+                await asyncio.sleep(1.0)  # every worker thread taken by a waiting click by now
+                answer = await client.get("/healthz")
+                done.append(f"health {answer.status_code}")
+
+            async def run():
+                async with httpx.AsyncClient(base_url=live.url, timeout=120,
+                                             limits=httpx.Limits(max_connections=100)) as client:
+                    await asyncio.gather(*(click(client) for _ in range(45)), health(client))
+
+            asyncio.run(run())
+        finally:
+            holder.wait(timeout=60)
+    assert done[0] == "health 200", done[:3]  # answered before any click was (write_problem: locked is not broken)
+
+
 def snapshot(store: Store) -> list[str]:
     """Every row of every table: equal snapshots mean nothing changed."""
     return list(store.db.conn.iterdump())
