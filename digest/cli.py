@@ -640,8 +640,11 @@ def check(ctx: click.Context, profiles_dir: Path | None, connect: bool) -> None:
     from .profiles import EXAMPLE_EMAILS, load_profiles
 
     settings = _settings(ctx)
-    config_errors, config_warnings = config_problems(settings)
-    click.echo(f"config: {settings.source}: {'ok' if not config_errors else 'broken (the errors below)'}")
+    given = ctx.obj.get("data_dir_from")
+    config_errors, config_warnings = config_problems(settings, given)
+    # a --data-dir (or $DIGEST_DATA_DIR) that cannot hold the database is no fault of the config file
+    file_errors = [e for e in config_errors if not (given and e.startswith((f"{given} ", f"{given}=")))]
+    click.echo(f"config: {settings.source}: {'ok' if not file_errors else 'broken (the errors below)'}")
     problems = model_problems(settings.model.name, settings.model.offline)
     if not problems:
         click.echo(f"model: {settings.model.name}: installed")
