@@ -1047,9 +1047,14 @@ class Daemon:
                 log.info("job=profiles: fixed: %s", where)
         self._reported_errors = current
         for warning in sorted(set(loaded.warnings) - self._reported_warnings):
-            user = next((u for u, p in loaded.profiles.items() if any(warning.startswith(f"{lib}:") for lib in
-                                                                       p.library)), None)
-            log.warning("job=profiles user=%s: library: %s", user, warning)
+            # a library's skipped entry, a note on the profile file itself (max_items above what an email shows,
+            # a keyword both boosted and muted), or a misnamed file in the folder, which is nobody's yet
+            library_of = next((u for u, p in loaded.profiles.items() if any(warning.startswith(f"{lib}:") for lib in
+                                                                             p.library)), None)
+            user = library_of or next((u for u, p in loaded.profiles.items()
+                                       if warning.startswith((f"{p.path}:", f"{p.path} "))), None)
+            log.warning("job=profiles%s: %s%s", f" user={user}" if user else "", "library: " if library_of else "",
+                        warning)
             store.log_event("WARNING", "profiles", warning, user=user)
         self._reported_warnings = set(loaded.warnings)
         return loaded
