@@ -327,7 +327,9 @@ def _print_delivery(d) -> None:
     if d.status in ("written", "sent"):
         where = f" -> {d.path} (+ {d.path.with_suffix('.html')})" if d.path else f" to {d.to}"
         tries = f" (after {d.attempts} attempts)" if d.attempts > 1 else ""
-        click.echo(f"  {d.user}: {_n(d.items, 'paper')} {d.status}{where}{tries}")
+        # a quiet day's note (quiet_day = "note") is a delivery too: "0 papers sent" alone reads as a failure
+        quiet = f" (the quiet-day note, quiet_day = \"note\": {d.subject})" if not d.items and d.subject else ""
+        click.echo(f"  {d.user}: {_n(d.items, 'paper')} {d.status}{where}{tries}{quiet}")
         if d.note:
             click.secho(f"    {d.note}", fg="yellow")
     elif d.status == "already":

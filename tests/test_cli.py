@@ -303,6 +303,8 @@ def test_send_any_day_sends_whatever_the_frequency(tmp_path):
     assert "not a send day" not in result.output
     assert "ada: 0 papers written" in result.output  # an empty store: the quiet-day note (quiet_day = "note")
     assert len(list((tmp_path / "out").glob("ada-*.eml"))) == 1
+    # which says so ("0 papers sent" alone reads as a digest that went wrong), with the note's subject
+    assert '.html) (the quiet-day note, quiet_day = "note": No new papers arrived · ' in result.output, result.output
 
 
 @pytest.mark.model
