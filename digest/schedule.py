@@ -205,8 +205,10 @@ def started_status(store: Store, c: CatchUp, profile: Profile,
 
 
 def live_claim(store: Store, c: CatchUp, profile: Profile, addresses: Mapping[str, str] | None = None) -> str | None:
-    """'claimed' or 'sending' when a live process holds the missed digest ``c`` right now (also under an earlier
-    file name of the profile), else None: a run that died, or another host's claim, is not 'live'."""
+    """'claimed' (being ranked and rendered) or 'sending' when a live process holds the missed digest ``c`` right
+    now (also under an earlier file name of the profile), else None: a run that died, or another host's claim, is
+    not 'live'. A claim whose papers are frozen (it has its Message-ID) is 'sending': between two tries at the mail
+    server (after a 4xx, waiting out the backoff) the row is back to 'claimed', but nothing is ranked any more."""
     from .pipeline import earlier_names
     from .store import owner_state
 
@@ -214,7 +216,7 @@ def live_claim(store: Store, c: CatchUp, profile: Profile, addresses: Mapping[st
         row = store.digest_for(user, c.period)
         if (row is not None and row["status"] in ("claimed", "sending")
                 and owner_state(row.get("claimed_by") or "") == "alive"):
-            return row["status"]
+            return "sending" if row.get("message_id") else row["status"]
     return None
 
 
