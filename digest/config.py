@@ -491,6 +491,18 @@ def config_problems(settings: Settings, data_dir_from: str | None = None) -> tup
                         "their mail on this machine (digest on your own computer, for you), else set it to the "
                         "address readers reach `digest serve` at (docs/feedback.md), or set web.reply_address to "
                         "vote by email")
+    reply, account = settings.web.reply_address.strip().lower(), settings.imap.username.strip().lower()
+
+    def mailbox(address: str) -> str:  # ada+votes@example.org is delivered to ada@example.org
+        local, _, domain = address.rpartition("@")
+        return f"{local.split('+', 1)[0]}@{domain}"
+
+    if reply and settings.imap.host and "@" in account and mailbox(reply) != mailbox(account):
+        # votes by reply go to reply_address; only the polled mailbox is read: elsewhere they are never counted
+        warnings.append(f"{at('web.reply_address')}: web.reply_address is {reply}, but the poller reads the mailbox "
+                        f"of {account} (imap.username): replies with \"+1 -3\" and prepared vote emails go to {reply}, "
+                        "so they count only if mail to it arrives in imap.folders (an alias or a forward there); "
+                        f'else set reply_address = "{account}"')
     try:
         base_port = base.port  # None without one: a local proxy on port 80/443 may forward to web.port
     except ValueError:
