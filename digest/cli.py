@@ -327,7 +327,9 @@ def _print_delivery(d) -> None:
     if d.status in ("written", "sent"):
         where = f" -> {d.path} (+ {d.path.with_suffix('.html')})" if d.path else f" to {d.to}"
         tries = f" (after {d.attempts} attempts)" if d.attempts > 1 else ""
-        click.echo(f"  {d.user}: {_n(d.items, 'paper')} {d.status}{where}{tries}")
+        # a quiet day's note (quiet_day = "note") is a delivery too: "0 papers sent" alone reads as a failure
+        quiet = f" (the quiet-day note, quiet_day = \"note\": {d.subject})" if not d.items and d.subject else ""
+        click.echo(f"  {d.user}: {_n(d.items, 'paper')} {d.status}{where}{tries}{quiet}")
         if d.note:
             click.secho(f"    {d.note}", fg="yellow")
     elif d.status == "already":
@@ -640,8 +642,11 @@ def check(ctx: click.Context, profiles_dir: Path | None, connect: bool) -> None:
     from .profiles import EXAMPLE_EMAILS, load_profiles
 
     settings = _settings(ctx)
-    config_errors, config_warnings = config_problems(settings)
-    click.echo(f"config: {settings.source}: {'ok' if not config_errors else 'broken (the errors below)'}")
+    given = ctx.obj.get("data_dir_from")
+    config_errors, config_warnings = config_problems(settings, given)
+    # a --data-dir (or $DIGEST_DATA_DIR) that cannot hold the database is no fault of the config file
+    file_errors = [e for e in config_errors if not (given and e.startswith((f"{given} ", f"{given}=")))]
+    click.echo(f"config: {settings.source}: {'ok' if not file_errors else 'broken (the errors below)'}")
     problems = model_problems(settings.model.name, settings.model.offline)
     if not problems:
         click.echo(f"model: {settings.model.name}: installed")

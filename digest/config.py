@@ -394,6 +394,13 @@ def _check_host(host: str, section: str, at: str) -> None:
 _USUAL_PORTS = {"imap": {"tls": (993,), "starttls": (143,)}, "smtp": {"tls": (465,), "starttls": (587, 25)}}
 
 
+def _read_only_mount(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def _check_base_url(url: str, at: str) -> None:
     """Links in every digest start with web.base_url: without a scheme and a host they would all be dead."""
     parts = urlsplit(url)
@@ -407,12 +414,13 @@ def _check_base_url(url: str, at: str) -> None:
                           f'with http:// or https:// (got {url!r}); for example: base_url = "https://digest.example.org"')
 
 
-def config_problems(settings: Settings) -> tuple[list[str], list[str]]:
+def config_problems(settings: Settings, data_dir_from: str | None = None) -> tuple[list[str], list[str]]:
     """(errors, warnings) that `digest check` finds and loading cannot: the secret and CA files the servers in
     use need (an error: a run that connects would fail), a password given only by an environment variable that
     this shell lacks (a warning: the service may well have it).
 
-    Loading leaves them alone (``digest parse`` needs no password)."""
+    Loading leaves them alone (``digest parse`` needs no password). ``data_dir_from``: "--data-dir" or
+    "DIGEST_DATA_DIR" when the data folder came from there, not from the file (then the file is not to blame)."""
     text = ""
     if settings.source != "(defaults)":
         try:
@@ -428,9 +436,18 @@ def config_problems(settings: Settings) -> tuple[list[str], list[str]]:
     data = settings.data_path
     existing = next((d for d in (data, *data.parents) if d.exists()), None)
     if existing is not None and (not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK)):
-        why = f"{existing} is a file, not a folder" if not existing.is_dir() else f"{existing} is not writable by this user"
-        problems.append(f"{at('data_dir')}: data_dir = {str(settings.data_dir)!r} cannot hold the database ({why}); "
-                        "create the folder or choose another data_dir (or --data-dir)")
+        read_only = existing.is_dir() and _read_only_mount(existing)
+        if existing.is_dir() and read_only and settings.db_path.exists():
+            pass  # the store's own check says it, with its fix (remount it read-write): once is enough
+        else:
+            why, fix = ((f"{existing} is a file, not a folder", "create the folder or choose another")
+                        if not existing.is_dir() else
+                        (f"{existing} is on a file system mounted read-only", "remount it read-write or choose another")
+                        if read_only else
+                        (f"{existing} is not writable by this user", "give this user write access to it or choose another"))
+            where = (f"{data_dir_from}{'=' if data_dir_from.isupper() else ' '}{settings.data_dir}" if data_dir_from else
+                     f"{at('data_dir')}: data_dir = {str(settings.data_dir)!r}")
+            problems.append(f"{where} cannot hold the database ({why}); {fix} data_dir (or --data-dir)")
     servers = [("imap", settings.imap, True)] if settings.imap.host else []
     if settings.smtp.host and not settings.outbox:
         servers.append(("smtp", settings.smtp, bool(settings.smtp.username)))
@@ -474,6 +491,18 @@ def config_problems(settings: Settings) -> tuple[list[str], list[str]]:
                         "their mail on this machine (digest on your own computer, for you), else set it to the "
                         "address readers reach `digest serve` at (docs/feedback.md), or set web.reply_address to "
                         "vote by email")
+    reply, account = settings.web.reply_address.strip().lower(), settings.imap.username.strip().lower()
+
+    def mailbox(address: str) -> str:  # ada+votes@example.org is delivered to ada@example.org
+        local, _, domain = address.rpartition("@")
+        return f"{local.split('+', 1)[0]}@{domain}"
+
+    if reply and settings.imap.host and "@" in account and mailbox(reply) != mailbox(account):
+        # votes by reply go to reply_address; only the polled mailbox is read: elsewhere they are never counted
+        warnings.append(f"{at('web.reply_address')}: web.reply_address is {reply}, but the poller reads the mailbox "
+                        f"of {account} (imap.username): replies with \"+1 -3\" and prepared vote emails go to {reply}, "
+                        "so they count only if mail to it arrives in imap.folders (an alias or a forward there); "
+                        f'else set reply_address = "{account}"')
     try:
         base_port = base.port  # None without one: a local proxy on port 80/443 may forward to web.port
     except ValueError:

@@ -205,8 +205,10 @@ def started_status(store: Store, c: CatchUp, profile: Profile,
 
 
 def live_claim(store: Store, c: CatchUp, profile: Profile, addresses: Mapping[str, str] | None = None) -> str | None:
-    """'claimed' or 'sending' when a live process holds the missed digest ``c`` right now (also under an earlier
-    file name of the profile), else None: a run that died, or another host's claim, is not 'live'."""
+    """'claimed' (being ranked and rendered) or 'sending' when a live process holds the missed digest ``c`` right
+    now (also under an earlier file name of the profile), else None: a run that died, or another host's claim, is
+    not 'live'. A claim whose papers are frozen (it has its Message-ID) is 'sending': between two tries at the mail
+    server (after a 4xx, waiting out the backoff) the row is back to 'claimed', but nothing is ranked any more."""
     from .pipeline import earlier_names
     from .store import owner_state
 
@@ -214,7 +216,7 @@ def live_claim(store: Store, c: CatchUp, profile: Profile, addresses: Mapping[st
         row = store.digest_for(user, c.period)
         if (row is not None and row["status"] in ("claimed", "sending")
                 and owner_state(row.get("claimed_by") or "") == "alive"):
-            return row["status"]
+            return "sending" if row.get("message_id") else row["status"]
     return None
 
 
@@ -1047,9 +1049,14 @@ class Daemon:
                 log.info("job=profiles: fixed: %s", where)
         self._reported_errors = current
         for warning in sorted(set(loaded.warnings) - self._reported_warnings):
-            user = next((u for u, p in loaded.profiles.items() if any(warning.startswith(f"{lib}:") for lib in
-                                                                       p.library)), None)
-            log.warning("job=profiles user=%s: library: %s", user, warning)
+            # a library's skipped entry, a note on the profile file itself (max_items above what an email shows,
+            # a keyword both boosted and muted), or a misnamed file in the folder, which is nobody's yet
+            library_of = next((u for u, p in loaded.profiles.items() if any(warning.startswith(f"{lib}:") for lib in
+                                                                             p.library)), None)
+            user = library_of or next((u for u, p in loaded.profiles.items()
+                                       if warning.startswith((f"{p.path}:", f"{p.path} "))), None)
+            log.warning("job=profiles%s: %s%s", f" user={user}" if user else "", "library: " if library_of else "",
+                        warning)
             store.log_event("WARNING", "profiles", warning, user=user)
         self._reported_warnings = set(loaded.warnings)
         return loaded

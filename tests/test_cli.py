@@ -303,6 +303,8 @@ def test_send_any_day_sends_whatever_the_frequency(tmp_path):
     assert "not a send day" not in result.output
     assert "ada: 0 papers written" in result.output  # an empty store: the quiet-day note (quiet_day = "note")
     assert len(list((tmp_path / "out").glob("ada-*.eml"))) == 1
+    # which says so ("0 papers sent" alone reads as a digest that went wrong), with the note's subject
+    assert '.html) (the quiet-day note, quiet_day = "note": No new papers arrived · ' in result.output, result.output
 
 
 @pytest.mark.model
@@ -800,6 +802,39 @@ def test_a_data_folder_on_a_read_only_mount_is_said_as_such_not_as_another_users
                            cwd=Path(__file__).resolve().parent.parent)
     assert serve.returncode != 0 and "mounted read-only" in serve.stderr, serve.stderr
     assert "remount it read-write" in serve.stderr and "run the server as the user" not in serve.stderr, serve.stderr
+
+
+def test_check_on_a_read_only_mount_names_the_mount_and_the_flag_not_the_config_file_or_permissions(tmp_path):
+    """`digest --data-dir DIR check` with DIR on a read-only mount said 'config: config.toml: broken' and
+    'config.toml:N: data_dir = ... cannot hold the database (DIR is not writable by this user); create the folder
+    ...' next to the store's own read-only line: a file that was not at fault, a key the flag overrode, the wrong
+    cause and a fix that does not apply."""
+    config = _profiles(tmp_path)
+    data = tmp_path / "data"
+    mail = tmp_path / "nothing.eml"
+    mail.write_bytes(b"From: someone@example.org\r\nSubject: hello\r\n\r\nnot an alert\r\n")
+    CliRunner().invoke(cli, ["--config", str(config), "--data-dir", str(data), "ingest", str(mail)])
+    assert (data / "digest.db").exists()
+    mount = f"mount --bind {data} {data} && mount -o remount,ro,bind {data} && exec \"$@\""
+
+    def check(data_dir):
+        return subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", mount, "sh",
+                               sys.executable, "-m", "digest", "--config", str(config), "--data-dir", str(data_dir),
+                               "check"], capture_output=True, text=True, timeout=120,
+                              cwd=Path(__file__).resolve().parent.parent)
+
+    existing = check(data)
+    if "mount" in existing.stderr and "digest" not in existing.stderr:
+        pytest.skip(f"cannot make a read-only bind mount in a user namespace here: {existing.stderr.strip()}")
+    said = existing.stdout + existing.stderr
+    assert existing.returncode == 1 and f"config: {config}: ok" in said, said
+    assert "digest.db is on a file system mounted read-only" in said and "cannot hold the database" not in said, said
+    fresh = check(data / "new")  # no database there yet: only this check can say it
+    said = fresh.stdout + fresh.stderr
+    assert fresh.returncode == 1 and f"config: {config}: ok" in said, said
+    assert f"--data-dir {data / 'new'} cannot hold the database ({data} is on a file system mounted read-only); " \
+           "remount it read-write or choose another data_dir" in said, said
+    assert "not writable by this user" not in said and "create the folder" not in said, said
 
 
 def test_ctrl_c_during_a_poll_says_what_it_left_and_exits_130(tmp_path):

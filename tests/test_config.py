@@ -311,6 +311,32 @@ def test_a_default_max_items_that_gmail_would_clip_is_warned_about(tmp_path):
     assert not any("ranking.default_max_items =" in w for w in config_problems(load_settings(other))[1])
 
 
+def test_a_reply_address_the_poller_does_not_read_is_warned_about(tmp_path, monkeypatch):
+    """web.reply_address = votes@..., while imap.username is alerts@...: every reply with "+1 -3" and every
+    prepared vote email went to a mailbox digest never reads, and `digest check` said nothing (votes lost without
+    a word). A subaddress of the polled account, or the account itself, is read: no warning."""
+    from click.testing import CliRunner
+
+    from digest.cli import cli
+    from digest.config import config_problems
+
+    monkeypatch.setenv("DIGEST_IMAP_PASSWORD", "pw")
+    path = tmp_path / "config.toml"
+    server = '[imap]\nhost = "imap.example.org"\nusername = "Alerts@example.org"\n[web]\n'
+    (tmp_path / "profiles").mkdir()
+    path.write_text(f'data_dir = "{tmp_path / "data"}"\nprofiles_dir = "{tmp_path / "profiles"}"\n'
+                    + server + 'reply_address = "votes@example.org"\n')
+    result = CliRunner().invoke(cli, ["--config", str(path), "check"])
+    assert f"warning: {path}:7: web.reply_address is votes@example.org, but the poller reads the mailbox of " \
+           'alerts@example.org (imap.username)' in result.output, result.output
+    assert 'else set reply_address = "alerts@example.org"' in result.output
+    for same in ("alerts@example.org", "alerts+votes@EXAMPLE.org"):
+        path.write_text(server + f'reply_address = "{same}"\n')
+        assert not any("web.reply_address is" in w for w in config_problems(load_settings(path))[1]), same
+    path.write_text('[imap]\nhost = "imap.example.org"\nusername = "jdoe"\n[web]\nreply_address = "j@example.org"\n')
+    assert not any("web.reply_address is" in w for w in config_problems(load_settings(path))[1])  # a login, no address
+
+
 def test_a_mistyped_config_path_is_named_without_suggesting_a_file_under_the_typo(tmp_path, monkeypatch):
     monkeypatch.delenv("DIGEST_CONFIG", raising=False)
     with pytest.raises(ConfigError) as info:

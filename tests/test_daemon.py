@@ -446,6 +446,32 @@ def test_an_edited_or_broken_library_file_reaches_the_running_daemon_and_is_repo
     assert outbox(tmp_path) == []
 
 
+def test_a_note_on_a_profile_file_is_logged_as_its_readers_not_as_a_library_warning_of_user_none(home, caplog):
+    """A profile's own note (max_items above what an email shows) was logged by `digest run` as
+    'job=profiles user=None: library: profiles/big.toml:4: max_items: ...': no reader, and a library it is not
+    about. Library warnings keep their label; a misnamed file, nobody's, has no user."""
+    tmp_path, config = home
+    caplog.set_level(logging.INFO)
+    profiles = tmp_path / "profiles"
+    library = tmp_path / "zotero.bib"
+    library.write_text("@article{a, title = {Learning to represent programs with graphs}}\n@article{c, year = 2019}\n")
+    write_profile(profiles, "big", max_items=100, library=str(library))
+    (profiles / "tess.toml.txt").write_text((profiles / "big.toml").read_text().replace("big@", "tess@"))
+    settings = load_settings(config)
+    store = Store(settings.db_path)
+    try:
+        Daemon(settings)._read_profiles(store)
+    finally:
+        store.close()
+    [note] = records(caplog, "max_items: 100 papers")
+    assert note.getMessage().startswith(f"job=profiles user=big: {profiles / 'big.toml'}:"), note.getMessage()
+    [skipped] = records(caplog, "has no title")
+    assert skipped.getMessage().startswith(f"job=profiles user=big: library: {library}:2:"), skipped.getMessage()
+    [misnamed] = records(caplog, "tess.toml.txt")
+    assert misnamed.getMessage().startswith("job=profiles: "), misnamed.getMessage()
+    assert not records(caplog, "user=None")
+
+
 def test_a_profile_added_after_its_send_time_gets_todays_digest_within_the_grace_window(home, embedder, caplog):
     tmp_path, config = home
     caplog.set_level(logging.INFO)

@@ -419,6 +419,24 @@ def test_a_digest_left_in_retry_under_an_earlier_file_name_is_finished_beyond_th
 
 
 @time_machine.travel(datetime(2024, 3, 28, 8, 0, tzinfo=UTC), tick=False)  # Thursday, 30 min after 07:30 GMT
+def test_status_says_a_frozen_digest_waiting_to_try_the_mail_server_again_is_being_sent_not_prepared(setup):
+    """A `digest send` whose server answered 451 waits out its backoff with the row back at 'claimed' (so a crash
+    then is no possible delivery): status said 'is being prepared by a running digest', as if it were still being
+    ranked, for a digest whose papers and Message-ID were fixed and which the server had just deferred."""
+    tmp_path, config = setup
+    settings = load_settings(config)
+    store = Store(settings.db_path)
+    store.mark_digest(store.claim_digest("ada", "2024-03-27"), "sent")
+    digest_id = store.claim_digest("ada", "2024-03-28")
+    store.save_digest_items(digest_id, [], [], n_candidates=0, subject="Quiet day", message_id="<m@example.test>")
+    assert store.mark_sending(digest_id)
+    store.unmark_sending(digest_id)  # the server said 451: back to 'claimed' for the wait
+    assert store.digest_for("ada", "2024-03-28")["status"] == "claimed"
+    ada = status_report(settings, store)["users"][0]
+    assert ada["next"] == "being sent now: the 2024-03-28 digest (due 30 min ago) is being sent by a running digest"
+
+
+@time_machine.travel(datetime(2024, 3, 28, 8, 0, tzinfo=UTC), tick=False)  # Thursday, 30 min after 07:30 GMT
 def test_status_says_a_digest_a_live_run_is_sending_is_being_sent_not_due_and_unsent(setup):
     """A run (here: this process) holds today's digest this minute: status must not tell the reader it is "not sent
     yet" and to run `digest send`; a claim whose run died still says it is due (the next run sends it)."""
