@@ -239,15 +239,15 @@ def _migration_10(db: sqlite_utils.Database) -> None:
     # owner: feedback. vote_events had no index but its id: every vote of a reply read later (as_of: was a later
     # choice made on this paper?), every rekeyed paper and `digest votes --history` read the whole log, which
     # grows by every vote and undo, for ever.
-    db["vote_events"].create_index(["paper_id", "user"])
-    db["vote_events"].create_index(["user"])
+    db["vote_events"].create_index(["paper_id", "user"], if_not_exists=True)
+    db["vote_events"].create_index(["user"], if_not_exists=True)
 
 
 def _migration_11(db: sqlite_utils.Database) -> None:
     # owner: feedback. A search (the digest page's, `rank --find`) looks its words up as ids too, case aside:
     # lower(column) cannot use the plain indexes, so every search read the whole papers table.
     for column in ("id", "arxiv_id", "doi"):
-        db.execute(f"CREATE INDEX idx_papers_lower_{column} ON papers (lower({column}))")
+        db.execute(f"CREATE INDEX IF NOT EXISTS idx_papers_lower_{column} ON papers (lower({column}))")
 
 
 MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6, _migration_7,

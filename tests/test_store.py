@@ -747,3 +747,19 @@ def test_write_problem_is_none_for_a_writable_file_even_while_another_process_wr
         writer.close()
     assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] == 30000  # the usual patience is back
     store.close()
+
+
+def test_the_index_migrations_can_run_again_on_a_store_that_has_their_indexes(tmp_path):
+    """A store whose schema number was set back by hand (or a copy restored over newer files) runs migrations 10
+    and 11 again: every command failed with 'index idx_papers_lower_id already exists'."""
+    path = tmp_path / "digest.db"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 9")
+    conn.commit()
+    conn.close()
+    store = Store(path)
+    assert store.schema_version == SCHEMA_VERSION
+    indexes = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"idx_papers_lower_id", "idx_papers_lower_doi", "idx_vote_events_user"} <= indexes
+    store.close()
