@@ -5,6 +5,8 @@
 import os
 import pwd
 import shutil
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,3 +58,20 @@ def foreign_store():
         yield ForeignStore(base, data, db, as_other, 0o444, name, pwd.getpwuid(db.stat().st_uid).pw_name)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+_HOLD_WRITE_LOCK = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+db.execute("ROLLBACK")
+"""
+
+
+def hold_write_lock(db: Path, seconds: float) -> subprocess.Popen:
+    """Another process holding the database's write lock for ``seconds`` (an sqlite3 shell with an open
+    transaction): it prints "held" once it has the lock; wait for the process to know the lock is gone."""
+    return subprocess.Popen([sys.executable, "-c", _HOLD_WRITE_LOCK, str(db), str(seconds)],
+                            stdout=subprocess.PIPE, text=True)

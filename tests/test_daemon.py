@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import time_machine
+from conftest import hold_write_lock
 
 from digest.config import load_settings
 from digest.embed import content_hash
@@ -810,14 +811,6 @@ def test_other_programs_opening_checkpointing_and_closing_the_database_do_not_st
     assert drive(daemon, scenario) == 0
     assert (settings.data_path / "digest.db-wal").exists() is False  # the last connection closed it cleanly
 
-HOLD_WRITE_LOCK = """
-import sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], isolation_level=None)
-db.execute("BEGIN IMMEDIATE")
-print("held", flush=True)
-time.sleep(float(sys.argv[2]))
-db.execute("ROLLBACK")
-"""
 
 
 def test_a_profile_added_while_another_process_holds_the_write_lock_is_scheduled_once_it_is_released(home, caplog):
@@ -836,8 +829,7 @@ def test_a_profile_added_while_another_process_holds_the_write_lock_is_scheduled
 
     async def scenario():
         await until(lambda: daemon.ready.is_set())
-        holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(settings.db_path), str(held_for)],
-                                  stdout=subprocess.PIPE, text=True)
+        holder = hold_write_lock(settings.db_path, held_for)
         try:
             assert (await asyncio.to_thread(holder.stdout.readline)).strip() == "held"
             write_profile(tmp_path / "profiles", "cat", send_at="07:45")
@@ -887,8 +879,7 @@ username = "{alerts}"
     caplog.set_level(logging.INFO)
     daemon = Daemon(settings, poll=poll_all)
     try:
-        holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(settings.db_path), "33"],
-                                  stdout=subprocess.PIPE, text=True)
+        holder = hold_write_lock(settings.db_path, 33)
         try:
             assert holder.stdout.readline().strip() == "held"
             daemon._poll_blocking("test")
@@ -921,8 +912,7 @@ def test_a_digest_whose_send_meets_the_write_lock_of_another_process_is_sent_by_
     settings = load_settings(config)
     daemon = Daemon(settings)
     assert daemon.embedder.dimension == 384  # loaded now: the start's catch-up meets the lock at once
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(settings.db_path), "36"],
-                              stdout=subprocess.PIPE, text=True)
+    holder = hold_write_lock(settings.db_path, 36)
 
     async def scenario():
         await until(lambda: daemon.ready.is_set(), timeout=90)  # the start's catch-up met the lock

@@ -30,6 +30,7 @@ import pytest
 import time_machine
 from bs4 import BeautifulSoup
 from click.testing import CliRunner
+from conftest import hold_write_lock
 
 from digest.cli import cli
 from digest.config import Secret, Settings, SmtpSettings, load_settings
@@ -255,14 +256,6 @@ def test_the_front_page_does_not_say_nothing_was_changed_as_error_pages_do(tmp_p
     assert refused.status_code in (400, 403, 404) and "Nothing was changed" in refused.text
 
 
-HOLD_WRITE_LOCK = """
-import sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], isolation_level=None)
-db.execute("BEGIN IMMEDIATE")
-print("held", flush=True)
-time.sleep(float(sys.argv[2]))
-db.execute("ROLLBACK")
-"""
 
 
 def test_fifty_clicks_while_another_process_holds_the_write_lock_each_get_the_not_recorded_page_soon(tmp_path,
@@ -277,8 +270,7 @@ def test_fifty_clicks_while_another_process_holds_the_write_lock_each_get_the_no
     with running_server(tmp_path) as live:
         pid = live.paper("Mixture of depths for long contexts", "Text.", arxiv_id="2501.00123")
         links = [live.link("omar", action, pid) for action in ("up", "down")]
-        holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(live.settings.db_path), "45"],
-                                  stdout=subprocess.PIPE, text=True)
+        holder = hold_write_lock(live.settings.db_path, 45)
         try:
             assert holder.stdout.readline().strip() == "held"
 
@@ -316,8 +308,7 @@ def test_the_health_check_answers_while_clicks_waiting_on_the_write_lock_hold_ev
     with running_server(tmp_path) as live:
         pid = live.paper("Sparse attention at scale", "Text.", arxiv_id="2501.00456")
         link = live.link("pia", "up", pid)
-        holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(live.settings.db_path), "14"],
-                                  stdout=subprocess.PIPE, text=True)
+        holder = hold_write_lock(live.settings.db_path, 14)
         try:
             assert holder.stdout.readline().strip() == "held"
             done: list[str] = []
