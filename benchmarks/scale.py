@@ -41,10 +41,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from search import corpus  # noqa: E402  (benchmarks/search.py: the sample inbox's words)
+
 from digest.config import load_settings  # noqa: E402
 from digest.embed import content_hash  # noqa: E402
 from digest.models import Paper, normalise_title  # noqa: E402
-from digest.parse import iter_raw_messages, parse_message  # noqa: E402
 from digest.store import Store, _id_is  # noqa: E402
 
 MODEL = "all-MiniLM-L6-v2+all-mpnet-base-v2"
@@ -59,14 +60,6 @@ RUNNER = ("import atexit, sys\n"
           "from digest.cli import main\n"
           "sys.argv = ['digest', *sys.argv[1:]]\n"
           "main()\n")
-
-
-def corpus() -> list[str]:
-    words = []
-    for _, raw in iter_raw_messages(REPO / "sample_inbox"):
-        for paper in parse_message(raw).papers:
-            words += f"{paper.title} {paper.abstract or ''}".split()
-    return words
 
 
 def free_port() -> int:
