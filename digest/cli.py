@@ -799,14 +799,14 @@ def _paused(store, profile, addresses) -> str:
 def _new_reader_warnings(store, profiles: dict, stale) -> list[str]:
     """A profile whose digests went to another address than the one it names now: the same reader who moved, or a
     file name given to someone else, whom the earlier reader's links (votes, unsubscribe) would still act for."""
-    from .feedback import _without_tag
+    from .config import without_tag
 
     warnings = []
     for user, profile in sorted(profiles.items()):
         last = None if user in stale else store.db.execute(
             "SELECT address, period FROM digests WHERE user = ? AND address IS NOT NULL AND address != '' "
             "AND status IN ('sent', 'written') ORDER BY period DESC, id DESC LIMIT 1", [user]).fetchone()
-        if last is None or _without_tag(last[0].lower()) == _without_tag(profile.email.lower()):
+        if last is None or without_tag(last[0].lower()) == without_tag(profile.email.lower()):
             continue
         warnings.append(f"{profile.path}: email: {profile.email}, but this profile's digests went to {last[0]} "
                         f"(the last on {last[1]}). The same reader at a new address: nothing to do, their votes and "

@@ -351,6 +351,13 @@ def valid_address(address: str) -> bool:
     return bool(parsed.username and parsed.domain)
 
 
+def without_tag(address: str) -> str:
+    """``ada+papers@example.org`` -> ``ada@example.org``: a profile may name a subaddress (to file the digests
+    under a label), while mail programs reply from the mailbox's own address, whose owner the subaddress's is."""
+    local, at, domain = address.rpartition("@")
+    return f"{local.split('+', 1)[0]}{at}{domain}" if at and local.split("+", 1)[0] else address
+
+
 def ascii_domain(address: str) -> str:
     """``user@domain`` with an internationalised domain in its ASCII form (IDNA 2008 with UTS 46, as browsers
     and mail servers use it: ``müller.example`` -> ``xn--mller-kva.example``, ``straße.de`` ->
@@ -492,12 +499,7 @@ def config_problems(settings: Settings, data_dir_from: str | None = None) -> tup
                         "address readers reach `digest serve` at (docs/feedback.md), or set web.reply_address to "
                         "vote by email")
     reply, account = settings.web.reply_address.strip().lower(), settings.imap.username.strip().lower()
-
-    def mailbox(address: str) -> str:  # ada+votes@example.org is delivered to ada@example.org
-        local, _, domain = address.rpartition("@")
-        return f"{local.split('+', 1)[0]}@{domain}"
-
-    if reply and settings.imap.host and "@" in account and mailbox(reply) != mailbox(account):
+    if reply and settings.imap.host and "@" in account and without_tag(reply) != without_tag(account):
         # votes by reply go to reply_address; only the polled mailbox is read: elsewhere they are never counted
         warnings.append(f"{at('web.reply_address')}: web.reply_address is {reply}, but the poller reads the mailbox "
                         f"of {account} (imap.username): replies with \"+1 -3\" and prepared vote emails go to {reply}, "

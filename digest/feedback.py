@@ -55,7 +55,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from .config import Secret, Settings, ascii_domain
+from .config import Secret, Settings, ascii_domain, without_tag
 from .errors import DigestError, StoreError, TokenError
 from .models import ScoredPaper
 from .store import Store, another_users_database, database_problem, schema_without_opening, unwritable_files
@@ -255,13 +255,6 @@ def _sender(msg: EmailMessage) -> tuple[str, str]:
         return "", "a From header that cannot be read"
 
 
-def _without_tag(address: str) -> str:
-    """``ada+papers@example.org`` -> ``ada@example.org``: a profile may name a subaddress (to file the digests
-    under a label), while mail programs reply from the mailbox's own address, whose owner the subaddress's is."""
-    local, at, domain = address.rpartition("@")
-    return f"{local.split('+', 1)[0]}{at}{domain}" if at and local.split("+", 1)[0] else address
-
-
 def handle_reply(store: Store, settings: Settings, raw: bytes, *, mailbox: str, uidvalidity: int = 0,
                  uid: int = 0, key: Secret | None = None, received_at: datetime | None = None) -> ReplyOutcome | None:
     """Recognise a vote sent by email, check it and record it with its message. ``None``: not feedback.
@@ -356,7 +349,7 @@ def handle_reply(store: Store, settings: Settings, raw: bytes, *, mailbox: str, 
         return finish("feedback_rejected", user, f"no profile for user {user!r}")
     if sender_problem:
         return finish("feedback_rejected", user, f"{sender_problem}: a vote counts only from the user's own address")
-    if sender not in (address.lower(), _without_tag(address.lower())):
+    if sender not in (address.lower(), without_tag(address.lower())):
         # the token or the digest may have been forwarded: only the user's own address can vote for them
         return finish("feedback_rejected", user, f"sender {sender or '(none)'} is not the address of user {user}")
     return finish("feedback", user, notes, votes)
