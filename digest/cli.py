@@ -803,9 +803,7 @@ def _new_reader_warnings(store, profiles: dict, stale) -> list[str]:
 
     warnings = []
     for user, profile in sorted(profiles.items()):
-        last = None if user in stale else store.db.execute(
-            "SELECT address, period FROM digests WHERE user = ? AND address IS NOT NULL AND address != '' "
-            "AND status IN ('sent', 'written') ORDER BY period DESC, id DESC LIMIT 1", [user]).fetchone()
+        last = None if user in stale else store.last_address(user)
         if last is None or without_tag(last[0].lower()) == without_tag(profile.email.lower()):
             continue
         warnings.append(f"{profile.path}: email: {profile.email}, but this profile's digests went to {last[0]} "

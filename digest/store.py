@@ -1522,6 +1522,13 @@ class Store:
         rows = list(self.db["digests"].rows_where("user = ?", [user], order_by="period desc, id desc", limit=1))
         return rows[0] if rows else None
 
+    def last_address(self, user: str) -> tuple[str, str] | None:
+        """(address, period) of the latest digest delivered to ``user`` (sent, or written to the outbox)."""
+        row = self.db.execute("SELECT address, period FROM digests WHERE user = ? AND address IS NOT NULL AND "
+                              "address != '' AND status IN ('sent', 'written') ORDER BY period DESC, id DESC LIMIT 1",
+                              [user]).fetchone()
+        return (row[0], row[1]) if row else None
+
     def unfinished_digests(self) -> list[dict]:
         """Digests claimed, being sent, or waiting for a retry (with their claim owner)."""
         return list(self.db["digests"].rows_where("status IN ('claimed', 'sending', 'retry')",
