@@ -401,7 +401,11 @@ def _check_host(host: str, section: str, at: str) -> None:
 _USUAL_PORTS = {"imap": {"tls": (993,), "starttls": (143,)}, "smtp": {"tls": (465,), "starttls": (587, 25)}}
 
 
-def _read_only_mount(path: Path) -> bool:
+READ_ONLY_MOUNT = "on a file system mounted read-only"  # how a folder no user may write is said, and told apart
+
+
+def read_only_mount(path: Path) -> bool:
+    """Whether ``path`` lies on a file system mounted read-only (no user may write it, whatever its permissions)."""
     try:
         return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
     except OSError:
@@ -443,13 +447,13 @@ def config_problems(settings: Settings, data_dir_from: str | None = None) -> tup
     data = settings.data_path
     existing = next((d for d in (data, *data.parents) if d.exists()), None)
     if existing is not None and (not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK)):
-        read_only = existing.is_dir() and _read_only_mount(existing)
+        read_only = existing.is_dir() and read_only_mount(existing)
         if existing.is_dir() and read_only and settings.db_path.exists():
             pass  # the store's own check says it, with its fix (remount it read-write): once is enough
         else:
             why, fix = ((f"{existing} is a file, not a folder", "create the folder or choose another")
                         if not existing.is_dir() else
-                        (f"{existing} is on a file system mounted read-only", "remount it read-write or choose another")
+                        (f"{existing} is {READ_ONLY_MOUNT}", "remount it read-write or choose another")
                         if read_only else
                         (f"{existing} is not writable by this user", "give this user write access to it or choose another"))
             where = (f"{data_dir_from}{'=' if data_dir_from.isupper() else ' '}{settings.data_dir}" if data_dir_from else

@@ -55,7 +55,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from .config import Secret, Settings, ascii_domain, without_tag
+from .config import READ_ONLY_MOUNT, Secret, Settings, ascii_domain, without_tag
 from .errors import DigestError, StoreError, TokenError
 from .models import ScoredPaper
 from .store import Store, another_users_database, database_problem, schema_without_opening, unwritable_files
@@ -437,7 +437,7 @@ class SecurityHeaders:
 def read_only_fix(problem: str) -> str:
     """What to do about a database the server cannot write (``problem``: store.unwritable_files's words or a write's
     error): a read-only mount is no matter of users and permissions."""
-    if "mounted read-only" in problem or "read-only file system" in problem.lower():
+    if READ_ONLY_MOUNT in problem or "read-only file system" in problem.lower():
         return ("no vote can be recorded on a read-only file system: remount it read-write, or point data_dir at a "
                 "writable disk")
     return ("this process cannot write the database, so no vote can be recorded: run the server as the user "

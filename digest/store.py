@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import sqlite_utils
 
+from .config import READ_ONLY_MOUNT, read_only_mount
 from .errors import StoreError
 from .models import CUT_MARK, Paper, ScoredPaper, Vote, legacy_doi, matches_query, normalise_title, query_ids
 
@@ -403,17 +404,10 @@ def unwritable_files(db: Path) -> str | None:
     without opening it; None if none (root may write any)."""
     for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
         if path.exists() and not os.access(path, os.W_OK):
-            if _read_only_mount(path):  # no user may write it: the permissions are not the cause
-                return f"{path.name} is on a file system mounted read-only ({path.parent})"
+            if read_only_mount(path):  # no user may write it: the permissions are not the cause
+                return f"{path.name} is {READ_ONLY_MOUNT} ({path.parent})"
             return f"{path.name} is not writable by this user ({_user_name()}; it belongs to {_owner(path)})"
     return None
-
-
-def _read_only_mount(path: Path) -> bool:
-    try:
-        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
 
 
 def schema_without_opening(db: Path) -> int:
@@ -430,7 +424,7 @@ def another_users_database(db: Path) -> str | None:
     opening it: SQLite would fail at the first write (a read too, where it cannot make its -shm file), and where
     the folder lets anyone write, it would leave -wal and -shm files of this user that lock the owner out."""
     problem = unwritable_files(db)
-    if problem is not None and "mounted read-only" in problem:
+    if problem is not None and READ_ONLY_MOUNT in problem:
         return (f"{db}: {problem}, so nothing can be recorded (polls, digests sent, votes); remount it read-write "
                 "(or point data_dir at a writable disk), then run it again")
     return None if problem is None else (
