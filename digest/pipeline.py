@@ -38,7 +38,7 @@ from .profiles import LoadedProfiles, Profile, display_path, load_profiles, loca
 from .rank import Anchor, Ranking, build_signals, rank
 from .render import item_context, render_digest
 from .send import build_message, send_message, write_outbox
-from .store import DIGEST_DONE, MAX_UNCONFIRMED, Store, database_problem, describe_owner
+from .store import DIGEST_DONE, MAX_UNCONFIRMED, Store, database_problem, describe_owner, is_lock
 from .tokens import link_path, make_token
 
 log = logging.getLogger(__name__)
@@ -836,7 +836,7 @@ def _record_sent(store: Store, digest_id: int, address: str, attempts: int = 5, 
             store.mark_digest(digest_id, "sent", address=address, error=note)
             return
         except sqlite3.OperationalError as exc:
-            if attempt < attempts and re.search(r"locked|busy", str(exc)):  # a lock may clear; a full disk won't
+            if attempt < attempts and is_lock(exc):  # a lock may clear; a full disk won't
                 log.warning("digest %s was sent but the database cannot record it (%s); trying again (%d/%d)",
                             digest_id, exc, attempt, attempts)
                 time.sleep(2 * attempt)

@@ -51,7 +51,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from .errors import ConfigError, DigestError, ProfileError, StoreError
 from .profiles import WEEKDAYS, Profile, load_profiles, local_period
-from .store import DIGEST_DONE, another_users_database, database_problem
+from .store import DIGEST_DONE, another_users_database, database_problem, is_lock
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -1108,7 +1108,7 @@ class Daemon:
         now = time.monotonic()
         since, said = self._watch_unread or (now, "")
         text = database_problem(self.watch_store.path, exc)
-        lock = "locked" in str(exc) or "busy" in str(exc)
+        lock = is_lock(exc)
         if not said and (not lock or now - since >= WATCH_LOCK_REPORT):
             log.error("job=profiles: a change in %s is not read yet: %s; it is read as soon as the database can be "
                       "written (until then every schedule stays as it was)", self.settings.profiles_path, text)

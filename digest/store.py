@@ -70,6 +70,11 @@ def is_damage(exc: sqlite3.DatabaseError) -> bool:
     return type(exc) is sqlite3.DatabaseError or bool(re.search(r"malformed|not a database|corrupt", str(exc)))
 
 
+def is_lock(exc: sqlite3.DatabaseError) -> bool:
+    """SQLite's word that another connection holds the lock ("database is locked", SQLITE_BUSY): it clears."""
+    return bool(re.search(r"locked|busy", str(exc)))
+
+
 def database_problem(path: Path | None, exc: sqlite3.DatabaseError, waited: float = 30) -> str:
     """One line for an SQLite error met in the middle of a command: what it means and what to do. Every write is
     one transaction, so the one that failed left nothing half-done. ``waited``: how long the write waited for a
@@ -81,7 +86,7 @@ def database_problem(path: Path | None, exc: sqlite3.DatabaseError, waited: floa
     if not isinstance(exc, sqlite3.OperationalError):
         return (f"{where}: {type(exc).__name__}: {text}: a fault in digest, not in the database file (leave the file "
                 "as it is); please report it with the command that met it")
-    if "locked" in text or "busy" in text:
+    if is_lock(exc):
         return (f"{where}: another process held the database's write lock for {waited:g} s ({text}); the write that "
                 "waited was not made (nothing is left half-written). A `digest run` daemon or another command may "
                 "be busy: try again, or find the process keeping it (e.g. an sqlite3 shell with an open "
@@ -587,7 +592,7 @@ class Store:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            if re.search(r"locked|busy", str(exc)):
+            if is_lock(exc):
                 return None  # another connection is writing it right now
             return str(exc)
         finally:
