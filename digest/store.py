@@ -310,13 +310,19 @@ def _left_here(owner: str) -> bool:
             and parts[3] == (_process_start(os.getpid()) or "") and owner not in _HELD)
 
 
-def owner_state(owner: str) -> str:
-    """'alive', 'dead' (provably: same host, process gone, pid reused, or host rebooted) or 'unknown'
-    (another host, or an unreadable owner)."""
+def _owner_parts(owner: str) -> list[str] | None:
+    """A claim's owner as [host, boot id, pid, process start, nonce] (pid all digits), or None if unreadable."""
     parts = owner.split(":")
     if len(parts) == 3:  # the first format: host:pid:nonce
         parts = [parts[0], "", parts[1], "", parts[2]]
-    if len(parts) != 5 or parts[0] != socket.gethostname() or not parts[2].isdigit():
+    return parts if len(parts) == 5 and parts[2].isdigit() else None
+
+
+def owner_state(owner: str) -> str:
+    """'alive', 'dead' (provably: same host, process gone, pid reused, or host rebooted) or 'unknown'
+    (another host, or an unreadable owner)."""
+    parts = _owner_parts(owner)
+    if parts is None or parts[0] != socket.gethostname():
         return "unknown"
     host_boot, pid, start = parts[1], int(parts[2]), parts[3]
     if host_boot and _boot_id() and host_boot != _boot_id():
@@ -330,10 +336,8 @@ def owner_state(owner: str) -> str:
 def describe_owner(owner: str, since: str | None = None) -> str:
     """A claim's owner as whoever reads the message can look it up (``ps``): 'process 22473 on this machine since
     2026-12-07 18:25:02 UTC', not the stored ``host:boot:pid:start:nonce``."""
-    parts = owner.split(":")
-    if len(parts) == 3:  # the first format: host:pid:nonce
-        parts = [parts[0], "", parts[1], "", parts[2]]
-    if len(parts) == 5 and parts[2].isdigit():
+    parts = _owner_parts(owner)
+    if parts is not None:
         where = "this machine" if parts[0] == socket.gethostname() else f"host {parts[0]}"
         who = f"process {parts[2]} on {where}"
     else:
