@@ -80,13 +80,15 @@ STYLESHEET = TEMPLATES / "page_style.css"
 VOTE_LABELS = {"up": ("👍", "More like this"), "down": ("👎", "Less like this")}
 SEARCH_CHARS = 200  # a digest page's search reads this much of its query...
 SEARCH_RESULTS = 20  # ...and shows this many papers
-# what a digest page says under the paper just voted on (also: the buttons it accepts)
 # how long a click waits for another process's write lock before the reader is told it was not recorded (503).
 # Each waiting click holds one of the server's 40 worker threads: with SQLite's 30 s, clicks queued behind 40
 # others waited 30 s for a thread and 30 s for the lock, past the 60 s a request may take, and their connections
 # were closed with no answer at all; a reader also waited half a minute to learn the click failed.
 WEB_LOCK_WAIT = 10.0
+# a link that does not verify or leads nowhere was most often cut or altered on its way out of the email
+OPEN_FROM_EMAIL = "Open the link straight from your digest email; some mail programs break long links when copying."
 
+# what a digest page says under the paper just voted on
 DONE_NOTES = {"up": "Thanks, recorded: 👍 More like this.", "down": "Thanks, recorded: 👎 Less like this.",
               "undo": "Vote removed.",
               # an Undo from a page showing a vote the reader has changed since (another window, an email vote)
@@ -405,8 +407,7 @@ def _token_error_page(settings: Settings, exc: TokenError) -> HTMLResponse:
     status = getattr(exc, "status", 400)
     hint = (f"Links stay valid for {settings.web.token_max_age_days} days. The links in your latest digest work."
             if isinstance(exc, ExpiredToken) else
-            "Open the link straight from the email; some mail programs break long links when copying."
-            if isinstance(exc, InvalidToken) else "")
+            OPEN_FROM_EMAIL if isinstance(exc, InvalidToken) else "")
     return _error_page(settings, status, titles.get(status, "This link is not valid"), str(exc), hint)
 
 
@@ -887,9 +888,7 @@ def create_app(settings: Settings, *, key: Secret | None = None) -> Starlette:
                   405: ("Not allowed", "This address does not accept that kind of request."),
                   413: ("Request too large", f"This server accepts at most {settings.web.max_body_bytes} bytes.")}
         title, message = titles.get(status, ("Request refused", "The server could not handle this request."))
-        hint = ("Open the link straight from your digest email; some mail programs break long links when copying."
-                if status == 404 else "")
-        response = _error_page(settings, status, title, message, hint)
+        response = _error_page(settings, status, title, message, OPEN_FROM_EMAIL if status == 404 else "")
         for name, value in (getattr(exc, "headers", None) or {}).items():
             response.headers[name] = value
         return response
