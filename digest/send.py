@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import os
 import re
@@ -335,6 +336,7 @@ async def _attempt(data: bytes | None, sender: str, recipients: list[str], setti
     return _reply(response)
 
 
+@functools.cache  # read once, at the first message sent (not at every import of this module)
 def _watchable_data() -> bool:
     """Whether aiosmtplib sends DATA as ``_data`` expects (checked on 5.x): one ``execute_data_command`` writing
     b"DATA\\r\\n", then the message, through ``write``, each followed by ``read_response(timeout=...)``."""
@@ -349,9 +351,6 @@ def _watchable_data() -> bool:
         and "timeout" in reads
 
 
-_WATCHABLE_DATA = _watchable_data()
-
-
 async def _data(client: aiosmtplib.SMTP, data: bytes, timeout: float, transmitted: list[bool]) -> aiosmtplib.SMTPResponse:
     """DATA, telling its two halves apart: until the server's 354 go-ahead nothing of the message is transmitted, so a
     break there leaves no doubt (it is an ordinary retry, not a handover that may have delivered), and the go-ahead
@@ -361,7 +360,7 @@ async def _data(client: aiosmtplib.SMTP, data: bytes, timeout: float, transmitte
     protocol = client.protocol
     if protocol is None:
         raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-    if not _WATCHABLE_DATA:  # another aiosmtplib than the one this was written for: every break may have delivered
+    if not _watchable_data():  # another aiosmtplib than the one this was written for: every break may have delivered
         transmitted.append(True)
         return await client.data(data, timeout=max(timeout, DATA_REPLY_TIMEOUT))
     write, read = protocol.write, protocol.read_response

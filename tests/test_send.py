@@ -500,7 +500,7 @@ def test_the_data_watch_fits_the_installed_aiosmtplib_and_without_it_every_break
     from digest import send
 
     assert send._watchable_data()  # if this fails, aiosmtplib changed: _data falls back, see below
-    monkeypatch.setattr(send, "_WATCHABLE_DATA", False)
+    monkeypatch.setattr(send, "_watchable_data", lambda: False)
     server = _DataDropper("drop")
     settings = SmtpSettings(host="127.0.0.1", port=server.port, security="plain", timeout=1.0, retries=0,
                             retry_backoff=0.01)
