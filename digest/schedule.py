@@ -40,7 +40,7 @@ import sqlite3
 import threading
 import time
 import zoneinfo
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
@@ -189,19 +189,23 @@ def due_catch_up(profile: Profile, now: datetime, last_period: str | None, grace
     return CatchUp(profile.user, period, due, late, send=late <= grace)
 
 
+def _period_rows(store: Store, c: CatchUp, profile: Profile, addresses: Mapping[str, str] | None) -> Iterator[dict]:
+    """The digest rows of ``c``'s period, under the profile's file name, then under its earlier ones."""
+    from .pipeline import earlier_names
+
+    for user in [c.user, *earlier_names(store, profile, addresses)]:
+        if (row := store.digest_for(user, c.period)) is not None:
+            yield row
+
+
 def started_status(store: Store, c: CatchUp, profile: Profile,
                    addresses: Mapping[str, str] | None = None) -> str | None:
     """The state of a missed digest that a run already started ('claimed', 'sending' or 'retry': a `digest send`
     stopped with Ctrl-C, a run that died, a server that answered "try later" for hours), also under an earlier
     file name of the profile (delivery finishes that one under the new name), or None. The catch-up finishes
     such a digest however late; one nobody started is skipped beyond the grace window."""
-    from .pipeline import earlier_names
-
-    for user in [c.user, *earlier_names(store, profile, addresses)]:
-        row = store.digest_for(user, c.period)
-        if row is not None and row["status"] in ("claimed", "sending", "retry"):
-            return row["status"]
-    return None
+    return next((row["status"] for row in _period_rows(store, c, profile, addresses)
+                 if row["status"] in ("claimed", "sending", "retry")), None)
 
 
 def live_claim(store: Store, c: CatchUp, profile: Profile, addresses: Mapping[str, str] | None = None) -> str | None:
@@ -209,15 +213,12 @@ def live_claim(store: Store, c: CatchUp, profile: Profile, addresses: Mapping[st
     now (also under an earlier file name of the profile), else None: a run that died, or another host's claim, is
     not 'live'. A claim whose papers are frozen (it has its Message-ID) is 'sending': between two tries at the mail
     server (after a 4xx, waiting out the backoff) the row is back to 'claimed', but nothing is ranked any more."""
-    from .pipeline import earlier_names
     from .store import owner_state
 
-    for user in [c.user, *earlier_names(store, profile, addresses)]:
-        row = store.digest_for(user, c.period)
-        if (row is not None and row["status"] in ("claimed", "sending")
-                and owner_state(row.get("claimed_by") or "") == "alive"):
-            return "sending" if row.get("message_id") else row["status"]
-    return None
+    return next(("sending" if row.get("message_id") else row["status"]
+                 for row in _period_rows(store, c, profile, addresses)
+                 if row["status"] in ("claimed", "sending") and owner_state(row.get("claimed_by") or "") == "alive"),
+                None)
 
 
 def schedule_key(profile: Profile) -> tuple:
