@@ -243,7 +243,7 @@ def _n(count: int, noun: str) -> str:
 
 
 def _print_ingest(report) -> None:
-    click.echo(f"emails read: {report.emails} ({report.alerts} alerts, {report.duplicates} already seen, "
+    click.echo(f"emails read: {report.emails} ({_n(report.alerts, 'alert')}, {report.duplicates} already seen, "
                f"{report.not_alerts} not paper alerts, {report.failed} failed)")
     click.echo(f"papers: {report.new} new, {report.merged} merged")
     if report.feedback or report.feedback_rejected:
@@ -743,7 +743,7 @@ def _store_problems(settings, store) -> list[str]:
         return [f"{db.parent}: not writable by this user, so nothing can be recorded (polls, digests sent, "
                 "votes); give this user write access to it (the database file and its folder), or run digest as "
                 "the user who owns it"]
-    click.echo(f"store: {db}: ok ({store.count_papers()} papers, {db.stat().st_size / 1e6:.1f} MB)")
+    click.echo(f"store: {db}: ok ({_n(store.count_papers(), 'paper')}, {db.stat().st_size / 1e6:.1f} MB)")
     return []
 
 
@@ -1163,8 +1163,9 @@ def backup(ctx: click.Context, dest: Path | None) -> None:
     finally:
         store.close()
     size = dest.stat().st_size / 1e6
-    click.echo(f"{'replaced' if replaced else 'wrote'} {dest} ({size:.1f} MB, checked): {counts['papers']} papers, "
-               f"{counts['votes']} votes ({counts['vote_events']} vote events), {counts['digests']} digests")
+    click.echo(f"{'replaced' if replaced else 'wrote'} {dest} ({size:.1f} MB, checked): "
+               f"{_n(counts['papers'], 'paper')}, {_n(counts['votes'], 'vote')} "
+               f"({_n(counts['vote_events'], 'vote event')}), {_n(counts['digests'], 'digest')}")
 
 
 @cli.command()
@@ -1276,7 +1277,11 @@ def _print_status(r: dict) -> None:
         if last:
             written = last["status"] == "sent" and last.get("path")  # to an outbox file, not mailed
             line = f"  last: {last['period']} {'written' if written else last['status']}"
-            if last["n_items"] is not None:
+            if last["n_items"] == 0 and last["status"] == "sent":  # "sent, 0 papers" read as a failure
+                seen = last.get("n_candidates") or 0
+                line += (f", a quiet-day note (none of {_n(seen, 'recent paper')} cleared the bar)" if seen
+                         else ", a quiet-day note (no new papers had arrived)")
+            elif last["n_items"] is not None:
                 line += f", {_n(last['n_items'], 'paper')}"
             if last["sent_at"]:
                 line += f", at {stamp(last['sent_at'])}"

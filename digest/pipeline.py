@@ -428,7 +428,7 @@ def verdict(user_ranking: UserRanking, item: ScoredPaper) -> str:
         return f"below the floor: {item.score:.{places}f} < {ranking.floor:.{places}f} (relevance_floor)"
     cleared = len(ranking.cleared())
     max_items = ranking.max_items or profile.max_items
-    return (f"cleared the floor but not picked: {cleared} papers did, for max_items = {max_items}; the "
+    return (f"cleared the floor but not picked: {cleared} {'paper' if cleared == 1 else 'papers'} did, for max_items = {max_items}; the "
             "digest takes each interest's best paper, then the best of the rest, preferring papers unlike those "
             "already picked")
 

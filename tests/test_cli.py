@@ -162,7 +162,7 @@ def test_check_says_the_store_is_whole(tmp_path):
     store.add_papers([Paper("Program synthesis from examples")])
     store.close()
     result = CliRunner().invoke(cli, ["--config", str(config), "check"])
-    assert result.exit_code == 0 and f"store: {tmp_path / 'data' / 'digest.db'}: ok (1 papers, " in result.output
+    assert result.exit_code == 0 and f"store: {tmp_path / 'data' / 'digest.db'}: ok (1 paper, " in result.output
 
 
 def test_backup_writes_a_checked_copy_into_data_dir_or_where_told(tmp_path):
@@ -173,7 +173,7 @@ def test_backup_writes_a_checked_copy_into_data_dir_or_where_told(tmp_path):
     result = CliRunner().invoke(cli, ["--config", str(config), "backup"])
     assert result.exit_code == 0, result.output
     (copy,) = (tmp_path / "data" / "backups").glob("digest-*.db")
-    assert f"wrote {copy} (" in result.output and "checked): 1 papers, 0 votes" in result.output
+    assert f"wrote {copy} (" in result.output and "checked): 1 paper, 0 votes" in result.output
     assert Store(copy).count_papers() == 1
     target = tmp_path / "nas" / "digest.db"
     target.parent.mkdir()
@@ -305,6 +305,9 @@ def test_send_any_day_sends_whatever_the_frequency(tmp_path):
     assert len(list((tmp_path / "out").glob("ada-*.eml"))) == 1
     # which says so ("0 papers sent" alone reads as a digest that went wrong), with the note's subject
     assert '.html) (the quiet-day note, quiet_day = "note": No new papers arrived · ' in result.output, result.output
+    # and status says what went out, not "written, 0 papers"
+    status = CliRunner().invoke(cli, ["--config", str(config), "status"])
+    assert status.exit_code == 0 and "written, a quiet-day note (no new papers had arrived)" in status.output, status.output
 
 
 @pytest.mark.model
@@ -403,7 +406,7 @@ def test_parse_and_ingest_say_when_a_path_holds_no_email(tmp_path):
                                                    .read_bytes())
     (tmp_path / "inbox" / "blank.eml").write_bytes(b"\n")
     result = CliRunner().invoke(cli, ["--config", str(config), "ingest", str(tmp_path / "inbox")])
-    assert result.exit_code == 1 and "emails read: 2 (1 alerts" in result.output
+    assert result.exit_code == 1 and "emails read: 2 (1 alert" in result.output
     assert f"failed: {tmp_path / 'inbox' / 'blank.eml'}: empty: there is nothing in it" in result.output
 
 
@@ -615,7 +618,7 @@ def test_a_whole_copy_with_as_many_papers_still_completes_an_alert_cut_inside_it
     cut = CliRunner().invoke(cli, ["--config", str(config), "ingest", str(tmp_path / "cut.eml")])
     assert "read in part" in cut.output and "papers: 180 new" in cut.output  # every entry, the last one cut
     whole = CliRunner().invoke(cli, ["--config", str(config), "ingest", str(tmp_path / "whole.eml")])
-    assert "emails read: 1 (1 alerts, 0 already seen" in whole.output, whole.output  # read again, not a duplicate
+    assert "emails read: 1 (1 alert, 0 already seen" in whole.output, whole.output  # read again, not a duplicate
     assert "read in part" not in CliRunner().invoke(cli, ["--config", str(config), "status"]).output
     # another whole copy is a duplicate of the whole one (not read again against the cut one)
     (tmp_path / "whole-again.eml").write_bytes(full + b"\n")
@@ -760,6 +763,20 @@ def test_status_shows_the_last_digest_a_renamed_profile_had_under_its_earlier_na
     store.close()
     [eve] = json.loads(CliRunner().invoke(cli, ["--config", str(config), "status", "--json"]).output)["users"]
     assert eve["last"]["period"] == "2026-11-28" and "as_user" not in eve["last"]
+
+
+def test_status_says_a_quiet_day_note_went_out_not_zero_papers(tmp_path):
+    """status said "last: 2026-11-27 sent, 0 papers" for the quiet-day note, which reads as a digest gone wrong."""
+    config = _profiles(tmp_path)
+    store = Store(tmp_path / "data" / "digest.db")
+    digest_id = store.claim_digest("ada", "2026-11-27")
+    store.save_digest_items(digest_id, [], [], n_candidates=40)
+    store.mark_digest(digest_id, "sent")
+    store.close()
+    result = CliRunner().invoke(cli, ["--config", str(config), "status"])
+    assert result.exit_code == 0
+    assert "  last: 2026-11-27 sent, a quiet-day note (none of 40 recent papers cleared the bar), at " \
+        in result.output, result.output
 
 
 def test_ingest_into_a_new_data_directory_says_it_starts_a_new_store(tmp_path):
