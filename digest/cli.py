@@ -1198,8 +1198,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 
 # the store's message states as `digest status` names them
-MESSAGE_STATES = {"ingested": "alerts", "not_alert": "not alerts", "duplicate": "duplicates", "failed": "failed",
-                  "feedback": "vote replies", "feedback_rejected": "refused vote replies"}
+# a message state as `digest status` names it, (one, several): the words `digest ingest` / `poll` print too
+MESSAGE_STATES = {"ingested": ("alert", "alerts"), "not_alert": ("not a paper alert", "not paper alerts"),
+                  "duplicate": ("already seen", "already seen"), "failed": ("failed", "failed"),
+                  "feedback": ("vote reply", "vote replies"), "feedback_rejected": ("refused vote reply",
+                                                                                   "refused vote replies")}
 
 
 def _mailbox_label(mailbox: str) -> str:
@@ -1239,8 +1242,10 @@ def _print_status(r: dict) -> None:
         click.echo(f"last poll: {where}: {ago(p['at'])}: {result}")
     counts = r["counts"]
     messages, digests = counts["messages"], counts["digests"]
+    order = list(MESSAGE_STATES)  # alerts first, as ingest says them
+    in_order = sorted(messages.items(), key=lambda sn: order.index(sn[0]) if sn[0] in order else len(order))
     click.echo(f"papers: {counts['papers']}   messages: {sum(messages.values())} "
-               f"({', '.join(f'{n} {MESSAGE_STATES.get(s, s)}' for s, n in messages.items()) or 'none'})")
+               f"({', '.join(f'{n} {MESSAGE_STATES.get(s, (s, s))[n != 1]}' for s, n in in_order) or 'none'})")
     for state, key, listed in (("failed", "error", r.get("failed_messages", [])),
                                ("read in part", "warning", r.get("partial_messages", []))):
         for m in listed[:5]:

@@ -627,8 +627,10 @@ def test_a_whole_copy_with_as_many_papers_still_completes_an_alert_cut_inside_it
     # a cut copy read after the whole one changes nothing and is not listed either
     (tmp_path / "cut-again.eml").write_bytes(full[:30000])
     again = CliRunner().invoke(cli, ["--config", str(config), "ingest", str(tmp_path / "cut-again.eml")])
-    assert "1 already seen" in again.output and "read in part" not in CliRunner().invoke(
-        cli, ["--config", str(config), "status"]).output
+    status = CliRunner().invoke(cli, ["--config", str(config), "status"]).output
+    assert "1 already seen" in again.output and "read in part" not in status
+    # status names them as ingest does ("already seen", not "duplicates"), and one alert is "1 alert"
+    assert "messages: 4 (2 alerts, 2 already seen)" in status, status
 
 
 def test_check_skips_editor_lock_files_and_names_a_pipe_instead_of_hanging(tmp_path):
