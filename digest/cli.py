@@ -935,7 +935,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
                 store.close()
         if problem:  # every page would show, and every vote fail
             raise StoreError(f"{settings.db_path}: {problem}; {read_only_fix(problem)}")
-    server = build_server(settings, host, port)
+    # our log format (log_config=None), and not uvicorn's start/stop lines beside the banner below (its
+    # warnings and errors still show; --log-level DEBUG shows everything)
+    server = build_server(settings, host, port, log_config=None)
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     # bound before saying it serves: a port in use is one clear error line, not a traceback after the banner
     sock = bind_port(server.config.host, server.config.port,
                      "give a free one with --port (or set web.port), or stop what listens there",

@@ -782,6 +782,8 @@ def test_digest_serve_runs_the_app_and_stops_on_sigterm(tmp_path, stop):
             assert proc.wait(timeout=15) == 0
             out = proc.stdout.read()
             assert "stopped (Ctrl-C)" in out and "Aborted" not in out, out
+            # the banner and the stop line, not uvicorn's own "INFO:     Started server process [580]" beside them
+            assert "Started server process" not in out and "INFO:" not in out, out
     finally:
         if proc.poll() is None:
             proc.kill()
