@@ -45,6 +45,7 @@ from .models import CUT_MARK, Paper, ScoredPaper, Vote, legacy_doi, matches_quer
 
 SCHEMA_VERSION = 11
 SEARCH_WORDS = 12  # a search uses at most this many words of its query
+SEARCH_PREFETCH = 200  # a word search reads the papers of its best this many matches (see Store._fts_search)
 
 
 def damaged_message(path: Path | None, exc: sqlite3.DatabaseError) -> str:
@@ -849,12 +850,7 @@ class Store:
             found, total = [], 0
         elif self.db["papers_fts"].exists():
             match = " ".join(f'"{w}"' for w in words)  # each word quoted: no FTS operators from a query
-            base = f"FROM papers_fts f JOIN papers p ON p.id = f.paper_id WHERE papers_fts MATCH ? {arrived}"
-            total = self.db.execute(f"SELECT count(*) {base}", [match, *arrived_args]).fetchone()[0]
-            # bm25 with the title weighted 10, authors 3 (so a surname finds its papers before ones citing it)
-            found = [r[0] for r in self.db.execute(
-                f"SELECT p.id {base} ORDER BY bm25(papers_fts, 0, 10, 3, 1, 1), p.first_seen DESC, p.id LIMIT ?",
-                [match, *arrived_args, limit])]
+            total, found = self._fts_search(match, arrived_by, limit)
         else:  # no FTS5 in this SQLite: every word as a substring of the text (lower() folds ASCII only), newest first
             text = "lower(" + " || ' ' || ".join(f"coalesce(p.{c}, '')" for c in _FTS_COLUMNS) + ")"
             where = " AND ".join(f"instr({text}, ?) > 0" for _ in words)
@@ -865,6 +861,46 @@ class Store:
                 [*words, *arrived_args, limit])]
         total += sum(1 for pid in by_id if pid not in found)
         return self._rows_with_papers(list(dict.fromkeys([*by_id, *found]))[:limit]), total
+
+    def _fts_search(self, match: str, arrived_by: str | None, limit: int) -> tuple[int, list[str]]:
+        """(how many papers match, the ids of the best ``limit``): bm25 with the title weighted 10, authors 3 (so a
+        surname finds its papers before ones citing it), then the newest, then the id; only papers first seen by
+        ``arrived_by`` when given.
+
+        Joining every match to its paper cost ~2 s for a word most of 150,000 papers hold; the index alone counts
+        them in milliseconds, so the papers are read only for the best SEARCH_PREFETCH matches, and the whole
+        join runs only when those cannot be shown to hold the answer (too many arrived later, or a tie at the
+        cut)."""
+        score = "bm25(papers_fts, 0, 10, 3, 1, 1)"
+        arrived, arrived_args = ("AND p.first_seen <= ?", [arrived_by]) if arrived_by else ("", [])
+        join = f"FROM papers_fts f JOIN papers p ON p.id = f.paper_id WHERE papers_fts MATCH ? {arrived}"
+        total = self.db.execute("SELECT count(*) FROM papers_fts WHERE papers_fts MATCH ?", [match]).fetchone()[0]
+        if total <= SEARCH_PREFETCH:  # few matches: the whole join is cheap
+            return self.db.execute(f"SELECT count(*) {join}", [match, *arrived_args]).fetchone()[0], [
+                r[0] for r in self.db.execute(f"SELECT p.id {join} ORDER BY {score}, p.first_seen DESC, p.id LIMIT ?",
+                                              [match, *arrived_args, limit])]
+        later = self.db.execute("SELECT count(*) FROM papers WHERE first_seen > ?",
+                                [arrived_by]).fetchone()[0] if arrived_by else 0
+        if later >= total:  # an old digest: count the matches that had arrived by then
+            total = self.db.execute(f"SELECT count(*) {join}", [match, *arrived_args]).fetchone()[0]
+        elif later:  # a recent one: every match less the later papers among them (each index row is a paper's)
+            total -= self.db.execute(
+                "SELECT count(*) FROM papers p JOIN papers_fts_keys k ON k.paper_id = p.id WHERE p.first_seen > ? "
+                "AND k.fts_rowid IN (SELECT rowid FROM papers_fts WHERE papers_fts MATCH ?)",
+                [arrived_by, match]).fetchone()[0]
+        best = self.db.execute(f"SELECT f.paper_id, {score} AS s FROM papers_fts f WHERE papers_fts MATCH ? "
+                               "ORDER BY s LIMIT ?", [match, SEARCH_PREFETCH]).fetchall()
+        seen = {r[0]: r[1] for r in self.db.execute(
+            f"SELECT id, first_seen FROM papers p WHERE id IN (SELECT value FROM json_each(?)) {arrived}",
+            [json.dumps([pid for pid, _ in best]), *arrived_args])}
+        shown = sorted(sp for sp in best if sp[0] in seen)  # the SQL's order: id, then the newest first, then
+        shown.sort(key=lambda sp: seen[sp[0]], reverse=True)  # the score (stable sorts, the last key first)
+        shown = sorted(shown, key=lambda sp: sp[1])[:limit]
+        # exact when the last shown scores better than the best match left unread (no tie at the cut)
+        if len(shown) == limit and (not shown or shown[-1][1] < best[-1][1]):
+            return total, [pid for pid, _ in shown]
+        return total, [r[0] for r in self.db.execute(
+            f"SELECT p.id {join} ORDER BY {score}, p.first_seen DESC, p.id LIMIT ?", [match, *arrived_args, limit])]
 
     def sent_record(self, users: Sequence[str], paper_id: str) -> dict | None:
         """When and in which digest ``paper_id`` went to one of ``users`` (a reader's current and earlier names)."""
