@@ -62,9 +62,9 @@ log = logging.getLogger(__name__)
 WATCH_SECONDS = 2.0        # how often the profiles directory is checked for changes
 SWEEP_MINUTES = 10.0       # how often due-but-unsent digests (transient failures, dead claims) are retried
 # the profile watcher waits this long for another process's write lock, then tries again at its next look (a
-# 30-s wait every 2 s kept it running past each tick); a lock held this long (as elsewhere) is said in the log
+# 30-s wait every 2 s kept it running past each tick); a lock held store.BUSY_SECONDS (as a write elsewhere would
+# wait) is said in the log
 WATCH_LOCK_WAIT = 1.0
-WATCH_LOCK_REPORT = 30.0
 EMBED_LOG_SECONDS = 15.0   # while a large batch of new papers is embedded, a progress line at most this often
 LOCK_NAME = "run.lock"     # in data_dir: one `digest run` per data directory
 CLOCK_CHECK_SECONDS = 5.0  # how often the wall clock is compared with the monotonic clock
@@ -1105,12 +1105,14 @@ class Daemon:
     def _profiles_unread(self, exc: sqlite3.DatabaseError) -> None:
         """A change to the profiles could not be recorded (the database locked by another process, a full disk):
         every schedule stays as it is and the watcher reads the change again at its next look. Said once (a lock
-        only once it has lasted WATCH_LOCK_REPORT seconds, as a write elsewhere would wait), not every 2 s."""
+        only once it has lasted store.BUSY_SECONDS, as a write elsewhere would wait), not every 2 s."""
+        from . import store
+
         now = time.monotonic()
         since, said = self._watch_unread or (now, "")
         text = database_problem(self.watch_store.path, exc)
         lock = is_lock(exc)
-        if not said and (not lock or now - since >= WATCH_LOCK_REPORT):
+        if not said and (not lock or now - since >= store.BUSY_SECONDS):
             log.error("job=profiles: a change in %s is not read yet: %s; it is read as soon as the database can be "
                       "written (until then every schedule stays as it was)", self.settings.profiles_path, text)
             said = text

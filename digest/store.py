@@ -44,6 +44,7 @@ from .errors import StoreError
 from .models import CUT_MARK, Paper, ScoredPaper, Vote, legacy_doi, matches_query, normalise_title, query_ids
 
 SCHEMA_VERSION = 11
+BUSY_SECONDS = 30.0  # how long a write waits for another process's write lock before it fails (SQLite's busy timeout)
 SEARCH_WORDS = 12  # a search uses at most this many words of its query
 SEARCH_PREFETCH = 200  # a word search reads the papers of its best this many matches (see Store._fts_search)
 
@@ -76,7 +77,7 @@ def is_lock(exc: sqlite3.DatabaseError) -> bool:
     return bool(re.search(r"locked|busy", str(exc)))
 
 
-def database_problem(path: Path | None, exc: sqlite3.DatabaseError, waited: float = 30) -> str:
+def database_problem(path: Path | None, exc: sqlite3.DatabaseError, waited: float | None = None) -> str:
     """One line for an SQLite error met in the middle of a command: what it means and what to do. Every write is
     one transaction, so the one that failed left nothing half-done. ``waited``: how long the write waited for a
     lock (its connection's busy timeout)."""
@@ -88,6 +89,7 @@ def database_problem(path: Path | None, exc: sqlite3.DatabaseError, waited: floa
         return (f"{where}: {type(exc).__name__}: {text}: a fault in digest, not in the database file (leave the file "
                 "as it is); please report it with the command that met it")
     if is_lock(exc):
+        waited = BUSY_SECONDS if waited is None else waited
         return (f"{where}: another process held the database's write lock for {waited:g} s ({text}); the write that "
                 "waited was not made (nothing is left half-written). A `digest run` daemon or another command may "
                 "be busy: try again, or find the process keeping it (e.g. an sqlite3 shell with an open "
@@ -478,10 +480,10 @@ class Store:
             try:
                 if create:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
-                    conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+                    conn = sqlite3.connect(str(self.path), timeout=BUSY_SECONDS, check_same_thread=False)
                 else:  # SQLite's read-write mode without create: atomic, where an exists() check is not
                     try:
-                        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True, timeout=30,
+                        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True, timeout=BUSY_SECONDS,
                                                check_same_thread=False)
                     except sqlite3.OperationalError:
                         if self.path.exists():
@@ -513,7 +515,7 @@ class Store:
                 self.db.execute("PRAGMA synchronous=NORMAL")
             # digest id -> the owner string of the claims this Store made (to check it still holds them)
             self._claim_owners: dict[int, str] = {}
-            self.db.execute("PRAGMA busy_timeout=30000")
+            self.db.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
@@ -573,13 +575,13 @@ class Store:
 
     @contextlib.contextmanager
     def lock_wait(self, seconds: float) -> Iterator[None]:
-        """Writes inside wait at most ``seconds`` for another process's write lock (30 s otherwise), for a caller
+        """Writes inside wait at most ``seconds`` for another process's write lock (BUSY_SECONDS otherwise), for a caller
         that tries again soon anyway (the daemon's profile watcher)."""
         self.db.conn.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
         try:
             yield
         finally:
-            self.db.conn.execute("PRAGMA busy_timeout=30000")
+            self.db.conn.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
 
     @property
     def schema_version(self) -> int:
@@ -601,7 +603,7 @@ class Store:
                 return None  # another connection is writing it right now
             return str(exc)
         finally:
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
         try:
             conn.execute(f"PRAGMA user_version = {int(version)}")
         except sqlite3.OperationalError as exc:

@@ -813,19 +813,24 @@ def test_other_programs_opening_checkpointing_and_closing_the_database_do_not_st
 
 
 
-def test_a_profile_added_while_another_process_holds_the_write_lock_is_scheduled_once_it_is_released(home, caplog):
+def test_a_profile_added_while_another_process_holds_the_write_lock_is_scheduled_once_it_is_released(home, caplog,
+                                                                                                       monkeypatch):
     """Another process (a `digest send`, an sqlite3 shell with an open transaction) holds the database's write lock
     for longer than SQLite's 30 s wait while a profile is added: the watcher could not record it, had already taken
     the change as seen, and never scheduled the new reader until a restart (their digests silently never went
     out), after an APScheduler traceback and a "maximum number of running instances" warning every 2 s. Now the
-    change is read again once the lock is gone, with one precise line meanwhile."""
+    change is read again once the lock is gone, with one precise line meanwhile. (The store's wait for a lock is
+    6 s here instead of 30, to keep the test short.)"""
+    import digest.store
+
+    monkeypatch.setattr(digest.store, "BUSY_SECONDS", 6.0)
     tmp_path, config = home
     config.write_text(config.read_text() + '[model]\nname = "all-MiniLM-L6-v2"\n')  # the fast model: loaded at start
     caplog.set_level(logging.INFO)
     write_profile(tmp_path / "profiles", "ada", send_at="07:30")
     settings = load_settings(config)
     daemon = Daemon(settings)
-    held_for = 38.0  # longer than SQLite's 30 s busy timeout
+    held_for = 14.0  # longer than the store's wait
 
     async def scenario():
         await until(lambda: daemon.ready.is_set())
@@ -833,7 +838,7 @@ def test_a_profile_added_while_another_process_holds_the_write_lock_is_scheduled
         try:
             assert (await asyncio.to_thread(holder.stdout.readline)).strip() == "held"
             write_profile(tmp_path / "profiles", "cat", send_at="07:45")
-            # said once the lock has lasted 30 s; nothing could be recorded meanwhile, so nothing changed yet
+            # said once the lock has lasted 6 s; nothing could be recorded meanwhile, so nothing changed yet
             await until(lambda: records(caplog, "job=profiles: a change in"), timeout=held_for + 10)
             assert holder.poll() is None and "cat" not in daemon.profiles
             await until(lambda: "cat" in daemon.profiles, timeout=held_for)  # read again once the lock is gone
@@ -847,7 +852,7 @@ def test_a_profile_added_while_another_process_holds_the_write_lock_is_scheduled
     [unread] = records(caplog, "job=profiles: a change in")
     assert unread.levelno == logging.ERROR
     message = unread.getMessage()
-    assert str(tmp_path / "profiles") in message and "held the database's write lock for 30 s" in message
+    assert str(tmp_path / "profiles") in message and "held the database's write lock for 6 s" in message
     assert "it is read as soon as the database can be written" in message
     assert len(records(caplog, "the database can be written again; the profile changes are read")) == 1
     assert not records(caplog, "maximum number of running instances")
@@ -861,6 +866,7 @@ def test_a_poll_that_meets_the_write_lock_of_another_process_says_so_and_the_nex
     the cause and what to do (it was `failed: OperationalError: database is locked`, then a second 30-s wait to
     write that as an event, which, before a digest, failed the digest too), and the alert, left unmarked on the
     server, is stored by the next poll."""
+    import digest.store
     from digest.ingest import poll_all
 
     tmp_path, config = home
@@ -875,11 +881,12 @@ security = "plain"
 username = "{alerts}"
 """)
     monkeypatch.setenv("DIGEST_IMAP_PASSWORD", password)
+    monkeypatch.setattr(digest.store, "BUSY_SECONDS", 4.0)  # the store's wait for a lock: 30 s, too long for a test
     settings = load_settings(config)
     caplog.set_level(logging.INFO)
     daemon = Daemon(settings, poll=poll_all)
     try:
-        holder = hold_write_lock(settings.db_path, 33)
+        holder = hold_write_lock(settings.db_path, 7)
         try:
             assert holder.stdout.readline().strip() == "held"
             daemon._poll_blocking("test")
@@ -887,7 +894,7 @@ username = "{alerts}"
             holder.wait(timeout=60)
         [failed] = records(caplog, "job=poll (test): failed")
         message = failed.getMessage()
-        assert f"{settings.db_path}: another process held the database's write lock for 30 s" in message
+        assert f"{settings.db_path}: another process held the database's write lock for 4 s" in message
         assert "find the process keeping it" in message and "the next poll reads again" in message
         [(_, flags, _)] = mail_servers.messages(alerts)
         assert b"$Digested" not in flags  # not stored, so not marked
@@ -900,10 +907,14 @@ username = "{alerts}"
         daemon._close()
 
 
-def test_a_digest_whose_send_meets_the_write_lock_of_another_process_is_sent_by_the_next_catch_up(home, caplog):
+def test_a_digest_whose_send_meets_the_write_lock_of_another_process_is_sent_by_the_next_catch_up(home, caplog,
+                                                                                                 monkeypatch):
     """The database is write-locked by another process for longer than SQLite's 30 s when a digest is due: the send
     job fails with the cause and fix, says that nothing went out and that the catch-up tries again (it said only
-    `failed: ...`), and the next catch-up, the lock gone, sends it once."""
+    `failed: ...`), and the next catch-up, the lock gone, sends it once. (The store waits 5 s for a lock here.)"""
+    import digest.store
+
+    monkeypatch.setattr(digest.store, "BUSY_SECONDS", 5.0)
     tmp_path, config = home
     config.write_text(config.read_text() + '[model]\nname = "all-MiniLM-L6-v2"\n')
     caplog.set_level(logging.INFO)
@@ -912,7 +923,7 @@ def test_a_digest_whose_send_meets_the_write_lock_of_another_process_is_sent_by_
     settings = load_settings(config)
     daemon = Daemon(settings)
     assert daemon.embedder.dimension == 384  # loaded now: the start's catch-up meets the lock at once
-    holder = hold_write_lock(settings.db_path, 36)
+    holder = hold_write_lock(settings.db_path, 12)
 
     async def scenario():
         await until(lambda: daemon.ready.is_set(), timeout=90)  # the start's catch-up met the lock
@@ -929,7 +940,7 @@ def test_a_digest_whose_send_meets_the_write_lock_of_another_process_is_sent_by_
         holder.wait()
     [failed] = records(caplog, "job=send user=dan: failed")
     message = failed.getMessage()
-    assert f"{settings.db_path}: another process held the database's write lock for 30 s" in message
+    assert f"{settings.db_path}: another process held the database's write lock for 5 s" in message
     assert message.endswith("; nothing was sent, and the catch-up tries this digest again (every 10 min, within "
                             "schedule.grace_minutes of its send time)")
     assert outbox(tmp_path) == [f"dan-{due:%Y-%m-%d}.eml"]

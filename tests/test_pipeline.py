@@ -96,7 +96,12 @@ def test_the_demo_writes_one_digest_per_profile_and_a_second_run_embeds_nothing(
 
 
 def test_papers_already_sent_are_never_repeated_in_the_next_digest(tmp_path):
-    settings = load_settings("/dev/null", data_dir=str(tmp_path), profiles_dir=str(REPO / "profiles"))
+    # the fast model (the ledger is under test, not the ranking): the default ensemble took ~4 min here, and the
+    # demo's test above runs it on the same papers
+    config = tmp_path / "config.toml"
+    config.write_text('[model]\nname = "all-MiniLM-L6-v2"\n')
+    settings = load_settings(config, data_dir=str(tmp_path), profiles_dir=str(REPO / "profiles"))
+    assert settings.model.name == "all-MiniLM-L6-v2"
     store = Store(settings.db_path)
     ingest_paths(store, [REPO / "sample_inbox"])
     embedder = Embedder(settings.model.name)
