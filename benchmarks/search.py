@@ -5,8 +5,9 @@
 The papers are made of the real titles and abstracts in the repository's sample inbox, recombined: each
 paper a title of 10 words and an abstract of 150 drawn from that text. One store keeps the index, the other
 has it dropped (its triggers too), and both take the same papers in the same order, in turn, so the ratio
-compares like with like on a shared machine. Then merges that change an abstract (the update trigger), and
-searches of common and rare words, each timed as the median of 5.
+compares like with like on a shared machine. Then merges that change an abstract (the update trigger),
+searches of common and rare words, each timed as the median of 5, and the digest page's search as it was
+(every match joined to its paper) against ``Store._fts_search``, on the same store in turn.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,7 +51,7 @@ def main() -> None:
         for start in range(0, n, 1000):  # a day's alerts at a time, the two stores in turn
             for name, store in (("indexed", indexed), ("bare", bare)):
                 t = time.perf_counter()
-                store.add_papers(papers[start:start + 1000])
+                store.add_papers(papers[start:start + 1000], first_seen=f"{day(start // 1000)}T08:00:00+00:00")
                 spent[name] += time.perf_counter() - t
         print(f"{n} papers stored, in batches of 1000: with the index {spent['indexed']:.1f} s, without "
               f"{spent['bare']:.1f} s (x{spent['indexed'] / spent['bare']:.2f})")
@@ -72,8 +74,44 @@ def main() -> None:
                     _, total = store.search_papers(query)
                     times.append(time.perf_counter() - t)
                 print(f"search {label} ({query!r}), {name}: {total} match, {statistics.median(times) * 1000:.0f} ms")
+        # the digest page's search (only papers that had arrived by the digest): the best 20 as before (every
+        # match joined to its paper, counted and ordered) against Store._fts_search, same store, in turn
+        days = sorted(r[0] for r in indexed.db.execute("SELECT DISTINCT first_seen FROM papers"))
+        for label, arrived in (("any time", None), ("by the latest digest", days[-1]),
+                               ("by an old digest (mid-store)", days[len(days) // 2])):
+            for word in (common, rare):
+                match = f'"{word.lower()}"'
+                before = median_seconds(lambda m=match, a=arrived: whole_join(indexed, m, a))
+                now = median_seconds(lambda m=match, a=arrived: indexed._fts_search(m, a, 20))
+                same = whole_join(indexed, match, arrived) == indexed._fts_search(match, arrived, 20)
+                print(f"page search {word!r}, arrived {label}: whole join {before * 1000:.0f} ms, now "
+                      f"{now * 1000:.0f} ms (x{before / now:.1f}), same answer: {same}")
         indexed.close()
         bare.close()
+
+
+def day(n: int) -> str:
+    """The date of the ``n``-th day's alerts."""
+    return (date(2025, 1, 1) + timedelta(days=n)).isoformat()
+
+
+def median_seconds(fn, times: int = 5) -> float:
+    spent = []
+    for _ in range(times):
+        t = time.perf_counter()
+        fn()
+        spent.append(time.perf_counter() - t)
+    return statistics.median(spent)
+
+
+def whole_join(store: Store, match: str, arrived_by: str | None, limit: int = 20) -> tuple[int, list[str]]:
+    """The search as it was before Store._fts_search: every match joined to its paper, counted, then ordered."""
+    arrived, args = ("AND p.first_seen <= ?", [arrived_by]) if arrived_by else ("", [])
+    base = f"FROM papers_fts f JOIN papers p ON p.id = f.paper_id WHERE papers_fts MATCH ? {arrived}"
+    total = store.db.execute(f"SELECT count(*) {base}", [match, *args]).fetchone()[0]
+    return total, [r[0] for r in store.db.execute(
+        f"SELECT p.id {base} ORDER BY bm25(papers_fts, 0, 10, 3, 1, 1), p.first_seen DESC, p.id LIMIT ?",
+        [match, *args, limit])]
 
 
 if __name__ == "__main__":
