@@ -1234,7 +1234,9 @@ def _print_status(r: dict) -> None:
     click.echo(f"daemon: running (pid {daemon.get('pid')}, started {ago(daemon.get('started_at'))})" if daemon
                else "daemon: not running (start it with `digest run`)")
     if not r["polls"]:
-        click.echo("last poll: never" + ("" if r["counts"]["papers"] else
+        click.echo("last poll: never" + (" (the papers came from files, read by `digest ingest` or `digest demo`; "
+                                         "`digest poll` reads the mailbox of config.toml's [imap])"
+                                         if r["counts"]["papers"] else
                                          " (read alerts in with `digest poll` or `digest ingest PATH`; the demo's "
                                          "store is `--data-dir demo-data`)"))
     for p in r["polls"]:

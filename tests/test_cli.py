@@ -631,6 +631,8 @@ def test_a_whole_copy_with_as_many_papers_still_completes_an_alert_cut_inside_it
     assert "1 already seen" in again.output and "read in part" not in status
     # status names them as ingest does ("already seen", not "duplicates"), and one alert is "1 alert"
     assert "messages: 4 (2 alerts, 2 already seen)" in status, status
+    # no poll yet, the papers read from files: said so, not a bare "never" after `make demo`
+    assert "last poll: never (the papers came from files, read by `digest ingest` or `digest demo`" in status
 
 
 def test_check_skips_editor_lock_files_and_names_a_pipe_instead_of_hanging(tmp_path):
@@ -779,6 +781,7 @@ def test_status_says_a_quiet_day_note_went_out_not_zero_papers(tmp_path):
     assert result.exit_code == 0
     assert "  last: 2026-11-27 sent, a quiet-day note (none of 40 recent papers cleared the bar), at " \
         in result.output, result.output
+    assert "last poll: never (read alerts in with `digest poll` or `digest ingest PATH`" in result.output  # no papers
 
 
 def test_ingest_into_a_new_data_directory_says_it_starts_a_new_store(tmp_path):
