@@ -898,8 +898,9 @@ class Store:
         shown = sorted(sp for sp in best if sp[0] in seen)  # the SQL's order: id, then the newest first, then
         shown.sort(key=lambda sp: seen[sp[0]], reverse=True)  # the score (stable sorts, the last key first)
         shown = sorted(shown, key=lambda sp: sp[1])[:limit]
-        # exact when the last shown scores better than the best match left unread (no tie at the cut)
-        if len(shown) == limit and (not shown or shown[-1][1] < best[-1][1]):
+        # exact when the last shown scores better than the best match left unread (no tie at the cut), or when
+        # every match that had arrived is among those read (an old digest's few)
+        if (len(shown) == limit and (not shown or shown[-1][1] < best[-1][1])) or len(shown) == total:
             return total, [pid for pid, _ in shown]
         return total, [r[0] for r in self.db.execute(
             f"SELECT p.id {join} ORDER BY {score}, p.first_seen DESC, p.id LIMIT ?", [match, *arrived_args, limit])]
