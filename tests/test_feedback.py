@@ -277,7 +277,7 @@ def test_fifty_clicks_while_another_process_holds_the_write_lock_each_get_the_no
     with running_server(tmp_path) as live:
         pid = live.paper("Mixture of depths for long contexts", "Text.", arxiv_id="2501.00123")
         links = [live.link("omar", action, pid) for action in ("up", "down")]
-        holder = hold_write_lock(live.settings.db_path, 20)
+        holder = hold_write_lock(live.settings.db_path, 22)
         try:
             assert holder.stdout.readline().strip() == "held"
 
@@ -297,8 +297,9 @@ def test_fifty_clicks_while_another_process_holds_the_write_lock_each_get_the_no
             holder.wait(timeout=90)
         assert [code for code, _, _ in answers] == [503] * 50
         assert all("this click was not recorded" in text for _, _, text in answers)
-        # two waits at most (for a thread, then for the lock), well short of the store's own 12 s
-        assert max(seconds for _, seconds, _ in answers) < 12, sorted(seconds for _, seconds, _ in answers)
+        # two waits at most (for a thread, then for the lock: ~8 s), not a thread's wait then the store's own 12 s
+        # (the clicks beyond the 40 threads took ~24 s before WEB_LOCK_WAIT)
+        assert max(seconds for _, seconds, _ in answers) < 16, sorted(seconds for _, seconds, _ in answers)
         assert live.store.get_vote("omar", pid) == 0 and live.store.vote_events("omar") == []
         lines = {r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR}
         assert lines and all("another process held the database's write lock for 4 s" in line for line in lines)
