@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.triggers.cron import CronTrigger
 
+from . import store as store_module
 from .errors import ConfigError, DigestError, ProfileError, StoreError
 from .profiles import WEEKDAYS, Profile, load_profiles, local_period
 from .store import DIGEST_DONE, another_users_database, database_problem, is_lock
@@ -1106,13 +1107,11 @@ class Daemon:
         """A change to the profiles could not be recorded (the database locked by another process, a full disk):
         every schedule stays as it is and the watcher reads the change again at its next look. Said once (a lock
         only once it has lasted store.BUSY_SECONDS, as a write elsewhere would wait), not every 2 s."""
-        from . import store
-
         now = time.monotonic()
         since, said = self._watch_unread or (now, "")
         text = database_problem(self.watch_store.path, exc)
         lock = is_lock(exc)
-        if not said and (not lock or now - since >= store.BUSY_SECONDS):
+        if not said and (not lock or now - since >= store_module.BUSY_SECONDS):  # read now: tests shorten it
             log.error("job=profiles: a change in %s is not read yet: %s; it is read as soon as the database can be "
                       "written (until then every schedule stays as it was)", self.settings.profiles_path, text)
             said = text

@@ -77,6 +77,11 @@ def is_lock(exc: sqlite3.DatabaseError) -> bool:
     return bool(re.search(r"locked|busy", str(exc)))
 
 
+def _wait_for_locks(conn: sqlite3.Connection, seconds: float | None = None) -> None:
+    """Make the connection's writes wait ``seconds`` (BUSY_SECONDS when None) for another process's write lock."""
+    conn.execute(f"PRAGMA busy_timeout={int((BUSY_SECONDS if seconds is None else seconds) * 1000)}")
+
+
 def database_problem(path: Path | None, exc: sqlite3.DatabaseError, waited: float | None = None) -> str:
     """One line for an SQLite error met in the middle of a command: what it means and what to do. Every write is
     one transaction, so the one that failed left nothing half-done. ``waited``: how long the write waited for a
@@ -515,7 +520,7 @@ class Store:
                 self.db.execute("PRAGMA synchronous=NORMAL")
             # digest id -> the owner string of the claims this Store made (to check it still holds them)
             self._claim_owners: dict[int, str] = {}
-            self.db.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
+            _wait_for_locks(self.db.conn)
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
@@ -577,11 +582,11 @@ class Store:
     def lock_wait(self, seconds: float) -> Iterator[None]:
         """Writes inside wait at most ``seconds`` for another process's write lock (BUSY_SECONDS otherwise), for a caller
         that tries again soon anyway (the daemon's profile watcher)."""
-        self.db.conn.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+        _wait_for_locks(self.db.conn, seconds)
         try:
             yield
         finally:
-            self.db.conn.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
+            _wait_for_locks(self.db.conn)
 
     @property
     def schema_version(self) -> int:
@@ -595,7 +600,7 @@ class Store:
             return None
         conn = self.db.conn
         version = self.schema_version
-        conn.execute("PRAGMA busy_timeout=2000")
+        _wait_for_locks(conn, 2)
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -603,7 +608,7 @@ class Store:
                 return None  # another connection is writing it right now
             return str(exc)
         finally:
-            conn.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
+            _wait_for_locks(conn)
         try:
             conn.execute(f"PRAGMA user_version = {int(version)}")
         except sqlite3.OperationalError as exc:
@@ -876,15 +881,21 @@ class Store:
         score = "bm25(papers_fts, 0, 10, 3, 1, 1)"
         arrived, arrived_args = ("AND p.first_seen <= ?", [arrived_by]) if arrived_by else ("", [])
         join = f"FROM papers_fts f JOIN papers p ON p.id = f.paper_id WHERE papers_fts MATCH ? {arrived}"
+
+        def joined_count() -> int:  # every match joined to its paper: exact, and slow for a common word
+            return self.db.execute(f"SELECT count(*) {join}", [match, *arrived_args]).fetchone()[0]
+
+        def joined_best() -> list[str]:
+            return [r[0] for r in self.db.execute(f"SELECT p.id {join} ORDER BY {score}, p.first_seen DESC, p.id "
+                                                  "LIMIT ?", [match, *arrived_args, limit])]
+
         total = self.db.execute("SELECT count(*) FROM papers_fts WHERE papers_fts MATCH ?", [match]).fetchone()[0]
         if total <= SEARCH_PREFETCH:  # few matches: the whole join is cheap
-            return self.db.execute(f"SELECT count(*) {join}", [match, *arrived_args]).fetchone()[0], [
-                r[0] for r in self.db.execute(f"SELECT p.id {join} ORDER BY {score}, p.first_seen DESC, p.id LIMIT ?",
-                                              [match, *arrived_args, limit])]
+            return joined_count(), joined_best()
         later = self.db.execute("SELECT count(*) FROM papers WHERE first_seen > ?",
                                 [arrived_by]).fetchone()[0] if arrived_by else 0
         if later >= total:  # an old digest: count the matches that had arrived by then
-            total = self.db.execute(f"SELECT count(*) {join}", [match, *arrived_args]).fetchone()[0]
+            total = joined_count()
         elif later:  # a recent one: every match less the later papers among them (each index row is a paper's)
             total -= self.db.execute(
                 "SELECT count(*) FROM papers p JOIN papers_fts_keys k ON k.paper_id = p.id WHERE p.first_seen > ? "
@@ -902,8 +913,7 @@ class Store:
         # every match that had arrived is among those read (an old digest's few)
         if (len(shown) == limit and (not shown or shown[-1][1] < best[-1][1])) or len(shown) == total:
             return total, [pid for pid, _ in shown]
-        return total, [r[0] for r in self.db.execute(
-            f"SELECT p.id {join} ORDER BY {score}, p.first_seen DESC, p.id LIMIT ?", [match, *arrived_args, limit])]
+        return total, joined_best()
 
     def sent_record(self, users: Sequence[str], paper_id: str) -> dict | None:
         """When and in which digest ``paper_id`` went to one of ``users`` (a reader's current and earlier names)."""
@@ -1567,7 +1577,7 @@ class Store:
     def last_address(self, user: str) -> tuple[str, str] | None:
         """(address, period) of the latest digest delivered to ``user`` (sent, or written to the outbox)."""
         row = self.db.execute("SELECT address, period FROM digests WHERE user = ? AND address IS NOT NULL AND "
-                              "address != '' AND status IN ('sent', 'written') ORDER BY period DESC, id DESC LIMIT 1",
+                              "address != '' AND status = 'sent' ORDER BY period DESC, id DESC LIMIT 1",
                               [user]).fetchone()
         return (row[0], row[1]) if row else None
 

@@ -147,16 +147,22 @@ def test_the_number_of_authors_an_alert_did_not_name_survives_merging(store):
     assert store.get_papers(["arxiv:2303.00002"])["arxiv:2303.00002"].author_count is None
 
 
-def test_a_version_2_database_gains_the_author_count_and_keeps_its_papers(tmp_path):
+def database_at_schema(path, version: int):
+    """A database file as a digest of schema ``version`` left it (its first migrations only), open."""
     import sqlite_utils
 
     from digest.store import MIGRATIONS
 
-    path = tmp_path / "v2.db"
     db = sqlite_utils.Database(sqlite3.connect(path))
-    for migration in MIGRATIONS[:2]:
+    for migration in MIGRATIONS[:version]:
         migration(db)
-    db.execute("PRAGMA user_version = 2")
+    db.execute(f"PRAGMA user_version = {version}")
+    return db
+
+
+def test_a_version_2_database_gains_the_author_count_and_keeps_its_papers(tmp_path):
+    path = tmp_path / "v2.db"
+    db = database_at_schema(path, 2)
     db["papers"].insert({"id": "arxiv:1", "title": "Old paper", "title_key": "old paper", "authors": '["A"]',
                          "sources": '["arxiv"]', "first_seen": "2026-01-01T00:00:00+00:00"})
     db.conn.commit()
@@ -406,15 +412,8 @@ def test_a_truncated_title_is_looked_up_in_the_title_index_not_by_reading_every_
 def test_the_vote_log_is_read_by_paper_and_by_user_through_indexes_not_whole(tmp_path):
     # vote_events grows by every vote and undo for ever; a reply's votes (as_of), a rekeyed paper and a user's
     # history each read all of it. A store of schema 9 gains the indexes when opened.
-    import sqlite_utils
-
-    from digest.store import MIGRATIONS
-
     path = tmp_path / "v9.db"
-    db = sqlite_utils.Database(sqlite3.connect(path))
-    for migration in MIGRATIONS[:9]:
-        migration(db)
-    db.execute("PRAGMA user_version = 9")
+    db = database_at_schema(path, 9)
     db.conn.commit()
     db.conn.close()
     store = Store(path)
