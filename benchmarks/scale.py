@@ -26,7 +26,6 @@ import os
 import random
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from search import corpus  # noqa: E402  (benchmarks/search.py: the sample inbox's words)
+from search import corpus, median_seconds  # noqa: E402  (benchmarks/search.py: the sample inbox's words)
 
 from digest.config import load_settings  # noqa: E402
 from digest.embed import content_hash  # noqa: E402
@@ -178,15 +177,6 @@ def run(config: Path, *args: str) -> tuple[float, str]:
     return spent, note
 
 
-def timed(fn, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def http(url: str, data: dict | None = None) -> tuple[int, bytes]:
     body = urllib.parse.urlencode(data).encode() if data is not None else None
 
@@ -217,14 +207,14 @@ def measure(built: dict) -> dict[str, float | str]:
 
     store = Store(settings.db_path)
     since = candidate_since(settings)
-    out["candidates"] = timed(lambda: store.candidate_papers("ada", since))
+    out["candidates"] = median_seconds(lambda: store.candidate_papers("ada", since), 3)
     out["n candidates"] = str(len(store.candidate_papers("ada", since)))
-    out["background sample"] = timed(lambda: store.random_papers(settings.ranking.background_size, seed=1))
+    out["background sample"] = median_seconds(lambda: store.random_papers(settings.ranking.background_size, seed=1), 3)
     # a Scholar title cut short ("…") that is new to the store: the prefix lookup of every such title at ingest
     cut = Paper(" ".join(random.Random(1).choices(built["words"], k=12)) + " …", source="scholar")
-    out["truncated title"] = timed(lambda: store.find_paper(title=cut.title))
+    out["truncated title"] = median_seconds(lambda: store.find_paper(title=cut.title), 3)
     rare = min((w for w in set(built["words"]) if w.isalpha() and len(w) > 6), key=built["words"].count)
-    out["search rare word"] = timed(lambda: store.search_papers(rare))
+    out["search rare word"] = median_seconds(lambda: store.search_papers(rare), 3)
     store.close()
     # the digest page over HTTP, against the real server
     from digest.config import Secret
@@ -245,17 +235,17 @@ def measure(built: dict) -> dict[str, float | str]:
         page = f"{root}/{link_path(key, 'ada', 'digest', str(built['latest']))}"
         status, body = http(page)
         assert status == 200, (status, body[:300])
-        out["page GET"] = timed(lambda: http(page), 5)
+        out["page GET"] = median_seconds(lambda: http(page), 5)
         common = max(set(built["words"]), key=built["words"].count)
-        out["page search"] = timed(lambda: http(f"{page}?q={urllib.parse.quote(common)}"), 5)
+        out["page search"] = median_seconds(lambda: http(f"{page}?q={urllib.parse.quote(common)}"), 5)
         token = page.rsplit("/", 1)[1]
         status, _ = http(page, {"token": token, "do": "up", "item": "3"})
         assert status == 303, status
         flip = iter(("down", "up") * 10)
-        out["vote POST"] = timed(lambda: http(page, {"token": token, "do": next(flip), "item": "3"}), 5)
+        out["vote POST"] = median_seconds(lambda: http(page, {"token": token, "do": next(flip), "item": "3"}), 5)
         vote = f"{root}/{link_path(key, 'ada', 'up', built['last_paper'])}" if "last_paper" in built else None
         if vote:
-            out["vote link GET"] = timed(lambda: http(vote), 5)
+            out["vote link GET"] = median_seconds(lambda: http(vote), 5)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -68,12 +68,9 @@ def main() -> None:
         for label, query in (("the most common word", common), ("a rare word", rare),
                              ("two words", f"{common} {rare}"), ("a DOI", "https://doi.org/10.9999/bench.77")):
             for name, store in (("index", indexed), ("scan", bare)):
-                times = []
-                for _ in range(5):
-                    t = time.perf_counter()
-                    _, total = store.search_papers(query)
-                    times.append(time.perf_counter() - t)
-                print(f"search {label} ({query!r}), {name}: {total} match, {statistics.median(times) * 1000:.0f} ms")
+                seconds = median_seconds(lambda s=store, q=query: s.search_papers(q))
+                total = store.search_papers(query)[1]
+                print(f"search {label} ({query!r}), {name}: {total} match, {seconds * 1000:.0f} ms")
         # the digest page's search (only papers that had arrived by the digest): the best 20 as before (every
         # match joined to its paper, counted and ordered) against Store._fts_search, same store, in turn
         days = sorted(r[0] for r in indexed.db.execute("SELECT DISTINCT first_seen FROM papers"))
