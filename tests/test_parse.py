@@ -2835,6 +2835,9 @@ def test_mail_from_senders_without_a_parser(name):
         assert [len(p.authors) for p in papers] == [9, 1, 3]
     if name == "P09":  # the same paper from the HTML and the text part, known by its page's address: once
         assert sum("Structured State Spaces" in p.title for p in papers) == 1
+    if name in ("P04", "P06", "N10"):  # the byline under a title's link (an element, or "by A, B and C")
+        assert papers[0].authors[:2] == {"P04": ("Rafael Rafailov", "Archit Sharma"), "P06": ("Jason Wei", "Xuezhi Wang"),
+                                         "N10": ("Sarah Johnson", "Tom Lee")}[name]
 
 
 def test_real_titles_that_look_like_prose_names_or_labels_are_kept_and_labels_that_look_like_titles_are_not():
@@ -3113,3 +3116,67 @@ def test_a_nature_issue_alert_without_its_styles_keeps_its_authors(name):
         assert all(p.url == original[p.title].url and p.snippet == original[p.title].snippet for p in papers)
         with_authors = [p for p in papers if original[p.title].authors]
         assert sum(p.authors == original[p.title].authors for p in with_authors) >= 0.9 * len(with_authors)
+
+
+# ---------------------------------------------------------------- tables of contents without a parser of their own
+
+def toc_item(doi: str, title: str, byline: str, *, host: str = "https://www.tandfonline.com/doi/full/",
+             label: str = "Article") -> str:
+    """An item of an Atypon-style issue alert (Taylor & Francis, SAGE): label, title link, byline, pages and date
+    line, then a row of links to the same paper."""
+    tail = "?ai=1b2&amp;af=R"
+    return (f'<tr><td><div>{label}</div><a href="{host}{doi}{tail}">{title}</a><div>{byline}</div>'
+            f'<div>Pages: 245-268 | Published online: 12 Jan 2026</div><div>'
+            f'<a href="https://www.tandfonline.com/doi/abs/{doi}{tail}">Abstract</a> | '
+            f'<a href="{host}{doi}{tail}">Full Text</a> | <a href="https://www.tandfonline.com/doi/pdf/{doi}{tail}">'
+            f'PDF (1,024 KB)</a></div></td></tr>')
+
+
+def test_an_issue_alert_with_dated_items_gives_each_paper_once_with_its_authors_and_doi():
+    """An issue alert read by its date lines ("Pages: 245-268 | Published online: 12 Jan 2026") whose title links
+    carry the DOI: each paper once, with its byline and its DOI (the copy read from the links had the DOI, the one
+    read by date line the authors: two papers each). An item without authors ("Correction") gives no paper, and
+    its neighbour's row of links ("Abstract | Full Text | PDF") is no title."""
+    html = ("<table><tr><td><h1>Journal of Applied Statistics, Volume 53, Issue 2</h1></td></tr>"
+            + toc_item("10.1080/02664763.2025.2501234", "Bayesian variable selection for high-dimensional survival "
+                       "data with competing risks", "Yiwen Zhang, Rachel Thompson &amp; Kwame Mensah")
+            + toc_item("10.1080/02664763.2025.2502210", "A robust test for change points in heavy-tailed time series",
+                       "Lukas Brandt &amp; Ingrid Solheim")
+            + toc_item("10.1080/02664763.2026.2600001", "Correction", "", label="Correction") + "</table>")
+    papers = parse_message(html_mail(html, "Taylor & Francis <alerts@tandfonline.com>",
+                                     "Journal of Applied Statistics, Volume 53, Issue 2 is now available")).papers
+    assert [(p.title[:24], p.authors, p.doi) for p in papers] == [
+        ("Bayesian variable select", ("Yiwen Zhang", "Rachel Thompson", "Kwame Mensah"), "10.1080/02664763.2025.2501234"),
+        ("A robust test for change", ("Lukas Brandt", "Ingrid Solheim"), "10.1080/02664763.2025.2502210")]
+
+
+@pytest.mark.parametrize("row", ["Abstract | Full Text | PDF", "Abstract | Full Text | References | PDF (1,200 KB) | EPUB",
+                                 "Abstract · PDF", "Full Text | PDF Plus | Cite this"])
+def test_a_row_of_link_labels_is_no_title(row):
+    from digest.parsers.common import is_meaningful_title
+
+    assert not is_meaningful_title(row)
+    assert is_meaningful_title(row.replace("Abstract", "Deep abstract reasoning in transformers", 1)) \
+        or "Abstract" not in row
+
+
+def test_the_byline_under_a_title_link_gives_the_authors_and_one_name_does_not():
+    """A table of contents without a parser of its own (Springer's: a title link with the DOI, a line break, the
+    byline) gives each paper its authors; a single name after a link (who recommends it, a newsletter's editor)
+    is no byline."""
+    def item(n: int, title: str, after: str) -> str:
+        return (f'<tr><td><span>Research Article</span><br><a href="https://link.springer.com/article/10.1007/'
+                f's10994-025-0671{n}-4?utm_source=toc">{title}</a><br>{after}</td></tr>')
+
+    html = ("<table>" + item(1, "Spectral methods for low-rank matrix completion under heavy-tailed noise",
+                             "<span>Ruoyu Sun, Zhi-Quan Luo</span>")
+            + item(2, "Conformal prediction for graph neural networks with distribution shift",
+                   "Jasmine Ortiz, Håkon Tjelmeland, Wei-Lin Chiang")  # a text node, not an element
+            + item(3, "Learning interpretable rule ensembles via submodular optimization", "<span>Florian Beck</span>")
+            + "</table>")
+    papers = parse_message(html_mail(html, "Springer <springeralerts@springer.com>",
+                                     "Machine Learning, Volume 115, Issue 2 is now available")).papers
+    assert [(p.doi, p.authors) for p in papers] == [
+        ("10.1007/s10994-025-06711-4", ("Ruoyu Sun", "Zhi-Quan Luo")),
+        ("10.1007/s10994-025-06712-4", ("Jasmine Ortiz", "Håkon Tjelmeland", "Wei-Lin Chiang")),
+        ("10.1007/s10994-025-06713-4", ())]

@@ -725,6 +725,19 @@ LINK_WORDS = _LINK_WORDS = {
     "view article", "read more", "download", "doi", "arxiv", "paper", "this paper", "article", "website",
     "view abstract", "full article", "read paper", "more", "source", "preprint",
 }
+# the labels of an item's row of links ("Abstract | Full Text | References | PDF (1,234 KB) | EPUB")
+_ROW_WORDS = _LINK_WORDS | {"references", "epub", "pdf plus", "first page", "figures", "figures & data", "citations",
+                            "supplementary material", "supplemental material", "permissions", "request permissions",
+                            "share", "cite", "cite this", "metrics", "full access", "free access", "open access",
+                            "view pdf", "get access", "summary", "full-text html", "rights and permissions"}
+
+
+def _link_row(text: str) -> bool:
+    """Whether ``text`` is a row of link labels split by "|", "·" or "•", none of them a title's words."""
+    parts = [re.sub(r"\s*\([^)]*\)$", "", part.strip()).strip(" .:").lower() for part in re.split(r"[|·•]", text)]
+    return len(parts) >= 2 and all(not part or part in _ROW_WORDS for part in parts)
+
+
 _DANGLING = {"is", "are", "was", "at", "in", "on", "of", "the", "a", "an", "to", "for", "and", "or", "see", "here",
              "by", "from", "with", "this", "my", "our"}
 _NOT_TITLE_START = re.compile(
@@ -746,7 +759,7 @@ def is_meaningful_title(text: str | None) -> bool:
     if not text:
         return False
     text = clean_space(text)
-    if text.lower().strip(" .:!»›>") in _LINK_WORDS:
+    if text.lower().strip(" .:!»›>") in _LINK_WORDS or _link_row(text):
         return False
     # a URL, a DOI, an email address or a handle; not chemistry's core@shell ("CuCo@TiO2", "Au@Pt nanoparticles")
     if re.search(r"https?://|www\.|\S@[^\s@]+\.[a-z]{2,}\b|(?:^|\s)@\w|\b10\.\d{4,9}/", text, re.I):

@@ -289,7 +289,7 @@ def _from_html(html: str) -> list[Paper]:
             if (after_title or label == "paper") and not said.strip():
                 title = _heading_above(a)  # "### Title / a blurb / [Paper] | [Code]" (a newsletter's item)
         if _reads_as_title(title):
-            papers.append(_make(title, arxiv, doi, target))
+            papers.append(_make(title, arxiv, doi, target).with_(authors=_byline_after(a)))
     named = {p.id for p in papers}
     return papers + [p for p in short if p.id not in named]
 
@@ -329,12 +329,25 @@ _NOT_SHORT_TITLE = {"our", "my", "the", "this", "new", "full", "read", "view", "
                     "central", "citation", "cite", "share", "subscribe", "now", "online", "access", "reading"}
 
 
-def _byline_after(a) -> bool:
-    """Whether the link ``a`` is followed by its authors ("Segment Anything" / "Alexander Kirillov, Eric Mintun,
-    ..."): then two Title-Case words are its title, not a person's name linking to it."""
-    after = _with_text(a.next_siblings)
-    line = _short_text(after) if after is not None and after.name != "a" else None
-    return bool(line) and len(author_names(_BYLINE_END.split(line, maxsplit=1)[0])) >= 2
+def _byline_after(a) -> tuple[str, ...]:
+    """The authors that follow the link ``a`` ("Segment Anything" / "Alexander Kirillov, Eric Mintun, ..."), two
+    or more of them, else (): the next thing with text after the link, a line of its own or an element, read as
+    a byline. One name is no byline here: a newsletter's link may be followed by who recommends it."""
+    line = None
+    for node in a.next_siblings:
+        if isinstance(node, Comment):
+            continue
+        if not isinstance(node, Tag):
+            if node.strip():
+                line = clean_space(str(node))
+                break
+            continue
+        if node.name == "br" or not _has_text(node):
+            continue
+        line = _short_text(node) if node.name != "a" else None
+        break
+    names = author_names(_BYLINE_END.split(line, maxsplit=1)[0]) if line else []
+    return tuple(names) if len(names) >= 2 else ()
 
 
 def _short_title(text: str, names_too: bool = False) -> bool:
@@ -705,6 +718,13 @@ def _from_dated_items(text: str) -> list[Paper]:
     return papers
 
 
+def _with_ids(paper: Paper) -> Paper:
+    """``paper`` with the arXiv id or DOI its link gives (a title link to ".../doi/full/10.1080/..."), so the
+    same item read from the HTML's links is one paper with it, not a second copy without the authors."""
+    ids = _paper_link(paper.url) if paper.url and not (paper.arxiv_id or paper.doi) else None
+    return paper.with_(arxiv_id=ids[0], doi=ids[1]) if ids and (ids[0] or ids[1]) else paper
+
+
 def _nonblank_above(lines: list[str], i: int, n: int = 4, reach: int = 12) -> list[str]:
     """Up to ``n`` non-blank lines above line ``i``, in order, looking at most ``reach`` lines up."""
     found = [x for x in lines[max(0, i - reach):i] if x]
@@ -761,7 +781,8 @@ def parse(body: Body, *, one_item: bool = False) -> list[Paper]:
         # items with their date lines, more of them than DOIs in sight (those are in a cover picture's blurb:
         # "More information can be found in the Research Article by ... (10.1002/...)"); title links are opaque
         links = {text_of(a): a["href"] for a in soup.find_all("a", href=True)} if soup is not None else {}
-        items = [p.with_(url=unwrap_url(links[p.title])) if p.title in links and not p.url else p for p in dated]
+        items = [_with_ids(p.with_(url=unwrap_url(links[p.title])) if p.title in links and not p.url else p)
+                 for p in dated]
     linked = _dedup(items + (_from_html(body.html) if body.html else []) + _from_text(text))  # items first: authors
     if not linked and soup is not None:
         linked = _dedup(from_byline_links(soup))  # no paper's id anywhere: opaque links, with bylines
