@@ -103,11 +103,16 @@ def _data_dir_origin(ctx: click.Context, settings) -> str:
 def _new_or_existing_store(ctx: click.Context, settings):
     """The store of a command that reads alerts in: a new one is made where there is none, and said, so a
     mistyped --data-dir is seen at once (mail a poll marks read is not read again into the right store)."""
+    _say_new_store(ctx, settings, "check the data directory")
+    return _store(settings)
+
+
+def _say_new_store(ctx: click.Context, settings, fix: str) -> None:
+    """Say that there is no database file yet and a new store starts (from where the data directory came)."""
     if not settings.db_path.exists():
         click.secho(f"note: no store at {settings.db_path} yet: starting a new one there (from "
-                    f"{_data_dir_origin(ctx, settings)}); if you meant an existing store, check the data "
-                    "directory", fg="yellow", err=True)
-    return _store(settings)
+                    f"{_data_dir_origin(ctx, settings)}); if you meant an existing store, {fix}", fg="yellow",
+                    err=True)
 
 
 def _existing_store(ctx: click.Context, settings):
@@ -243,8 +248,10 @@ def _n(count: int, noun: str) -> str:
 
 
 def _print_ingest(report) -> None:
-    click.echo(f"emails read: {report.emails} ({_n(report.alerts, 'alert')}, {report.duplicates} already seen, "
-               f"{report.not_alerts} not paper alerts, {report.failed} failed)")
+    votes = report.feedback + report.feedback_rejected
+    replies = f"{votes} vote {'reply' if votes == 1 else 'replies'}, " if votes else ""
+    click.echo(f"emails read: {report.emails} ({_n(report.alerts, 'alert')}, {replies}{report.duplicates} already "
+               f"seen, {report.not_alerts} not paper alerts, {report.failed} failed)")
     click.echo(f"papers: {report.new} new, {report.merged} merged")
     if report.feedback or report.feedback_rejected:
         rejected = f", {report.feedback_rejected} refused (see `digest status`)" if report.feedback_rejected else ""
@@ -298,8 +305,22 @@ def demo(ctx: click.Context, data_dir: str, inbox: str, profiles_dir: str) -> No
     click.echo(f"digests: {sum(d.status == 'written' for d in deliveries)} written")
     for d in deliveries:
         _print_delivery(d)
+    written = [d for d in deliveries if d.path]
+    if written:
+        profile = _shown_path(Path(profiles_dir) / f"{written[0].user}.toml")
+        click.echo(f"next: open {_shown_path(written[0].path.with_suffix('.html'))} in a browser; its 👍/👎 links "
+                   f"answer while `digest --data-dir {data_dir} serve` runs (at {settings.web.base_url}), and "
+                   f"`digest --data-dir {data_dir} rank {profile}` shows every score with its reason")
     if any(d.status in ("failed", "retry") for d in deliveries):
         sys.exit(1)
+
+
+def _shown_path(path: Path) -> Path:
+    """``path`` relative to the current folder when it is under it (as a user would type it), else as it is."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
 
 
 def _embed_progress(settings, what: str = "papers", every: float = 10.0):
@@ -377,6 +398,8 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     from .pipeline import ingest_paths
 
     settings = _settings(ctx)
+    if not ctx.obj.get("log_level"):
+        logging.getLogger("digest.feedback").setLevel(logging.WARNING)  # a vote reply is counted below, once
     store = _new_or_existing_store(ctx, settings)
     report = ingest_paths(store, paths, settings)
     _print_ingest(report)
@@ -573,6 +596,12 @@ def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[st
                           "(see config.example.toml); `digest send --dry-run` previews them (sends and records "
                           "nothing); `--outbox DIR` writes them to files instead, and that counts as the day's "
                           "delivery: no email follows for that day")
+    missing = None if dry_run else _no_store(ctx, settings)
+    if missing:
+        # a new store has no papers: what it would send is a quiet-day note to everyone (and under a mistyped
+        # --data-dir, a second digest of the day signed with a new key), so nothing is made or sent
+        raise DigestError(f"{missing}; nothing sent: a digest needs papers, which `digest poll` (or `digest "
+                          "ingest FILE`) reads in first")
     store = _store(settings, read_only=dry_run)  # a preview creates no store where there is none
     loaded = load_user_profiles(store, settings)
     files = [str(settings.profiles_path / f"{u}.toml") for u in users]
@@ -675,9 +704,17 @@ def check(ctx: click.Context, profiles_dir: Path | None, connect: bool) -> None:
         _keep_last_good(store, loaded.texts)
     addresses = profile_addresses(store)
     empty, tips = [], []
+    # what each profile ranks with: seeds given by an id only, which the store does not know yet, are unused
+    # until their paper arrives (said below)
+    anchors = {user: profile_anchors(store, profile) for user, profile in loaded.profiles.items()}
     for user, profile in sorted(loaded.profiles.items()):
         library = f", {_n(len(profile.library_seeds), 'library paper')}" if profile.library else ""
         state = "ok" if profile.interests or profile.seeds or profile.library_seeds else "nothing to rank with"
+        if state == "ok" and not anchors[user][0]:
+            state = "nothing to rank with yet"
+            empty.append(f"{profile.path}: no interests, and no seed the ranking can use yet (the warning above), "
+                         "so every paper would rank as \"no strong match\" and each digest be a quiet-day note "
+                         "until a seed's paper arrives; add the seed's title, or [[interests]]")
         if user in loaded.stale:
             state = f"broken (the error below); its last good version (to {profile.email}) serves meanwhile"
         elif state == "ok" and any(_library_error(e, profile.path) for e in loaded.errors):
@@ -693,8 +730,7 @@ def check(ctx: click.Context, profiles_dir: Path | None, connect: bool) -> None:
             empty.append(f"{profile.path}: no interests, no seeds and no library paper could be read, so every paper "
                          "would rank as \"no strong match\"; give the library file papers (or fix it) or add "
                          "[[interests]]")
-    # seeds given by an id only, which the store does not know yet: unused until their paper arrives
-    unresolved = [note for profile in loaded.profiles.values() for note in profile_anchors(store, profile)[2]]
+    unresolved = [note for user in loaded.profiles for note in anchors[user][2]]
     warnings = [*config_warnings, *problems, *loaded.warnings, *unresolved, *empty,
                 *_new_reader_warnings(store, loaded.profiles, loaded.stale)]
     if settings.smtp.host and not settings.outbox:
@@ -722,7 +758,7 @@ def check(ctx: click.Context, profiles_dir: Path | None, connect: bool) -> None:
 
 def _store_problems(settings, store) -> list[str]:
     """`check`: the database file is whole (SQLite's quick_check reads every page) and writable; prints its line
-    when it is, returns the errors when not. Nothing to say before the first run made it."""
+    when it is (or that there is none yet), returns the errors when not."""
     import os
     import sqlite3
 
@@ -730,6 +766,8 @@ def _store_problems(settings, store) -> list[str]:
 
     db = settings.db_path
     if not db.exists():
+        click.echo(f"store: {db}: none yet (the first `digest poll`, `digest ingest` or `digest run` makes it); if "
+                   "you meant an existing store, check the data directory (--data-dir, DIGEST_DATA_DIR, data_dir)")
         return []
     try:
         verdict = store.db.execute("PRAGMA quick_check").fetchone()[0]
@@ -1123,6 +1161,8 @@ def run(ctx: click.Context) -> None:
 
     settings = _settings(ctx)
     preflight(settings)  # a refused start leaves nothing behind (no new data directory, database or key)
+    # a first start, or a mistyped --data-dir: said before anything is made
+    _say_new_store(ctx, settings, "stop this (Ctrl-C) and check the data directory")
     sys.exit(run_daemon(settings, **_daemon_parts(settings)))
 
 

@@ -542,7 +542,11 @@ def _bib_name(name: str) -> tuple[str, str]:
 def _venue_and_year(venue: str | None) -> tuple[str, str]:
     """Google Scholar writes the year into the venue ("Nature Communications, 2026", or only "2026")."""
     m = re.fullmatch(r"(.*?)(?:^|,\s*)((?:19|20)\d\d)\s*", venue or "")
-    return (m.group(1).strip(" ,"), m.group(2)) if m else ((venue or "").strip(), "")
+    if m:
+        return m.group(1).strip(" ,"), m.group(2)
+    # a proceedings' name opens with its year ("2019 IEEE International Conference on Software …")
+    opening = re.match(r"((?:19|20)\d\d)\s+\S", venue or "")
+    return (venue or "").strip(), opening.group(1) if opening else ""
 
 
 def _arxiv_year(arxiv_id: str | None) -> str:
@@ -586,8 +590,11 @@ def to_bibtex(papers) -> str:
             fields.append(Field("author", " and ".join(written)))
         if year:
             fields.append(Field("year", year))
+        # a venue Scholar cut short ("2019 IEEE International Conference on Software …") is no journal's name
+        # a reference manager could match: kept as a note
+        cut = venue.endswith("…") or venue.startswith("…")
         if venue:
-            fields.append(Field("journal", _tex(venue)))
+            fields.append(Field("note" if cut else "journal", _tex(venue)))
         if paper.doi:
             fields.append(Field("doi", paper.doi))
         if paper.arxiv_id:
@@ -596,6 +603,6 @@ def to_bibtex(papers) -> str:
             fields.append(Field("url", paper.url))
         if paper.abstract:
             fields.append(Field("abstract", _tex(paper.abstract)))
-        library.add(Entry("article" if venue else "misc", key, fields))
+        library.add(Entry("article" if venue and not cut else "misc", key, fields))
     text = bibtexparser.write_string(library)
     return text if text.endswith("\n") or not text else text + "\n"

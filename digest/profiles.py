@@ -24,6 +24,16 @@ from .models import arxiv_ref, doi_ref, normalise_title
 MAX_INTERESTS = 100  # facets a profile may have (each is embedded, and compared with every paper)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SEND_AT = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")  # "7:30" is "07:30"
+_TWELVE_HOUR = re.compile(r"^\s*(0?[1-9]|1[0-2])(?:[:.h]([0-5]\d))?\s*([ap])\.?\s*m\.?\s*$", re.I)
+
+
+def _twelve_hour(text: str) -> str | None:
+    """A time written the 12-hour way ("7:30pm", "7 PM", "12.15 a.m.") in 24-hour HH:MM, else None."""
+    m = _TWELVE_HOUR.match(text)
+    if m is None:
+        return None
+    hour = int(m[1]) % 12 + (12 if m[3].lower() == "p" else 0)
+    return f"{hour:02d}:{m[2] or '00'}"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _USER = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
@@ -372,8 +382,9 @@ def parse_profile(text: str, path: str | Path) -> Profile:
     with check.section():
         given = check.string(data, "send_at", TOP_KEYS["send_at"]) or "07:00"
         if not _SEND_AT.fullmatch(given):
+            meant = _twelve_hour(given)
             raise check.fail("send_at", f'must look like "07:30", 24-hour HH:MM (got {toml_repr(given)})',
-                             TOP_KEYS["send_at"])
+                             f'"{meant}"' if meant else TOP_KEYS["send_at"])
         send_at = given.zfill(5)
     with check.section():
         given = check.string(data, "frequency", TOP_KEYS["frequency"]) or "daily"

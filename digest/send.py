@@ -131,6 +131,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def write_outbox(msg: EmailMessage, html: str, outbox: Path, stem: str) -> Path:
     """Write ``stem.eml`` (the complete message) and ``stem.html`` into ``outbox``; returns the .eml path.
+    A file of that name holding another message (another Message-ID) is never replaced: ``stem-2.eml`` then.
 
     Both writes are atomic (temp file + rename): a crash leaves the old file or the new one, never half.
     The files are private (mode 600): their feedback links act for the user.
@@ -138,8 +139,13 @@ def write_outbox(msg: EmailMessage, html: str, outbox: Path, stem: str) -> Path:
     mails the outbox's files would send it, and the next run writes it again). Such a failure (a full disk, a
     read-only folder) is a DeliveryError naming the file and the fix; the next run writes the digest.
     """
-    eml = outbox / f"{stem}.eml"
-    target = outbox / f"{stem}.html"
+    eml, target = outbox / f"{stem}.eml", outbox / f"{stem}.html"
+    n = 1
+    while _other_message(eml, msg["Message-ID"]):
+        # another digest under this name (another store's: a mistyped --data-dir, two installs on one outbox):
+        # kept, and this one written beside it; the same digest again (a retry, same Message-ID) replaces it
+        n += 1
+        eml, target = outbox / f"{stem}-{n}.eml", outbox / f"{stem}-{n}.html"
     try:
         _atomic_write(target, html.encode("utf-8"))
         target = eml
@@ -148,6 +154,20 @@ def write_outbox(msg: EmailMessage, html: str, outbox: Path, stem: str) -> Path:
         raise DeliveryError(f"cannot write {target}: {exc.strerror or exc}; {_outbox_fix(exc, outbox)}; nothing "
                             "was delivered, the next run writes it") from None
     return eml
+
+
+def _other_message(path: Path, message_id: str | None) -> bool:
+    """Whether ``path`` holds a message other than the one with ``message_id`` (no file: False)."""
+    from email.parser import BytesHeaderParser
+
+    try:
+        with path.open("rb") as handle:
+            headers = BytesHeaderParser().parse(handle)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return False  # unreadable: the write says what is wrong with the folder
+    return (headers["Message-ID"] or "").strip() != (message_id or "").strip()
 
 
 def _outbox_fix(exc: OSError, outbox: Path) -> str:

@@ -156,7 +156,10 @@ def test_a_damaged_page_met_mid_command_is_one_error_with_the_fix_not_a_tracebac
 def test_check_says_the_store_is_whole(tmp_path):
     config = _profiles(tmp_path)
     result = CliRunner().invoke(cli, ["--config", str(config), "check"])
-    assert result.exit_code == 0 and "store:" not in result.output  # none yet: nothing to say (nor made)
+    assert result.exit_code == 0, result.output
+    # none yet (nor made): said, since a mistyped --data-dir looks just so
+    assert f"store: {tmp_path / 'data' / 'digest.db'}: none yet (the first `digest poll`, `digest ingest` or " \
+        "`digest run` makes it)" in result.output, result.output
     assert not (tmp_path / "data" / "digest.db").exists()
     store = Store(tmp_path / "data" / "digest.db")
     store.add_papers([Paper("Program synthesis from examples")])
@@ -271,6 +274,7 @@ def test_send_leaves_out_a_user_whose_frequency_skips_today(tmp_path):
     # a day that is neither today nor tomorrow (UTC), so the test cannot straddle midnight
     day = (datetime.now(UTC) + timedelta(days=3)).strftime("%a").lower()
     config = _profiles(tmp_path, frequency=f"weekly:{day}")
+    Store(tmp_path / "data" / "digest.db").close()  # a store that has read no alert yet
     result = CliRunner().invoke(cli, ["--config", str(config), "send", "--outbox", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     today = datetime.now(UTC).strftime("%A")
@@ -283,6 +287,7 @@ def test_send_goes_on_past_a_broken_profile_and_exits_1_for_it(tmp_path):
 
     day = (datetime.now(UTC) + timedelta(days=3)).strftime("%a").lower()
     config = _profiles(tmp_path, frequency=f"weekly:{day}")
+    Store(tmp_path / "data" / "digest.db").close()  # a store that has read no alert yet
     (tmp_path / "profiles" / "bob.toml").write_text('email = "bob@example.org"\nsend_at = "7.30"\n')
     result = CliRunner().invoke(cli, ["--config", str(config), "send", "--outbox", str(tmp_path / "out")])
     assert result.exit_code == 1, result.output  # cron and systemd see that a file needs fixing...
@@ -297,6 +302,7 @@ def test_send_any_day_sends_whatever_the_frequency(tmp_path):
 
     day = (datetime.now(UTC) + timedelta(days=3)).strftime("%a").lower()
     config = _profiles(tmp_path, frequency=f"weekly:{day}")
+    Store(tmp_path / "data" / "digest.db").close()  # a store that has read no alert yet
     config.write_text(config.read_text() + '[model]\nname = "all-MiniLM-L6-v2"\n')
     result = CliRunner().invoke(cli, ["--config", str(config), "send", "--any-day", "--outbox", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
@@ -313,6 +319,7 @@ def test_send_any_day_sends_whatever_the_frequency(tmp_path):
 @pytest.mark.model
 def test_send_serves_the_others_and_then_exits_1_for_a_broken_profile(tmp_path):
     config = _profiles(tmp_path)
+    Store(tmp_path / "data" / "digest.db").close()  # a store that has read no alert yet
     config.write_text(config.read_text() + '[model]\nname = "all-MiniLM-L6-v2"\n')
     (tmp_path / "profiles" / "bob.toml").write_text('email = "bob@example.org"\nsend_at = "7.30"\n')
     result = CliRunner().invoke(cli, ["--config", str(config), "send", "--any-day", "--outbox", str(tmp_path / "out")])
@@ -412,6 +419,7 @@ def test_parse_and_ingest_say_when_a_path_holds_no_email(tmp_path):
 
 def test_send_for_one_user_with_a_broken_profile_says_so_and_shows_only_their_errors(tmp_path):
     config = _profiles(tmp_path)
+    Store(tmp_path / "data" / "digest.db").close()  # a store that has read no alert yet
     profiles = tmp_path / "profiles"
     (profiles / "zed.toml").write_text('email = "zed@example.org"\ntimezone = "Mars/Olympus"\n'
                                        '[[interests]]\nlabel = "Dust"\n')
@@ -583,6 +591,29 @@ def test_check_says_which_seed_given_only_by_an_id_cannot_be_used_yet(tmp_path):
     assert f"{profile}:7: seed doi:10.1234/not.in.store is not in the store yet; add its title to the seed" \
         in result.output, result.output
     assert "10.1234/known" not in result.output
+    # a profile whose only seed is such an id has nothing to rank with until the paper arrives: not "ok"
+    profile.write_text('email = "ada@example.org"\n[[seeds]]\narxiv = "2301.99999"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert "profile ada: nothing to rank with yet (0 interests, 1 seed," in result.output, result.output
+    assert f"warning: {profile}: no interests, and no seed the ranking can use yet (the warning above), so every " \
+        "paper would rank as \"no strong match\"" in result.output
+    profile.write_text('email = "ada@example.org"\n[[seeds]]\narxiv = "2301.99999"\ntitle = "Program synthesis"\n')
+    assert "profile ada: ok (0 interests, 1 seed," in CliRunner().invoke(cli, ["--config", str(config), "check"]).output
+
+
+def test_send_where_there_is_no_store_makes_and_sends_nothing(tmp_path):
+    """`digest --data-dir dta send` (a typo) made a new store and key, and wrote every user the quiet-day note of
+    an empty store (in a shared outbox, over the day's real digest): it stops, says why, and makes nothing."""
+    config = _profiles(tmp_path)
+    typo, out = tmp_path / "dta", tmp_path / "out"
+    result = CliRunner().invoke(cli, ["--config", str(config), "--data-dir", str(typo), "send", "--any-day",
+                                      "--outbox", str(out)])
+    assert result.exit_code == 1, result.output
+    assert f"{typo / 'digest.db'}: no such file: no store there yet, nothing has been read in under {typo}; check " \
+        f"--data-dir {typo}" in result.output, result.output
+    assert "nothing sent: a digest needs papers, which `digest poll` (or `digest ingest FILE`) reads in first" \
+        in result.output
+    assert not (typo / "digest.db").exists() and not (typo / "secret.key").exists() and not out.exists()
 
 
 def test_an_alert_cut_short_is_stored_as_far_as_it_goes_named_in_status_and_completed_by_a_whole_copy(tmp_path):

@@ -1146,6 +1146,8 @@ def test_digest_run_sends_each_digest_once_on_time_stops_on_sigterm_and_sends_no
 
     run = DigestRun(service)
     run.wait_for_log("job=start: ready")
+    # a first start makes the store, and says so (under a mistyped --data-dir, a new store is what it would make)
+    assert "note: no store at " in run.log() and "yet: starting a new one there (from data_dir in " in run.log()
     [(_, _, cat_mail)] = run.wait_for(lambda: mail_servers.messages(cat), "cat's digest")
     assert ALERT_TITLE in text_of(cat_mail)  # read from IMAP by the poller at start
     assert "job=catch-up user=cat" in run.log()
@@ -1194,7 +1196,7 @@ def test_digest_run_sends_each_digest_once_on_time_stops_on_sigterm_and_sends_no
     again = DigestRun(service)
     again.wait_for_log("job=start: ready")
     assert again.stop(timeout=30) == 0
-    assert "job=send" not in again.log() and "job=catch-up" not in again.log()
+    assert "job=send" not in again.log() and "job=catch-up" not in again.log() and "note: no store" not in again.log()
     assert len(mail_servers.messages(ada)) == 1 and len(mail_servers.messages(cat)) == 1
 
 

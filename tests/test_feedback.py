@@ -1223,6 +1223,9 @@ def test_digest_ingest_of_a_saved_reply_records_its_votes_as_the_poller_would(tm
     result = CliRunner().invoke(cli, ["--config", str(tmp_path / "config.toml"), "ingest", str(tmp_path / "reply.eml")])
     assert result.exit_code == 0, result.output
     assert "votes by email: 1 reply recorded" in result.output and "1 not paper alerts" not in result.output
+    # the counts add up (the reply is one of the emails read), and the vote is said once, not also as a log line
+    assert "emails read: 1 (0 alerts, 1 vote reply, 0 already seen, 0 not paper alerts, 0 failed)" in result.output
+    assert "INFO" not in result.output, result.output
     store = Store(settings.db_path)
     assert {v.paper_id: v.value for v in store.votes("ada")} == {pids[1]: 1, pids[2]: -1}
     # the same file again: nothing new

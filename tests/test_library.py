@@ -459,9 +459,14 @@ def test_bibtex_export_of_a_scholar_paper_has_its_year_and_a_suffix_is_not_a_sur
 
     scholar = Paper("Single-cell atlas of the aging kidney", authors=("X Su", "Edward G. Allen Jr"),
                     venue="Clinical and Translational …, 2026", source="google_scholar")
-    text = to_bibtex([scholar, Paper("Only a year in the byline", authors=("A Bee",), venue="2025")])
-    assert "@article{su2026single," in text  # the key has the year too
-    assert "year = {2026}" in text and "journal = {Clinical and Translational …}" in text
+    proceedings = Paper("Mutation testing at scale", authors=("R Roe",),
+                        venue="2019 IEEE International Conference on Software …", source="google_scholar")
+    text = to_bibtex([scholar, Paper("Only a year in the byline", authors=("A Bee",), venue="2025"), proceedings])
+    assert "@misc{su2026single," in text  # the key has the year too
+    # a venue Scholar cut short is no journal's name (a reference manager would file it as one): a note
+    assert "year = {2026}" in text and "note = {Clinical and Translational …}" in text and "journal" not in text
+    # a proceedings' year opens its name
+    assert "@misc{roe2019mutation," in text and "year = {2019}" in text
     assert "author = {X Su and Allen, Jr, Edward G.}" in text  # filed under Allen, not "Jr"
     assert "@misc{bee2025only," in text and "year = {2025}" in text and "journal = {2025}" not in text
 

@@ -36,6 +36,9 @@ def test_the_demo_writes_one_digest_per_profile_and_a_second_run_embeds_nothing(
     n = int(embedded[0].split()[1])
     # minutes of embedding are not silent: what is happening, then how far it got
     assert f"embedding {n} new papers with " in first.stdout and f"  {n}/{n} papers embedded (" in first.stdout
+    # and what to do next: the links need the server
+    assert f"next: open {tmp_path / 'outbox' / 'ada-'}" in first.stdout and \
+        f"answer while `digest --data-dir {tmp_path} serve` runs (at http://127.0.0.1:8025)" in first.stdout, first.stdout
     outbox = tmp_path / "outbox"
     profiles = sorted(p.stem for p in (REPO / "profiles").glob("*.toml"))
     for user in profiles:

@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,14 @@ def test_send_at_without_its_leading_zero_is_the_same_time(tmp_path):
     assert parse_profile(GOOD.replace('"07:30"', '"7:30"'), tmp_path / "ada.toml").send_at == "07:30"
     with pytest.raises(ProfileError, match=r'send_at: must look like "07:30"'):
         parse_profile(GOOD.replace('"07:30"', '"24:30"'), tmp_path / "ada.toml")
+
+
+@pytest.mark.parametrize(("given", "meant"), [("7:30pm", "19:30"), ("7 PM", "19:00"), ("12.15 a.m.", "00:15"),
+                                              ("12pm", "12:00"), ("11:05 am", "11:05")])
+def test_a_twelve_hour_send_at_is_refused_with_its_24_hour_spelling(tmp_path, given, meant):
+    with pytest.raises(ProfileError, match=rf'send_at: must look like "07:30", 24-hour HH:MM \(got "{re.escape(given)}"\); '
+                                           rf'for example: send_at = "{meant}"$'):
+        parse_profile(GOOD.replace('"07:30"', f'"{given}"'), tmp_path / "ada.toml")
 
 
 def test_a_good_profile_parses_with_defaults(tmp_path):

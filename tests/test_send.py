@@ -513,3 +513,28 @@ def test_the_data_watch_fits_the_installed_aiosmtplib_and_without_it_every_break
     finally:
         server.close()
     assert handed, "a break at DATA without the watch must be treated as a possible delivery"
+
+
+def test_an_outbox_file_of_another_digest_is_never_replaced(tmp_path):
+    """The same digest written again (a retry: the same Message-ID) replaces its file; another digest under the
+    same name (another store's: a mistyped --data-dir, two setups sharing an outbox) is written beside it, so the
+    day's real digest is never overwritten."""
+    from email.message import EmailMessage
+
+    from digest.send import write_outbox
+
+    def message(mid: str) -> EmailMessage:
+        msg = EmailMessage()
+        msg["Message-ID"], msg["Subject"], msg["To"] = mid, "Your digest", "ada@example.org"
+        msg.set_content(f"digest {mid}")
+        return msg
+
+    first = write_outbox(message("<a@x>"), "<p>a</p>", tmp_path, "ada-2026-12-08")
+    assert first == tmp_path / "ada-2026-12-08.eml"
+    assert write_outbox(message("<a@x>"), "<p>a, again</p>", tmp_path, "ada-2026-12-08") == first
+    assert (tmp_path / "ada-2026-12-08.html").read_text() == "<p>a, again</p>"
+    other = write_outbox(message("<b@x>"), "<p>b</p>", tmp_path, "ada-2026-12-08")
+    assert other == tmp_path / "ada-2026-12-08-2.eml" and (tmp_path / "ada-2026-12-08-2.html").read_text() == "<p>b</p>"
+    assert b"<a@x>" in first.read_bytes() and (tmp_path / "ada-2026-12-08.html").read_text() == "<p>a, again</p>"
+    assert write_outbox(message("<c@x>"), "<p>c</p>", tmp_path, "ada-2026-12-08").name == "ada-2026-12-08-3.eml"
+    assert write_outbox(message("<b@x>"), "<p>b</p>", tmp_path, "ada-2026-12-08") == other  # its retry: in place
