@@ -24,6 +24,8 @@ from .models import arxiv_ref, doi_ref, normalise_title
 MAX_INTERESTS = 100  # facets a profile may have (each is embedded, and compared with every paper)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SEND_AT = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")  # "7:30" is "07:30"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_USER = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _TWELVE_HOUR = re.compile(r"^\s*(0?[1-9]|1[0-2])(?:[:.h]([0-5]\d))?\s*([ap])\.?\s*m\.?\s*$", re.I)
 
 
@@ -34,8 +36,6 @@ def _twelve_hour(text: str) -> str | None:
         return None
     hour = int(m[1]) % 12 + (12 if m[3].lower() == "p" else 0)
     return f"{hour:02d}:{m[2] or '00'}"
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_USER = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
 def is_user_id(name: str) -> bool:

@@ -163,10 +163,8 @@ def _other_message(path: Path, message_id: str | None) -> bool:
     try:
         with path.open("rb") as handle:
             headers = BytesHeaderParser().parse(handle)
-    except FileNotFoundError:
-        return False
     except OSError:
-        return False  # unreadable: the write says what is wrong with the folder
+        return False  # none (or unreadable: then the write says what is wrong with the folder)
     return (headers["Message-ID"] or "").strip() != (message_id or "").strip()
 
 
