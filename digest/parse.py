@@ -432,6 +432,11 @@ def _run(kind: str, body: Body, *, sender: str, strict: bool) -> list[Paper]:
         papers = _named(generic.parse(body, one_item=bool(_TOC_SUBJECT.search(body.subject or ""))))
     if not papers and strict and not any(_MARKERS[kind](b) for b in (body.html, body.text) if b):
         strict = kind not in _WHOLE_DOMAIN and not administrative
+    if not papers and strict and kind in _JOURNALS and body.subject and not _TOC_SUBJECT.search(body.subject) \
+            and not _ISSUE_SUBJECT.search(body.subject):
+        # a publisher's other mail from its alert address, with the alerts' click-tracked links ("Call for papers:
+        # Cell Reports Medicine special issue"): no alert's subject, so no alert whose layout changed
+        strict = False
     # the text a mail program made of an HTML alert: its links written out ("title <url>") or its DOIs, under
     # a subject that names a table of contents or an alert (not an editor's letter from the same domain)
     converted = (len(TEXT_LINK.findall(body.text or "")) >= 2 or len(set(DOI_RE.findall(body.text or ""))) >= 2) \
@@ -465,6 +470,9 @@ _TOC_SUBJECT = re.compile(r"\b(?:contents|toc|alerts?|new (?:articles?|issue|res
                           r"available online|vol(?:ume)?\.?\s*\d+|issue \d+)\b", re.I)
 # the families whose alerts come as HTML alone: their papers are read from its layout
 _HTML_LAID_OUT = ("google_scholar", "nature", "cellpress", "sciencedirect", "rsc", "acs", "aaas", "aha", "wiley")
+_JOURNALS = _HTML_LAID_OUT[1:]  # the publishers': their alert addresses send other mail too
+# an issue's subject without a table of contents' words: "Cell Reports Methods: January 2026"
+_ISSUE_SUBJECT = re.compile(r":\s+[A-Z][a-z]+ (?:\d{1,2}, )?(?:19|20)\d\d\b")
 
 
 # templates/digest.html says who made it in its <head>; the digest lists papers, but it is not an alert

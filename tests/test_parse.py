@@ -322,6 +322,28 @@ def test_an_alert_whose_query_has_an_administrative_word_is_still_checked(subjec
         parse_message(msg.as_bytes())
 
 
+@pytest.mark.parametrize(("subject", "error"), [
+    ("Call for papers: Cell Reports Medicine special issue on AI in medicine", False),
+    ("Cell Reports Medicine Online Now E-mail Alert - January 22, 2026", True),  # an alert: its layout changed
+    ("Cell Reports Methods: January 2026", True),  # an issue's subject
+])
+def test_a_publishers_other_mail_with_its_alerts_links_is_no_alert_but_an_alert_without_papers_is_an_error(
+        subject, error):
+    """Cell Press sends its promotions from its alerts' address, with the same click-tracked links: no alert's
+    subject, no error (the mail is simply not a paper alert); under an alert's subject, an error as before."""
+    msg = EmailMessage()
+    msg["From"], msg["Subject"] = "Cell Press <cellpress@notification.elsevier.com>", subject
+    msg.set_content('<p>Submit your research to our special issue.</p><p><a href="https://click.notification.'
+                    'elsevier.com/CL0/https:%2F%2Fwww.cell.com%2Fcell-reports-medicine%2Fcallforpapers/1/0100">Learn '
+                    'more about the call</a></p>', subtype="html")
+    if error:
+        with pytest.raises(ParseError, match=r"Cell Press alert .*contains no papers"):
+            parse_message(msg.as_bytes())
+    else:
+        parsed = parse_message(msg.as_bytes())
+        assert parsed.kind is None and parsed.papers == []
+
+
 def test_a_journal_mail_with_the_toc_layout_but_no_papers_is_an_error():
     msg = EmailMessage()
     msg["From"], msg["Subject"] = "Nature Medicine <ealert@nature.com>", "Nature Medicine contents"
@@ -3180,3 +3202,42 @@ def test_the_byline_under_a_title_link_gives_the_authors_and_one_name_does_not()
         ("10.1007/s10994-025-06711-4", ("Ruoyu Sun", "Zhi-Quan Luo")),
         ("10.1007/s10994-025-06712-4", ("Jasmine Ortiz", "Håkon Tjelmeland", "Wei-Lin Chiang")),
         ("10.1007/s10994-025-06713-4", ())]
+
+
+def test_a_biorxiv_alert_in_the_servers_citation_form_is_read():
+    """bioRxiv/medRxiv's mailer may print each preprint in the citation form of its pages ("bioRxiv
+    2026.01.20.700468; doi: https://doi.org/...") instead of "bioRxiv posted <date>, doi: ...": read the same; a
+    colleague's mail citing a preprint so is not taken for such an alert."""
+    body = ("New results for your saved search \"organoid\"\n\n"
+            "Vascularised brain organoids model neurovascular coupling\nM. Lancaster, J. Knoblich\n"
+            "bioRxiv 2026.01.20.700468; doi: https://doi.org/10.64898/2026.01.20.700468\n\n"
+            "Gut organoids reveal host-microbe crosstalk\nH. Clevers, A. Smith\n"
+            "medRxiv 2026.01.18.26300123v2; doi: https://doi.org/10.1101/2026.01.18.26300123\n")
+    parsed = parse_message(mail("bioRxiv <openrxiv-mailer@alerts.highwire.org>", "bioRxiv keyword alert: organoid",
+                                body))
+    assert [(p.title, p.authors, p.doi, p.source) for p in parsed.papers] == [
+        ("Vascularised brain organoids model neurovascular coupling", ("M. Lancaster", "J. Knoblich"),
+         "10.64898/2026.01.20.700468", "biorxiv"),
+        ("Gut organoids reveal host-microbe crosstalk", ("H. Clevers", "A. Smith"), "10.1101/2026.01.18.26300123",
+         "medrxiv")]
+    note = parse_message(mail("Bo <bo@uni.example>", "a preprint for Friday",
+                              "Hi Ana,\n\nhave a look before Friday:\nbioRxiv 2026.01.20.700468; doi: "
+                              "https://doi.org/10.64898/2026.01.20.700468\n\nBo\n"))
+    assert note.kind != "biorxiv"
+
+
+def test_a_scholar_item_without_authors_keeps_its_venue_as_the_venue():
+    from digest.parsers.scholar import _split_byline
+
+    assert _split_byline("\xa0- Econometrica, 2025") == ([], "Econometrica, 2025")
+    assert _split_byline("A Smith, B Jones\xa0- Nature, 2024") == (["A Smith", "B Jones"], "Nature, 2024")
+
+
+def test_a_cell_press_in_press_alert_names_its_journal():
+    from digest.parsers.common import Body
+    from digest.parsers.journals import parse_cellpress
+
+    html = ('<table><tr><td><a href="https://www.cell.com/neuron/fulltext/S0896-6273(26)00011-3">Dopamine ramps '
+            'encode distance to goal in virtual navigation</a></td></tr></table>')
+    papers = parse_cellpress(Body(text=None, html=html, subject="Neuron In Press E-mail Alert - January 19, 2026"))
+    assert papers and papers[0].venue == "Neuron"

@@ -14,9 +14,19 @@ from ..models import Paper
 from .common import Body, clean_lines, clean_space, doi_url, html_to_text, iso_date, split_authors
 
 SENDERS = {"openrxiv-mailer@alerts.highwire.org", "cshljnls-mailer@alerts.highwire.org"}
+# "bioRxiv posted 22 January 2026, doi: 10.1101/...": what tells a bioRxiv/medRxiv alert by its text alone
 _POSTED = re.compile(
     r"\b(bioRxiv|medRxiv)\s+posted\s+(?P<date>\d{1,2}\s+\w+\s+\d{4}|\w+\s+\d{1,2},?\s+\d{4})?.{0,400}?"
     r"doi:?\s*(?:https?://doi\.org/)?(?P<doi>10\.\d{4,9}/[^\s<>\"]+)",
+    re.I,
+)
+# an entry's line in an alert from the servers' own mailer: that, or the citation form they print under a
+# preprint ("bioRxiv 2026.01.20.700468; doi: https://doi.org/10.64898/..."), which a colleague's mail citing a
+# preprint has too (so it does not make a mail without the sender's address one of these alerts)
+_ENTRY = re.compile(
+    r"\b(bioRxiv|medRxiv)\s+(?:posted\s+(?P<date>\d{1,2}\s+\w+\s+\d{4}|\w+\s+\d{1,2},?\s+\d{4})?|"
+    r"(?=(?:19|20)\d\d\.\d\d\.\d\d\.\d+(?:v\d+)?;))"
+    r".{0,400}?doi:?\s*(?:https?://doi\.org/)?(?P<doi>10\.\d{4,9}/[^\s<>\"]+)",
     re.I,
 )
 _JUNK = re.compile(r"^(\[?abstract\]?|\[pdf\]|\[abstract\]\s*\[(full text|pdf)\].*|-+|---)$", re.I)
@@ -31,7 +41,7 @@ def _entries(text: str) -> list[Paper]:
     papers: list[Paper] = []
     seen: set[str] = set()
     for i, line in enumerate(lines):
-        m = _POSTED.search(line)
+        m = _ENTRY.search(line)
         if not m:
             continue
         doi = m.group("doi").rstrip(".")

@@ -267,9 +267,10 @@ def parse_cellpress(body: Body) -> list[Paper]:
     if not body.html:
         return []
     soup = soup_of(body.html)
-    # "Cell: January 22, 2026 (Volume 189, Issue 2)" or "Cell Stem Cell Online Now E-mail Alert - January 22, 2026"
+    # "Cell: January 22, 2026 (Volume 189, Issue 2)", "Cell Stem Cell Online Now E-mail Alert - January 22, 2026",
+    # "Neuron In Press E-mail Alert - ..."
     subject = _FORWARD_PREFIX.sub("", body.subject or "")
-    m = re.match(r"\s*(.+?)(?::\s+(?=[A-Z][a-z]+ (?:\d{1,2}, )?\d{4})|\s+Online Now\b)", subject)
+    m = re.match(r"\s*(.+?)(?::\s+(?=[A-Z][a-z]+ (?:\d{1,2}, )?\d{4})|\s+(?:Online Now|In Press)\b)", subject)
     venue = clean_space(m.group(1)) if m else None
     published = iso_date(body.subject)
     by_pii: dict[str, Paper] = {}

@@ -134,8 +134,8 @@ def _subject_type(subject: str) -> str | None:
 
 def _split_byline(byline: str) -> tuple[list[str], str | None]:
     """``A Author, B Author…\\xa0- Venue, 2026`` -> (authors, ``Venue, 2026``); venue may be missing."""
-    byline = byline.replace("\u2011", "-").strip()
-    m = re.search(r"\xa0-\s|\s-\s|\xa0-$", byline)
+    byline = byline.replace("\u2011", "-").strip(" \t\r\n")  # (not the no-break space before a venue alone)
+    m = re.search(r"\xa0-\s|\s-\s|\xa0-$|^\xa0?-\s", byline)
     if m:
         authors, venue = byline[: m.start()], byline[m.end():]
     elif re.fullmatch(r"(?:19|20)\d{2}", byline):
