@@ -403,6 +403,11 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     store = _new_or_existing_store(ctx, settings)
     report = ingest_paths(store, paths, settings)
     _print_ingest(report)
+    if report.new:
+        # the cost comes at the next command that ranks: said here, so that wait is no surprise
+        click.echo(f"the {_n(report.new, 'new paper')} {'is' if report.new == 1 else 'are'} embedded, once each, by "
+                   f"the next `digest rank`, `send` or `run` ({settings.model.name}: a few minutes per few hundred "
+                   "papers with abstracts on a small CPU)")
     if report.failed or report.errors:  # an email that failed, or a path that held no email
         sys.exit(1)
 
@@ -707,7 +712,15 @@ def check(ctx: click.Context, profiles_dir: Path | None, connect: bool) -> None:
     # what each profile ranks with: seeds given by an id only, which the store does not know yet, are unused
     # until their paper arrives (said below)
     anchors = {user: profile_anchors(store, profile) for user, profile in loaded.profiles.items()}
-    for user, profile in sorted(loaded.profiles.items()):
+    # a file that did not load and has no earlier good version: a line of its own too, in its place by name
+    unserved = {Path(str(e).split(":", 1)[0]).stem for e in loaded.errors
+                if Path(str(e).split(":", 1)[0]).parent == Path(directory)} - set(loaded.profiles)
+    for user in sorted([*loaded.profiles, *unserved]):
+        if user in unserved:
+            click.echo(f"profile {user}: broken (the error below); nothing serves it meanwhile (no earlier good "
+                       "version)")
+            continue
+        profile = loaded.profiles[user]
         library = f", {_n(len(profile.library_seeds), 'library paper')}" if profile.library else ""
         state = "ok" if profile.interests or profile.seeds or profile.library_seeds else "nothing to rank with"
         if state == "ok" and not anchors[user][0]:

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 import time
@@ -465,6 +466,21 @@ def test_a_bom_or_blank_lines_before_the_headers_do_not_hide_them(tmp_path):
         assert result.exit_code == 0 and expected in result.output, (name, result.output)
 
 
+def test_check_gives_every_profile_file_its_line_also_one_that_did_not_load(tmp_path):
+    """A file with no interests or seeds, or with a Windows path in double quotes, did not load and had no line of
+    its own among the profiles (only its error below): each file now has one, in its place by name."""
+    (tmp_path / "ada.toml").write_text('email = "a@example.org"\n[[interests]]\nlabel = "x"\n')
+    (tmp_path / "bob.toml").write_text('email = "b@example.org"\n')
+    (tmp_path / "cat.toml").write_text('email = "c@example.org"\nlibrary = "C:\\Users\\c\\lib.bib"\n')
+    result = CliRunner().invoke(cli, ["--config", "/dev/null", "--data-dir", str(tmp_path / "d"), "check",
+                                      "--profiles", str(tmp_path)])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.startswith("profile ")]
+    assert [line.split(":")[0] for line in lines] == ["profile ada", "profile bob", "profile cat"], result.output
+    assert lines[1] == "profile bob: broken (the error below); nothing serves it meanwhile (no earlier good version)"
+    assert f"error: {tmp_path / 'cat.toml'}:2: not valid TOML" in result.output
+
+
 def test_check_judges_a_contested_address_and_a_broken_file_as_the_service_does(tmp_path):
     from digest.config import load_settings
 
@@ -624,6 +640,9 @@ def test_an_alert_cut_short_is_stored_as_far_as_it_goes_named_in_status_and_comp
     config.write_text(f'data_dir = "{tmp_path / "data"}"\nprofiles_dir = "{tmp_path}"\n')
     cut = CliRunner().invoke(cli, ["--config", str(config), "ingest", str(tmp_path / "cut.eml")])
     assert cut.exit_code == 0, cut.output  # not a failure: nothing is lost, the papers read are stored
+    # and the embedding they cost later is said now
+    assert re.search(r"^the \d+ new papers are embedded, once each, by the next `digest rank`, `send` or `run`",
+                     cut.output, re.M), cut.output
     assert f"read in part: {tmp_path / 'cut.eml'}: cut short: the arXiv listing stops in the middle of entry" \
         in cut.output
     store = Store(tmp_path / "data" / "digest.db")
