@@ -3182,10 +3182,10 @@ def test_a_row_of_link_labels_is_no_title(row):
         or "Abstract" not in row
 
 
-def test_the_byline_under_a_title_link_gives_the_authors_and_one_name_does_not():
+def test_the_byline_under_a_title_link_gives_the_authors_and_one_name_only_in_a_table_of_contents():
     """A table of contents without a parser of its own (Springer's: a title link with the DOI, a line break, the
-    byline) gives each paper its authors; a single name after a link (who recommends it, a newsletter's editor)
-    is no byline."""
+    byline) gives each paper its authors, a single author's paper too; a single name after a link in other mail
+    (who recommends it, a newsletter's editor) is no byline."""
     def item(n: int, title: str, after: str) -> str:
         return (f'<tr><td><span>Research Article</span><br><a href="https://link.springer.com/article/10.1007/'
                 f's10994-025-0671{n}-4?utm_source=toc">{title}</a><br>{after}</td></tr>')
@@ -3201,7 +3201,11 @@ def test_the_byline_under_a_title_link_gives_the_authors_and_one_name_does_not()
     assert [(p.doi, p.authors) for p in papers] == [
         ("10.1007/s10994-025-06711-4", ("Ruoyu Sun", "Zhi-Quan Luo")),
         ("10.1007/s10994-025-06712-4", ("Jasmine Ortiz", "Håkon Tjelmeland", "Wei-Lin Chiang")),
-        ("10.1007/s10994-025-06713-4", ())]
+        ("10.1007/s10994-025-06713-4", ("Florian Beck",))]
+    letter = ('<p>Worth a read this week:</p><p><a href="https://link.springer.com/article/10.1007/s10994-025-06711-4">'
+              'Spectral methods for low-rank matrix completion under heavy-tailed noise</a><br>Ruoyu Sun</p>')
+    [paper] = parse_message(html_mail(letter, "Bo <bo@uni.example>", "reading group")).papers
+    assert paper.authors == ()
 
 
 def test_a_biorxiv_alert_in_the_servers_citation_form_is_read():

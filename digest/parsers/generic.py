@@ -262,6 +262,7 @@ def _own_words(before: str) -> bool:
 
 def _from_html(html: str) -> list[Paper]:
     papers, short = [], []
+    bylines: list[tuple[str, ...]] = []  # the names after each paper's title link (papers' own, in order)
     before: dict[int, dict[int, str]] = {}
     for a in soup_of(html).find_all("a", href=True):
         target = unwrap_url(a["href"])
@@ -272,11 +273,12 @@ def _from_html(html: str) -> list[Paper]:
             # a newsletter's opaque link (Substack's /redirect/...) whose text says it is a paper: "Title (arXiv)"
             if _PREPRINT_LABEL.search(title) and _reads_as_title(_SOURCE_LABEL.sub("", title)):
                 papers.append(_make(title, None, None, target))
+                bylines.append(())
             continue
         arxiv, doi = ids
         # only the link text: the text around a link is too often a sentence ("my paper is <a>here</a>");
         # plain-text alternatives and "Title <url>" lines are handled by _from_text
-        if _short_title(title) or (_short_title(title, names_too=True) and _byline_after(a)):
+        if _short_title(title) or (_short_title(title, names_too=True) and len(_names_after(a)) >= 2):
             short.append(_make(title, arxiv, doi, target))  # "Mistral 7B", unless another link names the paper
             continue
         if not is_meaningful_title(title):
@@ -289,7 +291,13 @@ def _from_html(html: str) -> list[Paper]:
             if (after_title or label == "paper") and not said.strip():
                 title = _heading_above(a)  # "### Title / a blurb / [Paper] | [Code]" (a newsletter's item)
         if _reads_as_title(title):
-            papers.append(_make(title, arxiv, doi, target).with_(authors=_byline_after(a)))
+            papers.append(_make(title, arxiv, doi, target))
+            bylines.append(_names_after(a))
+    # a byline under a title link: two names or more; one name only where the mail's other titles have bylines
+    # (a table of contents' single-author paper), not under a newsletter's link (who recommends it)
+    laid_out = sum(len(names) >= 2 for names in bylines) >= 2
+    papers = [p.with_(authors=names) if len(names) >= 2 or (laid_out and names) else p
+              for p, names in zip(papers, bylines, strict=True)]
     named = {p.id for p in papers}
     return papers + [p for p in short if p.id not in named]
 
@@ -329,10 +337,9 @@ _NOT_SHORT_TITLE = {"our", "my", "the", "this", "new", "full", "read", "view", "
                     "central", "citation", "cite", "share", "subscribe", "now", "online", "access", "reading"}
 
 
-def _byline_after(a) -> tuple[str, ...]:
-    """The authors that follow the link ``a`` ("Segment Anything" / "Alexander Kirillov, Eric Mintun, ..."), two
-    or more of them, else (): the next thing with text after the link, a line of its own or an element, read as
-    a byline. One name is no byline here: a newsletter's link may be followed by who recommends it."""
+def _names_after(a) -> tuple[str, ...]:
+    """The names that follow the link ``a`` ("Segment Anything" / "Alexander Kirillov, Eric Mintun, ..."): the
+    next thing with text after the link, a line of its own or an element, read as a byline; () when it is none."""
     line = None
     for node in a.next_siblings:
         if isinstance(node, Comment):
@@ -346,8 +353,7 @@ def _byline_after(a) -> tuple[str, ...]:
             continue
         line = _short_text(node) if node.name != "a" else None
         break
-    names = author_names(_BYLINE_END.split(line, maxsplit=1)[0]) if line else []
-    return tuple(names) if len(names) >= 2 else ()
+    return tuple(author_names(_BYLINE_END.split(line, maxsplit=1)[0])) if line else ()
 
 
 def _short_title(text: str, names_too: bool = False) -> bool:
