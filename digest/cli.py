@@ -242,21 +242,20 @@ def cli(ctx: click.Context, config: str | None, data_dir: str | None, log_level:
                    data_dir_from=data_dir and ("--data-dir" if typed else "DIGEST_DATA_DIR"))
 
 
-def _n(count: int, noun: str) -> str:
-    """'1 paper', '2 papers', '0 papers'."""
-    return f"{count} {noun}" + ("" if count == 1 else "s")
+def _n(count: int, noun: str, plural: str | None = None) -> str:
+    """'1 paper', '2 papers', '0 papers'; ``plural`` where an s will not do ('1 reply', '2 replies')."""
+    return f"{count} {noun}" if count == 1 else f"{count} {plural or noun + 's'}"
 
 
 def _print_ingest(report) -> None:
     votes = report.feedback + report.feedback_rejected
-    replies = f"{votes} vote {'reply' if votes == 1 else 'replies'}, " if votes else ""
+    replies = f"{_n(votes, 'vote reply', 'vote replies')}, " if votes else ""
     click.echo(f"emails read: {report.emails} ({_n(report.alerts, 'alert')}, {replies}{report.duplicates} already "
                f"seen, {report.not_alerts} not paper alerts, {report.failed} failed)")
     click.echo(f"papers: {report.new} new, {report.merged} merged")
     if report.feedback or report.feedback_rejected:
         rejected = f", {report.feedback_rejected} refused (see `digest status`)" if report.feedback_rejected else ""
-        click.echo(f"votes by email: {report.feedback} {'reply' if report.feedback == 1 else 'replies'} "
-                   f"recorded{rejected}")
+        click.echo(f"votes by email: {_n(report.feedback, 'reply', 'replies')} recorded{rejected}")
     for error in report.errors:
         click.secho(f"  failed: {error}", fg="yellow")
     for warning in report.warnings:
@@ -307,20 +306,14 @@ def demo(ctx: click.Context, data_dir: str, inbox: str, profiles_dir: str) -> No
         _print_delivery(d)
     written = [d for d in deliveries if d.path]
     if written:
-        profile = _shown_path(Path(profiles_dir) / f"{written[0].user}.toml")
-        click.echo(f"next: open {_shown_path(written[0].path.with_suffix('.html'))} in a browser; its 👍/👎 links "
+        from .profiles import display_path
+
+        profile = display_path(Path(profiles_dir) / f"{written[0].user}.toml")
+        click.echo(f"next: open {display_path(written[0].path.with_suffix('.html'))} in a browser; its 👍/👎 links "
                    f"answer while `digest --data-dir {data_dir} serve` runs (at {settings.web.base_url}), and "
                    f"`digest --data-dir {data_dir} rank {profile}` shows every score with its reason")
     if any(d.status in ("failed", "retry") for d in deliveries):
         sys.exit(1)
-
-
-def _shown_path(path: Path) -> Path:
-    """``path`` relative to the current folder when it is under it (as a user would type it), else as it is."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve())
-    except ValueError:
-        return path
 
 
 def _embed_progress(settings, what: str = "papers", every: float = 10.0):
@@ -615,7 +608,7 @@ def send(ctx: click.Context, dry_run: bool, outbox: Path | None, users: tuple[st
         click.secho(f"profile error: {error}", fg="red", err=True)
     profiles = [p for u, p in loaded.profiles.items() if not users or u in users]
     unknown = set(users) - set(loaded.profiles)
-    broken = sorted(u for u in unknown if (settings.profiles_path / f"{u}.toml").exists())
+    broken = sorted(unknown & set(loaded.unserved))
     if broken:
         raise DigestError(f"{', '.join(broken)}: the profile has the error above and no earlier good version to "
                           "serve meanwhile; fix it (`digest check` shows every problem) and run again")
@@ -713,10 +706,8 @@ def check(ctx: click.Context, profiles_dir: Path | None, connect: bool) -> None:
     # until their paper arrives (said below)
     anchors = {user: profile_anchors(store, profile) for user, profile in loaded.profiles.items()}
     # a file that did not load and has no earlier good version: a line of its own too, in its place by name
-    unserved = {Path(str(e).split(":", 1)[0]).stem for e in loaded.errors
-                if Path(str(e).split(":", 1)[0]).parent == Path(directory)} - set(loaded.profiles)
-    for user in sorted([*loaded.profiles, *unserved]):
-        if user in unserved:
+    for user in sorted([*loaded.profiles, *loaded.unserved]):
+        if user in loaded.unserved:
             click.echo(f"profile {user}: broken (the error below); nothing serves it meanwhile (no earlier good "
                        "version)")
             continue

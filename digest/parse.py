@@ -470,7 +470,7 @@ _TOC_SUBJECT = re.compile(r"\b(?:contents|toc|alerts?|new (?:articles?|issue|res
                           r"available online|vol(?:ume)?\.?\s*\d+|issue \d+)\b", re.I)
 # the families whose alerts come as HTML alone: their papers are read from its layout
 _HTML_LAID_OUT = ("google_scholar", "nature", "cellpress", "sciencedirect", "rsc", "acs", "aaas", "aha", "wiley")
-_JOURNALS = _HTML_LAID_OUT[1:]  # the publishers': their alert addresses send other mail too
+_JOURNALS = tuple(k for k in _HTML_LAID_OUT if k != "google_scholar")  # publishers': their alert addresses send other mail
 # an issue's subject without a table of contents' words: "Cell Reports Methods: January 2026"
 _ISSUE_SUBJECT = re.compile(r":\s+[A-Z][a-z]+ (?:\d{1,2}, )?(?:19|20)\d\d\b")
 

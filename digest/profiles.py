@@ -547,6 +547,7 @@ class LoadedProfiles:
     texts: dict[str, str]          # the text of every profile that loaded (to keep as its last good version)
     stale: tuple[str, ...] = ()    # users served from their last good version because the file is broken now
     warnings: list[str] = field(default_factory=list)  # library entries skipped (the rest of the library serves)
+    unserved: tuple[str, ...] = ()  # users whose file did not load (or lost its address) with nothing serving them
 
 
 def with_library(profile: Profile) -> tuple[Profile, list[ProfileError], list[str]]:
@@ -614,9 +615,11 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
     errors: list[ProfileError] = []
     # user -> (path, text of the file if it loaded, else None, the profile: the file's or its last good version's)
     found: dict[str, tuple[Path, str | None, Profile]] = {}
+    read: list[str] = []  # the users whose files were read
     for path in sorted(directory.glob("*.toml")):
         if path.name.startswith((".", "#", "~")):  # an editor's lock or backup file (Emacs ".#ada.toml"), not a user
             continue
+        read.append(path.stem)
         try:
             text = read_text_file(path, ProfileError)
             found[path.stem] = (path, text, parse_profile(text, path))
@@ -679,7 +682,8 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
         else:
             texts[user] = text
             warnings.extend([*profile.notes, *library_warnings])
-    return LoadedProfiles(profiles, errors, texts, tuple(stale), warnings)
+    return LoadedProfiles(profiles, errors, texts, tuple(stale), warnings,
+                          tuple(user for user in read if user not in profiles))
 
 
 def _misnamed(path: Path) -> str | None:

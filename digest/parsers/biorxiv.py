@@ -15,20 +15,14 @@ from .common import Body, clean_lines, clean_space, doi_url, html_to_text, iso_d
 
 SENDERS = {"openrxiv-mailer@alerts.highwire.org", "cshljnls-mailer@alerts.highwire.org"}
 # "bioRxiv posted 22 January 2026, doi: 10.1101/...": what tells a bioRxiv/medRxiv alert by its text alone
-_POSTED = re.compile(
-    r"\b(bioRxiv|medRxiv)\s+posted\s+(?P<date>\d{1,2}\s+\w+\s+\d{4}|\w+\s+\d{1,2},?\s+\d{4})?.{0,400}?"
-    r"doi:?\s*(?:https?://doi\.org/)?(?P<doi>10\.\d{4,9}/[^\s<>\"]+)",
-    re.I,
-)
+_POSTED_ON = r"posted\s+(?P<date>\d{1,2}\s+\w+\s+\d{4}|\w+\s+\d{1,2},?\s+\d{4})?"
+_ITS_DOI = r".{0,400}?doi:?\s*(?:https?://doi\.org/)?(?P<doi>10\.\d{4,9}/[^\s<>\"]+)"
+_POSTED = re.compile(rf"\b(bioRxiv|medRxiv)\s+{_POSTED_ON}{_ITS_DOI}", re.I)
 # an entry's line in an alert from the servers' own mailer: that, or the citation form they print under a
 # preprint ("bioRxiv 2026.01.20.700468; doi: https://doi.org/10.64898/..."), which a colleague's mail citing a
 # preprint has too (so it does not make a mail without the sender's address one of these alerts)
-_ENTRY = re.compile(
-    r"\b(bioRxiv|medRxiv)\s+(?:posted\s+(?P<date>\d{1,2}\s+\w+\s+\d{4}|\w+\s+\d{1,2},?\s+\d{4})?|"
-    r"(?=(?:19|20)\d\d\.\d\d\.\d\d\.\d+(?:v\d+)?;))"
-    r".{0,400}?doi:?\s*(?:https?://doi\.org/)?(?P<doi>10\.\d{4,9}/[^\s<>\"]+)",
-    re.I,
-)
+_ENTRY = re.compile(rf"\b(bioRxiv|medRxiv)\s+(?:{_POSTED_ON}|(?=(?:19|20)\d\d\.\d\d\.\d\d\.\d+(?:v\d+)?;)){_ITS_DOI}",
+                    re.I)
 _JUNK = re.compile(r"^(\[?abstract\]?|\[pdf\]|\[abstract\]\s*\[(full text|pdf)\].*|-+|---)$", re.I)
 
 
