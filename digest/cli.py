@@ -512,10 +512,17 @@ def rank_cmd(ctx: click.Context, profile: str, limit: int, query: str | None) ->
         click.secho(f"note: {note}", fg="yellow")
     picked = {id(i.paper) for i in result.ranking.picked}
     sent = store.count_sent_since(prof.user, candidate_since(settings), also_sent_to=earlier_names(store, prof))
+    loose = len(result.ranking.loose())
     click.echo(f"{prof.user}: {len(result.ranking.picked)} picked of {result.n_candidates} candidates "
                f"(floor {result.ranking.floor:.2f})"
                + (f"; {_n(sent, 'recent paper')} already sent to {prof.user} (or voted on) "
                   f"{'is not a candidate' if sent == 1 else 'are not candidates'} again" if sent else ""))
+    if loose:
+        click.echo(f"{_n(loose, 'paper')} cleared the floor but {'was' if loose == 1 else 'were'} held back as "
+                   f"loose matches: nothing in the profile is as close to {'it' if loose == 1 else 'them'} as "
+                   f"{result.ranking.min_similarity:.2f} (a pick needs that), so the store holds little of this "
+                   "reader's field; add interests or seed papers closer to what arrives, or check that the alerts "
+                   "for this field reach the mailbox")
     if query is not None:
         _find_in_ranking(settings, store, prof, result, query, limit, stored)
         return

@@ -727,6 +727,7 @@ class _App:
         newer = later is None and bool(sent) and sent[-1]["id"] != row["id"]
         return _page(self.settings, "page_digest.html", items=items[:len(entries)], more=items[len(entries):n_above],
                      below=items[n_above:], floor=row["floor"],
+                     n_loose=sum(1 for _, _, item in below if "loose" in item.details),
                      # unfolded where a vote was just made, and on a quiet day's page (nothing else to show)
                      below_open=not entries or any(i["done"] or at == str(i["number"]) for i in items[n_above:]),
                      token=request.path_params["token"], date_label=date_label(date.fromisoformat(row["period"])),

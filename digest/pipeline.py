@@ -36,6 +36,7 @@ from .models import (
 )
 from .profiles import LoadedProfiles, Profile, display_path, load_profiles, local_period
 from .rank import Anchor, Ranking, build_signals, rank
+from .reference import similarity_bar
 from .render import item_context, render_digest
 from .send import build_message, send_message, write_outbox
 from .store import DIGEST_DONE, MAX_UNCONFIRMED, Store, database_problem, describe_owner, is_lock
@@ -400,11 +401,14 @@ def rank_user(store: Store, embedder: Embedder, settings: Settings, profile: Pro
         seed = (today or date.today()).toordinal()
         background = [p for _, p in store.random_papers(settings.ranking.background_size, seed=seed)]
         background_vecs = embed_papers(store, embedder, background)[0] if background else None
+        # what clears the floor only because this store holds nothing closer is held back (reference.py)
+        bar = similarity_bar(store, embedder, progress)
     else:
         cand_vecs, background_vecs = np.zeros((0, anchor_vecs.shape[1] if anchor_vecs.size else 1)), None
+        bar = None
     max_items = profile.max_items or settings.ranking.default_max_items
     ranking = rank(signals, cand_vecs, papers, max_items=max_items, floor=profile.relevance_floor,
-                   today=today, background_vecs=background_vecs)
+                   today=today, background_vecs=background_vecs, min_similarity=bar)
     ids = {id(p): pid for pid, p in candidates}
     return UserRanking(profile, ranking, ids, len(candidates), notes)
 
@@ -423,6 +427,11 @@ def verdict(user_ranking: UserRanking, item: ScoredPaper) -> str:
                 "lists its papers by score)")
     if "muted" in item.details:
         return "muted by the profile ([mute] keywords / authors): never picked"
+    if "loose" in item.details:
+        return (f"held back as a loose match: it clears the floor ({item.score:.2f}), but nothing you named (an "
+                f"interest, a seed, a paper you liked) is closer to it than {item.details['closest']:.2f}, and a pick "
+                f"needs {ranking.min_similarity:.2f}, as close as one pair in ten of random papers: the store holds "
+                "little of your field, and this is only its least unrelated paper")
     if item.score < ranking.floor:
         places = 2 if f"{item.score:.2f}" != f"{ranking.floor:.2f}" else 4  # never "0.20 < 0.20"
         return f"below the floor: {item.score:.{places}f} < {ranking.floor:.{places}f} (relevance_floor)"
@@ -532,6 +541,10 @@ def compose(settings: Settings, store: Store, user_ranking: UserRanking, period:
         or len(user_ranking.ranking.runners_up(MORE_ON_PAGE)),
         "n_below": (len(store.digest_items(digest_id, below=True)) if digest_id is not None else 0)
         or len(user_ranking.ranking.below(BELOW_ON_PAGE)),
+        # papers that cleared the floor but were held back as loose matches: a quiet day says why
+        "n_loose": len(user_ranking.ranking.loose()) or (sum('"loose"' in (row["details"] or "") for row in
+                                                              store.digest_items(digest_id, below=True))
+                                                          if digest_id is not None else 0),
     }
     return render_digest(context), context
 

@@ -189,10 +189,15 @@ class Ranking:
     scored: list[ScoredPaper] = field(default_factory=list)  # every candidate, best first
     floor: float = DEFAULT_FLOOR
     max_items: int | None = None  # the most papers ``select`` could pick
+    min_similarity: float | None = None  # the loose-match bar (None: not applied; see hold_loose)
 
     def cleared(self) -> list[ScoredPaper]:
-        """The candidates ``select`` may pick: at or above the floor and not muted, best first."""
-        return [s for s in self.scored if s.score >= self.floor and "muted" not in s.details]
+        """The candidates ``select`` may pick: at or above the floor, not muted, not a loose match; best first."""
+        return [s for s in self.scored if _eligible(s, self.floor)]
+
+    def loose(self) -> list[ScoredPaper]:
+        """The papers that cleared the floor but were held back as loose matches (see hold_loose)."""
+        return [s for s in self.scored if "loose" in s.details]
 
     def runners_up(self, limit: int) -> list[ScoredPaper]:
         """The best ``limit`` papers that cleared the floor but found no room in the digest."""
@@ -200,9 +205,15 @@ class Ranking:
         return [s for s in self.cleared() if id(s) not in picked][:limit]
 
     def below(self, limit: int) -> list[ScoredPaper]:
-        """The best ``limit`` papers below the floor (muted ones left out): what the reader would see next if
-        the floor were lower, to look through and vote on (a 👍 there teaches the ranking what it missed)."""
-        return [s for s in self.scored if MUTED_SCORE < s.score < self.floor and "muted" not in s.details][:limit]
+        """The best ``limit`` papers below the floor or held back as loose matches (muted ones left out): what
+        the reader would see next, to look through and vote on (a 👍 there teaches the ranking what it missed)."""
+        return [s for s in self.scored if MUTED_SCORE < s.score and "muted" not in s.details
+                and (s.score < self.floor or "loose" in s.details)][:limit]
+
+
+def _eligible(s: ScoredPaper, floor: float) -> bool:
+    """What ``select`` may pick: at or above the floor, not muted, not held back as a loose match."""
+    return s.score >= floor and "muted" not in s.details and "loose" not in s.details
 
 
 @dataclass(frozen=True)
@@ -572,7 +583,7 @@ def select(scored: Sequence[ScoredPaper], cand_vecs: np.ndarray, max_items: int,
     each next pick maximises score - diversity * (cosine to the closest paper already picked). Nothing above
     the floor gives an empty list: the quiet-day outcome.
     """
-    eligible = [i for i, s in enumerate(scored) if s.score >= floor and "muted" not in s.details]
+    eligible = [i for i, s in enumerate(scored) if _eligible(s, floor)]
     eligible.sort(key=lambda i: -scored[i].score)
     picked: list[int] = []
     seen_facets: set[str] = set()
@@ -594,18 +605,47 @@ def select(scored: Sequence[ScoredPaper], cand_vecs: np.ndarray, max_items: int,
     return [scored[i] for i in picked]
 
 
+def hold_loose(signals: UserSignals, scored: list[ScoredPaper], cand_vecs: np.ndarray, bar: float,
+               floor: float) -> None:
+    """Mark the papers that clear ``floor`` but are loose matches: no interest, seed or liked paper of the
+    reader's is at cosine ``bar`` or closer (``reference.similarity_bar``: as close as one pair in ten of random
+    papers of all fields).
+
+    Scores are calibrated against the store, so in a store that holds nothing of the reader's field the floor
+    still lets its top 2-3% through: the least unrelated papers of other fields, at similarities a tenth of
+    random pairs reach. A paper with a boosted keyword or author is the reader's own ask and never held back.
+    (Measured on CiteULike: the papers of the reader's own field in a top 10 are above this bar 99.9% of the
+    time; benchmarks/README.md, round 17.)"""
+    pos = signals.rows("facet", "seed", "liked")
+    if floor <= 0 or not len(pos) or not scored:
+        return
+    closest = (np.asarray(cand_vecs, dtype=np.float32) @ signals.vectors[pos].T).max(axis=1)
+    for i, s in enumerate(scored):
+        s.details["closest"] = round(float(closest[i]), 3)
+        if s.score >= floor and closest[i] < bar and "muted" not in s.details \
+                and not ("keywords" in s.details or "authors" in s.details):
+            s.details["loose"] = True
+            scored[i] = ScoredPaper(s.paper, s.score, f"{s.reason}; held back: a loose match (nothing you named "
+                                    f"is closer than {closest[i]:.2f}; a pick needs {bar:.2f})", s.facet, s.details)
+
+
 def rank(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[Paper], *, max_items: int,
          floor: float | None = None, today: date | None = None,
-         background_vecs: np.ndarray | None = None, background_texts: Sequence[str] | None = None) -> Ranking:
+         background_vecs: np.ndarray | None = None, background_texts: Sequence[str] | None = None,
+         min_similarity: float | None = None) -> Ranking:
     """The production ranking path: score every candidate, then pick a diverse best set above the floor.
 
     ``floor`` is on the calibrated scale (a profile's ``relevance_floor``); ``background_vecs`` are random
     papers of the store to calibrate against (without them, the anchors fall back to a fixed prior and the
-    classifier channel is off); ``background_texts`` (the same papers' texts) turn on the TF-IDF channel.
+    classifier channel is off); ``background_texts`` (the same papers' texts) turn on the TF-IDF channel;
+    ``min_similarity`` holds back loose matches (``hold_loose``): it changes which papers may be picked, never
+    a score.
     """
     floor = DEFAULT_FLOOR if floor is None else floor
     scored = score_papers(signals, cand_vecs, papers, today=today, background_vecs=background_vecs,
                           background_texts=background_texts)
+    if min_similarity is not None:
+        hold_loose(signals, scored, cand_vecs, min_similarity, floor)
     picked = select(scored, cand_vecs, max_items, floor)
     order = sorted(range(len(scored)), key=lambda i: -scored[i].score)
-    return Ranking(picked, [scored[i] for i in order], floor, max_items)
+    return Ranking(picked, [scored[i] for i in order], floor, max_items, min_similarity)

@@ -6,7 +6,8 @@ untrusted: the HTML environment autoescapes everything, and a link is used only 
 The context (built by ``pipeline.compose``)::
 
     date, date_label, items, quiet, n_candidates, profile_file, unsubscribe_url, user, reply_address, page_url,
-    n_more (runners-up on the page), n_below (papers below the floor on the page)
+    n_more (runners-up on the page), n_below (papers below the floor on the page), n_loose (papers that cleared the
+    floor but were held back as loose matches)
     items[i]: title, url, authors, sources, where, text, reason, score, up_url, down_url, reply_up, reply_down
 
 ``reply_up`` / ``reply_down`` (mailto links), ``reply_address`` and ``page_url`` (the digest's own web page,
@@ -222,7 +223,8 @@ def render_digest(context: dict, templates: Path = TEMPLATES, budget: int = HTML
     row links to on the digest's page: so the footer, with the unsubscribe link, is never clipped away. The text
     part always has every item."""
     items = [{"reply_up": "", "reply_down": "", **item} for item in context.get("items", [])]
-    ctx = {"reply_address": "", "user": "", "page_url": "", "n_more": 0, "n_below": 0, **context, "items": items}
+    ctx = {"reply_address": "", "user": "", "page_url": "", "n_more": 0, "n_below": 0, "n_loose": 0, **context,
+           "items": items}
     day = ctx.get("date")
     if isinstance(day, date):
         ctx.setdefault("date_label", date_label(day))

@@ -1606,15 +1606,20 @@ def test_the_pages_escape_paper_text(live):
 
 # ---- a digest's own page: read it again, vote on several papers -------------------------------------------
 def sent_digest(live: Live, user: str, period: str, titles: list[str], *, status: str = "sent",
-                more: list[str] = (), below: list[str] = ()) -> tuple[str, list[str]]:
-    """A digest of ``titles`` (and runners-up ``more``, and papers ``below`` its floor of 0.2) as delivery leaves
-    it in the store; returns (its page link, the ids of its papers, then of its runners-up, then below)."""
+                more: list[str] = (), below: list[str] = (), loose: list[str] = ()) -> tuple[str, list[str]]:
+    """A digest of ``titles`` (and runners-up ``more``, and papers ``below`` its floor of 0.2, then ``loose``
+    ones held back above it) as delivery leaves it in the store; returns (its page link, the ids of its papers,
+    then of its runners-up, then below)."""
+    below = [*loose, *below]
     everything = [*titles, *more, *below]
     pids = [live.paper(title, f"An abstract about {title.lower()}. " * 20) for title in everything]
     papers = live.store.get_papers(pids)
     digest_id = live.store.claim_digest(user, period)
     items = [ScoredPaper(papers[pid], 0.3 if i < len(titles) + len(more) else 0.1 - i / 100,
                          f"close to your seed paper on {title.split()[0]}")
+             if title not in loose else
+             ScoredPaper(papers[pid], 0.25, "matches your interest “Reefs” (0.12); held back: a loose match",
+                         details={"loose": True, "closest": 0.12})
              for i, (pid, title) in enumerate(zip(pids, everything, strict=True))]
     parts = [list(zip(items, pids, strict=True))[a:b] for a, b in
              ((0, len(titles)), (len(titles), len(titles) + len(more)), (len(titles) + len(more), len(everything)))]
@@ -1739,6 +1744,22 @@ def test_a_digest_page_keeps_the_best_papers_below_the_bar_folded_with_their_sco
         page = BeautifulSoup(client.get(live.path(quiet)).text, "html.parser")
     assert page.select_one("details.below").has_attr("open") and [a["id"] for a in page.select("article.item")] == \
         ["item-1"]
+
+
+def test_a_quiet_days_page_says_which_papers_were_held_back_as_loose_matches(live):
+    link, _ = sent_digest(live, "yara", "2025-04-05", [], below=["Solvent models revisited"],
+                          loose=["Legal text segmentation", "Pangenomes of pears"])
+    with live.client() as client:
+        soup = BeautifulSoup(client.get(live.path(link)).text, "html.parser")
+    meta = soup.select_one("#below + p").get_text(" ", strip=True)
+    assert "2 of them scored above it but were held back as loose matches" in meta, meta
+    assert [i["title"] for i in _page_items(str(soup))][:2] == ["Legal text segmentation", "Pangenomes of pears"]
+    assert "held back: a loose match" in _page_items(str(soup))[0]["why"]
+    # a day without them says nothing of the kind
+    plain, _ = sent_digest(live, "yara", "2025-04-06", [], below=["Nearly a match on graphs"])
+    with live.client() as client:
+        assert "loose" not in BeautifulSoup(client.get(live.path(plain)).text, "html.parser").select_one(
+            "#below + p").get_text(" ", strip=True)
 
 
 @pytest.mark.parametrize("case", ["no such item", "a number of 5000 digits", "not a number", "a superscript digit",

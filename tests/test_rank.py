@@ -155,6 +155,62 @@ def test_nothing_above_the_floor_is_a_quiet_day():
     assert len(ranking.scored) == 4
 
 
+def other_field(seed: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """A store of another field (axes 8-15) and 40 of its papers as candidates, each a little towards axis 0."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(340, DIM)).astype(np.float32) * 0.3
+    x[:, 8:16] += rng.normal(size=(340, 8)) + 2.0
+    x[:, 0] += rng.uniform(0.0, 0.6, size=340)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x[:40], x[40:]
+
+
+def test_in_a_store_of_another_field_what_clears_the_floor_is_held_back_as_a_loose_match():
+    sig = signals([("facet", "Coral reefs", unit((0, 1))), ("seed", "A reef paper", unit((0, 1), (1, 0.3)))])
+    cands, store = other_field()
+    closest = (cands @ sig.vectors.T).max(axis=1)
+    assert closest.max() < 0.4  # nothing in this store is near the reader's field
+    plain = rank(sig, cands, papers(40), max_items=10, background_vecs=store)
+    assert plain.picked  # the floor alone lets the store's least unrelated papers through
+    held = rank(sig, cands, papers(40), max_items=10, background_vecs=store, min_similarity=0.4)
+    assert held.picked == [] and held.cleared() == []  # a quiet day
+    assert [s.score for s in held.scored] == [s.score for s in plain.scored]  # no score changes
+    loose = held.loose()
+    assert {s.paper.title for s in loose} == {s.paper.title for s in plain.scored if s.score >= plain.floor}
+    assert all("held back: a loose match" in s.reason and s.details["closest"] < 0.4 for s in loose)
+    assert held.below(100)[:len(loose)] == loose  # shown on the page, to vote on
+    # a bar below the store's best matches holds back only the papers under it
+    bar = float(np.sort(closest)[-3])
+    some = rank(sig, cands, papers(40), max_items=10, background_vecs=store, min_similarity=bar)
+    assert all(s.details["closest"] >= bar for s in some.picked) and some.picked
+    assert all(s.details["closest"] < bar for s in some.loose())
+
+
+def test_a_real_match_in_a_store_of_another_field_is_picked_and_a_floor_of_zero_holds_nothing_back():
+    sig = signals([("facet", "Coral reefs", unit((0, 1)))])
+    cands, store = other_field()
+    cands = np.vstack([unit((0, 1), (9, 0.4)), cands])  # one paper of the reader's field arrived
+    ranking = rank(sig, cands, papers(41), max_items=10, background_vecs=store, min_similarity=0.4)
+    assert [s.paper.title for s in ranking.picked] == ["paper 0"]
+    assert ranking.picked[0].details["closest"] > 0.9 and "loose" not in ranking.picked[0].details
+    anything = rank(sig, cands, papers(41), max_items=50, floor=0.0, background_vecs=store, min_similarity=0.4)
+    assert not anything.loose() and len(anything.picked) > 1
+
+
+def test_a_boosted_keyword_or_author_is_never_held_back_as_a_loose_match():
+    sig = signals([("facet", "Coral reefs", unit((0, 1)))], boost_keywords=("sponges",), boost_authors=("Ana Reef",))
+    cands, store = other_field()
+    items = papers(40)
+    # the second and third of the store's ranking (the first, 'paper 30', stays unboosted)
+    first, second = (int(s.paper.title.split()[1]) for s in rank(sig, cands, items, max_items=10,
+                                                                  background_vecs=store).scored[1:3])
+    items[first] = Paper(title="Sponges of the deep shelf")
+    items[second] = Paper(title="Another paper", authors=("A. Reef",))
+    ranking = rank(sig, cands, items, max_items=10, background_vecs=store, min_similarity=0.4)
+    assert {s.paper.title for s in ranking.picked} == {"Sponges of the deep shelf", "Another paper"}
+    assert [s.paper.title for s in ranking.loose()] == ["paper 30"]  # the store's first, unboosted
+
+
 def test_the_floor_is_calibrated_across_score_scales():
     """Two users whose raw cosines live on very different scales get about as many picks at the same floor."""
     rng = np.random.default_rng(1)
