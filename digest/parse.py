@@ -493,10 +493,10 @@ def _parse_bodies(text: str | None, html: str | None, *, sender: str, subject: s
         if papers or _empty_listing(kind, body):
             return kind, papers
         return None, []  # administrative mail of an alert sender
-    for inner in attached:  # forwarded as an attachment: the inner mail has its own From
-        inner_kind, papers = _parse_msg(inner)
-        if inner_kind is not None:
-            return inner_kind, papers
+    # forwarded as attachments (one or several alerts in one mail): each inner mail has its own From
+    found = [(inner_kind, papers) for inner_kind, papers in map(_parse_msg, attached) if inner_kind is not None]
+    if found:
+        return found[0][0], [paper for _, papers in found for paper in papers]
     plain = text if text is not None else (html_to_text(html) if html else None)
     forward = _inline_forward(plain) if plain else None
     if forward is None and text is not None and html:

@@ -1342,6 +1342,21 @@ def test_scholar_forwarded_as_attachment_gives_same_papers(as_file):
     assert parsed.kind == "google_scholar" and parsed.papers == scholar_reference()
 
 
+def test_several_alerts_forwarded_as_attachments_of_one_mail_give_the_papers_of_each():
+    scholar = (FIXTURES / "google_scholar/bzz-16ef1451727eb505.eml").read_bytes()
+    arxiv = next((FIXTURES / "arxiv").glob("*.eml")).read_bytes()
+    msg = EmailMessage()
+    msg["From"] = "Me <me@example.org>"
+    msg["Subject"] = "Fwd: two alerts"
+    msg.set_content("both attached")
+    for original in (scholar, arxiv):
+        msg.add_attachment(email.message_from_bytes(original, policy=email.policy.default))
+    parsed = parse_message(msg.as_bytes())
+    alone = [parse_message(original).papers for original in (scholar, arxiv)]
+    assert alone[0] and alone[1]
+    assert parsed.papers == alone[0] + alone[1]  # the second attachment's papers were lost before
+
+
 @pytest.mark.parametrize("mark", [
     "---------- Forwarded message ---------\nFrom: send mail ONLY to cs <no-reply@arXiv.org>\n"
     "Date: Thu, Nov 7, 2024 at 6:45 AM\nSubject: cs daily Subj-class mailing 20000080 1\nTo: <me@example.org>\n",
@@ -2794,6 +2809,24 @@ def test_an_empty_to_line_in_a_forward_does_not_take_the_first_line_of_the_body(
                               "second line\n")
     assert (forward.sender, forward.subject) == ("alerts@nature.com", "Nature alert")
     assert forward.text.lstrip().startswith("FIRST LINE")
+
+
+@pytest.mark.parametrize("name", ["34-hf-daily-papers-html-alt", "35-hf-daily-papers-plaintext",
+                                  "36-hf-daily-papers-tracked-links"])
+def test_hugging_face_daily_papers_cards(name):
+    """A card per paper: its title (not the abstract's first lines, nor the authors, nor the mail's greeting),
+    its authors (and how many more: "+29 authors"), the cut abstract as a snippet, and the arXiv id."""
+    parsed = parse_message((FIXTURES / "parser_qa" / f"{name}.eml").read_bytes())
+    assert parsed.kind == "hf"
+    got = [(p.title, p.arxiv_id, p.authors[:2], p.author_count) for p in parsed.papers]
+    assert got == [
+        ("MM1: Methods, Analysis & Insights from Multimodal LLM Pre-training", "2403.09611",
+         ("Brandon McKinzie", "Zhe Gan"), 32),
+        ("Quiet-STaR: Language Models Can Teach Themselves to Think Before Speaking", "2403.09629",
+         ("Eric Zelikman", "Georges Harik"), None),
+        ("π-Flow: Fast Video Generation with 3D Gaussian Priors", "2403.09347", ("Li Wei", "Chen Hao"), None)], got
+    assert parsed.papers[0].snippet.startswith("In this work, we discuss building performant Multimodal")
+    assert parsed.papers[0].abstract is None  # only its first lines: the snippet, marked cut
 
 
 # ---------------------------------------------------------------- senders without a parser (session 20)

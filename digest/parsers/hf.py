@@ -34,7 +34,7 @@ SENDER_DOMAINS = ("huggingface.co",)
 _ID_IN_TEXT = re.compile(rf"(?:huggingface\.co/papers/|arxiv\.org/(?:abs|pdf)/|arXiv:\s?)({ARXIV_ID})", re.I)
 # lines of a copied paper card that are neither title nor abstract
 _META = re.compile(
-    r"^(published on\b.*|submitted by\b.*|upvotes?\b.*|\d[\d,.]*k?|·|•|\+\s?\d+|#\d+.*|"
+    r"^(published on\b.*|submitted by\b.*|upvotes?\b.*|\d[\d,.]*k?|[▲△⬆↑]\s?\d.*|·|•|\+\s?\d+|#\d+.*|"
     r"\d+ (authors?|comments?|upvotes?|likes?)\b.*|authors?:.*|github\b.*|arxiv page|pdf|"
     r"view (arxiv|pdf|paper).*|add to collection|community|(daily|trending) papers|"
     r"https?://\S+|[^\s/]+/\S+ · .*|\d+ (days?|hours?|minutes?) ago|"
@@ -87,10 +87,14 @@ def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
     ident: str | None = None
     abstract: list[str] = []
     authors: list[str] = []
+    count: int | None = None  # the card's "+29 authors": how many there are in all
 
     def flush() -> None:
         if title and abstract:
-            papers.append(Paper(title=title, authors=tuple(authors), abstract=" ".join(abstract), arxiv_id=ident,
+            text = " ".join(abstract)
+            cut = text.endswith(("…", "..."))  # a card's first lines of the abstract: a snippet
+            papers.append(Paper(title=title, authors=tuple(authors), abstract=None if cut else text,
+                                snippet=text if cut else None, arxiv_id=ident, author_count=count,
                                 url=arxiv_url(ident) if ident else None, source=source))
 
     for lines in blocks:
@@ -101,17 +105,30 @@ def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
             if ids and title and not abstract:
                 ident = ids[0]
             continue
-        if is_abstract(joined):
+        card = _card(content, ids, names_of, source)
+        if card is not None:  # a whole paper in one block: title, byline, upvotes, text, link
+            flush()
+            title, abstract, authors, count = None, [], [], None
+            papers.append(card)
+            continue
+        # a card's first lines of the abstract, cut ("…"): long, or short after the card's byline
+        if is_abstract(joined) or (title and not abstract and joined.endswith("…")
+                                   and len(joined.split()) >= (4 if authors else 12)):
             if title:
                 abstract.append(joined)
             continue
-        byline = names_of(joined) if title and not abstract and not authors else []
+        # "Title / Authors / Abstract": the names are not the next title ("A. Smith, +29 authors · arXiv:2403.09611")
+        shown = _ID_AFTER.sub("", joined)
+        byline = names_of(_MORE_AUTHORS.sub("", shown)) if title and not abstract and not authors else []
         if byline:
-            authors = byline  # "Title / Authors / Abstract": the names are not the next title
+            authors = byline
+            more = _MORE_AUTHORS.search(shown)
+            count = len(byline) + int(more[1]) if more else None
+            ident = ident or (ids[0] if ids else None)
             continue
         # a short block: the title of the next paper (the last short block before an abstract wins)
         flush()
-        title, abstract, authors = None, [], []
+        title, abstract, authors, count = None, [], [], None
         # a title wrapped over lines (the whole text wrapped at 72-76 columns by a mail program) is whole again;
         # of other several-line blocks (a label, then the title) the last line is the title
         wrapped = hard_wrapped and all(len(x) >= 55 for x in content[:-1]) and len(joined) <= 300
@@ -123,6 +140,36 @@ def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
             title, ident = candidate, (ids[0] if ids else None)
     flush()
     return papers
+
+
+# a byline's id after it: "Brandon McKinzie, Zhe Gan · arXiv:2403.09611"
+_ID_AFTER = re.compile(rf"\s*[·•|]\s*arXiv:\s?{ARXIV_ID}$", re.I)
+# "Brandon McKinzie, Zhe Gan, +29 authors": the names shown, and how many more there are
+_MORE_AUTHORS = re.compile(r",?\s*(?:\+|and )\s?(\d+) (?:more )?authors?$", re.I)
+
+
+def _card(content: list[str], ids: list[str], names_of, source: str) -> Paper | None:
+    """A paper whose card is one block (a Daily Papers mail's text: ``title`` / authors / ``▲ 121`` / the first
+    lines of the abstract / its ``huggingface.co/papers/<id>`` link), else None. It needs the link's id, a first
+    line that reads as a title and text after it that reads as prose, so a block of a page's other layouts (a
+    label above a title, a title alone) is left to the block reader."""
+    if not ids or len(content) < 2 or not is_meaningful_title(content[0]) or _PROSE_OR_CODE.search(content[0]) \
+            or names_of(content[0]):  # a byline opens the block: the title came before it
+        return None
+    rest = content[1:]
+    more = _MORE_AUTHORS.search(rest[0])
+    byline = names_of(_MORE_AUTHORS.sub("", rest[0])) if len(rest) > 1 or more else []
+    if byline:
+        rest = rest[1:]
+    text = clean_space(" ".join(rest))
+    if not (is_abstract(text) or (len(text.split()) >= 12 and text.endswith(".")) or text.endswith(("…", "..."))
+            or (byline and not text)):
+        return None
+    cut = text.endswith(("…", "..."))  # the first lines only: a snippet, not the abstract
+    return Paper(title=content[0], authors=tuple(byline), abstract=None if cut else text or None,
+                 snippet=text if cut else None,
+                 arxiv_id=ids[0], url=arxiv_url(ids[0]), source=source,
+                 author_count=len(byline) + int(more[1]) if byline and more else None)
 
 
 def _card_heading(a) -> str | None:
@@ -171,6 +218,12 @@ def _from_text_links(text: str) -> list[Paper]:
             continue
         before = clean_space(re.sub(r"[<(\[]?https?://\S+", "", line)).strip(" -:|[]()")
         prev = next((x for x in reversed(lines[max(0, i - 3):i]) if x), "")
+        if prev.endswith(("…", "...")) or is_abstract(prev):
+            # the end of a card's text (title / authors / upvotes / text / link): its title opens the card
+            start = i
+            while start > 0 and lines[start - 1]:
+                start -= 1
+            prev = lines[start] if start < i - 1 else ""
         title = before if is_meaningful_title(before) else prev if is_meaningful_title(prev) else ""
         if title:
             seen.add(m.group(1))
@@ -205,4 +258,5 @@ def _parse(body: Body) -> list[Paper]:
     for p in blocks:
         link = by_title.pop(clean_space(p.title).lower(), None)
         merged.append(p.with_(arxiv_id=link.arxiv_id, url=link.url) if link and not p.arxiv_id else p)
-    return merged + list(by_title.values())
+    known = {p.arxiv_id for p in merged if p.arxiv_id}  # a link to a paper a block already gave (by its id)
+    return merged + [p for p in by_title.values() if p.arxiv_id not in known]
