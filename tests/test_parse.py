@@ -2829,6 +2829,20 @@ def test_hugging_face_daily_papers_cards(name):
     assert parsed.papers[0].abstract is None  # only its first lines: the snippet, marked cut
 
 
+def test_pubmed_text_mails_in_the_abstract_format_and_wrapped_at_72_columns():
+    abstract_format = parse_message((FIXTURES / "parser_qa/02-pubmed-myncbi-plaintext-abstract-format-2019.eml")
+                                    .read_bytes()).papers[0]
+    # the citation above the title, not the abstract's sentence with two years in it
+    assert (abstract_format.doi, abstract_format.venue, abstract_format.published) == \
+        ("10.1186/s13054-019-2597-z", "Crit Care", "2019-10-05")
+    assert abstract_format.abstract.startswith("BACKGROUND: Lactate clearance") and \
+        abstract_format.abstract.endswith("should not be used as a sole target.")
+    wrapped = parse_message((FIXTURES / "parser_qa/41-pubmed-plaintext-wrapped-72.eml").read_bytes()).papers
+    assert [len(p.authors) for p in wrapped] == [30, 3, 1]  # the first list runs over five lines
+    assert wrapped[0].authors[-1] == "Prins RM" and wrapped[0].abstract is None
+    assert wrapped[0].title.startswith("Neoadjuvant anti-PD-1") and wrapped[0].title.endswith("glioblastoma")
+
+
 # ---------------------------------------------------------------- senders without a parser (session 20)
 GENERIC_QA = FIXTURES / "generic_qa"
 # mail that is no paper alert (N*), and the papers the others carry (P*): (title start, arXiv id or DOI or None)

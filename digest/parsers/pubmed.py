@@ -55,14 +55,18 @@ def _paper(pmid: str | None, title: str, lines: list[str], before: list[str] = (
     title = clean_space(title)
     if not title:
         return None
-    citation = next((line for line in lines if _is_citation(line)), None) \
-        or next((line for line in before if _is_citation(line)), None) or ""
+    # the Abstract format's citation heads the record (``before``): an abstract's sentence with a year in it
+    # ("... published between 2004 and 2019") is no citation
+    citation = next((line for line in before if _is_citation(line)), None) \
+        or next((line for line in lines if _is_citation(line)), None) or ""
     authors_text, abstract = "", []
     for line in lines:
         if line == citation or _AFFILIATION.match(line):
             continue
         if not authors_text and not abstract and _looks_like_authors(line):
             authors_text = line
+        elif authors_text.endswith(",") and not abstract and _looks_like_authors(line):
+            authors_text += " " + line  # a list of authors wrapped over lines (a text mail without blank lines)
         elif len(line) >= 80 or abstract:
             abstract.append(line)
     doi = _DOI.search(citation)
