@@ -2843,6 +2843,30 @@ def test_pubmed_text_mails_in_the_abstract_format_and_wrapped_at_72_columns():
     assert wrapped[0].title.startswith("Neoadjuvant anti-PD-1") and wrapped[0].title.endswith("glioblastoma")
 
 
+def test_tables_of_contents_that_print_the_doi_under_the_title_link():
+    """Each paper once, with its DOI (the text under its link) and its authors without degrees or honorifics;
+    the author line is no title of a second copy, a volume's index is no paper."""
+    def read(name):
+        return parse_message((FIXTURES / "parser_qa" / f"{name}.eml").read_bytes()).papers
+
+    jama = read("15-jama-current-issue")
+    assert [(p.title.split(":")[0][:30], p.doi) for p in jama] == [
+        ("Semaglutide and Cardiovascular", "10.1001/jama.2024.2345"),
+        ("Effect of Intensive Blood Pres", "10.1001/jama.2024.1987"),
+        ("What Is Atrial Fibrillation?", "10.1001/jama.2024.0456"),
+        ("Artificial Intelligence and th", "10.1001/jama.2024.1111")]
+    assert jama[1].authors == ("Jeff D. Williamson", "Nicholas M. Pajewski")  # not "MHS", not "..., MD"
+    assert jama[2].authors == ("Rebecca Voelker",)
+    epmc = read("04-europepmc-saved-search-alert")
+    assert [p.doi for p in epmc] == ["10.1016/j.immuni.2024.01.006", "10.1101/2024.02.28.582500",
+                                     "10.1038/s41577-024-01010-2"]
+    assert epmc[1].title == "Spatial transcriptomics of lymph node fibroblastic reticular cells in ageing"
+    wiley = read("07-wiley-toc-angewandte")
+    assert wiley[1].authors == ("Sarah M. Thompson", "David W. C. MacMillan")
+    ieee = read("09-ieee-xplore-toc-tpami")
+    assert len(ieee) == 3 and not any("Index" in p.title for p in ieee)
+
+
 # ---------------------------------------------------------------- senders without a parser (session 20)
 GENERIC_QA = FIXTURES / "generic_qa"
 # mail that is no paper alert (N*), and the papers the others carry (P*): (title start, arXiv id or DOI or None)

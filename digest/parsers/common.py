@@ -530,7 +530,18 @@ def arxiv_url(arxiv_id: str) -> str:
 
 # ---------------------------------------------------------------- people and titles
 
-_SUFFIX = re.compile(r"^(jr\.?|sr\.?|ii|iii|iv|phd|md)$", re.I)
+_SUFFIX = re.compile(r"^(jr\.?|sr\.?|ii|iii|iv)$", re.I)
+_HONORIFIC = re.compile(r"^(?:(?:Prof|Dr|Professor|Assoc\. Prof|Asst\. Prof)\.?\s+)+(?=[^\W\d_])")
+
+
+def without_honorifics(name: str) -> str:
+    """A name without the titles before it: "Prof. Dr. David W. C. MacMillan", as Wiley prints bylines."""
+    return _HONORIFIC.sub("", name)
+
+# academic degrees after a name ("Jeff D. Williamson, MD, MHS", as medical journals print bylines): not part of it
+_DEGREES = {"MD", "PhD", "MHS", "MSJ", "MPH", "MSc", "MS", "MA", "BS", "BSc", "BA", "MBA", "DrPH", "MBBS", "FRCP",
+            "FACC", "FAHA", "FACP", "FRCPC", "MSCE", "MMSc", "ScD", "DPhil", "MPhil", "PharmD", "DDS", "DMD", "DVM",
+            "MEd", "EdD", "MSW", "BSN", "MSN", "RN", "FRCS", "FRACP", "MRCP", "MBChB", "MSPH", "MAS", "DO", "JD"}
 
 
 def _without_parentheses(text: str) -> str:
@@ -611,7 +622,10 @@ def split_authors(text: str | None) -> list[str]:
         name = re.sub(r"(\.\.\.|…)$", "", name).strip()
         name = re.sub(r"\s+et\.?\s*al\.?$", "", name, flags=re.I).strip()  # "Eric Topol et al."
         name = _FOOTNOTE_MARKS.sub("", name)  # "Y Miyadera¹", "A. Smith*†": affiliation and footnote marks
+        name = without_honorifics(name)
         if not name or name.lower().rstrip(".") in ("et al", "and", "others"):
+            continue
+        if names and name.replace(".", "").replace(" ", "") in _DEGREES:
             continue
         if names and _SUFFIX.match(name):
             names[-1] = f"{names[-1]}, {name}"  # "Alan S Brown, Jr." is one person
@@ -622,7 +636,8 @@ def split_authors(text: str | None) -> list[str]:
 
 # a table of contents' furniture, listed like its papers ("Issue Information", "Inside front cover", "Contents list")
 TOC_FURNITURE = re.compile(r"^(issue information|cover (image|picture)|(inside )?(front|back) cover|table of contents|"
-                           r"masthead|editorial board|contents( list)?)(\s*[-–:|(].*)?$", re.I)
+                           r"masthead|editorial board|contents( list)?)(\s*[-–:|(].*)?$|"
+                           r"^(19|20)\d\d index\b", re.I)  # "2023 Index IEEE Transactions on ... Vol. 45"
 
 # name particles written in lower case ("Ludwig van Beethoven", "Maria de la Cruz", "Ahmad bin Said")
 NAME_PARTICLES = {"van", "von", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "la", "le", "ter", "ten",

@@ -173,7 +173,7 @@ def _reads_as_title(text: str) -> bool:
     forum, a seminar announcement): not a sentence's lower-case opening, not a paragraph (more than 30 words),
     not a bracketed aside, not the names of the people who wrote it ("Rafael Rafailov, Archit Sharma, and
     colleagues"), not a greeting."""
-    if not is_meaningful_title(text):
+    if not is_meaningful_title(text) or TOC_FURNITURE.match(clean_space(text)):
         return False
     text = clean_space(text)
     words = text.split()
@@ -420,11 +420,14 @@ _DOI_TEXT = re.compile(r"\b10\.\d{4,9}/[^\s\"'<>]+")
 _ITEM_BLOCKS = ("div", "td", "li", "tr", "p", "table", "tbody", "section", "article", "dd")
 # an item's DOI stands on its own: "10.1039/D5EE07078C" after a "DOI:" label, "DOI: 10.1021/...", a doi.org link
 # (or after the separator of a citation split over several tags: "<i>Nature Methods</i> <b>23</b> | doi:10.1038/...")
-_DOI_ALONE = re.compile(r"^(?:[|·•]\s*)?(?:doi:?\s*|https?://(?:dx\.)?doi\.org/)?10\.\d{4,9}/\S+$", re.I)
+# (after other ids of the record: "PMID: 38412345 | PMCID: PMC10912345 | DOI: 10.1016/j.immuni.2024.01.006")
+_DOI_ALONE = re.compile(r"^(?:(?:pmid|pmcid|issn|eissn|isbn)\s*:?\s*[\w-]+\s*[|·•;,]\s*)*(?:[|·•]\s*)?"
+                        r"(?:doi:?\s*|https?://(?:dx\.)?doi\.org/)?10\.\d{4,9}/\S+$", re.I)
 # ... or it ends the item's citation: "Nature Genetics 49, 1000 (2017) doi:10.1038/ng.3905" (a label or doi.org
 # before it, a year just before that; a DOI inside a sentence has neither)
-_DOI_CITED = re.compile(r"^.{0,150}?\b(?:19|20)\d\d\)?[,.;:]?\s*(?:doi:\s*|https?://(?:dx\.)?doi\.org/)10\.\d{4,9}/\S+$",
-                        re.I)
+# (volume, issue and pages may stand between: "JAMA. 2024;331(10):800-810. doi:10.1001/jama.2024.2345")
+_DOI_CITED = re.compile(r"^.{0,150}?\b(?:19|20)\d\d\)?(?:;\s?\d[\w()]*(?::\s?[\w-]+)?)?[,.;:]?\s*"
+                        r"(?:doi:\s*|https?://(?:dx\.)?doi\.org/)10\.\d{4,9}/\S+$", re.I)
 _TITLE_TAGS = ("a", "h1", "h2", "h3", "h4", "h5", "strong", "b")
 
 
@@ -764,7 +767,10 @@ def _dedup(papers: list[Paper]) -> list[Paper]:
         page = f"url:{p.url}" if p.url and not (p.arxiv_id or p.doi) else None
         at = kept.get(p.id, kept.get(page) if page else None)
         if at is None:
-            kept.update({key: len(out) for key in (p.id, page) if key})
+            # a paper with an id is also known by its title: the same title read later without the id (its link,
+            # where the DOI was printed under it as text) is the same paper
+            by_title = Paper(title=p.title).id if p.arxiv_id or p.doi else None
+            kept.update({key: len(out) for key in (p.id, page, by_title) if key and key not in kept})
             out.append(p)
         elif not out[at].authors and p.authors:  # the same paper read again (the text part): its byline counts
             out[at] = out[at].with_(authors=p.authors)

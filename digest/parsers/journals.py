@@ -35,6 +35,7 @@ from .common import (
     strip_tracking,
     text_of,
     unwrap_url,
+    without_honorifics,
 )
 from .generic import from_doi_blocks
 
@@ -558,7 +559,8 @@ def parse_wiley(body: Body) -> list[Paper]:
         if not is_meaningful_title(title) or TOC_FURNITURE.match(title) or title.lower() in seen:
             continue
         seen.add(title.lower())
-        names = [text_of(s).rstrip(",").strip() for s in item.select(".loa span") if s.find("span") is None]
+        names = [without_honorifics(text_of(s).rstrip(",").strip()) for s in item.select(".loa span")
+                 if s.find("span") is None]
         names = [n for n in names if n] or split_authors(text_of(item.select_one(".loa")))
         meta = text_of(item.select_one("p.rlist--inline"))
         own = item.select_one(".toc__heading") or own_before(item)
