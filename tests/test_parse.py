@@ -2867,6 +2867,14 @@ def test_tables_of_contents_that_print_the_doi_under_the_title_link():
     assert len(ieee) == 3 and not any("Index" in p.title for p in ieee)
 
 
+def test_a_byline_in_the_element_after_a_title_link_alone_in_its_own():
+    plos = parse_message((FIXTURES / "parser_qa/11-plos-biology-etoc.eml").read_bytes()).papers
+    assert [p.authors for p in plos][:2] == [("Li X", "Wang Y", "Chen L", "Zhou Z"), ("Munafò MR", "Smith GD")]
+    assert plos[0].doi == "10.1371/journal.pbio.3002541"
+    elife = parse_message((FIXTURES / "parser_qa/12-elife-digests-weekly.eml").read_bytes()).papers
+    assert len(elife) == 3 and all(len(p.authors) >= 2 for p in elife), [(p.title, p.authors) for p in elife]
+
+
 # ---------------------------------------------------------------- senders without a parser (session 20)
 GENERIC_QA = FIXTURES / "generic_qa"
 # mail that is no paper alert (N*), and the papers the others carry (P*): (title start, arXiv id or DOI or None)

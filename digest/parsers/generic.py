@@ -339,19 +339,29 @@ _NOT_SHORT_TITLE = {"our", "my", "the", "this", "new", "full", "read", "view", "
 
 def _names_after(a) -> tuple[str, ...]:
     """The names that follow the link ``a`` ("Segment Anything" / "Alexander Kirillov, Eric Mintun, ..."): the
-    next thing with text after the link, a line of its own or an element, read as a byline; () when it is none."""
-    line = None
-    for node in a.next_siblings:
-        if isinstance(node, Comment):
-            continue
-        if not isinstance(node, Tag):
-            if node.strip():
-                line = clean_space(str(node))
-                break
-            continue
-        if node.name == "br" or not _has_text(node):
-            continue
-        line = _short_text(node) if node.name != "a" else None
+    next thing with text after the link, a line of its own or an element, read as a byline; () when it is none.
+    A link alone in its element (``<p><a>Title</a></p><p>Li X, Wang Y</p>``, ``<h3><a>...</a></h3>``): after that
+    element."""
+    line, start, own = None, a, text_of(a)
+    for _ in range(3):
+        for node in start.next_siblings:
+            if isinstance(node, Comment):
+                continue
+            if not isinstance(node, Tag):
+                if node.strip():
+                    line = clean_space(str(node))
+                    break
+                continue
+            if node.name == "br" or not _has_text(node):
+                continue
+            line = _short_text(node) if node.name != "a" else None
+            break
+        else:  # nothing after the link in its element: the element's next sibling, if the link is all it holds
+            parent = start.parent
+            if parent is not None and parent.name in ("p", "div", "span", "h2", "h3", "h4", "h5", "strong", "b") \
+                    and text_of(parent) == own:
+                start = parent
+                continue
         break
     return tuple(author_names(_BYLINE_END.split(line, maxsplit=1)[0])) if line else ()
 
