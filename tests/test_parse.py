@@ -2875,6 +2875,16 @@ def test_a_byline_in_the_element_after_a_title_link_alone_in_its_own():
     assert len(elife) == 3 and all(len(p.authors) >= 2 for p in elife), [(p.title, p.authors) for p in elife]
 
 
+def test_a_reading_lists_quoted_titles():
+    papers = parse_message((FIXTURES / "parser_qa/31-colleague-reading-list-cp1252-labelled-latin1.eml")
+                           .read_bytes()).papers
+    assert [(p.title, p.arxiv_id or p.doi) for p in papers] == [
+        ("Diffusion Models Beat GANs on Image Synthesis", "2105.05233"),
+        ("Score-Based Generative Modeling through Stochastic Differential Equations", "2011.13456"),
+        ("High-Resolution Image Synthesis with Latent Diffusion Models", "10.1109/cvpr52688.2022.01042"),
+        ("Elucidating the Design Space of Diffusion-Based Generative Models", "2206.00364")]  # "... see <url>"
+
+
 # ---------------------------------------------------------------- senders without a parser (session 20)
 GENERIC_QA = FIXTURES / "generic_qa"
 # mail that is no paper alert (N*), and the papers the others carry (P*): (title start, arXiv id or DOI or None)

@@ -654,7 +654,8 @@ def _from_text(text: str) -> list[Paper]:
         for m in _BARE_DOI.finditer(line):
             found.append((None, m.group(1).rstrip(".,;"), None, m.start()))
         for arxiv, doi, url, start in found:
-            before = _title_before(line[:start])
+            # a reading list's quoted title, then its authors or a note: "1. “Title” – Dhariwal & Nichol, NeurIPS"
+            before = _quoted(line[:start]) or _title_before(line[:start])
             # "Title / Authors / Language Teaching, Volume 59 / Issue 4, pp 415 - 421 / doi: ...": the item's
             # citation is above its DOI; the title and byline are above that (a layout with bylines)
             near = _nonblank_above(lines, i)
@@ -670,6 +671,7 @@ def _from_text(text: str) -> list[Paper]:
             # its own before the link ("1.58-bit FLUX - <url>") is that item, not the line above's
             if _is_citation(before):
                 before = ""  # the citation and DOI on one line: the title is above it
+            above = _quoted(above) or above
             if _reads_as_title(before):
                 title, authors = before, []
             else:
@@ -748,6 +750,15 @@ def _nonblank_above(lines: list[str], i: int, n: int = 4, reach: int = 12) -> li
     """Up to ``n`` non-blank lines above line ``i``, in order, looking at most ``reach`` lines up."""
     found = [x for x in lines[max(0, i - reach):i] if x]
     return found[-n:]
+
+
+_QUOTED = re.compile(r"^[“\"]([^”“\"]{8,300})[”\"](?=$|\s|[,.;:()–—-])")
+
+
+def _quoted(text: str) -> str:
+    """The title a line quotes first ("“Diffusion Models Beat GANs” – Dhariwal & Nichol"), else ""."""
+    m = _QUOTED.match(_LIST_MARK.sub("", clean_space(text)))
+    return clean_space(m.group(1)) if m and len(m.group(1).split()) >= 3 else ""
 
 
 def _title_above(lines: list[str], i: int, bylines: bool = False) -> tuple[str, list[str]]:
