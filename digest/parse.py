@@ -180,6 +180,10 @@ _WESTERN_LABELS = {"ascii", "iso8859-1", "cp1252"}
 _SINGLE_BYTE = ("iso8859-", "cp125", "koi8", "mac-")  # the other single-byte ones, by codecs.lookup name prefix
 
 
+_C1 = re.compile("[\x80-\x9f]")
+_C1_AS_CP1252 = {b: bytes([b]).decode("cp1252") for b in range(0x80, 0xA0) if b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
+
+
 def _decode_part(part: Message) -> str:
     """A text part's content, tolerant of missing, wrong or unknown charsets."""
     payload = part.get_payload(decode=True)
@@ -209,6 +213,10 @@ def _decode_part(part: Message) -> str:
             continue
     else:
         text = payload.decode("cp1252", errors="replace")
+    if _C1.search(text):
+        # Windows-1252's quotes and dashes read once as Latin-1 and written on as UTF-8 (a gateway that trusted
+        # the label): C1 control characters, which no mail means; given back as the characters they were
+        text = text.translate(_C1_AS_CP1252)
     if part.get_content_type() == "text/plain" and str(part.get_param("format", "")).lower() == "flowed":
         return _unflow(text, delsp=str(part.get_param("delsp", "")).lower() == "yes")
     return text
