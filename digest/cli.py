@@ -359,6 +359,8 @@ def _print_delivery(d) -> None:
             click.echo(f"  {d.user}: already delivered for this period, not sent again{where}")
     elif d.status == "busy":
         click.echo(f"  {d.user}: another run is sending this digest; left to it ({d.error})")
+    elif d.status == "passed":
+        click.echo(f"  {d.user}: passed over, nothing sent: {d.note}")
     elif d.status == "dry-run" and d.note:
         click.echo(f"  {d.user}: a quiet day, would send nothing ({d.note})")
     elif d.status == "dry-run":

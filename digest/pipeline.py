@@ -474,6 +474,7 @@ class Delivery:
     status: sent | written (outbox) | skipped (quiet day, quiet_day = "skip") | already (done for this period)
     | busy (another live run holds the claim) | retry (transient failure: the next run tries again)
     | failed (refused permanently: not tried again for this period) | paused | dry-run
+    | passed (an earlier day than one already done: passed over)
     """
 
     user: str
@@ -662,6 +663,15 @@ def _deliver_user(store: Store, embedder: Embedder | None, settings: Settings, p
         if ranker is not None:
             return ranker(profile)
         return rank_user(store, embedder, settings, profile, today=date.fromisoformat(period), now=now)
+
+    done = store.last_done_period(profile.user, profile.email, earlier_names(store, profile))
+    if done is not None and period < done:
+        # a later day's digest already went out (the profile's timezone moved west, or the clock was set back):
+        # a day never goes out after a later one (docs/running.md), here as in the daemon and `digest status`
+        return Delivery(profile.user, "passed", to=profile.email,
+                        note=f"the digest of {done}, a later day than this one ({period}), went out already (the "
+                             "profile's timezone moved west, or the clock was set back); the next digest goes out "
+                             "at its usual time")
 
     row = store.digest_for(profile.user, period)
     readdressed = refused_elsewhere(row, profile)

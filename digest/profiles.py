@@ -595,8 +595,9 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
     text for that user, that version keeps serving.
 
     Each address belongs to one user: when two profiles name the same email, the user whose last good version
-    already had it keeps it (of several, the one whose last good version is latest in ``last_good``, which
-    lists the least recently loaded first; else the first file by name) and the other file is the error,
+    already had it keeps it (a file renamed with its text unchanged counts as the user it was; of several, the
+    one whose last good version is latest in ``last_good``, which lists the least recently loaded first; else the
+    first file by name) and the other file is the error,
     served from its own last good version if that has an address nobody else has, so no address ever gets
     two digests. A broken file's last good version never takes an address from a file that loads."""
     last_good = last_good or {}
@@ -633,8 +634,15 @@ def load_profiles(directory: Path, last_good: Mapping[str, str] | None = None) -
 
     misnamed = [_misnamed(path) for path in sorted(directory.iterdir())]
 
+    # a file renamed (bob.toml -> robert.toml, its text the same): the new name had what the old one had, so the
+    # reader keeps their address against another file that names it too
+    gone = {" ".join(text.split()): user for user, text in last_good.items() if user not in read}
+
     def had(user: str, email: str) -> bool:
         previous = _last_good(last_good, found[user][0])
+        if previous is None and found[user][1] is not None:
+            renamed = gone.get(" ".join(found[user][1].split()))
+            previous = _last_good(last_good, found[user][0].with_name(f"{renamed}.toml")) if renamed else None
         return previous is not None and previous.email.lower() == email
 
     recency = {user: i for i, user in enumerate(last_good)}

@@ -52,6 +52,7 @@ from apscheduler.triggers.cron import CronTrigger
 from . import store as store_module
 from .errors import ConfigError, DigestError, ProfileError, StoreError
 from .profiles import WEEKDAYS, Profile, load_profiles, local_period
+from .reference import similarity_bar
 from .store import DIGEST_DONE, another_users_database, database_problem, is_lock
 
 if TYPE_CHECKING:
@@ -605,7 +606,10 @@ class Daemon:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TQDM_DISABLE", "1")
         vector = self.embedder.encode(["warm-up"])  # loads the model once; every digest shares it
-        log.info("job=model: %s loaded (%d dimensions)", self.embedder.name, vector.shape[1])
+        # and the loose-match bar (reference.py): embedded once per machine, here rather than in a digest's time
+        bar = similarity_bar(self.work_store, self.embedder)
+        log.info("job=model: %s loaded (%d dimensions; loose-match bar %.2f)", self.embedder.name, vector.shape[1],
+                 bar)
         return True
 
     def _give_way(self) -> bool:
@@ -916,6 +920,8 @@ class Daemon:
             log.info("%s already delivered; not sent again%s", prefix, f" ({d.note})" if d.note else "")
         elif d.status == "busy":
             log.info("%s another live run is sending it (%s); not sent again", prefix, d.error)
+        elif d.status == "passed":
+            log.info("%s passed over: %s", prefix, d.note)
         elif d.status == "paused":
             log.info("%s paused%s; no email", prefix, f" ({d.error})" if d.error else "")
         elif d.status == "retry" and user not in self.profiles:
@@ -1043,8 +1049,10 @@ class Daemon:
         for error in sorted(current - self._reported_errors):
             user, message = record_profile_error(store, loaded, by_text[error])
             log.error("job=profiles user=%s: %s", user, message)
-        for error in sorted(self._reported_errors - current):
-            where = error.split(":", 1)[0]
+        # a file is fixed when none of its errors is left (an error replaced by another is no fix: "send_at = 7h"
+        # edited to "send_at = \"7h\"" is still broken, with the new error logged above)
+        still = {error.split(":", 1)[0] for error in current}
+        for where in sorted({error.split(":", 1)[0] for error in self._reported_errors - current} - still):
             if Path(where).suffix == ".toml" and not Path(where).exists():
                 log.info("job=profiles: %s was removed, and its error with it", where)
             else:

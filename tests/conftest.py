@@ -16,6 +16,24 @@ from browser import browser, chromium  # noqa: F401
 from mailserver import mail_servers  # noqa: F401
 
 
+@pytest.fixture(scope="session", autouse=True)
+def reference_vectors_ready(request):
+    """The loose-match bar's reference titles embedded (once per machine, as the product keeps them: ~45 s with the
+    default ensemble) before the tests that load a model, so no timed scenario pays for them in the middle."""
+    if not any(item.get_closest_marker("model") for item in request.session.items):
+        return
+    from digest.embed import DEFAULT_MODEL, Embedder
+    from digest.reference import cache_file, reference_vectors
+    from digest.store import Store
+
+    for model in (DEFAULT_MODEL, "all-MiniLM-L6-v2"):
+        if not cache_file(model).exists():
+            with tempfile.TemporaryDirectory() as tmp:
+                store = Store(Path(tmp) / "reference.db")
+                reference_vectors(store, Embedder(model))
+                store.close()
+
+
 @dataclass
 class ForeignStore:
     """A data folder anyone may write (so -wal and -shm files are made by whoever opens the database), holding a

@@ -969,3 +969,23 @@ def test_check_names_a_database_file_this_user_cannot_write(foreign_store):
             "nothing can be recorded (polls, digests sent, votes); run digest as the user that owns the data "
             "folder, or give this user write access to the database's files"), (command, proc)
     assert f.files() == ["digest.db"]
+
+
+def test_send_never_sends_a_day_older_than_one_already_delivered(tmp_path):
+    """The profile moved west (or the clock was set back) after today's digest went out: `send` passes the older
+    local day over, as the daemon and `digest status` do, instead of mailing a second, older-dated digest."""
+    from datetime import UTC, datetime, timedelta
+
+    config = _profiles(tmp_path)
+    store = Store(tmp_path / "data" / "digest.db")
+    today = datetime.now(UTC).date()
+    later = store.claim_digest("ada", (today + timedelta(days=1)).isoformat())
+    store.mark_digest(later, "sent")
+    store.close()
+    result = CliRunner().invoke(cli, ["--config", str(config), "send", "--any-day", "--outbox", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert f"ada: passed over, nothing sent: the digest of {today + timedelta(days=1)}, a later day than this one " \
+           f"({today})" in result.output, result.output
+    assert not list(tmp_path.glob("out/ada-*.eml"))
+    store = Store(tmp_path / "data" / "digest.db")
+    assert store.digest_for("ada", today.isoformat()) is None  # nothing claimed for the older day

@@ -377,8 +377,10 @@ def test_added_edited_broken_and_removed_profiles_reschedule_without_a_restart(h
         await until(lambda: next_run("ada") is None)
 
         ben = profiles / "ben.toml"
-        ben.write_text("email = [")  # broken, then deleted rather than fixed
+        ben.write_text("email = [")  # broken, then broken another way (no fix), then deleted rather than fixed
         await until(lambda: records(caplog, "ben.toml:1: not valid TOML"))
+        ben.write_text('email = "ben@example.test"\nsend_at = "7h"\n')
+        await until(lambda: records(caplog, "ben.toml:2: send_at"))
         ben.unlink()
         await until(lambda: records(caplog, "ben.toml was removed, and its error with it"))
 

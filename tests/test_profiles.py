@@ -254,6 +254,26 @@ def test_a_new_profile_cannot_take_an_address_a_user_already_has(tmp_path):
     assert set(loaded.texts) == {"ada"}  # neither refused text becomes a last good version
 
 
+def test_a_renamed_profile_keeps_its_address_against_a_file_that_was_refused_for_it(tmp_path):
+    """bob.toml had bob@; carol.toml, naming bob@ too, was refused. bob.toml renamed robert.toml (`mv`): robert is
+    bob and keeps the address; carol (which sorts first) stays the error and gets none of bob's digests."""
+    bob = _with("bob@example.org")
+    (tmp_path / "bob.toml").write_text(bob)
+    first = load_profiles(tmp_path)
+    (tmp_path / "carol.toml").write_text(bob.replace('send_at = "07:30"', 'send_at = "06:00"'))
+    second = load_profiles(tmp_path, first.texts)
+    assert set(second.profiles) == {"bob"} and "already used by" in str(second.errors[0])
+    (tmp_path / "bob.toml").rename(tmp_path / "robert.toml")
+    third = load_profiles(tmp_path, second.texts)
+    assert set(third.profiles) == {"robert"}
+    assert third.profiles["robert"].email == "bob@example.org"
+    assert [str(e).split(":")[0] for e in third.errors] == [str(tmp_path / "carol.toml")]
+    # renamed and edited at once is no longer provably bob: the names decide, as before (carol sorts first)
+    (tmp_path / "robert.toml").write_text(bob.replace('send_at = "07:30"', 'send_at = "09:00"'))
+    (tmp_path / "robert.toml").rename(tmp_path / "rob.toml")
+    assert set(load_profiles(tmp_path, second.texts).profiles) == {"carol"}
+
+
 def _with(email):
     return GOOD.replace("ada@example.org", email)
 
