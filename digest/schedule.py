@@ -732,7 +732,10 @@ class Daemon:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
         self._close()
-        log.info("job=stop: stopped cleanly")
+        if self.exit_code:
+            log.info("job=stop: stopped, exit code %d (the error above)", self.exit_code)
+        else:
+            log.info("job=stop: stopped cleanly")
         return self.exit_code
 
     def _close(self) -> None:
@@ -926,10 +929,16 @@ class Daemon:
             log.info("%s paused%s; no email", prefix, f" ({d.error})" if d.error else "")
         elif d.status == "retry" and user not in self.profiles:
             # the profile was removed (or broke beyond use) while this digest was being sent: no job of this
-            # daemon retries it now, as `digest status` also says
-            log.warning("%s not delivered: %s; %s was removed (or cannot be used) meanwhile, so nothing retries "
-                        "it: put the file back to send it, once", prefix, d.error,
-                        profile.path or self.settings.profiles_path / f"{user}.toml")
+            # daemon retries it under this name, as `digest status` also says; a profile renamed meanwhile (the
+            # same address) takes the unfinished digest over and sends it, once
+            heir = next((p for p in self.profiles.values() if p.email.lower() == profile.email.lower()), None)
+            if heir is not None:
+                log.info("%s not delivered yet: %s; the profile is %s now (the same address), which sends it, once",
+                         prefix, d.error, heir.path or heir.user)
+            else:
+                log.warning("%s not delivered: %s; %s was removed (or cannot be used) meanwhile, so nothing retries "
+                            "it: put the file back to send it, once", prefix, d.error,
+                            profile.path or self.settings.profiles_path / f"{user}.toml")
         elif d.status == "retry":
             log.warning("%s not delivered, will retry within schedule.grace_minutes: %s", prefix, d.error)
         else:
@@ -1075,7 +1084,12 @@ class Daemon:
         return [name for profile in self.profiles.values() for name in profile.library]
 
     async def _watch_job(self) -> None:
-        """Reschedule when a profile is added, edited or removed (no restart needed)."""
+        """Reschedule when a profile is added, edited or removed (no restart needed); and stop when the database
+        file was deleted or replaced, also while no job runs (no poll configured: nothing else would look)."""
+        if not self.stopping and (gone := self._store_gone()):
+            log.error("job=watch: %s", gone)
+            self.request_stop(exit_code=2)
+            return
         snapshot = profiles_snapshot(self.settings.profiles_path, self._library_files())
         if snapshot == self._snapshot:
             return

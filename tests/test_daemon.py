@@ -789,6 +789,24 @@ def test_a_database_deleted_while_the_daemon_runs_stops_it_before_the_next_job(h
         in line.getMessage()
 
 
+def test_a_database_deleted_while_an_idle_daemon_without_polls_runs_stops_it_too(home, embedder, caplog):
+    """No imap.host: no job runs between digests, so the profile watcher is what notices; the exit code says it."""
+    tmp_path, config = home
+    caplog.set_level(logging.INFO)
+    settings = load_settings(config)
+    daemon = Daemon(settings, embedder=embedder)
+
+    async def scenario():
+        await until(lambda: daemon.ready.is_set())
+        settings.db_path.unlink()
+        await until(lambda: daemon.stopping, timeout=4 * WATCH_SECONDS)
+
+    assert drive(daemon, scenario) == 2
+    [line] = records(caplog, "job=watch: ")
+    assert f"{settings.db_path}: deleted or moved while digest run was running; stopping" in line.getMessage()
+    assert records(caplog, "job=stop: stopped, exit code 2") and not records(caplog, "stopped cleanly")
+
+
 def test_other_programs_opening_checkpointing_and_closing_the_database_do_not_stop_the_daemon(home, embedder):
     """The -wal file the daemon watches must not vanish because another process (digest status, rank, backup, a
     separate web server, sqlite3) opened the database, checkpointed it and closed it: SQLite deletes the -wal only
@@ -949,7 +967,9 @@ def test_a_digest_whose_send_meets_the_write_lock_of_another_process_is_sent_by_
 
 
 @pytest.mark.mail
-def test_a_profile_removed_while_its_digest_is_being_retried_is_not_promised_a_retry(tmp_path, caplog, mail_servers):
+@pytest.mark.parametrize("how", ["removed", "renamed"])
+def test_a_profile_removed_while_its_digest_is_being_retried_is_not_promised_a_retry(tmp_path, caplog, mail_servers,
+                                                                                    how):
     """The mail server answers "try later" to ben's digest, and ben.toml is deleted while the daemon retries it:
     the digest is left 'retry' and no job of the daemon sends it any more (`digest status` says to put the file
     back). The log said "will retry within schedule.grace_minutes"; it now says that nothing retries it, and how to
@@ -984,7 +1004,10 @@ shutdown_timeout = 20
 
     async def scenario():
         await until(lambda: len(mail_servers.faults().get(ben, [])) < len(refusals), timeout=90)
-        path.unlink()  # while the sender waits to try again
+        if how == "removed":
+            path.unlink()  # while the sender waits to try again
+        else:
+            path.rename(path.with_name("benedict.toml"))  # the same reader under another file name
         await until(lambda: records(caplog, f"job=send user=ben period={due:%Y-%m-%d}: not delivered"), timeout=60)
 
     try:
@@ -995,6 +1018,10 @@ shutdown_timeout = 20
     [line] = records(caplog, f"job=send user=ben period={due:%Y-%m-%d}: not delivered")
     message = line.getMessage()
     assert "will retry" not in message
+    if how == "renamed":  # no advice to put the file back: that would make two files of one address
+        assert f"the profile is {path.with_name('benedict.toml')} now (the same address), which sends it, once" \
+            in message, message
+        return
     assert f"DATA: 451 4.3.0 try later; {path} was removed (or cannot be used) meanwhile, so nothing retries it: " \
            "put the file back to send it, once" in message
     assert mail_servers.messages(ben) == []
