@@ -205,15 +205,17 @@ def _decode_part(part: Message) -> str:
         candidates = ("utf-8", charset)
     else:
         candidates = (charset, "utf-8")
+    used = "cp1252"
     for candidate in candidates:
         try:
             text = payload.decode(candidate)
+            used = candidate
             break
         except (LookupError, UnicodeError, ValueError):  # unknown, "undefined" (UnicodeError), a NUL in the name
             continue
     else:
         text = payload.decode("cp1252", errors="replace")
-    if _C1.search(text):
+    if used in ("utf-8", "latin-1") and _C1.search(text):
         # Windows-1252's quotes and dashes read once as Latin-1 and written on as UTF-8 (a gateway that trusted
         # the label): C1 control characters, which no mail means; given back as the characters they were
         text = text.translate(_C1_AS_CP1252)
@@ -501,10 +503,21 @@ def _parse_bodies(text: str | None, html: str | None, *, sender: str, subject: s
         if papers or _empty_listing(kind, body):
             return kind, papers
         return None, []  # administrative mail of an alert sender
-    # forwarded as attachments (one or several alerts in one mail): each inner mail has its own From
-    found = [(inner_kind, papers) for inner_kind, papers in map(_parse_msg, attached) if inner_kind is not None]
+    # forwarded as attachments (one or several alerts in one mail): each inner mail has its own From; one that
+    # cannot be read does not cost the others their papers (it is the error only when none of them reads)
+    found, failures = [], []
+    for inner in attached:
+        try:
+            inner_kind, papers = _parse_msg(inner)
+        except ParseError as exc:
+            failures.append(exc)
+            continue
+        if inner_kind is not None:
+            found.append((inner_kind, papers))
     if found:
         return found[0][0], [paper for _, papers in found for paper in papers]
+    if failures:
+        raise failures[0]
     plain = text if text is not None else (html_to_text(html) if html else None)
     forward = _inline_forward(plain) if plain else None
     if forward is None and text is not None and html:

@@ -669,9 +669,9 @@ def _deliver_user(store: Store, embedder: Embedder | None, settings: Settings, p
         # a later day's digest already went out (the profile's timezone moved west, or the clock was set back):
         # a day never goes out after a later one (docs/running.md), here as in the daemon and `digest status`
         return Delivery(profile.user, "passed", to=profile.email,
-                        note=f"the digest of {done}, a later day than this one ({period}), went out already (the "
-                             "profile's timezone moved west, or the clock was set back); the next digest goes out "
-                             "at its usual time")
+                        note=f"the digest of {done}, a later day than this one ({period}), is done already (sent, "
+                             "written, skipped or refused; the profile's timezone moved west, or the clock was set "
+                             "back); the next digest goes out at its usual time")
 
     row = store.digest_for(profile.user, period)
     readdressed = refused_elsewhere(row, profile)

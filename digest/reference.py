@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 TITLES_FILE = Path(__file__).parent / "data" / "reference_titles.txt"
 _MEMO: dict[tuple[str, str], np.ndarray] = {}
 PAIR_QUANTILE = 0.9  # the bar: the cosine that this share of random pairs of titles stays below
+MIN_TITLES = 100     # fewer make no yardstick (a damaged install): then no bar
 
 
 @cache
@@ -109,8 +110,18 @@ def reference_vectors(store: Store, embedder: Embedder,
     return vectors
 
 
-def similarity_bar(store: Store, embedder: Embedder, progress: Callable[[int, int], None] | None = None) -> float:
-    """The cosine that 90% of random pairs of reference titles stay below, for ``embedder``'s model."""
+def similarity_bar(store: Store, embedder: Embedder,
+                   progress: Callable[[int, int], None] | None = None) -> float | None:
+    """The cosine that 90% of random pairs of reference titles stay below, for ``embedder``'s model; None (no
+    bar: nothing is held back) when the titles file is missing or holds too few titles (a broken install)."""
+    try:
+        enough = len(reference_titles()) >= MIN_TITLES
+    except OSError as exc:
+        enough = False
+        log.warning("%s: cannot be read (%s); no paper is held back as a loose match (reinstall digest)",
+                    TITLES_FILE, exc.strerror or exc)
+    if not enough:
+        return None
     vectors = reference_vectors(store, embedder, progress)
     sims = vectors @ vectors.T
     return float(np.quantile(sims[np.triu_indices(len(vectors), 1)], PAIR_QUANTILE))

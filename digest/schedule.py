@@ -606,10 +606,15 @@ class Daemon:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TQDM_DISABLE", "1")
         vector = self.embedder.encode(["warm-up"])  # loads the model once; every digest shares it
-        # and the loose-match bar (reference.py): embedded once per machine, here rather than in a digest's time
-        bar = similarity_bar(self.work_store, self.embedder)
-        log.info("job=model: %s loaded (%d dimensions; loose-match bar %.2f)", self.embedder.name, vector.shape[1],
-                 bar)
+        # and the loose-match bar (reference.py): embedded once per machine, here rather than in a digest's time;
+        # if that fails (the database locked or full), the first digest prepares it, and the start goes on
+        try:
+            bar = similarity_bar(self.work_store, self.embedder)
+        except Exception as exc:  # noqa: BLE001 - a convenience here, never a reason not to start
+            bar = None
+            log.warning("job=model: the loose-match bar is prepared at the first digest instead (%s)", _one_line(exc))
+        log.info("job=model: %s loaded (%d dimensions%s)", self.embedder.name, vector.shape[1],
+                 f"; loose-match bar {bar:.2f}" if bar is not None else "")
         return True
 
     def _give_way(self) -> bool:

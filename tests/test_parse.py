@@ -1355,6 +1355,18 @@ def test_several_alerts_forwarded_as_attachments_of_one_mail_give_the_papers_of_
     alone = [parse_message(original).papers for original in (scholar, arxiv)]
     assert alone[0] and alone[1]
     assert parsed.papers == alone[0] + alone[1]  # the second attachment's papers were lost before
+    # an attachment that cannot be read (an alert sender's mail without papers) costs the others nothing
+    broken = EmailMessage()
+    broken["From"], broken["Subject"] = "Google Scholar Alerts <scholaralerts-noreply@google.com>", "Alert"
+    broken.set_content("no papers here")
+    with pytest.raises(ParseError):
+        parse_message(broken.as_bytes())
+    both = EmailMessage()
+    both["From"], both["Subject"] = "Me <me@example.org>", "Fwd: alerts"
+    both.set_content("attached")
+    for inner in (broken.as_bytes(), scholar):
+        both.add_attachment(email.message_from_bytes(inner, policy=email.policy.default))
+    assert parse_message(both.as_bytes()).papers == alone[0]
 
 
 @pytest.mark.parametrize("mark", [
@@ -2811,6 +2823,14 @@ def test_an_empty_to_line_in_a_forward_does_not_take_the_first_line_of_the_body(
     assert forward.text.lstrip().startswith("FIRST LINE")
 
 
+def test_a_daily_papers_text_card_with_a_blank_line_before_its_link():
+    text = (FIXTURES / "parser_qa/35-hf-daily-papers-plaintext.eml").read_bytes().replace(
+        b"\nhttps://huggingface.co/papers/", b"\n\nhttps://huggingface.co/papers/")
+    got = [(p.title[:20], p.arxiv_id) for p in parse_message(text).papers]
+    assert got == [("MM1: Methods, Analys", "2403.09611"), ("Quiet-STaR: Language", "2403.09629"),
+                   ("π-Flow: Fast Video G", "2403.09347")], got
+
+
 @pytest.mark.parametrize("name", ["34-hf-daily-papers-html-alt", "35-hf-daily-papers-plaintext",
                                   "36-hf-daily-papers-tracked-links"])
 def test_hugging_face_daily_papers_cards(name):
@@ -2873,6 +2893,34 @@ def test_a_byline_in_the_element_after_a_title_link_alone_in_its_own():
     assert plos[0].doi == "10.1371/journal.pbio.3002541"
     elife = parse_message((FIXTURES / "parser_qa/12-elife-digests-weekly.eml").read_bytes()).papers
     assert len(elife) == 3 and all(len(p.authors) >= 2 for p in elife), [(p.title, p.authors) for p in elife]
+
+
+def test_a_quoted_phrase_that_is_no_title_does_not_cost_a_paper_and_a_sign_off_is_no_byline():
+    note = plain_mail('Two for Friday:\n\n1. "We need to talk" about this one, it is odd: '
+                      "https://arxiv.org/abs/2106.09685\n\n2. Attention Is All You Need https://arxiv.org/abs/1706.03762\n")
+    assert {p.arxiv_id for p in parse_message(note).papers} == {"2106.09685", "1706.03762"}
+    html = ('<h3><a href="https://arxiv.org/abs/2401.00012">Retrieval Augmented Generation for Code</a></h3>'
+            "<p>Thanks, Ana and Ben</p>"
+            '<h3><a href="https://arxiv.org/abs/2401.00013">Efficient Attention via Sparse Kernels</a></h3>'
+            "<p>Happy Reading, Team Digest</p>"
+            '<h3><a href="https://arxiv.org/abs/2401.00014">Graph Networks for Materials Discovery</a></h3>'
+            "<p>Alice Smith, Bob Jones</p>")
+    msg = EmailMessage()
+    msg["From"], msg["Subject"] = "News <news@example.org>", "Weekly"
+    msg.set_content("see html")
+    msg.add_alternative(html, subtype="html")
+    papers = {p.arxiv_id: p.authors for p in parse_message(msg.as_bytes()).papers}
+    assert papers == {"2401.00012": (), "2401.00013": (), "2401.00014": ("Alice Smith", "Bob Jones")}
+
+
+def test_degrees_after_names_go_and_initials_stay_and_a_volume_index_is_furniture_but_not_an_index_case():
+    from digest.parsers.common import TOC_FURNITURE, split_authors
+
+    assert split_authors("Jeff D. Williamson, MD, MHS; Nicholas M. Pajewski, PhD") == \
+        ["Jeff D. Williamson", "Nicholas M. Pajewski"]
+    assert split_authors("Smith, J.D., Jones, B.A.") == ["Smith", "J.D.", "Jones", "B.A."]  # as before: not degrees
+    assert TOC_FURNITURE.match("2023 Index IEEE Transactions on Pattern Analysis and Machine Intelligence Vol. 45")
+    assert not TOC_FURNITURE.match("2020 Index case transmission in households")
 
 
 def test_a_reading_lists_quoted_titles():

@@ -127,3 +127,22 @@ def test_a_reader_whose_field_the_store_does_not_hold_gets_a_quiet_day_that_says
     assert "cora: 0 papers written" in sent.output, sent.output
     note = next((tmp_path / "out").glob("cora-*.eml")).read_text()
     assert "hold little of your field" in " ".join(note.replace("=\n", "").split())
+
+
+def test_a_missing_or_empty_titles_file_means_no_bar_not_a_crash(tmp_path, monkeypatch, caplog):
+    """A damaged install ranks as before the bar existed (nothing held back), and says why."""
+    empty = tmp_path / "reference_titles.txt"
+    empty.write_text("")
+    monkeypatch.setattr(reference, "TITLES_FILE", empty)
+    reference.reference_titles.cache_clear()
+    try:
+        store = Store(tmp_path / "a.db")
+        assert reference.similarity_bar(store, Embedder(MODEL)) is None  # the model is never loaded for it
+        monkeypatch.setattr(reference, "TITLES_FILE", tmp_path / "gone.txt")
+        reference.reference_titles.cache_clear()
+        with caplog.at_level(logging.WARNING, logger="digest.reference"):
+            assert reference.similarity_bar(store, Embedder(MODEL)) is None
+        assert "gone.txt: cannot be read" in caplog.text and "no paper is held back" in caplog.text
+        store.close()
+    finally:
+        reference.reference_titles.cache_clear()

@@ -539,9 +539,11 @@ def without_honorifics(name: str) -> str:
     return _HONORIFIC.sub("", name)
 
 # academic degrees after a name ("Jeff D. Williamson, MD, MHS", as medical journals print bylines): not part of it
-_DEGREES = {"MD", "PhD", "MHS", "MSJ", "MPH", "MSc", "MS", "MA", "BS", "BSc", "BA", "MBA", "DrPH", "MBBS", "FRCP",
-            "FACC", "FAHA", "FACP", "FRCPC", "MSCE", "MMSc", "ScD", "DPhil", "MPhil", "PharmD", "DDS", "DMD", "DVM",
-            "MEd", "EdD", "MSW", "BSN", "MSN", "RN", "FRCS", "FRACP", "MRCP", "MBChB", "MSPH", "MAS", "DO", "JD"}
+# (as written, periods and all: "J.D." or "BA" in "Smith, J.D., Jones, BA" may be initials, so the two-letter ones
+# that are initials as often are left out, but for MD, which medical bylines write after nearly every name)
+_DEGREES = {"MD", "M.D.", "PhD", "Ph.D.", "MHS", "MSJ", "MPH", "MSc", "BSc", "MBA", "DrPH", "MBBS", "FRCP", "FACC",
+            "FAHA", "FACP", "FRCPC", "MSCE", "MMSc", "ScD", "DPhil", "MPhil", "PharmD", "DDS", "DMD", "DVM", "MEd",
+            "EdD", "MSW", "BSN", "MSN", "FRCS", "FRACP", "MRCP", "MBChB", "MSPH"}
 
 
 def _without_parentheses(text: str) -> str:
@@ -625,7 +627,7 @@ def split_authors(text: str | None) -> list[str]:
         name = without_honorifics(name)
         if not name or name.lower().rstrip(".") in ("et al", "and", "others"):
             continue
-        if names and name.replace(".", "").replace(" ", "") in _DEGREES:
+        if names and name in _DEGREES:
             continue
         if names and _SUFFIX.match(name):
             names[-1] = f"{names[-1]}, {name}"  # "Alan S Brown, Jr." is one person
@@ -637,7 +639,8 @@ def split_authors(text: str | None) -> list[str]:
 # a table of contents' furniture, listed like its papers ("Issue Information", "Inside front cover", "Contents list")
 TOC_FURNITURE = re.compile(r"^(issue information|cover (image|picture)|(inside )?(front|back) cover|table of contents|"
                            r"masthead|editorial board|contents( list)?)(\s*[-–:|(].*)?$|"
-                           r"^(19|20)\d\d index\b", re.I)  # "2023 Index IEEE Transactions on ... Vol. 45"
+                           # a volume's index: "2023 Index IEEE Transactions on Pattern Analysis ... Vol. 45"
+                           r"^(19|20)\d\d (?:author |subject )?index\b.*\bvol(?:ume)?\.? ?\d+$", re.I)
 
 # name particles written in lower case ("Ludwig van Beethoven", "Maria de la Cruz", "Ahmad bin Said")
 NAME_PARTICLES = {"van", "von", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "la", "le", "ter", "ten",
@@ -732,7 +735,9 @@ _NOT_NAMES = {"article", "articles", "research", "review", "reviews", "letter", 
               "communications", "paper", "papers", "editorial", "access", "open", "free", "full", "read", "more",
               "view", "download", "pdf", "abstract", "journal", "nano", "issue", "volume", "cover", "contents",
               "perspective", "commentary", "correspondence", "news", "online", "early", "supplementary", "learning",
-              "network", "networks", "model", "models", "analysis", "study", "author", "authors", "editor", "editors", "item", "type"}
+              "network", "networks", "model", "models", "analysis", "study", "author", "authors", "editor", "editors", "item", "type",
+              # a newsletter's sign-off under its last link ("Thanks, Ana and Ben", "Happy Reading, Team Digest")
+              "thanks", "thank", "happy", "reading", "cheers", "regards", "best", "hi", "hello", "dear"}
 
 
 LINK_WORDS = _LINK_WORDS = {

@@ -655,7 +655,8 @@ def _from_text(text: str) -> list[Paper]:
             found.append((None, m.group(1).rstrip(".,;"), None, m.start()))
         for arxiv, doi, url, start in found:
             # a reading list's quoted title, then its authors or a note: "1. “Title” – Dhariwal & Nichol, NeurIPS"
-            before = _quoted(line[:start]) or _title_before(line[:start])
+            quoted = _quoted(line[:start])
+            before = quoted if _reads_as_title(quoted) else _title_before(line[:start])
             # "Title / Authors / Language Teaching, Volume 59 / Issue 4, pp 415 - 421 / doi: ...": the item's
             # citation is above its DOI; the title and byline are above that (a layout with bylines)
             near = _nonblank_above(lines, i)
@@ -671,7 +672,8 @@ def _from_text(text: str) -> list[Paper]:
             # its own before the link ("1.58-bit FLUX - <url>") is that item, not the line above's
             if _is_citation(before):
                 before = ""  # the citation and DOI on one line: the title is above it
-            above = _quoted(above) or above
+            quoted_above = _quoted(above)
+            above = quoted_above if _reads_as_title(quoted_above) else above
             if _reads_as_title(before):
                 title, authors = before, []
             else:

@@ -88,6 +88,7 @@ def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
     abstract: list[str] = []
     authors: list[str] = []
     count: int | None = None  # the card's "+29 authors": how many there are in all
+    open_card = False  # the last block was a card without its link: the next block may hold it
 
     def flush() -> None:
         if title and abstract:
@@ -104,9 +105,15 @@ def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
         if not content:
             if ids and title and not abstract:
                 ident = ids[0]
+            elif ids and open_card and papers and papers[-1].arxiv_id is None:
+                # the link of the card just read, in a block of its own (a blank line before it)
+                papers[-1] = papers[-1].with_(arxiv_id=ids[0], url=arxiv_url(ids[0]))
+            open_card = False
             continue
+        open_card = False
         card = _card(content, ids, names_of, source)
         if card is not None:  # a whole paper in one block: title, byline, upvotes, text, link
+            open_card = card.arxiv_id is None
             flush()
             title, abstract, authors, count = None, [], [], None
             papers.append(card)
@@ -150,15 +157,18 @@ _MORE_AUTHORS = re.compile(r",?\s*(?:\+|and )\s?(\d+) (?:more )?authors?$", re.I
 
 def _card(content: list[str], ids: list[str], names_of, source: str) -> Paper | None:
     """A paper whose card is one block (a Daily Papers mail's text: ``title`` / authors / ``▲ 121`` / the first
-    lines of the abstract / its ``huggingface.co/papers/<id>`` link), else None. It needs the link's id, a first
-    line that reads as a title and text after it that reads as prose, so a block of a page's other layouts (a
-    label above a title, a title alone) is left to the block reader."""
-    if not ids or len(content) < 2 or not is_meaningful_title(content[0]) or _PROSE_OR_CODE.search(content[0]) \
+    lines of the abstract / its ``huggingface.co/papers/<id>`` link), else None. It needs the link's id (or, when
+    the link stands in the next block, a byline under the title), a first line that reads as a title and text
+    after it that reads as prose, so a block of a page's other layouts (a label above a title, a title alone) is
+    left to the block reader."""
+    if len(content) < 2 or not is_meaningful_title(content[0]) or _PROSE_OR_CODE.search(content[0]) \
             or names_of(content[0]):  # a byline opens the block: the title came before it
         return None
     rest = content[1:]
     more = _MORE_AUTHORS.search(rest[0])
     byline = names_of(_MORE_AUTHORS.sub("", rest[0])) if len(rest) > 1 or more else []
+    if not (ids or (byline and len(rest) > 1)):
+        return None
     if byline:
         rest = rest[1:]
     text = clean_space(" ".join(rest))
@@ -168,7 +178,7 @@ def _card(content: list[str], ids: list[str], names_of, source: str) -> Paper | 
     cut = text.endswith(("…", "..."))  # the first lines only: a snippet, not the abstract
     return Paper(title=content[0], authors=tuple(byline), abstract=None if cut else text or None,
                  snippet=text if cut else None,
-                 arxiv_id=ids[0], url=arxiv_url(ids[0]), source=source,
+                 arxiv_id=ids[0] if ids else None, url=arxiv_url(ids[0]) if ids else None, source=source,
                  author_count=len(byline) + int(more[1]) if byline and more else None)
 
 
@@ -217,13 +227,14 @@ def _from_text_links(text: str) -> list[Paper]:
         if not m or m.group(1) in seen:
             continue
         before = clean_space(re.sub(r"[<(\[]?https?://\S+", "", line)).strip(" -:|[]()")
-        prev = next((x for x in reversed(lines[max(0, i - 3):i]) if x), "")
-        if prev.endswith(("…", "...")) or is_abstract(prev):
+        at = next((j for j in range(i - 1, max(0, i - 3) - 1, -1) if lines[j]), None)
+        prev = lines[at] if at is not None else ""
+        if at is not None and (prev.endswith(("…", "...")) or is_abstract(prev)):
             # the end of a card's text (title / authors / upvotes / text / link): its title opens the card
-            start = i
+            start = at
             while start > 0 and lines[start - 1]:
                 start -= 1
-            prev = lines[start] if start < i - 1 else ""
+            prev = lines[start] if start < at else ""
         title = before if is_meaningful_title(before) else prev if is_meaningful_title(prev) else ""
         if title:
             seen.add(m.group(1))
