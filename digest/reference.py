@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 TITLES_FILE = Path(__file__).parent / "data" / "reference_titles.txt"
 _MEMO: dict[tuple[str, str], np.ndarray] = {}
+_BARS: dict[tuple[str, str], float] = {}
 PAIR_QUANTILE = 0.9  # the bar: the cosine that this share of random pairs of titles stays below
 MIN_TITLES = 100     # fewer make no yardstick (a damaged install): then no bar
 
@@ -122,6 +123,9 @@ def similarity_bar(store: Store, embedder: Embedder,
                     TITLES_FILE, exc.strerror or exc)
     if not enough:
         return None
-    vectors = reference_vectors(store, embedder, progress)
-    sims = vectors @ vectors.T
-    return float(np.quantile(sims[np.triu_indices(len(vectors), 1)], PAIR_QUANTILE))
+    key = (embedder.name, _key(embedder.name))
+    if key not in _BARS:  # once per process and model: every user's ranking asks for it
+        vectors = reference_vectors(store, embedder, progress)
+        sims = vectors @ vectors.T
+        _BARS[key] = float(np.quantile(sims[np.triu_indices(len(vectors), 1)], PAIR_QUANTILE))
+    return _BARS[key]

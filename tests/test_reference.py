@@ -48,6 +48,7 @@ def test_the_reference_is_embedded_once_per_machine_and_a_damaged_cache_file_is_
         tmp_path, monkeypatch, minilm, caplog):
     monkeypatch.setenv("DIGEST_MODEL_DIR", str(tmp_path / "models"))
     monkeypatch.setattr(reference, "_MEMO", {})
+    monkeypatch.setattr(reference, "_BARS", {})
     first = Counting(minilm)
     store = Store(tmp_path / "a.db")
     vectors = reference.reference_vectors(store, first)
@@ -56,6 +57,7 @@ def test_the_reference_is_embedded_once_per_machine_and_a_damaged_cache_file_is_
     assert reference.cache_file(MODEL).is_file()
     # another store, another process (no memory): the machine's file, nothing embedded
     monkeypatch.setattr(reference, "_MEMO", {})
+    monkeypatch.setattr(reference, "_BARS", {})
     second = Counting(minilm)
     store = Store(tmp_path / "b.db")
     again = reference.reference_vectors(store, second)
@@ -66,6 +68,7 @@ def test_the_reference_is_embedded_once_per_machine_and_a_damaged_cache_file_is_
     # a file cut short: said, and made again (here from the first store, which kept the vectors too)
     reference.cache_file(MODEL).write_bytes(b"\x93NUMPY cut")
     monkeypatch.setattr(reference, "_MEMO", {})
+    monkeypatch.setattr(reference, "_BARS", {})
     third = Counting(minilm)
     store = Store(tmp_path / "a.db")
     with caplog.at_level(logging.WARNING, logger="digest.reference"):
@@ -81,6 +84,7 @@ def test_a_cache_folder_that_cannot_be_written_only_costs_time(tmp_path, monkeyp
     blocked.write_text("a file where the folder should be")
     monkeypatch.setenv("DIGEST_MODEL_DIR", str(blocked))
     monkeypatch.setattr(reference, "_MEMO", {})
+    monkeypatch.setattr(reference, "_BARS", {})
     store = Store(tmp_path / "a.db")
     with caplog.at_level(logging.WARNING, logger="digest.reference"):
         assert reference.reference_vectors(store, minilm).shape == (1000, 384)
