@@ -371,6 +371,13 @@ def own_seed(profile: Profile) -> Callable[[str | None, str | None, str | None],
     return find
 
 
+def done_period(store: Store, profile: Profile, addresses: Mapping[str, str] | None = None) -> str | None:
+    """The latest period whose digest this reader has had (also under an earlier name of their profile file:
+    ``deliver_user`` would answer 'already' for it, so the catch-up must not announce it, and a day before it is
+    passed over). ``addresses``: the ``profile_addresses`` a loop over every user read once."""
+    return store.last_done_period(profile.user, profile.email, earlier_names(store, profile, addresses))
+
+
 # titles that many papers share: a seed titled so finds no paper by its title alone
 _BOILERPLATE_TITLE = re.compile(
     r"^(?:(?:publisher s |author s? )?(?:correction|erratum|corrigendum|retraction|reply|response|comment)"
@@ -664,7 +671,7 @@ def _deliver_user(store: Store, embedder: Embedder | None, settings: Settings, p
             return ranker(profile)
         return rank_user(store, embedder, settings, profile, today=date.fromisoformat(period), now=now)
 
-    done = store.last_done_period(profile.user, profile.email, earlier_names(store, profile))
+    done = done_period(store, profile)
     if done is not None and period < done:
         # a later day's digest already went out (the profile's timezone moved west, or the clock was set back):
         # a day never goes out after a later one (docs/running.md), here as in the daemon and `digest status`

@@ -51,6 +51,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from . import store as store_module
 from .errors import ConfigError, DigestError, ProfileError, StoreError
+from .pipeline import done_period
 from .profiles import WEEKDAYS, Profile, load_profiles, local_period
 from .reference import similarity_bar
 from .store import DIGEST_DONE, another_users_database, database_problem, is_lock
@@ -129,15 +130,6 @@ def next_send(profile: Profile, after: datetime) -> datetime:
     fire = send_trigger(profile).get_next_fire_time(None, after + timedelta(microseconds=1))
     assert fire is not None  # every frequency has at least one day a week
     return fire
-
-
-def done_period(store: Store, profile: Profile, addresses: Mapping[str, str] | None = None) -> str | None:
-    """The latest period whose digest this reader has had (also under an earlier name of their profile file:
-    ``deliver_user`` would answer 'already' for it, so the catch-up must not announce it). ``addresses``: the
-    ``profile_addresses`` a loop over every user read once."""
-    from .pipeline import earlier_names
-
-    return store.last_done_period(profile.user, profile.email, earlier_names(store, profile, addresses))
 
 
 def next_undone_send(profile: Profile, after: datetime, last_done: str | None) -> datetime:
