@@ -46,8 +46,10 @@ def reference_titles() -> tuple[str, ...]:
     return tuple(line.strip() for line in TITLES_FILE.read_text(encoding="utf-8").splitlines() if line.strip())
 
 
+@cache
 def _key(model: str) -> str:
-    """The titles' and the model's fingerprint: a new list or another model never reads an old file."""
+    """The titles' and the model's fingerprint: a new list or another model never reads an old file (once per
+    process and model: every ranking asks for it)."""
     digest = hashlib.sha256("\n".join([model, *reference_titles()]).encode("utf-8")).hexdigest()[:16]
     slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in model)[:80]
     return f"{slug}-{digest}"

@@ -92,11 +92,9 @@ def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
 
     def flush() -> None:
         if title and abstract:
-            text = " ".join(abstract)
-            cut = text.endswith(("…", "..."))  # a card's first lines of the abstract: a snippet
-            papers.append(Paper(title=title, authors=tuple(authors), abstract=None if cut else text,
-                                snippet=text if cut else None, arxiv_id=ident, author_count=count,
-                                url=arxiv_url(ident) if ident else None, source=source))
+            papers.append(Paper(title=title, authors=tuple(authors), **_abstract_or_snippet(" ".join(abstract)),
+                                arxiv_id=ident, author_count=count, url=arxiv_url(ident) if ident else None,
+                                source=source))
 
     for lines in blocks:
         ids = [m.group(1) for line in lines for m in [_ID_IN_TEXT.search(line)] if m]
@@ -125,12 +123,9 @@ def pairs_from_blocks(text: str, *, source: str) -> list[Paper]:
                 abstract.append(joined)
             continue
         # "Title / Authors / Abstract": the names are not the next title ("A. Smith, +29 authors · arXiv:2403.09611")
-        shown = _ID_AFTER.sub("", joined)
-        byline = names_of(_MORE_AUTHORS.sub("", shown)) if title and not abstract and not authors else []
+        byline, more = _byline(joined, names_of) if title and not abstract and not authors else ([], None)
         if byline:
-            authors = byline
-            more = _MORE_AUTHORS.search(shown)
-            count = len(byline) + int(more[1]) if more else None
+            authors, count = byline, more
             ident = ident or (ids[0] if ids else None)
             continue
         # a short block: the title of the next paper (the last short block before an abstract wins)
@@ -165,8 +160,9 @@ def _card(content: list[str], ids: list[str], names_of, source: str) -> Paper | 
             or names_of(content[0]):  # a byline opens the block: the title came before it
         return None
     rest = content[1:]
-    more = _MORE_AUTHORS.search(rest[0])
-    byline = names_of(_MORE_AUTHORS.sub("", rest[0])) if len(rest) > 1 or more else []
+    byline, more = _byline(rest[0], names_of)
+    if len(rest) == 1 and more is None:
+        byline = []  # a single line after the title is its text, unless it counts its authors ("+29 authors")
     if not (ids or (byline and len(rest) > 1)):
         return None
     if byline:
@@ -175,11 +171,24 @@ def _card(content: list[str], ids: list[str], names_of, source: str) -> Paper | 
     if not (is_abstract(text) or (len(text.split()) >= 12 and text.endswith(".")) or text.endswith(("…", "..."))
             or (byline and not text)):
         return None
-    cut = text.endswith(("…", "..."))  # the first lines only: a snippet, not the abstract
-    return Paper(title=content[0], authors=tuple(byline), abstract=None if cut else text or None,
-                 snippet=text if cut else None,
+    return Paper(title=content[0], authors=tuple(byline), **_abstract_or_snippet(text),
                  arxiv_id=ids[0] if ids else None, url=arxiv_url(ids[0]) if ids else None, source=source,
-                 author_count=len(byline) + int(more[1]) if byline and more else None)
+                 author_count=more if byline else None)
+
+
+def _byline(line: str, names_of) -> tuple[list[str], int | None]:
+    """A card's author line read as names, and how many authors there are in all when it says how many more
+    ("Brandon McKinzie, Zhe Gan, +29 authors · arXiv:2403.09611" -> 2 names, 31)."""
+    shown = _ID_AFTER.sub("", line)
+    names = names_of(_MORE_AUTHORS.sub("", shown))
+    more = _MORE_AUTHORS.search(shown)
+    return names, (len(names) + int(more[1]) if names and more else None)
+
+
+def _abstract_or_snippet(text: str) -> dict[str, str | None]:
+    """A card's text as the paper's abstract, or as its snippet when cut ("…": its first lines only)."""
+    cut = text.endswith(("…", "..."))
+    return {"abstract": None if cut else text or None, "snippet": text if cut else None}
 
 
 def _card_heading(a) -> str | None:
