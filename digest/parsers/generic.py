@@ -655,8 +655,7 @@ def _from_text(text: str) -> list[Paper]:
             found.append((None, m.group(1).rstrip(".,;"), None, m.start()))
         for arxiv, doi, url, start in found:
             # a reading list's quoted title, then its authors or a note: "1. “Title” – Dhariwal & Nichol, NeurIPS"
-            quoted = _quoted(line[:start])
-            before = quoted if _reads_as_title(quoted) else _title_before(line[:start])
+            before = _quoted(line[:start]) or _title_before(line[:start])
             # "Title / Authors / Language Teaching, Volume 59 / Issue 4, pp 415 - 421 / doi: ...": the item's
             # citation is above its DOI; the title and byline are above that (a layout with bylines)
             near = _nonblank_above(lines, i)
@@ -672,8 +671,7 @@ def _from_text(text: str) -> list[Paper]:
             # its own before the link ("1.58-bit FLUX - <url>") is that item, not the line above's
             if _is_citation(before):
                 before = ""  # the citation and DOI on one line: the title is above it
-            quoted_above = _quoted(above)
-            above = quoted_above if _reads_as_title(quoted_above) else above
+            above = _quoted(above) or above
             if _reads_as_title(before):
                 title, authors = before, []
             else:
@@ -758,9 +756,11 @@ _QUOTED = re.compile(r"^[“\"]([^”“\"]{8,300})[”\"](?=$|\s|[,.;:()–—-
 
 
 def _quoted(text: str) -> str:
-    """The title a line quotes first ("“Diffusion Models Beat GANs” – Dhariwal & Nichol"), else ""."""
+    """The title a line quotes first ("“Diffusion Models Beat GANs” – Dhariwal & Nichol"), else "" (also for a
+    quoted phrase that reads as no title: "“We need to talk” about this one")."""
     m = _QUOTED.match(_LIST_MARK.sub("", clean_space(text)))
-    return clean_space(m.group(1)) if m and len(m.group(1).split()) >= 3 else ""
+    quoted = clean_space(m.group(1)) if m and len(m.group(1).split()) >= 3 else ""
+    return quoted if _reads_as_title(quoted) else ""
 
 
 def _title_above(lines: list[str], i: int, bylines: bool = False) -> tuple[str, list[str]]:
