@@ -617,16 +617,19 @@ def hold_loose(signals: UserSignals, scored: list[ScoredPaper], cand_vecs: np.nd
     (Measured on CiteULike: of the library papers in a 5-seed top 10, 1 in ~1,000 is held back; over ten days of
     votes 1-3%, nearly all for readers whose libraries are bestselling books; benchmarks/README.md, round 17.)"""
     pos = signals.rows("facet", "seed", "liked")
-    if floor <= 0 or not len(pos) or not scored:
+    # only a paper that clears the floor can be held back: the rest need no product with every anchor (a
+    # library's thousands of seeds against a day's candidates)
+    above = [i for i, s in enumerate(scored) if s.score >= floor]
+    if floor <= 0 or not len(pos) or not above:
         return
-    closest = (np.asarray(cand_vecs, dtype=np.float32) @ signals.vectors[pos].T).max(axis=1)
-    for i, s in enumerate(scored):
-        s.details["closest"] = round(float(closest[i]), 3)
-        if s.score >= floor and closest[i] < bar and "muted" not in s.details \
-                and not ("keywords" in s.details or "authors" in s.details):
+    closest = (np.asarray(cand_vecs, dtype=np.float32)[above] @ signals.vectors[pos].T).max(axis=1)
+    for i, near in zip(above, closest, strict=True):
+        s = scored[i]
+        s.details["closest"] = round(float(near), 3)
+        if near < bar and "muted" not in s.details and not ("keywords" in s.details or "authors" in s.details):
             s.details["loose"] = True
             scored[i] = ScoredPaper(s.paper, s.score, f"{s.reason}; held back: a loose match (nothing you named "
-                                    f"is closer than {closest[i]:.2f}; a pick needs {bar:.2f})", s.facet, s.details)
+                                    f"is closer than {near:.2f}; a pick needs {bar:.2f})", s.facet, s.details)
 
 
 def rank(signals: UserSignals, cand_vecs: np.ndarray, papers: Sequence[Paper], *, max_items: int,
